@@ -1,0 +1,76 @@
+"""Stations, their observations, and the record of every ingestion."""
+from __future__ import annotations
+
+from django.contrib.gis.db import models
+
+
+class IngestRun(models.Model):
+    """One ingestion of a source path: what was read, with which reader, and what came of it."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        SKIPPED = "skipped", "Skipped (same checksum already loaded)"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=30)
+    source_path = models.CharField(max_length=1000)
+    checksum = models.CharField(max_length=64, help_text="sha256 of the files read, in path order")
+    files = models.JSONField(default=list, help_text="[{path, size, sha256}]")
+    reader = models.CharField(max_length=200)
+    reader_version = models.CharField(max_length=50)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    stations = models.PositiveIntegerField(default=0)
+    observations = models.PositiveIntegerField(default=0)
+    skipped_duplicates = models.PositiveIntegerField(default=0)
+    errors = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.source_path} ({self.status})"
+
+
+class Station(models.Model):
+    """A measuring site: flux tower, soil-moisture station, basin outlet or reanalysis point."""
+
+    network = models.CharField(max_length=100)
+    code = models.CharField(max_length=100)
+    name = models.CharField(max_length=300, blank=True)
+    geom = models.PointField(srid=4326)
+    elevation = models.FloatField(null=True, blank=True, help_text="m above sea level")
+    land_cover = models.CharField(max_length=50, blank=True, help_text="IGBP class where known")
+    source = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["network", "code"]
+        constraints = [models.UniqueConstraint(fields=["network", "code"], name="station_network_code")]
+
+    def __str__(self) -> str:
+        return f"{self.network}:{self.code}"
+
+
+class Observation(models.Model):
+    """One value of one variable at one station and time (long form).
+
+    ``is_validation`` marks rows held out from training (e.g. CARDAMOM-FluxVal validation CSVs).
+    """
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="observations")
+    variable = models.CharField(max_length=50)
+    time = models.DateTimeField()
+    value = models.FloatField()
+    units = models.CharField(max_length=50)
+    quality_flag = models.CharField(max_length=20, blank=True)
+    is_validation = models.BooleanField(default=False)
+    ingest_run = models.ForeignKey(IngestRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["station", "variable", "time", "is_validation"], name="observation_identity")
+        ]
+        indexes = [models.Index(fields=["variable", "time"])]

@@ -1,0 +1,73 @@
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from products.registry import product_for_dataset
+from products.services import RunError, request_run
+
+from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion, Person, Tag
+
+
+class DatasetPersonInline(admin.TabularInline):
+    model = DatasetPerson
+    extra = 0
+    autocomplete_fields = ["person"]
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["title_en", "title_cn", "category", "acq_start", "acq_end", "share_type", "product"]
+    list_filter = ["category", "share_type"]
+    search_fields = ["id", "title_en", "title_cn", "abstract_en", "abstract_cn"]
+    filter_horizontal = ["tags"]
+    inlines = [DatasetPersonInline]
+    readonly_fields = ["bbox", "raw"]
+    actions = ["regenerate"]
+
+    @admin.display(description=_("product"))
+    def product(self, obj):
+        spec = product_for_dataset(obj.id)
+        return spec.key if spec else "-"
+
+    @admin.action(description=_("Regenerate the product (enqueue a Celery run)"))
+    def regenerate(self, request, queryset):
+        for dataset in queryset:
+            spec = product_for_dataset(dataset.id)
+            if spec is None:
+                self.message_user(request, f"{dataset}: no product generator for this record", messages.WARNING)
+                continue
+            try:
+                run = request_run(spec.key, user=request.user)
+            except RunError as exc:
+                self.message_user(request, f"{dataset}: {exc}", messages.ERROR)
+                continue
+            self.message_user(request, f"{spec.key}: run {run.id} queued; follow it under Products › Generation runs")
+
+
+class DatasetFileInline(admin.TabularInline):
+    model = DatasetFile
+    extra = 0
+    readonly_fields = ["name", "path", "size", "sha256", "media_type", "description"]
+    can_delete = False
+
+
+@admin.register(DatasetVersion)
+class DatasetVersionAdmin(admin.ModelAdmin):
+    list_display = ["dataset", "number", "published_at", "directory"]
+    readonly_fields = ["dataset", "number", "published_at", "directory", "lineage", "notes"]
+    inlines = [DatasetFileInline]
+
+    def has_add_permission(self, request):
+        return False  # versions are created only by publishing a generation run
+
+
+@admin.register(Person)
+class PersonAdmin(admin.ModelAdmin):
+    list_display = ["true_name", "email", "work_for", "country"]
+    search_fields = ["true_name", "email", "work_for"]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind"]
+    list_filter = ["kind"]
+    search_fields = ["name"]

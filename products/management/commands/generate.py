@@ -1,0 +1,38 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from products.registry import PRODUCTS
+from products.services import RunError, create_run, execute_run, request_run
+
+
+class Command(BaseCommand):
+    help = "Generate a product now (or enqueue it on Celery with --async) and publish a new version."
+
+    def add_arguments(self, parser):
+        parser.add_argument("product", choices=sorted(PRODUCTS))
+        parser.add_argument("--async", action="store_true", dest="enqueue", help="enqueue on Celery and return")
+        parser.add_argument("--sites", help="comma-separated station codes (a quick run on a few sites)")
+        parser.add_argument("--params", default="{}", help="JSON object of generator parameters")
+
+    def handle(self, *args, product, enqueue, sites, params, **options):
+        try:
+            parameters = json.loads(params)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--params: expected a JSON object ({exc})") from None
+        if not isinstance(parameters, dict):
+            raise CommandError("--params: expected a JSON object")
+        if sites:
+            parameters["sites"] = [s.strip() for s in sites.split(",") if s.strip()]
+        try:
+            if enqueue:
+                run = request_run(product, parameters=parameters)
+                self.stdout.write(f"queued run {run.id} of {product}")
+                return
+            run = execute_run(create_run(product, parameters=parameters).id)
+        except RunError as exc:
+            raise CommandError(str(exc)) from None
+        if run.status != run.Status.SUCCEEDED:
+            raise CommandError(f"run {run.id} failed: {run.error.splitlines()[0] if run.error else ''}")
+        self.stdout.write(f"run {run.id}: published {run.version} in {run.seconds:.1f} s; "
+                          f"summary {json.dumps(run.summary)}")

@@ -1,0 +1,34 @@
+"""The five reference products: which catalog record each regenerates and what its seed published."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ProductSpec:
+    key: str
+    dataset_id: str  # TPDC record id in ../shared/catalog
+    published: dict = field(default_factory=dict)  # the seed's published validation figures
+    implemented: bool = False
+
+
+PRODUCTS: dict[str, ProductSpec] = {
+    "et_fusion": ProductSpec(
+        "et_fusion", "e22aef74-4534-4624-8e2e-f4eab129675b",
+        published={"kge": 0.857, "rmse": 0.726, "rmse_units": "mm d-1", "stations": 462,
+                   "time_step": "daily", "grid": "0.1°", "period": "1950–2024"},
+        implemented=True),
+    "sm_mlda": ProductSpec(
+        "sm_mlda", "ieee-dataport-spatiotemporal-seamless-global-surface-soil-moisture",
+        published={"r_median": 0.741, "ubrmse": 0.0437, "ubrmse_units": "m3 m-3", "stations": 1094}),
+    "freeze_thaw": ProductSpec(
+        "freeze_thaw", "f52826e1-c61c-4b79-a43c-4ece3a8eca18", published={"overall_accuracy": "> 86 %"}),
+    "tws_rec": ProductSpec("tws_rec", "6b23bed9-627c-4653-8157-2ddd5b323888", published={}),
+    "sm_1km": ProductSpec(
+        "sm_1km", "30131436-88d1-4be3-8e3d-14905a29d6d6",
+        published={"r": 0.89, "ubrmse": 0.045, "ubrmse_units": "m3 m-3", "stations": 2346}),
+}
+
+
+def product_for_dataset(dataset_id: str) -> ProductSpec | None:
+    return next((p for p in PRODUCTS.values() if p.dataset_id == dataset_id), None)

@@ -1,0 +1,57 @@
+"""Fixtures shared by the test suite.
+
+The session's test database (real PostGIS) is filled once: the five catalog records, the real
+CARDAMOM-FluxVal towers, and one ET product generated on a few real towers. Tests run in
+transactions rolled back at their end, so they all see that committed state.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+# A few real towers of different climates for quick generator runs.
+FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren", "US-Ha1", "US-MMS", "US-Var",
+             "CN-Cha", "AU-Tum"]
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = Path(settings.SHARED_DATA_DIR)
+    assert path.is_dir(), f"SHARED_DATA_DIR={path} does not exist: the real sample data are needed"
+    return path
+
+
+@pytest.fixture(scope="session")
+def catalog_dir(shared_data) -> Path:
+    return shared_data.parent / "catalog"
+
+
+@pytest.fixture(scope="session")
+def session_data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data_root")
+    settings.DATA_ROOT = root
+    return root
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, shared_data, catalog_dir, session_data_root):
+    from ingestion.services import ingest
+    from portal.catalog.services import import_records
+    from products.services import create_run, execute_run
+
+    with django_db_blocker.unblock():
+        for path in sorted(catalog_dir.glob("*.json")):
+            import_records(path)
+        ingest("cardamom", shared_data / "cardamom_fluxval")
+        run = execute_run(create_run("et_fusion", parameters={"sites": FEW_SITES, "n_splits": 3}).id)
+        assert run.status == "succeeded", run.error
+
+
+@pytest.fixture
+def et_run(django_db_setup):
+    """The ET GenerationRun published by the session setup."""
+    from products.models import GenerationRun
+
+    return GenerationRun.objects.filter(product="et_fusion", status="succeeded").earliest("created_at")
