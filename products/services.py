@@ -105,6 +105,12 @@ def create_run(product: str, *, parameters: dict | None = None, user=None) -> Ge
                                         requested_by=user if user and user.is_authenticated else None)
 
 
+def latest_version(product: str) -> DatasetVersion | None:
+    """The latest published version of ``product``'s dataset, or None."""
+    spec = PRODUCTS[product]
+    return DatasetVersion.objects.filter(dataset_id=spec.dataset_id).order_by("-number").first()
+
+
 def append_log(run_id: int, message: str) -> None:
     """Append a timestamped line to a run's log (visible in the admin while the run goes on)."""
     line = f"{timezone.now():%H:%M:%S} {message}\n"

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from products.registry import PRODUCTS
-from products.services import RunError, create_run, execute_run, request_run
+from products.services import RunError, create_run, execute_run, latest_version, request_run
 
 
 class Command(BaseCommand):
@@ -13,9 +13,11 @@ class Command(BaseCommand):
         parser.add_argument("product", choices=sorted(PRODUCTS))
         parser.add_argument("--async", action="store_true", dest="enqueue", help="enqueue on Celery and return")
         parser.add_argument("--sites", help="comma-separated station codes (a quick run on a few sites)")
+        parser.add_argument("--if-missing", action="store_true",
+                            help="do nothing when a version of the product is already published")
         parser.add_argument("--params", default="{}", help="JSON object of generator parameters")
 
-    def handle(self, *args, product, enqueue, sites, params, **options):
+    def handle(self, *args, product, enqueue, sites, params, if_missing, **options):
         try:
             parameters = json.loads(params)
         except json.JSONDecodeError as exc:
@@ -24,6 +26,10 @@ class Command(BaseCommand):
             raise CommandError("--params: expected a JSON object")
         if sites:
             parameters["sites"] = [s.strip() for s in sites.split(",") if s.strip()]
+        if if_missing and (version := latest_version(product)):
+            self.stdout.write(f"{product}: {version} is already published; nothing to do (without --if-missing, "
+                              "a new version is generated)")
+            return
         try:
             if enqueue:
                 run = request_run(product, parameters=parameters)

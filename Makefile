@@ -1,0 +1,90 @@
+# Two commands for a new user: `make run` (the portal with its products on the real sample
+# data) and `make test` (the whole suite against real PostGIS, Redis and a Celery worker).
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+PY      := .venv/bin/python
+VAR     := var
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+export SHARED_DATA_DIR ?= $(abspath ../shared/data)
+CATALOG := $(abspath $(SHARED_DATA_DIR)/../catalog)
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin redis-server chromium gettext fonts-noto-cjk
+
+.PHONY: setup system services venv assets db run stop test bench lint clean
+
+setup: system services venv assets db  ## install what is missing, start services, migrate (idempotent, no server)
+
+system:
+	missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+	command -v npm >/dev/null || missing="$$missing npm"
+	command -v python3.11 >/dev/null || missing="$$missing python3.11 python3.11-venv"
+	if [ -n "$$(echo $$missing)" ]; then
+	  echo "installing Debian packages:" $$missing
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null
+	fi
+
+services:
+	if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+	  echo "starting PostgreSQL"; pg_ctlcluster --skip-systemctl-redirect 15 main start
+	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+	fi
+	if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+	  echo "starting Redis"; mkdir -p /var/lib/redis /var/log/redis
+	  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/portal.log
+	fi
+
+venv: .venv/.installed
+.venv/.installed: requirements.txt requirements-dev.txt
+	[ -x $(PY) ] || python3.11 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+assets: node_modules/.installed
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+db:
+	$(PY) -m portal.dbsetup
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py compilemessages -v 0 --ignore=.venv --ignore=node_modules
+
+run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PORT)/
+	mkdir -p $(VAR)
+	$(PY) manage.py import_records $(CATALOG)/*.json
+	$(PY) manage.py ingest cardamom $(SHARED_DATA_DIR)/cardamom_fluxval
+	$(PY) manage.py generate et_fusion --if-missing
+	$(MAKE) --no-print-directory stop
+	.venv/bin/celery -A portal worker --detach --loglevel=INFO --concurrency=1 \
+	  --pidfile=$(VAR)/celery.pid --logfile=$(VAR)/celery.log
+	.venv/bin/gunicorn portal.wsgi --bind $(HOST):$(PORT) --workers 2 --daemon \
+	  --pid $(VAR)/gunicorn.pid --access-logfile $(VAR)/access.log --error-logfile $(VAR)/gunicorn.log
+	for i in $$(seq 30); do curl -sf -o /dev/null http://$(HOST):$(PORT)/ && break; sleep 1; done
+	curl -sf -o /dev/null http://$(HOST):$(PORT)/
+	$(PY) manage.py ensure_admin --password-file $(VAR)/admin-password
+	echo "The portal is up at http://$(HOST):$(PORT)/ (admin: http://$(HOST):$(PORT)/admin/, user 'admin', password in $(VAR)/admin-password: $$(cat $(VAR)/admin-password))"
+	echo "Celery worker log: $(VAR)/celery.log; stop both with 'make stop'."
+
+stop:  ## stop the web server and the Celery worker started by `make run`
+	for pidfile in $(VAR)/gunicorn.pid $(VAR)/celery.pid; do
+	  if [ -f $$pidfile ]; then
+	    pid=$$(cat $$pidfile); kill $$pid 2>/dev/null || true
+	    for i in $$(seq 20); do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done
+	    rm -f $$pidfile
+	  fi
+	done
+
+test: setup  ## the whole suite against real PostGIS, Redis, a Celery worker and headless Chromium
+	$(PY) -m pytest
+
+bench: setup  ## benchmarks in tests/bench (ratios against a baseline taken in the same run)
+	$(PY) -m pytest tests/bench -p no:cacheprovider -q -s
+
+lint: venv
+	.venv/bin/ruff check .
+
+clean: stop
+	rm -rf $(VAR) staticfiles
