@@ -51,6 +51,7 @@ db:
 	$(PY) -m portal.dbsetup
 	$(PY) manage.py migrate --noinput -v 0
 	$(PY) manage.py compilemessages -v 0 --ignore=.venv --ignore=node_modules
+	$(PY) manage.py collectstatic --noinput -v 0
 
 run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PORT)/
 	mkdir -p $(VAR)

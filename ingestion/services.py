@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .models import IngestRun, Station
-from .readers.base import PointData, ReaderError
+from .readers.base import PointData
 
 
 @dataclass(frozen=True)
@@ -106,13 +106,13 @@ def ingest(kind: str, path: Path | str, *, network: str | None = None) -> Ingest
     )
     try:
         data: PointData = getattr(module, spec.function)(path)
-        data.validate()
+        data.validate(path)
         if network:
             data.stations["network"] = network
         with transaction.atomic():
-            n_stations, inserted, skipped = _load(data, run)
-    except ReaderError as exc:
-        _finish(run, started, status=IngestRun.Status.FAILED, errors=str(exc))
+            n_stations, inserted, skipped = load_point_data(data, run)
+    except Exception as exc:  # a failed run is recorded whatever went wrong, then the error goes on
+        _finish(run, started, status=IngestRun.Status.FAILED, errors=f"{type(exc).__name__}: {exc}")
         raise
     _finish(run, started, status=IngestRun.Status.SUCCEEDED, stations=n_stations,
             observations=inserted, skipped_duplicates=skipped)
@@ -141,10 +141,21 @@ def upsert_stations(stations) -> dict[tuple[str, str], int]:
     return ids
 
 
-def _load(data: PointData, run: IngestRun) -> tuple[int, int, int]:
-    """Upsert stations, COPY observations into a staging table, merge. Returns (stations, inserted, skipped)."""
+def load_point_data(data: PointData, run: IngestRun) -> tuple[int, int, int]:
+    """Upsert stations, COPY observations into a staging table and merge them (call inside a transaction).
+
+    Parameters
+    ----------
+    data : validated PointData (stations and long-form observations).
+    run : the IngestRun the new rows are attributed to.
+
+    Returns
+    -------
+    (stations, inserted, skipped): stations upserted, observations inserted, and observations
+    already present (same station, variable, time and validation flag), which are left as they are.
+    """
     ids = upsert_stations(data.stations)
-    network_of = dict(zip(data.stations["code"], data.stations["network"]))
+    network_of = dict(zip(data.stations["code"], data.stations["network"], strict=False))
     obs = data.observations
     table = obs.assign(station_id=[ids[(network_of[c], c)] for c in obs["station"]])
     buffer = io.StringIO()

@@ -180,6 +180,9 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
                 summary=output.summary)
             final = Path(settings.DATA_ROOT) / relative
             final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():  # left by a run whose commit failed: no row refers to it
+                logger.warning("removing orphan directory %s", final)
+                shutil.rmtree(final)
             os.replace(workdir, final)
     except Exception:
         if final is not None and final.exists() and not workdir.exists():
@@ -218,6 +221,15 @@ def stations_frame(*, network: str, stations: list[str] | None = None) -> pd.Dat
          "land_cover": s.land_cover, "network": s.network, "source": s.source} for s in qs])
 
 
+def json_safe(metrics: dict) -> dict:
+    """Metric values as plain Python numbers, NaN as None (JSON and SQL NULL)."""
+    out = {}
+    for key, value in metrics.items():
+        value = float(value) if value is not None else None
+        out[key] = None if value is None or value != value else (int(value) if key == "n" else value)
+    return out
+
+
 def _record_inputs(run: GenerationRun, inputs: list[dict]) -> None:
     GenerationRun.objects.filter(id=run.id).update(inputs=inputs)
 
@@ -234,11 +246,12 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     from .generators import et_fusion
 
-    params = {"n_splits": 10, "seed": 42, **run.parameters}
+    params = dict(run.parameters)
     sites = params.pop("sites", None)
+    cv = {"n_splits": int(params.pop("n_splits", 10)), "seed": int(params.pop("seed", 42))}
     timings: dict = {}
     t = time.perf_counter()
-    obs = observations_frame(network=CARDAMOM_NETWORK, variables=et_fusion.TOWER_VARIABLES, stations=sites)
+    obs = observations_frame(network=CARDAMOM_NETWORK, variables=list(et_fusion.TOWER_VARIABLES), stations=sites)
     stations = stations_frame(network=CARDAMOM_NETWORK, stations=sites)
     if obs.empty:
         raise RunError(f"no {CARDAMOM_NETWORK} observations in the database: run 'manage.py ingest cardamom' first")
@@ -255,7 +268,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     _timed(run, timings, "load_inputs", t)
 
     t = time.perf_counter()
-    result = et_fusion.run(table, **params)
+    result = et_fusion.run(table, **cv, params=params or None)
     _timed(run, timings, "fit_and_cross_validate", t)
 
     t = time.perf_counter()
@@ -269,7 +282,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     _timed(run, timings, "predict_and_write", t)
 
     validation = [
-        {"variable": "et", "units": "mm d-1", "split": split, "scope": scope, "label": label, **metrics}
+        {"variable": "et", "units": "mm d-1", "split": split, "scope": scope, "label": label, **json_safe(metrics)}
         for split, scope, label, metrics in et_fusion.metric_rows(result)
     ]
     pooled = next(v for v in validation if v["split"] == "validation" and v["scope"] == "pooled")

@@ -16,6 +16,19 @@ FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren
              "CN-Cha", "AU-Tum"]
 
 
+# Tests publish to their own Redis database so that a worker started by `make run` never sees them.
+TEST_BROKER_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_broker():
+    from portal.celery import app
+
+    settings.CELERY_BROKER_URL = TEST_BROKER_URL
+    app.conf.broker_url = TEST_BROKER_URL
+    return TEST_BROKER_URL
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = Path(settings.SHARED_DATA_DIR)

@@ -34,7 +34,7 @@ def test_held_out_validation_rows_are_marked(shared_data):
     expected = 0
     for path in (shared_data / "cardamom_fluxval" / "validation_data").glob("validation_*.csv"):
         with path.open() as fh:
-            expected += sum(1 for row in csv.DictReader(fh) if row["ET"] not in ("", "NA", "-9999"))
+            expected += sum(1 for row in csv.DictReader(fh) if row["ET"] not in ("", "NA", "NaN", "-9999"))
     assert Observation.objects.filter(variable="et", is_validation=True).count() == expected
     # a held-out month is not also a training row of the same tower
     training = Observation.objects.filter(variable="et", is_validation=False, station=OuterRef("station"),
