@@ -188,7 +188,7 @@ class Dataset(models.Model):
         """Bounding box as ``(min_lon, min_lat, max_lon, max_lat)`` in EPSG:4326."""
         return tuple(self.bbox.extent) if self.bbox else None
 
-    def latest_version(self) -> "DatasetVersion | None":
+    def latest_version(self) -> DatasetVersion | None:
         return self.versions.order_by("-number").first()
 
 

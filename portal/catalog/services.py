@@ -130,7 +130,7 @@ class _Record:
         if all(c is None for c in corners):
             return None
         if any(c is None for c in corners):
-            missing = [n for n, c in zip(("ds_acq_lon_west", "ds_acq_lat_south", "ds_acq_lon_east", "ds_acq_lat_north"), corners) if c is None]
+            missing = [n for n, c in zip(("ds_acq_lon_west", "ds_acq_lat_south", "ds_acq_lon_east", "ds_acq_lat_north"), corners, strict=True) if c is None]
             raise self.error(missing[0], "a number (the bounding box needs all four edges)")
         if south > north:
             raise self.error("ds_acq_lat_south", f"a latitude <= ds_acq_lat_north ({north})", south)
