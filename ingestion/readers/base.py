@@ -28,7 +28,7 @@ class ReaderError(ValueError):
     "flux_site_3.cbf: field 'nomet': expected 9 meteorological drivers, found 7"
     """
 
-    def __init__(self, path: str | os.PathLike, message: str, *, line: int | None = None,
+    def __init__(self, path: str | os.PathLike, message: str, line: int | None = None,
                  field: str | None = None):
         self.path, self.line, self.field, self.message = str(path), line, field, message
         where = [Path(path).name or str(path)]
@@ -37,6 +37,9 @@ class ReaderError(ValueError):
         if field is not None:
             where.append(f"field {field!r}")
         super().__init__(": ".join([*where, message]))
+
+    def __reduce__(self):  # picklable (e.g. by Celery) despite the extra arguments
+        return self.__class__, (self.path, self.message, self.line, self.field)
 
 
 STATION_COLUMNS = {"code": "str", "name": "str", "lat": "float", "lon": "float", "elevation": "float",

@@ -101,7 +101,17 @@ def pearson_r(sim, obs) -> float:
 
 
 def bias(sim, obs) -> float:
-    """Mean bias, mean(sim) - mean(obs), in the units of the inputs (NaN with < 2 valid pairs).
+    """Mean bias, mean(sim) - mean(obs).
+
+    Parameters
+    ----------
+    sim, obs : array_like
+        Product and reference, same shape and units.
+
+    Returns
+    -------
+    float
+        Units of the inputs; positive when the product is too high; NaN with fewer than 2 valid pairs.
 
     Raises
     ------
@@ -113,7 +123,17 @@ def bias(sim, obs) -> float:
 
 
 def rmse(sim, obs) -> float:
-    """Root-mean-square error sqrt(mean((sim - obs)**2)), units of the inputs (NaN with < 2 pairs).
+    """Root-mean-square error sqrt(mean((sim - obs)**2)).
+
+    Parameters
+    ----------
+    sim, obs : array_like
+        Product and reference, same shape and units.
+
+    Returns
+    -------
+    float
+        Units of the inputs, >= 0; NaN with fewer than 2 valid pairs.
 
     Raises
     ------
@@ -127,26 +147,50 @@ def rmse(sim, obs) -> float:
 def ubrmse(sim, obs) -> float:
     """Unbiased RMSE sqrt(mean(((sim - mean(sim)) - (obs - mean(obs)))**2)) = sqrt(RMSE**2 - bias**2).
 
-    Units of the inputs; NaN with fewer than 2 valid pairs (Entekhabi et al. 2010).
+    Parameters
+    ----------
+    sim, obs : array_like
+        Product and reference, same shape and units.
+
+    Returns
+    -------
+    float
+        Units of the inputs, >= 0; NaN with fewer than 2 valid pairs.
 
     Raises
     ------
     ValueError
         Shapes differ.
+
+    References
+    ----------
+    Entekhabi et al. (2010), doi:10.1175/2010JHM1223.1; pytesmo ``ubrmsd``.
     """
     s, o = _pairs_or_none(sim, obs)
     return np.nan if s is None else float(np.sqrt(np.mean(((s - s.mean()) - (o - o.mean())) ** 2)))
 
 
 def nse(sim, obs) -> float:
-    """Nash-Sutcliffe efficiency 1 - sum((sim - obs)**2) / sum((obs - mean(obs))**2) (Nash & Sutcliffe 1970).
+    """Nash-Sutcliffe efficiency NSE = 1 - sum((sim - obs)**2) / sum((obs - mean(obs))**2).
 
-    Dimensionless, <= 1; NaN with fewer than 2 valid pairs, -inf/NaN when obs is constant.
+    Parameters
+    ----------
+    sim, obs : array_like
+        Product and reference, same shape and units.
+
+    Returns
+    -------
+    float
+        Dimensionless, <= 1; NaN with fewer than 2 valid pairs, -inf or NaN when obs is constant.
 
     Raises
     ------
     ValueError
         Shapes differ.
+
+    References
+    ----------
+    Nash & Sutcliffe (1970), doi:10.1016/0022-1694(70)90255-6; checked against ``hydroeval.nse``.
     """
     s, o = _pairs_or_none(sim, obs)
     if s is None:

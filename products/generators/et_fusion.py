@@ -1,0 +1,537 @@
+"""ET fusion, first product: monthly evapotranspiration from tower drivers with LightGBM (no Django).
+
+Pipeline: :func:`build_training_table` (long tower observations -> wide table) ->
+:func:`run` (leave-site-out cross-validation + final model) -> :func:`era5_monthly_drivers` and
+:func:`predict` (apply the final model at ERA5 points) -> :func:`to_cf_dataset` and
+:func:`write_netcdf` (CF-1.8 timeSeries file).
+
+All ET values are mm d-1 of liquid water, numerically equal to kg m-2 d-1.
+
+References
+----------
+Xu, Li, Wei, Lu, Wei, Lee, Dai (2025): A multimodal machine learning fused global 0.1 degree daily
+evapotranspiration dataset from 1950-2022. Agric. For. Meteorol. 372, 110645.
+Ke, G., et al. (2017): LightGBM: a highly efficient gradient boosting decision tree. NeurIPS 30.
+Pastorello, G., et al. (2020): The FLUXNET2015 dataset. Sci. Data 7, 225, doi:10.1038/s41597-020-0534-3.
+Yang, Y., Bloom, A. A., et al.: CARDAMOM-FluxVal Version 1.0, in prep. for Geosci. Model Dev. Discuss.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm
+import numpy as np
+import pandas as pd
+import sklearn
+import xarray as xr
+from sklearn.model_selection import GroupKFold
+
+from ingestion.readers.base import ReaderError
+from products.methods.metrics import summary
+
+DRIVERS = ("tmin", "tmax", "ssrd", "vpd", "precip")
+# Signed latitude: with month_sin/month_cos it lets the trees tell the seasons of the two hemispheres apart.
+FEATURES = (*DRIVERS, "month_sin", "month_cos", "lat")
+TARGET = "et"
+TOWER_VARIABLES = (*DRIVERS, TARGET)
+UNITS = {"tmin": "degC", "tmax": "degC", "ssrd": "MJ m-2 d-1", "vpd": "hPa", "precip": "mm d-1", "et": "mm d-1"}
+DEFAULT_PARAMS = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 2, "verbose": -1,
+                  "deterministic": True, "force_col_wise": True}
+REFERENCES = (
+    "CARDAMOM-FluxVal v1.0 (Yang et al., in prep., Geosci. Model Dev. Discuss.); "
+    "FLUXNET2015: Pastorello et al. (2020), Sci. Data 7, 225, doi:10.1038/s41597-020-0534-3; "
+    "ERA5: Hersbach et al. (2023), ERA5 hourly data on single levels, Copernicus Climate Change Service, "
+    "doi:10.24381/cds.adbb2d47; "
+    "LightGBM: Ke et al. (2017), NeurIPS 30; "
+    "method after Xu et al. (2025), Agric. For. Meteorol. 372, 110645")
+
+
+@dataclass
+class EtFusionResult:
+    """Output of :func:`run`.
+
+    Attributes
+    ----------
+    predictions : pandas.DataFrame
+        One row per row of the training table: ``station``, ``time``, ``lat``, ``lon``
+        (``land_cover`` when the table has it), ``et_obs`` and ``et_pred`` (float64, mm d-1),
+        ``is_validation`` (bool), ``fold`` (int, the cross-validation fold that left the
+        station out; ``et_pred`` comes from that fold's model).
+    final_model : lightgbm.LGBMRegressor
+        Fitted on all training (non-validation) rows of all stations; for new places.
+    metrics : dict
+        :func:`products.methods.metrics.summary` dicts: ``metrics["validation"]["pooled"]``,
+        ``["validation"]["site"][code]``, ``["validation"]["class"][land_cover]`` for the
+        held-out validation rows, and ``metrics["cv"]["pooled"]`` for the cross-validated
+        training rows.
+    params : dict
+        LightGBM parameters used (defaults merged with the caller's).
+    fold_train_stations : list of frozenset
+        Stations whose training rows fitted fold k's model (index k).
+    n_splits, seed : int
+        Cross-validation settings.
+    """
+
+    predictions: pd.DataFrame
+    final_model: lightgbm.LGBMRegressor
+    metrics: dict
+    params: dict
+    fold_train_stations: list[frozenset] = field(default_factory=list)
+    n_splits: int = 10
+    seed: int = 42
+
+
+def add_calendar_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``month_sin`` and ``month_cos`` = sin/cos(2 pi (month - 0.5) / 12) from ``frame["time"]``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        With a ``time`` column (datetime64[ns]).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` with the two float64 columns added (modified in place and returned).
+    """
+    angle = 2 * np.pi * (frame["time"].dt.month.to_numpy() - 0.5) / 12
+    frame["month_sin"], frame["month_cos"] = np.sin(angle), np.cos(angle)
+    return frame
+
+
+def build_training_table(observations: pd.DataFrame, stations: pd.DataFrame) -> pd.DataFrame:
+    """Wide table of monthly drivers and ET per station and month.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long table as :class:`ingestion.readers.base.PointData.observations` (``station``,
+        ``variable``, ``time``, ``value``, ``units``, ``is_validation``) with the variables of
+        :data:`TOWER_VARIABLES` in the units of :data:`UNITS`; other variables are ignored.
+    stations : pandas.DataFrame
+        ``code``, ``lat``, ``lon`` (degrees) and optionally ``land_cover``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per ET value: ``station``, ``time``, ``lat``, ``lon``, (``land_cover``),
+        the drivers (NaN where a driver is missing; LightGBM handles missing values),
+        ``month_sin``, ``month_cos``, ``et`` (mm d-1), ``is_validation``. Drivers come from the
+        non-validation rows of the same station and month, also for validation rows: only the
+        targets are held out, the cbf files hold drivers for every month.
+
+    Raises
+    ------
+    ValueError
+        A driver or ET is absent, a variable is in other units, a (station, month, variable)
+        appears twice, a month is both a training and a validation target (leakage), or a
+        station is missing from ``stations``.
+    """
+    obs = observations[observations["variable"].isin(TOWER_VARIABLES)].astype({"is_validation": bool})
+    for variable in TOWER_VARIABLES:
+        units = set(obs.loc[obs["variable"] == variable, "units"].unique())
+        if not units:
+            raise ValueError(f"observations: no rows of variable {variable!r} (needed: {', '.join(TOWER_VARIABLES)})")
+        if units != {UNITS[variable]}:
+            raise ValueError(f"observations: variable {variable!r} must be in {UNITS[variable]!r}, found {sorted(units)}")
+    keys = ["station", "time"]
+    driver_rows = obs[~obs["is_validation"] & obs["variable"].isin(DRIVERS)]
+    if driver_rows.duplicated([*keys, "variable"]).any():
+        row = driver_rows[driver_rows.duplicated([*keys, "variable"])].iloc[0]
+        raise ValueError(f"observations: {row['variable']} at {row['station']} {row['time']:%Y-%m} appears twice")
+    drivers = driver_rows.pivot(index=keys, columns="variable", values="value").reindex(columns=list(DRIVERS))
+    drivers = drivers.reset_index()
+    targets = obs.loc[obs["variable"] == TARGET, [*keys, "value", "is_validation"]].rename(columns={"value": TARGET})
+    if targets.duplicated(keys).any():
+        row = targets[targets.duplicated(keys)].iloc[0]
+        raise ValueError(f"observations: et at {row['station']} {row['time']:%Y-%m} appears twice (a validation "
+                         "month must not also be a training target)")
+    site_columns = [c for c in ("code", "lat", "lon", "land_cover") if c in stations.columns]
+    sites = stations[site_columns].rename(columns={"code": "station"})
+    missing = set(targets["station"]) - set(sites["station"])
+    if missing:
+        raise ValueError(f"stations: no row for {sorted(missing)[:5]}")
+    table = targets.merge(drivers, on=keys, how="left").merge(sites, on="station", how="left")
+    table["time"] = table["time"].astype("datetime64[ns]")
+    add_calendar_features(table)
+    columns = ["station", "time", "lat", "lon", *site_columns[3:], *DRIVERS, "month_sin", "month_cos", TARGET,
+               "is_validation"]
+    return table[columns].sort_values(keys).reset_index(drop=True).astype({"is_validation": bool})
+
+
+def _metrics(predictions: pd.DataFrame) -> dict:
+    val, cv = predictions[predictions["is_validation"]], predictions[~predictions["is_validation"]]
+    out = {"validation": {"pooled": summary(val["et_pred"], val["et_obs"]),
+                          "site": {s: summary(g["et_pred"], g["et_obs"]) for s, g in val.groupby("station")}},
+           "cv": {"pooled": summary(cv["et_pred"], cv["et_obs"])}}
+    if "land_cover" in val.columns:
+        out["validation"]["class"] = {c: summary(g["et_pred"], g["et_obs"]) for c, g in val.groupby("land_cover")}
+    return out
+
+
+def run(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 42, params: dict | None = None) -> EtFusionResult:
+    """Leave-site-out cross-validation of a LightGBM ET model, and a final model on all towers.
+
+    ``sklearn.model_selection.GroupKFold`` with the station as group puts every station in the
+    test part of exactly one of the ``n_splits`` folds. Fold k's model is fitted on the
+    training (non-validation) rows of the stations outside fold k and predicts all rows
+    (training and held-out validation) of the stations in fold k, so each prediction comes from
+    a model that never saw that station. The final model is fitted on the training rows of
+    all stations; validation rows are never used for fitting.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`build_training_table` (``station``, :data:`FEATURES`, ``et`` in mm d-1,
+        ``is_validation``).
+    n_splits : int
+        Number of folds (at most the number of stations).
+    seed : int
+        ``random_state`` of LightGBM (row and column subsampling).
+    params : dict, optional
+        ``lightgbm.LGBMRegressor`` parameters overriding :data:`DEFAULT_PARAMS`.
+
+    Returns
+    -------
+    EtFusionResult
+        Predictions (mm d-1) with fold numbers, final model, metrics, parameters.
+
+    Raises
+    ------
+    ValueError
+        Fewer stations than ``n_splits``, or a missing feature column.
+
+    References
+    ----------
+    scikit-learn ``GroupKFold``; LightGBM ``LGBMRegressor`` (Ke et al. 2017).
+    """
+    missing = [c for c in ("station", *FEATURES, TARGET, "is_validation") if c not in table.columns]
+    if missing:
+        raise ValueError(f"table: missing columns {missing}")
+    n_stations = table["station"].nunique()
+    if n_splits < 2 or n_stations < n_splits:
+        raise ValueError(f"n_splits must be in 2..{n_stations} (number of stations), found {n_splits}")
+    params = {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
+    x, y = table[list(FEATURES)], table[TARGET].to_numpy(dtype="float64")
+    stations, is_train = table["station"].to_numpy(), ~table["is_validation"].to_numpy(dtype=bool)
+    predicted, fold = np.full(len(table), np.nan), np.full(len(table), -1)
+    fold_train_stations = []
+    for k, (train_idx, test_idx) in enumerate(GroupKFold(n_splits=n_splits).split(x, y, groups=stations)):
+        train_idx = train_idx[is_train[train_idx]]  # training rows of the other stations only
+        model = lightgbm.LGBMRegressor(**params).fit(x.iloc[train_idx], y[train_idx])
+        predicted[test_idx], fold[test_idx] = model.predict(x.iloc[test_idx]), k
+        fold_train_stations.append(frozenset(stations[train_idx]))
+    final_model = lightgbm.LGBMRegressor(**params).fit(x[is_train], y[is_train])
+    keep = ["station", "time", "lat", "lon", *(["land_cover"] if "land_cover" in table.columns else [])]
+    predictions = table[keep].assign(et_obs=y, et_pred=predicted, is_validation=~is_train, fold=fold)
+    return EtFusionResult(predictions, final_model, _metrics(predictions), params, fold_train_stations,
+                          n_splits, seed)
+
+
+def metric_rows(result: EtFusionResult) -> list[tuple[str, str, str, dict]]:
+    """``(split, scope, label, metrics)`` rows of ``result.metrics`` for ValidationResult records.
+
+    Parameters
+    ----------
+    result : EtFusionResult
+        From :func:`run`.
+
+    Returns
+    -------
+    list of tuple
+        split ``validation`` (held-out rows) or ``cv`` (cross-validated training rows); scope
+        ``pooled`` (label "all sites"), ``site`` (label = station code) or ``class`` (label =
+        IGBP land cover); metrics as :func:`products.methods.metrics.summary` (ET in mm d-1).
+    """
+    rows = []
+    for split, scopes in result.metrics.items():
+        rows.append((split, "pooled", "all sites", scopes["pooled"]))
+        for scope in ("site", "class"):
+            rows.extend((split, scope, label, m) for label, m in scopes.get(scope, {}).items())
+    return rows
+
+
+_TEMPERATURE = {"K": lambda x: x - 273.15, "degC": lambda x: x, "celsius": lambda x: x, "°C": lambda x: x}
+_CONVERSIONS = {  # variable -> {units attribute: conversion to the tower units}
+    "tasmin": _TEMPERATURE, "tasmax": _TEMPERATURE, "tas": _TEMPERATURE, "tdps": _TEMPERATURE,
+    "rsds": {"W m-2": lambda x: x * 0.0864, "W/m2": lambda x: x * 0.0864, "W m**-2": lambda x: x * 0.0864},
+    "pr": {"kg m-2 s-1": lambda x: x * 86400.0, "kg/m2/s": lambda x: x * 86400.0, "kg m**-2 s**-1": lambda x: x * 86400.0,
+           "mm d-1": lambda x: x, "mm/day": lambda x: x},
+}
+
+
+def saturation_vapour_pressure(t_degc):
+    """Saturation vapour pressure over water, FAO-56 Tetens form e(T) = 0.6108 exp(17.27 T / (T + 237.3)).
+
+    Parameters
+    ----------
+    t_degc : array_like or xarray.DataArray
+        Temperature in degC.
+
+    Returns
+    -------
+    same type as input
+        Vapour pressure in kPa.
+
+    References
+    ----------
+    Allen, R. G., Pereira, L. S., Raes, D., Smith, M. (1998): Crop evapotranspiration. FAO Irrigation
+    and Drainage Paper 56, eq. 11.
+    """
+    return 0.6108 * np.exp(17.27 * t_degc / (t_degc + 237.3))
+
+
+def era5_monthly_drivers(ds: xr.Dataset) -> pd.DataFrame:
+    """Monthly model drivers at ERA5 points from daily CF variables.
+
+    tmin/tmax: monthly mean of daily ``tasmin``/``tasmax`` (degC); ssrd = mean ``rsds`` (W m-2)
+    x 0.0864 (MJ m-2 d-1); precip = mean ``pr`` (kg m-2 s-1) x 86400 (mm d-1); vpd = monthly mean
+    of daily e_s(tas) - e_a(tdps) (hPa, clipped at 0) with :func:`saturation_vapour_pressure`.
+    Monthly means are over the days present. The VPD is a documented approximation: the
+    CARDAMOM-FluxVal drivers come from tower VPD and may follow another definition (e.g. a
+    daily maximum VPD), so ERA5 VPD can be biased relative to the training VPD.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Dims (station-like dimension, ``time``) with ``time`` datetime64 (daily), variables
+        ``tas``, ``tasmax``, ``tasmin``, ``tdps`` (K or degC), ``rsds`` (W m-2), ``pr``
+        (kg m-2 s-1), coordinates ``lat``, ``lon`` (degrees) along the station dimension, e.g.
+        xclim-testdata ``ERA5/daily_surface_cancities_1990-1993.nc``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``station`` (the station coordinate's names), ``time`` (first day of the month,
+        datetime64[ns]), ``lat``, ``lon``, ``tmin``, ``tmax`` (degC), ``ssrd`` (MJ m-2 d-1),
+        ``vpd`` (hPa), ``precip`` (mm d-1), ``month_sin``, ``month_cos``.
+
+    Raises
+    ------
+    ReaderError
+        A missing variable or coordinate, unexpected ``units`` (field ``<variable>.units``),
+        or variables not on (station, time) with a datetime64 ``time``.
+
+    References
+    ----------
+    Allen et al. (1998), FAO-56, eq. 11; ERA5 doi:10.24381/cds.adbb2d47.
+    """
+    source = ds.encoding.get("source", "ERA5 dataset")
+    converted = {}
+    for name, table in _CONVERSIONS.items():
+        if name not in ds:
+            raise ReaderError(source, f"missing variable {name!r}", field=name)
+        units = ds[name].attrs.get("units")
+        if units not in table:
+            raise ReaderError(source, f"expected units one of {', '.join(table)}, found {units!r}", field=f"{name}.units")
+        converted[name] = table[units](ds[name].astype("float64"))
+    dims = ds["tas"].dims
+    if len(dims) != 2 or "time" not in dims or not np.issubdtype(ds["time"].dtype, np.datetime64):
+        raise ReaderError(source, f"expected dims (station, time) with datetime64 time, found {dims}", field="tas")
+    station_dim = next(d for d in dims if d != "time")
+    for name, da in converted.items():
+        if set(da.dims) != set(dims):
+            raise ReaderError(source, f"expected dims {dims} like tas, found {da.dims}", field=name)
+    for name in ("lat", "lon"):
+        if name not in ds or ds[name].dims != (station_dim,):
+            raise ReaderError(source, f"expected a {name} coordinate along {station_dim!r}", field=name)
+    vpd = 10.0 * (saturation_vapour_pressure(converted["tas"]) - saturation_vapour_pressure(converted["tdps"]))
+    daily = xr.Dataset({"tmin": converted["tasmin"], "tmax": converted["tasmax"], "ssrd": converted["rsds"],
+                        "vpd": vpd.clip(min=0), "precip": converted["pr"]})
+    monthly = daily.resample(time="MS").mean().transpose(station_dim, "time")
+    n_stations, n_months = monthly.sizes[station_dim], monthly.sizes["time"]
+    names = ds[station_dim].values.astype(str) if station_dim in ds.coords else np.arange(n_stations).astype(str)
+    frame = pd.DataFrame({
+        "station": np.repeat(names.astype(object), n_months),
+        "time": np.tile(monthly["time"].values.astype("datetime64[ns]"), n_stations),
+        "lat": np.repeat(ds["lat"].values.astype("float64"), n_months),
+        "lon": np.repeat(ds["lon"].values.astype("float64"), n_months),
+        **{name: monthly[name].values.ravel() for name in DRIVERS}})
+    add_calendar_features(frame)
+    return frame
+
+
+def predict(model: lightgbm.LGBMRegressor, drivers: pd.DataFrame) -> np.ndarray:
+    """Monthly ET (mm d-1) from a fitted model.
+
+    Parameters
+    ----------
+    model : lightgbm.LGBMRegressor
+        E.g. ``EtFusionResult.final_model``.
+    drivers : pandas.DataFrame
+        With the columns of :data:`FEATURES` in the units of :data:`UNITS` (e.g. from
+        :func:`era5_monthly_drivers`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (len(drivers),), mm d-1.
+
+    Raises
+    ------
+    ValueError
+        A feature column is missing.
+    """
+    missing = [c for c in FEATURES if c not in drivers.columns]
+    if missing:
+        raise ValueError(f"drivers: missing feature columns {missing}")
+    return np.asarray(model.predict(drivers[list(FEATURES)]), dtype="float64")
+
+
+def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None = None, *,
+                  attrs: dict | None = None) -> xr.Dataset:
+    """CF-1.8 discrete sampling geometry (timeSeries, orthogonal multidimensional array) of ET.
+
+    Towers carry the observed ET and the leave-site-out prediction of the fold that held the
+    tower out (``EtFusionResult.predictions``); ERA5 points carry the final model's prediction.
+
+    ET is stored as ``water_evapotranspiration_flux`` in ``kg m-2 d-1``: CF allows any units
+    convertible to the canonical kg m-2 s-1, and 1 kg m-2 d-1 of water is 1 mm d-1, so the
+    values are the mm d-1 of the tower data unchanged ("mm d-1" itself is a length rate and
+    not convertible to that standard name).
+
+    Parameters
+    ----------
+    result : EtFusionResult
+        From :func:`run`.
+    era5_predictions : pandas.DataFrame, optional
+        ``station``, ``time``, ``lat``, ``lon``, ``et_pred`` (mm d-1), e.g. the output of
+        :func:`era5_monthly_drivers` with :func:`predict` added as ``et_pred``.
+    attrs : dict, optional
+        Global attributes added last (override the defaults); None values are dropped.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims (station, time) [and nv = 2]: ``station_name`` (cf_role timeseries_id), ``lat``
+        (degrees_north), ``lon`` (degrees_east), ``time`` (month start, encoded as days since
+        1970-01-01, bounds ``time_bnds``), ``et`` and ``et_obs`` (float64, kg m-2 d-1, NaN fill),
+        ``is_validation`` (int8 flag, -1 fill), ``site_type`` (int8 flag: flux_tower,
+        era5_point), ``cv_fold`` (int16, -1 for ERA5 points).
+
+    Raises
+    ------
+    ValueError
+        A station name is both a tower and an ERA5 point, or a (station, month) repeats.
+
+    References
+    ----------
+    CF Conventions 1.8, section 9 (Discrete Sampling Geometries) and appendix H.2.1.
+    """
+    towers = result.predictions
+    frames = [towers.assign(site_type=0)]
+    if era5_predictions is not None:
+        if set(era5_predictions["station"]) & set(towers["station"]):
+            raise ValueError("era5_predictions: station names collide with tower codes")
+        frames.append(era5_predictions[["station", "time", "lat", "lon", "et_pred"]].assign(site_type=1, fold=-1))
+    rows = pd.concat(frames, ignore_index=True)
+    if rows.duplicated(["station", "time"]).any():
+        raise ValueError("predictions: a (station, month) appears twice")
+    sites = rows.groupby("station", sort=False)[["lat", "lon", "site_type", "fold"]].first()
+    times = np.sort(rows["time"].unique()).astype("datetime64[ns]")
+    si, ti = sites.index.get_indexer(rows["station"]), np.searchsorted(times, rows["time"].to_numpy())
+    shape = (len(sites), len(times))
+
+    def grid(values, fill, dtype):
+        out = np.full(shape, fill, dtype=dtype)
+        out[si, ti] = values
+        return out
+
+    et_attrs = {"standard_name": "water_evapotranspiration_flux", "units": "kg m-2 d-1", "cell_methods": "time: mean",
+                "comment": "monthly mean; 1 kg m-2 d-1 = 1 mm d-1 of liquid water"}
+    is_validation = rows["is_validation"].map({False: 0, True: 1}).fillna(-1).to_numpy(dtype="int8")
+    next_month = (pd.DatetimeIndex(times) + pd.offsets.MonthBegin(1)).to_numpy().astype("datetime64[ns]")
+    ds = xr.Dataset(
+        {
+            "et": (("station", "time"), grid(rows["et_pred"], np.nan, "float64"), {
+                **et_attrs, "long_name": "evapotranspiration predicted by LightGBM (towers: leave-site-out "
+                                         "cross-validation model; ERA5 points: final model)"}),
+            "et_obs": (("station", "time"), grid(rows["et_obs"] if "et_obs" in rows else np.nan, np.nan, "float64"),
+                       {**et_attrs, "long_name": "evapotranspiration observed at the flux tower (FLUXNET2015 via "
+                                                 "CARDAMOM-FluxVal v1.0)", "ancillary_variables": "is_validation"}),
+            "is_validation": (("station", "time"), grid(is_validation, -1, "int8"), {
+                "long_name": "role of the observed value", "flag_values": np.array([0, 1], dtype="int8"),
+                "flag_meanings": "training held_out_validation"}),
+            "site_type": ("station", sites["site_type"].to_numpy(dtype="int8"), {
+                "long_name": "kind of site", "flag_values": np.array([0, 1], dtype="int8"),
+                "flag_meanings": "flux_tower era5_point"}),
+            "cv_fold": ("station", sites["fold"].to_numpy(dtype="int16"), {
+                "long_name": "cross-validation fold in which the tower was left out (GroupKFold by station)"}),
+            "time_bnds": (("time", "nv"), np.stack([times, next_month], axis=1)),
+        },
+        coords={
+            "time": ("time", times, {"standard_name": "time", "long_name": "start of the month", "axis": "T",
+                                     "bounds": "time_bnds"}),
+            "station_name": ("station", sites.index.to_numpy(dtype=str).astype(object), {
+                "cf_role": "timeseries_id", "long_name": "FLUXNET2015 site code or ERA5 point name"}),
+            "lat": ("station", sites["lat"].to_numpy(dtype="float64"), {
+                "standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"}),
+            "lon": ("station", sites["lon"].to_numpy(dtype="float64"), {
+                "standard_name": "longitude", "long_name": "longitude", "units": "degrees_east"}),
+        },
+    )
+    for name in ("et", "et_obs"):
+        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time lat lon station_name"})
+    for name in ("is_validation",):
+        ds[name].encoding.update({"_FillValue": np.int8(-1), "coordinates": "time lat lon station_name"})
+    ds["cv_fold"].encoding["_FillValue"] = np.int16(-1)
+    for name in ("lat", "lon", "time", "time_bnds", "site_type"):
+        ds[name].encoding["_FillValue"] = None
+    ds["time"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
+    ds["time_bnds"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
+    pooled = result.metrics["validation"]["pooled"]
+    ds.attrs = {
+        "Conventions": "CF-1.8", "featureType": "timeSeries",
+        "title": "Monthly evapotranspiration at FLUXNET2015 towers and ERA5 points (LightGBM ET fusion)",
+        "institution": "data portal ET fusion pipeline",
+        "source": f"LightGBM {lightgbm.__version__} regression of monthly ET on tower drivers "
+                  f"({', '.join(FEATURES)}); leave-site-out GroupKFold ({result.n_splits} folds, scikit-learn "
+                  f"{sklearn.__version__}); training data CARDAMOM-FluxVal v1.0, application ERA5 daily points",
+        "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.et_fusion",
+        "references": REFERENCES,
+        "comment": "Validation scores use the CARDAMOM-FluxVal held-out months only, each predicted by a model "
+                   "that did not see the tower. ERA5 VPD = e_s(tas) - e_a(tdps) (FAO-56 eq. 11), a daily-mean "
+                   "approximation of the tower VPD.",
+        "validation_n": pooled["n"], "validation_kge": pooled["kge"], "validation_rmse_mm_d-1": pooled["rmse"],
+        "validation_bias_mm_d-1": pooled["bias"], "validation_r": pooled["r"],
+    }
+    ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
+    return ds
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write ``ds`` to NetCDF-4 atomically: a temporary file in the same folder, then ``os.replace``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        E.g. from :func:`to_cf_dataset`.
+    path : str or os.PathLike
+        Target file; its folder must exist. Readers never see a partial file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        The folder is not writable; the temporary file is removed on any error.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, format="NETCDF4")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
