@@ -130,8 +130,8 @@ def execute_run(run_id: int) -> GenerationRun:
     if not claimed:
         return run
     workdir = Path(settings.DATA_ROOT) / "tmp" / f"{run.product}-run{run.id}-{uuid.uuid4().hex[:8]}"
-    workdir.mkdir(parents=True)
     try:
+        workdir.mkdir(parents=True)
         pipeline = PIPELINES[run.product]
         output = pipeline(run, workdir)
         publish(run, workdir, output)
