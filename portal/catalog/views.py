@@ -1,0 +1,64 @@
+"""Public pages: dataset list with bilingual search, dataset detail, chart series, file download."""
+from __future__ import annotations
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import render
+
+from . import queries
+from .models import Dataset, DatasetFile
+
+
+def _year(value: str | None) -> int | None:
+    """A year from a query parameter; anything else is ignored (a filter, not an error)."""
+    try:
+        year = int(value or "")
+    except ValueError:
+        return None
+    return year if 1 <= year <= 9999 else None
+
+
+def dataset_list(request):
+    q = request.GET.get("q", "").strip()[:200]
+    category = request.GET.get("category", "").strip()
+    start_year, end_year = _year(request.GET.get("start_year")), _year(request.GET.get("end_year"))
+    datasets = queries.search_datasets(q, category=category, start_year=start_year, end_year=end_year)
+    return render(request, "catalog/dataset_list.html", {
+        "datasets": datasets, "q": q, "category": category, "categories": queries.categories(),
+        "start_year": start_year or "", "end_year": end_year or ""})
+
+
+def dataset_detail(request, dataset_id: str):
+    try:
+        page = queries.dataset_page(dataset_id)
+    except Dataset.DoesNotExist:
+        raise Http404("no such dataset") from None
+    return render(request, "catalog/dataset_detail.html", {"page": page, "dataset": page.dataset})
+
+
+def series(request, dataset_id: str):
+    dataset = Dataset.objects.filter(id=dataset_id).first()
+    if dataset is None:
+        return JsonResponse({"error": f"no dataset {dataset_id!r}"}, status=404)
+    version = dataset.latest_version()
+    if version is None:
+        return JsonResponse({"error": "this dataset has no published version yet"}, status=404)
+    station = request.GET.get("station", "").strip()
+    if not station:
+        return JsonResponse({"error": "parameter 'station' is required (a site code)"}, status=400)
+    try:
+        return JsonResponse(queries.tower_series(version, station))
+    except queries.QueryError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+
+
+def download(request, dataset_id: str, number: int, name: str):
+    try:
+        f, path = queries.version_file_path(dataset_id, number, name)
+    except DatasetFile.DoesNotExist:
+        raise Http404("no such file") from None
+    if f.version.dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not path.is_file():
+        raise Http404("the file is missing on the server")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=f.name, content_type=f.media_type)

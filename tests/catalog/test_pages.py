@@ -1,0 +1,162 @@
+"""Public pages: list, bilingual search, detail, chart series, downloads, language switch."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from django.conf import settings
+from django.urls import reverse
+
+from portal.catalog.models import Dataset
+from products.models import ValidationResult
+from products.registry import PRODUCTS
+
+pytestmark = pytest.mark.django_db
+
+ET = PRODUCTS["et_fusion"].dataset_id
+TWS = PRODUCTS["tws_rec"].dataset_id
+FREEZE_THAW = PRODUCTS["freeze_thaw"].dataset_id
+
+
+def _ids(response) -> set[str]:
+    return {d.id for d in response.context["datasets"]}
+
+
+def test_the_list_shows_all_five_datasets_with_a_bounded_number_of_queries(client, django_assert_max_num_queries):
+    with django_assert_max_num_queries(5):
+        response = client.get(reverse("catalog:dataset_list"))
+    assert response.status_code == 200
+    assert _ids(response) == set(Dataset.objects.values_list("id", flat=True)) and len(_ids(response)) == 5
+    assert "Global high-resolution evapotranspiration dataset" in response.content.decode()
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("evapotranspiration", ET), ("蒸散发", ET), ("冻融", FREEZE_THAW), ("freeze-thaw", FREEZE_THAW),
+    ("mascons reconstruction", TWS), ("陆地蓄水量", TWS), ("陆地储水", TWS),  # the last one is a tag only
+])
+def test_search_finds_the_right_dataset_in_either_language(client, query, expected):
+    found = _ids(client.get(reverse("catalog:dataset_list"), {"q": query}))
+    assert expected in found
+    assert len(found) < 5
+
+
+def test_a_query_that_matches_nothing_shows_an_empty_state(client):
+    response = client.get(reverse("catalog:dataset_list"), {"q": "no-such-word-xyz"})
+    assert _ids(response) == set() and "No dataset matches" in response.content.decode()
+
+
+def test_filters_by_category_and_time_range(client):
+    frozen = _ids(client.get(reverse("catalog:dataset_list"), {"category": "冰冻圈"}))
+    assert frozen == {FREEZE_THAW}
+    early = _ids(client.get(reverse("catalog:dataset_list"), {"start_year": 1940, "end_year": 1945}))
+    assert early == {TWS}  # only GTWS-MLrec covers the 1940s
+    late = _ids(client.get(reverse("catalog:dataset_list"), {"start_year": 2023}))
+    assert ET in late and FREEZE_THAW not in late
+
+
+@pytest.mark.parametrize("params", [{"start_year": "abc"}, {"end_year": "-5"}, {"q": "x" * 5000}, {"category": "<b>"}])
+def test_bad_list_parameters_are_not_server_errors(client, params):
+    assert client.get(reverse("catalog:dataset_list"), params).status_code == 200
+
+
+def test_the_detail_page_shows_metadata_and_the_stored_validation(client, et_run):
+    response = client.get(reverse("catalog:dataset_detail", args=[ET]))
+    html = response.content.decode()
+    dataset = Dataset.objects.get(id=ET)
+    assert response.status_code == 200
+    assert dataset.title_en in html and dataset.title_cn in html
+    for tag in dataset.tags.all():
+        assert tag.name in html
+    pooled = ValidationResult.objects.get(version=dataset.latest_version(), split="validation", scope="pooled")
+    table = html[html.index('id="validation-table"'):]
+    assert f"<td>{pooled.n}</td><td>{pooled.kge:.3f}</td><td>{pooled.r:.3f}</td>" in table
+    assert "0.857" in html and "0.726" in html  # the seed's published figures beside ours
+    assert "What differs" in html
+    f = dataset.latest_version().files.get()
+    assert reverse("catalog:download", args=[ET, f.version.number, f.name]) in html
+
+
+def test_unknown_dataset_is_404(client):
+    assert client.get(reverse("catalog:dataset_detail", args=["no-such-id"])).status_code == 404
+    assert client.get(reverse("catalog:series", args=["no-such-id"]), {"station": "DE-Hai"}).status_code == 404
+
+
+def test_series_json_equals_the_published_file(client, et_run):
+    response = client.get(reverse("catalog:series", args=[ET]), {"station": "DE-Hai"})
+    assert response.status_code == 200
+    data = response.json()
+    version = Dataset.objects.get(id=ET).latest_version()
+    path = settings.DATA_ROOT / version.files.get().path
+    with xr.open_dataset(path) as ds:
+        site = ds.isel(station=[str(n) for n in ds["station_name"].values].index("DE-Hai"))
+        first = data["time"].index(data["time"][0])
+        t = np.datetime64(data["time"][first])
+        assert data["et"][first] == pytest.approx(float(site["et"].sel(time=t)), abs=1e-4)
+        observed = [(tt, v) for tt, v in zip(data["time"], data["et_obs"], strict=True) if v is not None]
+        assert len(observed) == int(np.isfinite(site["et_obs"].values).sum())
+        tt, v = observed[-1]
+        assert v == pytest.approx(float(site["et_obs"].sel(time=np.datetime64(tt))), abs=1e-4)
+    assert data["units"] == "kg m-2 d-1"
+
+
+def test_series_json_rejects_an_unknown_or_missing_station(client, et_run):
+    unknown = client.get(reverse("catalog:series", args=[ET]), {"station": "XX-Nope"})
+    assert unknown.status_code == 400 and "XX-Nope" in unknown.json()["error"]
+    assert client.get(reverse("catalog:series", args=[ET])).status_code == 400
+    assert client.get(reverse("catalog:series", args=[TWS]), {"station": "DE-Hai"}).status_code == 404
+
+
+def test_download_returns_the_file_with_its_checksum(client, et_run):
+    f = Dataset.objects.get(id=ET).latest_version().files.get()
+    response = client.get(reverse("catalog:download", args=[ET, f.version.number, f.name]))
+    assert response.status_code == 200
+    assert f'attachment; filename="{f.name}"' in response["Content-Disposition"]
+    assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == f.sha256
+
+
+def test_download_of_a_login_access_dataset_requires_login(client, admin_client, et_run):
+    dataset = Dataset.objects.get(id=ET)
+    dataset.share_type = Dataset.ShareType.LOGIN
+    dataset.save()
+    f = dataset.latest_version().files.get()
+    url = reverse("catalog:download", args=[ET, f.version.number, f.name])
+    anonymous = client.get(url)
+    assert anonymous.status_code == 302 and settings.LOGIN_URL in anonymous["Location"]
+    assert admin_client.get(url).status_code == 200
+
+
+def test_download_of_an_unknown_file_is_404(client, et_run):
+    assert client.get(reverse("catalog:download", args=[ET, 99, "x.nc"])).status_code == 404
+    base = reverse("catalog:download", args=[ET, 1, "x.nc"]).rsplit("/", 1)[0]
+    assert client.get(base + "/..%2F..%2Fetc%2Fpasswd").status_code == 404
+
+
+def test_the_language_switch_shows_chinese_ui_and_titles(client):
+    response = client.post(reverse("set_language"), {"language": "zh-hans", "next": "/"}, follow=True)
+    html = response.content.decode()
+    assert "陆表水文数据门户" in html and "搜索" in html
+    assert Dataset.objects.get(id=ET).title_cn in html
+    english = client.post(reverse("set_language"), {"language": "en", "next": "/"}, follow=True).content.decode()
+    assert "Land-surface hydrology data portal" in english
+
+
+def test_the_api_lists_and_searches_datasets(client):
+    listing = client.get("/api/datasets/", {"q": "蒸散发"}).json()
+    assert [d["id"] for d in listing["results"]] == [ET]
+    everything = client.get("/api/datasets/").json()
+    assert everything["count"] == 5
+    tws = next(d for d in everything["results"] if d["id"] == TWS)
+    assert tws["bbox"] == [-180.0, -90.0, 180.0, 90.0]
+
+
+def test_the_api_detail_carries_versions_files_and_validation(client, et_run):
+    data = client.get(f"/api/datasets/{ET}/").json()
+    version = data["versions"][0]
+    assert version["files"][0]["sha256"] == et_run.version.files.get().sha256 or len(data["versions"]) > 1
+    pooled = [v for v in version["validation"] if v["scope"] == "pooled" and v["split"] == "validation"]
+    assert len(pooled) == 1 and pooled[0]["n"] > 0
+    assert client.get("/api/datasets/no-such-id/").status_code == 404
+    assert json.loads(client.get("/api/datasets/", {"q": "x" * 3000}).content)["count"] == 0
