@@ -6,10 +6,17 @@ transactions rolled back at their end, so they all see that committed state.
 """
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 # A few real towers of different climates for quick generator runs.
 FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren", "US-Ha1", "US-MMS", "US-Var",
@@ -68,3 +75,39 @@ def et_run(django_db_setup):
     from products.models import GenerationRun
 
     return GenerationRun.objects.filter(product="et_fusion", status="succeeded").earliest("created_at")
+
+
+@pytest.fixture(scope="session")
+def service_env(django_db_setup, test_broker) -> dict:
+    """Environment for a worker or web server process on the session's test database."""
+    db = connection.settings_dict
+    return dict(os.environ, DATABASE_URL=f"postgis://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+                CELERY_BROKER_URL=test_broker, DATA_ROOT=str(settings.DATA_ROOT),
+                SHARED_DATA_DIR=str(settings.SHARED_DATA_DIR), DEBUG="false")
+
+
+@pytest.fixture(scope="session")
+def portal_url(service_env):
+    """A real web server (gunicorn) on the session's test database, as `make run` starts it.
+
+    (pytest-django's live_server would flush the database after each test.)
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
+                             "--workers", "2", "--log-level", "warning"], cwd=settings.BASE_DIR, env=service_env)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url + "/", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"the web server did not start at {url}") from None
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)

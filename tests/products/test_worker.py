@@ -1,14 +1,12 @@
 """The Celery path with a real worker process, on the session's test database."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from products.models import GenerationRun
 from products.services import request_run
@@ -18,20 +16,19 @@ pytestmark = pytest.mark.worker
 
 
 @pytest.fixture
-def celery_worker(django_db_setup, test_broker):
-    db = connection.settings_dict
-    env = dict(os.environ, DATABASE_URL=f"postgis://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-               CELERY_BROKER_URL=test_broker, DATA_ROOT=str(settings.DATA_ROOT),
-               SHARED_DATA_DIR=str(settings.SHARED_DATA_DIR))
+def celery_worker(service_env, tmp_path):
+    log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo",
                              "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
-                            cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=settings.BASE_DIR, env=service_env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = tmp_path / "worker.log"
     yield proc
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 def _wait_for(run_id: int, timeout: float) -> GenerationRun:
@@ -51,7 +48,7 @@ def test_a_queued_run_is_carried_out_by_a_real_worker(celery_worker, django_db_b
             assert GenerationRun.objects.get(id=run.id).status in ("queued", "running")
             done = _wait_for(run.id, timeout=240)
             if celery_worker.poll() is not None:
-                pytest.fail(celery_worker.stdout.read())
+                pytest.fail(celery_worker.log_path.read_text())
             assert done.status == "succeeded", done.error
             assert done.version is not None and done.version.files.count() == 1
             assert done.validation_results.filter(split="validation", scope="pooled").count() == 1

@@ -1,0 +1,64 @@
+"""The detail page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from products.registry import PRODUCTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db]
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def page(portal_url, monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # synchronous and safe (Django's documented switch for this case).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    assert shutil.which(CHROMIUM), "Debian chromium is needed (make setup installs it)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1800})
+        page.problems = []
+        page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: page.problems.append(f"request failed: {r.url}"))
+        page.on("request", lambda r: r.url.startswith(portal_url) or r.url.startswith("data:")
+                or page.problems.append(f"external request: {r.url}"))
+        yield page
+        browser.close()
+
+
+def test_the_detail_page_renders_map_and_chart_without_errors(et_run, page, portal_url, tmp_path):
+    url = f"{portal_url}/datasets/{PRODUCTS['et_fusion'].dataset_id}/"
+    page.goto(url)
+    page.wait_for_function("window.portalChart && window.portalChart.data.datasets.length === 3")
+    page.wait_for_selector("#map path.leaflet-interactive", state="attached")
+    assert page.locator("#map path.leaflet-interactive").count() > 10  # land outlines, bbox, towers
+    points = page.evaluate("window.portalChart.data.datasets[2].data.filter(v => v !== null).length")
+    assert points > 12
+    box = page.locator("#series-chart").bounding_box()
+    assert box["width"] > 300 and box["height"] > 200
+    page.select_option("#station-select", "DE-Hai")
+    page.wait_for_function("window.portalChart.options.plugins.title.text === 'DE-Hai'")
+    shot = tmp_path / "detail.png"
+    page.screenshot(path=str(shot), full_page=True)
+    shutil.copy(shot, "/tmp/portal-detail.png")
+    assert shot.stat().st_size > 10_000
+    assert page.problems == []
+
+
+def test_the_list_page_searches_in_chinese(page, portal_url):
+    page.goto(f"{portal_url}/")
+    page.fill("input[name=q]", "蒸散发")
+    with page.expect_navigation():
+        page.click("form.search button[type=submit]")
+    assert "q=" in page.url
+    titles = page.locator(".card h2").all_inner_texts()
+    assert len(titles) == 1 and "evapotranspiration" in titles[0].lower()
+    assert page.problems == []
