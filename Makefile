@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 .ONESHELL:
 .SHELLFLAGS := -eu -o pipefail -c
+.SILENT:
 
 PY      := .venv/bin/python
 VAR     := var
@@ -37,6 +38,7 @@ services:
 
 venv: .venv/.installed
 .venv/.installed: requirements.txt requirements-dev.txt
+	echo "installing Python packages into .venv"
 	[ -x $(PY) ] || python3.11 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
@@ -44,6 +46,7 @@ venv: .venv/.installed
 
 assets: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
+	echo "installing front-end libraries from the npm registry"
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -55,10 +58,12 @@ db:
 
 run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PORT)/
 	mkdir -p $(VAR)
+	echo "importing the catalog records, ingesting the towers, generating the ET product"
 	$(PY) manage.py import_records $(CATALOG)/*.json
 	$(PY) manage.py ingest cardamom $(SHARED_DATA_DIR)/cardamom_fluxval
 	$(PY) manage.py generate et_fusion --if-missing
 	$(MAKE) --no-print-directory stop
+	echo "starting the Celery worker and the web server"
 	.venv/bin/celery -A portal worker --detach --loglevel=INFO --concurrency=1 \
 	  --pidfile=$(VAR)/celery.pid --logfile=$(VAR)/celery.log
 	.venv/bin/gunicorn portal.wsgi --bind $(HOST):$(PORT) --workers 2 --daemon \

@@ -9,7 +9,6 @@ import xarray as xr
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 
-from ingestion.models import Station
 from products.models import ValidationResult
 from products.registry import product_for_dataset
 
