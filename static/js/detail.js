@@ -46,9 +46,9 @@
           data: {
             labels: data.time,
             datasets: [
-              { label: `${script.dataset.obsLabel} (held out)`, data: obsHeld, borderColor: "#b0401f",
+              { label: script.dataset.heldLabel, data: obsHeld, borderColor: "#b0401f",
                 backgroundColor: "#b0401f", showLine: false, pointRadius: 3 },
-              { label: `${script.dataset.obsLabel} (training)`, data: obsTrain, borderColor: "#999",
+              { label: script.dataset.trainLabel, data: obsTrain, borderColor: "#999",
                 backgroundColor: "#999", showLine: false, pointRadius: 2 },
               { label: script.dataset.predLabel, data: data.et, borderColor: "#1f5fa8", pointRadius: 0,
                 borderWidth: 1.5, spanGaps: false },
