@@ -122,3 +122,17 @@ class PointData:
             raise ReaderError(path, f"observations of stations not in the station table: {sorted(unknown)[:5]}",
                               field="observations.station")
         return self
+
+
+# --- The reader contract --------------------------------------------------------------------
+#
+# Every module in ingestion/readers/ (no Django imports) exposes:
+#
+#   READER_VERSION : str
+#   FILE_PATTERNS  : tuple of glob patterns ("*.csv", ...) selecting its files below a directory
+#   read(path) -> PointData            for point data (stations + long observation table), or
+#   open_grid(path) -> xarray.Dataset  for gridded data (CF names, lat/lon/time coordinates, units)
+#   companions(path) -> list[Path]     optional: other files read together with ``path`` (their
+#                                      checksums are part of the file's IngestRun checksum)
+#
+# Readers raise ReaderError naming the file, line or field and what was expected.
