@@ -10,13 +10,13 @@ class IngestRun(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
-        SKIPPED = "skipped", "Skipped (same checksum already loaded)"
         FAILED = "failed", "Failed"
+        SUPERSEDED = "superseded", "Superseded (the file changed; its rows were replaced)"
 
     kind = models.CharField(max_length=30)
-    source_path = models.CharField(max_length=1000)
-    checksum = models.CharField(max_length=64, help_text="sha256 of the files read, in path order")
-    files = models.JSONField(default=list, help_text="[{path, size, sha256}]")
+    source_path = models.CharField(max_length=1000, db_index=True)
+    checksum = models.CharField(max_length=64, help_text="sha256 over the file and its companions")
+    files = models.JSONField(default=list, help_text="[{path, size, sha256}]: the file and its companions")
     reader = models.CharField(max_length=200)
     reader_version = models.CharField(max_length=50)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
@@ -74,3 +74,24 @@ class Observation(models.Model):
             models.UniqueConstraint(fields=["station", "variable", "time", "is_validation"], name="observation_identity")
         ]
         indexes = [models.Index(fields=["variable", "time"])]
+
+
+class GridFile(models.Model):
+    """A registered gridded file: what it holds and where, never its values (those stay in the file)."""
+
+    ingest_run = models.OneToOneField(IngestRun, on_delete=models.CASCADE, related_name="grid")
+    path = models.CharField(max_length=1000)
+    sha256 = models.CharField(max_length=64)
+    reader = models.CharField(max_length=200)
+    variables = models.JSONField(default=list, help_text="[{name, units, standard_name, dims, dtype}]")
+    bbox = models.PolygonField(srid=4326, null=True, blank=True, help_text="(min_lon, min_lat, max_lon, max_lat)")
+    time_start = models.DateTimeField(null=True, blank=True)
+    time_end = models.DateTimeField(null=True, blank=True)
+    time_steps = models.PositiveIntegerField(default=0)
+    grid = models.JSONField(default=dict, help_text="shape, resolution, crs")
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return self.path

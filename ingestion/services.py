@@ -1,54 +1,94 @@
-"""Loading point data into PostGIS: stations upserted, observations bulk-loaded with COPY.
+"""Ingestion: every source file read by its reader, checked, and loaded all or nothing.
 
-Each call reads a source path with the reader of its kind (``ingestion/readers``, no Django),
-then, in one transaction, copies the long table into a staging table with PostgreSQL ``COPY``
-(psycopg 3) and merges it with ``INSERT ... ON CONFLICT``. A path whose files have the same
-checksum as an earlier successful run is not read again.
+Point data (stations + long observation tables) are loaded with PostgreSQL ``COPY`` (psycopg 3)
+into a staging table and merged with ``INSERT ... ON CONFLICT DO NOTHING``, in one transaction
+per file. Gridded files are registered (:class:`GridFile`: variables, extent, time span, grid),
+their values stay in the files. Every file gets an :class:`IngestRun`; a file whose checksum
+(over the file and its companions) was already loaded is skipped, and a changed file replaces
+the rows of its previous run.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import importlib
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
-from django.contrib.gis.geos import Point
+from django.contrib.gis.geos import Point, Polygon
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import IngestRun, Station
+from .models import GridFile, IngestRun, Observation, Station
 from .readers.base import PointData
 
-
-@dataclass(frozen=True)
-class ReaderSpec:
-    module: str
-    function: str
-    pattern: str  # files below a directory that belong to the source (for the checksum)
-
-
-READERS: dict[str, ReaderSpec] = {
-    "cardamom": ReaderSpec("ingestion.readers.cardamom", "read_cardamom", "*"),
+# KIND -> reader module (ingestion/readers/, the contract is at the end of readers/base.py)
+READERS: dict[str, str] = {
+    "cardamom": "ingestion.readers.cardamom",
 }
 
 
 class IngestError(ValueError):
-    """An ingestion that could not be done; nothing of it was written."""
+    """A request that cannot be carried out (unknown kind, missing path); nothing was written."""
 
 
 @dataclass
-class IngestResult:
-    run: IngestRun
-    skipped: bool  # True when the same files were already loaded
+class FileResult:
+    path: str
+    run: IngestRun | None
+    skipped: bool = False  # same checksum already loaded
+    error: str = ""
 
 
-def file_checksums(path: Path, pattern: str) -> list[dict]:
-    """``[{path, size, sha256}]`` of ``path`` or of the files below it matching ``pattern``, sorted."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob(pattern) if p.is_file())
+@dataclass
+class IngestSummary:
+    """Totals over the files of one ``ingest`` call (the command's ``--json`` line)."""
+
+    results: list[FileResult] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        loaded = [r.run for r in self.results if r.run is not None and not r.skipped and not r.error]
+        return {
+            "files": len(self.results),
+            "stations": sum(r.stations for r in loaded),
+            "observations": sum(r.observations for r in loaded),
+            "rejected_files": sum(1 for r in self.results if r.error),
+            "skipped_duplicates": sum(r.skipped_duplicates for r in loaded)
+            + sum(r.run.observations for r in self.results if r.skipped and r.run),
+        }
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [r for r in self.results if r.error]
+
+
+def reader_module(kind: str) -> ModuleType:
+    if kind not in READERS:
+        raise IngestError(f"unknown kind {kind!r}: expected one of {', '.join(sorted(READERS))}")
+    return importlib.import_module(READERS[kind])
+
+
+def source_files(kind: str, path: Path | str) -> list[Path]:
+    """``path`` itself, or every file below the directory ``path`` matching the reader's FILE_PATTERNS, sorted."""
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(f"{path}: no such file or directory")
+    if path.is_file():
+        return [path]
+    patterns = reader_module(kind).FILE_PATTERNS
+    files = sorted({f for pattern in patterns for f in path.rglob(pattern) if f.is_file()})
+    if not files:
+        raise IngestError(f"{path}: no file matching {', '.join(patterns)} below it")
+    return files
+
+
+def file_checksums(paths: list[Path]) -> list[dict]:
+    """``[{path, size, sha256}]`` of the given files."""
     out = []
-    for f in files:
+    for f in paths:
         digest = hashlib.sha256()
         with f.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -64,64 +104,74 @@ def combined_checksum(files: list[dict]) -> str:
     return digest.hexdigest()
 
 
-def ingest(kind: str, path: Path | str, *, network: str | None = None) -> IngestResult:
-    """Read ``path`` with the reader of ``kind`` and load its stations and observations.
+def ingest(kind: str, paths: list[Path | str] | Path | str, *, network: str | None = None) -> IngestSummary:
+    """Ingest every file of ``paths`` (files, or directories walked for the reader's patterns).
 
     Parameters
     ----------
-    kind : key of :data:`READERS` (e.g. ``"cardamom"``).
-    path : a file or a directory of the source.
-    network : overrides the network name the reader gives the stations.
+    kind : a key of :data:`READERS`.
+    paths : files or directories.
+    network : overrides the network name the reader gives the stations (point data only).
 
     Returns
     -------
-    IngestResult; ``skipped`` is True when a successful run with the same checksum exists
-    (re-ingesting the same files adds nothing).
+    IngestSummary, one :class:`FileResult` per file. A file that fails is recorded (failed
+    IngestRun, error message naming the file) and the next files are still ingested; what
+    earlier files loaded stays loaded.
 
     Raises
     ------
     IngestError
-        Unknown kind or missing path.
-    ReaderError
-        The reader rejected the input (message names file, line or field). A failed
-        IngestRun row is kept; no station or observation of the path is written.
+        Unknown kind, a path that does not exist, or a directory without matching files
+        (raised before anything is read).
     """
-    if kind not in READERS:
-        raise IngestError(f"unknown kind {kind!r}: expected one of {', '.join(sorted(READERS))}")
-    path = Path(path)
-    if not path.exists():
-        raise IngestError(f"{path}: no such file or directory")
-    spec = READERS[kind]
-    module = importlib.import_module(spec.module)
-    files = file_checksums(path, spec.pattern)
-    checksum = combined_checksum(files)
-    done = IngestRun.objects.filter(kind=kind, checksum=checksum, status=IngestRun.Status.SUCCEEDED).first()
-    if done:
-        return IngestResult(run=done, skipped=True)
+    module = reader_module(kind)
+    files = [f for p in ([paths] if isinstance(paths, str | Path) else paths) for f in source_files(kind, p)]
+    summary = IngestSummary()
+    for f in files:
+        summary.results.append(ingest_file(kind, f, module=module, network=network))
+    return summary
 
+
+def ingest_file(kind: str, path: Path, *, module: ModuleType | None = None, network: str | None = None) -> FileResult:
+    """Read and load one file in one transaction; see :func:`ingest`."""
+    module = module or reader_module(kind)
     started = time.perf_counter()
-    run = IngestRun.objects.create(
-        kind=kind, source_path=str(path), checksum=checksum, files=files,
-        reader=f"{spec.module}.{spec.function}", reader_version=getattr(module, "READER_VERSION", "1"),
-    )
     try:
-        data: PointData = getattr(module, spec.function)(path)
-        data.validate(path)
-        if network:
-            data.stations["network"] = network
-        with transaction.atomic():
-            n_stations, inserted, skipped = load_point_data(data, run)
-    except Exception as exc:  # a failed run is recorded whatever went wrong, then the error goes on
-        _finish(run, started, status=IngestRun.Status.FAILED, errors=f"{type(exc).__name__}: {exc}")
-        raise
-    _finish(run, started, status=IngestRun.Status.SUCCEEDED, stations=n_stations,
-            observations=inserted, skipped_duplicates=skipped)
-    return IngestResult(run=run, skipped=False)
+        companions = list(getattr(module, "companions", lambda p: [])(path))
+        files = file_checksums([path, *companions])
+    except (OSError, ValueError) as exc:
+        return FileResult(str(path), None, error=f"{path.name}: {exc}")
+    checksum = combined_checksum(files)
+    previous = IngestRun.objects.filter(kind=kind, source_path=str(path), status=IngestRun.Status.SUCCEEDED).first()
+    if previous and previous.checksum == checksum:
+        return FileResult(str(path), previous, skipped=True)
+    run = IngestRun.objects.create(kind=kind, source_path=str(path), checksum=checksum, files=files,
+                                   reader=module.__name__, reader_version=getattr(module, "READER_VERSION", "1"))
+    try:
+        if kind == "grid":
+            with transaction.atomic():
+                register_grid(module.open_any(path), run=run, path=path)
+        else:
+            data: PointData = module.read(path)
+            data.validate(path)
+            if network:
+                data.stations["network"] = network
+            with transaction.atomic():
+                if previous:  # the file changed: its new rows replace those of the previous run
+                    Observation.objects.filter(ingest_run=previous).delete()
+                    IngestRun.objects.filter(id=previous.id).update(status=IngestRun.Status.SUPERSEDED)
+                stations, inserted, skipped = load_point_data(data, run)
+            run.stations, run.observations, run.skipped_duplicates = stations, inserted, skipped
+    except Exception as exc:  # every failure is recorded on the run, nothing of the file is written
+        _finish(run, started, IngestRun.Status.FAILED, errors=f"{type(exc).__name__}: {exc}")
+        return FileResult(str(path), run, error=str(exc) if str(path.name) in str(exc) else f"{path.name}: {exc}")
+    _finish(run, started, IngestRun.Status.SUCCEEDED)
+    return FileResult(str(path), run)
 
 
-def _finish(run: IngestRun, started: float, **fields) -> None:
-    for key, value in fields.items():
-        setattr(run, key, value)
+def _finish(run: IngestRun, started: float, status: str, errors: str = "") -> None:
+    run.status, run.errors = status, errors
     run.finished_at = timezone.now()
     run.seconds = time.perf_counter() - started
     run.save()
@@ -155,7 +205,7 @@ def load_point_data(data: PointData, run: IngestRun) -> tuple[int, int, int]:
     already present (same station, variable, time and validation flag), which are left as they are.
     """
     ids = upsert_stations(data.stations)
-    network_of = dict(zip(data.stations["code"], data.stations["network"], strict=False))
+    network_of = dict(zip(data.stations["code"], data.stations["network"], strict=True))
     obs = data.observations
     table = obs.assign(station_id=[ids[(network_of[c], c)] for c in obs["station"]])
     buffer = io.StringIO()
@@ -179,3 +229,21 @@ def load_point_data(data: PointData, run: IngestRun) -> tuple[int, int, int]:
         inserted = cursor.rowcount
         cursor.execute("DROP TABLE observation_staging")
     return len(ids), inserted, len(table) - inserted
+
+
+def register_grid(ds, *, run: IngestRun, path: Path) -> GridFile:
+    """Record a gridded file's variables, extent, time span and grid (from ``grids.describe``)."""
+    from .readers.grids import describe
+
+    info = describe(ds)
+    bbox = info.get("bbox")
+    times = info.get("time") or {}
+
+    def aware(value):
+        return None if value is None else timezone.make_aware(dt.datetime.fromisoformat(str(value)[:19]), dt.UTC)
+
+    return GridFile.objects.create(
+        ingest_run=run, path=str(path), sha256=run.files[0]["sha256"], reader=run.reader,
+        variables=info.get("variables", []), bbox=Polygon.from_bbox(bbox) if bbox else None,
+        time_start=aware(times.get("start")), time_end=aware(times.get("end")), time_steps=times.get("steps", 0),
+        grid=info.get("grid", {}))

@@ -258,10 +258,11 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     era5_path = Path(settings.SHARED_DATA_DIR) / ERA5_POINTS
     if not era5_path.is_file():
         raise RunError(f"{era5_path}: ERA5 point forcing not found (SHARED_DATA_DIR={settings.SHARED_DATA_DIR})")
-    ingest_runs = IngestRun.objects.filter(kind="cardamom", status=IngestRun.Status.SUCCEEDED)
+    tower_runs = list(IngestRun.objects.filter(kind="cardamom", status=IngestRun.Status.SUCCEEDED)
+                      .order_by("source_path").values_list("source_path", "checksum"))
     _record_inputs(run, [
-        *({"role": "tower observations", "path": r.source_path, "sha256": r.checksum, "ingest_run": r.id,
-           "files": len(r.files)} for r in ingest_runs),
+        {"role": "tower observations", "path": os.path.commonpath([p for p, _ in tower_runs]) if tower_runs else "",
+         "files": len(tower_runs), "sha256": hashlib.sha256("".join(c for _, c in tower_runs).encode()).hexdigest()},
         {"role": "ERA5 point forcing", "path": str(era5_path), "sha256": sha256(era5_path), "size": era5_path.stat().st_size},
     ])
     table = et_fusion.build_training_table(obs, stations)

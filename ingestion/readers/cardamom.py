@@ -451,3 +451,34 @@ def read_cardamom(path: str | os.PathLike) -> PointData:
                                      cbf.header["n_steps"])
         frames.append(site_observations(row["Flux_name"], cbf, validation))
     return _finish(_stations(locations), frames, path)
+
+
+# --- reader contract (ingestion/readers/base.py): one IngestRun per site file -----------------
+FILE_PATTERNS = ("flux_site_*.cbf",)
+
+
+def read(path: str | os.PathLike) -> PointData:
+    """One ``flux_site_N.cbf`` with its location row and held-out validation file (see :func:`read_cardamom_site`)."""
+    return read_cardamom_site(path)
+
+
+def companions(path: str | os.PathLike) -> list[Path]:
+    """The files read together with a ``flux_site_N.cbf``: ``location_fluxnet.csv`` and the site's validation CSV.
+
+    Raises
+    ------
+    ReaderError
+        The file name has no site number or the number has no row in ``location_fluxnet.csv``.
+    """
+    path = Path(path)
+    root = path.parent.parent
+    locations = root / "location_fluxnet.csv"
+    stem = path.stem
+    if not (stem.startswith("flux_site_") and stem[10:].isdigit()):
+        raise ReaderError(path, "expected a file name flux_site_<N>.cbf", field="file name")
+    table = read_locations(locations)
+    number = int(stem[10:])
+    if not 1 <= number <= len(table):
+        raise ReaderError(locations, f"no row {number} for {path.name} ({len(table)} sites)", field="Flux_name")
+    validation = validation_path(root / "validation_data", table.iloc[number - 1]["Flux_name"])
+    return [locations, *([validation] if validation.exists() else [])]

@@ -2,12 +2,11 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ingestion.readers.base import ReaderError
 from ingestion.services import READERS, IngestError, ingest
 
 
 class Command(BaseCommand):
-    help = "Ingest station data of a source KIND from PATH (a file or a directory)."
+    help = "Ingest the files of a source KIND from PATHs (files, or directories walked for that kind's files)."
 
     def add_arguments(self, parser):
         parser.add_argument("kind", choices=sorted(READERS))
@@ -16,30 +15,23 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", dest="as_json", help="print one JSON line of counts")
 
     def handle(self, *args, kind, paths, network, as_json, **options):
-        totals = {"files": 0, "stations": 0, "observations": 0, "rejected_files": 0, "skipped_duplicates": 0}
-        errors = []
-        for path in paths:
-            try:
-                result = ingest(kind, path, network=network)
-            except (IngestError, ReaderError) as exc:
-                totals["rejected_files"] += 1
-                errors.append(str(exc))
-                self.stderr.write(self.style.ERROR(str(exc)))
-                continue
-            run = result.run
-            totals["files"] += len(run.files)
-            if result.skipped:
-                totals["skipped_duplicates"] += run.observations
-                if not as_json:
-                    self.stdout.write(f"{path}: already loaded by ingest run {run.id} (same checksum); nothing added")
-                continue
-            totals["stations"] += run.stations
-            totals["observations"] += run.observations
-            totals["skipped_duplicates"] += run.skipped_duplicates
-            if not as_json:
-                self.stdout.write(f"{path}: {run.stations} stations, {run.observations} observations added, "
-                                  f"{run.skipped_duplicates} already present ({run.seconds:.1f} s)")
-        if as_json:
-            self.stdout.write(json.dumps(totals))
-        if errors:
-            raise CommandError(f"{len(errors)} of {len(paths)} paths were rejected")
+        try:
+            summary = ingest(kind, paths, network=network)
+        except IngestError as exc:
+            raise CommandError(str(exc)) from None
+        for result in summary.results:
+            if result.error:
+                self.stderr.write(self.style.ERROR(f"rejected {result.path}: {result.error}"))
+            elif not as_json and result.skipped:
+                self.stdout.write(f"{result.path}: already loaded (same checksum), nothing added")
+            elif not as_json:
+                run = result.run
+                self.stdout.write(f"{result.path}: {run.stations} stations, {run.observations} observations added, "
+                                  f"{run.skipped_duplicates} already present ({run.seconds:.2f} s)")
+        counts = summary.counts()
+        self.stdout.write(json.dumps(counts) if as_json else
+                          f"{counts['files']} files: {counts['observations']} observations added, "
+                          f"{counts['skipped_duplicates']} already present, {counts['rejected_files']} rejected")
+        if summary.failed:
+            raise CommandError(f"{len(summary.failed)} of {counts['files']} files were rejected: "
+                               + ", ".join(r.path for r in summary.failed[:10]))
