@@ -60,7 +60,8 @@ class Observation(models.Model):
     ``is_validation`` marks rows held out from training (e.g. CARDAMOM-FluxVal validation CSVs).
     """
 
-    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="observations")
+    # No separate index on station: the unique constraint below starts with it.
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="observations", db_index=False)
     variable = models.CharField(max_length=50)
     time = models.DateTimeField()
     value = models.FloatField()
@@ -73,7 +74,6 @@ class Observation(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["station", "variable", "time", "is_validation"], name="observation_identity")
         ]
-        indexes = [models.Index(fields=["variable", "time"])]
 
 
 class GridFile(models.Model):
