@@ -10,6 +10,7 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
     """Dataset records (TPDC schema). ``?q=`` searches titles and abstracts in Chinese and English."""
 
     queryset = Dataset.objects.all()
+    lookup_value_regex = "[^/.\x00]+"  # DRF default minus NUL (PostgreSQL text cannot hold it): 404, not 500
 
     def get_queryset(self):
         if self.action == "list":

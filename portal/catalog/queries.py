@@ -36,6 +36,8 @@ def search_datasets(q: str = "", *, category: str = "", start_year: int | None =
     -------
     QuerySet of Dataset with tags prefetched, ordered by English title.
     """
+    # PostgreSQL text cannot hold NUL; a NUL typed into a search box is noise, not a server error.
+    q, category = q.replace("\x00", ""), category.replace("\x00", "")
     qs = Dataset.objects.prefetch_related("tags").order_by("title_en", "title_cn")
     for word in q.split():
         match = Q(id__in=Tag.objects.filter(name__icontains=word).values("datasets"))
