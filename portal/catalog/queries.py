@@ -8,13 +8,23 @@ import numpy as np
 import xarray as xr
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from products.models import ValidationResult
 from products.registry import product_for_dataset
 
-from .models import Dataset, DatasetPerson, DatasetVersion, Tag
+from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion, Tag
 
 SEARCH_FIELDS = ("title_cn", "title_en", "abstract_cn", "abstract_en")
+# Variables of the ET product's CF timeSeries file (products.generators.et_fusion.to_cf_dataset).
+SERIES_STATION, SERIES_OBSERVED, SERIES_GENERATED, SERIES_FLAG = "station_name", "et_obs", "et", "is_validation"
+# Labels of the seed's published figures (products.registry) and what this portal states for the same item.
+PUBLISHED_LABELS = {"kge": "KGE", "rmse": "RMSE", "r": "R", "r_median": _("median R of the stations"),
+                    "ubrmse": "ubRMSE", "stations": _("stations"), "time_step": _("time step"), "grid": _("grid"),
+                    "period": _("period"), "overall_accuracy": _("overall accuracy")}
+OURS_DESCRIBED = {"et_fusion": {"time_step": _("monthly"), "grid": _("tower points, no grid")}}
+PUBLISHED_WORDS = (gettext_noop("daily"),)  # text values of the registry, translated when shown
 
 
 class QueryError(ValueError):
@@ -38,7 +48,9 @@ def search_datasets(q: str = "", *, category: str = "", start_year: int | None =
     """
     # PostgreSQL text cannot hold NUL; a NUL typed into a search box is noise, not a server error.
     q, category = q.replace("\x00", ""), category.replace("\x00", "")
-    qs = Dataset.objects.prefetch_related("tags").order_by("title_en", "title_cn")
+    # Tags by name, so that the same word as a topic and as a place tag is shown once ({% ifchanged %}).
+    qs = Dataset.objects.prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name", "kind"))).order_by(
+        "title_en", "title_cn")
     for word in q.split():
         match = Q(id__in=Tag.objects.filter(name__icontains=word).values("datasets"))
         for field in SEARCH_FIELDS:
@@ -68,6 +80,9 @@ class DatasetPage:
     classes: list[ValidationResult]
     stations: list[dict]
     product: object | None
+    comparison: list[dict]
+    years: tuple[int, int] | None
+    tags: list[str]
 
 
 def dataset_page(dataset_id: str) -> DatasetPage:
@@ -85,17 +100,49 @@ def dataset_page(dataset_id: str) -> DatasetPage:
                    .order_by("scope", "label")) if latest else []
     stations = sorted(({"code": r.station.code, "lat": r.station.geom.y, "lon": r.station.geom.x, "kge": r.kge, "n": r.n}
                        for r in results if r.scope == "site" and r.station), key=lambda s: (-s["n"], s["code"]))
+    pooled, sites = [r for r in results if r.scope == "pooled"], [r for r in results if r.scope == "site"]
+    product = product_for_dataset(dataset.id)
     return DatasetPage(
-        dataset=dataset, people=people, versions=versions, latest=latest,
-        pooled=[r for r in results if r.scope == "pooled"], sites=[r for r in results if r.scope == "site"],
-        classes=[r for r in results if r.scope == "class"], stations=stations,
-        product=product_for_dataset(dataset.id))
+        dataset=dataset, people=people, versions=versions, latest=latest, pooled=pooled, sites=sites,
+        classes=[r for r in results if r.scope == "class"], stations=stations, product=product,
+        comparison=compare_with_published(product, pooled[0] if pooled else None, sites),
+        years=(min(dataset.time_tags), max(dataset.time_tags)) if dataset.time_tags else None,
+        tags=list(dict.fromkeys(t.name for t in dataset.tags.all())))  # a name can be a topic and a place tag
+
+
+def compare_with_published(product, pooled: ValidationResult | None, sites: list[ValidationResult]) -> list[dict]:
+    """Our validation figures beside the seed's published ones, one row per published item.
+
+    Parameters
+    ----------
+    product : products.registry.ProductSpec or None
+    pooled : the pooled held-out ValidationResult of the latest version, or None.
+    sites : the per-site held-out ValidationResult rows of that version.
+
+    Returns
+    -------
+    list of dict with ``label``, ``units``, ``ours`` and ``theirs`` (display strings; ``ours`` is
+    "–" where this portal has no comparable figure).
+    """
+    if product is None or not product.published:
+        return []
+    site_r = [s.r for s in sites if s.r is not None]
+    ours = {"kge": pooled and pooled.kge, "rmse": pooled and pooled.rmse, "r": pooled and pooled.r,
+            "ubrmse": pooled and pooled.ubrmse, "r_median": float(np.median(site_r)) if site_r else None,
+            "stations": len(sites) or None, **(OURS_DESCRIBED.get(product.key, {}) if pooled else {})}
+
+    def shown(value) -> str:
+        if value is None:
+            return "–"
+        return f"{value:.3f}" if isinstance(value, float) else gettext(value) if isinstance(value, str) else str(value)
+
+    return [{"label": PUBLISHED_LABELS.get(key, key), "units": product.published.get(f"{key}_units", ""),
+             "ours": shown(ours.get(key)), "theirs": shown(value)}
+            for key, value in product.published.items() if not key.endswith("_units")]
 
 
 def version_file_path(dataset_id: str, number: int, name: str):
     """The DatasetFile and its absolute path. Raises DatasetFile.DoesNotExist when unknown."""
-    from .models import DatasetFile
-
     f = DatasetFile.objects.select_related("version__dataset").get(
         version__dataset_id=dataset_id, version__number=number, name=name)
     return f, Path(settings.DATA_ROOT) / f.path
@@ -118,23 +165,30 @@ def tower_series(version: DatasetVersion, station: str) -> dict:
     ------
     QueryError
         The station is not in the file.
+    DatasetFile.DoesNotExist
+        The version has no NetCDF time-series file (answered with 404).
     """
-    f = version.files.get(name__endswith=".nc")
+    f = version.files.filter(name__endswith=".nc").order_by("name").first()
+    if f is None:
+        raise DatasetFile.DoesNotExist(f"{version} has no NetCDF time series")
     with xr.open_dataset(Path(settings.DATA_ROOT) / f.path) as ds:
-        names = [str(n) for n in ds["station_name"].values]
+        if not {SERIES_STATION, SERIES_OBSERVED, SERIES_GENERATED} <= set(ds.variables):
+            raise DatasetFile.DoesNotExist(f"{f.name} is not a tower time-series file")
+        names = [str(n) for n in ds[SERIES_STATION].values]
         if station not in names:
             raise QueryError(f"station {station!r} is not in {f.name}; expected one of {', '.join(sorted(names)[:10])}, ...")
         site = ds.isel(station=names.index(station))
-        keep = np.isfinite(site["et"].values) | np.isfinite(site["et_obs"].values)
-        flags = site["is_validation"].values[keep]
+        generated, observed = site[SERIES_GENERATED].values, site[SERIES_OBSERVED].values
+        keep = np.isfinite(generated) | np.isfinite(observed)
+        flags = site[SERIES_FLAG].values[keep].astype(float) if SERIES_FLAG in site else np.full(keep.sum(), np.nan)
 
         def listed(values):
             return [None if not np.isfinite(v) else round(float(v), 4) for v in values]
 
         return {
-            "station": station, "units": site["et"].attrs.get("units", ""),
+            "station": station, "units": site[SERIES_GENERATED].attrs.get("units", ""),
             "time": [str(t)[:10] for t in site["time"].values[keep]],
-            "et_obs": listed(site["et_obs"].values[keep]), "et": listed(site["et"].values[keep]),
-            "is_validation": [None if not np.isfinite(v) or v < 0 else bool(v) for v in flags.astype(float)],
+            "et_obs": listed(observed[keep]), "et": listed(generated[keep]),
+            "is_validation": [None if not np.isfinite(v) or v < 0 else bool(v) for v in flags],
         }
 

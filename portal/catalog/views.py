@@ -50,6 +50,8 @@ def series(request, dataset_id: str):
         return JsonResponse(queries.tower_series(version, station))
     except queries.QueryError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
+    except DatasetFile.DoesNotExist as exc:
+        return JsonResponse({"error": str(exc) or "no time series in this version"}, status=404)
 
 
 def download(request, dataset_id: str, number: int, name: str):

@@ -5,20 +5,59 @@
   const script = document.currentScript;
   const readJSON = (id) => JSON.parse(document.getElementById(id).textContent);
 
+  // world-atlas rings are spherical: Eurasia, Fiji and Wrangel Island cross the antimeridian, which a
+  // plane map would draw as bands across the globe. Unwrap such rings (two crossings) past ±180° and
+  // repeat them on the other side; Antarctica (one crossing: it circles the pole) is kept as it is.
+  function unwrapRing(ring) {
+    let shift = 0;
+    let prev = ring[0][0];
+    return ring.map(([lon, lat]) => {
+      if (lon + shift - prev > 180) shift -= 360;
+      else if (lon + shift - prev < -180) shift += 360;
+      prev = lon + shift;
+      return [prev, lat];
+    });
+  }
+
+  function planarLand(topo) {
+    const collection = topojson.feature(topo, topo.objects.land);
+    const polygons = [];
+    (collection.features || [collection]).forEach((f) => {
+      const g = f.geometry;
+      (g.type === "Polygon" ? [g.coordinates] : g.coordinates).forEach((poly) => {
+        const outer = poly[0];
+        const crossings = outer.filter((p, i) => i > 0 && Math.abs(p[0] - outer[i - 1][0]) > 180).length;
+        if (crossings === 0 || crossings % 2 === 1) {
+          polygons.push(poly);
+          return;
+        }
+        const rings = poly.map(unwrapRing);
+        const lons = rings[0].map((p) => p[0]);
+        const offset = Math.max(...lons) > 180 ? -360 : 360;
+        polygons.push(rings, rings.map((r) => r.map(([lon, lat]) => [lon + offset, lat])));
+      });
+    });
+    return { type: "MultiPolygon", coordinates: polygons };
+  }
+
   function drawMap() {
     const el = document.getElementById("map");
     if (!el) return;
-    const map = L.map(el, { worldCopyJump: false, attributionControl: true, zoomSnap: 0.25 });
+    // Plate carrée (EPSG:4326): with no tiles to match, it shows the whole globe, poles included,
+    // without Web Mercator's blow-up of high latitudes (a -90..90 box has no Mercator extent).
+    const map = L.map(el, { crs: L.CRS.EPSG4326, minZoom: -2, maxZoom: 10, zoomSnap: 0.25,
+                            maxBounds: [[-95, -200], [95, 200]], attributionControl: true });
     map.attributionControl.addAttribution("Natural Earth (world-atlas)");
+    map.createPane("land").style.zIndex = 350;  // below the box and the stations (overlay pane: 400)
     const bbox = readJSON("bbox-data");
     const stations = readJSON("stations-data");
     fetch(script.dataset.land)
       .then((r) => r.json())
       .then((topo) => {
-        const land = topojson.feature(topo, topo.objects.land);
-        L.geoJSON(land, { style: { color: "#7a8a7a", weight: 0.6, fillColor: "#e6ede3", fillOpacity: 1 } }).addTo(map);
+        L.geoJSON(planarLand(topo), { pane: "land", interactive: false,
+                          style: { color: "#7a8a7a", weight: 0.6, fillColor: "#e6ede3", fillOpacity: 1 } }).addTo(map);
       });
-    let bounds = L.latLngBounds([[-60, -180], [85, 180]]);
+    let bounds = L.latLngBounds([[-90, -180], [90, 180]]);
     if (bbox) {
       bounds = L.latLngBounds([[bbox[1], bbox[0]], [bbox[3], bbox[2]]]);
       L.rectangle(bounds, { color: "#1f5fa8", weight: 1.5, fill: false, dashArray: "4 3" }).addTo(map);
@@ -28,7 +67,7 @@
         .bindTooltip(`${s.code} · KGE ${s.kge === null ? "–" : s.kge.toFixed(2)}`)
         .addTo(map);
     });
-    map.fitBounds(bounds);
+    map.fitBounds(bounds, { padding: [4, 4] });
   }
 
   let chart = null;
@@ -56,7 +95,7 @@
           },
           options: {
             animation: false, maintainAspectRatio: false,
-            scales: { y: { title: { display: true, text: script.dataset.unitsLabel } } },
+            scales: { x: { ticks: { maxTicksLimit: 14 } }, y: { title: { display: true, text: script.dataset.unitsLabel } } },
             plugins: { title: { display: true, text: data.station } },
           },
         };

@@ -6,6 +6,7 @@ import shutil
 import pytest
 from playwright.sync_api import sync_playwright
 
+from products.models import ValidationResult
 from products.registry import PRODUCTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
@@ -34,12 +35,22 @@ def page(portal_url, monkeypatch):
         browser.close()
 
 
-def test_the_detail_page_renders_map_and_chart_without_errors(et_run, page, portal_url, tmp_path):
+@pytest.fixture
+def towers(et_run) -> int:
+    """Towers validated in the published ET version (queried before Playwright starts: inside its
+    greenlet the ORM would open a connection of its own that outlives the test)."""
+    return ValidationResult.objects.filter(version=et_run.version, split="validation", scope="site").count()
+
+
+def test_the_detail_page_renders_map_and_chart_without_errors(towers, page, portal_url, tmp_path):
     url = f"{portal_url}/datasets/{PRODUCTS['et_fusion'].dataset_id}/"
     page.goto(url)
     page.wait_for_function("window.portalChart && window.portalChart.data.datasets.length === 3")
-    page.wait_for_selector("#map path.leaflet-interactive", state="attached")
-    assert page.locator("#map path.leaflet-interactive").count() > 10  # land outlines, bbox, towers
+    page.wait_for_selector("#map .leaflet-land-pane path", state="attached")
+    assert page.locator("#map .leaflet-land-pane path").count() >= 1  # Natural Earth land, drawn from world-atlas
+    assert page.locator("#map .leaflet-overlay-pane path.leaflet-interactive").count() == towers + 1  # + the bbox
+    land = page.locator("#map .leaflet-land-pane svg").bounding_box()
+    assert land["width"] > 200 and land["height"] > 100
     points = page.evaluate("window.portalChart.data.datasets[2].data.filter(v => v !== null).length")
     assert points > 12
     box = page.locator("#series-chart").bounding_box()
