@@ -13,11 +13,11 @@ class StationAdmin(admin.ModelAdmin):
 
     @admin.display(description="lon")
     def lon(self, obj):
-        return round(obj.geom.x, 4)
+        return round(obj.geom.x, 4) if obj.geom else None
 
     @admin.display(description="lat")
     def lat(self, obj):
-        return round(obj.geom.y, 4)
+        return round(obj.geom.y, 4) if obj.geom else None
 
 
 @admin.register(Observation)

@@ -41,7 +41,7 @@ class Station(models.Model):
     network = models.CharField(max_length=100)
     code = models.CharField(max_length=100)
     name = models.CharField(max_length=300, blank=True)
-    geom = models.PointField(srid=4326)
+    geom = models.PointField(srid=4326, null=True, blank=True, help_text="empty when the source gives no location")
     elevation = models.FloatField(null=True, blank=True, help_text="m above sea level")
     land_cover = models.CharField(max_length=50, blank=True, help_text="IGBP class where known")
     source = models.CharField(max_length=300, blank=True)

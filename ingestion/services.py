@@ -29,6 +29,13 @@ from .readers.base import PointData
 # KIND -> reader module (ingestion/readers/, the contract is at the end of readers/base.py)
 READERS: dict[str, str] = {
     "cardamom": "ingestion.readers.cardamom",
+    "fluxnet": "ingestion.readers.fluxnet",
+    "ameriflux": "ingestion.readers.ameriflux",
+    "reddyproc": "ingestion.readers.reddyproc",
+    "ecostress": "ingestion.readers.ecostress",
+    "ismn": "ingestion.readers.ismn",
+    "ascat": "ingestion.readers.ascat",
+    "basins": "ingestion.readers.basins",
 }
 
 
@@ -183,9 +190,10 @@ def upsert_stations(stations) -> dict[tuple[str, str], int]:
     ids = {}
     for row in stations.itertuples(index=False):
         elevation = None if row.elevation != row.elevation else float(row.elevation)  # NaN -> None
+        located = row.lat == row.lat and row.lon == row.lon
         station, _ = Station.objects.update_or_create(
             network=row.network, code=row.code,
-            defaults=dict(name=row.name, geom=Point(float(row.lon), float(row.lat), srid=4326),
+            defaults=dict(name=row.name, geom=Point(float(row.lon), float(row.lat), srid=4326) if located else None,
                           elevation=elevation, land_cover=row.land_cover or "", source=row.source),
         )
         ids[(row.network, row.code)] = station.id

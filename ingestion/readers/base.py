@@ -107,8 +107,9 @@ class PointData:
         _check_columns(self.stations, STATION_COLUMNS, path, "stations")
         _check_columns(self.observations, OBSERVATION_COLUMNS, path, "observations")
         st, obs = self.stations, self.observations
+        unknown = st["lat"].isna() & st["lon"].isna()  # a station without a location (e.g. a basin table)
         for name, limit in (("lat", 90), ("lon", 180)):
-            bad = ~st[name].between(-limit, limit)
+            bad = ~st[name].between(-limit, limit) & ~unknown
             if bad.any():
                 raise ReaderError(path, f"expected degrees in [-{limit}, {limit}], found {st[name][bad].iloc[0]} "
                                         f"at station {st['code'][bad].iloc[0]!r}", field=f"stations.{name}")

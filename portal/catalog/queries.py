@@ -99,7 +99,7 @@ def dataset_page(dataset_id: str) -> DatasetPage:
     results = list(ValidationResult.objects.filter(version=latest, split="validation").select_related("station")
                    .order_by("scope", "label")) if latest else []
     stations = sorted(({"code": r.station.code, "lat": r.station.geom.y, "lon": r.station.geom.x, "kge": r.kge, "n": r.n}
-                       for r in results if r.scope == "site" and r.station), key=lambda s: (-s["n"], s["code"]))
+                       for r in results if r.scope == "site" and r.station and r.station.geom), key=lambda s: (-s["n"], s["code"]))
     pooled, sites = [r for r in results if r.scope == "pooled"], [r for r in results if r.scope == "site"]
     product = product_for_dataset(dataset.id)
     return DatasetPage(
