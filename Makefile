@@ -13,7 +13,7 @@ export SHARED_DATA_DIR ?= $(abspath ../shared/data)
 CATALOG := $(abspath $(SHARED_DATA_DIR)/../catalog)
 APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin redis-server chromium gettext fonts-noto-cjk
 
-.PHONY: setup system services venv assets db run stop test bench lint clean
+.PHONY: setup system services venv assets db run ingest stop test bench lint clean
 
 setup: system services venv assets db  ## install what is missing, start services, migrate (idempotent, no server)
 
@@ -60,7 +60,7 @@ run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PO
 	mkdir -p $(VAR)
 	echo "importing the catalog records, ingesting the towers, generating the ET product"
 	$(PY) manage.py import_records $(CATALOG)/*.json
-	$(PY) manage.py ingest cardamom $(SHARED_DATA_DIR)/cardamom_fluxval
+	$(MAKE) --no-print-directory ingest
 	$(PY) manage.py generate et_fusion --if-missing
 	$(MAKE) --no-print-directory stop
 	echo "starting the Celery worker and the web server"
@@ -73,6 +73,14 @@ run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PO
 	$(PY) manage.py ensure_admin --password-file $(VAR)/admin-password
 	echo "The portal is up at http://$(HOST):$(PORT)/ (admin: http://$(HOST):$(PORT)/admin/, user 'admin', password in $(VAR)/admin-password: $$(cat $(VAR)/admin-password))"
 	echo "Celery worker log: $(VAR)/celery.log; stop both with 'make stop'."
+
+ingest:  ## every real point-data folder of SHARED_DATA_DIR (files already loaded are skipped by checksum)
+	$(PY) manage.py ingest cardamom $(SHARED_DATA_DIR)/cardamom_fluxval
+	$(PY) manage.py ingest reddyproc $(SHARED_DATA_DIR)/reddyproc_DE-Tha
+	$(PY) manage.py ingest ecostress $(SHARED_DATA_DIR)/ecov002_calval_tables
+	$(PY) manage.py ingest ismn $(SHARED_DATA_DIR)/ismn_testdata
+	$(PY) manage.py ingest basins $(SHARED_DATA_DIR)/lehmannfa_basin_water_budget
+	$(PY) manage.py ingest ascat $(SHARED_DATA_DIR)/pytesmo_testdata
 
 stop:  ## stop the web server and the Celery worker started by `make run`
 	for pidfile in $(VAR)/gunicorn.pid $(VAR)/celery.pid; do
