@@ -74,13 +74,15 @@ run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PO
 	echo "The portal is up at http://$(HOST):$(PORT)/ (admin: http://$(HOST):$(PORT)/admin/, user 'admin', password in $(VAR)/admin-password: $$(cat $(VAR)/admin-password))"
 	echo "Celery worker log: $(VAR)/celery.log; stop both with 'make stop'."
 
-ingest:  ## every real point-data folder of SHARED_DATA_DIR (files already loaded are skipped by checksum)
+ingest:  ## every real folder of SHARED_DATA_DIR: point data loaded, grids registered (same files are skipped)
 	$(PY) manage.py ingest cardamom $(SHARED_DATA_DIR)/cardamom_fluxval
 	$(PY) manage.py ingest reddyproc $(SHARED_DATA_DIR)/reddyproc_DE-Tha
 	$(PY) manage.py ingest ecostress $(SHARED_DATA_DIR)/ecov002_calval_tables
 	$(PY) manage.py ingest ismn $(SHARED_DATA_DIR)/ismn_testdata
 	$(PY) manage.py ingest basins $(SHARED_DATA_DIR)/lehmannfa_basin_water_budget
 	$(PY) manage.py ingest ascat $(SHARED_DATA_DIR)/pytesmo_testdata
+	$(PY) manage.py ingest grid $(SHARED_DATA_DIR)/gldas_testdata $(SHARED_DATA_DIR)/xarray_data \
+	  $(SHARED_DATA_DIR)/ecmwf_models_testdata $(SHARED_DATA_DIR)/xclim_era5_cities $(SHARED_DATA_DIR)/modis_lsttools
 
 stop:  ## stop the web server and the Celery worker started by `make run`
 	for pidfile in $(VAR)/gunicorn.pid $(VAR)/celery.pid; do

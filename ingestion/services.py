@@ -36,6 +36,7 @@ READERS: dict[str, str] = {
     "ismn": "ingestion.readers.ismn",
     "ascat": "ingestion.readers.ascat",
     "basins": "ingestion.readers.basins",
+    "grid": "ingestion.readers.grids",
 }
 
 

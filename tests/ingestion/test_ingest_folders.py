@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from ingestion.models import IngestRun, Observation
 from ingestion.services import reader_module, source_files
@@ -39,3 +39,41 @@ def test_a_real_folder_ingests_and_reingests_as_a_no_op(kind, folder, shared_dat
     again = _run(kind, path, capsys)
     assert again["observations"] == 0 and again["skipped_duplicates"] == expected_rows
     assert Observation.objects.count() - before == expected_rows
+
+
+GRID_FOLDERS = [("gldas_testdata", 11), ("xarray_data", 1), ("ecmwf_models_testdata", 1), ("xclim_era5_cities", 1),
+                ("modis_lsttools", 1)]
+
+
+@pytest.mark.parametrize("folder, n_files", GRID_FOLDERS)
+def test_gridded_files_are_registered_not_loaded(folder, n_files, shared_data, capsys):
+    from ingestion.models import GridFile
+    from ingestion.readers.grids import describe, open_any
+
+    before = Observation.objects.count()
+    counts = _run("grid", shared_data / folder, capsys)
+    assert counts["files"] == n_files and counts["rejected_files"] == 0
+    assert Observation.objects.count() == before  # values stay in the files
+    grids = GridFile.objects.filter(path__startswith=str(shared_data / folder))
+    assert grids.count() == n_files
+    g = grids.first()
+    with open_any(g.path) as ds:
+        info = describe(ds)
+    assert g.bbox.extent == pytest.approx(tuple(info["bbox"]))
+    assert [v["name"] for v in g.variables] == [v["name"] for v in info["variables"]]
+    assert g.time_steps == info["time"]["steps"] and g.grid["shape"] == list(info["grid"]["shape"])
+    assert _run("grid", shared_data / folder, capsys)["files"] == n_files
+    assert GridFile.objects.filter(path__startswith=str(shared_data / folder)).count() == n_files  # no duplicates
+
+
+def test_a_truncated_grid_is_rejected_and_registers_nothing(shared_data, tmp_path, capsys):
+    from ingestion.models import GridFile
+
+    source = next((shared_data / "gldas_testdata").rglob("*.nc4"))
+    bad = tmp_path / source.name
+    bad.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+    with pytest.raises(CommandError, match=source.name):
+        call_command("ingest", "grid", str(bad), "--json")
+    assert "rejected" in capsys.readouterr().err
+    assert not GridFile.objects.filter(path=str(bad)).exists()
+    assert IngestRun.objects.get(source_path=str(bad)).status == "failed"
