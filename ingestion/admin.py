@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import IngestRun, Observation, Station
+from .models import GridFile, IngestRun, Observation, Station
 
 
 @admin.register(Station)
@@ -36,6 +36,21 @@ class IngestRunAdmin(admin.ModelAdmin):
                     "started_at", "seconds"]
     list_filter = ["kind", "status"]
     readonly_fields = [f.name for f in IngestRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(GridFile)
+class GridFileAdmin(admin.ModelAdmin):
+    list_display = ["path", "reader", "time_start", "time_end", "time_steps", "extent"]
+    list_filter = ["reader"]
+    search_fields = ["path"]
+    readonly_fields = [f.name for f in GridFile._meta.fields]
+
+    @admin.display(description="bbox (min_lon, min_lat, max_lon, max_lat)")
+    def extent(self, obj):
+        return tuple(round(v, 3) for v in obj.bbox.extent) if obj.bbox else None
 
     def has_add_permission(self, request):
         return False

@@ -40,7 +40,8 @@ def test_an_active_run_page_refreshes_itself_and_a_finished_one_does_not(admin_c
 
 
 def test_admin_lists_datasets_stations_and_runs(admin_client, et_run):
-    for name in ["catalog_dataset", "ingestion_station", "products_generationrun", "ingestion_ingestrun"]:
+    for name in ["catalog_dataset", "ingestion_station", "products_generationrun", "ingestion_ingestrun",
+                 "ingestion_gridfile", "ingestion_observation"]:
         response = admin_client.get(reverse(f"admin:{name}_changelist"))
         assert response.status_code == 200, name
     assert "DE-Hai" in admin_client.get(reverse("admin:ingestion_station_changelist") + "?q=DE-Hai").content.decode()
