@@ -165,3 +165,8 @@ def test_the_language_switch_shows_chinese_ui_and_titles(client):
     english = client.post(reverse("set_language"), {"language": "en", "next": "/"}, follow=True).content.decode()
     assert "Land-surface hydrology data portal" in english
 
+
+
+def test_the_favicon_is_served_by_the_portal(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
