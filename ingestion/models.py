@@ -66,7 +66,7 @@ class Observation(models.Model):
     time = models.DateTimeField()
     value = models.FloatField()
     units = models.CharField(max_length=50)
-    quality_flag = models.CharField(max_length=20, blank=True)
+    quality_flag = models.CharField(max_length=50, blank=True, help_text="as the source writes it (e.g. ISMN 'D03,D05')")
     is_validation = models.BooleanField(default=False)
     ingest_run = models.ForeignKey(IngestRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 
