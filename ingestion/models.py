@@ -89,6 +89,8 @@ class GridFile(models.Model):
     time_end = models.DateTimeField(null=True, blank=True)
     time_steps = models.PositiveIntegerField(default=0)
     grid = models.JSONField(default=dict, help_text="shape, resolution, crs")
+    cube_path = models.CharField(max_length=500, blank=True,
+                                 help_text="chunked NetCDF4 copy under DATA_ROOT, made when a product reads it")
 
     class Meta:
         ordering = ["path"]

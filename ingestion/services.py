@@ -13,12 +13,14 @@ import datetime as dt
 import hashlib
 import importlib
 import io
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
+from django.conf import settings
 from django.contrib.gis.geos import Point, Polygon
 from django.db import connection, transaction
 from django.utils import timezone
@@ -261,3 +263,45 @@ def register_grid(ds, *, run: IngestRun, path: Path) -> GridFile:
         variables=info.get("variables", []), bbox=Polygon.from_bbox(bbox) if bbox else None,
         time_start=aware(times.get("start")), time_end=aware(times.get("end")), time_steps=times.get("steps", 0),
         grid=info.get("grid", {}))
+
+
+def cube_for(grid: GridFile) -> Path:
+    """The chunked, compressed NetCDF4 copy of a registered grid, written on first use.
+
+    Products read their gridded inputs from this store (``DATA_ROOT/cubes/<sha256>.nc``) rather
+    than from the source files: one layout and one reader for every source format. Variables
+    are chunked one time step by at most 256 x 256 cells (map-oriented; the layout for serving
+    point series is chosen with the subset service) and deflated (zlib level 4). The file is
+    written to a temporary name and moved into place, so a reader never sees half a cube; an
+    existing cube with the same checksum is reused.
+
+    Returns
+    -------
+    Path of the cube file.
+
+    Raises
+    ------
+    ReaderError
+        The source file no longer opens as it did when registered.
+    """
+    from .readers.grids import open_any
+
+    target = Path(settings.DATA_ROOT) / "cubes" / f"{grid.sha256}.nc"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open_any(grid.path) as ds:
+            encoding = {}
+            for name, var in ds.data_vars.items():
+                if var.dtype.kind not in "fiu" or var.ndim == 0:
+                    continue
+                chunks = tuple(1 if dim == "time" else min(size, 256) for dim, size in zip(var.dims, var.shape, strict=True))
+                encoding[name] = {"zlib": True, "complevel": 4, "chunksizes": chunks}
+            partial = target.with_suffix(f".tmp{os.getpid()}")
+            ds.attrs["source_file"], ds.attrs["source_sha256"] = grid.path, grid.sha256
+            ds.to_netcdf(partial, format="NETCDF4", encoding=encoding)
+        os.replace(partial, target)
+    relative = str(target.relative_to(settings.DATA_ROOT))
+    if grid.cube_path != relative:
+        GridFile.objects.filter(id=grid.id).update(cube_path=relative)
+        grid.cube_path = relative
+    return target

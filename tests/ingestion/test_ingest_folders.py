@@ -77,3 +77,26 @@ def test_a_truncated_grid_is_rejected_and_registers_nothing(shared_data, tmp_pat
     assert "rejected" in capsys.readouterr().err
     assert not GridFile.objects.filter(path=str(bad)).exists()
     assert IngestRun.objects.get(source_path=str(bad)).status == "failed"
+
+
+def test_a_registered_grid_is_copied_once_to_the_chunked_cube_store(shared_data, capsys):
+    import numpy as np
+    import xarray as xr
+
+    from ingestion.models import GridFile
+    from ingestion.readers.grids import open_any
+    from ingestion.services import cube_for
+
+    source = sorted((shared_data / "gldas_testdata").rglob("*.nc4"))[0]
+    _run("grid", source, capsys)
+    grid = GridFile.objects.get(path=str(source))
+    cube = cube_for(grid)
+    assert cube.is_file() and grid.cube_path.endswith(f"{grid.sha256}.nc")
+    with xr.open_dataset(cube) as stored, open_any(source) as original:
+        name = "SoilMoi0_10cm_inst"
+        assert stored[name].encoding["zlib"] and stored[name].encoding["chunksizes"][0] == 1
+        np.testing.assert_array_equal(stored[name].values, original[name].values)
+        assert stored[name].attrs["units"] == original[name].attrs["units"]
+        assert stored.attrs["source_sha256"] == grid.sha256
+    mtime = cube.stat().st_mtime_ns
+    assert cube_for(grid) == cube and cube.stat().st_mtime_ns == mtime  # reused, not rewritten
