@@ -77,6 +77,7 @@ class IngestSummary:
 
 
 def reader_module(kind: str) -> ModuleType:
+    """The reader module of ``kind``. Raises IngestError for an unknown kind."""
     if kind not in READERS:
         raise IngestError(f"unknown kind {kind!r}: expected one of {', '.join(sorted(READERS))}")
     return importlib.import_module(READERS[kind])
@@ -109,6 +110,7 @@ def file_checksums(paths: list[Path]) -> list[dict]:
 
 
 def combined_checksum(files: list[dict]) -> str:
+    """One SHA-256 over the (name, sha256) pairs of a file and its companions, in order."""
     digest = hashlib.sha256()
     for f in files:
         digest.update(f"{Path(f['path']).name}:{f['sha256']}\n".encode())

@@ -71,6 +71,7 @@ def code_version() -> str:
 
 
 def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -94,6 +95,13 @@ def request_run(product: str, *, parameters: dict | None = None, user=None) -> G
 
 
 def create_run(product: str, *, parameters: dict | None = None, user=None) -> GenerationRun:
+    """Record a queued run of ``product`` (not enqueued: :func:`execute_run` or :func:`request_run` carries it out).
+
+    Raises
+    ------
+    RunError
+        Unknown or not yet implemented product, or its catalog record is not imported.
+    """
     spec = PRODUCTS.get(product)
     if spec is None or not spec.implemented:
         known = ", ".join(k for k, p in PRODUCTS.items() if p.implemented)
@@ -213,6 +221,7 @@ def observations_frame(*, network: str, variables: list[str], stations: list[str
 
 
 def stations_frame(*, network: str, stations: list[str] | None = None) -> pd.DataFrame:
+    """Stations of a network as a PointData-style table (code, name, lat, lon, elevation, land_cover, network, source)."""
     qs = Station.objects.filter(network=network)
     if stations:
         qs = qs.filter(code__in=stations)

@@ -66,6 +66,7 @@ def search_datasets(q: str = "", *, category: str = "", start_year: int | None =
 
 
 def categories() -> list[str]:
+    """The TPDC categories in use, sorted (for the list page's filter)."""
     return sorted(c for c in Dataset.objects.values_list("category", flat=True).distinct() if c)
 
 
