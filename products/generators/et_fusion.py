@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import sklearn
 import xarray as xr
-from sklearn.model_selection import GroupKFold
 
 from ingestion.readers.base import ReaderError
+from products.methods.cv import leave_station_out
 from products.methods.metrics import summary
 
 DRIVERS = ("tmin", "tmax", "ssrd", "vpd", "precip")
@@ -221,7 +221,7 @@ def run(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 42, params: dict
     stations, is_train = table["station"].to_numpy(), ~table["is_validation"].to_numpy(dtype=bool)
     predicted, fold = np.full(len(table), np.nan), np.full(len(table), -1)
     fold_train_stations = []
-    for k, (train_idx, test_idx) in enumerate(GroupKFold(n_splits=n_splits).split(x, y, groups=stations)):
+    for k, (train_idx, test_idx) in enumerate(leave_station_out(stations, n_splits)):
         train_idx = train_idx[is_train[train_idx]]  # training rows of the other stations only
         model = lightgbm.LGBMRegressor(**params).fit(x.iloc[train_idx], y[train_idx])
         predicted[test_idx], fold[test_idx] = model.predict(x.iloc[test_idx]), k
