@@ -535,3 +535,57 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# --- triple collocation across ET product families (diagnostic) ------------------------------
+TC_PRODUCTS = ("et_gleam", "et_era5land", "et_mod16")  # satellite-model hybrid, reanalysis, satellite
+
+
+def basin_triple_collocation(observations: pd.DataFrame, *, products: tuple[str, str, str] = TC_PRODUCTS,
+                             min_samples: int = 100) -> pd.DataFrame:
+    """Triple collocation of three ET products of independent families at each basin.
+
+    TC runs on monthly anomalies (each product minus its own calendar-month climatology over the
+    common months), so the shared seasonal cycle does not count as agreement. Error standard
+    deviations are in the units of the first product (its anomalies, mm month-1).
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long table (PointData observations): ``station`` (basin), ``variable`` (the three names in
+        ``products``), ``time`` (month start), ``value`` (mm month-1).
+    products : three variable names; the first is the reference of the rescaling.
+    min_samples : fewer common months than this flags the basin (metrics NaN).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per basin: ``n`` and, per product p, ``err_std_<p>`` (mm month-1), ``tcr_<p>``,
+        ``snr_db_<p>``, ``beta_<p>``, ``flag_<p>`` (bool: negative error variance or R² outside
+        [0, 1]); ``too_few_samples`` (bool).
+
+    References
+    ----------
+    McColl et al. (2014), doi:10.1002/2014GL061322; Gruber et al. (2016),
+    doi:10.1016/j.jag.2015.09.002 (see :mod:`products.methods.triple_collocation`).
+    """
+    from products.methods.anomalies import monthly_anomalies
+    from products.methods.triple_collocation import tc_metrics
+
+    wide = (observations[observations["variable"].isin(products)]
+            .pivot_table(index=["station", "time"], columns="variable", values="value"))
+    missing = [p for p in products if p not in wide.columns]
+    if missing:
+        raise ValueError(f"observations: no values of {missing}")
+    rows = []
+    for basin, table in wide.groupby(level="station"):
+        series = table.droplevel("station").dropna()
+        anomalies = [monthly_anomalies(series[p]) for p in products]
+        result = tc_metrics(*(a.to_numpy() for a in anomalies), min_samples=min_samples)
+        row = {"station": basin, "n": result.n, "too_few_samples": result.too_few_samples}
+        for i, p in enumerate(products):
+            row.update({f"err_std_{p}": result.err_std[i], f"tcr_{p}": result.tcr[i],
+                        f"snr_db_{p}": result.snr_db[i], f"beta_{p}": result.beta[i],
+                        f"flag_{p}": bool(result.negative_error_variance[i] or result.r2_out_of_range[i])})
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,63 @@
+"""Triple collocation of GLEAM, ERA5-Land and MOD16 ET at the real basins; monthly anomalies."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingestion.readers import basins
+from products.generators.et_fusion import TC_PRODUCTS, basin_triple_collocation
+from products.methods.anomalies import monthly_anomalies, monthly_climatology
+from products.methods.triple_collocation import tc_metrics
+
+FILES = {"et_gleam": "ET_GLEAM_monthly.csv", "et_era5land": "ET_ERA5_Land_monthly.csv", "et_mod16": "ET_MOD16_monthly.csv"}
+
+
+@pytest.fixture(scope="module")
+def et_products(shared_data) -> pd.DataFrame:
+    folder = shared_data / "lehmannfa_basin_water_budget"
+    return pd.concat([basins.read(folder / name).observations for name in FILES.values()], ignore_index=True)
+
+
+def test_anomalies_remove_each_calendar_months_mean():
+    index = pd.date_range("2001-01-01", periods=36, freq="MS")
+    values = pd.Series(np.tile(np.arange(12.0), 3) + np.repeat([0.0, 1.0, 2.0], 12), index=index)
+    values.iloc[5] = np.nan  # a missing month stays missing and does not enter the climatology
+    climatology = monthly_climatology(values)
+    assert climatology[1] == pytest.approx(1.0) and climatology[6] == pytest.approx(5 + 1.5)
+    anomalies = monthly_anomalies(values)
+    assert np.isnan(anomalies.iloc[5])
+    assert anomalies.iloc[0] == pytest.approx(-1.0) and anomalies.iloc[-1] == pytest.approx(1.0)
+    base = monthly_climatology(values, baseline=("2001-01-01", "2001-12-31"))
+    assert base[3] == pytest.approx(2.0)
+
+
+def test_basin_tc_runs_on_every_basin_with_common_months(et_products):
+    table = basin_triple_collocation(et_products)
+    assert len(table) == et_products["station"].nunique() == 204
+    enough = table[~table["too_few_samples"]]
+    assert len(enough) > 150 and (enough["n"] >= 100).all()
+    for p in TC_PRODUCTS:
+        ok = enough[~enough[f"flag_{p}"]]
+        assert ((ok[f"tcr_{p}"] > 0) & (ok[f"tcr_{p}"] <= 1)).all()
+        assert (ok[f"err_std_{p}"] >= 0).all()
+    assert (enough["beta_et_gleam"] == 1).all()  # the reference product
+
+
+def test_basin_tc_equals_tc_of_anomalies_computed_another_way(et_products):
+    table = basin_triple_collocation(et_products).set_index("station")
+    basin = table[~table["too_few_samples"]].index[0]
+    wide = (et_products[et_products["station"] == basin]
+            .pivot(index="time", columns="variable", values="value")[list(TC_PRODUCTS)].dropna())
+    anomalies = wide - wide.groupby(wide.index.month).transform("mean")
+    expected = tc_metrics(*(anomalies[p].to_numpy() for p in TC_PRODUCTS))
+    row = table.loc[basin]
+    assert row["n"] == expected.n == len(wide)
+    for i, p in enumerate(TC_PRODUCTS):
+        assert row[f"err_std_{p}"] == pytest.approx(expected.err_std[i], nan_ok=True)
+        assert row[f"tcr_{p}"] == pytest.approx(expected.tcr[i], nan_ok=True)
+
+
+def test_it_refuses_a_table_without_the_three_products(et_products):
+    with pytest.raises(ValueError, match="et_mod16"):
+        basin_triple_collocation(et_products[et_products["variable"] != "et_mod16"])
