@@ -589,3 +589,56 @@ def basin_triple_collocation(observations: pd.DataFrame, *, products: tuple[str,
                         f"flag_{p}": bool(result.negative_error_variance[i] or result.r2_out_of_range[i])})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --- each input ET product against the same towers (side-by-side validation) ------------------
+ECOSTRESS_PRODUCTS = ("et_stic", "et_bess", "et_mod16", "et_ptjplsm", "et_jet")
+
+
+def products_against_towers(observations: pd.DataFrame, *, reference: str = "et",
+                            products: tuple[str, ...] = ECOSTRESS_PRODUCTS) -> pd.DataFrame:
+    """Metrics of each ET product against tower ET over the same samples.
+
+    Only samples where the tower and every product have a value are used, so the products are
+    compared on identical (tower, time) pairs.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long table (PointData observations), e.g. the ECOSTRESS cal/val towers: ``station``,
+        ``variable`` (``reference`` and ``products``), ``time``, ``value`` (same units for all,
+        e.g. instantaneous mm h-1).
+    reference : tower ET variable.
+    products : product ET variables.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per product (index = variable name) with :func:`products.methods.metrics.summary`
+        pooled over the common samples (``n``, ``kge``, ``r``, ``alpha``, ``beta``, ``rmse``,
+        ``bias``, ``ubrmse``, ``nse``), plus ``n_stations`` and ``median_kge`` (median of the
+        per-tower KGE over towers with at least 2 common samples).
+
+    Raises
+    ------
+    ValueError
+        A variable is missing, or no sample has all of them.
+    """
+    from products.methods.aggregate import per_group
+    from products.methods.metrics import summary
+
+    names = [reference, *products]
+    wide = (observations[observations["variable"].isin(names)]
+            .pivot_table(index=["station", "time"], columns="variable", values="value"))
+    missing = [n for n in names if n not in wide.columns]
+    if missing:
+        raise ValueError(f"observations: no values of {missing}")
+    common = wide[names].dropna().reset_index()
+    if common.empty:
+        raise ValueError(f"observations: no (station, time) with all of {names}")
+    rows = {}
+    for p in products:
+        per_tower = per_group(common, p, reference, "station")
+        rows[p] = {**summary(common[p], common[reference]), "n_stations": int(len(per_tower)),
+                   "median_kge": float(per_tower["kge"].median())}
+    return pd.DataFrame.from_dict(rows, orient="index")

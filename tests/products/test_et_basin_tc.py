@@ -61,3 +61,20 @@ def test_basin_tc_equals_tc_of_anomalies_computed_another_way(et_products):
 def test_it_refuses_a_table_without_the_three_products(et_products):
     with pytest.raises(ValueError, match="et_mod16"):
         basin_triple_collocation(et_products[et_products["variable"] != "et_mod16"])
+
+
+def test_each_ecostress_product_is_scored_against_the_towers_on_common_samples(shared_data):
+    from ingestion.readers import ecostress
+    from products.generators.et_fusion import ECOSTRESS_PRODUCTS, products_against_towers
+    from products.methods.metrics import kge, rmse
+
+    path = next((shared_data / "ecov002_calval_tables").rglob("combined_eco_flux_EC_filtered.csv"))
+    obs = ecostress.read(path).observations
+    table = products_against_towers(obs)
+    assert list(table.index) == list(ECOSTRESS_PRODUCTS)
+    assert table["n"].nunique() == 1 and table["n"].iloc[0] > 500  # the same samples for every product
+    wide = obs.pivot_table(index=["station", "time"], columns="variable", values="value")
+    common = wide[["et", *ECOSTRESS_PRODUCTS]].dropna()
+    assert table.loc["et_mod16", "kge"] == pytest.approx(kge(common["et_mod16"], common["et"]).kge)
+    assert table.loc["et_jet", "rmse"] == pytest.approx(rmse(common["et_jet"], common["et"]))
+    assert (table["n_stations"] > 30).all()
