@@ -642,3 +642,95 @@ def products_against_towers(observations: pd.DataFrame, *, reference: str = "et"
         rows[p] = {**summary(common[p], common[reference]), "n_stations": int(len(per_tower)),
                    "median_kge": float(per_tower["kge"].median())}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# --- stage 2: AutoML fusion of the products at towers, validated by leaving towers out -------
+TOWER_FORCING = ("ta", "rh", "sw_in", "netrad", "lst", "ndvi", "albedo")
+
+
+@dataclass
+class TowerFusionResult:
+    """Output of :func:`fuse_at_towers`.
+
+    Attributes
+    ----------
+    predictions : pandas.DataFrame
+        ``station``, ``time``, the reference, each product and ``et_fused`` (same units as the
+        inputs), ``fold`` (outer fold that held the tower out).
+    table : pandas.DataFrame
+        :func:`products.methods.metrics.summary` of ``et_fused`` and of every single product
+        against the reference on the same samples (index: ``et_fused`` then the products).
+    best_estimators : list of str
+        FLAML's chosen learner per outer fold.
+    """
+
+    predictions: pd.DataFrame
+    table: pd.DataFrame
+    best_estimators: list
+
+
+def fuse_at_towers(observations: pd.DataFrame, *, reference: str = "et", products: tuple[str, ...] = ECOSTRESS_PRODUCTS,
+                   forcing: tuple[str, ...] = TOWER_FORCING, n_splits: int = 5, inner_splits: int = 3,
+                   max_iter: int = 20, seed: int = 42) -> TowerFusionResult:
+    """Fuse several ET products and forcing into tower ET with AutoML, validated on unseen towers.
+
+    Outer loop: :func:`products.methods.cv.leave_station_out` (each tower held out once). In each
+    outer fold, FLAML ``AutoML`` (LightGBM search space, ``split_type="group"`` by tower for its
+    own tuning folds, a fixed number of trials ``max_iter`` rather than a time budget so runs
+    repeat) is fitted on the other towers' samples, from the products and the forcing to the
+    tower ET, and predicts the held-out towers. Only samples with the reference and every
+    product present are used, so the fused estimate and each product are scored on the same
+    samples; forcing may be missing (LightGBM handles NaN).
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long table (PointData observations), e.g. the ECOSTRESS cal/val towers (instantaneous
+        ET in mm h-1; forcing in its own units).
+    reference, products, forcing : variable names.
+    n_splits : outer folds (at most the number of towers).
+    inner_splits : FLAML's tuning folds (grouped by tower).
+    max_iter : FLAML trials per outer fold.
+    seed : random seed of FLAML and LightGBM.
+
+    Returns
+    -------
+    TowerFusionResult
+
+    Raises
+    ------
+    ValueError
+        The reference or a product is missing, or fewer towers than ``n_splits``.
+
+    References
+    ----------
+    Wang, C., Wu, Q., Weimer, M., Zhu, E. (2021): FLAML: a fast and lightweight AutoML library.
+    MLSys 3. Method after Xu et al. (2025), see METHODS.md.
+    """
+    from flaml import AutoML
+
+    from products.methods.metrics import summary
+
+    names = [reference, *products]
+    wide = (observations[observations["variable"].isin([*names, *forcing])]
+            .pivot_table(index=["station", "time"], columns="variable", values="value"))
+    missing = [n for n in names if n not in wide.columns]
+    if missing:
+        raise ValueError(f"observations: no values of {missing}")
+    data = wide.dropna(subset=names).reset_index()
+    features = [*products, *[f for f in forcing if f in data.columns]]
+    stations = data["station"].to_numpy()
+    if len(set(stations)) < n_splits:
+        raise ValueError(f"n_splits={n_splits} exceeds the {len(set(stations))} towers with data")
+    fused, fold, chosen = np.full(len(data), np.nan), np.full(len(data), -1), []
+    for k, (train, test) in enumerate(leave_station_out(stations, n_splits)):
+        automl = AutoML()
+        automl.fit(data[features].iloc[train], data[reference].iloc[train], task="regression", metric="rmse",
+                   estimator_list=["lgbm"], split_type="group", groups=stations[train], n_splits=inner_splits,
+                   max_iter=max_iter, time_budget=-1, seed=seed, verbose=0)
+        fused[test], fold[test] = automl.predict(data[features].iloc[test]), k
+        chosen.append(automl.best_estimator)
+    predictions = data[["station", "time", *names]].assign(et_fused=fused, fold=fold)
+    table = pd.DataFrame.from_dict(
+        {name: summary(predictions[name], predictions[reference]) for name in ["et_fused", *products]}, orient="index")
+    return TowerFusionResult(predictions, table, chosen)

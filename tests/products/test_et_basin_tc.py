@@ -78,3 +78,19 @@ def test_each_ecostress_product_is_scored_against_the_towers_on_common_samples(s
     assert table.loc["et_mod16", "kge"] == pytest.approx(kge(common["et_mod16"], common["et"]).kge)
     assert table.loc["et_jet", "rmse"] == pytest.approx(rmse(common["et_jet"], common["et"]))
     assert (table["n_stations"] > 30).all()
+
+
+def test_the_automl_fusion_is_validated_on_towers_it_never_saw(shared_data):
+    from ingestion.readers import ecostress
+    from products.generators.et_fusion import ECOSTRESS_PRODUCTS, fuse_at_towers
+    from products.methods.metrics import summary
+
+    path = next((shared_data / "ecov002_calval_tables").rglob("combined_eco_flux_EC_filtered.csv"))
+    result = fuse_at_towers(ecostress.read(path).observations, n_splits=3, inner_splits=2, max_iter=3)
+    p = result.predictions
+    assert (p["fold"] >= 0).all() and p["et_fused"].notna().all()
+    assert p.groupby("station")["fold"].nunique().max() == 1  # a tower is predicted by one outer fold only
+    assert list(result.table.index) == ["et_fused", *ECOSTRESS_PRODUCTS]
+    assert result.table["n"].nunique() == 1  # every estimate scored on the same samples
+    assert result.table.loc["et_fused", "kge"] == pytest.approx(summary(p["et_fused"], p["et"])["kge"])
+    assert len(result.best_estimators) == 3
