@@ -734,3 +734,113 @@ def fuse_at_towers(observations: pd.DataFrame, *, reference: str = "et", product
     table = pd.DataFrame.from_dict(
         {name: summary(predictions[name], predictions[reference]) for name in ["et_fused", *products]}, orient="index")
     return TowerFusionResult(predictions, table, chosen)
+
+
+# --- stage 1: reconstruct each ET product over the span of the predictors ---------------------
+BASIN_PREDICTORS = ("p_era5land", "p_gpcc", "p_mswep", "r_era5land")
+BASIN_ET_PRODUCTS = ("et_era5land", "et_fluxcom", "et_gldas", "et_gleam", "et_mod16")
+
+
+@dataclass
+class ReconstructionResult:
+    """Output of :func:`reconstruct_products`.
+
+    Attributes
+    ----------
+    series : pandas.DataFrame
+        ``station``, ``time`` and, per product p, ``p`` (the product where it exists) and
+        ``p_rec`` (the reconstruction on every month with predictors), mm month-1.
+    cv : pandas.DataFrame
+        Per product: :func:`products.methods.metrics.summary` of the leave-basin-out predictions
+        against the product, the number of basins, the span the product was learned on (its own
+        months that have predictors) and the reconstructed span.
+    """
+
+    series: pd.DataFrame
+    cv: pd.DataFrame
+
+
+def basin_features(wide: pd.DataFrame, predictors: tuple[str, ...] = BASIN_PREDICTORS) -> pd.DataFrame:
+    """Predictor table: the monthly predictors, 1- and 2-month lags of the first, season, basin mean.
+
+    Parameters
+    ----------
+    wide : pandas.DataFrame
+        Index (station, time) sorted, columns including ``predictors`` (mm month-1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index; the predictors, ``<p0>_lag1``, ``<p0>_lag2`` (previous months of the first
+        predictor: soil-water memory), ``month_sin``, ``month_cos``, ``<p0>_basin_mean`` (the
+        basin's mean of the first predictor over all months: its climate).
+    """
+    first = predictors[0]
+    out = wide[list(predictors)].copy()
+    by_basin = out.groupby(level="station")[first]
+    out[f"{first}_lag1"], out[f"{first}_lag2"] = by_basin.shift(1), by_basin.shift(2)
+    out[f"{first}_basin_mean"] = by_basin.transform("mean")
+    angle = 2 * np.pi * (out.index.get_level_values("time").month.to_numpy() - 0.5) / 12
+    out["month_sin"], out["month_cos"] = np.sin(angle), np.cos(angle)
+    return out
+
+
+def reconstruct_products(observations: pd.DataFrame, *, products: tuple[str, ...] = BASIN_ET_PRODUCTS,
+                         predictors: tuple[str, ...] = BASIN_PREDICTORS, n_splits: int = 5, seed: int = 42,
+                         params: dict | None = None) -> ReconstructionResult:
+    """Stage 1 of the ET fusion: one LightGBM model per product, from forcing to that product.
+
+    Each product is learned where it exists and predicted on every month that has the first
+    predictor, so all products share one site set and one time span (that of the predictors).
+    Skill is measured by leaving whole basins out (:func:`products.methods.cv.leave_station_out`);
+    the reconstruction itself comes from a model fitted on all basins.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long table of basin means (PointData observations; ``variable`` among ``products`` and
+        ``predictors``, ``value`` in mm month-1, ``time`` month start).
+    products, predictors : variable names.
+    n_splits : leave-basin-out folds.
+    seed : LightGBM random state.
+    params : LightGBM parameters overriding :data:`DEFAULT_PARAMS`.
+
+    Returns
+    -------
+    ReconstructionResult
+
+    Raises
+    ------
+    ValueError
+        A product or the first predictor is missing.
+
+    References
+    ----------
+    Ke et al. (2017), LightGBM, NeurIPS 30; method after Xu et al. (2025), see METHODS.md.
+    """
+    from products.methods.metrics import summary
+
+    wide = (observations[observations["variable"].isin([*products, *predictors])]
+            .pivot_table(index=["station", "time"], columns="variable", values="value").sort_index())
+    missing = [n for n in (*products, predictors[0]) if n not in wide.columns]
+    if missing:
+        raise ValueError(f"observations: no values of {missing}")
+    wide = wide[wide[predictors[0]].notna()]
+    x = basin_features(wide.reindex(columns=[*wide.columns.union(list(predictors))]), predictors)
+    model_params = {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
+    series = wide.reindex(columns=list(products)).copy()
+    cv_rows = {}
+    for product in products:
+        known = series[product].notna().to_numpy()
+        xs, ys = x[known], series[product].to_numpy()[known]
+        groups = xs.index.get_level_values("station").to_numpy()
+        predicted = np.full(len(ys), np.nan)
+        for train, test in leave_station_out(groups, min(n_splits, len(set(groups)))):
+            predicted[test] = lightgbm.LGBMRegressor(**model_params).fit(xs.iloc[train], ys[train]).predict(xs.iloc[test])
+        series[f"{product}_rec"] = lightgbm.LGBMRegressor(**model_params).fit(xs, ys).predict(x)
+        times = xs.index.get_level_values("time")
+        cv_rows[product] = {**summary(predicted, ys), "basins": int(len(set(groups))),
+                            "product_start": times.min(), "product_end": times.max(),
+                            "reconstructed_start": x.index.get_level_values("time").min(),
+                            "reconstructed_end": x.index.get_level_values("time").max()}
+    return ReconstructionResult(series.reset_index(), pd.DataFrame.from_dict(cv_rows, orient="index"))

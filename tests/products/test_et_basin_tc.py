@@ -94,3 +94,30 @@ def test_the_automl_fusion_is_validated_on_towers_it_never_saw(shared_data):
     assert result.table["n"].nunique() == 1  # every estimate scored on the same samples
     assert result.table.loc["et_fused", "kge"] == pytest.approx(summary(p["et_fused"], p["et"])["kge"])
     assert len(result.best_estimators) == 3
+
+
+@pytest.fixture(scope="module")
+def basin_table(shared_data) -> pd.DataFrame:
+    folder = shared_data / "lehmannfa_basin_water_budget"
+    names = ["P_ERA5_Land", "P_GPCC", "P_MSWEP", "R_ERA5_Land", "ET_ERA5_Land", "ET_FLUXCOM", "ET_GLDAS21_NOAH36",
+             "ET_GLEAM", "ET_MOD16"]
+    obs = pd.concat([basins.read(folder / f"{n}_monthly.csv").observations for n in names], ignore_index=True)
+    keep = sorted(obs["station"].unique())[::6]  # 34 basins keep the test quick
+    return obs[obs["station"].isin(keep)]
+
+
+def test_stage_one_extends_every_product_to_the_predictors_span(basin_table):
+    from products.generators.et_fusion import BASIN_ET_PRODUCTS, reconstruct_products
+
+    result = reconstruct_products(basin_table, n_splits=3, params={"n_estimators": 60})
+    s = result.series
+    p_times = basin_table.loc[basin_table["variable"] == "p_era5land", "time"]
+    assert s["time"].min() == p_times.min() and s["time"].max() == p_times.max()
+    for product in BASIN_ET_PRODUCTS:
+        assert s[f"{product}_rec"].notna().all()  # every month with predictors, every basin
+        product_times = basin_table.loc[basin_table["variable"] == product, "time"]
+        assert result.cv.loc[product, "product_start"] == max(product_times.min(), p_times.min())
+        assert result.cv.loc[product, "r"] > 0.5  # skill at basins the model never saw
+    # MOD16 starts in 2000: its reconstruction reaches back to the 1980s
+    assert s.loc[s["time"] < "1990-01-01", "et_mod16_rec"].notna().sum() > 100
+    assert s.loc[s["time"] < "1990-01-01", "et_mod16"].isna().all()
