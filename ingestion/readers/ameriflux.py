@@ -31,8 +31,8 @@ from .base import PointData, ReaderError
 from .flux import (
     check_step,
     check_time_order,
-    default_locations,
     finish,
+    location_companions,
     long_table,
     parse_timestamps,
     read_header_lines,
@@ -200,18 +200,4 @@ def read(path: str | os.PathLike, *, sites: Mapping | None = None, locations: st
     return read_ameriflux(path, sites=sites, locations=locations, min_coverage=min_coverage)
 
 
-def companions(path: str | os.PathLike) -> list[Path]:
-    """Files read together with an AmeriFlux BASE CSV.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The CSV.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The location table :func:`read` uses by default (:func:`~.flux.default_locations`), or [].
-    """
-    found = default_locations(path)
-    return [found] if found is not None else []
+companions = location_companions  # reader contract: the default location table

@@ -888,3 +888,20 @@ def finish(path: str | os.PathLike, stations: pd.DataFrame, observations: pd.Dat
     """
     observations = observations.sort_values(["station", "variable", "time"], kind="stable").reset_index(drop=True)
     return PointData(stations.reset_index(drop=True), observations).validate(path)
+
+
+def location_companions(path: str | os.PathLike) -> list[Path]:
+    """Files read together with a FLUXNET2015 or AmeriFlux CSV (reader contract ``companions``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The location table the reader uses by default (:func:`default_locations`), or [].
+    """
+    found = default_locations(path)
+    return [found] if found is not None else []
