@@ -85,7 +85,7 @@ def reader_module(kind: str) -> ModuleType:
 
 def source_files(kind: str, path: Path | str) -> list[Path]:
     """``path`` itself, or every file below the directory ``path`` matching the reader's FILE_PATTERNS, sorted."""
-    path = Path(path)
+    path = Path(path).resolve()  # IngestRun.source_path is always absolute
     if not path.exists():
         raise IngestError(f"{path}: no such file or directory")
     if path.is_file():

@@ -270,7 +270,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     tower_runs = list(IngestRun.objects.filter(kind="cardamom", status=IngestRun.Status.SUCCEEDED)
                       .order_by("source_path").values_list("source_path", "checksum"))
     _record_inputs(run, [
-        {"role": "tower observations", "path": os.path.commonpath([p for p, _ in tower_runs]) if tower_runs else "",
+        {"role": "tower observations", "path": os.path.commonpath([os.path.abspath(p) for p, _ in tower_runs]) if tower_runs else "",
          "files": len(tower_runs), "sha256": hashlib.sha256("".join(c for _, c in tower_runs).encode()).hexdigest()},
         {"role": "ERA5 point forcing", "path": str(era5_path), "sha256": sha256(era5_path), "size": era5_path.stat().st_size},
     ])
