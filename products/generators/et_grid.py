@@ -1,0 +1,418 @@
+"""ET fusion, gridded path: daily ET maps from a gridded forcing cube, chunk by chunk (no Django).
+
+The model of :mod:`products.generators.et_fusion` (LightGBM on tmin, tmax, ssrd, vpd, precip,
+month_sin, month_cos, lat) is applied to every land cell of a (time, lat, lon) forcing cube with
+:func:`products.methods.chunked.apply_chunked`: each window of the output grid reads only its own
+forcing, derives the daily drivers (:func:`daily_drivers`), predicts and is written into a CF-1.8
+NetCDF-4 grid. A global 0.1 degree daily run is more windows (and more workers), not more memory.
+
+Forcing (default names: GLDAS-2.1 Noah 0.25 degree 3-hourly, :data:`GLDAS_FORCING`): near-surface
+air temperature (K), downward shortwave radiation (W m-2), total precipitation rate (kg m-2 s-1),
+specific humidity (kg kg-1) and surface pressure (Pa). Steps are grouped by the UTC calendar date of
+their time stamps; each date gives one output day:
+
+- tmin, tmax = min / max of the day's air temperature steps - 273.15 (degC). From 3-hourly
+  instantaneous values, so the daily range is somewhat underestimated;
+- ssrd = mean shortwave x 0.0864 (W m-2 -> MJ m-2 d-1);
+- precip = mean precipitation rate x 86400 (kg m-2 s-1 -> mm d-1);
+- vpd = mean over the steps of max(e_s(T) - e_a, 0) x 10 (kPa -> hPa), e_s from
+  :func:`products.generators.et_fusion.saturation_vapour_pressure` (FAO-56 eq. 11) and the actual
+  vapour pressure e_a = q p / (0.622 + 0.378 q) from specific humidity q and surface pressure p;
+- month_sin, month_cos from the date (:func:`products.generators.et_fusion.add_calendar_features`);
+  lat = the cell's latitude (degrees_north).
+
+A cell is predicted where every forcing value of the day is finite (GLDAS leaves ocean, inland
+water and Antarctica missing); elsewhere the output holds ``_FillValue``.
+
+Caveat of the method, not of the code: the model learns *monthly mean* ET from *monthly mean*
+tower drivers; applied to one day's drivers it gives the ET rate a month with such drivers would
+have, which smooths day-to-day variability (e.g. the day after rain). The output says so in its
+``comment`` attribute.
+
+References
+----------
+Xu et al. (2025), Agric. For. Meteorol. 372, 110645 (method); Ke et al. (2017), LightGBM, NeurIPS 30.
+Rodell, M., et al. (2004): The Global Land Data Assimilation System. Bull. Amer. Meteor. Soc. 85,
+381-394, doi:10.1175/BAMS-85-3-381; Beaudoing & Rodell, GLDAS Noah L4 3-hourly 0.25 degree V2.1,
+doi:10.5067/E7TYRXPJKWOQ.
+Allen, R. G., et al. (1998): FAO Irrigation and Drainage Paper 56, eq. 11 (saturation vapour pressure).
+Wallace, J. M., Hobbs, P. V. (2006): Atmospheric Science, 2nd ed., section 3.1 (specific humidity and
+vapour pressure, epsilon = 0.622).
+CF Conventions 1.8; CF standard name table (``water_evapotranspiration_flux``, canonical units
+kg m-2 s-1: any physically equivalent units are allowed, here kg m-2 d-1 = mm d-1 of water).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import lightgbm
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ingestion.readers.base import ReaderError
+from ingestion.readers.grids import normalise_units
+from products.generators.et_fusion import (
+    FEATURES,
+    REFERENCES,
+    add_calendar_features,
+    predict,
+    saturation_vapour_pressure,
+)
+from products.methods.chunked import GridSpec, Window, apply_chunked, cf_history, merge_attrs
+
+# driver role -> GLDAS-2.1 variable name; Rainf_f_tavg is total precipitation (Rainf_tavg: rain only)
+GLDAS_FORCING = {"tair": "Tair_f_inst", "swdown": "SWdown_f_tavg", "rainf": "Rainf_f_tavg",
+                 "qair": "Qair_f_inst", "psurf": "Psurf_f_inst"}
+FORCING_UNITS = {"tair": "K", "swdown": "W m-2", "rainf": "kg m-2 s-1", "qair": "kg kg-1", "psurf": "Pa"}
+EPSILON = 0.622  # ratio of the gas constants of dry air and water vapour
+ET_ATTRS = {
+    "standard_name": "water_evapotranspiration_flux",
+    "units": "kg m-2 d-1",
+    "long_name": "evapotranspiration predicted by the LightGBM ET fusion model from gridded forcing",
+    "cell_methods": "time: mean",
+    "comment": "daily mean rate; 1 kg m-2 d-1 = 1 mm d-1 of liquid water. The model was trained on monthly "
+               "means of tower drivers and ET and is applied here to one day's drivers.",
+}
+REFERENCES_GRID = (REFERENCES + "; GLDAS: Rodell et al. (2004), Bull. Amer. Meteor. Soc. 85, 381-394, "
+                   "doi:10.1175/BAMS-85-3-381; vapour pressure: FAO-56 eq. 11 (Allen et al. 1998)")
+
+
+def vapour_pressure(q, p):
+    """Actual vapour pressure from specific humidity and air pressure, e = q p / (0.622 + 0.378 q).
+
+    Parameters
+    ----------
+    q : array_like
+        Specific humidity, kg kg-1.
+    p : array_like
+        Air pressure, Pa.
+
+    Returns
+    -------
+    numpy.ndarray
+        Vapour pressure, Pa (same shape).
+
+    References
+    ----------
+    Wallace & Hobbs (2006), Atmospheric Science, eq. 3.57 with w = q / (1 - q).
+    """
+    q = np.asarray(q, dtype="float64")
+    return q * np.asarray(p, dtype="float64") / (EPSILON + (1.0 - EPSILON) * q)
+
+
+def daily_drivers(tair, swdown, rainf, qair, psurf, day_starts) -> dict[str, np.ndarray]:
+    """Daily model drivers from sub-daily forcing steps.
+
+    Parameters
+    ----------
+    tair, swdown, rainf, qair, psurf : numpy.ndarray
+        (n_steps, ...) float: air temperature (K), downward shortwave (W m-2), precipitation rate
+        (kg m-2 s-1), specific humidity (kg kg-1), surface pressure (Pa); NaN where missing.
+    day_starts : sequence of int
+        Index of the first step of each day along axis 0 (strictly increasing, first 0); day k
+        is steps ``day_starts[k]`` up to the next start (or the end).
+
+    Returns
+    -------
+    dict of numpy.ndarray
+        float64, (n_days, ...): ``tmin``, ``tmax`` (degC), ``ssrd`` (MJ m-2 d-1), ``vpd`` (hPa),
+        ``precip`` (mm d-1). NaN wherever a step of that day is missing.
+
+    Raises
+    ------
+    ValueError
+        Arrays of different shapes, or bad ``day_starts``.
+
+    References
+    ----------
+    Allen et al. (1998), FAO-56 eq. 11 (:func:`products.generators.et_fusion.saturation_vapour_pressure`).
+    """
+    arrays = [np.asarray(a, dtype="float64") for a in (tair, swdown, rainf, qair, psurf)]
+    if len({a.shape for a in arrays}) != 1 or arrays[0].ndim < 1:
+        raise ValueError(f"forcing arrays must share one shape (n_steps, ...), found {[a.shape for a in arrays]}")
+    tair, swdown, rainf, qair, psurf = arrays
+    starts = np.asarray(day_starts, dtype="intp")
+    n_steps = tair.shape[0]
+    if starts.ndim != 1 or starts.size == 0 or starts[0] != 0 or np.any(np.diff(starts) <= 0) or starts[-1] >= n_steps:
+        raise ValueError(f"day_starts must start at 0 and increase strictly below {n_steps}, found {starts.tolist()}")
+    counts = np.diff(np.append(starts, n_steps)).reshape(-1, *([1] * (tair.ndim - 1)))
+    t_degc = tair - 273.15
+    vpd_steps = np.maximum(  # np.maximum propagates NaN (missing steps stay missing)
+        saturation_vapour_pressure(t_degc) - vapour_pressure(qair, psurf) / 1000.0, 0.0)
+    return {
+        "tmin": np.minimum.reduceat(t_degc, starts, axis=0),
+        "tmax": np.maximum.reduceat(t_degc, starts, axis=0),
+        "ssrd": np.add.reduceat(swdown, starts, axis=0) / counts * 0.0864,
+        "vpd": np.add.reduceat(vpd_steps, starts, axis=0) / counts * 10.0,
+        "precip": np.add.reduceat(rainf, starts, axis=0) / counts * 86400.0,
+    }
+
+
+class ForcingCube:
+    """Sub-daily forcing on one (lat, lon) grid, possibly spread over several files (one per step).
+
+    Parameters
+    ----------
+    datasets : sequence of xarray.Dataset
+        Each with the variables named in ``variables`` on dims (time, lat, lon), lazily opened
+        (e.g. :func:`ingestion.readers.grids.open_any` of GLDAS files or of their cubes, see
+        ``ingestion.services.cube_for``); same ``lat``/``lon``; times increasing across them.
+    variables : mapping
+        Driver role (keys of :data:`FORCING_UNITS`) -> variable name.
+
+    Attributes
+    ----------
+    times : numpy.ndarray
+        datetime64[ns], all steps in order.
+    lat, lon : numpy.ndarray
+        float64 axes.
+    sources : list of str
+        Source file names (for the output's ``source`` attribute).
+
+    Raises
+    ------
+    ReaderError
+        A missing variable (field = its name), units other than :data:`FORCING_UNITS`
+        (field ``<name>.units``), other dims, a different grid, or times not strictly increasing.
+    """
+
+    def __init__(self, datasets: Sequence[xr.Dataset], variables: Mapping[str, str] = GLDAS_FORCING):
+        if not datasets:
+            raise ValueError("forcing: no dataset given")
+        missing_roles = set(FORCING_UNITS) - set(variables)
+        if missing_roles:
+            raise ValueError(f"variables: no name for {sorted(missing_roles)} (needed: {', '.join(FORCING_UNITS)})")
+        self.datasets, self.variables = list(datasets), dict(variables)
+        self.sources = [_source(ds) for ds in self.datasets]
+        first = self.datasets[0]
+        for ds, source in zip(self.datasets, self.sources, strict=True):
+            absent = [name for name in self.variables.values() if name not in ds.variables]
+            if absent:
+                raise ReaderError(source, f"no forcing variable {absent} (the ET grid needs {', '.join(self.variables.values())}); "
+                                          f"found {sorted(map(str, ds.data_vars))}", field=absent[0])
+            for role, name in self.variables.items():
+                var = ds[name]
+                if var.dims != ("time", "lat", "lon"):
+                    raise ReaderError(source, f"expected dims (time, lat, lon), found {var.dims}", field=name)
+                units = normalise_units(var.attrs.get("units"))
+                if units != FORCING_UNITS[role]:
+                    raise ReaderError(source, f"expected units {FORCING_UNITS[role]!r} for {role}, found "
+                                              f"{var.attrs.get('units')!r}", field=f"{name}.units")
+            if not (np.array_equal(ds["lat"].values, first["lat"].values)
+                    and np.array_equal(ds["lon"].values, first["lon"].values)):
+                raise ReaderError(source, "lat/lon differ from the first forcing dataset's grid", field="lat")
+        self.lat = first["lat"].values.astype("float64")
+        self.lon = first["lon"].values.astype("float64")
+        times = [np.asarray(ds["time"].values, dtype="datetime64[ns]").reshape(-1) for ds in self.datasets]
+        self.times = np.concatenate(times)
+        if self.times.size == 0 or np.any(np.diff(self.times) <= np.timedelta64(0, "ns")):
+            raise ReaderError(self.sources[0], "forcing times must be strictly increasing across the datasets "
+                                               "(one step per time stamp)", field="time")
+        self._offsets = np.cumsum([0, *(t.size for t in times)])
+
+    def read(self, role: str, steps: slice, lat: slice, lon: slice) -> np.ndarray:
+        """Forcing values of one driver in a window.
+
+        Parameters
+        ----------
+        role : str
+            Key of :data:`FORCING_UNITS`.
+        steps, lat, lon : slice
+            Index ranges into :attr:`times`, :attr:`lat`, :attr:`lon` (step None).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 (n_steps, n_lat, n_lon) in the units of :data:`FORCING_UNITS`, NaN where missing.
+        """
+        name, blocks = self.variables[role], []
+        for k, ds in enumerate(self.datasets):
+            lo, hi = max(steps.start, self._offsets[k]), min(steps.stop, self._offsets[k + 1])
+            if lo < hi:
+                local = slice(int(lo - self._offsets[k]), int(hi - self._offsets[k]))
+                blocks.append(np.asarray(ds.variables[name][local, lat, lon].values, dtype="float64"))
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
+
+    def days(self) -> tuple[np.ndarray, np.ndarray]:
+        """Output days and the index of each day's first step.
+
+        Returns
+        -------
+        days : numpy.ndarray
+            datetime64[ns] midnight UTC of each date present, increasing.
+        starts : numpy.ndarray
+            int, index into :attr:`times` of each day's first step; (n_days + 1,) with the number
+            of steps appended.
+        """
+        dates = self.times.astype("datetime64[D]")
+        starts = np.flatnonzero(np.r_[True, dates[1:] != dates[:-1]])
+        return dates[starts].astype("datetime64[ns]"), np.append(starts, self.times.size)
+
+
+def _source(ds: xr.Dataset) -> str:
+    return str(ds.encoding.get("source") or ds.attrs.get("source_file") or "forcing dataset")
+
+
+def window_features(window: Window, *, cube: ForcingCube, starts: np.ndarray,
+                    month_sin: np.ndarray, month_cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrix of the valid cells of one output window (the ``features`` of apply_chunked).
+
+    Parameters
+    ----------
+    window : Window
+        Output window: days ``window.time`` (indices into ``days``) x lat x lon.
+    cube : ForcingCube
+        The forcing.
+    starts : numpy.ndarray
+        From :meth:`ForcingCube.days` (first step of each day, then the number of steps).
+    month_sin, month_cos : numpy.ndarray
+        float64 (n_days,), calendar features of each day.
+
+    Returns
+    -------
+    matrix : numpy.ndarray
+        float64 (n_valid, 8), columns in the order of :data:`products.generators.et_fusion.FEATURES`.
+    valid : numpy.ndarray
+        bool ``window.shape``: every forcing value of the day finite.
+    """
+    day_lo, day_hi = window.time.start, window.time.stop
+    steps = slice(int(starts[day_lo]), int(starts[day_hi]))
+    forcing = {role: cube.read(role, steps, window.lat, window.lon) for role in FORCING_UNITS}
+    drivers = daily_drivers(**forcing, day_starts=starts[day_lo:day_hi] - starts[day_lo])
+    valid = np.ones(window.shape, dtype=bool)
+    for values in drivers.values():
+        valid &= np.isfinite(values)
+    day_of_cell = np.broadcast_to(np.arange(day_lo, day_hi)[:, None, None], window.shape)[valid]
+    lat = np.broadcast_to(cube.lat[window.lat][None, :, None], window.shape)[valid]
+    columns = {**{name: values[valid] for name, values in drivers.items()},
+               "month_sin": month_sin[day_of_cell], "month_cos": month_cos[day_of_cell], "lat": lat}
+    return np.column_stack([columns[name] for name in FEATURES]), valid
+
+
+def predict_matrix(matrix: np.ndarray, *, model: lightgbm.LGBMRegressor) -> np.ndarray:
+    """:func:`products.generators.et_fusion.predict` on a feature matrix in :data:`FEATURES` order (mm d-1)."""
+    return predict(model, pd.DataFrame(matrix, columns=list(FEATURES), copy=False))
+
+
+def open_forcing(forcing) -> tuple[list[xr.Dataset], list[xr.Dataset]]:
+    """The datasets of ``forcing`` (see :func:`predict_et_grid`) and those opened here, to be closed."""
+    from ingestion.readers.grids import open_any
+
+    items = [forcing] if isinstance(forcing, xr.Dataset | str | os.PathLike) else list(forcing)
+    datasets, opened = [], []
+    try:
+        for item in items:
+            if isinstance(item, xr.Dataset):
+                datasets.append(item)
+            else:
+                opened.append(open_any(item))
+                datasets.append(opened[-1])
+    except BaseException:
+        for ds in opened:
+            ds.close()
+        raise
+    return datasets, opened
+
+
+def predict_et_grid(model: lightgbm.LGBMRegressor, forcing, out_path: str | os.PathLike, *,
+                    chunk: tuple[int, int] = (256, 256), days_per_chunk: int = 1,
+                    variables: Mapping[str, str] = GLDAS_FORCING, workers: int = 1,
+                    attrs: Mapping | None = None) -> Path:
+    """Daily ET grid from a fitted ET fusion model and a sub-daily forcing cube, chunk by chunk.
+
+    Parameters
+    ----------
+    model : lightgbm.LGBMRegressor
+        Fitted on :data:`products.generators.et_fusion.FEATURES` (e.g.
+        ``et_fusion.run(table).final_model``), predicting ET in mm d-1.
+    forcing : xarray.Dataset, path, or sequence of datasets/paths
+        Sub-daily forcing on dims (time, lat, lon), lazily opened: one dataset with all steps, or
+        one per step (the GLDAS-2.1 3-hourly files of a day, or their cubes from
+        ``ingestion.services.cube_for``); paths are opened with
+        :func:`ingestion.readers.grids.open_any` and closed at the end. Variables (names from
+        ``variables``, float): air temperature (K), downward shortwave (W m-2), precipitation rate
+        (kg m-2 s-1), specific humidity (kg kg-1), surface pressure (Pa); NaN over non-land.
+        Steps are grouped by UTC date; every date present gives one output day (days with
+        fewer steps are averaged over the steps present; the counts go into the attribute
+        ``forcing_steps_per_day``).
+    out_path : str or os.PathLike
+        NetCDF-4 file to write; its folder must exist. Written to a temporary name and moved
+        into place: on any error nothing is left at ``out_path`` (an older file there is kept).
+    chunk : (int, int)
+        Window size in (lat, lon) cells; memory is about 5 drivers x steps x window cells x 8
+        bytes, twice (the next window is read while the current one is predicted).
+    days_per_chunk : int
+        Output days per window.
+    variables : mapping
+        Driver role -> variable name; default :data:`GLDAS_FORCING`.
+    workers : int
+        Local processes computing windows (see :func:`products.methods.chunked.apply_chunked`);
+        with ``workers > 1`` pass paths, not in-memory datasets.
+    attrs : mapping, optional
+        Global attributes added last (e.g. ``data_kind``, validation scores); None values dropped.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``: CF-1.8 grid, dims (time = days, lat, lon) with ``lat``/``lon`` of the
+        forcing (float64, degrees_north/east), ``time`` (midnight UTC, days since 1970-01-01,
+        bounds ``time_bnds`` = [day, next day)), ``et`` (float32, kg m-2 d-1 = mm d-1,
+        standard_name water_evapotranspiration_flux, ``_FillValue`` -9999 where the forcing is
+        missing: ocean, inland water, Antarctica), chunked (1, 256, 256), zlib level 4.
+
+    Raises
+    ------
+    ReaderError
+        Forcing without one of the variables (field = the variable), in other units, on other
+        dims, on different grids, or with times not strictly increasing.
+    ValueError
+        Bad ``chunk``/``days_per_chunk``/``workers``, or ``variables`` missing a role.
+    OSError
+        The output folder is not writable.
+
+    References
+    ----------
+    See the module docstring: Xu et al. (2025); Ke et al. (2017); Rodell et al. (2004); FAO-56.
+    """
+    if len(chunk) != 2 or min(chunk) < 1 or days_per_chunk < 1:
+        raise ValueError(f"chunk must be two positive ints (lat, lon) and days_per_chunk >= 1, found {chunk}, "
+                         f"{days_per_chunk}")
+    datasets, opened = open_forcing(forcing)
+    try:
+        cube = ForcingCube(datasets, variables)
+        days, starts = cube.days()
+        calendar = add_calendar_features(pd.DataFrame({"time": days}))
+        features = functools.partial(window_features, cube=cube, starts=starts,
+                                     month_sin=calendar["month_sin"].to_numpy(), month_cos=calendar["month_cos"].to_numpy())
+        steps_per_day = np.diff(starts)
+        sources = sorted(set(cube.sources))
+        spec = GridSpec(
+            name="et", time=days, lat=cube.lat, lon=cube.lon, attrs=ET_ATTRS,
+            time_bounds=np.stack([days, days + np.timedelta64(1, "D")], axis=1),
+            global_attrs=merge_attrs({
+                "Conventions": "CF-1.8",
+                "title": "Daily evapotranspiration from gridded forcing (LightGBM ET fusion model)",
+                "institution": "data portal ET fusion pipeline",
+                "source": f"LightGBM {lightgbm.__version__} model of ET on {', '.join(FEATURES)} (trained on tower "
+                          f"monthly means), applied to daily drivers from the forcing "
+                          f"{', '.join(sources[:3])}{' ...' if len(sources) > 3 else ''} "
+                          f"({len(sources)} file(s), variables {', '.join(cube.variables.values())})",
+                "history": cf_history("products.generators.et_grid"),
+                "references": REFERENCES_GRID,
+                "comment": "tmin/tmax from the sub-daily air temperature steps; ssrd, precip, vpd = means of the "
+                           "steps (vpd from specific humidity and surface pressure, FAO-56 eq. 11). Cells are "
+                           "missing where any forcing step of the day is missing.",
+                "forcing_steps_per_day": steps_per_day.astype("int32"),
+                "geospatial_lat_min": float(cube.lat.min()), "geospatial_lat_max": float(cube.lat.max()),
+                "geospatial_lon_min": float(cube.lon.min()), "geospatial_lon_max": float(cube.lon.max()),
+            }, attrs))
+        apply_chunked(features, functools.partial(predict_matrix, model=model), spec, out_path,
+                      chunk=(days_per_chunk, *chunk), workers=workers)
+    finally:
+        for ds in opened:
+            ds.close()
+    return Path(out_path)
