@@ -35,10 +35,6 @@ from .registry import PRODUCTS
 
 logger = logging.getLogger(__name__)
 
-CARDAMOM_NETWORK = "FLUXNET2015"
-ERA5_POINTS = "xclim_era5_cities/daily_surface_cancities_1990-1993.nc"
-
-
 class RunError(RuntimeError):
     """A run that cannot start or finish (unknown product, missing inputs)."""
 
@@ -49,7 +45,8 @@ class ProductOutput:
 
     files : paths inside the work directory, with a description each.
     validation : dicts with keys variable, units, split, scope, label, n and the metrics of
-        :func:`products.methods.metrics.summary`.
+        :func:`products.methods.metrics.summary`; ``site`` rows may name the station's ``network``
+        (needed where a code exists in several networks, e.g. US-Ha1 in FLUXNET2015 and AmeriFlux).
     """
 
     files: dict[str, str] = field(default_factory=dict)
@@ -140,6 +137,8 @@ def execute_run(run_id: int) -> GenerationRun:
     workdir = Path(settings.DATA_ROOT) / "tmp" / f"{run.product}-run{run.id}-{uuid.uuid4().hex[:8]}"
     try:
         workdir.mkdir(parents=True)
+        from .pipelines import PIPELINES
+
         pipeline = PIPELINES[run.product]
         output = pipeline(run, workdir)
         publish(run, workdir, output)
@@ -178,11 +177,8 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
             for name, description in output.files.items():
                 DatasetFile.objects.create(version=version, name=name, path=str(relative / name),
                                            description=description, **files[name])
-            stations = dict(Station.objects.filter(code__in={v["label"] for v in output.validation if v["scope"] == "site"})
-                            .values_list("code", "id"))
             ValidationResult.objects.bulk_create(
-                ValidationResult(run=run, version=version, station_id=stations.get(v["label"]) if v["scope"] == "site" else None,
-                                 **v) for v in output.validation)
+                ValidationResult(run=run, version=version, **row) for row in _with_stations(output.validation))
             GenerationRun.objects.filter(id=run.id).update(
                 status=GenerationRun.Status.SUCCEEDED, finished_at=timezone.now(), version=version,
                 summary=output.summary)
@@ -198,6 +194,25 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
         raise
     append_log(run.id, f"published {run.dataset_id} v{number} ({len(files)} files)")
     return version
+
+
+def _with_stations(validation: list[dict]) -> list[dict]:
+    """Validation dicts with ``station_id`` for ``site`` rows: the Station of that code in that ``network``.
+
+    ``network`` is optional; without it a code that names stations of several networks links to none.
+    """
+    codes = {v["label"] for v in validation if v["scope"] == "site"}
+    by_key, by_code = {}, {}
+    for station_id, network, code in Station.objects.filter(code__in=codes).values_list("id", "network", "code"):
+        by_key[network, code] = station_id
+        by_code[code] = None if code in by_code else station_id
+    rows = []
+    for v in validation:
+        row = {k: value for k, value in v.items() if k != "network"}
+        if v["scope"] == "site":
+            row["station_id"] = by_key.get((v["network"], v["label"])) if v.get("network") else by_code.get(v["label"])
+        rows.append(row)
+    return rows
 
 
 # --- product pipelines: gather inputs from the database and files, call the pure generator ----
@@ -239,71 +254,34 @@ def json_safe(metrics: dict) -> dict:
     return out
 
 
-def _record_inputs(run: GenerationRun, inputs: list[dict]) -> None:
+def ingested_input(role: str, kind: str) -> dict:
+    """Lineage entry for every file of one reader kind that ingested successfully.
+
+    Returns
+    -------
+    dict
+        ``role``, ``kind``, ``path`` (the files' common folder), ``files`` (count) and ``sha256``
+        (digest of the files' checksums in path order), for :func:`record_inputs`.
+    """
+    runs = list(IngestRun.objects.filter(kind=kind, status=IngestRun.Status.SUCCEEDED)
+                .order_by("source_path").values_list("source_path", "checksum"))
+    return {"role": role, "kind": kind,
+            "path": os.path.commonpath([os.path.abspath(p) for p, _ in runs]) if runs else "",
+            "files": len(runs), "sha256": hashlib.sha256("".join(c for _, c in runs).encode()).hexdigest()}
+
+
+def file_input(role: str, path: Path) -> dict:
+    """Lineage entry for one input file: ``role``, ``path``, ``sha256`` and ``size`` (bytes)."""
+    return {"role": role, "path": str(path), "sha256": sha256(path), "size": path.stat().st_size}
+
+
+def record_inputs(run: GenerationRun, inputs: list[dict]) -> None:
+    """Store a run's inputs (dicts with ``role``, ``path`` and ``sha256``, more keys as needed) for its lineage."""
     GenerationRun.objects.filter(id=run.id).update(inputs=inputs)
 
 
-def _timed(run: GenerationRun, timings: dict, stage: str, started: float) -> None:
+def timed(run: GenerationRun, timings: dict, stage: str, started: float) -> None:
+    """Record the seconds since ``started`` (``time.perf_counter``) as stage ``stage`` of the run's timings."""
     timings[stage] = round(time.perf_counter() - started, 3)
     GenerationRun.objects.filter(id=run.id).update(timings=timings)
     append_log(run.id, f"{stage} done in {timings[stage]:.1f} s")
-
-
-def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
-    """ET at flux towers (LightGBM, leave-site-out) and at ERA5 points; see products.generators.et_fusion."""
-    import xarray as xr
-
-    from .generators import et_fusion
-
-    params = dict(run.parameters)
-    sites = params.pop("sites", None)
-    cv = {"n_splits": int(params.pop("n_splits", 10)), "seed": int(params.pop("seed", 42))}
-    timings: dict = {}
-    t = time.perf_counter()
-    obs = observations_frame(network=CARDAMOM_NETWORK, variables=list(et_fusion.TOWER_VARIABLES), stations=sites)
-    stations = stations_frame(network=CARDAMOM_NETWORK, stations=sites)
-    if obs.empty:
-        raise RunError(f"no {CARDAMOM_NETWORK} observations in the database: run 'manage.py ingest cardamom' first")
-    era5_path = Path(settings.SHARED_DATA_DIR) / ERA5_POINTS
-    if not era5_path.is_file():
-        raise RunError(f"{era5_path}: ERA5 point forcing not found (SHARED_DATA_DIR={settings.SHARED_DATA_DIR})")
-    tower_runs = list(IngestRun.objects.filter(kind="cardamom", status=IngestRun.Status.SUCCEEDED)
-                      .order_by("source_path").values_list("source_path", "checksum"))
-    _record_inputs(run, [
-        {"role": "tower observations", "path": os.path.commonpath([os.path.abspath(p) for p, _ in tower_runs]) if tower_runs else "",
-         "files": len(tower_runs), "sha256": hashlib.sha256("".join(c for _, c in tower_runs).encode()).hexdigest()},
-        {"role": "ERA5 point forcing", "path": str(era5_path), "sha256": sha256(era5_path), "size": era5_path.stat().st_size},
-    ])
-    table = et_fusion.build_training_table(obs, stations)
-    _timed(run, timings, "load_inputs", t)
-
-    t = time.perf_counter()
-    result = et_fusion.run(table, **cv, params=params or None)
-    _timed(run, timings, "fit_and_cross_validate", t)
-
-    t = time.perf_counter()
-    with xr.open_dataset(era5_path) as era5:
-        drivers = et_fusion.era5_monthly_drivers(era5)
-    drivers["et_pred"] = et_fusion.predict(result.final_model, drivers)
-    ds = et_fusion.to_cf_dataset(result, drivers, attrs={
-        "id": run.dataset_id, "product_version_run": run.id, "code_version": run.code_version or ""})
-    name = "et_fusion_timeseries.nc"
-    et_fusion.write_netcdf(ds, workdir / name)
-    _timed(run, timings, "predict_and_write", t)
-
-    validation = [
-        {"variable": "et", "units": "mm d-1", "split": split, "scope": scope, "label": label, **json_safe(metrics)}
-        for split, scope, label, metrics in et_fusion.metric_rows(result)
-    ]
-    pooled = next(v for v in validation if v["split"] == "validation" and v["scope"] == "pooled")
-    summary = {"towers": int(table["station"].nunique()), "validation_rows": int(pooled["n"]),
-               "kge": pooled["kge"], "rmse": pooled["rmse"], "r": pooled["r"], "bias": pooled["bias"],
-               "era5_points": int(drivers["station"].nunique())}
-    return ProductOutput(
-        files={name: "CF-1.8 timeSeries (DSG): monthly ET observed and predicted at FLUXNET2015 towers "
-                     "(CARDAMOM-FluxVal) and predicted at five ERA5 points, 1990-1993"},
-        validation=validation, summary=summary,
-        notes="Monthly ET (mm d-1) at flux towers; validated on CARDAMOM-FluxVal held-out months with leave-site-out models.")
-
-
-PIPELINES = {"et_fusion": et_fusion_pipeline}

@@ -19,6 +19,11 @@ from django.conf import settings
 from django.db import connection
 
 # A few real towers of different climates for quick generator runs.
+# Basin tables the ET product reads (five ET products, precipitation, runoff); the TWS files are not needed here.
+BASIN_FILES = ("ET_ERA5_Land_monthly.csv", "ET_FLUXCOM_monthly.csv", "ET_GLDAS21_NOAH36_monthly.csv",
+               "ET_GLEAM_monthly.csv", "ET_MOD16_monthly.csv", "P_ERA5_Land_monthly.csv", "P_GPCC_monthly.csv",
+               "P_MSWEP_monthly.csv", "R_ERA5_Land_monthly.csv")
+FEW_BASINS, FEW_TOWERS = 24, 8
 FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren", "US-Ha1", "US-MMS", "US-Var",
              "CN-Cha", "AU-Tum"]
 
@@ -65,8 +70,23 @@ def django_db_setup(django_db_setup, django_db_blocker, shared_data, catalog_dir
         for path in sorted(catalog_dir.glob("*.json")):
             import_records(path)
         ingest("cardamom", shared_data / "cardamom_fluxval")
-        run = execute_run(create_run("et_fusion", parameters={"sites": FEW_SITES, "n_splits": 3}).id)
+        ingest("ecostress", shared_data / "ecov002_calval_tables")
+        ingest("basins", [shared_data / "lehmannfa_basin_water_budget" / f for f in BASIN_FILES])
+        run = execute_run(create_run("et_fusion", parameters=et_test_parameters()).id)
         assert run.status == "succeeded", run.error
+
+
+def et_test_parameters() -> dict:
+    """A small, quick et_fusion run: FEW_SITES, the first basins, the ECOSTRESS towers with most samples."""
+    from django.db.models import Count
+
+    from ingestion.models import Station
+
+    basins = sorted(Station.objects.filter(network="GRDC-MRB").values_list("code", flat=True))[:FEW_BASINS]
+    towers = list(Station.objects.filter(network="AmeriFlux", observations__variable="et_stic")
+                  .annotate(n=Count("observations")).order_by("-n", "code").values_list("code", flat=True)[:FEW_TOWERS])
+    return {"sites": FEW_SITES, "n_splits": 3, "basins": basins, "basin_splits": 3, "fusion_sites": towers,
+            "fusion_splits": 3, "fusion_max_iter": 3}
 
 
 @pytest.fixture

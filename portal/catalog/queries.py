@@ -18,13 +18,20 @@ from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion, Tag
 
 SEARCH_FIELDS = ("title_cn", "title_en", "abstract_cn", "abstract_en")
 # Variables of the ET product's CF timeSeries file (products.generators.et_fusion.to_cf_dataset).
+SERIES_FILE = "et_fusion_timeseries.nc"
 SERIES_STATION, SERIES_OBSERVED, SERIES_GENERATED, SERIES_FLAG = "station_name", "et_obs", "et", "is_validation"
 # Labels of the seed's published figures (products.registry) and what this portal states for the same item.
 PUBLISHED_LABELS = {"kge": "KGE", "rmse": "RMSE", "r": "R", "r_median": _("median R of the stations"),
                     "ubrmse": "ubRMSE", "stations": _("stations"), "time_step": _("time step"), "grid": _("grid"),
                     "period": _("period"), "overall_accuracy": _("overall accuracy")}
 OURS_DESCRIBED = {"et_fusion": {"time_step": _("monthly"), "grid": _("tower points, no grid")}}
-PUBLISHED_WORDS = (gettext_noop("daily"),)  # text values of the registry, translated when shown
+PUBLISHED_WORDS = (gettext_noop("daily"),)
+# Further validation tables of a version (ValidationResult.split other than validation/cv), in page order.
+SPLIT_TITLES = {
+    "fusion_held_out": _("Fusion and each input product against the same towers (leave-tower-out)"),
+    "reconstruction_held_out": _("Stage 1: each product reconstructed from forcing, scored on basins left out"),
+}
+MAIN_SPLITS = ("validation", "cv")  # text values of the registry, translated when shown
 
 
 class QueryError(ValueError):
@@ -82,6 +89,8 @@ class DatasetPage:
     stations: list[dict]
     product: object | None
     comparison: list[dict]
+    more: list[dict]
+    diagnostics: dict
     years: tuple[int, int] | None
     tags: list[str]
 
@@ -99,6 +108,7 @@ def dataset_page(dataset_id: str) -> DatasetPage:
     latest = versions[0] if versions else None
     results = list(ValidationResult.objects.filter(version=latest, split="validation").select_related("station")
                    .order_by("scope", "label")) if latest else []
+    more = further_validation(latest) if latest else []
     stations = sorted(({"code": r.station.code, "lat": r.station.geom.y, "lon": r.station.geom.x, "kge": r.kge, "n": r.n}
                        for r in results if r.scope == "site" and r.station and r.station.geom), key=lambda s: (-s["n"], s["code"]))
     pooled, sites = [r for r in results if r.scope == "pooled"], [r for r in results if r.scope == "site"]
@@ -106,9 +116,46 @@ def dataset_page(dataset_id: str) -> DatasetPage:
     return DatasetPage(
         dataset=dataset, people=people, versions=versions, latest=latest, pooled=pooled, sites=sites,
         classes=[r for r in results if r.scope == "class"], stations=stations, product=product,
-        comparison=compare_with_published(product, pooled[0] if pooled else None, sites),
+        comparison=compare_with_published(product, pooled[0] if pooled else None, sites), more=more,
+        diagnostics=tc_diagnostic(latest) if latest else {},
         years=(min(dataset.time_tags), max(dataset.time_tags)) if dataset.time_tags else None,
         tags=list(dict.fromkeys(t.name for t in dataset.tags.all())))  # a name can be a topic and a place tag
+
+
+def tc_diagnostic(version: DatasetVersion) -> dict:
+    """The triple-collocation summary stored in a version's lineage, or ``{}``.
+
+    Returns
+    -------
+    dict with ``basins``, ``basins_used`` and ``products``: list of (name, median TCR, median
+    error std in mm month-1) in the stored product order.
+    """
+    tc = (version.lineage.get("summary") or {}).get("triple_collocation")
+    if not tc:
+        return {}
+    return {"basins": tc.get("basins"), "basins_used": tc.get("basins_used"),
+            "products": [(p, tc.get(f"median_tcr_{p}"), tc.get(f"median_err_std_{p}")) for p in tc.get("products", [])]}
+
+
+def further_validation(version: DatasetVersion) -> list[dict]:
+    """Pooled rows of a version's other validation splits, one table per split.
+
+    Returns
+    -------
+    list of dict with ``split``, ``title`` (translated description), ``units`` and ``rows``
+    (pooled ValidationResult rows; a fused estimate first, then the inputs by name).
+    """
+    rows = (ValidationResult.objects.filter(version=version, scope=ValidationResult.Scope.POOLED)
+            .exclude(split__in=MAIN_SPLITS).order_by("split", "variable"))
+    tables: dict[str, dict] = {}
+    for r in rows:
+        table = tables.setdefault(r.split, {"split": r.split, "title": SPLIT_TITLES.get(r.split, r.split),
+                                            "units": r.units, "rows": []})
+        table["rows"].append(r)
+    for table in tables.values():
+        table["rows"].sort(key=lambda r: (not r.variable.endswith("_fused"), r.variable))
+    order = list(SPLIT_TITLES)
+    return sorted(tables.values(), key=lambda t: (order.index(t["split"]) if t["split"] in order else len(order), t["split"]))
 
 
 def compare_with_published(product, pooled: ValidationResult | None, sites: list[ValidationResult]) -> list[dict]:
@@ -154,7 +201,7 @@ def tower_series(version: DatasetVersion, station: str) -> dict:
 
     Parameters
     ----------
-    version : a published version of the ET product (one NetCDF file, dims (station, time)).
+    version : a published version of the ET product (its file ``SERIES_FILE``, dims (station, time)).
     station : the site code (``station_name``).
 
     Returns
@@ -169,7 +216,7 @@ def tower_series(version: DatasetVersion, station: str) -> dict:
     DatasetFile.DoesNotExist
         The version has no NetCDF time-series file (answered with 404).
     """
-    f = version.files.filter(name__endswith=".nc").order_by("name").first()
+    f = version.files.filter(name=SERIES_FILE).first()
     if f is None:
         raise DatasetFile.DoesNotExist(f"{version} has no NetCDF time series")
     with xr.open_dataset(Path(settings.DATA_ROOT) / f.path) as ds:

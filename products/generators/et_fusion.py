@@ -689,7 +689,7 @@ def fuse_at_towers(observations: pd.DataFrame, *, reference: str = "et", product
         ET in mm h-1; forcing in its own units).
     reference, products, forcing : variable names.
     n_splits : outer folds (at most the number of towers).
-    inner_splits : FLAML's tuning folds (grouped by tower).
+    inner_splits : FLAML's tuning folds (grouped by tower; fewer when an outer fold trains on fewer towers).
     max_iter : FLAML trials per outer fold.
     seed : random seed of FLAML and LightGBM.
 
@@ -700,7 +700,7 @@ def fuse_at_towers(observations: pd.DataFrame, *, reference: str = "et", product
     Raises
     ------
     ValueError
-        The reference or a product is missing, or fewer towers than ``n_splits``.
+        The reference or a product is missing, or fewer than ``max(n_splits, 3)`` towers.
 
     References
     ----------
@@ -720,13 +720,15 @@ def fuse_at_towers(observations: pd.DataFrame, *, reference: str = "et", product
     data = wide.dropna(subset=names).reset_index()
     features = [*products, *[f for f in forcing if f in data.columns]]
     stations = data["station"].to_numpy()
-    if len(set(stations)) < n_splits:
-        raise ValueError(f"n_splits={n_splits} exceeds the {len(set(stations))} towers with data")
+    if len(set(stations)) < max(n_splits, 3):
+        raise ValueError(f"n_splits={n_splits} needs at least max(n_splits, 3) towers with the reference and every "
+                         f"product; found {len(set(stations))}")
     fused, fold, chosen = np.full(len(data), np.nan), np.full(len(data), -1), []
     for k, (train, test) in enumerate(leave_station_out(stations, n_splits)):
         automl = AutoML()
         automl.fit(data[features].iloc[train], data[reference].iloc[train], task="regression", metric="rmse",
-                   estimator_list=["lgbm"], split_type="group", groups=stations[train], n_splits=inner_splits,
+                   estimator_list=["lgbm"], split_type="group", groups=stations[train],
+                   n_splits=min(inner_splits, len(set(stations[train]))),
                    max_iter=max_iter, time_budget=-1, seed=seed, verbose=0)
         fused[test], fold[test] = automl.predict(data[features].iloc[test]), k
         chosen.append(automl.best_estimator)
@@ -844,3 +846,159 @@ def reconstruct_products(observations: pd.DataFrame, *, products: tuple[str, ...
                             "reconstructed_start": x.index.get_level_values("time").min(),
                             "reconstructed_end": x.index.get_level_values("time").max()}
     return ReconstructionResult(series.reset_index(), pd.DataFrame.from_dict(cv_rows, orient="index"))
+
+
+# --- stored outputs of stages 1 and 2 ----------------------------------------------------------
+def fusion_metric_rows(fusion: TowerFusionResult, land_cover: dict[str, str] | None = None, *,
+                       reference: str = "et") -> list[tuple[str, str, str, dict]]:
+    """``(variable, scope, label, metrics)`` rows of the fused estimate and of every input product.
+
+    All variables are scored against ``reference`` on the same samples (those of
+    ``fusion.predictions``), pooled, per tower and per land-cover class.
+
+    Parameters
+    ----------
+    fusion : TowerFusionResult
+        From :func:`fuse_at_towers`.
+    land_cover : dict, optional
+        Tower code -> IGBP class; towers without one get no class row.
+    reference : tower ET column.
+
+    Returns
+    -------
+    list of tuple
+        ``variable`` is ``et_fused`` or a product name; scope/label/metrics as
+        :func:`products.methods.aggregate.validation_rows` (units of the inputs, mm h-1 for the
+        ECOSTRESS towers).
+    """
+    from products.methods.aggregate import validation_rows
+
+    frame = fusion.predictions.assign(
+        land_cover=fusion.predictions["station"].map(land_cover or {}).fillna("").astype(str))
+    return [(variable, scope, label, metrics)
+            for variable in fusion.table.index
+            for scope, label, metrics in validation_rows(frame, variable, reference, "station", "land_cover")]
+
+
+def fusion_to_cf(fusion: TowerFusionResult, stations: pd.DataFrame, *, reference: str = "et",
+                 attrs: dict | None = None) -> xr.Dataset:
+    """CF-1.8 ``point`` dataset of the stage-2 fusion at the towers (one row per overpass).
+
+    Parameters
+    ----------
+    fusion : TowerFusionResult
+        From :func:`fuse_at_towers`; samples are instantaneous ET at ECOSTRESS overpasses (mm h-1).
+    stations : pandas.DataFrame
+        ``code``, ``lat``, ``lon`` (degrees) of the towers.
+    reference : tower ET column.
+    attrs : dict, optional
+        Global attributes added last; None values dropped.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``obs``: ``time``, ``lat``, ``lon``, ``station_name`` (coordinates), ``et_obs``,
+        ``et_fused`` and one ``et_<model>`` per product (float64, kg m-2 h-1 = mm h-1, NaN fill),
+        ``cv_fold`` (int16, outer fold that held the tower out).
+
+    Raises
+    ------
+    ValueError
+        A tower of the predictions has no coordinates in ``stations``.
+
+    References
+    ----------
+    CF Conventions 1.8, section 9 (featureType point).
+    """
+    rows = fusion.predictions
+    where = stations.set_index("code")[["lat", "lon"]]
+    unknown = sorted(set(rows["station"]) - set(where.index))
+    if unknown:
+        raise ValueError(f"stations: no coordinates for towers {unknown[:5]}")
+    et_attrs = {"standard_name": "water_evapotranspiration_flux", "units": "kg m-2 h-1",
+                "comment": "instantaneous rate at the ECOSTRESS overpass; 1 kg m-2 h-1 = 1 mm h-1 of liquid water",
+                "coordinates": "time lat lon station_name"}
+    data = {"et_obs": (reference, "evapotranspiration observed at the tower (LE converted to ET)"),
+            "et_fused": ("et_fused", "fused evapotranspiration (FLAML AutoML, model that never saw the tower)")}
+    data.update({p: (p, f"{p.removeprefix('et_').upper()} model evapotranspiration (ECOSTRESS cal/val tables)")
+                 for p in fusion.table.index if p != "et_fused"})
+    ds = xr.Dataset(
+        {name: ("obs", rows[column].to_numpy(dtype="float64"), {**et_attrs, "long_name": long_name})
+         for name, (column, long_name) in data.items()},
+        coords={
+            "time": ("obs", rows["time"].to_numpy().astype("datetime64[ns]"), {"standard_name": "time", "axis": "T"}),
+            "lat": ("obs", where.loc[rows["station"], "lat"].to_numpy(dtype="float64"),
+                    {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": ("obs", where.loc[rows["station"], "lon"].to_numpy(dtype="float64"),
+                    {"standard_name": "longitude", "units": "degrees_east"}),
+            "station_name": ("obs", rows["station"].to_numpy(dtype=str).astype(object), {"long_name": "tower code"}),
+        })
+    ds["cv_fold"] = ("obs", rows["fold"].to_numpy(dtype="int16"),
+                     {"long_name": "outer leave-tower-out fold in which the tower was held out"})
+    for name in data:
+        ds[name].encoding["_FillValue"] = np.nan
+    ds["time"].encoding.update({"units": "seconds since 1970-01-01", "calendar": "standard", "dtype": "float64"})
+    fused = fusion.table.loc["et_fused"]
+    ds.attrs = {"Conventions": "CF-1.8", "featureType": "point", "data_kind": "real",
+                "title": "Stage-2 ET fusion at ECOSTRESS cal/val towers, validated by leaving towers out",
+                "source": "FLAML AutoML (LightGBM) from the ECOSTRESS model ET estimates and tower forcing to tower ET",
+                "references": REFERENCES, "validation_n": int(fused["n"]), "validation_kge": float(fused["kge"]),
+                "best_estimator_per_fold": ", ".join(map(str, fusion.best_estimators)),
+                "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.et_fusion"}
+    ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
+    return ds
+
+
+def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | None = None) -> xr.Dataset:
+    """CF-1.8 ``timeSeries`` of the stage-1 reconstruction: basins x months, each product and its reconstruction.
+
+    Parameters
+    ----------
+    reconstruction : ReconstructionResult
+        From :func:`reconstruct_products`; values are monthly basin-mean ET in mm month-1.
+    attrs : dict, optional
+        Global attributes added last; None values dropped.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims (station, time): per product ``p``, ``p`` (the product, NaN where it has no value)
+        and ``p_rec`` (the reconstruction), float64, ``water_evapotranspiration_amount`` in
+        kg m-2 per month (``cell_methods: time: sum``); ``station_name`` (GRDC basin,
+        cf_role timeseries_id), ``time`` (month start, bounds ``time_bnds``). Basins have no
+        coordinates in the source, so there are no lat/lon variables.
+
+    References
+    ----------
+    CF Conventions 1.8, section 9 (featureType timeSeries).
+    """
+    series = reconstruction.series.set_index(["station", "time"]).sort_index()
+    ds = xr.Dataset.from_dataframe(series)
+    times = ds["time"].values.astype("datetime64[ns]")
+    next_month = (pd.DatetimeIndex(times) + pd.offsets.MonthBegin(1)).to_numpy().astype("datetime64[ns]")
+    ds["time_bnds"] = (("time", "nv"), np.stack([times, next_month], axis=1))
+    ds["time"].attrs.update({"standard_name": "time", "axis": "T", "bounds": "time_bnds", "long_name": "start of the month"})
+    ds = ds.assign_coords(station_name=("station", ds["station"].values.astype(str).astype(object),
+                                        {"cf_role": "timeseries_id", "long_name": "GRDC major river basin"}))
+    ds = ds.drop_vars("station")
+    for name in list(ds.data_vars):
+        if name == "time_bnds":
+            continue
+        product = name.removesuffix("_rec")
+        ds[name] = ds[name].astype("float64")
+        ds[name].attrs = {
+            "standard_name": "water_evapotranspiration_amount", "units": "kg m-2",
+            "cell_methods": "time: sum (interval: 1 month)",
+            "long_name": (f"{product} reconstructed by LightGBM from precipitation and runoff" if name.endswith("_rec")
+                          else f"{product} basin mean (lehmannfa/water_storage_changes)")}
+        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time station_name"})
+    for name in ("time", "time_bnds"):
+        ds[name].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64",
+                                  "_FillValue": None})
+    ds.attrs = {"Conventions": "CF-1.8", "featureType": "timeSeries", "data_kind": "real",
+                "title": "Stage-1 reconstruction of five ET products over GRDC major river basins",
+                "source": f"LightGBM {lightgbm.__version__}, one model per product; skill by leaving basins out",
+                "references": REFERENCES,
+                "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.et_fusion"}
+    ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
+    return ds

@@ -103,3 +103,34 @@ def per_class(frame: pd.DataFrame, sim: str, obs: str, group: str, cls: str, min
         st = per_group(g, sim, obs, group, min_n=min_n)
         out.append({"n_stations": len(st), **{f"median_{m}": median_of_groups(st, m) for m in SCORES}})
     return pooled.join(pd.DataFrame(out, index=pooled.index))
+
+
+def validation_rows(frame: pd.DataFrame, sim: str, obs: str, group: str, cls: str | None = None,
+                    min_n: int = 2) -> list[tuple[str, str, dict]]:
+    """``(scope, label, metrics)`` rows for storage: pooled, one per station, one per class.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per sample; columns ``sim``, ``obs`` (float, same units), ``group`` (station id) and,
+        if given, ``cls`` (class label, constant per station).
+    sim, obs, group : str
+        Column names.
+    cls : str, optional
+        Class column; no ``class`` rows without it. Empty labels are skipped.
+    min_n : int, default 2
+        Stations and classes with fewer valid pairs are left out.
+
+    Returns
+    -------
+    list of tuple
+        ``("pooled", "all", summary)``, then ``("site", station, summary)`` and
+        ``("class", label, summary)`` rows, ``summary`` as :func:`products.methods.metrics.summary`.
+    """
+    rows = [("pooled", "all", summary(frame[sim].to_numpy(), frame[obs].to_numpy()))]
+    for scope, key in (("site", group), ("class", cls)):
+        if key is None:
+            continue
+        table = per_group(frame[frame[key].astype(str) != ""], sim, obs, key, min_n=min_n)
+        rows.extend((scope, str(label), metrics) for label, metrics in table.to_dict(orient="index").items())
+    return rows

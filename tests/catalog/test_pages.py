@@ -96,8 +96,26 @@ def test_the_detail_page_shows_metadata_and_the_stored_validation(client, et_run
     assert f"<td>{pooled.n}</td><td>{pooled.kge:.3f}</td><td>{pooled.r:.3f}</td>" in table
     assert "0.857" in html and "0.726" in html  # the seed's published figures beside ours
     assert "What differs" in html
-    f = dataset.latest_version().files.get()
+    f = dataset.latest_version().files.get(name="et_fusion_timeseries.nc")
     assert reverse("catalog:download", args=[ET, f.version.number, f.name]) in html
+
+
+def test_the_detail_page_shows_fusion_beside_each_product_and_the_tc_diagnostic(client, et_run):
+    html = client.get(reverse("catalog:dataset_detail", args=[ET])).content.decode()
+    start = html.index('id="validation-fusion_held_out"')
+    table = html[start:html.index("</table>", start)]
+    rows = ValidationResult.objects.filter(version=et_run.version, split="fusion_held_out", scope="pooled")
+    assert rows.count() == 6
+    for r in rows:
+        assert f"<td>{r.variable}</td><td>{r.n}</td><td>{r.kge:.3f}</td>" in table
+    assert table.index("<td>et_fused</td>") < min(table.index(f"<td>{r.variable}</td>") for r in rows
+                                                  if r.variable != "et_fused")
+    assert 'id="validation-reconstruction_held_out"' in html
+    start = html.index('id="tc-diagnostic"')
+    tc = html[start:html.index("</table>", start)]
+    summary = et_run.summary["triple_collocation"]
+    for p in summary["products"]:
+        assert f"<td>{p}</td><td>{summary[f'median_tcr_{p}']:.3f}</td>" in tc
 
 
 def test_unknown_dataset_is_404(client):
@@ -110,7 +128,7 @@ def test_series_json_equals_the_published_file(client, et_run):
     assert response.status_code == 200
     data = response.json()
     version = Dataset.objects.get(id=ET).latest_version()
-    path = settings.DATA_ROOT / version.files.get().path
+    path = settings.DATA_ROOT / version.files.get(name="et_fusion_timeseries.nc").path
     with xr.open_dataset(path) as ds:
         site = ds.isel(station=[str(n) for n in ds["station_name"].values].index("DE-Hai"))
         first = data["time"].index(data["time"][0])
@@ -131,7 +149,7 @@ def test_series_json_rejects_an_unknown_or_missing_station(client, et_run):
 
 
 def test_download_returns_the_file_with_its_checksum(client, et_run):
-    f = Dataset.objects.get(id=ET).latest_version().files.get()
+    f = Dataset.objects.get(id=ET).latest_version().files.get(name="et_fusion_timeseries.nc")
     response = client.get(reverse("catalog:download", args=[ET, f.version.number, f.name]))
     assert response.status_code == 200
     assert f'attachment; filename="{f.name}"' in response["Content-Disposition"]
@@ -142,7 +160,7 @@ def test_download_of_a_login_access_dataset_requires_login(client, admin_client,
     dataset = Dataset.objects.get(id=ET)
     dataset.share_type = Dataset.ShareType.LOGIN
     dataset.save()
-    f = dataset.latest_version().files.get()
+    f = dataset.latest_version().files.get(name="et_fusion_timeseries.nc")
     url = reverse("catalog:download", args=[ET, f.version.number, f.name])
     anonymous = client.get(url)
     assert anonymous.status_code == 302 and settings.LOGIN_URL in anonymous["Location"]

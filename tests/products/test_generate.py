@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +14,21 @@ from django.core.management import CommandError, call_command
 from products import services
 from products.methods.metrics import summary
 from products.models import GenerationRun, ValidationResult
-from tests.conftest import FEW_SITES
+from products.pipelines import PIPELINES
+from products.pipelines.et_fusion import ERA5_POINTS
+from tests.conftest import FEW_SITES, et_test_parameters
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def et_file(et_run) -> Path:
-    f = et_run.version.files.get()
+    f = et_run.version.files.get(name="et_fusion_timeseries.nc")
     return Path(settings.DATA_ROOT) / f.path
 
 
 def test_the_published_file_exists_with_its_recorded_checksum(et_run, et_file):
-    f = et_run.version.files.get()
+    f = et_run.version.files.get(name="et_fusion_timeseries.nc")
     assert et_file.is_file() and et_file.stat().st_size == f.size
     assert hashlib.sha256(et_file.read_bytes()).hexdigest() == f.sha256
     assert et_file.parent == Path(settings.DATA_ROOT) / et_run.version.directory
@@ -81,13 +84,13 @@ def test_each_held_out_month_was_predicted_by_a_model_that_never_saw_its_tower(e
 
 
 def test_the_run_records_its_lineage(et_run, shared_data):
-    era5 = shared_data / services.ERA5_POINTS
+    era5 = shared_data / ERA5_POINTS
     inputs = {i["role"]: i for i in et_run.inputs}
     assert inputs["ERA5 point forcing"]["sha256"] == hashlib.sha256(era5.read_bytes()).hexdigest()
-    assert len(inputs["tower observations"]["sha256"]) == 64
-    assert et_run.parameters == {"sites": FEW_SITES, "n_splits": 3}
+    assert len(inputs["tower observations (CARDAMOM-FluxVal)"]["sha256"]) == 64
+    assert et_run.parameters == et_test_parameters()
     assert et_run.code_version and et_run.started_at <= et_run.finished_at
-    assert {"load_inputs", "fit_and_cross_validate", "predict_and_write"} <= set(et_run.timings)
+    assert {"load_inputs", "tower_model", "tower_predict_and_write"} <= set(et_run.timings)
     assert et_run.version.lineage["inputs"] == et_run.inputs
     assert et_run.version.lineage["code_version"] == et_run.code_version
 
@@ -100,7 +103,7 @@ def test_a_failed_run_leaves_the_published_version_untouched(et_run, et_file, mo
         (workdir / "half_written.nc").write_bytes(b"partial")
         raise RuntimeError("disk full (simulated)")
 
-    monkeypatch.setitem(services.PIPELINES, "et_fusion", broken_pipeline)
+    monkeypatch.setitem(PIPELINES, "et_fusion", broken_pipeline)
     run = services.execute_run(services.create_run("et_fusion").id)
     assert run.status == "failed" and "disk full" in run.error and run.version is None
     assert list(et_run.dataset.versions.values_list("number", flat=True)) == versions
@@ -110,7 +113,7 @@ def test_a_failed_run_leaves_the_published_version_untouched(et_run, et_file, mo
 
 def test_a_run_with_no_input_fails_with_a_clear_reason():
     run = services.execute_run(services.create_run("et_fusion", parameters={"sites": ["XX-None"]}).id)
-    assert run.status == "failed" and "no FLUXNET2015 observations" in run.error
+    assert run.status == "failed" and "no FLUXNET2015 tower observations" in run.error and "ingest cardamom" in run.error
 
 
 def test_a_run_is_claimed_once(et_run):
@@ -123,12 +126,15 @@ def test_the_command_publishes_a_new_version_and_if_missing_skips(et_run, capsys
     call_command("generate", "et_fusion", "--if-missing")
     assert "already published" in capsys.readouterr().out
     assert et_run.dataset.versions.count() == before
-    call_command("generate", "et_fusion", "--sites", ",".join(FEW_SITES[:4]), "--params",
-                 '{"n_splits": 2, "n_estimators": 50}')
+    params = {**et_test_parameters(), "n_splits": 2, "n_estimators": 50}
+    params.pop("sites")
+    call_command("generate", "et_fusion", "--sites", ",".join(FEW_SITES[:4]), "--params", json.dumps(params), "--json")
+    out = json.loads(capsys.readouterr().out)
     assert et_run.dataset.versions.count() == before + 1
     latest = GenerationRun.objects.latest("created_at")
-    assert latest.status == "succeeded" and latest.version.number == before + 1
-    assert latest.parameters["n_estimators"] == 50
+    assert latest.status == "succeeded" and latest.version.number == before + 1 == out["version"]
+    assert out["run"] == latest.id and out["summary"]["kge"] == pytest.approx(latest.summary["kge"])
+    assert latest.parameters["n_estimators"] == 50 and latest.summary["towers"] == 4
 
 
 def test_the_command_rejects_bad_parameters():

@@ -1,0 +1,125 @@
+"""The published ET version's stage-1, triple-collocation and stage-2 parts, on the real basins and towers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from django.conf import settings
+
+from ingestion.models import Observation
+from products.generators.et_fusion import BASIN_ET_PRODUCTS, ECOSTRESS_PRODUCTS, TC_PRODUCTS
+from products.methods.metrics import summary
+from products.models import ValidationResult
+from tests.conftest import FEW_BASINS, FEW_TOWERS
+
+pytestmark = pytest.mark.django_db
+
+
+def version_file(run, name: str) -> Path:
+    f = run.version.files.get(name=name)
+    return Path(settings.DATA_ROOT) / f.path
+
+
+def test_the_version_holds_every_part_with_lineage_of_every_input(et_run):
+    names = set(et_run.version.files.values_list("name", flat=True))
+    assert names == {"et_fusion_timeseries.nc", "et_basin_reconstruction.nc", "et_basin_triple_collocation.csv",
+                     "et_fused_ecostress_towers.nc"}
+    kinds = {i.get("kind") for i in et_run.version.lineage["inputs"]}
+    assert {"cardamom", "basins", "ecostress"} <= kinds
+    assert all(len(i["sha256"]) == 64 for i in et_run.version.lineage["inputs"])
+    assert {"stage1_reconstruction", "triple_collocation", "stage2_fusion"} <= set(et_run.timings)
+
+
+def test_reconstruction_file_keeps_the_products_and_fills_every_month(et_run):
+    with xr.open_dataset(version_file(et_run, "et_basin_reconstruction.nc")) as ds:
+        assert ds.attrs["featureType"] == "timeSeries" and ds.attrs["data_kind"] == "real"
+        assert ds["station_name"].attrs["cf_role"] == "timeseries_id" and ds.sizes["station"] == FEW_BASINS
+        for p in BASIN_ET_PRODUCTS:
+            assert ds[f"{p}_rec"].attrs["standard_name"] == "water_evapotranspiration_amount"
+            assert np.isfinite(ds[f"{p}_rec"].values).all()
+        # the stored product is the ingested value, month by month
+        basin = str(ds["station_name"].values[0])
+        stored = ds["et_gleam"].isel(station=0).to_series().dropna()
+    db = pd.Series({pd.Timestamp(t).tz_localize(None): v for t, v in Observation.objects.filter(
+        station__network="GRDC-MRB", station__code=basin, variable="et_gleam").values_list("time", "value")})
+    common = stored.index.intersection(db.index)
+    assert len(common) == len(stored) > 100
+    np.testing.assert_allclose(stored[common], db[common])
+
+
+def test_reconstruction_skill_rows_per_product(et_run):
+    rows = ValidationResult.objects.filter(run=et_run, split="reconstruction_held_out", scope="pooled")
+    assert {r.variable for r in rows} == {f"{p}_rec" for p in BASIN_ET_PRODUCTS}
+    for r in rows:
+        assert r.units == "mm month-1" and r.n > 1000 and -1 < r.kge <= 1
+        assert et_run.summary["reconstruction"][r.variable.removesuffix("_rec")]["kge"] == pytest.approx(r.kge)
+
+
+def test_triple_collocation_table_and_its_medians(et_run):
+    table = pd.read_csv(version_file(et_run, "et_basin_triple_collocation.csv"))
+    assert len(table) == FEW_BASINS
+    tc = et_run.summary["triple_collocation"]
+    assert tc["products"] == list(TC_PRODUCTS) and tc["basins"] == FEW_BASINS
+    usable = table[~table["too_few_samples"]]
+    assert tc["basins_used"] == len(usable) > 0
+    for p in TC_PRODUCTS:
+        ok = usable[~usable[f"flag_{p}"]]
+        assert tc[f"median_tcr_{p}"] == pytest.approx(ok[f"tcr_{p}"].median())
+        assert 0 < tc[f"median_tcr_{p}"] <= 1
+
+
+def test_fusion_and_each_product_are_scored_on_the_same_held_out_samples(et_run):
+    with xr.open_dataset(version_file(et_run, "et_fused_ecostress_towers.nc")) as ds:
+        assert ds.attrs["featureType"] == "point" and ds["et_fused"].attrs["units"] == "kg m-2 h-1"
+        frame = ds[["et_obs", "et_fused", *ECOSTRESS_PRODUCTS]].to_dataframe()
+        frame["station"] = ds["station_name"].values
+        assert ds["cv_fold"].to_series().groupby(frame["station"].to_numpy()).nunique().max() == 1
+    assert frame["station"].nunique() == FEW_TOWERS
+    pooled = {r.variable: r for r in ValidationResult.objects.filter(run=et_run, split="fusion_held_out", scope="pooled")}
+    assert set(pooled) == {"et_fused", *ECOSTRESS_PRODUCTS}
+    for name, row in pooled.items():
+        expected = summary(frame[name], frame["et_obs"])
+        assert row.n == expected["n"] == len(frame) and row.units == "mm h-1"
+        assert row.kge == pytest.approx(expected["kge"]) and row.rmse == pytest.approx(expected["rmse"])
+    fusion = et_run.summary["fusion"]
+    singles = [pooled[p] for p in ECOSTRESS_PRODUCTS]
+    assert fusion["beats_every_product"] == (all(pooled["et_fused"].kge > s.kge for s in singles)
+                                             and all(pooled["et_fused"].rmse < s.rmse for s in singles))
+    assert fusion["best_single_kge"] == pytest.approx(max(s.kge for s in singles))
+
+
+def test_per_tower_rows_link_to_the_ecostress_tower_not_a_namesake(et_run):
+    sites = ValidationResult.objects.filter(run=et_run, split="fusion_held_out", scope="site", variable="et_fused")
+    assert sites.count() == FEW_TOWERS
+    assert {r.station.network for r in sites} == {"AmeriFlux"}
+    classes = ValidationResult.objects.filter(run=et_run, split="fusion_held_out", scope="class", variable="et_fused")
+    pooled = ValidationResult.objects.get(run=et_run, split="fusion_held_out", scope="pooled", variable="et_fused")
+    assert classes.exists() and sum(c.n for c in classes) == pooled.n  # every tower has an IGBP class
+    tower_rows = ValidationResult.objects.filter(run=et_run, split="validation", scope="site")
+    assert {r.station.network for r in tower_rows if r.station} == {"FLUXNET2015"}
+
+
+def test_a_run_with_gridded_forcing_adds_a_chunked_daily_et_grid(et_run, tmp_path):
+    from products.services import create_run, execute_run
+    from tests.conftest import et_test_parameters
+    from tests.products.test_chunked import small_land, synthetic_forcing
+
+    # SYNTHETIC forcing on the GLDAS 0.25 degree global grid (what the GLDAS reader accepts), land in one box only
+    lat, lon = np.arange(-59.875, 90, 0.25), np.arange(-179.875, 180, 0.25)
+    land = np.zeros((lat.size, lon.size), dtype=bool)
+    land[100:130, 1100:1150] = small_land((30, 50))
+    forcing = synthetic_forcing(lat, lon, pd.date_range("2016-01-01", periods=8, freq="3h"), land)
+    forcing.to_netcdf(tmp_path / "GLDAS_NOAH025_3H.A20160101.0000.021.nc4",
+                      encoding={v: {"zlib": True, "complevel": 1} for v in forcing.data_vars})
+    params = {**et_test_parameters(), "sites": ["DE-Hai", "US-Ha1", "FI-Hyy"], "n_splits": 3,
+              "basins": et_test_parameters()["basins"][:6], "fusion_sites": et_test_parameters()["fusion_sites"][:4], "fusion_splits": 2,
+              "fusion_max_iter": 2, "forcing_grid": [str(tmp_path / "GLDAS_NOAH025_3H.A20160101.0000.021.nc4")], "forcing_data_kind": "synthetic"}
+    run = execute_run(create_run("et_fusion", parameters=params).id)
+    assert run.status == "succeeded", run.error
+    with xr.open_dataset(version_file(run, "et_grid_daily.nc")) as ds:
+        assert ds.attrs["data_kind"] == "synthetic" and ds["et"].dims == ("time", "lat", "lon")
+        assert np.isfinite(ds["et"].values[0][land]).all() and np.isnan(ds["et"].values[0][~land]).all()
+    assert any(i["role"] == "gridded forcing (synthetic)" for i in run.inputs)
