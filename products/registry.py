@@ -20,7 +20,8 @@ PRODUCTS: dict[str, ProductSpec] = {
         implemented=True),
     "sm_mlda": ProductSpec(
         "sm_mlda", "ieee-dataport-spatiotemporal-seamless-global-surface-soil-moisture",
-        published={"r_median": 0.741, "ubrmse": 0.0437, "ubrmse_units": "m3 m-3", "stations": 1094}),
+        published={"r_median": 0.741, "ubrmse": 0.0437, "ubrmse_units": "m3 m-3", "stations": 1094},
+        implemented=True),
     "freeze_thaw": ProductSpec(
         "freeze_thaw", "f52826e1-c61c-4b79-a43c-4ece3a8eca18", published={"overall_accuracy": "> 86 %"}),
     "tws_rec": ProductSpec("tws_rec", "6b23bed9-627c-4653-8157-2ddd5b323888", published={}),

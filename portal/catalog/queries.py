@@ -30,6 +30,10 @@ PUBLISHED_WORDS = (gettext_noop("daily"),)
 SPLIT_TITLES = {
     "fusion_held_out": _("Fusion and each input product against the same towers (leave-tower-out)"),
     "reconstruction_held_out": _("Stage 1: each product reconstructed from forcing, scored on basins left out"),
+    "twin_insitu": _("SYNTHETIC twin: every series against in-situ stations never used upstream"),
+    "twin_cv": _("SYNTHETIC twin: 10-fold cross-validation grouped by station, training stations"),
+    "real_withheld": _("REAL: nudging toward ASCAT/ERS, scored on retrievals withheld from the nudging"),
+    "real_insitu": _("REAL: satellite series against collocated in-situ stations"),
 }
 MAIN_SPLITS = ("validation", "cv")  # text values of the registry, translated when shown
 
@@ -143,17 +147,28 @@ def further_validation(version: DatasetVersion) -> list[dict]:
     Returns
     -------
     list of dict with ``split``, ``title`` (translated description), ``units`` and ``rows``
-    (pooled ValidationResult rows; a fused estimate first, then the inputs by name).
+    (pooled ValidationResult rows; a fused estimate first, then the inputs by name). Each row
+    carries ``n_sites``, ``median_r`` and ``median_ubrmse``: the medians over the split's per-station
+    rows of the same variable (None without station rows), as the soil-moisture paper reports.
     """
-    rows = (ValidationResult.objects.filter(version=version, scope=ValidationResult.Scope.POOLED)
+    rows = (ValidationResult.objects.filter(version=version, scope__in=[ValidationResult.Scope.POOLED,
+                                                                         ValidationResult.Scope.SITE])
             .exclude(split__in=MAIN_SPLITS).order_by("split", "variable"))
     tables: dict[str, dict] = {}
+    per_site: dict[tuple[str, str], list[tuple]] = {}
     for r in rows:
+        if r.scope == ValidationResult.Scope.SITE:
+            per_site.setdefault((r.split, r.variable), []).append((r.r, r.ubrmse))
+            continue
         table = tables.setdefault(r.split, {"split": r.split, "title": SPLIT_TITLES.get(r.split, r.split),
                                             "units": r.units, "rows": []})
         table["rows"].append(r)
     for table in tables.values():
         table["rows"].sort(key=lambda r: (not r.variable.endswith("_fused"), r.variable))
+        for r in table["rows"]:
+            sites = np.array(per_site.get((r.split, r.variable), []), dtype="float64").reshape(-1, 2)
+            r.n_sites = len(sites) or None
+            r.median_r, r.median_ubrmse = (np.nanmedian(sites, axis=0).tolist() if len(sites) else (None, None))
     order = list(SPLIT_TITLES)
     return sorted(tables.values(), key=lambda t: (order.index(t["split"]) if t["split"] in order else len(order), t["split"]))
 

@@ -7,5 +7,6 @@ A pipeline gathers its inputs from the database and ``SHARED_DATA_DIR``, records
 pipeline up here by product key.
 """
 from .et_fusion import et_fusion_pipeline
+from .sm_mlda import sm_mlda_pipeline
 
-PIPELINES = {"et_fusion": et_fusion_pipeline}
+PIPELINES = {"et_fusion": et_fusion_pipeline, "sm_mlda": sm_mlda_pipeline}

@@ -1,0 +1,1324 @@
+"""Soil moisture ML-DA, second product: TC-merged labels, LightGBM, Newtonian nudging (no Django).
+
+The chain of Xu et al. (2025) in four steps, each a function of this module:
+
+1. **Labels** (:func:`tc_labels`): per pixel/station, classical triple collocation
+   (:func:`products.methods.triple_collocation.tc_metrics`) of three soil-moisture products of
+   independent families (active satellite, passive satellite, model/reanalysis), then the
+   TC-weighted merge (:func:`products.methods.triple_collocation.merge`, weights proportional to
+   1 / error variance = R2 / (1 - R2) after rescaling to the reference product). Minimum-sample rule:
+   a pixel with fewer than ``min_samples`` collocated days, or with every product flagged
+   (negative error variance, R2 outside [0, 1]), gets no TC weights. Documented fallback
+   (``tc_fallback``): ``"exclude"`` (default) leaves such a pixel without labels (it is not used for
+   training; the model still predicts there); ``"equal"`` merges the products with equal weights after
+   mean-standard-deviation matching to the reference.
+2. **Model** (:func:`fit_model`): LightGBM (Ke et al. 2017) from daily forcing (air temperature,
+   shortwave radiation, precipitation, relative humidity, antecedent precipitation indices, season)
+   to the labels; ``n_splits``-fold cross-validation grouped by pixel
+   (:func:`products.methods.cv.leave_station_out`), then a final model on all labelled pixels.
+3. **Assimilation** (:func:`nudge_series`): Newtonian nudging (:func:`products.methods.nudging.nudge`)
+   of the model series toward the satellite retrieval wherever it is valid, the retrieval first
+   rescaled to the model climatology; gain G fixed or per pixel from TC error variances
+   (:func:`products.methods.nudging.tc_gain`, :func:`tc_nudging_gain`). With ``memory_days`` > 0 the
+   analysis increment persists into the following days, decaying as exp(-1 day / memory_days): the
+   nudged state is carried forward as a model with soil-water memory would (0 = pointwise nudging).
+4. **Validation** (:func:`validate_against_insitu`): in-situ stations never used upstream (asserted
+   with :func:`products.methods.cv.assert_disjoint`): per-station R and ubRMSE
+   (:func:`products.methods.metrics.summary`), their medians with station counts
+   (:func:`products.methods.aggregate.median_of_groups`), per class
+   (:func:`products.methods.aggregate.per_class`), for the ML-DA series and, side by side, for the
+   model without assimilation, the labels and each input product.
+
+What runs on which data
+-----------------------
+* **Synthetic twin** (:func:`make_twin`, :func:`run_twin`): the whole chain. A bucket model driven by
+  synthetic forcing is the truth at N pixels; three products with known scalings and independent
+  errors of known variance, and in-situ stations (truth + small error) are drawn from it, so the TC
+  error standard deviations, the optimal nudging gain and the ranking of the results are known in
+  advance. Every output of it is labelled ``synthetic twin``.
+* **Real data** (:func:`ismn_daily`, :func:`screen_retrievals`, :func:`climatology_background`,
+  :func:`withheld_retrieval_check`, :func:`collocate`, :func:`validate_collocated`): ISMN in-situ
+  series (daily means of good-quality hourly values), ASCAT/ERS retrievals (screened for frozen soil,
+  snow and processing flags, daily), nudging of a climatological background toward the real
+  retrievals scored on withheld real retrievals, and the collocation of satellite grid points with ISMN
+  stations (rescaling to the in-situ climatology and validation where a pair exists). What the sample
+  data do NOT allow, and why: no real triple of collocated SM products exists (so no real TC and no
+  real TC-merged labels), no forcing time series exists at the SM points (so no real LightGBM model),
+  and no ASCAT/ERS cell of the sample data (cell 1358: 5-10 E, 40-45 N; cell 1395: 10-15 E, 45-50 N)
+  holds an ISMN test station (USA, Alaska, south-west France), so the real in-situ validation of a
+  satellite or ML-DA series finds no pair. GLDAS soil moisture exists for one day only.
+
+Units: volumetric soil moisture in m3 m-3; ASCAT/ERS surface soil moisture in % (degree of
+saturation); temperature degC; radiation W m-2; precipitation mm d-1; relative humidity %.
+
+References
+----------
+Xu et al. (2025): Spatiotemporal seamless estimation of global surface soil moisture using triple
+collocation, machine learning, and data assimilation. IEEE TGRS 63, doi:10.1109/TGRS.2025.3568034.
+McColl, K. A., et al. (2014), Geophys. Res. Lett. 41, 6229-6236, doi:10.1002/2014GL061322 (TCR).
+Gruber, A., et al. (2016), Int. J. Appl. Earth Obs. Geoinf. 45, 200-211, doi:10.1016/j.jag.2015.09.002.
+Ke, G., et al. (2017): LightGBM: a highly efficient gradient boosting decision tree. NeurIPS 30.
+Houser, P. R., et al. (1998), Water Resour. Res. 34, 3405-3420 (nudging of soil moisture).
+Dorigo, W., et al. (2021): The International Soil Moisture Network: serving Earth system science for
+over a decade. Hydrol. Earth Syst. Sci. 25, 5749-5804, doi:10.5194/hess-25-5749-2021.
+Wagner, W., et al. (2013), Meteorol. Z. 22, 5-33, doi:10.1127/0941-2948/2013/0399 (ASCAT).
+Kohler, M. A., Linsley, R. K. (1951): Predicting the runoff from storm rainfall. U.S. Weather Bureau
+Research Paper 34 (antecedent precipitation index).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import lightgbm
+import numpy as np
+import pandas as pd
+import sklearn
+import xarray as xr
+
+from products.methods import triple_collocation as tc
+from products.methods.aggregate import median_of_groups, per_class, per_group
+from products.methods.cv import assert_disjoint, leave_station_out
+from products.methods.metrics import summary
+from products.methods.nudging import nudge, tc_gain
+
+SYNTHETIC = "synthetic twin"
+REAL = "real"
+FORCING = ("tair", "rad", "precip", "rh", "api_fast", "api_slow")
+FEATURES = (*FORCING, "doy_sin", "doy_cos", "precip_clim")
+UNITS = {"tair": "degC", "rad": "W m-2", "precip": "mm d-1", "rh": "%", "api_fast": "mm", "api_slow": "mm",
+         "sm": "m3 m-3", "ssm": "%"}
+API_DECAY = {"api_fast": 0.80, "api_slow": 0.95}  # daily decay factors k of the antecedent precipitation indices
+PRODUCTS = ("passive", "active", "reanalysis")  # the reference (first) is the passive retrieval, as SMAP L3
+PRODUCT_UNITS = {"passive": "m3 m-3", "active": "%", "reanalysis": "m3 m-3"}
+DEFAULT_PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 40,
+                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 2, "verbose": -1,
+                  "deterministic": True, "force_col_wise": True}
+SEED_FIGURES = {"ml_da": {"r": 0.741, "ubrmse": 0.0437}, "smap_l4": {"r": 0.717, "ubrmse": 0.0452},
+                "era5_land": {"r": 0.706, "ubrmse": 0.0452}, "gldas": {"r": 0.633, "ubrmse": 0.0501},
+                "stations": 1094, "units": "m3 m-3"}
+REFERENCES = (
+    "method after Xu et al. (2025), IEEE TGRS 63, doi:10.1109/TGRS.2025.3568034; "
+    "TCR: McColl et al. (2014), doi:10.1002/2014GL061322; TC: Gruber et al. (2016), doi:10.1016/j.jag.2015.09.002; "
+    "LightGBM: Ke et al. (2017), NeurIPS 30; nudging: Houser et al. (1998), WRR 34, 3405-3420; "
+    "ISMN: Dorigo et al. (2021), doi:10.5194/hess-25-5749-2021; ASCAT: Wagner et al. (2013), "
+    "doi:10.1127/0941-2948/2013/0399")
+
+
+# --- forcing features --------------------------------------------------------------------------
+
+
+def antecedent_precipitation_index(precip, k: float) -> np.ndarray:
+    """Antecedent precipitation index API_t = k API_(t-1) + P_t along the last axis (API_0 = P_0).
+
+    Parameters
+    ----------
+    precip : array_like
+        Shape (..., time), float, mm d-1 (daily totals); NaN counts as 0.
+    k : float
+        Daily decay factor in [0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape of ``precip``, float64, mm.
+
+    Raises
+    ------
+    ValueError
+        ``k`` outside [0, 1).
+
+    References
+    ----------
+    Kohler & Linsley (1951), U.S. Weather Bureau Research Paper 34.
+    """
+    if not 0 <= k < 1:
+        raise ValueError(f"k must be in [0, 1), found {k}")
+    p = np.nan_to_num(np.asarray(precip, dtype="float64"))
+    out = np.empty_like(p)
+    acc = np.zeros(p.shape[:-1])
+    for t in range(p.shape[-1]):
+        acc = k * acc + p[..., t]
+        out[..., t] = acc
+    return out
+
+
+def add_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the derived features of :data:`FEATURES` to a daily forcing table.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per (``pixel``, ``time``), sorted by pixel then time, daily without gaps per pixel;
+        columns ``tair`` (degC), ``rad`` (W m-2), ``precip`` (mm d-1), ``rh`` (%).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` with ``api_fast``, ``api_slow`` (mm, :func:`antecedent_precipitation_index` with
+        :data:`API_DECAY`), ``doy_sin``, ``doy_cos`` (day of year on the unit circle) and
+        ``precip_clim`` (the pixel's mean precipitation, mm d-1: its climate) added (a copy).
+
+    Raises
+    ------
+    ValueError
+        A forcing column is missing.
+    """
+    missing = [c for c in ("pixel", "time", "tair", "rad", "precip", "rh") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"forcing: missing columns {missing}")
+    out = frame.copy()
+    for name, k in API_DECAY.items():
+        out[name] = np.concatenate([antecedent_precipitation_index(g.to_numpy(), k)
+                                    for _, g in out.groupby("pixel", sort=False)["precip"]])
+    angle = 2 * np.pi * (pd.DatetimeIndex(out["time"]).dayofyear.to_numpy() - 0.5) / 365.25
+    out["doy_sin"], out["doy_cos"] = np.sin(angle), np.cos(angle)
+    out["precip_clim"] = out.groupby("pixel", sort=False)["precip"].transform("mean")
+    return out
+
+
+# --- the synthetic twin ---------------------------------------------------------------------------
+
+
+@dataclass
+class Twin:
+    """A synthetic truth with forcing, three products and in-situ stations (all arrays (pixel, time)).
+
+    Attributes
+    ----------
+    pixels : pandas.DataFrame
+        One row per pixel: ``pixel`` (str id), ``lat``, ``lon`` (degrees), ``climate`` (``dry`` or
+        ``wet``), ``porosity`` and ``residual`` (m3 m-3), ``role`` (``training`` or ``validation``: the
+        pixels holding an in-situ station, kept out of labels, training and the TC gain), ``short_record``
+        (bool: satellites almost never available, to exercise the minimum-sample rule).
+    times : pandas.DatetimeIndex
+        Daily.
+    forcing : pandas.DataFrame
+        Long table (``pixel``, ``time``, ``tair``, ``rad``, ``precip``, ``rh``), units of :data:`UNITS`.
+    truth : numpy.ndarray
+        float64, m3 m-3.
+    products : dict of str to numpy.ndarray
+        ``passive`` (m3 m-3), ``active`` (% saturation), ``reanalysis`` (m3 m-3); NaN where no retrieval.
+    insitu : numpy.ndarray
+        float64, m3 m-3; NaN at training pixels (stations exist only at validation pixels).
+    scale, offset, err_std : dict of str to float or numpy.ndarray
+        Each product = offset + scale * truth + error with error standard deviation err_std (product
+        units); ``active`` has scale 100 / porosity per pixel.
+    known_err_std : dict of str to numpy.ndarray
+        (pixel,) error standard deviation of each product in the units of the reference (``passive``),
+        err_std_i * scale_passive / scale_i: what TC must recover.
+    """
+
+    pixels: pd.DataFrame
+    times: pd.DatetimeIndex
+    forcing: pd.DataFrame
+    truth: np.ndarray
+    products: dict
+    insitu: np.ndarray
+    scale: dict
+    offset: dict
+    err_std: dict
+    known_err_std: dict
+
+
+def make_twin(n_pixels: int = 60, n_days: int = 1095, *, seed: int = 42, validation_fraction: float = 0.3,
+              short_fraction: float = 0.1, start: str = "2015-04-01", spinup_days: int = 120,
+              precip_miss: float = 0.25) -> Twin:
+    """Draw a synthetic twin: forcing, bucket-model truth, three products and in-situ stations.
+
+    Truth (volumetric, m3 m-3): a bucket between the residual content r and the porosity phi of each
+    pixel, s_t = r + (s_(t-1) - r) exp(-1 / tau_t) + (phi - s_(t-1)) (1 - exp(-P_t / 30 mm)), with the
+    drying time scale tau_t = 25 d / (1 + 0.04 max(T_t, 0) + 0.002 R_t) shortened by temperature and
+    radiation. Forcing: wet days (probability 0.12 at ``dry`` pixels, 0.35 at ``wet``) with
+    exponential amounts, seasonal temperature and radiation, humidity higher on wet days.
+
+    Products (known in advance): ``passive`` = 0.02 + 0.9 s + e, sd(e) = 0.04 m3 m-3, retrieved on 45 %
+    of days; ``active`` = (100 / phi) s + e, sd(e) = 6 % saturation, 50 % of days; ``reanalysis`` =
+    0.12 + 0.6 s + e, e an AR(1) series (lag-1 correlation 0.7) with sd 0.015 m3 m-3, every day.
+    The errors are mutually independent and independent of the truth, the TC assumptions.
+    At ``short_record`` pixels both satellites are available on 3 % of days only (below the TC
+    minimum-sample rule). In-situ at validation pixels: truth + a station offset (sd 0.02) + noise
+    (sd 0.008), every day. The forcing handed to the model is an imperfect observation of the true
+    forcing (``precip_miss`` of the wet days missed, multiplicative log-normal noise of sd 0.5 on the
+    amounts, 3 % false small events; air temperature noise sd 1 K), so the model has the persistent
+    errors of a forcing-driven product that assimilation exists to correct.
+
+    Parameters
+    ----------
+    n_pixels : int
+        Number of pixels (>= 4).
+    n_days : int
+        Number of daily time steps after the spin-up (>= 60).
+    seed : int
+        numpy random seed.
+    validation_fraction : float
+        Share of pixels holding an in-situ validation station, in (0, 1).
+    short_fraction : float
+        Share of training pixels with short satellite records, in [0, 1).
+    start : str
+        First day (ISO date).
+    spinup_days : int
+        Days of bucket spin-up discarded.
+    precip_miss : float
+        Share of true wet days missing from the precipitation the model sees, in [0, 1).
+
+    Returns
+    -------
+    Twin
+
+    Raises
+    ------
+    ValueError
+        Sizes or fractions out of range.
+    """
+    if n_pixels < 4 or n_days < 60 or not 0 < validation_fraction < 1 or not 0 <= short_fraction < 1:
+        raise ValueError("need n_pixels >= 4, n_days >= 60, 0 < validation_fraction < 1, 0 <= short_fraction < 1")
+    rng = np.random.default_rng(seed)
+    n_all = n_days + spinup_days
+    times_all = pd.date_range(pd.Timestamp(start) - pd.Timedelta(days=spinup_days), periods=n_all, freq="D")
+    doy = times_all.dayofyear.to_numpy()
+    climate = np.where(rng.random(n_pixels) < 0.5, "dry", "wet")
+    wet_prob = np.where(climate == "dry", 0.12, 0.35)[:, None]
+    lat = rng.uniform(-40, 60, n_pixels)
+    lon = rng.uniform(-120, 140, n_pixels)
+    hemi = np.where(lat >= 0, 1.0, -1.0)[:, None]
+    season = np.sin(2 * np.pi * (doy[None, :] - 110) / 365.25) * hemi
+    wet = rng.random((n_pixels, n_all)) < wet_prob
+    precip = np.where(wet, rng.exponential(np.where(climate == "dry", 6.0, 8.0)[:, None], (n_pixels, n_all)), 0.0)
+    tair = 14 + 4 * (climate == "dry")[:, None] + 10 * season + rng.normal(0, 3, (n_pixels, n_all))
+    rad = np.clip(200 + 100 * season - 80 * wet + rng.normal(0, 25, (n_pixels, n_all)), 10, None)
+    rh = np.clip(55 + 25 * wet - 10 * (climate == "dry")[:, None] + rng.normal(0, 8, (n_pixels, n_all)), 5, 100)
+    porosity = rng.uniform(0.38, 0.50, n_pixels)
+    residual = rng.uniform(0.02, 0.06, n_pixels)
+    s = np.empty((n_pixels, n_all))
+    state = (porosity + residual) / 2
+    for t in range(n_all):
+        tau = 25.0 / (1 + 0.04 * np.maximum(tair[:, t], 0) + 0.002 * rad[:, t])
+        state = residual + (state - residual) * np.exp(-1 / tau) + (porosity - state) * (1 - np.exp(-precip[:, t] / 30))
+        s[:, t] = state
+    keep = slice(spinup_days, None)
+    truth, times = s[:, keep], times_all[keep]
+    shape = truth.shape
+    n_val = max(2, round(validation_fraction * n_pixels))
+    order = rng.permutation(n_pixels)
+    role = np.full(n_pixels, "training", dtype=object)
+    role[order[:n_val]] = "validation"
+    short = np.zeros(n_pixels, dtype=bool)
+    short[order[n_val:n_val + round(short_fraction * (n_pixels - n_val))]] = True
+    scale = {"passive": 0.9, "active": 100.0 / porosity, "reanalysis": 0.6}
+    offset = {"passive": 0.02, "active": 0.0, "reanalysis": 0.12}
+    err_std = {"passive": 0.04, "active": 6.0, "reanalysis": 0.015}
+    available = {"passive": 0.45, "active": 0.50, "reanalysis": 1.0}
+    products = {}
+    for name in PRODUCTS:
+        sc = np.broadcast_to(np.asarray(scale[name], dtype="float64").reshape(-1, 1) if np.ndim(scale[name])
+                             else scale[name], (n_pixels, 1))
+        if name == "reanalysis":  # AR(1) errors: serially correlated, still independent of the other products
+            rho, white = 0.7, rng.normal(0, err_std[name] * np.sqrt(1 - 0.7**2), shape)
+            err = np.empty(shape)
+            err[:, 0] = rng.normal(0, err_std[name], n_pixels)
+            for t in range(1, shape[1]):
+                err[:, t] = rho * err[:, t - 1] + white[:, t]
+        else:
+            err = rng.normal(0, err_std[name], shape)
+        values = offset[name] + sc * truth + err
+        p = np.where(short[:, None] & (name != "reanalysis"), 0.03, available[name])
+        products[name] = np.where(rng.random(shape) < p, values, np.nan)
+    insitu = truth + rng.normal(0, 0.02, (n_pixels, 1)) + rng.normal(0, 0.008, shape)
+    insitu[role != "validation"] = np.nan
+    known = {name: err_std[name] * scale["passive"] / np.asarray(scale[name], dtype="float64") * np.ones(n_pixels)
+             for name in PRODUCTS}
+    ids = np.array([f"twin-{i:04d}" for i in range(n_pixels)], dtype=object)
+    pixels = pd.DataFrame({"pixel": ids, "lat": lat, "lon": lon, "climate": climate, "porosity": porosity,
+                           "residual": residual, "role": role, "short_record": short})
+    # The forcing the model sees is an imperfect product of the true forcing (as MSWEP/ERA5 are):
+    # precipitation with multiplicative noise, 25 % of the wet days missed and a few false small events.
+    seen = np.where(wet, rng.random((n_pixels, n_all)) >= precip_miss, rng.random((n_pixels, n_all)) < 0.03)
+    precip_seen = np.where(seen, np.where(wet, precip * rng.lognormal(0, 0.5, (n_pixels, n_all)),
+                                          rng.exponential(2.0, (n_pixels, n_all))), 0.0)
+    forcing = pd.DataFrame({"pixel": np.repeat(ids, shape[1]), "time": np.tile(times.to_numpy(), n_pixels),
+                            "tair": (tair + rng.normal(0, 1.0, tair.shape))[:, keep].ravel(), "rad": rad[:, keep].ravel(),
+                            "precip": precip_seen[:, keep].ravel(), "rh": rh[:, keep].ravel()})
+    return Twin(pixels, times, forcing, truth, products, insitu, scale, offset, err_std, known)
+
+
+# --- step 1: labels by triple collocation -------------------------------------------------------
+
+
+@dataclass
+class Labels:
+    """Output of :func:`tc_labels`.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        (pixel, time), float64, units of the reference product; NaN where no label.
+    table : pandas.DataFrame
+        One row per pixel: ``n`` (collocated days), ``too_few_samples``, ``rule`` (``tc``, ``equal``
+        or ``excluded``) and per product p ``err_std_<p>`` (units of the reference), ``tcr_<p>``,
+        ``snr_db_<p>``, ``beta_<p>``, ``weight_<p>``, ``flag_<p>`` (negative error variance or R2 out
+        of [0, 1]).
+    """
+
+    labels: np.ndarray
+    table: pd.DataFrame
+
+
+def _mean_std_match(values, reference):
+    both = np.isfinite(values) & np.isfinite(reference)
+    if both.sum() < 3 or np.nanstd(values[both]) == 0:
+        return np.full_like(values, np.nan)
+    v, r = values[both], reference[both]
+    return r.mean() + (values - v.mean()) * (r.std() / v.std())
+
+
+def tc_labels(products: dict, *, min_samples: int = 100, fallback: str = "exclude") -> Labels:
+    """Per-pixel triple collocation and TC-weighted merge of three products into training labels.
+
+    Parameters
+    ----------
+    products : dict of str to array_like
+        Exactly three products, each (pixel, time) float with NaN where missing; the first key is the
+        reference: labels and error standard deviations are in its units (e.g. m3 m-3). The three
+        should come from independent families (TC assumption, see
+        :mod:`products.methods.triple_collocation`).
+    min_samples : int
+        Minimum collocated days per pixel (``tc_metrics`` minimum-sample rule).
+    fallback : {"exclude", "equal"}
+        Pixels failing the rule (too few samples, or no product valid): ``exclude`` gives them no
+        labels; ``equal`` averages the products with equal weights after mean-std matching each to
+        the reference over their common days.
+
+    Returns
+    -------
+    Labels
+
+    Raises
+    ------
+    ValueError
+        Not three products, shapes differ, or an unknown ``fallback``.
+
+    References
+    ----------
+    McColl et al. (2014), doi:10.1002/2014GL061322; Gruber et al. (2016), doi:10.1016/j.jag.2015.09.002;
+    Yilmaz et al. (2012), doi:10.1029/2011WR011682.
+    """
+    if len(products) != 3:
+        raise ValueError(f"triple collocation needs exactly three products, found {len(products)}")
+    if fallback not in ("exclude", "equal"):
+        raise ValueError(f"fallback must be 'exclude' or 'equal', found {fallback!r}")
+    names = list(products)
+    arrays = [np.asarray(products[n], dtype="float64") for n in names]
+    if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 2:
+        raise ValueError(f"products must be 2-D (pixel, time) of one shape, found {[a.shape for a in arrays]}")
+    labels = np.full(arrays[0].shape, np.nan)
+    rows = []
+    for i in range(arrays[0].shape[0]):
+        x, y, z = (a[i] for a in arrays)
+        res = tc.tc_metrics(x, y, z, min_samples=min_samples)
+        flags = res.negative_error_variance | res.r2_out_of_range
+        row = {"n": res.n, "too_few_samples": res.too_few_samples}
+        if not res.too_few_samples and res.valid.any():
+            labels[i] = tc.merge(x, y, z, res)
+            weights = tc.merge_weights(np.where(res.valid, res.err_var, np.nan))
+            row["rule"] = "tc"
+        elif fallback == "equal":
+            rescaled = np.vstack([x, _mean_std_match(y, x), _mean_std_match(z, x)])
+            present = np.isfinite(rescaled)
+            count = present.sum(axis=0)
+            labels[i] = np.where(count > 0, np.where(present, rescaled, 0).sum(axis=0) / np.maximum(count, 1), np.nan)
+            weights = np.full(3, 1 / 3)
+            row["rule"] = "equal"
+        else:
+            weights = np.full(3, np.nan)
+            row["rule"] = "excluded"
+        for j, name in enumerate(names):
+            row.update({f"err_std_{name}": res.err_std[j], f"tcr_{name}": res.tcr[j], f"snr_db_{name}": res.snr_db[j],
+                        f"beta_{name}": res.beta[j], f"weight_{name}": weights[j], f"flag_{name}": bool(flags[j])})
+        rows.append(row)
+    return Labels(labels, pd.DataFrame(rows))
+
+
+# --- step 2: LightGBM from forcing to the labels ----------------------------------------------------
+
+
+@dataclass
+class ModelFit:
+    """Output of :func:`fit_model`.
+
+    Attributes
+    ----------
+    cv_pred : numpy.ndarray
+        (len(table),) float64, out-of-fold prediction at labelled pixels (NaN elsewhere), units of the labels.
+    pred : numpy.ndarray
+        (len(table),) float64, final model's prediction at every row.
+    fold : numpy.ndarray
+        (len(table),) int, the fold that held the pixel out (-1: not a training pixel).
+    model : lightgbm.LGBMRegressor
+        Fitted on all labelled rows of the training pixels.
+    train_pixels : numpy.ndarray
+        Pixel ids whose labels fitted the final model.
+    params : dict
+    """
+
+    cv_pred: np.ndarray
+    pred: np.ndarray
+    fold: np.ndarray
+    model: lightgbm.LGBMRegressor
+    train_pixels: np.ndarray
+    params: dict = field(default_factory=dict)
+
+
+def fit_model(table: pd.DataFrame, *, train: np.ndarray, n_splits: int = 10, seed: int = 42,
+              params: dict | None = None) -> ModelFit:
+    """LightGBM regression of the labels on forcing, cross-validated by pixel, then a final model.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`add_features` with a ``label`` column (float, NaN where none) and ``pixel``.
+    train : numpy.ndarray
+        bool (len(table),): rows allowed for fitting (the training pixels); rows with NaN labels are
+        dropped from fitting in any case.
+    n_splits : int
+        Folds of ``GroupKFold`` by pixel (2 <= n_splits <= number of labelled training pixels).
+    seed : int
+        LightGBM ``random_state``.
+    params : dict, optional
+        ``LGBMRegressor`` parameters overriding :data:`DEFAULT_PARAMS`.
+
+    Returns
+    -------
+    ModelFit
+
+    Raises
+    ------
+    ValueError
+        A feature is missing or ``n_splits`` is out of range.
+
+    References
+    ----------
+    Ke et al. (2017), NeurIPS 30; scikit-learn ``GroupKFold`` (:func:`products.methods.cv.leave_station_out`).
+    """
+    missing = [c for c in (*FEATURES, "label", "pixel") if c not in table.columns]
+    if missing:
+        raise ValueError(f"table: missing columns {missing}")
+    fit_rows = np.flatnonzero(np.asarray(train, dtype=bool) & np.isfinite(table["label"].to_numpy(dtype="float64")))
+    pixels = table["pixel"].to_numpy()
+    n_groups = len(set(pixels[fit_rows]))
+    if n_splits < 2 or n_splits > n_groups:
+        raise ValueError(f"n_splits must be in 2..{n_groups} (labelled training pixels), found {n_splits}")
+    params = {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
+    x, y = table[list(FEATURES)], table["label"].to_numpy(dtype="float64")
+    cv_pred, fold = np.full(len(table), np.nan), np.full(len(table), -1)
+    for k, (tr, te) in enumerate(leave_station_out(pixels[fit_rows], n_splits)):
+        model = lightgbm.LGBMRegressor(**params).fit(x.iloc[fit_rows[tr]], y[fit_rows[tr]])
+        held = np.isin(pixels, np.unique(pixels[fit_rows[te]]))
+        cv_pred[held], fold[held] = model.predict(x[held]), k
+    model = lightgbm.LGBMRegressor(**params).fit(x.iloc[fit_rows], y[fit_rows])
+    return ModelFit(cv_pred, np.asarray(model.predict(x), dtype="float64"), fold, model,
+                    np.unique(pixels[fit_rows]), params)
+
+
+# --- step 3: nudging ------------------------------------------------------------------------------
+
+
+def rescale_to(values, reference, beta=None) -> np.ndarray:
+    """Rescale a series to the climatology of a reference: mean matching with slope ``beta`` or std ratio.
+
+    Parameters
+    ----------
+    values, reference : array_like
+        1-D, shape (time,), float, NaN where missing; any units.
+    beta : float, optional
+        Slope (units of reference per unit of values), e.g. a TC rescaling factor; None uses the ratio
+        of standard deviations over the common time steps (mean-standard-deviation matching).
+
+    Returns
+    -------
+    numpy.ndarray
+        (time,) float64 in the units of ``reference``; all NaN with fewer than 3 common time steps.
+
+    References
+    ----------
+    Gruber et al. (2016), doi:10.1016/j.jag.2015.09.002 (rescaling); pytesmo ``scaling.mean_std``.
+    """
+    v, r = np.asarray(values, dtype="float64"), np.asarray(reference, dtype="float64")
+    if beta is None:
+        return _mean_std_match(v, r)
+    both = np.isfinite(v) & np.isfinite(r)
+    if both.sum() < 3:
+        return np.full_like(v, np.nan)
+    return r[both].mean() + beta * (v - v[both].mean())
+
+
+def tc_nudging_gain(model, obs, third, *, min_samples: int = 100, fallback_gain: float = 0.5):
+    """Nudging gain G = s2_model / (s2_model + s2_obs) from triple collocation of (model, obs, third).
+
+    Parameters
+    ----------
+    model, obs, third : array_like
+        1-D (time,), float: the model series (reference of the TC, so s2 are in model units), the
+        retrieval to assimilate and an independent third product (NaN where missing).
+    min_samples : int
+        TC minimum-sample rule.
+    fallback_gain : float
+        G used when TC fails the rule or flags the model or the observation.
+
+    Returns
+    -------
+    gain : float
+        In [0, 1].
+    beta_obs : float or None
+        TC rescaling factor of ``obs`` to the model (None when TC failed: rescale by std matching).
+    from_tc : bool
+        Whether G came from TC.
+
+    References
+    ----------
+    METHODS.md (Newtonian nudging); :func:`products.methods.nudging.tc_gain`; McColl et al. (2014).
+    """
+    res = tc.tc_metrics(model, obs, third, min_samples=min_samples)
+    if res.too_few_samples or not (res.valid[0] and res.valid[1]):
+        return float(fallback_gain), None, False
+    return float(tc_gain(res.err_var[0], res.err_var[1])), float(res.beta[1]), True
+
+
+def nudge_series(model, obs, gain, *, memory_days: float = 0.0) -> np.ndarray:
+    """Sequential Newtonian nudging of model series toward observations, with increment memory.
+
+    At each day t the background is the model value plus the previous analysis increment decayed by
+    a = exp(-1 / memory_days) (a = 0 when ``memory_days`` is 0); where the observation is finite the
+    background is nudged, x_a = x_b + G (y - x_b) (:func:`products.methods.nudging.nudge`), else
+    x_a = x_b. With ``memory_days`` = 0 this equals ``nudge(model, obs, gain)``.
+
+    Parameters
+    ----------
+    model : array_like
+        (pixel, time) or (time,), float, model (background) series, any units.
+    obs : array_like
+        Same shape and units (already rescaled to the model climatology); NaN = no retrieval.
+    gain : float or array_like
+        G in [0, 1], scalar or (pixel,).
+    memory_days : float
+        e-folding time of the increment in days (>= 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape of ``model``: the analysis series.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, ``memory_days`` < 0, or a gain outside [0, 1].
+
+    References
+    ----------
+    Houser et al. (1998), WRR 34, 3405-3420; Xu et al. (2025), doi:10.1109/TGRS.2025.3568034.
+    """
+    m, y = np.asarray(model, dtype="float64"), np.asarray(obs, dtype="float64")
+    if m.shape != y.shape:
+        raise ValueError(f"model and obs must have the same shape, found {m.shape} and {y.shape}")
+    if memory_days < 0:
+        raise ValueError(f"memory_days must be >= 0, found {memory_days}")
+    squeeze = m.ndim == 1
+    m2, y2 = np.atleast_2d(m), np.atleast_2d(y)
+    g = np.broadcast_to(np.asarray(gain, dtype="float64"), (m2.shape[0],))
+    if memory_days == 0:
+        out = nudge(m2, y2, g[:, None])
+        return out[0] if squeeze else out
+    a = np.exp(-1.0 / memory_days)
+    out = np.empty_like(m2)
+    increment = np.zeros(m2.shape[0])
+    for t in range(m2.shape[1]):
+        background = m2[:, t] + a * increment
+        out[:, t] = nudge(background, y2[:, t], g)
+        increment = np.nan_to_num(out[:, t] - m2[:, t])
+    return out[0] if squeeze else out
+
+
+# --- step 4: validation on independent stations --------------------------------------------------
+
+
+def validate_against_insitu(frame: pd.DataFrame, series: list[str], *, obs: str = "insitu", group: str = "station",
+                            cls: str | None = None, min_n: int = 30) -> dict:
+    """Per-station, pooled, median and per-class agreement of several series with in-situ data.
+
+    Each series is scored on the days it has a value (a product with gaps on its own days, as the
+    seed compares products).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        One row per (station, day): ``group``, ``obs`` (m3 m-3) and each name of ``series`` (same units),
+        optionally ``cls``.
+    series : list of str
+        Columns to validate.
+    obs, group, cls : str
+        Column names of the reference, the station id and the class (constant per station).
+    min_n : int
+        Minimum valid pairs for a station to count.
+
+    Returns
+    -------
+    dict
+        Per series name: ``pooled`` (:func:`products.methods.metrics.summary` over all pairs),
+        ``site`` (dict station -> summary), ``median`` (dict: ``n_stations`` and the median of each
+        score over stations), ``class`` (dict class -> pooled summary with ``n_stations`` and medians).
+
+    References
+    ----------
+    :mod:`products.methods.aggregate`; Xu et al. (2025) report medians over 1094 ISMN stations.
+    """
+    out = {}
+    for name in series:
+        sub = frame[[group, obs, name, *([cls] if cls else [])]]
+        sites = per_group(sub, name, obs, group, min_n=min_n)
+        med = {"n_stations": int(len(sites)), **{m: median_of_groups(sites, m) for m in
+                                                 ("kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")}}
+        item = {"pooled": summary(sub[name], sub[obs]), "site": {k: dict(v) for k, v in sites.iterrows()},
+                "median": med}
+        if cls:
+            table = per_class(sub, name, obs, group, cls, min_n=min_n)
+            item["class"] = {k: dict(v) for k, v in table.iterrows()}
+        out[name] = item
+    return out
+
+
+def validation_rows(results: dict, *, split: str, kind: str, units: str, variable_prefix: str = "sm") -> list[dict]:
+    """ValidationResult-ready dicts from :func:`validate_against_insitu` output.
+
+    Parameters
+    ----------
+    results : dict
+        From :func:`validate_against_insitu` (or the same layout).
+    split : str
+        E.g. ``twin_insitu``, ``twin_cv``, ``real_withheld`` (<= 30 characters).
+    kind : str
+        :data:`SYNTHETIC` or :data:`REAL`; written into each pooled/class label.
+    units : str
+        Units of the compared series.
+    variable_prefix : str
+        The variable is ``<prefix>_<series name>``.
+
+    Returns
+    -------
+    list of dict
+        Keys ``variable``, ``units``, ``split``, ``scope`` (``pooled`` | ``site`` | ``class``), ``label``
+        and the metrics of :func:`products.methods.metrics.summary` (``n``, ``kge``, ``r``, ...).
+        Pooled rows: label ``<kind>: all stations (pooled)`` (n = pairs). Site rows: label =
+        station id (medians over stations are formed from these rows where shown, and kept in
+        the run summary). Class rows: label ``<kind>: <class> (<k> stations, pooled)``.
+    """
+    keys = ("n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")
+    rows = []
+    for name, item in results.items():
+        base = {"variable": f"{variable_prefix}_{name}", "units": units, "split": split}
+        rows.append({**base, "scope": "pooled", "label": f"{kind}: all stations (pooled)", **item["pooled"]})
+        rows.extend({**base, "scope": "site", "label": str(station), **{k: m[k] for k in keys}}
+                    for station, m in item["site"].items())
+        for label, m in item.get("class", {}).items():
+            rows.append({**base, "scope": "class", "label": f"{kind}: {label} ({int(m['n_stations'])} stations, pooled)",
+                         **{k: m[k] for k in keys}})
+    return rows
+
+
+# --- the whole chain on the twin ------------------------------------------------------------------
+
+
+@dataclass
+class TwinResult:
+    """Output of :func:`run_twin`.
+
+    Attributes
+    ----------
+    twin : Twin
+    labels : Labels
+        TC table and labels (units of ``passive``, m3 m-3) for every pixel (validation pixels too, for
+        comparison only: they never fit the model).
+    fit : ModelFit
+    series : dict of str to numpy.ndarray
+        (pixel, time) float64, m3 m-3: ``ml`` (final model), ``ml_da`` (nudged), ``obs_rescaled`` (the
+        passive retrieval rescaled to the model climatology), ``active_m3`` (active converted with the
+        porosity: ssm / 100 * porosity).
+    gain : pandas.DataFrame
+        Per pixel: ``gain`` used, ``from_tc`` (bool), ``oracle_gain`` (from the true error variances of
+        the model and the rescaled retrieval, computable only in a twin).
+    validation : dict
+        :func:`validate_against_insitu` of ``ml_da``, ``ml``, ``labels``, ``passive``, ``active_m3``,
+        ``reanalysis`` at the validation stations.
+    cv : dict
+        Same layout, model cross-validated against the labels at training pixels (``ml_cv``).
+    truth_scores : dict
+        RMSE against the truth (m3 m-3), twin only: per series over all pixel-days where it exists, and
+        for ``ml`` / ``ml_da`` on retrieval days and on days without retrieval.
+    train_pixels, validation_pixels : numpy.ndarray
+        Disjoint pixel ids (asserted).
+    settings : dict
+    """
+
+    twin: Twin
+    labels: Labels
+    fit: ModelFit
+    series: dict
+    gain: pd.DataFrame
+    validation: dict
+    cv: dict
+    truth_scores: dict
+    train_pixels: np.ndarray
+    validation_pixels: np.ndarray
+    settings: dict
+
+
+def _rmse(a, b, mask=None):
+    ok = np.isfinite(a) & np.isfinite(b) & (True if mask is None else mask)
+    return float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2))) if ok.sum() else np.nan
+
+
+def run_twin(twin: Twin, *, n_splits: int = 10, seed: int = 42, params: dict | None = None, gain="tc",
+             memory_days: float = 3.0, min_samples: int = 100, tc_fallback: str = "exclude") -> TwinResult:
+    """The whole ML-DA chain on a synthetic twin, with checks only a twin allows.
+
+    Steps: :func:`tc_labels` (all pixels) -> :func:`fit_model` on the labelled training pixels ->
+    per-pixel :func:`tc_nudging_gain` (or a fixed gain) and :func:`nudge_series` of the final model
+    toward the passive retrieval -> :func:`validate_against_insitu` at the validation pixels, never used
+    for labels, training or gain estimation (:func:`products.methods.cv.assert_disjoint`).
+
+    Parameters
+    ----------
+    twin : Twin
+        From :func:`make_twin`.
+    n_splits, seed, params
+        See :func:`fit_model`.
+    gain : "tc" or float
+        ``"tc"``: per-pixel gain from TC of (model, passive, active), 0.5 where TC fails; a float in
+        [0, 1]: that gain everywhere.
+    memory_days : float
+        Increment memory of :func:`nudge_series`.
+    min_samples, tc_fallback
+        See :func:`tc_labels`.
+
+    Returns
+    -------
+    TwinResult
+
+    Raises
+    ------
+    ValueError
+        Bad gain, or any error of the steps.
+    """
+    if not (gain == "tc" or (isinstance(gain, int | float) and 0 <= float(gain) <= 1)):
+        raise ValueError(f"gain must be 'tc' or a number in [0, 1], found {gain!r}")
+    pixels = twin.pixels
+    is_val = (pixels["role"] == "validation").to_numpy()
+    n_pix, n_t = twin.truth.shape
+    labels = tc_labels({name: twin.products[name] for name in PRODUCTS}, min_samples=min_samples,
+                       fallback=tc_fallback)
+    table = add_features(twin.forcing)
+    table["label"] = labels.labels.ravel()
+    train_rows = np.repeat(~is_val, n_t)
+    fit = fit_model(table, train=train_rows, n_splits=n_splits, seed=seed, params=params)
+    val_ids = pixels.loc[is_val, "pixel"].to_numpy()
+    assert_disjoint(fit.train_pixels, val_ids)
+    ml = fit.pred.reshape(n_pix, n_t)
+    obs_rescaled, gains, from_tc, oracle = np.full_like(ml, np.nan), np.empty(n_pix), np.zeros(n_pix, bool), np.empty(n_pix)
+    for i in range(n_pix):
+        p, a = twin.products["passive"][i], twin.products["active"][i]
+        g, beta, ok = tc_nudging_gain(ml[i], p, a, min_samples=min_samples)
+        if gain != "tc":
+            g = float(gain)
+        gains[i], from_tc[i] = g, ok and gain == "tc"
+        obs_rescaled[i] = rescale_to(p, ml[i], beta)
+        err_o = obs_rescaled[i] - twin.truth[i]
+        # oracle: error variances about the truth after removing each series' own linear scaling
+        bm = np.polyfit(twin.truth[i], ml[i], 1)
+        em = ml[i] - np.polyval(bm, twin.truth[i])
+        ok_o = np.isfinite(err_o)
+        bo = np.polyfit(twin.truth[i][ok_o], obs_rescaled[i][ok_o], 1) if ok_o.sum() > 3 else None
+        if bo is None:
+            oracle[i] = np.nan
+        else:
+            eo = obs_rescaled[i][ok_o] - np.polyval(bo, twin.truth[i][ok_o])
+            vm, vo = np.var(em), np.var(eo) * (bm[0] / bo[0]) ** 2
+            oracle[i] = vm / (vm + vo)
+    ml_da = nudge_series(ml, obs_rescaled, gains, memory_days=memory_days)
+    active_m3 = twin.products["active"] / 100.0 * pixels["porosity"].to_numpy()[:, None]
+    series = {"ml": ml, "ml_da": ml_da, "obs_rescaled": obs_rescaled, "active_m3": active_m3}
+    compare = {"ml_da": ml_da, "ml": ml, "labels": labels.labels, "passive": twin.products["passive"],
+               "active_m3": active_m3, "reanalysis": twin.products["reanalysis"]}
+    frame = pd.DataFrame({"station": np.repeat(pixels["pixel"].to_numpy(), n_t),
+                          "climate": np.repeat(pixels["climate"].to_numpy(), n_t),
+                          "insitu": twin.insitu.ravel(), **{k: v.ravel() for k, v in compare.items()}})
+    frame = frame[np.repeat(is_val, n_t)]
+    insitu_stations = frame.loc[frame["insitu"].notna(), "station"].unique()
+    assert_disjoint(fit.train_pixels, insitu_stations)
+    validation = validate_against_insitu(frame, list(compare), cls="climate")
+    cv_frame = pd.DataFrame({"station": table["pixel"], "label": table["label"], "ml_cv": fit.cv_pred})
+    cv = validate_against_insitu(cv_frame[train_rows], ["ml_cv"], obs="label")
+    has_obs = np.isfinite(obs_rescaled)
+    truth_scores = {name: _rmse(v, twin.truth) for name, v in compare.items() if name != "active_m3"}
+    truth_scores.update({"ml_on_retrieval_days": _rmse(ml, twin.truth, has_obs),
+                         "ml_da_on_retrieval_days": _rmse(ml_da, twin.truth, has_obs),
+                         "ml_without_retrieval": _rmse(ml, twin.truth, ~has_obs),
+                         "ml_da_without_retrieval": _rmse(ml_da, twin.truth, ~has_obs)})
+    for name in PRODUCTS:  # each product rescaled to the truth units by its known linear relation
+        sc = np.asarray(twin.scale[name], dtype="float64")
+        sc = sc[:, None] if sc.ndim else sc
+        truth_scores[f"{name}_rescaled"] = _rmse((twin.products[name] - twin.offset[name]) / sc * 0.9 + 0.02,
+                                                 0.9 * twin.truth + 0.02)
+    truth_scores["labels_vs_reference_units"] = _rmse(labels.labels, 0.9 * twin.truth + 0.02)
+    gain_table = pd.DataFrame({"pixel": pixels["pixel"], "gain": gains, "from_tc": from_tc, "oracle_gain": oracle})
+    settings = {"n_splits": n_splits, "seed": seed, "gain": gain, "memory_days": memory_days,
+                "min_samples": min_samples, "tc_fallback": tc_fallback, "params": fit.params}
+    return TwinResult(twin, labels, fit, series, gain_table, validation, cv, truth_scores, fit.train_pixels,
+                      val_ids, settings)
+
+
+# --- real data pieces -------------------------------------------------------------------------------
+
+
+def _depth_to(variable: str) -> float:
+    try:
+        return float(variable.split("_")[2])
+    except (IndexError, ValueError):
+        return np.nan
+
+
+def ismn_daily(observations: pd.DataFrame, *, good_flags: tuple[str, ...] = ("G", "U"), max_depth: float = 0.10,
+               min_hours: int = 12) -> pd.DataFrame:
+    """Daily surface soil moisture per ISMN station from hourly observations.
+
+    Per station the shallowest soil-moisture variable with depth_to <= ``max_depth`` is used; values
+    with an ISMN quality flag not in ``good_flags`` are dropped (``G`` good; ``U`` is written by the
+    SCAN and SOILSCAPE files of the sample, which carry no ISMN check); the daily mean is kept where at
+    least ``min_hours`` values remain.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long table (``station``, ``variable`` like ``sm_0.05_0.05``, ``time`` UTC, ``value`` m3 m-3,
+        ``units``, ``quality_flag``), e.g. ISMN rows of the observation table.
+    good_flags : tuple of str
+        Accepted ISMN flags (the whole flag string must be one of them).
+    max_depth : float
+        Deepest accepted lower sensor depth, m.
+    min_hours : int
+        Minimum hourly values per day.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``station``, ``time`` (day, datetime64[ns]), ``insitu`` (float64, m3 m-3), ``n_hours`` (int),
+        ``variable``; sorted by station and time. Empty when nothing qualifies.
+
+    Raises
+    ------
+    ValueError
+        A soil-moisture row is not in m3 m-3.
+
+    References
+    ----------
+    Dorigo et al. (2021), doi:10.5194/hess-25-5749-2021; ISMN flags https://ismn.earth/en/data/flag-overview/.
+    """
+    sm = observations[observations["variable"].str.startswith("sm_")].copy()
+    bad_units = set(sm["units"]) - {"m3 m-3"}
+    if bad_units:
+        raise ValueError(f"ISMN soil moisture must be in 'm3 m-3', found {sorted(bad_units)}")
+    sm["depth_to"] = sm["variable"].map(_depth_to)
+    sm = sm[(sm["depth_to"] <= max_depth) & sm["quality_flag"].isin(good_flags)]
+    columns = ["station", "time", "insitu", "n_hours", "variable"]
+    if sm.empty:
+        return pd.DataFrame(columns=columns)
+    shallowest = sm.groupby("station")["depth_to"].transform("min")
+    sm = sm[sm["depth_to"] == shallowest]
+    first_var = sm.groupby("station")["variable"].transform("first")
+    sm = sm[sm["variable"] == first_var]
+    sm["day"] = pd.DatetimeIndex(sm["time"]).floor("D")
+    daily = (sm.groupby(["station", "day"]).agg(insitu=("value", "mean"), n_hours=("value", "size"),
+                                                 variable=("variable", "first")).reset_index()
+             .rename(columns={"day": "time"}))
+    daily = daily[daily["n_hours"] >= min_hours]
+    daily["time"] = daily["time"].astype("datetime64[ns]")
+    return daily[columns].sort_values(["station", "time"]).reset_index(drop=True)
+
+
+def screen_retrievals(observations: pd.DataFrame, *, max_frozen: float = 10.0, max_snow: float = 10.0) -> pd.DataFrame:
+    """Daily ASCAT/ERS surface soil moisture with frozen, snow and processing screening.
+
+    A retrieval is kept when its quality flag has processing flag 0 (``p0``) and no surface state flag
+    other than 0 (unknown) or 1 (unfrozen) (``s2`` frozen, ``s3`` melting/water, ``s4`` ice are
+    dropped), and the frozen and snow probabilities of the same time step (when given) are <=
+    ``max_frozen`` / ``max_snow`` %. The daily value is the mean of the retrievals of the day.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long table of reader kind ``ascat``: ``station`` (grid point), ``variable`` (``ssm``,
+        ``frozen_prob``, ``snow_prob``), ``time``, ``value`` (%), ``units``, ``quality_flag``
+        (``p<proc>[c<corr>][s<ssf>]``).
+    max_frozen, max_snow : float
+        Thresholds, %.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``station``, ``time`` (day, datetime64[ns]), ``ssm`` (float64, % saturation), ``n_retrievals``
+        (int); sorted. Empty when nothing passes.
+
+    Raises
+    ------
+    ValueError
+        No ``ssm`` rows, or ssm not in %.
+
+    References
+    ----------
+    Wagner et al. (2013), doi:10.1127/0941-2948/2013/0399; H SAF ASCAT SSM CDR Product User Manual.
+    """
+    ssm = observations[observations["variable"] == "ssm"]
+    if ssm.empty:
+        raise ValueError("observations: no 'ssm' rows (ASCAT/ERS surface soil moisture)")
+    if set(ssm["units"]) != {"%"}:
+        raise ValueError(f"ssm must be in '%', found {sorted(set(ssm['units']))}")
+    keys = ["station", "time"]
+    wide = ssm[[*keys, "value", "quality_flag"]].rename(columns={"value": "ssm"})
+    for name in ("frozen_prob", "snow_prob"):
+        part = observations.loc[observations["variable"] == name, [*keys, "value"]].rename(columns={"value": name})
+        wide = wide.merge(part.drop_duplicates(keys), on=keys, how="left")
+    flag = wide["quality_flag"].fillna("").astype(str)
+    ok = flag.str.match(r"^p0(?:c\d+)?(?:s[01])?$")
+    ok &= ~(wide["frozen_prob"] > max_frozen) & ~(wide["snow_prob"] > max_snow)
+    kept = wide[ok & wide["ssm"].notna()].copy()
+    if kept.empty:
+        return pd.DataFrame(columns=["station", "time", "ssm", "n_retrievals"])
+    kept["day"] = pd.DatetimeIndex(kept["time"]).floor("D")
+    daily = kept.groupby(["station", "day"]).agg(ssm=("ssm", "mean"), n_retrievals=("ssm", "size")).reset_index()
+    daily = daily.rename(columns={"day": "time"})
+    daily["time"] = daily["time"].astype("datetime64[ns]")
+    return daily.sort_values(keys).reset_index(drop=True)
+
+
+def to_wide(frame: pd.DataFrame, value: str) -> pd.DataFrame:
+    """(station x day) table of one column of a daily long table, every day of the span present.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``station``, ``time`` (days), ``value``.
+    value : str
+        Column to spread.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index station, columns a daily DatetimeIndex, float64, NaN where missing.
+    """
+    wide = frame.pivot_table(index="station", columns="time", values=value, aggfunc="mean")
+    days = pd.date_range(wide.columns.min(), wide.columns.max(), freq="D")
+    return wide.reindex(columns=days).astype("float64")
+
+
+def climatology_background(wide: pd.DataFrame, *, window_days: int = 31, min_years: int = 2) -> pd.DataFrame:
+    """Seamless background from the day-of-year climatology of the other years (leave-year-out).
+
+    For each station and year the background of a day is the mean of the station's values within
+    +-``window_days``//2 days of year (circular) in all OTHER years, so a year's own values never
+    enter its background. Stations with fewer than ``min_years`` years of data get NaN.
+
+    Parameters
+    ----------
+    wide : pandas.DataFrame
+        From :func:`to_wide` (station x day), any units.
+    window_days : int
+        Width of the day-of-year window (odd, >= 1).
+    min_years : int
+        Minimum number of years with data.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index and columns, float64, units of ``wide``.
+
+    References
+    ----------
+    WMO-No. 1203 (2017), climatological normals; leave-year-out as in
+    :func:`products.methods.cv.year_held_out`.
+    """
+    days = pd.DatetimeIndex(wide.columns)
+    doy = np.minimum(days.dayofyear.to_numpy(), 365) - 1
+    years = days.year.to_numpy()
+    half = window_days // 2
+    out = np.full(wide.shape, np.nan)
+    values = wide.to_numpy(dtype="float64")
+    for i in range(values.shape[0]):
+        v = values[i]
+        ok = np.isfinite(v)
+        present_years = np.unique(years[ok])
+        if present_years.size < min_years:
+            continue
+        for yr in np.unique(years):
+            other = ok & (years != yr)
+            sums, counts = np.zeros(365), np.zeros(365)
+            np.add.at(sums, doy[other], v[other])
+            np.add.at(counts, doy[other], 1)
+            kernel = np.ones(2 * half + 1)
+            cs = np.convolve(np.concatenate([sums[-half:], sums, sums[:half]]), kernel, "valid") if half else sums
+            cc = np.convolve(np.concatenate([counts[-half:], counts, counts[:half]]), kernel, "valid") if half else counts
+            clim = np.where(cc > 0, cs / np.where(cc > 0, cc, 1), np.nan)
+            sel = years == yr
+            out[i, sel] = clim[doy[sel]]
+    return pd.DataFrame(out, index=wide.index, columns=wide.columns)
+
+
+def withheld_retrieval_check(background: pd.DataFrame, obs: pd.DataFrame, *, gain: float = 0.5,
+                             memory_days: float = 3.0, fraction: float = 0.2, seed: int = 42,
+                             min_n: int = 30) -> tuple[dict, pd.DataFrame]:
+    """Score nudging toward retrievals on retrievals withheld from the nudging (real-data check).
+
+    A random ``fraction`` of each station's valid retrievals is withheld; the background is nudged
+    (:func:`nudge_series`) toward the others; background and analysis are then compared with the
+    withheld retrievals, which neither saw. With ``memory_days`` = 0 the analysis equals the
+    background on withheld days; with memory the increments of nearby days carry information.
+
+    Parameters
+    ----------
+    background, obs : pandas.DataFrame
+        (station x day), same index/columns and units (e.g. :func:`climatology_background` and
+        :func:`to_wide` of :func:`screen_retrievals`, %).
+    gain, memory_days
+        See :func:`nudge_series`.
+    fraction : float
+        Share withheld, in (0, 1).
+    seed : int
+        Random seed of the choice.
+    min_n : int
+        Minimum withheld pairs per station.
+
+    Returns
+    -------
+    results : dict
+        :func:`validate_against_insitu` layout for ``background`` and ``nudged`` against the withheld
+        retrievals.
+    analysis : pandas.DataFrame
+        (station x day) nudged series.
+
+    Raises
+    ------
+    ValueError
+        Indices or columns differ, or ``fraction`` out of range.
+    """
+    if not background.index.equals(obs.index) or not background.columns.equals(obs.columns):
+        raise ValueError("background and obs must share stations and days")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), found {fraction}")
+    rng = np.random.default_rng(seed)
+    b, y = background.to_numpy(dtype="float64"), obs.to_numpy(dtype="float64")
+    valid = np.isfinite(y) & np.isfinite(b)
+    withheld = valid & (rng.random(y.shape) < fraction)
+    assimilated = np.where(valid & ~withheld, y, np.nan)
+    analysis = nudge_series(np.where(np.isfinite(b), b, np.nan), assimilated, gain, memory_days=memory_days)
+    assert not np.any(withheld & np.isfinite(assimilated))  # a withheld retrieval never nudges
+    station = np.repeat(background.index.to_numpy().astype(str), y.shape[1])
+    frame = pd.DataFrame({"station": station, "withheld": np.where(withheld, y, np.nan).ravel(),
+                          "background": b.ravel(), "nudged": analysis.ravel()})
+    frame = frame[withheld.ravel()]
+    results = validate_against_insitu(frame, ["background", "nudged"], obs="withheld", min_n=min_n)
+    return results, pd.DataFrame(analysis, index=background.index, columns=background.columns)
+
+
+def collocate(stations: pd.DataFrame, points: pd.DataFrame, *, max_km: float = 12.5) -> pd.DataFrame:
+    """Nearest satellite grid point of each in-situ station within ``max_km`` (great-circle distance).
+
+    Parameters
+    ----------
+    stations, points : pandas.DataFrame
+        ``code``, ``lat``, ``lon`` (degrees).
+    max_km : float
+        Largest accepted distance, km (12.5 km = half the 25 km ASCAT sampling, WARP grid spacing).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``station``, ``point``, ``distance_km`` (float64); one row per station with a point within range.
+    """
+    if stations.empty or points.empty:
+        return pd.DataFrame(columns=["station", "point", "distance_km"])
+    la1, lo1 = np.radians(stations["lat"].to_numpy(float))[:, None], np.radians(stations["lon"].to_numpy(float))[:, None]
+    la2, lo2 = np.radians(points["lat"].to_numpy(float))[None, :], np.radians(points["lon"].to_numpy(float))[None, :]
+    h = np.sin((la2 - la1) / 2) ** 2 + np.cos(la1) * np.cos(la2) * np.sin((lo2 - lo1) / 2) ** 2
+    d = 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
+    j = d.argmin(axis=1)
+    dist = d[np.arange(len(stations)), j]
+    keep = dist <= max_km
+    return pd.DataFrame({"station": stations["code"].to_numpy()[keep], "point": points["code"].to_numpy()[j[keep]],
+                         "distance_km": dist[keep]})
+
+
+def validate_collocated(pairs: pd.DataFrame, insitu: pd.DataFrame, series: dict, *, min_n: int = 30) -> dict:
+    """Satellite-derived series rescaled to each station's in-situ climatology, scored against it.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        From :func:`collocate`.
+    insitu : pandas.DataFrame
+        From :func:`ismn_daily` (``station``, ``time``, ``insitu`` m3 m-3).
+    series : dict of str to pandas.DataFrame
+        Named (point x day) tables, e.g. ``{"ascat": obs, "ascat_nudged": analysis}`` (%).
+    min_n : int
+        Minimum common days per station.
+
+    Returns
+    -------
+    dict
+        :func:`validate_against_insitu` layout (m3 m-3 after mean-std matching to the in-situ series
+        over the common days, which makes the bias 0 and ubRMSE depend on the matched variance, the
+        usual practice for % saturation retrievals; R is unaffected). Empty when ``pairs`` is empty.
+    """
+    if pairs.empty:
+        return {}
+    rows = []
+    for station, point in zip(pairs["station"], pairs["point"], strict=True):
+        ref = insitu[insitu["station"] == station].set_index("time")["insitu"]
+        row = pd.DataFrame({"station": station, "insitu": ref})
+        for name, table in series.items():
+            if point in table.index:
+                sat = table.loc[point].reindex(ref.index).to_numpy(dtype="float64")
+                row[name] = rescale_to(sat, ref.to_numpy(dtype="float64"))
+            else:
+                row[name] = np.nan
+        rows.append(row)
+    return validate_against_insitu(pd.concat(rows, ignore_index=True), list(series), min_n=min_n)
+
+
+# --- CF output --------------------------------------------------------------------------------------
+
+
+def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataFrame, station_variables: dict | None = None,
+                     attrs: dict | None = None) -> xr.Dataset:
+    """CF-1.8 timeSeries DSG (orthogonal multidimensional array) from a daily long table.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``station``, ``time`` (days, datetime64) and the columns of ``variables``.
+    variables : dict of str to dict
+        Column -> variable attributes (``units``, ``long_name``, optional ``standard_name``).
+    stations : pandas.DataFrame
+        ``station``, ``lat``, ``lon`` (degrees) and the columns of ``station_variables``.
+    station_variables : dict of str to dict, optional
+        Per-station column -> attributes.
+    attrs : dict, optional
+        Global attributes (must include ``data_kind``); None values are dropped.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims (station, time): the variables (float64, NaN fill), ``station_name`` (cf_role
+        timeseries_id), ``lat``, ``lon``, ``time`` (days since 1970-01-01).
+
+    Raises
+    ------
+    ValueError
+        A (station, day) repeats, or ``data_kind`` is missing from ``attrs``.
+
+    References
+    ----------
+    CF Conventions 1.8, section 9 and appendix H.2.1.
+    """
+    attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
+    if attrs.get("data_kind") not in (SYNTHETIC, REAL):
+        raise ValueError(f"attrs['data_kind'] must be {SYNTHETIC!r} or {REAL!r}")
+    if frame.duplicated(["station", "time"]).any():
+        raise ValueError("frame: a (station, day) appears twice")
+    sites = stations.set_index("station")
+    times = np.sort(frame["time"].unique()).astype("datetime64[ns]")
+    si, ti = sites.index.get_indexer(frame["station"]), np.searchsorted(times, frame["time"].to_numpy())
+    if (si < 0).any():
+        raise ValueError("frame: a station is missing from stations")
+    data = {}
+    for name, a in variables.items():
+        grid = np.full((len(sites), len(times)), np.nan)
+        grid[si, ti] = frame[name].to_numpy(dtype="float64")
+        data[name] = (("station", "time"), grid, dict(a))
+    for name, a in (station_variables or {}).items():
+        values = sites[name].to_numpy()
+        data[name] = ("station", values.astype(str).astype(object) if values.dtype == object else values, dict(a))
+    ds = xr.Dataset(data, coords={
+        "time": ("time", times, {"standard_name": "time", "long_name": "day (UTC)", "axis": "T"}),
+        "station_name": ("station", sites.index.to_numpy(dtype=str).astype(object), {"cf_role": "timeseries_id",
+                                                                                      "long_name": "station or pixel id"}),
+        "lat": ("station", sites["lat"].to_numpy(dtype="float64"), {"standard_name": "latitude", "units": "degrees_north"}),
+        "lon": ("station", sites["lon"].to_numpy(dtype="float64"), {"standard_name": "longitude", "units": "degrees_east"}),
+    })
+    for name in variables:
+        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time lat lon station_name"})
+    for name in ("lat", "lon", "time"):
+        ds[name].encoding["_FillValue"] = None
+    ds["time"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
+    ds.attrs = {"Conventions": "CF-1.8", "featureType": "timeSeries", "references": REFERENCES,
+                "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.sm_mlda",
+                "source": f"LightGBM {lightgbm.__version__}, scikit-learn {sklearn.__version__}", **attrs}
+    return ds
+
+
+SM_ATTRS = {"units": "m3 m-3", "standard_name": "volume_fraction_of_condensed_water_in_soil"}
+
+
+def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset:
+    """The twin as a CF timeSeries file labelled ``data_kind = "synthetic twin"``.
+
+    Parameters
+    ----------
+    result : TwinResult
+        From :func:`run_twin`.
+    attrs : dict, optional
+        Extra global attributes.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims (station = pixel, time): ``truth``, ``insitu``, ``passive``, ``active`` (%), ``reanalysis``,
+        ``labels``, ``sm_ml``, ``sm_mlda`` (m3 m-3 unless noted); per pixel ``role``, ``climate``, the
+        TC rule, gain, recovered and known error standard deviations; twin figures as attributes.
+    """
+    twin, n_t = result.twin, result.twin.truth.shape[1]
+    pix = twin.pixels.rename(columns={"pixel": "station"}).copy()
+    pix = pix.assign(tc_rule=result.labels.table["rule"].to_numpy(), nudging_gain=result.gain["gain"].to_numpy(),
+                     oracle_gain=result.gain["oracle_gain"].to_numpy())
+    station_vars = {"role": {"long_name": "pixel role: training (labels, model, gain) or validation (in-situ station)"},
+                    "climate": {"long_name": "synthetic climate class"},
+                    "tc_rule": {"long_name": "label rule: tc (TC-weighted merge), equal (fallback), excluded"},
+                    "nudging_gain": {"long_name": "nudging gain G used", "units": "1"},
+                    "oracle_gain": {"long_name": "optimal gain from the true error variances (twin only)", "units": "1"}}
+    for name in PRODUCTS:
+        pix[f"tc_err_std_{name}"] = result.labels.table[f"err_std_{name}"].to_numpy()
+        pix[f"known_err_std_{name}"] = twin.known_err_std[name]
+        station_vars[f"tc_err_std_{name}"] = {"long_name": f"TC error standard deviation of {name}, in passive units",
+                                              "units": "m3 m-3"}
+        station_vars[f"known_err_std_{name}"] = {"long_name": f"known error standard deviation of {name}, in passive "
+                                                              "units", "units": "m3 m-3"}
+    frame = pd.DataFrame({"station": np.repeat(pix["station"].to_numpy(), n_t),
+                          "time": np.tile(twin.times.to_numpy(), len(pix)),
+                          "truth": twin.truth.ravel(), "insitu": twin.insitu.ravel(),
+                          **{k: v.ravel() for k, v in twin.products.items()},
+                          "labels": result.labels.labels.ravel(), "sm_ml": result.series["ml"].ravel(),
+                          "sm_mlda": result.series["ml_da"].ravel()})
+    variables = {
+        "truth": {**SM_ATTRS, "long_name": "synthetic truth (bucket model)"},
+        "insitu": {**SM_ATTRS, "long_name": "synthetic in-situ station (validation pixels only)"},
+        "passive": {**SM_ATTRS, "long_name": "synthetic passive-microwave retrieval (SMAP L3-like)"},
+        "active": {"units": "%", "long_name": "synthetic active-microwave degree of saturation (ASCAT-like)"},
+        "reanalysis": {**SM_ATTRS, "long_name": "synthetic model/reanalysis soil moisture"},
+        "labels": {**SM_ATTRS, "long_name": "TC-weighted merge of passive, active, reanalysis (training labels)"},
+        "sm_ml": {**SM_ATTRS, "long_name": "LightGBM soil moisture from forcing, no assimilation"},
+        "sm_mlda": {**SM_ATTRS, "long_name": "ML-DA soil moisture: LightGBM nudged toward the passive retrieval"},
+    }
+    med = {k: v["median"] for k, v in result.validation.items()}
+    a = {"data_kind": SYNTHETIC, "title": "Soil moisture ML-DA twin experiment (synthetic truth, known errors)",
+         "comment": "SYNTHETIC: every value in this file is drawn from a synthetic twin (products.generators.sm_mlda."
+                    "make_twin); it checks the method, it is not a soil-moisture product.",
+         "twin_median_r_ml_da": med["ml_da"]["r"], "twin_median_ubrmse_ml_da": med["ml_da"]["ubrmse"],
+         "twin_validation_stations": med["ml_da"]["n_stations"],
+         "settings": str({k: v for k, v in result.settings.items() if k != "params"}), **(attrs or {})}
+    return to_cf_timeseries(frame, variables, stations=pix, station_variables=station_vars, attrs=a)
