@@ -95,6 +95,7 @@ class DatasetPage:
     comparison: list[dict]
     more: list[dict]
     diagnostics: dict
+    classification: list[dict]
     years: tuple[int, int] | None
     tags: list[str]
 
@@ -122,6 +123,7 @@ def dataset_page(dataset_id: str) -> DatasetPage:
         classes=[r for r in results if r.scope == "class"], stations=stations, product=product,
         comparison=compare_with_published(product, pooled[0] if pooled else None, sites), more=more,
         diagnostics=tc_diagnostic(latest) if latest else {},
+        classification=classification_tables(latest) if latest else [],
         years=(min(dataset.time_tags), max(dataset.time_tags)) if dataset.time_tags else None,
         tags=list(dict.fromkeys(t.name for t in dataset.tags.all())))  # a name can be a topic and a place tag
 
@@ -139,6 +141,25 @@ def tc_diagnostic(version: DatasetVersion) -> dict:
         return {}
     return {"basins": tc.get("basins"), "basins_used": tc.get("basins_used"),
             "products": [(p, tc.get(f"median_tcr_{p}"), tc.get(f"median_err_std_{p}")) for p in tc.get("products", [])]}
+
+
+def classification_tables(version: DatasetVersion) -> list[dict]:
+    """Classification scores stored in a version's lineage summary (the freeze/thaw product), or ``[]``.
+
+    Returns
+    -------
+    list of dict with ``experiment`` (e.g. ``proxy: tibetan_plateau``, ``synthetic twin``) and
+    ``rows``: one dict per set (train, validation, test) with ``set``, ``n``, ``overall_accuracy``,
+    ``kappa``, ``recall_thawed``, ``recall_frozen``.
+    """
+    summary = version.lineage.get("summary") or {}
+    experiments = [(f"proxy: {name}", sets) for name, sets in (summary.get("proxy") or {}).items()]
+    if summary.get("twin"):
+        experiments.append(("synthetic twin", summary["twin"]))
+    keys = ("n", "overall_accuracy", "kappa", "recall_thawed", "recall_frozen")
+    return [{"experiment": name, "rows": [{"set": s, **{k: sets[s].get(k) for k in keys}}
+                                          for s in ("train", "validation", "test") if isinstance(sets.get(s), dict)]}
+            for name, sets in experiments]
 
 
 def further_validation(version: DatasetVersion) -> list[dict]:

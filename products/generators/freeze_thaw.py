@@ -1,0 +1,833 @@
+"""Freeze/thaw state classification with Extremely Randomized Trees, split by spatial blocks (no Django).
+
+The seed dataset (TPDC f52826e1-..., Tibetan Plateau surface freeze/thaw 2011-2020) learns the SMOS
+soil freeze/thaw state from AMSR-E/MWRI brightness temperatures, terrain, soil properties and GLDAS
+with scikit-learn-style Extremely Randomized Trees (Geurts et al. 2006), splits its samples
+70 % / 15 % / 15 % into training, validation and test sets and reports "> 86 % overall accuracy"
+in each set. This module is that chain on whatever predictors and reference it is given:
+
+1. :func:`reference_state` -- the frozen (1) / thawed (0) reference from a temperature field
+   (below 273.15 K = frozen), or a reference read from a FT product
+   (:mod:`ingestion.readers.freeze_thaw`);
+2. :func:`block_split` -- 70/15/15 split of the *pixels* by spatial blocks
+   (:func:`products.methods.cv.block_ids`): every pixel of a block, and all its days, lands in one
+   set, so the test pixels have no training pixel in their block (never a random pixel-day split);
+3. :func:`fit_select` -- :class:`sklearn.ensemble.ExtraTreesClassifier` fitted on the training set,
+   its leaf size chosen on the validation set (Cohen's kappa), scored on all three sets with
+   :func:`classification_metrics` (confusion matrix, overall accuracy, Cohen's kappa, per-class
+   recall);
+4. :func:`write_state_grid` -- the daily state grid (uint8: 0 thawed, 1 frozen, 255 fill; CF
+   ``flag_values``/``flag_meanings``), predicted window by window with
+   :func:`products.methods.chunked.predict_window` and written atomically;
+5. :func:`make_twin` -- a synthetic twin with a known answer (frozen where a synthetic temperature
+   field is below 0 degC, noisy predictors) to show that the classifier and the split work.
+
+Every output carries ``data_kind`` (:data:`PROXY`, :data:`SYNTHETIC` or :data:`REAL`), because the
+real sample data hold no brightness temperature and no SMOS/SMAP FT file: the real chain is a
+*proxy experiment* (GLDAS soil temperature as reference, other GLDAS fields and latitude as
+predictors), see :mod:`products.pipelines.freeze_thaw`.
+
+References
+----------
+Hu, H. (2025): Surface freeze/thaw state dataset of the Tibetan Plateau (2011-2020), National Tibetan
+Plateau Data Center, record f52826e1-c61c-4b79-a43c-4ece3a8eca18 (the seed; "> 86 %" overall accuracy).
+Geurts, P., Ernst, D., Wehenkel, L. (2006): Extremely randomized trees. Machine Learning 63, 3-42,
+doi:10.1007/s10994-006-6226-1.
+Cohen, J. (1960): A coefficient of agreement for nominal scales. Educational and Psychological
+Measurement 20, 37-46, doi:10.1177/001316446002000104.
+Pedregosa, F., et al. (2011): Scikit-learn: machine learning in Python. JMLR 12, 2825-2830
+(``ExtraTreesClassifier``, ``confusion_matrix``, ``cohen_kappa_score``, ``recall_score``).
+Roberts, D. R., et al. (2017): Cross-validation strategies for data with temporal, spatial,
+hierarchical, or phylogenetic structure. Ecography 40, 913-929, doi:10.1111/ecog.02881.
+CF Conventions 1.8, section 3.5 (flags: ``flag_values``, ``flag_meanings``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from products.methods import chunked
+from products.methods.cv import block_ids
+
+PROXY = "proxy experiment"
+SYNTHETIC = "synthetic twin"
+REAL = "real"
+DATA_KINDS = (PROXY, SYNTHETIC, REAL)
+
+THAWED, FROZEN = 0, 1
+STATE_FILL = np.uint8(255)
+SPLIT_FILL = np.int8(-1)
+SETS = ("train", "validation", "test")
+FREEZING_POINT_K = 273.15
+SEED_FIGURES = {"overall_accuracy": "> 86 % in each of the training, validation and test sets",
+                "split": "70 % / 15 % / 15 % of the samples (random, per the record)",
+                "reference": "SMOS soil freeze/thaw; validated with independent SMAP samples",
+                "predictors": "AMSR-E/MWRI multi-channel brightness temperatures, terrain, soil properties, GLDAS",
+                "record": "TPDC f52826e1-c61c-4b79-a43c-4ece3a8eca18"}
+STATE_ATTRS = {"long_name": "surface soil freeze/thaw state", "flag_values": np.array([THAWED, FROZEN], "u1"),
+               "flag_meanings": "thawed frozen", "valid_range": np.array([THAWED, FROZEN], "u1"), "units": "1"}
+SPLIT_ATTRS = {"long_name": "sample set of the pixel (spatial blocks)", "flag_values": np.array([0, 1, 2], "i1"),
+               "flag_meanings": "train validation test", "units": "1"}
+REFERENCES = ("Geurts et al. (2006) doi:10.1007/s10994-006-6226-1; Cohen (1960) doi:10.1177/001316446002000104; "
+              "TPDC record f52826e1-c61c-4b79-a43c-4ece3a8eca18 (seed); scikit-learn ExtraTreesClassifier")
+
+
+# --- reference and features ---------------------------------------------------------------------
+
+def reference_state(temperature, threshold: float = FREEZING_POINT_K) -> np.ndarray:
+    """Frozen/thawed reference from a temperature field.
+
+    Parameters
+    ----------
+    temperature : array_like or xarray.DataArray
+        Any shape, float, K (e.g. GLDAS ``SoilTMP0_10cm_inst``, daily mean); NaN where missing.
+    threshold : float, default 273.15
+        Frozen where ``temperature < threshold`` (K).
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, same shape: 1 frozen, 0 thawed, :data:`STATE_FILL` (255) where the temperature is
+        not finite.
+
+    Raises
+    ------
+    ValueError
+        A non-finite threshold, or a field whose finite values are outside 150-350 K (not kelvin).
+    """
+    t = np.asarray(temperature, dtype="float64")
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, found {threshold}")
+    ok = np.isfinite(t)
+    if ok.any() and (t[ok].min() < 150.0 or t[ok].max() > 350.0):
+        raise ValueError(f"temperatures from {t[ok].min():g} to {t[ok].max():g}: expected kelvin (150-350 K)")
+    out = np.full(t.shape, STATE_FILL, dtype="u1")
+    out[ok] = (t[ok] < threshold).astype("u1")
+    return out
+
+
+def daily_mean(ds: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
+    """Daily means (UTC calendar day of the time stamps) of some variables of a sub-daily cube.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``(time, lat, lon)`` variables (e.g. several GLDAS files concatenated along ``time``).
+    names : sequence of str
+        Variables to average.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``(time, lat, lon)`` with one step per day (00:00 UTC), float32, attributes kept, plus
+        ``n_steps`` (int, steps averaged per day) in each variable's attributes. A cell missing at
+        any step of a day is NaN that day.
+
+    Raises
+    ------
+    KeyError
+        A name not in ``ds``.
+    """
+    missing = [n for n in names if n not in ds]
+    if missing:
+        raise KeyError(f"variables {missing} not in the cube; found {sorted(map(str, ds.data_vars))}")
+    sub = ds[list(names)]
+    days = sub["time"].dt.floor("D")
+    out = sub.groupby(days.rename("day")).mean(skipna=False).rename(day="time").astype("float32")
+    counts = pd.Series(days.values).value_counts()
+    for n in names:
+        out[n].attrs = {**ds[n].attrs, "cell_methods": "time: mean", "n_steps": int(counts.min())}
+    return out
+
+
+@dataclass
+class Samples:
+    """Valid samples of a (time, lat, lon) predictor/reference cube, in C order of the grid.
+
+    Attributes
+    ----------
+    X : numpy.ndarray
+        float32 (n, n_features), predictor values.
+    y : numpy.ndarray
+        uint8 (n,), reference state (0 thawed, 1 frozen).
+    lat, lon : numpy.ndarray
+        float64 (n,), degrees of each sample's pixel.
+    flat : numpy.ndarray
+        int64 (n,), positions in the flattened (time, lat, lon) grid.
+    features : list of str
+        Column names of ``X``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    flat: np.ndarray
+    features: list[str]
+
+
+def tb_predictors(datasets: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Brightness-temperature predictors from AMSR2 L3 files of one grid (several frequencies/passes).
+
+    Parameters
+    ----------
+    datasets : sequence of xarray.Dataset
+        As :func:`ingestion.readers.amsr2.open_grid` returns them (``tb_h``, ``tb_v`` in K,
+        ``attrs`` ``frequency_ghz`` and ``orbit_direction``), all on one grid and day(s).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``(time, lat, lon)`` float32: ``tb<ff><h|v>_<a|d>`` (K; ``ff`` the two-digit channel, ``a``
+        ascending / ``d`` descending), ``npr<ff>_<a|d>`` = (V - H) / (V + H) (1), and, when 36 and
+        18 GHz are both there, the spectral gradient ``sg_36v_18v_<a|d>`` = (TB36V - TB18V) /
+        (36.5 - 18.7) (K GHz-1), the classic frozen-soil discriminant (negative over frozen soil).
+
+    Raises
+    ------
+    ValueError
+        The same channel and pass twice, or no dataset.
+
+    References
+    ----------
+    Zuerndorfer, B. W., et al. (1990): Mapping freeze/thaw boundaries with SMMR data. Agricultural and
+    Forest Meteorology 52, 199-225, doi:10.1016/0168-1923(90)90106-E; JAXA AMSR2 L3 format description.
+    """
+    if not datasets:
+        raise ValueError("expected at least one AMSR2 dataset")
+    channels = {36.5: "36", 18.7: "18", 23.8: "23", 10.65: "10", 6.925: "06", 7.3: "07", 89.0: "89"}
+    out, freqs = {}, {}
+    for ds in datasets:
+        ghz = float(ds.attrs["frequency_ghz"])
+        ff = channels.get(ghz, f"{ghz:g}".replace(".", "p"))
+        orbit = str(ds.attrs.get("orbit_direction", "descending"))[0]
+        for pol in ("h", "v"):
+            name = f"tb{ff}{pol}_{orbit}"
+            if name in out:
+                raise ValueError(f"channel {ghz} GHz {pol.upper()} ({orbit}) given twice")
+            out[name] = ds[f"tb_{pol}"].astype("float32")
+        v, h = out[f"tb{ff}v_{orbit}"], out[f"tb{ff}h_{orbit}"]
+        out[f"npr{ff}_{orbit}"] = ((v - h) / (v + h)).astype("float32").assign_attrs(
+            units="1", long_name=f"normalised polarisation ratio at {ghz} GHz")
+        freqs[(ff, orbit)] = ghz
+    for orbit in ("a", "d"):
+        if ("36", orbit) in freqs and ("18", orbit) in freqs:
+            out[f"sg_36v_18v_{orbit}"] = ((out[f"tb36v_{orbit}"] - out[f"tb18v_{orbit}"]) / (36.5 - 18.7)).astype(
+                "float32").assign_attrs(units="K GHz-1", long_name="spectral gradient of TB between 18.7 and 36.5 GHz V")
+    return xr.Dataset(out)
+
+
+def check_no_leakage(features: Sequence[str], reference_source: str | None) -> None:
+    """Refuse a predictor that is the reference's own field.
+
+    Parameters
+    ----------
+    features : sequence of str
+        Predictor names.
+    reference_source : str or None
+        Name of the field the reference was derived from (e.g. ``"SoilTMP0_10cm_inst"``).
+
+    Raises
+    ------
+    ValueError
+        ``reference_source`` is among ``features`` (target leakage).
+    """
+    if reference_source and reference_source in features:
+        raise ValueError(f"target leakage: the reference is derived from {reference_source!r}, which is also a "
+                         "predictor; drop it from the features")
+
+
+def feature_matrix(predictors: xr.Dataset, features: Sequence[str], window: chunked.Window | None = None,
+                   reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrix of the cells of a (window of a) predictor cube where every predictor is finite.
+
+    Parameters
+    ----------
+    predictors : xarray.Dataset
+        ``(time, lat, lon)`` variables (float); ``"lat"``/``"lon"`` as feature names use the
+        coordinates (degrees).
+    features : sequence of str
+        Predictor names, in column order.
+    window : chunked.Window, optional
+        Only this window (default: the whole grid).
+    reference : numpy.ndarray, optional
+        uint8 reference of the same (window) shape: cells where it is fill are also invalid.
+
+    Returns
+    -------
+    matrix : numpy.ndarray
+        float32 (valid.sum(), n_features), rows in C order of ``valid``.
+    valid : numpy.ndarray
+        bool (n_time, n_lat, n_lon).
+
+    Raises
+    ------
+    KeyError
+        A feature neither a variable nor ``lat``/``lon``.
+    """
+    sub = predictors if window is None else predictors.isel(time=window.time, lat=window.lat, lon=window.lon)
+    shape = (sub.sizes["time"], sub.sizes["lat"], sub.sizes["lon"])
+    cols = []
+    for name in features:
+        if name == "lat":
+            cols.append(np.broadcast_to(sub["lat"].values[None, :, None], shape))
+        elif name == "lon":
+            cols.append(np.broadcast_to(sub["lon"].values[None, None, :], shape))
+        elif name in sub:
+            cols.append(np.asarray(sub[name].transpose("time", "lat", "lon").values))
+        else:
+            raise KeyError(f"feature {name!r} is not a variable of the predictor cube ({sorted(map(str, sub))})")
+    valid = np.ones(shape, dtype=bool)
+    for c in cols:
+        valid &= np.isfinite(c)
+    if reference is not None:
+        valid &= reference != STATE_FILL
+    matrix = np.stack([c[valid] for c in cols], axis=1).astype("float32") if cols else np.empty((0, 0), "float32")
+    return matrix, valid
+
+
+def samples(predictors: xr.Dataset, reference: np.ndarray, features: Sequence[str], *,
+            reference_source: str | None = None) -> Samples:
+    """All valid samples (finite predictors and a reference) of a cube.
+
+    Parameters
+    ----------
+    predictors : xarray.Dataset
+        ``(time, lat, lon)``, see :func:`feature_matrix`.
+    reference : numpy.ndarray
+        uint8 (time, lat, lon), :func:`reference_state`.
+    features : sequence of str
+        Predictor names.
+    reference_source : str, optional
+        Field the reference comes from, checked by :func:`check_no_leakage`.
+
+    Returns
+    -------
+    Samples
+
+    Raises
+    ------
+    ValueError
+        Leakage, a reference of another shape, or no valid sample.
+    """
+    check_no_leakage(features, reference_source)
+    shape = (predictors.sizes["time"], predictors.sizes["lat"], predictors.sizes["lon"])
+    if reference.shape != shape:
+        raise ValueError(f"reference of shape {reference.shape}; expected the predictors' {shape}")
+    X, valid = feature_matrix(predictors, features, reference=reference)
+    if not valid.any():
+        raise ValueError("no cell with every predictor finite and a reference state")
+    flat = np.flatnonzero(valid)
+    _, i, j = np.unravel_index(flat, shape)
+    return Samples(X, reference.reshape(-1)[flat].astype("u1"), predictors["lat"].values[i].astype("float64"),
+                   predictors["lon"].values[j].astype("float64"), flat, list(features))
+
+
+# --- split ------------------------------------------------------------------------------------
+
+def block_split(lat, lon, block_deg: float, fractions: Sequence[float] = (0.70, 0.15, 0.15),
+                seed: int = 0) -> np.ndarray:
+    """Assign samples to training / validation / test sets by spatial blocks.
+
+    The ``block_deg`` blocks of :func:`products.methods.cv.block_ids` are shuffled (seeded) and
+    cut where the cumulative number of samples passes 70 % and 85 % (``fractions``), so the sets
+    hold about those shares of the samples and never share a block (hence never a pixel, and never
+    two days of one pixel). With one day of data, a split by year is impossible.
+
+    Parameters
+    ----------
+    lat, lon : array_like
+        (n,), float degrees of each sample.
+    block_deg : float
+        Block edge in degrees (> 0); larger than the spatial autocorrelation range ideally.
+    fractions : sequence of 3 float
+        Shares of train, validation, test (positive, summing to 1).
+    seed : int
+        Shuffle seed.
+
+    Returns
+    -------
+    numpy.ndarray
+        int8 (n,): 0 train, 1 validation, 2 test.
+
+    Raises
+    ------
+    ValueError
+        Bad fractions, fewer than three blocks, or an empty set.
+
+    References
+    ----------
+    Roberts et al. (2017), doi:10.1111/ecog.02881.
+    """
+    f = np.asarray(fractions, dtype="float64")
+    if f.shape != (3,) or (f <= 0).any() or not np.isclose(f.sum(), 1.0):
+        raise ValueError(f"fractions must be three positive shares summing to 1, found {tuple(fractions)}")
+    ids = block_ids(lat, lon, block_deg)
+    blocks, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    if blocks.size < 3:
+        raise ValueError(f"{blocks.size} spatial block(s) of {block_deg} degrees; expected at least 3 (smaller blocks)")
+    order = np.random.default_rng(seed).permutation(blocks.size)
+    mid = (np.cumsum(counts[order]) - counts[order] / 2.0) / counts.sum()  # share reached at each block's middle
+    edges = np.cumsum(f)[:2]
+    block_set = np.empty(blocks.size, dtype="i1")
+    block_set[order] = np.searchsorted(edges, mid, side="right").astype("i1")
+    out = block_set[inverse]
+    empty = [SETS[k] for k in range(3) if not (out == k).any()]
+    if empty:
+        raise ValueError(f"empty {', '.join(empty)} set with {blocks.size} blocks of {block_deg} degrees; "
+                         "use smaller blocks or a larger region")
+    return out
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+def classification_metrics(y_true, y_pred) -> dict:
+    """Confusion matrix, overall accuracy, Cohen's kappa and per-class recall of a binary FT map.
+
+    Parameters
+    ----------
+    y_true, y_pred : array_like
+        (n,), int: 0 thawed, 1 frozen (reference and prediction).
+
+    Returns
+    -------
+    dict
+        ``n``; ``confusion_matrix`` [[TN, FP], [FN, TP]] (rows reference thawed/frozen, columns
+        predicted thawed/frozen; lists of int); ``overall_accuracy`` (fraction); ``kappa``
+        (Cohen 1960, scikit-learn ``cohen_kappa_score``; None when reference and prediction hold
+        one and the same class, where kappa is undefined); ``recall_thawed``, ``recall_frozen``
+        (None where the class is absent from the reference); ``precision_frozen``;
+        ``frozen_fraction_reference``, ``frozen_fraction_predicted``.
+
+    Raises
+    ------
+    ValueError
+        Empty input, different lengths, or labels other than 0/1.
+
+    References
+    ----------
+    Cohen (1960), doi:10.1177/001316446002000104; scikit-learn ``confusion_matrix``,
+    ``cohen_kappa_score``.
+    """
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+    t, p = np.asarray(y_true).astype("int64").ravel(), np.asarray(y_pred).astype("int64").ravel()
+    if t.size == 0 or t.size != p.size:
+        raise ValueError(f"expected two non-empty arrays of one length, found {t.size} and {p.size}")
+    if not (np.isin(t, (0, 1)).all() and np.isin(p, (0, 1)).all()):
+        raise ValueError("expected labels 0 (thawed) and 1 (frozen) only")
+    cm = confusion_matrix(t, p, labels=[THAWED, FROZEN])
+    (tn, fp), (fn, tp) = cm
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = float(cohen_kappa_score(t, p, labels=[THAWED, FROZEN])) if len(np.unique(np.r_[t, p])) > 1 else None
+
+    def ratio(a, b):
+        return float(a / b) if b else None
+
+    return {"n": int(t.size), "confusion_matrix": cm.astype(int).tolist(),
+            "overall_accuracy": float((tn + tp) / t.size), "kappa": kappa,
+            "recall_thawed": ratio(tn, tn + fp), "recall_frozen": ratio(tp, tp + fn),
+            "precision_frozen": ratio(tp, tp + fp),
+            "frozen_fraction_reference": float(t.mean()), "frozen_fraction_predicted": float(p.mean())}
+
+
+# --- model ------------------------------------------------------------------------------------
+
+@dataclass
+class FitResult:
+    """A fitted classifier and its scores.
+
+    Attributes
+    ----------
+    model : sklearn.ensemble.ExtraTreesClassifier
+        Fitted on the training set with the selected parameters.
+    params : dict
+        Its parameters (those searched and the fixed ones).
+    metrics : dict
+        ``{"train"|"validation"|"test": classification_metrics(...)}``.
+    selection : list of dict
+        Each candidate's parameters and validation kappa / overall accuracy.
+    importances : dict
+        Impurity-based feature importances of the selected model.
+    n_train_fitted : int
+        Training rows actually used (after ``max_train_samples``).
+    """
+
+    model: object
+    params: dict
+    metrics: dict
+    selection: list[dict]
+    importances: dict
+    n_train_fitted: int
+    features: list[str] = field(default_factory=list)
+
+
+def fit_select(data: Samples, split: np.ndarray, *, n_estimators: int = 100,
+               min_samples_leaf: Sequence[int] = (1, 5, 20), max_features="sqrt", seed: int = 0,
+               n_jobs: int = 1, max_train_samples: int | None = None) -> FitResult:
+    """Fit Extremely Randomized Trees on the training set, choose the leaf size on the validation set.
+
+    Parameters
+    ----------
+    data : Samples
+        Features and reference.
+    split : numpy.ndarray
+        int8 (n,), 0/1/2 from :func:`block_split`.
+    n_estimators : int
+        Trees per forest.
+    min_samples_leaf : sequence of int
+        Candidates; the one with the highest validation kappa (then overall accuracy) wins.
+    max_features : str, int, float or None
+        Features drawn at each split (scikit-learn); Geurts et al. (2006) use sqrt(p) for
+        classification.
+    seed : int
+        ``random_state`` of the forests and of the training subsample.
+    n_jobs : int
+        Parallel jobs of scikit-learn.
+    max_train_samples : int, optional
+        Random subsample of the training rows (memory and time on global grids); validation and
+        test are always complete.
+
+    Returns
+    -------
+    FitResult
+        The test set is scored once, with the selected model; it plays no part in the selection.
+
+    Raises
+    ------
+    ValueError
+        A split of another length, or a set without samples; a training set with one class only.
+
+    References
+    ----------
+    Geurts et al. (2006), doi:10.1007/s10994-006-6226-1; scikit-learn ``ExtraTreesClassifier``.
+    """
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    split = np.asarray(split)
+    if split.shape != data.y.shape:
+        raise ValueError(f"split of {split.size} samples for {data.y.size}")
+    idx = {name: np.flatnonzero(split == k) for k, name in enumerate(SETS)}
+    empty = [k for k, v in idx.items() if v.size == 0]
+    if empty:
+        raise ValueError(f"no sample in the {', '.join(empty)} set")
+    train = idx["train"]
+    if max_train_samples is not None and train.size > max_train_samples:
+        train = np.sort(np.random.default_rng(seed).choice(train, int(max_train_samples), replace=False))
+    if np.unique(data.y[train]).size < 2:
+        raise ValueError("the training set holds one class only; a classifier cannot be fitted")
+    fixed = {"n_estimators": int(n_estimators), "max_features": max_features, "random_state": int(seed),
+             "n_jobs": int(n_jobs), "bootstrap": False}
+    best, selection = None, []
+    for leaf in min_samples_leaf:
+        model = ExtraTreesClassifier(min_samples_leaf=int(leaf), **fixed).fit(data.X[train], data.y[train])
+        m = classification_metrics(data.y[idx["validation"]], model.predict(data.X[idx["validation"]]))
+        key = (m["kappa"] if m["kappa"] is not None else -1.0, m["overall_accuracy"])
+        selection.append({"min_samples_leaf": int(leaf), "validation_kappa": m["kappa"],
+                          "validation_overall_accuracy": m["overall_accuracy"]})
+        if best is None or key > best[0]:
+            best = (key, int(leaf), model)
+    _, leaf, model = best
+    metrics = {name: classification_metrics(data.y[rows], model.predict(data.X[rows])) for name, rows in idx.items()}
+    return FitResult(model, {**fixed, "min_samples_leaf": leaf}, metrics, selection,
+                     {f: float(v) for f, v in zip(data.features, model.feature_importances_, strict=True)},
+                     int(train.size), list(data.features))
+
+
+def metrics_table(results: Mapping[str, FitResult], *, data_kind: str) -> pd.DataFrame:
+    """One row per experiment and set: the figures the version's CSV and summary carry.
+
+    Parameters
+    ----------
+    results : mapping of str to FitResult
+        Experiment name (e.g. ``"tibetan_plateau"``) to its result.
+    data_kind : str
+        One of :data:`DATA_KINDS`, stored in each row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``experiment``, ``data_kind``, ``set``, ``n``, ``overall_accuracy``, ``kappa``,
+        ``recall_thawed``, ``recall_frozen``, ``precision_frozen``, ``tn``, ``fp``, ``fn``, ``tp``,
+        ``frozen_fraction_reference``, ``seed_overall_accuracy``.
+    """
+    rows = []
+    for name, res in results.items():
+        for s in SETS:
+            m = res.metrics[s]
+            (tn, fp), (fn, tp) = m["confusion_matrix"]
+            rows.append({"experiment": name, "data_kind": data_kind, "set": s, "n": m["n"],
+                         "overall_accuracy": m["overall_accuracy"], "kappa": m["kappa"],
+                         "recall_thawed": m["recall_thawed"], "recall_frozen": m["recall_frozen"],
+                         "precision_frozen": m["precision_frozen"], "tn": tn, "fp": fp, "fn": fn, "tp": tp,
+                         "frozen_fraction_reference": m["frozen_fraction_reference"],
+                         "seed_overall_accuracy": SEED_FIGURES["overall_accuracy"]})
+    return pd.DataFrame(rows)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+def _temporary(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
+
+
+def _netcdf_attrs(attrs: Mapping) -> dict:
+    out = {}
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        out[k] = json.dumps(v) if isinstance(v, dict | list) else v
+    return out
+
+
+def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, features: Sequence[str],
+                     predict: Callable[[np.ndarray], np.ndarray], data_kind: str,
+                     extra: Mapping[str, tuple[np.ndarray, dict]] | None = None, attrs: Mapping | None = None,
+                     chunk: Sequence[int] = (1, 128, 256)) -> dict:
+    """Predict the daily freeze/thaw state window by window and write a CF NetCDF-4 grid atomically.
+
+    Each window of the ``(time, lat, lon)`` grid (:func:`products.methods.chunked.windows`) reads
+    its own predictors (:func:`feature_matrix`), is predicted with
+    :func:`products.methods.chunked.predict_window` and written before the next one is read, so
+    memory is bounded by the window. The file is written under a temporary name in the target
+    folder and moved into place only when complete.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target ``.nc`` file (its folder must exist).
+    predictors : xarray.Dataset
+        ``(time, lat, lon)`` predictor cube with ``lat``/``lon``/``time`` coordinates.
+    features : sequence of str
+        Predictor names in the model's column order.
+    predict : callable
+        ``predict(matrix) -> labels`` (0/1), e.g. a fitted classifier's ``predict``.
+    data_kind : str
+        One of :data:`DATA_KINDS`: stored as the global ``data_kind`` attribute.
+    extra : mapping, optional
+        More full-grid variables to store, name -> (array (time, lat, lon) of dtype uint8 with fill
+        255 or int8 with fill -1, attributes), e.g. the reference state and the split; written
+        window by window too.
+    attrs : mapping, optional
+        Global attributes (dicts/lists stored as JSON strings).
+    chunk : (int, int, int)
+        Window and NetCDF chunk shape.
+
+    Returns
+    -------
+    dict
+        ``path``, ``windows``, ``cells``, ``predicted`` (cells with a state), ``frozen`` (cells
+        predicted frozen).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``data_kind``, predictions other than 0/1, extra arrays of the wrong shape or dtype.
+    """
+    if data_kind not in DATA_KINDS:
+        raise ValueError(f"data_kind must be one of {DATA_KINDS}, found {data_kind!r}")
+    path = Path(path)
+    shape = (predictors.sizes["time"], predictors.sizes["lat"], predictors.sizes["lon"])
+    extra = dict(extra or {})
+    fills = {}
+    for name, (arr, _) in extra.items():
+        if arr.shape != shape or arr.dtype not in (np.dtype("u1"), np.dtype("i1")):
+            raise ValueError(f"extra variable {name!r}: expected uint8/int8 of shape {shape}, found "
+                             f"{arr.dtype} {arr.shape}")
+        fills[name] = STATE_FILL if arr.dtype == np.dtype("u1") else SPLIT_FILL
+    todo = chunked.windows(shape, chunk)
+    chunks = tuple(max(1, min(int(c), n)) for c, n in zip(chunk, shape, strict=True))
+    tmp = _temporary(path)
+    counts = {"predicted": 0, "frozen": 0}
+
+    def features_of(window):
+        return feature_matrix(predictors, features, window)
+
+    def checked(matrix):
+        labels = np.asarray(predict(matrix))
+        if labels.size and not np.isin(labels, (THAWED, FROZEN)).all():
+            raise ValueError("predictions other than 0 (thawed) and 1 (frozen)")
+        return labels
+
+    try:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            for dim, n in zip(("time", "lat", "lon"), shape, strict=True):
+                nc.createDimension(dim, n)
+            tv = nc.createVariable("time", "f8", ("time",))
+            tv.setncatts({"standard_name": "time", "axis": "T", "units": chunked.TIME_UNITS, "calendar": "standard"})
+            tv[:] = ((predictors["time"].values.astype("datetime64[ns]") - np.datetime64("1970-01-01", "ns"))
+                     / np.timedelta64(1, "D"))
+            for name, units, std in (("lat", "degrees_north", "latitude"), ("lon", "degrees_east", "longitude")):
+                v = nc.createVariable(name, "f8", (name,))
+                v.setncatts({"standard_name": std, "long_name": std, "units": units,
+                             "axis": "Y" if name == "lat" else "X"})
+                v[:] = predictors[name].values.astype("float64")
+            state = nc.createVariable("ft_state", "u1", ("time", "lat", "lon"), zlib=True, complevel=4,
+                                      chunksizes=chunks, fill_value=STATE_FILL)
+            state.setncatts({**STATE_ATTRS, "long_name": "surface soil freeze/thaw state (Extremely Randomized "
+                                                           f"Trees; {data_kind})", "coordinates": "time lat lon"})
+            state.set_auto_maskandscale(False)
+            out_vars = {}
+            for name, (_, vattrs) in extra.items():
+                v = nc.createVariable(name, extra[name][0].dtype, ("time", "lat", "lon"), zlib=True, complevel=4,
+                                      chunksizes=chunks, fill_value=fills[name])
+                v.setncatts(dict(vattrs))
+                v.set_auto_maskandscale(False)
+                out_vars[name] = v
+            nc.setncatts(_netcdf_attrs({"Conventions": "CF-1.8", "data_kind": data_kind, "references": REFERENCES,
+                                        "history": chunked.cf_history(__name__), **(attrs or {}),
+                                        "features": ", ".join(features)}))
+            nc.data_kind = data_kind  # the caller's attrs never relabel the data
+            for window in todo:
+                values = chunked.predict_window(window, features_of, checked)
+                labels = np.where(values == chunked.FILL_VALUE, STATE_FILL, values).astype("u1")
+                state[window.key] = labels
+                counts["predicted"] += int((labels != STATE_FILL).sum())
+                counts["frozen"] += int((labels == FROZEN).sum())
+                for name, (arr, _) in extra.items():
+                    out_vars[name][window.key] = arr[window.key]
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"path": str(path), "windows": len(todo), "cells": int(np.prod(shape)), **counts}
+
+
+def grid_of(data: Samples, values: np.ndarray, shape: tuple[int, int, int], fill, dtype) -> np.ndarray:
+    """Scatter per-sample values back onto the (time, lat, lon) grid (``fill`` elsewhere)."""
+    out = np.full(int(np.prod(shape)), fill, dtype=dtype)
+    out[data.flat] = values
+    return out.reshape(shape)
+
+
+# --- synthetic twin ---------------------------------------------------------------------------
+
+@dataclass
+class Twin:
+    """A synthetic freeze/thaw world with a known answer.
+
+    Attributes
+    ----------
+    predictors : xarray.Dataset
+        ``(time, lat, lon)``: ``tb_like`` (K, a brightness-temperature-like noisy reading of the
+        surface temperature), ``elevation`` (m, with noise), ``noise`` (pure noise, must not
+        matter), and the ``lat`` coordinate (also a feature).
+    temperature : numpy.ndarray
+        float64 (time, lat, lon), the synthetic surface temperature (degC) that decides the truth.
+    truth : numpy.ndarray
+        uint8 (time, lat, lon): 1 where ``temperature < 0``, else 0 (no fill).
+    features : list of str
+        ``["tb_like", "elevation", "lat", "noise"]``.
+    tb_noise_k : float
+        Standard deviation of the noise of ``tb_like`` (K).
+    """
+
+    predictors: xr.Dataset
+    temperature: np.ndarray
+    truth: np.ndarray
+    features: list[str]
+    tb_noise_k: float
+
+
+def make_twin(*, n_lat: int = 60, n_lon: int = 128, n_days: int = 2, res: float = 0.25,
+              origin: tuple[float, float] = (73.0, 25.0), tb_noise_k: float = 3.0, seed: int = 0) -> Twin:
+    """Build a synthetic twin: frozen where a smooth synthetic temperature field is below 0 degC.
+
+    Temperature (degC) = 22 - 0.6 (lat - 25) - 6.5 K km-1 x elevation + a day offset + smooth
+    anomalies (std ~2 K); elevation = smooth random relief, 0-5500 m. Predictors: ``tb_like`` =
+    0.9 x (T + 273.15) + 20 + N(0, ``tb_noise_k``) (a brightness temperature with emissivity 0.9,
+    plus noise), ``elevation`` + N(0, 100 m), ``lat``, and ``noise`` ~ N(0, 1).
+
+    Parameters
+    ----------
+    n_lat, n_lon, n_days : int
+        Grid shape (time, lat, lon).
+    res : float
+        Cell size (degrees).
+    origin : (float, float)
+        (lon, lat) of the south-west cell edge.
+    tb_noise_k : float
+        Noise of ``tb_like`` (K).
+    seed : int
+        Random seed.
+
+    Returns
+    -------
+    Twin
+
+    Raises
+    ------
+    ValueError
+        A non-positive size or resolution.
+    """
+    if min(n_lat, n_lon, n_days) < 1 or res <= 0:
+        raise ValueError("n_lat, n_lon, n_days must be >= 1 and res > 0")
+    rng = np.random.default_rng(seed)
+    lat = origin[1] + (np.arange(n_lat) + 0.5) * res
+    lon = origin[0] + (np.arange(n_lon) + 0.5) * res
+    yy, xx = np.meshgrid(np.arange(n_lat), np.arange(n_lon), indexing="ij")
+
+    def smooth_field(n_bumps, scale):
+        f = np.zeros((n_lat, n_lon))
+        for _ in range(n_bumps):
+            cy, cx = rng.uniform(0, n_lat), rng.uniform(0, n_lon)
+            w = rng.uniform(0.08, 0.25) * max(n_lat, n_lon)
+            f += rng.uniform(-1, 1) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * w * w))
+        return scale * (f - f.mean()) / (f.std() or 1.0)
+
+    elev = smooth_field(12, 1.0)
+    elev = 5500.0 * (elev - elev.min()) / ((elev.max() - elev.min()) or 1.0)
+    temps = []
+    for d in range(n_days):
+        t = 22.0 - 0.6 * (lat[:, None] - 25.0) - 6.5e-3 * elev + (d - (n_days - 1) / 2) * 1.5 + smooth_field(8, 2.0)
+        temps.append(t)
+    temperature = np.stack(temps)
+    truth = (temperature < 0.0).astype("u1")
+    shape = temperature.shape
+    tb = 0.9 * (temperature + FREEZING_POINT_K) + 20.0 + rng.normal(0.0, tb_noise_k, shape)
+    elev_obs = np.broadcast_to(elev, shape) + rng.normal(0.0, 100.0, shape)
+    noise = rng.normal(0.0, 1.0, shape)
+    time = pd.date_range("2015-01-01", periods=n_days, freq="D").values.astype("datetime64[ns]")
+    dims = ("time", "lat", "lon")
+    predictors = xr.Dataset(
+        {"tb_like": (dims, tb.astype("float32"), {"units": "K", "long_name": "synthetic brightness-temperature-like "
+                                                   "reading: 0.9 (T + 273.15) + 20 + noise"}),
+         "elevation": (dims, elev_obs.astype("float32"), {"units": "m", "long_name": "synthetic elevation + noise"}),
+         "noise": (dims, noise.astype("float32"), {"units": "1", "long_name": "pure noise (must not matter)"})},
+        coords={"time": ("time", time), "lat": ("lat", lat), "lon": ("lon", lon)})
+    return Twin(predictors, temperature, truth, ["tb_like", "elevation", "lat", "noise"], float(tb_noise_k))
+
+
+def twin_baseline_accuracy(twin: Twin, mask: np.ndarray | None = None) -> float:
+    """Overall accuracy of the known single-channel rule ``tb_like < 0.9 x 273.15 + 20`` (frozen).
+
+    The answer the twin makes known: thresholding the noisy brightness-like channel at the value a
+    0 degC surface gives. A classifier that also uses elevation and latitude should do at least
+    about as well.
+
+    Parameters
+    ----------
+    twin : Twin
+    mask : numpy.ndarray, optional
+        bool (time, lat, lon): cells to score (e.g. the test pixels).
+
+    Returns
+    -------
+    float
+        Fraction of cells where the rule equals the truth.
+    """
+    rule = (twin.predictors["tb_like"].values < 0.9 * FREEZING_POINT_K + 20.0).astype("u1")
+    m = np.ones(twin.truth.shape, bool) if mask is None else mask
+    return float((rule[m] == twin.truth[m]).mean())

@@ -1,0 +1,189 @@
+"""Freeze/thaw generator: metrics, spatial-block split, synthetic twin, state grid, and the pipeline end to end.
+
+The generator tests need no database; the pipeline test runs ``products.services.execute_run`` on the
+real GLDAS sample day (proxy experiment, Tibetan Plateau box only, few trees) and a small twin.
+"""
+
+import numpy as np
+import pytest
+import xarray as xr
+from sklearn.metrics import cohen_kappa_score
+
+from products.generators import freeze_thaw as ft
+
+
+@pytest.fixture(scope="module")
+def twin():
+    return ft.make_twin(n_lat=48, n_lon=96, n_days=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(twin):
+    data = ft.samples(twin.predictors, twin.truth, twin.features)
+    split = ft.block_split(data.lat, data.lon, 2.0, seed=1)
+    return data, split, ft.fit_select(data, split, n_estimators=40, min_samples_leaf=(1, 10), seed=1)
+
+
+def test_metrics_match_the_confusion_matrix_and_scikit_learns_kappa():
+    t = np.array([0, 0, 0, 0, 1, 1, 1, 0, 1, 0])
+    p = np.array([0, 0, 1, 0, 1, 0, 1, 0, 1, 1])
+    m = ft.classification_metrics(t, p)
+    assert m["confusion_matrix"] == [[4, 2], [1, 3]]
+    assert m["overall_accuracy"] == pytest.approx(0.7)
+    assert m["recall_thawed"] == pytest.approx(4 / 6) and m["recall_frozen"] == pytest.approx(3 / 4)
+    # kappa by hand (Cohen 1960): p_o = 0.7, p_e = 0.6*0.5 + 0.4*0.5 = 0.5
+    assert m["kappa"] == pytest.approx((0.7 - 0.5) / (1 - 0.5))
+    assert m["kappa"] == pytest.approx(cohen_kappa_score(t, p))
+
+
+def test_kappa_is_undefined_for_one_agreed_class_and_labels_are_checked():
+    m = ft.classification_metrics([1, 1, 1], [1, 1, 1])
+    assert m["kappa"] is None and m["recall_thawed"] is None and m["overall_accuracy"] == 1.0
+    with pytest.raises(ValueError, match="labels 0"):
+        ft.classification_metrics([0, 2], [0, 1])
+    with pytest.raises(ValueError, match="one length"):
+        ft.classification_metrics([0, 1], [0])
+
+
+def test_reference_is_frozen_below_the_freezing_point_with_fill_for_missing():
+    ref = ft.reference_state(np.array([[250.0, 273.15, 273.14, np.nan]]))
+    assert ref.tolist() == [[1, 0, 1, 255]] and ref.dtype == np.uint8
+    with pytest.raises(ValueError, match="kelvin"):
+        ft.reference_state(np.array([-5.0, 3.0]))
+
+
+def test_the_split_keeps_blocks_whole_and_near_70_15_15(twin):
+    data = ft.samples(twin.predictors, twin.truth, twin.features)
+    split = ft.block_split(data.lat, data.lon, 1.0, seed=0)
+    share = np.bincount(split, minlength=3) / split.size
+    assert share == pytest.approx([0.70, 0.15, 0.15], abs=0.04)
+    blocks = ft.block_ids(data.lat, data.lon, 1.0)
+    for b in np.unique(blocks):
+        assert np.unique(split[blocks == b]).size == 1  # a block (hence a pixel, and all its days) in one set
+    pixel = data.lat * 1000 + data.lon
+    for px in np.unique(pixel)[:50]:
+        assert np.unique(split[pixel == px]).size == 1
+    with pytest.raises(ValueError, match="at least 3"):
+        ft.block_split(data.lat, data.lon, 60.0)
+
+
+def test_the_twin_classifier_beats_the_known_single_channel_rule_and_ignores_noise(twin, fitted):
+    data, split, res = fitted
+    test = res.metrics["test"]
+    mask = ft.grid_of(data, split == 2, twin.truth.shape, False, bool)
+    assert test["overall_accuracy"] >= ft.twin_baseline_accuracy(twin, mask) - 0.01
+    assert test["overall_accuracy"] > 0.9 and test["kappa"] > 0.8
+    assert res.importances["noise"] < 0.05 and res.importances["noise"] == min(res.importances.values())
+    assert {s["min_samples_leaf"] for s in res.selection} == {1, 10}
+
+
+def test_shuffled_labels_give_no_skill_on_held_out_blocks(twin):
+    data = ft.samples(twin.predictors, twin.truth, twin.features)
+    data.y = np.random.default_rng(0).permutation(data.y)
+    split = ft.block_split(data.lat, data.lon, 2.0, seed=1)
+    res = ft.fit_select(data, split, n_estimators=20, min_samples_leaf=(20,), seed=1)
+    assert abs(res.metrics["test"]["kappa"]) < 0.1
+
+
+def test_the_reference_field_can_never_be_a_predictor(twin):
+    with pytest.raises(ValueError, match="leakage"):
+        ft.samples(twin.predictors, twin.truth, twin.features, reference_source="tb_like")
+
+
+def test_the_state_grid_is_cf_flagged_uint8_written_window_by_window(twin, fitted, tmp_path):
+    data, split, res = fitted
+    shape = twin.truth.shape
+    path = tmp_path / "ft.nc"
+    grid = ft.write_state_grid(path, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
+                               data_kind=ft.SYNTHETIC, chunk=(1, 20, 40),
+                               extra={"ft_reference": (twin.truth, ft.STATE_ATTRS),
+                                      "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
+                               attrs={"data_kind": "real"})
+    assert grid["windows"] == 2 * 3 * 3 and grid["predicted"] == twin.truth.size
+    assert [p.name for p in tmp_path.iterdir()] == ["ft.nc"]  # no temporary left
+    with xr.open_dataset(path, mask_and_scale=False) as ds:
+        state = ds["ft_state"]
+        assert state.dtype == np.uint8 and state.attrs["_FillValue"] == 255
+        assert list(state.attrs["flag_values"]) == [0, 1] and state.attrs["flag_meanings"] == "thawed frozen"
+        assert ds.attrs["data_kind"] == "synthetic twin"  # attrs cannot relabel the data
+        expected = res.model.predict(data.X)
+        assert (state.values.reshape(-1)[data.flat] == expected).all()
+        assert ds["split"].dtype == np.int8 and set(np.unique(ds["split"].values)) == {0, 1, 2}
+    with pytest.raises(ValueError, match="data_kind"):
+        ft.write_state_grid(path, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
+                            data_kind="measured")
+
+
+def test_a_failing_window_leaves_no_file(twin, tmp_path):
+    def bad(matrix):
+        return np.full(len(matrix), 3)
+
+    with pytest.raises(ValueError, match="other than 0"):
+        ft.write_state_grid(tmp_path / "x.nc", predictors=twin.predictors, features=twin.features, predict=bad,
+                            data_kind=ft.SYNTHETIC)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_predictors_give_fill_in_the_grid(twin, fitted, tmp_path):
+    _, _, res = fitted
+    preds = twin.predictors.copy(deep=True)
+    preds["tb_like"][0, :5, :5] = np.nan
+    ft.write_state_grid(tmp_path / "m.nc", predictors=preds, features=twin.features, predict=res.model.predict,
+                        data_kind=ft.SYNTHETIC)
+    with xr.open_dataset(tmp_path / "m.nc", mask_and_scale=False) as ds:
+        assert (ds["ft_state"].values[0, :5, :5] == 255).all() and (ds["ft_state"].values[1] != 255).all()
+
+
+PIPELINE_PARAMS = {"regions": ["tibetan_plateau"], "n_estimators": 20, "min_samples_leaf": [5],
+                   "twin_shape": [1, 40, 80], "seed": 7}
+
+
+@pytest.mark.django_db
+def test_the_pipeline_publishes_labelled_proxy_and_twin_grids_with_metrics(settings, client):
+    import pandas as pd
+
+    from products.services import create_run, execute_run
+
+    run = execute_run(create_run("freeze_thaw", parameters=PIPELINE_PARAMS).id)
+    assert run.status == "succeeded", run.error
+    version = run.version
+    names = set(version.files.values_list("name", flat=True))
+    assert names == {"freeze_thaw_proxy_tibetan_plateau.nc", "freeze_thaw_twin.nc", "freeze_thaw_metrics.csv",
+                     "freeze_thaw_metrics.json"}
+    root = settings.DATA_ROOT
+    with xr.open_dataset(f"{root}/{version.files.get(name='freeze_thaw_proxy_tibetan_plateau.nc').path}",
+                         mask_and_scale=False) as ds:
+        assert ds.attrs["data_kind"] == "proxy experiment" and "PROXY" in ds.attrs["comment"]
+        assert ds.sizes["lat"] == 60 and ds.sizes["lon"] == 128  # 25-40 N, 73-105 E at 0.25 degree
+        assert "SoilTMP0_10cm" not in ds.attrs["features"] and "t_soil_10_40cm" in ds.attrs["features"]
+        ref, state = ds["ft_reference"].values, ds["ft_state"].values
+        both = (ref != 255) & (state != 255)
+        assert both.sum() > 5000 and (ref[both] == state[both]).mean() > 0.9
+    with xr.open_dataset(f"{root}/{version.files.get(name='freeze_thaw_twin.nc').path}") as ds:
+        assert ds.attrs["data_kind"] == "synthetic twin"
+    table = pd.read_csv(f"{root}/{version.files.get(name='freeze_thaw_metrics.csv').path}")
+    assert set(table["experiment"]) == {"tibetan_plateau:gldas_soil", "tibetan_plateau:deep_only", "twin"}
+    assert set(table["set"]) == {"train", "validation", "test"}
+    tp = run.summary["proxy"]["tibetan_plateau:gldas_soil"]
+    row = table[(table["experiment"] == "tibetan_plateau:gldas_soil") & (table["set"] == "test")].iloc[0]
+    assert row["overall_accuracy"] == pytest.approx(tp["test"]["overall_accuracy"])
+    assert [[row["tn"], row["fp"]], [row["fn"], row["tp"]]] == tp["test"]["confusion_matrix"]
+    assert run.summary["seed"]["overall_accuracy"].startswith("> 86 %")
+    assert sum(tp[s]["n"] for s in ("train", "validation", "test")) == int(both.sum())
+    assert any("GLDAS" in i["role"] and i["sha256"] for i in run.inputs)
+    assert "proxy_tibetan_plateau" in run.timings and version.lineage["summary"]["data_kind"]["proxy"] == ft.PROXY
+    html = client.get(f"/datasets/{run.dataset_id}/").content.decode()
+    start = html.index('id="classification-table"')
+    shown = html[start:html.index("</table>", start)]
+    test = tp["test"]
+    assert (f"<td>proxy: tibetan_plateau:gldas_soil</td><td>test</td><td>{test['n']}</td>"
+            f"<td>{test['overall_accuracy']:.3f}</td><td>{test['kappa']:.3f}</td>") in shown
+    assert "<td>synthetic twin</td><td>test</td>" in shown
+
+
+@pytest.mark.django_db
+def test_the_pipeline_rejects_unknown_parameters():
+    from products.services import create_run, execute_run
+
+    run = execute_run(create_run("freeze_thaw", parameters={"regions": ["mars"]}).id)
+    assert run.status == "failed" and "mars" in run.error
