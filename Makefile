@@ -58,10 +58,13 @@ db:
 
 run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PORT)/
 	mkdir -p $(VAR)
-	echo "importing the catalog records, ingesting the towers, generating the ET product"
+	echo "importing the catalog records, ingesting every real data folder, generating the products"
 	$(PY) manage.py import_records $(CATALOG)/*.json
 	$(MAKE) --no-print-directory ingest
 	$(PY) manage.py generate et_fusion --if-missing
+	$(PY) manage.py generate sm_mlda --if-missing
+	$(PY) manage.py generate freeze_thaw --if-missing
+	$(PY) manage.py generate sm_1km --if-missing
 	$(MAKE) --no-print-directory stop
 	echo "starting the Celery worker and the web server"
 	.venv/bin/celery -A portal worker --detach --loglevel=INFO --concurrency=1 \

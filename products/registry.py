@@ -28,7 +28,7 @@ PRODUCTS: dict[str, ProductSpec] = {
     "tws_rec": ProductSpec("tws_rec", "6b23bed9-627c-4653-8157-2ddd5b323888", published={}),
     "sm_1km": ProductSpec(
         "sm_1km", "30131436-88d1-4be3-8e3d-14905a29d6d6",
-        published={"r": 0.89, "ubrmse": 0.045, "ubrmse_units": "m3 m-3", "stations": 2346}),
+        published={"r": 0.89, "ubrmse": 0.045, "ubrmse_units": "m3 m-3", "stations": 2346}, implemented=True),
 }
 
 

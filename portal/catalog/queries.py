@@ -31,7 +31,8 @@ SPLIT_TITLES = {
     "fusion_held_out": _("Fusion and each input product against the same towers (leave-tower-out)"),
     "reconstruction_held_out": _("Stage 1: each product reconstructed from forcing, scored on basins left out"),
     "twin_insitu": _("SYNTHETIC twin: every series against in-situ stations never used upstream"),
-    "twin_cv": _("SYNTHETIC twin: 10-fold cross-validation grouped by station, training stations"),
+    "twin_validation": _("SYNTHETIC twin: held-out stations never used in training"),
+    "twin_cv": _("SYNTHETIC twin: cross-validation grouped by station, on the training stations"),
     "real_withheld": _("REAL: nudging toward ASCAT/ERS, scored on retrievals withheld from the nudging"),
     "real_insitu": _("REAL: satellite series against collocated in-situ stations"),
 }

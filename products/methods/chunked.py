@@ -159,7 +159,8 @@ class GridSpec:
         return (len(self.time), len(self.lat), len(self.lon))
 
 
-def _days(times: np.ndarray) -> np.ndarray:
+def days_since_epoch(times: np.ndarray) -> np.ndarray:
+    """Times as float64 days since 1970-01-01 (the :data:`TIME_UNITS` of the outputs); any shape."""
     return (np.asarray(times, dtype="datetime64[ns]") - np.datetime64("1970-01-01", "ns")) / np.timedelta64(1, "D")
 
 
@@ -207,12 +208,12 @@ def create_output(path: str | os.PathLike, spec: GridSpec) -> netCDF4.Dataset:
         time_var = ds.createVariable("time", "f8", ("time",))
         time_var.setncatts({"standard_name": "time", "long_name": "time", "axis": "T", "units": TIME_UNITS,
                         "calendar": "standard"})
-        time_var[:] = _days(spec.time)
+        time_var[:] = days_since_epoch(spec.time)
         if spec.time_bounds is not None:
             ds.createDimension("nv", 2)
             bounds = ds.createVariable("time_bnds", "f8", ("time", "nv"))
             bounds.setncatts({"units": TIME_UNITS, "calendar": "standard"})
-            bounds[:] = _days(np.asarray(spec.time_bounds).reshape(n_time, 2))
+            bounds[:] = days_since_epoch(np.asarray(spec.time_bounds).reshape(n_time, 2))
             time_var.bounds = "time_bnds"
         lat = ds.createVariable("lat", "f8", ("lat",))
         lat.setncatts({"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"})

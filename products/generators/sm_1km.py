@@ -1,0 +1,1111 @@
+"""1 km surface soil moisture: a seamless coarse field, then ML downscaling, window by window (no Django).
+
+The method of Zheng, Jia and Zhao (2023) in two steps:
+
+1. **Seamless coarse field (0.25 degree).** A satellite product (ESA CCI-like, with gaps) is
+   gap-filled from a reanalysis by one documented rule (:func:`seamless_coarse`): the reanalysis is
+   CDF-matched to the satellite product (piecewise-linear matching of percentiles, the
+   ``lin_cdf_match`` of pytesmo) on the cell-days where both exist: per cell where that cell has at
+   least ``min_samples`` common days, otherwise with one mapping pooled over the domain; every
+   satellite gap is then filled with the matched reanalysis. A per-cell-day ``source`` flag says
+   which value was used (1 satellite, 2 matched reanalysis, 3 unmatched reanalysis where no
+   satellite value exists at all, so no CDF could be learned, 0 missing).
+2. **Downscaling to 1 km (1/120 degree).** Gradient-boosted trees (LightGBM) learn, at in-situ
+   stations, the difference between the station value and the coarse field bilinearly interpolated
+   to the station (``sm - coarse``) from optical/thermal predictors (LST, NDVI, albedo, elevation)
+   and their anomalies from the mean over their 0.25 degree cell (:data:`FEATURES`); the 1 km value
+   is ``coarse_bilinear + model``. The model family is our choice (the paper's own model is
+   described in its methods); the residual target keeps the 1 km field consistent with the coarse
+   field where the predictors say nothing.
+
+Memory: a global 1 km day is 43200 x 21600 cells. :func:`write_product` cuts the grid into
+:class:`products.methods.chunked.Window` s (:func:`products.methods.chunked.windows`) and handles one
+window at a time (:func:`products.methods.chunked.predict_window`): predictors are read for that
+window only, and the encoded integers go straight into a pre-created chunked NetCDF-4 file and a
+tiled GeoTIFF (rasterio windowed writes). Only the coarse field (1440 x 720 float32, 4 MB a day)
+is held whole. Windows should be multiples of :data:`FINE_PER_COARSE` cells aligned with the coarse
+grid so that the 0.25 degree anomalies are computed on whole coarse cells.
+
+Storage as the seed: 16-bit integers, ``scale_factor`` = 0.001, ``add_offset`` = 0, fill
+:data:`FILL_INT`, units ``m3 m-3``, valid range 0..1000 (0..1 m3 m-3) in both formats.
+
+References
+----------
+Zheng, C., Jia, L., Zhao, T. (2023): A 21-year dataset (2000-2020) of gap-free global daily surface
+soil moisture at 1-km grid resolution. Scientific Data 10, 139, doi:10.1038/s41597-023-01991-w.
+Dorigo, W., et al. (2017): ESA CCI Soil Moisture for improved Earth system understanding. Remote
+Sens. Environ. 203, 185-215, doi:10.1016/j.rse.2017.07.001 (gap-filled products, CDF matching).
+Brocca, L., et al. (2011): Soil moisture estimation through ASCAT and AMSR-E sensors. Remote Sens.
+Environ. 115, 3390-3408, doi:10.1016/j.rse.2011.08.003 (CDF matching); pytesmo ``scaling.lin_cdf_match``.
+Ke, G., et al. (2017): LightGBM. NeurIPS 30.
+Eaton, B., et al. (2020): CF Conventions 1.8, section 8.1 (packed data: scale_factor, add_offset).
+GDAL GeoTIFF driver (TILED, COMPRESS, PREDICTOR, band scale/offset/nodata), https://gdal.org/drivers/raster/gtiff.html.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm
+import netCDF4
+import numpy as np
+import pandas as pd
+
+from products.methods import chunked
+from products.methods.cv import assert_disjoint, leave_station_out
+from products.methods.metrics import summary
+
+REAL = "real"
+SYNTHETIC = "synthetic twin"
+SCALE_FACTOR = 0.001
+ADD_OFFSET = 0.0
+FILL_INT = np.int16(-9999)
+VALID_RANGE = (0, 1000)  # packed: 0 .. 1 m3 m-3
+UNITS = "m3 m-3"
+FINE_RES = 1.0 / 120.0  # degree: the 1 km grid (43200 x 21600 cells globally)
+COARSE_RES = 0.25  # degree
+FINE_PER_COARSE = 30
+PREDICTORS = ("lst", "ndvi", "albedo", "elevation")
+PREDICTOR_UNITS = {"lst": "K", "ndvi": "1", "albedo": "1", "elevation": "m"}
+FEATURES = ("coarse", *PREDICTORS, *(f"{p}_anom" for p in PREDICTORS))
+SOURCE_FLAGS = {0: "missing", 1: "satellite", 2: "reanalysis CDF-matched to the satellite product",
+                3: "reanalysis, unmatched (no satellite value to learn a CDF from)"}
+SEED_FIGURES = {"r": 0.89, "ubrmse": 0.045, "stations": 2346, "units": UNITS}
+DEFAULT_PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 1, "verbose": -1}
+SM_ATTRS = {"standard_name": "volume_fraction_of_condensed_water_in_soil", "units": UNITS,
+            "long_name": "surface soil moisture (0-5 cm)"}
+
+
+# --- grids ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular north-up lat/lon grid (the GeoTIFF layout): row 0 is the northernmost.
+
+    Attributes
+    ----------
+    north, west : float
+        Outer edges of the first row / column, degrees.
+    n_lat, n_lon : int
+        Rows and columns.
+    res : float
+        Cell size, degrees (:data:`FINE_RES` or :data:`COARSE_RES`).
+    """
+
+    north: float
+    west: float
+    n_lat: int
+    n_lon: int
+    res: float
+
+    @property
+    def lat(self) -> np.ndarray:
+        """float64 (n_lat,) cell centres, degrees_north, decreasing."""
+        return self.north - (np.arange(self.n_lat) + 0.5) * self.res
+
+    @property
+    def lon(self) -> np.ndarray:
+        """float64 (n_lon,) cell centres, degrees_east, increasing."""
+        return self.west + (np.arange(self.n_lon) + 0.5) * self.res
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_lat, n_lon)."""
+        return (self.n_lat, self.n_lon)
+
+    def index(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column (int64) of the cells holding points ``lat``, ``lon`` (degrees); -1 outside."""
+        row = np.floor((self.north - np.asarray(lat, dtype="float64")) / self.res).astype("int64")
+        col = np.floor((np.asarray(lon, dtype="float64") - self.west) / self.res).astype("int64")
+        inside = (row >= 0) & (row < self.n_lat) & (col >= 0) & (col < self.n_lon)
+        return np.where(inside, row, -1), np.where(inside, col, -1)
+
+
+def global_fine_grid() -> Grid:
+    """The global 1 km grid of the seed: 21600 x 43200 cells of 1/120 degree, 90 N to 90 S."""
+    return Grid(90.0, -180.0, 21600, 43200, FINE_RES)
+
+
+def bilinear(coarse: np.ndarray, grid: Grid, lat, lon) -> np.ndarray:
+    """NaN-aware bilinear interpolation of a coarse 2-D field at points.
+
+    Parameters
+    ----------
+    coarse : numpy.ndarray
+        float (grid.n_lat, grid.n_lon), NaN where missing (ocean, gaps).
+    grid : Grid
+        The coarse field's grid.
+    lat, lon : array_like
+        Points, degrees, broadcastable to one shape (e.g. a window's ``lat[:, None]``, ``lon[None, :]``).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 of the broadcast shape: the weighted mean of the (up to) four surrounding cell
+        centres, the weights of the missing ones dropped (renormalised); NaN where all four are
+        missing. Beyond the outer cell centres the edge values are used.
+    """
+    lat, lon = np.broadcast_arrays(np.asarray(lat, dtype="float64"), np.asarray(lon, dtype="float64"))
+    fi = np.clip((grid.north - lat) / grid.res - 0.5, 0, grid.n_lat - 1)
+    fj = np.clip((lon - grid.west) / grid.res - 0.5, 0, grid.n_lon - 1)
+    i0, j0 = np.floor(fi).astype("intp"), np.floor(fj).astype("intp")
+    i1, j1 = np.minimum(i0 + 1, grid.n_lat - 1), np.minimum(j0 + 1, grid.n_lon - 1)
+    wi, wj = fi - i0, fj - j0
+    total = np.zeros(lat.shape)
+    weight = np.zeros(lat.shape)
+    for ii, jj, w in ((i0, j0, (1 - wi) * (1 - wj)), (i0, j1, (1 - wi) * wj), (i1, j0, wi * (1 - wj)), (i1, j1, wi * wj)):
+        v = coarse[ii, jj]
+        ok = np.isfinite(v) & (w > 0)
+        total += np.where(ok, v * w, 0.0)
+        weight += np.where(ok, w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(weight > 0, total / np.where(weight > 0, weight, 1.0), np.nan)
+
+
+def block_anomaly(values: np.ndarray, factor: int = FINE_PER_COARSE) -> np.ndarray:
+    """``values`` minus the NaN-mean of their ``factor`` x ``factor`` block (the coarse cell).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        float (..., n_y, n_x) of a window whose first row/column start a block; a partial block at
+        the end is averaged over the cells present.
+    factor : int
+        Fine cells per coarse cell along each axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, same shape; NaN where ``values`` is NaN.
+    """
+    *lead, ny, nx = values.shape
+    by, bx = math.ceil(ny / factor), math.ceil(nx / factor)
+    padded = np.full((*lead, by * factor, bx * factor), np.nan)
+    padded[..., :ny, :nx] = values
+    blocks = padded.reshape(*lead, by, factor, bx, factor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks give NaN
+        means = np.nanmean(blocks, axis=(-3, -1))
+    expanded = np.repeat(np.repeat(means, factor, axis=-2), factor, axis=-1)[..., :ny, :nx]
+    return values - expanded
+
+
+def block_mean(values: np.ndarray, factor: int = FINE_PER_COARSE) -> np.ndarray:
+    """NaN-mean over ``factor`` x ``factor`` blocks: (..., ny, nx) -> (..., ceil(ny/f), ceil(nx/f)), float64."""
+    *lead, ny, nx = values.shape
+    by, bx = math.ceil(ny / factor), math.ceil(nx / factor)
+    padded = np.full((*lead, by * factor, bx * factor), np.nan)
+    padded[..., :ny, :nx] = values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks give NaN
+        return np.nanmean(padded.reshape(*lead, by, factor, bx, factor), axis=(-3, -1))
+
+
+# --- step 1: seamless coarse field ---------------------------------------------------------------
+
+
+def cdf_breakpoints(values, n_quantiles: int = 21) -> np.ndarray:
+    """Percentiles 0, 5, ..., 100 (``n_quantiles`` evenly spaced) of the finite values, float64."""
+    v = np.asarray(values, dtype="float64")
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.full(n_quantiles, np.nan)
+    return np.percentile(v, np.linspace(0, 100, n_quantiles))
+
+
+def cdf_match(values, src_q: np.ndarray, ref_q: np.ndarray) -> np.ndarray:
+    """Map ``values`` from the source distribution to the reference one (piecewise-linear CDF matching).
+
+    Parameters
+    ----------
+    values : array_like
+        Source values (float, any shape; NaN stays NaN).
+    src_q, ref_q : numpy.ndarray
+        Matching percentiles (:func:`cdf_breakpoints`) of source and reference on the common samples.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64: linear between the breakpoints, extended beyond them with the end segments' slopes
+        (as pytesmo's ``lin_cdf_match``). Repeated source breakpoints are merged first.
+
+    References
+    ----------
+    Brocca et al. (2011), doi:10.1016/j.rse.2011.08.003; pytesmo ``scaling.lin_cdf_match``.
+    """
+    v = np.asarray(values, dtype="float64")
+    src_q, idx = np.unique(np.asarray(src_q, dtype="float64"), return_index=True)
+    ref_q = np.asarray(ref_q, dtype="float64")[idx]
+    if src_q.size < 2 or not np.all(np.isfinite(src_q)) or not np.all(np.isfinite(ref_q)):
+        return v + (np.nanmean(ref_q) - np.nanmean(src_q))  # degenerate: a shift of the means
+    out = np.interp(v, src_q, ref_q)
+    lo_slope = (ref_q[1] - ref_q[0]) / (src_q[1] - src_q[0])
+    hi_slope = (ref_q[-1] - ref_q[-2]) / (src_q[-1] - src_q[-2])
+    out = np.where(v < src_q[0], ref_q[0] + (v - src_q[0]) * lo_slope, out)
+    return np.where(v > src_q[-1], ref_q[-1] + (v - src_q[-1]) * hi_slope, out)
+
+
+@dataclass
+class Seamless:
+    """Output of :func:`seamless_coarse`.
+
+    Attributes
+    ----------
+    sm : numpy.ndarray
+        float32 (time, lat, lon), m3 m-3, NaN where neither input has a value.
+    source : numpy.ndarray
+        int8 (time, lat, lon), keys of :data:`SOURCE_FLAGS`.
+    rule : numpy.ndarray
+        <U6 (lat, lon): ``pixel`` (own CDF), ``pooled`` (domain CDF) or ``none`` (no satellite at all).
+    pooled_q : (numpy.ndarray, numpy.ndarray)
+        Reanalysis and satellite breakpoints of the pooled mapping.
+    """
+
+    sm: np.ndarray
+    source: np.ndarray
+    rule: np.ndarray
+    pooled_q: tuple[np.ndarray, np.ndarray]
+
+
+def seamless_coarse(satellite: np.ndarray | None, reanalysis: np.ndarray, *, min_samples: int = 30,
+                    n_quantiles: int = 21) -> Seamless:
+    """Gap-fill a satellite soil-moisture product with a CDF-matched reanalysis (step 1).
+
+    Parameters
+    ----------
+    satellite : numpy.ndarray or None
+        float (time, lat, lon), m3 m-3, NaN in gaps (ESA CCI-like). None: no satellite product.
+    reanalysis : numpy.ndarray
+        float (time, lat, lon), m3 m-3 (e.g. GLDAS or ERA5 top layer), NaN over non-land.
+    min_samples : int
+        Common cell-days a cell needs for its own mapping; cells with fewer use the pooled mapping
+        (all common cell-days of the domain).
+    n_quantiles : int
+        Breakpoints of the piecewise-linear matching.
+
+    Returns
+    -------
+    Seamless
+        The filled field and its source flags. Where no satellite value exists anywhere (no
+        common samples), the reanalysis is used as it is (flag 3) and ``rule`` is ``none``.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ or are not 3-D.
+
+    References
+    ----------
+    Zheng et al. (2023), doi:10.1038/s41597-023-01991-w; Dorigo et al. (2017); Brocca et al. (2011).
+    """
+    rea = np.asarray(reanalysis, dtype="float64")
+    sat = np.full(rea.shape, np.nan) if satellite is None else np.asarray(satellite, dtype="float64")
+    if rea.ndim != 3 or sat.shape != rea.shape:
+        raise ValueError(f"satellite and reanalysis must share one (time, lat, lon) shape, found {sat.shape}, {rea.shape}")
+    both = np.isfinite(sat) & np.isfinite(rea)
+    pooled = (cdf_breakpoints(rea[both], n_quantiles), cdf_breakpoints(sat[both], n_quantiles))
+    matched = np.full(rea.shape, np.nan)
+    rule = np.full(rea.shape[1:], "none", dtype="<U6")
+    counts = both.sum(axis=0)
+    if both.any():
+        matched = cdf_match(rea, *pooled)
+        rule[:] = "pooled"
+        for i, j in zip(*np.nonzero(counts >= min_samples), strict=True):
+            common = both[:, i, j]
+            src = cdf_breakpoints(rea[common, i, j], n_quantiles)
+            ref = cdf_breakpoints(sat[common, i, j], n_quantiles)
+            matched[:, i, j] = cdf_match(rea[:, i, j], src, ref)
+            rule[i, j] = "pixel"
+    has_sat = np.isfinite(sat)
+    source = np.zeros(rea.shape, dtype="int8")
+    source[has_sat] = 1
+    fill_matched = ~has_sat & np.isfinite(matched)
+    source[fill_matched] = 2
+    fill_raw = ~has_sat & ~np.isfinite(matched) & np.isfinite(rea)
+    source[fill_raw] = 3
+    sm = np.where(has_sat, sat, np.where(fill_matched, matched, np.where(fill_raw, rea, np.nan)))
+    return Seamless(np.clip(sm, 0.0, 1.0).astype("float32"), source, rule, pooled)
+
+
+def gldas_top_layer(soil_moisture_kg_m2, layer_depth_m: float = 0.1) -> np.ndarray:
+    """GLDAS ``SoilMoi0_10cm_inst`` (kg m-2) as volumetric soil moisture (m3 m-3): / (1000 kg m-3 x depth).
+
+    Parameters
+    ----------
+    soil_moisture_kg_m2 : array_like
+        float, kg m-2 (mass of water in the 0-10 cm layer), NaN over non-land.
+    layer_depth_m : float
+        Layer thickness, m.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, m3 m-3.
+
+    References
+    ----------
+    GLDAS-2 README (GES DISC): ``SoilMoi0_10cm_inst`` in kg m-2; Rodell et al. (2004), doi:10.1175/BAMS-85-3-381.
+    """
+    return np.asarray(soil_moisture_kg_m2, dtype="float64") / (1000.0 * layer_depth_m)
+
+
+# --- step 2: features, model, prediction ---------------------------------------------------------
+
+
+class PredictorSource:
+    """Where the 1 km predictors come from; :meth:`read` returns one window only.
+
+    Subclasses (the synthetic :class:`Twin`, a set of rasters) implement :meth:`read`.
+    """
+
+    grid: Grid
+
+    def read(self, time: slice, lat: slice, lon: slice) -> dict[str, np.ndarray]:  # pragma: no cover - interface
+        """Predictors of a window: ``{name: float (n_time, n_lat, n_lon)}`` for every name of :data:`PREDICTORS`
+        (units :data:`PREDICTOR_UNITS`), NaN where missing."""
+        raise NotImplementedError
+
+
+def features_from(predictors: Mapping[str, np.ndarray], coarse_interp: np.ndarray, factor: int = FINE_PER_COARSE):
+    """Feature cube of one window.
+
+    Parameters
+    ----------
+    predictors : mapping
+        :data:`PREDICTORS` -> float (t, y, x) of a window aligned with the coarse grid.
+    coarse_interp : numpy.ndarray
+        float (t, y, x), the coarse field bilinearly interpolated to the window's cells, m3 m-3.
+    factor : int
+        Fine cells per coarse cell.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (t, y, x, len(FEATURES)) in :data:`FEATURES` order.
+    """
+    cols = [coarse_interp] + [predictors[p] for p in PREDICTORS] + [block_anomaly(predictors[p], factor) for p in PREDICTORS]
+    return np.stack([np.asarray(c, dtype="float64") for c in cols], axis=-1)
+
+
+def window_features(window: chunked.Window, *, source: PredictorSource, coarse: np.ndarray,
+                    coarse_grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The ``features`` of :func:`products.methods.chunked.predict_window` for the 1 km grid.
+
+    Parameters
+    ----------
+    window : Window
+        (time, lat, lon) index ranges into ``source.grid`` and the days.
+    source : PredictorSource
+        The 1 km predictors.
+    coarse : numpy.ndarray
+        float (time, coarse lat, coarse lon), the seamless coarse field (m3 m-3) of every day.
+    coarse_grid : Grid
+        Its grid.
+
+    Returns
+    -------
+    matrix : numpy.ndarray
+        float64 (n_valid, len(FEATURES)).
+    valid : numpy.ndarray
+        bool window.shape: every feature finite.
+    """
+    grid = source.grid
+    lat, lon = grid.lat[window.lat], grid.lon[window.lon]
+    interp = np.stack([bilinear(coarse[t], coarse_grid, lat[:, None], lon[None, :])
+                       for t in range(window.time.start, window.time.stop)])
+    cube = features_from(source.read(window.time, window.lat, window.lon), interp)
+    valid = np.isfinite(cube).all(axis=-1)
+    return cube[valid], valid
+
+
+def predict_matrix(matrix: np.ndarray, *, model: lightgbm.LGBMRegressor) -> np.ndarray:
+    """1 km soil moisture = coarse (column 0) + the model's residual, clipped to 0..1 m3 m-3 (float64)."""
+    if len(matrix) == 0:
+        return np.zeros(0)
+    residual = model.predict(pd.DataFrame(matrix, columns=list(FEATURES), copy=False))
+    return np.clip(matrix[:, 0] + residual, 0.0, 1.0)
+
+
+def fit_model(table: pd.DataFrame, *, seed: int = 42, params: Mapping | None = None) -> lightgbm.LGBMRegressor:
+    """Fit the residual model on station rows.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows of :func:`station_table`: :data:`FEATURES` columns and ``insitu`` (m3 m-3).
+    seed : int
+        Random state.
+    params : mapping, optional
+        LightGBM parameters over :data:`DEFAULT_PARAMS`.
+
+    Returns
+    -------
+    lightgbm.LGBMRegressor
+        Predicting ``insitu - coarse`` from :data:`FEATURES`.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 20 complete rows.
+    """
+    ok = table[list(FEATURES) + ["insitu"]].notna().all(axis=1)
+    if ok.sum() < 20:
+        raise ValueError(f"only {int(ok.sum())} complete station rows; the downscaling model needs at least 20")
+    rows = table[ok]
+    model = lightgbm.LGBMRegressor(**{**DEFAULT_PARAMS, **(params or {}), "random_state": seed})
+    return model.fit(rows[list(FEATURES)], rows["insitu"] - rows["coarse"])
+
+
+def station_table(stations: pd.DataFrame, insitu: pd.DataFrame, *, source: PredictorSource, coarse: np.ndarray,
+                  coarse_grid: Grid, times: np.ndarray) -> pd.DataFrame:
+    """Features at the station cells on the station days (reads one coarse cell block per station).
+
+    Parameters
+    ----------
+    stations : pandas.DataFrame
+        ``station``, ``lat``, ``lon`` (degrees).
+    insitu : pandas.DataFrame
+        ``station``, ``time`` (day), ``insitu`` (m3 m-3).
+    source : PredictorSource
+        The 1 km predictors (grid ``source.grid``).
+    coarse : numpy.ndarray
+        float (time, coarse lat, coarse lon), m3 m-3, one layer per entry of ``times``.
+    coarse_grid : Grid
+        Its grid.
+    times : numpy.ndarray
+        datetime64 days of the layers of ``coarse`` and of the predictors.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``station``, ``time``, ``insitu``, ``row``, ``col``, and :data:`FEATURES` (NaN where a
+        predictor is missing). Stations outside the grid and days outside ``times`` are dropped.
+    """
+    grid, f = source.grid, FINE_PER_COARSE
+    day_index = pd.Series(np.arange(len(times)), index=pd.DatetimeIndex(times).normalize())
+    rows, cols = grid.index(stations["lat"], stations["lon"])
+    out = []
+    for (code, row, col) in zip(stations["station"], rows, cols, strict=True):
+        if row < 0:
+            continue
+        obs = insitu[insitu["station"] == code]
+        t = day_index.reindex(pd.DatetimeIndex(obs["time"]).normalize()).to_numpy()
+        keep = np.isfinite(t)
+        if not keep.any():
+            continue
+        r0, c0 = (row // f) * f, (col // f) * f
+        block = source.read(slice(0, len(times)), slice(r0, min(r0 + f, grid.n_lat)), slice(c0, min(c0 + f, grid.n_lon)))
+        lat, lon = grid.lat[row], grid.lon[col]
+        interp = np.array([bilinear(coarse[k], coarse_grid, lat, lon) for k in range(len(times))])
+        cube = features_from(block, np.broadcast_to(interp[:, None, None], block["lst"].shape))
+        at = cube[:, row - r0, col - c0, :]
+        ti = t[keep].astype("intp")
+        frame = pd.DataFrame(at[ti], columns=list(FEATURES))
+        frame.insert(0, "station", code)
+        frame.insert(1, "time", pd.DatetimeIndex(times)[ti])
+        frame.insert(2, "insitu", obs["insitu"].to_numpy()[keep])
+        frame.insert(3, "row", row)
+        frame.insert(4, "col", col)
+        out.append(frame)
+    columns = ["station", "time", "insitu", "row", "col", *FEATURES]
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=columns)
+
+
+# --- storage: packed integers in NetCDF-4 and GeoTIFF --------------------------------------------
+
+
+def encode(values) -> np.ndarray:
+    """float m3 m-3 -> int16 = round(value / 0.001), clipped to :data:`VALID_RANGE`; NaN and -9999 -> :data:`FILL_INT`."""
+    v = np.asarray(values, dtype="float64")
+    bad = ~np.isfinite(v) | (v == float(chunked.FILL_VALUE))
+    packed = np.clip(np.rint((np.where(bad, 0.0, v) - ADD_OFFSET) / SCALE_FACTOR), *VALID_RANGE)
+    return np.where(bad, FILL_INT, packed).astype("int16")
+
+
+def decode(packed) -> np.ndarray:
+    """int16 -> float32 m3 m-3 (value x 0.001 + 0), NaN at :data:`FILL_INT`."""
+    p = np.asarray(packed)
+    return np.where(p == FILL_INT, np.nan, p.astype("float64") * SCALE_FACTOR + ADD_OFFSET).astype("float32")
+
+
+@dataclass
+class WriteStats:
+    """What :func:`write_product` did: files, windows, valid cells, largest window (cells), seconds."""
+
+    paths: list[Path]
+    n_windows: int
+    n_valid: int
+    n_cells: int
+    max_window_cells: int
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+def _tmp(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    return Path(name)
+
+
+def _create_netcdf(path: Path, grid: Grid, times: np.ndarray, name: str, attrs: Mapping, global_attrs: Mapping,
+                   chunk: tuple[int, int]) -> netCDF4.Dataset:
+    ds = netCDF4.Dataset(path, "w", format="NETCDF4")
+    try:
+        ds.createDimension("time", len(times))
+        ds.createDimension("lat", grid.n_lat)
+        ds.createDimension("lon", grid.n_lon)
+        ds.createDimension("nv", 2)
+        days = chunked.days_since_epoch(np.asarray(times))
+        tv = ds.createVariable("time", "f8", ("time",))
+        tv.setncatts({"standard_name": "time", "axis": "T", "units": chunked.TIME_UNITS, "calendar": "standard",
+                      "bounds": "time_bnds"})
+        tv[:] = days
+        ds.createVariable("time_bnds", "f8", ("time", "nv"))[:] = np.stack([days, days + 1], axis=1)
+        for axis, values, units, std in (("lat", grid.lat, "degrees_north", "latitude"),
+                                         ("lon", grid.lon, "degrees_east", "longitude")):
+            v = ds.createVariable(axis, "f8", (axis,))
+            v.setncatts({"standard_name": std, "units": units, "axis": "Y" if axis == "lat" else "X"})
+            v[:] = values
+        crs = ds.createVariable("crs", "i4")
+        crs.setncatts({"grid_mapping_name": "latitude_longitude", "semi_major_axis": 6378137.0,
+                       "inverse_flattening": 298.257223563, "crs_wkt": 'GEOGCS["WGS 84",DATUM["WGS_1984"]]'})
+        chunks = (1, min(chunk[0], grid.n_lat), min(chunk[1], grid.n_lon))
+        var = ds.createVariable(name, "i2", ("time", "lat", "lon"), zlib=True, complevel=4, shuffle=True,
+                                chunksizes=chunks, fill_value=FILL_INT)
+        var.setncatts({**{k: v for k, v in attrs.items() if v is not None}, "scale_factor": np.float32(SCALE_FACTOR),
+                       "add_offset": np.float32(ADD_OFFSET), "valid_range": np.array(VALID_RANGE, dtype="int16"),
+                       "grid_mapping": "crs"})
+        var.set_auto_maskandscale(False)  # packed ints are written as they are
+        ds.setncatts({k: v for k, v in global_attrs.items() if v is not None})
+    except BaseException:
+        ds.close()
+        raise
+    return ds
+
+
+def _create_geotiff(path: Path, grid: Grid, n_bands: int, tags: Mapping, band_names: Sequence[str]):
+    import rasterio
+    from affine import Affine
+
+    dst = rasterio.open(
+        path, "w", driver="GTiff", width=grid.n_lon, height=grid.n_lat, count=n_bands, dtype="int16",
+        crs="EPSG:4326", transform=Affine(grid.res, 0.0, grid.west, 0.0, -grid.res, grid.north), nodata=int(FILL_INT),
+        tiled=True, blockxsize=256, blockysize=256, compress="deflate", predictor=2, BIGTIFF="IF_SAFER")
+    try:
+        dst.scales = [SCALE_FACTOR] * n_bands
+        dst.offsets = [ADD_OFFSET] * n_bands
+        dst.units = [UNITS] * n_bands
+        dst.descriptions = list(band_names)
+        dst.update_tags(**{k: str(v) for k, v in tags.items() if v is not None})
+    except BaseException:
+        dst.close()
+        raise
+    return dst
+
+
+def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFunction, *, grid: Grid,
+                  times: np.ndarray, nc_path: str | os.PathLike | None = None,
+                  tif_path: str | os.PathLike | None = None, name: str = "sm", attrs: Mapping | None = None,
+                  global_attrs: Mapping | None = None, chunk: tuple[int, int] = (240, 240)) -> WriteStats:
+    """Predict the grid window by window and write packed-integer NetCDF-4 and/or GeoTIFF files atomically.
+
+    Parameters
+    ----------
+    features, predict : callable
+        As for :func:`products.methods.chunked.predict_window`; values in m3 m-3.
+    grid : Grid
+        Output grid (north-up).
+    times : numpy.ndarray
+        datetime64 days, (n_time,); one NetCDF time step and one GeoTIFF band each.
+    nc_path, tif_path : path, optional
+        Outputs (at least one). NetCDF: ``name`` int16 (time, lat, lon), chunks (1, 256, 256) or
+        smaller, zlib 4, ``scale_factor`` 0.001, ``add_offset`` 0, ``_FillValue`` -9999, ``valid_range``
+        0..1000, CF ``crs`` grid mapping. GeoTIFF: int16, one band per day, tiled 256 x 256, deflate
+        with horizontal predictor, band scale 0.001 / offset 0, nodata -9999, EPSG:4326, BigTIFF when needed;
+        ``global_attrs`` as dataset tags.
+    name : str
+        Variable name.
+    attrs, global_attrs : mapping, optional
+        Variable and file attributes (None values dropped); defaults :data:`SM_ATTRS`.
+    chunk : (int, int)
+        Window in (lat, lon) cells; one day per window. Use multiples of :data:`FINE_PER_COARSE`
+        (the coarse-cell anomalies are computed inside a window) and of 16 for GeoTIFF tiles where
+        possible. Memory: a few windows of predictors and features.
+
+    Returns
+    -------
+    WriteStats
+
+    Raises
+    ------
+    ValueError
+        No output path, or features/predictions of the wrong size (see ``predict_window``).
+    Exception
+        Whatever ``features`` or ``predict`` raise; in every case the temporary files are removed
+        and nothing is left at the targets (older files there are untouched).
+    """
+    targets = [Path(p) for p in (nc_path, tif_path) if p is not None]
+    if not targets:
+        raise ValueError("write_product: give nc_path, tif_path or both")
+    start = time.perf_counter()
+    times = np.asarray(times, dtype="datetime64[ns]")
+    todo = chunked.windows((len(times), grid.n_lat, grid.n_lon), (1, *chunk))
+    tmps = {p: _tmp(p) for p in targets}
+    nc = tif = None
+    n_valid = 0
+    gattrs = chunked.merge_attrs({"Conventions": "CF-1.8", "history": chunked.cf_history("products.generators.sm_1km")},
+                                 global_attrs)
+    try:
+        if nc_path is not None:
+            nc = _create_netcdf(tmps[Path(nc_path)], grid, times, name, attrs or SM_ATTRS, gattrs, (256, 256))
+        if tif_path is not None:
+            tif = _create_geotiff(tmps[Path(tif_path)], grid, len(times), gattrs,
+                                  [f"{name} {np.datetime_as_string(t, unit='D')}" for t in times])
+        for window in todo:
+            values = chunked.predict_window(window, features, predict)
+            packed = encode(values)
+            n = int(np.count_nonzero(packed != FILL_INT))
+            n_valid += n
+            if nc is not None and n:
+                nc[name][window.key] = packed
+            if tif is not None:
+                from rasterio.windows import Window as RasterWindow
+
+                rw = RasterWindow(window.lon.start, window.lat.start, window.shape[2], window.shape[1])
+                tif.write(packed[0], window.time.start + 1, window=rw)
+        for handle in (nc, tif):
+            if handle is not None:
+                handle.close()
+        nc = tif = None
+        for target, tmp in tmps.items():
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+    except BaseException:
+        for handle in (nc, tif):
+            if handle is not None:
+                handle.close()
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    return WriteStats(targets, len(todo), n_valid, len(times) * grid.n_lat * grid.n_lon,
+                      max((math.prod(w.shape) for w in todo), default=0), time.perf_counter() - start)
+
+
+def field_features(window: chunked.Window, *, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``features`` for writing an in-memory (time, lat, lon) field as it is (predict = column 0)."""
+    block = np.asarray(values[window.key], dtype="float64")
+    valid = np.isfinite(block)
+    return block[valid][:, None], valid
+
+
+def first_column(matrix: np.ndarray) -> np.ndarray:
+    """``predict`` that returns column 0 (used with :func:`field_features` and :func:`interp_features`)."""
+    return matrix[:, 0]
+
+
+def interp_features(window: chunked.Window, *, grid: Grid, coarse: np.ndarray, coarse_grid: Grid):
+    """``features``: the coarse field bilinearly interpolated to ``grid`` (the coarse-only 1 km baseline)."""
+    lat, lon = grid.lat[window.lat], grid.lon[window.lon]
+    interp = np.stack([bilinear(coarse[t], coarse_grid, lat[:, None], lon[None, :])
+                       for t in range(window.time.start, window.time.stop)])
+    valid = np.isfinite(interp)
+    return interp[valid][:, None], valid
+
+
+# --- the synthetic twin --------------------------------------------------------------------------
+
+
+def _waves(y: np.ndarray, x: np.ndarray, params: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+    """Sum of plane waves, unit variance; ``params`` rows (kx, ky, phase, omega); y, x in km (cells)."""
+    out = 0.0
+    for kx, ky, phase, omega in params:
+        tt = 0.0 if t is None else omega * t
+        out = out + np.cos(kx * x + ky * y + phase + tt)
+    return out * np.sqrt(2.0 / len(params))
+
+
+def _wave_params(rng: np.random.Generator, n: int, wavelengths: tuple[float, float], omega: float = 0.0) -> np.ndarray:
+    lam = rng.uniform(*wavelengths, n)
+    angle = rng.uniform(0, np.pi, n)
+    k = 2 * np.pi / lam
+    return np.column_stack([k * np.cos(angle), k * np.sin(angle), rng.uniform(0, 2 * np.pi, n),
+                            rng.uniform(-omega, omega, n)])
+
+
+def _hash_noise(t, y, x, seed: int) -> np.ndarray:
+    """Deterministic N(0, 1)-like noise per (day, row, col) cell, computable for any window."""
+    h = (np.asarray(t, dtype="uint64") * np.uint64(73856093) ^ np.asarray(y, dtype="uint64") * np.uint64(19349663)
+         ^ np.asarray(x, dtype="uint64") * np.uint64(83492791) ^ np.uint64(seed * 2654435761 % 2**32))
+    h = (h ^ (h >> np.uint64(13))) * np.uint64(0x5BD1E995) & np.uint64(0xFFFFFFFF)
+    h = h ^ (h >> np.uint64(15))
+    u = (h & np.uint64(0xFFFFFF)).astype("float64") / float(0x1000000)
+    return (u - 0.5) * np.sqrt(12.0)
+
+
+class Twin(PredictorSource):
+    """SYNTHETIC twin with a known 1 km truth; every field is analytic, so any window can be read alone.
+
+    Truth (m3 m-3): ``0.22 + 0.06 large + 0.05 dynamic(t) + 0.035 veg_fine - 0.025 topo_fine``,
+    clipped to 0.02..0.5, with ``large`` (150-500 km waves), ``dynamic`` (100-300 km waves moving
+    with time), ``veg_fine`` (2-10 km) and ``topo_fine`` (3-12 km). Predictors: elevation (m) from
+    the large and fine topography; NDVI from the large field and ``veg_fine``; albedo from NDVI and
+    topography; LST (K) cooler where wetter (-30 K per m3 m-3) with a lapse rate and 0.5 K noise.
+    Coarse satellite product: 0.25 degree block mean of the truth + N(0, 0.02) noise, a fraction of
+    the cell-days missing; reanalysis: the block mean smoothed over neighbouring cells, compressed
+    and biased (0.10 + 0.55 x), + N(0, 0.005); stations: truth at random 1 km cells + N(0, 0.01),
+    10 % of days missing.
+
+    Parameters
+    ----------
+    n_coarse_lat, n_coarse_lon : int
+        Domain size in 0.25 degree cells (x 30 at 1 km).
+    n_days : int
+        Days from ``start``.
+    n_stations : int
+        Stations at random cells (distinct).
+    seed : int
+        Everything is drawn from it.
+    gap_fraction : float
+        Satellite cell-days missing.
+    north, west : float
+        Domain corner, degrees (default 40 N, 100 W).
+    with_coarse : bool
+        Build the coarse products and stations (False: predictors and truth only, e.g. for a benchmark).
+    """
+
+    def __init__(self, n_coarse_lat: int = 8, n_coarse_lon: int = 8, n_days: int = 30, n_stations: int = 120, *,
+                 seed: int = 42, gap_fraction: float = 0.3, north: float = 40.0, west: float = -100.0,
+                 start: str = "2019-06-01", with_coarse: bool = True):
+        rng = np.random.default_rng(seed)
+        f = FINE_PER_COARSE
+        self.seed = seed
+        self.grid = Grid(north, west, n_coarse_lat * f, n_coarse_lon * f, FINE_RES)
+        self.coarse_grid = Grid(north, west, n_coarse_lat, n_coarse_lon, COARSE_RES)
+        self.times = (np.datetime64(start, "D") + np.arange(n_days)).astype("datetime64[ns]")
+        self._large = _wave_params(rng, 4, (150, 500))
+        self._topo_large = _wave_params(rng, 4, (100, 400))
+        self._dynamic = _wave_params(rng, 3, (100, 300), omega=0.3)
+        self._veg = _wave_params(rng, 6, (2, 10))
+        self._topo = _wave_params(rng, 6, (3, 12))
+        self.satellite = self.reanalysis = None
+        self.stations = pd.DataFrame(columns=["station", "lat", "lon", "row", "col"])
+        self.insitu = pd.DataFrame(columns=["station", "time", "insitu"])
+        if with_coarse:
+            self._build_coarse(rng, gap_fraction)
+            self._build_stations(rng, n_stations)
+
+    def _fields(self, time: slice, lat: slice, lon: slice) -> dict[str, np.ndarray]:
+        t = np.arange(time.start, time.stop, dtype="float64")[:, None, None]
+        y = np.arange(lat.start, lat.stop, dtype="float64")[None, :, None]
+        x = np.arange(lon.start, lon.stop, dtype="float64")[None, None, :]
+        large = _waves(y, x, self._large)
+        veg, topo = _waves(y, x, self._veg), _waves(y, x, self._topo)
+        dynamic = _waves(y, x, self._dynamic, t)
+        truth = np.clip(0.22 + 0.06 * large + 0.05 * dynamic + 0.035 * veg - 0.025 * topo, 0.02, 0.5)
+        elevation = 400 + 250 * _waves(y, x, self._topo_large) + 60 * topo
+        ndvi = np.clip(0.45 + 0.1 * large + 0.15 * veg + 0.02 * np.sin(t / 9.0), 0.0, 0.95)
+        albedo = 0.22 - 0.08 * (ndvi - 0.45) + 0.01 * topo
+        noise = _hash_noise(t, y, x, self.seed)
+        lst = 300 + 3 * np.cos(t / 5.0) - 30 * (truth - 0.22) - 0.0065 * (elevation - 400) + 0.5 * noise
+        shape = truth.shape
+        return {"truth": truth, "lst": lst, "ndvi": np.broadcast_to(ndvi, shape),
+                "albedo": np.broadcast_to(albedo, shape), "elevation": np.broadcast_to(elevation, shape)}
+
+    def read(self, time: slice, lat: slice, lon: slice) -> dict[str, np.ndarray]:
+        """SYNTHETIC predictors of a window (see :class:`PredictorSource`)."""
+        fields = self._fields(time, lat, lon)
+        return {p: np.asarray(fields[p], dtype="float64") for p in PREDICTORS}
+
+    def truth(self, time: slice, lat: slice, lon: slice) -> np.ndarray:
+        """The known 1 km soil moisture of a window, float64 (t, y, x), m3 m-3."""
+        return self._fields(time, lat, lon)["truth"]
+
+    def block_truth(self) -> np.ndarray:
+        """0.25 degree block means of the truth, float64 (time, coarse lat, coarse lon), built one row of blocks at a time."""
+        f, n_t = FINE_PER_COARSE, len(self.times)
+        rows = [block_mean(self.truth(slice(0, n_t), slice(i * f, (i + 1) * f), slice(0, self.grid.n_lon)))
+                for i in range(self.coarse_grid.n_lat)]
+        return np.concatenate(rows, axis=1)
+
+    def _build_coarse(self, rng: np.random.Generator, gap_fraction: float) -> None:
+        from scipy import ndimage
+
+        bm = self.block_truth()
+        sat = bm + rng.normal(0, 0.02, bm.shape)
+        sat[rng.random(bm.shape) < gap_fraction] = np.nan
+        smooth = ndimage.uniform_filter(bm, size=(1, 3, 3), mode="nearest")
+        self.satellite = np.clip(sat, 0.0, 1.0)
+        self.reanalysis = 0.10 + 0.55 * smooth + rng.normal(0, 0.005, bm.shape)
+        self.block_mean_truth = bm
+
+    def _build_stations(self, rng: np.random.Generator, n: int) -> None:
+        cells = rng.choice(self.grid.n_lat * self.grid.n_lon, size=n, replace=False)
+        rows, cols = np.divmod(cells, self.grid.n_lon)
+        codes = [f"twin-{k:04d}" for k in range(n)]
+        self.stations = pd.DataFrame({"station": codes, "lat": self.grid.lat[rows], "lon": self.grid.lon[cols],
+                                      "row": rows, "col": cols})
+        n_t = len(self.times)
+        frames = []
+        for code, r, c in zip(codes, rows, cols, strict=True):
+            truth = self.truth(slice(0, n_t), slice(r, r + 1), slice(c, c + 1)).reshape(-1)
+            obs = truth + rng.normal(0, 0.01, n_t)
+            keep = rng.random(n_t) >= 0.1
+            frames.append(pd.DataFrame({"station": code, "time": self.times[keep], "insitu": obs[keep]}))
+        self.insitu = pd.concat(frames, ignore_index=True)
+
+
+# --- the chain on the twin -----------------------------------------------------------------------
+
+
+class _Moments:
+    """Streaming sums for pooled r, RMSE, bias, ubRMSE over many windows (ddof = 0)."""
+
+    def __init__(self):
+        self.n = 0
+        self.s = self.o = self.ss = self.oo = self.so = 0.0
+
+    def add(self, sim, obs) -> None:
+        sim, obs = np.asarray(sim, dtype="float64").ravel(), np.asarray(obs, dtype="float64").ravel()
+        ok = np.isfinite(sim) & np.isfinite(obs)
+        s, o = sim[ok], obs[ok]
+        self.n += s.size
+        self.s += s.sum()
+        self.o += o.sum()
+        self.ss += (s * s).sum()
+        self.oo += (o * o).sum()
+        self.so += (s * o).sum()
+
+    def result(self) -> dict:
+        n = self.n
+        if n < 2:
+            return {"n": n, "r": np.nan, "rmse": np.nan, "bias": np.nan, "ubrmse": np.nan}
+        ms, mo = self.s / n, self.o / n
+        vs, vo, cov = self.ss / n - ms * ms, self.oo / n - mo * mo, self.so / n - ms * mo
+        mse = (self.ss - 2 * self.so + self.oo) / n
+        return {"n": n, "r": float(cov / np.sqrt(vs * vo)), "rmse": float(np.sqrt(max(mse, 0.0))),
+                "bias": float(ms - mo), "ubrmse": float(np.sqrt(max(vs + vo - 2 * cov, 0.0)))}
+
+
+@dataclass
+class TwinResult:
+    """Output of :func:`run_twin`.
+
+    Attributes
+    ----------
+    seamless : Seamless
+        Step 1 on the twin.
+    coarse_scores : dict
+        RMSE (m3 m-3) against the 0.25 degree block-mean truth on the satellite gaps: ``matched`` (the
+        CDF-matched reanalysis that fills them) and ``raw`` (the reanalysis as it is).
+    train_stations, validation_stations : list of str
+        Disjoint (checked with :func:`products.methods.cv.assert_disjoint`).
+    cv : pandas.DataFrame
+        Out-of-fold predictions at the training stations (leave-station-out), columns ``station``,
+        ``time``, ``insitu``, ``sm_1km``, ``coarse_bilinear``.
+    validation : pandas.DataFrame
+        The final model's 1 km values at the validation stations (never in training), same columns.
+    truth_scores : dict
+        ``sm_1km`` and ``coarse_bilinear`` against the known truth over every cell and day (pooled
+        n, r, rmse, bias, ubrmse), read back from the written NetCDF file when one was written.
+    model : lightgbm.LGBMRegressor
+        Fitted on all training stations.
+    write : WriteStats or None
+    """
+
+    seamless: Seamless
+    coarse_scores: dict
+    train_stations: list
+    validation_stations: list
+    cv: pd.DataFrame
+    validation: pd.DataFrame
+    truth_scores: dict
+    model: lightgbm.LGBMRegressor
+    write: WriteStats | None = None
+
+
+def run_twin(twin: Twin, *, seed: int = 42, validation_fraction: float = 0.3, n_splits: int = 5,
+             params: Mapping | None = None, nc_path=None, tif_path=None, chunk: tuple[int, int] = (120, 120),
+             attrs: Mapping | None = None) -> TwinResult:
+    """The whole chain on a synthetic twin: step 1, training, leave-station-out CV, 1 km grid, scores.
+
+    Parameters
+    ----------
+    twin : Twin
+        With coarse products and stations.
+    seed : int
+        Station split and model seed.
+    validation_fraction : float
+        Share of stations kept out of training for validation.
+    n_splits : int
+        Leave-station-out folds over the training stations.
+    params : mapping, optional
+        LightGBM parameters.
+    nc_path, tif_path : path, optional
+        Write the 1 km product (:func:`write_product`); the truth scores are then read back from the
+        NetCDF file (so they include the packing).
+    chunk : (int, int)
+        Window (lat, lon) cells.
+    attrs : mapping, optional
+        Extra file attributes; ``data_kind`` is set to :data:`SYNTHETIC`.
+
+    Returns
+    -------
+    TwinResult
+
+    Raises
+    ------
+    ValueError
+        Too few stations for the split.
+    """
+    import functools
+
+    seamless = seamless_coarse(twin.satellite, twin.reanalysis)
+    gaps = np.isnan(twin.satellite)
+    coarse_scores = {"matched": float(np.sqrt(np.nanmean((seamless.sm[gaps] - twin.block_mean_truth[gaps]) ** 2))),
+                     "raw": float(np.sqrt(np.nanmean((twin.reanalysis[gaps] - twin.block_mean_truth[gaps]) ** 2)))}
+    coarse = seamless.sm.astype("float64")
+    table = station_table(twin.stations, twin.insitu, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid,
+                          times=twin.times)
+    codes = np.array(sorted(table["station"].unique()))
+    if codes.size < max(2 * n_splits, 4):
+        raise ValueError(f"{codes.size} twin stations with data: too few for {n_splits} folds and a validation set")
+    rng = np.random.default_rng(seed)
+    n_val = max(1, int(round(validation_fraction * codes.size)))
+    val_codes = sorted(rng.choice(codes, n_val, replace=False))
+    train_codes = sorted(set(codes) - set(val_codes))
+    assert_disjoint(train_codes, val_codes)
+    train = table[table["station"].isin(train_codes)].reset_index(drop=True)
+    val = table[table["station"].isin(val_codes)].reset_index(drop=True)
+
+    oof = np.full(len(train), np.nan)
+    for tr, te in leave_station_out(train["station"], n_splits=n_splits):
+        assert_disjoint(train["station"].iloc[tr], train["station"].iloc[te])
+        model = fit_model(train.iloc[tr], seed=seed, params=params)
+        oof[te] = predict_matrix(train.iloc[te][list(FEATURES)].to_numpy(), model=model)
+    cv = train[["station", "time", "insitu"]].assign(sm_1km=oof, coarse_bilinear=train["coarse"].to_numpy())
+    model = fit_model(train, seed=seed, params=params)
+    validation = val[["station", "time", "insitu"]].assign(
+        sm_1km=predict_matrix(val[list(FEATURES)].to_numpy(), model=model), coarse_bilinear=val["coarse"].to_numpy())
+
+    features = functools.partial(window_features, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid)
+    predict = functools.partial(predict_matrix, model=model)
+    stats = None
+    if nc_path is not None or tif_path is not None:
+        stats = write_product(features, predict, grid=twin.grid, times=twin.times, nc_path=nc_path, tif_path=tif_path,
+                              chunk=chunk, global_attrs=chunked.merge_attrs(
+                                  {"title": "1 km surface soil moisture, SYNTHETIC twin experiment",
+                                   "data_kind": SYNTHETIC, "source": "products.generators.sm_1km.Twin (analytic truth)",
+                                   "comment": "SYNTHETIC: coarse product = 0.25 degree block mean of a known truth + "
+                                              "noise with gaps, gap-filled by a CDF-matched biased reanalysis; "
+                                              "LightGBM downscaling trained on synthetic stations",
+                                   "train_stations": len(train_codes), "validation_stations": len(val_codes)}, attrs))
+    truth_scores = score_against_truth(twin, coarse, model=model, nc_path=nc_path, chunk=chunk)
+    return TwinResult(seamless, coarse_scores, list(train_codes), list(val_codes), cv, validation, truth_scores,
+                      model, stats)
+
+
+def score_against_truth(twin: Twin, coarse: np.ndarray, *, model=None, nc_path=None,
+                        chunk: tuple[int, int] = (120, 120)) -> dict:
+    """Pooled scores of the 1 km field and of the bilinear coarse field against the twin's truth, window by window.
+
+    The 1 km values come from ``nc_path`` (decoded packed integers) when given, otherwise from
+    ``model``. Returns ``{"sm_1km": {...}, "coarse_bilinear": {...}}`` with n, r, rmse, bias, ubrmse.
+    """
+    ours, base = _Moments(), _Moments()
+    nc = netCDF4.Dataset(nc_path) if nc_path is not None else None
+    try:
+        for window in chunked.windows((len(twin.times), *twin.grid.shape), (1, *chunk)):
+            truth = twin.truth(window.time, window.lat, window.lon)
+            _, valid = window_features(window, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid)
+            lat, lon = twin.grid.lat[window.lat], twin.grid.lon[window.lon]
+            interp = np.stack([bilinear(coarse[t], twin.coarse_grid, lat[:, None], lon[None, :])
+                               for t in range(window.time.start, window.time.stop)])
+            if nc is not None:
+                values = np.ma.filled(nc["sm"][window.key].astype("float64"), np.nan)
+            else:
+                values = chunked.predict_window(
+                    window, lambda w: window_features(w, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid),
+                    lambda m: predict_matrix(m, model=model)).astype("float64")
+                values[values == float(chunked.FILL_VALUE)] = np.nan
+            ours.add(values[valid], truth[valid])
+            base.add(interp[valid], truth[valid])  # the same cells
+    finally:
+        if nc is not None:
+            nc.close()
+    return {"sm_1km": ours.result(), "coarse_bilinear": base.result()}
+
+
+def validation_frames(result: TwinResult) -> dict[str, pd.DataFrame]:
+    """Long frames (``station``, ``sim``, ``obs``) per (split, variable) for :func:`products.methods.aggregate.validation_rows`."""
+    out = {}
+    for split, frame in (("twin_cv", result.cv), ("twin_validation", result.validation)):
+        for variable in ("sm_1km", "coarse_bilinear"):
+            out[split, variable] = frame[["station", "time"]].assign(sim=frame[variable], obs=frame["insitu"])
+    return out
+
+
+def station_medians(frame: pd.DataFrame) -> dict:
+    """Median over stations of per-station r and ubRMSE (the seed reports station statistics), with counts."""
+    per = [summary(g["sim"].to_numpy(), g["obs"].to_numpy()) for _, g in frame.groupby("station")]
+    per = [p for p in per if p["n"] >= 2]
+    return {"n_stations": len(per), "r": float(np.nanmedian([p["r"] for p in per])) if per else np.nan,
+            "ubrmse": float(np.nanmedian([p["ubrmse"] for p in per])) if per else np.nan}
+
+
+# --- real inputs ---------------------------------------------------------------------------------
+
+
+def modis_lst_on_grid(lst: np.ndarray, x: np.ndarray, y: np.ndarray, grid: Grid, *, rows: slice | None = None,
+                      cols: slice | None = None) -> np.ndarray:
+    """Nearest-neighbour resampling of a MODIS sinusoidal tile onto (a window of) a lat/lon grid.
+
+    Parameters
+    ----------
+    lst : numpy.ndarray
+        float (n_y, n_x), the tile (e.g. ``LST_Day_1km``, K), NaN where not retrieved.
+    x, y : numpy.ndarray
+        float64 (n_x,), (n_y,) cell centres of the tile, m on the MODIS sphere (``y`` descending).
+    grid : Grid
+        Target grid; ``rows``/``cols`` pick a window (default all).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (rows, cols), NaN outside the tile.
+
+    References
+    ----------
+    MODIS sinusoidal grid: x = R lon cos(lat), y = R lat, R = 6371007.181 m (Wan 2013, MOD11 User's Guide).
+    """
+    from ingestion.readers.modis import RADIUS
+
+    rows = rows or slice(0, grid.n_lat)
+    cols = cols or slice(0, grid.n_lon)
+    lat = np.deg2rad(grid.lat[rows])[:, None]
+    lon = np.deg2rad(grid.lon[cols])[None, :]
+    tx, ty = RADIUS * lon * np.cos(lat), np.broadcast_to(RADIUS * lat, (lat.size, lon.size))
+    dx, dy = x[1] - x[0], y[0] - y[1]
+    j = np.floor((tx - (x[0] - dx / 2)) / dx).astype("int64")
+    i = np.floor(((y[0] + dy / 2) - ty) / dy).astype("int64")
+    inside = (i >= 0) & (i < y.size) & (j >= 0) & (j < x.size)
+    out = np.full(inside.shape, np.nan)
+    out[inside] = lst[i[inside], j[inside]]
+    return out
+
+
+def lonlat_grid_for(lat_min: float, lat_max: float, lon_min: float, lon_max: float, res: float = FINE_RES) -> Grid:
+    """The smallest grid of ``res`` cells aligned with the global 0.25 degree grid that covers a box (degrees)."""
+    north = math.ceil(lat_max / COARSE_RES) * COARSE_RES
+    south = math.floor(lat_min / COARSE_RES) * COARSE_RES
+    west = math.floor(lon_min / COARSE_RES) * COARSE_RES
+    east = math.ceil(lon_max / COARSE_RES) * COARSE_RES
+    return Grid(north, west, int(round((north - south) / res)), int(round((east - west) / res)), res)
+
