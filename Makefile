@@ -65,6 +65,7 @@ run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PO
 	$(PY) manage.py generate sm_mlda --if-missing
 	$(PY) manage.py generate freeze_thaw --if-missing
 	$(PY) manage.py generate sm_1km --if-missing
+	$(PY) manage.py generate tws_rec --if-missing
 	$(MAKE) --no-print-directory stop
 	echo "starting the Celery worker and the web server"
 	.venv/bin/celery -A portal worker --detach --loglevel=INFO --concurrency=1 \

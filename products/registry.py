@@ -25,7 +25,7 @@ PRODUCTS: dict[str, ProductSpec] = {
     "freeze_thaw": ProductSpec(
         "freeze_thaw", "f52826e1-c61c-4b79-a43c-4ece3a8eca18", published={"overall_accuracy": "> 86 %"},
         implemented=True),
-    "tws_rec": ProductSpec("tws_rec", "6b23bed9-627c-4653-8157-2ddd5b323888", published={}),
+    "tws_rec": ProductSpec("tws_rec", "6b23bed9-627c-4653-8157-2ddd5b323888", published={}, implemented=True),
     "sm_1km": ProductSpec(
         "sm_1km", "30131436-88d1-4be3-8e3d-14905a29d6d6",
         published={"r": 0.89, "ubrmse": 0.045, "ubrmse_units": "m3 m-3", "stations": 2346}, implemented=True),

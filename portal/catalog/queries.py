@@ -35,6 +35,10 @@ SPLIT_TITLES = {
     "twin_cv": _("SYNTHETIC twin: cross-validation grouped by station, on the training stations"),
     "real_withheld": _("REAL: nudging toward ASCAT/ERS, scored on retrievals withheld from the nudging"),
     "real_insitu": _("REAL: satellite series against collocated in-situ stations"),
+    "year_held_out": _("Reconstruction scored on GRACE years held out of training (r and NSE; KGE is not meaningful "
+                       "for anomalies with a mean near zero)"),
+    "independent_itsg": _("Reconstruction against ITSG-Grace, a solution no model was trained on"),
+    "water_balance": _("Water balance: dS/dt of GRACE against P − ET − R per basin"),
 }
 MAIN_SPLITS = ("validation", "cv")  # text values of the registry, translated when shown
 

@@ -1,6 +1,8 @@
 """Data managers in the admin: regenerate a product and watch its run."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.urls import reverse
 
@@ -22,7 +24,8 @@ def test_the_regenerate_action_queues_a_run_of_the_datasets_product(admin_client
     assert f"run {run.id} queued" in response.content.decode()
 
 
-def test_a_dataset_without_a_generator_is_refused_with_a_message(admin_client):
+def test_a_dataset_without_a_generator_is_refused_with_a_message(admin_client, monkeypatch):
+    monkeypatch.setitem(PRODUCTS, "tws_rec", dataclasses.replace(PRODUCTS["tws_rec"], implemented=False))
     dataset_id = PRODUCTS["tws_rec"].dataset_id
     before = GenerationRun.objects.count()
     response = admin_client.post(reverse("admin:catalog_dataset_changelist"),

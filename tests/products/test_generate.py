@@ -140,5 +140,7 @@ def test_the_command_publishes_a_new_version_and_if_missing_skips(et_run, capsys
 def test_the_command_rejects_bad_parameters():
     with pytest.raises(CommandError, match="expected a JSON object"):
         call_command("generate", "et_fusion", "--params", "[1, 2]")
-    with pytest.raises(CommandError, match="no generator yet"):
-        call_command("generate", "tws_rec")
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("generate", "et_fusion_v2")
+    with pytest.raises(services.RunError, match="no generator yet: expected one of et_fusion"):
+        services.create_run("et_fusion_v2")

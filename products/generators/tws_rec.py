@@ -1,0 +1,1045 @@
+"""Terrestrial water storage (TWS) reconstruction from GRACE/GRACE-FO mascons and water fluxes (no Django).
+
+The GTWS-MLrec method (Yin et al. 2023) on the data the portal holds: monthly basin means of GRACE
+mascon TWS anomalies (JPL, CSR; ITSG as an independent solution), precipitation (P),
+evapotranspiration (ET) and runoff (R). Pipeline:
+
+1. :func:`to_arrays` / :func:`mask_gaps`: long observations -> one (time x basin) table per
+   variable on a regular monthly axis; storage values in the GRACE/GRACE-FO gap (flagged
+   ``gap_filled`` by the reader, 2017-07..2018-05) become gaps, they are never used as data.
+2. :func:`baseline_anomaly` (the GRACE convention: minus the 2004.0-2009.999 mean of the months
+   present), :func:`deseasonalise` (minus the calendar-month climatology of that baseline, reusing
+   :mod:`products.methods.anomalies`), :func:`detrend` (minus the least-squares line in decimal
+   years) and :func:`variants`.
+3. :func:`flux_features`: predictors computed from P, ET and R alone, identical for basins and grid
+   cells (columns of a (time x cell) table): the fluxes, their deseasonalised anomalies, the net
+   flux N = P - ET - R and its anomaly with 1-3 month lags, and exponentially filtered sums of N
+   (time scales 3, 6, 12 months for the anomaly relative to the baseline mean, 6, 12, 24 months
+   for the deseasonalised anomaly). The filter is the linear-reservoir memory of GRACE-REC
+   (Humphrey & Gudmundsson 2019): a storage anomaly is approximately the water-balance residual
+   integrated with a decay, S_t = N_t + exp(-1/tau) S_{t-1}; cumulative sums without decay drift
+   with every bias of P, ET or R. Basin climate (baseline means of P, ET and R) and the calendar
+   month complete the table.
+4. :func:`reconstruct`: one LightGBM model per mascon solution and variant (``anomaly`` and
+   ``dd``, detrended and deseasonalised, as the seed publishes both), trained on the GRACE months
+   pooled over basins; skill from held-out calendar years (:func:`products.methods.cv.year_held_out`),
+   the reconstruction from a model fitted on all GRACE months and predicted on every month with
+   predictors (ERA5-Land P, ET, R: 1981-01..2020-08).
+5. :func:`compare_to_reference` (held-out predictions against ITSG, which no model saw),
+   :func:`region_means` (area-weighted means over the basins of each region),
+   :func:`water_balance` (dS/dt against P - ET - R per basin).
+6. :func:`reconstruct_grid`: the same features and model on a mascon-layout cube (time x lat x lon,
+   ``lwe_thickness`` in cm, :func:`ingestion.readers.grace.open_grid`), written chunk by chunk with
+   :func:`products.methods.chunked.apply_chunked`.
+
+Storage values are mm of liquid water equivalent (1 mm = 1 kg m-2); fluxes mm month-1.
+
+References
+----------
+Yin, J., et al. (2023): GTWS-MLrec: global terrestrial water storage reconstruction by machine
+learning from 1940 to present. Earth Syst. Sci. Data 15, 5597-5615, doi:10.5194/essd-15-5597-2023.
+Humphrey, V., Gudmundsson, L. (2019): GRACE-REC: a reconstruction of climate-driven water storage
+changes over the last century. Earth Syst. Sci. Data 11, 1153-1170, doi:10.5194/essd-11-1153-2019.
+Li, F., et al. (2021): Long-term (1979-present) total water storage anomalies over the global land
+derived by reconstructing GRACE data. Geophys. Res. Lett. 48, e2021GL093492, doi:10.1029/2021GL093492.
+Watkins, M. M., et al. (2015): Improved methods for observing Earth's time variable mass distribution
+with GRACE using spherical cap mascons. J. Geophys. Res. Solid Earth 120, 2648-2671,
+doi:10.1002/2014JB011547.
+Ke, G., et al. (2017): LightGBM: a highly efficient gradient boosting decision tree. NeurIPS 30.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from products.generators.et_fusion import DEFAULT_PARAMS
+from products.methods.anomalies import monthly_anomalies
+from products.methods.chunked import GridSpec, Window, apply_chunked, cf_history, merge_attrs
+from products.methods.cv import assert_disjoint, year_held_out
+from products.methods.metrics import pearson_r, summary
+
+BASELINE = ("2004-01-01", "2009-12-31")  # 2004.0-2009.999, the GRACE mascon reference period
+SOLUTIONS = ("tws_jpl", "tws_csr")  # one reconstruction per mascon solution (the seed: JPL, CSR, GSFC)
+REFERENCE = "tws_itsg"  # ITSG-Grace2018: never trained on, validation only
+VARIANTS = ("anomaly", "dd")  # dd = detrended and deseasonalised
+PREDICTORS = {"p": "p_era5land", "et": "et_era5land", "r": "r_era5land"}  # one consistent span, 1981-01..2020-08
+GAP_FLAGS = ("gap_filled",)
+TAUS = (3, 6, 12)  # months, e-folding times of the filtered net flux (anomaly vs the baseline mean)
+TAUS_DESEASONALISED = (6, 12, 24)  # months, for the deseasonalised net flux
+LAGS = (1, 2, 3)
+TWS_UNITS = "mm"
+REFERENCES = (
+    "Yin et al. (2023), ESSD 15, 5597-5615, doi:10.5194/essd-15-5597-2023 (GTWS-MLrec, the seed); "
+    "Humphrey & Gudmundsson (2019), ESSD 11, 1153-1170, doi:10.5194/essd-11-1153-2019 (GRACE-REC); "
+    "Li et al. (2021), GRL 48, e2021GL093492, doi:10.1029/2021GL093492; "
+    "JPL RL06 mascons: Watkins et al. (2015), doi:10.1002/2014JB011547; CSR RL06 mascons: Save et al. (2016), "
+    "doi:10.1002/2016JB013007; ITSG-Grace2018: Kvas et al. (2019), doi:10.1029/2019JB017415; "
+    "ERA5-Land: Munoz-Sabater et al. (2021), doi:10.5194/essd-13-4349-2021; LightGBM: Ke et al. (2017), NeurIPS 30; "
+    "basin tables: lehmannfa/water_storage_changes results/hydrology")
+
+
+# --- anomalies, deseasonalising, detrending ------------------------------------------------------
+def decimal_year(times) -> np.ndarray:
+    """Decimal years of month starts (2004-01-01 -> 2004.0, 2004-07-01 -> 2004.5).
+
+    Parameters
+    ----------
+    times : array_like
+        datetime64 month starts.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, year + (month - 1) / 12.
+    """
+    index = pd.DatetimeIndex(np.asarray(times))
+    return (index.year + (index.month - 1) / 12.0).to_numpy(dtype="float64")
+
+
+def _baseline_rows(index: pd.DatetimeIndex, baseline: tuple[str, str]) -> np.ndarray:
+    return np.asarray((index >= pd.Timestamp(baseline[0])) & (index <= pd.Timestamp(baseline[1])))
+
+
+def baseline_anomaly(frame, *, baseline: tuple[str, str] = BASELINE):
+    """Values minus their mean over the baseline months present (the GRACE anomaly convention).
+
+    Parameters
+    ----------
+    frame : pandas.Series or pandas.DataFrame
+        Index: DatetimeIndex of month starts; columns: basins or cells; float, any units; NaN = gap.
+    baseline : (start, end)
+        Inclusive ISO dates, default 2004-01-01..2009-12-31 (2004.0-2009.999).
+
+    Returns
+    -------
+    Same type and shape as ``frame``, float64, units of ``frame``; a column without a baseline
+    value is all NaN (its reference level is unknown).
+
+    Raises
+    ------
+    TypeError
+        The index is not a DatetimeIndex.
+
+    References
+    ----------
+    Watkins et al. (2015), doi:10.1002/2014JB011547 (mascon anomalies relative to 2004.0-2009.999).
+    """
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        raise TypeError("expected a DatetimeIndex of month starts")
+    mean = frame[_baseline_rows(frame.index, baseline)].mean()
+    return (frame - mean).astype("float64")
+
+
+def deseasonalise(frame, *, baseline: tuple[str, str] = BASELINE):
+    """Values minus the climatology of their calendar month over the baseline (months present).
+
+    A thin use of :func:`products.methods.anomalies.monthly_anomalies` column by column (it accepts a
+    DataFrame of month starts as it does a Series).
+
+    Parameters
+    ----------
+    frame : pandas.Series or pandas.DataFrame
+        Index: DatetimeIndex of month starts; float, any units; NaN = gap (gaps stay gaps and do not
+        enter the climatology).
+    baseline : (start, end)
+        Inclusive ISO dates.
+
+    Returns
+    -------
+    Same type and shape, float64, units of ``frame``; NaN where the value or the calendar month's
+    climatology is missing.
+
+    Raises
+    ------
+    TypeError
+        The index is not a DatetimeIndex.
+
+    References
+    ----------
+    METHODS.md (anomalies); WMO-No. 1203 (2017), climate normals.
+    """
+    return monthly_anomalies(frame, baseline=baseline)
+
+
+def linear_trend(series: pd.Series) -> tuple[float, float]:
+    """Least-squares line through the finite values against decimal years.
+
+    Parameters
+    ----------
+    series : pandas.Series
+        Index DatetimeIndex of month starts; float.
+
+    Returns
+    -------
+    slope, intercept : float
+        Units of ``series`` per year and units of ``series`` at year 0; NaN when fewer than 2 values.
+    """
+    x, y = decimal_year(series.index), series.to_numpy(dtype="float64")
+    ok = np.isfinite(y)
+    if ok.sum() < 2:
+        return np.nan, np.nan
+    slope, intercept = np.polyfit(x[ok], y[ok], 1)
+    return float(slope), float(intercept)
+
+
+def detrend(frame):
+    """Values minus their least-squares line in decimal years, column by column (METHODS.md).
+
+    Parameters
+    ----------
+    frame : pandas.Series or pandas.DataFrame
+        Index DatetimeIndex of month starts; float; NaN = gap (not used in the fit, kept as NaN).
+
+    Returns
+    -------
+    Same type and shape, float64; a column with fewer than 2 values is all NaN.
+    """
+    if isinstance(frame, pd.Series):
+        slope, intercept = linear_trend(frame)
+        return (frame - (intercept + slope * decimal_year(frame.index))).astype("float64")
+    return frame.apply(detrend).astype("float64")
+
+
+def variants(frame, *, baseline: tuple[str, str] = BASELINE) -> dict:
+    """The four storage variants of a (time x basin) table.
+
+    Returns
+    -------
+    dict
+        ``anomaly`` (:func:`baseline_anomaly`), ``deseasonalised``, ``detrended`` (of the anomaly) and
+        ``dd`` (detrended and deseasonalised), each like ``frame``, float64.
+    """
+    anomaly = baseline_anomaly(frame, baseline=baseline)
+    deseasonalised = deseasonalise(anomaly, baseline=baseline)
+    return {"anomaly": anomaly, "deseasonalised": deseasonalised, "detrended": detrend(anomaly),
+            "dd": detrend(deseasonalised)}
+
+
+# --- from long observations to (time x basin) tables ----------------------------------------------
+def mask_gaps(observations: pd.DataFrame, flags: tuple[str, ...] = GAP_FLAGS) -> pd.DataFrame:
+    """Drop observations whose ``quality_flag`` names a gap that the source filled (they stay gaps).
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long table with ``quality_flag`` (str; may hold several comma-separated flags).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows without any of ``flags``.
+    """
+    flagged = observations["quality_flag"].fillna("").astype(str).str.split(",").map(
+        lambda parts: any(p.strip() in flags for p in parts))
+    return observations[~flagged.to_numpy(dtype=bool)]
+
+
+def to_arrays(observations: pd.DataFrame, variables, *, stations=None, start=None, end=None) -> dict[str, pd.DataFrame]:
+    """One (time x station) table per variable on a regular monthly axis.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long table (``station``, ``variable``, ``time`` month start, ``value``).
+    variables : iterable of str
+        Variables to return (absent ones come back all NaN).
+    stations : list of str, optional
+        Column order; default every station of ``observations``, sorted.
+    start, end : timestamp-like, optional
+        Monthly axis limits; default the span of ``observations``.
+
+    Returns
+    -------
+    dict of str -> pandas.DataFrame
+        Index DatetimeIndex (``MS`` frequency, named ``time``), columns the stations, float64.
+
+    Raises
+    ------
+    ValueError
+        ``observations`` is empty and no ``start``/``end`` is given.
+    """
+    if observations.empty and (start is None or end is None):
+        raise ValueError("observations: empty")
+    times = pd.to_datetime(observations["time"])
+    start = pd.Timestamp(start if start is not None else times.min()).to_period("M").to_timestamp()
+    end = pd.Timestamp(end if end is not None else times.max()).to_period("M").to_timestamp()
+    axis = pd.date_range(start, end, freq="MS", name="time")
+    columns = sorted(observations["station"].unique()) if stations is None else list(stations)
+    out = {}
+    for variable in variables:
+        rows = observations[observations["variable"] == variable]
+        table = rows.pivot_table(index="time", columns="station", values="value", aggfunc="mean")
+        table.index = pd.DatetimeIndex(table.index).to_period("M").to_timestamp()
+        out[variable] = table.reindex(index=axis, columns=columns).astype("float64")
+        out[variable].columns.name = "station"
+    return out
+
+
+# --- predictors -------------------------------------------------------------------------------------
+def exponential_filter(values: np.ndarray, tau: float) -> np.ndarray:
+    """Linear-reservoir memory S_t = x_t + exp(-1/tau) S_{t-1} along axis 0 (S_{-1} = 0).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (time, ...) float, e.g. mm month-1; NaN inputs add nothing (the state decays) and give NaN.
+    tau : float
+        e-folding time in time steps (months), > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape, float64, units of ``values`` x month.
+
+    Raises
+    ------
+    ValueError
+        ``tau`` <= 0.
+
+    References
+    ----------
+    Humphrey & Gudmundsson (2019), doi:10.5194/essd-11-1153-2019 (exponentially filtered forcing).
+    """
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, found {tau}")
+    x = np.asarray(values, dtype="float64")
+    decay = np.exp(-1.0 / tau)
+    out = np.empty_like(x)
+    state = np.zeros(x.shape[1:])
+    for t in range(x.shape[0]):
+        valid = np.isfinite(x[t])
+        state = decay * state + np.where(valid, x[t], 0.0)
+        out[t] = np.where(valid, state, np.nan)
+    return out
+
+
+def flux_features(p: pd.DataFrame, et: pd.DataFrame, r: pd.DataFrame, *,
+                  baseline: tuple[str, str] = BASELINE) -> dict[str, pd.DataFrame]:
+    """Predictors of TWS from precipitation, evapotranspiration and runoff (the same for basins and cells).
+
+    Parameters
+    ----------
+    p, et, r : pandas.DataFrame
+        (time x cell) tables, same index (regular monthly DatetimeIndex) and columns, mm month-1;
+        NaN where missing.
+    baseline : (start, end)
+        Reference period of the anomalies and climatologies.
+
+    Returns
+    -------
+    dict of str -> pandas.DataFrame
+        Same shape each, float64: ``p``, ``et``, ``r``, ``net`` (P - ET - R, mm month-1);
+        ``p_anom``, ``et_anom``, ``r_anom``, ``net_anom`` (deseasonalised); ``net_anom_lag1..3``;
+        ``net_ewm<tau>`` (filtered net flux minus its baseline mean, mm, tau in :data:`TAUS`),
+        ``net_anom_ewm<tau>`` (filtered deseasonalised net flux, mm, :data:`TAUS_DESEASONALISED`);
+        ``p_mean``, ``et_mean``, ``r_mean`` (baseline means, mm month-1, the cell's climate);
+        ``month_sin``, ``month_cos``.
+
+    References
+    ----------
+    Humphrey & Gudmundsson (2019), doi:10.5194/essd-11-1153-2019; Li et al. (2021),
+    doi:10.1029/2021GL093492 (water-balance predictors of TWS).
+    """
+    net = p - et - r
+    out = {"p": p, "et": et, "r": r, "net": net}
+    for name, frame in (("p", p), ("et", et), ("r", r), ("net", net)):
+        out[f"{name}_anom"] = deseasonalise(frame, baseline=baseline)
+    for lag in LAGS:
+        out[f"net_anom_lag{lag}"] = out["net_anom"].shift(lag)
+    centred = baseline_anomaly(net, baseline=baseline)
+    for tau in TAUS:
+        out[f"net_ewm{tau}"] = pd.DataFrame(exponential_filter(centred.to_numpy(), tau), index=net.index,
+                                            columns=net.columns)
+    for tau in TAUS_DESEASONALISED:
+        out[f"net_anom_ewm{tau}"] = pd.DataFrame(exponential_filter(out["net_anom"].to_numpy(), tau),
+                                                 index=net.index, columns=net.columns)
+    base = _baseline_rows(net.index, baseline)
+    for name, frame in (("p", p), ("et", et), ("r", r)):
+        out[f"{name}_mean"] = pd.DataFrame(np.broadcast_to(frame[base].mean().to_numpy(), frame.shape),
+                                           index=frame.index, columns=frame.columns)
+    angle = 2 * np.pi * (net.index.month.to_numpy() - 0.5) / 12
+    for name, values in (("month_sin", np.sin(angle)), ("month_cos", np.cos(angle))):
+        out[name] = pd.DataFrame(np.broadcast_to(values[:, None], net.shape), index=net.index, columns=net.columns)
+    return {k: v.astype("float64") for k, v in out.items()}
+
+
+FEATURES = ("p", "et", "r", "net", "p_anom", "et_anom", "r_anom", "net_anom",
+            *(f"net_anom_lag{lag}" for lag in LAGS), *(f"net_ewm{tau}" for tau in TAUS),
+            *(f"net_anom_ewm{tau}" for tau in TAUS_DESEASONALISED), "p_mean", "et_mean", "r_mean",
+            "month_sin", "month_cos")
+
+
+def stack(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """(time x cell) tables -> one long table indexed (station, time), one column per table."""
+    long = {name: frame.stack(future_stack=True) for name, frame in tables.items()}
+    out = pd.DataFrame(long)
+    out.index = out.index.set_names(["time", "station"])
+    return out.reorder_levels(["station", "time"]).sort_index()
+
+
+# --- the model ----------------------------------------------------------------------------------
+@dataclass
+class TwsResult:
+    """Output of :func:`reconstruct`.
+
+    Attributes
+    ----------
+    series : pandas.DataFrame
+        Index (station, time) over every month with predictors or storage; per solution s
+        (``tws_jpl``, ``tws_csr``): ``s`` (observed anomaly, mm; NaN at gaps), ``s_dd`` (observed,
+        detrended and deseasonalised), ``s_rec`` and ``s_dd_rec`` (reconstructions, mm, every month
+        with predictors), ``s_cv`` and ``s_dd_cv`` (predictions for held-out years, GRACE months only);
+        ``net`` (P - ET - R, mm month-1).
+    cv : pandas.DataFrame
+        One row per (solution, variant): :func:`products.methods.metrics.summary` of the held-out-year
+        predictions, ``basins``, ``folds``, training span and reconstructed span.
+    predictors : dict
+        Role (p, et, r) -> variable.
+    features : tuple of str
+        Feature names in model order.
+    models : dict
+        (solution, variant) -> fitted ``lightgbm.LGBMRegressor`` (all GRACE months).
+    """
+
+    series: pd.DataFrame
+    cv: pd.DataFrame
+    predictors: dict
+    features: tuple
+    models: dict = field(default_factory=dict)
+
+
+def _model_params(params: Mapping | None, seed: int) -> dict:
+    # n_jobs 1: on a shared 2-core machine OpenMP threads that wait for each other made a 4000-row
+    # fit ~45 times slower with n_jobs=2 than with 1 (measured); many small fits gain nothing from threads.
+    return {**DEFAULT_PARAMS, "n_jobs": 1, "random_state": seed, **(params or {})}
+
+
+def reconstruct(observations: pd.DataFrame, *, solutions: tuple[str, ...] = SOLUTIONS,
+                predictors: Mapping[str, str] = PREDICTORS, baseline: tuple[str, str] = BASELINE,
+                params: Mapping | None = None, seed: int = 42, min_train_years: int = 3) -> TwsResult:
+    """Train one LightGBM model per mascon solution and variant, score it on held-out years, reconstruct.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long basin observations (``station``, ``variable``, ``time``, ``value``, ``quality_flag``):
+        the ``solutions`` (mm, anomalies) and the ``predictors`` (mm month-1). Storage values flagged
+        ``gap_filled`` are treated as gaps.
+    solutions : tuple of str
+        Storage variables to learn, one model each (target of the ``anomaly`` variant: the anomaly
+        relative to the baseline mean; of the ``dd`` variant: the detrended, deseasonalised anomaly).
+    predictors : mapping
+        ``{"p": ..., "et": ..., "r": ...}`` variable names; the reconstruction spans the months where
+        all three exist (ERA5-Land: 1981-01..2020-08).
+    baseline : (start, end)
+        Reference period.
+    params : mapping, optional
+        LightGBM parameters over :data:`products.generators.et_fusion.DEFAULT_PARAMS`.
+    seed : int
+        LightGBM random state.
+    min_train_years : int
+        A held-out year is scored only when at least this many other years train the model.
+
+    Returns
+    -------
+    TwsResult
+
+    Raises
+    ------
+    ValueError
+        A solution or predictor has no values, or a fold would put a year in train and test.
+
+    References
+    ----------
+    Yin et al. (2023), doi:10.5194/essd-15-5597-2023; Humphrey & Gudmundsson (2019),
+    doi:10.5194/essd-11-1153-2019; Ke et al. (2017); :func:`products.methods.cv.year_held_out`.
+    """
+    clean = mask_gaps(observations)
+    names = [*solutions, *predictors.values()]
+    missing = [n for n in names if not (clean["variable"] == n).any()]
+    if missing:
+        raise ValueError(f"observations: no values of {missing}")
+    arrays = to_arrays(clean, names)
+    features = flux_features(*(arrays[predictors[k]] for k in ("p", "et", "r")), baseline=baseline)
+    table = stack(features)
+    has_predictors = table[["p", "et", "r"]].notna().all(axis=1).to_numpy()
+    x = table[list(FEATURES)]
+    series = pd.DataFrame(index=table.index)
+    series["net"] = table["net"]
+    model_params = _model_params(params, seed)
+    cv_rows, models = {}, {}
+    for solution in solutions:
+        forms = variants(arrays[solution], baseline=baseline)
+        targets = {"anomaly": stack({"y": forms["anomaly"]})["y"], "dd": stack({"y": forms["dd"]})["y"]}
+        for variant, y in targets.items():
+            name = solution if variant == "anomaly" else f"{solution}_dd"
+            y = y.reindex(table.index)
+            series[name] = y
+            known = (y.notna().to_numpy() & has_predictors)
+            xs, ys = x[known], y.to_numpy()[known]
+            times = xs.index.get_level_values("time")
+            years = times.year.to_numpy()
+            predicted = np.full(len(ys), np.nan)
+            folds = 0
+            for train, test in year_held_out(times.to_numpy()):
+                if len(np.unique(years[train])) < min_train_years:
+                    continue
+                assert_disjoint(years[train], years[test])
+                model = lightgbm.LGBMRegressor(**model_params).fit(xs.iloc[train], ys[train])
+                predicted[test] = model.predict(xs.iloc[test])
+                folds += 1
+            final = lightgbm.LGBMRegressor(**model_params).fit(xs, ys)
+            models[solution, variant] = final
+            rec = np.full(len(table), np.nan)
+            rec[has_predictors] = final.predict(x[has_predictors])
+            series[f"{name}_rec"] = rec
+            cv = np.full(len(table), np.nan)
+            cv[np.flatnonzero(known)] = predicted
+            series[f"{name}_cv"] = cv
+            rec_times = table.index.get_level_values("time")[has_predictors]
+            cv_rows[solution, variant] = {
+                **summary(predicted, ys), "basins": int(xs.index.get_level_values("station").nunique()),
+                "folds": folds, "train_start": times.min(), "train_end": times.max(),
+                "reconstructed_start": rec_times.min(), "reconstructed_end": rec_times.max()}
+    cv_table = pd.DataFrame.from_dict(cv_rows, orient="index")
+    cv_table.index = cv_table.index.set_names(["solution", "variant"])
+    keep = series.drop(columns="net").notna().any(axis=1).to_numpy()
+    return TwsResult(series[keep], cv_table, dict(predictors), FEATURES, models)
+
+
+def validation_frame(result: TwsResult, solution: str, variant: str) -> pd.DataFrame:
+    """Held-out-year predictions and the observed target of one model, one row per basin-month.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``station``, ``time``, ``sim`` (held-out prediction, mm), ``obs`` (target, mm); rows where both exist.
+    """
+    name = solution if variant == "anomaly" else f"{solution}_dd"
+    frame = result.series[[f"{name}_cv", name]].rename(columns={f"{name}_cv": "sim", name: "obs"}).dropna()
+    return frame.reset_index()
+
+
+# --- the independent solution (ITSG) --------------------------------------------------------------
+def normalise_basin_name(name: str) -> str:
+    """Upper-case basin name without a trailing ``RIVER``/``RIO`` or a parenthesised note."""
+    name = re.sub(r"\(.*$", "", str(name).upper()).strip()
+    return re.sub(r"\s+(RIVER|RIO)$", "", name).strip()
+
+
+def match_basins(areas: pd.Series, other_areas: pd.Series, *, tolerance: float = 0.2) -> pd.Series:
+    """Pair basins of two GRDC basin sets by name where their areas agree.
+
+    The ITSG table uses other outlines than the GRDC major river basins (``SEINE`` in both, with
+    different areas), so a pair counts only when the areas differ by at most ``tolerance``.
+
+    Parameters
+    ----------
+    areas, other_areas : pandas.Series
+        Basin name -> area (km2, float) of each set.
+    tolerance : float
+        Largest accepted ``|other / area - 1|``.
+
+    Returns
+    -------
+    pandas.Series
+        Index: names of ``areas``; values: the matching name of ``other_areas`` (str).
+    """
+    lookup = {}
+    for name in other_areas.index:
+        lookup.setdefault(normalise_basin_name(name), name)
+    pairs = {}
+    for name, area in areas.items():
+        other = lookup.get(normalise_basin_name(name))
+        if other is None:
+            continue
+        ratio = other_areas[other] / area
+        if np.isfinite(ratio) and abs(ratio - 1) <= tolerance:
+            pairs[name] = other
+    return pd.Series(pairs, dtype=object, name="match")
+
+
+def compare_to_reference(result: TwsResult, reference: pd.DataFrame, matches: pd.Series, *,
+                         baseline: tuple[str, str] = BASELINE) -> dict[tuple[str, str], pd.DataFrame]:
+    """Held-out predictions (and the mascon solution itself) against an independent solution per basin.
+
+    Both series are re-referenced to their own mean over the baseline months they share, since the
+    reference (ITSG) has another baseline; the ``dd`` variant is compared with the reference's
+    detrended, deseasonalised series.
+
+    Parameters
+    ----------
+    result : TwsResult
+    reference : pandas.DataFrame
+        (time x basin) independent storage anomalies (mm), columns named as ``matches`` values.
+    matches : pandas.Series
+        Basin of ``result`` -> basin of ``reference`` (:func:`match_basins`).
+    baseline : (start, end)
+
+    Returns
+    -------
+    dict
+        variable -> DataFrame (``station``, ``time``, ``sim``, ``obs``): per solution s, the held-out
+        predictions ``<s>_rec`` and ``<s>_dd_rec`` and the solution itself, ``<s>`` and ``<s>_dd``.
+    """
+    wide = result.series.unstack("station")
+    out = {}
+    ref = reference.rename(columns={v: k for k, v in matches.items()}).reindex(columns=list(matches.index))
+    for solution in dict.fromkeys(result.cv.index.get_level_values("solution")):
+        for variant in VARIANTS:
+            name = solution if variant == "anomaly" else f"{solution}_dd"
+            for variable, column in ((f"{name}_rec", f"{name}_cv"), (name, name)):
+                sim = wide[column].reindex(columns=ref.columns)
+                common = pd.DataFrame(index=sim.index.union(ref.index))
+                s, o = sim.reindex(common.index), ref.reindex(common.index)
+                both = s.notna() & o.notna()
+                s, o = s.where(both), o.where(both)
+                if variant == "dd":
+                    s, o = detrend(deseasonalise(s, baseline=baseline)), detrend(deseasonalise(o, baseline=baseline))
+                else:
+                    s, o = baseline_anomaly(s, baseline=baseline), baseline_anomaly(o, baseline=baseline)
+                frame = stack({"sim": s, "obs": o}).dropna().reset_index()
+                out[variable] = frame
+    return out
+
+
+# --- regions ------------------------------------------------------------------------------------
+def region_means(frame: pd.DataFrame, attributes: pd.DataFrame, *, region: str = "continent",
+                 area: str = "area_km2", min_area_fraction: float = 0.9) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Area-weighted means over the basins of each region, and over all basins (``All basins``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        (time x basin), mm.
+    attributes : pandas.DataFrame
+        Index basin name; ``region`` (str) and ``area`` (km2) columns. Basins without a region or area
+        are left out.
+    min_area_fraction : float
+        A month whose basins with values cover less than this fraction of the region's area is NaN
+        (a gap, not a mean of fewer basins).
+
+    Returns
+    -------
+    means : pandas.DataFrame
+        (time x region), float64, mm: sum(area_i * x_i) / sum(area_i) over basins with a value.
+    regions : pandas.DataFrame
+        Per region: ``basins`` (int) and ``area_km2`` (sum).
+
+    References
+    ----------
+    METHODS.md (regional means are area-weighted); Yin et al. (2023) regional series.
+    """
+    attrs = attributes.reindex(frame.columns)
+    ok = attrs[region].fillna("").astype(str).ne("") & np.isfinite(attrs[area].astype("float64"))
+    attrs = attrs[ok]
+    groups = {str(k): list(v.index) for k, v in attrs.groupby(region, sort=True)}
+    groups["All basins"] = list(attrs.index)
+    means, info = {}, {}
+    for name, basins in groups.items():
+        w = attrs.loc[basins, area].to_numpy(dtype="float64")
+        values = frame[basins].to_numpy(dtype="float64")
+        present = np.isfinite(values)
+        covered = (present * w).sum(axis=1)
+        mean = np.nansum(values * w, axis=1) / np.where(covered > 0, covered, np.nan)
+        mean[covered < min_area_fraction * w.sum()] = np.nan
+        means[name] = mean
+        info[name] = {"basins": len(basins), "area_km2": float(w.sum())}
+    return pd.DataFrame(means, index=frame.index), pd.DataFrame.from_dict(info, orient="index")
+
+
+# --- water balance -------------------------------------------------------------------------------
+def storage_change(frame, *, method: str = "central"):
+    """Monthly storage change dS/dt (mm month-1) of a (time x basin) storage table.
+
+    Parameters
+    ----------
+    frame : pandas.Series or pandas.DataFrame
+        Storage (mm) on a regular monthly index; NaN = gap.
+    method : {"central", "backward"}
+        ``central``: (S_{t+1} - S_{t-1}) / 2, the change over month t when S is a monthly mean
+        (Landerer et al. 2010, doi:10.1175/2010JHM1248.1); ``backward``: S_t - S_{t-1}.
+
+    Returns
+    -------
+    Same type and shape, float64, mm month-1; NaN next to gaps and at the ends.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``method``.
+    """
+    if method == "central":
+        return ((frame.shift(-1) - frame.shift(1)) / 2.0).astype("float64")
+    if method == "backward":
+        return (frame - frame.shift(1)).astype("float64")
+    raise ValueError(f"method must be 'central' or 'backward', found {method!r}")
+
+
+def water_balance(storage: pd.DataFrame, net: pd.DataFrame, *, method: str = "central",
+                  min_n: int = 24) -> pd.DataFrame:
+    """dS/dt against P - ET - R per basin: correlation, ratio of variability, mean imbalance.
+
+    Parameters
+    ----------
+    storage : pandas.DataFrame
+        (time x basin) storage anomalies, mm (gaps NaN).
+    net : pandas.DataFrame
+        (time x basin) P - ET - R, mm month-1, same labels.
+    method : str
+        See :func:`storage_change`.
+    min_n : int
+        Basins with fewer valid months get NaN scores.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index basin: ``n`` (int), ``r`` (Pearson), ``std_ratio`` (std dS/dt / std (P-ET-R)),
+        ``slope`` (least-squares dS/dt on P-ET-R), ``mean_imbalance`` (mean of P-ET-R - dS/dt,
+        mm month-1: the closure error, positive when the fluxes add more water than storage gains),
+        ``rmse`` (mm month-1).
+
+    References
+    ----------
+    Rodell, M., et al. (2015): The observed state of the water cycle in the early twenty-first
+    century. J. Climate 28, 8289-8318, doi:10.1175/JCLI-D-14-00555.1; Yin et al. (2023), basin water
+    balance of 341 basins.
+    """
+    ds = storage_change(storage, method=method)
+    net = net.reindex(index=ds.index, columns=ds.columns)
+    rows = {}
+    for basin in ds.columns:
+        a, b = ds[basin].to_numpy(), net[basin].to_numpy()
+        ok = np.isfinite(a) & np.isfinite(b)
+        n = int(ok.sum())
+        if n < max(min_n, 2):
+            rows[basin] = {"n": n, "r": np.nan, "std_ratio": np.nan, "slope": np.nan, "mean_imbalance": np.nan,
+                           "rmse": np.nan}
+            continue
+        a, b = a[ok], b[ok]
+        sb = b.std()
+        rows[basin] = {"n": n, "r": pearson_r(a, b), "std_ratio": float(a.std() / sb) if sb > 0 else np.nan,
+                       "slope": float(np.polyfit(b, a, 1)[0]) if sb > 0 else np.nan,
+                       "mean_imbalance": float(np.mean(b - a)), "rmse": float(np.sqrt(np.mean((b - a) ** 2)))}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "station"
+    return out.astype({"n": "int64"})
+
+
+# --- CF output --------------------------------------------------------------------------------
+def _time_axis(ds: xr.Dataset) -> xr.Dataset:
+    times = ds["time"].values.astype("datetime64[ns]")
+    next_month = (pd.DatetimeIndex(times) + pd.offsets.MonthBegin(1)).to_numpy().astype("datetime64[ns]")
+    ds["time_bnds"] = (("time", "nv"), np.stack([times, next_month], axis=1))
+    ds["time"].attrs.update({"standard_name": "time", "axis": "T", "bounds": "time_bnds",
+                             "long_name": "start of the month"})
+    for name in ("time", "time_bnds"):
+        ds[name].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64",
+                                  "_FillValue": None})
+    return ds
+
+
+def _long_name(name: str) -> str:
+    solution = name.split("_")[1].upper()
+    what = "detrended and deseasonalised terrestrial water storage anomaly" if "_dd" in name else \
+        "terrestrial water storage anomaly relative to the 2004.0-2009.999 mean"
+    if name.endswith("_rec"):
+        return f"{what}, LightGBM reconstruction trained on GRACE {solution} mascons"
+    if name.endswith("_cv"):
+        return f"{what}, LightGBM prediction for years held out of training (GRACE {solution} mascons)"
+    return f"{what}, GRACE/GRACE-FO {solution} mascons (basin mean; gaps kept)"
+
+
+def _storage_attrs(name: str) -> dict:
+    return {"long_name": _long_name(name), "units": TWS_UNITS,
+            "comment": "liquid water equivalent thickness; 1 mm = 1 kg m-2. No CF standard name fits a total "
+                       "terrestrial water storage anomaly (lwe_thickness_of_* names cover single stores)."}
+
+
+def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, data_kind: str = "real",
+                 attrs: Mapping | None = None) -> xr.Dataset:
+    """CF-1.8 ``timeSeries`` of the basin series: observed, reconstructed and held-out storage anomalies.
+
+    Parameters
+    ----------
+    result : TwsResult
+    attributes : pandas.DataFrame, optional
+        Index basin; ``continent`` (str) and ``area_km2`` (float) become auxiliary variables.
+    data_kind : str
+        ``real`` or ``synthetic`` (global attribute).
+    attrs : mapping, optional
+        Global attributes added last; None values dropped.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims (station, time): every storage column of ``result.series`` (float64, mm, NaN fill),
+        ``station_name`` (cf_role timeseries_id), ``continent``, ``area`` (km2), ``time`` (month start,
+        bounds ``time_bnds``). Basins carry no coordinates in the source: no lat/lon.
+
+    References
+    ----------
+    CF Conventions 1.8, section 9 (featureType timeSeries).
+    """
+    columns = [c for c in result.series.columns if c != "net"]
+    ds = xr.Dataset.from_dataframe(result.series[columns])
+    stations = ds["station"].values.astype(str)
+    ds = ds.assign_coords(station_name=("station", stations.astype(object),
+                                        {"cf_role": "timeseries_id", "long_name": "GRDC major river basin"}))
+    if attributes is not None:
+        a = attributes.reindex(stations)
+        ds["continent"] = ("station", a["continent"].fillna("").astype(str).to_numpy(object),
+                           {"long_name": "GRDC region of the basin (basins.dbf CONTINENT)"})
+        ds["area"] = ("station", a["area_km2"].to_numpy(dtype="float64"),
+                      {"long_name": "basin area (basins.dbf RASTAREA)", "units": "km2"})
+        ds["area"].encoding["_FillValue"] = np.nan
+    ds = _time_axis(ds.drop_vars("station"))
+    for name in columns:
+        ds[name] = ds[name].astype("float64")
+        ds[name].attrs = _storage_attrs(name)
+        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time station_name"})
+    ds.attrs = {"Conventions": "CF-1.8", "featureType": "timeSeries", "data_kind": data_kind,
+                "title": "Terrestrial water storage anomalies over GRDC major river basins: GRACE mascons and "
+                         "their LightGBM reconstruction",
+                "source": f"LightGBM {lightgbm.__version__}; predictors P, ET, R ({', '.join(result.predictors.values())})"
+                          f", features {', '.join(result.features)}",
+                "baseline": f"{BASELINE[0]}/{BASELINE[1]}",
+                "references": REFERENCES, "history": cf_history("products.generators.tws_rec")}
+    for (solution, variant), row in result.cv.iterrows():
+        ds.attrs[f"{solution}_{variant}_held_out_years_nse"] = float(row["nse"])
+        ds.attrs[f"{solution}_{variant}_held_out_years_r"] = float(row["r"])
+    ds.attrs.update(merge_attrs(attrs))
+    return ds
+
+
+def to_cf_regions(means: Mapping[str, pd.DataFrame], regions: pd.DataFrame, *, data_kind: str = "real",
+                  attrs: Mapping | None = None) -> xr.Dataset:
+    """CF-1.8 ``timeSeries`` of region means, one variable per storage series.
+
+    Parameters
+    ----------
+    means : mapping
+        Variable name -> (time x region) DataFrame (mm), e.g. from :func:`region_means`.
+    regions : pandas.DataFrame
+        Per region ``basins`` and ``area_km2``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims (region, time): one float64 variable (mm) per entry of ``means``; ``region_name``
+        (cf_role timeseries_id), ``n_basins``, ``basin_area`` (km2).
+    """
+    names = list(regions.index)
+    first = next(iter(means.values()))
+    ds = xr.Dataset(coords={"time": first.index.to_numpy().astype("datetime64[ns]")})
+    for name, frame in means.items():
+        ds[name] = (("region", "time"), frame.reindex(columns=names).to_numpy(dtype="float64").T,
+                    {**_storage_attrs(name), "cell_methods": "area: mean (area-weighted over the region's basins)",
+                     "coordinates": "time region_name"})
+        ds[name].encoding["_FillValue"] = np.nan
+    ds = ds.assign_coords(region_name=("region", np.array(names, dtype=object),
+                                       {"cf_role": "timeseries_id", "long_name": "GRDC region (basins.dbf CONTINENT)"}))
+    ds["n_basins"] = ("region", regions["basins"].to_numpy(dtype="int32"), {"long_name": "number of basins averaged"})
+    ds["basin_area"] = ("region", regions["area_km2"].to_numpy(dtype="float64"),
+                        {"long_name": "total area of the basins averaged", "units": "km2"})
+    ds = _time_axis(ds)
+    ds.attrs = merge_attrs({"Conventions": "CF-1.8", "featureType": "timeSeries", "data_kind": data_kind,
+                            "title": "Area-weighted regional means of terrestrial water storage anomalies over GRDC basins",
+                            "comment": "means over the basin-covered part of each region only, not the whole region",
+                            "references": REFERENCES, "history": cf_history("products.generators.tws_rec")}, attrs)
+    return ds
+
+
+# --- gridded path (mascon-layout cubes) -------------------------------------------------------------
+def _month_starts(times) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(np.asarray(times)).to_period("M").to_timestamp()
+
+
+def _cells(da: xr.DataArray, lat: slice, lon: slice, times: pd.DatetimeIndex) -> pd.DataFrame:
+    """(time x cell) DataFrame of a (time, lat, lon) window, rows on ``times`` (month starts)."""
+    values = np.asarray(da.isel(lat=lat, lon=lon).values, dtype="float64")
+    frame = pd.DataFrame(values.reshape(values.shape[0], -1), index=_month_starts(da["time"].values))
+    return frame.groupby(level=0).mean().reindex(times)
+
+
+def grid_features(window: Window, *, p: xr.DataArray, et: xr.DataArray, r: xr.DataArray, times: pd.DatetimeIndex,
+                  baseline: tuple[str, str] = BASELINE, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features of the valid cells of one (all-months x lat x lon) window: ``features`` of apply_chunked.
+
+    Parameters
+    ----------
+    window : Window
+        Must span the whole time axis (the filters need each cell's history).
+    p, et, r : xarray.DataArray
+        (time, lat, lon) mm month-1 on the output grid (read lazily, window by window).
+    times : pandas.DatetimeIndex
+        Output months (month starts).
+    mask : numpy.ndarray, optional
+        bool (lat, lon): cells to predict (land); default all.
+
+    Returns
+    -------
+    matrix : numpy.ndarray
+        float64 (n_valid, len(FEATURES)).
+    valid : numpy.ndarray
+        bool ``window.shape``: cell in ``mask`` with P, ET and R present.
+
+    Raises
+    ------
+    ValueError
+        The window does not span the whole time axis.
+    """
+    if window.time.start != 0 or window.time.stop != len(times):
+        raise ValueError("grid windows must span the whole time axis (the features need each cell's history)")
+    tables = [_cells(da, window.lat, window.lon, times) for da in (p, et, r)]
+    features = flux_features(*tables, baseline=baseline)
+    valid = np.isfinite(np.stack([t.to_numpy() for t in tables])).all(axis=0).reshape(window.shape)
+    if mask is not None:
+        valid &= np.asarray(mask, dtype=bool)[window.lat, window.lon][None, :, :]
+    matrix = np.column_stack([features[name].to_numpy().reshape(window.shape)[valid] for name in FEATURES])
+    return matrix, valid
+
+
+def _predict(matrix: np.ndarray, *, model: lightgbm.LGBMRegressor) -> np.ndarray:
+    return model.predict(pd.DataFrame(matrix, columns=list(FEATURES), copy=False))
+
+
+def mascon_mm(mascon: xr.Dataset, *, apply_scale_factor: bool = True) -> xr.DataArray:
+    """``lwe_thickness`` of a JPL mascon dataset in mm (x 10 from cm), gain factors applied where present.
+
+    Parameters
+    ----------
+    mascon : xarray.Dataset
+        From :func:`ingestion.readers.grace.open_grid` (``lwe_thickness`` in cm, optional
+        ``scale_factor``).
+
+    Returns
+    -------
+    xarray.DataArray
+        (time, lat, lon) float64 mm, ``time`` as month starts.
+
+    Raises
+    ------
+    ValueError
+        ``lwe_thickness`` is not in cm or mm.
+
+    References
+    ----------
+    Watkins et al. (2015); Wiese et al. (2016), doi:10.1002/2016WR019344 (CLM4 gain factors).
+    """
+    lwe = mascon["lwe_thickness"]
+    units = lwe.attrs.get("units")
+    if units not in ("cm", "mm"):
+        raise ValueError(f"lwe_thickness: units {units!r}, expected cm or mm")
+    out = lwe.astype("float64") * (10.0 if units == "cm" else 1.0)
+    if apply_scale_factor and "scale_factor" in mascon:
+        out = out * mascon["scale_factor"]
+    return out.assign_coords(time=_month_starts(out["time"].values).to_numpy())
+
+
+def reconstruct_grid(mascon: xr.Dataset, p: xr.DataArray, et: xr.DataArray, r: xr.DataArray,
+                     out_path: str | os.PathLike, *, variant: str = "anomaly", baseline: tuple[str, str] = BASELINE,
+                     chunk: tuple[int, int] = (32, 32), max_training_rows: int = 200_000, params: Mapping | None = None,
+                     seed: int = 42, data_kind: str = "real", attrs: Mapping | None = None) -> dict:
+    """The TWS reconstruction on a mascon-layout grid, trained on its GRACE months and written chunk by chunk.
+
+    Parameters
+    ----------
+    mascon : xarray.Dataset
+        JPL mascon layout as :func:`ingestion.readers.grace.open_grid` returns it: ``lwe_thickness``
+        (time, lat, lon) in cm relative to 2004.0-2009.999, optional ``land_mask`` and ``scale_factor``.
+    p, et, r : xarray.DataArray
+        (time, lat, lon) monthly precipitation, ET and runoff, mm month-1, on the mascon's lat/lon grid;
+        their time axis is the output's (the reconstruction span).
+    out_path : str or os.PathLike
+        NetCDF-4 file (written atomically by :func:`products.methods.chunked.apply_chunked`).
+    variant : {"anomaly", "dd"}
+        Target: the baseline anomaly, or its detrended and deseasonalised form.
+    chunk : (int, int)
+        Window (lat, lon) cells; every window spans all months.
+    max_training_rows : int
+        Training cell-months sampled (seeded) from the GRACE months of land cells.
+    params, seed : LightGBM parameters and random state.
+    data_kind : str
+        ``real``, ``synthetic`` or ``proxy`` (global attribute).
+
+    Returns
+    -------
+    dict
+        ``path``, ``training_rows``, ``in_sample`` (:func:`products.methods.metrics.summary` of the
+        fitted model on its training rows, mm), ``windows``, ``valid_cells``.
+
+    Raises
+    ------
+    ValueError
+        Grids differ, no overlapping GRACE and predictor months, or a bad ``variant``.
+
+    References
+    ----------
+    Yin et al. (2023); Humphrey & Gudmundsson (2019); Watkins et al. (2015).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, found {variant!r}")
+    tws = mascon_mm(mascon)
+    for da in (p, et, r):
+        for c in ("lat", "lon"):
+            if da[c].size != tws[c].size or not np.allclose(da[c].values, tws[c].values, atol=1e-6):
+                raise ValueError(f"predictor {da.name!r}: {c} differs from the mascon grid")
+    times = pd.DatetimeIndex(sorted(set(_month_starts(p["time"].values))))
+    shape = (len(times), tws["lat"].size, tws["lon"].size)
+    mask = (np.asarray(mascon["land_mask"].values) > 0.5) if "land_mask" in mascon else None
+    full = Window(0, slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
+    # Training rows: every land cell's GRACE months (the cube is small enough per window; sample rows).
+    rows_x, rows_y = [], []
+    for w in _windows_all_time(shape, chunk):
+        matrix, valid = grid_features(w, p=p, et=et, r=r, times=times, baseline=baseline, mask=mask)
+        target = _cells(tws, w.lat, w.lon, times)
+        target = variants(target, baseline=baseline)[variant].to_numpy().reshape(w.shape)
+        y = target[valid]
+        keep = np.isfinite(y)
+        rows_x.append(matrix[keep])
+        rows_y.append(y[keep])
+    x, y = np.concatenate(rows_x), np.concatenate(rows_y)
+    if not len(y):
+        raise ValueError("no month with both GRACE storage and predictors")
+    rng = np.random.default_rng(seed)
+    if len(y) > max_training_rows:
+        pick = np.sort(rng.choice(len(y), max_training_rows, replace=False))
+        x, y = x[pick], y[pick]
+    model = lightgbm.LGBMRegressor(**_model_params(params, seed)).fit(pd.DataFrame(x, columns=list(FEATURES)), y)
+    in_sample = summary(_predict(x, model=model), y)
+    name = "tws_rec" if variant == "anomaly" else "tws_dd_rec"
+    spec = GridSpec(
+        name=name, time=times.to_numpy().astype("datetime64[ns]"), lat=tws["lat"].values, lon=tws["lon"].values,
+        attrs={**_storage_attrs(f"tws_grace{'_dd' if variant == 'dd' else ''}_rec"),
+               "cell_methods": "area: mean (mascon cells)"},
+        time_bounds=np.stack([times.to_numpy(), (times + pd.offsets.MonthBegin(1)).to_numpy()], axis=1)
+        .astype("datetime64[ns]"),
+        global_attrs=merge_attrs({
+            "Conventions": "CF-1.8", "data_kind": data_kind,
+            "title": "Terrestrial water storage anomaly reconstructed on a mascon grid (LightGBM)",
+            "source": f"LightGBM {lightgbm.__version__} trained on the GRACE months of the mascon cube "
+                      f"({len(y)} cell-months), features {', '.join(FEATURES)}",
+            "baseline": f"{baseline[0]}/{baseline[1]}", "variant": variant,
+            "in_sample_nse": float(in_sample["nse"]), "in_sample_r": float(in_sample["r"]),
+            "references": REFERENCES, "history": cf_history("products.generators.tws_rec")}, attrs))
+    features = functools.partial(grid_features, p=p, et=et, r=r, times=times, baseline=baseline, mask=mask)
+    stats = apply_chunked(features, functools.partial(_predict, model=model), spec, out_path,
+                          chunk=(full.shape[0], *chunk))
+    return {"path": Path(out_path), "training_rows": int(len(y)), "in_sample": in_sample,
+            "windows": stats.n_windows, "valid_cells": stats.n_valid}
+
+
+def _windows_all_time(shape, chunk):
+    from products.methods.chunked import windows
+
+    return windows(shape, (shape[0], *chunk))
