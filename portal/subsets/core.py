@@ -1,0 +1,1018 @@
+"""Subsets of gridded products: selection, size estimates, point and area series, file writers.
+
+Pure numpy / xarray / shapely / rasterio code (no Django), the core under the subset download
+service, the API, the OGC API-EDR endpoints and the asynchronous jobs.
+
+A gridded product is an ``xarray.Dataset`` whose data variables have the dims ``(time, lat, lon)``
+with 1-D coordinates ``time`` (datetime64 or cftime), ``lat`` (degrees_north, ascending or
+descending) and ``lon`` (degrees_east, either -180..180 or 0..360). Cells are selected by their
+centres.
+
+Conventions
+-----------
+* One bbox order everywhere: ``(min_lon, min_lat, max_lon, max_lat)`` in EPSG:4326 degrees. A box
+  with ``min_lon > max_lon`` crosses the antimeridian (``(170, -10, -170, 10)`` is 20 degrees wide).
+* Selected longitudes are returned *continuous and increasing eastwards from the west edge of the
+  request*: each value is the dataset's own longitude shifted by a multiple of 360 degrees. A box
+  ``170..-170`` gives ``170 .. 190``; a box ``-20..-10`` on a 0..360 grid gives ``-20 .. -10``.
+  Outputs are therefore always regular grids that GeoTIFF and CF readers accept.
+* Every request that would be empty or outside the dataset's extent raises :class:`SubsetError`;
+  nothing here ever falls back to the full grid.
+
+References
+----------
+* CF Conventions 1.8, https://cfconventions.org/
+* CoverageJSON format specification, OGC Community Standard 21-069r2,
+  https://docs.ogc.org/cs/21-069r2/21-069r2.html
+* Cloud Optimized GeoTIFF, GDAL COG driver, https://gdal.org/drivers/raster/cog.html
+* RFC 7946 GeoJSON, https://www.rfc-editor.org/rfc/rfc7946
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+import xarray as xr
+from shapely.geometry.base import BaseGeometry
+
+FORMATS = ("netcdf", "geotiff", "csv", "zarr", "coveragejson")
+"""Output formats a :class:`SubsetRequest` may name."""
+
+_EPS = 1e-9  # degrees; tolerance on box edges for float noise in coordinates
+
+
+class SubsetError(ValueError):
+    """A subset request that cannot be answered.
+
+    The message starts with the request field at fault (``bbox``, ``polygon``, ``time``,
+    ``variables``, ``lon``, ``lat``, ``time_stride``, ``space_stride``, ``format``) followed by what
+    was expected, e.g. ``"bbox: min_lat 50 > max_lat 40"``. Views turn it into an HTTP 400.
+
+    Parameters
+    ----------
+    field : str
+        The request field at fault.
+    message : str
+        What is wrong and what was expected.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+    def __reduce__(self):  # picklable (Celery results carry exceptions between processes)
+        return (type(self), (self.field, self.message))
+
+
+TimeBound = str | np.datetime64 | pd.Timestamp | None
+
+
+@dataclass(frozen=True)
+class SubsetRequest:
+    """What a user asks for: variables, a region, a period, strides and a format.
+
+    Parameters
+    ----------
+    variables : sequence of str
+        Names of data variables; empty means every gridded variable of the dataset.
+    bbox : tuple of 4 float, optional
+        ``(min_lon, min_lat, max_lon, max_lat)`` in degrees (EPSG:4326); ``min_lon > max_lon``
+        crosses the antimeridian. Longitudes in -180..360, latitudes in -90..90.
+    polygon : dict or str or shapely geometry, optional
+        A GeoJSON Polygon / MultiPolygon (geometry or Feature) or a WKT string; cells whose
+        centres fall inside are kept. Give at most one of ``bbox`` and ``polygon``; with neither,
+        the whole spatial extent is requested (the service caps the size).
+    time : tuple (start, end), optional
+        Inclusive bounds, ISO strings (partial strings such as ``"2001-02"`` cover the whole month
+        at either end), ``numpy.datetime64`` or ``pandas.Timestamp``; either may be None (open).
+    time_stride, space_stride : int
+        Keep every n-th time step / every n-th cell in lat and lon, starting with the first
+        selected one. Default 1.
+    format : str
+        One of :data:`FORMATS`.
+
+    Raises
+    ------
+    SubsetError
+        On a malformed field, naming it (checked on construction, before any data is touched).
+    """
+
+    variables: Sequence[str] = ()
+    bbox: tuple[float, float, float, float] | None = None
+    polygon: Mapping[str, Any] | str | BaseGeometry | None = None
+    time: tuple[TimeBound, TimeBound] | None = None
+    time_stride: int = 1
+    space_stride: int = 1
+    format: str = "netcdf"
+    geometry: BaseGeometry | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.variables, str):
+            object.__setattr__(self, "variables", (self.variables,))
+        object.__setattr__(self, "variables", tuple(self.variables))
+        for name in self.variables:
+            if not isinstance(name, str) or not name:
+                raise SubsetError("variables", f"expected variable names, got {name!r}")
+        if self.bbox is not None and self.polygon is not None:
+            raise SubsetError("bbox", "give a bbox or a polygon, not both")
+        if self.bbox is not None:
+            object.__setattr__(self, "bbox", _check_bbox(self.bbox))
+        if self.polygon is not None:
+            object.__setattr__(self, "geometry", parse_polygon(self.polygon))
+        if self.time is not None:
+            object.__setattr__(self, "time", _check_time(self.time))
+        for name in ("time_stride", "space_stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+                raise SubsetError(name, f"expected an integer >= 1, got {value!r}")
+        if self.format not in FORMATS:
+            raise SubsetError("format", f"{self.format!r} not in {list(FORMATS)}")
+
+
+# --------------------------------------------------------------------------- request checks
+
+
+def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise SubsetError("bbox", f"expected 4 numbers (min_lon, min_lat, max_lon, max_lat), got {bbox!r}") from None
+    if len(values) != 4:
+        raise SubsetError("bbox", f"expected 4 numbers (min_lon, min_lat, max_lon, max_lat), got {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise SubsetError("bbox", f"expected finite numbers, got {bbox!r}")
+    min_lon, min_lat, max_lon, max_lat = values
+    for name, lon in (("min_lon", min_lon), ("max_lon", max_lon)):
+        if not -180 <= lon <= 360:
+            raise SubsetError("bbox", f"{name} {lon:g} outside -180..360")
+    for name, lat in (("min_lat", min_lat), ("max_lat", max_lat)):
+        if not -90 <= lat <= 90:
+            raise SubsetError("bbox", f"{name} {lat:g} outside -90..90")
+    if min_lat > max_lat:
+        raise SubsetError("bbox", f"min_lat {min_lat:g} > max_lat {max_lat:g}")
+    return values
+
+
+def parse_polygon(polygon: Mapping[str, Any] | str | BaseGeometry) -> BaseGeometry:
+    """Parse a GeoJSON or WKT polygon into a valid shapely geometry.
+
+    Parameters
+    ----------
+    polygon : dict or str or shapely geometry
+        GeoJSON geometry or Feature (``Polygon`` / ``MultiPolygon``, RFC 7946: lon, lat order),
+        or WKT. Longitudes may run past 180 (e.g. 170..190) to cross the antimeridian.
+
+    Returns
+    -------
+    shapely.Polygon or shapely.MultiPolygon
+
+    Raises
+    ------
+    SubsetError
+        ``polygon: ...`` for unparsable text, other geometry types, invalid (self-intersecting)
+        or empty shapes, coordinates outside lon -180..360 / lat -90..90.
+    """
+    try:
+        if isinstance(polygon, BaseGeometry):
+            geom = polygon
+        elif isinstance(polygon, str):
+            geom = shapely.from_wkt(polygon)
+        elif isinstance(polygon, Mapping):
+            obj = polygon.get("geometry", polygon) if polygon.get("type") == "Feature" else polygon
+            geom = shapely.geometry.shape(obj)
+        else:
+            raise SubsetError("polygon", f"expected GeoJSON (dict) or WKT (str), got {type(polygon).__name__}")
+    except SubsetError:
+        raise
+    except (shapely.errors.ShapelyError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise SubsetError("polygon", f"not a GeoJSON or WKT polygon ({exc})") from None
+    if geom.geom_type not in ("Polygon", "MultiPolygon"):
+        raise SubsetError("polygon", f"expected a Polygon or MultiPolygon, got {geom.geom_type}")
+    if not geom.is_empty and not geom.is_valid:
+        raise SubsetError("polygon", f"invalid geometry ({shapely.is_valid_reason(geom)})")
+    if geom.is_empty or geom.area == 0:
+        raise SubsetError("polygon", "the polygon is empty (zero area)")
+    min_x, min_y, max_x, max_y = geom.bounds
+    if min_x < -180 or max_x > 360:
+        raise SubsetError("polygon", f"longitudes {min_x:g}..{max_x:g} outside -180..360")
+    if min_y < -90 or max_y > 90:
+        raise SubsetError("polygon", f"latitudes {min_y:g}..{max_y:g} outside -90..90")
+    return geom
+
+
+def _timestamp(value: TimeBound, name: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise SubsetError("time", f"{name} {value!r} is not an ISO 8601 date") from None
+    if stamp is pd.NaT:
+        raise SubsetError("time", f"{name} {value!r} is not an ISO 8601 date")
+    return stamp
+
+
+def _check_time(time: Sequence[TimeBound]) -> tuple[TimeBound, TimeBound]:
+    if isinstance(time, str) or len(time) != 2:
+        raise SubsetError("time", f"expected (start, end), got {time!r}")
+    start, end = time
+    t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
+    if t0 is not None and t1 is not None and t0 > t1:
+        raise SubsetError("time", f"start {start} > end {end}")
+    return (start, end)
+
+
+# --------------------------------------------------------------------------- the cube
+
+
+def _check_cube(ds: xr.Dataset) -> None:
+    for name in ("time", "lat", "lon"):
+        if name not in ds.coords or ds[name].ndim != 1 or ds[name].dims != (name,):
+            raise SubsetError("dataset", f"expected a 1-D {name!r} coordinate on a (time, lat, lon) cube")
+
+
+def _gridded_variables(ds: xr.Dataset) -> list[str]:
+    return [str(name) for name, v in ds.data_vars.items() if "lat" in v.dims and "lon" in v.dims]
+
+
+def _resolve_variables(ds: xr.Dataset, variables: Sequence[str] | None) -> list[str]:
+    available = _gridded_variables(ds)
+    if not variables:
+        if not available:
+            raise SubsetError("variables", "the dataset has no (lat, lon) variable")
+        return available
+    for name in variables:
+        if name not in available:
+            raise SubsetError("variables", f"{name!r} not in {available}")
+    return list(dict.fromkeys(variables))
+
+
+def _spacing(values: np.ndarray) -> float:
+    if values.size < 2:
+        return 0.0
+    return float(np.median(np.abs(np.diff(values))))
+
+
+def _iso(value: Any) -> str:
+    """ISO 8601 text of a time value (date only at midnight)."""
+    if hasattr(value, "isoformat") and not isinstance(value, pd.Timestamp | np.datetime64):
+        text = value.isoformat()  # cftime
+    else:
+        text = pd.Timestamp(value).isoformat()
+    return text[:10] if text.endswith("T00:00:00") else text
+
+
+def _show(value: TimeBound) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else _iso(value)
+
+
+def _as_indexer(idx: np.ndarray) -> slice | np.ndarray:
+    """A slice where the indices are evenly spaced and increasing (cheaper for backends)."""
+    if idx.size == 1:
+        return slice(int(idx[0]), int(idx[0]) + 1)
+    steps = np.diff(idx)
+    if idx.size and steps[0] > 0 and np.all(steps == steps[0]):
+        return slice(int(idx[0]), int(idx[-1]) + 1, int(steps[0]))
+    return idx
+
+
+def _time_slice(ds: xr.Dataset, time: tuple[TimeBound, TimeBound] | None, stride: int) -> slice:
+    n = ds.sizes["time"]
+    if time is None:
+        sl = slice(0, n)
+    else:
+        start, end = time
+        index = ds.indexes["time"]
+        start = start.isoformat() if isinstance(start, pd.Timestamp) else start
+        end = end.isoformat() if isinstance(end, pd.Timestamp) else end
+        try:
+            sl = index.slice_indexer(start, end)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise SubsetError("time", f"cannot select {start}..{end} ({exc})") from None
+    lo, hi, _ = sl.indices(n)
+    if hi <= lo:
+        t = ds["time"].values
+        extent = f"{_iso(t[0])}..{_iso(t[-1])}" if n else "(no time steps)"
+        asked = "the request" if time is None else f"{_show(time[0])}..{_show(time[1])}"
+        raise SubsetError("time", f"{asked} is outside the dataset's {extent}")
+    return slice(lo, hi, stride)
+
+
+def _circular_cover(intervals: list[tuple[float, float]]) -> tuple[float, float]:
+    """Smallest circular longitude interval ``(west, width)`` covering all ``(west, width)`` ones."""
+    if any(w >= 360 for _, w in intervals):
+        return -180.0, 360.0
+    spans = sorted(((w0 % 360.0), (w0 % 360.0) + w) for w0, w in intervals)
+    merged: list[list[float]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    # gaps between consecutive merged spans, and the one wrapping round the circle
+    gaps = [(merged[i + 1][0] - merged[i][1], i + 1) for i in range(len(merged) - 1)]
+    gaps.append((merged[0][0] + 360.0 - merged[-1][1], 0))
+    gap, start = max(gaps)
+    if gap <= 0:
+        return -180.0, 360.0
+    west = merged[start][0]
+    west = west - 360.0 if west >= 180.0 else west
+    return west, 360.0 - gap
+
+
+def _lon_selection(lon: np.ndarray, west: float, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of cell centres within ``west .. west + width`` (modulo 360) and their lon values.
+
+    Returns indices ordered eastwards from ``west`` and each centre's longitude shifted by a
+    multiple of 360 so the sequence is increasing from ``west``.
+    """
+    offset = np.mod(lon - west, 360.0)
+    offset[offset > 360.0 - _EPS] = 0.0
+    keep = np.ones(lon.shape, bool) if width >= 360.0 else offset <= width + _EPS
+    idx = np.nonzero(keep)[0]
+    idx = idx[np.argsort(offset[idx], kind="stable")]
+    shift = np.round((west + offset[idx] - lon[idx]) / 360.0) * 360.0
+    return idx, lon[idx] + shift
+
+
+@dataclass
+class _Plan:
+    variables: list[str]
+    indexers: dict[str, slice | np.ndarray]
+    lon: np.ndarray  # output longitudes (continuous from the west edge)
+    mask: np.ndarray | None  # (lat, lon) bool, True inside the polygon
+
+
+def _plan(ds: xr.Dataset, request: SubsetRequest) -> _Plan:
+    """Work out the selection from coordinates only (no data is read)."""
+    _check_cube(ds)
+    variables = _resolve_variables(ds, request.variables)
+    lat = np.asarray(ds["lat"].values, dtype=float)
+    lon = np.asarray(ds["lon"].values, dtype=float)
+    stride = request.space_stride
+    field_name = "polygon" if request.geometry is not None else "bbox"
+
+    if request.geometry is not None:
+        parts = list(getattr(request.geometry, "geoms", [request.geometry]))
+        bounds = [p.bounds for p in parts]
+        west, width = _circular_cover([(b[0], b[2] - b[0]) for b in bounds])
+        south, north = min(b[1] for b in bounds), max(b[3] for b in bounds)
+    elif request.bbox is not None:
+        min_lon, south, max_lon, north = request.bbox
+        west = min_lon
+        width = max_lon - min_lon if max_lon >= min_lon else max_lon - min_lon + 360.0
+        width = min(width, 360.0)
+    else:
+        west, width, south, north = float(np.min(lon)), 360.0, -90.0, 90.0
+
+    lat_idx = np.nonzero((lat >= south - _EPS) & (lat <= north + _EPS))[0]
+    region = f"lat {south:g}..{north:g}"
+    if lat_idx.size == 0:
+        if north < lat.min() or south > lat.max():
+            raise SubsetError(field_name, f"{region} is outside the dataset's lat {lat.min():g}..{lat.max():g}")
+        raise SubsetError(field_name, f"no cell centre within {region} (grid spacing {_spacing(lat):g} degrees)")
+    lon_idx, lon_out = _lon_selection(lon, west, width)
+    if lon_idx.size == 0:
+        east = west + width
+        east = east - 360.0 if east > 360.0 else east
+        raise SubsetError(
+            field_name,
+            f"lon {west:g}..{east:g} selects no cell centre of the dataset's lon {lon.min():g}..{lon.max():g} "
+            f"(grid spacing {_spacing(lon):g} degrees)",
+        )
+
+    mask = None
+    if request.geometry is not None:
+        glon, glat = np.meshgrid(lon_out, lat[lat_idx])
+        geom = request.geometry
+        shapely.prepare(geom)
+        mask = np.zeros(glon.shape, bool)
+        for shift in (0.0, -360.0, 360.0):
+            mask |= shapely.contains_xy(geom, glon + shift, glat)
+        rows, cols = np.any(mask, axis=1), np.any(mask, axis=0)
+        if not rows.any():
+            raise SubsetError("polygon", "no cell centre falls inside the polygon")
+        # trim to the rows and columns that hold a centre inside
+        r0, r1 = np.nonzero(rows)[0][[0, -1]]
+        c0, c1 = np.nonzero(cols)[0][[0, -1]]
+        lat_idx, lon_idx, lon_out = lat_idx[r0 : r1 + 1], lon_idx[c0 : c1 + 1], lon_out[c0 : c1 + 1]
+        mask = mask[r0 : r1 + 1, c0 : c1 + 1][::stride, ::stride]
+        if not mask.any():
+            raise SubsetError("space_stride", f"a stride of {stride} skips every cell centre inside the polygon")
+
+    lat_idx, lon_idx, lon_out = lat_idx[::stride], lon_idx[::stride], lon_out[::stride]
+    indexers = {
+        "time": _time_slice(ds, request.time, request.time_stride),
+        "lat": _as_indexer(lat_idx),
+        "lon": _as_indexer(lon_idx),
+    }
+    return _Plan(variables, indexers, lon_out, mask)
+
+
+def _apply(ds: xr.Dataset, plan: _Plan) -> xr.Dataset:
+    out = ds[plan.variables].isel(plan.indexers)
+    attrs = dict(ds["lon"].attrs) or {"standard_name": "longitude", "units": "degrees_east"}
+    return out.assign_coords(lon=("lon", plan.lon.astype(ds["lon"].dtype), attrs))
+
+
+def _masked_dtype(da: xr.DataArray) -> np.dtype:
+    """dtype of ``da`` once cells outside a polygon are set to missing."""
+    if da.dtype.kind in "iub" and _fill_value(da) is not None:
+        return da.dtype
+    return np.result_type(da.dtype, np.float32) if da.dtype.kind == "f" else np.dtype("float64")
+
+
+def _fill_value(da: xr.DataArray) -> Any:
+    return da.encoding.get("_FillValue", da.attrs.get("_FillValue"))
+
+
+def select(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
+    """Select variables, a region, a period and strides from a gridded cube, lazily.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Cube with data variables ``(time, lat, lon)``; ``lat`` ascending or descending
+        (degrees_north), ``lon`` in -180..180 or 0..360 (degrees_east), any dtype and units.
+    request : SubsetRequest
+        Variables, bbox or polygon, time range and strides (the format is not used here).
+
+    Returns
+    -------
+    xarray.Dataset
+        The requested variables ``(time, lat, lon)`` with the dataset's dtypes, units and
+        attributes, lat in the dataset's order, lon continuous and increasing from the request's
+        west edge (see the module notes). A polygon request covers the polygon's bounding box
+        with cells whose centres fall outside set to NaN (or to the variable's ``_FillValue`` for
+        integer variables that have one; other integer variables become float64).
+        Selection is lazy (``isel`` on the backend arrays); polygon masking stays lazy on dask
+        arrays and reads only the polygon's bounding box otherwise.
+
+    Raises
+    ------
+    SubsetError
+        ``variables`` not in the dataset; ``bbox`` / ``polygon`` outside the dataset's extent or
+        holding no cell centre; ``time`` outside the dataset's period; ``space_stride`` that skips
+        every cell of a polygon.
+    """
+    plan = _plan(ds, request)
+    out = _apply(ds, plan)
+    if plan.mask is not None:
+        mask = xr.DataArray(plan.mask, dims=("lat", "lon"))
+        for name in plan.variables:
+            da = out[name]
+            fill = _fill_value(da)
+            if da.dtype.kind in "iub" and fill is not None:
+                masked = da.where(mask, other=np.asarray(fill, dtype=da.dtype))
+            else:
+                masked = da.where(mask)
+            masked.attrs, masked.encoding = dict(da.attrs), dict(da.encoding)
+            out[name] = masked
+    return out
+
+
+def estimate_bytes(ds: xr.Dataset, request: SubsetRequest) -> int:
+    """Uncompressed size in bytes of what :func:`select` returns, without reading data.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        As for :func:`select`.
+    request : SubsetRequest
+
+    Returns
+    -------
+    int
+        Sum over the selected data variables and coordinates of ``size * itemsize`` (after the
+        dtype change polygon masking may cause). Equals ``select(ds, request).nbytes``. Compressed
+        formats are smaller; CSV and CoverageJSON text is typically 2-4 times larger.
+
+    Raises
+    ------
+    SubsetError
+        As for :func:`select`.
+    """
+    plan = _plan(ds, request)
+    out = _apply(ds, plan)
+    total = 0
+    for name, var in out.variables.items():
+        dtype = _masked_dtype(var) if plan.mask is not None and name in plan.variables else var.dtype
+        total += int(var.size) * np.dtype(dtype).itemsize
+    return total
+
+
+# --------------------------------------------------------------------------- point and area series
+
+
+def point_series(
+    ds: xr.Dataset,
+    lon: float,
+    lat: float,
+    variables: Sequence[str] | None = None,
+    time: tuple[TimeBound, TimeBound] | None = None,
+) -> tuple[xr.Dataset, tuple[float, float]]:
+    """Time series of the cell nearest to a point.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Cube ``(time, lat, lon)`` as for :func:`select`.
+    lon, lat : float
+        Degrees east (-180..360) and north (-90..90), EPSG:4326.
+    variables : sequence of str, optional
+        Default: every gridded variable.
+    time : tuple (start, end), optional
+        Inclusive bounds as in :class:`SubsetRequest`.
+
+    Returns
+    -------
+    series : xarray.Dataset
+        Variables with dims ``(time,)``, the dataset's dtypes and units; scalar coordinates ``lat``
+        and ``lon`` hold the cell's centre.
+    cell_centre : tuple of float
+        ``(lon, lat)`` of the chosen cell's centre, lon expressed in the frame of the given ``lon``
+        (e.g. -170.125 rather than 189.875 on a 0..360 grid).
+
+    Raises
+    ------
+    SubsetError
+        ``lon`` / ``lat`` outside the valid range or more than half a cell outside the dataset's
+        extent; ``variables`` or ``time`` as for :func:`select`.
+    """
+    _check_cube(ds)
+    names = _resolve_variables(ds, variables)
+    try:
+        lon, lat = float(lon), float(lat)
+    except (TypeError, ValueError):
+        raise SubsetError("lon", f"expected numbers for lon and lat, got {lon!r}, {lat!r}") from None
+    if not (math.isfinite(lon) and -180 <= lon <= 360):
+        raise SubsetError("lon", f"{lon:g} outside -180..360")
+    if not (math.isfinite(lat) and -90 <= lat <= 90):
+        raise SubsetError("lat", f"{lat:g} outside -90..90")
+    lats = np.asarray(ds["lat"].values, dtype=float)
+    lons = np.asarray(ds["lon"].values, dtype=float)
+    i = int(np.argmin(np.abs(lats - lat)))
+    if abs(lats[i] - lat) > _spacing(lats) / 2 + _EPS:
+        raise SubsetError("lat", f"{lat:g} is outside the dataset's lat {lats.min():g}..{lats.max():g}")
+    dist = np.abs((lons - lon + 180.0) % 360.0 - 180.0)
+    j = int(np.argmin(dist))
+    if dist[j] > _spacing(lons) / 2 + _EPS:
+        raise SubsetError("lon", f"{lon:g} is outside the dataset's lon {lons.min():g}..{lons.max():g}")
+    centre_lon = lon + ((lons[j] - lon + 180.0) % 360.0 - 180.0)
+    centre_lon = float(lons[j] + round((centre_lon - lons[j]) / 360.0) * 360.0)
+    t = _time_slice(ds, _check_time(time) if time is not None else None, 1)
+    series = ds[names].isel(time=t, lat=i, lon=j)
+    series = series.assign_coords(lon=((), np.asarray(centre_lon, ds["lon"].dtype), ds["lon"].attrs))
+    return series, (centre_lon, float(lats[i]))
+
+
+def area_mean(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
+    """Area-weighted mean series over a box or polygon.
+
+    Each cell is weighted by cos(latitude) (cell area on a regular lat-lon grid, up to a
+    constant); only cells with finite values count, so a time step's mean is
+    ``sum(w * x) / sum(w)`` over finite ``x``, NaN where none is finite. Implemented with
+    ``xarray.DataArray.weighted`` (which drops missing values from the weight sum).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Cube ``(time, lat, lon)`` as for :func:`select`.
+    request : SubsetRequest
+        Variables, bbox or polygon (cells whose centres fall inside), time range, strides.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables with dims ``(time,)``, float64 (float32 inputs are averaged in float64), the
+        input units; ``cell_methods = "area: mean"``; the region in the global attribute
+        ``geospatial_bounds`` (WKT, lon continuous from the west edge).
+
+    Raises
+    ------
+    SubsetError
+        As for :func:`select`.
+
+    References
+    ----------
+    xarray weighted reductions, https://docs.xarray.dev/en/stable/user-guide/computation.html#weighted-array-reductions
+    """
+    sub = select(ds, request)
+    weights = np.cos(np.deg2rad(sub["lat"].astype("float64")))
+    out = xr.Dataset(coords={"time": sub["time"]})
+    for name in sub.data_vars:
+        mean = sub[name].astype("float64").weighted(weights).mean(("lat", "lon"), skipna=True)
+        mean.attrs = {k: v for k, v in sub[name].attrs.items() if k not in ("_FillValue", "valid_range")}
+        mean.attrs["cell_methods"] = "area: mean (cos(latitude) weights, finite values only)"
+        out[name] = mean
+    if request.geometry is not None:
+        region = request.geometry
+    else:
+        lons, lats = sub["lon"].values, sub["lat"].values
+        region = shapely.box(float(lons.min()), float(lats.min()), float(lons.max()), float(lats.max()))
+    out.attrs["geospatial_bounds"] = region.wkt
+    return out
+
+
+# --------------------------------------------------------------------------- writers
+
+
+@contextmanager
+def _atomic(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+_KEEP_ENCODING = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_value", "units", "calendar")
+
+
+def _clean_encoding(ds: xr.Dataset) -> xr.Dataset:
+    """Copy of ``ds`` keeping only the value encodings (packing, fill, time units) of the source."""
+    out = ds.copy()
+    for var in out.variables.values():
+        var.encoding = {k: v for k, v in var.encoding.items() if k in _KEEP_ENCODING}
+    for name, attrs in (
+        ("lat", {"standard_name": "latitude", "units": "degrees_north"}),
+        ("lon", {"standard_name": "longitude", "units": "degrees_east"}),
+    ):
+        if name in out.coords:
+            out[name].attrs = {**attrs, **out[name].attrs}
+    return out
+
+
+def to_netcdf(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    citation: str,
+    attrs: Mapping[str, Any] | None = None,
+    complevel: int = 4,
+) -> Path:
+    """Write a CF NetCDF4 file (zlib-compressed), atomically.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A selection (:func:`select`), point series or area mean.
+    path : path-like
+        Target file; written under a temporary name in the same folder, then renamed.
+    citation : str
+        How to cite the dataset; stored as the global attribute ``citation``.
+    attrs : mapping, optional
+        More global attributes (title, doi, license, version, ...), overriding the dataset's.
+    complevel : int
+        zlib level 1-9.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    OSError, ValueError
+        From netCDF4 / xarray; no file is left behind.
+
+    References
+    ----------
+    CF Conventions 1.8; netCDF4-python, https://unidata.github.io/netcdf4-python/
+    """
+    out = _clean_encoding(ds)
+    out.attrs = {**ds.attrs, **dict(attrs or {}), "Conventions": "CF-1.8", "citation": citation}
+    encoding = {name: {"zlib": True, "complevel": complevel, "shuffle": True} for name in out.data_vars}
+    with _atomic(path) as tmp:
+        out.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=encoding)
+    return Path(path)
+
+
+def to_zarr_zip(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    attrs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a Zarr store (format 2, consolidated metadata) inside a zip file, atomically.
+
+    The store sits at the zip's root, entries uncompressed (chunks are Blosc-compressed
+    already). Open with ``xarray.open_zarr(zarr.storage.ZipStore(path, mode="r"))``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    path : path-like
+        Target ``.zip`` file.
+    attrs : mapping, optional
+        Global attributes to add (citation, ...).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OSError, ValueError
+        From zarr / zipfile; no file is left behind.
+
+    References
+    ----------
+    Zarr storage specification v2, https://zarr-specs.readthedocs.io/en/latest/v2/v2.0.html
+    """
+    out = _clean_encoding(ds)
+    out.attrs = {**ds.attrs, **dict(attrs or {})}
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".zarr"))
+    try:
+        out.to_zarr(work, mode="w", zarr_format=2, consolidated=True)
+        with _atomic(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for file in sorted(p for p in work.rglob("*") if p.is_file()):
+                zf.write(file, file.relative_to(work).as_posix())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def to_csv(ds: xr.Dataset, path: str | os.PathLike[str], *, drop_empty: bool = False) -> Path:
+    """Write long-form CSV, atomically.
+
+    Columns ``time, lat, lon, <variables...>``: one row per time step and cell for a selection,
+    per time step for a point series (``lat``, ``lon`` = the cell's centre on every row), and
+    ``time, <variables...>`` for an area mean. Times in ISO 8601, floats with full precision,
+    missing values empty.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    path : path-like
+    drop_empty : bool
+        Leave out rows where every variable is missing (e.g. cells outside a polygon).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OSError
+        No file is left behind.
+    """
+    frame = ds.reset_coords().to_dataframe().reset_index()
+    names = [str(n) for n in ds.data_vars]
+    lead = [c for c in ("time", "lat", "lon") if c in frame.columns]
+    frame = frame[lead + names]
+    if drop_empty:
+        frame = frame.dropna(subset=names, how="all")
+    if "time" in frame.columns:
+        frame["time"] = frame["time"].map(_iso)
+    with _atomic(path) as tmp:
+        frame.to_csv(tmp, index=False, na_rep="")
+    return Path(path)
+
+
+def to_geotiff(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    variable: str | None = None,
+    blocksize: int = 256,
+) -> Path:
+    """Write one variable as a cloud-optimized GeoTIFF, one band per time step, atomically.
+
+    Band ``k`` holds time step ``k``; its description (and tag ``time``) is the ISO 8601 time.
+    Variables packed as integers in the source (``scale_factor`` / ``add_offset`` / ``_FillValue``
+    in their encoding, e.g. ``sm_1km`` with scale 0.001) are written packed, with the band scale,
+    offset and nodata set so that ``value = raw * scale + offset``; others as float32 with nodata
+    NaN. CRS EPSG:4326; longitudes may exceed 180 for boxes crossing the antimeridian.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A selection ``(time, lat, lon)`` on a regular grid.
+    path : path-like
+    variable : str, optional
+        Required when ``ds`` holds more than one variable.
+    blocksize : int
+        COG tile size in pixels.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    SubsetError
+        ``variables``: several variables and none named; ``bbox``: an irregular grid or fewer
+        than 2 cells in lat or lon (a GeoTIFF needs a pixel size).
+    OSError, rasterio.errors.RasterioError
+        No file is left behind.
+
+    References
+    ----------
+    GDAL COG driver (GDAL >= 3.1), https://gdal.org/drivers/raster/cog.html; rasterio,
+    https://rasterio.readthedocs.io/
+    """
+    import rasterio
+    from affine import Affine
+
+    names = [str(n) for n in ds.data_vars]
+    if variable is None:
+        if len(names) != 1:
+            raise SubsetError("variables", f"a GeoTIFF holds one variable; choose one of {names}")
+        variable = names[0]
+    if variable not in names:
+        raise SubsetError("variables", f"{variable!r} not in {names}")
+    da = ds[variable]
+    if "time" not in da.dims:
+        da = da.expand_dims("time")
+    da = da.transpose("time", "lat", "lon")
+    lat = np.asarray(da["lat"].values, dtype=float)
+    lon = np.asarray(da["lon"].values, dtype=float)
+    for name, values in (("lat", lat), ("lon", lon)):
+        if values.size < 2:
+            raise SubsetError("bbox", f"a GeoTIFF needs at least 2 cells in {name}, got {values.size}")
+        steps = np.diff(values)
+        if not np.allclose(steps, steps[0], rtol=1e-6, atol=1e-9):
+            raise SubsetError("bbox", f"a GeoTIFF needs a regular grid; {name} spacing varies")
+    if lon[1] < lon[0]:
+        raise SubsetError("bbox", "lon must increase eastwards")
+    dx, dy = float(lon[1] - lon[0]), float(abs(lat[1] - lat[0]))
+    north_up = lat[0] > lat[-1]
+    transform = Affine(dx, 0.0, float(lon[0]) - dx / 2, 0.0, -dy, float(lat.max()) + dy / 2)
+
+    enc = da.encoding
+    packed_dtype = np.dtype(enc["dtype"]) if "dtype" in enc else None
+    scale, offset = float(enc.get("scale_factor", 1.0)), float(enc.get("add_offset", 0.0))
+    fill = enc.get("_FillValue")
+    values = np.asarray(da.values)
+    if not north_up:
+        values = values[:, ::-1, :]
+    if packed_dtype is not None and packed_dtype.kind in "iu" and fill is not None and values.dtype.kind == "f":
+        missing = ~np.isfinite(values)
+        raw = np.round((np.where(missing, 0.0, values) - offset) / scale)
+        data = np.where(missing, fill, raw).astype(packed_dtype)
+        dtype, nodata = packed_dtype, fill
+    elif values.dtype.kind in "iu":
+        data, dtype, nodata = values, values.dtype, fill
+        scale, offset = 1.0, 0.0
+    else:
+        data, dtype, nodata = values.astype("float32"), np.dtype("float32"), float("nan")
+        scale, offset = 1.0, 0.0
+    times = [_iso(t) for t in da["time"].values]
+    count = len(times)
+    profile = {
+        "driver": "COG",
+        "width": lon.size,
+        "height": lat.size,
+        "count": count,
+        "dtype": dtype.name,
+        "crs": "EPSG:4326",
+        "transform": transform,
+        "nodata": nodata,
+        "compress": "deflate",
+        "blocksize": blocksize,
+    }
+    with _atomic(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data)
+            dst.scales = [scale] * count
+            dst.offsets = [offset] * count
+            for k, t in enumerate(times, start=1):
+                dst.set_band_description(k, t)
+                dst.update_tags(k, time=t)
+            tags = {"variable": variable}
+            for key in ("units", "standard_name", "long_name"):
+                if key in da.attrs:
+                    tags[key] = str(da.attrs[key])
+            dst.update_tags(**tags)
+    return Path(path)
+
+
+def _json_values(values: np.ndarray) -> list[Any]:
+    flat = np.asarray(values).ravel()
+    if flat.dtype.kind == "f":
+        return [None if not math.isfinite(v) else float(v) for v in flat.tolist()]
+    return flat.tolist()
+
+
+def to_coveragejson(ds: xr.Dataset) -> dict[str, Any]:
+    """A CoverageJSON document (plain dict) for charts and EDR responses.
+
+    Domain types: ``Grid`` for a selection ``(time, lat, lon)``, ``PointSeries`` for a point
+    series (scalar ``lat`` / ``lon``), ``PolygonSeries`` for an area mean (``time`` only, region
+    in ``attrs["geospatial_bounds"]``). Ranges are ``NdArray`` with ``null`` for missing values.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Output of :func:`select`, :func:`point_series` or :func:`area_mean`.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable ``{"type": "Coverage", "domain": ..., "parameters": ..., "ranges": ...}``.
+
+    Raises
+    ------
+    SubsetError
+        ``dataset``: a shape none of the three domain types describes.
+
+    References
+    ----------
+    OGC CoverageJSON Community Standard 21-069r2, https://docs.ogc.org/cs/21-069r2/21-069r2.html
+    """
+    times = [_iso(t) for t in np.atleast_1d(ds["time"].values)] if "time" in ds.coords else []
+    first = np.atleast_1d(ds["time"].values)[0] if "time" in ds.coords and ds["time"].size else None
+    calendar = getattr(first, "calendar", None) or "Gregorian"  # cftime values carry theirs
+    crs = {"type": "GeographicCRS", "id": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+    referencing = [
+        {"coordinates": ["x", "y"], "system": crs},
+        {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": calendar}},
+    ]
+    names = [str(n) for n in ds.data_vars]
+    spatial = {d for v in names for d in ds[v].dims} - {"time"}
+    if spatial == {"lat", "lon"}:
+        axes = {
+            "x": {"values": [float(v) for v in ds["lon"].values]},
+            "y": {"values": [float(v) for v in ds["lat"].values]},
+            "t": {"values": times},
+        }
+        domain_type, axis_names, order = "Grid", ["t", "y", "x"], ("time", "lat", "lon")
+    elif not spatial and "lat" in ds.coords and "lon" in ds.coords and ds["lat"].ndim == 0:
+        axes = {
+            "x": {"values": [float(ds["lon"])]},
+            "y": {"values": [float(ds["lat"])]},
+            "t": {"values": times},
+        }
+        domain_type, axis_names, order = "PointSeries", ["t"], ("time",)
+    elif not spatial and "geospatial_bounds" in ds.attrs:
+        geom = shapely.from_wkt(ds.attrs["geospatial_bounds"])
+        polygons = [
+            [[[float(x), float(y)] for x, y in ring.coords] for ring in (p.exterior, *p.interiors)]
+            for p in getattr(geom, "geoms", [geom])
+        ]
+        axes = {
+            "composite": {"dataType": "polygon", "coordinates": ["x", "y"], "values": polygons},
+            "t": {"values": times},
+        }
+        domain_type, axis_names, order = "PolygonSeries", ["t"], ("time",)
+    else:
+        raise SubsetError("dataset", f"no CoverageJSON domain for variables with dims {sorted(spatial)}")
+
+    parameters, ranges = {}, {}
+    for name in names:
+        da = ds[name]
+        label = str(da.attrs.get("long_name", name))
+        parameter: dict[str, Any] = {
+            "type": "Parameter",
+            "description": {"en": label},
+            "observedProperty": {"label": {"en": label}},
+        }
+        if "standard_name" in da.attrs:
+            parameter["observedProperty"]["id"] = f"http://vocab.nerc.ac.uk/standard_name/{da.attrs['standard_name']}/"
+        if "units" in da.attrs:
+            parameter["unit"] = {"symbol": str(da.attrs["units"])}
+        parameters[name] = parameter
+        if "time" not in da.dims:
+            da = da.expand_dims("time")
+        da = da.transpose(*order)
+        ranges[name] = {
+            "type": "NdArray",
+            "dataType": "float" if da.dtype.kind == "f" else "integer",
+            "axisNames": axis_names,
+            "shape": list(da.shape),
+            "values": _json_values(da.values),
+        }
+    return {
+        "type": "Coverage",
+        "domain": {"type": "Domain", "domainType": domain_type, "axes": axes, "referencing": referencing},
+        "parameters": parameters,
+        "ranges": ranges,
+    }
