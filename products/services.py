@@ -245,6 +245,14 @@ def stations_frame(*, network: str, stations: list[str] | None = None) -> pd.Dat
          "land_cover": s.land_cover, "network": s.network, "source": s.source} for s in qs])
 
 
+def json_number(value) -> float | None:
+    """A plain float for JSON, None for NaN or None."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if value != value else value
+
+
 def json_safe(metrics: dict) -> dict:
     """Metric values as plain Python numbers, NaN as None (JSON and SQL NULL)."""
     out = {}

@@ -12,6 +12,7 @@ from products.services import (
     RunError,
     file_input,
     ingested_input,
+    json_number,
     json_safe,
     observations_frame,
     record_inputs,
@@ -23,12 +24,6 @@ CARDAMOM_NETWORK = "FLUXNET2015"
 ERA5_POINTS = "xclim_era5_cities/daily_surface_cancities_1990-1993.nc"
 BASIN_NETWORK = "GRDC-MRB"
 ECOSTRESS_NETWORK = "AmeriFlux"
-
-
-def _number(value) -> float | None:
-    """A float for JSON, None for NaN."""
-    value = float(value)
-    return None if value != value else value
 
 
 def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
@@ -179,15 +174,15 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             for p, row in reconstruction.cv.iterrows()},
         "triple_collocation": {
             "products": list(et_fusion.TC_PRODUCTS), "basins": int(len(tc)), "basins_used": int(len(usable)),
-            **{f"median_tcr_{p}": _number(usable.loc[~usable[f"flag_{p}"], f"tcr_{p}"].median())
+            **{f"median_tcr_{p}": json_number(usable.loc[~usable[f"flag_{p}"], f"tcr_{p}"].median())
                for p in et_fusion.TC_PRODUCTS},
-            **{f"median_err_std_{p}": _number(usable.loc[~usable[f"flag_{p}"], f"err_std_{p}"].median())
+            **{f"median_err_std_{p}": json_number(usable.loc[~usable[f"flag_{p}"], f"err_std_{p}"].median())
                for p in et_fusion.TC_PRODUCTS}},
         "fusion": {"towers": int(fused.predictions["station"].nunique()), "samples": int(fused.table.loc["et_fused", "n"]),
-                   "kge": _number(fused.table.loc["et_fused", "kge"]),
-                   "rmse": _number(fused.table.loc["et_fused", "rmse"]),
+                   "kge": json_number(fused.table.loc["et_fused", "kge"]),
+                   "rmse": json_number(fused.table.loc["et_fused", "rmse"]),
                    "best_single_product": str(single["kge"].idxmax()),
-                   "best_single_kge": _number(single["kge"].max()),
+                   "best_single_kge": json_number(single["kge"].max()),
                    "beats_every_product": bool((fused.table.loc["et_fused", "kge"] > single["kge"]).all()
                                                and (fused.table.loc["et_fused", "rmse"] < single["rmse"]).all())},
     }

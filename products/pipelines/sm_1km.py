@@ -37,6 +37,7 @@ from products.services import (
     RunError,
     file_input,
     ingested_input,
+    json_number,
     json_safe,
     observations_frame,
     record_inputs,
@@ -135,7 +136,7 @@ def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
             "lst_valid_cells_on_grid": int(np.isfinite(on_grid).sum()),
             "coarse_valid_cells_on_grid": int(np.isfinite(interp).sum()),
             "cells_with_lst_and_coarse": int((np.isfinite(on_grid) & np.isfinite(interp)).sum()),
-            "lst_mean_k": json_safe({"v": np.nanmean(on_grid) if np.isfinite(on_grid).any() else np.nan})["v"],
+            "lst_mean_k": json_number(np.nanmean(on_grid) if np.isfinite(on_grid).any() else np.nan),
             "box": [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]}
 
 
@@ -164,7 +165,7 @@ def _real_ismn(coarse: dict, fine: dict | None) -> dict:
             if not daily.empty else 0,
             "daily_rows": int(len(daily)), "period": [f"{days.min():%Y-%m-%d}", f"{days.max():%Y-%m-%d}"] if len(days) else [],
             "stations_inside_modis_tile": inside, "station_days_on_the_gldas_or_modis_day": same_day,
-            "gldas_2016_01_01_at_stations": {c: json_safe({"v": v})["v"]
+            "gldas_2016_01_01_at_stations": {c: json_number(v)
                                              for c, v in zip(stations["code"], at_gldas, strict=True)},
             "training_rows": 0}
 

@@ -32,6 +32,7 @@ from products.services import (
     ProductOutput,
     RunError,
     ingested_input,
+    json_number,
     json_safe,
     observations_frame,
     record_inputs,
@@ -214,8 +215,8 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "tc_err_std_median": json_safe({p: tab.loc[ok, f"err_std_{p}"].median() for p in sm_mlda.PRODUCTS}),
             "known_err_std_median": json_safe({p: pd.Series(twin.known_err_std[p][ok]).median()
                                                for p in sm_mlda.PRODUCTS}),
-            "gain_median": json_safe({"g": result.gain["gain"].median()})["g"],
-            "oracle_gain_median": json_safe({"g": result.gain["oracle_gain"].median()})["g"],
+            "gain_median": json_number(result.gain["gain"].median()),
+            "oracle_gain_median": json_number(result.gain["oracle_gain"].median()),
             "rmse_vs_truth": json_safe({k: v for k, v in result.truth_scores.items()}),
         },
         "real": {"ismn_stations": int(insitu["station"].nunique()), "ismn_days": int(len(insitu))},
@@ -233,7 +234,7 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "withheld_medians": {k: json_safe({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
                                  for k, v in sat["withheld"].items()},
             "collocated_stations": int(len(sat["pairs"])),
-            "nearest_station_point_km": json_safe({"d": sat["nearest_km"]})["d"]})
+            "nearest_station_point_km": json_number(sat["nearest_km"])})
     else:
         summary["real"]["satellite"] = "ASCAT/ERS not ingested: run 'manage.py ingest ascat <folder>' for the real nudging"
     med = result.validation["ml_da"]["median"]

@@ -14,6 +14,7 @@ from products.services import (
     RunError,
     file_input,
     ingested_input,
+    json_number,
     json_safe,
     observations_frame,
     record_inputs,
@@ -26,11 +27,6 @@ METRICS = ("n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")
 # The seed's six land regions include Greenland and Antarctica; the GRDC basin attributes name six
 # other regions (CONTINENT of basins.dbf). No GRDC basin lies on Greenland or Antarctica.
 NOT_FORMED = ("Greenland", "Antarctica")
-
-
-def _number(value) -> float | None:
-    value = float(value)
-    return None if value != value else value
 
 
 def _rows(frame: pd.DataFrame, *, variable: str, units: str, split: str, continent: dict) -> list[dict]:
@@ -158,9 +154,9 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "training_span": [f"{first['train_start']:%Y-%m}", f"{first['train_end']:%Y-%m}"],
         "reconstructed_span": [f"{first['reconstructed_start']:%Y-%m}", f"{first['reconstructed_end']:%Y-%m}"],
         "predictors": result.predictors, "held_out_years": cv, "itsg": itsg_summary,
-        "water_balance": {s: {"basins": int(g["r"].notna().sum()), "median_r": _number(g["r"].median()),
-                              "median_std_ratio": _number(g["std_ratio"].median()),
-                              "median_mean_imbalance_mm_month-1": _number(g["mean_imbalance"].median())}
+        "water_balance": {s: {"basins": int(g["r"].notna().sum()), "median_r": json_number(g["r"].median()),
+                              "median_std_ratio": json_number(g["std_ratio"].median()),
+                              "median_mean_imbalance_mm_month-1": json_number(g["mean_imbalance"].median())}
                           for s, g in balance.groupby("series", sort=False)},
         "regions": {str(k): int(v) for k, v in regions["basins"].items()} if regions is not None else {},
         "regions_not_formed": list(NOT_FORMED),
