@@ -162,9 +162,11 @@ def classification_tables(version: DatasetVersion) -> list[dict]:
     if summary.get("twin"):
         experiments.append(("synthetic twin", summary["twin"]))
     keys = ("n", "overall_accuracy", "kappa", "recall_thawed", "recall_frozen")
-    return [{"experiment": name, "rows": [{"set": s, **{k: sets[s].get(k) for k in keys}}
-                                          for s in ("train", "validation", "test") if isinstance(sets.get(s), dict)]}
-            for name, sets in experiments]
+    tables = [{"experiment": name, "rows": [{"set": s, **{k: sets[s].get(k) for k in keys}}
+                                            for s in ("train", "validation", "test")
+                                            if isinstance(sets.get(s), dict) and "overall_accuracy" in sets[s]]}
+              for name, sets in experiments if isinstance(sets, dict)]
+    return [t for t in tables if t["rows"]]  # other products' summaries have a "twin" too, without classification
 
 
 def further_validation(version: DatasetVersion) -> list[dict]:

@@ -351,3 +351,4 @@ def test_the_dataset_page_shows_the_twin_and_real_tables_with_station_medians(sm
     row = row[:row.index("</tr>")]
     assert f"<td>{int(medians['n_stations'])}</td><td>{medians['r']:.3f}</td><td>{medians['ubrmse']:.4f}</td>" in row
     assert 'id="validation-real_withheld"' in html
+    assert 'id="classification-table"' not in html  # the freeze/thaw table only where there are classifications
