@@ -63,6 +63,8 @@ ALLOWED_HOSTS = [h.strip() for h in envstr("ALLOWED_HOSTS", "127.0.0.1,localhost
 # Where the real sample data live (read-only) and where the portal writes products.
 SHARED_DATA_DIR = envpath("SHARED_DATA_DIR", BASE_DIR.parent / "shared" / "data")
 DATA_ROOT = envpath("DATA_ROOT", BASE_DIR / "var" / "data")
+# Largest subset answered directly (bytes, uncompressed estimate); larger requests get a 413 (jobs: issue 6).
+SUBSET_SYNC_MAX_BYTES = int(os.environ.get("SUBSET_SYNC_MAX_BYTES", 64 * 2**20))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
