@@ -47,6 +47,8 @@ import shapely
 import xarray as xr
 from shapely.geometry.base import BaseGeometry
 
+from products.methods.files import atomic_path
+
 FORMATS = ("netcdf", "geotiff", "csv", "zarr", "coveragejson")
 """Output formats a :class:`SubsetRequest` may name."""
 
@@ -634,21 +636,10 @@ def area_mean(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
 
 @contextmanager
 def _atomic(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    """:func:`products.methods.files.atomic_path`, creating the target's folder first."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
         yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 _KEEP_ENCODING = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_value", "units", "calendar")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -524,17 +523,11 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     OSError
         The folder is not writable; the temporary file is removed on any error.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    from products.methods.files import atomic_path
+
+    with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, format="NETCDF4")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 # --- triple collocation across ET product families (diagnostic) ------------------------------

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +56,7 @@ import xarray as xr
 
 from products.methods import chunked
 from products.methods.cv import block_ids
+from products.methods.files import atomic_path
 
 PROXY = "proxy experiment"
 SYNTHETIC = "synthetic twin"
@@ -576,12 +576,6 @@ def metrics_table(results: Mapping[str, FitResult], *, data_kind: str) -> pd.Dat
 
 # --- output -----------------------------------------------------------------------------------
 
-def _temporary(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
 def _netcdf_attrs(attrs: Mapping) -> dict:
     out = {}
     for k, v in attrs.items():
@@ -648,7 +642,6 @@ def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, feature
         fills[name] = STATE_FILL if arr.dtype == np.dtype("u1") else SPLIT_FILL
     todo = chunked.windows(shape, chunk)
     chunks = tuple(max(1, min(int(c), n)) for c, n in zip(chunk, shape, strict=True))
-    tmp = _temporary(path)
     counts = {"predicted": 0, "frozen": 0}
 
     def features_of(window):
@@ -660,14 +653,13 @@ def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, feature
             raise ValueError("predictions other than 0 (thawed) and 1 (frozen)")
         return labels
 
-    try:
+    with atomic_path(path) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             for dim, n in zip(("time", "lat", "lon"), shape, strict=True):
                 nc.createDimension(dim, n)
             tv = nc.createVariable("time", "f8", ("time",))
             tv.setncatts({"standard_name": "time", "axis": "T", "units": chunked.TIME_UNITS, "calendar": "standard"})
-            tv[:] = ((predictors["time"].values.astype("datetime64[ns]") - np.datetime64("1970-01-01", "ns"))
-                     / np.timedelta64(1, "D"))
+            tv[:] = chunked.days_since_epoch(predictors["time"].values)
             for name, units, std in (("lat", "degrees_north", "latitude"), ("lon", "degrees_east", "longitude")):
                 v = nc.createVariable(name, "f8", (name,))
                 v.setncatts({"standard_name": std, "long_name": std, "units": units,
@@ -697,11 +689,6 @@ def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, feature
                 counts["frozen"] += int((labels == FROZEN).sum())
                 for name, (arr, _) in extra.items():
                     out_vars[name][window.key] = arr[window.key]
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return {"path": str(path), "windows": len(todo), "cells": int(np.prod(shape)), **counts}
 
 

@@ -39,7 +39,6 @@ import datetime as dt
 import math
 import multiprocessing
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,8 @@ from pathlib import Path
 
 import netCDF4
 import numpy as np
+
+from products.methods.files import atomic_path
 
 FILL_VALUE = np.float32(-9999.0)
 TIME_UNITS = "days since 1970-01-01 00:00:00"
@@ -304,12 +305,6 @@ class ChunkedRunStats:
     seconds: float
 
 
-def _temporary(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(tmp)
-
-
 def _write(var, window: Window, values: np.ndarray) -> int:
     valid = int(np.count_nonzero(values != FILL_VALUE))
     if valid:  # an all-fill window keeps its chunks unallocated
@@ -362,9 +357,7 @@ def apply_chunked(features: FeatureFunction, predict: PredictFunction, spec: Gri
     if workers < 1:
         raise ValueError(f"workers must be >= 1, found {workers}")
     todo = windows(spec.shape, chunk)
-    tmp = _temporary(path)
-    n_valid = 0
-    try:
+    with atomic_path(path) as tmp:
         ds = create_output(tmp, spec)
         try:
             var = ds[spec.name]
@@ -374,11 +367,6 @@ def apply_chunked(features: FeatureFunction, predict: PredictFunction, spec: Gri
                 n_valid = _run_pool(todo, features, predict, var, workers)
         finally:
             ds.close()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return ChunkedRunStats(path, len(todo), n_valid, math.prod(spec.shape),
                            max((math.prod(w.shape) for w in todo), default=0),
                            time.perf_counter() - start)
