@@ -60,6 +60,27 @@ def gridded_file(version: DatasetVersion, name: str | None) -> DatasetFile:
     return files[0]
 
 
+def open_cube(f: DatasetFile, request: core.SubsetRequest | None = None) -> xr.Dataset:
+    """Open the published grid ``f`` lazily, from the store that serves ``request`` fastest.
+
+    Every reader of published grids (subset downloads, series, jobs, OGC API-EDR, OPeNDAP) opens
+    them here; nothing is loaded until values are indexed. Use as a context manager.
+
+    Parameters
+    ----------
+    f : DatasetFile
+        A CF grid NetCDF of a published version (dims time, lat, lon).
+    request : portal.subsets.core.SubsetRequest, optional
+        What will be read (chooses between the cube stores); None for metadata only.
+
+    Returns
+    -------
+    xarray.Dataset
+        CF-decoded (scale/offset/fill applied), lazily indexed.
+    """
+    return xr.open_dataset(Path(settings.DATA_ROOT) / f.path, mask_and_scale=True)
+
+
 def subset_file(f: DatasetFile, request: core.SubsetRequest) -> SubsetResult:
     """Cut ``request`` out of the published file ``f`` and write it in ``request.format``.
 
@@ -82,8 +103,7 @@ def subset_file(f: DatasetFile, request: core.SubsetRequest) -> SubsetResult:
         The estimated output is above ``settings.SUBSET_SYNC_MAX_BYTES``.
     """
     dataset = f.version.dataset
-    path = Path(settings.DATA_ROOT) / f.path
-    with xr.open_dataset(path, mask_and_scale=True) as ds:
+    with open_cube(f, request) as ds:
         estimate = core.estimate_bytes(ds, request)
         limit = settings.SUBSET_SYNC_MAX_BYTES
         if estimate > limit:

@@ -11,29 +11,11 @@ import rasterio
 import xarray as xr
 from django.conf import settings
 
-from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+from portal.catalog.models import Dataset
+
+from .conftest import FT
 
 pytestmark = pytest.mark.django_db
-FT = "f52826e1-c61c-4b79-a43c-4ece3a8eca18"  # any imported record: the version below is rolled back after each test
-
-
-@pytest.fixture
-def grid_version(django_db_setup) -> DatasetVersion:
-    """A published version holding one SYNTHETIC 1-degree global grid of 3 days (values encode the cell)."""
-    lat, lon = np.arange(-89.5, 90, 1.0), np.arange(-179.5, 180, 1.0)
-    time = pd.date_range("2015-01-01", periods=3, freq="D")
-    values = (np.arange(3)[:, None, None] * 1e5 + (lat[None, :, None] + 90) * 1e3 + (lon[None, None, :] + 180))
-    ds = xr.Dataset({"sm": (("time", "lat", "lon"), values.astype("float32"), {"units": "m3 m-3"})},
-                    coords={"time": time, "lat": ("lat", lat, {"units": "degrees_north"}),
-                            "lon": ("lon", lon, {"units": "degrees_east"})})
-    dataset = Dataset.objects.get(id=FT)
-    number = (dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-    relative = Path("products") / "subset_test" / f"v{number}"
-    (Path(settings.DATA_ROOT) / relative).mkdir(parents=True, exist_ok=True)
-    ds.to_netcdf(Path(settings.DATA_ROOT) / relative / "grid.nc")
-    version = DatasetVersion.objects.create(dataset=dataset, number=number, directory=str(relative))
-    DatasetFile.objects.create(version=version, name="grid.nc", path=str(relative / "grid.nc"), size=1, sha256="0" * 64)
-    return version
 
 
 def url(**params) -> str:

@@ -1,0 +1,40 @@
+"""Fixtures for the subset service tests: a published SYNTHETIC grid version."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from django.conf import settings
+
+from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+
+FT = "f52826e1-c61c-4b79-a43c-4ece3a8eca18"  # any imported record: the version below is rolled back after each test
+
+
+def grid_values(time_index, lat, lon):
+    """The synthetic grid's value at (time index, lat, lon): it encodes the cell, so tests can check positions."""
+    return time_index * 1e5 + (lat + 90) * 1e3 + (lon + 180)
+
+
+@pytest.fixture
+def grid_version(django_db_setup) -> DatasetVersion:
+    """A published version holding one SYNTHETIC 1-degree global grid of 3 days (values encode the cell)."""
+    lat, lon = np.arange(-89.5, 90, 1.0), np.arange(-179.5, 180, 1.0)
+    time = pd.date_range("2015-01-01", periods=3, freq="D")
+    values = grid_values(np.arange(3)[:, None, None], lat[None, :, None], lon[None, None, :])
+    ds = xr.Dataset({"sm": (("time", "lat", "lon"), values.astype("float32"), {"units": "m3 m-3"})},
+                    coords={"time": time, "lat": ("lat", lat, {"units": "degrees_north"}),
+                            "lon": ("lon", lon, {"units": "degrees_east"})})
+    dataset = Dataset.objects.get(id=FT)
+    number = (dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    relative = Path("products") / "subset_test" / f"v{number}"
+    (Path(settings.DATA_ROOT) / relative).mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(Path(settings.DATA_ROOT) / relative / "grid.nc")
+    version = DatasetVersion.objects.create(dataset=dataset, number=number, directory=str(relative))
+    DatasetFile.objects.create(version=version, name="grid.nc", path=str(relative / "grid.nc"), size=1, sha256="0" * 64)
+    return version
+
+
