@@ -19,16 +19,19 @@ def grid_values(time_index, lat, lon):
     return time_index * 1e5 + (lat + 90) * 1e3 + (lon + 180)
 
 
-@pytest.fixture
-def grid_version(django_db_setup) -> DatasetVersion:
-    """A published version holding one SYNTHETIC 1-degree global grid of 3 days (values encode the cell)."""
-    lat, lon = np.arange(-89.5, 90, 1.0), np.arange(-179.5, 180, 1.0)
-    time = pd.date_range("2015-01-01", periods=3, freq="D")
-    values = grid_values(np.arange(3)[:, None, None], lat[None, :, None], lon[None, None, :])
+def publish_grid(dataset_id: str = FT, days: int = 3, step: float = 1.0) -> DatasetVersion:
+    """Publish a SYNTHETIC global grid of ``days`` daily steps at ``step`` degrees as a new version.
+
+    One variable ``sm`` (float32, "m3 m-3") whose values are :func:`grid_values` of the cell, in
+    ``grid.nc``; the version's cube stores are built as the publishing step builds them.
+    """
+    lat, lon = np.arange(-90 + step / 2, 90, step), np.arange(-180 + step / 2, 180, step)
+    time = pd.date_range("2015-01-01", periods=days, freq="D")
+    values = grid_values(np.arange(days)[:, None, None], lat[None, :, None], lon[None, None, :])
     ds = xr.Dataset({"sm": (("time", "lat", "lon"), values.astype("float32"), {"units": "m3 m-3"})},
                     coords={"time": time, "lat": ("lat", lat, {"units": "degrees_north"}),
                             "lon": ("lon", lon, {"units": "degrees_east"})})
-    dataset = Dataset.objects.get(id=FT)
+    dataset = Dataset.objects.get(id=dataset_id)
     number = (dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
     relative = Path("products") / "subset_test" / f"v{number}"
     (Path(settings.DATA_ROOT) / relative).mkdir(parents=True, exist_ok=True)
@@ -38,3 +41,21 @@ def grid_version(django_db_setup) -> DatasetVersion:
     return version
 
 
+@pytest.fixture
+def grid_version(django_db_setup) -> DatasetVersion:
+    """A published version holding one SYNTHETIC 1-degree global grid of 3 days (values encode the cell).
+
+    Created inside the test's transaction: visible to the Django test client only.
+    """
+    return publish_grid()
+
+
+@pytest.fixture(scope="session")
+def live_grid(django_db_setup, django_db_blocker) -> DatasetVersion:
+    """:func:`publish_grid` COMMITTED, for tests that use a real server or worker (``portal_url``,
+    a Celery worker); removed at the end of the session. A 0.5-degree grid of 20 days (41 MB)."""
+    with django_db_blocker.unblock():
+        version = publish_grid(days=20, step=0.5)
+    yield version
+    with django_db_blocker.unblock():
+        version.delete()
