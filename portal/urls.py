@@ -12,6 +12,8 @@ urlpatterns = [
     path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("api/edr/", include("portal.edr.urls", namespace="edr")),
     path("api/", include("portal.api.urls", namespace="api")),
+    path("opendap/", include("portal.opendap.urls", namespace="opendap")),
     path("", include("portal.catalog.urls")),
 ]
