@@ -131,3 +131,20 @@ def portal_url(service_env):
     yield url
     proc.terminate()
     proc.wait(timeout=20)
+
+
+@pytest.fixture
+def celery_worker(service_env, tmp_path):
+    """A real Celery worker process (solo pool) on the session's test database; ``.log_path`` is its log."""
+    log = (tmp_path / "worker.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo",
+                             "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+                            cwd=settings.BASE_DIR, env=service_env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = tmp_path / "worker.log"
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

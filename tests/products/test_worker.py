@@ -1,34 +1,15 @@
 """The Celery path with a real worker process, on the session's test database."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
-from django.conf import settings
 
 from products.models import GenerationRun
 from products.services import request_run
 from tests.conftest import FEW_SITES, et_test_parameters
 
 pytestmark = pytest.mark.worker
-
-
-@pytest.fixture
-def celery_worker(service_env, tmp_path):
-    log = (tmp_path / "worker.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo",
-                             "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
-                            cwd=settings.BASE_DIR, env=service_env, stdout=log, stderr=subprocess.STDOUT)
-    proc.log_path = tmp_path / "worker.log"
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
 
 
 def _wait_for(run_id: int, timeout: float) -> GenerationRun:
