@@ -66,10 +66,11 @@ run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PO
 	$(PY) manage.py generate freeze_thaw --if-missing
 	$(PY) manage.py generate sm_1km --if-missing
 	$(PY) manage.py generate tws_rec --if-missing
+	$(PY) manage.py build_cubes
 	$(MAKE) --no-print-directory stop
 	echo "starting the Celery worker and the web server"
-	.venv/bin/celery -A portal worker --detach --loglevel=INFO --concurrency=1 \
-	  --pidfile=$(VAR)/celery.pid --logfile=$(VAR)/celery.log
+	.venv/bin/celery -A portal worker --beat --schedule $(VAR)/celerybeat-schedule --detach --loglevel=INFO \
+	  --concurrency=1 --pidfile=$(VAR)/celery.pid --logfile=$(VAR)/celery.log
 	.venv/bin/gunicorn portal.wsgi --bind $(HOST):$(PORT) --workers 2 --daemon \
 	  --pid $(VAR)/gunicorn.pid --access-logfile $(VAR)/access.log --error-logfile $(VAR)/gunicorn.log
 	for i in $$(seq 30); do curl -sf -o /dev/null http://$(HOST):$(PORT)/ && break; sleep 1; done

@@ -63,8 +63,16 @@ ALLOWED_HOSTS = [h.strip() for h in envstr("ALLOWED_HOSTS", "127.0.0.1,localhost
 # Where the real sample data live (read-only) and where the portal writes products.
 SHARED_DATA_DIR = envpath("SHARED_DATA_DIR", BASE_DIR.parent / "shared" / "data")
 DATA_ROOT = envpath("DATA_ROOT", BASE_DIR / "var" / "data")
-# Largest subset answered directly (bytes, uncompressed estimate); larger requests get a 413 (jobs: issue 6).
+# Subset downloads (README "Subset downloads"): requests up to SUBSET_SYNC_MAX_BYTES (uncompressed
+# estimate) are answered directly; larger ones become Celery jobs up to SUBSET_JOB_MAX_BYTES; above
+# that the API answers 413 and says how to split the request. Job results are deleted after
+# SUBSET_JOB_TTL_HOURS. A running job whose worker has not written a heartbeat for
+# SUBSET_JOB_STALE_SECONDS is marked failed (the worker died) and can be retried.
 SUBSET_SYNC_MAX_BYTES = int(os.environ.get("SUBSET_SYNC_MAX_BYTES", 64 * 2**20))
+SUBSET_JOB_MAX_BYTES = int(os.environ.get("SUBSET_JOB_MAX_BYTES", 8 * 2**30))
+SUBSET_JOB_TTL_HOURS = float(os.environ.get("SUBSET_JOB_TTL_HOURS", 72))
+SUBSET_JOB_HEARTBEAT_SECONDS = float(os.environ.get("SUBSET_JOB_HEARTBEAT_SECONDS", 5))
+SUBSET_JOB_STALE_SECONDS = float(os.environ.get("SUBSET_JOB_STALE_SECONDS", 120))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -76,8 +84,11 @@ INSTALLED_APPS = [
     "django.contrib.gis",
     "django.contrib.postgres",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "portal.catalog",
     "portal.api",
+    "portal.subsets",
     "ingestion",
     "products",
 ]
@@ -157,11 +168,24 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
+CELERY_BEAT_SCHEDULE = {"subset-housekeeping": {"task": "subsets.housekeeping", "schedule": 300.0}}
 
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# OpenAPI 3 schema at /api/schema/, Swagger UI at /api/docs/ (assets from drf-spectacular-sidecar, no CDN)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Land-surface hydrology data portal API",
+    "DESCRIPTION": "Dataset records (TPDC schema), subsets, point and area series of published grids, "
+                   "asynchronous subset jobs. OGC API-EDR is at /api/edr/, OPeNDAP at /opendap/.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -15,5 +15,6 @@ urlpatterns = [
     path("api/edr/", include("portal.edr.urls", namespace="edr")),
     path("api/", include("portal.api.urls", namespace="api")),
     path("opendap/", include("portal.opendap.urls", namespace="opendap")),
+    path("", include("portal.subsets.urls", namespace="subsets")),
     path("", include("portal.catalog.urls")),
 ]

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from ingestion.models import IngestRun, Station
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+from portal.subsets import store as cube_store
 
 from .models import GenerationRun, ValidationResult
 from .registry import PRODUCTS
@@ -162,6 +163,11 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
         if not (workdir / name).is_file():
             raise RunError(f"the pipeline did not write {name}")
     files = {name: {"size": (workdir / name).stat().st_size, "sha256": sha256(workdir / name)} for name in output.files}
+    for name in output.files:  # the cube stores subsets read (map- and time-chunked Zarr), inside the version folder
+        if name.endswith(".nc") and cube_store.holds_grid(workdir / name):
+            started = time.perf_counter()
+            cube_store.build_stores(workdir / name)
+            append_log(run.id, f"cube stores of {name} built in {time.perf_counter() - started:.1f} s")
     final = None
     try:
         with transaction.atomic():

@@ -103,7 +103,8 @@ def service_env(django_db_setup, test_broker) -> dict:
     db = connection.settings_dict
     return dict(os.environ, DATABASE_URL=f"postgis://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
                 CELERY_BROKER_URL=test_broker, DATA_ROOT=str(settings.DATA_ROOT),
-                SHARED_DATA_DIR=str(settings.SHARED_DATA_DIR), DEBUG="false")
+                SHARED_DATA_DIR=str(settings.SHARED_DATA_DIR), DEBUG="false",
+                SUBSET_JOB_HEARTBEAT_SECONDS="0.5")
 
 
 @pytest.fixture(scope="session")
@@ -134,17 +135,32 @@ def portal_url(service_env):
 
 
 @pytest.fixture
-def celery_worker(service_env, tmp_path):
-    """A real Celery worker process (solo pool) on the session's test database; ``.log_path`` is its log."""
-    log = (tmp_path / "worker.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo",
-                             "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
-                            cwd=settings.BASE_DIR, env=service_env, stdout=log, stderr=subprocess.STDOUT)
-    proc.log_path = tmp_path / "worker.log"
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+def start_worker(service_env, tmp_path):
+    """Start real Celery worker processes (solo pool) on the session's test database: ``start_worker()``
+    returns the process (``.log_path`` is its log); every one still running is stopped after the test."""
+    procs = []
+
+    def start():
+        path = tmp_path / f"worker{len(procs)}.log"
+        log = path.open("w")
+        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo",
+                                 "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
+                                cwd=settings.BASE_DIR, env=service_env, stdout=log, stderr=subprocess.STDOUT)
+        proc.log_path, proc.log = path, log
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        proc.log.close()
+
+
+@pytest.fixture
+def celery_worker(start_worker):
+    """One real Celery worker process on the session's test database; ``.log_path`` is its log."""
+    return start_worker()

@@ -1,6 +1,8 @@
+from django.urls import reverse
 from rest_framework import serializers
 
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+from portal.subsets.models import SubsetJob
 from products.models import ValidationResult
 
 
@@ -12,7 +14,6 @@ class DatasetFileSerializer(serializers.ModelSerializer):
         fields = ["name", "size", "sha256", "media_type", "description", "url"]
 
     def get_url(self, obj):
-        from django.urls import reverse
 
         path = reverse("catalog:download", args=[obj.version.dataset_id, obj.version.number, obj.name])
         request = self.context.get("request")
@@ -59,3 +60,34 @@ class DatasetDetailSerializer(DatasetListSerializer):
     class Meta(DatasetListSerializer.Meta):
         fields = [*DatasetListSerializer.Meta.fields, "abstract_cn", "abstract_en", "license_url", "tags",
                   "time_tags", "versions"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """A subset job's status; ``download_url`` / ``script_url`` once it is done."""
+
+    url = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+    download_url = serializers.SerializerMethodField()
+    script_url = serializers.SerializerMethodField()
+    version = serializers.IntegerField(source="version.number")
+
+    class Meta:
+        model = SubsetJob
+        fields = ["id", "url", "page_url", "status", "progress", "error", "dataset", "version", "file_name", "kind",
+                  "params", "estimated_bytes", "attempt", "created_at", "started_at", "finished_at", "expires_at",
+                  "result_name", "media_type", "size", "sha256", "download_url", "script_url"]
+
+    def _absolute(self, name, job):
+        return self.context["request"].build_absolute_uri(reverse(name, args=[job.id]))
+
+    def get_url(self, job) -> str:
+        return self._absolute("api:job-detail", job)
+
+    def get_page_url(self, job) -> str:
+        return self._absolute("subsets:job", job)
+
+    def get_download_url(self, job) -> str | None:
+        return self._absolute("api:job-download", job) if job.status == SubsetJob.Status.DONE else None
+
+    def get_script_url(self, job) -> str | None:
+        return self._absolute("api:job-script", job) if job.status == SubsetJob.Status.DONE else None

@@ -1,5 +1,10 @@
-from django.http import FileResponse
-from rest_framework import status, viewsets
+import time
+
+from django.http import FileResponse, HttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -7,8 +12,37 @@ from portal.catalog.models import Dataset
 from portal.catalog.queries import search_datasets
 from portal.subsets import core as subset_core
 from portal.subsets import services as subsets
+from portal.subsets.models import SubsetJob
 
-from .serializers import DatasetDetailSerializer, DatasetListSerializer
+from .serializers import DatasetDetailSerializer, DatasetListSerializer, JobSerializer
+
+
+def _params(*names):
+    """OpenAPI descriptions of the grid actions' query parameters."""
+    text = {
+        "version": "published version number (default: the latest)",
+        "file": "NetCDF file of the version (needed when it has several)",
+        "variables": "comma-separated variable names (default: all)",
+        "bbox": "min_lon,min_lat,max_lon,max_lat in degrees; min_lon > max_lon crosses the antimeridian",
+        "polygon": "WKT or GeoJSON polygon; cells whose centres fall inside",
+        "lon": "degrees east of the point", "lat": "degrees north of the point",
+        "time": "start/end, ISO 8601 (either may be empty)",
+        "time_stride": "keep every n-th time step", "space_stride": "keep every n-th cell in lat and lon",
+        "f": "format: netcdf, geotiff, csv, zarr, coveragejson (series: csv, netcdf, zarr, coveragejson)",
+        "estimate": "1: answer only the size estimate and what would happen (JSON)",
+    }
+    return [OpenApiParameter(n, OpenApiTypes.STR, OpenApiParameter.QUERY, description=text[n],
+                             required=n in ("lon", "lat")) for n in names]
+
+
+_GRID_RESPONSES = {
+    (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the file (direct answer)"),
+    (202, "application/json"): OpenApiResponse(JobSerializer, description="queued as a job: its status"),
+    (400, "application/json"): OpenApiResponse(description="{field, detail}: the bad field"),
+    (403, "application/json"): OpenApiResponse(description="login-access dataset"),
+    (413, "application/json"): OpenApiResponse(description="above the job limit: what to do instead"),
+}
+_COMMON = ("version", "file", "variables", "time", "f", "estimate")
 
 
 class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
@@ -26,73 +60,160 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return DatasetListSerializer if self.action == "list" else DatasetDetailSerializer
 
+    @extend_schema(parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
+                   responses=_GRID_RESPONSES)
     @action(detail=True, methods=["get"])
     def subset(self, request, pk=None):
-        """A subset of a published grid, written in the requested format and streamed.
+        """A box or polygon of a published grid, in ``f`` = netcdf, geotiff, csv, zarr or coveragejson.
 
         Query parameters: ``version`` (default latest), ``file`` (NetCDF name; needed when the
         version has several), ``variables`` (comma-separated), ``bbox`` (min_lon,min_lat,max_lon,
-        max_lat; min_lon > max_lon crosses the antimeridian) or ``polygon`` (WKT or GeoJSON),
-        ``time`` (start/end, ISO), ``time_stride``, ``space_stride``, ``f`` (format, as in OGC APIs: netcdf, geotiff,
-        csv, zarr, coveragejson). A malformed, empty or out-of-extent request is a 400 naming the
-        field; one above the direct-download limit is a 413 saying what to do instead.
+        max_lat; min_lon > max_lon crosses the antimeridian) or ``polygon`` (WKT or GeoJSON; cells
+        whose centres fall inside), ``time`` (start/end, ISO), ``time_stride``, ``space_stride``,
+        ``f`` (format, as in OGC APIs), ``estimate=1`` (only the size estimate and what would
+        happen, as JSON). Small requests are streamed (200); larger ones become a job (202, its
+        status in the body and at ``Location``); above the job limit 413 says what to do instead;
+        a malformed, empty or out-of-extent request is a 400 naming the field.
         """
-        dataset = self.get_object()
+        return _grid_answer(request, self.get_object(), "subset")
+
+    @extend_schema(parameters=_params(*_COMMON, "lon", "lat"), responses=_GRID_RESPONSES)
+    @action(detail=True, methods=["get"])
+    def point(self, request, pk=None):
+        """Time series of the cell nearest to ``lon``, ``lat`` (its centre in the output), in csv,
+        netcdf, zarr or coveragejson. Other parameters as for ``subset``."""
+        return _grid_answer(request, self.get_object(), "point")
+
+    @extend_schema(parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
+                   responses=_GRID_RESPONSES)
+    @action(detail=True, methods=["get"])
+    def area(self, request, pk=None):
+        """Area-mean series (cos-latitude weights, cells whose centres fall inside) over a ``bbox`` or
+        ``polygon``, in csv, netcdf, zarr or coveragejson. Other parameters as for ``subset``."""
+        return _grid_answer(request, self.get_object(), "area")
+
+
+def _problem(exc: subset_core.SubsetError, code=status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"field": exc.field, "detail": str(exc)}, status=code)
+
+
+def _grid_answer(request, dataset: Dataset, kind: str):
+    """The one path of the three grid actions: parse, plan, then stream, queue or refuse."""
+    if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
+        return Response({"detail": "this dataset is login-access: log in to download"},
+                        status=status.HTTP_403_FORBIDDEN)
+    params = request.query_params
+    try:
+        version = subsets.latest_version(dataset, params.get("version"))
+        f = subsets.gridded_file(version, params.get("file"))
+        query = subsets.parse_query(kind, {k: params.get(k) for k in params})
+        plan = subsets.plan(f, query)
+        if params.get("estimate") in ("1", "true", "yes"):
+            return Response(plan.as_dict())
+        if plan.mode == "refused":
+            raise subsets.SubsetTooLarge("bbox" if kind != "point" else "time", plan.detail)
+        if plan.mode == "job":
+            job, _ = subsets.submit_job(f, query, plan, request.user)
+            body = JobSerializer(job, context={"request": request}).data
+            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+        start = time.monotonic()
+        result = subsets.answer_directly(f, query)
+    except subsets.SubsetTooLarge as exc:
+        return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    except subset_core.SubsetError as exc:
+        return _problem(exc)
+    subsets.log_download(user=request.user, f=f, query=query, size=result.size, seconds=time.monotonic() - start,
+                         client=request.META.get("REMOTE_ADDR"))
+    handle = result.path.open("rb")
+    result.path.unlink()  # the open handle keeps the bytes until the response is sent
+    return FileResponse(handle, as_attachment=True, filename=result.filename, content_type=result.media_type)
+
+
+class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Asynchronous subset jobs: status (queued, running with progress, done with a link and sha256,
+    failed with the reason, expired), the result file, a curl/wget script, and retry of a failed job.
+
+    ``POST /api/jobs/`` with ``{"dataset": id, "kind": "subset"|"point"|"area", "params": {...}}``
+    (params as the query parameters of the dataset actions) queues a job whatever its size (up
+    to the job limit); the dataset actions queue one by themselves for large requests.
+    """
+
+    queryset = SubsetJob.objects.select_related("version", "dataset")
+    serializer_class = JobSerializer
+    permission_classes = [permissions.AllowAny]  # job ids are unguessable UUIDs; login-access is checked on create
+
+    def retrieve(self, request, *args, **kwargs):
+        subsets.reap_stale_jobs()
+        return super().retrieve(request, *args, **kwargs)
+
+    def create(self, request, *args, **kwargs):
+        data = request.data if isinstance(request.data, dict) else {}
+        dataset = Dataset.objects.filter(id=str(data.get("dataset", ""))[:100]).first()
+        if dataset is None:
+            return Response({"field": "dataset", "detail": f"no dataset {data.get('dataset')!r}"},
+                            status=status.HTTP_400_BAD_REQUEST)
         if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
             return Response({"detail": "this dataset is login-access: log in to download"},
                             status=status.HTTP_403_FORBIDDEN)
+        params = data.get("params") or {}
+        if not isinstance(params, dict):
+            return Response({"field": "params", "detail": "expected an object of request parameters"},
+                            status=status.HTTP_400_BAD_REQUEST)
+        params = {str(k): str(v) for k, v in params.items()}
         try:
-            version = _version(dataset, request.query_params.get("version"))
-            f = subsets.gridded_file(version, request.query_params.get("file"))
-            result = subsets.subset_file(f, _subset_request(request.query_params))
+            version = subsets.latest_version(dataset, params.get("version"))
+            f = subsets.gridded_file(version, params.get("file"))
+            query = subsets.parse_query(str(data.get("kind", "subset")), params)
+            plan = subsets.plan(f, query)
+            if plan.mode == "refused":
+                raise subsets.SubsetTooLarge("bbox", plan.detail)
         except subsets.SubsetTooLarge as exc:
-            return Response({"field": exc.field, "detail": str(exc)}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+            return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except subset_core.SubsetError as exc:
-            return Response({"field": exc.field, "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        handle = result.path.open("rb")
-        result.path.unlink()  # the open handle keeps the bytes until the response is sent
-        return FileResponse(handle, as_attachment=True, filename=result.filename, content_type=result.media_type)
+            return _problem(exc)
+        job, created = subsets.submit_job(f, query, plan, request.user)
+        body = self.get_serializer(job).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+                        headers={"Location": body["url"]})
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        """The finished job's file (404 before it is done, 410 once expired)."""
+        job = self.get_object()
+        if job.status == SubsetJob.Status.EXPIRED:
+            return Response({"detail": f"the file expired at {job.expires_at:%Y-%m-%d %H:%M} UTC: submit the request "
+                                       "again"}, status=status.HTTP_410_GONE)
+        if job.status != SubsetJob.Status.DONE:
+            return Response({"detail": f"the job is {job.status}"}, status=status.HTTP_404_NOT_FOUND)
+        f = subsets.gridded_file(job.version, job.file_name)
+        subsets.log_download(user=request.user, f=f, query=None, size=job.size, seconds=0.0, job=job,
+                             client=request.META.get("REMOTE_ADDR"))
+        return FileResponse(subsets.job_file(job).open("rb"), as_attachment=True, filename=job.result_name,
+                            content_type=job.media_type)
 
-def _version(dataset, number):
-    versions = dataset.versions.order_by("-number")
-    if number in (None, ""):
-        version = versions.first()
-    else:
+    @extend_schema(parameters=[OpenApiParameter("tool", OpenApiTypes.STR, enum=["curl", "wget"])],
+                   responses={(200, "text/x-shellscript"): OpenApiTypes.STR})
+    @action(detail=True, methods=["get"])
+    def script(self, request, pk=None):
+        """A shell script fetching the file with ``tool`` = curl (default) or wget and checking its sha256."""
+        job = self.get_object()
+        if job.status != SubsetJob.Status.DONE:
+            return Response({"detail": f"the job is {job.status}"}, status=status.HTTP_404_NOT_FOUND)
+        url = request.build_absolute_uri(reverse("api:job-download", args=[job.id]))
         try:
-            version = versions.filter(number=int(number)).first()
-        except ValueError:
-            raise subset_core.SubsetError("version", f"expected a version number, got {number!r}") from None
-    if version is None:
-        raise subset_core.SubsetError("version", f"{dataset.id} has no published version {number or ''}".strip())
-    return version
+            text = subsets.download_script(job, url, request.query_params.get("tool", "curl"))
+        except ValueError as exc:
+            return Response({"field": "tool", "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return HttpResponse(text, content_type="text/x-shellscript",
+                            headers={"Content-Disposition": f'attachment; filename="job_{job.id}.sh"'})
 
-
-def _subset_request(params) -> subset_core.SubsetRequest:
-    """A SubsetRequest from query parameters (raises SubsetError naming the bad field)."""
-    def numbers(name, text, n):
+    @extend_schema(request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="not failed")})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Queue a failed job again."""
         try:
-            values = [float(v) for v in text.split(",")]
-        except ValueError:
-            raise subset_core.SubsetError(name, f"expected {n} comma-separated numbers, got {text!r}") from None
-        if len(values) != n:
-            raise subset_core.SubsetError(name, f"expected {n} comma-separated numbers, got {len(values)}")
-        return values
-
-    def integer(name):
-        text = params.get(name, "1")
-        try:
-            return int(text)
-        except ValueError:
-            raise subset_core.SubsetError(name, f"expected an integer >= 1, got {text!r}") from None
-
-    time = params.get("time")
-    if time is not None and "/" not in time:
-        raise subset_core.SubsetError("time", f"expected start/end (ISO dates, either may be empty), got {time!r}")
-    return subset_core.SubsetRequest(
-        variables=[v for v in params.get("variables", "").split(",") if v],
-        bbox=tuple(numbers("bbox", params["bbox"], 4)) if params.get("bbox") else None,
-        polygon=params.get("polygon") or None,
-        time=tuple(t or None for t in time.split("/", 1)) if time else None,
-        time_stride=integer("time_stride"), space_stride=integer("space_stride"),
-        format=params.get("f", "netcdf"))
+            job = subsets.retry_job(self.get_object())
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -488,6 +488,20 @@ def select(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
     return out
 
 
+def selection_indices(ds: xr.Dataset, request: SubsetRequest) -> dict[str, np.ndarray]:
+    """Integer positions :func:`select` reads along ``time``, ``lat`` and ``lon`` (no data read).
+
+    For a polygon these cover its bounding box (the cells :func:`select` reads before masking).
+
+    Raises
+    ------
+    SubsetError
+        As for :func:`select`.
+    """
+    plan = _plan(ds, request)
+    return {dim: np.arange(ds.sizes[dim])[idx] for dim, idx in plan.indexers.items()}
+
+
 def estimate_bytes(ds: xr.Dataset, request: SubsetRequest) -> int:
     """Uncompressed size in bytes of what :func:`select` returns, without reading data.
 

@@ -10,6 +10,7 @@ import xarray as xr
 from django.conf import settings
 
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+from portal.subsets import store
 
 FT = "f52826e1-c61c-4b79-a43c-4ece3a8eca18"  # any imported record: the version below is rolled back after each test
 
@@ -36,6 +37,7 @@ def publish_grid(dataset_id: str = FT, days: int = 3, step: float = 1.0) -> Data
     relative = Path("products") / "subset_test" / f"v{number}"
     (Path(settings.DATA_ROOT) / relative).mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(Path(settings.DATA_ROOT) / relative / "grid.nc")
+    store.build_stores(Path(settings.DATA_ROOT) / relative / "grid.nc")
     version = DatasetVersion.objects.create(dataset=dataset, number=number, directory=str(relative))
     DatasetFile.objects.create(version=version, name="grid.nc", path=str(relative / "grid.nc"), size=1, sha256="0" * 64)
     return version

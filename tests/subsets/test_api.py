@@ -68,8 +68,8 @@ def test_a_bad_request_is_a_400_naming_the_field(client, grid_version, params, f
     assert response.status_code == 400 and response.json()["field"] == field
 
 
-def test_a_request_above_the_direct_limit_is_a_413_saying_what_to_do(client, grid_version, settings):
-    settings.SUBSET_SYNC_MAX_BYTES = 1000
+def test_a_request_above_the_job_limit_is_a_413_saying_what_to_do(client, grid_version, settings):
+    settings.SUBSET_SYNC_MAX_BYTES = settings.SUBSET_JOB_MAX_BYTES = 1000
     response = client.get(url(bbox="-180,-90,180,90"))
     assert response.status_code == 413 and "stride" in response.json()["detail"]
     assert client.get(url(bbox="10,20,12,21")).status_code == 200  # 2 x 1 cells x 3 days fits

@@ -1,0 +1,212 @@
+"""The cube stores of a published grid: one map-chunked and one time-chunked Zarr copy.
+
+Pure xarray / zarr code (no Django). A published gridded NetCDF ``<version>/<name>.nc`` gets two
+read-only copies, built once when the version is published (:func:`build_stores`):
+
+``<version>/cube/<name>/map.zarr``
+    chunks ``(1, lat, lon)`` holding the whole map when it has at most 2**21 cells (8 MiB of
+    float32), else 1024 x 1024 tiles: a one-day map reads one (or a few) chunks.
+``<version>/cube/<name>/series.zarr``
+    chunks ``(time, c, c)`` with every time step up to 8192 and ``c`` such that a chunk holds
+    about 2**20 values (c = 31 for 1096 days): a point's full series reads one chunk.
+
+Why two copies: on a synthetic global 0.25-degree daily cube of three years
+(``tests/bench/test_bench_subsets.py``), a single store is fast for one of the two access
+patterns only — a map-chunked store reads all 1096 chunks for a point series, a time-chunked store
+reads ~1000 chunks for one map, and a balanced compromise is several times slower than the right
+copy for both; storage is cheap next to researchers' time, and a compressed copy is a fraction of
+the NetCDF. Every read chooses the copy with the fewest bytes to decompress
+(:func:`choose_layout`). Both copies are Zarr format 2 with consolidated metadata (readable by
+xarray, zarr-python 2 and 3, pygeoapi), compressed with Blosc zstd + byte shuffle, and keep the
+source's packing (dtype, scale_factor, add_offset, _FillValue) and CF attributes.
+
+References
+----------
+* Zarr storage specification v2, https://zarr-specs.readthedocs.io/en/latest/v2/v2.0.html
+* xarray, "Reading and writing files: Zarr", https://docs.xarray.dev/en/stable/user-guide/io.html#zarr
+* Abernathey et al. (2021), Cloud-native repositories for big scientific data, Computing in
+  Science & Engineering 23(2) (map- vs time-series chunking of ARCO stores).
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import dask.array
+import numcodecs
+import numpy as np
+import xarray as xr
+
+from products.methods.files import atomic_path
+
+LAYOUTS = ("map", "series")
+MAP_FULL_CELLS = 2**21
+MAP_TILE = 1024
+SERIES_CHUNK_VALUES = 2**20
+SERIES_MAX_TIME = 8192
+_COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.SHUFFLE)
+# NetCDF-only encoding keys that must not reach the Zarr writer
+_KEEP_ENCODING = ("dtype", "scale_factor", "add_offset", "_FillValue", "units", "calendar")
+
+
+def layout_chunks(sizes: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """Chunk sizes of the two stores for a cube of ``sizes`` (``{"time": nt, "lat": ny, "lon": nx}``).
+
+    Returns
+    -------
+    dict
+        ``{"map": {"time": 1, "lat": .., "lon": ..}, "series": {"time": .., "lat": c, "lon": c}}``.
+    """
+    nt, ny, nx = int(sizes["time"]), int(sizes["lat"]), int(sizes["lon"])
+    if ny * nx <= MAP_FULL_CELLS:
+        map_chunks = {"time": 1, "lat": ny, "lon": nx}
+    else:
+        map_chunks = {"time": 1, "lat": min(ny, MAP_TILE), "lon": min(nx, MAP_TILE)}
+    t = max(1, min(nt, SERIES_MAX_TIME))
+    c = max(1, round(math.sqrt(SERIES_CHUNK_VALUES / t)))
+    return {"map": map_chunks, "series": {"time": t, "lat": min(ny, c), "lon": min(nx, c)}}
+
+
+def store_paths(nc_path: str | os.PathLike) -> dict[str, Path]:
+    """Where the stores of the published NetCDF ``nc_path`` live: ``{layout: path}``."""
+    nc_path = Path(nc_path)
+    folder = nc_path.parent / "cube" / nc_path.stem
+    return {layout: folder / f"{layout}.zarr" for layout in LAYOUTS}
+
+
+def is_gridded(ds: xr.Dataset) -> bool:
+    """True when ``ds`` has 1-D time, lat, lon coordinates and a ``(time, lat, lon)`` variable."""
+    if any(name not in ds.coords or ds[name].dims != (name,) for name in ("time", "lat", "lon")):
+        return False
+    return any(v.dims == ("time", "lat", "lon") for v in ds.data_vars.values())
+
+
+def holds_grid(nc_path: str | os.PathLike) -> bool:
+    """True when the NetCDF at ``nc_path`` holds a ``(time, lat, lon)`` grid (:func:`is_gridded`)."""
+    with xr.open_dataset(nc_path, decode_times=False) as ds:
+        return is_gridded(ds)
+
+
+def build_stores(nc_path: str | os.PathLike, *, block_values: int = 2**26) -> dict[str, Path]:
+    """Write the map-chunked and the time-chunked Zarr copies of a published grid.
+
+    The source is read block by block (about ``block_values`` values at a time: day blocks for
+    the map store, latitude bands for the series store), so a cube larger than memory is fine.
+    Each store is written into a temporary folder and moved into place (a reader never sees a
+    partial store); an existing store is replaced.
+
+    Parameters
+    ----------
+    nc_path : str or os.PathLike
+        A CF NetCDF with ``(time, lat, lon)`` variables (other variables are not copied).
+    block_values : int
+        Values read per block and variable (memory ~ 4-8 bytes each).
+
+    Returns
+    -------
+    dict
+        ``{"map": Path, "series": Path}`` (see :func:`store_paths`).
+
+    Raises
+    ------
+    ValueError
+        The file holds no ``(time, lat, lon)`` variable (names the file).
+    """
+    paths = store_paths(nc_path)
+    with xr.open_dataset(nc_path, mask_and_scale=True, decode_times=True) as src:
+        if not is_gridded(src):
+            raise ValueError(f"{nc_path}: no (time, lat, lon) variable to store as a cube")
+        names = [n for n, v in src.data_vars.items() if v.dims == ("time", "lat", "lon")]
+        ds = src[names]
+        chunks = layout_chunks(ds.sizes)
+        paths["map"].parent.mkdir(parents=True, exist_ok=True)
+        for layout in LAYOUTS:
+            along = "time" if layout == "map" else "lat"
+            per_step = ds.sizes["lat"] * ds.sizes["lon"] if along == "time" else ds.sizes["time"] * ds.sizes["lon"]
+            step = chunks[layout][along]
+            block = max(step, (block_values // max(per_step, 1)) // step * step)  # whole chunks per block
+            target, old = paths[layout], paths[layout].with_name(f".{paths[layout].name}.old")
+            with atomic_path(target) as tmp:
+                tmp.unlink()
+                _write_store(ds, tmp, chunks[layout], along, block)
+                if target.exists():  # a rebuild: the old store is moved aside only once the new one is complete
+                    shutil.rmtree(old, ignore_errors=True)
+                    os.replace(target, old)
+            shutil.rmtree(old, ignore_errors=True)
+    return paths
+
+
+def _write_store(ds: xr.Dataset, path: Path, chunks: dict[str, int], along: str, block: int) -> None:
+    encoding = {}
+    for name, var in ds.variables.items():
+        enc = {k: v for k, v in var.encoding.items() if k in _KEEP_ENCODING}
+        if name in ds.data_vars:
+            enc.update(chunks=tuple(chunks[d] for d in var.dims), compressor=_COMPRESSOR)
+        encoding[name] = enc
+    template = ds.copy()
+    for name in ds.data_vars:  # lazy placeholders: only metadata and coordinates are written now
+        template[name] = ds[name].copy(data=dask.array.zeros(ds[name].shape, dtype=ds[name].dtype,
+                                                      chunks=tuple(chunks[d] for d in ds[name].dims)))
+    template.to_zarr(path, mode="w", compute=False, encoding=encoding, zarr_format=2, consolidated=True)
+    others = [c for c in ds.coords if c != along]
+    for start in range(0, ds.sizes[along], block):
+        part = ds.isel({along: slice(start, start + block)}).load().drop_vars(others)
+        part.to_zarr(path, region={along: slice(start, start + part.sizes[along])}, zarr_format=2,
+                     consolidated=False)
+    zarr_consolidate(path)
+
+
+def zarr_consolidate(path: Path) -> None:
+    """Rewrite the consolidated metadata of the Zarr v2 store at ``path``."""
+    import zarr
+
+    zarr.consolidate_metadata(str(path), zarr_format=2)
+
+
+def open_store(path: str | os.PathLike, chunks: dict | None = None) -> xr.Dataset:
+    """Open a cube store lazily, CF-decoded.
+
+    ``chunks=None``: lazily indexed backend arrays (indexing reads only the chunks it touches);
+    ``chunks={}``: dask arrays of the store's chunks.
+    """
+    return xr.open_zarr(path, chunks=chunks, consolidated=True, zarr_format=2, mask_and_scale=True)
+
+
+def chunks_touched(indices: Mapping[str, np.ndarray], chunks: Mapping[str, int]) -> int:
+    """Number of chunks a selection reads: product over dims of the distinct chunk numbers.
+
+    Parameters
+    ----------
+    indices : mapping of dim -> 1-D int array
+        Positions selected along each dim (any order, strides and wraps allowed).
+    chunks : mapping of dim -> int
+        Chunk size along each dim.
+    """
+    n = 1
+    for dim, idx in indices.items():
+        n *= len(np.unique(np.asarray(idx) // int(chunks[dim])))
+    return n
+
+
+def choose_layout(indices: Mapping[str, np.ndarray], sizes: Mapping[str, int]) -> str:
+    """The store that decompresses the fewest values for a selection (ties: ``map``).
+
+    Parameters
+    ----------
+    indices : mapping of dim -> 1-D int array
+        Positions selected along ``time``, ``lat`` and ``lon``.
+    sizes : mapping of dim -> int
+        The cube's sizes.
+
+    Returns
+    -------
+    str
+        ``"map"`` or ``"series"``.
+    """
+    costs = {}
+    for layout, chunks in layout_chunks(sizes).items():
+        costs[layout] = chunks_touched(indices, chunks) * math.prod(chunks.values())
+    return min(LAYOUTS, key=lambda layout: costs[layout])

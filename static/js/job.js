@@ -1,0 +1,44 @@
+// The job page: poll the job's API status until it is done, failed or expired.
+(function () {
+  "use strict";
+  const root = document.getElementById("job");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  const csrf = (document.cookie.match(/csrftoken=([^;]+)/) || [])[1] || "";
+  function size(n) {
+    const units = ["B", "KiB", "MiB", "GiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return n.toFixed(i ? 1 : 0) + " " + units[i];
+  }
+  function show(job) {
+    $("job-status").textContent = job.status;
+    root.dataset.status = job.status;
+    $("job-progress").value = job.progress;
+    $("job-percent").textContent = Math.round(job.progress * 100) + " %";
+    $("job-error-row").hidden = job.status !== "failed";
+    $("job-error").textContent = job.error || "";
+    $("job-result-row").hidden = job.status !== "done";
+    if (job.status === "done") {
+      $("job-download").href = job.download_url;
+      $("job-download").textContent = job.result_name;
+      $("job-size").textContent = size(job.size);
+      $("job-sha256").textContent = job.sha256;
+      $("job-expires").textContent = new Date(job.expires_at).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+      $("job-script-curl").href = job.script_url + "?tool=curl";
+      $("job-script-wget").href = job.script_url + "?tool=wget";
+    }
+    return job.status === "queued" || job.status === "running";
+  }
+  function poll() {
+    fetch(root.dataset.statusUrl, {headers: {Accept: "application/json"}})
+      .then((r) => r.json())
+      .then((job) => { if (show(job)) setTimeout(poll, 1000); })
+      .catch(() => setTimeout(poll, 3000));
+  }
+  $("job-retry").addEventListener("click", function () {
+    fetch(root.dataset.retryUrl, {method: "POST", headers: {"X-CSRFToken": csrf, Accept: "application/json"}})
+      .then((r) => r.json()).then((job) => { show(job); poll(); });
+  });
+  poll();
+})();
