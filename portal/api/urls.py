@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from .views import DatasetViewSet, JobViewSet
+from .views import DatasetViewSet, JobViewSet, ObservationSubsetView
 
 app_name = "api"
 router = DefaultRouter()
@@ -11,5 +11,6 @@ router.register("jobs", JobViewSet, basename="job")
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("observations/", ObservationSubsetView.as_view(), name="observations"),
     *router.urls,
 ]

@@ -7,11 +7,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from portal.catalog.models import Dataset
 from portal.catalog.queries import search_datasets
 from portal.subsets import core as subset_core
 from portal.subsets import services as subsets
+from portal.subsets import stations as station_subsets
 from portal.subsets.models import SubsetJob
 
 from .serializers import DatasetDetailSerializer, DatasetListSerializer, JobSerializer
@@ -217,3 +219,38 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         except ValueError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ObservationSubsetView(APIView):
+    """Station, tower and basin observations by ``bbox``, ``time``, ``network``, ``station``, ``variables``.
+
+    ``f`` = csv (long form, default), json (stations with their series) or netcdf (CF DSG
+    timeSeries). A request must name a bbox, a network or stations; empty answers are a 400
+    naming the field, more than ``STATION_SUBSET_MAX_ROWS`` rows a 413 saying what to narrow.
+    """
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        parameters=[*_params("bbox", "time"),
+                    OpenApiParameter("network", OpenApiTypes.STR, description="comma-separated networks"),
+                    OpenApiParameter("station", OpenApiTypes.STR, description="comma-separated station codes"),
+                    OpenApiParameter("variables", OpenApiTypes.STR, description="comma-separated variables"),
+                    OpenApiParameter("f", OpenApiTypes.STR, enum=list(station_subsets.FORMATS))],
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, 400: OpenApiResponse(description="{field, detail}"),
+                   413: OpenApiResponse(description="too many rows: what to narrow")})
+    def get(self, request):
+        start = time.monotonic()
+        try:
+            query = station_subsets.parse_station_query({k: request.query_params.get(k) for k in request.query_params})
+            path, filename, media_type = station_subsets.write_temporary(query)
+        except subset_core.SubsetError as exc:
+            code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if "above the limit" in exc.message else 400
+            return _problem(exc, code)
+        size = path.stat().st_size
+        subsets.log_download(user=request.user, f=None, query=None, kind="stations", format=query.format,
+                             params=dict(request.query_params.items()), size=size, seconds=time.monotonic() - start,
+                             client=request.META.get("REMOTE_ADDR"))
+        handle = path.open("rb")
+        path.unlink()
+        return FileResponse(handle, as_attachment=True, filename=filename, content_type=media_type)

@@ -54,13 +54,14 @@ class SubsetJob(models.Model):
 
 
 class DownloadLog(models.Model):
-    """One finished download of a subset, series or job result: who, what, how big, when."""
+    """One finished download of a subset, series, job result or station subset: who, what, how big, when."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="download_logs")
-    version_number = models.PositiveIntegerField()
-    file_name = models.CharField(max_length=300)
-    kind = models.CharField(max_length=20, help_text="subset, point, area, or job (a job's result)")
+    dataset = models.ForeignKey("catalog.Dataset", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="download_logs", help_text="empty for station observations")
+    version_number = models.PositiveIntegerField(null=True, blank=True)
+    file_name = models.CharField(max_length=300, blank=True)
+    kind = models.CharField(max_length=20, help_text="subset, point, area, job (a job's result) or stations")
     params = models.JSONField()
     format = models.CharField(max_length=20)
     size = models.BigIntegerField(help_text="bytes sent")

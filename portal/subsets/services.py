@@ -361,13 +361,23 @@ def answer_directly(f: DatasetFile, query: Query) -> SubsetResult:
     return SubsetResult(out, name, media_type, out.stat().st_size)
 
 
-def log_download(*, user, f: DatasetFile, query: Query | None, size: int, seconds: float,
-                 job: SubsetJob | None = None, client: str | None = None) -> DownloadLog:
-    """Record a finished download (who, what, size, time)."""
+def log_download(*, user, f: DatasetFile | None, query: Query | None, size: int, seconds: float,
+                 job: SubsetJob | None = None, client: str | None = None, kind: str | None = None,
+                 params: Mapping[str, str] | None = None, format: str | None = None) -> DownloadLog:
+    """Record a finished download (who, what, size, time).
+
+    What was asked comes from ``job`` (a job's result), else ``query``, else ``kind``, ``params``
+    and ``format`` (station subsets, which have no grid file ``f``).
+    """
+    if job is not None:
+        kind, params = "job", job.params
+    elif query is not None:
+        kind, params, format = query.kind, query.params, query.request.format
+    params = dict(params or {})
     return DownloadLog.objects.create(
-        user=user if getattr(user, "is_authenticated", False) else None, dataset_id=f.version.dataset_id,
-        version_number=f.version.number, file_name=f.name, kind="job" if job else query.kind,
-        params=dict(job.params if job else query.params), format=(job.params if job else query.params).get("f", ""),
+        user=user if getattr(user, "is_authenticated", False) else None,
+        dataset_id=f.version.dataset_id if f else None, version_number=f.version.number if f else None,
+        file_name=f.name if f else "", kind=kind, params=params, format=format or params.get("f", ""),
         size=size, seconds=seconds, job=job, client=client)
 
 

@@ -11,7 +11,7 @@ import pytest
 from portal.subsets import services
 from portal.subsets.models import SubsetJob
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db]
+pytestmark = pytest.mark.worker  # no django_db transaction: the worker must see committed jobs
 
 
 def _submit(version, **params):
