@@ -1,0 +1,252 @@
+"""OGC API - Environmental Data Retrieval (EDR 1.1) endpoints under ``/api/edr/``.
+
+Thin DRF views over :mod:`portal.edr.services` (see its docstring for why EDR is implemented here
+rather than with pygeoapi or xpublish-edr). Errors are OGC API exception documents
+``{"code": ..., "description": ...}`` (plus ``parameter`` for a query parameter at fault): 400 for
+a malformed, empty or out-of-extent query, 403 for a login-access dataset without a login, 404 for
+an unknown collection, 413 above the direct-answer limit.
+"""
+from __future__ import annotations
+
+import time
+
+from django.http import FileResponse
+from django.urls import NoReverseMatch, get_script_prefix, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.catalog.models import Dataset
+from portal.subsets import core
+from portal.subsets import services as subsets
+
+from . import services
+
+JSON = "application/json"
+_CODES = {400: "InvalidParameterValue", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
+          405: "MethodNotAllowed", 413: "PayloadTooLarge"}
+
+
+def _error(status_code: int, description: str, code: str | None = None, parameter: str | None = None) -> Response:
+    body = {"code": code or _CODES.get(status_code, "Error"), "description": description}
+    if parameter:
+        body["parameter"] = parameter
+    return Response(body, status=status_code)
+
+
+def _param(name: str, description: str, required: bool = False) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.QUERY, required=required, description=description)
+
+
+_F_JSON = _param("f", "json (the only encoding of metadata documents)")
+_QUERY_PARAMS = [
+    _param("datetime", "an instant or an interval a/b, ../b, a/.. (RFC 3339; a date covers its day)"),
+    _param("parameter-name", "comma-separated parameter names (default: all)"),
+    _param("f", "CoverageJSON (default), NetCDF or CSV; without f, the Accept header chooses"),
+    _param("crs", "OGC:CRS84 (the only one)"),
+]
+_COORDS = {"position": _param("coords", "POINT(lon lat) in CRS84: the nearest cell's time series", True),
+           "area": _param("coords", "POLYGON or MULTIPOLYGON in CRS84 (WKT): cells whose centres fall inside", True),
+           "cube": _param("bbox", "minx,miny,maxx,maxy in CRS84; minx > maxx crosses the antimeridian", True)}
+_ERRORS = {
+    (400, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="{code, description, parameter}: the bad parameter"),
+    (403, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="login-access dataset"),
+    (404, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="no such collection"),
+    (413, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="too large for a direct answer: what to do, "
+                                                                  "and the equivalent job request"),
+}
+_DATA = {
+    (200, "application/prs.coverage+json"): OpenApiResponse(OpenApiTypes.OBJECT, description="CoverageJSON"),
+    (200, "application/x-netcdf"): OpenApiResponse(OpenApiTypes.BINARY, description="CF NetCDF"),
+    (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV"),
+    **_ERRORS,
+}
+
+
+def _metadata_schema(operation_id: str):
+    return extend_schema(operation_id=operation_id, tags=["edr"], parameters=[_F_JSON],
+                         responses={(200, JSON): OpenApiTypes.OBJECT, **_ERRORS})
+
+
+class _AnyAccept(BaseContentNegotiation):
+    """JSON documents whatever the Accept header: data formats are chosen by ``f`` / Accept in the views."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class _EdrView(APIView):
+    permission_classes = [AllowAny]  # read-only; login-access datasets are checked by the queries
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = _AnyAccept
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        data = response.data
+        detail = data.get("detail", data) if isinstance(data, dict) else data
+        response.data = {"code": _CODES.get(response.status_code, "Error"), "description": str(detail)}
+        return response
+
+    def check_json(self, request):
+        f = request.query_params.get("f")
+        if f not in (None, "", "json", "JSON", JSON):
+            return _error(400, f"f: {f!r} is not available here: metadata documents are JSON (f=json)", parameter="f")
+        return None
+
+    def url(self, name: str, *args) -> str:
+        return self.request.build_absolute_uri(reverse(f"edr:{name}", args=args))
+
+    def link(self, name: str, rel: str, title: str, *args, media_type: str = JSON) -> dict:
+        return {"href": self.url(name, *args), "rel": rel, "type": media_type, "title": title}
+
+    def collection(self, collection_id: str):
+        found = services.get_collection(collection_id)
+        if found is None:
+            raise NotFound(f"collectionId: no collection {collection_id!r}; see {self.url('collections')}")
+        return found
+
+    def collection_doc(self, dataset, info) -> dict:
+        links = [
+            self.link("collection", "self", "This collection", dataset.id),
+            {"href": self.request.build_absolute_uri(reverse("api:dataset-detail", args=[dataset.id])),
+             "rel": "describedby", "type": JSON, "title": "The dataset record"},
+        ]
+        return services.collection_document(dataset, info, self.url("collection", dataset.id), links)
+
+
+class LandingPage(_EdrView):
+    """``GET /api/edr/``: the EDR landing page."""
+
+    @_metadata_schema("edr_landing_page")
+    def get(self, request):
+        if (error := self.check_json(request)) is not None:
+            return error
+        try:
+            schema = request.build_absolute_uri(reverse("api:schema"))
+        except NoReverseMatch:  # the OpenAPI document is not mounted (yet): its planned place
+            schema = request.build_absolute_uri(f"{get_script_prefix()}api/schema/")
+        return Response({
+            "title": "Land-surface hydrology grids: OGC API - Environmental Data Retrieval",
+            "description": "Position, area and cube queries on the published gridded products, answered "
+                          "in CoverageJSON, NetCDF or CSV.",
+            "links": [
+                self.link("landing", "self", "This document"),
+                {"href": schema, "rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0",
+                 "title": "The API definition (OpenAPI 3.0)"},
+                self.link("conformance", "conformance", "Conformance classes"),
+                self.link("conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance", "Conformance classes"),
+                self.link("collections", "data", "Collections"),
+                self.link("collections", "http://www.opengis.net/def/rel/ogc/1.0/data", "Collections"),
+            ],
+        })
+
+
+class Conformance(_EdrView):
+    """``GET /api/edr/conformance``: the conformance classes."""
+
+    @_metadata_schema("edr_conformance")
+    def get(self, request):
+        if (error := self.check_json(request)) is not None:
+            return error
+        return Response({"conformsTo": list(services.CONFORMANCE)})
+
+
+class Collections(_EdrView):
+    """``GET /api/edr/collections``: one collection per published gridded product."""
+
+    @_metadata_schema("edr_collections")
+    def get(self, request):
+        if (error := self.check_json(request)) is not None:
+            return error
+        return Response({
+            "links": [self.link("collections", "self", "This document"),
+                      self.link("landing", "root", "The landing page")],
+            "collections": [self.collection_doc(dataset, info) for dataset, _, info in services.collections()],
+        })
+
+
+class Collection(_EdrView):
+    """``GET /api/edr/collections/{collectionId}``: a collection's metadata."""
+
+    @_metadata_schema("edr_collection")
+    def get(self, request, collection_id):
+        if (error := self.check_json(request)) is not None:
+            return error
+        dataset, _, info = self.collection(collection_id)
+        return Response(self.collection_doc(dataset, info))
+
+
+class Query(_EdrView):
+    """A data query (``position``, ``area`` or ``cube``: the subclasses)."""
+
+    query_type = ""
+
+    def get(self, request, collection_id):
+        dataset, f, info = self.collection(collection_id)
+        if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
+            return _error(403, "this dataset is login-access: log in to query it")
+        try:
+            query = services.parse_query(self.query_type, request.query_params, request.headers.get("Accept"))
+            start = time.monotonic()
+            service_query, result = services.answer(f, query)
+        except services.TooLarge as exc:
+            response = _error(413, exc.message, parameter=services.edr_parameter(exc.field, self.query_type))
+            if exc.job is not None:
+                response.data["job"] = exc.job
+            return response
+        except core.SubsetError as exc:
+            parameter = services.edr_parameter(exc.field, self.query_type)
+            code = "MissingParameterValue" if isinstance(exc, services.MissingParameter) else None
+            hint = f" (the collection's time steps: {', '.join(info.time_values[:5])})" if parameter == "datetime" else ""
+            return _error(400, f"{parameter}: {exc.message}{hint}", code=code, parameter=parameter)
+        subsets.log_download(user=request.user, f=f, query=service_query, size=result.size,
+                             seconds=time.monotonic() - start, client=request.META.get("REMOTE_ADDR"))
+        handle = result.path.open("rb")
+        result.path.unlink()  # the open handle keeps the bytes until the response is sent
+        response = FileResponse(handle, as_attachment=query.request.format != "coveragejson",
+                                filename=result.filename, content_type=result.media_type)
+        response["Content-Crs"] = f"<{services.CRS84_URI}>"
+        return response
+
+
+def _query_schema(query_type: str):
+    return extend_schema(operation_id=f"edr_{query_type}", tags=["edr"], parameters=[_COORDS[query_type], *_QUERY_PARAMS],
+                         responses=_DATA)
+
+
+class Position(Query):
+    """``GET /api/edr/collections/{collectionId}/position?coords=POINT(lon lat)``: the nearest cell's time series."""
+
+    query_type = "position"
+
+    @_query_schema("position")
+    def get(self, request, collection_id):
+        return super().get(request, collection_id)
+
+
+class Area(Query):
+    """``GET /api/edr/collections/{collectionId}/area?coords=POLYGON((...))``: the cells whose centres fall inside."""
+
+    query_type = "area"
+
+    @_query_schema("area")
+    def get(self, request, collection_id):
+        return super().get(request, collection_id)
+
+
+class Cube(Query):
+    """``GET /api/edr/collections/{collectionId}/cube?bbox=minx,miny,maxx,maxy``: the cells whose centres fall inside."""
+
+    query_type = "cube"
+
+    @_query_schema("cube")
+    def get(self, request, collection_id):
+        return super().get(request, collection_id)

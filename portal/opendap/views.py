@@ -1,0 +1,168 @@
+"""OPeNDAP (DAP2) endpoints for the NetCDF grids of published versions.
+
+``/opendap/<dataset id>/v<number>/<file>.dds|.das|.dods`` (and ``.html`` or the bare file URL for a
+short description), so that ``xarray.open_dataset("https://host/opendap/<id>/v<n>/<file>")``
+(netCDF4 engine: netCDF-C's DAP2 client) opens a published version lazily and reads only the
+hyperslabs it indexes. The protocol work is in :mod:`portal.opendap.dap`; the grid is opened only
+through :func:`portal.subsets.services.open_cube`.
+
+Errors are DAP2 ``Error {...}`` bodies: 404 for an unknown dataset, version or file, 400 for a
+malformed constraint (naming the clause and what is wrong), 413 above ``settings.OPENDAP_MAX_BYTES``
+(1 GiB). Login-access datasets answer 401 with ``WWW-Authenticate: Basic`` to anonymous
+requests and accept HTTP Basic credentials of a portal user (netCDF-C sends those given as
+``https://user:password@host/...``) as well as a logged-in session.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.html import escape
+from django.views.decorators.http import require_safe
+
+from portal.catalog.models import Dataset, DatasetFile
+from portal.subsets import services, store
+
+from . import dap
+
+SUFFIXES = (".dds", ".das", ".dods", ".html")
+HEADERS = {"XDODS-Server": "dods/2.0", "XOPeNDAP-Server": "portal-opendap/1.0 (opendap-protocol)", "XDAP": "2.0"}
+
+
+def _error(status: int, message: str, **headers) -> HttpResponse:
+    response = HttpResponse(dap.error_body(status, message), status=status, content_type="text/plain; charset=utf-8",
+                            headers={**HEADERS, "Content-Description": "dods-error", **headers})
+    return response
+
+
+def _basic_user(request):
+    """The active user named by the request's HTTP Basic credentials, or None."""
+    scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, sep, password = base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user = authenticate(request, username=username, password=password) if sep else None
+    return user if user is not None and user.is_active else None
+
+
+class _Stream:
+    """A DODS body that closes the dataset when the server is done with the response (sent or not)."""
+
+    def __init__(self, parts: Iterator[bytes], ds):
+        self.parts, self.ds = parts, ds
+
+    def __iter__(self):
+        return iter(self.parts)
+
+    def close(self):
+        self.ds.close()
+
+
+def _layout(view: dap.DapView, projection: dap.Projection) -> str | None:
+    """The cube store to read a DODS projection from: ``series`` when that decompresses less (point series)."""
+    sizes = {d: view.ds.sizes.get(d) for d in ("time", "lat", "lon")}
+    if None in sizes.values():
+        return None
+    requests = [(name, s) for name, s in projection.slices.items()]
+    requests += [(name, s) for name, members in projection.members.items() for m, s in members.items() if m == name]
+    cube = [(name, s) for name, s in requests if view.variables[name].variable.dims == ("time", "lat", "lon")]
+    if not cube:
+        return None
+    name, slices = max(cube, key=lambda item: np.prod([len(range(s.start, s.stop, s.step)) for s in item[1]]))
+    indices = {d: np.arange(s.start, s.stop, s.step) for d, s in zip(("time", "lat", "lon"), slices, strict=True)}
+    return store.choose_layout(indices, sizes)
+
+
+@require_safe
+def dap2(request, dataset_id: str, number: int, name: str):
+    """One DAP2 response (``.dds``, ``.das``, ``.dods``; ``.html`` or no suffix: a description) of a published file.
+
+    Parameters
+    ----------
+    request : django.http.HttpRequest
+        The query string is the DAP2 constraint expression.
+    dataset_id : str
+    number : int
+        The version number.
+    name : str
+        The file name followed by the response suffix.
+
+    Returns
+    -------
+    django.http.HttpResponse
+        A streamed body for ``.dods``; DAP2 error bodies for 400, 401, 404 and 413.
+    """
+    dataset = Dataset.objects.filter(pk=dataset_id).only("id", "share_type").first() if "\x00" not in dataset_id else None
+    if dataset is None:
+        return _error(404, f"no dataset {dataset_id!r}")
+    if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated and not _basic_user(request):
+        return _error(401, f"{dataset_id} is login-access: give the user name and password of a portal account "
+                           "(HTTP Basic; with netCDF/xarray: https://user:password@host/opendap/...)",
+                      **{"WWW-Authenticate": 'Basic realm="data portal", charset="UTF-8"'})
+    suffix = next((s for s in SUFFIXES if name.endswith(s)), "")
+    filename = name[:len(name) - len(suffix)]
+    f = (DatasetFile.objects.filter(version__dataset=dataset, version__number=number, name=filename)
+         .select_related("version__dataset").first() if filename.endswith(".nc") and "\x00" not in filename else None)
+    if f is None:
+        if name.endswith((".dmr", ".dap", ".dsr", ".xml")):
+            return _error(404, f"{name!r}: DAP4 is not served here, only DAP2 (.dds, .das, .dods)")
+        return _error(404, f"no NetCDF file {filename!r} in {dataset_id} v{number}")
+    try:
+        ds = services.open_cube(f)
+    except FileNotFoundError:
+        return _error(404, f"{f.name} of {dataset_id} v{number} is missing on the server")
+    streaming = False
+    try:
+        view = dap.DapView(ds, f.name)
+        if suffix == ".das":
+            return HttpResponse(view.das(), content_type="text/plain; charset=utf-8",
+                                headers={**HEADERS, "Content-Description": "dods-das"})
+        if suffix in ("", ".html"):
+            return HttpResponse(_html(view, request.build_absolute_uri(request.path[:len(request.path) - len(suffix)])),
+                                content_type="text/html; charset=utf-8")
+        projection = dap.parse_constraint(request.META.get("QUERY_STRING", ""), view.variables)
+        if suffix == ".dds":
+            return HttpResponse(view.dds(projection), content_type="text/plain; charset=utf-8",
+                                headers={**HEADERS, "Content-Description": "dods-dds"})
+        limit = settings.OPENDAP_MAX_BYTES
+        if (size := view.size(projection)) > limit:
+            return _error(413, f"the request would return {size / 2**20:.0f} MiB, above the {limit / 2**20:.0f} MiB "
+                               "limit of one OPeNDAP response: ask for smaller hyperslabs (with xarray: index or "
+                               ".sel() a smaller part before loading)")
+        layout = _layout(view, projection)
+        if layout not in (None, "map"):  # e.g. a point series: read the time-chunked store
+            ds.close()
+            ds = services.open_cube(f, layout=layout)
+            view = dap.DapView(ds, f.name)
+        response = StreamingHttpResponse(_Stream(view.dods(projection), ds), content_type="application/octet-stream",
+                                         headers={**HEADERS, "Content-Description": "dods-data"})
+        streaming = True  # the response closes the dataset once sent
+        return response
+    except dap.ConstraintError as exc:
+        return _error(400, f"bad constraint expression: {exc}")
+    finally:
+        if not streaming:
+            ds.close()
+
+
+def _html(view: dap.DapView, url: str) -> str:
+    """A short HTML description of the file: variables, shapes, the three DAP2 URLs and how to open it."""
+    rows = "".join(
+        f"<tr><td>{escape(v.name)}</td><td>{escape(v.type.__name__)}</td>"
+        f"<td>{escape(' × '.join(f'{d} {n}' for d, n in zip(v.dims, v.shape, strict=True)) or 'scalar')}</td>"
+        f"<td>{escape(str(v.attrs.get('units', '')))}</td></tr>" for v in view.variables.values())
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>OPeNDAP: {escape(view.name)}</title></head>"
+            f"<body><h1>OPeNDAP (DAP2): {escape(view.name)}</h1>"
+            f"<p>Open with <code>xarray.open_dataset(\"{escape(url)}\")</code> (netCDF4 engine); "
+            f"<a href='{escape(url)}.dds'>DDS</a>, <a href='{escape(url)}.das'>DAS</a>; data: "
+            f"<code>{escape(url)}.dods?var[start:stride:stop]...</code>.</p>"
+            f"<table><tr><th>variable</th><th>type</th><th>dimensions</th><th>units</th></tr>{rows}</table>"
+            "</body></html>")
