@@ -13,7 +13,7 @@ class DatasetFileSerializer(serializers.ModelSerializer):
         model = DatasetFile
         fields = ["name", "size", "sha256", "media_type", "description", "url"]
 
-    def get_url(self, obj):
+    def get_url(self, obj) -> str:
 
         path = reverse("catalog:download", args=[obj.version.dataset_id, obj.version.number, obj.name])
         request = self.context.get("request")
@@ -35,7 +35,7 @@ class VersionSerializer(serializers.ModelSerializer):
         model = DatasetVersion
         fields = ["number", "published_at", "lineage", "files", "validation"]
 
-    def get_validation(self, obj):
+    def get_validation(self, obj) -> list[dict]:
         return ValidationSerializer(obj.validation_results.exclude(scope="site"), many=True).data
 
 
@@ -48,7 +48,7 @@ class DatasetListSerializer(serializers.ModelSerializer):
         fields = ["id", "url", "title_cn", "title_en", "category", "acq_start", "acq_end", "bbox", "space_res_en",
                   "time_res_en", "share_type", "doi", "cstr"]
 
-    def get_bbox(self, obj):
+    def get_bbox(self, obj) -> list[float] | None:
         """(min_lon, min_lat, max_lon, max_lat) in EPSG:4326."""
         return obj.extent
 
