@@ -7,6 +7,7 @@ from django.shortcuts import render
 
 from . import queries
 from .models import Dataset, DatasetFile
+from .subset_form import subset_form_context
 
 
 def _year(value: str | None) -> int | None:
@@ -33,7 +34,8 @@ def dataset_detail(request, dataset_id: str):
         page = queries.dataset_page(dataset_id)
     except Dataset.DoesNotExist:
         raise Http404("no such dataset") from None
-    return render(request, "catalog/dataset_detail.html", {"page": page, "dataset": page.dataset})
+    return render(request, "catalog/dataset_detail.html", {"page": page, "dataset": page.dataset,
+                                                           "subset_form": subset_form_context(page.dataset)})
 
 
 def series(request, dataset_id: str):
