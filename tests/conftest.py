@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -113,12 +114,19 @@ def portal_url(service_env):
 
     (pytest-django's live_server would flush the database after each test.)
     """
+    with web_server(service_env) as url:
+        yield url
+
+
+@contextmanager
+def web_server(env: dict, workers: int = 2):
+    """Run gunicorn with ``env`` on a free port; yields its base URL, stops it afterwards."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-                             "--workers", "2", "--log-level", "warning"], cwd=settings.BASE_DIR, env=service_env)
+                             "--workers", str(workers), "--log-level", "warning"], cwd=settings.BASE_DIR, env=env)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -129,9 +137,11 @@ def portal_url(service_env):
                 proc.kill()
                 raise RuntimeError(f"the web server did not start at {url}") from None
             time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 @pytest.fixture

@@ -5,41 +5,6 @@
   const script = document.currentScript;
   const readJSON = (id) => JSON.parse(document.getElementById(id).textContent);
 
-  // world-atlas rings are spherical: Eurasia, Fiji and Wrangel Island cross the antimeridian, which a
-  // plane map would draw as bands across the globe. Unwrap such rings (two crossings) past ±180° and
-  // repeat them on the other side; Antarctica (one crossing: it circles the pole) is kept as it is.
-  function unwrapRing(ring) {
-    let shift = 0;
-    let prev = ring[0][0];
-    return ring.map(([lon, lat]) => {
-      if (lon + shift - prev > 180) shift -= 360;
-      else if (lon + shift - prev < -180) shift += 360;
-      prev = lon + shift;
-      return [prev, lat];
-    });
-  }
-
-  function planarLand(topo) {
-    const collection = topojson.feature(topo, topo.objects.land);
-    const polygons = [];
-    (collection.features || [collection]).forEach((f) => {
-      const g = f.geometry;
-      (g.type === "Polygon" ? [g.coordinates] : g.coordinates).forEach((poly) => {
-        const outer = poly[0];
-        const crossings = outer.filter((p, i) => i > 0 && Math.abs(p[0] - outer[i - 1][0]) > 180).length;
-        if (crossings === 0 || crossings % 2 === 1) {
-          polygons.push(poly);
-          return;
-        }
-        const rings = poly.map(unwrapRing);
-        const lons = rings[0].map((p) => p[0]);
-        const offset = Math.max(...lons) > 180 ? -360 : 360;
-        polygons.push(rings, rings.map((r) => r.map(([lon, lat]) => [lon + offset, lat])));
-      });
-    });
-    return { type: "MultiPolygon", coordinates: polygons };
-  }
-
   function drawMap() {
     const el = document.getElementById("map");
     if (!el) return;
@@ -54,7 +19,7 @@
     fetch(script.dataset.land)
       .then((r) => r.json())
       .then((topo) => {
-        L.geoJSON(planarLand(topo), { pane: "land", interactive: false,
+        L.geoJSON(portalLand.planar(topo), { pane: "land", interactive: false,
                           style: { color: "#7a8a7a", weight: 0.6, fillColor: "#e6ede3", fillOpacity: 1 } }).addTo(map);
       });
     let bounds = L.latLngBounds([[-90, -180], [90, 180]]);

@@ -35,47 +35,13 @@
 
   // ------------------------------------------------------------------ map
 
-  // world-atlas rings are spherical: unwrap those crossing the antimeridian (as static/js/detail.js does).
-  function unwrapRing(ring) {
-    let shift = 0;
-    let prev = ring[0][0];
-    return ring.map(([lon, lat]) => {
-      if (lon + shift - prev > 180) shift -= 360;
-      else if (lon + shift - prev < -180) shift += 360;
-      prev = lon + shift;
-      return [prev, lat];
-    });
-  }
-
-  function planarLand(topo) {
-    const collection = topojson.feature(topo, topo.objects.land);
-    const polygons = [];
-    (collection.features || [collection]).forEach((f) => {
-      const g = f.geometry;
-      (g.type === "Polygon" ? [g.coordinates] : g.coordinates).forEach((poly) => {
-        const outer = poly[0];
-        const crossings = outer.filter((p, i) => i > 0 && Math.abs(p[0] - outer[i - 1][0]) > 180).length;
-        if (crossings === 0 || crossings % 2 === 1) {
-          polygons.push(poly);
-          return;
-        }
-        const rings = poly.map(unwrapRing);
-        const offset = Math.max(...rings[0].map((p) => p[0])) > 180 ? -360 : 360;
-        polygons.push(rings, rings.map((r) => r.map(([lon, lat]) => [lon + offset, lat])));
-      });
-    });
-    // the land once more east of the antimeridian, where boxes across it are drawn
-    return { type: "MultiPolygon", coordinates: polygons.concat(
-      polygons.map((p) => p.map((r) => r.map(([lon, lat]) => [lon + 360, lat])))) };
-  }
-
   const map = L.map("subset-map", { crs: L.CRS.EPSG4326, minZoom: -2, maxZoom: 12, zoomSnap: 0.25,
                                     maxBounds: [[-95, -200], [95, 380]], attributionControl: true });
   map.attributionControl.addAttribution("Natural Earth (world-atlas)");
   map.createPane("land").style.zIndex = 350;
   if (typeof topojson !== "undefined" && script.dataset.land) {
     fetch(script.dataset.land).then((r) => r.json()).then((topo) => {
-      L.geoJSON(planarLand(topo), { pane: "land", interactive: false, pmIgnore: true,
+      L.geoJSON(portalLand.planar(topo, { repeatEast: true }), { pane: "land", interactive: false, pmIgnore: true,
                                     style: { color: "#7a8a7a", weight: 0.6, fillColor: "#e6ede3", fillOpacity: 1 } })
         .addTo(map);
     });

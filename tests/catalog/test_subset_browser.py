@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -23,6 +20,7 @@ import xarray as xr
 from django.conf import settings
 from playwright.sync_api import sync_playwright
 
+from tests.conftest import web_server
 from tests.subsets.conftest import FT, grid_values, live_grid  # noqa: F401
 
 pytestmark = pytest.mark.django_db  # also for the browser tests: the session then sets up the test database
@@ -362,26 +360,8 @@ def test_a_period_outside_the_grid_shows_the_error_naming_the_field_and_stays(pa
 @pytest.fixture
 def small_limit_url(service_env, live_grid):  # noqa: F811
     """A second web server whose direct-download limit is 1 MB, so a box of the grid becomes a job."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    env = dict(service_env, SUBSET_SYNC_MAX_BYTES=str(10**6))
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-                             "--workers", "1", "--log-level", "warning"], cwd=settings.BASE_DIR, env=env)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the web server did not start at {url}") from None
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with web_server(dict(service_env, SUBSET_SYNC_MAX_BYTES=str(10**6)), workers=1) as url:
+        yield url
 
 
 @pytest.mark.browser
