@@ -12,7 +12,6 @@ from portal.subsets.grids import grid_info
 
 from .models import Dataset, DatasetFile, DatasetVersion
 
-
 # kind -> the formats its API action writes (the first is the form's default)
 KIND_FORMATS = {kind: list(core.FORMATS if kind == "subset" else services.SERIES_FORMATS) for kind in services.KINDS}
 FORMAT_LABELS = {"netcdf": "NetCDF", "geotiff": "GeoTIFF", "csv": "CSV", "zarr": "Zarr (zip)",
