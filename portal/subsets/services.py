@@ -301,8 +301,11 @@ def _compute(ds: xr.Dataset, query: Query) -> xr.Dataset:
     return core.select(ds, query.request)
 
 
-def answer(f: DatasetFile, query: Query, path: Path) -> None:
+def answer(f: DatasetFile, query: Query, path: Path, *, chunked: bool = False) -> None:
     """Write the answer to ``query`` on the grid ``f`` at ``path`` in ``query.request.format``.
+
+    ``chunked``: compute with dask, chunk by chunk (jobs: bounded memory and progress callbacks);
+    direct answers (at most ``SUBSET_SYNC_MAX_BYTES``) index the store directly, which is faster.
 
     Raises
     ------
@@ -311,7 +314,7 @@ def answer(f: DatasetFile, query: Query, path: Path) -> None:
     """
     dataset = f.version.dataset
     layout = "series" if query.kind == "point" else None
-    with open_cube(f, None if layout else query.request, layout=layout, chunked=query.kind != "point") as ds:
+    with open_cube(f, None if layout else query.request, layout=layout, chunked=chunked) as ds:
         result = _compute(ds, query)
         fmt = query.request.format
         if fmt == "netcdf":
@@ -353,8 +356,7 @@ def answer_directly(f: DatasetFile, query: Query) -> SubsetResult:
     os.close(fd)
     out = Path(tmp)
     try:
-        with dask.config.set(scheduler="threads"):
-            answer(f, query, out)
+        answer(f, query, out)
     except BaseException:
         out.unlink(missing_ok=True)
         raise
@@ -485,7 +487,7 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
         name, media_type = result_name(f, query)
         folder.mkdir(parents=True, exist_ok=True)
         with progress, dask.config.set(scheduler="threads"):
-            answer(f, query, folder / name)
+            answer(f, query, folder / name, chunked=True)
     except Exception as exc:  # the reason goes to the user; the worker goes on
         stop.set()
         beat.join()
