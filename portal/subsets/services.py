@@ -18,6 +18,7 @@ logged by :func:`log_download`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -184,9 +185,34 @@ def open_cube(f: DatasetFile, request: core.SubsetRequest | None = None, *, layo
     if layout is None:
         layout = "map"
         if request is not None:
-            with store.open_store(paths["map"]) as meta:
-                layout = store.choose_layout(core.selection_indices(meta, request), meta.sizes)
+            meta = planning_view(f)
+            layout = store.choose_layout(core.selection_indices(meta, request), meta.sizes)
     return store.open_store(paths[layout], chunks=chunks)
+
+
+def planning_view(f: DatasetFile) -> xr.Dataset:
+    """The grid ``f`` opened once per process for planning: coordinates, dtypes and attributes only.
+
+    Cached (the map store, or the NetCDF of a version without stores, keyed by its modification
+    time); callers must not close it or read values through it. Saves an open (10-15 ms) per request.
+
+    Raises
+    ------
+    FileNotFoundError
+        The published file is missing.
+    """
+    nc = Path(settings.DATA_ROOT) / f.path
+    target = store.store_paths(nc)["map"]
+    if not target.exists():
+        target = nc
+    return _opened(str(target), target.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _opened(path: str, mtime_ns: int) -> xr.Dataset:
+    if path.endswith(".zarr"):
+        return store.open_store(path)
+    return xr.open_dataset(path, mask_and_scale=True)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -268,17 +294,17 @@ def plan(f: DatasetFile, query: Query) -> Plan:
     portal.subsets.core.SubsetError
         Empty, out-of-extent or malformed requests (naming the field).
     """
-    with open_cube(f) as ds:
-        if query.kind == "point":
-            series, _ = core.point_series(ds, query.lon, query.lat, query.request.variables, query.request.time)
-            size = int(series.nbytes)
-            return Plan(size, size, "direct", "a point series is answered directly")
-        read = core.estimate_bytes(ds, query.request)
-        if query.kind == "area":
-            n_time = len(core.selection_indices(ds, query.request)["time"])
-            size = n_time * 8 * (len(query.request.variables) or len(ds.data_vars)) + n_time * 8
-        else:
-            size = read
+    ds = planning_view(f)
+    if query.kind == "point":
+        series, _ = core.point_series(ds, query.lon, query.lat, query.request.variables, query.request.time)
+        size = int(series.nbytes)
+        return Plan(size, size, "direct", "a point series is answered directly")
+    read = core.estimate_bytes(ds, query.request)
+    if query.kind == "area":
+        n_time = len(core.selection_indices(ds, query.request)["time"])
+        size = n_time * 8 * (len(query.request.variables) or len(ds.data_vars)) + n_time * 8
+    else:
+        size = read
     judged = read
     mib = judged / 2**20
     if judged <= settings.SUBSET_SYNC_MAX_BYTES:
@@ -319,7 +345,7 @@ def answer(f: DatasetFile, query: Query, path: Path, *, chunked: bool = False) -
         fmt = query.request.format
         if fmt == "netcdf":
             core.to_netcdf(result, path, citation=dataset.ref_way_en or dataset.ref_way_cn or dataset.title_en,
-                           attrs={"title": dataset.title_en, "doi": dataset.doi, "source_file": f.name,
+                           complevel=1, attrs={"title": dataset.title_en, "doi": dataset.doi, "source_file": f.name,
                                   "source_version": f.version.number})
         elif fmt == "geotiff":
             core.to_geotiff(result, path)
