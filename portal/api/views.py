@@ -57,7 +57,9 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
         if self.action == "list":
             return search_datasets(self.request.query_params.get("q", "").strip()[:200],
                                    category=self.request.query_params.get("category", "").strip())
-        return Dataset.objects.prefetch_related("tags", "versions__files", "versions__validation_results")
+        if self.action == "retrieve":
+            return Dataset.objects.prefetch_related("tags", "versions__files", "versions__validation_results")
+        return Dataset.objects.all()  # the grid actions look up one version and its files themselves
 
     def get_serializer_class(self):
         return DatasetListSerializer if self.action == "list" else DatasetDetailSerializer
