@@ -3,21 +3,25 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
 import xarray as xr
+from django.conf import settings
 
 from portal.catalog.models import Dataset
 from portal.subsets import services as subsets
+from portal.subsets import store
 
 from .conftest import FT, grid_values
 
 pytestmark = pytest.mark.django_db
 
 EDR = "/api/edr"
+ET = "e22aef74-4534-4624-8e2e-f4eab129675b"  # the ET fusion record (tests/conftest.py publishes it)
 COVJSON = "application/prs.coverage+json"
 
 
@@ -85,8 +89,10 @@ def test_a_published_grid_is_a_collection_whose_extent_is_the_grids(client, grid
 
 
 def test_a_dataset_without_a_published_grid_is_not_a_collection(client, grid_version):
-    other = Dataset.objects.exclude(id=FT).filter(versions__isnull=True).first()
-    assert other is not None
+    other = Dataset.objects.get(id=ET)  # published by the session setup: station series only, no grid
+    assert other.versions.exists() and not any(
+        store.holds_grid(Path(settings.DATA_ROOT) / f.path) for f in other.versions.order_by("-number")[0].files.all()
+        if f.name.endswith(".nc"))
     ids = {c["id"] for c in client.get(f"{EDR}/collections").json()["collections"]}
     assert FT in ids and other.id not in ids
     response = client.get(f"{EDR}/collections/{other.id}")
