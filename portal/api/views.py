@@ -106,16 +106,13 @@ def _grid_answer(request, dataset: Dataset, kind: str):
     if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
         return Response({"detail": "this dataset is login-access: log in to download"},
                         status=status.HTTP_403_FORBIDDEN)
-    params = request.query_params
+    params = {k: request.query_params.get(k) for k in request.query_params}
     try:
-        version = subsets.latest_version(dataset, params.get("version"))
-        f = subsets.gridded_file(version, params.get("file"))
-        query = subsets.parse_query(kind, {k: params.get(k) for k in params})
-        plan = subsets.plan(f, query)
         if params.get("estimate") in ("1", "true", "yes"):
-            return Response(plan.as_dict())
-        if plan.mode == "refused":
-            raise subsets.SubsetTooLarge("bbox" if kind != "point" else "time", plan.detail)
+            version = subsets.latest_version(dataset, params.get("version"))
+            f = subsets.gridded_file(version, params.get("file"))
+            return Response(subsets.plan(f, subsets.parse_query(kind, params)).as_dict())
+        f, query, plan = subsets.prepare(dataset, kind, params)
         if plan.mode == "job":
             job, _ = subsets.submit_job(f, query, plan, request.user)
             body = JobSerializer(job, context={"request": request}).data
@@ -165,12 +162,7 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                             status=status.HTTP_400_BAD_REQUEST)
         params = {str(k): str(v) for k, v in params.items()}
         try:
-            version = subsets.latest_version(dataset, params.get("version"))
-            f = subsets.gridded_file(version, params.get("file"))
-            query = subsets.parse_query(str(data.get("kind", "subset")), params)
-            plan = subsets.plan(f, query)
-            if plan.mode == "refused":
-                raise subsets.SubsetTooLarge("bbox", plan.detail)
+            f, query, plan = subsets.prepare(dataset, str(data.get("kind", "subset")), params)
         except subsets.SubsetTooLarge as exc:
             return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except subset_core.SubsetError as exc:
@@ -246,9 +238,10 @@ class ObservationSubsetView(APIView):
         try:
             query = station_subsets.parse_station_query({k: request.query_params.get(k) for k in request.query_params})
             path, filename, media_type = station_subsets.write_temporary(query)
+        except station_subsets.TooManyRows as exc:
+            return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except subset_core.SubsetError as exc:
-            code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if "above the limit" in exc.message else 400
-            return _problem(exc, code)
+            return _problem(exc)
         size = path.stat().st_size
         subsets.log_download(user=request.user, f=None, query=None, kind="stations", format=query.format,
                              params=dict(request.query_params.items()), size=size, seconds=time.monotonic() - start,

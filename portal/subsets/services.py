@@ -317,6 +317,25 @@ def plan(f: DatasetFile, query: Query) -> Plan:
                 "split the request into smaller boxes or periods, use time_stride / space_stride, or ask for fewer variables")
 
 
+def prepare(dataset: Dataset, kind: str, params: Mapping[str, str]) -> tuple[DatasetFile, Query, Plan]:
+    """Everything before an answer: the grid file (``version``, ``file``), the parsed query, its plan.
+
+    Raises
+    ------
+    SubsetTooLarge
+        The plan is ``refused`` (above the job limit; the message says what to do instead).
+    portal.subsets.core.SubsetError
+        A bad field, an empty or out-of-extent request (naming the field).
+    """
+    version = latest_version(dataset, params.get("version"))
+    f = gridded_file(version, params.get("file"))
+    query = parse_query(kind, params)
+    estimate = plan(f, query)
+    if estimate.mode == "refused":
+        raise SubsetTooLarge("time" if kind == "point" else "bbox", estimate.detail)
+    return f, query, estimate
+
+
 def _compute(ds: xr.Dataset, query: Query) -> xr.Dataset:
     """The answer as a (lazy) dataset: the selection, the point series or the area mean."""
     if query.kind == "point":

@@ -34,6 +34,10 @@ from .core import SubsetError, _check_bbox, _check_time, _timestamp
 FORMATS = {"csv": (".csv", "text/csv"), "json": (".json", "application/json"), "netcdf": (".nc", "application/x-netcdf")}
 
 
+class TooManyRows(SubsetError):
+    """The request selects more than ``settings.STATION_SUBSET_MAX_ROWS`` observations."""
+
+
 @dataclass(frozen=True)
 class StationQuery:
     """A checked point-collection request (see :func:`parse_station_query`)."""
@@ -180,13 +184,14 @@ def write(query: StationQuery, path: Path) -> int:
 
     Raises
     ------
+    TooManyRows
+        More than ``settings.STATION_SUBSET_MAX_ROWS`` rows (field ``bbox``, saying what to narrow).
     portal.subsets.core.SubsetError
-        Nothing selected, or more than ``settings.STATION_SUBSET_MAX_ROWS`` rows (field ``bbox``,
-        saying what to narrow).
+        Nothing selected.
     """
     n = count(query)
     if n > settings.STATION_SUBSET_MAX_ROWS:
-        raise SubsetError("bbox", f"{n} observations, above the limit of {settings.STATION_SUBSET_MAX_ROWS}: narrow "
+        raise TooManyRows("bbox", f"{n} observations, above the limit of {settings.STATION_SUBSET_MAX_ROWS}: narrow "
                                   "the box, the period, the networks or the variables")
     table = frame(query)
     with atomic_path(path) as tmp:
