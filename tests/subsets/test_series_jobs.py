@@ -176,3 +176,11 @@ def test_jobs_by_post_and_login_access(client, admin_client, grid_version):
     assert client.post("/api/jobs/", {"dataset": FT, "params": {}}, content_type="application/json").status_code == 403
     assert get(client, "point", lon="0", lat="0").status_code == 403
     assert admin_client.get(f"/api/datasets/{FT}/point/?lon=0&lat=0").status_code == 200
+
+
+def test_the_admin_lists_jobs_and_downloads_read_only(admin_client, client, grid_version):
+    b"".join(get(client, "point", lon="0", lat="0").streaming_content)
+    page = admin_client.get("/admin/subsets/downloadlog/")
+    assert page.status_code == 200 and "point" in page.content.decode()
+    assert admin_client.get("/admin/subsets/subsetjob/").status_code == 200
+    assert admin_client.get("/admin/subsets/downloadlog/add/").status_code == 403
