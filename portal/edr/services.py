@@ -13,7 +13,8 @@ version) and xpublish-edr is a FastAPI/ASGI application that cannot be mounted i
 Django site.
 
 Collections: one per dataset whose latest published version holds exactly one gridded NetCDF
-(data variables on ``(time, lat, lon)``); the collection id is the dataset id.
+(data variables on ``(time, lat, lon)``); the collection id is the dataset id
+(``<dataset id>.<file stem>`` per grid when the version holds several).
 
 References
 ----------
@@ -29,7 +30,8 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pandas as pd
 import shapely
@@ -108,8 +110,20 @@ def _latest_version(dataset: Dataset):
     return max(versions, key=lambda v: v.number) if versions else None
 
 
-def collection_grid(dataset: Dataset) -> tuple[DatasetFile, GridInfo] | None:
-    """The grid behind the EDR collection of ``dataset``, or None if it is not a collection.
+class Collection(NamedTuple):
+    """An EDR collection: ``id``, its ``dataset``, the grid ``file`` and its ``info``."""
+
+    id: str
+    dataset: Dataset
+    file: DatasetFile
+    info: GridInfo
+
+
+def dataset_collections(dataset: Dataset) -> list[Collection]:
+    """The collections of ``dataset``: one per gridded NetCDF of its latest version.
+
+    The id is the dataset id when the version holds one grid, ``<dataset id>.<file stem>`` for
+    each grid when it holds several (e.g. the freeze/thaw proxy and twin grids).
 
     Parameters
     ----------
@@ -117,50 +131,36 @@ def collection_grid(dataset: Dataset) -> tuple[DatasetFile, GridInfo] | None:
 
     Returns
     -------
-    tuple (DatasetFile, GridInfo) or None
-        The one gridded NetCDF of the latest published version; None when there is no version,
-        or it holds no gridded NetCDF, or several.
+    list of Collection
+        Empty without a published version or without a gridded NetCDF.
     """
     version = _latest_version(dataset)
     if version is None:
-        return None
-    grids = [(f, info) for f in version.files.all() if f.name.endswith(".nc") and (info := grid_info(f)) is not None]
-    return grids[0] if len(grids) == 1 else None
+        return []
+    grids = [(f, info) for f in sorted(version.files.all(), key=lambda f: f.name)
+             if f.name.endswith(".nc") and (info := grid_info(f)) is not None]
+    if len(grids) == 1:
+        return [Collection(dataset.id, dataset, *grids[0])]
+    return [Collection(f"{dataset.id}.{Path(f.name).stem}", dataset, f, info) for f, info in grids]
 
 
-def collections() -> list[tuple[Dataset, DatasetFile, GridInfo]]:
-    """Every EDR collection: ``(dataset, grid file, grid info)``, ordered by dataset id.
-
-    Returns
-    -------
-    list of tuple
-    """
+def collections() -> list[Collection]:
+    """Every EDR collection, ordered by dataset id and file name."""
     datasets = (Dataset.objects.filter(versions__isnull=False).distinct().order_by("id")
                 .prefetch_related("versions__files", "tags"))
-    out = []
-    for dataset in datasets:
-        grid = collection_grid(dataset)
-        if grid is not None:
-            out.append((dataset, *grid))
-    return out
+    return [c for dataset in datasets for c in dataset_collections(dataset)]
 
 
-def get_collection(collection_id: str) -> tuple[Dataset, DatasetFile, GridInfo] | None:
-    """The collection ``collection_id`` (a dataset id), or None if there is none.
-
-    Parameters
-    ----------
-    collection_id : str
-
-    Returns
-    -------
-    tuple (Dataset, DatasetFile, GridInfo) or None
-    """
-    dataset = (Dataset.objects.filter(id=collection_id).prefetch_related("versions__files", "tags").first())
-    if dataset is None:
-        return None
-    grid = collection_grid(dataset)
-    return None if grid is None else (dataset, *grid)
+def get_collection(collection_id: str) -> Collection | None:
+    """The collection ``collection_id`` (a dataset id, or ``<dataset id>.<file stem>``), or None."""
+    candidates = [collection_id] + ([collection_id.rsplit(".", 1)[0]] if "." in collection_id else [])
+    for dataset_id in candidates:
+        dataset = Dataset.objects.filter(id=dataset_id).prefetch_related("versions__files", "tags").first()
+        if dataset is not None:
+            match = [c for c in dataset_collections(dataset) if c.id == collection_id]
+            if match:
+                return match[0]
+    return None
 
 
 def _parameter(name: str, kind: str, attrs: Mapping[str, str]) -> dict[str, Any]:
@@ -189,14 +189,12 @@ def _query_link(href: str, query_type: str) -> dict[str, Any]:
     }}
 
 
-def collection_document(dataset: Dataset, info: GridInfo, href: str, links: list[dict] | None = None) -> dict[str, Any]:
-    """The EDR collection metadata of a dataset (``/collections/{collectionId}``).
+def collection_document(collection: Collection, href: str, links: list[dict] | None = None) -> dict[str, Any]:
+    """The EDR collection metadata (``/collections/{collectionId}``).
 
     Parameters
     ----------
-    dataset : Dataset
-    info : GridInfo
-        Of the dataset's grid (:func:`collection_grid`).
+    collection : Collection
     href : str
         Absolute URL of the collection, without a trailing slash; query links are ``href/<type>``.
     links : list of dict, optional
@@ -209,14 +207,17 @@ def collection_document(dataset: Dataset, info: GridInfo, href: str, links: list
         ``extent`` (spatial bbox from the grid's cell edges, temporal interval and values from its
         time axis), ``data_queries``, ``crs``, ``output_formats``, ``parameter_names``.
     """
+    dataset, info = collection.dataset, collection.info
     title = dataset.title_en or dataset.title_cn or dataset.id
+    if collection.id != dataset.id:
+        title = f"{title} ({collection.file.name})"
     description = " ".join(strip_tags(dataset.abstract_en or dataset.abstract_cn or "").split())
     trs = TRS_GREGORIAN if info.calendar in ("standard", "gregorian", "proleptic_gregorian") else (
         f'TIMECRS["DateTime",TDATUM["{info.calendar} calendar"],CS[TemporalDateTime,1],AXIS["Time (T)",future]]')
     query_links = [{"href": f"{href}/{q}", "rel": "data", "type": "application/prs.coverage+json",
                     "title": f"{q.capitalize()} query"} for q in QUERY_TYPES]
     return {
-        "id": dataset.id,
+        "id": collection.id,
         "title": title,
         "description": description,
         "keywords": sorted({t.name for t in dataset.tags.all()}),

@@ -113,13 +113,13 @@ class _EdrView(APIView):
             raise NotFound(f"collectionId: no collection {collection_id!r}; see {self.url('collections')}")
         return found
 
-    def collection_doc(self, dataset, info) -> dict:
+    def collection_doc(self, collection: services.Collection) -> dict:
         links = [
-            self.link("collection", "self", "This collection", dataset.id),
-            {"href": self.request.build_absolute_uri(reverse("api:dataset-detail", args=[dataset.id])),
+            self.link("collection", "self", "This collection", collection.id),
+            {"href": self.request.build_absolute_uri(reverse("api:dataset-detail", args=[collection.dataset.id])),
              "rel": "describedby", "type": JSON, "title": "The dataset record"},
         ]
-        return services.collection_document(dataset, info, self.url("collection", dataset.id), links)
+        return services.collection_document(collection, self.url("collection", collection.id), links)
 
 
 class LandingPage(_EdrView):
@@ -169,7 +169,7 @@ class Collections(_EdrView):
         return Response({
             "links": [self.link("collections", "self", "This document"),
                       self.link("landing", "root", "The landing page")],
-            "collections": [self.collection_doc(dataset, info) for dataset, _, info in services.collections()],
+            "collections": [self.collection_doc(c) for c in services.collections()],
         })
 
 
@@ -180,8 +180,7 @@ class Collection(_EdrView):
     def get(self, request, collection_id):
         if (error := self.check_json(request)) is not None:
             return error
-        dataset, _, info = self.collection(collection_id)
-        return Response(self.collection_doc(dataset, info))
+        return Response(self.collection_doc(self.collection(collection_id)))
 
 
 class Query(_EdrView):
@@ -190,7 +189,7 @@ class Query(_EdrView):
     query_type = ""
 
     def get(self, request, collection_id):
-        dataset, f, info = self.collection(collection_id)
+        _, dataset, f, info = self.collection(collection_id)
         if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
             return _error(403, "this dataset is login-access: log in to query it")
         try:

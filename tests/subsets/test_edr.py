@@ -227,3 +227,20 @@ def test_a_login_access_dataset_needs_a_login_for_queries(client, admin_client, 
     assert query(client, "cube", bbox="10,20,12,21").status_code == 403
     assert query(admin_client, "position", coords="POINT(10 20)").status_code == 200
 
+
+
+def test_a_version_with_two_grids_gives_one_collection_per_grid(client, grid_version):
+    from portal.catalog.models import DatasetFile
+
+    folder = Path(settings.DATA_ROOT) / grid_version.directory
+    with xr.open_dataset(folder / "grid.nc") as ds:
+        (ds * 2).assign_attrs(ds.attrs).to_netcdf(folder / "twin.nc")
+    DatasetFile.objects.create(version=grid_version, name="twin.nc", path=f"{grid_version.directory}/twin.nc",
+                               size=1, sha256="0" * 64)
+    ids = {c["id"] for c in client.get(f"{EDR}/collections").json()["collections"]}
+    assert {f"{FT}.grid", f"{FT}.twin"} <= ids and FT not in ids
+    assert client.get(f"{EDR}/collections/{FT}.twin").json()["title"].endswith("(twin.nc)")
+    one = covjson(client.get(f"{EDR}/collections/{FT}.grid/position", {"coords": "POINT(10.3 20.8)"}))
+    two = covjson(client.get(f"{EDR}/collections/{FT}.twin/position", {"coords": "POINT(10.3 20.8)"}))
+    assert two["ranges"]["sm"]["values"] == [2 * v for v in one["ranges"]["sm"]["values"]]
+    assert client.get(f"{EDR}/collections/{FT}.nope").status_code == 404
