@@ -25,6 +25,8 @@ from django.contrib.gis.geos import Point, Polygon
 from django.db import connection, transaction
 from django.utils import timezone
 
+from products.methods.files import sha256
+
 from .models import GridFile, IngestRun, Observation, Station
 from .readers.base import PointData
 
@@ -99,14 +101,7 @@ def source_files(kind: str, path: Path | str) -> list[Path]:
 
 def file_checksums(paths: list[Path]) -> list[dict]:
     """``[{path, size, sha256}]`` of the given files."""
-    out = []
-    for f in paths:
-        digest = hashlib.sha256()
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        out.append({"path": str(f), "size": f.stat().st_size, "sha256": digest.hexdigest()})
-    return out
+    return [{"path": str(f), "size": f.stat().st_size, "sha256": sha256(f)} for f in paths]
 
 
 def combined_checksum(files: list[dict]) -> str:

@@ -31,6 +31,7 @@ from ingestion.models import IngestRun, Station
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.subsets import store as cube_store
 
+from .methods.files import sha256
 from .models import GenerationRun, ValidationResult
 from .registry import PRODUCTS
 
@@ -66,15 +67,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def request_run(product: str, *, parameters: dict | None = None, user=None) -> GenerationRun:
@@ -166,7 +158,7 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
     for name in output.files:  # the cube stores subsets read (map- and time-chunked Zarr), inside the version folder
         if name.endswith(".nc") and cube_store.holds_grid(workdir / name):
             started = time.perf_counter()
-            cube_store.build_stores(workdir / name)
+            cube_store.build_stores(workdir / name, source_sha256=files[name]["sha256"])
             append_log(run.id, f"cube stores of {name} built in {time.perf_counter() - started:.1f} s")
     final = None
     try:

@@ -38,8 +38,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
-from products.methods.files import atomic_path
-from products.services import sha256
+from products.methods.files import atomic_path, sha256
 
 from . import core, store
 from .models import DownloadLog, SubsetJob

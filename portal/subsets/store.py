@@ -51,7 +51,7 @@ import numcodecs
 import numpy as np
 import xarray as xr
 
-from products.methods.files import atomic_path
+from products.methods.files import atomic_path, sha256
 
 LAYOUTS = ("map", "series")
 MAP_FULL_CELLS = 2**21
@@ -101,7 +101,8 @@ def holds_grid(nc_path: str | os.PathLike) -> bool:
         return is_gridded(ds)
 
 
-def build_stores(nc_path: str | os.PathLike, *, block_values: int = 2**26) -> dict[str, Path]:
+def build_stores(nc_path: str | os.PathLike, *, block_values: int = 2**26,
+                 source_sha256: str | None = None) -> dict[str, Path]:
     """Write the map-chunked and the time-chunked Zarr copies of a published grid.
 
     The source is read block by block (about ``block_values`` values at a time: day blocks for
@@ -115,6 +116,10 @@ def build_stores(nc_path: str | os.PathLike, *, block_values: int = 2**26) -> di
         A CF NetCDF with ``(time, lat, lon)`` variables (other variables are not copied).
     block_values : int
         Values read per block and variable (memory ~ 4-8 bytes each).
+    source_sha256 : str, optional
+        The NetCDF's SHA-256 if known (computed otherwise); stored with its name as the global
+        attributes ``source_file`` and ``source_sha256`` of both stores, so each store names the
+        published file it copies.
 
     Returns
     -------
@@ -127,11 +132,13 @@ def build_stores(nc_path: str | os.PathLike, *, block_values: int = 2**26) -> di
         The file holds no ``(time, lat, lon)`` variable (names the file).
     """
     paths = store_paths(nc_path)
+    provenance = {"source_file": Path(nc_path).name, "source_sha256": source_sha256 or sha256(nc_path)}
     with xr.open_dataset(nc_path, mask_and_scale=True, decode_times=True) as src:
         if not is_gridded(src):
             raise ValueError(f"{nc_path}: no (time, lat, lon) variable to store as a cube")
         names = [n for n, v in src.data_vars.items() if v.dims == ("time", "lat", "lon")]
         ds = src[names]
+        ds.attrs = {**src.attrs, **provenance}
         chunks = layout_chunks(ds.sizes)
         paths["map"].parent.mkdir(parents=True, exist_ok=True)
         for layout in LAYOUTS:

@@ -1,6 +1,7 @@
-"""Atomic file output shared by every writer of products and subsets (no Django)."""
+"""Atomic file output and file checksums shared by ingestion, products and subsets (no Django)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -48,3 +49,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (hashlib)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

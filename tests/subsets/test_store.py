@@ -11,6 +11,7 @@ import xarray as xr
 import zarr
 
 from portal.subsets import core, store
+from products.methods.files import sha256
 
 
 def _cube(path, nt=40, ny=30, nx=60, packed=True):
@@ -41,6 +42,7 @@ def test_both_stores_hold_the_published_values_with_the_source_packing(tmp_path)
                 np.testing.assert_array_equal(cube["sm"].values, source["sm"].values)  # NaN where NaN
                 np.testing.assert_array_equal(cube["time"].values, source["time"].values)
                 assert cube["sm"].attrs["units"] == "m3 m-3"
+                assert cube.attrs["source_file"] == "grid.nc" and cube.attrs["source_sha256"] == sha256(nc)
             raw = zarr.open_group(str(path), mode="r", zarr_format=2)["sm"]
             assert raw.dtype == np.int16 and raw.attrs["scale_factor"] == 0.0001
             expected = store.layout_chunks({"time": 40, "lat": 30, "lon": 60})[layout]

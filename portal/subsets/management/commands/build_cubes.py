@@ -21,7 +21,7 @@ class Command(BaseCommand):
             if not path.is_file() or (store.store_paths(path)["map"].exists() and not force):
                 continue
             if store.holds_grid(path):
-                store.build_stores(path)
+                store.build_stores(path, source_sha256=f.sha256)
                 built += 1
                 self.stdout.write(f"built cube stores of {f.version.dataset_id} v{f.version.number} {f.name}")
         self.stdout.write(f"{built} grid(s) stored as cubes")
