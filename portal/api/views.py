@@ -108,17 +108,17 @@ def _grid_answer(request, dataset: Dataset, kind: str):
                         status=status.HTTP_403_FORBIDDEN)
     params = {k: request.query_params.get(k) for k in request.query_params}
     try:
-        if params.get("estimate") in ("1", "true", "yes"):
-            version = subsets.latest_version(dataset, params.get("version"))
-            f = subsets.gridded_file(version, params.get("file"))
-            return Response(subsets.plan(f, subsets.parse_query(kind, params)).as_dict())
         f, query, plan = subsets.prepare(dataset, kind, params)
+        if params.get("estimate") in ("1", "true", "yes"):
+            return Response(plan.as_dict())
+        if plan.mode == "refused":
+            raise subsets.refuse(query, plan)
         if plan.mode == "job":
             job, _ = subsets.submit_job(f, query, plan, request.user)
             body = JobSerializer(job, context={"request": request}).data
             return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
         start = time.monotonic()
-        result = subsets.answer_directly(f, query)
+        result = subsets.answer_directly(f, query, plan.layout)
     except subsets.SubsetTooLarge as exc:
         return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     except subset_core.SubsetError as exc:
@@ -163,6 +163,8 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         params = {str(k): str(v) for k, v in params.items()}
         try:
             f, query, plan = subsets.prepare(dataset, str(data.get("kind", "subset")), params)
+            if plan.mode == "refused":
+                raise subsets.refuse(query, plan)
         except subsets.SubsetTooLarge as exc:
             return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except subset_core.SubsetError as exc:

@@ -560,4 +560,4 @@ def answer(f: DatasetFile, query: EdrQuery) -> tuple[subsets.Query, subsets.Subs
                                   f"or submit it as an asynchronous job: POST /api/jobs/ with {json.dumps(job)}", job)
         raise TooLarge(field, f"{size}, above {limit} and above the size of an asynchronous job (/api/jobs/): "
                               f"{plan.detail}")
-    return service_query, subsets.answer_directly(f, service_query)
+    return service_query, subsets.answer_directly(f, service_query, plan.layout)

@@ -131,11 +131,11 @@ class SubsetRequest:
         if self.bbox is not None and self.polygon is not None:
             raise SubsetError("bbox", "give a bbox or a polygon, not both")
         if self.bbox is not None:
-            object.__setattr__(self, "bbox", _check_bbox(self.bbox))
+            object.__setattr__(self, "bbox", check_bbox(self.bbox))
         if self.polygon is not None:
             object.__setattr__(self, "geometry", parse_polygon(self.polygon))
         if self.time is not None:
-            object.__setattr__(self, "time", _check_time(self.time))
+            object.__setattr__(self, "time", check_time(self.time))
         for name in ("time_stride", "space_stride"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -147,7 +147,20 @@ class SubsetRequest:
 # --------------------------------------------------------------------------- request checks
 
 
-def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+def check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    """Validate ``(min_lon, min_lat, max_lon, max_lat)`` in degrees (EPSG:4326).
+
+    Returns
+    -------
+    tuple of 4 float
+        The box; ``min_lon > max_lon`` is kept (it crosses the antimeridian).
+
+    Raises
+    ------
+    SubsetError
+        ``bbox: ...``: not 4 finite numbers, lon outside -180..360, lat outside -90..90, or
+        min_lat > max_lat.
+    """
     try:
         values = tuple(float(v) for v in bbox)
     except (TypeError, ValueError):
@@ -215,7 +228,14 @@ def parse_polygon(polygon: Mapping[str, Any] | str | BaseGeometry) -> BaseGeomet
     return geom
 
 
-def _timestamp(value: TimeBound, name: str) -> pd.Timestamp | None:
+def parse_time_bound(value: TimeBound, name: str) -> pd.Timestamp | None:
+    """A period bound as a ``pandas.Timestamp`` (None stays None: an open end).
+
+    Raises
+    ------
+    SubsetError
+        ``time: <name> ... is not an ISO 8601 date``.
+    """
     if value is None:
         return None
     try:
@@ -227,11 +247,23 @@ def _timestamp(value: TimeBound, name: str) -> pd.Timestamp | None:
     return stamp
 
 
-def _check_time(time: Sequence[TimeBound]) -> tuple[TimeBound, TimeBound]:
+def check_time(time: Sequence[TimeBound]) -> tuple[TimeBound, TimeBound]:
+    """Validate a period ``(start, end)``: ISO strings, datetime64 or Timestamps, either may be None.
+
+    Returns
+    -------
+    tuple
+        ``(start, end)`` as given (partial ISO strings keep their whole-month/day meaning).
+
+    Raises
+    ------
+    SubsetError
+        ``time: ...``: not a pair, a bound that is not a date, or start > end.
+    """
     if isinstance(time, str) or len(time) != 2:
         raise SubsetError("time", f"expected (start, end), got {time!r}")
     start, end = time
-    t0, t1 = _timestamp(start, "start"), _timestamp(end, "end")
+    t0, t1 = parse_time_bound(start, "start"), parse_time_bound(end, "end")
     if t0 is not None and t1 is not None and t0 > t1:
         raise SubsetError("time", f"start {start} > end {end}")
     return (start, end)
@@ -591,7 +623,7 @@ def point_series(
         raise SubsetError("lon", f"{lon:g} is outside the dataset's lon {lons.min():g}..{lons.max():g}")
     centre_lon = lon + ((lons[j] - lon + 180.0) % 360.0 - 180.0)
     centre_lon = float(lons[j] + round((centre_lon - lons[j]) / 360.0) * 360.0)
-    t = _time_slice(ds, _check_time(time) if time is not None else None, 1)
+    t = _time_slice(ds, check_time(time) if time is not None else None, 1)
     series = ds[names].isel(time=t, lat=i, lon=j)
     series = series.assign_coords(lon=((), np.asarray(centre_lon, ds["lon"].dtype), ds["lon"].attrs))
     return series, (centre_lon, float(lats[i]))

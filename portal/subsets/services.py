@@ -74,12 +74,14 @@ class Query:
 @dataclass
 class Plan:
     """What answering a query takes: ``estimated_bytes`` (uncompressed output), ``read_bytes``
-    (uncompressed values read), ``mode`` (``direct``, ``job`` or ``refused``) and ``detail``."""
+    (uncompressed values read), ``mode`` (``direct``, ``job`` or ``refused``), ``detail``, and the
+    cube store ``layout`` that reads it fastest (:func:`portal.subsets.store.choose_layout`)."""
 
     estimated_bytes: int
     read_bytes: int
     mode: str
     detail: str
+    layout: str = "map"
 
     def as_dict(self) -> dict:
         return {"estimated_bytes": self.estimated_bytes, "read_bytes": self.read_bytes, "mode": self.mode,
@@ -297,42 +299,47 @@ def plan(f: DatasetFile, query: Query) -> Plan:
     if query.kind == "point":
         series, _ = core.point_series(ds, query.lon, query.lat, query.request.variables, query.request.time)
         size = int(series.nbytes)
-        return Plan(size, size, "direct", "a point series is answered directly")
+        return Plan(size, size, "direct", "a point series is answered directly", "series")
+    indices = core.selection_indices(ds, query.request)
+    layout = store.choose_layout(indices, ds.sizes)
     read = core.estimate_bytes(ds, query.request)
     if query.kind == "area":
-        n_time = len(core.selection_indices(ds, query.request)["time"])
+        n_time = len(indices["time"])
         size = n_time * 8 * (len(query.request.variables) or len(ds.data_vars)) + n_time * 8
     else:
         size = read
-    judged = read
-    mib = judged / 2**20
-    if judged <= settings.SUBSET_SYNC_MAX_BYTES:
-        return Plan(size, read, "direct", f"about {mib:.1f} MiB to read: answered directly")
-    if judged <= settings.SUBSET_JOB_MAX_BYTES:
+    mib = read / 2**20
+    if read <= settings.SUBSET_SYNC_MAX_BYTES:
+        return Plan(size, read, "direct", f"about {mib:.1f} MiB to read: answered directly", layout)
+    if read <= settings.SUBSET_JOB_MAX_BYTES:
         return Plan(size, read, "job", f"about {mib:.0f} MiB to read: above the direct limit of "
-                                       f"{settings.SUBSET_SYNC_MAX_BYTES / 2**20:.0f} MiB, so it runs as a job")
+                                       f"{settings.SUBSET_SYNC_MAX_BYTES / 2**20:.0f} MiB, so it runs as a job", layout)
     return Plan(size, read, "refused",
                 f"about {mib / 1024:.1f} GiB, above the {settings.SUBSET_JOB_MAX_BYTES / 2**30:.0f} GiB limit of a job: "
-                "split the request into smaller boxes or periods, use time_stride / space_stride, or ask for fewer variables")
+                "split the request into smaller boxes or periods, use time_stride / space_stride, or ask for fewer variables",
+                layout)
 
 
 def prepare(dataset: Dataset, kind: str, params: Mapping[str, str]) -> tuple[DatasetFile, Query, Plan]:
     """Everything before an answer: the grid file (``version``, ``file``), the parsed query, its plan.
 
+    A ``refused`` plan is returned, not raised (an estimate reports it); :func:`refuse` turns it
+    into the error.
+
     Raises
     ------
-    SubsetTooLarge
-        The plan is ``refused`` (above the job limit; the message says what to do instead).
     portal.subsets.core.SubsetError
         A bad field, an empty or out-of-extent request (naming the field).
     """
     version = latest_version(dataset, params.get("version"))
     f = gridded_file(version, params.get("file"))
     query = parse_query(kind, params)
-    estimate = plan(f, query)
-    if estimate.mode == "refused":
-        raise SubsetTooLarge("time" if kind == "point" else "bbox", estimate.detail)
-    return f, query, estimate
+    return f, query, plan(f, query)
+
+
+def refuse(query: Query, estimate: Plan) -> SubsetTooLarge:
+    """The error for a ``refused`` plan (field ``bbox``, ``time`` for point series; says what to do)."""
+    return SubsetTooLarge("time" if query.kind == "point" else "bbox", estimate.detail)
 
 
 def _compute(ds: xr.Dataset, query: Query) -> xr.Dataset:
@@ -345,11 +352,12 @@ def _compute(ds: xr.Dataset, query: Query) -> xr.Dataset:
     return core.select(ds, query.request)
 
 
-def answer(f: DatasetFile, query: Query, path: Path, *, chunked: bool = False) -> None:
+def answer(f: DatasetFile, query: Query, path: Path, *, chunked: bool = False, layout: str | None = None) -> None:
     """Write the answer to ``query`` on the grid ``f`` at ``path`` in ``query.request.format``.
 
     ``chunked``: compute with dask, chunk by chunk (jobs: bounded memory and progress callbacks);
     direct answers (at most ``SUBSET_SYNC_MAX_BYTES``) index the store directly, which is faster.
+    ``layout``: the store to read (:attr:`Plan.layout`); chosen here when not given.
 
     Raises
     ------
@@ -357,7 +365,7 @@ def answer(f: DatasetFile, query: Query, path: Path, *, chunked: bool = False) -
         As :func:`portal.subsets.core.select`; nothing is left at ``path``.
     """
     dataset = f.version.dataset
-    layout = "series" if query.kind == "point" else None
+    layout = layout or ("series" if query.kind == "point" else None)
     with open_cube(f, None if layout else query.request, layout=layout, chunked=chunked) as ds:
         result = _compute(ds, query)
         fmt = query.request.format
@@ -385,8 +393,8 @@ def result_name(f: DatasetFile, query: Query) -> tuple[str, str]:
     return stem + suffix, media_type
 
 
-def answer_directly(f: DatasetFile, query: Query) -> SubsetResult:
-    """Write the answer to a temporary file the caller streams and deletes.
+def answer_directly(f: DatasetFile, query: Query, layout: str | None = None) -> SubsetResult:
+    """Write the answer to a temporary file the caller streams and deletes (``layout``: as :func:`answer`).
 
     Raises
     ------
@@ -400,7 +408,7 @@ def answer_directly(f: DatasetFile, query: Query) -> SubsetResult:
     os.close(fd)
     out = Path(tmp)
     try:
-        answer(f, query, out)
+        answer(f, query, out, layout=layout)
     except BaseException:
         out.unlink(missing_ok=True)
         raise

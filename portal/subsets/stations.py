@@ -29,7 +29,7 @@ from django.db.models import Q
 from ingestion.models import Observation, Station
 from products.methods.files import atomic_path
 
-from .core import SubsetError, _check_bbox, _check_time, _timestamp
+from .core import SubsetError, check_bbox, check_time, parse_time_bound
 
 FORMATS = {"csv": (".csv", "text/csv"), "json": (".json", "application/json"), "netcdf": (".nc", "application/x-netcdf")}
 
@@ -74,12 +74,12 @@ def parse_station_query(params: Mapping[str, str]) -> StationQuery:
             raise SubsetError("bbox", f"expected 4 comma-separated numbers, got {params['bbox']!r}") from None
         if len(values) != 4:
             raise SubsetError("bbox", f"expected 4 comma-separated numbers, got {len(values)}")
-        bbox = _check_bbox(values)
+        bbox = check_bbox(values)
     time = None
     if params.get("time"):
         if "/" not in params["time"]:
             raise SubsetError("time", f"expected start/end (ISO dates, either may be empty), got {params['time']!r}")
-        time = _check_time(tuple(t or None for t in params["time"].split("/", 1)))
+        time = check_time(tuple(t or None for t in params["time"].split("/", 1)))
 
     def names(key):
         return tuple(v.strip() for v in (params.get(key) or "").split(",") if v.strip())
@@ -120,7 +120,7 @@ def _observations(query: StationQuery):
     if query.variables:
         rows = rows.filter(variable__in=query.variables)
     if query.time:
-        start, end = (_timestamp(t, "time") for t in query.time)
+        start, end = (parse_time_bound(t, "time") for t in query.time)
         if start is not None:
             rows = rows.filter(time__gte=start.tz_localize("UTC") if start.tzinfo is None else start)
         if end is not None:

@@ -184,3 +184,10 @@ def test_the_admin_lists_jobs_and_downloads_read_only(admin_client, client, grid
     assert page.status_code == 200 and "point" in page.content.decode()
     assert admin_client.get("/admin/subsets/subsetjob/").status_code == 200
     assert admin_client.get("/admin/subsets/downloadlog/add/").status_code == 403
+
+
+def test_the_plan_names_the_store_that_reads_the_request_fastest(grid_version):
+    f = services.gridded_file(grid_version, None)
+    point = services.plan(f, services.parse_query("point", {"lon": "10", "lat": "20"}))
+    one_day = services.plan(f, services.parse_query("subset", {"time": "2015-01-02/2015-01-02"}))
+    assert point.layout == "series" and one_day.layout == "map"
