@@ -29,8 +29,9 @@ FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren
              "CN-Cha", "AU-Tum"]
 
 
-# Tests publish to their own Redis database so that a worker started by `make run` never sees them.
-TEST_BROKER_URL = "redis://127.0.0.1:6379/15"
+# Tests publish to their own Redis database so that a worker started by `make run` never sees them
+# (TEST_BROKER_URL: another database, for two test runs side by side).
+TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture(scope="session", autouse=True)
