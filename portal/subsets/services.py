@@ -40,7 +40,7 @@ from django.utils import timezone
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from products.methods.files import atomic_path, sha256
 
-from . import core, store
+from . import core, store, writers
 from .models import DownloadLog, SubsetJob
 
 logger = logging.getLogger(__name__)
@@ -370,18 +370,18 @@ def answer(f: DatasetFile, query: Query, path: Path, *, chunked: bool = False, l
         result = _compute(ds, query)
         fmt = query.request.format
         if fmt == "netcdf":
-            core.to_netcdf(result, path, citation=dataset.ref_way_en or dataset.ref_way_cn or dataset.title_en,
+            writers.to_netcdf(result, path, citation=dataset.ref_way_en or dataset.ref_way_cn or dataset.title_en,
                            complevel=1, attrs={"title": dataset.title_en, "doi": dataset.doi, "source_file": f.name,
                                   "source_version": f.version.number})
         elif fmt == "geotiff":
-            core.to_geotiff(result, path)
+            writers.to_geotiff(result, path)
         elif fmt == "csv":
-            core.to_csv(result, path, drop_empty=query.kind == "subset" and query.request.geometry is not None)
+            writers.to_csv(result, path, drop_empty=query.kind == "subset" and query.request.geometry is not None)
         elif fmt == "zarr":
-            core.to_zarr_zip(result, path, attrs={"title": dataset.title_en, "doi": dataset.doi,
+            writers.to_zarr_zip(result, path, attrs={"title": dataset.title_en, "doi": dataset.doi,
                                                   "citation": dataset.ref_way_en or dataset.title_en})
         else:
-            document = core.to_coveragejson(result.load())
+            document = writers.to_coveragejson(result.load())
             with atomic_path(path) as tmp:
                 tmp.write_text(json.dumps(document))
 

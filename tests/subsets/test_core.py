@@ -12,7 +12,7 @@ import xarray as xr
 import zarr
 from rio_cogeo.cogeo import cog_validate
 
-from portal.subsets import core
+from portal.subsets import core, writers
 from portal.subsets.core import SubsetError, SubsetRequest
 
 # SYNTHETIC cube: 2-degree global grid, 4 daily steps, random float32 values with a few NaN.
@@ -364,7 +364,7 @@ def box(cubes):
 
 
 def test_netcdf_is_compressed_cf_with_the_citation_and_the_cubes_values(cubes, box, tmp_path):
-    path = core.to_netcdf(box, tmp_path / "out.nc", citation="Doe et al. (2024) doi:10.1234/x", attrs={"title": "ET"})
+    path = writers.to_netcdf(box, tmp_path / "out.nc", citation="Doe et al. (2024) doi:10.1234/x", attrs={"title": "ET"})
     assert path == tmp_path / "out.nc"
     with xr.open_dataset(path) as ds:
         assert ds.attrs["citation"] == "Doe et al. (2024) doi:10.1234/x"
@@ -377,7 +377,7 @@ def test_netcdf_is_compressed_cf_with_the_citation_and_the_cubes_values(cubes, b
 
 
 def test_zipped_zarr_opens_in_xarray_with_the_cubes_values(cubes, box, tmp_path):
-    path = core.to_zarr_zip(box, tmp_path / "out.zip", attrs={"citation": "cite me"})
+    path = writers.to_zarr_zip(box, tmp_path / "out.zip", attrs={"citation": "cite me"})
     assert zipfile.is_zipfile(path)
     store = zarr.storage.ZipStore(path, mode="r")
     with xr.open_zarr(store) as ds:
@@ -388,7 +388,7 @@ def test_zipped_zarr_opens_in_xarray_with_the_cubes_values(cubes, box, tmp_path)
 
 
 def test_geotiff_is_a_valid_cog_with_one_band_per_time_step(cubes, box, tmp_path):
-    path = core.to_geotiff(box, tmp_path / "et.tif", variable="et")
+    path = writers.to_geotiff(box, tmp_path / "et.tif", variable="et")
     valid, errors, _ = cog_validate(str(path))
     assert valid, errors
     with rasterio.open(path) as src:
@@ -418,7 +418,7 @@ def test_geotiff_keeps_integer_packing_as_scale_offset_and_nodata(tmp_path):
     with xr.open_dataset(packed) as ds:
         ds["sm"][1, 2, 3] = np.nan
         sub = core.select(ds, SubsetRequest(variables=["sm"], bbox=(0, 0, 20, 20)))
-        path = core.to_geotiff(sub, tmp_path / "sm.tif")
+        path = writers.to_geotiff(sub, tmp_path / "sm.tif")
         with rasterio.open(path) as src:
             assert src.dtypes[0] == "int16" and src.nodata == -9999
             assert src.scales[0] == pytest.approx(0.001) and src.offsets[0] == 0.0
@@ -431,12 +431,12 @@ def test_geotiff_keeps_integer_packing_as_scale_offset_and_nodata(tmp_path):
 
 def test_geotiff_needs_one_variable(box, tmp_path):
     with pytest.raises(SubsetError, match=r"^variables: a GeoTIFF holds one variable"):
-        core.to_geotiff(box, tmp_path / "x.tif")
+        writers.to_geotiff(box, tmp_path / "x.tif")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_csv_is_long_form_with_the_cubes_values(cubes, box, tmp_path):
-    path = core.to_csv(box, tmp_path / "out.csv")
+    path = writers.to_csv(box, tmp_path / "out.csv")
     frame = pd.read_csv(path)
     assert list(frame.columns) == ["time", "lat", "lon", "et", "sm"]
     assert len(frame) == 3 * box.sizes["lat"] * box.sizes["lon"]
@@ -453,21 +453,21 @@ def test_csv_is_long_form_with_the_cubes_values(cubes, box, tmp_path):
 
 def test_csv_of_a_polygon_can_leave_out_the_cells_outside(cubes, tmp_path):
     sub = core.select(cubes["180"], SubsetRequest(variables=["et"], polygon="POLYGON ((0 0, 20 0.5, 5.5 15, 0 0))"))
-    frame = pd.read_csv(core.to_csv(sub, tmp_path / "p.csv", drop_empty=True))
+    frame = pd.read_csv(writers.to_csv(sub, tmp_path / "p.csv", drop_empty=True))
     assert all(inside_triangle(x, y) for x, y in zip(frame.lon, frame.lat, strict=True))
     assert len(frame) == int(np.isfinite(sub.et.values).sum())
 
 
 def test_csv_of_a_point_series_has_the_cell_centre(cubes, tmp_path):
     series, centre = core.point_series(cubes["360"], -170.4, 45.9, ["et", "sm"])
-    frame = pd.read_csv(core.to_csv(series, tmp_path / "point.csv"))
+    frame = pd.read_csv(writers.to_csv(series, tmp_path / "point.csv"))
     assert list(frame.columns) == ["time", "lat", "lon", "et", "sm"]
     assert (frame.lon == centre[0]).all() and (frame.lat == centre[1]).all()
     np.testing.assert_array_equal(frame.et.values.astype("float32"), cubes["360"].et.sel(lon=189.0, lat=45.0).values)
 
 
 def test_coveragejson_grid_pointseries_and_polygonseries(cubes, box):
-    grid = core.to_coveragejson(box)
+    grid = writers.to_coveragejson(box)
     json.dumps(grid, allow_nan=False)
     assert grid["domain"]["domainType"] == "Grid"
     assert grid["domain"]["axes"]["t"]["values"] == ["2001-01-01", "2001-01-02", "2001-01-03"]
@@ -477,14 +477,14 @@ def test_coveragejson_grid_pointseries_and_polygonseries(cubes, box):
     assert grid["parameters"]["et"]["unit"] == {"symbol": "mm day-1"}
 
     series, centre = core.point_series(cubes["180"], 0.5, 0.5, ["et"])
-    point = core.to_coveragejson(series)
+    point = writers.to_coveragejson(series)
     json.dumps(point, allow_nan=False)
     assert point["domain"]["domainType"] == "PointSeries"
     assert point["domain"]["axes"]["x"]["values"] == [centre[0]]
     assert point["ranges"]["et"]["values"][0] is None  # the SYNTHETIC NaN at (1, 1) on day 1
 
     mean = core.area_mean(cubes["180"], SubsetRequest(variables=["et"], polygon="POLYGON ((0 0, 20 0.5, 5.5 15, 0 0))"))
-    polygon = core.to_coveragejson(mean)
+    polygon = writers.to_coveragejson(mean)
     json.dumps(polygon, allow_nan=False)
     assert polygon["domain"]["domainType"] == "PolygonSeries"
     assert polygon["domain"]["axes"]["composite"]["values"][0][0][1] == [20.0, 0.5]
@@ -495,12 +495,12 @@ def test_a_failing_writer_leaves_no_file_and_keeps_the_previous_one(box, tmp_pat
     target = tmp_path / "out.nc"
     target.write_bytes(b"previous")
     with pytest.raises(TypeError):
-        core.to_netcdf(box, target, citation="c", attrs={"bad": {"nested": "dicts are not netCDF attributes"}})
+        writers.to_netcdf(box, target, citation="c", attrs={"bad": {"nested": "dicts are not netCDF attributes"}})
     assert target.read_bytes() == b"previous"
     assert list(tmp_path.iterdir()) == [target]
 
     with pytest.raises(TypeError):
-        core.to_zarr_zip(box, tmp_path / "out.zip", attrs={"bad": object()})
+        writers.to_zarr_zip(box, tmp_path / "out.zip", attrs={"bad": object()})
     with pytest.raises(SubsetError):
-        core.to_geotiff(box.isel(lat=[0]), tmp_path / "out.tif", variable="et")
+        writers.to_geotiff(box.isel(lat=[0]), tmp_path / "out.tif", variable="et")
     assert list(tmp_path.iterdir()) == [target]
