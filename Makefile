@@ -11,7 +11,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8000
 export SHARED_DATA_DIR ?= $(abspath ../shared/data)
 CATALOG := $(abspath $(SHARED_DATA_DIR)/../catalog)
-APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin redis-server chromium gettext fonts-noto-cjk
+APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin redis-server chromium gettext fonts-noto-cjk libudunits2-0
 
 .PHONY: setup system services venv assets db run ingest stop test bench lint clean
 

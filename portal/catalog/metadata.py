@@ -1,0 +1,105 @@
+"""The record's discovery metadata as NetCDF global attributes (ACDD 1.3), for every file the portal writes.
+
+One place turns a :class:`~portal.catalog.models.Dataset` (TPDC schema) into the global attributes
+of the Attribute Convention for Data Discovery: the publisher stamps them on each NetCDF of a
+version (:func:`products.services.publish`), the subset writers carry them into every answer
+(:mod:`portal.subsets.writers`), and station files (CF DSG) take them from the records of their
+networks. Extent attributes (``geospatial_*``, ``time_coverage_*``) are the writer's business: they
+describe the file's own coordinates, not the record.
+
+References
+----------
+ACDD 1.3, https://wiki.esipfed.org/Attribute_Convention_for_Data_Discovery_1-3
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.utils.html import strip_tags
+
+from .models import Dataset, DatasetPerson, DatasetVersion
+
+NAMING_AUTHORITY = "org.hydroportal"
+"""ACDD ``naming_authority``: reverse-DNS of the portal; ``id`` is the record's id within it."""
+KEYWORDS_VOCABULARY = "TPDC:TPDC keywords (topic, place and subject tags of the National Tibetan Plateau Data Center)"
+LICENSE_DEFAULT = "CC-BY-4.0 (https://creativecommons.org/licenses/by/4.0/)"
+
+
+def _text(html: str, limit: int | None = None) -> str:
+    text = re.sub(r"\s+", " ", strip_tags(html or "")).strip()
+    return text[:limit] if limit else text
+
+
+def _join(values: Iterable[str]) -> str:
+    return ", ".join(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+
+
+def acdd_attributes(dataset: Dataset, version: DatasetVersion | None = None) -> dict[str, str]:
+    """ACDD 1.3 global attributes of ``dataset`` (and ``version`` when given), English first.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The record (titles, abstracts, tags, people, licence, DOI/CSTR, citation).
+    version : DatasetVersion, optional
+        Adds ``product_version``, ``date_issued`` and the version's lineage summary as ``source``.
+
+    Returns
+    -------
+    dict of str to str
+        ``title``, ``summary``, ``keywords`` with ``keywords_vocabulary``, ``id`` and
+        ``naming_authority``, ``creator_*``, ``publisher_*``, ``contributor_*``, ``institution``,
+        ``license``, ``references``, ``processing_level``, ``standard_name_vocabulary``,
+        ``date_created`` / ``date_modified``, ``doi``, the Chinese title and abstract (``title_zh``,
+        ``summary_zh``), ``citation``. Empty values are left out. No extent attributes.
+    """
+    people = list(DatasetPerson.objects.filter(dataset=dataset).select_related("person").order_by("role", "order"))
+    contributors = [p.person for p in people if p.role == DatasetPerson.Role.CONTRIBUTOR]
+    tags = list(dataset.tags.values_list("name", flat=True))
+    doi_url = f"https://doi.org/{dataset.doi}" if dataset.doi else ""
+    portal_url = getattr(settings, "PORTAL_URL", "").rstrip("/")
+    references = [doi_url, dataset.source_url, f"{portal_url}/datasets/{dataset.id}/" if portal_url else ""]
+    creators = contributors or [p.person for p in people]
+    attrs = {
+        "title": dataset.title_en or dataset.title_cn,
+        "title_zh": dataset.title_cn,
+        "summary": _text(dataset.abstract_en or dataset.abstract_cn, 4000),
+        "summary_zh": _text(dataset.abstract_cn, 4000),
+        "keywords": _join([*tags, dataset.category]),
+        "keywords_vocabulary": KEYWORDS_VOCABULARY,
+        "standard_name_vocabulary": "CF Standard Name Table v84",
+        "id": dataset.id,
+        "naming_authority": NAMING_AUTHORITY,
+        "doi": dataset.doi,
+        "cstr": dataset.cstr,
+        "creator_name": _join(p.true_name for p in creators),
+        "creator_type": "person" if creators else "",
+        "creator_institution": _join(p.work_for for p in creators),
+        "creator_email": _join(p.email for p in creators),
+        "contributor_name": _join(p.true_name for p in contributors),
+        "contributor_role": _join("contributor" for _ in contributors),
+        "institution": _join(p.work_for for p in creators) or "Land-surface hydrology data portal",
+        "publisher_name": dataset.source_portal or "Land-surface hydrology data portal",
+        "publisher_type": "institution",
+        "publisher_institution": dataset.source_portal or "Land-surface hydrology data portal",
+        "publisher_url": dataset.source_url or portal_url,
+        "publisher_email": dataset.service_email,
+        "creator_url": dataset.source_url or portal_url,
+        "license": dataset.license_url or LICENSE_DEFAULT,
+        "references": _join(references),
+        "citation": dataset.ref_way_en or dataset.ref_way_cn or dataset.title_en,
+        "processing_level": f"L{dataset.data_level}" if dataset.data_level is not None else "L4 (model output from "
+                            "machine learning on observations)",
+        "source": _text(dataset.source_en or dataset.source_cn, 2000),
+        "project": "Land-surface hydrology data portal",
+        "date_created": (dataset.created or dataset.publish_time).isoformat() if (dataset.created or dataset.publish_time)
+        else "",
+        "date_modified": dataset.updated.isoformat() if dataset.updated else "",
+    }
+    if version is not None:
+        attrs["product_version"] = f"v{version.number}"
+        if version.published_at:
+            attrs["date_issued"] = version.published_at.isoformat()
+    return {k: str(v) for k, v in attrs.items() if v not in (None, "")}
