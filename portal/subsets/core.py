@@ -378,15 +378,25 @@ def _lon_selection(lon: np.ndarray, west: float, width: float) -> tuple[np.ndarr
 
 
 @dataclass
-class _Plan:
+class Selection:
+    """What a request selects, worked out from coordinates only (:func:`plan_selection`): computed
+    once per request and passed to :func:`select`, :func:`estimate_bytes`, :func:`selection_indices`
+    and :func:`area_mean`."""
+
     variables: list[str]
     indexers: dict[str, slice | np.ndarray]
     lon: np.ndarray  # output longitudes (continuous from the west edge)
     mask: np.ndarray | None  # (lat, lon) bool, True inside the polygon
 
 
-def _plan(ds: xr.Dataset, request: SubsetRequest) -> _Plan:
-    """Work out the selection from coordinates only (no data is read)."""
+def plan_selection(ds: xr.Dataset, request: SubsetRequest) -> Selection:
+    """Work out the selection of ``request`` on ``ds`` from coordinates only (no data is read).
+
+    Raises
+    ------
+    SubsetError
+        As for :func:`select`.
+    """
     _check_cube(ds)
     variables = _resolve_variables(ds, request.variables)
     lat = np.asarray(ds["lat"].values, dtype=float)
@@ -448,10 +458,10 @@ def _plan(ds: xr.Dataset, request: SubsetRequest) -> _Plan:
         "lat": _as_indexer(lat_idx),
         "lon": _as_indexer(lon_idx),
     }
-    return _Plan(variables, indexers, lon_out, mask)
+    return Selection(variables, indexers, lon_out, mask)
 
 
-def _apply(ds: xr.Dataset, plan: _Plan) -> xr.Dataset:
+def _apply(ds: xr.Dataset, plan: Selection) -> xr.Dataset:
     out = ds[plan.variables].isel(plan.indexers)
     attrs = dict(ds["lon"].attrs) or {"standard_name": "longitude", "units": "degrees_east"}
     return out.assign_coords(lon=("lon", plan.lon.astype(ds["lon"].dtype), attrs))
@@ -468,7 +478,7 @@ def _fill_value(da: xr.DataArray) -> Any:
     return da.encoding.get("_FillValue", da.attrs.get("_FillValue"))
 
 
-def select(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
+def select(ds: xr.Dataset, request: SubsetRequest, selection: Selection | None = None) -> xr.Dataset:
     """Select variables, a region, a period and strides from a gridded cube, lazily.
 
     Parameters
@@ -478,6 +488,9 @@ def select(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
         (degrees_north), ``lon`` in -180..180 or 0..360 (degrees_east), any dtype and units.
     request : SubsetRequest
         Variables, bbox or polygon, time range and strides (the format is not used here).
+    selection : Selection, optional
+        :func:`plan_selection` of ``request`` on a dataset with the same coordinates, when the
+        caller has it already (else worked out here).
 
     Returns
     -------
@@ -497,7 +510,7 @@ def select(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
         holding no cell centre; ``time`` outside the dataset's period; ``space_stride`` that skips
         every cell of a polygon.
     """
-    plan = _plan(ds, request)
+    plan = selection or plan_selection(ds, request)
     out = _apply(ds, plan)
     if plan.mask is not None:
         mask = xr.DataArray(plan.mask, dims=("lat", "lon"))
@@ -513,7 +526,8 @@ def select(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
     return out
 
 
-def selection_indices(ds: xr.Dataset, request: SubsetRequest) -> dict[str, np.ndarray]:
+def selection_indices(ds: xr.Dataset, request: SubsetRequest, selection: Selection | None = None
+                      ) -> dict[str, np.ndarray]:
     """Integer positions :func:`select` reads along ``time``, ``lat`` and ``lon`` (no data read).
 
     For a polygon these cover its bounding box (the cells :func:`select` reads before masking).
@@ -523,11 +537,11 @@ def selection_indices(ds: xr.Dataset, request: SubsetRequest) -> dict[str, np.nd
     SubsetError
         As for :func:`select`.
     """
-    plan = _plan(ds, request)
+    plan = selection or plan_selection(ds, request)
     return {dim: np.arange(ds.sizes[dim])[idx] for dim, idx in plan.indexers.items()}
 
 
-def estimate_bytes(ds: xr.Dataset, request: SubsetRequest) -> int:
+def estimate_bytes(ds: xr.Dataset, request: SubsetRequest, selection: Selection | None = None) -> int:
     """Uncompressed size in bytes of what :func:`select` returns, without reading data.
 
     Parameters
@@ -548,7 +562,7 @@ def estimate_bytes(ds: xr.Dataset, request: SubsetRequest) -> int:
     SubsetError
         As for :func:`select`.
     """
-    plan = _plan(ds, request)
+    plan = selection or plan_selection(ds, request)
     out = _apply(ds, plan)
     total = 0
     for name, var in out.variables.items():
@@ -622,7 +636,7 @@ def point_series(
     return series, (centre_lon, float(lats[i]))
 
 
-def area_mean(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
+def area_mean(ds: xr.Dataset, request: SubsetRequest, selection: Selection | None = None) -> xr.Dataset:
     """Area-weighted mean series over a box or polygon.
 
     Each cell is weighted by cos(latitude) (cell area on a regular lat-lon grid, up to a
@@ -653,7 +667,7 @@ def area_mean(ds: xr.Dataset, request: SubsetRequest) -> xr.Dataset:
     ----------
     xarray weighted reductions, https://docs.xarray.dev/en/stable/user-guide/computation.html#weighted-array-reductions
     """
-    sub = select(ds, request)
+    sub = select(ds, request, selection)
     weights = np.cos(np.deg2rad(sub["lat"].astype("float64")))
     out = xr.Dataset(coords={"time": sub["time"]})
     for name in sub.data_vars:
