@@ -1,6 +1,6 @@
 import time
 
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -9,8 +9,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.catalog.access import AccessDenied
 from portal.catalog.models import Dataset
 from portal.catalog.queries import search_datasets
+from portal.files import stream_temporary
 from portal.subsets import core as subset_core
 from portal.subsets import services as subsets
 from portal.subsets import stations as station_subsets
@@ -101,33 +103,30 @@ def _problem(exc: subset_core.SubsetError, code=status.HTTP_400_BAD_REQUEST) -> 
     return Response({"field": exc.field, "detail": str(exc)}, status=code)
 
 
-def _grid_answer(request, dataset: Dataset, kind: str):
-    """The one path of the three grid actions: parse, plan, then stream, queue or refuse."""
-    if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
-        return Response({"detail": "this dataset is login-access: log in to download"},
-                        status=status.HTTP_403_FORBIDDEN)
-    params = {k: request.query_params.get(k) for k in request.query_params}
+def _answer(request, dataset: Dataset, kind: str, params, *, force_job: bool = False):
+    """Translate one call of the subset service into a response (the grid actions and job creation)."""
     try:
-        f, query, plan = subsets.prepare(dataset, kind, params)
-        if params.get("estimate") in ("1", "true", "yes"):
-            return Response(plan.as_dict())
-        if plan.mode == "refused":
-            raise subsets.refuse(query, plan)
-        if plan.mode == "job":
-            job, _ = subsets.submit_job(f, query, plan, request.user)
-            body = JobSerializer(job, context={"request": request}).data
-            return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
-        start = time.monotonic()
-        result = subsets.answer_directly(f, query, plan.layout)
+        answer = subsets.handle(dataset, kind, params, user=request.user, client=request.META.get("REMOTE_ADDR"),
+                                force_job=force_job)
+    except AccessDenied as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
     except subsets.SubsetTooLarge as exc:
         return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     except subset_core.SubsetError as exc:
         return _problem(exc)
-    subsets.log_download(user=request.user, f=f, query=query, size=result.size, seconds=time.monotonic() - start,
-                         client=request.META.get("REMOTE_ADDR"))
-    handle = result.path.open("rb")
-    result.path.unlink()  # the open handle keeps the bytes until the response is sent
-    return FileResponse(handle, as_attachment=True, filename=result.filename, content_type=result.media_type)
+    if answer.mode == "estimate":
+        return Response(answer.plan.as_dict())
+    if answer.mode == "job":
+        body = JobSerializer(answer.job, context={"request": request}).data
+        code = status.HTTP_202_ACCEPTED if not force_job else (status.HTTP_201_CREATED if answer.created
+                                                                 else status.HTTP_200_OK)
+        return Response(body, status=code, headers={"Location": body["url"]})
+    return stream_temporary(answer.result.path, filename=answer.result.filename,
+                            content_type=answer.result.media_type)
+
+
+def _grid_answer(request, dataset: Dataset, kind: str):
+    return _answer(request, dataset, kind, {k: request.query_params.get(k) for k in request.query_params})
 
 
 class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -149,30 +148,16 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     def create(self, request, *args, **kwargs):
         data = request.data if isinstance(request.data, dict) else {}
-        dataset = Dataset.objects.filter(id=str(data.get("dataset", ""))[:100]).first()
+        dataset = Dataset.objects.filter(id=str(data.get("dataset", ""))[:100].replace("\x00", "")).first()
         if dataset is None:
-            return Response({"field": "dataset", "detail": f"no dataset {data.get('dataset')!r}"},
+            return Response({"field": "dataset", "detail": f"no dataset {str(data.get('dataset'))[:100]!r}"},
                             status=status.HTTP_400_BAD_REQUEST)
-        if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
-            return Response({"detail": "this dataset is login-access: log in to download"},
-                            status=status.HTTP_403_FORBIDDEN)
         params = data.get("params") or {}
         if not isinstance(params, dict):
             return Response({"field": "params", "detail": "expected an object of request parameters"},
                             status=status.HTTP_400_BAD_REQUEST)
-        params = {str(k): str(v) for k, v in params.items()}
-        try:
-            f, query, plan = subsets.prepare(dataset, str(data.get("kind", "subset")), params)
-            if plan.mode == "refused":
-                raise subsets.refuse(query, plan)
-        except subsets.SubsetTooLarge as exc:
-            return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
-        except subset_core.SubsetError as exc:
-            return _problem(exc)
-        job, created = subsets.submit_job(f, query, plan, request.user)
-        body = self.get_serializer(job).data
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-                        headers={"Location": body["url"]})
+        return _answer(request, dataset, str(data.get("kind", "subset")),
+                       {str(k): str(v) for k, v in params.items()}, force_job=True)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
@@ -184,11 +169,20 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                                        "again"}, status=status.HTTP_410_GONE)
         if job.status != SubsetJob.Status.DONE:
             return Response({"detail": f"the job is {job.status}"}, status=status.HTTP_404_NOT_FOUND)
-        f = subsets.gridded_file(job.version, job.file_name)
-        subsets.log_download(user=request.user, f=f, query=None, size=job.size, seconds=0.0, job=job,
-                             client=request.META.get("REMOTE_ADDR"))
-        return FileResponse(subsets.job_file(job).open("rb"), as_attachment=True, filename=job.result_name,
-                            content_type=job.media_type)
+        from django.utils import timezone
+
+        from portal.files import file_response, media_type_for
+
+        # Ranges and validators as for published files; private, cached until the file expires.
+        left = int((job.expires_at - timezone.now()).total_seconds()) if job.expires_at else 0
+        response = file_response(request, subsets.job_file(job), filename=job.result_name,
+                                 content_type=media_type_for(job.result_name, default=job.media_type or None),
+                                 immutable=False, private=True, max_age=max(left, 0), sha256=job.sha256 or None)
+        if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
+            f = subsets.gridded_file(job.version, job.file_name)
+            subsets.log_download(user=request.user, f=f, query=None, size=int(response["Content-Length"]),
+                                 seconds=0.0, job=job, client=request.META.get("REMOTE_ADDR"))
+        return response
 
     @extend_schema(parameters=[OpenApiParameter("tool", OpenApiTypes.STR, enum=["curl", "wget"])],
                    responses={(200, "text/x-shellscript"): OpenApiTypes.STR})
@@ -248,6 +242,4 @@ class ObservationSubsetView(APIView):
         subsets.log_download(user=request.user, f=None, query=None, kind="stations", format=query.format,
                              params=dict(request.query_params.items()), size=size, seconds=time.monotonic() - start,
                              client=request.META.get("REMOTE_ADDR"))
-        handle = path.open("rb")
-        path.unlink()
-        return FileResponse(handle, as_attachment=True, filename=filename, content_type=media_type)
+        return stream_temporary(path, filename=filename, content_type=media_type)

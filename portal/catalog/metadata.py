@@ -55,9 +55,11 @@ def acdd_attributes(dataset: Dataset, version: DatasetVersion | None = None) -> 
         ``date_created`` / ``date_modified``, ``doi``, the Chinese title and abstract (``title_zh``,
         ``summary_zh``), ``citation``. Empty values are left out. No extent attributes.
     """
-    people = list(DatasetPerson.objects.filter(dataset=dataset).select_related("person").order_by("role", "order"))
+    saved = not dataset._state.adding  # an unsaved record (benchmarks, previews) has no people or tags yet
+    people = (list(DatasetPerson.objects.filter(dataset=dataset).select_related("person").order_by("role", "order"))
+              if saved else [])
     contributors = [p.person for p in people if p.role == DatasetPerson.Role.CONTRIBUTOR]
-    tags = list(dataset.tags.values_list("name", flat=True))
+    tags = list(dataset.tags.values_list("name", flat=True)) if saved else []
     doi_url = f"https://doi.org/{dataset.doi}" if dataset.doi else ""
     portal_url = getattr(settings, "PORTAL_URL", "").rstrip("/")
     references = [doi_url, dataset.source_url, f"{portal_url}/datasets/{dataset.id}/" if portal_url else ""]

@@ -8,9 +8,6 @@ an unknown collection, 413 above the direct-answer limit.
 """
 from __future__ import annotations
 
-import time
-
-from django.http import FileResponse
 from django.urls import NoReverseMatch, get_script_prefix, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,9 +18,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.catalog.models import Dataset
+from portal.catalog.access import AccessDenied
+from portal.files import stream_temporary
 from portal.subsets import core
 from portal.subsets import services as subsets
+from portal.subsets.params import CRS84_URI, MissingParameter
 
 from . import services
 
@@ -190,29 +189,26 @@ class Query(_EdrView):
 
     def get(self, request, collection_id):
         _, dataset, f, info = self.collection(collection_id)
-        if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
-            return _error(403, "this dataset is login-access: log in to query it")
+        params = {k: request.query_params.get(k) for k in request.query_params}
         try:
-            query = services.parse_query(self.query_type, request.query_params, request.headers.get("Accept"))
-            start = time.monotonic()
-            service_query, result = services.answer(f, query)
-        except services.TooLarge as exc:
-            response = _error(413, exc.message, parameter=services.edr_parameter(exc.field, self.query_type))
+            answer = subsets.handle(dataset, self.query_type, {**params, "file": f.name}, user=request.user,
+                                    client=request.META.get("REMOTE_ADDR"), front_door="edr",
+                                    accept=request.headers.get("Accept"), jobs=False)
+        except AccessDenied as exc:
+            return _error(403, str(exc))
+        except subsets.SubsetTooLarge as exc:
+            response = _error(413, exc.message, parameter=exc.field)
             if exc.job is not None:
                 response.data["job"] = exc.job
             return response
         except core.SubsetError as exc:
-            parameter = services.edr_parameter(exc.field, self.query_type)
-            code = "MissingParameterValue" if isinstance(exc, services.MissingParameter) else None
-            hint = f" (the collection's time steps: {', '.join(info.time_values[:5])})" if parameter == "datetime" else ""
-            return _error(400, f"{parameter}: {exc.message}{hint}", code=code, parameter=parameter)
-        subsets.log_download(user=request.user, f=f, query=service_query, size=result.size,
-                             seconds=time.monotonic() - start, client=request.META.get("REMOTE_ADDR"))
-        handle = result.path.open("rb")
-        result.path.unlink()  # the open handle keeps the bytes until the response is sent
-        response = FileResponse(handle, as_attachment=query.request.format != "coveragejson",
-                                filename=result.filename, content_type=result.media_type)
-        response["Content-Crs"] = f"<{services.CRS84_URI}>"
+            code = "MissingParameterValue" if isinstance(exc, MissingParameter) else None
+            hint = f" (the collection's time steps: {', '.join(info.time_values[:5])})" if exc.field == "datetime" else ""
+            return _error(400, f"{exc}{hint}", code=code, parameter=exc.field)
+        result = answer.result
+        response = stream_temporary(result.path, filename=result.filename, content_type=result.media_type,
+                                    as_attachment=answer.query.request.format != "coveragejson")
+        response["Content-Crs"] = f"<{CRS84_URI}>"
         return response
 
 

@@ -25,6 +25,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.html import escape
 from django.views.decorators.http import require_safe
 
+from portal.catalog import access
 from portal.catalog.models import Dataset, DatasetFile
 from portal.subsets import services, store
 
@@ -103,7 +104,7 @@ def dap2(request, dataset_id: str, number: int, name: str):
     dataset = Dataset.objects.filter(pk=dataset_id).only("id", "share_type").first() if "\x00" not in dataset_id else None
     if dataset is None:
         return _error(404, f"no dataset {dataset_id!r}")
-    if dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated and not _basic_user(request):
+    if not access.can_download(request.user, dataset) and not access.can_download(_basic_user(request), dataset):
         return _error(401, f"{dataset_id} is login-access: give the user name and password of a portal account "
                            "(HTTP Basic; with netCDF/xarray: https://user:password@host/opendap/...)",
                       **{"WWW-Authenticate": 'Basic realm="data portal", charset="UTF-8"'})

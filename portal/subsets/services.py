@@ -1,15 +1,16 @@
 """The subset service: subsets, point series and area means of published grids, direct or as jobs.
 
-One path for every caller (API, dataset page, OGC API-EDR, jobs):
+One path for every front door (dataset API, dataset page, ``POST /api/jobs/``, OGC API-EDR):
+:func:`handle` takes a request's parameters and returns an :class:`Answer`. On the way:
 
-1. :func:`parse_query` turns request parameters (query-string names, the same for the API and
-   for a stored job) into a :class:`Query`, raising :class:`portal.subsets.core.SubsetError`
-   naming the field;
-2. :func:`plan` estimates the output (and, for area means, what must be read) from coordinates
-   only and says whether it is answered directly, as an asynchronous job, or refused;
-3. :func:`answer` writes the result (to a temporary file for a direct answer, into the job's
-   folder for a job), reading through :func:`open_cube`, which picks the cube store
-   (:mod:`portal.subsets.store`) that serves the request fastest.
+1. :func:`portal.catalog.access.check_download`, the one access check;
+2. :mod:`portal.subsets.params` parses the parameters into a :class:`~portal.subsets.params.Query`
+   (unknown names, bad values and bad times refused, naming the parameter as the user wrote it);
+3. :func:`plan` works out the selection once, from coordinates only, estimates the output and
+   says whether it is answered directly, as an asynchronous job, or refused;
+4. :func:`answer` writes the result with :mod:`portal.subsets.writers` (to a temporary file for a
+   direct answer, into the job's folder for a job), reading through :func:`open_cube` the cube
+   store (:mod:`portal.subsets.store`) the plan chose.
 
 Jobs: :func:`submit_job` (deduplicated by request), :func:`run_job` (the Celery task's body; a
 heartbeat thread records progress), :func:`reap_stale_jobs` (a running job whose worker stopped
@@ -23,12 +24,15 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dask
 import xarray as xr
@@ -37,18 +41,18 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from portal.catalog import access, metadata
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
-from products.methods.files import atomic_path, sha256
+from products.methods.files import sha256
 
 from . import core, store, writers
+from . import params as params_module
 from .models import DownloadLog, SubsetJob
+from .params import KINDS, SERIES_FORMATS, Query
+
+__all__ = ["KINDS", "SERIES_FORMATS", "Query", "Answer", "Plan", "SubsetResult", "SubsetTooLarge", "handle"]
 
 logger = logging.getLogger(__name__)
-
-KINDS = ("subset", "point", "area")
-"""What a query asks for: a gridded ``subset`` (box or polygon), a ``point`` series, an ``area`` mean series."""
-SERIES_FORMATS = ("csv", "netcdf", "zarr", "coveragejson")
-"""Formats of point and area series (GeoTIFF needs a grid)."""
 
 # format -> (file suffix, media type)
 OUTPUTS = {"netcdf": (".nc", "application/x-netcdf"), "geotiff": (".tif", "image/tiff"), "csv": (".csv", "text/csv"),
@@ -56,32 +60,30 @@ OUTPUTS = {"netcdf": (".nc", "application/x-netcdf"), "geotiff": (".tif", "image
 
 
 class SubsetTooLarge(core.SubsetError):
-    """The estimated output exceeds what the service writes, even as a job."""
+    """The estimated output exceeds what the front door answers; ``job`` is the equivalent
+    ``POST /api/jobs/`` body when a job would take it (front doors that answer only directly)."""
 
+    def __init__(self, field: str, message: str, job: dict[str, Any] | None = None):
+        super().__init__(field, message)
+        self.job = job
 
-@dataclass(frozen=True)
-class Query:
-    """A parsed request: ``kind``, the :class:`core.SubsetRequest`, the point for point series, and
-    ``params`` (the request's parameters as given, kept for jobs and the download log)."""
-
-    kind: str
-    request: core.SubsetRequest
-    params: Mapping[str, str]
-    lon: float | None = None
-    lat: float | None = None
+    def __reduce__(self):
+        return (type(self), (self.field, self.message, self.job))
 
 
 @dataclass
 class Plan:
     """What answering a query takes: ``estimated_bytes`` (uncompressed output), ``read_bytes``
-    (uncompressed values read), ``mode`` (``direct``, ``job`` or ``refused``), ``detail``, and the
-    cube store ``layout`` that reads it fastest (:func:`portal.subsets.store.choose_layout`)."""
+    (uncompressed values read), ``mode`` (``direct``, ``job`` or ``refused``), ``detail``, the
+    cube store ``layout`` that reads it fastest (:func:`portal.subsets.store.choose_layout`), and
+    the ``selection`` (:func:`portal.subsets.core.plan_selection`; None for point series)."""
 
     estimated_bytes: int
     read_bytes: int
     mode: str
     detail: str
     layout: str = "map"
+    selection: core.Selection | None = None
 
     def as_dict(self) -> dict:
         return {"estimated_bytes": self.estimated_bytes, "read_bytes": self.read_bytes, "mode": self.mode,
@@ -97,6 +99,21 @@ class SubsetResult:
     filename: str
     media_type: str
     size: int
+
+
+@dataclass
+class Answer:
+    """What :func:`handle` returns: ``mode`` ``estimate``, ``job`` or ``file``, the parsed
+    ``query``, its ``plan``, the grid ``file``; the ``job`` (and whether it was ``created`` now)
+    for a job; the written ``result`` for a file."""
+
+    mode: str
+    query: Query
+    plan: Plan
+    file: DatasetFile
+    job: SubsetJob | None = None
+    created: bool = False
+    result: SubsetResult | None = None
 
 
 # --------------------------------------------------------------------------- finding and opening grids
@@ -216,70 +233,6 @@ def _opened(path: str, mtime_ns: int) -> xr.Dataset:
     return xr.open_dataset(path, mask_and_scale=True)
 
 
-# --------------------------------------------------------------------------- parsing
-
-
-def parse_query(kind: str, params: Mapping[str, str]) -> Query:
-    """A :class:`Query` from request parameters (all strings, as in a query string).
-
-    Parameters
-    ----------
-    kind : {"subset", "point", "area"}
-    params : mapping
-        ``variables`` (comma-separated), ``bbox`` (min_lon,min_lat,max_lon,max_lat; min_lon >
-        max_lon crosses the antimeridian) or ``polygon`` (WKT or GeoJSON), ``lon`` and ``lat``
-        (point series), ``time`` (start/end, ISO, either may be empty), ``time_stride``,
-        ``space_stride``, ``f`` (format). Other keys (``version``, ``file``, ``estimate``) are
-        ignored here.
-
-    Raises
-    ------
-    portal.subsets.core.SubsetError
-        Naming the field: malformed numbers, a missing point, a format the kind cannot have.
-    """
-    if kind not in KINDS:
-        raise core.SubsetError("kind", f"expected one of {list(KINDS)}, got {kind!r}")
-
-    def numbers(name, text, n):
-        try:
-            values = [float(v) for v in str(text).split(",")]
-        except ValueError:
-            raise core.SubsetError(name, f"expected {n} comma-separated numbers, got {text!r}") from None
-        if len(values) != n:
-            raise core.SubsetError(name, f"expected {n} comma-separated numbers, got {len(values)}")
-        return values
-
-    def integer(name):
-        text = params.get(name) or "1"
-        try:
-            return int(text)
-        except ValueError:
-            raise core.SubsetError(name, f"expected an integer >= 1, got {text!r}") from None
-
-    time_text = params.get("time") or None
-    if time_text is not None and "/" not in time_text:
-        raise core.SubsetError("time", f"expected start/end (ISO dates, either may be empty), got {time_text!r}")
-    fmt = params.get("f") or ("netcdf" if kind == "subset" else "csv")
-    if kind != "subset" and fmt not in SERIES_FORMATS:
-        raise core.SubsetError("format", f"{fmt!r}: a {kind} series can be one of {list(SERIES_FORMATS)}")
-    lon = lat = None
-    if kind == "point":
-        for name in ("lon", "lat"):
-            if not params.get(name):
-                raise core.SubsetError(name, "a point series needs lon and lat (degrees)")
-        lon, lat = numbers("lon", params["lon"], 1)[0], numbers("lat", params["lat"], 1)[0]
-    request = core.SubsetRequest(
-        variables=[v for v in (params.get("variables") or "").split(",") if v],
-        bbox=tuple(numbers("bbox", params["bbox"], 4)) if params.get("bbox") and kind != "point" else None,
-        polygon=(params.get("polygon") or None) if kind != "point" else None,
-        time=tuple(t or None for t in time_text.split("/", 1)) if time_text else None,
-        time_stride=integer("time_stride"), space_stride=integer("space_stride"), format=fmt)
-    if kind == "area" and request.bbox is None and request.geometry is None:
-        raise core.SubsetError("bbox", "an area mean needs a bbox or a polygon")
-    kept = {k: str(v) for k, v in params.items() if k not in ("estimate", "format") and v not in (None, "")}
-    return Query(kind, request, kept, lon, lat)
-
-
 # --------------------------------------------------------------------------- planning and answering
 
 
@@ -288,118 +241,217 @@ def plan(f: DatasetFile, query: Query) -> Plan:
 
     ``direct`` up to ``settings.SUBSET_SYNC_MAX_BYTES``, ``job`` up to
     ``settings.SUBSET_JOB_MAX_BYTES``, else ``refused`` with what to do instead. Subsets are
-    judged by their output, area means by what they read, point series are always direct.
+    judged by their output, area means by what they read, point series are always direct. The
+    selection is worked out once, here, and carried in the plan to :func:`answer`.
 
     Raises
     ------
     portal.subsets.core.SubsetError
-        Empty, out-of-extent or malformed requests (naming the field).
+        Empty, out-of-extent or malformed requests (naming the field); ``variables``: several
+        variables asked for as one GeoTIFF.
     """
     ds = planning_view(f)
     if query.kind == "point":
         series, _ = core.point_series(ds, query.lon, query.lat, query.request.variables, query.request.time)
         size = int(series.nbytes)
         return Plan(size, size, "direct", "a point series is answered directly", "series")
-    indices = core.selection_indices(ds, query.request)
+    selection = core.plan_selection(ds, query.request)
+    if query.request.format == "geotiff" and len(selection.variables) > 1:
+        raise core.SubsetError("variables", f"a GeoTIFF holds one variable: choose one of {selection.variables} "
+                                            "(variables=...), or use f=netcdf or f=zarr for several")
+    indices = core.selection_indices(ds, query.request, selection)
     layout = store.choose_layout(indices, ds.sizes)
-    read = core.estimate_bytes(ds, query.request)
+    read = core.estimate_bytes(ds, query.request, selection)
     if query.kind == "area":
         n_time = len(indices["time"])
-        size = n_time * 8 * (len(query.request.variables) or len(ds.data_vars)) + n_time * 8
+        size = n_time * 8 * len(selection.variables) + n_time * 8
     else:
         size = read
     mib = read / 2**20
     if read <= settings.SUBSET_SYNC_MAX_BYTES:
-        return Plan(size, read, "direct", f"about {mib:.1f} MiB to read: answered directly", layout)
+        return Plan(size, read, "direct", f"about {mib:.1f} MiB to read: answered directly", layout, selection)
     if read <= settings.SUBSET_JOB_MAX_BYTES:
         return Plan(size, read, "job", f"about {mib:.0f} MiB to read: above the direct limit of "
-                                       f"{settings.SUBSET_SYNC_MAX_BYTES / 2**20:.0f} MiB, so it runs as a job", layout)
+                                       f"{settings.SUBSET_SYNC_MAX_BYTES / 2**20:.0f} MiB, so it runs as a job",
+                    layout, selection)
     return Plan(size, read, "refused",
                 f"about {mib / 1024:.1f} GiB, above the {settings.SUBSET_JOB_MAX_BYTES / 2**30:.0f} GiB limit of a job: "
                 "split the request into smaller boxes or periods, use time_stride / space_stride, or ask for fewer variables",
-                layout)
+                layout, selection)
 
 
-def prepare(dataset: Dataset, kind: str, params: Mapping[str, str]) -> tuple[DatasetFile, Query, Plan]:
-    """Everything before an answer: the grid file (``version``, ``file``), the parsed query, its plan.
+def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, client: str | None = None,
+           front_door: str = "api", accept: str | None = None, jobs: bool = True, force_job: bool = False) -> Answer:
+    """The one path of a subset request, from its parameters to an answer, for every front door.
 
-    A ``refused`` plan is returned, not raised (an estimate reports it); :func:`refuse` turns it
-    into the error.
+    Checks access, parses the parameters (:mod:`portal.subsets.params`), finds the version and
+    grid file, plans once, then estimates, queues a job, refuses, or writes the file (logged).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    kind : str
+        ``subset``, ``point`` or ``area`` (dataset API and jobs), or an EDR query type
+        (``position``, ``area``, ``cube``) when ``front_door`` is ``edr``.
+    params : mapping of str to str
+        The request's query parameters (the API's ``version`` and ``file`` choose the grid; EDR
+        names its collection's ``file`` in ``params["file"]`` too, set by the caller).
+    user : User or AnonymousUser
+    client : str, optional
+        The client's address, for the download log.
+    front_door : {"api", "edr"}
+        Which parameters are accepted, and how errors name them.
+    accept : str, optional
+        HTTP Accept header (EDR chooses the format from it when ``f`` is absent).
+    jobs : bool
+        Whether a request above the direct limit may become a job (EDR answers only directly: it
+        gets :class:`SubsetTooLarge` with the equivalent job request in ``job``).
+    force_job : bool
+        Queue a job whatever the size (``POST /api/jobs/``).
+
+    Returns
+    -------
+    Answer
+        ``mode`` ``estimate`` (only the plan), ``job`` (queued or an identical live one) or
+        ``file`` (a temporary file the caller streams and deletes).
 
     Raises
     ------
+    portal.catalog.access.AccessDenied
+        The user may not download from the dataset.
+    SubsetTooLarge
+        Above what is answered (naming the parameter; says what to do instead).
     portal.subsets.core.SubsetError
-        A bad field, an empty or out-of-extent request (naming the field).
+        A bad, unknown, empty or out-of-extent parameter, named as the user wrote it.
     """
-    version = latest_version(dataset, params.get("version"))
-    f = gridded_file(version, params.get("file"))
-    query = parse_query(kind, params)
-    return f, query, plan(f, query)
+    access.check_download(user, dataset)
+    query_type = kind
+    try:
+        if front_door == "edr":
+            edr_params = {k: v for k, v in params.items() if k != "file"}
+            query = params_module.parse_edr(kind, edr_params, accept, file=params.get("file"))
+        else:
+            query = params_module.parse_api(kind, params)
+        version = latest_version(dataset, query.params.get("version"))
+        f = gridded_file(version, query.params.get("file"))
+        estimate = plan(f, query)
+        if query.estimate:
+            return Answer("estimate", query, estimate, f)
+        if estimate.mode == "refused":
+            raise SubsetTooLarge("time" if query.kind == "point" else "bbox", estimate.detail)
+        if estimate.mode == "job" or force_job:
+            if not jobs:
+                raise _direct_only(f, query, estimate)
+            job, created = submit_job(f, query, estimate, user)
+            return Answer("job", query, estimate, f, job=job, created=created)
+        start = time.monotonic()
+        result = answer_directly(f, query, estimate)
+    except core.SubsetError as exc:
+        exc.field = params_module.public_name(exc.field, front_door, query_type)
+        exc.args = (f"{exc.field}: {exc.message}",)
+        raise
+    log_download(user=user, f=f, query=query, size=result.size, seconds=time.monotonic() - start, client=client)
+    return Answer("file", query, estimate, f, result=result)
 
 
-def refuse(query: Query, estimate: Plan) -> SubsetTooLarge:
-    """The error for a ``refused`` plan (field ``bbox``, ``time`` for point series; says what to do)."""
-    return SubsetTooLarge("time" if query.kind == "point" else "bbox", estimate.detail)
+def _direct_only(f: DatasetFile, query: Query, estimate: Plan) -> SubsetTooLarge:
+    """The refusal of a front door that answers only directly, with the equivalent job request."""
+    field = "time" if query.kind == "point" else "bbox"
+    size = f"about {estimate.read_bytes / 2**20:.3g} MiB to read"
+    limit = f"the {settings.SUBSET_SYNC_MAX_BYTES / 2**20:.3g} MiB answered directly"
+    if estimate.mode != "job":
+        return SubsetTooLarge(field, f"{size}, above {limit} and above the size of an asynchronous job "
+                                     f"(/api/jobs/): {estimate.detail}")
+    job = {"dataset": f.version.dataset_id, "kind": query.kind, "params": dict(query.params)}
+    return SubsetTooLarge(field, f"{size}, above {limit}: ask for a smaller area or period or fewer parameters, "
+                                 f"or submit it as an asynchronous job: POST /api/jobs/ with {json.dumps(job)}", job)
 
 
-def _compute(ds: xr.Dataset, query: Query) -> xr.Dataset:
+def _compute(ds: xr.Dataset, query: Query, selection: core.Selection | None) -> xr.Dataset:
     """The answer as a (lazy) dataset: the selection, the point series or the area mean."""
     if query.kind == "point":
         series, _ = core.point_series(ds, query.lon, query.lat, query.request.variables, query.request.time)
         return series
     if query.kind == "area":
-        return core.area_mean(ds, query.request)
-    return core.select(ds, query.request)
+        return core.area_mean(ds, query.request, selection)
+    return core.select(ds, query.request, selection)
 
 
-def answer(f: DatasetFile, query: Query, path: Path, *, chunked: bool = False, layout: str | None = None) -> None:
+def answer(f: DatasetFile, query: Query, path: Path, *, estimate: Plan | None = None, chunked: bool = False) -> None:
     """Write the answer to ``query`` on the grid ``f`` at ``path`` in ``query.request.format``.
 
-    ``chunked``: compute with dask, chunk by chunk (jobs: bounded memory and progress callbacks);
-    direct answers (at most ``SUBSET_SYNC_MAX_BYTES``) index the store directly, which is faster.
-    ``layout``: the store to read (:attr:`Plan.layout`); chosen here when not given.
+    ``estimate``: the query's :func:`plan` (its selection and cube store are reused; planned here
+    when not given). ``chunked``: compute with dask, chunk by chunk (jobs: bounded memory and
+    progress callbacks); direct answers (at most ``SUBSET_SYNC_MAX_BYTES``) index the store
+    directly, which is faster. Global attributes: the source file's, the record's
+    (:func:`portal.catalog.metadata.acdd_attributes`) and the extent of the answer.
 
     Raises
     ------
     portal.subsets.core.SubsetError
         As :func:`portal.subsets.core.select`; nothing is left at ``path``.
     """
-    dataset = f.version.dataset
-    layout = layout or ("series" if query.kind == "point" else None)
-    with open_cube(f, None if layout else query.request, layout=layout, chunked=chunked) as ds:
-        result = _compute(ds, query)
-        fmt = query.request.format
-        if fmt == "netcdf":
-            writers.to_netcdf(result, path, citation=dataset.ref_way_en or dataset.ref_way_cn or dataset.title_en,
-                           complevel=1, attrs={"title": dataset.title_en, "doi": dataset.doi, "source_file": f.name,
-                                  "source_version": f.version.number})
-        elif fmt == "geotiff":
-            writers.to_geotiff(result, path)
-        elif fmt == "csv":
-            writers.to_csv(result, path, drop_empty=query.kind == "subset" and query.request.geometry is not None)
-        elif fmt == "zarr":
-            writers.to_zarr_zip(result, path, attrs={"title": dataset.title_en, "doi": dataset.doi,
-                                                  "citation": dataset.ref_way_en or dataset.title_en})
-        else:
-            document = writers.to_coveragejson(result.load())
-            with atomic_path(path) as tmp:
-                tmp.write_text(json.dumps(document))
+    estimate = estimate or plan(f, query)
+    with open_cube(f, layout=estimate.layout, chunked=chunked) as ds:
+        result = _compute(ds, query, estimate.selection)
+        attrs = {**metadata.acdd_attributes(f.version.dataset, f.version), "source_file": f.name,
+                 "source_version": str(f.version.number)}
+        writers.write(result, path, query.request.format, attrs=attrs,
+                      drop_empty=query.kind == "subset" and query.request.geometry is not None)
+
+
+def _token(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")[:limit] or "x"
+
+
+def _number(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
 def result_name(f: DatasetFile, query: Query) -> tuple[str, str]:
-    """``(file name, media type)`` of the answer to ``query``."""
+    """``(file name, media type)`` of the answer: what it holds, so that two answers never share a name.
+
+    ``<product>_v<n>_<variables>_<region>_<period>_<kind><suffix>``: the product (or dataset id),
+    the version, up to three variable names (``all`` for every one), the box (``bbox<W>_<S>_<E>_<N>``),
+    the polygon's bounds and a hash of it, or the point, the period (``all`` when open), and for
+    strided requests the strides; a file chosen among several grids is named too.
+    """
     suffix, media_type = OUTPUTS[query.request.format]
-    stem = f"{f.version.dataset_id}_v{f.version.number}_{Path(f.name).stem}_{query.kind}"
-    return stem + suffix, media_type
+    request = query.request
+    product = (f.version.lineage or {}).get("product") or f.version.dataset_id
+    parts = [_token(product), f"v{f.version.number}"]
+    if query.params.get("file"):
+        parts.append(_token(Path(f.name).stem))
+    names = list(request.variables)
+    parts.append("-".join(_token(v, 20) for v in names[:3]) + (f"+{len(names) - 3}" if len(names) > 3 else "")
+                 if names else "all")
+    if query.kind == "point":
+        parts.append(f"point{_number(query.lon)}_{_number(query.lat)}")
+    elif request.geometry is not None:
+        digest = hashlib.sha256(request.geometry.wkb).hexdigest()[:8]
+        parts.append("polygon" + "_".join(_number(v) for v in request.geometry.bounds) + f"-{digest}")
+    elif request.bbox is not None:
+        parts.append("bbox" + "_".join(_number(v) for v in request.bbox))
+    else:
+        parts.append("global")
+    if request.time is not None:
+        parts.append("_".join(_token(core.iso_time(t) if not isinstance(t, str) else t) if t is not None else "open"
+                              for t in request.time))
+    else:
+        parts.append("alltime")
+    if request.time_stride > 1 or request.space_stride > 1:
+        parts.append(f"stride{request.time_stride}x{request.space_stride}")
+    parts.append(query.kind)
+    return "_".join(parts) + suffix, media_type
 
 
-def answer_directly(f: DatasetFile, query: Query, layout: str | None = None) -> SubsetResult:
-    """Write the answer to a temporary file the caller streams and deletes (``layout``: as :func:`answer`).
+def answer_directly(f: DatasetFile, query: Query, estimate: Plan | None = None) -> SubsetResult:
+    """Write the answer to a temporary file the caller streams and deletes (``estimate``: as :func:`answer`).
 
     Raises
     ------
     portal.subsets.core.SubsetError
-        As :func:`answer`.
+        As :func:`answer`; nothing is left behind.
     """
     tmp_dir = Path(settings.DATA_ROOT) / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -408,7 +460,7 @@ def answer_directly(f: DatasetFile, query: Query, layout: str | None = None) -> 
     os.close(fd)
     out = Path(tmp)
     try:
-        answer(f, query, out, layout=layout)
+        answer(f, query, out, estimate=estimate)
     except BaseException:
         out.unlink(missing_ok=True)
         raise
@@ -535,7 +587,7 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
     folder = Path(settings.DATA_ROOT) / "jobs" / str(job.id)
     try:
         f = gridded_file(job.version, job.file_name)
-        query = parse_query(job.kind, job.params)
+        query = params_module.parse_api(job.kind, job.params)
         name, media_type = result_name(f, query)
         folder.mkdir(parents=True, exist_ok=True)
         with progress, dask.config.set(scheduler="threads"):

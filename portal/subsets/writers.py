@@ -407,3 +407,42 @@ def to_coveragejson(ds: xr.Dataset) -> dict[str, Any]:
         "parameters": parameters,
         "ranges": ranges,
     }
+
+
+def write(ds: xr.Dataset, path: str | os.PathLike[str], fmt: str, *, attrs: Mapping[str, str],
+          drop_empty: bool = False) -> Path:
+    """Write an answer in ``fmt`` (one of :data:`portal.subsets.core.FORMATS`), atomically.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        What :func:`~portal.subsets.core.select`, :func:`~portal.subsets.core.point_series` or
+        :func:`~portal.subsets.core.area_mean` returned.
+    path : path-like
+    fmt : {"netcdf", "geotiff", "csv", "zarr", "coveragejson"}
+    attrs : mapping of str to str
+        Global attributes of the record (ACDD) to carry into the formats that hold them.
+    drop_empty : bool
+        CSV: leave out rows where every variable is missing (cells outside a polygon).
+
+    Raises
+    ------
+    SubsetError
+        ``f``: an unknown format; others as the writer's.
+    """
+    if fmt == "netcdf":
+        return to_netcdf(ds, path, citation=attrs.get("citation", ""), attrs=attrs, complevel=1)
+    if fmt == "geotiff":
+        return to_geotiff(ds, path)
+    if fmt == "csv":
+        return to_csv(ds, path, drop_empty=drop_empty)
+    if fmt == "zarr":
+        return to_zarr_zip(ds, path, attrs=attrs)
+    if fmt == "coveragejson":
+        import json
+
+        document = to_coveragejson(ds.load())
+        with _atomic(path) as tmp:
+            tmp.write_text(json.dumps(document))
+        return Path(path)
+    raise SubsetError("f", f"{fmt!r} is not a format")

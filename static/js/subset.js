@@ -322,14 +322,35 @@
     timer = setTimeout(estimate, 350);
   }
 
-  function download(url) {
+  // the file name a Content-Disposition header gives (RFC 6266: filename* first), or null
+  function filenameOf(header) {
+    if (!header) return null;
+    const star = header.match(/filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)/);
+    if (star) return decodeURIComponent(star[1].trim());
+    const plain = header.match(/filename\s*=\s*"?([^";]+)"?/);
+    return plain ? plain[1].trim() : null;
+  }
+
+  // fetch a direct answer, and save it only once it has fully arrived: a request that fails
+  // shows its error beside the form instead of a download that never comes
+  async function download(url) {
+    const r = await fetch(url, { credentials: "same-origin" });
+    if (!r.ok) {
+      const type = r.headers.get("Content-Type") || "";
+      const json = type.includes("json") ? await r.json().catch(() => ({})) : {};
+      return { ok: false, status: r.status, json };
+    }
+    const blob = await r.blob();
+    const name = filenameOf(r.headers.get("Content-Disposition")) || "download";
     const a = document.createElement("a");
-    a.href = url;
-    a.download = "";
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
     a.hidden = true;
     document.body.appendChild(a);
     a.click();
     a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    return { ok: true, name, size: blob.size };
   }
 
   form.addEventListener("submit", async (ev) => {
@@ -371,8 +392,14 @@
           return;
         }
       }
-      download(query(false));  // a direct answer: an attachment the browser saves
-      estimateLine.textContent = text.started;
+      estimateLine.textContent = text.downloading;
+      const got = await download(query(false));  // a direct answer, saved once it has arrived
+      if (!got.ok) {
+        estimateLine.textContent = "";
+        showError(got.json.field, got.json.detail || fill(text.failed, { status: got.status }));
+        return;
+      }
+      estimateLine.textContent = fill(text.saved, { name: got.name, size: humanBytes(got.size) });
     } catch (err) {
       showError("", fill(text.failed, { status: "–" }));
     } finally {

@@ -671,6 +671,7 @@ def test_subset_service_against_raw_xarray_and_pygeoapi(tmp_path):
 
     from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
     from portal.subsets import core, services, store
+    from portal.subsets import params as subset_params
 
     field, stores_ = synthetic_cube()
     nc_path = stores_[0].path
@@ -688,13 +689,13 @@ def test_subset_service_against_raw_xarray_and_pygeoapi(tmp_path):
             if kind == "point":
                 return "series"
             _, params = service_params(kind, q)
-            request = services.parse_query("area" if kind == "area" else "subset", params).request
+            request = subset_params.parse_api("area" if kind == "area" else "subset", params).request
             with store.open_store(paths["map"]) as meta:
                 return store.choose_layout(core.selection_indices(meta, request), meta.sizes)
 
         def in_process(kind: str, q: dict) -> bytes:
             endpoint, params = service_params(kind, q)
-            query = services.parse_query(endpoint, params)
+            query = subset_params.parse_api(endpoint, params)
             assert services.plan(f, query).mode == "direct"
             result = services.answer_directly(f, query)
             try:

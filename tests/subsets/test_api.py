@@ -59,7 +59,7 @@ def test_an_antimeridian_box_as_csv_and_as_geotiff(client, grid_version, tmp_pat
     ({"bbox": "10,20,30"}, "bbox"),
     ({"bbox": "10,20,14,23", "time": "2030-01-01/2030-02-01"}, "time"),
     ({"bbox": "10,20,14,23", "variables": "et"}, "variables"),
-    ({"bbox": "10,20,14,23", "f": "xlsx"}, "format"),
+    ({"bbox": "10,20,14,23", "f": "xlsx"}, "f"),
     ({"bbox": "10,20,14,23", "file": "other.nc"}, "file"),
     ({"bbox": "10,20,14,23", "version": "x"}, "version"),
 ])

@@ -17,7 +17,7 @@ import pytest
 import xarray as xr
 from django.utils import timezone
 
-from portal.subsets import services
+from portal.subsets import params, services
 from portal.subsets.models import DownloadLog, SubsetJob
 
 from .conftest import FT, grid_values
@@ -188,6 +188,6 @@ def test_the_admin_lists_jobs_and_downloads_read_only(admin_client, client, grid
 
 def test_the_plan_names_the_store_that_reads_the_request_fastest(grid_version):
     f = services.gridded_file(grid_version, None)
-    point = services.plan(f, services.parse_query("point", {"lon": "10", "lat": "20"}))
-    one_day = services.plan(f, services.parse_query("subset", {"time": "2015-01-02/2015-01-02"}))
+    point = services.plan(f, params.parse_api("point", {"lon": "10", "lat": "20"}))
+    one_day = services.plan(f, params.parse_api("subset", {"time": "2015-01-02/2015-01-02"}))
     assert point.layout == "series" and one_day.layout == "map"

@@ -1,0 +1,431 @@
+"""One parser for the query parameters of every front door of the subset service.
+
+The dataset API (``/api/datasets/<id>/subset|point|area/``), ``POST /api/jobs/`` (its ``params``
+are the API's), the dataset page's form (which calls the API) and OGC API-EDR
+(``position|area|cube``) all come here: :func:`parse` turns their parameters into one
+:class:`Query`. Pure Python (no Django).
+
+The same rules everywhere:
+
+* an unknown parameter is refused, naming it and suggesting the right one (an EDR client that
+  sends ``parameter_names`` is told ``parameter-name``; ``format`` is told ``f``);
+* times are ISO 8601 / RFC 3339: a date (``2001``, ``2001-02``, ``2001-02-03``; at either end of
+  an interval it covers the whole year, month or day) or a date-time with ``Z`` or an offset
+  (converted to UTC; without one it is read as UTC); an instant or an interval ``start/end`` with
+  ``..`` or nothing for an open end, as OGC APIs write them;
+* errors (:class:`portal.subsets.core.SubsetError`) name the parameter as the user wrote it
+  (:func:`public_name`): ``f``, not ``format``; ``datetime`` and ``parameter-name`` in EDR.
+
+References
+----------
+* OGC API - Environmental Data Retrieval 1.1 (OGC 19-086r6), query parameters ``coords``,
+  ``bbox``, ``datetime``, ``parameter-name``, ``f``, ``crs``, ``z``.
+* RFC 3339, https://www.rfc-editor.org/rfc/rfc3339
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import shapely
+
+from . import core
+
+KINDS = ("subset", "point", "area")
+"""What an API query asks for: a gridded ``subset`` (box or polygon), a ``point`` series, an ``area`` mean series."""
+SERIES_FORMATS = ("csv", "netcdf", "zarr", "coveragejson")
+"""Formats of point and area series (a GeoTIFF needs a grid)."""
+EDR_QUERY_TYPES = ("position", "area", "cube")
+EDR_FORMATS = {"CoverageJSON": "coveragejson", "NetCDF": "netcdf", "CSV": "csv"}
+"""EDR output format name -> :data:`portal.subsets.core.FORMATS` name; the first is the default."""
+_EDR_FORMAT_ALIASES = {
+    "coveragejson": "coveragejson", "covjson": "coveragejson", "application/prs.coverage+json": "coveragejson",
+    "netcdf": "netcdf", "nc": "netcdf", "application/x-netcdf": "netcdf", "application/netcdf": "netcdf",
+    "csv": "csv", "text/csv": "csv", "json": "coveragejson", "application/json": "coveragejson",
+}
+CRS84 = "OGC:CRS84"
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_CRS_NAMES = {CRS84, "CRS84", CRS84_URI, "[OGC:CRS84]"}
+
+_API_COMMON = ("version", "file", "variables", "time", "f", "estimate")
+API_PARAMETERS = {
+    "subset": (*_API_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
+    "point": (*_API_COMMON, "lon", "lat"),
+    "area": (*_API_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
+}
+"""The query parameters each API action accepts (``POST /api/jobs/`` ``params`` too)."""
+EDR_PARAMETERS = {
+    "position": ("coords", "datetime", "parameter-name", "f", "crs", "z"),
+    "area": ("coords", "datetime", "parameter-name", "f", "crs", "z"),
+    "cube": ("bbox", "datetime", "parameter-name", "f", "crs", "z"),
+}
+"""The query parameters each EDR query accepts."""
+
+# names people send for what a front door calls otherwise (checked before close spellings)
+_ALIASES = {
+    "api": {"format": "f", "datetime": "time", "parameter-name": "variables", "parameter_name": "variables",
+            "parameters": "variables", "vars": "variables", "var": "variables", "variable": "variables",
+            "coords": "bbox", "longitude": "lon", "latitude": "lat", "x": "lon", "y": "lat", "start": "time",
+            "end": "time"},
+    "edr": {"format": "f", "time": "datetime", "parameter_names": "parameter-name", "parameter_name": "parameter-name",
+            "parameter-names": "parameter-name", "parameters": "parameter-name", "variables": "parameter-name",
+            "parametername": "parameter-name", "point": "coords", "polygon": "coords", "lon": "coords",
+            "lat": "coords"},
+}
+# core field -> the parameter the user wrote, per front door
+_PUBLIC = {
+    "api": {"format": "f"},
+    "edr": {"polygon": "coords", "lon": "coords", "lat": "coords", "time": "datetime", "variables": "parameter-name",
+            "format": "f", "time_stride": "datetime", "space_stride": "bbox"},
+}
+
+
+class UnknownParameter(core.SubsetError):
+    """A query parameter the front door does not accept (``field`` is the name as sent)."""
+
+
+class MissingParameter(core.SubsetError):
+    """A required query parameter is absent."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed request.
+
+    Attributes
+    ----------
+    kind : {"subset", "point", "area"}
+    request : portal.subsets.core.SubsetRequest
+    params : dict of str to str
+        The request in the dataset API's parameters (an EDR query translated), without
+        ``estimate``: stored with jobs, in the download log, in job hints, and in file names.
+    lon, lat : float, optional
+        The point of a point series (degrees east, north).
+    estimate : bool
+        Only the size estimate and what would happen is wanted.
+    front_door : {"api", "edr"}
+        Which vocabulary errors use (:func:`public_name`).
+    """
+
+    kind: str
+    request: core.SubsetRequest
+    params: Mapping[str, str]
+    lon: float | None = None
+    lat: float | None = None
+    estimate: bool = False
+    front_door: str = "api"
+
+
+# --------------------------------------------------------------------------- names
+
+
+def check_names(params: Mapping[str, Any], allowed: tuple[str, ...], front_door: str) -> None:
+    """Refuse parameters not in ``allowed``, naming the first and suggesting the right one.
+
+    Raises
+    ------
+    UnknownParameter
+        ``field`` is the unknown name as sent.
+    """
+    for name in params:
+        if name in allowed:
+            continue
+        hint = _ALIASES.get(front_door, {}).get(str(name).lower())
+        if hint not in allowed:
+            close = difflib.get_close_matches(str(name).lower().replace("_", "-"), [a.replace("_", "-") for a in allowed],
+                                              n=1, cutoff=0.6)
+            hint = allowed[[a.replace("_", "-") for a in allowed].index(close[0])] if close else None
+        shown = str(name)[:60]
+        suggestion = f"did you mean {hint!r}? " if hint else ""
+        raise UnknownParameter(shown, f"unknown parameter {shown!r}: {suggestion}accepted: {', '.join(allowed)}")
+
+
+def public_name(field: str, front_door: str, query_type: str | None = None) -> str:
+    """The parameter a user wrote for a :class:`~portal.subsets.core.SubsetError` ``field``.
+
+    A core ``bbox`` error is about ``coords`` for EDR position and area queries.
+    """
+    if front_door == "edr" and field == "bbox" and query_type in ("position", "area"):
+        return "coords"
+    return _PUBLIC.get(front_door, {}).get(field, field)
+
+
+# --------------------------------------------------------------------------- values
+
+_DATE = r"\d{4}(?:-\d{2}(?:-\d{2})?)?"
+_TIME = r"[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)?"
+_ISO = re.compile(rf"^{_DATE}(?:{_TIME})?$")
+
+
+def parse_instant(text: str, name: str, field: str) -> str | pd.Timestamp:
+    """One end of a period: a date stays text (it covers its year, month or day), a date-time
+    becomes a naive UTC :class:`pandas.Timestamp`.
+
+    Raises
+    ------
+    portal.subsets.core.SubsetError
+        ``field``: not ISO 8601 / RFC 3339.
+    """
+    text = text.strip()
+    stamp = pd.NaT
+    if _ISO.match(text):
+        try:
+            stamp = pd.Timestamp(text)
+        except (TypeError, ValueError, OverflowError):
+            stamp = pd.NaT
+    if stamp is pd.NaT:
+        raise core.SubsetError(field, f"{name} {text[:60]!r} is not an ISO 8601 date (2001-02-03) or date-time "
+                                      "(2001-02-03T12:00:00Z, with Z or an offset such as +08:00)")
+    if len(text) <= 10:
+        return text  # a year, month or day: covers all of it at either end
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp
+
+
+def parse_period(text: str | None, field: str) -> tuple[Any, Any] | None:
+    """An instant, ``start/end``, ``../end``, ``start/..`` (an empty end is open too), or nothing.
+
+    Returns
+    -------
+    tuple (start, end) or None
+        Bounds for :class:`portal.subsets.core.SubsetRequest` ``time``; None when absent or open
+        at both ends.
+
+    Raises
+    ------
+    portal.subsets.core.SubsetError
+        ``field``: malformed (see :func:`parse_instant`).
+    """
+    if text is None or not str(text).strip():
+        return None
+    parts = str(text).strip().split("/")
+    if len(parts) == 1:
+        if parts[0] == "..":
+            raise core.SubsetError(field, "'..' is only allowed as an open end of an interval (start/..)")
+        instant = parse_instant(parts[0], "instant", field)
+        return (instant, instant)
+    if len(parts) != 2:
+        raise core.SubsetError(field, f"expected an instant or an interval start/end, got {str(text)[:80]!r}")
+    start, end = (None if p.strip() in ("", "..") else parse_instant(p, n, field)
+                  for p, n in zip(parts, ("start", "end"), strict=True))
+    return None if start is None and end is None else (start, end)
+
+
+def _numbers(field: str, text: str, n: int, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        raise core.SubsetError(field, f"expected {what}, got {str(text)[:80]!r}") from None
+    if len(values) != n:
+        raise core.SubsetError(field, f"expected {what}, got {len(values)} numbers")
+    if not all(math.isfinite(v) for v in values):
+        raise core.SubsetError(field, f"expected finite numbers, got {str(text)[:80]!r}")
+    return values
+
+
+def _integer(field: str, text: str | None) -> int:
+    try:
+        return int(text or "1")
+    except ValueError:
+        raise core.SubsetError(field, f"expected an integer >= 1, got {str(text)[:40]!r}") from None
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (text or "").split(",") if v.strip())
+
+
+def _wkt(text: str, field: str):
+    try:
+        return shapely.from_wkt(text.strip())
+    except (shapely.errors.ShapelyError, ValueError, TypeError) as exc:
+        raise core.SubsetError(field, f"not a WKT geometry ({str(exc).splitlines()[0]}): {text[:200]!r}") from None
+
+
+def _flag(text: str | None) -> bool:
+    return str(text or "").strip().lower() in ("1", "true", "yes")
+
+
+# --------------------------------------------------------------------------- the dataset API
+
+
+def parse_api(kind: str, params: Mapping[str, str]) -> Query:
+    """A :class:`Query` from the dataset API's parameters (all strings, as in a query string).
+
+    Parameters
+    ----------
+    kind : {"subset", "point", "area"}
+    params : mapping
+        :data:`API_PARAMETERS` ``[kind]``: ``variables`` (comma-separated), ``bbox``
+        (min_lon,min_lat,max_lon,max_lat; min_lon > max_lon crosses the antimeridian) or
+        ``polygon`` (WKT or GeoJSON), ``lon`` and ``lat`` (point series), ``time`` (see the module
+        notes), ``time_stride``, ``space_stride``, ``f`` (format), ``estimate``, and ``version``
+        and ``file`` (kept in ``params`` for the service).
+
+    Raises
+    ------
+    UnknownParameter, portal.subsets.core.SubsetError
+        Naming the parameter: unknown names, malformed values, a missing point, a format the kind
+        cannot have.
+    """
+    if kind not in KINDS:
+        raise core.SubsetError("kind", f"expected one of {list(KINDS)}, got {str(kind)[:40]!r}")
+    check_names(params, API_PARAMETERS[kind], "api")
+    fmt = (params.get("f") or ("netcdf" if kind == "subset" else "csv")).strip().lower()
+    if kind != "subset" and fmt not in SERIES_FORMATS:
+        raise core.SubsetError("f", f"{fmt!r}: a {kind} series can be one of {list(SERIES_FORMATS)}")
+    if fmt not in core.FORMATS:
+        raise core.SubsetError("f", f"{fmt!r} is not a format: use one of {list(core.FORMATS)}")
+    lon = lat = None
+    if kind == "point":
+        for name in ("lon", "lat"):
+            if not params.get(name):
+                raise MissingParameter(name, "a point series needs lon and lat (degrees)")
+        lon, lat = _numbers("lon", params["lon"], 1, "a number")[0], _numbers("lat", params["lat"], 1, "a number")[0]
+    bbox = params.get("bbox") if kind != "point" else None
+    request = core.SubsetRequest(
+        variables=_names(params.get("variables")),
+        bbox=tuple(_numbers("bbox", bbox, 4, "4 comma-separated numbers min_lon,min_lat,max_lon,max_lat"))
+        if bbox else None,
+        polygon=(params.get("polygon") or None) if kind != "point" else None,
+        time=parse_period(params.get("time"), "time"),
+        time_stride=_integer("time_stride", params.get("time_stride")),
+        space_stride=_integer("space_stride", params.get("space_stride")), format=fmt)
+    if kind == "area" and request.bbox is None and request.geometry is None:
+        raise MissingParameter("bbox", "an area mean needs a bbox or a polygon")
+    kept = {k: str(v) for k, v in params.items() if k != "estimate" and v not in (None, "")}
+    kept["f"] = fmt
+    return Query(kind, request, kept, lon, lat, estimate=_flag(params.get("estimate")))
+
+
+# --------------------------------------------------------------------------- OGC API-EDR
+
+
+def edr_format(f: str | None, accept: str | None = None) -> str:
+    """The output format from ``f`` (EDR name or media type), else from an Accept header.
+
+    Returns
+    -------
+    str
+        A :data:`portal.subsets.core.FORMATS` name; ``coveragejson`` by default.
+
+    Raises
+    ------
+    portal.subsets.core.SubsetError
+        ``f``: an unknown format.
+    """
+    if f is not None and f.strip():
+        key = f.strip().lower()
+        if key not in _EDR_FORMAT_ALIASES:
+            raise core.SubsetError("f", f"{f[:40]!r} is not an output format of this collection: use one of "
+                                        f"{', '.join(EDR_FORMATS)}")
+        return _EDR_FORMAT_ALIASES[key]
+    for part in (accept or "").split(","):
+        media_type = part.split(";")[0].strip().lower()
+        if media_type in _EDR_FORMAT_ALIASES:
+            return _EDR_FORMAT_ALIASES[media_type]
+    return EDR_FORMATS["CoverageJSON"]
+
+
+def _edr_point(text: str | None) -> tuple[float, float]:
+    if text is None or not text.strip():
+        raise MissingParameter("coords", "a position query needs coords=POINT(lon lat)")
+    geom = _wkt(text, "coords")
+    if geom.geom_type == "MultiPoint" and len(geom.geoms) == 1:
+        geom = geom.geoms[0]
+    if geom.geom_type != "Point" or geom.is_empty:
+        got = "an empty point" if geom.is_empty else geom.geom_type
+        raise core.SubsetError("coords", f"a position query takes one POINT(lon lat), got {got}")
+    if geom.has_z:
+        raise core.SubsetError("coords", "the collection has no vertical axis: give POINT(lon lat)")
+    lon, lat = float(geom.x), float(geom.y)
+    if not (math.isfinite(lon) and -180 <= lon <= 360):
+        raise core.SubsetError("coords", f"longitude {lon:g} outside -180..360")
+    if not (math.isfinite(lat) and -90 <= lat <= 90):
+        raise core.SubsetError("coords", f"latitude {lat:g} outside -90..90")
+    return lon, lat
+
+
+def _edr_bbox(text: str | None) -> tuple[float, ...]:
+    if text is None or not text.strip():
+        raise MissingParameter("bbox", "a cube query needs bbox=minx,miny,maxx,maxy")
+    if len(text.split(",")) == 6:
+        raise core.SubsetError("bbox", "the collection has no vertical axis: give 4 numbers minx,miny,maxx,maxy")
+    return tuple(_numbers("bbox", text, 4, "4 comma-separated numbers minx,miny,maxx,maxy"))
+
+
+def _time_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, pd.Timestamp) else str(value)
+
+
+def parse_edr(query_type: str, params: Mapping[str, str], accept: str | None = None,
+              file: str | None = None) -> Query:
+    """A :class:`Query` from the parameters of an EDR ``position``, ``area`` or ``cube`` query.
+
+    Parameters
+    ----------
+    query_type : {"position", "area", "cube"}
+        ``position`` (``coords=POINT``) is a point series; ``area`` (``coords=POLYGON`` or
+        ``MULTIPOLYGON``) and ``cube`` (``bbox``) are subsets.
+    params : mapping
+        :data:`EDR_PARAMETERS` ``[query_type]``: besides the above ``datetime``,
+        ``parameter-name`` (comma-separated), ``f``, ``crs`` (CRS84 only) and ``z`` (refused: no
+        vertical axis).
+    accept : str, optional
+        HTTP Accept header, used when ``f`` is absent.
+    file : str, optional
+        The collection's grid file (kept in ``params``, as the dataset API names it).
+
+    Returns
+    -------
+    Query
+        ``params`` are the equivalent dataset API parameters (for the download log and job hints).
+
+    Raises
+    ------
+    UnknownParameter, MissingParameter, portal.subsets.core.SubsetError
+        Naming the parameter (core field names: see :func:`public_name`).
+    """
+    if query_type not in EDR_QUERY_TYPES:
+        raise ValueError(f"unknown query type {query_type!r}")
+    check_names(params, EDR_PARAMETERS[query_type], "edr")
+    fmt = edr_format(params.get("f"), accept)
+    crs = params.get("crs")
+    if crs is not None and crs.strip() and crs.strip() not in _CRS_NAMES:
+        raise core.SubsetError("crs", f"{crs[:60]!r} is not supported: coordinates are longitude, latitude in {CRS84}")
+    if params.get("z") not in (None, ""):
+        raise core.SubsetError("z", "the collection has no vertical axis")
+    time = parse_period(params.get("datetime"), "datetime")
+    variables = _names(params.get("parameter-name"))
+    lon = lat = None
+    if query_type == "position":
+        lon, lat = _edr_point(params.get("coords"))
+        request = core.SubsetRequest(variables=variables, time=time, format=fmt)
+    elif query_type == "area":
+        coords = params.get("coords")
+        if coords is None or not coords.strip():
+            raise MissingParameter("coords", "an area query needs coords=POLYGON((lon lat, ...))")
+        request = core.SubsetRequest(variables=variables, polygon=_wkt(coords, "coords"), time=time, format=fmt)
+    else:
+        request = core.SubsetRequest(variables=variables, bbox=_edr_bbox(params.get("bbox")), time=time, format=fmt)
+    api: dict[str, str] = {"f": fmt}
+    if file:
+        api["file"] = file
+    if variables:
+        api["variables"] = ",".join(variables)
+    if request.time is not None:
+        api["time"] = "/".join(_time_text(t) for t in request.time)
+    if lon is not None:
+        api.update(lon=repr(lon), lat=repr(lat))
+    elif request.geometry is not None:
+        api["polygon"] = request.geometry.wkt
+    elif request.bbox is not None:
+        api["bbox"] = ",".join(repr(v) for v in request.bbox)
+    return Query("point" if query_type == "position" else "subset", request, api, lon, lat, front_door="edr")
