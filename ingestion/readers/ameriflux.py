@@ -7,6 +7,9 @@ not the file) and the variables; -9999 for missing values. Variable names may ca
 qualifiers ``_<H>_<V>_<R>`` (horizontal, vertical, replicate) or a layer index ``_<n>``
 (``SWC_1_1_1``, ``TS_1``). BASE data are not gap-filled and have no QC columns: a step is valid when
 it is not -9999.
+A re-saved file is read the same (:mod:`~.base`): a byte-order mark, any line ends, comment lines
+with trailing delimiters or in quotes (``"# Site: US-Ha1",,,``), quoted column names, extra and
+reordered columns.
 
 There is no real AmeriFlux BASE file in the shared sample data: the tests write files in this layout.
 
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import PointData, ReaderError
+from .base import PointData, ReaderError, metadata_text
 from .flux import (
     check_step,
     check_time_order,
@@ -147,7 +150,7 @@ def read_ameriflux(path: str | os.PathLike, *, sites: Mapping | None = None, loc
     name = parse_file_name(path)
     head = read_header_lines(path, 3)
     for i, (key, expected) in enumerate((("Site", name["site"]), ("Version", name["version"]))):
-        m = re.fullmatch(rf"#\s*{key}:\s*(\S+)\s*", head[i])
+        m = re.fullmatch(rf"#\s*{key}:\s*(\S+)\s*", metadata_text(head[i], ","))
         if not m:
             raise ReaderError(path, f"expected a comment line '# {key}: ...', found {head[i][:60]!r}", line=i + 1,
                               field=key)

@@ -1,7 +1,16 @@
-"""What every point-data reader returns, and the error it raises on bad input (no Django)."""
+"""What every point-data reader returns, the error it raises on bad input, and the text conventions of its files (no Django).
+
+Text files come as published and as re-saved by spreadsheets and editors; every text reader accepts
+the same variations through the helpers here (:func:`decode_text`, :func:`clean_name`,
+:func:`header_names`, :func:`metadata_text`, :func:`surplus_is_empty`): a UTF-8 byte-order mark,
+LF, CRLF or CR line ends, header names in quotes or with blanks around them, a trailing delimiter
+on the header, metadata or data lines, extra columns and any column order (columns are found by name).
+"""
 from __future__ import annotations
 
+import codecs
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +49,137 @@ class ReaderError(ValueError):
 
     def __reduce__(self):  # picklable (e.g. by Celery) despite the extra arguments
         return self.__class__, (self.path, self.message, self.line, self.field)
+
+
+# --- text conventions shared by the text readers -----------------------------------------------------------
+
+#: The UTF-8 byte-order mark some editors and spreadsheets (Excel's "CSV UTF-8") write first.
+BOM = codecs.BOM_UTF8
+
+
+def line_of_offset(raw: bytes, offset: int) -> int:
+    """1-based line number of byte ``offset`` of ``raw`` (LF, CRLF or CR line ends).
+
+    Parameters
+    ----------
+    raw : bytes
+        File content.
+    offset : int
+        0-based byte offset.
+
+    Returns
+    -------
+    int
+        The line holding that byte.
+    """
+    head = raw[:offset]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+
+
+def decode_text(path: str | os.PathLike, raw: bytes, *, encoding: str = "utf-8") -> str:
+    """Text of a file's bytes without a leading byte-order mark; line ends are kept.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File named in errors.
+    raw : bytes
+        Its content.
+    encoding : {"utf-8", "ascii"}, optional
+        Expected encoding (a UTF-8 byte-order mark is accepted before either).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ReaderError
+        A byte that is not ``encoding`` text, naming its line.
+    """
+    body = raw[len(BOM):] if raw.startswith(BOM) else raw
+    try:
+        return body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        offset = exc.start + len(raw) - len(body)
+        raise ReaderError(path, f"expected {'ASCII' if encoding == 'ascii' else 'UTF-8'} text, found byte "
+                                f"0x{raw[offset]:02x}", line=line_of_offset(raw, offset)) from None
+
+
+def clean_name(text: str) -> str:
+    """A header name (or a unit, or a metadata value) as meant: byte-order mark, blanks and enclosing quotes removed.
+
+    Parameters
+    ----------
+    text : str
+        One field of a header line as split (``csv`` quoting already undone where it applied).
+
+    Returns
+    -------
+    str
+        e.g. ``'"LE_F_MDS"'``, ``" LE_F_MDS "`` and ``"\\ufeffLE_F_MDS"`` all give ``"LE_F_MDS"``; a
+        doubled quote inside quotes becomes one.
+    """
+    text = text.lstrip("\ufeff").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].replace(text[0] * 2, text[0]).strip()
+    return text
+
+
+def header_names(fields: Sequence[str]) -> list[str]:
+    """Column names of a header line: each cleaned by :func:`clean_name`, empty names at the end dropped.
+
+    Parameters
+    ----------
+    fields : sequence of str
+        The header line split at its delimiter.
+
+    Returns
+    -------
+    list of str
+        The names; a trailing delimiter (``"a,b,"``) adds no column. Empty names elsewhere stay ``""``.
+    """
+    names = [clean_name(f) for f in fields]
+    while names and not names[-1]:
+        names.pop()
+    return names
+
+
+def metadata_text(line: str, sep: str) -> str:
+    """A metadata or comment line (e.g. AmeriFlux ``# Site: US-Ha1``) without the decoration of a re-save.
+
+    Parameters
+    ----------
+    line : str
+        The line.
+    sep : str
+        The file's field delimiter.
+
+    Returns
+    -------
+    str
+        ``line`` without a byte-order mark, trailing delimiters and blanks (``"# Site: US-Ha1,,,"``) and
+        enclosing quotes (``'"# Site: US-Ha1"'``).
+    """
+    return clean_name(line.lstrip("\ufeff").strip().rstrip(sep + " \t"))
+
+
+def surplus_is_empty(fields: Sequence[str], n: int) -> bool:
+    """Whether the fields after the first ``n`` are all empty (trailing delimiters, not values).
+
+    Parameters
+    ----------
+    fields : sequence of str
+        A line split at its delimiter.
+    n : int
+        Fields the header has.
+
+    Returns
+    -------
+    bool
+        True when ``len(fields) <= n`` or every field after the ``n``-th is blank.
+    """
+    return all(not f.strip() for f in fields[n:])
 
 
 STATION_COLUMNS = {"code": "str", "name": "str", "lat": "float", "lon": "float", "elevation": "float",
@@ -136,4 +276,5 @@ class PointData:
 #   companions(path) -> list[Path]     optional: other files read together with ``path`` (their
 #                                      checksums are part of the file's IngestRun checksum)
 #
-# Readers raise ReaderError naming the file, line or field and what was expected.
+# Readers raise ReaderError naming the file, line or field and what was expected. Text readers accept
+# the variations of the module docstring through its helpers (flux.read_table for delimited tables).

@@ -6,7 +6,9 @@ Everything here is pure (numpy/pandas, no Django):
 * bounded, line-exact text parsing: :func:`read_header_lines` and :func:`read_table` (header size
   limits :data:`MAX_HEADER_BYTES` / :data:`MAX_COLUMNS`, UTF-8 check, required columns, field counts
   per row (:func:`check_field_counts`), -9999 as missing, every error a :class:`~.base.ReaderError`
-  naming the file, line and column);
+  naming the file, line and column; the variations of re-saved files accepted as in
+  :mod:`~.base`: byte-order mark, any line ends, quoted names, trailing delimiters, extra and
+  reordered columns);
 * timestamps: :func:`parse_timestamps` (FLUXNET/AmeriFlux ``YYYYMMDDHHMM``, daily ``YYYYMMDD``,
   monthly ``YYYYMM``) and :func:`check_time_order`;
 * half-hourly/hourly to daily: :func:`aggregate_daily` (QC filter, coverage threshold) and
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import PointData, ReaderError
+from .base import BOM, PointData, ReaderError, clean_name, header_names, surplus_is_empty
 
 MISSING = -9999.0
 #: Longest header line accepted (bytes). A FLUXNET2015 FULLSET HH header is about 3 kB, an
@@ -128,7 +130,8 @@ def ta_for_lambda(ta_degc) -> np.ndarray:
 def read_header_lines(path: str | os.PathLike, n: int, *, max_bytes: int = MAX_HEADER_BYTES) -> list[str]:
     """The first ``n`` lines of a text file, read without reading more than about ``n * max_bytes`` bytes.
 
-    Lines end in LF, CRLF or CR (the REddyProc example uses CR).
+    Lines end in LF, CRLF or CR (the REddyProc example uses CR); a UTF-8 byte-order mark before the
+    first line is dropped.
 
     Parameters
     ----------
@@ -142,7 +145,7 @@ def read_header_lines(path: str | os.PathLike, n: int, *, max_bytes: int = MAX_H
     Returns
     -------
     list of str
-        ``n`` lines without their terminators.
+        ``n`` lines without their terminators (and without a byte-order mark).
 
     Raises
     ------
@@ -161,6 +164,8 @@ def read_header_lines(path: str | os.PathLike, n: int, *, max_bytes: int = MAX_H
             raise ReaderError(path, f"expected {n} header lines, the file ends after {len(raw)}", line=len(raw) + 1)
         line = raw[i].rstrip(b"\r\n")
         complete = raw[i] != line or len(head) < n * (max_bytes + 2)  # ends in a terminator or at EOF
+        if i == 0:
+            line = line.removeprefix(BOM)
         if len(line) > max_bytes or not complete:
             raise ReaderError(path, f"header line longer than {max_bytes} bytes (MAX_HEADER_BYTES): not a table of "
                                     "this format, rejected before reading it", line=i + 1)
@@ -173,7 +178,7 @@ def read_header_lines(path: str | os.PathLike, n: int, *, max_bytes: int = MAX_H
 
 
 def split_header(path: str | os.PathLike, text: str, line: int, sep: str) -> list[str]:
-    """Column names of a header line (csv quoting honoured, blanks stripped).
+    """Column names of a header line (csv quoting honoured, names cleaned by :func:`~.base.header_names`).
 
     Parameters
     ----------
@@ -189,14 +194,15 @@ def split_header(path: str | os.PathLike, text: str, line: int, sep: str) -> lis
     Returns
     -------
     list of str
-        Column names; an empty name becomes ``column_<k>`` (1-based position).
+        Column names without quotes or blanks around them; empty names at the end (a trailing
+        delimiter) are dropped, an empty name elsewhere becomes ``column_<k>`` (1-based position).
 
     Raises
     ------
     ReaderError
         More than :data:`MAX_COLUMNS` columns, or a repeated column name.
     """
-    names = [c.strip() for c in next(csv.reader([text], delimiter=sep))] if text else []
+    names = header_names(next(csv.reader([text], delimiter=sep))) if text else []
     if len(names) > MAX_COLUMNS:
         raise ReaderError(path, f"expected at most {MAX_COLUMNS} columns (MAX_COLUMNS), found {len(names)}", line=line)
     names = [c or f"column_{k + 1}" for k, c in enumerate(names)]
@@ -272,9 +278,11 @@ def first_non_utf8_line(path: str | os.PathLike) -> tuple[int, int]:
     return 0, 0
 
 
-def check_field_counts(path: str | os.PathLike, n_fields: int, first_line: int, sep: str) -> None:
+def check_field_counts(path: str | os.PathLike, n_fields: int, first_line: int, sep: str,
+                       columns: Sequence[str] = ()) -> None:
     """Raise unless every non-empty line from ``first_line`` on has ``n_fields`` fields (streamed, 16 MiB blocks).
 
+    Fields after the ``n_fields``-th are accepted when they are empty (trailing delimiters: ``1,2,3,``).
     Lines holding a double quote are skipped (quoted fields may contain ``sep``; pandas checks those).
 
     Parameters
@@ -287,12 +295,15 @@ def check_field_counts(path: str | os.PathLike, n_fields: int, first_line: int, 
         1-based line of the first data row.
     sep : str
         Field separator.
+    columns : sequence of str, optional
+        The header's column names: a line with too few fields names the first column it does not reach.
 
     Raises
     ------
     ReaderError
-        The first line with a different number of fields (a shifted or truncated row), or a line longer
-        than :data:`MAX_LINE_BYTES`, naming the line.
+        The first line with fewer fields (a truncated row; field = the first column missing) or with a
+        value beyond the header's fields (a shifted row), or a line longer than :data:`MAX_LINE_BYTES`,
+        naming the line.
     """
     sep_b, line_no, carry = sep.encode(), 0, b""
     with open(path, "rb") as fh:
@@ -306,10 +317,15 @@ def check_field_counts(path: str | os.PathLike, n_fields: int, first_line: int, 
                                   line=line_no + len(lines) + 1)
             counts = np.fromiter((line.count(sep_b) for line in lines), dtype=np.int64, count=len(lines)) + 1
             for k in np.flatnonzero(counts != n_fields):  # few: exempt lines above the data, empty or quoted ones
-                line = lines[k]
-                if line_no + k + 1 >= first_line and b'"' not in line and line.strip():
-                    raise ReaderError(path, f"expected {n_fields} fields as in the header, found {counts[k]}",
-                                      line=line_no + int(k) + 1)
+                line, found = lines[k], int(counts[k])
+                if line_no + k + 1 < first_line or b'"' in line or not line.strip():
+                    continue
+                if found > n_fields and line.rstrip(b"\r\n").endswith(sep_b * (found - n_fields)):
+                    continue  # trailing delimiters: empty fields
+                missing = columns[found] if found < n_fields and found < len(columns) else None
+                raise ReaderError(path, f"expected {n_fields} fields as in the header, found {found}"
+                                        + (" (the line ends before this column)" if missing else ""),
+                                  line=line_no + int(k) + 1, field=missing)
             line_no += len(lines)
             if not block:
                 return
@@ -323,6 +339,9 @@ def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, un
     The header (``preamble`` lines, the column names, an optional units row) is read with
     :func:`read_header_lines` (size limits before anything else is read); the data rows are parsed by
     pandas' C parser, only the requested columns.
+
+    Columns are found by name, in any order, among any others; a UTF-8 byte-order mark, quoted names
+    and trailing delimiters on any line are accepted (see :mod:`~.base`).
 
     Parameters
     ----------
@@ -352,8 +371,9 @@ def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, un
     ReaderError
         Any error of :func:`read_header_lines` / :func:`split_header`; a missing required column
         (field = the column, line = the header line); a units row with a different number of fields;
-        a row with more or fewer fields than the header (:func:`check_field_counts`); a non-numeric
-        value (line and column named); a byte that is not UTF-8 (line named); no data rows.
+        a row with fewer fields than the header or a value beyond them (:func:`check_field_counts`;
+        line named, and for a short row the first column missing); a non-numeric value (line and
+        column named); a byte that is not UTF-8 (line named); no data rows.
     """
     path = Path(path)
     lines = read_header_lines(path, preamble + 1 + int(units_row))
@@ -366,18 +386,20 @@ def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, un
                                     f"{shown}", line=header_line, field=name)
     units = {}
     if units_row:
-        row = [u.strip() for u in next(csv.reader([lines[preamble + 1]], delimiter=sep))] if lines[preamble + 1] else []
-        if len(row) != len(columns):
+        row = [clean_name(u) for u in next(csv.reader([lines[preamble + 1]], delimiter=sep))] \
+            if lines[preamble + 1] else []
+        if len(row) < len(columns) or not surplus_is_empty(row, len(columns)):
             raise ReaderError(path, f"expected a units row with {len(columns)} fields, found {len(row)}",
                               line=header_line + 1)
-        units = dict(zip(columns, row, strict=True))
+        units = dict(zip(columns, row[:len(columns)], strict=True))
     first_line = header_line + 1 + int(units_row)
     wanted = list(dict.fromkeys(c for c in (*required, *optional) if c in columns))
     text = set(text)
     dtypes = {c: (str if c in text else "float64") for c in wanted}
-    check_field_counts(path, len(columns), first_line, sep)  # pandas ignores surplus fields when reading some columns
-    kwargs = dict(sep=sep, header=None, names=columns, usecols=wanted, skiprows=first_line - 1,
-                  skip_blank_lines=False, encoding="utf-8", quotechar='"')
+    # pandas ignores surplus fields (trailing delimiters, or a shifted row) when reading some columns: count them
+    check_field_counts(path, len(columns), first_line, sep, columns)
+    kwargs = dict(sep=sep, header=None, names=columns, usecols=wanted, skiprows=first_line - 1, skip_blank_lines=False,
+                  encoding="utf-8", quotechar='"', index_col=False)
     try:
         data = pd.read_csv(path, dtype=dtypes, **kwargs)
     except UnicodeDecodeError:

@@ -513,7 +513,8 @@ def test_it_rejects_a_row_with_more_fields_than_the_header(tmp_path):
 def test_it_rejects_a_truncated_last_row(tmp_path):
     path = hh_file(tmp_path, fluxnet_hh_frame(1))
     path.write_bytes(path.read_bytes()[:-150])  # the download stopped inside line 49
-    with pytest.raises(ReaderError, match=rf"{HH_NAME}: line 49: expected 32 fields as in the header, found \d+"):
+    with pytest.raises(ReaderError, match=rf"{HH_NAME}: line 49: field '\w+': expected 32 fields as in the header, "
+                                          r"found \d+ \(the line ends before this column\)"):
         fluxnet.read(path, locations=LOCATIONS)
 
 
