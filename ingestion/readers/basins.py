@@ -2,7 +2,10 @@
 
 One CSV per product: one row per basin (first column: basin name, header "" or ``NAME``), one
 column per month headed ``<PRODUCT> YYYY-MM-15`` (mid-month label), values in mm (water storage)
-or mm per month (fluxes), empty cells for months without data. Thirteen products share one set of
+or mm per month (fluxes), empty cells for months without data. A re-saved table reads the same
+(:mod:`~.base`): a byte-order mark, any line ends, quoted names, trailing delimiters, blank lines at
+the end, month columns in any order, a ``NAME`` column anywhere, and extra columns whose header is
+not a date (ignored). Thirteen products share one set of
 204 GRDC major river basins; their attributes (``NAME``, ``CONTINENT``, ``OCEAN``, ``RASTAREA`` in
 km2) are in ``basins.dbf`` for 189 of them (the 15 Amazon sub-basins, e.g. ``JAPURA``, ``PURUS``,
 have no row). The ITSG-Grace2018 table uses another basin set, the GRDC basins of ``basins.xlsx``
@@ -35,6 +38,7 @@ World (Global Runoff Data Centre, Koblenz).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from pathlib import Path
@@ -43,7 +47,7 @@ import dbfread
 import numpy as np
 import pandas as pd
 
-from .base import PointData, ReaderError
+from .base import PointData, ReaderError, decode_text, header_names, surplus_is_empty
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("TWS_*_monthly.csv", "ET_*_monthly.csv", "P_*_monthly.csv", "R_*_monthly.csv")
@@ -86,67 +90,84 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     Parameters
     ----------
     path : str or os.PathLike
-        A product CSV (e.g. ``ET_GLEAM_monthly.csv``; layout: module docstring).
+        A product CSV (e.g. ``ET_GLEAM_monthly.csv``; layout and accepted variations: module docstring).
 
     Returns
     -------
     pandas.DataFrame
-        Index: basin names (str, file order); columns: first day of each month (datetime64[ns]);
-        values float64 in the product's units (:data:`PRODUCTS`), NaN where the file is empty.
+        Index: basin names (str, file order); columns: first day of each month (datetime64[ns],
+        increasing whatever the column order of the file); values float64 in the product's units
+        (:data:`PRODUCTS`), NaN where the file is empty.
 
     Raises
     ------
     ReaderError
-        An unknown file name, an empty file, a header whose first cell is not "" or ``NAME`` or
-        whose month columns are not ``<PRODUCT> YYYY-MM-DD`` (field = the column), a repeated month,
-        a line with more or fewer fields than the header, an empty or repeated basin name, or a value
-        that is not a finite number (line and month column named).
+        An unknown file name, an empty file, a byte that is not UTF-8 (line named), a header without
+        a ``NAME`` column whose first cell is not "" (field = that column), a column holding a date
+        that is not ``<PRODUCT> YYYY-MM-DD`` (field = the column), a repeated month, a line with fewer
+        fields than the header or a value beyond them (field = the first column missing), an empty or
+        repeated basin name, or a value that is not a finite number (line and month column named).
     """
     path = Path(path)
     prefix = _product(path)[0]
+    reader = csv.reader(io.StringIO(decode_text(path, path.read_bytes()), newline=""))
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ReaderError(path, f"expected UTF-8 CSV text: {exc}") from None
-    if not rows or not any(rows[0]):
+        rows = [(reader.line_num, row) for row in reader]
+    except csv.Error as exc:
+        raise ReaderError(path, f"expected CSV text: {exc}", line=reader.line_num) from None
+    while rows and not any(cell.strip() for cell in rows[-1][1]):  # blank lines at the end
+        rows.pop()
+    if not rows or not any(rows[0][1]):
         raise ReaderError(path, f"empty file: expected a header ',{prefix} YYYY-MM-15,...'", line=1)
-    header = rows[0]
-    if header[0] not in ("", "NAME"):
+    header_line, header = rows[0][0], header_names(rows[0][1])
+    name_column = header.index("NAME") if "NAME" in header else 0
+    if header[name_column] not in ("", "NAME"):
         raise ReaderError(path, f"expected the basin name column first (header '' or 'NAME'), found {header[0]!r}",
-                          line=1, field=header[0])
-    months = []
-    for column in header[1:]:
+                          line=header_line, field=header[0])
+    months, columns = [], []
+    for j, column in enumerate(header):
+        if j == name_column:
+            continue
         match = re.fullmatch(re.escape(prefix) + r" (\d{4}-\d{2}-\d{2})", column)
+        if not match and not re.search(r"\d{4}-\d{2}-\d{2}", column):
+            continue  # a column that is not a month (an extra attribute): not read
         try:
-            months.append(pd.Timestamp(match.group(1)).to_period("M").to_timestamp() if match else None)
+            month = pd.Timestamp(match.group(1)).to_period("M").to_timestamp() if match else None
         except ValueError:
-            months.append(None)
-        if months[-1] is None:
-            raise ReaderError(path, f"expected a column '{prefix} YYYY-MM-DD', found {column!r}", line=1, field=column)
-    for i, month in enumerate(months):
-        if month in months[:i]:
-            raise ReaderError(path, f"expected each month once, found {month:%Y-%m} again", line=1, field=header[i + 1])
+            month = None
+        if month is None:
+            raise ReaderError(path, f"expected a column '{prefix} YYYY-MM-DD', found {column!r}", line=header_line,
+                              field=column)
+        if month in months:
+            raise ReaderError(path, f"expected each month once, found {month:%Y-%m} again", line=header_line,
+                              field=column)
+        months.append(month)
+        columns.append(j)
     if len(rows) < 2:
-        raise ReaderError(path, "expected basin rows after the header, found none", line=2)
-    names = []
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise ReaderError(path, f"expected {len(header)} fields (basin name and {len(months)} months), found "
-                                    f"{len(row)}", line=number, field=header[min(len(row), len(header) - 1)])
-        if not row[0].strip() or row[0] in names:
-            raise ReaderError(path, f"expected a unique basin name, found {row[0]!r}", line=number, field=header[0])
-        names.append(row[0])
-    text = pd.Series(np.array([row[1:] for row in rows[1:]], dtype=object).ravel()).str.strip()
+        raise ReaderError(path, "expected basin rows after the header, found none", line=header_line + 1)
+    names, lines, cells = [], [], []
+    for number, row in rows[1:]:
+        if len(row) < len(header) or not surplus_is_empty(row, len(header)):
+            missing = header[len(row)] if len(row) < len(header) else None
+            raise ReaderError(path, f"expected {len(header)} fields as in the header, found {len(row)}", line=number,
+                              field=missing)
+        if not row[name_column].strip() or row[name_column] in names:
+            raise ReaderError(path, f"expected a unique basin name, found {row[name_column]!r}", line=number,
+                              field=header[name_column])
+        names.append(row[name_column])
+        lines.append(number)
+        cells.append([row[j] for j in columns])
+    text = pd.Series(np.array(cells, dtype=object).reshape(-1), dtype=object).str.strip()
     empty = text.eq("") | text.str.lower().eq("nan")
     values = pd.to_numeric(text.where(~empty), errors="coerce").to_numpy("float64")
     bad = ~np.isfinite(values) & ~empty.to_numpy()
     if bad.any():
         i, j = divmod(int(np.flatnonzero(bad)[0]), len(months))
         raise ReaderError(path, f"expected a finite number, found {text.iloc[i * len(months) + j]!r} for basin "
-                                f"{names[i]!r}", line=i + 2, field=header[j + 1])
-    return pd.DataFrame(values.reshape(len(names), len(months)), index=pd.Index(names, name="NAME"),
-                        columns=pd.DatetimeIndex(months, name="time").astype("datetime64[ns]"))
+                                f"{names[i]!r}", line=lines[i], field=header[columns[j]])
+    order = np.argsort(np.array(months, dtype="datetime64[ns]"), kind="stable")
+    return pd.DataFrame(values.reshape(len(names), len(months))[:, order], index=pd.Index(names, name="NAME"),
+                        columns=pd.DatetimeIndex(np.array(months, dtype="datetime64[ns]")[order], name="time"))
 
 
 def read_basins_dbf(path: str | os.PathLike) -> pd.DataFrame:
