@@ -1,0 +1,484 @@
+"""CF-1.8 and ACDD-1.3 pieces shared by every NetCDF writer of the portal (pure xarray/numpy, no Django).
+
+Products (:mod:`products.generators`) and subsets (:mod:`portal.subsets.writers`) build their
+``xarray.Dataset`` s, then these functions make them files that the standard checkers accept
+(``cfchecker``; the IOOS compliance checker's ``cf:1.8`` and ``acdd:1.3`` suites) and that GIS and
+NetCDF tools read without guessing:
+
+* :func:`add_crs` -- the ``crs`` grid-mapping variable (``latitude_longitude`` with the full OGC
+  WKT of EPSG:4326) and ``grid_mapping = "crs"`` on every variable located by lat/lon;
+* :func:`add_bounds` -- ``time_bnds``, ``lat_bnds``, ``lon_bnds`` (CF 7.1 cell boundaries) on the
+  dimension coordinates, with the ``bounds`` attributes;
+* :func:`extent_attributes` -- the ACDD extent attributes (``geospatial_*``, ``time_coverage_*``)
+  of the dataset's own coordinates;
+* :func:`standardise` -- the above plus coordinate attributes, ``coverage_content_type`` and
+  ``Conventions``;
+* :func:`encoding_for` -- NetCDF encodings: no ``_FillValue`` on coordinates or bounds, time as
+  float64 days, strings as fixed-width character arrays, packed integers left packed, zlib;
+* :func:`write_netcdf` -- all of it, written atomically.
+
+Each works on a (time, lat, lon) grid or any selection of one, on a point series (scalar lat/lon),
+on a time-only series and on CF discrete sampling geometries (lat/lon along a station dimension).
+
+References
+----------
+Eaton, B., et al. (2020): NetCDF Climate and Forecast (CF) Metadata Conventions 1.8,
+https://cfconventions.org/ (2.2 data types, 3.5 flags, 5.6 grid mappings and ``crs_wkt``,
+7.1 cell boundaries, 8.1 packed data, 9 discrete sampling geometries).
+ESIP (2015): Attribute Convention for Data Discovery 1-3,
+https://wiki.esipfed.org/Attribute_Convention_for_Data_Discovery_1-3.
+PROJ / pyproj: ``pyproj.CRS.from_epsg(4326).to_wkt()`` (OGC WKT2:2019).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from products.methods.files import atomic_path
+
+CONVENTIONS = "CF-1.8, ACDD-1.3"
+TIME_UNITS = "days since 1970-01-01 00:00:00"
+CALENDAR = "standard"
+BOUNDS_DIM = "nv"
+CRS_NAME = "crs"
+GEOSPATIAL_BOUNDS_CRS = "EPSG:4326"
+COVERAGE_CONTENT_TYPES = ("image", "thematicClassification", "physicalMeasurement", "auxiliaryInformation",
+                          "qualityInformation", "referenceInformation", "modelResult", "coordinate")
+_COORD_ATTRS = {
+    "time": {"standard_name": "time", "long_name": "time", "axis": "T"},
+    "lat": {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"},
+    "lon": {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X"},
+}
+
+
+@functools.lru_cache(maxsize=1)
+def epsg4326_wkt() -> str:
+    """The full OGC WKT (WKT2:2019) of EPSG:4326 from PROJ's database, as ``crs_wkt`` wants it."""
+    import pyproj
+
+    return pyproj.CRS.from_epsg(4326).to_wkt()
+
+
+def crs_attributes() -> dict:
+    """Attributes of the ``crs`` grid-mapping variable: WGS 84 latitude/longitude (EPSG:4326).
+
+    Returns
+    -------
+    dict
+        ``grid_mapping_name`` ``latitude_longitude``, the WGS 84 ellipsoid (``semi_major_axis``
+        6378137 m, ``inverse_flattening`` 298.257223563), ``longitude_of_prime_meridian`` 0,
+        ``crs_wkt`` (:func:`epsg4326_wkt`), ``epsg_code`` and a ``long_name``.
+    """
+    return {"grid_mapping_name": "latitude_longitude", "long_name": "coordinate reference system: WGS 84 "
+            "latitude and longitude (EPSG:4326)", "semi_major_axis": 6378137.0,
+            "inverse_flattening": 298.257223563, "longitude_of_prime_meridian": 0.0, "crs_wkt": epsg4326_wkt(),
+            "epsg_code": "EPSG:4326"}
+
+
+def _located(ds: xr.Dataset, name: str) -> bool:
+    """True when data variable ``name`` has lat and lon among its coordinates (grid, station or point)."""
+    var = ds[name]
+    return "lat" in var.coords and "lon" in var.coords and name not in (CRS_NAME,) and not _is_bounds(ds, name)
+
+
+def _is_bounds(ds: xr.Dataset, name: str) -> bool:
+    return any(v.attrs.get("bounds") == name for v in ds.variables.values())
+
+
+def add_crs(ds: xr.Dataset) -> xr.Dataset:
+    """Add the ``crs`` grid-mapping variable and ``grid_mapping = "crs"`` on the variables it locates.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        With ``lat`` / ``lon`` coordinates in degrees on WGS 84: 1-D grid axes, scalars (a point
+        series) or along a station dimension (CF DSG). Without them (a time-only series) ``ds``
+        is returned unchanged.
+
+    Returns
+    -------
+    xarray.Dataset
+        A copy with ``crs`` (int32 scalar, attributes :func:`crs_attributes`) and ``grid_mapping``
+        on each data variable that has lat and lon coordinates.
+    """
+    if "lat" not in ds.variables or "lon" not in ds.variables:
+        return ds
+    ds = ds.copy()
+    ds[CRS_NAME] = xr.DataArray(np.int32(0), attrs=crs_attributes())
+    for name in ds.data_vars:
+        if _located(ds, name):
+            ds[name].attrs["grid_mapping"] = CRS_NAME
+            ds[name].encoding.pop("grid_mapping", None)
+    return ds
+
+
+def _month_starts(times: pd.DatetimeIndex) -> bool:
+    if not ((times.day == 1) & (times.normalize() == times)).all():
+        return False
+    steps = np.diff(times.values).astype("timedelta64[D]").astype(int)
+    return bool(len(steps) == 0 or ((steps >= 28) & (steps <= 31)).all())
+
+
+def time_bounds(times, step: str | pd.DateOffset | pd.Timedelta | None = None) -> np.ndarray:
+    """Cell bounds ``[t, t + step)`` of times that label the start of their cell.
+
+    Parameters
+    ----------
+    times : array-like of datetime64
+        (n,), increasing; each the start of a cell (day, month).
+    step : str, pandas.DateOffset or pandas.Timedelta, optional
+        The cell length (``"1D"``, ``"MS"`` for calendar months, ``"3h"``...). Default: calendar
+        months when every time is a month start one month apart, else each cell ends where the
+        next begins and the last one is as long as the median step; one time alone is a day.
+
+    Returns
+    -------
+    numpy.ndarray
+        datetime64[ns], (n, 2).
+    """
+    index = pd.DatetimeIndex(np.atleast_1d(np.asarray(times, dtype="datetime64[ns]")))
+    if step is not None:
+        offset = pd.tseries.frequencies.to_offset(step) if isinstance(step, str) else step
+        upper = index + offset
+    elif len(index) and _month_starts(index) and (len(index) > 1):
+        upper = index + pd.offsets.MonthBegin(1)
+    elif len(index) > 1:
+        values = index.values
+        last = values[-1] + np.median(np.diff(values).astype("int64")).astype("timedelta64[ns]")
+        upper = pd.DatetimeIndex(np.append(values[1:], last))
+    else:
+        upper = index + pd.Timedelta(days=1)
+    return np.stack([index.values, pd.DatetimeIndex(upper).values], axis=1).astype("datetime64[ns]")
+
+
+def axis_bounds(values, resolution: float | None = None) -> np.ndarray | None:
+    """Cell edges of a regular or irregular 1-D lat/lon axis of cell centres.
+
+    Parameters
+    ----------
+    values : array-like of float
+        (n,), monotonic cell centres in degrees.
+    resolution : float, optional
+        The cell size in degrees; needed when the axis has one value (else None is returned).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        float64 (n, 2): halfway between neighbours, the outer edges half a step (or half of
+        ``resolution``) beyond the outer centres, in the axis' direction.
+    """
+    x = np.asarray(values, dtype="float64").reshape(-1)
+    if x.size == 0 or (x.size == 1 and not resolution):
+        return None
+    if x.size == 1:
+        half = abs(float(resolution)) / 2
+        return np.array([[x[0] - half, x[0] + half]])
+    mid = (x[1:] + x[:-1]) / 2
+    edges = np.concatenate([[x[0] - (mid[0] - x[0])], mid, [x[-1] + (x[-1] - mid[-1])]])
+    return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+def add_bounds(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+               resolution: Mapping[str, float] | float | None = None) -> xr.Dataset:
+    """Add ``time_bnds``, ``lat_bnds``, ``lon_bnds`` (dims (axis, nv)) to the dimension coordinates.
+
+    Existing bounds variables are kept (their ``bounds`` attribute is set). Scalar coordinates (a
+    point series) and lat/lon along a station dimension get none: they are points.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        With any of ``time`` (datetime64, start of each cell), ``lat``, ``lon`` (degrees, cell
+        centres) as 1-D dimension coordinates.
+    time_step : str, pandas.DateOffset or pandas.Timedelta, optional
+        The time cell length, see :func:`time_bounds`.
+    resolution : float or mapping, optional
+        Grid cell size in degrees (one number, or ``{"lat": .., "lon": ..}``), used when an axis
+        has a single value; otherwise the spacing of the values gives the edges.
+
+    Returns
+    -------
+    xarray.Dataset
+        A copy with the bounds variables. ``lat_bnds`` are clipped to [-90, 90].
+    """
+    ds = ds.copy()
+    sizes = resolution if isinstance(resolution, Mapping) else {"lat": resolution, "lon": resolution}
+    for axis in ("time", "lat", "lon"):
+        if axis not in ds.coords or ds[axis].dims != (axis,):
+            continue
+        name = ds[axis].attrs.get("bounds") or f"{axis}_bnds"
+        if name not in ds.variables:
+            if axis == "time":
+                if not np.issubdtype(ds[axis].dtype, np.datetime64):
+                    continue
+                bounds = time_bounds(ds[axis].values, time_step)
+            else:
+                bounds = axis_bounds(ds[axis].values, sizes.get(axis))
+                if bounds is None:
+                    continue
+                if axis == "lat":
+                    bounds = np.clip(bounds, -90.0, 90.0)
+            ds[name] = xr.DataArray(bounds, dims=(axis, BOUNDS_DIM))
+        ds[axis].attrs["bounds"] = name
+        ds[name].attrs = {}
+    return ds
+
+
+def _iso(value) -> str:
+    stamp = pd.Timestamp(value)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_duration(start, end) -> str:
+    """ISO 8601 duration between two times: ``P<n>M`` / ``P<y>Y<m>M`` for whole calendar months, else ``P<d>DT<h>H<m>M<s>S``."""
+    a, b = pd.Timestamp(start), pd.Timestamp(end)
+    if a.day == b.day == 1 and a == a.normalize() and b == b.normalize():
+        months = (b.year - a.year) * 12 + b.month - a.month
+        if months > 0:
+            years, months = divmod(months, 12)
+            return "P" + (f"{years}Y" if years else "") + (f"{months}M" if months else "")
+    seconds = int(round((b - a).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{secs}S" if secs else "")
+    return "P" + (f"{days}D" if days or not clock else "") + (f"T{clock}" if clock else "")
+
+
+def _resolution(values) -> float | None:
+    x = np.asarray(values, dtype="float64").reshape(-1)
+    if x.size < 2:
+        return None
+    steps = np.abs(np.diff(x))
+    return float(np.round(np.median(steps), 10))
+
+
+def _polygon(lat_min: float, lat_max: float, lon_min: float, lon_max: float) -> str:
+    """WKT of the box in EPSG:4326 axis order (latitude, longitude), as ACDD's examples write it."""
+    if lat_min == lat_max and lon_min == lon_max:
+        return f"POINT ({lat_min:.6g} {lon_min:.6g})"
+    if lat_min == lat_max or lon_min == lon_max:
+        return f"LINESTRING ({lat_min:.6g} {lon_min:.6g}, {lat_max:.6g} {lon_max:.6g})"
+    corners = [(lat_min, lon_min), (lat_max, lon_min), (lat_max, lon_max), (lat_min, lon_max), (lat_min, lon_min)]
+    return "POLYGON ((" + ", ".join(f"{y:.6g} {x:.6g}" for y, x in corners) + "))"
+
+
+def extent_attributes(ds: xr.Dataset) -> dict:
+    """ACDD 1.3 extent attributes of the dataset's own coordinates.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        With ``lat`` / ``lon`` (degrees; grid axes, scalars or station coordinates) and/or a
+        ``time`` coordinate (datetime64), optionally their bounds (:func:`add_bounds`).
+
+    Returns
+    -------
+    dict
+        ``geospatial_lat_min/max/units`` and ``geospatial_lon_*`` (the coordinate values' range,
+        which the IOOS checker compares with the data), ``geospatial_lat/lon_resolution`` for
+        grid axes (e.g. ``"0.25 degrees"``), ``geospatial_bounds`` (WKT POLYGON of the cells'
+        outer edges, POINT for a point) and ``geospatial_bounds_crs`` ``EPSG:4326``;
+        ``time_coverage_start`` / ``time_coverage_end`` (first and last time value, ISO 8601 UTC),
+        ``time_coverage_duration`` (first to last cell bound when bounds exist) and
+        ``time_coverage_resolution`` (``P1D``, ``P1M``...; left out for irregular times). Only
+        the keys the coordinates allow.
+    """
+    attrs: dict = {}
+    if "lat" in ds.variables and "lon" in ds.variables:
+        lat, lon = np.asarray(ds["lat"].values, "float64"), np.asarray(ds["lon"].values, "float64")
+        lat, lon = lat[np.isfinite(lat)], lon[np.isfinite(lon)]
+        if lat.size and lon.size:
+            box = {"lat": [float(lat.min()), float(lat.max())], "lon": [float(lon.min()), float(lon.max())]}
+            attrs.update({"geospatial_lat_min": box["lat"][0], "geospatial_lat_max": box["lat"][1],
+                          "geospatial_lat_units": "degrees_north", "geospatial_lon_min": box["lon"][0],
+                          "geospatial_lon_max": box["lon"][1], "geospatial_lon_units": "degrees_east"})
+            edges = dict(box)
+            for axis in ("lat", "lon"):
+                if ds[axis].dims == (axis,):
+                    res = _resolution(ds[axis].values)
+                    bounds = ds[axis].attrs.get("bounds")
+                    if bounds in ds.variables:
+                        b = np.asarray(ds[bounds].values, "float64")
+                        edges[axis] = [float(b.min()), float(b.max())]
+                        res = res or float(np.round(np.abs(b[0, 1] - b[0, 0]), 10))
+                    if res:
+                        attrs[f"geospatial_{axis}_resolution"] = f"{res:g} degrees"
+            attrs["geospatial_bounds"] = _polygon(*edges["lat"], *edges["lon"])
+            attrs["geospatial_bounds_crs"] = GEOSPATIAL_BOUNDS_CRS
+    if "time" in ds.variables and np.issubdtype(ds["time"].dtype, np.datetime64) and ds["time"].size:
+        times = pd.DatetimeIndex(np.sort(np.asarray(ds["time"].values).reshape(-1)))
+        times = times[~times.isna()]
+        if len(times):
+            attrs["time_coverage_start"], attrs["time_coverage_end"] = _iso(times[0]), _iso(times[-1])
+            bounds = ds["time"].attrs.get("bounds")
+            if bounds in ds.variables and np.issubdtype(ds[bounds].dtype, np.datetime64):
+                b = np.asarray(ds[bounds].values).reshape(-1)
+                attrs["time_coverage_duration"] = iso_duration(b.min(), b.max())
+                first = np.asarray(ds[bounds].values)[0] if ds[bounds].ndim == 2 else None
+                if first is not None and len(times) == 1:
+                    attrs["time_coverage_resolution"] = iso_duration(first[0], first[1])
+            else:
+                attrs["time_coverage_duration"] = iso_duration(times[0], times[-1])
+            if len(times) > 1:
+                if _month_starts(times):
+                    attrs["time_coverage_resolution"] = "P1M"
+                else:
+                    steps = np.unique(np.diff(times.values))
+                    if len(steps) == 1:
+                        attrs["time_coverage_resolution"] = iso_duration(times[0], times[0] + pd.Timedelta(steps[0]))
+    return attrs
+
+
+def _default_content_type(var: xr.DataArray) -> str:
+    if "flag_values" in var.attrs or "flag_masks" in var.attrs:
+        return "auxiliaryInformation"
+    if np.issubdtype(var.dtype, np.floating) or "scale_factor" in var.encoding or "scale_factor" in var.attrs:
+        return "modelResult"
+    return "auxiliaryInformation"
+
+
+def standardise(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+                resolution: Mapping[str, float] | float | None = None, attrs: Mapping | None = None) -> xr.Dataset:
+    """The dataset as the portal writes it: CF coordinates, bounds, ``crs``, ACDD extents and content types.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        Any product or subset dataset (grid, selection, point or time series, CF DSG).
+    time_step, resolution
+        Passed to :func:`add_bounds`.
+    attrs : mapping, optional
+        Global attributes set last (None values dropped).
+
+    Returns
+    -------
+    xarray.Dataset
+        A copy: ``time``/``lat``/``lon`` with ``standard_name``, ``long_name``, ``units`` and
+        (as dimension coordinates) ``axis``, ``coverage_content_type = "coordinate"``; bounds
+        (:func:`add_bounds`); ``crs`` (:func:`add_crs`); a ``coverage_content_type`` on every
+        data variable that lacks one (``modelResult`` for floating-point or packed values,
+        ``auxiliaryInformation`` for flags and other integers); the ACDD extent attributes
+        (:func:`extent_attributes`) and ``Conventions = "CF-1.8, ACDD-1.3"`` among the globals.
+
+    Raises
+    ------
+    ValueError
+        A ``coverage_content_type`` outside the ISO 19115-1 codes.
+    """
+    ds = ds.copy()
+    for axis, defaults in _COORD_ATTRS.items():
+        if axis not in ds.variables:
+            continue
+        extra = {k: v for k, v in defaults.items() if k != "axis" or ds[axis].dims == (axis,)}
+        if axis == "time":
+            extra.pop("units", None)
+        ds[axis].attrs = {**extra, **{k: v for k, v in ds[axis].attrs.items() if k != "_FillValue"},
+                          "coverage_content_type": "coordinate"}
+    ds = add_crs(add_bounds(ds, time_step=time_step, resolution=resolution))
+    bounds = {v.attrs.get("bounds") for v in ds.variables.values()} - {None}
+    for name, var in ds.data_vars.items():
+        if name == CRS_NAME or name in bounds:
+            continue
+        kind = var.attrs.setdefault("coverage_content_type", _default_content_type(var))
+        if kind not in COVERAGE_CONTENT_TYPES:
+            raise ValueError(f"{name}: coverage_content_type {kind!r} is not one of {COVERAGE_CONTENT_TYPES}")
+    for name, var in ds.coords.items():
+        if name not in _COORD_ATTRS and name not in bounds:
+            var.attrs.setdefault("coverage_content_type", "coordinate" if name in ds.dims else "auxiliaryInformation")
+    ds.attrs = {**{k: v for k, v in ds.attrs.items() if v is not None}, **extent_attributes(ds),
+                "Conventions": CONVENTIONS, **{k: v for k, v in (attrs or {}).items() if v is not None}}
+    return ds
+
+
+def encoding_for(ds: xr.Dataset, *, complevel: int = 4) -> dict:
+    """NetCDF-4 encodings of ``ds``'s variables, for ``Dataset.to_netcdf(encoding=...)``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        As :func:`standardise` returns it (encodings it already holds are respected: a packed
+        int16 variable keeps dtype, ``scale_factor``, ``add_offset`` and ``_FillValue``).
+    complevel : int
+        zlib deflate level of the data variables (1-9); 0 writes them uncompressed.
+
+    Returns
+    -------
+    dict
+        Per variable: no ``_FillValue`` on coordinates, bounds and ``crs`` (xarray would add NaN
+        to float coordinates); ``time`` and its bounds as float64 ``days since 1970-01-01
+        00:00:00`` (``standard`` calendar; CF-1.8 has no int64); strings as fixed-width
+        character arrays (``S1`` with a ``<name>_strlen`` dimension: cfchecker rejects
+        variable-length strings); ``zlib``/``shuffle`` on array data variables.
+    """
+    bounds = {v.attrs.get("bounds") for v in ds.variables.values()} - {None}
+    out: dict = {}
+    for name, var in ds.variables.items():
+        enc = {k: v for k, v in var.encoding.items() if k in ("dtype", "scale_factor", "add_offset", "_FillValue",
+                                                              "units", "calendar", "chunksizes", "_Unsigned")}
+        fixed = name in ds.coords or name in bounds or name == CRS_NAME
+        if var.dtype.kind in "OUS":
+            out[name] = {"dtype": "S1", "char_dim_name": f"{name}_strlen", "_FillValue": None}
+            continue
+        if fixed:
+            enc["_FillValue"] = None
+        if np.issubdtype(var.dtype, np.datetime64):
+            parent = next((v for v in ds.variables.values() if v.attrs.get("bounds") == name), None)
+            units = (parent.encoding if parent is not None else var.encoding).get("units", TIME_UNITS)
+            enc = {"units": units if " since " in str(units) else TIME_UNITS, "calendar": CALENDAR, "dtype": "float64",
+                   "_FillValue": None}
+        elif not fixed and var.ndim and complevel:
+            enc.update({"zlib": True, "complevel": int(complevel), "shuffle": True})
+        out[name] = enc
+    return out
+
+
+encoding = encoding_for
+"""Alias of :func:`encoding_for`."""
+
+
+def history_line(module: str, action: str = "created") -> str:
+    """A CF ``history`` line: UTC time stamp, ``action`` and the module that did it."""
+    return f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {action} by {module}"
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, standardised: bool = False, complevel: int = 4,
+                 **options) -> Path:
+    """Write ``ds`` as a CF-1.8 / ACDD-1.3 NetCDF-4 file, atomically (temporary file, then ``os.replace``).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The product or subset; passed through :func:`standardise` (with ``options``) unless
+        ``standardised``.
+    path : str or os.PathLike
+        Target file; its folder must exist. Readers never see a partial file.
+    standardised : bool
+        ``ds`` already went through :func:`standardise`.
+    complevel : int
+        zlib level of the data variables (:func:`encoding_for`).
+    **options
+        ``time_step``, ``resolution``, ``attrs`` of :func:`standardise`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        The folder is not writable; the temporary file is removed on any error.
+    """
+    if not standardised:
+        ds = standardise(ds, **options)
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, format="NETCDF4", encoding=encoding_for(ds, complevel=complevel))
+    return Path(path)
