@@ -11,11 +11,17 @@ Koeppen-Geiger climate). Two line layouts exist (times in UTC)::
     CEOP separate   every line: YYYY/MM/DD HH:MM YYYY/MM/DD HH:MM network network station lat lon
                     elevation depth_from depth_to value ismn_flag [provider_flag]
 
-Decoding uses the ISMN package's own readers (``ismn.filehandlers.DataFile`` for the ``.stm`` file,
-``StaticMetaFile`` for the static variables): they work with numpy 2.3 / pandas 2.3. The package
-does not check lines, so whenever its result is incomplete (a missing flag, a non-numeric value, a
-row count that differs from the line count) or it raises, the file is scanned line by line here to
-name the first bad line in the :class:`ReaderError`.
+Decoding of the ``.stm`` file uses the ISMN package's own reader (``ismn.filehandlers.DataFile``;
+it works with numpy 2.3 / pandas 2.3). The package does not check lines, so whenever its result is
+incomplete (a missing flag, a non-numeric value, a row count that differs from the line count) or it
+raises, the file is scanned line by line here to name the first bad line in the :class:`ReaderError`.
+Files re-saved by an editor read the same: any line ends, blanks or tabs at the end of lines, and a
+UTF-8 byte-order mark (the package reads ASCII only, so such a file is handed to it as a copy
+without the mark, in a temporary folder). The static variables CSV is read with the delimited-table
+reader of the flux readers (:func:`~.flux.read_table`: columns by name, byte-order mark, quoted
+names, trailing delimiters accepted, bad lines named), only its three columns ``quantity_name``,
+``value`` and ``quantity_source_name``, with the package's rules (``StaticMetaFile``) for land cover
+and climate.
 
 Variable convention (queryable, one variable per sensor depth): ``<var>_<from>_<to>`` with the ISMN
 short name (``sm`` soil moisture, ``ts`` soil temperature, ...) and the depths in m from the file
@@ -39,15 +45,17 @@ from __future__ import annotations
 import math
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ismn.filehandlers import DataFile, StaticMetaFile
+from ismn.filehandlers import DataFile
 
-from .base import PointData, ReaderError
+from .base import BOM, PointData, ReaderError, decode_text
+from .flux import read_table
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("*.stm",)
@@ -102,17 +110,22 @@ class StmFile:
     data: pd.DataFrame
 
 
-def _lines(path: Path) -> list[str]:
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + raw[:exc.start].count(b"\r") + 1
-        raise ReaderError(path, f"expected ASCII text, found byte {raw[exc.start]:#x}", line=line) from None
-    lines = text.splitlines()  # ISMN files end lines with CR, LF or CRLF
+def _lines(path: Path, raw: bytes) -> list[str]:
+    lines = decode_text(path, raw, encoding="ascii").splitlines()  # ISMN files end lines with CR, LF or CRLF
     if not any(s.strip() for s in lines):
         raise ReaderError(path, "empty file: expected an ISMN header or data line", line=1)
     return lines
+
+
+def _read_with_package(path: Path, raw: bytes) -> tuple[DataFile, pd.DataFrame]:
+    """``ismn.filehandlers.DataFile`` of the file and its data; a copy without a byte-order mark when it has one."""
+    if not raw.startswith(BOM):
+        handle = DataFile(path.parent, path.name)
+        return handle, handle.read_data()
+    with tempfile.TemporaryDirectory(prefix="ismn-") as folder:
+        (Path(folder) / path.name).write_bytes(raw[len(BOM):])
+        handle = DataFile(folder, path.name)
+        return handle, handle.read_data()
 
 
 def _name_parts(path: Path) -> tuple[list[str], float, float]:
@@ -207,7 +220,8 @@ def read_stm(path: str | os.PathLike) -> StmFile:
     Raises
     ------
     ReaderError
-        An empty or non-ASCII file, a file name without the ISMN parts, an unknown variable, a
+        An empty or non-ASCII file (a UTF-8 byte-order mark is accepted), a file name without the ISMN
+        parts, an unknown variable, a
         header coordinate, elevation or depth that is not a number in range (line 1), header depths
         that disagree with the file name, or a data line with too few or too many fields, a bad
         time, a non-numeric value, a malformed quality flag or a repeated time (line named).
@@ -217,7 +231,8 @@ def read_stm(path: str | os.PathLike) -> StmFile:
     Dorigo et al. (2021), doi:10.5194/hess-25-5749-2021; ``ismn.filehandlers.DataFile`` (TUW-GEO).
     """
     path = Path(path)
-    lines = _lines(path)
+    raw = path.read_bytes()
+    lines = _lines(path, raw)
     parts, depth_from, depth_to = _name_parts(path)
     short = parts[3]
     if short not in UNITS:
@@ -232,8 +247,7 @@ def read_stm(path: str | os.PathLike) -> StmFile:
     if not n_lines:
         raise ReaderError(path, "expected data lines after the header, found none", line=2)
     try:
-        handle = DataFile(path.parent, path.name)
-        frame = handle.read_data()
+        handle, frame = _read_with_package(path, raw)
         meta = handle.metadata
         station, sensor = str(meta["station"].val), str(meta["instrument"].val)
     except Exception as exc:  # the package raises whatever pandas or dateutil raised
@@ -279,25 +293,33 @@ def static_variables_path(path: str | os.PathLike) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
+#: quantity_source_name of the land cover rows, latest epoch first, and of the climate row (as ismn's StaticMetaFile)
+LAND_COVER_SOURCES = ("CCI_landcover_2010", "CCI_landcover_2005", "CCI_landcover_2000")
+CLIMATE_SOURCE = "koeppen_geiger_2007"
+
+
 def read_static_variables(path: str | os.PathLike) -> dict:
     """Land cover and climate class of an ISMN static variables CSV.
 
     Parameters
     ----------
     path : str or os.PathLike
-        ``<network>_<network>_<station>_static_variables.csv`` (``;``-separated).
+        ``<network>_<network>_<station>_static_variables.csv`` (``;``-separated, UTF-8, columns found
+        by name: ``quantity_name``, ``value``, ``quantity_source_name``; the others are not read).
 
     Returns
     -------
     dict
         ``land_cover_cci`` (int ESA CCI class of the latest of 2010, 2005, 2000, or None),
         ``land_cover`` (IGBP class from :data:`CCI_TO_IGBP`, "" when unknown), ``climate_kg``
-        (Koeppen-Geiger 2007 class, "" when unknown).
+        (Koeppen-Geiger 2007 class, "" when unknown), as ``ismn.filehandlers.StaticMetaFile`` reads them.
 
     Raises
     ------
     ReaderError
-        The file cannot be parsed by ``ismn.filehandlers.StaticMetaFile`` (e.g. no land cover row).
+        Any error of :func:`~.flux.read_table` (a missing column, a truncated line: line and field
+        named), no ``land cover classification`` row (field ``quantity_name``), or a CCI land cover
+        value that is not an integer class (line and field ``value`` named).
 
     References
     ----------
@@ -306,17 +328,26 @@ def read_static_variables(path: str | os.PathLike) -> dict:
     doi:10.5194/hess-11-1633-2007.
     """
     path = Path(path)
-    try:
-        meta = StaticMetaFile(path.parent, path.name).metadata
-    except Exception as exc:
-        raise ReaderError(path, f"expected an ISMN static variables table with a land cover row: {exc!r}") from exc
+    columns = ("quantity_name", "value", "quantity_source_name")
+    table = read_table(path, sep=";", required=columns, text=columns, what="ISMN static variables")
+    d = table.data.fillna("")
+    quantity, source = d["quantity_name"].str.strip(), d["quantity_source_name"].str.strip()
+    if not (quantity == "land cover classification").any():
+        raise ReaderError(path, "expected an ISMN static variables table with a land cover row ('land cover "
+                                "classification')", field="quantity_name")
     cci = None
-    for key in ("lc_2010", "lc_2005", "lc_2000"):
-        value = meta[key].val
-        if value == value and value is not None:  # not NaN
+    for key in LAND_COVER_SOURCES:
+        rows = np.flatnonzero(((quantity == "land cover classification") & (source == key)).to_numpy())
+        if rows.size:
+            text = d["value"].iloc[rows[0]].strip()
+            value = _float(text)
+            if value is None or value != int(value):
+                raise ReaderError(path, f"expected an ESA CCI land cover class (an integer), found {text!r}",
+                                  line=table.line(rows[0]), field="value")
             cci = int(value)
             break
-    climate = str(meta["climate_KG"].val)
+    rows = np.flatnonzero(((quantity == "climate classification") & (source == CLIMATE_SOURCE)).to_numpy())
+    climate = d["value"].iloc[rows[0]].strip() if rows.size else ""
     return {"land_cover_cci": cci, "land_cover": CCI_TO_IGBP.get(cci, "") if cci is not None else "",
             "climate_kg": "" if climate == "unknown" else climate}
 
