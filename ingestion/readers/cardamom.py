@@ -6,6 +6,10 @@ Folder layout (as distributed with CARDAMOM v2.2)::
     cbf_files/flux_site_N.cbf       CARDAMOM binary driver file (layout: :func:`read_cbf`)
     validation_data/validation_<site>.csv   held-out months: ID, Date (YYYYMM), GPP, NEE, ET
 
+The two CSVs are read with the delimited-table reader of the flux readers (:func:`~.flux.read_table`):
+columns by name in any order among others, a byte-order mark, any line ends, quoted names and
+trailing delimiters accepted, and a bad value, a short line or a missing column named by line and field.
+
 References
 ----------
 Yang, Y., Bloom, A. A., Ma, S., et al.: CARDAMOM-FluxVal Version 1.0: a FLUXNET-based validation
@@ -24,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .base import PointData, ReaderError
+from .flux import read_table
 
 READER_VERSION = "1.0"
 NETWORK = "FLUXNET2015"
@@ -173,36 +178,38 @@ def read_locations(path: str | os.PathLike) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The table as read, index 0..N-1 (row N of the file is index N-1).
+        Columns :data:`LOCATION_COLUMNS` (``Lat``, ``lon`` float64, the others str), index 0..N-1
+        (row N of the table is index N-1; other columns of the file are not read).
 
     Raises
     ------
     ReaderError
         A missing column, a duplicate or empty site code, a non-numeric or out-of-range
-        coordinate, or an unknown IGBP class (the message names the line).
+        coordinate, an unknown IGBP class, or an error of :func:`~.flux.read_table` (the message
+        names the line and column).
     """
-    table = pd.read_csv(path, dtype={"Flux_name": str, "LC": str, "flux_site": str}, keep_default_na=False)
-    for name in LOCATION_COLUMNS:
-        if name not in table.columns:
-            raise ReaderError(path, f"expected columns {', '.join(LOCATION_COLUMNS)}", field=name)
+    table = read_table(path, required=LOCATION_COLUMNS, text=("Flux_name", "LC", "flux_site"),
+                       what="CARDAMOM-FluxVal location table")
+    data = table.data
+    for name in ("Flux_name", "LC", "flux_site"):
+        data[name] = data[name].fillna("").astype(object)
     for name, limit in (("Lat", 90), ("lon", 180)):
-        numbers = pd.to_numeric(table[name], errors="coerce")
-        bad = ~numbers.between(-limit, limit)
+        bad = ~data[name].between(-limit, limit)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ReaderError(path, f"expected degrees in [-{limit}, {limit}], found {table[name][i]!r}",
-                              line=i + 2, field=name)
-        table[name] = numbers.astype("float64")
-    for i, (code, lc) in enumerate(zip(table["Flux_name"], table["LC"], strict=True)):
+            raise ReaderError(path, f"expected degrees in [-{limit}, {limit}], found {data[name][i]!r}",
+                              line=table.line(i), field=name)
+    for i, (code, lc) in enumerate(zip(data["Flux_name"], data["LC"], strict=True)):
         if not code.strip():
-            raise ReaderError(path, "expected a site code, found an empty value", line=i + 2, field="Flux_name")
+            raise ReaderError(path, "expected a site code, found an empty value", line=table.line(i), field="Flux_name")
         if lc not in IGBP:
-            raise ReaderError(path, f"expected an IGBP land-cover class, found {lc!r}", line=i + 2, field="LC")
-    duplicated = table["Flux_name"].duplicated()
+            raise ReaderError(path, f"expected an IGBP land-cover class, found {lc!r}", line=table.line(i), field="LC")
+    duplicated = data["Flux_name"].duplicated()
     if duplicated.any():
         i = int(np.flatnonzero(duplicated)[0])
-        raise ReaderError(path, f"duplicate site code {table['Flux_name'][i]!r}", line=i + 2, field="Flux_name")
-    return table
+        raise ReaderError(path, f"duplicate site code {data['Flux_name'][i]!r}", line=table.line(i),
+                          field="Flux_name")
+    return data[list(LOCATION_COLUMNS)]
 
 
 def read_validation(path: str | os.PathLike, n_steps: int | None = None) -> pd.DataFrame:
@@ -225,14 +232,13 @@ def read_validation(path: str | os.PathLike, n_steps: int | None = None) -> pd.D
     Raises
     ------
     ReaderError
-        A missing column, a non-integer or out-of-range ID, a Date that is not YYYYMM, an ID that
-        disagrees with its Date, a repeated month or a non-numeric value (naming the line).
+        A missing column (line 1), a non-integer or out-of-range ID, a Date that is not YYYYMM, an
+        ID that disagrees with its Date, a repeated month, a non-numeric value or a short line
+        (naming the line and column).
     """
-    table = pd.read_csv(path, dtype={"ID": str, "Date": str})
-    for name in ("ID", "Date", *VALIDATION_VARIABLES):
-        if name not in table.columns:
-            raise ReaderError(path, f"expected columns ID, Date, {', '.join(VALIDATION_VARIABLES)}; found "
-                                    f"{', '.join(table.columns)}", field=name)
+    read = read_table(path, required=("ID", "Date", *VALIDATION_VARIABLES), text=("ID", "Date"),
+                      what="CARDAMOM-FluxVal validation", allow_empty=True)
+    table, first = read.data, read.first_line
     ids = pd.to_numeric(table["ID"], errors="coerce").to_numpy(dtype="float64")
     yyyymm = pd.to_numeric(table["Date"], errors="coerce").to_numpy(dtype="float64")
     month = yyyymm % 100
@@ -250,16 +256,11 @@ def read_validation(path: str | os.PathLike, n_steps: int | None = None) -> pd.D
     for field, bad, message in checks:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ReaderError(path, message(i), line=i + 2, field=field)
+            raise ReaderError(path, message(i), line=first + i, field=field)
     time = np.datetime64(START.strftime("%Y-%m"), "M") + step.astype("int64")
     out = pd.DataFrame({"time": time.astype("datetime64[ns]")})
-    for name in VALIDATION_VARIABLES:
-        values = pd.to_numeric(table[name], errors="coerce")
-        bad = values.isna() & table[name].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ReaderError(path, f"expected a number or NaN, found {table[name][i]!r}", line=i + 2, field=name)
-        out[name] = values.where(values != MISSING).astype("float64")
+    for name in VALIDATION_VARIABLES:  # numbers, NaN where the file has NaN, -9999 or nothing
+        out[name] = table[name].to_numpy(dtype="float64")
     return out
 
 

@@ -333,7 +333,7 @@ def check_field_counts(path: str | os.PathLike, n_fields: int, first_line: int, 
 
 def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, units_row: bool = False,
                required: Sequence[str] = (), optional: Iterable[str] = (), text: Iterable[str] = (),
-               what: str = "table") -> Table:
+               what: str = "table", allow_empty: bool = False) -> Table:
     """Read selected columns of a delimited text file, bounded and with line-exact errors.
 
     The header (``preamble`` lines, the column names, an optional units row) is read with
@@ -361,6 +361,8 @@ def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, un
         Columns kept as text (timestamps, codes); all others are parsed as float64.
     what : str, optional
         Name of the format for messages ("FLUXNET2015 CSV", ...).
+    allow_empty : bool, optional
+        Accept a file without data rows (default False: an error).
 
     Returns
     -------
@@ -373,7 +375,7 @@ def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, un
         (field = the column, line = the header line); a units row with a different number of fields;
         a row with fewer fields than the header or a value beyond them (:func:`check_field_counts`;
         line named, and for a short row the first column missing); a non-numeric value (line and
-        column named); a byte that is not UTF-8 (line named); no data rows.
+        column named); a byte that is not UTF-8 (line named); no data rows (unless ``allow_empty``).
     """
     path = Path(path)
     lines = read_header_lines(path, preamble + 1 + int(units_row))
@@ -422,7 +424,7 @@ def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, un
     filled = data.notna().any(axis=1).to_numpy() if wanted else np.ones(len(data), bool)
     last = int(np.flatnonzero(filled)[-1]) + 1 if filled.any() else 0
     data = data.iloc[:last].reset_index(drop=True)
-    if data.empty:
+    if data.empty and not allow_empty:
         raise ReaderError(path, f"expected data rows below the {what} header, found none", line=first_line)
     for c in wanted:
         if c not in text:

@@ -171,7 +171,7 @@ def test_it_rejects_a_validation_csv_without_et(tmp_path, cardamom_dir):
     table = pd.read_csv(target)
     target.unlink()
     table.drop(columns="ET").to_csv(target, index=False)
-    with pytest.raises(ReaderError, match=r"validation_AR-SLu\.csv: field 'ET'") as err:
+    with pytest.raises(ReaderError, match=r"validation_AR-SLu\.csv: line 1: field 'ET'") as err:
         read_cardamom_site(cbf)
     assert err.value.field == "ET"
 
