@@ -346,6 +346,8 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
             return Answer("job", query, estimate, f, job=job, created=created)
         start = time.monotonic()
         result = answer_directly(f, query, estimate)
+    except params_module.UnknownParameter:
+        raise  # named as sent already
     except core.SubsetError as exc:
         exc.field = params_module.public_name(exc.field, front_door, query_type)
         exc.args = (f"{exc.field}: {exc.message}",)

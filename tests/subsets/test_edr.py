@@ -13,7 +13,7 @@ import xarray as xr
 from django.conf import settings
 
 from portal.catalog.models import Dataset
-from portal.subsets import services as subsets
+from portal.subsets import params as subset_params
 from portal.subsets import store
 
 from .conftest import FT, grid_values
@@ -177,7 +177,7 @@ def test_a_query_above_the_direct_limit_is_a_413_pointing_to_the_jobs_api(client
     assert error["parameter"] == "bbox" and "/api/jobs/" in error["description"]
     job = error["job"]  # the equivalent job request asks for the same subset
     assert job["dataset"] == FT and job["kind"] == "subset"
-    same = subsets.parse_query(job["kind"], job["params"]).request
+    same = subset_params.parse_api(job["kind"], job["params"]).request
     assert same.bbox == (170, -90, -170, 90) and same.time == ("2015-01-02", None) and same.format == "coveragejson"
     assert query(client, "cube", bbox="10,20,12,21").status_code == 200
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from portal.subsets import params, services
+from portal.subsets import params as subset_params
+from portal.subsets import services
 from portal.subsets.models import SubsetJob
 
 pytestmark = pytest.mark.worker  # no django_db transaction: the worker must see committed jobs
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.worker  # no django_db transaction: the worker must see
 
 def _submit(version, **params):
     f = services.gridded_file(version, None)
-    query = params.parse_api("subset", params)
+    query = subset_params.parse_api("subset", params)
     job, created = services.submit_job(f, query, services.plan(f, query))
     assert created
     return job.id

@@ -68,7 +68,7 @@ def test_series_formats_and_errors(client, grid_version):
     zipped = body(get(client, "point", lon="0", lat="0", f="zarr"))
     with zipfile.ZipFile(io.BytesIO(zipped)) as zf:
         assert ".zmetadata" in zf.namelist()
-    assert get(client, "point", lon="0", lat="0", f="geotiff").json()["field"] == "format"
+    assert get(client, "point", lon="0", lat="0", f="geotiff").json()["field"] == "f"
     assert get(client, "point", lon="0").json()["field"] == "lat"
     assert get(client, "point", lon="500", lat="0").json()["field"] == "lon"
     assert get(client, "area", f="csv").json()["field"] == "bbox"  # an area mean needs a region
