@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from ingestion.models import IngestRun, Station
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+from portal.files import media_type_for
 from portal.subsets import store as cube_store
 
 from .methods.files import sha256
@@ -174,7 +175,7 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
                          "summary": output.summary, "started_at": run.started_at.isoformat()})
             for name, description in output.files.items():
                 DatasetFile.objects.create(version=version, name=name, path=str(relative / name),
-                                           description=description, **files[name])
+                                           media_type=media_type_for(name), description=description, **files[name])
             ValidationResult.objects.bulk_create(
                 ValidationResult(run=run, version=version, **row) for row in _with_stations(output.validation))
             GenerationRun.objects.filter(id=run.id).update(

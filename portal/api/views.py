@@ -171,12 +171,12 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response({"detail": f"the job is {job.status}"}, status=status.HTTP_404_NOT_FOUND)
         from django.utils import timezone
 
-        from portal.files import file_response, media_type_for
+        from portal.files import OCTET_STREAM, file_response, media_type_for
 
         # Ranges and validators as for published files; private, cached until the file expires.
         left = int((job.expires_at - timezone.now()).total_seconds()) if job.expires_at else 0
         response = file_response(request, subsets.job_file(job), filename=job.result_name,
-                                 content_type=media_type_for(job.result_name, default=job.media_type or None),
+                                 content_type=media_type_for(job.result_name, default=job.media_type or OCTET_STREAM),
                                  immutable=False, private=True, max_age=max(left, 0), sha256=job.sha256 or None)
         if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
             f = subsets.gridded_file(job.version, job.file_name)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
+
+from portal.files import file_response, media_type_for
 
 from . import queries
 from .models import Dataset, DatasetFile
@@ -63,6 +65,7 @@ def download(request, dataset_id: str, number: int, name: str):
         raise Http404("no such file") from None
     if f.version.dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    if not path.is_file():
-        raise Http404("the file is missing on the server")
-    return FileResponse(path.open("rb"), as_attachment=True, filename=f.name, content_type=f.media_type)
+    # Versions are immutable: ranges, validators and a one-year immutable cache (private for login-access data).
+    return file_response(request, path, filename=f.name, content_type=media_type_for(f.name, default=f.media_type),
+                         immutable=True, private=f.version.dataset.share_type == Dataset.ShareType.LOGIN,
+                         sha256=f.sha256 or None)
