@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "portal.catalog",
     "portal.api",
     "portal.subsets",
@@ -97,9 +98,14 @@ INSTALLED_APPS = [
     "products",
 ]
 
+# CorsMiddleware before anything that can answer (WhiteNoise, CommonMiddleware); WhiteNoise serves
+# static files pre-compressed, so GZipMiddleware comes after it and before every middleware that
+# reads or writes bodies (portal.middleware.GZipMiddleware: text/JSON/CSV only, never a range).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.middleware.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -167,6 +173,17 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/admin/login/"
+
+# CORS (django-cors-headers): notebooks and web clients on other origins may read the API (EDR
+# included), OPeNDAP and published file downloads; never with the user's cookies or credentials.
+CORS_URLS_REGEX = r"^/(api|opendap)/.*$|^/datasets/[^/]+/versions/[0-9]+/files/[^/]+$"
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ("GET", "HEAD", "OPTIONS", "POST")
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "range", "if-range", "if-none-match",
+                      "if-modified-since", "x-requested-with")
+CORS_EXPOSE_HEADERS = ("Content-Disposition", "Content-Range", "Accept-Ranges", "Content-Length", "ETag", "Location",
+                       "Last-Modified")
 
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
