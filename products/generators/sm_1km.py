@@ -22,7 +22,8 @@ Memory: a global 1 km day is 43200 x 21600 cells. :func:`write_product` cuts the
 :class:`products.methods.chunked.Window` s (:func:`products.methods.chunked.windows`) and handles one
 window at a time (:func:`products.methods.chunked.predict_window`): predictors are read for that
 window only, and the encoded integers go straight into a pre-created chunked NetCDF-4 file and a
-tiled GeoTIFF (rasterio windowed writes). Only the coarse field (1440 x 720 float32, 4 MB a day)
+tiled GeoTIFF (rasterio windowed writes), rewritten at the end as a Cloud Optimized GeoTIFF with
+overviews. Only the coarse field (1440 x 720 float32, 4 MB a day)
 is held whole. Windows should be multiples of :data:`FINE_PER_COARSE` cells aligned with the coarse
 grid so that the 0.25 degree anomalies are computed on whole coarse cells.
 
@@ -40,6 +41,7 @@ Environ. 115, 3390-3408, doi:10.1016/j.rse.2011.08.003 (CDF matching); pytesmo `
 Ke, G., et al. (2017): LightGBM. NeurIPS 30.
 Eaton, B., et al. (2020): CF Conventions 1.8, section 8.1 (packed data: scale_factor, add_offset).
 GDAL GeoTIFF driver (TILED, COMPRESS, PREDICTOR, band scale/offset/nodata), https://gdal.org/drivers/raster/gtiff.html.
+GDAL COG driver (OVERVIEWS, OVERVIEW_RESAMPLING), https://gdal.org/drivers/raster/cog.html.
 """
 from __future__ import annotations
 
@@ -611,6 +613,20 @@ def _create_geotiff(path: Path, grid: Grid, n_bands: int, tags: Mapping, band_na
     return dst
 
 
+def _to_cog(src: Path, dst: Path) -> None:
+    """Rewrite the tiled GeoTIFF ``src`` as a Cloud Optimized GeoTIFF ``dst`` with internal overviews.
+
+    GDAL COG driver: 256 x 256 deflate tiles with the horizontal predictor, overviews (``AUTO``:
+    halving until one tile holds the band; nodata-aware averages) stored before the full-resolution
+    tiles, so a client reading over HTTP ranges (GDAL ``/vsicurl/``) fetches only the tiles and the
+    zoom level it needs. Band scale/offset/units/descriptions, nodata and tags are copied.
+    """
+    import rasterio.shutil
+
+    rasterio.shutil.copy(src, dst, driver="COG", BLOCKSIZE=256, COMPRESS="DEFLATE", PREDICTOR="YES",
+                         OVERVIEWS="AUTO", OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER")
+
+
 def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFunction, *, grid: Grid,
                   times: np.ndarray, nc_path: str | os.PathLike | None = None,
                   tif_path: str | os.PathLike | None = None, name: str = "sm", attrs: Mapping | None = None,
@@ -628,9 +644,10 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
     nc_path, tif_path : path, optional
         Outputs (at least one). NetCDF: ``name`` int16 (time, lat, lon), chunks (1, 256, 256) or
         smaller, zlib 4, ``scale_factor`` 0.001, ``add_offset`` 0, ``_FillValue`` -9999, ``valid_range``
-        0..1000, CF ``crs`` grid mapping. GeoTIFF: int16, one band per day, tiled 256 x 256, deflate
-        with horizontal predictor, band scale 0.001 / offset 0, nodata -9999, EPSG:4326, BigTIFF when needed;
-        ``global_attrs`` as dataset tags.
+        0..1000, CF ``crs`` grid mapping. GeoTIFF: a Cloud Optimized GeoTIFF with overviews
+        (:func:`_to_cog`), int16, one band per day, tiled 256 x 256, deflate with horizontal predictor,
+        band scale 0.001 / offset 0, nodata -9999, EPSG:4326, BigTIFF when needed; ``global_attrs``
+        as dataset tags.
     name : str
         Variable name.
     attrs, global_attrs : mapping, optional
@@ -659,6 +676,7 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
     times = np.asarray(times, dtype="datetime64[ns]")
     todo = chunked.windows((len(times), grid.n_lat, grid.n_lon), (1, *chunk))
     tmps = {p: _tmp(p) for p in targets}
+    staging = _tmp(Path(tif_path)) if tif_path is not None else None  # tiled GeoTIFF, rewritten as a COG
     nc = tif = None
     n_valid = 0
     gattrs = chunked.merge_attrs({"Conventions": "CF-1.8", "history": chunked.cf_history("products.generators.sm_1km")},
@@ -667,7 +685,7 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
         if nc_path is not None:
             nc = _create_netcdf(tmps[Path(nc_path)], grid, times, name, attrs or SM_ATTRS, gattrs, (256, 256))
         if tif_path is not None:
-            tif = _create_geotiff(tmps[Path(tif_path)], grid, len(times), gattrs,
+            tif = _create_geotiff(staging, grid, len(times), gattrs,
                                   [f"{name} {np.datetime_as_string(t, unit='D')}" for t in times])
         for window in todo:
             values = chunked.predict_window(window, features, predict)
@@ -685,6 +703,9 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
             if handle is not None:
                 handle.close()
         nc = tif = None
+        if staging is not None:
+            _to_cog(staging, tmps[Path(tif_path)])
+            staging.unlink()
         for target, tmp in tmps.items():
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
@@ -692,7 +713,7 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
         for handle in (nc, tif):
             if handle is not None:
                 handle.close()
-        for tmp in tmps.values():
+        for tmp in (*tmps.values(), *([staging] if staging is not None else [])):
             tmp.unlink(missing_ok=True)
         raise
     return WriteStats(targets, len(todo), n_valid, len(times) * grid.n_lat * grid.n_lon,
