@@ -166,9 +166,12 @@ STATICFILES_DIRS = [
     ("vendor/topojson-client", NODE_MODULES / "topojson-client" / "dist"),
     ("vendor/leaflet-geoman", NODE_MODULES / "@geoman-io" / "leaflet-geoman-free" / "dist"),
 ]
+# collectstatic (run by `make setup`) writes content-hashed copies with gzip twins and the manifest
+# that {% static %} reads; WhiteNoise serves hashed names with a ten-year immutable Cache-Control.
+# Without the manifest (collectstatic never ran) pages cannot be rendered with DEBUG off.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
 
