@@ -5,7 +5,8 @@ from django.urls import include, path
 
 
 def favicon(request):
-    return redirect(static("favicon.svg"), permanent=True)
+    # not permanent: the target's hashed name changes with the icon (CompressedManifestStaticFilesStorage)
+    return redirect(static("favicon.svg"))
 
 
 urlpatterns = [

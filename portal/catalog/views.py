@@ -1,13 +1,14 @@
 """Public pages: dataset list with bilingual search, dataset detail, chart series, file download."""
 from __future__ import annotations
 
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
 from portal.files import file_response, media_type_for
 
-from . import queries
+from . import access, queries
 from .models import Dataset, DatasetFile
 from .subset_form import subset_form_context
 
@@ -63,9 +64,9 @@ def download(request, dataset_id: str, number: int, name: str):
         f, path = queries.version_file_path(dataset_id, number, name)
     except DatasetFile.DoesNotExist:
         raise Http404("no such file") from None
-    if f.version.dataset.share_type == Dataset.ShareType.LOGIN and not request.user.is_authenticated:
+    if not access.can_download(request.user, f.version.dataset):
         return redirect_to_login(request.get_full_path())
     # Versions are immutable: ranges, validators and a one-year immutable cache (private for login-access data).
     return file_response(request, path, filename=f.name, content_type=media_type_for(f.name, default=f.media_type),
-                         immutable=True, private=f.version.dataset.share_type == Dataset.ShareType.LOGIN,
+                         immutable=True, private=not access.can_download(AnonymousUser(), f.version.dataset),
                          sha256=f.sha256 or None)

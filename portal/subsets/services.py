@@ -43,6 +43,7 @@ from django.utils import timezone
 
 from portal.catalog import access, metadata
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+from portal.files import media_type_for
 from products.methods.files import sha256
 
 from . import core, store, writers
@@ -54,9 +55,8 @@ __all__ = ["KINDS", "SERIES_FORMATS", "Query", "Answer", "Plan", "SubsetResult",
 
 logger = logging.getLogger(__name__)
 
-# format -> (file suffix, media type)
-OUTPUTS = {"netcdf": (".nc", "application/x-netcdf"), "geotiff": (".tif", "image/tiff"), "csv": (".csv", "text/csv"),
-           "zarr": (".zarr.zip", "application/zip"), "coveragejson": (".covjson", "application/prs.coverage+json")}
+SUFFIXES = {"netcdf": ".nc", "geotiff": ".tif", "csv": ".csv", "zarr": ".zarr.zip", "coveragejson": ".covjson"}
+"""format -> file suffix of the answer (its media type: :func:`portal.files.media_type_for`)."""
 
 
 class SubsetTooLarge(core.SubsetError):
@@ -418,7 +418,8 @@ def result_name(f: DatasetFile, query: Query) -> tuple[str, str]:
     the polygon's bounds and a hash of it, or the point, the period (``all`` when open), and for
     strided requests the strides; a file chosen among several grids is named too.
     """
-    suffix, media_type = OUTPUTS[query.request.format]
+    suffix = SUFFIXES[query.request.format]
+    media_type = media_type_for(suffix)
     request = query.request
     product = (f.version.lineage or {}).get("product") or f.version.dataset_id
     parts = [_token(product), f"v{f.version.number}"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 import pytest
@@ -187,4 +188,4 @@ def test_the_language_switch_shows_chinese_ui_and_titles(client):
 
 def test_the_favicon_is_served_by_the_portal(client):
     response = client.get("/favicon.ico")
-    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+    assert response.status_code == 302 and re.search(r"/static/favicon(\.[0-9a-f]{12})?\.svg$", response["Location"])
