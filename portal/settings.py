@@ -200,6 +200,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # ?format= is not DRF's renderer switch here (a 404 for format=csv): the subset front doors name
+    # their format f (as OGC APIs do) and refuse format, pointing to f (portal/subsets/params.py)
+    "URL_FORMAT_OVERRIDE": None,
 }
 # OpenAPI 3 schema at /api/schema/, Swagger UI at /api/docs/ (assets from drf-spectacular-sidecar, no CDN)
 SPECTACULAR_SETTINGS = {
