@@ -120,10 +120,21 @@ def add_crs(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _month_starts(times: pd.DatetimeIndex) -> bool:
+    """True when every time is 00:00 on the first of a month, at least a month apart (gaps allowed)."""
     if not ((times.day == 1) & (times.normalize() == times)).all():
         return False
     steps = np.diff(times.values).astype("timedelta64[D]").astype(int)
-    return bool(len(steps) == 0 or ((steps >= 28) & (steps <= 31)).all())
+    return bool(len(steps) == 0 or (steps >= 28).all())
+
+
+def _typical_step(times: pd.DatetimeIndex) -> pd.Timedelta | None:
+    """The most frequent step between sorted distinct times when it makes up half of them at least, else None."""
+    steps = np.diff(np.unique(times.values))
+    if not len(steps):
+        return None
+    values, counts = np.unique(steps, return_counts=True)
+    best = int(np.argmax(counts))
+    return pd.Timedelta(values[best]) if counts[best] * 2 >= len(steps) else None
 
 
 def time_bounds(times, step: str | pd.DateOffset | pd.Timedelta | None = None) -> np.ndarray:
@@ -135,8 +146,9 @@ def time_bounds(times, step: str | pd.DateOffset | pd.Timedelta | None = None) -
         (n,), increasing; each the start of a cell (day, month).
     step : str, pandas.DateOffset or pandas.Timedelta, optional
         The cell length (``"1D"``, ``"MS"`` for calendar months, ``"3h"``...). Default: calendar
-        months when every time is a month start one month apart, else each cell ends where the
-        next begins and the last one is as long as the median step; one time alone is a day.
+        months when every time is a month start (gaps allowed), else the most frequent step when
+        it makes up half of the steps at least, else each cell ends where the next begins and the
+        last one is as long as the median step; one time alone is a day.
 
     Returns
     -------
@@ -149,6 +161,8 @@ def time_bounds(times, step: str | pd.DateOffset | pd.Timedelta | None = None) -
         upper = index + offset
     elif len(index) and _month_starts(index) and (len(index) > 1):
         upper = index + pd.offsets.MonthBegin(1)
+    elif len(index) > 1 and _typical_step(index) is not None:
+        upper = index + _typical_step(index)
     elif len(index) > 1:
         values = index.values
         last = values[-1] + np.median(np.diff(values).astype("int64")).astype("timedelta64[ns]")
@@ -270,6 +284,32 @@ def _polygon(lat_min: float, lat_max: float, lon_min: float, lon_max: float) -> 
     return "POLYGON ((" + ", ".join(f"{y:.6g} {x:.6g}" for y, x in corners) + "))"
 
 
+def bbox_attributes(bbox) -> dict:
+    """ACDD horizontal extent attributes of a box ``(min_lon, min_lat, max_lon, max_lat)`` in EPSG:4326.
+
+    Returns
+    -------
+    dict
+        ``geospatial_lat_min/max/units``, ``geospatial_lon_min/max/units``, ``geospatial_bounds``
+        (WKT POLYGON, POINT or LINESTRING) and ``geospatial_bounds_crs``.
+    """
+    min_lon, min_lat, max_lon, max_lat = (float(v) for v in bbox)
+    return {"geospatial_lat_min": min_lat, "geospatial_lat_max": max_lat, "geospatial_lat_units": "degrees_north",
+            "geospatial_lon_min": min_lon, "geospatial_lon_max": max_lon, "geospatial_lon_units": "degrees_east",
+            "geospatial_bounds": _polygon(min_lat, max_lat, min_lon, max_lon),
+            "geospatial_bounds_crs": GEOSPATIAL_BOUNDS_CRS}
+
+
+def soil_layer_attributes(top: float, bottom: float) -> dict:
+    """ACDD vertical extent of a soil layer, depths below the land surface in metres (``positive = "down"``).
+
+    For fields of one layer (surface soil moisture 0-0.05 m, a 0-0.1 m model layer) that carry no
+    vertical coordinate.
+    """
+    return {"geospatial_vertical_min": float(top), "geospatial_vertical_max": float(bottom),
+            "geospatial_vertical_positive": "down", "geospatial_vertical_units": "m"}
+
+
 def extent_attributes(ds: xr.Dataset) -> dict:
     """ACDD 1.3 extent attributes of the dataset's own coordinates.
 
@@ -288,8 +328,9 @@ def extent_attributes(ds: xr.Dataset) -> dict:
         outer edges, POINT for a point) and ``geospatial_bounds_crs`` ``EPSG:4326``;
         ``time_coverage_start`` / ``time_coverage_end`` (first and last time value, ISO 8601 UTC),
         ``time_coverage_duration`` (first to last cell bound when bounds exist) and
-        ``time_coverage_resolution`` (``P1D``, ``P1M``...; left out for irregular times). Only
-        the keys the coordinates allow.
+        ``time_coverage_resolution`` (``P1M`` for month starts, else the most frequent step, e.g.
+        ``P1D``; left out for irregular times such as satellite overpasses). Only the keys the
+        coordinates allow.
     """
     attrs: dict = {}
     if "lat" in ds.variables and "lon" in ds.variables:
@@ -328,12 +369,11 @@ def extent_attributes(ds: xr.Dataset) -> dict:
             else:
                 attrs["time_coverage_duration"] = iso_duration(times[0], times[-1])
             if len(times) > 1:
+                step = None if _month_starts(times) else _typical_step(times)
                 if _month_starts(times):
                     attrs["time_coverage_resolution"] = "P1M"
-                else:
-                    steps = np.unique(np.diff(times.values))
-                    if len(steps) == 1:
-                        attrs["time_coverage_resolution"] = iso_duration(times[0], times[0] + pd.Timedelta(steps[0]))
+                elif step is not None:
+                    attrs["time_coverage_resolution"] = iso_duration(times[0], times[0] + step)
     return attrs
 
 
@@ -363,7 +403,8 @@ def standardise(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta
     xarray.Dataset
         A copy: ``time``/``lat``/``lon`` with ``standard_name``, ``long_name``, ``units`` and
         (as dimension coordinates) ``axis``, ``coverage_content_type = "coordinate"``; bounds
-        (:func:`add_bounds`); ``crs`` (:func:`add_crs`); a ``coverage_content_type`` on every
+        (:func:`add_bounds`); ``crs`` (:func:`add_crs`); uint8 variables stored as CF-1.8 bytes
+        with ``_Unsigned = "true"`` (:func:`unsigned_byte`); a ``coverage_content_type`` on every
         data variable that lacks one (``modelResult`` for floating-point or packed values,
         ``auxiliaryInformation`` for flags and other integers); the ACDD extent attributes
         (:func:`extent_attributes`) and ``Conventions = "CF-1.8, ACDD-1.3"`` among the globals.
@@ -387,6 +428,12 @@ def standardise(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta
     for name, var in ds.data_vars.items():
         if name == CRS_NAME or name in bounds:
             continue
+        if var.dtype == np.uint8 and np.dtype(var.encoding.get("dtype", "u1")) == np.uint8:
+            fill = var.encoding.get("_FillValue", var.attrs.get("_FillValue"))
+            var.attrs = {k: v for k, v in unsigned_byte(var.attrs).items() if k != "_Unsigned"}
+            var.encoding.update({"dtype": "int8", "_Unsigned": "true"})
+            if fill is not None:
+                var.encoding["_FillValue"] = unsigned_byte_fill(fill)
         kind = var.attrs.setdefault("coverage_content_type", _default_content_type(var))
         if kind not in COVERAGE_CONTENT_TYPES:
             raise ValueError(f"{name}: coverage_content_type {kind!r} is not one of {COVERAGE_CONTENT_TYPES}")
@@ -442,6 +489,174 @@ def encoding_for(ds: xr.Dataset, *, complevel: int = 4) -> dict:
 
 encoding = encoding_for
 """Alias of :func:`encoding_for`."""
+
+
+def grid_coordinates(time, lat, lon, *, time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+                     resolution: Mapping[str, float] | float | None = None, attrs: Mapping | None = None) -> xr.Dataset:
+    """The coordinates of a (time, lat, lon) grid as the portal writes them, without data variables.
+
+    For writers that fill a grid window by window with netCDF4 (:func:`create_grid_netcdf`).
+
+    Parameters
+    ----------
+    time : array-like of datetime64
+        (n_time,), start of each cell.
+    lat, lon : array-like of float
+        (n_lat,), (n_lon,) cell centres in degrees, monotonic (a north-up grid has decreasing lat).
+    time_step, resolution
+        See :func:`add_bounds`.
+    attrs : mapping, optional
+        Global attributes (None values dropped).
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`standardise` d: ``time``, ``lat``, ``lon`` with their bounds, ``crs``, the extent
+        attributes and ``Conventions``.
+    """
+    ds = xr.Dataset(coords={"time": ("time", np.asarray(time, dtype="datetime64[ns]").reshape(-1)),
+                            "lat": ("lat", np.asarray(lat, dtype="float64").reshape(-1)),
+                            "lon": ("lon", np.asarray(lon, dtype="float64").reshape(-1))})
+    return standardise(ds, time_step=time_step, resolution=resolution, attrs=attrs)
+
+
+def create_grid_netcdf(path: str | os.PathLike, coords: xr.Dataset):
+    """Write ``coords`` (:func:`grid_coordinates`) as a NetCDF-4 file and reopen it to add data variables.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to create (overwritten); typically the temporary path of
+        :func:`products.methods.files.atomic_path`.
+    coords : xarray.Dataset
+        Coordinates, bounds, ``crs`` and global attributes.
+
+    Returns
+    -------
+    netCDF4.Dataset
+        Open in append mode; the caller creates its (time, lat, lon) variables with
+        :func:`grid_variable_attributes` and closes it.
+    """
+    import netCDF4
+
+    coords.to_netcdf(path, format="NETCDF4", encoding=encoding_for(coords))
+    return netCDF4.Dataset(path, "a")
+
+
+def grid_variable_attributes(attrs: Mapping, *, coverage_content_type: str = "modelResult") -> dict:
+    """Attributes of a gridded data variable: ``attrs`` (None dropped), ``grid_mapping = "crs"`` and a content type.
+
+    Raises
+    ------
+    ValueError
+        ``coverage_content_type`` outside the ISO 19115-1 codes.
+    """
+    out = {"coverage_content_type": coverage_content_type, **{k: v for k, v in attrs.items() if v is not None},
+           "grid_mapping": CRS_NAME}
+    if out["coverage_content_type"] not in COVERAGE_CONTENT_TYPES:
+        raise ValueError(f"coverage_content_type {out['coverage_content_type']!r} is not one of {COVERAGE_CONTENT_TYPES}")
+    return out
+
+
+def complete_grid_file(path: str | os.PathLike, *, time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+                       resolution: Mapping[str, float] | float | None = None, coverage_content_type: str = "modelResult",
+                       attrs: Mapping | None = None) -> None:
+    """Bring a (time, lat, lon) NetCDF-4 grid written by other code up to the portal's CF/ACDD form, in place.
+
+    For files created by :func:`products.methods.chunked.create_output` (and any grid with 1-D
+    ``time``, ``lat``, ``lon`` coordinate variables): adds what :func:`standardise` would have
+    given an xarray dataset -- ``lat_bnds``/``lon_bnds`` (and ``time_bnds`` when missing), the
+    ``crs`` grid mapping, ``grid_mapping`` and ``coverage_content_type`` on the gridded
+    variables, coordinate ``long_name``/``coverage_content_type``, the ACDD extent attributes and
+    ``Conventions``. Call it on the temporary file, before it is moved into place.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The NetCDF-4 file (modified in place).
+    time_step, resolution
+        See :func:`add_bounds`.
+    coverage_content_type : str
+        For gridded variables that have none.
+    attrs : mapping, optional
+        Global attributes set last (None values dropped).
+
+    Raises
+    ------
+    KeyError
+        The file has no ``time``, ``lat`` or ``lon`` variable.
+    """
+    import cftime
+    import netCDF4
+
+    with netCDF4.Dataset(path, "a") as nc:
+        tv = nc["time"]
+        times = cftime.num2date(tv[:], tv.units, getattr(tv, "calendar", CALENDAR), only_use_cftime_datetimes=False,
+                                only_use_python_datetimes=True)
+        coords = xr.Dataset(coords={"time": ("time", pd.DatetimeIndex(times).values.astype("datetime64[ns]")),
+                                    "lat": ("lat", np.asarray(nc["lat"][:], dtype="float64")),
+                                    "lon": ("lon", np.asarray(nc["lon"][:], dtype="float64"))})
+        tb = getattr(tv, "bounds", None)
+        if tb in nc.variables:
+            values = cftime.num2date(nc[tb][:], tv.units, getattr(tv, "calendar", CALENDAR),
+                                     only_use_cftime_datetimes=False, only_use_python_datetimes=True)
+            coords["time"].attrs["bounds"] = tb
+            coords[tb] = (("time", BOUNDS_DIM), np.array(values, dtype="datetime64[ns]").reshape(-1, 2))
+        coords = standardise(coords, time_step=time_step, resolution=resolution, attrs=attrs)
+        if BOUNDS_DIM not in nc.dimensions:
+            nc.createDimension(BOUNDS_DIM, 2)
+        for axis in ("time", "lat", "lon"):
+            var = nc[axis]
+            var.setncatts({k: v for k, v in coords[axis].attrs.items() if k not in var.ncattrs() or k == "bounds"})
+            name = coords[axis].attrs["bounds"]
+            if name not in nc.variables:
+                values = coords[name].values
+                if axis == "time":
+                    values = netCDF4.date2num(pd.DatetimeIndex(values.reshape(-1)).to_pydatetime(), tv.units,
+                                              getattr(tv, "calendar", CALENDAR)).reshape(-1, 2)
+                nc.createVariable(name, "f8", (axis, BOUNDS_DIM))[:] = values
+        if CRS_NAME not in nc.variables:
+            nc.createVariable(CRS_NAME, "i4").setncatts(crs_attributes())
+        for var in nc.variables.values():
+            if var.dimensions[-2:] == ("lat", "lon"):
+                var.setncatts({"grid_mapping": CRS_NAME, "coverage_content_type": getattr(
+                    var, "coverage_content_type", coverage_content_type)})
+        nc.setncatts({k: v for k, v in coords.attrs.items() if v is not None})
+
+
+def unsigned_byte(attrs: Mapping) -> dict:
+    """Attributes of a uint8 variable stored as a CF-1.8 ``byte`` with the NUG ``_Unsigned = "true"``.
+
+    CF-1.8 knows no unsigned types (they came with CF-1.9), so a uint8 field (flags 0..254, fill
+    255) is written as int8 with ``_Unsigned = "true"``: netCDF4-python and xarray read it back as
+    uint8. ``flag_values``, ``flag_masks``, ``valid_range``/``valid_min``/``valid_max`` and
+    ``_FillValue`` are given as int8 of the same bit pattern (0 and 1 stay 0 and 1; 255 is -1).
+
+    Parameters
+    ----------
+    attrs : mapping
+        The uint8 variable's attributes.
+
+    Returns
+    -------
+    dict
+        Attributes to set on the int8 variable (``_FillValue`` is left out: netCDF4 takes it at
+        creation, see :func:`unsigned_byte_fill`).
+    """
+    out = {}
+    for key, value in attrs.items():
+        if value is None or key == "_FillValue":
+            continue
+        if key in ("flag_values", "flag_masks", "valid_range", "valid_min", "valid_max"):
+            value = np.asarray(value).astype("u1").view("i1")
+        out[key] = value
+    out["_Unsigned"] = "true"
+    return out
+
+
+def unsigned_byte_fill(fill) -> np.int8:
+    """The int8 stored for a uint8 ``_FillValue`` (255 -> -1), see :func:`unsigned_byte`."""
+    return np.array(fill, dtype="u1").view("i1")[()]
 
 
 def history_line(module: str, action: str = "created") -> str:
