@@ -3,7 +3,7 @@
 Pipeline: :func:`build_training_table` (long tower observations -> wide table) ->
 :func:`run` (leave-site-out cross-validation + final model) -> :func:`era5_monthly_drivers` and
 :func:`predict` (apply the final model at ERA5 points) -> :func:`to_cf_dataset` and
-:func:`write_netcdf` (CF-1.8 timeSeries file).
+:func:`products.methods.cf.write_netcdf` (CF-1.8 timeSeries file).
 
 All ET values are mm d-1 of liquid water, numerically equal to kg m-2 d-1.
 
@@ -18,9 +18,7 @@ Yang, Y., Bloom, A. A., et al.: CARDAMOM-FluxVal Version 1.0, in prep. for Geosc
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import lightgbm
 import numpy as np
@@ -29,6 +27,7 @@ import sklearn
 import xarray as xr
 
 from ingestion.readers.base import ReaderError
+from products.methods.cf import CONVENTIONS
 from products.methods.cv import leave_station_out
 from products.methods.metrics import summary
 
@@ -448,19 +447,19 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
     ds = xr.Dataset(
         {
             "et": (("station", "time"), grid(rows["et_pred"], np.nan, "float64"), {
-                **et_attrs, "long_name": "evapotranspiration predicted by LightGBM (towers: leave-site-out "
-                                         "cross-validation model; ERA5 points: final model)"}),
+                **et_attrs, "coverage_content_type": "modelResult",
+                "long_name": "evapotranspiration predicted by LightGBM (towers: leave-site-out "
+                             "cross-validation model; ERA5 points: final model)"}),
             "et_obs": (("station", "time"), grid(rows["et_obs"] if "et_obs" in rows else np.nan, np.nan, "float64"),
                        {**et_attrs, "long_name": "evapotranspiration observed at the flux tower (FLUXNET2015 via "
-                                                 "CARDAMOM-FluxVal v1.0)", "ancillary_variables": "is_validation"}),
+                                                 "CARDAMOM-FluxVal v1.0)", "ancillary_variables": "is_validation",
+                        "coverage_content_type": "physicalMeasurement"}),
             "is_validation": (("station", "time"), grid(is_validation, -1, "int8"), {
                 "long_name": "role of the observed value", "flag_values": np.array([0, 1], dtype="int8"),
-                "flag_meanings": "training held_out_validation"}),
+                "flag_meanings": "training held_out_validation", "coverage_content_type": "auxiliaryInformation"}),
             "site_type": ("station", sites["site_type"].to_numpy(dtype="int8"), {
                 "long_name": "kind of site", "flag_values": np.array([0, 1], dtype="int8"),
-                "flag_meanings": "flux_tower era5_point"}),
-            "cv_fold": ("station", sites["fold"].to_numpy(dtype="int16"), {
-                "long_name": "cross-validation fold in which the tower was left out (GroupKFold by station)"}),
+                "flag_meanings": "flux_tower era5_point", "coverage_content_type": "auxiliaryInformation"}),
             "time_bnds": (("time", "nv"), np.stack([times, next_month], axis=1)),
         },
         coords={
@@ -468,6 +467,10 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
                                      "bounds": "time_bnds"}),
             "station_name": ("station", sites.index.to_numpy(dtype=str).astype(object), {
                 "cf_role": "timeseries_id", "long_name": "FLUXNET2015 site code or ERA5 point name"}),
+            "cv_fold": ("station", sites["fold"].to_numpy(dtype="int16"), {  # a label of each tower
+                "long_name": "cross-validation fold in which the tower was left out (GroupKFold by station)",
+                "units": "1", "comment": "-1 at ERA5 points (not cross-validated)",
+                "coverage_content_type": "auxiliaryInformation"}),
             "lat": ("station", sites["lat"].to_numpy(dtype="float64"), {
                 "standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"}),
             "lon": ("station", sites["lon"].to_numpy(dtype="float64"), {
@@ -475,17 +478,16 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
         },
     )
     for name in ("et", "et_obs"):
-        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time lat lon station_name"})
+        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time lat lon station_name cv_fold"})
     for name in ("is_validation",):
-        ds[name].encoding.update({"_FillValue": np.int8(-1), "coordinates": "time lat lon station_name"})
-    ds["cv_fold"].encoding["_FillValue"] = np.int16(-1)
+        ds[name].encoding.update({"_FillValue": np.int8(-1), "coordinates": "time lat lon station_name cv_fold"})
     for name in ("lat", "lon", "time", "time_bnds", "site_type"):
         ds[name].encoding["_FillValue"] = None
     ds["time"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
     ds["time_bnds"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
     pooled = result.metrics["validation"]["pooled"]
     ds.attrs = {
-        "Conventions": "CF-1.8", "featureType": "timeSeries",
+        "Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": "real",
         "title": "Monthly evapotranspiration at FLUXNET2015 towers and ERA5 points (LightGBM ET fusion)",
         "institution": "data portal ET fusion pipeline",
         "source": f"LightGBM {lightgbm.__version__} regression of monthly ET on tower drivers "
@@ -496,38 +498,11 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
         "comment": "Validation scores use the CARDAMOM-FluxVal held-out months only, each predicted by a model "
                    "that did not see the tower. ERA5 VPD = e_s(tas) - e_a(tdps) (FAO-56 eq. 11), a daily-mean "
                    "approximation of the tower VPD.",
-        "validation_n": pooled["n"], "validation_kge": pooled["kge"], "validation_rmse_mm_d-1": pooled["rmse"],
-        "validation_bias_mm_d-1": pooled["bias"], "validation_r": pooled["r"],
+        "validation_n": pooled["n"], "validation_kge": pooled["kge"], "validation_rmse_mm_per_day": pooled["rmse"],
+        "validation_bias_mm_per_day": pooled["bias"], "validation_r": pooled["r"],
     }
     ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
     return ds
-
-
-def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to NetCDF-4 atomically: a temporary file in the same folder, then ``os.replace``.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset
-        E.g. from :func:`to_cf_dataset`.
-    path : str or os.PathLike
-        Target file; its folder must exist. Readers never see a partial file.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    OSError
-        The folder is not writable; the temporary file is removed on any error.
-    """
-    from products.methods.files import atomic_path
-
-    with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, format="NETCDF4")
-    return Path(path)
 
 
 # --- triple collocation across ET product families (diagnostic) ------------------------------
@@ -890,7 +865,7 @@ def fusion_to_cf(fusion: TowerFusionResult, stations: pd.DataFrame, *, reference
     Returns
     -------
     xarray.Dataset
-        Dim ``obs``: ``time``, ``lat``, ``lon``, ``station_name`` (coordinates), ``et_obs``,
+        Dim ``obs`` (in time order): ``time``, ``lat``, ``lon``, ``station_name`` (coordinates), ``et_obs``,
         ``et_fused`` and one ``et_<model>`` per product (float64, kg m-2 h-1 = mm h-1, NaN fill),
         ``cv_fold`` (int16, outer fold that held the tower out).
 
@@ -903,14 +878,14 @@ def fusion_to_cf(fusion: TowerFusionResult, stations: pd.DataFrame, *, reference
     ----------
     CF Conventions 1.8, section 9 (featureType point).
     """
-    rows = fusion.predictions
+    rows = fusion.predictions.sort_values(["time", "station"], kind="stable")  # obs in time order (ACDD extents)
     where = stations.set_index("code")[["lat", "lon"]]
     unknown = sorted(set(rows["station"]) - set(where.index))
     if unknown:
         raise ValueError(f"stations: no coordinates for towers {unknown[:5]}")
     et_attrs = {"standard_name": "water_evapotranspiration_flux", "units": "kg m-2 h-1",
                 "comment": "instantaneous rate at the ECOSTRESS overpass; 1 kg m-2 h-1 = 1 mm h-1 of liquid water",
-                "coordinates": "time lat lon station_name"}
+                "coordinates": "time lat lon station_name cv_fold", "coverage_content_type": "modelResult"}
     data = {"et_obs": (reference, "evapotranspiration observed at the tower (LE converted to ET)"),
             "et_fused": ("et_fused", "fused evapotranspiration (FLAML AutoML, model that never saw the tower)")}
     data.update({p: (p, f"{p.removeprefix('et_').upper()} model evapotranspiration (ECOSTRESS cal/val tables)")
@@ -919,20 +894,23 @@ def fusion_to_cf(fusion: TowerFusionResult, stations: pd.DataFrame, *, reference
         {name: ("obs", rows[column].to_numpy(dtype="float64"), {**et_attrs, "long_name": long_name})
          for name, (column, long_name) in data.items()},
         coords={
-            "time": ("obs", rows["time"].to_numpy().astype("datetime64[ns]"), {"standard_name": "time", "axis": "T"}),
+            "time": ("obs", rows["time"].to_numpy().astype("datetime64[ns]"),
+                     {"standard_name": "time", "long_name": "time of the ECOSTRESS overpass (UTC)", "axis": "T"}),
             "lat": ("obs", where.loc[rows["station"], "lat"].to_numpy(dtype="float64"),
-                    {"standard_name": "latitude", "units": "degrees_north"}),
+                    {"standard_name": "latitude", "long_name": "tower latitude", "units": "degrees_north"}),
             "lon": ("obs", where.loc[rows["station"], "lon"].to_numpy(dtype="float64"),
-                    {"standard_name": "longitude", "units": "degrees_east"}),
+                    {"standard_name": "longitude", "long_name": "tower longitude", "units": "degrees_east"}),
             "station_name": ("obs", rows["station"].to_numpy(dtype=str).astype(object), {"long_name": "tower code"}),
+            "cv_fold": ("obs", rows["fold"].to_numpy(dtype="int16"),
+                        {"long_name": "outer leave-tower-out fold in which the tower was held out", "units": "1",
+                         "coverage_content_type": "auxiliaryInformation"}),
         })
-    ds["cv_fold"] = ("obs", rows["fold"].to_numpy(dtype="int16"),
-                     {"long_name": "outer leave-tower-out fold in which the tower was held out"})
+    ds["et_obs"].attrs["coverage_content_type"] = "physicalMeasurement"
     for name in data:
         ds[name].encoding["_FillValue"] = np.nan
     ds["time"].encoding.update({"units": "seconds since 1970-01-01", "calendar": "standard", "dtype": "float64"})
     fused = fusion.table.loc["et_fused"]
-    ds.attrs = {"Conventions": "CF-1.8", "featureType": "point", "data_kind": "real",
+    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "point", "data_kind": "real",
                 "title": "Stage-2 ET fusion at ECOSTRESS cal/val towers, validated by leaving towers out",
                 "source": "FLAML AutoML (LightGBM) from the ECOSTRESS model ET estimates and tower forcing to tower ET",
                 "references": REFERENCES, "validation_n": int(fused["n"]), "validation_kge": float(fused["kge"]),
@@ -981,15 +959,19 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
         ds[name] = ds[name].astype("float64")
         ds[name].attrs = {
             "standard_name": "water_evapotranspiration_amount", "units": "kg m-2",
-            "cell_methods": "time: sum (interval: 1 month)",
+            "cell_methods": "time: sum (interval: 1 month)", "coverage_content_type": "modelResult",
+            "comment": "1 kg m-2 = 1 mm of liquid water",
             "long_name": (f"{product} reconstructed by LightGBM from precipitation and runoff" if name.endswith("_rec")
                           else f"{product} basin mean (lehmannfa/water_storage_changes)")}
         ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time station_name"})
     for name in ("time", "time_bnds"):
         ds[name].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64",
                                   "_FillValue": None})
-    ds.attrs = {"Conventions": "CF-1.8", "featureType": "timeSeries", "data_kind": "real",
+    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": "real",
                 "title": "Stage-1 reconstruction of five ET products over GRDC major river basins",
+                "comment": "Basin means of each product and their reconstruction from basin precipitation and runoff; "
+                           "skill is scored on basins left out of training. GRDC basins carry no coordinates in the "
+                           "source tables, so the file has no latitude/longitude.",
                 "source": f"LightGBM {lightgbm.__version__}, one model per product; skill by leaving basins out",
                 "references": REFERENCES,
                 "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.et_fusion"}

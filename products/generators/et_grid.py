@@ -62,7 +62,9 @@ from products.generators.et_fusion import (
     predict,
     saturation_vapour_pressure,
 )
+from products.methods import cf
 from products.methods.chunked import GridSpec, Window, apply_chunked, cf_history, merge_attrs
+from products.methods.files import atomic_path
 
 # driver role -> GLDAS-2.1 variable name; Rainf_f_tavg is total precipitation (Rainf_tavg: rain only)
 GLDAS_FORCING = {"tair": "Tair_f_inst", "swdown": "SWdown_f_tavg", "rainf": "Rainf_f_tavg",
@@ -360,9 +362,11 @@ def predict_et_grid(model: lightgbm.LGBMRegressor, forcing, out_path: str | os.P
     pathlib.Path
         ``out_path``: CF-1.8 grid, dims (time = days, lat, lon) with ``lat``/``lon`` of the
         forcing (float64, degrees_north/east), ``time`` (midnight UTC, days since 1970-01-01,
-        bounds ``time_bnds`` = [day, next day)), ``et`` (float32, kg m-2 d-1 = mm d-1,
-        standard_name water_evapotranspiration_flux, ``_FillValue`` -9999 where the forcing is
-        missing: ocean, inland water, Antarctica), chunked (1, 256, 256), zlib level 4.
+        bounds ``time_bnds`` = [day, next day)), ``lat_bnds``/``lon_bnds``, the ``crs`` grid
+        mapping (EPSG:4326), ``et`` (float32, kg m-2 d-1 = mm d-1, standard_name
+        water_evapotranspiration_flux, ``_FillValue`` -9999 where the forcing is missing: ocean,
+        inland water, Antarctica), chunked (1, 256, 256), zlib level 4; ACDD extent attributes
+        (:func:`products.methods.cf.complete_grid_file`).
 
     Raises
     ------
@@ -394,7 +398,7 @@ def predict_et_grid(model: lightgbm.LGBMRegressor, forcing, out_path: str | os.P
             name="et", time=days, lat=cube.lat, lon=cube.lon, attrs=ET_ATTRS,
             time_bounds=np.stack([days, days + np.timedelta64(1, "D")], axis=1),
             global_attrs=merge_attrs({
-                "Conventions": "CF-1.8",
+                "Conventions": cf.CONVENTIONS,
                 "title": "Daily evapotranspiration from gridded forcing (LightGBM ET fusion model)",
                 "institution": "data portal ET fusion pipeline",
                 "source": f"LightGBM {lightgbm.__version__} model of ET on {', '.join(FEATURES)} (trained on tower "
@@ -407,11 +411,11 @@ def predict_et_grid(model: lightgbm.LGBMRegressor, forcing, out_path: str | os.P
                            "steps (vpd from specific humidity and surface pressure, FAO-56 eq. 11). Cells are "
                            "missing where any forcing step of the day is missing.",
                 "forcing_steps_per_day": steps_per_day.astype("int32"),
-                "geospatial_lat_min": float(cube.lat.min()), "geospatial_lat_max": float(cube.lat.max()),
-                "geospatial_lon_min": float(cube.lon.min()), "geospatial_lon_max": float(cube.lon.max()),
             }, attrs))
-        apply_chunked(features, functools.partial(predict_matrix, model=model), spec, out_path,
-                      chunk=(days_per_chunk, *chunk), workers=workers)
+        with atomic_path(out_path) as tmp:
+            apply_chunked(features, functools.partial(predict_matrix, model=model), spec, tmp,
+                          chunk=(days_per_chunk, *chunk), workers=workers)
+            cf.complete_grid_file(tmp, time_step="1D")  # bounds, crs grid mapping, ACDD extents
     finally:
         for ds in opened:
             ds.close()

@@ -17,7 +17,8 @@ in each set. This module is that chain on whatever predictors and reference it i
    :func:`classification_metrics` (confusion matrix, overall accuracy, Cohen's kappa, per-class
    recall);
 4. :func:`write_state_grid` -- the daily state grid (uint8: 0 thawed, 1 frozen, 255 fill; CF
-   ``flag_values``/``flag_meanings``), predicted window by window with
+   ``flag_values``/``flag_meanings``; stored as a CF-1.8 byte with ``_Unsigned = "true"``, read back
+   as uint8), with the ``crs`` grid mapping and cell bounds, predicted window by window with
    :func:`products.methods.chunked.predict_window` and written atomically;
 5. :func:`make_twin` -- a synthetic twin with a known answer (frozen where a synthetic temperature
    field is below 0 degC, noisy predictors) to show that the classifier and the split work.
@@ -49,12 +50,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import netCDF4
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from products.methods import chunked
+from products.methods import cf, chunked
 from products.methods.cv import block_ids
 from products.methods.files import atomic_path
 
@@ -597,6 +597,11 @@ def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, feature
     memory is bounded by the window. The file is written under a temporary name in the target
     folder and moved into place only when complete.
 
+    CF-1.8 has no unsigned types: uint8 grids are stored as ``byte`` with ``_Unsigned = "true"``
+    (:func:`products.methods.cf.unsigned_byte`), ``_FillValue`` -1 and int8 ``flag_values``; netCDF4
+    and xarray read them back as uint8 with fill 255. Coordinates, bounds, ``crs`` and the ACDD
+    extent attributes come from :func:`products.methods.cf.grid_coordinates`.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -653,42 +658,42 @@ def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, feature
             raise ValueError("predictions other than 0 (thawed) and 1 (frozen)")
         return labels
 
+    import sklearn
+
+    global_attrs = _netcdf_attrs({"Conventions": cf.CONVENTIONS, "data_kind": data_kind, "references": REFERENCES,
+                                  "source": f"Extremely Randomized Trees (scikit-learn {sklearn.__version__} "
+                                            f"ExtraTreesClassifier) on {', '.join(features)}",
+                                  "history": chunked.cf_history(__name__), **(attrs or {}),
+                                  "features": ", ".join(features)})
+    global_attrs["data_kind"] = data_kind  # the caller's attrs never relabel the data
+    coords = cf.grid_coordinates(predictors["time"].values, predictors["lat"].values, predictors["lon"].values,
+                                 time_step="1D", attrs=global_attrs)
     with atomic_path(path) as tmp:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-            for dim, n in zip(("time", "lat", "lon"), shape, strict=True):
-                nc.createDimension(dim, n)
-            tv = nc.createVariable("time", "f8", ("time",))
-            tv.setncatts({"standard_name": "time", "axis": "T", "units": chunked.TIME_UNITS, "calendar": "standard"})
-            tv[:] = chunked.days_since_epoch(predictors["time"].values)
-            for name, units, std in (("lat", "degrees_north", "latitude"), ("lon", "degrees_east", "longitude")):
-                v = nc.createVariable(name, "f8", (name,))
-                v.setncatts({"standard_name": std, "long_name": std, "units": units,
-                             "axis": "Y" if name == "lat" else "X"})
-                v[:] = predictors[name].values.astype("float64")
-            state = nc.createVariable("ft_state", "u1", ("time", "lat", "lon"), zlib=True, complevel=4,
-                                      chunksizes=chunks, fill_value=STATE_FILL)
-            state.setncatts({**STATE_ATTRS, "long_name": "surface soil freeze/thaw state (Extremely Randomized "
-                                                           f"Trees; {data_kind})", "coordinates": "time lat lon"})
+        with cf.create_grid_netcdf(tmp, coords) as nc:
+            state = nc.createVariable("ft_state", "i1", ("time", "lat", "lon"), zlib=True, complevel=4,
+                                      chunksizes=chunks, fill_value=cf.unsigned_byte_fill(STATE_FILL))
+            state.setncatts(cf.grid_variable_attributes(cf.unsigned_byte(
+                {**STATE_ATTRS, "long_name": f"surface soil freeze/thaw state (Extremely Randomized Trees; {data_kind})"}),
+                coverage_content_type="thematicClassification"))
             state.set_auto_maskandscale(False)
             out_vars = {}
-            for name, (_, vattrs) in extra.items():
-                v = nc.createVariable(name, extra[name][0].dtype, ("time", "lat", "lon"), zlib=True, complevel=4,
-                                      chunksizes=chunks, fill_value=fills[name])
-                v.setncatts(dict(vattrs))
+            for name, (arr, vattrs) in extra.items():
+                unsigned = arr.dtype == np.dtype("u1")
+                v = nc.createVariable(name, "i1", ("time", "lat", "lon"), zlib=True, complevel=4, chunksizes=chunks,
+                                      fill_value=cf.unsigned_byte_fill(fills[name]) if unsigned else fills[name])
+                kind = "thematicClassification" if unsigned else "auxiliaryInformation"
+                v.setncatts(cf.grid_variable_attributes(cf.unsigned_byte(vattrs) if unsigned else dict(vattrs),
+                                                        coverage_content_type=vattrs.get("coverage_content_type", kind)))
                 v.set_auto_maskandscale(False)
                 out_vars[name] = v
-            nc.setncatts(_netcdf_attrs({"Conventions": "CF-1.8", "data_kind": data_kind, "references": REFERENCES,
-                                        "history": chunked.cf_history(__name__), **(attrs or {}),
-                                        "features": ", ".join(features)}))
-            nc.data_kind = data_kind  # the caller's attrs never relabel the data
             for window in todo:
                 values = chunked.predict_window(window, features_of, checked)
                 labels = np.where(values == chunked.FILL_VALUE, STATE_FILL, values).astype("u1")
-                state[window.key] = labels
+                state[window.key] = labels.view("i1")
                 counts["predicted"] += int((labels != STATE_FILL).sum())
                 counts["frozen"] += int((labels == FROZEN).sum())
                 for name, (arr, _) in extra.items():
-                    out_vars[name][window.key] = arr[window.key]
+                    out_vars[name][window.key] = arr[window.key].view("i1")
     return {"path": str(path), "windows": len(todo), "cells": int(np.prod(shape)), **counts}
 
 

@@ -59,7 +59,7 @@ import netCDF4
 import numpy as np
 import pandas as pd
 
-from products.methods import chunked
+from products.methods import cf, chunked
 from products.methods.cv import assert_disjoint, leave_station_out
 from products.methods.metrics import summary
 
@@ -559,34 +559,17 @@ def _tmp(path: Path) -> Path:
 
 def _create_netcdf(path: Path, grid: Grid, times: np.ndarray, name: str, attrs: Mapping, global_attrs: Mapping,
                    chunk: tuple[int, int]) -> netCDF4.Dataset:
-    ds = netCDF4.Dataset(path, "w", format="NETCDF4")
+    coords = cf.grid_coordinates(times, grid.lat, grid.lon, time_step="1D",
+                                 resolution={"lat": grid.res, "lon": grid.res}, attrs=global_attrs)
+    ds = cf.create_grid_netcdf(path, coords)
     try:
-        ds.createDimension("time", len(times))
-        ds.createDimension("lat", grid.n_lat)
-        ds.createDimension("lon", grid.n_lon)
-        ds.createDimension("nv", 2)
-        days = chunked.days_since_epoch(np.asarray(times))
-        tv = ds.createVariable("time", "f8", ("time",))
-        tv.setncatts({"standard_name": "time", "axis": "T", "units": chunked.TIME_UNITS, "calendar": "standard",
-                      "bounds": "time_bnds"})
-        tv[:] = days
-        ds.createVariable("time_bnds", "f8", ("time", "nv"))[:] = np.stack([days, days + 1], axis=1)
-        for axis, values, units, std in (("lat", grid.lat, "degrees_north", "latitude"),
-                                         ("lon", grid.lon, "degrees_east", "longitude")):
-            v = ds.createVariable(axis, "f8", (axis,))
-            v.setncatts({"standard_name": std, "units": units, "axis": "Y" if axis == "lat" else "X"})
-            v[:] = values
-        crs = ds.createVariable("crs", "i4")
-        crs.setncatts({"grid_mapping_name": "latitude_longitude", "semi_major_axis": 6378137.0,
-                       "inverse_flattening": 298.257223563, "crs_wkt": 'GEOGCS["WGS 84",DATUM["WGS_1984"]]'})
         chunks = (1, min(chunk[0], grid.n_lat), min(chunk[1], grid.n_lon))
         var = ds.createVariable(name, "i2", ("time", "lat", "lon"), zlib=True, complevel=4, shuffle=True,
                                 chunksizes=chunks, fill_value=FILL_INT)
-        var.setncatts({**{k: v for k, v in attrs.items() if v is not None}, "scale_factor": np.float32(SCALE_FACTOR),
-                       "add_offset": np.float32(ADD_OFFSET), "valid_range": np.array(VALID_RANGE, dtype="int16"),
-                       "grid_mapping": "crs"})
+        var.setncatts(cf.grid_variable_attributes({
+            **attrs, "scale_factor": np.float32(SCALE_FACTOR), "add_offset": np.float32(ADD_OFFSET),
+            "valid_range": np.array(VALID_RANGE, dtype="int16")}))
         var.set_auto_maskandscale(False)  # packed ints are written as they are
-        ds.setncatts({k: v for k, v in global_attrs.items() if v is not None})
     except BaseException:
         ds.close()
         raise
@@ -679,7 +662,7 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
     staging = _tmp(Path(tif_path)) if tif_path is not None else None  # tiled GeoTIFF, rewritten as a COG
     nc = tif = None
     n_valid = 0
-    gattrs = chunked.merge_attrs({"Conventions": "CF-1.8", "history": chunked.cf_history("products.generators.sm_1km")},
+    gattrs = chunked.merge_attrs({"Conventions": cf.CONVENTIONS, "history": chunked.cf_history("products.generators.sm_1km")},
                                  global_attrs)
     try:
         if nc_path is not None:
@@ -1027,7 +1010,8 @@ def run_twin(twin: Twin, *, seed: int = 42, validation_fraction: float = 0.3, n_
                                    "comment": "SYNTHETIC: coarse product = 0.25 degree block mean of a known truth + "
                                               "noise with gaps, gap-filled by a CDF-matched biased reanalysis; "
                                               "LightGBM downscaling trained on synthetic stations",
-                                   "train_stations": len(train_codes), "validation_stations": len(val_codes)}, attrs))
+                                   "train_stations": len(train_codes), "validation_stations": len(val_codes),
+                                   **cf.soil_layer_attributes(0.0, 0.05)}, attrs))
     truth_scores = score_against_truth(twin, coarse, model=model, nc_path=nc_path, chunk=chunk)
     return TwinResult(seamless, coarse_scores, list(train_codes), list(val_codes), cv, validation, truth_scores,
                       model, stats)

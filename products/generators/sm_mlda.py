@@ -78,6 +78,7 @@ import xarray as xr
 
 from products.methods import triple_collocation as tc
 from products.methods.aggregate import median_of_groups, per_class, per_group
+from products.methods.cf import CONVENTIONS
 from products.methods.cv import assert_disjoint, leave_station_out
 from products.methods.metrics import summary
 from products.methods.nudging import nudge, tc_gain
@@ -1243,26 +1244,33 @@ def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataF
         data[name] = (("station", "time"), grid, dict(a))
     for name, a in (station_variables or {}).items():
         values = sites[name].to_numpy()
-        data[name] = ("station", values.astype(str).astype(object) if values.dtype == object else values, dict(a))
+        data[name] = ("station", values.astype(str).astype(object) if values.dtype == object else values,
+                      {"coverage_content_type": "auxiliaryInformation", **a})
     ds = xr.Dataset(data, coords={
         "time": ("time", times, {"standard_name": "time", "long_name": "day (UTC)", "axis": "T"}),
         "station_name": ("station", sites.index.to_numpy(dtype=str).astype(object), {"cf_role": "timeseries_id",
                                                                                       "long_name": "station or pixel id"}),
-        "lat": ("station", sites["lat"].to_numpy(dtype="float64"), {"standard_name": "latitude", "units": "degrees_north"}),
-        "lon": ("station", sites["lon"].to_numpy(dtype="float64"), {"standard_name": "longitude", "units": "degrees_east"}),
+        "lat": ("station", sites["lat"].to_numpy(dtype="float64"), {"standard_name": "latitude", "long_name": "latitude",
+                                                                    "units": "degrees_north"}),
+        "lon": ("station", sites["lon"].to_numpy(dtype="float64"), {"standard_name": "longitude",
+                                                                    "long_name": "longitude", "units": "degrees_east"}),
     })
     for name in variables:
         ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time lat lon station_name"})
     for name in ("lat", "lon", "time"):
         ds[name].encoding["_FillValue"] = None
     ds["time"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
-    ds.attrs = {"Conventions": "CF-1.8", "featureType": "timeSeries", "references": REFERENCES,
+    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "references": REFERENCES,
                 "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.sm_mlda",
                 "source": f"LightGBM {lightgbm.__version__}, scikit-learn {sklearn.__version__}", **attrs}
     return ds
 
 
 SM_ATTRS = {"units": "m3 m-3", "standard_name": "volume_fraction_of_condensed_water_in_soil"}
+SATURATION_ATTRS = {"units": "%", "standard_name": "volume_fraction_of_condensed_water_in_soil_pores"}
+"""Degree of saturation (ASCAT surface soil moisture): the water-filled fraction of the pore volume."""
+SM_ERROR_STD_NAME = "volume_fraction_of_condensed_water_in_soil standard_error"
+"""CF standard name with the ``standard_error`` modifier (CF appendix C): an error standard deviation."""
 
 
 def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset:
@@ -1295,9 +1303,11 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
         pix[f"tc_err_std_{name}"] = result.labels.table[f"err_std_{name}"].to_numpy()
         pix[f"known_err_std_{name}"] = twin.known_err_std[name]
         station_vars[f"tc_err_std_{name}"] = {"long_name": f"TC error standard deviation of {name}, in passive units",
-                                              "units": "m3 m-3"}
+                                              "units": "m3 m-3", "standard_name": SM_ERROR_STD_NAME,
+                                              "coverage_content_type": "qualityInformation"}
         station_vars[f"known_err_std_{name}"] = {"long_name": f"known error standard deviation of {name}, in passive "
-                                                              "units", "units": "m3 m-3"}
+                                                              "units", "units": "m3 m-3", "standard_name": SM_ERROR_STD_NAME,
+                                                 "coverage_content_type": "qualityInformation"}
     frame = pd.DataFrame({"station": np.repeat(pix["station"].to_numpy(), n_t),
                           "time": np.tile(twin.times.to_numpy(), len(pix)),
                           "truth": twin.truth.ravel(), "insitu": twin.insitu.ravel(),
@@ -1305,10 +1315,11 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
                           "labels": result.labels.labels.ravel(), "sm_ml": result.series["ml"].ravel(),
                           "sm_mlda": result.series["ml_da"].ravel()})
     variables = {
-        "truth": {**SM_ATTRS, "long_name": "synthetic truth (bucket model)"},
-        "insitu": {**SM_ATTRS, "long_name": "synthetic in-situ station (validation pixels only)"},
+        "truth": {**SM_ATTRS, "long_name": "synthetic truth (bucket model)", "coverage_content_type": "referenceInformation"},
+        "insitu": {**SM_ATTRS, "long_name": "synthetic in-situ station (validation pixels only)",
+                   "coverage_content_type": "physicalMeasurement"},
         "passive": {**SM_ATTRS, "long_name": "synthetic passive-microwave retrieval (SMAP L3-like)"},
-        "active": {"units": "%", "long_name": "synthetic active-microwave degree of saturation (ASCAT-like)"},
+        "active": {**SATURATION_ATTRS, "long_name": "synthetic active-microwave degree of saturation (ASCAT-like)"},
         "reanalysis": {**SM_ATTRS, "long_name": "synthetic model/reanalysis soil moisture"},
         "labels": {**SM_ATTRS, "long_name": "TC-weighted merge of passive, active, reanalysis (training labels)"},
         "sm_ml": {**SM_ATTRS, "long_name": "LightGBM soil moisture from forcing, no assimilation"},

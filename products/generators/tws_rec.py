@@ -62,9 +62,12 @@ import pandas as pd
 import xarray as xr
 
 from products.generators.et_fusion import DEFAULT_PARAMS
+from products.methods import cf
 from products.methods.anomalies import monthly_anomalies
+from products.methods.cf import CONVENTIONS
 from products.methods.chunked import GridSpec, Window, apply_chunked, cf_history, merge_attrs
 from products.methods.cv import assert_disjoint, year_held_out
+from products.methods.files import atomic_path
 from products.methods.metrics import pearson_r, summary
 
 BASELINE = ("2004-01-01", "2009-12-31")  # 2004.0-2009.999, the GRACE mascon reference period
@@ -761,8 +764,10 @@ def _long_name(name: str) -> str:
 
 def _storage_attrs(name: str) -> dict:
     return {"long_name": _long_name(name), "units": TWS_UNITS,
-            "comment": "liquid water equivalent thickness; 1 mm = 1 kg m-2. No CF standard name fits a total "
-                       "terrestrial water storage anomaly (lwe_thickness_of_* names cover single stores)."}
+            "coverage_content_type": "modelResult" if name.endswith(("_rec", "_cv")) else "physicalMeasurement",
+            "comment": "liquid water equivalent thickness; 1 mm = 1 kg m-2. No CF standard name fits: "
+                       "land_water_amount is the absolute terrestrial water storage, and the CF table has no "
+                       "name for its anomaly from a baseline."}
 
 
 def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, data_kind: str = "real",
@@ -797,22 +802,30 @@ def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, d
                                         {"cf_role": "timeseries_id", "long_name": "GRDC major river basin"}))
     if attributes is not None:
         a = attributes.reindex(stations)
-        ds["continent"] = ("station", a["continent"].fillna("").astype(str).to_numpy(object),
-                           {"long_name": "GRDC region of the basin (basins.dbf CONTINENT)"})
-        ds["area"] = ("station", a["area_km2"].to_numpy(dtype="float64"),
-                      {"long_name": "basin area (basins.dbf RASTAREA)", "units": "km2"})
+        ds = ds.assign_coords(  # descriptors of each basin: auxiliary coordinates of the series (CF 9)
+            continent=("station", a["continent"].fillna("").astype(str).to_numpy(object),
+                       {"long_name": "GRDC region of the basin (basins.dbf CONTINENT)",
+                        "coverage_content_type": "auxiliaryInformation"}),
+            area=("station", a["area_km2"].to_numpy(dtype="float64"),
+                  {"long_name": "basin area (basins.dbf RASTAREA)", "units": "km2",
+                   "coverage_content_type": "auxiliaryInformation"}))
         ds["area"].encoding["_FillValue"] = np.nan
     ds = _time_axis(ds.drop_vars("station"))
     for name in columns:
         ds[name] = ds[name].astype("float64")
         ds[name].attrs = _storage_attrs(name)
-        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time station_name"})
-    ds.attrs = {"Conventions": "CF-1.8", "featureType": "timeSeries", "data_kind": data_kind,
+        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": " ".join(
+            ["time", "station_name", *(["continent", "area"] if attributes is not None else [])])})
+    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": data_kind,
                 "title": "Terrestrial water storage anomalies over GRDC major river basins: GRACE mascons and "
                          "their LightGBM reconstruction",
                 "source": f"LightGBM {lightgbm.__version__}; predictors P, ET, R ({', '.join(result.predictors.values())})"
                           f", features {', '.join(result.features)}",
                 "baseline": f"{BASELINE[0]}/{BASELINE[1]}",
+                "comment": "Anomalies relative to the baseline mean of each calendar month present; *_rec are "
+                           "reconstructions over the predictors' span, *_cv predictions for years held out of "
+                           "training, *_dd the detrended and deseasonalised variants. GRDC basins carry no "
+                           "coordinates in the source tables, so the file has no latitude/longitude.",
                 "references": REFERENCES, "history": cf_history("products.generators.tws_rec")}
     for (solution, variant), row in result.cv.iterrows():
         ds.attrs[f"{solution}_{variant}_held_out_years_nse"] = float(row["nse"])
@@ -844,15 +857,19 @@ def to_cf_regions(means: Mapping[str, pd.DataFrame], regions: pd.DataFrame, *, d
     for name, frame in means.items():
         ds[name] = (("region", "time"), frame.reindex(columns=names).to_numpy(dtype="float64").T,
                     {**_storage_attrs(name), "cell_methods": "area: mean (area-weighted over the region's basins)",
-                     "coordinates": "time region_name"})
+                     "coordinates": "time region_name n_basins basin_area"})
         ds[name].encoding["_FillValue"] = np.nan
     ds = ds.assign_coords(region_name=("region", np.array(names, dtype=object),
                                        {"cf_role": "timeseries_id", "long_name": "GRDC region (basins.dbf CONTINENT)"}))
-    ds["n_basins"] = ("region", regions["basins"].to_numpy(dtype="int32"), {"long_name": "number of basins averaged"})
-    ds["basin_area"] = ("region", regions["area_km2"].to_numpy(dtype="float64"),
-                        {"long_name": "total area of the basins averaged", "units": "km2"})
+    ds = ds.assign_coords(  # descriptors of each region: auxiliary coordinates of the series (CF 9)
+        n_basins=("region", regions["basins"].to_numpy(dtype="int32"),
+                  {"long_name": "number of basins averaged", "units": "1",
+                   "coverage_content_type": "auxiliaryInformation"}),
+        basin_area=("region", regions["area_km2"].to_numpy(dtype="float64"),
+                    {"long_name": "total area of the basins averaged", "units": "km2",
+                     "coverage_content_type": "auxiliaryInformation"}))
     ds = _time_axis(ds)
-    ds.attrs = merge_attrs({"Conventions": "CF-1.8", "featureType": "timeSeries", "data_kind": data_kind,
+    ds.attrs = merge_attrs({"Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": data_kind,
                             "title": "Area-weighted regional means of terrestrial water storage anomalies over GRDC basins",
                             "comment": "means over the basin-covered part of each region only, not the whole region",
                             "references": REFERENCES, "history": cf_history("products.generators.tws_rec")}, attrs)
@@ -1025,7 +1042,7 @@ def reconstruct_grid(mascon: xr.Dataset, p: xr.DataArray, et: xr.DataArray, r: x
         time_bounds=np.stack([times.to_numpy(), (times + pd.offsets.MonthBegin(1)).to_numpy()], axis=1)
         .astype("datetime64[ns]"),
         global_attrs=merge_attrs({
-            "Conventions": "CF-1.8", "data_kind": data_kind,
+            "Conventions": CONVENTIONS, "data_kind": data_kind,
             "title": "Terrestrial water storage anomaly reconstructed on a mascon grid (LightGBM)",
             "source": f"LightGBM {lightgbm.__version__} trained on the GRACE months of the mascon cube "
                       f"({len(y)} cell-months), features {', '.join(FEATURES)}",
@@ -1033,8 +1050,10 @@ def reconstruct_grid(mascon: xr.Dataset, p: xr.DataArray, et: xr.DataArray, r: x
             "in_sample_nse": float(in_sample["nse"]), "in_sample_r": float(in_sample["r"]),
             "references": REFERENCES, "history": cf_history("products.generators.tws_rec")}, attrs))
     features = functools.partial(grid_features, p=p, et=et, r=r, times=times, baseline=baseline, mask=mask)
-    stats = apply_chunked(features, functools.partial(_predict, model=model), spec, out_path,
-                          chunk=(full.shape[0], *chunk))
+    with atomic_path(out_path) as tmp:
+        stats = apply_chunked(features, functools.partial(_predict, model=model), spec, tmp,
+                              chunk=(full.shape[0], *chunk))
+        cf.complete_grid_file(tmp, time_step="MS")  # bounds, crs grid mapping, ACDD extents
     return {"path": Path(out_path), "training_rows": int(len(y)), "in_sample": in_sample,
             "windows": stats.n_windows, "valid_cells": stats.n_valid}
 

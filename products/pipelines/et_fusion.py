@@ -58,6 +58,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     import xarray as xr
 
     from products.generators import et_fusion
+    from products.methods import cf
 
     params = dict(run.parameters)
     sites = params.pop("sites", None)
@@ -117,7 +118,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "et_fused_ecostress_towers.nc": "CF-1.8 point: stage 2, fused ET and the five ECOSTRESS model ET estimates "
                                         "against tower ET at ECOSTRESS cal/val towers (leave-tower-out)",
     }
-    et_fusion.write_netcdf(et_fusion.to_cf_dataset(result, drivers, attrs=attrs), workdir / "et_fusion_timeseries.nc")
+    cf.write_netcdf(et_fusion.to_cf_dataset(result, drivers, attrs=attrs), workdir / "et_fusion_timeseries.nc")
     timed(run, timings, "tower_predict_and_write", t)
 
     if forcing_grid:
@@ -132,8 +133,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     t = time.perf_counter()
     reconstruction = et_fusion.reconstruct_products(basin_obs, n_splits=basin_splits, seed=seed)
-    et_fusion.write_netcdf(et_fusion.reconstruction_to_cf(reconstruction, attrs=attrs),
-                           workdir / "et_basin_reconstruction.nc")
+    cf.write_netcdf(et_fusion.reconstruction_to_cf(reconstruction, attrs=attrs), workdir / "et_basin_reconstruction.nc")
     timed(run, timings, "stage1_reconstruction", t)
 
     t = time.perf_counter()
@@ -143,8 +143,8 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     t = time.perf_counter()
     fused = et_fusion.fuse_at_towers(ecostress_obs, **fusion)
-    et_fusion.write_netcdf(et_fusion.fusion_to_cf(fused, ecostress_stations, attrs=attrs),
-                           workdir / "et_fused_ecostress_towers.nc")
+    cf.write_netcdf(et_fusion.fusion_to_cf(fused, ecostress_stations, attrs=attrs),
+                    workdir / "et_fused_ecostress_towers.nc")
     timed(run, timings, "stage2_fusion", t)
 
     validation = [

@@ -131,6 +131,7 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     from django.conf import settings
 
     from products.generators import freeze_thaw as ft
+    from products.methods import cf
 
     params = _parameters(run)
     timings: dict = {}
@@ -191,7 +192,8 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                               "(daily mean of 6-hourly steps) < 273.15 K; predictors = GLDAS deeper soil temperatures "
                               "and latitude (no elevation-like field is derivable). Split 70/15/15 by "
                               f"{block:g}-degree spatial blocks of pixels (one day: no split by year).",
-                   "geospatial_bounds": json.dumps(bbox) if bbox else "global GLDAS land",
+                   "region_bbox": json.dumps(bbox) if bbox else "global GLDAS land",
+                   **cf.soil_layer_attributes(0.0, 0.1),  # the state of the 0-10 cm layer the reference defines
                    "model_parameters": res.params, "metrics": {s: res.metrics[s] for s in ft.SETS}})
         out_files[name] = (f"PROXY EXPERIMENT ({region}): daily freeze/thaw state grid of 2015-01-01 (uint8, 0 thawed, "
                            "1 frozen) predicted by Extremely Randomized Trees from GLDAS deeper soil temperatures and "

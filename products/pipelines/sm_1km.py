@@ -77,6 +77,7 @@ def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
     """GLDAS day -> seamless rule -> packed files; returns the field, its grid and facts for the summary."""
     from ingestion.readers import gldas
     from products.generators import sm_1km
+    from products.methods import cf
 
     layers = []
     for path in files:
@@ -93,7 +94,7 @@ def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
     sm_1km.write_product(functools.partial(sm_1km.field_features, values=seamless.sm), sm_1km.first_column,
                          grid=grid, times=day, nc_path=workdir / "sm_coarse_real.nc",
                          tif_path=workdir / "sm_coarse_real.tif", chunk=(300, 720), global_attrs={
-                             **attrs, "data_kind": sm_1km.REAL,
+                             **attrs, "data_kind": sm_1km.REAL, **cf.soil_layer_attributes(0.0, 0.1),
                              "title": "Seamless coarse (0.25 degree) surface soil moisture, step 1 (REAL)",
                              "source": f"GLDAS-2.1 Noah SoilMoi0_10cm_inst, daily mean of {len(files)} 3-hourly files "
                                        "of 2016-01-01, kg m-2 / 100 = m3 m-3",
@@ -108,6 +109,7 @@ def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
     """MODIS LST tile -> 1 km lat/lon grid; the coarse field bilinear on it, written packed."""
     from ingestion.readers import modis
     from products.generators import sm_1km
+    from products.methods import cf
 
     ds = modis.open_grid(tile)
     try:
@@ -125,9 +127,11 @@ def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
                          sm_1km.first_column, grid=grid, times=np.array(["2016-01-01"], dtype="datetime64[ns]"),
                          nc_path=workdir / "sm_coarse_1km_real.nc", tif_path=workdir / "sm_coarse_1km_real.tif",
                          chunk=(240, 240), global_attrs={
-                             **attrs, "data_kind": sm_1km.REAL,
+                             **attrs, "data_kind": sm_1km.REAL, **cf.soil_layer_attributes(0.0, 0.1),
                              "title": "GLDAS coarse soil moisture bilinearly interpolated to 1 km over MODIS tile "
                                       f"{granule} (REAL; the coarse-only input of step 2, not a downscaled product)",
+                             "source": "sm_coarse_real.nc (GLDAS-2.1 Noah, 2016-01-01) interpolated bilinearly onto "
+                                       f"the 1 km latitude/longitude grid of MODIS tile {granule}",
                              "comment": "REAL. The downscaling model could not run: no NDVI, albedo or terrain grids "
                                         "and no ISMN training rows on this tile or day."})
     return {"granule": granule, "lst_day": str(np.datetime_as_string(day, unit="D")),

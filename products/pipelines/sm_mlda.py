@@ -119,7 +119,8 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
     frames = [insitu[["station", "time", "insitu"]]]
     sites = [ismn_stations.rename(columns={"code": "station"})[["station", "lat", "lon"]].assign(site_type="in_situ")]
     variables = {"insitu": {**sm_mlda.SM_ATTRS, "long_name": "ISMN in-situ surface soil moisture, daily mean of "
-                                                              "good-quality hourly values (REAL)"}}
+                                                              "good-quality hourly values (REAL)",
+                            "coverage_content_type": "physicalMeasurement"}}
     if sat is not None:
         long = []
         for name, table in (("ssm", sat["wide"]), ("ssm_background", sat["background"]),
@@ -134,10 +135,10 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
         sites.append(pts[pts["station"].isin(sat["analysis"].index)][["station", "lat", "lon"]]
                      .assign(site_type="satellite_point"))
         variables.update({
-            "ssm": {"units": "%", "long_name": "ASCAT/ERS surface soil moisture (degree of saturation), screened, "
-                                               "daily mean (REAL)"},
-            "ssm_background": {"units": "%", "long_name": "leave-year-out day-of-year climatology of ssm (REAL)"},
-            "ssm_nudged": {"units": "%", "long_name": "climatological background nudged toward the retrievals not "
+            "ssm": {**sm_mlda.SATURATION_ATTRS, "long_name": "ASCAT/ERS surface soil moisture (degree of saturation), screened, "
+                                               "daily mean (REAL)", "coverage_content_type": "physicalMeasurement"},
+            "ssm_background": {**sm_mlda.SATURATION_ATTRS, "long_name": "leave-year-out day-of-year climatology of ssm (REAL)"},
+            "ssm_nudged": {**sm_mlda.SATURATION_ATTRS, "long_name": "climatological background nudged toward the retrievals not "
                                                       "withheld (REAL)"}})
     frame = pd.concat(frames, ignore_index=True)
     for name in variables:
@@ -153,7 +154,7 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
 def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     """Real ISMN/ASCAT pieces and the synthetic twin of the SM ML-DA chain; see the module docstring."""
     from products.generators import sm_mlda
-    from products.generators.et_fusion import write_netcdf
+    from products.methods.cf import write_netcdf
 
     params = _parameters(run)
     timings: dict = {}

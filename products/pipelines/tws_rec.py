@@ -68,7 +68,7 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     """
     from ingestion.readers.basins import read_basins_dbf, read_basins_xlsx
     from products.generators import tws_rec
-    from products.generators.et_fusion import write_netcdf
+    from products.methods.cf import write_netcdf
 
     params = dict(run.parameters)
     basins = params.pop("basins", None)

@@ -202,7 +202,7 @@ def test_the_chunked_et_grid_equals_predicting_the_whole_cube_at_once(tmp_path, 
     assert (out["time_bnds"].values[:, 1] - out["time_bnds"].values[:, 0] == np.timedelta64(1, "D")).all()
     assert out["et"].attrs["units"] == "kg m-2 d-1"
     assert out["et"].attrs["standard_name"] == "water_evapotranspiration_flux"
-    assert out.attrs["Conventions"] == "CF-1.8" and out.attrs["data_kind"] == "synthetic"
+    assert out.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and out.attrs["data_kind"] == "synthetic"
     assert list(out.attrs["forcing_steps_per_day"]) == [8, 8]
     np.testing.assert_array_equal(out["lat"].values, ds["lat"].values)
 

@@ -13,6 +13,7 @@ import xarray as xr
 from ingestion.readers.base import ReaderError
 from ingestion.readers.cardamom import read_cardamom
 from products.generators import et_fusion
+from products.methods import cf
 from products.methods.metrics import summary
 
 SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren", "US-Ha1", "US-MMS", "US-Var",
@@ -157,11 +158,10 @@ def test_era5_drivers_reject_unexpected_units(era5):
 def test_the_cf_file_opens_with_the_required_metadata(result, drivers, tmp_path):
     era5_pred = drivers.assign(et_pred=et_fusion.predict(result.final_model, drivers))
     assert np.isfinite(era5_pred["et_pred"]).all() and era5_pred["et_pred"].between(-1, 15).all()
-    path = et_fusion.write_netcdf(et_fusion.to_cf_dataset(result, era5_pred, attrs={"id": "test-id"}),
-                                  tmp_path / "et.nc")
+    path = cf.write_netcdf(et_fusion.to_cf_dataset(result, era5_pred, attrs={"id": "test-id"}), tmp_path / "et.nc")
     assert [p.name for p in tmp_path.iterdir()] == ["et.nc"]  # no temporary file left
     with xr.open_dataset(path) as ds:
-        assert ds.attrs["Conventions"] == "CF-1.8" and ds.attrs["featureType"] == "timeSeries"
+        assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and ds.attrs["featureType"] == "timeSeries"
         assert ds.attrs["id"] == "test-id"
         for key in ("title", "institution", "source", "history"):
             assert ds.attrs[key]
@@ -188,16 +188,17 @@ def test_the_cf_file_opens_with_the_required_metadata(result, drivers, tmp_path)
     with netCDF4.Dataset(path) as raw:
         assert raw["time"].units == "days since 1970-01-01"
         assert raw["time"].standard_name == "time"
-        assert raw["et"].coordinates == "time lat lon station_name"
+        assert raw["et"].coordinates == "time lat lon station_name cv_fold"
+        assert raw["et"].grid_mapping == "crs" and raw["time"].bounds == "time_bnds"
         assert np.isnan(raw["et"]._FillValue) and np.isnan(raw["et_obs"]._FillValue)
         assert list(raw["is_validation"].flag_values) == [0, 1]
 
 
 def test_a_failed_write_keeps_the_previous_file(result, tmp_path):
-    path = et_fusion.write_netcdf(et_fusion.to_cf_dataset(result, attrs={}), tmp_path / "et.nc")
+    path = cf.write_netcdf(et_fusion.to_cf_dataset(result, attrs={}), tmp_path / "et.nc")
     before = path.read_bytes()
     broken = et_fusion.to_cf_dataset(result, attrs={"bad": {"not": "serialisable"}})
     with pytest.raises(TypeError):
-        et_fusion.write_netcdf(broken, path)
+        cf.write_netcdf(broken, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["et.nc"]

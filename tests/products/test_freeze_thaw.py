@@ -4,6 +4,7 @@ The generator tests need no database; the pipeline test runs ``products.services
 real GLDAS sample day (proxy experiment, Tibetan Plateau box only, few trees) and a small twin.
 """
 
+import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
@@ -90,6 +91,14 @@ def test_the_reference_field_can_never_be_a_predictor(twin):
         ft.samples(twin.predictors, twin.truth, twin.features, reference_source="tb_like")
 
 
+def raw(path, name: str) -> np.ndarray:
+    """The stored integers of ``name`` as netCDF4 reads them (``_Unsigned`` bytes as uint8), fill not masked."""
+    with netCDF4.Dataset(path) as nc:
+        var = nc[name]
+        var.set_auto_mask(False)
+        return var[:]
+
+
 def test_the_state_grid_is_cf_flagged_uint8_written_window_by_window(twin, fitted, tmp_path):
     data, split, res = fitted
     shape = twin.truth.shape
@@ -101,14 +110,19 @@ def test_the_state_grid_is_cf_flagged_uint8_written_window_by_window(twin, fitte
                                attrs={"data_kind": "real"})
     assert grid["windows"] == 2 * 3 * 3 and grid["predicted"] == twin.truth.size
     assert [p.name for p in tmp_path.iterdir()] == ["ft.nc"]  # no temporary left
-    with xr.open_dataset(path, mask_and_scale=False) as ds:
-        state = ds["ft_state"]
-        assert state.dtype == np.uint8 and state.attrs["_FillValue"] == 255
-        assert list(state.attrs["flag_values"]) == [0, 1] and state.attrs["flag_meanings"] == "thawed frozen"
+    with netCDF4.Dataset(path) as nc:  # CF-1.8 byte with _Unsigned: stored int8, flags of the same type
+        state = nc["ft_state"]
+        assert state.dtype == np.int8 and state._Unsigned == "true" and state._FillValue == -1
+        assert state.flag_values.dtype == np.int8 and list(state.flag_values) == [0, 1]
+        assert state.flag_meanings == "thawed frozen" and state.grid_mapping == "crs"
+    state = raw(path, "ft_state")
+    assert state.dtype == np.uint8 and set(np.unique(state)) <= {0, 1, 255}  # read back as uint8, fill 255
+    expected = res.model.predict(data.X)
+    assert (state.reshape(-1)[data.flat] == expected).all()
+    with xr.open_dataset(path) as ds:
+        assert ds["ft_state"].encoding["dtype"] == np.int8 and ds["ft_state"].encoding["_Unsigned"] == "true"
         assert ds.attrs["data_kind"] == "synthetic twin"  # attrs cannot relabel the data
-        expected = res.model.predict(data.X)
-        assert (state.values.reshape(-1)[data.flat] == expected).all()
-        assert ds["split"].dtype == np.int8 and set(np.unique(ds["split"].values)) == {0, 1, 2}
+        assert ds["split"].encoding["dtype"] == np.int8 and set(np.unique(raw(path, "split"))) == {0, 1, 2}
     with pytest.raises(ValueError, match="data_kind"):
         ft.write_state_grid(path, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
                             data_kind="measured")
@@ -130,8 +144,8 @@ def test_missing_predictors_give_fill_in_the_grid(twin, fitted, tmp_path):
     preds["tb_like"][0, :5, :5] = np.nan
     ft.write_state_grid(tmp_path / "m.nc", predictors=preds, features=twin.features, predict=res.model.predict,
                         data_kind=ft.SYNTHETIC)
-    with xr.open_dataset(tmp_path / "m.nc", mask_and_scale=False) as ds:
-        assert (ds["ft_state"].values[0, :5, :5] == 255).all() and (ds["ft_state"].values[1] != 255).all()
+    state = raw(tmp_path / "m.nc", "ft_state")
+    assert (state[0, :5, :5] == 255).all() and (state[1] != 255).all()
 
 
 PIPELINE_PARAMS = {"regions": ["tibetan_plateau"], "n_estimators": 20, "min_samples_leaf": [5],
@@ -151,14 +165,14 @@ def test_the_pipeline_publishes_labelled_proxy_and_twin_grids_with_metrics(setti
     assert names == {"freeze_thaw_proxy_tibetan_plateau.nc", "freeze_thaw_twin.nc", "freeze_thaw_metrics.csv",
                      "freeze_thaw_metrics.json"}
     root = settings.DATA_ROOT
-    with xr.open_dataset(f"{root}/{version.files.get(name='freeze_thaw_proxy_tibetan_plateau.nc').path}",
-                         mask_and_scale=False) as ds:
+    proxy = f"{root}/{version.files.get(name='freeze_thaw_proxy_tibetan_plateau.nc').path}"
+    with xr.open_dataset(proxy) as ds:
         assert ds.attrs["data_kind"] == "proxy experiment" and "PROXY" in ds.attrs["comment"]
         assert ds.sizes["lat"] == 60 and ds.sizes["lon"] == 128  # 25-40 N, 73-105 E at 0.25 degree
         assert "SoilTMP0_10cm" not in ds.attrs["features"] and "t_soil_10_40cm" in ds.attrs["features"]
-        ref, state = ds["ft_reference"].values, ds["ft_state"].values
-        both = (ref != 255) & (state != 255)
-        assert both.sum() > 5000 and (ref[both] == state[both]).mean() > 0.9
+    ref, state = raw(proxy, "ft_reference"), raw(proxy, "ft_state")
+    both = (ref != 255) & (state != 255)
+    assert both.sum() > 5000 and (ref[both] == state[both]).mean() > 0.9
     with xr.open_dataset(f"{root}/{version.files.get(name='freeze_thaw_twin.nc').path}") as ds:
         assert ds.attrs["data_kind"] == "synthetic twin"
     table = pd.read_csv(f"{root}/{version.files.get(name='freeze_thaw_metrics.csv').path}")

@@ -229,7 +229,7 @@ def test_every_output_file_must_say_whether_it_is_real_or_synthetic():
 
 
 def test_the_twin_file_is_labelled_synthetic_and_carries_the_tc_check(result, tmp_path):
-    from products.generators.et_fusion import write_netcdf
+    from products.methods.cf import write_netcdf
 
     path = write_netcdf(sm_mlda.twin_dataset(result), tmp_path / "twin.nc")
     with xr.open_dataset(path) as ds:
@@ -303,7 +303,7 @@ def test_generate_publishes_a_version_with_real_and_synthetic_files(sm_run):
     assert names == {"sm_mlda_twin.nc", "sm_mlda_real.nc"}
     root = Path(settings.DATA_ROOT)
     with xr.open_dataset(root / version.files.get(name="sm_mlda_twin.nc").path) as ds:
-        assert ds.attrs["data_kind"] == "synthetic twin" and ds.attrs["Conventions"] == "CF-1.8"
+        assert ds.attrs["data_kind"] == "synthetic twin" and ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
         assert ds.sizes["station"] == PARAMS["twin_pixels"]
     with xr.open_dataset(root / version.files.get(name="sm_mlda_real.nc").path) as ds:
         assert ds.attrs["data_kind"] == "real" and ds.attrs["ascat_ingested"] == "yes"

@@ -184,14 +184,14 @@ def test_the_twin_is_reconstructed_on_held_out_years_and_before_grace(twin_resul
 
 
 def test_every_basin_file_says_real_or_synthetic_and_is_cf(twin_result, tmp_path):
-    from products.generators.et_fusion import write_netcdf
+    from products.methods.cf import write_netcdf
 
     result, _ = twin_result
     attrs = pd.DataFrame({"continent": ["Europe"] * 6, "area_km2": np.arange(1.0, 7.0)},
                          index=[f"B{i}" for i in range(6)])
     path = write_netcdf(tws_rec.to_cf_basins(result, attrs, data_kind="synthetic"), tmp_path / "b.nc")
     with xr.open_dataset(path) as ds:
-        assert ds.attrs["Conventions"] == "CF-1.8" and ds.attrs["featureType"] == "timeSeries"
+        assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and ds.attrs["featureType"] == "timeSeries"
         assert ds.attrs["data_kind"] == "synthetic"
         assert ds["station_name"].attrs["cf_role"] == "timeseries_id"
         assert ds["tws_jpl_rec"].attrs["units"] == "mm" and "time_bnds" in ds
@@ -262,7 +262,7 @@ def test_the_gridded_path_reconstructs_a_mascon_cube_chunk_by_chunk(tmp_path):
                                     params=SMALL, data_kind="synthetic")
     assert info["windows"] == 4 and info["in_sample"]["r"] > 0.9
     with xr.open_dataset(out) as ds:
-        assert ds.attrs["data_kind"] == "synthetic" and ds.attrs["Conventions"] == "CF-1.8"
+        assert ds.attrs["data_kind"] == "synthetic" and ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
         rec = ds["tws_rec"]
         assert rec.dims == ("time", "lat", "lon") and rec.attrs["units"] == "mm"
         assert ds.sizes["time"] == truth.sizes["time"]  # the predictors' span: back to 1995
