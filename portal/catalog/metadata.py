@@ -24,7 +24,12 @@ from .models import Dataset, DatasetPerson, DatasetVersion
 NAMING_AUTHORITY = "org.hydroportal"
 """ACDD ``naming_authority``: reverse-DNS of the portal; ``id`` is the record's id within it."""
 KEYWORDS_VOCABULARY = "TPDC:TPDC keywords (topic, place and subject tags of the National Tibetan Plateau Data Center)"
+STANDARD_NAME_VOCABULARY = "CF Standard Name Table v93"
+"""The table the writers pick standard names from and the checkers validate against: the one
+``compliance-checker`` ships (its ``data/cf-standard-name-table.xml``, version 93). Naming another
+version makes the IOOS checker try to download that table."""
 LICENSE_DEFAULT = "CC-BY-4.0 (https://creativecommons.org/licenses/by/4.0/)"
+PORTAL_NAME = "Land-surface hydrology data portal"
 
 
 def _text(html: str, limit: int | None = None) -> str:
@@ -50,10 +55,15 @@ def acdd_attributes(dataset: Dataset, version: DatasetVersion | None = None) -> 
     -------
     dict of str to str
         ``title``, ``summary``, ``keywords`` with ``keywords_vocabulary``, ``id`` and
-        ``naming_authority``, ``creator_*``, ``publisher_*``, ``contributor_*``, ``institution``,
-        ``license``, ``references``, ``processing_level``, ``standard_name_vocabulary``,
-        ``date_created`` / ``date_modified``, ``doi``, the Chinese title and abstract (``title_zh``,
-        ``summary_zh``), ``citation``. Empty values are left out. No extent attributes.
+        ``naming_authority``, ``creator_*`` (the record's people; the portal, as an institution,
+        when the record names nobody), ``publisher_*``, ``contributor_*``, ``institution``,
+        ``license``, ``references``, ``metadata_link`` (the record's page or DOI),
+        ``acknowledgement`` (the record's acknowledgement instruction, else the source record it is
+        based on), ``processing_level``,
+        ``standard_name_vocabulary`` (:data:`STANDARD_NAME_VOCABULARY`), ``date_created`` (the
+        record's), ``date_modified`` and ``date_metadata_modified`` (the record's last update),
+        ``doi``, the Chinese title and abstract (``title_zh``, ``summary_zh``), ``citation``. Empty
+        values are left out. No extent attributes. Dates are ISO 8601.
     """
     saved = not dataset._state.adding  # an unsaved record (benchmarks, previews) has no people or tags yet
     people = (list(DatasetPerson.objects.filter(dataset=dataset).select_related("person").order_by("role", "order"))
@@ -71,34 +81,39 @@ def acdd_attributes(dataset: Dataset, version: DatasetVersion | None = None) -> 
         "summary_zh": _text(dataset.abstract_cn, 4000),
         "keywords": _join([*tags, dataset.category]),
         "keywords_vocabulary": KEYWORDS_VOCABULARY,
-        "standard_name_vocabulary": "CF Standard Name Table v84",
+        "standard_name_vocabulary": STANDARD_NAME_VOCABULARY,
         "id": dataset.id,
         "naming_authority": NAMING_AUTHORITY,
         "doi": dataset.doi,
         "cstr": dataset.cstr,
-        "creator_name": _join(p.true_name for p in creators),
-        "creator_type": "person" if creators else "",
-        "creator_institution": _join(p.work_for for p in creators),
+        # a record naming nobody: the files were created (regenerated) by the portal itself
+        "creator_name": _join(p.true_name for p in creators) or PORTAL_NAME,
+        "creator_type": "person" if creators else "institution",
+        "creator_institution": _join(p.work_for for p in creators) if creators else PORTAL_NAME,
         "creator_email": _join(p.email for p in creators),
         "contributor_name": _join(p.true_name for p in contributors),
         "contributor_role": _join("contributor" for _ in contributors),
-        "institution": _join(p.work_for for p in creators) or "Land-surface hydrology data portal",
-        "publisher_name": dataset.source_portal or "Land-surface hydrology data portal",
+        "institution": _join(p.work_for for p in creators) or PORTAL_NAME,
+        "publisher_name": dataset.source_portal or PORTAL_NAME,
         "publisher_type": "institution",
-        "publisher_institution": dataset.source_portal or "Land-surface hydrology data portal",
+        "publisher_institution": dataset.source_portal or PORTAL_NAME,
         "publisher_url": dataset.source_url or portal_url,
         "publisher_email": dataset.service_email,
         "creator_url": dataset.source_url or portal_url,
         "license": dataset.license_url or LICENSE_DEFAULT,
         "references": _join(references),
+        "metadata_link": f"{portal_url}/datasets/{dataset.id}/" if portal_url else doi_url or dataset.source_url,
+        "acknowledgement": _text(dataset.ref_instruction_en or dataset.ref_instruction_cn, 2000) or (
+            f"Based on the {dataset.source_portal} record {dataset.source_url}" if dataset.source_portal else ""),
         "citation": dataset.ref_way_en or dataset.ref_way_cn or dataset.title_en,
         "processing_level": f"L{dataset.data_level}" if dataset.data_level is not None else "L4 (model output from "
                             "machine learning on observations)",
         "source": _text(dataset.source_en or dataset.source_cn, 2000),
-        "project": "Land-surface hydrology data portal",
+        "project": PORTAL_NAME,
         "date_created": (dataset.created or dataset.publish_time).isoformat() if (dataset.created or dataset.publish_time)
         else "",
         "date_modified": dataset.updated.isoformat() if dataset.updated else "",
+        "date_metadata_modified": dataset.updated.isoformat() if dataset.updated else "",
     }
     if version is not None:
         attrs["product_version"] = f"v{version.number}"
