@@ -9,6 +9,7 @@ work directory and leaves the published versions untouched.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -151,21 +152,23 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
 
     The version directory is ``DATA_ROOT/products/<product>/v<number>``; the rename happens
     inside the transaction, after every row is written, and is undone if the commit fails.
+    First every NetCDF file gets the record's discovery metadata (:func:`stamp_netcdf`), then
+    sizes and checksums are taken and the cube stores built, so all three describe the files as
+    published. Should another version be published in between, the files are stamped again with
+    the number they really get (inside the transaction).
     """
     for name in output.files:
         if not (workdir / name).is_file():
             raise RunError(f"the pipeline did not write {name}")
-    files = {name: {"size": (workdir / name).stat().st_size, "sha256": sha256(workdir / name)} for name in output.files}
-    for name in output.files:  # the cube stores subsets read (map- and time-chunked Zarr), inside the version folder
-        if name.endswith(".nc") and cube_store.holds_grid(workdir / name):
-            started = time.perf_counter()
-            cube_store.build_stores(workdir / name, source_sha256=files[name]["sha256"])
-            append_log(run.id, f"cube stores of {name} built in {time.perf_counter() - started:.1f} s")
+    expected = _next_number(run.dataset_id)
+    files = _finish_files(run, workdir, output, expected)
     final = None
     try:
         with transaction.atomic():
             Dataset.objects.select_for_update().get(id=run.dataset_id)
-            number = (run.dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+            number = _next_number(run.dataset_id)
+            if number != expected:  # another version was published meanwhile: the files name the wrong one
+                files = _finish_files(run, workdir, output, number)
             relative = Path("products") / run.product / f"v{number}"
             run.refresh_from_db(fields=["inputs", "timings", "parameters", "code_version", "started_at"])
             version = DatasetVersion.objects.create(
@@ -193,6 +196,90 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
         raise
     append_log(run.id, f"published {run.dataset_id} v{number} ({len(files)} files)")
     return version
+
+
+def _next_number(dataset_id: str) -> int:
+    """The number the next version of ``dataset_id`` gets (latest + 1, from 1)."""
+    latest = DatasetVersion.objects.filter(dataset_id=dataset_id).order_by("-number").values_list("number", flat=True)
+    return (latest.first() or 0) + 1
+
+
+def _finish_files(run: GenerationRun, workdir: Path, output: ProductOutput, number: int) -> dict:
+    """Stamp the NetCDF files as version ``number``, then take sizes and checksums and build the cube stores.
+
+    Returns
+    -------
+    dict
+        File name -> ``size`` (bytes) and ``sha256`` of the files as published.
+    """
+    for name in output.files:
+        if name.endswith(".nc"):
+            stamp_netcdf(workdir / name, dataset=run.dataset, number=number, run_id=run.id)
+    files = {name: {"size": (workdir / name).stat().st_size, "sha256": sha256(workdir / name)} for name in output.files}
+    for name in output.files:  # the cube stores subsets read (map- and time-chunked Zarr), inside the version folder
+        if name.endswith(".nc") and cube_store.holds_grid(workdir / name):
+            started = time.perf_counter()
+            cube_store.build_stores(workdir / name, source_sha256=files[name]["sha256"])
+            append_log(run.id, f"cube stores of {name} built in {time.perf_counter() - started:.1f} s")
+    return files
+
+
+# Global attributes a product file describes itself with: the record's values never replace them
+# (a synthetic twin keeps its own title; ``references`` are merged). Extents, ``featureType``,
+# ``data_kind`` and every other attribute the record does not define are left alone too.
+FILE_OWN_ATTRIBUTES = ("title", "summary", "source", "comment")
+_PUBLISHER = "products.services.publish"
+
+
+def stamp_netcdf(path: Path, *, dataset: Dataset, number: int, run_id: int | None = None) -> dict:
+    """Write the record's ACDD 1.3 discovery metadata into a NetCDF file of a version, in place.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A NetCDF-4 file in the run's work directory (not yet published).
+    dataset : Dataset
+        The record (:func:`portal.catalog.metadata.acdd_attributes`).
+    number : int
+        The version the file will belong to (``product_version = "v<number>"``).
+    run_id : int, optional
+        The generation run, named in the ``history`` line.
+
+    Returns
+    -------
+    dict
+        The attributes set. The record's attributes are added; the file's own ``title``,
+        ``summary``, ``source`` and ``comment`` stay (:data:`FILE_OWN_ATTRIBUTES`), the record's
+        links are added to the file's ``references``, ``date_created`` / ``date_issued`` /
+        ``date_modified`` / ``date_metadata_modified`` become now (UTC) and a ``history`` line is
+        appended (replacing the line of an earlier stamp). ``Conventions`` says ``CF-1.8, ACDD-1.3``.
+        A file without latitude/longitude (series of river basins, which the source tables do not
+        locate) takes the record's bounding box as its horizontal extent.
+    """
+    import netCDF4
+
+    from portal.catalog.metadata import acdd_attributes
+    from products.methods.cf import CONVENTIONS, bbox_attributes
+
+    now = timezone.now().astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = acdd_attributes(dataset)
+    with netCDF4.Dataset(path, "a") as nc:
+        present = {k: nc.getncattr(k) for k in nc.ncattrs()}
+        attrs = {k: v for k, v in record.items() if not (k in FILE_OWN_ATTRIBUTES and present.get(k))}
+        own = str(present.get("references", "")).strip()
+        links = [r.strip() for r in record.get("references", "").split(", ") if r.strip() and r.strip() not in own]
+        if own or links:
+            attrs["references"] = "; ".join([own, *links] if own else links)
+        lines = [h for h in str(present.get("history", "")).splitlines() if h.strip() and _PUBLISHER not in h]
+        lines.append(f"{now} published as {dataset.id} v{number} by {_PUBLISHER}"
+                     + (f" (run {run_id})" if run_id is not None else "") + ", with the catalog record's ACDD attributes")
+        if "geospatial_lat_min" not in present and "lat" not in nc.variables and dataset.bbox is not None:
+            attrs.update(bbox_attributes(dataset.bbox.extent))  # features without coordinates (river basins)
+        attrs.update({"Conventions": CONVENTIONS, "product_version": f"v{number}", "date_created": now,
+                      "date_issued": now, "date_modified": now, "date_metadata_modified": now,
+                      "history": "\n".join(lines)})
+        nc.setncatts(attrs)
+    return attrs
 
 
 def _with_stations(validation: list[dict]) -> list[dict]:
