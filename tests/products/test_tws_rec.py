@@ -305,8 +305,10 @@ def tws_run(django_db_setup, django_db_blocker, shared_data):
         summary = ingest("basins", [folder / f for f in (*TWS_FILES, "R_ERA5_Land_monthly.csv",
                                                           "ET_ERA5_Land_monthly.csv", "P_ERA5_Land_monthly.csv")])
         assert not summary.failed
-        call_command("generate", "tws_rec", "--params", json.dumps(PARAMS))
-        return GenerationRun.objects.filter(product="tws_rec", status="succeeded").latest("created_at")
+        runs = GenerationRun.objects.filter(product="tws_rec", status="succeeded", parameters=PARAMS)
+        if not runs.exists():  # tests/products/test_cf_published.py may have published it already
+            call_command("generate", "tws_rec", "--params", json.dumps(PARAMS))
+        return runs.latest("created_at")
 
 
 @pytest.mark.django_db
