@@ -461,10 +461,90 @@ def plan_selection(ds: xr.Dataset, request: SubsetRequest) -> Selection:
     return Selection(variables, indexers, lon_out, mask)
 
 
+# --------------------------------------------------------------------------- CF companions
+
+BOUNDS_DIM = "nv"
+"""Name of the vertex dimension of the bounds variables this module makes."""
+
+
+def _bounds_name(ds: xr.Dataset, dim: str) -> str | None:
+    """The bounds variable the coordinate ``dim`` names, if ``ds`` holds it with ``dim`` first."""
+    name = ds[dim].attrs.get("bounds") or ds[dim].encoding.get("bounds")
+    if isinstance(name, str) and name in ds.variables and ds[name].dims[:1] == (dim,) and ds[name].ndim == 2:
+        return name
+    return None
+
+
+def _made_bounds(ds: xr.Dataset, dim: str) -> xr.DataArray | None:
+    """Cell bounds of the coordinate ``dim`` of the source cube, made from all its values.
+
+    ``lat`` / ``lon``: :func:`products.methods.cf.axis_bounds` (half-way between neighbouring
+    centres; lat clipped to -90..90); ``time`` (datetime64): :func:`products.methods.cf.time_bounds`
+    (``[t, next t)``, calendar months for month starts; the portal's products label a period by
+    its start). None for other time types or an axis of one value.
+    """
+    from products.methods import cf
+
+    values = np.asarray(ds[dim].values)
+    if dim == "time":
+        if values.dtype.kind != "M" or values.size < 2:
+            return None
+        bounds = cf.time_bounds(values)
+    else:
+        bounds = cf.axis_bounds(values)
+        if bounds is None:
+            return None
+        if dim == "lat":
+            bounds = np.clip(bounds, -90.0, 90.0)
+    return xr.DataArray(bounds, dims=(dim, BOUNDS_DIM))
+
+
+def _with_companions(ds: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
+    """``ds[names]`` with the CF variables that describe them: the grid mapping they name and the
+    bounds of ``time``, ``lat`` and ``lon`` (the source's, or made by :func:`_made_bounds`).
+
+    Nothing is read but coordinates; the source's attributes are not modified.
+    """
+    out = ds[list(names)]
+    for name in names:
+        mapping = ds[name].attrs.get("grid_mapping") or ds[name].encoding.get("grid_mapping")
+        if isinstance(mapping, str) and mapping in ds.variables and ds[mapping].ndim == 0:
+            out[mapping] = ds[mapping]
+    for dim in ("time", "lat", "lon"):
+        if dim not in out.dims:
+            continue
+        name = _bounds_name(ds, dim)
+        if name is not None:
+            out[name] = ds[name]
+            continue
+        made = _made_bounds(ds, dim)
+        if made is None:
+            continue
+        name = f"{dim}_bnds"
+        out[name] = made
+        coord = out[dim].variable.copy(deep=False)
+        coord.attrs["bounds"] = name
+        out = out.assign_coords({dim: coord})
+    return out
+
+
+def _shift_lon_bounds(out: xr.Dataset, shift: np.ndarray | float) -> xr.Dataset:
+    """Shift the ``lon`` bounds of ``out`` by ``shift`` degrees (per cell or scalar), as its ``lon``."""
+    name = out["lon"].attrs.get("bounds")
+    if isinstance(name, str) and name in out.variables:
+        bounds = out[name]
+        shift = np.asarray(shift, dtype="float64")
+        values = np.asarray(bounds.values, dtype="float64") + (shift[..., None] if shift.ndim else shift)
+        out[name] = bounds.copy(data=values)
+    return out
+
+
 def _apply(ds: xr.Dataset, plan: Selection) -> xr.Dataset:
-    out = ds[plan.variables].isel(plan.indexers)
-    attrs = dict(ds["lon"].attrs) or {"standard_name": "longitude", "units": "degrees_east"}
-    return out.assign_coords(lon=("lon", plan.lon.astype(ds["lon"].dtype), attrs))
+    out = _with_companions(ds, plan.variables).isel(plan.indexers)
+    attrs = dict(out["lon"].attrs) or {"standard_name": "longitude", "units": "degrees_east"}
+    source_lon = np.asarray(ds["lon"].values, dtype="float64")[plan.indexers["lon"]]
+    out = out.assign_coords(lon=("lon", plan.lon.astype(ds["lon"].dtype), attrs))
+    return _shift_lon_bounds(out, plan.lon.astype("float64") - source_lon)
 
 
 def _masked_dtype(da: xr.DataArray) -> np.dtype:
@@ -499,7 +579,12 @@ def select(ds: xr.Dataset, request: SubsetRequest, selection: Selection | None =
         attributes, lat in the dataset's order, lon continuous and increasing from the request's
         west edge (see the module notes). A polygon request covers the polygon's bounding box
         with cells whose centres fall outside set to NaN (or to the variable's ``_FillValue`` for
-        integer variables that have one; other integer variables become float64).
+        integer variables that have one; other integer variables become float64); ``encoding``
+        (packing, fill) kept. With them, subset with the same indexers, the CF variables that
+        describe them: the grid mapping they name (e.g. ``crs``, scalar) and the cell bounds of
+        ``time``, ``lat`` and ``lon`` (dim ``nv``): the source's, or made from the source's
+        coordinates when it has none (:func:`_made_bounds`; a cube store keeps none); ``lon``
+        bounds shifted with ``lon``. Global attributes: the dataset's.
         Selection is lazy (``isel`` on the backend arrays); polygon masking stays lazy on dask
         arrays and reads only the polygon's bounding box otherwise.
 
@@ -553,8 +638,8 @@ def estimate_bytes(ds: xr.Dataset, request: SubsetRequest, selection: Selection 
     Returns
     -------
     int
-        Sum over the selected data variables and coordinates of ``size * itemsize`` (after the
-        dtype change polygon masking may cause). Equals ``select(ds, request).nbytes``. Compressed
+        Sum over the selected data variables, coordinates, bounds and grid mapping of
+        ``size * itemsize`` (after the dtype change polygon masking may cause). Equals ``select(ds, request).nbytes``. Compressed
         formats are smaller; CSV and CoverageJSON text is typically 2-4 times larger.
 
     Raises
@@ -597,8 +682,10 @@ def point_series(
     Returns
     -------
     series : xarray.Dataset
-        Variables with dims ``(time,)``, the dataset's dtypes and units; scalar coordinates ``lat``
-        and ``lon`` hold the cell's centre.
+        Variables with dims ``(time,)``, the dataset's dtypes, units and encodings; scalar
+        coordinates ``lat`` and ``lon`` hold the cell's centre; ``time_bnds`` and the grid mapping
+        (``crs``) as for :func:`select`. Global attributes: the dataset's, less its extent, with
+        the grid's ``geospatial_lat_resolution`` / ``geospatial_lon_resolution``.
     cell_centre : tuple of float
         ``(lon, lat)`` of the chosen cell's centre, lon expressed in the frame of the given ``lon``
         (e.g. -170.125 rather than 189.875 on a 0..360 grid).
@@ -631,9 +718,53 @@ def point_series(
     centre_lon = lon + ((lons[j] - lon + 180.0) % 360.0 - 180.0)
     centre_lon = float(lons[j] + round((centre_lon - lons[j]) / 360.0) * 360.0)
     t = _time_slice(ds, check_time(time) if time is not None else None, 1)
-    series = ds[names].isel(time=t, lat=i, lon=j)
-    series = series.assign_coords(lon=((), np.asarray(centre_lon, ds["lon"].dtype), ds["lon"].attrs))
+    series = _with_companions(ds, names).isel(time=t, lat=i, lon=j)
+    for dim in ("lat", "lon"):  # a point: no cell bounds on scalar coordinates (CF 7.1 wants them 2-D)
+        bounds = series[dim].attrs.get("bounds")
+        if isinstance(bounds, str) and bounds in series.variables:
+            series = series.drop_vars(bounds)
+    lat_attrs = {k: v for k, v in series["lat"].attrs.items() if k != "bounds"}
+    lon_attrs = {k: v for k, v in series["lon"].attrs.items() if k != "bounds"} or {"standard_name": "longitude",
+                                                                                     "units": "degrees_east"}
+    series = series.assign_coords(lat=((), series["lat"].values, lat_attrs),
+                                  lon=((), np.asarray(centre_lon, ds["lon"].dtype), lon_attrs))
+    series.attrs = {**_source_attrs(ds), **_resolution_attrs(lats, lons, ds.attrs)}
     return series, (centre_lon, float(lats[i]))
+
+
+def geospatial_bounds(geom: BaseGeometry) -> str:
+    """ACDD 1.3 ``geospatial_bounds`` of a lon/lat geometry: WKT in EPSG:4326 axis order.
+
+    Parameters
+    ----------
+    geom : shapely geometry
+        x = longitude (degrees east, may run past 180 to cross the antimeridian, as the
+        selections of this module do), y = latitude.
+
+    Returns
+    -------
+    str
+        WKT with *latitude first* and longitudes in -180..180, as ACDD 1.3 specifies for the
+        default EPSG:4326; a shape crossing the antimeridian is split there into a MULTIPOLYGON
+        (or MULTIPOINT / MULTILINESTRING). Read it back with :func:`region_of`.
+
+    References
+    ----------
+    ACDD 1.3, geospatial_bounds, https://wiki.esipfed.org/Attribute_Convention_for_Data_Discovery_1-3
+    """
+    pieces = []
+    for k in (-1, 0, 1):  # the parts west of -180, in -180..180 and east of 180, moved into -180..180
+        piece = geom.intersection(shapely.box(-180.0 + 360.0 * k, -90.0, 180.0 + 360.0 * k, 90.0))
+        if not piece.is_empty:
+            pieces.append(shapely.transform(piece, lambda xy, k=k: xy - np.array([360.0 * k, 0.0])))
+    region = shapely.union_all(pieces) if len(pieces) > 1 else pieces[0] if pieces else geom
+    swapped = shapely.transform(region, lambda xy: xy[:, ::-1])
+    return shapely.to_wkt(swapped, rounding_precision=6, trim=True)
+
+
+def region_of(wkt: str) -> BaseGeometry:
+    """The lon/lat geometry of an ACDD ``geospatial_bounds`` (:func:`geospatial_bounds`): x = lon."""
+    return shapely.transform(shapely.from_wkt(wkt), lambda xy: xy[:, ::-1])
 
 
 def area_mean(ds: xr.Dataset, request: SubsetRequest, selection: Selection | None = None) -> xr.Dataset:
@@ -650,13 +781,21 @@ def area_mean(ds: xr.Dataset, request: SubsetRequest, selection: Selection | Non
         Cube ``(time, lat, lon)`` as for :func:`select`.
     request : SubsetRequest
         Variables, bbox or polygon (cells whose centres fall inside), time range, strides.
+    selection : Selection, optional
+        :func:`plan_selection` of ``request`` on ``ds``, when the caller has it already.
 
     Returns
     -------
     xarray.Dataset
-        Variables with dims ``(time,)``, float64 (float32 inputs are averaged in float64), the
-        input units; ``cell_methods = "area: mean"``; the region in the global attribute
-        ``geospatial_bounds`` (WKT, lon continuous from the west edge).
+        Variables with dims ``(time,)``, float64 (float32 inputs are averaged in float64, packed
+        integers unpacked), the input units, ``cell_methods`` ending in ``area: mean`` (after the
+        source's own, e.g. ``time: mean``); ``time`` with its bounds ``time_bnds``. Flag
+        variables (``flag_values``) become the mean of their codes, units ``1``, without the flag
+        attributes (for a 0/1 flag: the area fraction of the state coded 1). Global attributes:
+        the source's less its extent, the grid's resolution, and the region averaged: the
+        requested box or polygon as ``geospatial_bounds`` (:func:`geospatial_bounds`: ACDD WKT,
+        latitude first, split at the antimeridian) with ``geospatial_bounds_crs`` and its
+        ``geospatial_lat/lon_min/max`` (lon continuous from the west edge, as :func:`select`).
 
     Raises
     ------
@@ -665,20 +804,67 @@ def area_mean(ds: xr.Dataset, request: SubsetRequest, selection: Selection | Non
 
     References
     ----------
-    xarray weighted reductions, https://docs.xarray.dev/en/stable/user-guide/computation.html#weighted-array-reductions
+    xarray weighted reductions, https://docs.xarray.dev/en/stable/user-guide/computation.html#weighted-array-reductions;
+    CF Conventions 1.8, section 7.3 (cell_methods).
     """
     sub = select(ds, request, selection)
     weights = np.cos(np.deg2rad(sub["lat"].astype("float64")))
     out = xr.Dataset(coords={"time": sub["time"]})
-    for name in sub.data_vars:
-        mean = sub[name].astype("float64").weighted(weights).mean(("lat", "lon"), skipna=True)
-        mean.attrs = {k: v for k, v in sub[name].attrs.items() if k not in ("_FillValue", "valid_range")}
-        mean.attrs["cell_methods"] = "area: mean (cos(latitude) weights, finite values only)"
+    time_bounds = sub["time"].attrs.get("bounds")
+    if isinstance(time_bounds, str) and time_bounds in sub.variables:
+        out[time_bounds] = sub[time_bounds]
+    for name in _gridded_variables(sub):
+        source = sub[name]
+        mean = source.astype("float64").weighted(weights).mean(("lat", "lon"), skipna=True)
+        attrs = {k: v for k, v in source.attrs.items()
+                 if k not in ("_FillValue", "missing_value", "valid_range", "valid_min", "valid_max", "grid_mapping",
+                              "flag_values", "flag_meanings", "flag_masks", "coordinates", "cell_methods")}
+        if "flag_values" in source.attrs:
+            codes = ", ".join(f"{v} {m}" for v, m in zip(np.atleast_1d(source.attrs["flag_values"]).tolist(),
+                                                         str(source.attrs.get("flag_meanings", "")).split(),
+                                                         strict=False))
+            attrs.pop("standard_name", None)
+            attrs.update(units="1", long_name=f"area mean of the codes of {source.attrs.get('long_name', name)} "
+                                              f"({codes})")
+        method = "area: mean (cos(latitude) weights, finite values only)"
+        attrs["cell_methods"] = f"{source.attrs['cell_methods']} {method}" if source.attrs.get("cell_methods") else method
+        mean.attrs, mean.encoding = attrs, {}
         out[name] = mean
+    out = out.assign_coords(time=sub["time"].variable)  # the means drop the time attributes (bounds)
     if request.geometry is not None:
         region = request.geometry
+    elif request.bbox is not None:
+        west, south, east, north = request.bbox
+        region = shapely.box(west, south, east if east >= west else east + 360.0, north)
     else:
-        lons, lats = sub["lon"].values, sub["lat"].values
-        region = shapely.box(float(lons.min()), float(lats.min()), float(lons.max()), float(lats.max()))
-    out.attrs["geospatial_bounds"] = region.wkt
+        edges = {dim: np.asarray(sub[_bounds_name(sub, dim) or dim].values, dtype="float64") for dim in ("lat", "lon")}
+        region = shapely.box(edges["lon"].min(), edges["lat"].min(), edges["lon"].max(), edges["lat"].max())
+    west, south, east, north = region.bounds
+    out.attrs = {**_source_attrs(ds), **_resolution_attrs(np.asarray(ds["lat"].values), np.asarray(ds["lon"].values),
+                                                           ds.attrs),
+                 "geospatial_lat_min": south, "geospatial_lat_max": north, "geospatial_lon_min": west,
+                 "geospatial_lon_max": east, "geospatial_bounds": geospatial_bounds(region),
+                 "geospatial_bounds_crs": "EPSG:4326"}
+    return out
+
+
+_EXTENT_ATTRS = ("geospatial_lat_", "geospatial_lon_", "geospatial_bounds", "time_coverage_")
+
+
+def _source_attrs(ds: xr.Dataset) -> dict[str, Any]:
+    """The global attributes of the source less those describing its extent (ACDD ``geospatial_lat/lon_*``,
+    ``geospatial_bounds*``, ``time_coverage_*``), which a subset does not share; vertical ones stay."""
+    return {k: v for k, v in ds.attrs.items()
+            if not str(k).startswith(_EXTENT_ATTRS) or str(k) == "geospatial_bounds_vertical_crs"}
+
+
+def _resolution_attrs(lats: np.ndarray, lons: np.ndarray, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """ACDD ``geospatial_lat/lon_resolution`` of the source grid: the source's own, else its spacing."""
+    out = {}
+    for dim, values in (("lat", lats), ("lon", lons)):
+        key = f"geospatial_{dim}_resolution"
+        if attrs.get(key):
+            out[key] = attrs[key]
+        elif np.asarray(values).size > 1:
+            out[key] = f"{_spacing(np.asarray(values, dtype=float)):g} degrees"
     return out

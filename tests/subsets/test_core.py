@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import shapely
 import xarray as xr
 import zarr
 from rio_cogeo.cogeo import cog_validate
@@ -340,7 +341,10 @@ def test_the_area_mean_weights_finite_cells_by_cos_latitude():
         assert result.et.values[t] == pytest.approx(total / weight, rel=1e-12)
     assert result.et.dims == ("time",)
     assert result.et.attrs["units"] == "mm day-1"
-    assert result.attrs["geospatial_bounds"].startswith("POLYGON ((5 1")
+    # the requested box, as ACDD writes it (latitude first)
+    assert core.region_of(result.attrs["geospatial_bounds"]).equals(shapely.box(0, 0, 6, 60))
+    assert result.attrs["geospatial_bounds"].startswith("POLYGON ((0 0, 60 0, 60 6")
+    assert (result.attrs["geospatial_lat_min"], result.attrs["geospatial_lat_max"]) == (0, 60)
 
 
 def test_the_area_mean_over_a_polygon_uses_the_cells_inside_and_is_nan_where_none_is_finite():
@@ -368,7 +372,7 @@ def test_netcdf_is_compressed_cf_with_the_citation_and_the_cubes_values(cubes, b
     assert path == tmp_path / "out.nc"
     with xr.open_dataset(path) as ds:
         assert ds.attrs["citation"] == "Doe et al. (2024) doi:10.1234/x"
-        assert ds.attrs["Conventions"] == "CF-1.8" and ds.attrs["title"] == "ET"
+        assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and ds.attrs["title"] == "ET"
         assert ds.et.encoding["zlib"] is True
         assert ds.lon.attrs["units"] == "degrees_east"
         np.testing.assert_array_equal(ds.lon.values, np.arange(171.0, 190.0, 2.0))
@@ -437,8 +441,9 @@ def test_geotiff_needs_one_variable(box, tmp_path):
 
 def test_csv_is_long_form_with_the_cubes_values(cubes, box, tmp_path):
     path = writers.to_csv(box, tmp_path / "out.csv")
-    frame = pd.read_csv(path)
-    assert list(frame.columns) == ["time", "lat", "lon", "et", "sm"]
+    frame = pd.read_csv(path).rename(columns=lambda c: c.split(" [")[0])  # headers "name [units]"
+    assert list(pd.read_csv(path).columns) == ["time", "lat [degrees_north]", "lon [degrees_east]", "et [mm day-1]",
+                                               "sm [m3 m-3]"]
     assert len(frame) == 3 * box.sizes["lat"] * box.sizes["lon"]
     assert frame.time.iloc[0] == "2001-01-01"
     cube = cubes["360"]
@@ -453,14 +458,14 @@ def test_csv_is_long_form_with_the_cubes_values(cubes, box, tmp_path):
 
 def test_csv_of_a_polygon_can_leave_out_the_cells_outside(cubes, tmp_path):
     sub = core.select(cubes["180"], SubsetRequest(variables=["et"], polygon="POLYGON ((0 0, 20 0.5, 5.5 15, 0 0))"))
-    frame = pd.read_csv(writers.to_csv(sub, tmp_path / "p.csv", drop_empty=True))
+    frame = pd.read_csv(writers.to_csv(sub, tmp_path / "p.csv", drop_empty=True)).rename(columns=lambda c: c.split(" [")[0])
     assert all(inside_triangle(x, y) for x, y in zip(frame.lon, frame.lat, strict=True))
     assert len(frame) == int(np.isfinite(sub.et.values).sum())
 
 
 def test_csv_of_a_point_series_has_the_cell_centre(cubes, tmp_path):
     series, centre = core.point_series(cubes["360"], -170.4, 45.9, ["et", "sm"])
-    frame = pd.read_csv(writers.to_csv(series, tmp_path / "point.csv"))
+    frame = pd.read_csv(writers.to_csv(series, tmp_path / "point.csv")).rename(columns=lambda c: c.split(" [")[0])
     assert list(frame.columns) == ["time", "lat", "lon", "et", "sm"]
     assert (frame.lon == centre[0]).all() and (frame.lat == centre[1]).all()
     np.testing.assert_array_equal(frame.et.values.astype("float32"), cubes["360"].et.sel(lon=189.0, lat=45.0).values)
