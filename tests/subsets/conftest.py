@@ -61,3 +61,12 @@ def live_grid(django_db_setup, django_db_blocker) -> DatasetVersion:
     yield version
     with django_db_blocker.unblock():
         version.delete()
+
+
+def csv_table(data: bytes):
+    """A CSV answer as a DataFrame whose columns are the bare names (the header says ``name [units]``)."""
+    import io
+
+    table = pd.read_csv(io.BytesIO(data))
+    assert all("[" in c for c in table.columns if c not in ("time",)), list(table.columns)  # units in the header
+    return table.rename(columns=lambda c: c.split(" [")[0])

@@ -1,11 +1,9 @@
 """`/api/datasets/<id>/subset/` on a published grid: formats, values, errors, size limit, login-access."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
@@ -13,7 +11,7 @@ from django.conf import settings
 
 from portal.catalog.models import Dataset
 
-from .conftest import FT
+from .conftest import FT, csv_table
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +40,7 @@ def test_a_box_as_netcdf_holds_the_grid_values_and_a_citation(client, grid_versi
 def test_an_antimeridian_box_as_csv_and_as_geotiff(client, grid_version, tmp_path):
     csv = client.get(url(bbox="178,0,-178,1", f="csv", time="2015-01-01/2015-01-01"))
     assert csv.status_code == 200
-    table = pd.read_csv(io.BytesIO(body(csv)))
+    table = csv_table(body(csv))
     assert sorted(set(table["lon"] % 360)) == [178.5, 179.5, 180.5, 181.5] and len(table) == 4
     row = table.iloc[0]
     assert row["sm"] == pytest.approx((row["lat"] + 90) * 1e3 + ((row["lon"] + 180) % 360))

@@ -1,12 +1,10 @@
 """OGC API-EDR at `/api/edr/` on a published SYNTHETIC grid: metadata, position / area / cube queries, errors."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 import xarray as xr
@@ -16,7 +14,7 @@ from portal.catalog.models import Dataset
 from portal.subsets import params as subset_params
 from portal.subsets import store
 
-from .conftest import FT, grid_values
+from .conftest import FT, csv_table, grid_values
 
 pytestmark = pytest.mark.django_db
 
@@ -128,8 +126,8 @@ def test_a_position_query_as_netcdf_and_as_csv(client, grid_version, tmp_path):
         np.testing.assert_array_equal(out["sm"].values, [source_value(t, -30.5, 100.5) for t in range(3)])
         assert out.attrs["citation"]
     csv = client.get(f"{EDR}/collections/{FT}/position", {"coords": "POINT(100.2 -30.6)"}, HTTP_ACCEPT="text/csv")
-    assert csv.status_code == 200 and csv["Content-Type"] == "text/csv"
-    table = pd.read_csv(io.BytesIO(body(csv)))
+    assert csv.status_code == 200 and csv["Content-Type"] == "text/csv; charset=utf-8"
+    table = csv_table(body(csv))
     assert list(table["sm"]) == [source_value(t, -30.5, 100.5) for t in range(3)]
 
 

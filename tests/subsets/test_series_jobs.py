@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 from django.utils import timezone
@@ -20,7 +19,7 @@ from django.utils import timezone
 from portal.subsets import params, services
 from portal.subsets.models import DownloadLog, SubsetJob
 
-from .conftest import FT, grid_values
+from .conftest import FT, csv_table, grid_values
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +36,7 @@ def body(response) -> bytes:
 def test_a_point_series_is_the_nearest_cell_with_its_centre(client, grid_version):
     response = get(client, "point", lon="10.7", lat="-20.2", f="csv")
     assert response.status_code == 200
-    table = pd.read_csv(io.BytesIO(body(response)))
+    table = csv_table(body(response))
     assert list(table["lon"].unique()) == [10.5] and list(table["lat"].unique()) == [-20.5]
     np.testing.assert_allclose(table["sm"], grid_values(np.arange(3), -20.5, 10.5))
     covjson = get(client, "point", lon="10.7", lat="-20.2", f="coveragejson", time="2015-01-02/")
@@ -57,7 +56,7 @@ def test_an_area_mean_is_the_cos_latitude_weighted_mean(client, grid_version, tm
         np.testing.assert_allclose(out["sm"].values, expected, rtol=1e-6)
         assert out.attrs["citation"] and "POLYGON" in out.attrs["geospatial_bounds"]
     polygon = "POLYGON((10 40, 14 40, 10 44, 10 40))"  # a triangle: only cells whose centres are inside
-    tri = pd.read_csv(io.BytesIO(body(get(client, "area", polygon=polygon, f="csv"))))
+    tri = csv_table(body(get(client, "area", polygon=polygon, f="csv")))
     inside = [(la, lo) for la in np.arange(40.5, 44, 1.0) for lo in np.arange(10.5, 14, 1.0) if lo - 10 + la - 40 < 4]
     wts = np.array([np.cos(np.deg2rad(la)) for la, _ in inside])
     vals = np.array([grid_values(0, la, lo) for la, lo in inside], dtype="float32")
@@ -78,7 +77,8 @@ def test_series_formats_and_errors(client, grid_version):
 def test_the_estimate_says_what_would_happen_without_reading(client, grid_version, settings):
     jobs = SubsetJob.objects.count()
     small = get(client, "subset", bbox="10,20,14,23", estimate="1").json()
-    assert small["mode"] == "direct" and small["estimated_bytes"] == 4 * 3 * 3 * 4 + 3 * 8 + 3 * 8 + 4 * 8
+    # the values (float32), the coordinates (float64) and their cell bounds (time_bnds, lat_bnds, lon_bnds)
+    assert small["mode"] == "direct" and small["estimated_bytes"] == 4 * 3 * 3 * 4 + (3 * 8 + 3 * 8 + 4 * 8) * 3
     settings.SUBSET_SYNC_MAX_BYTES = 10_000
     whole = get(client, "subset", estimate="1").json()
     assert whole["mode"] == "job" and whole["estimated_bytes"] > 10_000
@@ -107,7 +107,7 @@ def test_a_large_request_becomes_a_job_with_progress_link_checksum_and_log(clien
     assert len(data) == done.size
     (tmp_path / "job.nc").write_bytes(data)
     with xr.open_dataset(tmp_path / "job.nc") as out:
-        assert out.sizes == {"time": 3, "lat": 20, "lon": 40}
+        assert out.sizes == {"time": 3, "lat": 20, "lon": 40, "nv": 2}  # nv: the bounds' vertices
         expected = grid_values(np.arange(3)[:, None, None], out["lat"].values[None, :, None],
                                out["lon"].values[None, None, :]).astype("float32")
         np.testing.assert_array_equal(out["sm"].values, expected)
