@@ -609,7 +609,11 @@ def complete_grid_file(path: str | os.PathLike, *, time_step: str | pd.DateOffse
             var = nc[axis]
             var.setncatts({k: v for k, v in coords[axis].attrs.items() if k not in var.ncattrs() or k == "bounds"})
             name = coords[axis].attrs["bounds"]
-            if name not in nc.variables:
+            if name in nc.variables:  # CF 7.1: bounds inherit units and calendar from their coordinate
+                for key in ("units", "calendar"):
+                    if key in nc[name].ncattrs() and getattr(nc[name], key) == getattr(var, key, None):
+                        nc[name].delncattr(key)
+            else:
                 values = coords[name].values
                 if axis == "time":
                     values = netCDF4.date2num(pd.DatetimeIndex(values.reshape(-1)).to_pydatetime(), tv.units,
