@@ -63,6 +63,10 @@ ALLOWED_HOSTS = [h.strip() for h in envstr("ALLOWED_HOSTS", "127.0.0.1,localhost
 # Where the real sample data live (read-only) and where the portal writes products.
 SHARED_DATA_DIR = envpath("SHARED_DATA_DIR", BASE_DIR.parent / "shared" / "data")
 DATA_ROOT = envpath("DATA_ROOT", BASE_DIR / "var" / "data")
+# The portal's public address and contact, written into every file it publishes (ACDD publisher_url,
+# metadata_link, publisher_email); set both on a public deployment.
+PORTAL_URL = envstr("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
+PORTAL_CONTACT_EMAIL = envstr("PORTAL_CONTACT_EMAIL", "webmaster@localhost")
 # Subset downloads (README "Subset downloads"): requests up to SUBSET_SYNC_MAX_BYTES (uncompressed
 # estimate) are answered directly; larger ones become Celery jobs up to SUBSET_JOB_MAX_BYTES; above
 # that the API answers 413 and says how to split the request. Job results are deleted after

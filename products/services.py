@@ -227,7 +227,9 @@ def _finish_files(run: GenerationRun, workdir: Path, output: ProductOutput, numb
 # Global attributes a product file describes itself with: the record's values never replace them
 # (a synthetic twin keeps its own title; ``references`` are merged). Extents, ``featureType``,
 # ``data_kind`` and every other attribute the record does not define are left alone too.
-FILE_OWN_ATTRIBUTES = ("title", "summary", "source", "comment")
+FILE_OWN_ATTRIBUTES = ("title", "summary", "source", "comment", "platform", "platform_vocabulary", "instrument",
+                       "instrument_vocabulary")
+SYNTHETIC_PLATFORM = "none: a SYNTHETIC twin (made-up inputs shaped like the real ones, no instrument's data)"
 _PUBLISHER = "products.services.publish"
 
 
@@ -260,6 +262,7 @@ def stamp_netcdf(path: Path, *, dataset: Dataset, number: int, run_id: int | Non
 
     from portal.catalog.metadata import acdd_attributes
     from products.methods.cf import CONVENTIONS, bbox_attributes
+    from products.registry import product_for_dataset
 
     now = timezone.now().astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     record = acdd_attributes(dataset)
@@ -273,6 +276,18 @@ def stamp_netcdf(path: Path, *, dataset: Dataset, number: int, run_id: int | Non
         lines = [h for h in str(present.get("history", "")).splitlines() if h.strip() and _PUBLISHER not in h]
         lines.append(f"{now} published as {dataset.id} v{number} by {_PUBLISHER}"
                      + (f" (run {run_id})" if run_id is not None else "") + ", with the catalog record's ACDD attributes")
+        if str(present.get("data_kind", "")).lower().startswith("synthetic") and "platform" not in present:
+            attrs.update(platform=SYNTHETIC_PLATFORM, instrument=SYNTHETIC_PLATFORM, platform_vocabulary="none",
+                         instrument_vocabulary="none")
+        spec = product_for_dataset(dataset.id)
+        if spec is not None and spec.vertical is not None and "geospatial_vertical_min" not in present:
+            low, high, positive = spec.vertical
+            attrs.update(geospatial_vertical_min=low, geospatial_vertical_max=high, geospatial_vertical_units="m",
+                         geospatial_vertical_positive=positive,
+                         geospatial_vertical_resolution="point" if low == high else f"{high - low:g} m (one layer)")
+        for axis in ("lat", "lon"):  # features (stations, basins, regions), not a grid
+            if f"geospatial_{axis}_resolution" not in present and axis not in nc.dimensions:
+                attrs[f"geospatial_{axis}_resolution"] = "point (features at their locations, no grid)"
         if "geospatial_lat_min" not in present and "lat" not in nc.variables and dataset.bbox is not None:
             attrs.update(bbox_attributes(dataset.bbox.extent))  # features without coordinates (river basins)
         attrs.update({"Conventions": CONVENTIONS, "product_version": f"v{number}", "date_created": now,

@@ -129,6 +129,7 @@ def describe(ds: xr.Dataset) -> dict[str, Variable]:
     """
     out: dict[str, Variable] = {}
     names = [n for n in ds.variables if n in ds.dims] + [n for n in ds.variables if n not in ds.dims]
+    bounds_of = {ds[d].attrs.get("bounds"): d for d in ds.dims if d in ds.variables}  # bounds name -> its coordinate
     for name in names:
         variable = ds.variables[name]
         index = name in ds.dims and variable.ndim == 1
@@ -142,6 +143,13 @@ def describe(ds: xr.Dataset) -> dict[str, Variable]:
         else:
             continue
         attrs = dict(probe.attrs)
+        if index or name in bounds_of:  # CF 2.5.1 and 7.1: no fill on coordinates and bounds (a store's NaN default)
+            attrs.pop("_FillValue", None)
+        if name in bounds_of and dap_name(bounds_of[name]) in out:  # CF 7.1: bounds inherit units and calendar
+            parent = out[dap_name(bounds_of[name])].attrs
+            for key in ("units", "calendar"):
+                if key in attrs and str(attrs[key]) == str(parent.get(key)):
+                    del attrs[key]
         if "coordinates" in variable.encoding and "coordinates" not in attrs:
             attrs["coordinates"] = variable.encoding["coordinates"]
         out[dap_name(name)] = Variable(dap_name(name), variable, tuple(dap_name(d) for d in variable.dims), dap_type,

@@ -518,7 +518,11 @@ def _with_companions(ds: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
             out[name] = ds[name]
             continue
         made = _made_bounds(ds, dim)
-        if made is None:
+        if made is None:  # no bounds to give (one time step, say): the coordinate must not name any
+            if "bounds" in out[dim].attrs:
+                coord = out[dim].variable.copy(deep=False)
+                del coord.attrs["bounds"]
+                out = out.assign_coords({dim: coord})
             continue
         name = f"{dim}_bnds"
         out[name] = made

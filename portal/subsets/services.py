@@ -396,7 +396,9 @@ def answer(f: DatasetFile, query: Query, path: Path, *, estimate: Plan | None = 
     estimate = estimate or plan(f, query)
     with open_cube(f, layout=estimate.layout, chunked=chunked) as ds:
         result = _compute(ds, query, estimate.selection)
-        attrs = {**metadata.acdd_attributes(f.version.dataset, f.version), "source_file": f.name,
+        record = metadata.acdd_attributes(f.version.dataset, f.version)
+        # platform and instrument are the published file's own (a synthetic twin names none): kept from it
+        attrs = {**{k: v for k, v in record.items() if k not in metadata.FILE_LEVEL}, "source_file": f.name,
                  "source_version": str(f.version.number)}
         writers.write(result, path, query.request.format, attrs=attrs,
                       drop_empty=query.kind == "subset" and query.request.geometry is not None)

@@ -224,6 +224,12 @@ SOURCE_LINKS = {
     "ECOv002-calval-tables 1.13.0": "https://github.com/gregory-halverson/ECOv002-calval-tables",
 }
 PORTAL = "Land-surface hydrology data portal"
+INSTRUMENTS = {  # what measured the values of each source, in GCMD Instrument Keywords where one exists
+    "CARDAMOM-FluxVal v1.0": "EDDY CORRELATION DEVICES",
+    "ECOv002-calval-tables 1.13.0": "EDDY CORRELATION DEVICES",
+    "lehmannfa/water_storage_changes results/hydrology": "STREAM GAUGES (GRDC discharge); basin means of gridded "
+                                                         "products (GRACE KBR, reanalyses)",
+}
 
 
 def _describe(name: str, units: str) -> dict[str, str]:
@@ -430,8 +436,9 @@ def acdd_attributes(table: pd.DataFrame, sources: list[str], *, modified: Any = 
         "references": "; ".join(REFERENCES.get(s, s) for s in sources),
         "platform": "In Situ Land-based Platforms",
         "platform_vocabulary": "GCMD Platform Keywords",
-        "instrument": ", ".join(sensors or []),
-        "instrument_vocabulary": "ISMN sensor names (as in the names of ISMN data files)" if sensors else "",
+        "instrument": ", ".join(sensors or []) or "; ".join(INSTRUMENTS[s] for s in sources if s in INSTRUMENTS),
+        "instrument_vocabulary": "ISMN sensor names (as in the names of ISMN data files)" if sensors else
+        ("GCMD Instrument Keywords" if any(s in INSTRUMENTS for s in sources) else ""),
         "processing_level": "in situ observations as the source networks publish them",
         "creator_name": ", ".join(networks),
         "creator_type": "group",

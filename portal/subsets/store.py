@@ -113,7 +113,8 @@ def build_stores(nc_path: str | os.PathLike, *, block_values: int = 2**26,
     Parameters
     ----------
     nc_path : str or os.PathLike
-        A CF NetCDF with ``(time, lat, lon)`` variables (other variables are not copied).
+        A CF NetCDF with ``(time, lat, lon)`` variables (copied with their grid mapping and cell
+        bounds, see :func:`_companions`; other variables are not).
     block_values : int
         Values read per block and variable (memory ~ 4-8 bytes each).
     source_sha256 : str, optional
@@ -137,7 +138,7 @@ def build_stores(nc_path: str | os.PathLike, *, block_values: int = 2**26,
         if not is_gridded(src):
             raise ValueError(f"{nc_path}: no (time, lat, lon) variable to store as a cube")
         names = [n for n, v in src.data_vars.items() if v.dims == ("time", "lat", "lon")]
-        ds = src[names]
+        ds = src[names].assign_coords({n: src[n] for n in _companions(src, names)})
         ds.attrs = {**src.attrs, **provenance}
         chunks = layout_chunks(ds.sizes)
         paths["map"].parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +156,15 @@ def build_stores(nc_path: str | os.PathLike, *, block_values: int = 2**26,
                     os.replace(target, old)
             shutil.rmtree(old, ignore_errors=True)
     return paths
+
+
+def _companions(src: xr.Dataset, names: list[str]) -> list[str]:
+    """The CF variables that describe the grid ``names``: the grid mappings they name (``crs``) and
+    the cell bounds of ``time``, ``lat`` and ``lon``; kept in the stores as coordinates, so that
+    answers carry the source's own bounds and grid mapping."""
+    found = [src[n].attrs.get("grid_mapping") for n in names]
+    found += [src[d].attrs.get("bounds") for d in ("time", "lat", "lon") if d in src.variables]
+    return [n for n in dict.fromkeys(found) if isinstance(n, str) and n in src.variables and n not in src.dims]
 
 
 def _write_store(ds: xr.Dataset, path: Path, chunks: dict[str, int], along: str, block: int) -> None:

@@ -131,6 +131,8 @@ def _value_encoding(var: xr.Variable) -> dict[str, Any]:
     ``_Unsigned = "true"`` (NUG; netCDF4-python and xarray read them back unsigned).
     """
     enc = {k: v for k, v in var.encoding.items() if k in _KEEP_ENCODING and k not in ("units", "calendar")}
+    if "dtype" in enc:  # a Zarr store may record a big-endian type: NetCDF is written in the machine's order
+        enc["dtype"] = np.dtype(enc["dtype"]).newbyteorder("=")
     if "_FillValue" in var.attrs:
         enc["_FillValue"] = var.attrs["_FillValue"]
     packing = [k for k in ("scale_factor", "add_offset") if k in enc]

@@ -264,3 +264,4 @@ def test_login_access_over_http_with_credentials_in_the_url(portal_url, live_gri
                          engine="netcdf4") as remote, source(live_grid) as local:
         part = dict(time=slice(0, 2), lat=slice(100, 103), lon=slice(0, 5))
         xr.testing.assert_identical(remote["sm"].isel(part).load(), local["sm"].isel(part).load())
+
