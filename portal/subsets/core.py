@@ -835,6 +835,8 @@ def area_mean(ds: xr.Dataset, request: SubsetRequest, selection: Selection | Non
         mean.attrs, mean.encoding = attrs, {}
         out[name] = mean
     out = out.assign_coords(time=sub["time"].variable)  # the means drop the time attributes (bounds)
+    # the grid mapping and the lat/lon bounds describe the grid the means reduce away
+    out = out.drop_vars([c for c in out.coords if c not in ("time", time_bounds)])
     if request.geometry is not None:
         region = request.geometry
     elif request.bbox is not None:

@@ -652,6 +652,7 @@ def result_values(kind: str, data: bytes | Path, tmp: Path) -> np.ndarray:
         import pandas as pd
 
         frame = pd.read_csv(io.BytesIO(body), comment="#")
+        frame = frame.rename(columns=lambda c: c.split(" [")[0])  # our header says "name [units]"
         return frame[VAR].to_numpy(dtype="float64")
     path = Path(tempfile.mkstemp(suffix=".nc", dir=tmp)[1])
     try:

@@ -215,7 +215,9 @@ def test_submitting_a_small_box_as_netcdf_downloads_the_grid_values(page, tmp_pa
     path = tmp_path / "box.nc"
     download.save_as(path)
     with xr.open_dataset(path) as ds:
-        assert list(ds.data_vars) == ["sm"]
+        # the variable, with the cell bounds and grid mapping CF readers expect beside it
+        assert set(ds.data_vars) == {"sm", "time_bnds", "lat_bnds", "lon_bnds", "crs"} - set(ds.coords)
+        assert ds["sm"].attrs["grid_mapping"] == "crs" and ds["lat"].attrs["bounds"] == "lat_bnds"
         assert ds["time"].values[0] == np.datetime64("2015-01-03") and ds.sizes["time"] == 3
         assert ds["lon"].min() >= 10 and ds["lon"].max() <= 12 and ds["lat"].min() >= 20 and ds["lat"].max() <= 23
         assert ds.sizes["lon"] == 4 and ds.sizes["lat"] == 6
@@ -241,7 +243,7 @@ def test_a_point_series_as_csv_holds_the_20_days_of_the_nearest_cell(page, tmp_p
         page.click("#subset-form button[type=submit]")
     path = tmp_path / "point.csv"
     info.value.save_as(path)
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path).rename(columns=lambda c: c.split(" [")[0])  # the header says "name [units]"
     assert len(frame) == 20 and list(frame["time"]) == [d.strftime("%Y-%m-%d") for d in DAYS]
     assert set(frame["lon"]) == {100.25} and set(frame["lat"]) == {35.25}  # the nearest cell's centre
     np.testing.assert_allclose(frame["sm"], grid_values(np.arange(20), 35.25, 100.25), rtol=1e-6)
@@ -278,14 +280,14 @@ def test_a_drawn_polygon_and_an_area_mean_as_csv(page, tmp_path):
     path = tmp_path / "area.csv"
     info.value.save_as(path)
     frame = pd.read_csv(path)
-    assert list(frame.columns) == ["time", "sm"] and len(frame) == 20
+    assert list(frame.columns) == ["time", "sm [m3 m-3]"] and len(frame) == 20  # units in the header
     # cos-latitude weighted mean over the cells whose centres fall inside, of the stored float32 values
     lat, lon = np.meshgrid(np.arange(0.25, 40, 0.5), np.arange(-0.25, 25, 0.5), indexing="ij")
     inside = shapely.contains_xy(shapely.from_wkt(triangle), lon, lat)
     lat, lon = lat[inside], lon[inside]
     weights = np.cos(np.deg2rad(lat))
     expected = [np.sum(weights * grid_values(t, lat, lon).astype("float32")) / weights.sum() for t in range(20)]
-    np.testing.assert_allclose(frame["sm"], expected, rtol=1e-9)
+    np.testing.assert_allclose(frame["sm [m3 m-3]"], expected, rtol=1e-9)
     assert page.problems == []
 
 
@@ -450,3 +452,27 @@ def test_no_form_without_a_grid(client):
     assert subset_form_context(Dataset.objects.get(id=FT)) is None
     page = client.get(f"/datasets/{FT}/").content.decode()
     assert 'id="subset-form"' not in page and "gridded NetCDF" in page
+
+
+@pytest.mark.browser
+def test_a_download_that_fails_after_a_good_estimate_shows_its_error_and_no_success(page):
+    """The estimate says "direct download", then the answer itself fails (here: the server's 400, as a
+    writer's refusal would be): the form names the field beside itself and never claims a download."""
+    _fill_bbox(page, 10, 20, 12, 23)
+    page.select_option("select[name=f]", "csv")
+    _wait_estimate(page, "direct download")
+
+    def refuse(route):
+        if "estimate=1" in route.request.url:
+            return route.continue_()
+        return route.fulfill(status=400, content_type="application/json",
+                             body=json.dumps({"field": "bbox", "detail": "bbox: refused while writing (test)"}))
+
+    page.route("**/api/datasets/*/subset/*", refuse)
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    page.click("#subset-form button[type=submit]")
+    page.wait_for_selector("#subset-error:not([hidden])")
+    assert "refused while writing (test)" in page.inner_text("#subset-error")
+    assert page.is_visible('.field-error[data-field="bbox"]')
+    assert "Downloaded" not in page.inner_text("#subset-estimate") and downloads == []
