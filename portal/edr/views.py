@@ -191,7 +191,7 @@ class Query(_EdrView):
         _, dataset, f, info = self.collection(collection_id)
         params = {k: request.query_params.get(k) for k in request.query_params}
         try:
-            answer = subsets.handle(dataset, self.query_type, {**params, "file": f.name}, user=request.user,
+            answer = subsets.handle(dataset, self.query_type, params, user=request.user, file=f.name,
                                     client=request.META.get("REMOTE_ADDR"), front_door="edr",
                                     accept=request.headers.get("Accept"), jobs=False)
         except AccessDenied as exc:

@@ -499,37 +499,47 @@ def _made_bounds(ds: xr.Dataset, dim: str) -> xr.DataArray | None:
     return xr.DataArray(bounds, dims=(dim, BOUNDS_DIM))
 
 
-def _with_companions(ds: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
-    """``ds[names]`` with the CF variables that describe them: the grid mapping they name and the
-    bounds of ``time``, ``lat`` and ``lon`` (the source's, or made by :func:`_made_bounds`).
-
-    Nothing is read but coordinates; the source's attributes are not modified.
-    """
-    out = ds[list(names)]
+def _companions(ds: xr.Dataset, names: Sequence[str]) -> tuple[list[str], dict[str, xr.DataArray | None]]:
+    """The CF variables that describe ``names``: the grid mappings they name, and per axis of
+    ``time``, ``lat`` and ``lon`` the source's bounds variable (its name) or the bounds
+    :func:`_made_bounds` makes (None when none can be made). Reads coordinates only."""
+    mappings = []
     for name in names:
         mapping = ds[name].attrs.get("grid_mapping") or ds[name].encoding.get("grid_mapping")
-        if isinstance(mapping, str) and mapping in ds.variables and ds[mapping].ndim == 0:
-            out[mapping] = ds[mapping]
+        if isinstance(mapping, str) and mapping in ds.variables and ds[mapping].ndim == 0 and mapping not in mappings:
+            mappings.append(mapping)
+    dims = {d for n in names for d in ds[n].dims}
+    bounds: dict[str, str | xr.DataArray | None] = {}
     for dim in ("time", "lat", "lon"):
-        if dim not in out.dims:
-            continue
-        name = _bounds_name(ds, dim)
-        if name is not None:
-            out[name] = ds[name]
-            continue
-        made = _made_bounds(ds, dim)
-        if made is None:  # no bounds to give (one time step, say): the coordinate must not name any
-            if "bounds" in out[dim].attrs:
-                coord = out[dim].variable.copy(deep=False)
-                del coord.attrs["bounds"]
-                out = out.assign_coords({dim: coord})
-            continue
-        name = f"{dim}_bnds"
-        out[name] = made
-        coord = out[dim].variable.copy(deep=False)
-        coord.attrs["bounds"] = name
-        out = out.assign_coords({dim: coord})
-    return out
+        if dim in dims:
+            bounds[dim] = _bounds_name(ds, dim) or _made_bounds(ds, dim)
+    return mappings, bounds
+
+
+def _with_companions(ds: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
+    """``ds[names]`` with the CF variables that describe them (:func:`_companions`): the grid mapping
+    they name and the bounds of ``time``, ``lat`` and ``lon`` (the source's, or made).
+
+    Built in one step (each assignment to a Dataset aligns it again: a few ms a variable). Nothing
+    is read but coordinates; the source's attributes are not modified.
+    """
+    mappings, bounds = _companions(ds, names)
+    own = [b for b in bounds.values() if isinstance(b, str)]
+    out = ds[list(names) + [m for m in mappings if m not in ds.coords] + [b for b in own if b not in ds.coords]]
+    extra = {m: ds[m] for m in mappings if m not in out.variables}
+    extra.update({b: ds[b] for b in own if b not in out.variables})
+    coords = {}
+    for dim, found in bounds.items():
+        if isinstance(found, xr.DataArray):  # made: the coordinate names it
+            extra[f"{dim}_bnds"] = found
+            coords[dim] = out[dim].variable.copy(deep=False)
+            coords[dim].attrs["bounds"] = f"{dim}_bnds"
+        elif found is None and "bounds" in out[dim].attrs:  # none to give (one time step, say): name none
+            coords[dim] = out[dim].variable.copy(deep=False)
+            del coords[dim].attrs["bounds"]
+    if extra:
+        out = out.assign(extra)
+    return out.assign_coords(coords) if coords else out
 
 
 def _shift_lon_bounds(out: xr.Dataset, shift: np.ndarray | float) -> xr.Dataset:
@@ -652,11 +662,22 @@ def estimate_bytes(ds: xr.Dataset, request: SubsetRequest, selection: Selection 
         As for :func:`select`.
     """
     plan = selection or plan_selection(ds, request)
-    out = _apply(ds, plan)
+    count = {dim: int(np.arange(ds.sizes[dim])[idx].size) for dim, idx in plan.indexers.items()}
     total = 0
-    for name, var in out.variables.items():
-        dtype = _masked_dtype(var) if plan.mask is not None and name in plan.variables else var.dtype
-        total += int(var.size) * np.dtype(dtype).itemsize
+    for name in plan.variables:  # the values (after the dtype change polygon masking may cause)
+        var = ds[name]
+        dtype = _masked_dtype(var) if plan.mask is not None else var.dtype
+        total += int(np.prod([count.get(d, ds.sizes[d]) for d in var.dims])) * np.dtype(dtype).itemsize
+    mappings, bounds = _companions(ds, plan.variables)
+    names = {d for n in plan.variables for d in ds[n].dims} | set(mappings)
+    names |= {c for n in plan.variables for c in ds[n].coords if c not in names}  # scalar coordinates
+    for name in names:  # coordinates and grid mappings
+        var = ds.variables[name]
+        total += int(np.prod([count.get(d, ds.sizes[d]) for d in var.dims])) * var.dtype.itemsize
+    for dim, found in bounds.items():  # cell bounds: the source's, or made
+        if found is not None:
+            var = ds.variables[found] if isinstance(found, str) else found.variable
+            total += count[dim] * int(np.prod(var.shape[1:])) * var.dtype.itemsize
     return total
 
 

@@ -281,7 +281,8 @@ def plan(f: DatasetFile, query: Query) -> Plan:
 
 
 def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, client: str | None = None,
-           front_door: str = "api", accept: str | None = None, jobs: bool = True, force_job: bool = False) -> Answer:
+           front_door: str = "api", accept: str | None = None, file: str | None = None, jobs: bool = True,
+           force_job: bool = False) -> Answer:
     """The one path of a subset request, from its parameters to an answer, for every front door.
 
     Checks access, parses the parameters (:mod:`portal.subsets.params`), finds the version and
@@ -294,8 +295,7 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
         ``subset``, ``point`` or ``area`` (dataset API and jobs), or an EDR query type
         (``position``, ``area``, ``cube``) when ``front_door`` is ``edr``.
     params : mapping of str to str
-        The request's query parameters (the API's ``version`` and ``file`` choose the grid; EDR
-        names its collection's ``file`` in ``params["file"]`` too, set by the caller).
+        The request's query parameters (the API's ``version`` and ``file`` choose the grid).
     user : User or AnonymousUser
     client : str, optional
         The client's address, for the download log.
@@ -303,6 +303,8 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
         Which parameters are accepted, and how errors name them.
     accept : str, optional
         HTTP Accept header (EDR chooses the format from it when ``f`` is absent).
+    file : str, optional
+        The grid file of an EDR collection (EDR has no ``file`` parameter).
     jobs : bool
         Whether a request above the direct limit may become a job (EDR answers only directly: it
         gets :class:`SubsetTooLarge` with the equivalent job request in ``job``).
@@ -328,8 +330,7 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
     query_type = kind
     try:
         if front_door == "edr":
-            edr_params = {k: v for k, v in params.items() if k != "file"}
-            query = params_module.parse_edr(kind, edr_params, accept, file=params.get("file"))
+            query = params_module.parse_edr(kind, params, accept, file=file)
         else:
             query = params_module.parse_api(kind, params)
         version = latest_version(dataset, query.params.get("version"))
