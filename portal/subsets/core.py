@@ -499,7 +499,8 @@ def _made_bounds(ds: xr.Dataset, dim: str) -> xr.DataArray | None:
     return xr.DataArray(bounds, dims=(dim, BOUNDS_DIM))
 
 
-def _companions(ds: xr.Dataset, names: Sequence[str]) -> tuple[list[str], dict[str, xr.DataArray | None]]:
+def _companions(ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("time", "lat", "lon")
+                ) -> tuple[list[str], dict[str, xr.DataArray | None]]:
     """The CF variables that describe ``names``: the grid mappings they name, and per axis of
     ``time``, ``lat`` and ``lon`` the source's bounds variable (its name) or the bounds
     :func:`_made_bounds` makes (None when none can be made). Reads coordinates only."""
@@ -510,20 +511,21 @@ def _companions(ds: xr.Dataset, names: Sequence[str]) -> tuple[list[str], dict[s
             mappings.append(mapping)
     dims = {d for n in names for d in ds[n].dims}
     bounds: dict[str, str | xr.DataArray | None] = {}
-    for dim in ("time", "lat", "lon"):
+    for dim in axes:
         if dim in dims:
             bounds[dim] = _bounds_name(ds, dim) or _made_bounds(ds, dim)
     return mappings, bounds
 
 
-def _with_companions(ds: xr.Dataset, names: Sequence[str]) -> xr.Dataset:
+def _with_companions(ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("time", "lat", "lon")
+                     ) -> xr.Dataset:
     """``ds[names]`` with the CF variables that describe them (:func:`_companions`): the grid mapping
     they name and the bounds of ``time``, ``lat`` and ``lon`` (the source's, or made).
 
     Built in one step (each assignment to a Dataset aligns it again: a few ms a variable). Nothing
     is read but coordinates; the source's attributes are not modified.
     """
-    mappings, bounds = _companions(ds, names)
+    mappings, bounds = _companions(ds, names, axes)
     own = [b for b in bounds.values() if isinstance(b, str)]
     out = ds[list(names) + [m for m in mappings if m not in ds.coords] + [b for b in own if b not in ds.coords]]
     extra = {m: ds[m] for m in mappings if m not in out.variables}
@@ -690,6 +692,8 @@ def point_series(
     lat: float,
     variables: Sequence[str] | None = None,
     time: tuple[TimeBound, TimeBound] | None = None,
+    *,
+    companions: bool = True,
 ) -> tuple[xr.Dataset, tuple[float, float]]:
     """Time series of the cell nearest to a point.
 
@@ -703,6 +707,9 @@ def point_series(
         Default: every gridded variable.
     time : tuple (start, end), optional
         Inclusive bounds as in :class:`SubsetRequest`.
+    companions : bool
+        Carry the grid mapping and time bounds (False: the values and coordinates only, for a
+        size estimate).
 
     Returns
     -------
@@ -743,11 +750,11 @@ def point_series(
     centre_lon = lon + ((lons[j] - lon + 180.0) % 360.0 - 180.0)
     centre_lon = float(lons[j] + round((centre_lon - lons[j]) / 360.0) * 360.0)
     t = _time_slice(ds, check_time(time) if time is not None else None, 1)
-    series = _with_companions(ds, names).isel(time=t, lat=i, lon=j)
-    for dim in ("lat", "lon"):  # a point: no cell bounds on scalar coordinates (CF 7.1 wants them 2-D)
-        bounds = series[dim].attrs.get("bounds")
-        if isinstance(bounds, str) and bounds in series.variables:
-            series = series.drop_vars(bounds)
+    # a point: the time bounds only (no cell bounds on scalar coordinates: CF 7.1 wants them 2-D)
+    series = _with_companions(ds, names, ("time",) if companions else ()).isel(time=t, lat=i, lon=j)
+    drop = [b for dim in ("lat", "lon") if isinstance(b := series[dim].attrs.get("bounds"), str) and b in series.variables]
+    if drop:
+        series = series.drop_vars(drop)
     lat_attrs = {k: v for k, v in series["lat"].attrs.items() if k != "bounds"}
     lon_attrs = {k: v for k, v in series["lon"].attrs.items() if k != "bounds"} or {"standard_name": "longitude",
                                                                                      "units": "degrees_east"}

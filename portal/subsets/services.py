@@ -252,7 +252,8 @@ def plan(f: DatasetFile, query: Query) -> Plan:
     """
     ds = planning_view(f)
     if query.kind == "point":
-        series, _ = core.point_series(ds, query.lon, query.lat, query.request.variables, query.request.time)
+        series, _ = core.point_series(ds, query.lon, query.lat, query.request.variables, query.request.time,
+                                      companions=False)
         size = int(series.nbytes)
         return Plan(size, size, "direct", "a point series is answered directly", "series")
     selection = core.plan_selection(ds, query.request)
