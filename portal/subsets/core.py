@@ -387,6 +387,7 @@ class Selection:
     indexers: dict[str, slice | np.ndarray]
     lon: np.ndarray  # output longitudes (continuous from the west edge)
     mask: np.ndarray | None  # (lat, lon) bool, True inside the polygon
+    companions: tuple | None = None  # :func:`_companions` of the variables, once worked out (the same on every store)
 
 
 def plan_selection(ds: xr.Dataset, request: SubsetRequest) -> Selection:
@@ -517,15 +518,15 @@ def _companions(ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("ti
     return mappings, bounds
 
 
-def _with_companions(ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("time", "lat", "lon")
-                     ) -> xr.Dataset:
+def _with_companions(ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("time", "lat", "lon"),
+                     found: tuple | None = None) -> xr.Dataset:
     """``ds[names]`` with the CF variables that describe them (:func:`_companions`): the grid mapping
     they name and the bounds of ``time``, ``lat`` and ``lon`` (the source's, or made).
 
     Built in one step (each assignment to a Dataset aligns it again: a few ms a variable). Nothing
     is read but coordinates; the source's attributes are not modified.
     """
-    mappings, bounds = _companions(ds, names, axes)
+    mappings, bounds = found or _companions(ds, names, axes)
     own = [b for b in bounds.values() if isinstance(b, str)]
     out = ds[list(names) + [m for m in mappings if m not in ds.coords] + [b for b in own if b not in ds.coords]]
     extra = {m: ds[m] for m in mappings if m not in out.variables}
@@ -556,7 +557,8 @@ def _shift_lon_bounds(out: xr.Dataset, shift: np.ndarray | float) -> xr.Dataset:
 
 
 def _apply(ds: xr.Dataset, plan: Selection) -> xr.Dataset:
-    out = _with_companions(ds, plan.variables).isel(plan.indexers)
+    plan.companions = plan.companions or _companions(ds, plan.variables)
+    out = _with_companions(ds, plan.variables, found=plan.companions).isel(plan.indexers)
     attrs = dict(out["lon"].attrs) or {"standard_name": "longitude", "units": "degrees_east"}
     source_lon = np.asarray(ds["lon"].values, dtype="float64")[plan.indexers["lon"]]
     out = out.assign_coords(lon=("lon", plan.lon.astype(ds["lon"].dtype), attrs))
@@ -670,7 +672,8 @@ def estimate_bytes(ds: xr.Dataset, request: SubsetRequest, selection: Selection 
         var = ds[name]
         dtype = _masked_dtype(var) if plan.mask is not None else var.dtype
         total += int(np.prod([count.get(d, ds.sizes[d]) for d in var.dims])) * np.dtype(dtype).itemsize
-    mappings, bounds = _companions(ds, plan.variables)
+    plan.companions = plan.companions or _companions(ds, plan.variables)
+    mappings, bounds = plan.companions
     names = {d for n in plan.variables for d in ds[n].dims} | set(mappings)
     names |= {c for n in plan.variables for c in ds[n].coords if c not in names}  # scalar coordinates
     for name in names:  # coordinates and grid mappings
