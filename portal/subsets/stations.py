@@ -448,6 +448,12 @@ def acdd_attributes(table: pd.DataFrame, sources: list[str], *, modified: Any = 
         "contributor_role": "processor",
         "institution": PORTAL,
         "project": PORTAL,
+        "program": f"{PORTAL}: in situ observations behind the regenerated products' training and validation",
+        # scattered stations, not a grid (left out when no station has coordinates: basins)
+        "geospatial_lat_resolution": "point (stations at their locations, no grid)" if table["lat"].notna().any()
+        else "",
+        "geospatial_lon_resolution": "point (stations at their locations, no grid)" if table["lat"].notna().any()
+        else "",
         "publisher_name": PORTAL,
         "publisher_type": "institution",
         "publisher_institution": PORTAL,
