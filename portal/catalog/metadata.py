@@ -2,10 +2,10 @@
 
 One place turns a :class:`~portal.catalog.models.Dataset` (TPDC schema) into the global attributes
 of the Attribute Convention for Data Discovery: the publisher stamps them on each NetCDF of a
-version (:func:`products.services.publish`), the subset writers carry them into every answer
-(:mod:`portal.subsets.writers`), and station files (CF DSG) take them from the records of their
-networks. Extent attributes (``geospatial_*``, ``time_coverage_*``) are the writer's business: they
-describe the file's own coordinates, not the record.
+version (:func:`products.services.publish`) and the subset service carries them into every answer
+(:mod:`portal.subsets.writers`). Station files (CF DSG) belong to no record: theirs describe the
+networks (:func:`portal.subsets.stations.acdd_attributes`). Extent attributes (``geospatial_*``,
+``time_coverage_*``) are the writer's business: they describe the file's own coordinates.
 
 References
 ----------
