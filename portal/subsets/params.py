@@ -65,6 +65,8 @@ EDR_PARAMETERS = {
     "cube": ("bbox", "datetime", "parameter-name", "f", "crs", "z"),
 }
 """The query parameters each EDR query accepts."""
+OBSERVATION_PARAMETERS = ("bbox", "time", "network", "station", "variables", "f")
+"""The query parameters of ``/api/observations/``."""
 
 # names people send for what a front door calls otherwise (checked before close spellings)
 _ALIASES = {
@@ -217,7 +219,7 @@ def parse_period(text: str | None, field: str) -> tuple[Any, Any] | None:
     return None if start is None and end is None else (start, end)
 
 
-def _numbers(field: str, text: str, n: int, what: str) -> list[float]:
+def numbers(field: str, text: str, n: int, what: str) -> list[float]:
     try:
         values = [float(v) for v in str(text).split(",")]
     except ValueError:
@@ -286,11 +288,11 @@ def parse_api(kind: str, params: Mapping[str, str]) -> Query:
         for name in ("lon", "lat"):
             if not params.get(name):
                 raise MissingParameter(name, "a point series needs lon and lat (degrees)")
-        lon, lat = _numbers("lon", params["lon"], 1, "a number")[0], _numbers("lat", params["lat"], 1, "a number")[0]
+        lon, lat = numbers("lon", params["lon"], 1, "a number")[0], numbers("lat", params["lat"], 1, "a number")[0]
     bbox = params.get("bbox") if kind != "point" else None
     request = core.SubsetRequest(
         variables=_names(params.get("variables")),
-        bbox=tuple(_numbers("bbox", bbox, 4, "4 comma-separated numbers min_lon,min_lat,max_lon,max_lat"))
+        bbox=tuple(numbers("bbox", bbox, 4, "4 comma-separated numbers min_lon,min_lat,max_lon,max_lat"))
         if bbox else None,
         polygon=(params.get("polygon") or None) if kind != "point" else None,
         time=parse_period(params.get("time"), "time"),
@@ -356,7 +358,7 @@ def _edr_bbox(text: str | None) -> tuple[float, ...]:
         raise MissingParameter("bbox", "a cube query needs bbox=minx,miny,maxx,maxy")
     if len(text.split(",")) == 6:
         raise core.SubsetError("bbox", "the collection has no vertical axis: give 4 numbers minx,miny,maxx,maxy")
-    return tuple(_numbers("bbox", text, 4, "4 comma-separated numbers minx,miny,maxx,maxy"))
+    return tuple(numbers("bbox", text, 4, "4 comma-separated numbers minx,miny,maxx,maxy"))
 
 
 def _time_text(value: Any) -> str:

@@ -35,6 +35,7 @@ from products.methods.files import atomic_path
 
 from . import writers
 from .core import SubsetError, check_bbox, check_time, parse_time_bound
+from .params import OBSERVATION_PARAMETERS, check_names, numbers, parse_period
 
 FORMATS = {"csv": (".csv", "text/csv"), "json": (".json", "application/json"), "netcdf": (".nc", "application/x-netcdf")}
 
@@ -62,8 +63,10 @@ def parse_station_query(params: Mapping[str, str]) -> StationQuery:
     ----------
     params : mapping
         ``bbox`` (min_lon,min_lat,max_lon,max_lat; min_lon > max_lon crosses the antimeridian),
-        ``time`` (start/end ISO, either may be empty), ``network`` and ``variables`` and ``station``
-        (codes; comma-separated), ``f`` (csv, json, netcdf).
+        ``time`` (an instant or start/end, ISO 8601 as every front door reads it:
+        :func:`portal.subsets.params.parse_period`), ``network`` and ``variables`` and ``station``
+        (codes; comma-separated), ``f`` (csv, json, netcdf). Others are refused
+        (:func:`portal.subsets.params.check_names`).
 
     Raises
     ------
@@ -71,27 +74,18 @@ def parse_station_query(params: Mapping[str, str]) -> StationQuery:
         Naming the field; a request with neither bbox, network nor station is refused (it would
         be the whole collection).
     """
+    check_names(params, OBSERVATION_PARAMETERS, "api")
     bbox = None
     if params.get("bbox"):
-        try:
-            values = [float(v) for v in params["bbox"].split(",")]
-        except ValueError:
-            raise SubsetError("bbox", f"expected 4 comma-separated numbers, got {params['bbox']!r}") from None
-        if len(values) != 4:
-            raise SubsetError("bbox", f"expected 4 comma-separated numbers, got {len(values)}")
-        bbox = check_bbox(values)
-    time = None
-    if params.get("time"):
-        if "/" not in params["time"]:
-            raise SubsetError("time", f"expected start/end (ISO dates, either may be empty), got {params['time']!r}")
-        time = check_time(tuple(t or None for t in params["time"].split("/", 1)))
+        bbox = check_bbox(numbers("bbox", params["bbox"], 4, "4 comma-separated numbers min_lon,min_lat,max_lon,max_lat"))
+    time = check_time(period) if (period := parse_period(params.get("time"), "time")) else None
 
     def names(key):
         return tuple(v.strip() for v in (params.get(key) or "").split(",") if v.strip())
 
     fmt = params.get("f") or "csv"
     if fmt not in FORMATS:
-        raise SubsetError("format", f"{fmt!r} not in {list(FORMATS)}")
+        raise SubsetError("f", f"{fmt!r} not in {list(FORMATS)}")
     query = StationQuery(bbox, time, names("network"), names("variables"), names("station"), fmt)
     if not (query.bbox or query.networks or query.stations):
         raise SubsetError("bbox", "give a bbox, a network or station codes (the whole collection is not a subset)")

@@ -143,3 +143,26 @@ def test_no_front_door_answers_500_to_a_nul_byte(client, grid_version):
     for url in (f"{API}/subset/?bbox=0,0,1,1&x%00=1", f"{API}/subset/?bbox=0,0,1,1&time=2015%00",
                 f"{EDR}/cube?bbox=0,0,1,1&datetime=2015%00", f"{API}/point/?lon=1%00&lat=2"):
         assert client.get(url).status_code == 400, url
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("query", "field", "hint"), [
+    ("network=AmeriFlux&networks=x", "networks", "network"), ("network=AmeriFlux&stations=x", "stations", "station"),
+    ("network=AmeriFlux&time=2015-01-01T00:00Q/", "time", None), ("network=AmeriFlux&format=csv", "format", "f"),
+])
+def test_observations_refuse_unknown_parameters_and_bad_times_like_every_front_door(client, query, field, hint):
+    response = client.get(f"/api/observations/?{query}")
+    assert response.status_code == 400, response.content
+    assert response.json()["field"] == field
+    if hint:
+        assert f"did you mean {hint!r}" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_observations_read_times_with_an_offset_as_utc(client):
+    utc = client.get("/api/observations/?network=AmeriFlux&time=2019-06-01T00:00:00Z/2019-06-02T00:00:00Z")
+    shifted = client.get("/api/observations/?network=AmeriFlux&time=2019-06-01T08:00:00%2B08:00/"
+                         "2019-06-02T08:00:00%2B08:00")
+    assert utc.status_code == shifted.status_code
+    if utc.status_code == 200:
+        assert b"".join(utc.streaming_content) == b"".join(shifted.streaming_content)

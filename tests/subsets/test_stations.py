@@ -63,8 +63,8 @@ def test_across_the_antimeridian_and_errors(client, settings):
     assert response.status_code == 400 and response.json()["field"] == "bbox"
     assert get(client).json()["field"] == "bbox"  # the whole collection is not a subset
     assert get(client, network="NOPE").json()["field"] == "network"
-    assert get(client, network="AmeriFlux", time="2019").json()["field"] == "time"
-    assert get(client, network="AmeriFlux", f="xlsx").json()["field"] == "format"
+    assert get(client, network="AmeriFlux", time="2019-13").json()["field"] == "time"  # no 13th month
+    assert get(client, network="AmeriFlux", f="xlsx").json()["field"] == "f"
     settings.STATION_SUBSET_MAX_ROWS = 10
     too_many = get(client, network="AmeriFlux")
     assert too_many.status_code == 413 and "narrow" in too_many.json()["detail"]
