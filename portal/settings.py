@@ -77,6 +77,8 @@ SUBSET_JOB_MAX_BYTES = int(os.environ.get("SUBSET_JOB_MAX_BYTES", 8 * 2**30))
 SUBSET_JOB_TTL_HOURS = float(os.environ.get("SUBSET_JOB_TTL_HOURS", 72))
 SUBSET_JOB_HEARTBEAT_SECONDS = float(os.environ.get("SUBSET_JOB_HEARTBEAT_SECONDS", 5))
 SUBSET_JOB_STALE_SECONDS = float(os.environ.get("SUBSET_JOB_STALE_SECONDS", 120))
+# a temporary answer file older than this belongs to no request (a killed worker's): housekeeping removes it
+SUBSET_TMP_MAX_AGE_SECONDS = float(os.environ.get("SUBSET_TMP_MAX_AGE_SECONDS", 3600))
 # Largest single OPeNDAP (.dods) response; clients index smaller hyperslabs (portal/opendap).
 OPENDAP_MAX_BYTES = int(os.environ.get("OPENDAP_MAX_BYTES", 2**30))
 # Station / tower / basin observation subsets (/api/observations/) answer at most this many rows.

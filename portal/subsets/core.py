@@ -46,6 +46,8 @@ FORMATS = ("netcdf", "geotiff", "csv", "zarr", "coveragejson")
 """Output formats a :class:`SubsetRequest` may name."""
 
 _EPS = 1e-9  # degrees; tolerance on box edges for float noise in coordinates
+MAX_POLYGON_VERTICES = 10_000
+"""A polygon with more vertices is refused (a region to cut, not a coastline: simplify it first)."""
 
 
 class SubsetError(ValueError):
@@ -190,8 +192,9 @@ def parse_polygon(polygon: Mapping[str, Any] | str | BaseGeometry) -> BaseGeomet
     Raises
     ------
     SubsetError
-        ``polygon: ...`` for unparsable text, other geometry types, invalid (self-intersecting)
-        or empty shapes, coordinates outside lon -180..360 / lat -90..90.
+        ``polygon: ...`` for unparsable text, other geometry types, more than
+        :data:`MAX_POLYGON_VERTICES` vertices, invalid (self-intersecting) or empty shapes,
+        coordinates outside lon -180..360 / lat -90..90.
     """
     try:
         if isinstance(polygon, BaseGeometry):
@@ -209,6 +212,9 @@ def parse_polygon(polygon: Mapping[str, Any] | str | BaseGeometry) -> BaseGeomet
         raise SubsetError("polygon", f"not a GeoJSON or WKT polygon ({exc})") from None
     if geom.geom_type not in ("Polygon", "MultiPolygon"):
         raise SubsetError("polygon", f"expected a Polygon or MultiPolygon, got {geom.geom_type}")
+    if (n := int(shapely.get_num_coordinates(geom))) > MAX_POLYGON_VERTICES:
+        raise SubsetError("polygon", f"{n} vertices, more than the {MAX_POLYGON_VERTICES} a polygon may have: "
+                                     "simplify it (e.g. shapely's simplify) or use a bbox")
     if not geom.is_empty and not geom.is_valid:
         raise SubsetError("polygon", f"invalid geometry ({shapely.is_valid_reason(geom)})")
     if geom.is_empty or geom.area == 0:

@@ -135,6 +135,9 @@ def check_names(params: Mapping[str, Any], allowed: tuple[str, ...], front_door:
         ``field`` is the unknown name as sent.
     """
     for name in params:
+        if len(str(params[name] or "")) > MAX_TEXT:
+            raise core.SubsetError(str(name)[:60], f"{len(str(params[name]))} characters, more than the {MAX_TEXT} a "
+                                                   "parameter may hold (a polygon: simplify it, or use a bbox)")
         if name in allowed:
             continue
         hint = _ALIASES.get(front_door, {}).get(str(name).lower())
@@ -219,11 +222,24 @@ def parse_period(text: str | None, field: str) -> tuple[Any, Any] | None:
     return None if start is None and end is None else (start, end)
 
 
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
+_INTEGER = re.compile(r"\s*\+?\d{1,9}\s*", re.ASCII)
+MAX_TEXT = 200_000
+"""Characters a parameter may hold (a WKT or GeoJSON polygon of MAX_POLYGON_VERTICES vertices fits)."""
+
+
 def numbers(field: str, text: str, n: int, what: str) -> list[float]:
-    try:
-        values = [float(v) for v in str(text).split(",")]
-    except ValueError:
-        raise core.SubsetError(field, f"expected {what}, got {str(text)[:80]!r}") from None
+    """``n`` comma-separated finite numbers, ASCII digits only (Python's float also reads other scripts' digits).
+
+    Raises
+    ------
+    portal.subsets.core.SubsetError
+        ``field``: not ``n`` such numbers.
+    """
+    parts = str(text).split(",")
+    if not all(_NUMBER.fullmatch(p) for p in parts):
+        raise core.SubsetError(field, f"expected {what} (ASCII digits), got {str(text)[:80]!r}")
+    values = [float(p) for p in parts]
     if len(values) != n:
         raise core.SubsetError(field, f"expected {what}, got {len(values)} numbers")
     if not all(math.isfinite(v) for v in values):
@@ -232,10 +248,9 @@ def numbers(field: str, text: str, n: int, what: str) -> list[float]:
 
 
 def _integer(field: str, text: str | None) -> int:
-    try:
-        return int(text or "1")
-    except ValueError:
-        raise core.SubsetError(field, f"expected an integer >= 1, got {str(text)[:40]!r}") from None
+    if text and not _INTEGER.fullmatch(text):
+        raise core.SubsetError(field, f"expected an integer >= 1 (ASCII digits), got {str(text)[:40]!r}")
+    return int(text or "1")
 
 
 def _names(text: str | None) -> tuple[str, ...]:

@@ -131,10 +131,9 @@ def latest_version(dataset: Dataset, number: str | int | None) -> DatasetVersion
     if number in (None, ""):
         version = versions.first()
     else:
-        try:
-            version = versions.filter(number=int(number)).first()
-        except (TypeError, ValueError):
-            raise core.SubsetError("version", f"expected a version number, got {number!r}") from None
+        if not str(number).isascii() or not str(number).strip().isdigit() or len(str(number)) > 9:
+            raise core.SubsetError("version", f"expected a version number (ASCII digits), got {str(number)[:20]!r}")
+        version = versions.filter(number=int(number)).first()
     if version is None:
         raise core.SubsetError("version", f"{dataset.id} has no published version {number or ''}".strip())
     return version
@@ -354,7 +353,11 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
         exc.field = params_module.public_name(exc.field, front_door, query_type)
         exc.args = (f"{exc.field}: {exc.message}",)
         raise
-    log_download(user=user, f=f, query=query, size=result.size, seconds=time.monotonic() - start, client=client)
+    try:
+        log_download(user=user, f=f, query=query, size=result.size, seconds=time.monotonic() - start, client=client)
+    except BaseException:  # the answer is not sent: its file must not stay behind
+        result.path.unlink(missing_ok=True)
+        raise
     return Answer("file", query, estimate, f, result=result)
 
 
@@ -641,6 +644,31 @@ def expire_jobs() -> int:
         SubsetJob.objects.filter(id=job.id).update(status=SubsetJob.Status.EXPIRED)
         n += 1
     return n
+
+
+def remove_orphans(max_age_seconds: float | None = None) -> int:
+    """Delete temporary answer files (``DATA_ROOT/tmp``) older than ``max_age_seconds``
+    (default ``settings.SUBSET_TMP_MAX_AGE_SECONDS``): what a killed worker left. Returns how many.
+
+    A direct answer's file is unlinked as soon as its response opens it, so a file this old
+    belongs to no request.
+    """
+    limit = time.time() - (settings.SUBSET_TMP_MAX_AGE_SECONDS if max_age_seconds is None else max_age_seconds)
+    n = 0
+    for path in (Path(settings.DATA_ROOT) / "tmp").glob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < limit:
+                path.unlink()
+                n += 1
+        except FileNotFoundError:  # removed meanwhile
+            continue
+    return n
+
+
+def housekeeping() -> dict[str, int]:
+    """The periodic pass (Celery beat, ``manage.py subset_housekeeping``): stale jobs failed,
+    expired job files deleted, orphaned temporary files removed."""
+    return {"stale": reap_stale_jobs(), "expired": expire_jobs(), "orphans": remove_orphans()}
 
 
 def job_file(job: SubsetJob) -> Path:

@@ -16,5 +16,5 @@ def run_subset_job(job_id: str, attempt: int) -> str:
 
 @shared_task(name="subsets.housekeeping")
 def housekeeping() -> dict:
-    """Mark jobs of dead workers failed and delete expired job files (periodic, Celery beat)."""
-    return {"stale": services.reap_stale_jobs(), "expired": services.expire_jobs()}
+    """:func:`services.housekeeping` (periodic, Celery beat)."""
+    return services.housekeeping()
