@@ -108,6 +108,8 @@ def _answer(request, dataset: Dataset, kind: str, params, *, force_job: bool = F
     try:
         answer = subsets.handle(dataset, kind, params, user=request.user, client=request.META.get("REMOTE_ADDR"),
                                 force_job=force_job)
+    except subsets.QueueUnavailable as exc:
+        return _queue_unavailable(request, exc)
     except AccessDenied as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
     except subsets.SubsetTooLarge as exc:
@@ -123,6 +125,12 @@ def _answer(request, dataset: Dataset, kind: str, params, *, force_job: bool = F
         return Response(body, status=code, headers={"Location": body["url"]})
     return stream_temporary(answer.result.path, filename=answer.result.filename,
                             content_type=answer.result.media_type)
+
+
+def _queue_unavailable(request, exc) -> Response:
+    """503 with Retry-After: the broker is down; the job is failed (not stuck queued) and can be retried."""
+    body = {"detail": str(exc), "job": JobSerializer(exc.job, context={"request": request}).data}
+    return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "60"})
 
 
 def _grid_answer(request, dataset: Dataset, kind: str):
@@ -206,6 +214,8 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         """Queue a failed job again."""
         try:
             job = subsets.retry_job(self.get_object())
+        except subsets.QueueUnavailable as exc:
+            return _queue_unavailable(request, exc)
         except ValueError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)

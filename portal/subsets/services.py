@@ -51,7 +51,8 @@ from . import params as params_module
 from .models import DownloadLog, SubsetJob
 from .params import KINDS, SERIES_FORMATS, Query
 
-__all__ = ["KINDS", "SERIES_FORMATS", "Query", "Answer", "Plan", "SubsetResult", "SubsetTooLarge", "handle"]
+__all__ = ["KINDS", "SERIES_FORMATS", "Query", "Answer", "Plan", "QueueUnavailable", "SubsetResult", "SubsetTooLarge",
+           "handle"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,14 @@ class SubsetTooLarge(core.SubsetError):
 
     def __reduce__(self):
         return (type(self), (self.field, self.message, self.job))
+
+
+class QueueUnavailable(RuntimeError):
+    """The job could not be handed to the broker; the job (``job``) is marked failed, to be retried."""
+
+    def __init__(self, message: str, job: SubsetJob):
+        super().__init__(message)
+        self.job = job
 
 
 @dataclass
@@ -514,7 +523,6 @@ def submit_job(f: DatasetFile, query: Query, estimate: Plan, user=None) -> tuple
     (SubsetJob, bool)
         The job and whether it was created now.
     """
-    from .tasks import run_subset_job
 
     key = request_key(f, query)
     owner = user if getattr(user, "is_authenticated", False) else None
@@ -526,8 +534,33 @@ def submit_job(f: DatasetFile, query: Query, estimate: Plan, user=None) -> tuple
         job = SubsetJob.objects.create(
             user=owner, dataset_id=f.version.dataset_id, version=f.version, file_name=f.name, kind=query.kind,
             params=dict(query.params), request_key=key, estimated_bytes=estimate.estimated_bytes)
-        transaction.on_commit(lambda: run_subset_job.delay(str(job.id), job.attempt))
+        transaction.on_commit(lambda: _enqueue(job))
     return job, True
+
+
+def _enqueue(job: SubsetJob) -> None:
+    """Hand attempt ``job.attempt`` to the broker (after the commit that queued it).
+
+    Raises
+    ------
+    QueueUnavailable
+        The broker cannot be reached (after a short, bounded retry): the job is marked failed
+        with the reason, so nothing stays "queued" for ever; it can be retried.
+    """
+    from kombu.exceptions import OperationalError
+
+    from .tasks import run_subset_job
+
+    try:
+        run_subset_job.apply_async((str(job.id), job.attempt), retry=True,
+                                   retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
+    except (OperationalError, OSError) as exc:
+        logger.error("job %s: the broker is unavailable: %s", job.id, exc)
+        message = "the job queue is unavailable at the moment: retry the job in a minute"
+        SubsetJob.objects.filter(id=job.id, attempt=job.attempt, status=SubsetJob.Status.QUEUED).update(
+            status=SubsetJob.Status.FAILED, error=message, finished_at=timezone.now())
+        job.refresh_from_db()
+        raise QueueUnavailable(message, job) from exc
 
 
 def retry_job(job: SubsetJob) -> SubsetJob:
@@ -538,7 +571,6 @@ def retry_job(job: SubsetJob) -> SubsetJob:
     ValueError
         The job is not failed.
     """
-    from .tasks import run_subset_job
 
     with transaction.atomic():
         job = SubsetJob.objects.select_for_update().get(id=job.id)
@@ -547,7 +579,7 @@ def retry_job(job: SubsetJob) -> SubsetJob:
         job.status, job.attempt, job.progress, job.error = SubsetJob.Status.QUEUED, job.attempt + 1, 0.0, ""
         job.started_at = job.heartbeat_at = job.finished_at = None
         job.save()
-        transaction.on_commit(lambda: run_subset_job.delay(str(job.id), job.attempt))
+        transaction.on_commit(lambda: _enqueue(job))
     return job
 
 
