@@ -71,13 +71,13 @@ run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PO
 	echo "starting the Celery worker and the web server"
 	.venv/bin/celery -A portal worker --beat --schedule $(VAR)/celerybeat-schedule --detach --loglevel=INFO \
 	  --concurrency=1 --pidfile=$(VAR)/celery.pid --logfile=$(VAR)/celery.log
-	.venv/bin/gunicorn portal.wsgi --bind $(HOST):$(PORT) --workers 2 --daemon \
+	.venv/bin/gunicorn portal.wsgi --bind $(HOST):$(PORT) --workers 2 --daemon --capture-output \
 	  --pid $(VAR)/gunicorn.pid --access-logfile $(VAR)/access.log --error-logfile $(VAR)/gunicorn.log
 	for i in $$(seq 30); do curl -sf -o /dev/null http://$(HOST):$(PORT)/ && break; sleep 1; done
 	curl -sf -o /dev/null http://$(HOST):$(PORT)/
 	$(PY) manage.py ensure_admin --password-file $(VAR)/admin-password
 	echo "The portal is up at http://$(HOST):$(PORT)/ (admin: http://$(HOST):$(PORT)/admin/, user 'admin', password in $(VAR)/admin-password: $$(cat $(VAR)/admin-password))"
-	echo "Celery worker log: $(VAR)/celery.log; stop both with 'make stop'."
+	echo "Logs (500s with their traceback): $(VAR)/gunicorn.log, Celery: $(VAR)/celery.log; health: http://$(HOST):$(PORT)/health/; stop both with 'make stop'."
 
 ingest:  ## every real folder of SHARED_DATA_DIR: point data loaded, grids registered (same files are skipped)
 	$(PY) manage.py ingest cardamom $(SHARED_DATA_DIR)/cardamom_fluxval

@@ -3,6 +3,8 @@ from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
 
+from portal.health import health
+
 
 def favicon(request):
     # not permanent: the target's hashed name changes with the icon (CompressedManifestStaticFilesStorage)
@@ -11,6 +13,7 @@ def favicon(request):
 
 urlpatterns = [
     path("favicon.ico", favicon),
+    path("health/", health),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/edr/", include("portal.edr.urls", namespace="edr")),
