@@ -10,6 +10,8 @@ from django.contrib.gis.db import models
 from django.contrib.postgres.fields import ArrayField
 from django.utils.translation import get_language
 
+from .html import sanitize_html
+
 
 def _pick(obj, field: str) -> str:
     """The ``field_cn`` or ``field_en`` value for the active language, falling back to the other."""
@@ -145,6 +147,15 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return self.title_en or self.title_cn or self.id
+
+    HTML_FIELDS = ("abstract_cn", "abstract_en", "source_cn", "source_en", "process_way_cn", "process_way_en",
+                   "quality_cn", "quality_en")
+    """Rich text fields, sanitized on every save (the importer and the admin alike)."""
+
+    def save(self, *args, **kwargs):
+        for name in self.HTML_FIELDS:
+            setattr(self, name, sanitize_html(getattr(self, name)))
+        super().save(*args, **kwargs)
 
     # Bilingual accessors for the active language.
     @property

@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nh3
 from django.contrib.gis.geos import Polygon
 from django.db import transaction
 
+from .html import sanitize_html
 from .models import Dataset, DatasetPerson, Person, Tag
-
-HTML_TAGS = {"p", "br", "b", "strong", "i", "em", "u", "sub", "sup", "ul", "ol", "li", "a", "span", "table",
-             "thead", "tbody", "tr", "td", "th", "h3", "h4", "blockquote"}
 
 
 class RecordError(ValueError):
@@ -35,13 +32,6 @@ class RecordError(ValueError):
 class ImportSummary:
     created: int = 0
     updated: int = 0
-
-
-def sanitize_html(text: str | None) -> str:
-    """Sanitize TPDC rich text with nh3 (allow-list of harmless tags, links made safe)."""
-    if not text:
-        return ""
-    return nh3.clean(text, tags=HTML_TAGS, attributes={"a": {"href", "title"}}, link_rel="noopener noreferrer")
 
 
 class _Record:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from django.core.management import CommandError, call_command
 
+from portal.catalog.html import sanitize_html
 from portal.catalog.models import Dataset, DatasetPerson
-from portal.catalog.services import RecordError, import_records, sanitize_html
+from portal.catalog.services import RecordError, import_records
 
 pytestmark = pytest.mark.django_db
 
@@ -132,3 +133,17 @@ def test_the_command_reports_the_bad_file_and_imports_the_good_ones(tmp_path, tp
     assert "bad.json: field 'ds_acq_lat_south'" in capsys.readouterr().err
     assert Dataset.objects.filter(id="from-command").exists()
     assert not Dataset.objects.filter(id="bad-from-command").exists()
+
+
+@pytest.mark.django_db
+def test_rich_text_saved_by_any_path_is_sanitized_like_imported_text(admin_client):
+    """The admin's change form saves through Dataset.save(), as any other path does."""
+    dataset = Dataset.objects.exclude(abstract_en="").first()
+    dataset.abstract_en = '<p onclick="steal()">Kept <b>bold</b><script>alert(1)</script></p>'
+    dataset.source_en = '<a href="javascript:alert(1)">x</a><img src=x onerror=alert(1)>'
+    dataset.save()
+    dataset.refresh_from_db()
+    assert dataset.abstract_en == "<p>Kept <b>bold</b></p>"
+    assert "javascript" not in dataset.source_en and "onerror" not in dataset.source_en
+    body = admin_client.get(f"/datasets/{dataset.pk}/").content.decode()
+    assert "<script>alert(1)</script>" not in body and "steal()" not in body
