@@ -140,11 +140,13 @@ def check_names(params: Mapping[str, Any], allowed: tuple[str, ...], front_door:
                                                    "parameter may hold (a polygon: simplify it, or use a bbox)")
         if name in allowed:
             continue
-        hint = _ALIASES.get(front_door, {}).get(str(name).lower())
-        if hint not in allowed:
-            close = difflib.get_close_matches(str(name).lower().replace("_", "-"), [a.replace("_", "-") for a in allowed],
-                                              n=1, cutoff=0.6)
-            hint = allowed[[a.replace("_", "-") for a in allowed].index(close[0])] if close else None
+        aliases = _ALIASES.get(front_door, {})
+        hint = aliases.get(str(name).lower())
+        if hint not in allowed:  # a misspelling of an accepted name or of a known alias ("fromat" -> f)
+            known = {a.replace("_", "-"): a for a in allowed}
+            known.update({k.replace("_", "-"): v for k, v in aliases.items() if v in allowed and k not in known})
+            close = difflib.get_close_matches(str(name).lower().replace("_", "-"), list(known), n=1, cutoff=0.6)
+            hint = known[close[0]] if close else None
         shown = str(name)[:60]
         suggestion = f"did you mean {hint!r}? " if hint else ""
         raise UnknownParameter(shown, f"unknown parameter {shown!r}: {suggestion}accepted: {', '.join(allowed)}")

@@ -8,6 +8,7 @@ from portal.subsets import core, params
 @pytest.mark.parametrize(("kind", "sent", "hint"), [
     ("subset", "format", "f"), ("subset", "datetime", "time"), ("subset", "bbx", "bbox"),
     ("point", "longitude", "lon"), ("area", "vars", "variables"), ("subset", "time-stride", "time_stride"),
+    ("subset", "fromat", "f"), ("point", "latitdue", "lat"),
 ])
 def test_the_api_refuses_an_unknown_parameter_naming_it_and_the_right_one(kind, sent, hint):
     with pytest.raises(params.UnknownParameter) as err:
