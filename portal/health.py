@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
@@ -23,7 +24,6 @@ def _database() -> str:
 
 
 def _broker() -> str:
-    import redis
 
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2, socket_timeout=2)
     try:

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import netCDF4
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
@@ -29,13 +30,15 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from ingestion.models import IngestRun, Station
+from portal.catalog.metadata import acdd_attributes
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.files import media_type_for
 from portal.subsets import store as cube_store
 
+from .methods.cf import CONVENTIONS, bbox_attributes
 from .methods.files import sha256
 from .models import GenerationRun, ValidationResult
-from .registry import PRODUCTS
+from .registry import PRODUCTS, product_for_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -258,11 +261,7 @@ def stamp_netcdf(path: Path, *, dataset: Dataset, number: int, run_id: int | Non
         A file without latitude/longitude (series of river basins, which the source tables do not
         locate) takes the record's bounding box as its horizontal extent.
     """
-    import netCDF4
 
-    from portal.catalog.metadata import acdd_attributes
-    from products.methods.cf import CONVENTIONS, bbox_attributes
-    from products.registry import product_for_dataset
 
     now = timezone.now().astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     record = acdd_attributes(dataset)

@@ -42,6 +42,8 @@ import shapely
 import xarray as xr
 from shapely.geometry.base import BaseGeometry
 
+from products.methods import cf
+
 FORMATS = ("netcdf", "geotiff", "csv", "zarr", "coveragejson")
 """Output formats a :class:`SubsetRequest` may name."""
 
@@ -490,7 +492,6 @@ def _made_bounds(ds: xr.Dataset, dim: str) -> xr.DataArray | None:
     (``[t, next t)``, calendar months for month starts; the portal's products label a period by
     its start). None for other time types or an axis of one value.
     """
-    from products.methods import cf
 
     values = np.asarray(ds[dim].values)
     if dim == "time":

@@ -40,6 +40,7 @@ from dask.callbacks import Callback
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from portal.catalog import access, metadata
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
@@ -547,7 +548,6 @@ def _enqueue(job: SubsetJob) -> None:
         The broker cannot be reached (after a short, bounded retry): the job is marked failed
         with the reason, so nothing stays "queued" for ever; it can be retried.
     """
-    from kombu.exceptions import OperationalError
 
     from .tasks import run_subset_job
 

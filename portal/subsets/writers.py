@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 import xarray as xr
 
@@ -190,7 +191,6 @@ def _content_type(var: xr.Variable, default: str) -> str:
 
 
 def _parses_as_crs(wkt: Any) -> bool:
-    import pyproj
 
     try:
         pyproj.CRS.from_wkt(str(wkt))

@@ -37,8 +37,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pandas as pd
+import pyproj
 import xarray as xr
 
 from products.methods.files import atomic_path
@@ -61,7 +63,6 @@ _COORD_ATTRS = {
 @functools.lru_cache(maxsize=1)
 def epsg4326_wkt() -> str:
     """The full OGC WKT (WKT2:2019) of EPSG:4326 from PROJ's database, as ``crs_wkt`` wants it."""
-    import pyproj
 
     return pyproj.CRS.from_epsg(4326).to_wkt()
 
@@ -537,7 +538,6 @@ def create_grid_netcdf(path: str | os.PathLike, coords: xr.Dataset):
         Open in append mode; the caller creates its (time, lat, lon) variables with
         :func:`grid_variable_attributes` and closes it.
     """
-    import netCDF4
 
     coords.to_netcdf(path, format="NETCDF4", encoding=encoding_for(coords))
     return netCDF4.Dataset(path, "a")
@@ -587,7 +587,6 @@ def complete_grid_file(path: str | os.PathLike, *, time_step: str | pd.DateOffse
         The file has no ``time``, ``lat`` or ``lon`` variable.
     """
     import cftime
-    import netCDF4
 
     with netCDF4.Dataset(path, "a") as nc:
         tv = nc["time"]

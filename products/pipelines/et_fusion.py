@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from products.methods import cf
 from products.models import GenerationRun
 from products.services import (
     ProductOutput,
@@ -58,7 +59,6 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     import xarray as xr
 
     from products.generators import et_fusion
-    from products.methods import cf
 
     params = dict(run.parameters)
     sites = params.pop("sites", None)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from products.methods import cf
 from products.models import GenerationRun
 from products.services import ProductOutput, RunError, file_input, record_inputs, timed
 
@@ -131,7 +132,6 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     from django.conf import settings
 
     from products.generators import freeze_thaw as ft
-    from products.methods import cf
 
     params = _parameters(run)
     timings: dict = {}

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
+from products.methods import cf
 from products.models import GenerationRun
 from products.services import (
     ProductOutput,
@@ -77,7 +78,6 @@ def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
     """GLDAS day -> seamless rule -> packed files; returns the field, its grid and facts for the summary."""
     from ingestion.readers import gldas
     from products.generators import sm_1km
-    from products.methods import cf
 
     layers = []
     for path in files:
@@ -109,7 +109,6 @@ def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
     """MODIS LST tile -> 1 km lat/lon grid; the coarse field bilinear on it, written packed."""
     from ingestion.readers import modis
     from products.generators import sm_1km
-    from products.methods import cf
 
     ds = modis.open_grid(tile)
     try:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ingestion.models import Station
+from products.methods.cf import write_netcdf
 from products.models import GenerationRun
 from products.services import (
     ProductOutput,
@@ -154,7 +155,6 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
 def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     """Real ISMN/ASCAT pieces and the synthetic twin of the SM ML-DA chain; see the module docstring."""
     from products.generators import sm_mlda
-    from products.methods.cf import write_netcdf
 
     params = _parameters(run)
     timings: dict = {}

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
+from products.methods.cf import write_netcdf
 from products.models import GenerationRun
 from products.services import (
     ProductOutput,
@@ -68,7 +69,6 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     """
     from ingestion.readers.basins import read_basins_dbf, read_basins_xlsx
     from products.generators import tws_rec
-    from products.methods.cf import write_netcdf
 
     params = dict(run.parameters)
     basins = params.pop("basins", None)
