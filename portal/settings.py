@@ -97,6 +97,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
+    "allauth",
+    "allauth.account",
+    "axes",
+    "portal.accounts",
     "portal.catalog",
     "portal.api",
     "portal.subsets",
@@ -117,8 +121,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.accounts.middleware.TokenAuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last, as django-axes asks: it turns a lockout signalled by its backend into the lockout answer
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -149,8 +157,56 @@ if DATABASES["default"]["ENGINE"] != "django.contrib.gis.db.backends.postgis":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Accounts (django-allauth): sign-up with e-mail verification at /accounts/signup/, login at
+# /accounts/login/, password reset and change; e-mail is the login. django-axes' backend comes
+# first so that repeated failures lock out whatever the entry (login page, admin, HTTP Basic).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Hydrology data portal] "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if envbool("BEHIND_TLS", "false") else "http"
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "accounts:profile"
+# Mail (verification, password reset, application decisions) through Django's e-mail backend: files
+# under var/mail by default (read the links there on a machine without a mail server), SMTP by
+# setting EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend and EMAIL_HOST/PORT/USER/PASSWORD.
+EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = envpath("EMAIL_FILE_PATH", BASE_DIR / "var" / "mail")
+EMAIL_HOST = envstr("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", "25")
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "false")
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", PORTAL_CONTACT_EMAIL)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# Login protection (django-axes): AXES_FAILURE_LIMIT failures from one client for one user name lock
+# that pair out for AXES_COOLOFF_MINUTES; the login page, the admin and HTTP Basic all count.
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = envint("AXES_COOLOFF_MINUTES", "15") / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_USERNAME_FORM_FIELD = "login"  # allauth's login form names the e-mail field 'login'
+
+# Shared cache in Redis: rate-limit counters (django-ratelimit) are seen by every web worker.
+CACHE_URL = envstr("CACHE_URL", "redis://127.0.0.1:6379/1")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                      "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "portal"),
+                      "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}
 
 # Bilingual site: Simplified Chinese and English, switchable.
 LANGUAGE_CODE = "en"
@@ -181,8 +237,6 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-LOGIN_URL = "/admin/login/"
-
 # CORS (django-cors-headers): notebooks and web clients on other origins may read the API (EDR
 # included), OPeNDAP and published file downloads; never with the user's cookies or credentials.
 CORS_URLS_REGEX = r"^/(api|opendap)/.*$|^/datasets/[^/]+/versions/[0-9]+/files/[^/]+$"
@@ -202,6 +256,8 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
 CELERY_BEAT_SCHEDULE = {"subset-housekeeping": {"task": "subsets.housekeeping", "schedule": 300.0}}
 
 REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["portal.accounts.authentication.HeaderAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,

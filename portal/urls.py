@@ -15,6 +15,8 @@ urlpatterns = [
     path("favicon.ico", favicon),
     path("health/", health),
     path("admin/", admin.site.urls),
+    path("accounts/", include("portal.accounts.urls", namespace="accounts")),
+    path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/edr/", include("portal.edr.urls", namespace="edr")),
     path("api/", include("portal.api.urls", namespace="api")),

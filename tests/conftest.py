@@ -175,3 +175,20 @@ def start_worker(service_env, tmp_path):
 def celery_worker(start_worker):
     """One real Celery worker process on the session's test database; ``.log_path`` is its log."""
     return start_worker()
+
+
+def make_user(email: str, password: str = "pa55-word-ok", *, verified: bool = True, **extra):
+    """A portal account as sign-up leaves it: e-mail is the login; ``verified`` as after the link was followed."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(username=extra.pop("username", email), email=email,
+                                                password=password, **extra)
+    EmailAddress.objects.create(user=user, email=email, primary=True, verified=verified)
+    return user
+
+
+@pytest.fixture
+def verified_user(db):
+    """A signed-up user whose e-mail address is verified (password ``pa55-word-ok``)."""
+    return make_user("researcher@example.org")

@@ -111,7 +111,7 @@ def _answer(request, dataset: Dataset, kind: str, params, *, force_job: bool = F
     except subsets.QueueUnavailable as exc:
         return _queue_unavailable(request, exc)
     except AccessDenied as exc:
-        return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        return _denied(exc)
     except subsets.SubsetTooLarge as exc:
         return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     except subset_core.SubsetError as exc:
@@ -125,6 +125,12 @@ def _answer(request, dataset: Dataset, kind: str, params, *, force_job: bool = F
         return Response(body, status=code, headers={"Location": body["url"]})
     return stream_temporary(answer.result.path, filename=answer.result.filename,
                             content_type=answer.result.media_type)
+
+
+def _denied(exc: AccessDenied) -> Response:
+    """401 (sign in or send a token) or 403 (what the user lacks: verification, application, licence, scope)."""
+    headers = {"WWW-Authenticate": 'Bearer realm="data portal"'} if exc.status == 401 else None
+    return Response({"detail": str(exc), "need": exc.decision.need}, status=exc.status, headers=headers)
 
 
 def _queue_unavailable(request, exc) -> Response:

@@ -111,6 +111,8 @@ class Dataset(models.Model):
 
     share_type = models.CharField(max_length=30, blank=True)
     license_url = models.CharField(max_length=300, blank=True)
+    licence_acceptance = models.BooleanField(
+        default=False, help_text="users accept the licence (license_url) before their first download")
     protected = models.BooleanField(default=False)
     protected_to = models.DateTimeField(null=True, blank=True)
     doi = models.CharField(max_length=200, blank=True)
@@ -262,3 +264,24 @@ class DatasetFile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class NetworkAccess(models.Model):
+    """The access rule of a station network's observations (``/api/observations/``).
+
+    Networks without a row are open. A network whose source gives no licence, or forbids
+    redistribution, is login-access: only verified users download it (portal.catalog.access).
+    """
+
+    network = models.CharField(max_length=100, unique=True)
+    share_type = models.CharField(max_length=30, choices=Dataset.ShareType.choices,
+                                  default=Dataset.ShareType.LOGIN)
+    licence = models.CharField(max_length=300, blank=True, help_text="the source's licence, if any")
+    note = models.TextField(blank=True, help_text="why the rule")
+
+    class Meta:
+        ordering = ["network"]
+        verbose_name_plural = "network access rules"
+
+    def __str__(self) -> str:
+        return f"{self.network}: {self.share_type}"

@@ -1,7 +1,6 @@
 """Public pages: dataset list with bilingual search, dataset detail, chart series, file download."""
 from __future__ import annotations
 
-from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
@@ -64,9 +63,12 @@ def download(request, dataset_id: str, number: int, name: str):
         f, path = queries.version_file_path(dataset_id, number, name)
     except DatasetFile.DoesNotExist:
         raise Http404("no such file") from None
-    if not access.can_download(request.user, f.version.dataset):
+    decision = access.decide(request.user, f.version.dataset)
+    if decision.status == 401 and "HTTP_AUTHORIZATION" not in request.META:
         return redirect_to_login(request.get_full_path())
+    if not decision.allowed:
+        return JsonResponse({"detail": decision.message, "need": decision.need}, status=decision.status)
     # Versions are immutable: ranges, validators and a one-year immutable cache (private for login-access data).
     return file_response(request, path, filename=f.name, content_type=media_type_for(f.name, default=f.media_type),
-                         immutable=True, private=not access.can_download(AnonymousUser(), f.version.dataset),
+                         immutable=True, private=not access.public_anonymously(f.version.dataset),
                          sha256=f.sha256 or None)

@@ -195,7 +195,7 @@ class Query(_EdrView):
                                     client=request.META.get("REMOTE_ADDR"), front_door="edr",
                                     accept=request.headers.get("Accept"), jobs=False)
         except AccessDenied as exc:
-            return _error(403, str(exc))
+            return _error(exc.status, str(exc))
         except subsets.SubsetTooLarge as exc:
             response = _error(413, exc.message, parameter=exc.field)
             if exc.job is not None:

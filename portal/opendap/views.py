@@ -14,13 +14,10 @@ requests and accept HTTP Basic credentials of a portal user (netCDF-C sends thos
 """
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterator
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.html import escape
 from django.views.decorators.http import require_safe
@@ -39,19 +36,6 @@ def _error(status: int, message: str, **headers) -> HttpResponse:
     response = HttpResponse(dap.error_body(status, message), status=status, content_type="text/plain; charset=utf-8",
                             headers={**HEADERS, "Content-Description": "dods-error", **headers})
     return response
-
-
-def _basic_user(request):
-    """The active user named by the request's HTTP Basic credentials, or None."""
-    scheme, _, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        username, sep, password = base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    user = authenticate(request, username=username, password=password) if sep else None
-    return user if user is not None and user.is_active else None
 
 
 class _Stream:
@@ -104,10 +88,13 @@ def dap2(request, dataset_id: str, number: int, name: str):
     dataset = Dataset.objects.filter(pk=dataset_id).only("id", "share_type").first() if "\x00" not in dataset_id else None
     if dataset is None:
         return _error(404, f"no dataset {dataset_id!r}")
-    if not access.can_download(request.user, dataset) and not access.can_download(_basic_user(request), dataset):
-        return _error(401, f"{dataset_id} is login-access: give the user name and password of a portal account "
-                           "(HTTP Basic; with netCDF/xarray: https://user:password@host/opendap/...)",
+    decision = access.decide(request.user, dataset)
+    if decision.status == 401:
+        return _error(401, f"{decision.message} (HTTP Basic with your e-mail and password or an API token as the "
+                           "password; ~/.netrc works, or https://user:token@host/opendap/... with netCDF/xarray)",
                       **{"WWW-Authenticate": 'Basic realm="data portal", charset="UTF-8"'})
+    if not decision.allowed:
+        return _error(403, decision.message)
     suffix = next((s for s in SUFFIXES if name.endswith(s)), "")
     filename = name[:len(name) - len(suffix)]
     f = (DatasetFile.objects.filter(version__dataset=dataset, version__number=number, name=filename)

@@ -164,7 +164,7 @@ def test_download_of_a_login_access_dataset_requires_login(client, admin_client,
     f = dataset.latest_version().files.get(name="et_fusion_timeseries.nc")
     url = reverse("catalog:download", args=[ET, f.version.number, f.name])
     anonymous = client.get(url)
-    assert anonymous.status_code == 302 and settings.LOGIN_URL in anonymous["Location"]
+    assert anonymous.status_code == 302 and reverse(settings.LOGIN_URL) in anonymous["Location"]
     assert admin_client.get(url).status_code == 200
 
 

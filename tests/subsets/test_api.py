@@ -75,5 +75,7 @@ def test_a_request_above_the_job_limit_is_a_413_saying_what_to_do(client, grid_v
 
 def test_a_login_access_dataset_needs_a_login(client, admin_client, grid_version):
     Dataset.objects.filter(id=FT).update(share_type=Dataset.ShareType.LOGIN)
-    assert client.get(url(bbox="10,20,14,23")).status_code == 403
+    anonymous = client.get(url(bbox="10,20,14,23"))
+    assert anonymous.status_code == 401 and anonymous.json()["need"] == "login"
+    assert anonymous["WWW-Authenticate"].startswith("Bearer")
     assert admin_client.get(url(bbox="10,20,14,23")).status_code == 200

@@ -221,8 +221,8 @@ def test_an_unknown_collection_is_a_404(client, grid_version):
 def test_a_login_access_dataset_needs_a_login_for_queries(client, admin_client, grid_version):
     Dataset.objects.filter(id=FT).update(share_type=Dataset.ShareType.LOGIN)
     response = query(client, "position", coords="POINT(10 20)")
-    assert response.status_code == 403 and response.json()["code"] == "Forbidden"
-    assert query(client, "cube", bbox="10,20,12,21").status_code == 403
+    assert response.status_code == 401 and response.json()["code"] == "NotAuthenticated"
+    assert query(client, "cube", bbox="10,20,12,21").status_code == 401
     assert query(admin_client, "position", coords="POINT(10 20)").status_code == 200
 
 

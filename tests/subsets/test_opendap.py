@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import xarray as xr
 from django.conf import settings
-from django.contrib.auth import get_user_model
 
 from portal.catalog.models import Dataset
 from portal.opendap import dap
 from portal.opendap.views import _layout
 
+from ..conftest import make_user
 from .conftest import FT, grid_values
 
 db = pytest.mark.django_db
@@ -183,7 +183,7 @@ def test_a_response_above_the_limit_is_413(client, grid_version, settings):
 @db
 def test_login_access_needs_a_portal_user(client, grid_version):
     Dataset.objects.filter(pk=FT).update(share_type=Dataset.ShareType.LOGIN)
-    user = get_user_model().objects.create_user("dapuser", password="s3cret-pass")
+    user = make_user("dapuser@example.org", "s3cret-pass", username="dapuser")
     response = client.get(url(grid_version, ".dds"))
     assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Basic")
 
@@ -242,7 +242,7 @@ def login_access(live_grid, django_db_blocker):
     with django_db_blocker.unblock():
         before = Dataset.objects.get(pk=FT).share_type
         Dataset.objects.filter(pk=FT).update(share_type=Dataset.ShareType.LOGIN)
-        user = get_user_model().objects.create_user("dap-live", password="pa55-word-ok")
+        user = make_user("dap-live@example.org", username="dap-live")
     try:
         yield "dap-live", "pa55-word-ok"
     finally:

@@ -173,8 +173,8 @@ def test_jobs_by_post_and_login_access(client, admin_client, grid_version):
     from portal.catalog.models import Dataset
 
     Dataset.objects.filter(id=FT).update(share_type=Dataset.ShareType.LOGIN)
-    assert client.post("/api/jobs/", {"dataset": FT, "params": {}}, content_type="application/json").status_code == 403
-    assert get(client, "point", lon="0", lat="0").status_code == 403
+    assert client.post("/api/jobs/", {"dataset": FT, "params": {}}, content_type="application/json").status_code == 401
+    assert get(client, "point", lon="0", lat="0").status_code == 401
     assert admin_client.get(f"/api/datasets/{FT}/point/?lon=0&lat=0").status_code == 200
 
 
