@@ -81,6 +81,15 @@ SUBSET_JOB_STALE_SECONDS = float(os.environ.get("SUBSET_JOB_STALE_SECONDS", 120)
 SUBSET_TMP_MAX_AGE_SECONDS = float(os.environ.get("SUBSET_TMP_MAX_AGE_SECONDS", 3600))
 # Largest single OPeNDAP (.dods) response; clients index smaller hyperslabs (portal/opendap).
 OPENDAP_MAX_BYTES = int(os.environ.get("OPENDAP_MAX_BYTES", 2**30))
+# Quotas (portal/limits.py): jobs queued or running at once and bytes downloaded in any 24 hours, per
+# signed-in user (staff raise a user's own in the admin: Accounts > Quotas) or anonymous client (IP);
+# rate limits per minute and front door (api, edr, opendap, files, pages, accounts), counted in Redis.
+QUOTA_USER_CONCURRENT_JOBS = envint("QUOTA_USER_CONCURRENT_JOBS", "4")
+QUOTA_ANON_CONCURRENT_JOBS = envint("QUOTA_ANON_CONCURRENT_JOBS", "2")
+QUOTA_USER_BYTES_PER_DAY = envint("QUOTA_USER_BYTES_PER_DAY", str(50 * 2**30))
+QUOTA_ANON_BYTES_PER_DAY = envint("QUOTA_ANON_BYTES_PER_DAY", str(2 * 2**30))
+RATE_USER_PER_MINUTE = envint("RATE_USER_PER_MINUTE", "600")
+RATE_ANON_PER_MINUTE = envint("RATE_ANON_PER_MINUTE", "120")
 # Station / tower / basin observation subsets (/api/observations/) answer at most this many rows.
 STATION_SUBSET_MAX_ROWS = int(os.environ.get("STATION_SUBSET_MAX_ROWS", 2_000_000))
 

@@ -1,0 +1,128 @@
+"""Quotas that keep the portal up: concurrent jobs and bytes per day, per user or anonymous client.
+
+The defaults are settings (``QUOTA_*``); staff raise or lower a user's own in the admin
+(:class:`portal.accounts.models.Quota`). An anonymous client is its IP address (``client``).
+Every download is logged (:class:`portal.subsets.models.DownloadLog`), so the bytes of the last
+24 hours are a sum over the log; jobs count while queued or running. Front doors turn
+:class:`QuotaExceeded` into a 429 with ``Retry-After`` and the body :meth:`QuotaExceeded.as_dict`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+DAY = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """One user's or client's limits. ``requests_per_minute`` is per front door."""
+
+    concurrent_jobs: int
+    bytes_per_day: int
+    requests_per_minute: int
+
+
+class QuotaExceeded(Exception):
+    """A quota is used up; ``retry_after`` seconds until it may allow the request (429)."""
+
+    def __init__(self, quota: str, message: str, *, limit: int, used: int, retry_after: int):
+        super().__init__(message)
+        self.quota, self.limit, self.used, self.retry_after = quota, limit, used, max(int(retry_after), 1)
+
+    def as_dict(self) -> dict:
+        return {"detail": str(self), "quota": self.quota, "limit": self.limit, "used": self.used,
+                "retry_after": self.retry_after}
+
+
+def limits_for(user) -> Limits:
+    """The limits of ``user`` (anonymous: the anonymous defaults; staff's own Quota row wins)."""
+    if not getattr(user, "is_authenticated", False):
+        return Limits(settings.QUOTA_ANON_CONCURRENT_JOBS, settings.QUOTA_ANON_BYTES_PER_DAY,
+                      settings.RATE_ANON_PER_MINUTE)
+    base = Limits(settings.QUOTA_USER_CONCURRENT_JOBS, settings.QUOTA_USER_BYTES_PER_DAY,
+                  settings.RATE_USER_PER_MINUTE)
+    own = getattr(user, "quota", None) if _has_quota(user) else None
+    if own is None:
+        return base
+    return Limits(own.concurrent_jobs if own.concurrent_jobs is not None else base.concurrent_jobs,
+                  own.bytes_per_day if own.bytes_per_day is not None else base.bytes_per_day,
+                  own.requests_per_minute if own.requests_per_minute is not None else base.requests_per_minute)
+
+
+def _has_quota(user) -> bool:
+    from portal.accounts.models import Quota
+
+    try:
+        user.quota  # noqa: B018 - the reverse one-to-one raises when absent
+    except Quota.DoesNotExist:
+        return False
+    return True
+
+
+def _owner_filter(user, client: str | None) -> Q:
+    if getattr(user, "is_authenticated", False):
+        return Q(user=user)
+    return Q(user__isnull=True, client=client)
+
+
+def bytes_today(user, client: str | None) -> int:
+    """Bytes downloaded by ``user`` (or the anonymous ``client``) in the last 24 hours."""
+    from portal.subsets.models import DownloadLog
+
+    since = timezone.now() - DAY
+    return DownloadLog.objects.filter(_owner_filter(user, client), created_at__gte=since).aggregate(
+        total=Sum("size"))["total"] or 0
+
+
+def jobs_running(user, client: str | None) -> int:
+    """Jobs of ``user`` (or the anonymous ``client``) queued or running now."""
+    from portal.subsets.models import SubsetJob
+
+    return SubsetJob.objects.filter(_owner_filter(user, client), status__in=("queued", "running")).count()
+
+
+def check_bytes(user, client: str | None, size: int) -> None:
+    """Raise :class:`QuotaExceeded` if downloading ``size`` more bytes passes the day's quota.
+
+    A single answer larger than the whole quota is let through when nothing was downloaded in
+    the day (a quota limits a day's traffic, it does not cap one file: sizes are capped elsewhere).
+    """
+    limit = limits_for(user).bytes_per_day
+    used = bytes_today(user, client)
+    if used and used + size > limit:
+        raise QuotaExceeded("bytes_per_day", f"this would take your downloads of the last 24 hours to "
+                            f"{(used + size) / 2**20:.1f} MiB, above your quota of {limit / 2**20:.0f} MiB"
+                            + ("" if getattr(user, "is_authenticated", False) else
+                               " (anonymous; signed-in users have more)"),
+                            limit=limit, used=used, retry_after=_seconds_until_bytes_free(user, client))
+
+
+def _seconds_until_bytes_free(user, client) -> int:
+    from portal.subsets.models import DownloadLog
+
+    first = (DownloadLog.objects.filter(_owner_filter(user, client), created_at__gte=timezone.now() - DAY)
+             .order_by("created_at").values_list("created_at", flat=True).first())
+    return int(((first + DAY) - timezone.now()).total_seconds()) if first else 60
+
+
+def check_jobs(user, client: str | None) -> None:
+    """Raise :class:`QuotaExceeded` if ``user`` (or the anonymous ``client``) has as many live jobs as allowed."""
+    limit = limits_for(user).concurrent_jobs
+    used = jobs_running(user, client)
+    if used >= limit:
+        raise QuotaExceeded("concurrent_jobs", f"you have {used} job(s) queued or running, the most allowed at "
+                            f"once is {limit}: wait for one to finish or cancel one", limit=limit, used=used,
+                            retry_after=30)
+
+
+def usage(user, client: str | None = None) -> dict:
+    """Limits and what is used of them, for the profile page and the API."""
+    limits = limits_for(user)
+    return {"concurrent_jobs": {"limit": limits.concurrent_jobs, "used": jobs_running(user, client)},
+            "bytes_per_day": {"limit": limits.bytes_per_day, "used": bytes_today(user, client)},
+            "requests_per_minute": {"limit": limits.requests_per_minute}}
