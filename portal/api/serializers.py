@@ -2,6 +2,8 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+from portal.catalog.queries import download_counts, public_lineage
+from portal.subsets import ownership
 from portal.subsets.models import SubsetJob
 from products.models import ValidationResult
 
@@ -30,10 +32,15 @@ class ValidationSerializer(serializers.ModelSerializer):
 class VersionSerializer(serializers.ModelSerializer):
     files = DatasetFileSerializer(many=True, read_only=True)
     validation = serializers.SerializerMethodField()
+    lineage = serializers.SerializerMethodField()
 
     class Meta:
         model = DatasetVersion
         fields = ["number", "published_at", "lineage", "files", "validation"]
+
+    def get_lineage(self, obj) -> dict:
+        """The run's lineage; input paths relative to the data root (no server path is published)."""
+        return public_lineage(obj.lineage)
 
     def get_validation(self, obj) -> list[dict]:
         return ValidationSerializer(obj.validation_results.exclude(scope="site"), many=True).data
@@ -56,29 +63,64 @@ class DatasetListSerializer(serializers.ModelSerializer):
 class DatasetDetailSerializer(DatasetListSerializer):
     versions = VersionSerializer(many=True, read_only=True)
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    downloads = serializers.SerializerMethodField()
 
     class Meta(DatasetListSerializer.Meta):
         fields = [*DatasetListSerializer.Meta.fields, "abstract_cn", "abstract_en", "license_url", "tags",
-                  "time_tags", "versions"]
+                  "time_tags", "versions", "downloads"]
+
+    def get_downloads(self, obj) -> dict:
+        """Downloads logged: ``{"total": n, "bytes": b, "versions": {number: {"count": n, "bytes": b}}}``."""
+        return download_counts(obj)
+
+
+class GridParametersSerializer(serializers.Serializer):
+    """The body of ``POST /api/datasets/{id}/subset/`` and ``/area/``: the GET query parameters as
+    form fields or a JSON object (for polygons too long for a URL). Documentation only: the
+    parameters are read by the one parser, :mod:`portal.subsets.params`."""
+
+    version = serializers.CharField(required=False, help_text="published version number (default: the latest)")
+    file = serializers.CharField(required=False, help_text="NetCDF file of the version (when it has several)")
+    variables = serializers.CharField(required=False, help_text="comma-separated variable names (default: all)")
+    bbox = serializers.CharField(required=False, help_text="min_lon,min_lat,max_lon,max_lat in degrees")
+    polygon = serializers.CharField(required=False, help_text="WKT or GeoJSON polygon (a JSON body may give the "
+                                                              "GeoJSON geometry as an object)")
+    time = serializers.CharField(required=False, help_text="start/end, ISO 8601 (either may be empty)")
+    time_stride = serializers.CharField(required=False, help_text="keep every n-th time step")
+    space_stride = serializers.CharField(required=False, help_text="keep every n-th cell in lat and lon")
+    f = serializers.CharField(required=False, help_text="netcdf, geotiff, csv, zarr, coveragejson")
+    estimate = serializers.CharField(required=False, help_text="1: answer only the size estimate (JSON)")
 
 
 class JobSerializer(serializers.ModelSerializer):
-    """A subset job's status; ``download_url`` / ``script_url`` once it is done."""
+    """A subset job's status; ``download_url`` / ``script_url`` once it is done, ``retry_url`` and
+    ``cancel_url`` (POST). An anonymous job's URLs carry its owner key (``?key=``; see
+    :mod:`portal.subsets.ownership`) when the request presented it (or just received it)."""
 
     url = serializers.SerializerMethodField()
     page_url = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
     script_url = serializers.SerializerMethodField()
+    retry_url = serializers.SerializerMethodField()
+    cancel_url = serializers.SerializerMethodField()
     version = serializers.IntegerField(source="version.number")
 
     class Meta:
         model = SubsetJob
         fields = ["id", "url", "page_url", "status", "progress", "error", "dataset", "version", "file_name", "kind",
                   "params", "estimated_bytes", "attempt", "created_at", "started_at", "finished_at", "expires_at",
-                  "result_name", "media_type", "size", "sha256", "download_url", "script_url"]
+                  "result_name", "media_type", "size", "sha256", "download_url", "script_url", "retry_url",
+                  "cancel_url"]
 
     def _absolute(self, name, job):
-        return self.context["request"].build_absolute_uri(reverse(name, args=[job.id]))
+        request = self.context["request"]
+        return request.build_absolute_uri(reverse(name, args=[job.id])) + ownership.key_query(job, request)
+
+    def get_retry_url(self, job) -> str:
+        return self._absolute("api:job-retry", job)
+
+    def get_cancel_url(self, job) -> str:
+        return self._absolute("api:job-cancel", job)
 
     def get_url(self, job) -> str:
         return self._absolute("api:job-detail", job)

@@ -1,24 +1,30 @@
+import json
 import time
 
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal import limits
+from portal.catalog import access
 from portal.catalog.access import AccessDenied
 from portal.catalog.models import Dataset
 from portal.catalog.queries import search_datasets
-from portal.files import stream_temporary
+from portal.files import OCTET_STREAM, file_response, media_type_for, stream_temporary
 from portal.subsets import core as subset_core
+from portal.subsets import ownership
 from portal.subsets import services as subsets
 from portal.subsets import stations as station_subsets
 from portal.subsets.models import SubsetJob
 
-from .serializers import DatasetDetailSerializer, DatasetListSerializer, JobSerializer
+from .serializers import DatasetDetailSerializer, DatasetListSerializer, GridParametersSerializer, JobSerializer
 
 
 def _params(*names):
@@ -43,9 +49,15 @@ _GRID_RESPONSES = {
     (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the file (direct answer)"),
     (202, "application/json"): OpenApiResponse(JobSerializer, description="queued as a job: its status"),
     (400, "application/json"): OpenApiResponse(description="{field, detail}: the bad field"),
-    (403, "application/json"): OpenApiResponse(description="login-access dataset"),
+    (401, "application/json"): OpenApiResponse(description="{detail, need}: sign in or send an API token"),
+    (403, "application/json"): OpenApiResponse(description="{detail, need}: what the user lacks (verification, "
+                                                           "approved application, licence, token scope)"),
     (413, "application/json"): OpenApiResponse(description="above the job limit: what to do instead"),
+    (429, "application/json"): OpenApiResponse(description="a quota is used up: {detail, quota, limit, used, "
+                                                           "retry_after} and Retry-After"),
 }
+_POST_BODY = {"application/json": GridParametersSerializer, "application/x-www-form-urlencoded": GridParametersSerializer,
+              "multipart/form-data": GridParametersSerializer}
 _COMMON = ("version", "file", "variables", "time", "f", "estimate")
 
 
@@ -66,9 +78,12 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return DatasetListSerializer if self.action == "list" else DatasetDetailSerializer
 
-    @extend_schema(parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
+    @extend_schema(methods=["GET"], parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
                    responses=_GRID_RESPONSES)
-    @action(detail=True, methods=["get"])
+    @extend_schema(methods=["POST"], request=_POST_BODY, responses=_GRID_RESPONSES,
+                   description="The same request as GET, its parameters in the body (form fields or a JSON object): "
+                               "for polygons too long for a URL.")
+    @action(detail=True, methods=["get", "post"], permission_classes=[permissions.AllowAny])
     def subset(self, request, pk=None):
         """A box or polygon of a published grid, in ``f`` = netcdf, geotiff, csv, zarr or coveragejson.
 
@@ -79,7 +94,8 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
         ``f`` (format, as in OGC APIs), ``estimate=1`` (only the size estimate and what would
         happen, as JSON). Small requests are streamed (200); larger ones become a job (202, its
         status in the body and at ``Location``); above the job limit 413 says what to do instead;
-        a malformed, empty or out-of-extent request is a 400 naming the field.
+        a malformed, empty or out-of-extent request is a 400 naming the field. ``POST`` takes the
+        same parameters as form fields or a JSON object (polygons too long for a URL).
         """
         return _grid_answer(request, self.get_object(), "subset")
 
@@ -90,12 +106,16 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
         netcdf, zarr or coveragejson. Other parameters as for ``subset``."""
         return _grid_answer(request, self.get_object(), "point")
 
-    @extend_schema(parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
+    @extend_schema(methods=["GET"], parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
                    responses=_GRID_RESPONSES)
-    @action(detail=True, methods=["get"])
+    @extend_schema(methods=["POST"], request=_POST_BODY, responses=_GRID_RESPONSES,
+                   description="The same request as GET, its parameters in the body (form fields or a JSON object): "
+                               "for polygons too long for a URL.")
+    @action(detail=True, methods=["get", "post"], permission_classes=[permissions.AllowAny])
     def area(self, request, pk=None):
         """Area-mean series (cos-latitude weights, cells whose centres fall inside) over a ``bbox`` or
-        ``polygon``, in csv, netcdf, zarr or coveragejson. Other parameters as for ``subset``."""
+        ``polygon``, in csv, netcdf, zarr or coveragejson. Other parameters as for ``subset``
+        (``POST``: in the body, as for ``subset``)."""
         return _grid_answer(request, self.get_object(), "area")
 
 
@@ -103,15 +123,21 @@ def _problem(exc: subset_core.SubsetError, code=status.HTTP_400_BAD_REQUEST) -> 
     return Response({"field": exc.field, "detail": str(exc)}, status=code)
 
 
+def _client(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
 def _answer(request, dataset: Dataset, kind: str, params, *, force_job: bool = False):
     """Translate one call of the subset service into a response (the grid actions and job creation)."""
     try:
-        answer = subsets.handle(dataset, kind, params, user=request.user, client=request.META.get("REMOTE_ADDR"),
-                                force_job=force_job)
+        answer = subsets.handle(dataset, kind, params, user=request.user, client=_client(request),
+                                force_job=force_job, owner_key=lambda: ownership.anonymous_key(request))
     except subsets.QueueUnavailable as exc:
         return _queue_unavailable(request, exc)
     except AccessDenied as exc:
         return _denied(exc)
+    except limits.QuotaExceeded as exc:
+        return _quota(exc)
     except subsets.SubsetTooLarge as exc:
         return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     except subset_core.SubsetError as exc:
@@ -133,6 +159,12 @@ def _denied(exc: AccessDenied) -> Response:
     return Response({"detail": str(exc), "need": exc.decision.need}, status=exc.status, headers=headers)
 
 
+def _quota(exc: limits.QuotaExceeded) -> Response:
+    """429 with Retry-After: a quota (live jobs, bytes of the day) is used up; the body says which and how much."""
+    return Response(exc.as_dict(), status=status.HTTP_429_TOO_MANY_REQUESTS,
+                    headers={"Retry-After": str(exc.retry_after)})
+
+
 def _queue_unavailable(request, exc) -> Response:
     """503 with Retry-After: the broker is down; the job is failed (not stuck queued) and can be retried."""
     body = {"detail": str(exc), "job": JobSerializer(exc.job, context={"request": request}).data}
@@ -140,26 +172,64 @@ def _queue_unavailable(request, exc) -> Response:
 
 
 def _grid_answer(request, dataset: Dataset, kind: str):
-    return _answer(request, dataset, kind, {k: request.query_params.get(k) for k in request.query_params})
+    """The grid actions: parameters from the query string (GET) or the body (POST: form fields or a JSON object).
+
+    ``key`` (an anonymous owner's job key, :mod:`portal.subsets.ownership`) is not a subset parameter.
+    """
+    if request.method == "POST":
+        data = request.data
+        if not hasattr(data, "keys"):
+            return Response({"field": "body", "detail": "expected form fields or a JSON object of request parameters"},
+                            status=status.HTTP_400_BAD_REQUEST)
+        params = {str(k): _text(data.get(k)) for k in data.keys()}
+    else:
+        params = {k: request.query_params.get(k) for k in request.query_params}
+    params.pop(ownership.KEY_PARAMETER, None)
+    return _answer(request, dataset, kind, params)
+
+
+def _text(value) -> str:
+    """A body value as the parser reads query parameters: JSON objects (a GeoJSON polygon) and lists as JSON text."""
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Asynchronous subset jobs: status (queued, running with progress, done with a link and sha256,
-    failed with the reason, expired), the result file, a curl/wget script, and retry of a failed job.
+    failed with the reason, cancelled, expired), the result file, a curl/wget script, retry of a
+    failed or cancelled job, cancel of a queued or running one.
 
     ``POST /api/jobs/`` with ``{"dataset": id, "kind": "subset"|"point"|"area", "params": {...}}``
     (params as the query parameters of the dataset actions) queues a job whatever its size (up
     to the job limit); the dataset actions queue one by themselves for large requests.
+
+    A job is its owner's (:mod:`portal.subsets.ownership`): a signed-in user's, or an anonymous
+    client's holding its key (session cookie, or ``?key=`` as in the URLs answered); anyone else
+    gets 404. Downloading the result and retrying also pass the dataset's access policy.
     """
 
     queryset = SubsetJob.objects.select_related("version", "dataset")
     serializer_class = JobSerializer
-    permission_classes = [permissions.AllowAny]  # job ids are unguessable UUIDs; login-access is checked on create
+    permission_classes = [permissions.AllowAny]  # ownership is checked per job (get_object)
 
+    def get_object(self):
+        try:
+            return ownership.visible_job(self.request, self.kwargs["pk"], self.get_queryset())
+        except Http404:
+            raise NotFound("no such job") from None
+
+    @extend_schema(responses={200: JobSerializer, 404: OpenApiResponse(description="no such job, or someone else's")})
     def retrieve(self, request, *args, **kwargs):
         subsets.reap_stale_jobs()
         return super().retrieve(request, *args, **kwargs)
 
+    @extend_schema(responses={201: JobSerializer, 200: JobSerializer, 400: OpenApiResponse(description="{field, detail}"),
+                              401: OpenApiResponse(description="sign in or send an API token"),
+                              403: OpenApiResponse(description="what the user lacks"),
+                              429: OpenApiResponse(description="too many live jobs: {detail, quota, limit, used, "
+                                                               "retry_after}"),
+                              503: OpenApiResponse(description="the job queue is unavailable")})
     def create(self, request, *args, **kwargs):
         data = request.data if isinstance(request.data, dict) else {}
         dataset = Dataset.objects.filter(id=str(data.get("dataset", ""))[:100].replace("\x00", "")).first()
@@ -173,20 +243,29 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return _answer(request, dataset, str(data.get("kind", "subset")),
                        {str(k): str(v) for k, v in params.items()}, force_job=True)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                              (206, "application/octet-stream"): OpenApiTypes.BINARY,
+                              404: OpenApiResponse(description="no such job (or someone else's), or not done"),
+                              410: OpenApiResponse(description="the file expired"),
+                              429: OpenApiResponse(description="the day's byte quota is used up")})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         """The finished job's file (404 before it is done, 410 once expired)."""
         job = self.get_object()
+        try:
+            access.check_download(request.user, job.dataset)
+        except AccessDenied as exc:
+            return _denied(exc)
         if job.status == SubsetJob.Status.EXPIRED:
             return Response({"detail": f"the file expired at {job.expires_at:%Y-%m-%d %H:%M} UTC: submit the request "
                                        "again"}, status=status.HTTP_410_GONE)
         if job.status != SubsetJob.Status.DONE:
             return Response({"detail": f"the job is {job.status}"}, status=status.HTTP_404_NOT_FOUND)
-        from django.utils import timezone
-
-        from portal.files import OCTET_STREAM, file_response, media_type_for
-
+        if request.method == "GET":
+            try:
+                limits.check_bytes(request.user, _client(request), job.size or 0)
+            except limits.QuotaExceeded as exc:
+                return _quota(exc)
         # Ranges and validators as for published files; private, cached until the file expires.
         left = int((job.expires_at - timezone.now()).total_seconds()) if job.expires_at else 0
         response = file_response(request, subsets.job_file(job), filename=job.result_name,
@@ -195,36 +274,63 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
             f = subsets.gridded_file(job.version, job.file_name)
             subsets.log_download(user=request.user, f=f, query=None, size=int(response["Content-Length"]),
-                                 seconds=0.0, job=job, client=request.META.get("REMOTE_ADDR"))
+                                 seconds=0.0, job=job, client=_client(request))
         return response
 
     @extend_schema(parameters=[OpenApiParameter("tool", OpenApiTypes.STR, enum=["curl", "wget"])],
-                   responses={(200, "text/x-shellscript"): OpenApiTypes.STR})
+                   responses={(200, "text/x-shellscript"): OpenApiTypes.STR,
+                              400: OpenApiResponse(description="{field, detail}: tool"),
+                              404: OpenApiResponse(description="no such job (or someone else's), or not done")})
     @action(detail=True, methods=["get"])
     def script(self, request, pk=None):
-        """A shell script fetching the file with ``tool`` = curl (default) or wget and checking its sha256."""
+        """A shell script fetching the file with ``tool`` = curl (default) or wget and checking its sha256.
+
+        A signed-in user's script sends ``Authorization: Bearer $PORTAL_TOKEN`` (a personal API
+        token from the environment); an anonymous job's link carries its key.
+        """
         job = self.get_object()
         if job.status != SubsetJob.Status.DONE:
             return Response({"detail": f"the job is {job.status}"}, status=status.HTTP_404_NOT_FOUND)
-        url = request.build_absolute_uri(reverse("api:job-download", args=[job.id]))
+        url = self.get_serializer(job).data["download_url"]
         try:
-            text = subsets.download_script(job, url, request.query_params.get("tool", "curl"))
+            text = subsets.download_script(job, url, request.query_params.get("tool", "curl"),
+                                           profile_url=request.build_absolute_uri(reverse("accounts:profile")))
         except ValueError as exc:
             return Response({"field": "tool", "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return HttpResponse(text, content_type="text/x-shellscript",
                             headers={"Content-Disposition": f'attachment; filename="job_{job.id}.sh"'})
 
-    @extend_schema(request=None, responses={202: JobSerializer, 409: OpenApiResponse(description="not failed")})
+    @extend_schema(request=None, responses={202: JobSerializer, 404: OpenApiResponse(description="no such job"),
+                                            409: OpenApiResponse(description="not failed or cancelled"),
+                                            429: OpenApiResponse(description="too many live jobs"),
+                                            503: OpenApiResponse(description="the job queue is unavailable")})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
-        """Queue a failed job again."""
+        """Queue a failed or cancelled job again."""
+        job = self.get_object()
         try:
-            job = subsets.retry_job(self.get_object())
+            access.check_download(request.user, job.dataset)
+            job = subsets.retry_job(job)
+        except AccessDenied as exc:
+            return _denied(exc)
+        except limits.QuotaExceeded as exc:
+            return _quota(exc)
         except subsets.QueueUnavailable as exc:
             return _queue_unavailable(request, exc)
         except ValueError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: JobSerializer, 404: OpenApiResponse(description="no such job"),
+                                            409: OpenApiResponse(description="not queued or running")})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued or running job (a running one stops at its next heartbeat, its partial file removed)."""
+        try:
+            job = subsets.cancel_job(self.get_object())
+        except ValueError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(job).data)
 
 
 class ObservationSubsetView(APIView):
@@ -232,7 +338,10 @@ class ObservationSubsetView(APIView):
 
     ``f`` = csv (long form, default), json (stations with their series) or netcdf (CF DSG
     timeSeries). A request must name a bbox, a network or stations; empty answers are a 400
-    naming the field, more than ``STATION_SUBSET_MAX_ROWS`` rows a 413 saying what to narrow.
+    naming the field. More than ``STATION_SUBSET_SYNC_MAX_ROWS`` rows (200,000 by default) are not
+    streamed: a 413 says how to split the request (by period, network or station). Networks
+    closed to the user (no open licence: anonymous and unverified users) answer 401/403 when named;
+    a box-only request leaves them out and names them in the ``X-Excluded-Networks`` header.
     """
 
     permission_classes = [permissions.AllowAny]
@@ -243,19 +352,39 @@ class ObservationSubsetView(APIView):
                     OpenApiParameter("station", OpenApiTypes.STR, description="comma-separated station codes"),
                     OpenApiParameter("variables", OpenApiTypes.STR, description="comma-separated variables"),
                     OpenApiParameter("f", OpenApiTypes.STR, enum=list(station_subsets.FORMATS))],
-        responses={(200, "text/csv"): OpenApiTypes.BINARY, 400: OpenApiResponse(description="{field, detail}"),
-                   413: OpenApiResponse(description="too many rows: what to narrow")})
+        responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/json"): OpenApiTypes.OBJECT,
+                   (200, "application/x-netcdf"): OpenApiTypes.BINARY,
+                   400: OpenApiResponse(description="{field, detail}"),
+                   401: OpenApiResponse(description="a network closed to anonymous users was named: sign in"),
+                   403: OpenApiResponse(description="a network closed to unverified users was named"),
+                   413: OpenApiResponse(description="too many rows: how to split the request"),
+                   429: OpenApiResponse(description="the day's byte quota is used up")})
     def get(self, request):
         start = time.monotonic()
+        client = _client(request)
         try:
             query = station_subsets.parse_station_query({k: request.query_params.get(k) for k in request.query_params})
+            query, excluded = station_subsets.restrict(query, request.user)
             path, filename, media_type = station_subsets.write_temporary(query)
+        except AccessDenied as exc:
+            return _denied(exc)
         except station_subsets.TooManyRows as exc:
             return _problem(exc, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except subset_core.SubsetError as exc:
             return _problem(exc)
         size = path.stat().st_size
-        subsets.log_download(user=request.user, f=None, query=None, kind="stations", format=query.format,
-                             params=dict(request.query_params.items()), size=size, seconds=time.monotonic() - start,
-                             client=request.META.get("REMOTE_ADDR"))
-        return stream_temporary(path, filename=filename, content_type=media_type)
+        try:
+            limits.check_bytes(request.user, client, size)
+            subsets.log_download(user=request.user, f=None, query=None, kind="stations", format=query.format,
+                                 params=dict(request.query_params.items()), size=size,
+                                 seconds=time.monotonic() - start, client=client)
+        except limits.QuotaExceeded as exc:
+            path.unlink(missing_ok=True)
+            return _quota(exc)
+        except BaseException:  # the answer is not sent: its file must not stay behind
+            path.unlink(missing_ok=True)
+            raise
+        response = stream_temporary(path, filename=filename, content_type=media_type)
+        if excluded:
+            response["X-Excluded-Networks"] = ",".join(excluded)
+        return response

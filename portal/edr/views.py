@@ -3,8 +3,9 @@
 Thin DRF views over :mod:`portal.edr.services` (see its docstring for why EDR is implemented here
 rather than with pygeoapi or xpublish-edr). Errors are OGC API exception documents
 ``{"code": ..., "description": ...}`` (plus ``parameter`` for a query parameter at fault): 400 for
-a malformed, empty or out-of-extent query, 403 for a login-access dataset without a login, 404 for
-an unknown collection, 413 above the direct-answer limit.
+a malformed, empty or out-of-extent query, 401 (no user) or 403 (what the user lacks) where the
+access policy (:mod:`portal.catalog.access`) refuses, 404 for an unknown collection, 413 above the
+direct-answer limit, 429 (with ``Retry-After``) when the day's byte quota is used up.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal import limits
 from portal.catalog.access import AccessDenied
 from portal.files import stream_temporary
 from portal.subsets import core
@@ -28,7 +30,7 @@ from . import services
 
 JSON = "application/json"
 _CODES = {400: "InvalidParameterValue", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
-          405: "MethodNotAllowed", 413: "PayloadTooLarge"}
+          405: "MethodNotAllowed", 413: "PayloadTooLarge", 429: "TooManyRequests"}
 
 
 def _error(status_code: int, description: str, code: str | None = None, parameter: str | None = None) -> Response:
@@ -195,7 +197,15 @@ class Query(_EdrView):
                                     client=request.META.get("REMOTE_ADDR"), front_door="edr",
                                     accept=request.headers.get("Accept"), jobs=False)
         except AccessDenied as exc:
-            return _error(exc.status, str(exc))
+            response = _error(exc.status, str(exc))
+            if exc.status == 401:
+                response["WWW-Authenticate"] = 'Bearer realm="data portal"'
+            return response
+        except limits.QuotaExceeded as exc:
+            response = _error(429, str(exc))
+            response.data.update({k: v for k, v in exc.as_dict().items() if k != "detail"})
+            response["Retry-After"] = str(exc.retry_after)
+            return response
         except subsets.SubsetTooLarge as exc:
             response = _error(413, exc.message, parameter=exc.field)
             if exc.job is not None:

@@ -13,6 +13,10 @@ class SubsetJob(models.Model):
     ``params`` holds the request exactly as the API received it (query-string names), so a
     retry or a worker re-reads it through the same parser. ``attempt`` counts runs: a task
     carrying an older attempt number (a redelivered message after a retry) does nothing.
+
+    A job belongs to its owner: a signed-in ``user``, or for an anonymous request the holder of
+    the per-client key whose sha256 is ``owner_key`` (see :mod:`portal.subsets.ownership`).
+    ``client`` is the requesting address (the anonymous quota of concurrent jobs counts by it).
     """
 
     class Status(models.TextChoices):
@@ -21,15 +25,19 @@ class SubsetJob(models.Model):
         DONE = "done"
         FAILED = "failed"
         EXPIRED = "expired"
+        CANCELLED = "cancelled"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    owner_key = models.CharField(max_length=64, blank=True, db_index=True,
+                                 help_text="sha256 of the anonymous owner's key (empty for a signed-in user's job)")
+    client = models.GenericIPAddressField(null=True, blank=True, help_text="the address that asked for it")
     dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="subset_jobs")
     version = models.ForeignKey("catalog.DatasetVersion", on_delete=models.CASCADE, related_name="subset_jobs")
     file_name = models.CharField(max_length=300, help_text="the published NetCDF the subset is cut from")
     kind = models.CharField(max_length=20, help_text="subset, point or area")
     params = models.JSONField(help_text="the request's parameters as given to the API")
-    request_key = models.CharField(max_length=64, db_index=True, help_text="sha256 of version, file, kind, params")
+    request_key = models.CharField(max_length=64, db_index=True, help_text="sha256 of version, file, kind, params, owner")
     estimated_bytes = models.BigIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0, help_text="0..1 while running")

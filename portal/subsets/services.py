@@ -12,10 +12,12 @@ One path for every front door (dataset API, dataset page, ``POST /api/jobs/``, O
    direct answer, into the job's folder for a job), reading through :func:`open_cube` the cube
    store (:mod:`portal.subsets.store`) the plan chose.
 
-Jobs: :func:`submit_job` (deduplicated by request), :func:`run_job` (the Celery task's body; a
-heartbeat thread records progress), :func:`reap_stale_jobs` (a running job whose worker stopped
-answering is marked failed), :func:`retry_job`, :func:`expire_jobs`. Every finished download is
-logged by :func:`log_download`.
+Jobs: :func:`submit_job` (deduplicated by request and owner; quotas of live jobs applied),
+:func:`run_job` (the Celery task's body; a heartbeat thread records progress and notices a
+cancellation), :func:`reap_stale_jobs` (a running job whose worker stopped answering is marked
+failed), :func:`retry_job`, :func:`cancel_job`, :func:`expire_jobs`. A job belongs to its owner
+(:mod:`portal.subsets.ownership`). Every finished download is logged by :func:`log_download`;
+a direct answer first passes the day's byte quota (:func:`portal.limits.check_bytes`).
 """
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -42,12 +45,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from portal import limits
 from portal.catalog import access, metadata
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.files import media_type_for
 from products.methods.files import sha256
 
-from . import core, store, writers
+from . import core, ownership, store, writers
 from . import params as params_module
 from .models import DownloadLog, SubsetJob
 from .params import KINDS, SERIES_FORMATS, Query
@@ -292,7 +296,7 @@ def plan(f: DatasetFile, query: Query) -> Plan:
 
 def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, client: str | None = None,
            front_door: str = "api", accept: str | None = None, file: str | None = None, jobs: bool = True,
-           force_job: bool = False) -> Answer:
+           force_job: bool = False, owner_key: Callable[[], str] | None = None) -> Answer:
     """The one path of a subset request, from its parameters to an answer, for every front door.
 
     Checks access, parses the parameters (:mod:`portal.subsets.params`), finds the version and
@@ -308,7 +312,7 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
         The request's query parameters (the API's ``version`` and ``file`` choose the grid).
     user : User or AnonymousUser
     client : str, optional
-        The client's address, for the download log.
+        The client's address, for the download log and the quotas (:mod:`portal.limits`).
     front_door : {"api", "edr"}
         Which parameters are accepted, and how errors name them.
     accept : str, optional
@@ -320,6 +324,10 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
         gets :class:`SubsetTooLarge` with the equivalent job request in ``job``).
     force_job : bool
         Queue a job whatever the size (``POST /api/jobs/``).
+    owner_key : callable, optional
+        Called (only when an anonymous request becomes a job) for the anonymous owner's key
+        (:func:`portal.subsets.ownership.anonymous_key`); without it an anonymous job has no owner
+        but staff.
 
     Returns
     -------
@@ -331,6 +339,8 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
     ------
     portal.catalog.access.AccessDenied
         The user may not download from the dataset.
+    portal.limits.QuotaExceeded
+        Too many live jobs (a new job), or the day's bytes would be passed (a direct answer).
     SubsetTooLarge
         Above what is answered (naming the parameter; says what to do instead).
     portal.subsets.core.SubsetError
@@ -353,8 +363,11 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
         if estimate.mode == "job" or force_job:
             if not jobs:
                 raise _direct_only(f, query, estimate)
-            job, created = submit_job(f, query, estimate, user)
+            anonymous = not getattr(user, "is_authenticated", False)
+            job, created = submit_job(f, query, estimate, user, client=client,
+                                      owner_key=ownership.hash_key(owner_key()) if anonymous and owner_key else "")
             return Answer("job", query, estimate, f, job=job, created=created)
+        limits.check_bytes(user, client, estimate.estimated_bytes)
         start = time.monotonic()
         result = answer_directly(f, query, estimate)
     except params_module.UnknownParameter:
@@ -510,31 +523,54 @@ def log_download(*, user, f: DatasetFile | None, query: Query | None, size: int,
 # --------------------------------------------------------------------------- jobs
 
 
-def request_key(f: DatasetFile, query: Query) -> str:
-    """sha256 of version, file, kind and the normalised parameters (identical requests share a job)."""
-    text = json.dumps([f.version_id, f.name, query.kind, sorted(query.params.items())])
+def request_key(f: DatasetFile, query: Query, owner: str = "") -> str:
+    """sha256 of version, file, kind, the normalised parameters and the owner (``user:<id>`` or
+    ``anonymous:<owner key>``): the same owner's identical requests share a job, two owners' never do."""
+    text = json.dumps([f.version_id, f.name, query.kind, sorted(query.params.items()), owner])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def submit_job(f: DatasetFile, query: Query, estimate: Plan, user=None) -> tuple[SubsetJob, bool]:
-    """Queue a job for ``query`` (or return the live job for the same request of the same user).
+LIVE = (SubsetJob.Status.QUEUED, SubsetJob.Status.RUNNING, SubsetJob.Status.DONE)
+"""A job in one of these states is returned for an identical request of its owner instead of a new one."""
+
+
+def submit_job(f: DatasetFile, query: Query, estimate: Plan, user=None, *, client: str | None = None,
+               owner_key: str = "") -> tuple[SubsetJob, bool]:
+    """Queue a job for ``query`` (or return the owner's live job for the same request).
+
+    Parameters
+    ----------
+    f, query, estimate
+        The grid, the parsed request and its :func:`plan`.
+    user : User or AnonymousUser, optional
+        A signed-in user owns the job.
+    client : str, optional
+        The requesting address (recorded; the anonymous quota of live jobs counts by it).
+    owner_key : str
+        For an anonymous job: the sha256 of its owner's key (:mod:`portal.subsets.ownership`).
 
     Returns
     -------
     (SubsetJob, bool)
         The job and whether it was created now.
-    """
 
-    key = request_key(f, query)
+    Raises
+    ------
+    portal.limits.QuotaExceeded
+        The owner already has as many queued or running jobs as allowed (nothing is created).
+    """
     owner = user if getattr(user, "is_authenticated", False) else None
-    live = (SubsetJob.objects.filter(request_key=key, user=owner)
-            .exclude(status__in=[SubsetJob.Status.FAILED, SubsetJob.Status.EXPIRED]).first())
+    key = request_key(f, query, f"user:{owner.pk}" if owner else f"anonymous:{owner_key}")
+    live = SubsetJob.objects.filter(request_key=key, user=owner, owner_key="" if owner else owner_key,
+                                    status__in=LIVE).first()
     if live is not None:
         return live, False
+    limits.check_jobs(user, client)
     with transaction.atomic():
         job = SubsetJob.objects.create(
-            user=owner, dataset_id=f.version.dataset_id, version=f.version, file_name=f.name, kind=query.kind,
-            params=dict(query.params), request_key=key, estimated_bytes=estimate.estimated_bytes)
+            user=owner, owner_key="" if owner else owner_key, client=client, dataset_id=f.version.dataset_id,
+            version=f.version, file_name=f.name, kind=query.kind, params=dict(query.params), request_key=key,
+            estimated_bytes=estimate.estimated_bytes)
         transaction.on_commit(lambda: _enqueue(job))
     return job, True
 
@@ -564,18 +600,21 @@ def _enqueue(job: SubsetJob) -> None:
 
 
 def retry_job(job: SubsetJob) -> SubsetJob:
-    """Queue a failed job again (a new attempt; its old file, if any, is gone).
+    """Queue a failed or cancelled job again (a new attempt; its old file, if any, is gone).
 
     Raises
     ------
     ValueError
-        The job is not failed.
+        The job is neither failed nor cancelled.
+    portal.limits.QuotaExceeded
+        Its owner already has as many queued or running jobs as allowed.
     """
 
     with transaction.atomic():
         job = SubsetJob.objects.select_for_update().get(id=job.id)
-        if job.status != SubsetJob.Status.FAILED:
-            raise ValueError(f"only a failed job can be retried; this one is {job.status}")
+        if job.status not in (SubsetJob.Status.FAILED, SubsetJob.Status.CANCELLED):
+            raise ValueError(f"only a failed or cancelled job can be retried; this one is {job.status}")
+        limits.check_jobs(job.user, job.client)
         job.status, job.attempt, job.progress, job.error = SubsetJob.Status.QUEUED, job.attempt + 1, 0.0, ""
         job.started_at = job.heartbeat_at = job.finished_at = None
         job.save()
@@ -583,16 +622,45 @@ def retry_job(job: SubsetJob) -> SubsetJob:
     return job
 
 
+def cancel_job(job: SubsetJob) -> SubsetJob:
+    """Cancel a queued or running job.
+
+    A queued job never runs (its task finds it cancelled); a running one stops at its worker's
+    next heartbeat (``settings.SUBSET_JOB_HEARTBEAT_SECONDS``) and removes its partial file.
+
+    Raises
+    ------
+    ValueError
+        The job is neither queued nor running (done, failed, expired or cancelled already).
+    """
+    with transaction.atomic():
+        job = SubsetJob.objects.select_for_update().get(id=job.id)
+        if job.status not in (SubsetJob.Status.QUEUED, SubsetJob.Status.RUNNING):
+            raise ValueError(f"only a queued or running job can be cancelled; this one is {job.status}")
+        job.status, job.finished_at, job.error = SubsetJob.Status.CANCELLED, timezone.now(), "cancelled by its owner"
+        job.save(update_fields=["status", "finished_at", "error"])
+    return job
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job's computation once its owner cancelled it."""
+
+
 class _Progress(Callback):
-    """dask callback counting finished tasks of the computations it watches."""
+    """dask callback counting finished tasks of the computations it watches; stops them once ``cancelled`` is set."""
 
     def __init__(self):
         super().__init__()
         self.done = self.total = 0
         self.fraction = 0.0
+        self.cancelled = threading.Event()
 
     def _start_state(self, dsk, state):
         self.total += sum(len(state[k]) for k in ("ready", "waiting", "running")) or 1
+
+    def _pretask(self, key, dsk, state):
+        if self.cancelled.is_set():
+            raise JobCancelled("cancelled by its owner")
 
     def _posttask(self, key, result, dsk, state, worker_id):
         self.done += 1
@@ -619,8 +687,11 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
     def heartbeat():
         try:
             while not stop.wait(settings.SUBSET_JOB_HEARTBEAT_SECONDS):
-                SubsetJob.objects.filter(id=job.id, attempt=attempt, status=SubsetJob.Status.RUNNING).update(
+                alive = SubsetJob.objects.filter(id=job.id, attempt=attempt, status=SubsetJob.Status.RUNNING).update(
                     progress=progress.fraction, heartbeat_at=timezone.now())
+                if not alive and _cancelled(job.id, attempt):  # its owner cancelled it: stop the computation
+                    progress.cancelled.set()
+                    return
         finally:
             connection.close()
 
@@ -637,20 +708,44 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
     except Exception as exc:  # the reason goes to the user; the worker goes on
         stop.set()
         beat.join()
+        if isinstance(exc, JobCancelled) or _cancelled(job.id, attempt):
+            logger.info("job %s attempt %s: cancelled", job.id, attempt)
+            _remove_folder(folder)
+            return SubsetJob.objects.get(id=job.id)
         logger.exception("job %s failed", job.id)
-        SubsetJob.objects.filter(id=job.id, attempt=attempt).update(
+        SubsetJob.objects.filter(id=job.id, attempt=attempt).exclude(status=SubsetJob.Status.CANCELLED).update(
             status=SubsetJob.Status.FAILED, error=str(exc) or type(exc).__name__, finished_at=timezone.now())
         return SubsetJob.objects.get(id=job.id)
     stop.set()
     beat.join()
     path = folder / name
     finished = timezone.now()
-    SubsetJob.objects.filter(id=job.id, attempt=attempt).update(
+    done = SubsetJob.objects.filter(id=job.id, attempt=attempt).exclude(status=SubsetJob.Status.CANCELLED).update(
         status=SubsetJob.Status.DONE, progress=1.0, finished_at=finished, heartbeat_at=finished,
         result_path=str(path.relative_to(settings.DATA_ROOT)), result_name=name, media_type=media_type,
         size=path.stat().st_size, sha256=sha256(path),
         expires_at=finished + timedelta(hours=settings.SUBSET_JOB_TTL_HOURS))
+    if not done:  # cancelled after the last heartbeat: the file is not kept
+        logger.info("job %s attempt %s: cancelled as it finished", job.id, attempt)
+        _remove_folder(folder)
     return SubsetJob.objects.get(id=job.id)
+
+
+def _cancelled(job_id, attempt: int) -> bool:
+    return SubsetJob.objects.filter(id=job_id, attempt=attempt, status=SubsetJob.Status.CANCELLED).exists()
+
+
+def _remove_folder(folder: Path) -> None:
+    """Remove a job's folder and what a cancelled run left in it."""
+    for path in folder.glob("*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def reap_stale_jobs() -> int:
@@ -708,8 +803,12 @@ def job_file(job: SubsetJob) -> Path:
     return Path(settings.DATA_ROOT) / job.result_path
 
 
-def download_script(job: SubsetJob, url: str, tool: str) -> str:
+def download_script(job: SubsetJob, url: str, tool: str, *, profile_url: str = "") -> str:
     """A shell script that fetches the job's file with ``curl`` or ``wget`` and checks its sha256.
+
+    A signed-in user's job is fetched with ``Authorization: Bearer $PORTAL_TOKEN`` (a personal
+    API token read from the environment, created on the profile at ``profile_url``); an anonymous
+    job's ``url`` carries its owner key (``?key=``) instead.
 
     Raises
     ------
@@ -718,11 +817,21 @@ def download_script(job: SubsetJob, url: str, tool: str) -> str:
     """
     if tool not in ("curl", "wget"):
         raise ValueError(f"tool: expected curl or wget, got {tool!r}")
-    fetch = (f"curl --fail --location --retry 3 -o '{job.result_name}' '{url}'" if tool == "curl"
-             else f"wget --tries=3 -O '{job.result_name}' '{url}'")
+    header = "Authorization: Bearer $PORTAL_TOKEN"
+    if job.user_id:
+        auth = (f"-H \"{header}\" " if tool == "curl" else f"--header=\"{header}\" ")
+        token = ("# this job is yours: the script sends a personal API token with the 'download' scope, read from\n"
+                 f"# the environment (create one on your profile{': ' + profile_url if profile_url else ''}):\n"
+                 "#   export PORTAL_TOKEN=hp_...\n"
+                 ": \"${PORTAL_TOKEN:?set PORTAL_TOKEN to a personal API token of this portal}\"\n")
+    else:
+        auth, token = "", "# an anonymous job: the link carries its key (keep this script private)\n"
+    fetch = (f"curl --fail --location --retry 3 {auth}-o '{job.result_name}' '{url}'" if tool == "curl"
+             else f"wget --tries=3 {auth}-O '{job.result_name}' '{url}'")
     return ("#!/bin/sh\n"
             f"# {job.kind} job {job.id} of dataset {job.dataset_id} v{job.version.number} ({job.size} bytes)\n"
             f"# the file expires at {job.expires_at:%Y-%m-%d %H:%M} UTC\n"
             "set -e\n"
+            f"{token}"
             f"{fetch}\n"
             f"echo '{job.sha256}  {job.result_name}' | sha256sum -c -\n")

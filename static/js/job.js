@@ -1,4 +1,4 @@
-// The job page: poll the job's API status until it is done, failed or expired.
+// The job page: poll the job's API status until it is done, failed, cancelled or expired; cancel and retry.
 (function () {
   "use strict";
   const root = document.getElementById("job");
@@ -16,7 +16,9 @@
     root.dataset.status = job.status;
     $("job-progress").value = job.progress;
     $("job-percent").textContent = Math.round(job.progress * 100) + " %";
-    $("job-error-row").hidden = job.status !== "failed";
+    const live = job.status === "queued" || job.status === "running";
+    $("job-cancel").hidden = !live;
+    $("job-error-row").hidden = job.status !== "failed" && job.status !== "cancelled";
     $("job-error").textContent = job.error || "";
     $("job-result-row").hidden = job.status !== "done";
     if (job.status === "done") {
@@ -25,10 +27,11 @@
       $("job-size").textContent = size(job.size);
       $("job-sha256").textContent = job.sha256;
       $("job-expires").textContent = new Date(job.expires_at).toISOString().slice(0, 16).replace("T", " ") + " UTC";
-      $("job-script-curl").href = job.script_url + "?tool=curl";
-      $("job-script-wget").href = job.script_url + "?tool=wget";
+      const sep = job.script_url.indexOf("?") < 0 ? "?" : "&";
+      $("job-script-curl").href = job.script_url + sep + "tool=curl";
+      $("job-script-wget").href = job.script_url + sep + "tool=wget";
     }
-    return job.status === "queued" || job.status === "running";
+    return live;
   }
   function poll() {
     fetch(root.dataset.statusUrl, {headers: {Accept: "application/json"}})
@@ -36,6 +39,17 @@
       .then((job) => { if (show(job)) setTimeout(poll, 1000); })
       .catch(() => setTimeout(poll, 3000));
   }
+  $("job-cancel").addEventListener("click", function () {
+    $("job-cancel").disabled = true;
+    fetch(root.dataset.cancelUrl, {method: "POST", headers: {"X-CSRFToken": csrf, Accept: "application/json"}})
+      .then((r) => r.json().then((body) => ({ok: r.ok, body: body})))
+      .then((answer) => {
+        $("job-cancel").disabled = false;
+        $("job-cancel-error").hidden = answer.ok;
+        $("job-cancel-error").textContent = answer.ok ? "" : (answer.body.detail || "");
+        if (answer.ok) show(answer.body);
+      });
+  });
   $("job-retry").addEventListener("click", function () {
     fetch(root.dataset.retryUrl, {method: "POST", headers: {"X-CSRFToken": csrf, Accept: "application/json"}})
       .then((r) => r.json()).then((job) => { show(job); poll(); });

@@ -369,6 +369,9 @@ def test_the_published_geotiff_is_a_cog_that_gdal_reads_over_http(portal_url, co
 # --------------------------------------------------------------------------- job results
 
 
+JOB_KEY = "k" * 43
+
+
 @pytest.fixture
 def done_job(et_run, tmp_path):
     """A finished job whose result is a CSV under DATA_ROOT (inside the test's transaction)."""
@@ -378,7 +381,10 @@ def done_job(et_run, tmp_path):
     path = Path(settings.DATA_ROOT) / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("time,value\n" + "".join(f"2015-01-{d:02d},{d * 0.1:.3f}\n" for d in range(1, 31)))
+    from portal.subsets.ownership import hash_key
+
     job = SubsetJob.objects.create(
+        owner_key=hash_key(JOB_KEY),  # an anonymous job: its owner presents the key
         dataset=et_run.dataset, version=et_run.version, file_name=NC, kind="point", params={"lon": "1", "lat": "2"},
         request_key="0" * 64, estimated_bytes=1, status=SubsetJob.Status.DONE, result_path=str(relative),
         result_name="series 点.csv", media_type="text/csv", size=path.stat().st_size, sha256=sha256(path),
@@ -392,7 +398,7 @@ def test_a_job_result_has_ranges_validators_and_a_private_cache_until_it_expires
     from portal.subsets.models import DownloadLog
 
     job, path = done_job
-    url = f"/api/jobs/{job.id}/download/"
+    url = f"/api/jobs/{job.id}/download/?key={JOB_KEY}"
     local = path.read_bytes()
     response = client.get(url)
     assert response.status_code == 200 and b"".join(response.streaming_content) == local

@@ -69,7 +69,7 @@ def test_a_broker_outage_answers_503_and_a_retry_queues_the_job_once_it_is_back(
                 assert SubsetJob.objects.get(id=body["job"]["id"]).status == SubsetJob.Status.FAILED
 
             broker = _redis(port)  # the broker is back: the failed job is retried and queued
-            status, again, _ = _post(f"{url}/api/jobs/{body['job']['id']}/retry/")
+            status, again, _ = _post(body["job"]["retry_url"])  # the anonymous job's link carries its key
             assert status == 202 and again["status"] == "queued", again
     finally:
         broker.kill()

@@ -113,9 +113,11 @@ def test_a_large_request_becomes_a_job_with_progress_link_checksum_and_log(clien
         np.testing.assert_array_equal(out["sm"].values, expected)
     log = DownloadLog.objects.get(job_id=job["id"])
     assert log.size == done.size and log.kind == "job" and log.params["bbox"] == "-20,-10,20,10"
-    script = client.get(status["script_url"] + "?tool=wget").content.decode()
+    assert "?key=" in status["script_url"]  # an anonymous job's links carry its owner key
+    script = client.get(status["script_url"] + "&tool=wget").content.decode()
     assert done.sha256 in script and "wget" in script and status["download_url"] in script
-    assert client.get(status["script_url"] + "?tool=ftp").status_code == 400
+    assert "PORTAL_TOKEN" not in script  # anonymous: the key in the link, no token
+    assert client.get(status["script_url"] + "&tool=ftp").status_code == 400
 
 
 def test_direct_downloads_are_logged(client, grid_version):
