@@ -374,13 +374,30 @@ def ingested_input(role: str, kind: str) -> dict:
     runs = list(IngestRun.objects.filter(kind=kind, status=IngestRun.Status.SUCCEEDED)
                 .order_by("source_path").values_list("source_path", "checksum"))
     return {"role": role, "kind": kind,
-            "path": os.path.commonpath([os.path.abspath(p) for p, _ in runs]) if runs else "",
+            "path": public_path(os.path.commonpath([os.path.abspath(p) for p, _ in runs])) if runs else "",
             "files": len(runs), "sha256": hashlib.sha256("".join(c for _, c in runs).encode()).hexdigest()}
 
 
 def file_input(role: str, path: Path) -> dict:
-    """Lineage entry for one input file: ``role``, ``path``, ``sha256`` and ``size`` (bytes)."""
-    return {"role": role, "path": str(path), "sha256": sha256(path), "size": path.stat().st_size}
+    """Lineage entry for one input file: ``role``, ``path`` (:func:`public_path`), ``sha256`` and ``size`` (bytes)."""
+    return {"role": role, "path": public_path(path), "sha256": sha256(path), "size": path.stat().st_size}
+
+
+def public_path(path: str | os.PathLike) -> str:
+    """A path as lineage publishes it: relative to the shared data folder (``SHARED_DATA_DIR``) or the
+    data root (``DATA_ROOT``), never the server's absolute path (the checksum identifies the file).
+
+    A path under neither keeps only its last two parts; a relative path is returned as it is.
+    """
+    text = str(path)
+    if not os.path.isabs(text):
+        return text
+    resolved = Path(os.path.abspath(text))
+    for root in (settings.SHARED_DATA_DIR, settings.DATA_ROOT):
+        root = Path(os.path.abspath(root))
+        if resolved == root or root in resolved.parents:
+            return str(resolved.relative_to(root)) or "."
+    return str(Path(*resolved.parts[-2:])) if len(resolved.parts) > 2 else resolved.name
 
 
 def record_inputs(run: GenerationRun, inputs: list[dict]) -> None:

@@ -1,10 +1,14 @@
 from django.contrib import admin, messages
+from django.db.models import Count
+from django.template.defaultfilters import filesizeformat
+from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from products.registry import product_for_dataset
 from products.services import RunError, request_run
 
 from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion, Person, Tag
+from .queries import download_counts
 
 
 class DatasetPersonInline(admin.TabularInline):
@@ -15,13 +19,29 @@ class DatasetPersonInline(admin.TabularInline):
 
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
-    list_display = ["title_en", "title_cn", "category", "acq_start", "acq_end", "share_type", "product"]
+    list_display = ["title_en", "title_cn", "category", "acq_start", "acq_end", "share_type", "product", "downloads"]
     list_filter = ["category", "share_type"]
     search_fields = ["id", "title_en", "title_cn", "abstract_en", "abstract_cn"]
     filter_horizontal = ["tags"]
     inlines = [DatasetPersonInline]
-    readonly_fields = ["bbox", "raw"]
+    readonly_fields = ["bbox", "raw", "download_summary"]
     actions = ["regenerate"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(download_count=Count("download_logs"))
+
+    @admin.display(description=_("downloads"), ordering="download_count")
+    def downloads(self, obj):
+        """Downloads logged (every front door), for the list."""
+        return getattr(obj, "download_count", None)
+
+    @admin.display(description=_("downloads (count, bytes) per version"))
+    def download_summary(self, obj):
+        """The dataset's download counts (:func:`portal.catalog.queries.download_counts`), read-only."""
+        counts = download_counts(obj)
+        rows = [(_("all versions"), counts["total"], filesizeformat(counts["bytes"]))]
+        rows += [(f"v{n}", c["count"], filesizeformat(c["bytes"])) for n, c in counts["versions"].items()]
+        return format_html_join("", "<div>{}: {} ({})</div>", rows)
 
     @admin.display(description=_("product"))
     def product(self, obj):

@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from portal.subsets.models import DownloadLog
 from products.models import ValidationResult
 from products.registry import product_for_dataset
+from products.services import public_path
 
 from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion, Tag
 
@@ -103,6 +105,50 @@ class DatasetPage:
     classification: list[dict]
     years: tuple[int, int] | None
     tags: list[str]
+    download_counts: dict | None = None
+
+
+def download_counts(dataset: Dataset | str) -> dict:
+    """Downloads of a dataset logged so far (every front door logs: files, subsets, series, jobs, OPeNDAP).
+
+    Parameters
+    ----------
+    dataset : Dataset or its id
+
+    Returns
+    -------
+    dict
+        ``{"total": n, "bytes": b, "versions": {number: {"count": n, "bytes": b}}}``: all downloads,
+        the bytes sent, and per version number (those of a version only; ascending).
+    """
+    dataset_id = dataset.pk if isinstance(dataset, Dataset) else dataset
+    rows = (DownloadLog.objects.filter(dataset_id=dataset_id).values("version_number")
+            .annotate(count=Count("id"), bytes=Sum("size")).order_by("version_number"))
+    out = {"total": 0, "bytes": 0, "versions": {}}
+    for row in rows:
+        out["total"] += row["count"]
+        out["bytes"] += row["bytes"] or 0
+        if row["version_number"] is not None:
+            out["versions"][row["version_number"]] = {"count": row["count"], "bytes": row["bytes"] or 0}
+    return out
+
+
+def public_lineage(lineage: dict | None) -> dict:
+    """A version's lineage as published (API, pages): every absolute path made relative to the shared
+    data folder or the data root (:func:`products.services.public_path`), the checksums kept.
+
+    Versions recorded before lineage stored relative paths are shown the same way.
+    """
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, str) and value.startswith("/") and value.count("/") > 1 and " " not in value:
+            return public_path(value)
+        return value
+
+    return clean(lineage or {})
 
 
 def dataset_page(dataset_id: str) -> DatasetPage:
@@ -115,6 +161,8 @@ def dataset_page(dataset_id: str) -> DatasetPage:
     for role in dataset.roles.all():
         people[role.role].append(role)
     versions = sorted(dataset.versions.all(), key=lambda v: -v.number)
+    for v in versions:  # shown, never saved: no server path on the page
+        v.lineage = public_lineage(v.lineage)
     latest = versions[0] if versions else None
     results = list(ValidationResult.objects.filter(version=latest, split="validation").select_related("station")
                    .order_by("scope", "label")) if latest else []
@@ -130,7 +178,8 @@ def dataset_page(dataset_id: str) -> DatasetPage:
         diagnostics=tc_diagnostic(latest) if latest else {},
         classification=classification_tables(latest) if latest else [],
         years=(min(dataset.time_tags), max(dataset.time_tags)) if dataset.time_tags else None,
-        tags=list(dict.fromkeys(t.name for t in dataset.tags.all())))  # a name can be a topic and a place tag
+        tags=list(dict.fromkeys(t.name for t in dataset.tags.all())),  # a name can be a topic and a place tag
+        download_counts=download_counts(dataset))
 
 
 def tc_diagnostic(version: DatasetVersion) -> dict:

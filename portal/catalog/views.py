@@ -5,7 +5,9 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 
+from portal import limits
 from portal.files import file_response, media_type_for
+from portal.subsets.services import log_download
 
 from . import access, queries
 from .models import Dataset, DatasetFile
@@ -40,10 +42,26 @@ def dataset_detail(request, dataset_id: str):
                                                            "subset_form": subset_form_context(page.dataset)})
 
 
+def _denied(decision: access.Decision) -> JsonResponse:
+    """The access policy's refusal as JSON: 401 (sign in or send a token) or 403 (what the user lacks)."""
+    response = JsonResponse({"detail": decision.message, "need": decision.need}, status=decision.status)
+    if decision.status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="data portal"'
+    return response
+
+
+def _quota(exc: limits.QuotaExceeded) -> JsonResponse:
+    return JsonResponse(exc.as_dict(), status=429, headers={"Retry-After": str(exc.retry_after)})
+
+
 def series(request, dataset_id: str):
+    """A site's observed and generated series (the chart's data); the dataset's access policy applies."""
     dataset = Dataset.objects.filter(id=dataset_id).first()
     if dataset is None:
         return JsonResponse({"error": f"no dataset {dataset_id!r}"}, status=404)
+    decision = access.decide(request.user, dataset)
+    if not decision.allowed:
+        return _denied(decision)
     version = dataset.latest_version()
     if version is None:
         return JsonResponse({"error": "this dataset has no published version yet"}, status=404)
@@ -59,6 +77,8 @@ def series(request, dataset_id: str):
 
 
 def download(request, dataset_id: str, number: int, name: str):
+    """A published file of a version: access policy, the day's byte quota, ranges; a GET answered
+    200/206 is logged with the bytes sent (``Content-Length``)."""
     try:
         f, path = queries.version_file_path(dataset_id, number, name)
     except DatasetFile.DoesNotExist:
@@ -67,8 +87,19 @@ def download(request, dataset_id: str, number: int, name: str):
     if decision.status == 401 and "HTTP_AUTHORIZATION" not in request.META:
         return redirect_to_login(request.get_full_path())
     if not decision.allowed:
-        return JsonResponse({"detail": decision.message, "need": decision.need}, status=decision.status)
+        return _denied(decision)
+    client = request.META.get("REMOTE_ADDR")
+    if request.method == "GET":
+        try:
+            limits.check_bytes(request.user, client, f.size or 0)
+        except limits.QuotaExceeded as exc:
+            return _quota(exc)
     # Versions are immutable: ranges, validators and a one-year immutable cache (private for login-access data).
-    return file_response(request, path, filename=f.name, content_type=media_type_for(f.name, default=f.media_type),
-                         immutable=True, private=not access.public_anonymously(f.version.dataset),
-                         sha256=f.sha256 or None)
+    response = file_response(request, path, filename=f.name, content_type=media_type_for(f.name, default=f.media_type),
+                             immutable=True, private=not access.public_anonymously(f.version.dataset),
+                             sha256=f.sha256 or None)
+    if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
+        log_download(user=request.user, f=f, query=None, size=int(response["Content-Length"]), seconds=0.0,
+                     client=client, kind="file", format=f.name.rsplit(".", 1)[-1][:20] if "." in f.name else "",
+                     params={"range": request.META["HTTP_RANGE"][:200]} if response.status_code == 206 else {})
+    return response

@@ -8,12 +8,18 @@ through :func:`portal.subsets.services.open_cube`.
 
 Errors are DAP2 ``Error {...}`` bodies: 404 for an unknown dataset, version or file, 400 for a
 malformed constraint (naming the clause and what is wrong), 413 above ``settings.OPENDAP_MAX_BYTES``
-(1 GiB). Login-access datasets answer 401 with ``WWW-Authenticate: Basic`` to anonymous
-requests and accept HTTP Basic credentials of a portal user (netCDF-C sends those given as
-``https://user:password@host/...``) as well as a logged-in session.
+(1 GiB), 429 (``Retry-After``) when a ``.dods`` read would pass the day's byte quota
+(:func:`portal.limits.check_bytes`). Access follows the one policy (:mod:`portal.catalog.access`):
+restricted datasets answer 401 with ``WWW-Authenticate: Basic`` to anonymous requests and accept
+HTTP Basic credentials of a portal user (an API token as the password; netCDF-C sends those given
+as ``https://user:password@host/...`` or from ``~/.netrc``) as well as a logged-in session.
+Every ``.dods`` read is logged (:func:`portal.subsets.services.log_download`, kind ``opendap``)
+with the bytes actually sent, once the response is closed.
 """
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,12 +28,14 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.html import escape
 from django.views.decorators.http import require_safe
 
+from portal import limits
 from portal.catalog import access
 from portal.catalog.models import Dataset, DatasetFile
 from portal.subsets import services, store
 
 from . import dap
 
+logger = logging.getLogger(__name__)
 SUFFIXES = (".dds", ".das", ".dods", ".html")
 HEADERS = {"XDODS-Server": "dods/2.0", "XOPeNDAP-Server": "portal-opendap/1.0 (opendap-protocol)", "XDAP": "2.0"}
 
@@ -39,16 +47,22 @@ def _error(status: int, message: str, **headers) -> HttpResponse:
 
 
 class _Stream:
-    """A DODS body that closes the dataset when the server is done with the response (sent or not)."""
+    """A DODS body that closes the dataset when the server is done with the response (sent or not),
+    and then logs the read with the bytes sent (``log``: called with that size)."""
 
-    def __init__(self, parts: Iterator[bytes], ds):
-        self.parts, self.ds = parts, ds
+    def __init__(self, parts: Iterator[bytes], ds, log=None):
+        self.parts, self.ds, self.log, self.sent = parts, ds, log, 0
 
     def __iter__(self):
-        return iter(self.parts)
+        for part in self.parts:
+            self.sent += len(part)
+            yield part
 
     def close(self):
         self.ds.close()
+        if self.log is not None:
+            log, self.log = self.log, None
+            log(self.sent)
 
 
 def _layout(view: dap.DapView, projection: dap.Projection) -> str | None:
@@ -125,12 +139,28 @@ def dap2(request, dataset_id: str, number: int, name: str):
             return _error(413, f"the request would return {size / 2**20:.0f} MiB, above the {limit / 2**20:.0f} MiB "
                                "limit of one OPeNDAP response: ask for smaller hyperslabs (with xarray: index or "
                                ".sel() a smaller part before loading)")
+        client = request.META.get("REMOTE_ADDR")
+        try:
+            limits.check_bytes(request.user, client, size)
+        except limits.QuotaExceeded as exc:
+            return _error(429, str(exc), **{"Retry-After": str(exc.retry_after)})
         layout = _layout(view, projection)
         if layout not in (None, "map"):  # e.g. a point series: read the time-chunked store
             ds.close()
             ds = services.open_cube(f, layout=layout)
             view = dap.DapView(ds, f.name)
-        response = StreamingHttpResponse(_Stream(view.dods(projection), ds), content_type="application/octet-stream",
+        query, user, started = request.META.get("QUERY_STRING", ""), request.user, time.monotonic()
+
+        def log(sent: int) -> None:
+            try:
+                services.log_download(user=user, f=f, query=None, size=sent, seconds=time.monotonic() - started,
+                                      client=client, kind="opendap", format="dods",
+                                      params={"constraint": query[:2000]} if query else {})
+            except Exception:  # the response is sent: a failed log entry must not turn into an error page
+                logger.exception("OPeNDAP read of %s: the download log failed", f.name)
+
+        response = StreamingHttpResponse(_Stream(view.dods(projection), ds, log),
+                                         content_type="application/octet-stream",
                                          headers={**HEADERS, "Content-Description": "dods-data"})
         streaming = True  # the response closes the dataset once sent
         return response

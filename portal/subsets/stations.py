@@ -1,9 +1,19 @@
 """Subsets of point collections: station, tower and basin observations by box, period, network and variable.
 
 Observations live in PostGIS (``ingestion.Observation``, long form). A request is checked and
-counted before anything is written; up to ``settings.STATION_SUBSET_MAX_ROWS`` rows are answered
-directly, larger ones get a 413 naming what to narrow. Basins (GRDC-MRB) carry no coordinates in
-the sample data: a box never selects them, a ``network`` filter alone does.
+counted before anything is written. Long streams are bounded: up to
+``settings.STATION_SUBSET_SYNC_MAX_ROWS`` rows (200,000 by default; and never above
+``STATION_SUBSET_MAX_ROWS``) are answered directly by the web worker; a larger request is NOT
+turned into a job but refused with a 413 that says how to split it (by period, network or
+station, with the rows per network), so no web worker holds a request for minutes. Basins
+(GRDC-MRB) carry no coordinates in the sample data: a box never selects them, a ``network``
+filter alone does.
+
+Access: networks whose source allows no redistribution are closed to anonymous and unverified
+users (:func:`portal.catalog.access.restricted_networks`). :func:`restrict` refuses a request
+naming one (network or station code; 401/403 through
+:class:`~portal.catalog.access.AccessDenied`) and silently leaves them out of a box-only
+request, saying which it left out (the API's ``X-Excluded-Networks`` header).
 
 Formats: long CSV (one row per station, variable and time; values at the precision of the data,
 units in the ``units`` column), JSON (stations with their series, for charts), and CF NetCDF4 as a
@@ -28,9 +38,10 @@ import pandas as pd
 import xarray as xr
 from django.conf import settings
 from django.contrib.gis.geos import Polygon
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Q
 
 from ingestion.models import Observation, Station
+from portal.catalog import access
 from products.methods.files import atomic_path
 
 from . import writers
@@ -54,6 +65,7 @@ class StationQuery:
     variables: tuple[str, ...]
     stations: tuple[str, ...]
     format: str
+    excluded_networks: tuple[str, ...] = ()
 
 
 def parse_station_query(params: Mapping[str, str]) -> StationQuery:
@@ -92,8 +104,36 @@ def parse_station_query(params: Mapping[str, str]) -> StationQuery:
     return query
 
 
+def restrict(query: StationQuery, user) -> tuple[StationQuery, list[str]]:
+    """Apply the station networks' access rule to ``query`` for ``user``.
+
+    Returns
+    -------
+    (StationQuery, list of str)
+        The query leaving out every network closed to ``user``, and those of them it would
+        have selected (left out silently, to be reported to the user).
+
+    Raises
+    ------
+    portal.catalog.access.AccessDenied
+        The request names a closed network, or a station of one (401 anonymous, 403 unverified).
+    """
+    closed = access.restricted_networks(user)
+    if not closed:
+        return query, []
+    named = set(query.networks)
+    if query.stations:
+        named |= set(Station.objects.filter(code__in=query.stations).values_list("network", flat=True))
+    access.check_networks(user, named)
+    excluded = sorted(set(_stations(query).filter(network__in=closed).values_list("network", flat=True)))
+    return StationQuery(query.bbox, query.time, query.networks, query.variables, query.stations, query.format,
+                        tuple(sorted(closed))), excluded
+
+
 def _stations(query: StationQuery):
     stations = Station.objects.all()
+    if query.excluded_networks:
+        stations = stations.exclude(network__in=query.excluded_networks)
     if query.networks:
         known = set(Station.objects.filter(network__in=query.networks).values_list("network", flat=True))
         missing = [n for n in query.networks if n not in known]
@@ -475,20 +515,44 @@ def _value_text(table: pd.DataFrame) -> pd.Series:
     return text.where(table["value"].notna(), "")
 
 
+def max_rows() -> int:
+    """The most rows one request is answered: ``STATION_SUBSET_SYNC_MAX_ROWS`` (at most ``STATION_SUBSET_MAX_ROWS``)."""
+    return min(settings.STATION_SUBSET_SYNC_MAX_ROWS, settings.STATION_SUBSET_MAX_ROWS)
+
+
+def check_size(query: StationQuery) -> int:
+    """The request's row count, if it may be answered by one request.
+
+    Raises
+    ------
+    TooManyRows
+        Above :func:`max_rows` (field ``bbox``): the message says how to split it (period,
+        network, station) and gives the rows per network.
+    """
+    n = count(query)
+    limit = max_rows()
+    if n > limit:
+        per_network = (_observations(query).values("station__network").annotate(n=Count("id"))
+                       .order_by("-n")[:10])
+        networks = ", ".join(f"{row['station__network']}: {row['n']}" for row in per_network)
+        raise TooManyRows("bbox", f"{n} observations, above the {limit} answered by one request: narrow the box, "
+                                  "the period, the networks or the variables, or split it into requests of fewer "
+                                  f"rows each, by period (time=start/end), by network (network=...) or by station "
+                                  f"(station=code,code); rows per network: {networks}")
+    return n
+
+
 def write(query: StationQuery, path: Path) -> int:
     """Write the request's observations at ``path`` in ``query.format``; returns the row count.
 
     Raises
     ------
     TooManyRows
-        More than ``settings.STATION_SUBSET_MAX_ROWS`` rows (field ``bbox``, saying what to narrow).
+        More than :func:`max_rows` rows (field ``bbox``, saying how to split the request).
     portal.subsets.core.SubsetError
         Nothing selected.
     """
-    n = count(query)
-    if n > settings.STATION_SUBSET_MAX_ROWS:
-        raise TooManyRows("bbox", f"{n} observations, above the limit of {settings.STATION_SUBSET_MAX_ROWS}: narrow "
-                                  "the box, the period, the networks or the variables")
+    check_size(query)
     table = frame(query)
     if query.format == "netcdf":
         sources = sorted({s for s in _stations(query).filter(code__in=set(table["code"]))
