@@ -42,7 +42,7 @@ class AccessApplicationAdmin(admin.ModelAdmin):
     reply); either way :func:`portal.accounts.services.decide_application` records who and when and
     mails the applicant."""
 
-    list_display = ["created_at", "user", "dataset", "institution", "status", "decided_at", "decided_by"]
+    list_display = ["created_at", "applicant", "dataset", "institution", "status", "decided_at", "decided_by"]
     list_filter = ["status"]
     search_fields = ["user__email", "dataset__id", "dataset__title_en", "institution", "purpose"]
     fields = ["user", "dataset", "purpose", "institution", "created_at", "status", "reply", "decided_at", "decided_by"]
@@ -51,6 +51,10 @@ class AccessApplicationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description=_("applicant"), ordering="user__email")
+    def applicant(self, obj):
+        return obj.user.email or obj.user.get_username()
 
     def save_model(self, request, obj, form, change):
         status = obj.status
@@ -63,8 +67,11 @@ class AccessApplicationAdmin(admin.ModelAdmin):
             obj.decided_at = obj.decided_by = None
         super().save_model(request, obj, form, change)
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user", "dataset", "decided_by")
+
     def _decide(self, request, queryset, status):
-        n = sum(services.decide_application(a, status, request.user) for a in queryset.select_related("user"))
+        n = sum(services.decide_application(a, status, request.user) for a in queryset)
         self.message_user(request, _("%(n)d application(s) %(status)s; the applicants were told by e-mail.")
                           % {"n": n, "status": status}, messages.SUCCESS)
 
