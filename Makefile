@@ -71,7 +71,7 @@ run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PO
 	echo "starting the Celery worker and the web server"
 	.venv/bin/celery -A portal worker --beat --schedule $(VAR)/celerybeat-schedule --detach --loglevel=INFO \
 	  --concurrency=1 --pidfile=$(VAR)/celery.pid --logfile=$(VAR)/celery.log
-	.venv/bin/gunicorn portal.wsgi --bind $(HOST):$(PORT) --workers 2 --daemon --capture-output \
+	.venv/bin/gunicorn -c portal/gunicorn.conf.py portal.wsgi --bind $(HOST):$(PORT) --daemon --capture-output \
 	  --pid $(VAR)/gunicorn.pid --access-logfile $(VAR)/access.log --error-logfile $(VAR)/gunicorn.log
 	for i in $$(seq 30); do curl -sf -o /dev/null http://$(HOST):$(PORT)/ && break; sleep 1; done
 	curl -sf -o /dev/null http://$(HOST):$(PORT)/

@@ -90,6 +90,31 @@ QUOTA_USER_BYTES_PER_DAY = envint("QUOTA_USER_BYTES_PER_DAY", str(50 * 2**30))
 QUOTA_ANON_BYTES_PER_DAY = envint("QUOTA_ANON_BYTES_PER_DAY", str(2 * 2**30))
 RATE_USER_PER_MINUTE = envint("RATE_USER_PER_MINUTE", "600")
 RATE_ANON_PER_MINUTE = envint("RATE_ANON_PER_MINUTE", "120")
+# Rate limits (portal/limits.py hit_rate, applied to every request by portal.edge.RateLimitMiddleware):
+# per front door and per user (session or token) or anonymous client (IP), one-minute windows counted
+# in the Redis cache by django-ratelimit's core; a POST to /accounts/ or /admin/login/ (login, sign-up,
+# password reset) at most RATE_ACCOUNTS_POST_PER_MINUTE. If the cache does not answer the limiter
+# lets requests through (a warning is logged) and tries the cache again after RATELIMIT_RETRY_CACHE_SECONDS.
+RATE_ACCOUNTS_POST_PER_MINUTE = envint("RATE_ACCOUNTS_POST_PER_MINUTE", "20")
+RATELIMIT_ENABLE = envbool("RATELIMIT_ENABLE", "true")
+RATELIMIT_FAIL_OPEN = True
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_RETRY_CACHE_SECONDS = envint("RATELIMIT_RETRY_CACHE_SECONDS", "10")
+# Request caps (portal.edge.RequestCapsMiddleware, portal/api): bodies larger than REQUEST_MAX_BODY_BYTES
+# are a 413 (Content-Length or chunked), NUL bytes in the path or query a 400; JSON bodies nested deeper
+# than JSON_MAX_DEPTH a 400; API pages of at most API_MAX_PAGE_SIZE items from an offset of at most
+# API_MAX_OFFSET (larger values are a 400, never a database error).
+REQUEST_MAX_BODY_BYTES = envint("REQUEST_MAX_BODY_BYTES", str(2 * 2**20))
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = envint("DATA_UPLOAD_MAX_NUMBER_FIELDS", "1000")
+FILE_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
+JSON_MAX_DEPTH = envint("JSON_MAX_DEPTH", "32")
+API_MAX_PAGE_SIZE = envint("API_MAX_PAGE_SIZE", "500")
+API_MAX_OFFSET = envint("API_MAX_OFFSET", str(10**9))
+# A database that cannot be reached is a 503 with this Retry-After (portal.edge.DatabaseUnavailableMiddleware);
+# a connection attempt gives up after DATABASE_CONNECT_TIMEOUT seconds, so no request hangs on it.
+DATABASE_UNAVAILABLE_RETRY_AFTER = envint("DATABASE_UNAVAILABLE_RETRY_AFTER", "30")
+DATABASE_CONNECT_TIMEOUT = envint("DATABASE_CONNECT_TIMEOUT", "3")
 # Station / tower / basin observation subsets (/api/observations/) answer at most this many rows.
 STATION_SUBSET_MAX_ROWS = int(os.environ.get("STATION_SUBSET_MAX_ROWS", 2_000_000))
 
@@ -120,9 +145,15 @@ INSTALLED_APPS = [
 # CorsMiddleware before anything that can answer (WhiteNoise, CommonMiddleware); WhiteNoise serves
 # static files pre-compressed, so GZipMiddleware comes after it and before every middleware that
 # reads or writes bodies (portal.middleware.GZipMiddleware: text/JSON/CSV only, never a range).
+# portal.edge (the edge: request caps, rate limits, database down) and the CSP header are described there
+# and in the "Security headers" section below; the rate limiter comes after the token middleware so
+# that a token's user counts as that user.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "portal.edge.DatabaseUnavailableMiddleware",
     "corsheaders.middleware.CorsMiddleware",
+    "portal.edge.RequestCapsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.middleware.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -131,6 +162,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.accounts.middleware.TokenAuthenticationMiddleware",
+    "portal.edge.RateLimitMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -160,6 +192,7 @@ WSGI_APPLICATION = "portal.wsgi.application"
 
 DATABASE_URL = envstr("DATABASE_URL", "postgis://postgres@127.0.0.1:5432/hydroportal")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DATABASE_CONNECT_TIMEOUT
 if DATABASES["default"]["ENGINE"] != "django.contrib.gis.db.backends.postgis":
     raise ImproperlyConfigured(f"DATABASE_URL={DATABASE_URL!r}: expected a postgis:// URL (PostgreSQL with PostGIS)")
 
@@ -210,6 +243,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_USERNAME_FORM_FIELD = "login"  # allauth's login form names the e-mail field 'login'
+# allauth authenticates with email=..., the admin and HTTP Basic with username=...: one name for all
+AXES_USERNAME_CALLABLE = "portal.edge.axes_username"
 
 # Shared cache in Redis: rate-limit counters (django-ratelimit) are seen by every web worker.
 CACHE_URL = envstr("CACHE_URL", "redis://127.0.0.1:6379/1")
@@ -268,7 +303,11 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["portal.accounts.authentication.HeaderAuthentication",
                                        "rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # limit/offset read strictly and capped (API_MAX_PAGE_SIZE, API_MAX_OFFSET): a 400 naming the bad one
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.CappedLimitOffsetPagination",
+    # JSON nested at most JSON_MAX_DEPTH deep (a 400 beyond); forms for the browsable API and the admin's
+    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.BoundedJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # ?format= is not DRF's renderer switch here (a 404 for format=csv): the subset front doors name
@@ -286,6 +325,41 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Security headers. Content-Security-Policy (django-csp 4): the pages use only the portal's own scripts
+# and styles (Leaflet and Chart.js set element styles from script, which CSP allows); JSON data blocks
+# (json_script) are not scripts. /api/docs/ (Swagger UI) loads its setup as a script of its own
+# (SpectacularSwaggerSplitView); only its inline <style> is allowed there (portal/api/urls.py).
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}}
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# BEHIND_TLS=true (the portal is served over HTTPS, by a proxy that sets X-Forwarded-Proto): HSTS for
+# a year with subdomains, HTTP redirected to HTTPS, cookies only over HTTPS. `manage.py check --deploy`
+# is clean with it, DEBUG off and a long SECRET_KEY.
+BEHIND_TLS = envbool("BEHIND_TLS", "false")
+if BEHIND_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]  # a load balancer's check over plain HTTP
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", str(365 * 24 * 3600))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "true")  # the directive only; listing is a request to browsers
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
 
 LOGGING = {
     "version": 1,

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +28,29 @@ BASIN_FILES = ("ET_ERA5_Land_monthly.csv", "ET_FLUXCOM_monthly.csv", "ET_GLDAS21
 FEW_BASINS, FEW_TOWERS = 24, 8
 FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren", "US-Ha1", "US-MMS", "US-Var",
              "CN-Cha", "AU-Tum"]
+
+
+# Rate-limit counters (and allauth's) live in the cache: each test session counts under a prefix of its
+# own, so that runs never see each other's counts, and the rates are high unless a test lowers them
+# (tests/edge). Set in the environment too, for the web servers and workers tests start.
+CACHE_KEY_PREFIX = f"{os.environ.get('CACHE_KEY_PREFIX', 'portal')}-test-{uuid.uuid4().hex[:12]}"
+os.environ["CACHE_KEY_PREFIX"] = CACHE_KEY_PREFIX
+TEST_RATES = {"RATE_USER_PER_MINUTE": 1_000_000, "RATE_ANON_PER_MINUTE": 1_000_000,
+              "RATE_ACCOUNTS_POST_PER_MINUTE": 1_000_000}
+for _name, _rate in TEST_RATES.items():
+    os.environ.setdefault(_name, str(_rate))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache():
+    """The cache under this session's own prefix, and high rates (unless set in the environment)."""
+    from django.test.utils import override_settings
+
+    caches = {name: dict(conf, KEY_PREFIX=CACHE_KEY_PREFIX) for name, conf in settings.CACHES.items()}
+    override = override_settings(CACHES=caches, **{name: int(os.environ[name]) for name in TEST_RATES})
+    override.enable()
+    yield CACHE_KEY_PREFIX
+    override.disable()
 
 
 # Tests publish to their own Redis database so that a worker started by `make run` never sees them
