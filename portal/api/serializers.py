@@ -83,8 +83,7 @@ class GridParametersSerializer(serializers.Serializer):
     file = serializers.CharField(required=False, help_text="NetCDF file of the version (when it has several)")
     variables = serializers.CharField(required=False, help_text="comma-separated variable names (default: all)")
     bbox = serializers.CharField(required=False, help_text="min_lon,min_lat,max_lon,max_lat in degrees")
-    polygon = serializers.CharField(required=False, help_text="WKT or GeoJSON polygon (a JSON body may give the "
-                                                              "GeoJSON geometry as an object)")
+    polygon = serializers.CharField(required=False, help_text="WKT polygon (as the query parameter)")
     time = serializers.CharField(required=False, help_text="start/end, ISO 8601 (either may be empty)")
     time_stride = serializers.CharField(required=False, help_text="keep every n-th time step")
     space_stride = serializers.CharField(required=False, help_text="keep every n-th cell in lat and lon")

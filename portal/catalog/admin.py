@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Count
 from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html_join
@@ -26,6 +27,7 @@ class DatasetAdmin(admin.ModelAdmin):
     inlines = [DatasetPersonInline]
     readonly_fields = ["bbox", "raw", "download_summary"]
     actions = ["regenerate"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # Django 6's default, without the warning
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(download_count=Count("download_logs"))

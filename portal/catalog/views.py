@@ -59,12 +59,12 @@ def series(request, dataset_id: str):
     dataset = Dataset.objects.filter(id=dataset_id).first()
     if dataset is None:
         return JsonResponse({"error": f"no dataset {dataset_id!r}"}, status=404)
-    decision = access.decide(request.user, dataset)
-    if not decision.allowed:
-        return _denied(decision)
     version = dataset.latest_version()
     if version is None:
         return JsonResponse({"error": "this dataset has no published version yet"}, status=404)
+    decision = access.decide(request.user, dataset)
+    if not decision.allowed:
+        return _denied(decision)
     station = request.GET.get("station", "").strip()
     if not station:
         return JsonResponse({"error": "parameter 'station' is required (a site code)"}, status=400)
@@ -91,7 +91,7 @@ def download(request, dataset_id: str, number: int, name: str):
     client = request.META.get("REMOTE_ADDR")
     if request.method == "GET":
         try:
-            limits.check_bytes(request.user, client, f.size or 0)
+            limits.check_bytes(request.user, client, path.stat().st_size if path.is_file() else 0)
         except limits.QuotaExceeded as exc:
             return _quota(exc)
     # Versions are immutable: ranges, validators and a one-year immutable cache (private for login-access data).

@@ -14,10 +14,10 @@ class _ReadOnly(admin.ModelAdmin):
 
 @admin.register(SubsetJob)
 class SubsetJobAdmin(_ReadOnly):
-    list_display = ["id", "dataset", "kind", "status", "progress", "estimated_bytes", "size", "user", "created_at",
+    list_display = ["id", "dataset", "kind", "status", "progress", "estimated_bytes", "size", "user", "client", "created_at",
                     "finished_at", "expires_at"]
     list_filter = ["status", "kind"]
-    search_fields = ["id", "dataset__id", "dataset__title_en"]
+    search_fields = ["id", "dataset__id", "dataset__title_en", "user__username", "client"]
 
 
 @admin.register(DownloadLog)

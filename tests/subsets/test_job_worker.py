@@ -65,3 +65,45 @@ def test_a_killed_worker_leaves_a_failed_job_that_a_retry_finishes(live_grid, st
         job, _ = _wait(job_id, {"done", "failed"}, 300)
         assert job.status == "done" and job.attempt == 2, job.error
         SubsetJob.objects.filter(id=job_id).delete()
+
+
+def test_a_running_job_cancelled_stops_at_its_next_heartbeat_and_leaves_no_file(live_grid, start_worker,
+                                                                                 django_db_blocker, settings):
+    from pathlib import Path
+
+    start_worker()
+    with django_db_blocker.unblock():
+        job_id = _submit(live_grid, f="csv", time="2015-01-01/2015-01-19")  # ~5 M rows: many seconds
+        try:
+            _wait(job_id, {"running"}, 120)
+            time.sleep(1.0)  # under way: some chunks written
+            job = services.cancel_job(SubsetJob.objects.get(id=job_id))
+            assert job.status == "cancelled"
+            folder = Path(settings.DATA_ROOT) / "jobs" / str(job_id)
+            deadline = time.monotonic() + 30  # the worker notices at its next heartbeat (0.5 s) and cleans up
+            while folder.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not folder.exists(), list(folder.glob("*"))
+            job = SubsetJob.objects.get(id=job_id)
+            assert job.status == "cancelled" and not job.result_path and job.size is None
+        finally:
+            SubsetJob.objects.filter(id=job_id).delete()
+
+
+def test_a_queued_job_cancelled_never_runs(live_grid, start_worker, django_db_blocker, settings):
+    from pathlib import Path
+
+    with django_db_blocker.unblock():
+        job_id = _submit(live_grid, f="csv", bbox="0,0,1,1")  # queued: no worker yet
+        try:
+            assert services.cancel_job(SubsetJob.objects.get(id=job_id)).status == "cancelled"
+            worker = start_worker()
+            deadline = time.monotonic() + 60  # the worker takes the message and finds the job cancelled
+            while "nothing to do" not in worker.log_path.read_text() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert "nothing to do (cancelled" in worker.log_path.read_text()
+            job = SubsetJob.objects.get(id=job_id)
+            assert job.status == "cancelled" and job.started_at is None
+            assert not (Path(settings.DATA_ROOT) / "jobs" / str(job_id)).exists()
+        finally:
+            SubsetJob.objects.filter(id=job_id).delete()

@@ -125,8 +125,9 @@ def test_tower_observations_pass_the_checkers(client, tmp_path, settings, networ
                 assert ds[name].attrs["long_name"] and ds[name].attrs["units"]
 
 
-def test_basins_without_coordinates_pass_the_checkers(client, tmp_path, settings):
+def test_basins_without_coordinates_pass_the_checkers(client, tmp_path, settings, verified_user):
     settings.PORTAL_URL = "https://hydro.example.org"
+    client.force_login(verified_user)  # basin tables carry no open licence: verified users only
     codes = sorted(Station.objects.filter(network="GRDC-MRB").values_list("code", flat=True))[:2]
     path = download(client, tmp_path, network="GRDC-MRB", station=",".join(codes), f="netcdf")
     assert_passes(path, acdd=0.7)  # no coordinates: no spatial extent at all (see UNKNOWABLE)

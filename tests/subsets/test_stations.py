@@ -41,7 +41,8 @@ def test_a_box_and_period_select_exactly_the_towers_inside(client):
         client, bbox=box, network="AmeriFlux", time="2019-01-01/2021-12-31")))
 
 
-def test_a_network_as_netcdf_dsg_and_json(client, tmp_path):
+def test_a_network_as_netcdf_dsg_and_json(client, tmp_path, verified_user):
+    client.force_login(verified_user)  # basin tables carry no open licence: verified users only
     code = Station.objects.filter(network="GRDC-MRB").order_by("code").values_list("code", flat=True).first()
     nc = get(client, network="GRDC-MRB", station=code, f="netcdf")
     assert nc.status_code == 200
@@ -68,3 +69,48 @@ def test_across_the_antimeridian_and_errors(client, settings):
     settings.STATION_SUBSET_MAX_ROWS = 10
     too_many = get(client, network="AmeriFlux")
     assert too_many.status_code == 413 and "narrow" in too_many.json()["detail"]
+
+
+def test_a_closed_network_is_refused_by_name_and_left_out_of_a_box_saying_so(client, verified_user):
+    from portal.catalog.models import NetworkAccess
+    from tests.conftest import make_user
+
+    basin = Station.objects.filter(network="GRDC-MRB").order_by("code").values_list("code", flat=True).first()
+    named = get(client, network="GRDC-MRB")
+    assert named.status_code == 401 and "GRDC-MRB" in named.json()["detail"]  # anonymous: sign in
+    assert get(client, station=basin).status_code == 401  # a station of the network names it too
+    unverified = make_user("new@example.org", verified=False)
+    client.force_login(unverified)
+    assert get(client, network="GRDC-MRB").status_code == 403  # signed in, address not verified
+    client.force_login(verified_user)
+    assert get(client, network="GRDC-MRB", station=basin).status_code == 200
+    client.logout()
+
+    # a network with coordinates closed too: a box-only request leaves it out and says so
+    box = None
+    for other in Station.objects.exclude(network="AmeriFlux").filter(geom__isnull=False).order_by("code")[:300]:
+        x, y = other.geom.x, other.geom.y
+        candidate = f"{x - 1},{y - 1},{x + 1},{y + 1}"
+        if Station.objects.filter(network="AmeriFlux", geom__within=other.geom.buffer(1).envelope).exists():
+            box = candidate
+            break
+    assert box, "the sample data have an AmeriFlux tower within a degree of another network's station"
+    NetworkAccess.objects.create(network="AmeriFlux", note="test")
+    response = get(client, bbox=box)
+    assert response.status_code == 200 and response["X-Excluded-Networks"] == "AmeriFlux"
+    assert "AmeriFlux" not in set(pd.read_csv(io.BytesIO(body(response)))["network"])
+    assert get(client, bbox=box, network="AmeriFlux").status_code == 401
+    client.force_login(verified_user)
+    inside = get(client, bbox=box)
+    assert inside.status_code == 200 and "X-Excluded-Networks" not in inside
+    assert "AmeriFlux" in set(pd.read_csv(io.BytesIO(body(inside)))["network"])
+
+
+def test_a_long_stream_is_refused_with_how_to_split_it(client, settings):
+    settings.STATION_SUBSET_SYNC_MAX_ROWS = 10
+    files = len(list((settings.DATA_ROOT / "tmp").glob("*"))) if (settings.DATA_ROOT / "tmp").exists() else 0
+    response = get(client, network="AmeriFlux")
+    assert response.status_code == 413 and response.json()["field"] == "bbox"
+    detail = response.json()["detail"]
+    assert "by period" in detail and "by network" in detail and "by station" in detail and "AmeriFlux: " in detail
+    assert len(list((settings.DATA_ROOT / "tmp").glob("*"))) == files  # nothing written
