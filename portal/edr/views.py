@@ -23,6 +23,7 @@ from portal import limits
 from portal.catalog.access import AccessDenied
 from portal.files import stream_temporary
 from portal.subsets import core
+from portal.subsets import params as params_module
 from portal.subsets import services as subsets
 from portal.subsets.params import CRS84_URI, MissingParameter
 
@@ -40,32 +41,54 @@ def _error(status_code: int, description: str, code: str | None = None, paramete
     return Response(body, status=status_code)
 
 
-def _param(name: str, description: str, required: bool = False) -> OpenApiParameter:
-    return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.QUERY, required=required, description=description)
+_NO_NUL = "^[^\\u0000]*$"  # NUL bytes are refused at the edge (portal.edge): a 400
 
 
-_F_JSON = _param("f", "json (the only encoding of metadata documents)")
+def _param(name: str, description: str, required: bool = False, *, enum=None, pattern: str | None = None
+           ) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.QUERY, required=required, description=description,
+                            enum=enum, pattern=None if enum else (pattern or _NO_NUL))
+
+
+_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"  # ASCII digits only
+_PAIR = rf"{_NUMBER} +{_NUMBER}"
+_RING = rf"\( *{_PAIR}(?: *, *{_PAIR}){{2,}} *\)"
+_F_JSON = _param("f", "json (the only encoding of metadata documents; empty or absent: json)",
+                 enum=["", "json", "JSON", JSON])
 _QUERY_PARAMS = [
     _param("datetime", "an instant or an interval a/b, ../b, a/.. (RFC 3339; a date covers its day)"),
     _param("parameter-name", "comma-separated parameter names (default: all)"),
-    _param("f", "CoverageJSON (default), NetCDF or CSV; without f, the Accept header chooses"),
-    _param("crs", "OGC:CRS84 (the only one)"),
+    _param("f", "CoverageJSON (default), NetCDF or CSV; without f, the Accept header chooses",
+           enum=[*params_module.EDR_FORMATS, *params_module._EDR_FORMAT_ALIASES]),
+    _param("crs", "OGC:CRS84 (the only one)", enum=sorted(params_module._CRS_NAMES)),
 ]
-_COORDS = {"position": _param("coords", "POINT(lon lat) in CRS84: the nearest cell's time series", True),
-           "area": _param("coords", "POLYGON or MULTIPOLYGON in CRS84 (WKT): cells whose centres fall inside", True),
-           "cube": _param("bbox", "minx,miny,maxx,maxy in CRS84; minx > maxx crosses the antimeridian", True)}
+_COORDS = {"position": _param("coords", "POINT(lon lat) in CRS84: the nearest cell's time series", True,
+                              pattern=rf"^ *POINT *\( *{_PAIR} *\) *$"),
+           "area": _param("coords", "POLYGON or MULTIPOLYGON in CRS84 (WKT): cells whose centres fall inside", True,
+                          pattern=rf"^ *(?:POLYGON *\( *{_RING}(?: *, *{_RING})* *\)|MULTIPOLYGON *\(.+\)) *$"),
+           "cube": _param("bbox", "minx,miny,maxx,maxy in CRS84; minx > maxx crosses the antimeridian", True,
+                          pattern=rf"^ *{_NUMBER} *(?:, *{_NUMBER} *){{3}}$")}
+_PROBLEM = "{code, description, parameter}: "
 _ERRORS = {
-    (400, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="{code, description, parameter}: the bad parameter"),
-    (403, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="login-access dataset"),
-    (404, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="no such collection"),
-    (413, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="too large for a direct answer: what to do, "
-                                                                  "and the equivalent job request"),
+    (400, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "the bad parameter (NUL bytes and "
+                                                                             "non-ASCII digits included)"),
+    (401, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "login-access dataset, no login or token"),
+    (403, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "what the user lacks (verification, "
+                                                                             "an approved application, a licence)"),
+    (404, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "no such collection"),
+    (429, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "over the rate limit or the day's "
+                                                                             "quota (Retry-After)"),
+    (400, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="the web server's own answer to a request "
+                                        "line over its limit (gunicorn: 4094 bytes by default, 8190 with "
+                                        "portal/gunicorn.conf.py): send long polygons to the job API instead"),
 }
 _DATA = {
     (200, "application/prs.coverage+json"): OpenApiResponse(OpenApiTypes.OBJECT, description="CoverageJSON"),
     (200, "application/x-netcdf"): OpenApiResponse(OpenApiTypes.BINARY, description="CF NetCDF"),
     (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV"),
     **_ERRORS,
+    (413, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="too large for a direct answer: what to do, "
+                                                                  "and the equivalent job request"),
 }
 
 
