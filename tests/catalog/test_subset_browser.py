@@ -374,7 +374,7 @@ def test_a_large_request_runs_as_a_job_and_the_form_goes_to_its_page(open_page, 
     _fill_bbox(page, -60, -30, 60, 30)  # 240 x 120 cells x 20 days of float32: about 2.3 MB
     page.select_option("select[name=f]", "netcdf")
     assert "job" in _wait_estimate(page, "Estimated size")
-    with page.expect_navigation(url=re.compile(r".*/jobs/[0-9a-f-]{36}/$")):
+    with page.expect_navigation(url=re.compile(r".*/jobs/[0-9a-f-]{36}/(\?key=[A-Za-z0-9_-]+)?$")):
         page.click("#subset-form button[type=submit]")
     deadline = time.monotonic() + 120
     while page.get_attribute("#job", "data-status") != "done":
@@ -476,3 +476,35 @@ def test_a_download_that_fails_after_a_good_estimate_shows_its_error_and_no_succ
     assert "refused while writing (test)" in page.inner_text("#subset-error")
     assert page.is_visible('.field-error[data-field="bbox"]')
     assert "Downloaded" not in page.inner_text("#subset-estimate") and downloads == []
+
+
+def test_the_job_page_cancels_a_queued_job_for_its_anonymous_owner_only(open_page, portal_url, live_grid,  # noqa: F811
+                                                                        django_db_blocker):
+    import secrets
+
+    from portal.subsets.models import SubsetJob
+    from portal.subsets.ownership import hash_key
+
+    key = secrets.token_urlsafe(32)
+    with django_db_blocker.unblock():  # committed: the server sees it; no worker runs it
+        job = SubsetJob.objects.create(
+            owner_key=hash_key(key), dataset_id=FT, version=live_grid, file_name="grid.nc", kind="subset",
+            params={"bbox": "0,0,1,1"}, request_key=secrets.token_hex(32), estimated_bytes=10)
+    try:
+        page = open_page(portal_url)
+        assert page.goto(f"{portal_url}/jobs/{job.id}/").status == 404  # without the key: no such job
+        page.goto(f"{portal_url}/jobs/{job.id}/?key={key}")
+        page.wait_for_selector("#job[data-status=queued]", state="attached")  # (the CSP forbids eval'd predicates)
+        assert page.is_visible("#job-cancel")
+        with page.expect_response(lambda r: "/cancel/" in r.url) as answer:
+            page.click("#job-cancel")
+        assert answer.value.status == 200, (answer.value.status, answer.value.text(), page.problems)
+        page.wait_for_selector("#job[data-status=cancelled]", state="attached")
+        assert not page.is_visible("#job-cancel") and page.is_visible("#job-retry")
+        with django_db_blocker.unblock():
+            assert SubsetJob.objects.get(id=job.id).status == "cancelled"
+        # the 404 page load above is the only failed request the page saw
+        assert [p for p in page.problems if "404" not in p] == []
+    finally:
+        with django_db_blocker.unblock():
+            SubsetJob.objects.filter(id=job.id).delete()
