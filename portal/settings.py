@@ -117,6 +117,7 @@ DATABASE_UNAVAILABLE_RETRY_AFTER = envint("DATABASE_UNAVAILABLE_RETRY_AFTER", "3
 DATABASE_CONNECT_TIMEOUT = envint("DATABASE_CONNECT_TIMEOUT", "3")
 # Station / tower / basin observation subsets (/api/observations/) answer at most this many rows.
 STATION_SUBSET_MAX_ROWS = int(os.environ.get("STATION_SUBSET_MAX_ROWS", 2_000_000))
+STATION_SUBSET_SYNC_MAX_ROWS = int(os.environ.get("STATION_SUBSET_SYNC_MAX_ROWS", 200_000))  # /api/observations/: 413 above, saying how to split
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -290,7 +291,8 @@ CORS_ALLOW_METHODS = ("GET", "HEAD", "OPTIONS", "POST")
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "range", "if-range", "if-none-match",
                       "if-modified-since", "x-requested-with")
 CORS_EXPOSE_HEADERS = ("Content-Disposition", "Content-Range", "Accept-Ranges", "Content-Length", "ETag", "Location",
-                       "Last-Modified")
+                       "Last-Modified", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                       "X-Excluded-Networks")
 
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from ingestion.models import IngestRun, Station
 from portal.catalog.metadata import acdd_attributes
@@ -80,13 +81,28 @@ def request_run(product: str, *, parameters: dict | None = None, user=None) -> G
     Raises
     ------
     RunError
-        Unknown or not yet implemented product, or its catalog record is not imported.
+        Unknown or not yet implemented product, or its catalog record is not imported; or the
+        broker cannot be reached (after a short, bounded retry): the run is then marked failed
+        with the reason, so nothing stays "queued" for ever, and can be requested again.
     """
+    run = create_run(product, parameters=parameters, user=user)
+    transaction.on_commit(lambda: _enqueue_run(run))
+    return run
+
+
+def _enqueue_run(run: GenerationRun) -> None:
+
     from .tasks import generate_product
 
-    run = create_run(product, parameters=parameters, user=user)
-    transaction.on_commit(lambda: generate_product.delay(run.id))
-    return run
+    try:
+        generate_product.apply_async((run.id,), retry=True,
+                                     retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
+    except (OperationalError, OSError) as exc:
+        logger.error("run %s: the broker is unavailable: %s", run.id, exc)
+        message = "the task queue is unavailable at the moment: request the run again in a minute"
+        GenerationRun.objects.filter(id=run.id, status=GenerationRun.Status.QUEUED).update(
+            status=GenerationRun.Status.FAILED, error=message, finished_at=timezone.now())
+        raise RunError(message) from exc
 
 
 def create_run(product: str, *, parameters: dict | None = None, user=None) -> GenerationRun:

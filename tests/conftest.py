@@ -150,8 +150,8 @@ def web_server(env: dict, workers: int = 2):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-                             "--workers", str(workers), "--log-level", "warning"], cwd=settings.BASE_DIR, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "-c", "portal/gunicorn.conf.py",
+                             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"], cwd=settings.BASE_DIR, env=env)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -216,3 +216,15 @@ def make_user(email: str, password: str = "pa55-word-ok", *, verified: bool = Tr
 def verified_user(db):
     """A signed-up user whose e-mail address is verified (password ``pa55-word-ok``)."""
     return make_user("researcher@example.org")
+
+
+def wait_until(page, expression: str, arg=None, timeout: float = 30) -> None:
+    """Poll a page's ``expression`` (or function of ``arg``) from the test until it is truthy.
+
+    Playwright's ``wait_for_function`` compiles its string in the page, which the portal's
+    Content-Security-Policy (no 'unsafe-eval') forbids; ``page.evaluate`` runs outside the policy.
+    """
+    deadline = time.monotonic() + timeout
+    while not (page.evaluate(expression, arg) if arg is not None else page.evaluate(expression)):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)

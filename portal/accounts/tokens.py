@@ -123,6 +123,8 @@ def from_request(request) -> Credentials | None:
             token = find(password)
             return Credentials(token.user, token, scheme)
         user = authenticate(request, username=username, password=password)
+        if user is None and getattr(request, "axes_locked_out", False):
+            raise InvalidCredentials("too many failed sign-ins for this user from your address: try again later")
         if user is None:
             raise InvalidCredentials("wrong user name or password (HTTP Basic)")
         return Credentials(user, None, scheme)

@@ -46,7 +46,12 @@ def _params(*names):
 
 
 _GRID_RESPONSES = {
-    (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY, description="the file (direct answer)"),
+    # the direct answer's media type follows f (portal.files.media_type_for of the format's suffix)
+    **{(200, media_type_for(suffix)): OpenApiResponse(OpenApiTypes.BINARY, description=f"the file, f={name}")
+       for name, suffix in subsets.SUFFIXES.items() if name != "coveragejson"},
+    (200, media_type_for(subsets.SUFFIXES["coveragejson"])): OpenApiResponse(
+        OpenApiTypes.OBJECT, description="the CoverageJSON document, f=coveragejson"),
+    (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="estimate=1: the size estimate"),
     (202, "application/json"): OpenApiResponse(JobSerializer, description="queued as a job: its status"),
     (400, "application/json"): OpenApiResponse(description="{field, detail}: the bad field"),
     (401, "application/json"): OpenApiResponse(description="{detail, need}: sign in or send an API token"),
@@ -232,7 +237,8 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                               503: OpenApiResponse(description="the job queue is unavailable")})
     def create(self, request, *args, **kwargs):
         data = request.data if isinstance(request.data, dict) else {}
-        dataset = Dataset.objects.filter(id=str(data.get("dataset", ""))[:100].replace("\x00", "")).first()
+        name = str(data.get("dataset", ""))
+        dataset = Dataset.objects.filter(id=name[:100]).first() if "\x00" not in name else None
         if dataset is None:
             return Response({"field": "dataset", "detail": f"no dataset {str(data.get('dataset'))[:100]!r}"},
                             status=status.HTTP_400_BAD_REQUEST)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from portal import limits
 from portal.files import file_response, media_type_for
@@ -23,6 +24,7 @@ def _year(value: str | None) -> int | None:
     return year if 1 <= year <= 9999 else None
 
 
+@require_safe
 def dataset_list(request):
     q = request.GET.get("q", "").strip()[:200]
     category = request.GET.get("category", "").strip()
@@ -33,6 +35,7 @@ def dataset_list(request):
         "start_year": start_year or "", "end_year": end_year or ""})
 
 
+@require_safe
 def dataset_detail(request, dataset_id: str):
     try:
         page = queries.dataset_page(dataset_id)
@@ -50,10 +53,16 @@ def _denied(decision: access.Decision) -> JsonResponse:
     return response
 
 
+def _wants_html(request) -> bool:
+    """A browser following a link (it asks for HTML and sends no credentials); scripts get a 401 instead."""
+    return "HTTP_AUTHORIZATION" not in request.META and "text/html" in request.headers.get("Accept", "")
+
+
 def _quota(exc: limits.QuotaExceeded) -> JsonResponse:
     return JsonResponse(exc.as_dict(), status=429, headers={"Retry-After": str(exc.retry_after)})
 
 
+@require_safe
 def series(request, dataset_id: str):
     """A site's observed and generated series (the chart's data); the dataset's access policy applies."""
     dataset = Dataset.objects.filter(id=dataset_id).first()
@@ -76,6 +85,7 @@ def series(request, dataset_id: str):
         return JsonResponse({"error": str(exc) or "no time series in this version"}, status=404)
 
 
+@require_safe
 def download(request, dataset_id: str, number: int, name: str):
     """A published file of a version: access policy, the day's byte quota, ranges; a GET answered
     200/206 is logged with the bytes sent (``Content-Length``)."""
@@ -84,7 +94,7 @@ def download(request, dataset_id: str, number: int, name: str):
     except DatasetFile.DoesNotExist:
         raise Http404("no such file") from None
     decision = access.decide(request.user, f.version.dataset)
-    if decision.status == 401 and "HTTP_AUTHORIZATION" not in request.META:
+    if decision.status == 401 and _wants_html(request):  # a browser: to the login page, back here after
         return redirect_to_login(request.get_full_path())
     if not decision.allowed:
         return _denied(decision)

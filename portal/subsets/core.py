@@ -31,7 +31,9 @@ References
 
 from __future__ import annotations
 
+import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,6 +180,22 @@ def check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
     return values
 
 
+def from_wkt(text: str) -> BaseGeometry:
+    """Shapely's WKT reader, with numbers too large for a double (``1e309``) an error, not a warning.
+
+    Raises
+    ------
+    ValueError
+        Unparsable WKT or a number that overflows (GEOS reads it as infinity and warns).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            return shapely.from_wkt(text.strip())
+        except RuntimeWarning as exc:
+            raise ValueError(f"a number out of range ({exc})") from None
+
+
 def parse_polygon(polygon: Mapping[str, Any] | str | BaseGeometry) -> BaseGeometry:
     """Parse a GeoJSON or WKT polygon into a valid shapely geometry.
 
@@ -201,8 +219,10 @@ def parse_polygon(polygon: Mapping[str, Any] | str | BaseGeometry) -> BaseGeomet
     try:
         if isinstance(polygon, BaseGeometry):
             geom = polygon
+        elif isinstance(polygon, str) and polygon.lstrip().startswith("{"):  # GeoJSON text (RFC 7946)
+            return parse_polygon(json.loads(polygon))
         elif isinstance(polygon, str):
-            geom = shapely.from_wkt(polygon)
+            geom = from_wkt(polygon)
         elif isinstance(polygon, Mapping):
             obj = polygon.get("geometry", polygon) if polygon.get("type") == "Feature" else polygon
             geom = shapely.geometry.shape(obj)
@@ -210,8 +230,11 @@ def parse_polygon(polygon: Mapping[str, Any] | str | BaseGeometry) -> BaseGeomet
             raise SubsetError("polygon", f"expected GeoJSON (dict) or WKT (str), got {type(polygon).__name__}")
     except SubsetError:
         raise
-    except (shapely.errors.ShapelyError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
-        raise SubsetError("polygon", f"not a GeoJSON or WKT polygon ({exc})") from None
+    except (shapely.errors.ShapelyError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+            RecursionError) as exc:
+        raise SubsetError("polygon", f"not a GeoJSON or WKT polygon ({str(exc).splitlines()[0][:200]})") from None
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
+        raise SubsetError("polygon", "coordinates must be finite numbers")
     if geom.geom_type not in ("Polygon", "MultiPolygon"):
         raise SubsetError("polygon", f"expected a Polygon or MultiPolygon, got {geom.geom_type}")
     if (n := int(shapely.get_num_coordinates(geom))) > MAX_POLYGON_VERTICES:

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -261,9 +262,12 @@ def _names(text: str | None) -> tuple[str, ...]:
 
 def _wkt(text: str, field: str):
     try:
-        return shapely.from_wkt(text.strip())
+        geom = core.from_wkt(text)
     except (shapely.errors.ShapelyError, ValueError, TypeError) as exc:
         raise core.SubsetError(field, f"not a WKT geometry ({str(exc).splitlines()[0]}): {text[:200]!r}") from None
+    if not np.isfinite(shapely.get_coordinates(geom)).all():
+        raise core.SubsetError(field, f"coordinates must be finite numbers: {text[:200]!r}")
+    return geom
 
 
 def _flag(text: str | None) -> bool:

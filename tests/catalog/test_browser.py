@@ -8,6 +8,7 @@ from playwright.sync_api import sync_playwright
 
 from products.models import ValidationResult
 from products.registry import PRODUCTS
+from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -45,7 +46,7 @@ def towers(et_run) -> int:
 def test_the_detail_page_renders_map_and_chart_without_errors(towers, page, portal_url, tmp_path):
     url = f"{portal_url}/datasets/{PRODUCTS['et_fusion'].dataset_id}/"
     page.goto(url)
-    page.wait_for_function("window.portalChart && window.portalChart.data.datasets.length === 3")
+    wait_until(page, "!!(window.portalChart && window.portalChart.data.datasets.length === 3)")
     page.wait_for_selector("#map .leaflet-land-pane path", state="attached")
     assert page.locator("#map .leaflet-land-pane path").count() >= 1  # Natural Earth land, drawn from world-atlas
     assert page.locator("#map .leaflet-overlay-pane path.leaflet-interactive").count() == towers + 1  # + the bbox
@@ -56,7 +57,7 @@ def test_the_detail_page_renders_map_and_chart_without_errors(towers, page, port
     box = page.locator("#series-chart").bounding_box()
     assert box["width"] > 300 and box["height"] > 200
     page.select_option("#station-select", "DE-Hai")
-    page.wait_for_function("window.portalChart.options.plugins.title.text === 'DE-Hai'")
+    wait_until(page, "window.portalChart.options.plugins.title.text === 'DE-Hai'")
     shot = tmp_path / "detail.png"
     page.screenshot(path=str(shot), full_page=True)
     shutil.copy(shot, "/tmp/portal-detail.png")

@@ -166,8 +166,11 @@ def test_download_of_a_login_access_dataset_requires_login(client, admin_client,
     dataset.save()
     f = dataset.latest_version().files.get(name="et_fusion_timeseries.nc")
     url = reverse("catalog:download", args=[ET, f.version.number, f.name])
-    anonymous = client.get(url)
-    assert anonymous.status_code == 302 and reverse(settings.LOGIN_URL) in anonymous["Location"]
+    browser = client.get(url, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert browser.status_code == 302 and reverse(settings.LOGIN_URL) in browser["Location"]
+    script = client.get(url)
+    assert script.status_code == 401 and script.json()["need"] == "login"
+    assert client.put(url).status_code == 405
     assert admin_client.get(url).status_code == 200
 
 

@@ -20,7 +20,7 @@ import xarray as xr
 from django.conf import settings
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import web_server
+from tests.conftest import wait_until, web_server
 from tests.subsets.conftest import FT, grid_values, live_grid  # noqa: F401
 
 pytestmark = pytest.mark.django_db  # also for the browser tests: the session then sets up the test database
@@ -98,7 +98,7 @@ def _fill_bbox(page, west, south, east, north):
 
 
 def _wait_estimate(page, contains: str):
-    page.wait_for_function("(t) => document.getElementById('subset-estimate').textContent.includes(t)", arg=contains)
+    wait_until(page, "(t) => document.getElementById('subset-estimate').textContent.includes(t)", contains)
     return page.inner_text("#subset-estimate")
 
 
@@ -225,7 +225,7 @@ def test_submitting_a_small_box_as_netcdf_downloads_the_grid_values(page, tmp_pa
         expected = grid_values(t[:, None, None], ds["lat"].values[None, :, None], ds["lon"].values[None, None, :])
         np.testing.assert_allclose(ds["sm"].transpose("time", "lat", "lon").values, expected, rtol=1e-6)
     assert page.url == url
-    page.wait_for_function("document.getElementById('subset-estimate').textContent.length > 0")
+    wait_until(page, "document.getElementById('subset-estimate').textContent.length > 0")
     assert page.is_hidden("#subset-error")
     assert page.problems == []
 
@@ -312,7 +312,7 @@ def test_a_small_box_downloads_in_every_format(page, tmp_path):
             assert zipfile.is_zipfile(path)
         elif fmt == "geotiff":
             assert path.read_bytes()[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00")
-        page.wait_for_function("!document.querySelector('#subset-form button[type=submit]').disabled")
+        wait_until(page, "!document.querySelector('#subset-form button[type=submit]').disabled")
     assert page.problems == []
 
 

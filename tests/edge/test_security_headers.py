@@ -7,13 +7,13 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 from django.conf import settings
 from playwright.sync_api import sync_playwright
 
 from products.registry import PRODUCTS
+from tests.conftest import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -74,25 +74,17 @@ def _violations(page) -> list[str]:
     return page.evaluate("window.cspViolations")
 
 
-def _wait_until(page, expression: str, timeout: float = 30) -> None:
-    """Poll ``expression`` from here: page.wait_for_function evaluates a string, which the policy forbids."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        time.sleep(0.1)
-
-
 @pytest.mark.browser
 @pytest.mark.django_db
 def test_the_dataset_page_renders_its_map_and_chart_under_the_policy(et_run, page, portal_url):
     response = page.goto(f"{portal_url}/datasets/{ET}/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
-    _wait_until(page, "!!(window.portalChart && window.portalChart.data.datasets.length === 3)")
+    wait_until(page, "!!(window.portalChart && window.portalChart.data.datasets.length === 3)")
     page.wait_for_selector("#map .leaflet-land-pane path", state="attached")
     assert page.locator("#map .leaflet-overlay-pane path.leaflet-interactive").count() >= 2
     assert page.locator("#series-chart").bounding_box()["height"] > 200
     page.select_option("#station-select", "DE-Hai")
-    _wait_until(page, "window.portalChart.options.plugins.title.text === 'DE-Hai'")
+    wait_until(page, "window.portalChart.options.plugins.title.text === 'DE-Hai'")
     assert _violations(page) == [] and page.problems == []
 
 
