@@ -200,6 +200,8 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
                                            media_type=media_type_for(name), description=description, **files[name])
             ValidationResult.objects.bulk_create(
                 ValidationResult(run=run, version=version, **row) for row in _with_stations(output.validation))
+            # in the same transaction as "succeeded": a reader never sees the status without this line
+            append_log(run.id, f"published {run.dataset_id} v{number} ({len(files)} files)")
             GenerationRun.objects.filter(id=run.id).update(
                 status=GenerationRun.Status.SUCCEEDED, finished_at=timezone.now(), version=version,
                 summary=output.summary)
@@ -213,7 +215,6 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
         if final is not None and final.exists() and not workdir.exists():
             os.replace(final, workdir)  # the commit failed after the move: put it back for cleanup
         raise
-    append_log(run.id, f"published {run.dataset_id} v{number} ({len(files)} files)")
     return version
 
 

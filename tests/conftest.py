@@ -7,6 +7,7 @@ transactions rolled back at their end, so they all see that committed state.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -124,13 +125,29 @@ def et_run(django_db_setup):
 
 
 @pytest.fixture(scope="session")
-def service_env(django_db_setup, test_broker) -> dict:
-    """Environment for a worker or web server process on the session's test database."""
+def service_env(django_db_setup, django_db_blocker, test_broker) -> dict:
+    """Environment for a worker or web server process on the session's test database.
+
+    At the end of the session, any connection such a process left open to the test database (a
+    server or worker that outlived its test) is recorded in ``var/test-leftover-connections.log``
+    and closed, so that the database can be dropped.
+    """
     db = connection.settings_dict
-    return dict(os.environ, DATABASE_URL=f"postgis://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-                CELERY_BROKER_URL=test_broker, DATA_ROOT=str(settings.DATA_ROOT),
-                SHARED_DATA_DIR=str(settings.SHARED_DATA_DIR), DEBUG="false",
-                SUBSET_JOB_HEARTBEAT_SECONDS="0.5")
+    yield dict(os.environ, DATABASE_URL=f"postgis://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+               CELERY_BROKER_URL=test_broker, DATA_ROOT=str(settings.DATA_ROOT),
+               SHARED_DATA_DIR=str(settings.SHARED_DATA_DIR), DEBUG="false",
+               SUBSET_JOB_HEARTBEAT_SECONDS="0.5")
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pid, application_name, client_port, state, backend_start, left(query, 120) "
+                       "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        left = cursor.fetchall()
+        if left:
+            record = Path(settings.BASE_DIR) / "var" / "test-leftover-connections.log"
+            record.parent.mkdir(exist_ok=True)
+            with record.open("a") as out:
+                out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {db['NAME']}: {left}\n")
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture(scope="session")
@@ -144,29 +161,35 @@ def portal_url(service_env):
 
 
 @contextmanager
-def web_server(env: dict, workers: int = 2):
-    """Run gunicorn with ``env`` on a free port; yields its base URL, stops it afterwards."""
+def web_server(env: dict, workers: int = 2, log: Path | None = None):
+    """Run gunicorn as ``make run`` does (portal/gunicorn.conf.py) with ``env`` on a free loopback port;
+    yields its base URL, stops it afterwards. Its output goes to ``log`` when given."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
+    out = log.open("w") if log else None
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "-c", "portal/gunicorn.conf.py",
-                             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"], cwd=settings.BASE_DIR, env=env)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url + "/", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the web server did not start at {url}") from None
-            time.sleep(0.3)
+                             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
+                            cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+    deadline = time.monotonic() + 60
     try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/", timeout=5)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    where = f" (see {log})" if log else ""
+                    raise RuntimeError(f"the web server did not start at {url}{where}") from None
+                time.sleep(0.3)
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
+        if out:
+            out.close()
 
 
 @pytest.fixture
@@ -228,3 +251,37 @@ def wait_until(page, expression: str, arg=None, timeout: float = 30) -> None:
     while not (page.evaluate(expression, arg) if arg is not None else page.evaluate(expression)):
         assert time.monotonic() < deadline, f"timed out waiting for {expression}"
         time.sleep(0.1)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def page(portal_url, monkeypatch):
+    """A headless Chromium page (Debian's ``chromium``) on the portal's live server.
+
+    ``page.problems`` collects console errors, page errors, failed requests and any request leaving
+    the portal (assets come from the portal itself); ``window.cspViolations`` in the page collects
+    Content-Security-Policy violations (the ``securitypolicyviolation`` event).
+    """
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # synchronous and safe (Django's documented switch for this case).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    assert shutil.which(CHROMIUM), "Debian chromium is needed (make setup installs it)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1800})
+        page.problems = []
+        page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: page.problems.append(f"request failed: {r.url}"))
+        page.on("request", lambda r: r.url.startswith(portal_url) or r.url.startswith(("data:", "blob:"))
+                or page.problems.append(f"external request: {r.url}"))
+        page.add_init_script("window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
+                             "e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
+        yield page
+        browser.close()

@@ -124,7 +124,7 @@ def from_request(request) -> Credentials | None:
             return Credentials(token.user, token, scheme)
         user = authenticate(request, username=username, password=password)
         if user is None and getattr(request, "axes_locked_out", False):
-            raise InvalidCredentials("too many failed sign-ins for this user from your address: try again later")
+            raise InvalidCredentials("too many wrong passwords for this user from your address: try again later")
         if user is None:
             raise InvalidCredentials("wrong user name or password (HTTP Basic)")
         return Credentials(user, None, scheme)

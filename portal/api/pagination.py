@@ -18,7 +18,7 @@ class BadPageParameter(APIException):
 
 def _count(request, name: str, *, lowest: int, highest: int) -> int | None:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
         raise BadPageParameter(name, f"{name}={raw[:40]!r}: expected a whole number from {lowest} to {highest} "
@@ -44,3 +44,13 @@ class CappedLimitOffsetPagination(LimitOffsetPagination):
     def get_offset(self, request):
         value = _count(request, self.offset_query_param, lowest=0, highest=settings.API_MAX_OFFSET)
         return 0 if value is None else value
+
+    def get_schema_operation_parameters(self, view):
+        """``limit`` and ``offset`` in OpenAPI with the bounds the server enforces (a 400 outside them)."""
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {self.limit_query_param: (1, settings.API_MAX_PAGE_SIZE),
+                  self.offset_query_param: (0, settings.API_MAX_OFFSET)}
+        for parameter in parameters:
+            lowest, highest = bounds[parameter["name"]]
+            parameter["schema"] = {**parameter["schema"], "minimum": lowest, "maximum": highest}
+        return parameters

@@ -1,4 +1,5 @@
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
@@ -74,6 +75,11 @@ class DatasetDetailSerializer(DatasetListSerializer):
         return download_counts(obj)
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "object"}]})
+class PolygonField(serializers.JSONField):
+    """A polygon in a request body: WKT or GeoJSON text, or (JSON bodies) a GeoJSON object."""
+
+
 class GridParametersSerializer(serializers.Serializer):
     """The body of ``POST /api/datasets/{id}/subset/`` and ``/area/``: the GET query parameters as
     form fields or a JSON object (for polygons too long for a URL). Documentation only: the
@@ -83,7 +89,7 @@ class GridParametersSerializer(serializers.Serializer):
     file = serializers.CharField(required=False, help_text="NetCDF file of the version (when it has several)")
     variables = serializers.CharField(required=False, help_text="comma-separated variable names (default: all)")
     bbox = serializers.CharField(required=False, help_text="min_lon,min_lat,max_lon,max_lat in degrees")
-    polygon = serializers.CharField(required=False, help_text="WKT polygon (as the query parameter)")
+    polygon = PolygonField(required=False, help_text="WKT or GeoJSON polygon: text, or a GeoJSON object in a JSON body")
     time = serializers.CharField(required=False, help_text="start/end, ISO 8601 (either may be empty)")
     time_stride = serializers.CharField(required=False, help_text="keep every n-th time step")
     space_stride = serializers.CharField(required=False, help_text="keep every n-th cell in lat and lon")

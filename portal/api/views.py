@@ -5,7 +5,7 @@ from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -42,7 +42,11 @@ def _params(*names):
         "estimate": "1: answer only the size estimate and what would happen (JSON)",
     }
     return [OpenApiParameter(n, OpenApiTypes.STR, OpenApiParameter.QUERY, description=text[n],
-                             required=n in ("lon", "lat")) for n in names]
+                             required=n in ("lon", "lat"), pattern=NO_NUL) for n in names]
+
+
+NO_NUL = "^[^\\u0000]*$"
+"""Every text parameter's pattern: a NUL byte is refused at the edge (portal.edge) with a 400."""
 
 
 _GRID_RESPONSES = {
@@ -66,6 +70,12 @@ _POST_BODY = {"application/json": GridParametersSerializer, "application/x-www-f
 _COMMON = ("version", "file", "variables", "time", "f", "estimate")
 
 
+@extend_schema_view(list=extend_schema(
+    parameters=[OpenApiParameter("q", OpenApiTypes.STR, description="words of the title or abstract, either language",
+                                 pattern=NO_NUL),
+                OpenApiParameter("category", OpenApiTypes.STR, description="the record's category", pattern=NO_NUL)],
+    responses={200: DatasetListSerializer(many=True),
+               400: OpenApiResponse(description="{detail, field}: a bad limit or offset")}))
 class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
     """Dataset records (TPDC schema). ``?q=`` searches titles and abstracts in Chinese and English."""
 
@@ -183,21 +193,22 @@ def _grid_answer(request, dataset: Dataset, kind: str):
     """
     if request.method == "POST":
         data = request.data
-        if not hasattr(data, "keys"):
-            return Response({"field": "body", "detail": "expected form fields or a JSON object of request parameters"},
+        if not hasattr(data, "keys") or not data.keys():  # the POST form exists to carry parameters
+            return Response({"field": "body", "detail": "expected form fields or a JSON object of request parameters "
+                                                        "(a POST without any: use GET)"},
                             status=status.HTTP_400_BAD_REQUEST)
-        params = {str(k): _text(data.get(k)) for k in data.keys()}
+        params = {}
+        for name in data.keys():
+            value = data.get(name)
+            if not (isinstance(value, str) or (name == "polygon" and isinstance(value, dict))):
+                return Response({"field": str(name)[:100], "detail": f"{str(name)[:100]}: expected text"
+                                 + (" or a GeoJSON object" if name == "polygon" else "")
+                                 + f", got {type(value).__name__}"}, status=status.HTTP_400_BAD_REQUEST)
+            params[str(name)] = json.dumps(value) if isinstance(value, dict) else value
     else:
         params = {k: request.query_params.get(k) for k in request.query_params}
     params.pop(ownership.KEY_PARAMETER, None)
     return _answer(request, dataset, kind, params)
-
-
-def _text(value) -> str:
-    """A body value as the parser reads query parameters: JSON objects (a GeoJSON polygon) and lists as JSON text."""
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -206,7 +206,8 @@ def test_apply_approve_in_the_admin_then_download(client, admin_client, verified
     anonymous = client.__class__()
     page = page_text(anonymous.get(f"/datasets/{FT}/"))
     assert 'id="access"' in page and f"/accounts/login/?next=%2Fdatasets%2F{FT}%2F" in page
-    assert anonymous.get(file_url(grid_version)).status_code == 302  # a browser is sent to the login
+    assert anonymous.get(file_url(grid_version), headers={"Accept": "text/html"}).status_code == 302  # to the login
+    assert anonymous.get(file_url(grid_version)).status_code == 401  # a script
 
     client.force_login(verified_user)
     assert client.get(file_url(grid_version)).json()["need"] == "apply"

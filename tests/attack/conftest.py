@@ -22,10 +22,11 @@ def _no_limits(settings):
         setattr(settings, name, int(value))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def attack_grid(django_db_setup, django_db_blocker):
     """A SYNTHETIC 1-degree global grid of 5 days published (committed) as a new version of :data:`FT`;
-    deleted at the end of the session, with the jobs and download logs the servers wrote meanwhile (tests run
+    deleted once tests/attack is done (package scope: later tests see FT as before), with the jobs and download
+    logs the servers wrote meanwhile (tests run
     in transactions rolled back, so what a real server committed is removed here)."""
     from portal.subsets.models import DownloadLog, SubsetJob
 
@@ -39,12 +40,12 @@ def attack_grid(django_db_setup, django_db_blocker):
         version.delete()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def attack_env(service_env) -> dict:
     return dict(service_env, **NO_LIMITS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def attack_url(attack_env, attack_grid):
     """A real gunicorn (2 workers, as `make run`) on the session's test database, limits raised."""
     with web_server(attack_env) as url:

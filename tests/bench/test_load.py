@@ -1,8 +1,8 @@
 """Load test: 20 users over pages and API calls for 3 minutes with 0 errors, and the home page's p95 while
 two heavy downloads run against the same figure without them.
 
-A real gunicorn as ``make run`` starts it (``-c portal/gunicorn.conf.py``: 2 sync workers; ``--workers 2``
-when that file is absent) on the session's test database (tests/conftest.py: the catalog records, the
+A real gunicorn as ``make run`` starts it (tests/conftest.py ``web_server``: ``-c portal/gunicorn.conf.py``,
+2 sync workers) on the session's test database (tests/conftest.py: the catalog records, the
 CARDAMOM-FluxVal towers, an ET product) plus a SYNTHETIC 0.5-degree global grid of 20 days (20 MB,
 tests/subsets/conftest.py ``publish_grid``) published as a version of the freeze/thaw record; loopback only.
 Rate limits and quotas are raised for this server (``RATE_*_PER_MINUTE``, ``QUOTA_*``: far above what
@@ -36,13 +36,13 @@ import sys
 import threading
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 
+from tests.conftest import web_server
 from tests.subsets.conftest import FT, publish_grid
 
 pytestmark = pytest.mark.django_db
@@ -69,37 +69,6 @@ def _save(key: str, value: dict) -> None:
     path.write_text(json.dumps(results, indent=1))
 
 
-@contextmanager
-def make_run_server(env: dict):
-    """gunicorn with `make run`'s settings (portal/gunicorn.conf.py) on a free loopback port; yields its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = Path(settings.BASE_DIR) / "portal" / "gunicorn.conf.py"
-    options = ["-c", str(conf)] if conf.exists() else ["--workers", "2"]
-    log = (_out_dir() / "gunicorn.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *options, "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-                             "--log-level", "warning"], cwd=settings.BASE_DIR, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/", timeout=5)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"the web server did not start at {url} (see {log.name})") from None
-            time.sleep(0.3)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-
-
 @pytest.fixture(scope="module")
 def load_grid(django_db_setup, django_db_blocker):
     """The SYNTHETIC 0.5-degree, 20-day grid (20 MB) published and committed; removed with what the
@@ -118,7 +87,7 @@ def load_grid(django_db_setup, django_db_blocker):
 
 @pytest.fixture(scope="module")
 def load_url(service_env, load_grid):
-    with make_run_server(dict(service_env, **NO_LIMITS)) as url:
+    with web_server(dict(service_env, **NO_LIMITS), log=_out_dir() / "gunicorn.log") as url:
         yield url
 
 

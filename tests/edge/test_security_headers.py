@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 
 import pytest
 from django.conf import settings
-from playwright.sync_api import sync_playwright
 
 from products.registry import PRODUCTS
 from tests.conftest import wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ET = PRODUCTS["et_fusion"].dataset_id
 
 
@@ -51,23 +46,6 @@ def test_the_api_docs_load_their_setup_as_a_script_not_inline(client):
     assert csp["script-src"] == {"'self'"} and "'unsafe-inline'" in csp["style-src"]
     script = client.get("/api/docs/?script=")
     assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
-
-
-@pytest.fixture
-def page(portal_url, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    assert shutil.which(CHROMIUM), "Debian chromium is needed (make setup installs it)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 1800})
-        page.problems = []
-        page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
-        page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
-        # a violation is reported to the page as an event (and to the console): collect both
-        page.add_init_script("window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
-                             "e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
-        yield page
-        browser.close()
 
 
 def _violations(page) -> list[str]:
