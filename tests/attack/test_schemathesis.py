@@ -2,7 +2,7 @@
 and 0 schema violations.
 
 The run is bounded: ``SCHEMATHESIS_EXAMPLES`` examples per operation (default 8) and ``SCHEMATHESIS_MAX_TIME``
-seconds in all (default 120), a fixed seed so a failure can be reproduced. Dataset and collection ids are pinned
+seconds in all (default 60), a fixed seed so a failure can be reproduced. Dataset and collection ids are pinned
 to the published SYNTHETIC grid's dataset (otherwise nearly every request would be a 404 on a random id), the
 job id to a real job; every other parameter, header and body is generated. One worker (two threads of
 hypothesis hit "AST constructor recursion depth mismatch" inside hypothesis on Python 3.11). Rate limits and quotas are raised
@@ -25,7 +25,7 @@ from .conftest import FT
 pytestmark = pytest.mark.django_db  # the session's database (the server commits; attack_grid cleans up)
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", 8))
-MAX_TIME = int(os.environ.get("SCHEMATHESIS_MAX_TIME", 120))
+MAX_TIME = int(os.environ.get("SCHEMATHESIS_MAX_TIME", 60))
 JSON = "application/json"
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", 20250613))
 
