@@ -55,22 +55,12 @@ def limits_for(user) -> Limits:
                       settings.RATE_ANON_PER_MINUTE)
     base = Limits(settings.QUOTA_USER_CONCURRENT_JOBS, settings.QUOTA_USER_BYTES_PER_DAY,
                   settings.RATE_USER_PER_MINUTE)
-    own = getattr(user, "quota", None) if _has_quota(user) else None
+    own = getattr(user, "quota", None)  # a missing row raises RelatedObjectDoesNotExist, an AttributeError
     if own is None:
         return base
     return Limits(own.concurrent_jobs if own.concurrent_jobs is not None else base.concurrent_jobs,
                   own.bytes_per_day if own.bytes_per_day is not None else base.bytes_per_day,
                   own.requests_per_minute if own.requests_per_minute is not None else base.requests_per_minute)
-
-
-def _has_quota(user) -> bool:
-    from portal.accounts.models import Quota
-
-    try:
-        user.quota  # noqa: B018 - the reverse one-to-one raises when absent
-    except Quota.DoesNotExist:
-        return False
-    return True
 
 
 def _owner_filter(user, client: str | None) -> Q:

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import web_server
-from tests.subsets.conftest import FT, publish_grid
+from tests.subsets.conftest import FT, committed_grid
 
 # Far above what a test sends, for the server and for the test process (the Django test client).
 NO_LIMITS = {"RATE_USER_PER_MINUTE": "1000000", "RATE_ANON_PER_MINUTE": "1000000",
@@ -28,16 +28,8 @@ def attack_grid(django_db_setup, django_db_blocker):
     deleted once tests/attack is done (package scope: later tests see FT as before), with the jobs and download
     logs the servers wrote meanwhile (tests run
     in transactions rolled back, so what a real server committed is removed here)."""
-    from portal.subsets.models import DownloadLog, SubsetJob
-
-    with django_db_blocker.unblock():
-        jobs, logs = set(SubsetJob.objects.values_list("id", flat=True)), set(DownloadLog.objects.values_list("id", flat=True))
-        version = publish_grid(FT, days=5, step=1.0)
-    yield version
-    with django_db_blocker.unblock():
-        SubsetJob.objects.exclude(id__in=jobs).delete()
-        DownloadLog.objects.exclude(id__in=logs).delete()
-        version.delete()
+    with committed_grid(django_db_blocker, FT, days=5, step=1.0) as version:
+        yield version
 
 
 @pytest.fixture(scope="package")

@@ -43,7 +43,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import web_server
-from tests.subsets.conftest import FT, publish_grid
+from tests.subsets.conftest import FT, committed_grid
 
 pytestmark = pytest.mark.django_db
 
@@ -73,16 +73,8 @@ def _save(key: str, value: dict) -> None:
 def load_grid(django_db_setup, django_db_blocker):
     """The SYNTHETIC 0.5-degree, 20-day grid (20 MB) published and committed; removed with what the
     server wrote about it (download logs, jobs) at the end."""
-    from portal.subsets.models import DownloadLog, SubsetJob
-
-    with django_db_blocker.unblock():
-        logs, jobs = set(DownloadLog.objects.values_list("id", flat=True)), set(SubsetJob.objects.values_list("id", flat=True))
-        version = publish_grid(FT, days=20, step=0.5)
-    yield version
-    with django_db_blocker.unblock():
-        DownloadLog.objects.exclude(id__in=logs).delete()
-        SubsetJob.objects.exclude(id__in=jobs).delete()
-        version.delete()
+    with committed_grid(django_db_blocker, FT, days=20, step=0.5) as version:
+        yield version
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Fixtures for the subset service tests: a published SYNTHETIC grid version."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +71,21 @@ def csv_table(data: bytes):
     table = pd.read_csv(io.BytesIO(data))
     assert all("[" in c for c in table.columns if c not in ("time",)), list(table.columns)  # units in the header
     return table.rename(columns=lambda c: c.split(" [")[0])
+
+
+@contextmanager
+def committed_grid(django_db_blocker, dataset_id: str = FT, days: int = 3, step: float = 1.0):
+    """:func:`publish_grid`, committed for servers in other processes; yields the version, then deletes it with
+    the jobs and download logs written meanwhile (tests run in rolled-back transactions; servers commit)."""
+    from portal.subsets.models import DownloadLog, SubsetJob
+
+    with django_db_blocker.unblock():
+        jobs, logs = set(SubsetJob.objects.values_list("id", flat=True)), set(DownloadLog.objects.values_list("id", flat=True))
+        version = publish_grid(dataset_id, days=days, step=step)
+    try:
+        yield version
+    finally:
+        with django_db_blocker.unblock():
+            SubsetJob.objects.exclude(id__in=jobs).delete()
+            DownloadLog.objects.exclude(id__in=logs).delete()
+            version.delete()
