@@ -7,7 +7,9 @@ Chinese text at the top level and the English text under ``i18n.en``).
 from __future__ import annotations
 
 from django.contrib.gis.db import models
-from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.fields import ArrayField, DateTimeRangeField
+from django.contrib.postgres.indexes import GinIndex, GistIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.utils.translation import get_language
 
 from .html import sanitize_html
@@ -48,6 +50,8 @@ class Tag(models.Model):
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     name = models.CharField(max_length=200)
+    name_en = models.CharField(max_length=200, blank=True,
+                               help_text="English name (portal.catalog.vocabulary.KEYWORDS; the name itself when empty)")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["kind", "name"], name="tag_kind_name")]
@@ -285,3 +289,45 @@ class NetworkAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.network}: {self.share_type}"
+
+
+class SearchDocument(models.Model):
+    """A dataset as the search sees it: one narrow row per record, kept by
+    :func:`portal.catalog.search.index_datasets` (the importer, the admin and publishing call it).
+
+    ``document`` holds the weighted lexemes of both languages (A: titles, B: keywords, variables
+    and category, C: abstracts, D: source and processing method; English stemmed, Chinese
+    segmented by jieba); ``words`` the titles and keywords for the typo fallback (pg_trgm);
+    ``facets`` the record's facet values as ``"facet:value"`` keys.
+    """
+
+    dataset = models.OneToOneField(Dataset, primary_key=True, on_delete=models.CASCADE, related_name="search")
+    document = SearchVectorField()
+    words = models.TextField(blank=True)
+    title_en = models.TextField(blank=True, help_text="sort key (English pages)")
+    title_cn = models.TextField(blank=True, help_text="sort key (Chinese pages)")
+    date = models.DateTimeField(null=True, help_text="sort key: the record's last update, else its publication")
+    bbox = models.PolygonField(srid=4326, null=True)
+    period = DateTimeRangeField(null=True, help_text="acquisition period [start, end]")
+    facets = ArrayField(models.CharField(max_length=300), default=list)
+
+    class Meta:
+        indexes = [
+            GinIndex(fields=["document"], name="search_document_gin"),
+            GinIndex(fields=["words"], name="search_words_trgm", opclasses=["gin_trgm_ops"]),
+            GinIndex(fields=["facets"], name="search_facets_gin"),
+            models.Index(fields=["title_en"], name="search_title_en"),
+            models.Index(fields=["title_cn"], name="search_title_cn"),
+            models.Index(fields=["date"], name="search_date"),
+            GistIndex(fields=["period"], name="search_period_gist"),
+        ]
+
+
+class SearchWord(models.Model):
+    """A word of the indexed titles, keywords and abstracts (lower case, Latin script): the
+    lexicon a misspelt query word is corrected against (pg_trgm similarity)."""
+
+    word = models.CharField(primary_key=True, max_length=100)
+
+    class Meta:
+        indexes = [GinIndex(fields=["word"], name="search_word_trgm", opclasses=["gin_trgm_ops"])]

@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.gis.geos import Polygon
 from django.db import transaction
 
+from . import search
 from .html import sanitize_html
 from .models import Dataset, DatasetPerson, Person, Tag
 
@@ -233,10 +234,13 @@ def import_records(path: Path | str) -> ImportSummary:
     records = data if isinstance(data, list) else [data]
     summary = ImportSummary()
     with transaction.atomic():
+        ids = []
         for index, raw in enumerate(records):
             created = _save_record(_Record(raw, name, index if isinstance(data, list) else None))
+            ids.append(str(raw["id"]).strip())
             if created:
                 summary.created += 1
             else:
                 summary.updated += 1
+        search.index_datasets(ids)  # the search sees the records as imported, in the same transaction
     return summary
