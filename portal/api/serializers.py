@@ -51,10 +51,16 @@ class DatasetListSerializer(serializers.ModelSerializer):
     bbox = serializers.SerializerMethodField()
     url = serializers.HyperlinkedIdentityField(view_name="api:dataset-detail")
 
+    snippet = serializers.SerializerMethodField()
+
     class Meta:
         model = Dataset
         fields = ["id", "url", "title_cn", "title_en", "category", "acq_start", "acq_end", "bbox", "space_res_en",
-                  "time_res_en", "share_type", "doi", "cstr"]
+                  "time_res_en", "share_type", "doi", "cstr", "snippet"]
+
+    def get_snippet(self, obj) -> str | None:
+        """The abstract around the searched words, marked with ``<mark>`` (HTML); None outside a search."""
+        return str(obj.snippet) if hasattr(obj, "snippet") else None
 
     def get_bbox(self, obj) -> list[float] | None:
         """(min_lon, min_lat, max_lon, max_lat) in EPSG:4326."""
@@ -65,14 +71,24 @@ class DatasetDetailSerializer(DatasetListSerializer):
     versions = VersionSerializer(many=True, read_only=True)
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
     downloads = serializers.SerializerMethodField()
+    metadata = serializers.SerializerMethodField()
 
     class Meta(DatasetListSerializer.Meta):
         fields = [*DatasetListSerializer.Meta.fields, "abstract_cn", "abstract_en", "license_url", "tags",
-                  "time_tags", "versions", "downloads"]
+                  "time_tags", "versions", "downloads", "metadata"]
 
     def get_downloads(self, obj) -> dict:
         """Downloads logged: ``{"total": n, "bytes": b, "versions": {number: {"count": n, "bytes": b}}}``."""
         return download_counts(obj)
+
+    def get_metadata(self, obj) -> dict[str, str]:
+        """The record's metadata exports, ``{format: absolute URL}`` (``/datasets/<id>/metadata/<format>``;
+        add ``?version=N`` for a version): DataCite, ISO 19139, DCAT, schema.org, CSL-JSON, RIS, BibTeX."""
+        from portal.catalog.exports import FORMATS  # here: only this class is the exports' business
+
+        request = self.context.get("request")
+        urls = {fmt: reverse("catalog:metadata", args=[obj.id, fmt]) for fmt in FORMATS}
+        return {fmt: request.build_absolute_uri(url) if request else url for fmt, url in urls.items()}
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "object"}]})
@@ -138,3 +154,28 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_script_url(self, job) -> str | None:
         return self._absolute("api:job-script", job) if job.status == SubsetJob.Status.DONE else None
+
+
+class FacetValueSerializer(serializers.Serializer):
+    value = serializers.CharField()
+    label = serializers.CharField(help_text="in the language asked for (Accept-Language)")
+    count = serializers.IntegerField()
+    selected = serializers.BooleanField()
+
+
+class FacetSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="the query parameter that filters on it")
+    label = serializers.CharField()
+    values = FacetValueSerializer(many=True)
+
+
+class DatasetSearchSerializer(serializers.Serializer):
+    """The catalogue search's answer (documentation of ``GET /api/datasets/``)."""
+
+    count = serializers.IntegerField(help_text="records matching, all pages")
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    corrected = serializers.CharField(allow_null=True, help_text="the words searched when misspelt ones were replaced")
+    fallback = serializers.BooleanField(help_text="the words matched nothing: records ranked by trigram similarity")
+    facets = FacetSerializer(many=True)
+    results = DatasetListSerializer(many=True)

@@ -13,10 +13,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import limits
-from portal.catalog import access
+from portal.catalog import access, search
 from portal.catalog.access import AccessDenied
 from portal.catalog.models import Dataset
-from portal.catalog.queries import search_datasets
 from portal.files import OCTET_STREAM, file_response, media_type_for, stream_temporary
 from portal.subsets import core as subset_core
 from portal.subsets import ownership
@@ -24,7 +23,13 @@ from portal.subsets import services as subsets
 from portal.subsets import stations as station_subsets
 from portal.subsets.models import SubsetJob
 
-from .serializers import DatasetDetailSerializer, DatasetListSerializer, GridParametersSerializer, JobSerializer
+from .serializers import (
+    DatasetDetailSerializer,
+    DatasetListSerializer,
+    DatasetSearchSerializer,
+    GridParametersSerializer,
+    JobSerializer,
+)
 
 
 def _params(*names):
@@ -70,25 +75,55 @@ _POST_BODY = {"application/json": GridParametersSerializer, "application/x-www-f
 _COMMON = ("version", "file", "variables", "time", "f", "estimate")
 
 
+_SEARCH_TEXT = {
+    "q": "words in Chinese or English (stemmed; Chinese segmented); abbreviations such as ET, SM, TWS, GRACE, FT, "
+         "ERA5, SMAP, LightGBM; misspelt words are corrected (see 'corrected')",
+    "category": "TPDC category (repeat for alternatives)", "keyword": "keyword, its Chinese name (repeatable)",
+    "variable": "CF standard name (repeatable)", "spatial_resolution": "e.g. 0.25°, 1 km (repeatable)",
+    "temporal_resolution": "daily, monthly, ... (repeatable)", "share_type": "open-access, login-access, protected",
+    "format": "NetCDF, GeoTIFF, ... (repeatable)", "published": "yes: has a published version; no: has none",
+    "bbox": "min_lon,min_lat,max_lon,max_lat: records whose box intersects it (min_lon > max_lon crosses the "
+            "antimeridian)",
+    "time": "ISO 8601 instant or interval start/end ('..' or empty for an open end): records whose period overlaps",
+    "sort": "relevance (default; newest first without words), date (oldest first), -date (newest first), title",
+    "facets": "0: leave the facet counts out",
+}
+
+
 @extend_schema_view(list=extend_schema(
-    parameters=[OpenApiParameter("q", OpenApiTypes.STR, description="words of the title or abstract, either language",
-                                 pattern=NO_NUL),
-                OpenApiParameter("category", OpenApiTypes.STR, description="the record's category", pattern=NO_NUL)],
-    responses={200: DatasetListSerializer(many=True),
-               400: OpenApiResponse(description="{detail, field}: a bad limit or offset")}))
+    parameters=[OpenApiParameter(name, OpenApiTypes.STR, description=text, pattern=NO_NUL,
+                                 many=name in search.FACETS, enum=list(search.SORTS) if name == "sort" else None)
+                for name, text in _SEARCH_TEXT.items()],
+    responses={200: DatasetSearchSerializer,
+               400: OpenApiResponse(description="{detail, field}: an unknown or malformed parameter")}))
 class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
-    """Dataset records (TPDC schema). ``?q=`` searches titles and abstracts in Chinese and English."""
+    """Dataset records (TPDC schema). The list is the catalogue search (:mod:`portal.catalog.search`):
+    words in either language, facets, box, period and sort, with facet counts."""
 
     queryset = Dataset.objects.all()
     lookup_value_regex = "[^/.\x00]+"  # DRF default minus NUL (PostgreSQL text cannot hold it): 404, not 500
 
     def get_queryset(self):
-        if self.action == "list":
-            return search_datasets(self.request.query_params.get("q", "").strip()[:200],
-                                   category=self.request.query_params.get("category", "").strip())
         if self.action == "retrieve":
             return Dataset.objects.prefetch_related("tags", "versions__files", "versions__validation_results")
         return Dataset.objects.all()  # the grid actions look up one version and its files themselves
+
+    def list(self, request, *args, **kwargs):
+        """One search (:func:`portal.catalog.search.search`): a page of records, their count and facet counts."""
+        try:
+            params = search.parse(dict(request.query_params.lists()), also=("limit", "offset", "facets"))
+        except search.SearchError as exc:
+            return _problem(exc)
+        paginator = self.paginator
+        limit, offset = paginator.get_limit(request), paginator.get_offset(request)
+        with_facets = request.query_params.get("facets", "1") != "0"
+        result = search.search(params, offset=offset, limit=limit, facets=with_facets)
+        paginator.count, paginator.limit, paginator.offset, paginator.request = result.total, limit, offset, request
+        return Response({"count": result.total, "next": paginator.get_next_link(),
+                         "previous": paginator.get_previous_link(), "corrected": result.corrected,
+                         "fallback": result.fallback, "facets": search.facets_as_dicts(result.facets),
+                         "results": DatasetListSerializer(result.datasets, many=True,
+                                                          context=self.get_serializer_context()).data})
 
     def get_serializer_class(self):
         return DatasetListSerializer if self.action == "list" else DatasetDetailSerializer

@@ -128,12 +128,12 @@ def parse(params: Mapping[str, Iterable[str]], *, also: tuple[str, ...] = ()) ->
     try:
         check_names({k: ",".join(v) for k, v in values.items()}, (*PARAMETERS, *also), "api")
     except subset_core.SubsetError as exc:
-        raise SearchError(exc.field, str(exc).split(": ", 1)[-1]) from None
+        raise SearchError(exc.field, exc.message) from None
     for name, vs in values.items():
         if any("\x00" in v for v in vs):
-            raise SearchError(name, f"{name}: a NUL byte is not allowed")
+            raise SearchError(name, "a NUL byte is not allowed")
         if name in ("q", "bbox", "time", "sort") and len(vs) > 1:
-            raise SearchError(name, f"{name}: expected one value, got {len(vs)}")
+            raise SearchError(name, f"expected one value, got {len(vs)}")
 
     def one(name):
         return (values.get(name) or [""])[0].strip()
@@ -143,15 +143,15 @@ def parse(params: Mapping[str, Iterable[str]], *, also: tuple[str, ...] = ()) ->
                for name in FACETS if values.get(name)}
     filters = {k: v for k, v in filters.items() if v}
     if "published" in filters and not set(filters["published"]) <= {"yes", "no"}:
-        raise SearchError("published", "published: expected 'yes' or 'no'")
+        raise SearchError("published", "expected 'yes' or 'no'")
     bbox = None
     if one("bbox"):
         try:
             west, south, east, north = numbers("bbox", one("bbox"), 4, "min_lon,min_lat,max_lon,max_lat")
         except subset_core.SubsetError as exc:
-            raise SearchError("bbox", str(exc)) from None
+            raise SearchError("bbox", exc.message) from None
         if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-            raise SearchError("bbox", f"bbox: expected longitudes in [-180, 180] and latitudes in [-90, 90] with "
+            raise SearchError("bbox", f"expected longitudes in [-180, 180] and latitudes in [-90, 90] with "
                                       f"min_lat <= max_lat, got {one('bbox')[:80]!r}")
         bbox = (west, south, east, north)
     period = None
@@ -159,14 +159,14 @@ def parse(params: Mapping[str, Iterable[str]], *, also: tuple[str, ...] = ()) ->
         try:
             bounds = parse_period(one("time"), "time")
         except subset_core.SubsetError as exc:
-            raise SearchError("time", f"time: {str(exc).split(': ', 1)[-1]}") from None
+            raise SearchError("time", exc.message) from None
         if bounds:
             period = (_utc(bounds[0], end=False), _utc(bounds[1], end=True))
             if period[0] and period[1] and period[0] > period[1]:
-                raise SearchError("time", f"time: the start {one('time')[:40]!r} is after the end")
+                raise SearchError("time", f"the start {one('time')[:40]!r} is after the end")
     sort = one("sort") or "relevance"
     if sort not in SORTS:
-        raise SearchError("sort", f"sort: expected one of {', '.join(SORTS)}, got {sort[:40]!r}")
+        raise SearchError("sort", f"expected one of {', '.join(SORTS)}, got {sort[:40]!r}")
     return SearchParams(q=q, filters=filters, bbox=bbox, period=period, sort=sort)
 
 
@@ -543,7 +543,7 @@ def facet_label(name: str, value: str) -> str:
     if name == "variable":
         return vocab.VARIABLES_CN.get(value, value) if zh else value
     if name == "temporal_resolution":
-        en, cn, _ = vocab.TIME_RESOLUTIONS.get(value, (value, value, ()))
+        en, cn, _spellings = vocab.TIME_RESOLUTIONS.get(value, (value, value, ()))
         return cn if zh else en
     if name == "share_type":
         en, cn = vocab.SHARE_TYPES.get(value, (value, value))
@@ -623,3 +623,43 @@ def snippet(abstract_html: str, terms: list[str], width: int = 260) -> SafeStrin
     piece = text[start:start + width]
     prefix, suffix = ("… " if start else ""), (" …" if start + width < len(text) else "")
     return mark_safe(html.escape(prefix) + highlight(piece, terms) + html.escape(suffix))
+
+
+def facets_as_dicts(facets: list[Facet]) -> list[dict]:
+    """Facet counts as JSON: ``[{"name", "label", "values": [{"value", "label", "count", "selected"}]}]``."""
+    return [{"name": f.name, "label": f.label, "values": [{"value": v.key, "label": v.label, "count": v.count,
+                                                            "selected": v.selected} for v in f.values]}
+            for f in facets]
+
+
+MAX_PAGE = 500
+
+
+def page_number(text: str | None) -> int:
+    """The list page's ``page`` (1 to :data:`MAX_PAGE`). Raises SearchError otherwise."""
+    if text in (None, ""):
+        return 1
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:6]) <= MAX_PAGE or len(text) > 6:
+        raise SearchError("page", f"expected a whole number from 1 to {MAX_PAGE}, got {text[:20]!r}")
+    return int(text)
+
+
+def facet_links(facets: list[Facet], params: SearchParams) -> list[dict]:
+    """Facets for the list page: each value with the query string that toggles it (page reset)."""
+    out = []
+    for f in facets:
+        values = []
+        for v in f.values:
+            chosen = list(params.filters.get(f.name, ()))
+            chosen = [c for c in chosen if c != v.key] if v.selected else [*chosen, v.key]
+            filters = {**params.filters, f.name: tuple(chosen)}
+            toggled = SearchParams(q=params.q, filters={k: vs for k, vs in filters.items() if vs}, bbox=params.bbox,
+                                   period=params.period, sort=params.sort)
+            values.append({"value": v, "query": toggled.query_string()})
+        out.append({"name": f.name, "label": f.label, "values": values})
+    return out
+
+
+def sort_choices() -> list[tuple[str, str]]:
+    return [("relevance", str(_("relevance"))), ("-date", str(_("newest first"))), ("date", str(_("oldest first"))),
+            ("title", str(_("title")))]

@@ -10,29 +10,30 @@ from portal import limits
 from portal.files import file_response, media_type_for
 from portal.subsets.services import log_download
 
-from . import access, queries
+from . import access, queries, search
 from .models import Dataset, DatasetFile
 from .subset_form import subset_form_context
 
-
-def _year(value: str | None) -> int | None:
-    """A year from a query parameter; anything else is ignored (a filter, not an error)."""
-    try:
-        year = int(value or "")
-    except ValueError:
-        return None
-    return year if 1 <= year <= 9999 else None
+PAGE_SIZE = 20
 
 
 @require_safe
 def dataset_list(request):
-    q = request.GET.get("q", "").strip()[:200]
-    category = request.GET.get("category", "").strip()
-    start_year, end_year = _year(request.GET.get("start_year")), _year(request.GET.get("end_year"))
-    datasets = queries.search_datasets(q, category=category, start_year=start_year, end_year=end_year)
+    """The catalogue search page: one :func:`portal.catalog.search.search`; a bad parameter is a 400 page naming it."""
+    try:
+        params = search.parse(dict(request.GET.lists()), also=("page",))
+        number = search.page_number(request.GET.get("page"))
+    except search.SearchError as exc:
+        return render(request, "catalog/dataset_list.html", {"error": exc, "params": search.SearchParams()},
+                      status=400)
+    result = search.search(params, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     return render(request, "catalog/dataset_list.html", {
-        "datasets": datasets, "q": q, "category": category, "categories": queries.categories(),
-        "start_year": start_year or "", "end_year": end_year or ""})
+        "result": result, "params": params, "facets": search.facet_links(result.facets, params),
+        "page": number, "pages": max(1, -(-result.total // PAGE_SIZE)),
+        "previous": params.query_string(page=str(number - 1)) if number > 1 else None,
+        "next": params.query_string(page=str(number + 1)) if number * PAGE_SIZE < result.total else None,
+        "sorts": search.sort_choices(), "bbox_text": ",".join(f"{v:g}" for v in params.bbox) if params.bbox else "",
+        "time_text": request.GET.get("time", ""), "without_bbox": params.query_string(bbox="")})
 
 
 @require_safe
