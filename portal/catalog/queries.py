@@ -1,4 +1,5 @@
-"""Read-side functions behind the catalog pages and API (search, detail context, chart series)."""
+"""Read-side functions behind the catalog pages and API (detail context, chart series); the search is
+:mod:`portal.catalog.search`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from django.conf import settings
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, Prefetch, Sum
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
@@ -16,9 +17,8 @@ from products.models import ValidationResult
 from products.registry import product_for_dataset
 from products.services import public_path
 
-from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion, Tag
+from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion
 
-SEARCH_FIELDS = ("title_cn", "title_en", "abstract_cn", "abstract_en")
 # Variables of the ET product's CF timeSeries file (products.generators.et_fusion.to_cf_dataset).
 SERIES_FILE = "et_fusion_timeseries.nc"
 SERIES_STATION, SERIES_OBSERVED, SERIES_GENERATED, SERIES_FLAG = "station_name", "et_obs", "et", "is_validation"
@@ -47,45 +47,6 @@ MAIN_SPLITS = ("validation", "cv")  # text values of the registry, translated wh
 
 class QueryError(ValueError):
     """A user's request that cannot be answered as asked (answered with 400)."""
-
-
-def search_datasets(q: str = "", *, category: str = "", start_year: int | None = None,
-                    end_year: int | None = None) -> QuerySet[Dataset]:
-    """Datasets whose titles, abstracts (Chinese or English) or tags contain every word of ``q``.
-
-    Parameters
-    ----------
-    q : words separated by spaces; each must occur (case-insensitive) in one of the four texts.
-        Chinese has no spaces between words, so a Chinese phrase is matched as a substring.
-    category : TPDC category (e.g. ``水文``); empty for all.
-    start_year, end_year : keep datasets whose acquisition period overlaps these years.
-
-    Returns
-    -------
-    QuerySet of Dataset with tags prefetched, ordered by English title.
-    """
-    # PostgreSQL text cannot hold NUL; a NUL typed into a search box is noise, not a server error.
-    q, category = q.replace("\x00", ""), category.replace("\x00", "")
-    # Tags by name, so that the same word as a topic and as a place tag is shown once ({% ifchanged %}).
-    qs = Dataset.objects.prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name", "kind"))).order_by(
-        "title_en", "title_cn")
-    for word in q.split():
-        match = Q(id__in=Tag.objects.filter(name__icontains=word).values("datasets"))
-        for field in SEARCH_FIELDS:
-            match |= Q(**{f"{field}__icontains": word})
-        qs = qs.filter(match)
-    if category:
-        qs = qs.filter(category=category)
-    if start_year is not None:
-        qs = qs.filter(Q(acq_end__year__gte=start_year) | Q(acq_end__isnull=True))
-    if end_year is not None:
-        qs = qs.filter(Q(acq_start__year__lte=end_year) | Q(acq_start__isnull=True))
-    return qs
-
-
-def categories() -> list[str]:
-    """The TPDC categories in use, sorted (for the list page's filter)."""
-    return sorted(c for c in Dataset.objects.values_list("category", flat=True).distinct() if c)
 
 
 @dataclass
