@@ -318,7 +318,7 @@ def file_cube(f: DatasetFile) -> FileCube | None:
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _CUBES:
         try:
-            with xr.open_dataset(path, decode_times=True, use_cftime=None) as ds:
+            with xr.open_dataset(path, decode_times=True) as ds:
                 cube = describe_dataset(ds)
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
             log.warning("cannot describe %s: %s", path, exc)
