@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from . import views
+from . import export_views, views
 
 
 class SegmentConverter:
@@ -23,5 +23,6 @@ urlpatterns = [
     path("datasets/", views.dataset_list, name="dataset_list"),
     path("datasets/<segment:dataset_id>/", views.dataset_detail, name="dataset_detail"),
     path("datasets/<segment:dataset_id>/series.json", views.series, name="series"),
+    path("datasets/<segment:dataset_id>/metadata/<segment:fmt>", export_views.metadata_export, name="metadata"),
     path("datasets/<segment:dataset_id>/versions/<int:number>/files/<segment:name>", views.download, name="download"),
 ]
