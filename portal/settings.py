@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -118,6 +119,10 @@ DATABASE_CONNECT_TIMEOUT = envint("DATABASE_CONNECT_TIMEOUT", "3")
 # Station / tower / basin observation subsets (/api/observations/) answer at most this many rows.
 STATION_SUBSET_MAX_ROWS = int(os.environ.get("STATION_SUBSET_MAX_ROWS", 2_000_000))
 STATION_SUBSET_SYNC_MAX_ROWS = int(os.environ.get("STATION_SUBSET_SYNC_MAX_ROWS", 200_000))  # /api/observations/: 413 above, saying how to split
+# OAI-PMH at /oai/ (portal/oai): lists of OAI_PAGE_SIZE records per page (then a resumption token);
+# item identifiers oai:<OAI_REPOSITORY_IDENTIFIER>:<record id> (by default the host of PORTAL_URL).
+OAI_PAGE_SIZE = envint("OAI_PAGE_SIZE", "100")
+OAI_REPOSITORY_IDENTIFIER = envstr("OAI_REPOSITORY_IDENTIFIER", urlsplit(PORTAL_URL).hostname or "localhost")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
