@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.sitemaps",
     "django.contrib.gis",
     "django.contrib.postgres",
     "rest_framework",
@@ -190,6 +191,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # {% load seo %}{% page_meta as head_meta %}: canonical URL, description and OpenGraph tags of a page
+            "libraries": {"seo": "portal.seo.tags"},
         },
     },
 ]

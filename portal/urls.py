@@ -23,6 +23,7 @@ urlpatterns = [
     path("api/", include("portal.api.urls", namespace="api")),
     path("opendap/", include("portal.opendap.urls", namespace="opendap")),
     path("oai/", include("portal.oai.urls", namespace="oai")),
+    path("", include("portal.seo.urls")),
     path("", include("portal.subsets.urls", namespace="subsets")),
     path("", include("portal.catalog.urls")),
 ]
