@@ -25,13 +25,17 @@ References: PostgreSQL 15 manual, chapter 12 (full text search) and F.35 (pg_trg
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
 import html
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import jieba
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils.html import strip_tags
 from django.utils.safestring import SafeString, mark_safe
@@ -191,12 +195,20 @@ def _utc(bound, *, end: bool) -> dt.datetime | None:
 
 def segment(text: str) -> str:
     """Chinese text cut into words (jieba search mode: long words and their parts), space-separated;
-    other text is kept as is."""
-    text = vocab.normalize(strip_tags(text or ""))
-    return CJK_SPACES.sub(" ", " ".join(jieba.cut_for_search(text)))
+    other text is kept as is. Sentences are cut one by one (punctuation ends a word anyway) and
+    remembered: records repeat sentences, and jieba is the slowest step of indexing."""
+    text = vocab.normalize(html.unescape(strip_tags(text or "")))
+    return " ".join(_segment_sentence(s) for s in _SENTENCE_END.split(text) if s.strip())
 
 
-CJK_SPACES = re.compile(r"\s+")
+_SENTENCE_END = re.compile(r"(?<=[。！？；;!?.,，、:：])\s*|\s*\n\s*")
+
+
+@functools.lru_cache(maxsize=65536)
+def _segment_sentence(sentence: str) -> str:
+    """Han runs cut by jieba; Latin words ("GRACE-FO", "ERA5-Land") left whole for PostgreSQL's parser."""
+    return vocab.CJK_RUN.sub(lambda m: " " + " ".join(w for w in jieba.cut_for_search(m.group()) if w.strip()) + " ",
+                             sentence).strip()
 
 
 def _plain(html_text: str) -> str:
@@ -278,6 +290,8 @@ def document_row(dataset: Dataset, fields: DocumentFields) -> tuple:
 def write_documents(rows: list[tuple], lexicon: set[str]) -> None:
     """Upsert search documents (:func:`document_row`) and add words to the lexicon, in one transaction."""
     with transaction.atomic(), connection.cursor() as cursor:
+        _bump_generation()  # this transaction sees its own documents...
+        transaction.on_commit(_bump_generation)  # ...and the others, once they see them, nothing cached before
         cursor.executemany(_UPSERT, rows)
         if lexicon:
             cursor.execute("INSERT INTO catalog_searchword (word) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
@@ -454,8 +468,28 @@ def _order(params: SearchParams, ranked: bool) -> str:
     return f"rank DESC, {title}, d.dataset_id"
 
 
+CACHE_SECONDS = 600
+GENERATION_KEY = "catalog-search-generation"
+
+
+def generation() -> int:
+    """The catalogue's search generation: bumped when any search document changes (cached answers of an
+    older generation are never read again)."""
+    return cache.get_or_set(GENERATION_KEY, 1, timeout=None)
+
+
+def _bump_generation() -> None:
+    try:
+        cache.incr(GENERATION_KEY)
+    except ValueError:  # not set yet (or evicted): any new value retires the old answers
+        cache.set(GENERATION_KEY, int(time.time() * 1000), timeout=None)
+
+
 def search(params: SearchParams, *, offset: int = 0, limit: int = 20, facets: bool = True) -> SearchResult:
     """Run a search: one page of records, the total, and facet counts.
+
+    Answers are cached for :data:`CACHE_SECONDS` per catalogue :func:`generation` (a change of any
+    record's search document starts a new one), so a repeated search costs one cache read.
 
     Parameters
     ----------
@@ -467,67 +501,79 @@ def search(params: SearchParams, *, offset: int = 0, limit: int = 20, facets: bo
     -------
     SearchResult
     """
-    tokens = _tokens(params.q)
-    fixes = _corrections(tokens) if tokens else {}
-    searched = [fixes.get(t, t) for t in tokens]
-    where, args = _where(params)
-    match_sql, match_args = _tsquery(searched) if searched else ("", [])
-    fallback = False
-    with connection.cursor() as cursor:
-        if searched:
-            cursor.execute("SELECT numnode(" + match_sql + ")", match_args)
-            if not cursor.fetchone()[0]:  # only stop words ("the"): no words to search
-                searched, match_sql = [], ""
-        if searched:
-            rank_sql = "ts_rank(d.document, query) AS rank"
-            from_sql = f"catalog_searchdocument d, ({'SELECT ' + match_sql + ' AS query'}) AS q"
-            cond = ["d.document @@ q.query", *where]
-            cond_args = [*match_args, *args]
-            cursor.execute(f"SELECT count(*) FROM {from_sql} WHERE {' AND '.join(cond)}", cond_args)
-            total = cursor.fetchone()[0]
-            if total == 0 and params.q:  # words that match nothing: rank titles and keywords by trigrams
-                fallback = True
-        if searched and not fallback:
-            select = f"SELECT d.dataset_id, {rank_sql} FROM {from_sql} WHERE {' AND '.join(cond)}"
-            select_args = cond_args
-        elif fallback:
-            cond = ["%s <%% d.words", *where]  # word_similarity >= pg_trgm.word_similarity_threshold (0.6)
-            cond_args = [params.q, *args]
-            from_sql = "catalog_searchdocument d"
-            cursor.execute(f"SELECT count(*) FROM {from_sql} WHERE {' AND '.join(cond)}", cond_args)
-            total = cursor.fetchone()[0]
-            select = (f"SELECT d.dataset_id, word_similarity(%s, d.words) AS rank FROM {from_sql} "
-                      f"WHERE {' AND '.join(cond)}")
-            select_args = [params.q, *cond_args]
-        else:
-            from_sql = "catalog_searchdocument d"
-            cond, cond_args = where, args
-            cursor.execute(f"SELECT count(*) FROM {from_sql}" + (f" WHERE {' AND '.join(cond)}" if cond else ""),
-                           cond_args)
-            total = cursor.fetchone()[0]
-            select = (f"SELECT d.dataset_id, NULL::float AS rank FROM {from_sql}"
-                      + (f" WHERE {' AND '.join(cond)}" if cond else ""))
-            select_args = cond_args
-        ranked = bool(searched) or fallback
-        cursor.execute(f"{select} ORDER BY {_order(params, ranked)} LIMIT %s OFFSET %s", [*select_args, limit, offset])
-        page = cursor.fetchall()
-        counts = []
-        if facets and total:
-            cursor.execute(f"SELECT k, count(*) FROM {from_sql}, unnest(d.facets) AS k"
-                           + (f" WHERE {' AND '.join(cond)}" if cond else "") + " GROUP BY k", cond_args)
-            counts = cursor.fetchall()
-    by_id = Dataset.objects.prefetch_related("tags").in_bulk([row[0] for row in page])
+    zh = (get_language() or "en").startswith("zh")  # the title sort follows the language
+    key = "catalog-search:" + hashlib.sha256(repr((generation(), params.q, sorted(params.filters.items()), params.bbox,
+                                                  params.period, params.sort, offset, limit, facets, zh))
+                                             .encode()).hexdigest()
+    found = cache.get(key)
+    if found is None:
+        found = _match(params, offset=offset, limit=limit, facets=facets)
+        cache.set(key, found, CACHE_SECONDS)
+    by_id = Dataset.objects.prefetch_related("tags").in_bulk([row[0] for row in found["page"]])
+    terms = _highlight_terms(found["searched"], params.q if found["fallback"] else "")
     datasets = []
-    terms = _highlight_terms(searched, params.q if fallback else "")
-    for dataset_id, rank in page:
-        dataset = by_id[dataset_id]
+    for dataset_id, rank in found["page"]:
+        dataset = by_id.get(dataset_id)
+        if dataset is None:  # deleted since the answer was cached
+            continue
         dataset.rank = rank
         dataset.title_marked = highlight(dataset.title, terms)
         dataset.snippet = snippet(dataset.abstract, terms)
         datasets.append(dataset)
-    corrected = " ".join(searched) if fixes else None
-    return SearchResult(datasets=datasets, total=total, facets=facet_list(counts, params), corrected=corrected,
-                        fallback=fallback, terms=terms)
+    return SearchResult(datasets=datasets, total=found["total"], facets=facet_list(found["counts"], params),
+                        corrected=found["corrected"], fallback=found["fallback"], terms=terms)
+
+
+def _match(params: SearchParams, *, offset: int, limit: int, facets: bool) -> dict:
+    """The database's answer: ``page`` [(id, rank)], ``total``, facet ``counts`` [(key, n)], ``searched``
+    (the words after correction), ``corrected`` and ``fallback`` (see :class:`SearchResult`)."""
+    tokens = _tokens(params.q)
+    fixes = _corrections(tokens) if tokens else {}
+    searched = [fixes.get(t, t) for t in tokens]
+    where, args = _where(params)
+    fallback = False
+    with connection.cursor() as cursor:
+        if searched:
+            match_sql, match_args = _tsquery(searched)
+            cursor.execute("SELECT numnode(" + match_sql + ")", match_args)
+            if not cursor.fetchone()[0]:  # only stop words ("the"): no words to search
+                searched = []
+        if searched:
+            from_sql = f"catalog_searchdocument d, (SELECT {match_sql} AS query) AS q"
+            cond, cond_args = ["d.document @@ q.query", *where], [*match_args, *args]
+            rank_sql, rank_args = "ts_rank(d.document, q.query)", []
+            counts, total = _counts(cursor, from_sql, cond, cond_args, facets)
+            if total == 0:  # words that match nothing: rank titles and keywords by trigrams
+                fallback = True
+        if fallback:
+            from_sql = "catalog_searchdocument d"
+            cond = ["%s <%% d.words", *where]  # word_similarity >= pg_trgm.word_similarity_threshold (0.6)
+            cond_args = [params.q, *args]
+            rank_sql, rank_args = "word_similarity(%s, d.words)", [params.q]
+            counts, total = _counts(cursor, from_sql, cond, cond_args, facets)
+        elif not searched:
+            from_sql, cond, cond_args = "catalog_searchdocument d", where, args
+            rank_sql, rank_args = "NULL::float", []
+            counts, total = _counts(cursor, from_sql, cond, cond_args, facets)
+        where_sql = f" WHERE {' AND '.join(cond)}" if cond else ""
+        cursor.execute(f"SELECT d.dataset_id, {rank_sql} AS rank FROM {from_sql}{where_sql} "
+                       f"ORDER BY {_order(params, bool(searched) or fallback)} LIMIT %s OFFSET %s",
+                       [*rank_args, *cond_args, limit, offset])
+        page = cursor.fetchall()
+    return {"page": page, "total": total, "counts": counts, "searched": searched, "fallback": fallback,
+            "corrected": " ".join(searched) if fixes and searched else None}
+
+
+def _counts(cursor, from_sql: str, cond: list[str], args: list, facets: bool) -> tuple[list[tuple[str, int]], int]:
+    """Facet counts and the number of matching records in one scan (every record has exactly one
+    ``published:`` key, so their counts add up to the total)."""
+    where_sql = f" WHERE {' AND '.join(cond)}" if cond else ""
+    if not facets:
+        cursor.execute(f"SELECT count(*) FROM {from_sql}{where_sql}", args)
+        return [], cursor.fetchone()[0]
+    cursor.execute(f"SELECT k, count(*) FROM {from_sql}, unnest(d.facets) AS k{where_sql} GROUP BY k", args)
+    counts = cursor.fetchall()
+    return counts, sum(n for k, n in counts if k.startswith("published:"))
 
 
 # --------------------------------------------------------------------------- facets and snippets
