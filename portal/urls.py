@@ -19,6 +19,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/edr/", include("portal.edr.urls", namespace="edr")),
+    path("api/records/", include("portal.records.urls", namespace="records")),
     path("api/stac/", include("portal.stac.urls", namespace="stac")),
     path("api/", include("portal.api.urls", namespace="api")),
     path("opendap/", include("portal.opendap.urls", namespace="opendap")),

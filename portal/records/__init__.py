@@ -1,0 +1,1 @@
+"""OGC API - Records at ``/api/records/``: the catalogue of dataset records (see :mod:`portal.records.services`)."""
