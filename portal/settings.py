@@ -67,7 +67,8 @@ DATA_ROOT = envpath("DATA_ROOT", BASE_DIR / "var" / "data")
 # The portal's public address and contact, written into every file it publishes (ACDD publisher_url,
 # metadata_link, publisher_email); set both on a public deployment.
 PORTAL_URL = envstr("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
-PORTAL_CONTACT_EMAIL = envstr("PORTAL_CONTACT_EMAIL", "webmaster@localhost")
+# (the default is a reserved .invalid domain: an address with a domain, as OAI-PMH Identify requires)
+PORTAL_CONTACT_EMAIL = envstr("PORTAL_CONTACT_EMAIL", "webmaster@hydroportal.invalid")
 # Subset downloads (README "Subset downloads"): requests up to SUBSET_SYNC_MAX_BYTES (uncompressed
 # estimate) are answered directly; larger ones become Celery jobs up to SUBSET_JOB_MAX_BYTES; above
 # that the API answers 413 and says how to split the request. Job results are deleted after

@@ -32,7 +32,9 @@ STANDARD_NAME_VOCABULARY = "CF Standard Name Table v93"
 """The table the writers pick standard names from and the checkers validate against: the one
 ``compliance-checker`` ships (its ``data/cf-standard-name-table.xml``, version 93). Naming another
 version makes the IOOS checker try to download that table."""
-LICENSE_DEFAULT = "CC-BY-4.0 (https://creativecommons.org/licenses/by/4.0/)"
+LICENSE_NOT_STATED = ("not stated: the source record gives no licence; ask its data manager before reuse "
+                      "(the record's page says so too)")
+"""``license`` of a record without one: the files never claim a licence the record does not state."""
 FILE_LEVEL = ("platform", "platform_vocabulary", "instrument", "instrument_vocabulary")
 """Attributes that describe a file rather than the record (a synthetic twin's are not the product's):
 stamped when a version is published, then kept from the file by whatever is cut from it."""
@@ -111,7 +113,7 @@ def acdd_attributes(dataset: Dataset, version: DatasetVersion | None = None) -> 
         "publisher_url": dataset.source_url or portal_url,
         "publisher_email": dataset.service_email or contact,
         "creator_url": dataset.source_url or portal_url,
-        "license": dataset.license_url or LICENSE_DEFAULT,
+        "license": dataset.license_url or LICENSE_NOT_STATED,
         "references": _join(references),
         "metadata_link": f"{portal_url}/datasets/{dataset.id}/" if portal_url else doi_url or dataset.source_url,
         "acknowledgement": _text(dataset.ref_instruction_en or dataset.ref_instruction_cn, 2000) or (
