@@ -146,3 +146,35 @@ def formats(*texts: str) -> list[str]:
             if word:
                 found[FORMATS.get(word, word.upper())] = None
     return list(found)
+
+
+_CC = re.compile(r"^https?://creativecommons\.org/licenses/(by(?:-nc)?(?:-sa|-nd)?)/(\d\.\d)/?", re.I)
+_CC0 = re.compile(r"^https?://creativecommons\.org/publicdomain/zero/1\.0/?", re.I)
+_CC_NAMES = {"by": "Attribution", "by-sa": "Attribution-ShareAlike", "by-nd": "Attribution-NoDerivatives",
+             "by-nc": "Attribution-NonCommercial", "by-nc-sa": "Attribution-NonCommercial-ShareAlike",
+             "by-nc-nd": "Attribution-NonCommercial-NoDerivatives"}
+
+
+def spdx_licence(url: str) -> tuple[str, str] | None:
+    """The SPDX identifier and full name of a Creative Commons licence URL, or ``None``.
+
+    Parameters
+    ----------
+    url : str
+        A licence URL, e.g. ``https://creativecommons.org/licenses/by/4.0/``.
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        ``("CC-BY-4.0", "Creative Commons Attribution 4.0 International")``; ``("CC0-1.0", ...)``
+        for the CC0 dedication; ``None`` for anything else.
+    """
+    url = (url or "").strip()
+    if _CC0.match(url):
+        return "CC0-1.0", "Creative Commons Zero v1.0 Universal"
+    m = _CC.match(url)
+    if not m:
+        return None
+    kind, number = m.group(1).lower(), m.group(2)
+    suffix = " International" if number == "4.0" else (" Generic" if number in ("1.0", "2.0") else " Unported")
+    return f"CC-{kind.upper()}-{number}", f"Creative Commons {_CC_NAMES[kind]} {number}{suffix}"

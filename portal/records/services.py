@@ -469,11 +469,8 @@ def _geometry(dataset: Dataset) -> tuple[dict | None, list[float] | None]:
 
 def spdx(url: str) -> str | None:
     """The SPDX identifier of a Creative Commons licence URL (``CC-BY-4.0``, ``CC0-1.0``), else None."""
-    url = (url or "").strip()
-    if re.match(r"^https?://creativecommons\.org/publicdomain/zero/1\.0/?$", url, re.I):
-        return "CC0-1.0"
-    m = re.match(r"^https?://creativecommons\.org/licenses/(by(?:-nc)?(?:-sa|-nd)?)/(\d\.\d)/?$", url, re.I)
-    return f"CC-{m.group(1).upper()}-{m.group(2)}" if m else None
+    found = vocab.spdx_licence(url)
+    return found[0] if found else None
 
 
 def _rights(dataset: Dataset) -> str:

@@ -70,6 +70,7 @@ from pystac.extensions.scientific import ScientificExtension
 from pystac.extensions.version import VersionExtension
 
 from portal.catalog import access
+from portal.catalog import vocabulary as vocab
 from portal.catalog.metadata import PORTAL_NAME
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.files import media_type_for
@@ -100,13 +101,6 @@ ZARR_MEDIA_TYPE = "application/vnd+zarr"
 """The media type of a Zarr store in STAC (STAC best practices, "Working with media types")."""
 _STORE_ROLES = {"map": "map-chunked (one chunk per time step): fast maps and boxes of a few days",
                 "series": "time-chunked (the whole series of a few cells per chunk): fast point series"}
-_LICENCES = {  # licence URL (no scheme, no trailing slash) -> SPDX identifier
-    "creativecommons.org/licenses/by/4.0": "CC-BY-4.0",
-    "creativecommons.org/licenses/by-sa/4.0": "CC-BY-SA-4.0",
-    "creativecommons.org/licenses/by-nc/4.0": "CC-BY-NC-4.0",
-    "creativecommons.org/licenses/by-nc-sa/4.0": "CC-BY-NC-SA-4.0",
-    "creativecommons.org/publicdomain/zero/1.0": "CC0-1.0",
-}
 _DOI = re.compile(r"(10\.[0-9a-zA-Z]{4,}/\S+)$")
 
 
@@ -455,9 +449,8 @@ def _citation(dataset: Dataset) -> str | None:
 
 
 def _licence(dataset: Dataset) -> str:
-    url = (dataset.license_url or "").strip()
-    key = re.sub(r"^https?://", "", url).rstrip("/").lower()
-    return _LICENCES.get(key, "other")
+    found = vocab.spdx_licence(dataset.license_url)
+    return found[0] if found else "other"
 
 
 def _licence_link(dataset: Dataset) -> pystac.Link | None:

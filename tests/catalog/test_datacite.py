@@ -121,15 +121,3 @@ def test_a_doi_an_embargo_and_stray_control_characters():
 
     ds.doi = "not a doi"  # not a DOI: the page stays the identifier
     assert etree.fromstring(datacite.datacite_xml(ds)).find("d:identifier", NS).get("identifierType") == "URL"
-
-
-@pytest.mark.parametrize("url, expected", [
-    ("https://creativecommons.org/licenses/by/4.0/", "CC-BY-4.0"),
-    ("http://creativecommons.org/licenses/by-nc-nd/3.0", "CC-BY-NC-ND-3.0"),
-    ("https://creativecommons.org/publicdomain/zero/1.0/", "CC0-1.0"),
-    ("https://data.tpdc.ac.cn/en/licence", None),
-    ("", None),
-])
-def test_spdx_identifiers_of_creative_commons_licences(url, expected):
-    found = datacite.spdx_licence(url)
-    assert (found[0] if found else None) == expected

@@ -1,6 +1,8 @@
 """The search's pure text functions (no database): vocabulary normalization, tokens, marking."""
 from __future__ import annotations
 
+import pytest
+
 from portal.catalog import vocabulary as vocab
 
 
@@ -27,3 +29,15 @@ def test_every_abbreviation_expands_and_every_keyword_has_an_english_name():
         assert key == key.lower() and expansions
     assert all(en and en != cn for cn, en in vocab.KEYWORDS.items())
     assert vocab.keyword_en("未知") == "未知" and vocab.category_en("水文") == "Hydrology"
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://creativecommons.org/licenses/by/4.0/", "CC-BY-4.0"),
+    ("http://creativecommons.org/licenses/by-nc-nd/3.0", "CC-BY-NC-ND-3.0"),
+    ("https://creativecommons.org/publicdomain/zero/1.0/", "CC0-1.0"),
+    ("https://data.tpdc.ac.cn/en/licence", None),
+    ("", None),
+])
+def test_spdx_identifiers_of_creative_commons_licences(url, expected):
+    found = vocab.spdx_licence(url)
+    assert (found[0] if found else None) == expected

@@ -44,7 +44,7 @@ from datacite import schema45
 from lxml import etree
 
 from ..models import Dataset, DatasetPerson, DatasetVersion
-from ..vocabulary import category_en, keyword_en
+from ..vocabulary import category_en, keyword_en, spdx_licence
 from . import record
 
 SCHEMA_VERSION = "http://datacite.org/schema/kernel-4"
@@ -52,39 +52,9 @@ NS = "http://datacite.org/schema/kernel-4"
 UNAVAILABLE = "(:unav)"
 """DataCite's standard value for information that is not available (Metadata Schema 4.5, appendix 3)."""
 
-_CC = re.compile(r"^https?://creativecommons\.org/licenses/(by(?:-nc)?(?:-sa|-nd)?)/(\d\.\d)/?", re.I)
-_CC0 = re.compile(r"^https?://creativecommons\.org/publicdomain/zero/1\.0/?", re.I)
-_CC_NAMES = {"by": "Attribution", "by-sa": "Attribution-ShareAlike", "by-nd": "Attribution-NoDerivatives",
-             "by-nc": "Attribution-NonCommercial", "by-nc-sa": "Attribution-NonCommercial-ShareAlike",
-             "by-nc-nd": "Attribution-NonCommercial-NoDerivatives"}
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _DOI = re.compile(r"^10\.[0-9]{4,9}/\S+$")
 _SPLIT = re.compile(r"[、,，;；/]+")
-
-
-def spdx_licence(url: str) -> tuple[str, str] | None:
-    """The SPDX identifier and full name of a Creative Commons licence URL, or ``None``.
-
-    Parameters
-    ----------
-    url : str
-        A licence URL, e.g. ``https://creativecommons.org/licenses/by/4.0/``.
-
-    Returns
-    -------
-    tuple of (str, str) or None
-        ``("CC-BY-4.0", "Creative Commons Attribution 4.0 International")``; ``("CC0-1.0", ...)``
-        for the CC0 dedication; ``None`` for anything else.
-    """
-    url = (url or "").strip()
-    if _CC0.match(url):
-        return "CC0-1.0", "Creative Commons Zero v1.0 Universal"
-    m = _CC.match(url)
-    if not m:
-        return None
-    kind, number = m.group(1).lower(), m.group(2)
-    suffix = " International" if number == "4.0" else (" Generic" if number in ("1.0", "2.0") else " Unported")
-    return f"CC-{kind.upper()}-{number}", f"Creative Commons {_CC_NAMES[kind]} {number}{suffix}"
 
 
 def access_right(dataset: Dataset) -> tuple[str, str]:
