@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from products.registry import product_for_dataset
 from products.services import RunError, request_run
 
+from . import search
 from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion, Person, Tag
 from .queries import download_counts
 
@@ -31,6 +32,11 @@ class DatasetAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(download_count=Count("download_logs"))
+
+    def save_related(self, request, form, formsets, change):
+        """After the record and its tags and people are saved: its search document, in the same transaction."""
+        super().save_related(request, form, formsets, change)
+        search.index_datasets([form.instance.pk])
 
     @admin.display(description=_("downloads"), ordering="download_count")
     def downloads(self, obj):
@@ -90,6 +96,11 @@ class PersonAdmin(admin.ModelAdmin):
 
 @admin.register(Tag)
 class TagAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind"]
+    list_display = ["name", "name_en", "kind"]
     list_filter = ["kind"]
-    search_fields = ["name"]
+    search_fields = ["name", "name_en"]
+
+    def save_model(self, request, obj, form, change):
+        """A renamed keyword: its records' search documents (words, facets) follow."""
+        super().save_model(request, obj, form, change)
+        search.index_datasets(obj.datasets.values_list("id", flat=True))

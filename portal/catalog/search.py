@@ -579,13 +579,13 @@ def _counts(cursor, from_sql: str, cond: list[str], args: list, facets: bool) ->
 # --------------------------------------------------------------------------- facets and snippets
 
 
-def facet_label(name: str, value: str) -> str:
-    """A facet value's label in the active language."""
+def facet_label(name: str, value: str, keywords_en: Mapping[str, str] | None = None) -> str:
+    """A facet value's label in the active language (``keywords_en``: the tags' English names)."""
     zh = (get_language() or "en").startswith("zh")
     if name == "category":
         return value if zh else vocab.category_en(value)
     if name == "keyword":
-        return value if zh else vocab.keyword_en(value)
+        return value if zh else (keywords_en or {}).get(value) or vocab.keyword_en(value)
     if name == "variable":
         return vocab.VARIABLES_CN.get(value, value) if zh else value
     if name == "temporal_resolution":
@@ -607,15 +607,21 @@ def facet_list(counts: list[tuple[str, int]], params: SearchParams) -> list[Face
         name, _, value = key.partition(":")
         if name in grouped:
             grouped[name].append((value, count))
+    names = {v for v, _ in grouped["keyword"]} | set(params.filters.get("keyword", ()))
+    keywords_en = dict(Tag.objects.filter(name__in=names).exclude(name_en="").values_list("name", "name_en"))
     out = []
     for name, values in grouped.items():
         selected = set(params.filters.get(name, ()))
-        values.sort(key=lambda vc: (-vc[1], facet_label(name, vc[0])))
+
+        def label(value, name=name):
+            return facet_label(name, value, keywords_en)
+
+        values.sort(key=lambda vc: (-vc[1], label(vc[0])))
         shown = values[:FACET_VALUES_SHOWN] + [(v, c) for v, c in values[FACET_VALUES_SHOWN:] if v in selected]
         shown += [(v, 0) for v in selected if v not in {s for s, _ in shown}]
         if shown:
             out.append(Facet(name=name, label=str(FACETS[name]),
-                             values=[FacetValue(key=v, label=facet_label(name, v), count=c, selected=v in selected)
+                             values=[FacetValue(key=v, label=label(v), count=c, selected=v in selected)
                                      for v, c in shown]))
     return out
 

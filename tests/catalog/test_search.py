@@ -9,7 +9,7 @@ import pytest
 from django.utils import translation
 
 from portal.catalog import search
-from portal.catalog.models import Dataset, SearchDocument
+from portal.catalog.models import Dataset, SearchDocument, Tag
 from products.registry import PRODUCTS
 from tests.conftest import wait_until
 
@@ -186,3 +186,15 @@ def test_drawing_a_box_on_the_list_page_map_filters_the_records(page, portal_url
     assert cards == 4  # the four global records; not the Tibetan Plateau's
     assert page.locator("#clear-bbox").count() == 1
     assert page.evaluate("window.cspViolations") == [] and page.problems == []
+
+
+def test_renaming_a_keyword_in_the_admin_updates_its_records_search_documents(admin_client):
+    tag = Tag.objects.filter(name="冻融").first()
+    assert FT not in ids(q="frost heave")
+    response = admin_client.post(f"/admin/catalog/tag/{tag.pk}/change/",
+                                 {"kind": tag.kind, "name": tag.name, "name_en": "frost heave"})
+    assert response.status_code == 302
+    assert ids(q="frost heave") == [FT]
+    with translation.override("en"):
+        labels = {v.key: v.label for f in search.search(search.parse({})).facets if f.name == "keyword" for v in f.values}
+    assert labels["冻融"] == "frost heave"
