@@ -21,9 +21,12 @@ https://www.iana.org/assignments/media-types/application/prs.coverage+json.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -269,3 +272,33 @@ def stream_temporary(path: Path, *, filename: str, content_type: str, as_attachm
     handle = Path(path).open("rb")
     Path(path).unlink()
     return FileResponse(handle, as_attachment=as_attachment, filename=filename, content_type=content_type)
+
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
+
+
+def per_file_version(path: Path, cache: dict, compute: Callable[[Path], T], errors: tuple[type[Exception], ...],
+                     what: str, limit: int = 1024) -> T | None:
+    """``compute(path)`` remembered per version of the file (its path, mtime and size) in ``cache``.
+
+    Returns None, logged, for a missing file or one ``compute`` fails on with one of ``errors``;
+    the cache is emptied when it holds ``limit`` entries (published files are immutable: a stale
+    entry is only ever one of a replaced file).
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        _log.warning("published file %s is missing", path)
+        return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in cache:
+        try:
+            value = compute(path)
+        except errors as exc:
+            _log.warning("cannot %s %s: %s", what, path, exc)
+            value = None
+        if len(cache) >= limit:
+            cache.clear()
+        cache[key] = value
+    return cache[key]

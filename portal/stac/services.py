@@ -73,7 +73,7 @@ from portal.catalog import access
 from portal.catalog import vocabulary as vocab
 from portal.catalog.metadata import PORTAL_NAME
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
-from portal.files import media_type_for
+from portal.files import media_type_for, per_file_version
 from portal.subsets import store
 from portal.subsets.grids import GridInfo, grid_info
 
@@ -303,24 +303,12 @@ _CUBES: dict[tuple[str, int, int], FileCube | None] = {}
 
 def file_cube(f: DatasetFile) -> FileCube | None:
     """:func:`describe_dataset` of a published NetCDF, cached per file version; None if unreadable."""
-    path = Path(settings.DATA_ROOT) / f.path
-    try:
-        stat = path.stat()
-    except OSError:
-        log.warning("published file %s is missing", path)
-        return None
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _CUBES:
-        try:
-            with xr.open_dataset(path, decode_times=True) as ds:
-                cube = describe_dataset(ds)
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-            log.warning("cannot describe %s: %s", path, exc)
-            cube = None
-        if len(_CUBES) >= 1024:
-            _CUBES.clear()
-        _CUBES[key] = cube
-    return _CUBES[key]
+    def describe(path: Path) -> FileCube:
+        with xr.open_dataset(path, decode_times=True) as ds:
+            return describe_dataset(ds)
+
+    return per_file_version(Path(settings.DATA_ROOT) / f.path, _CUBES, describe,
+                            (OSError, ValueError, RuntimeError, KeyError, TypeError), "describe")
 
 
 # --------------------------------------------------------------------------- items

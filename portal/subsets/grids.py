@@ -5,7 +5,6 @@ attributes are read, through :func:`portal.subsets.services.open_cube`.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,9 @@ import xarray as xr
 from django.conf import settings
 
 from portal.catalog.models import DatasetFile
+from portal.files import per_file_version
 
 from . import services
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -153,21 +151,9 @@ def grid_info(f: DatasetFile) -> GridInfo | None:
     GridInfo or None
         None for a file that is not a ``(time, lat, lon)`` cube or cannot be read (logged).
     """
-    path = Path(settings.DATA_ROOT) / f.path
-    try:
-        stat = path.stat()
-    except OSError:
-        log.warning("published file %s is missing", path)
-        return None
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _INFO:
-        try:
-            with services.open_cube(f) as ds:
-                info = describe_grid(ds)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            log.warning("cannot read %s as a grid: %s", path, exc)
-            info = None
-        if len(_INFO) >= 1024:
-            _INFO.clear()
-        _INFO[key] = info
-    return _INFO[key]
+    def describe(path: Path) -> GridInfo:
+        with services.open_cube(f) as ds:
+            return describe_grid(ds)
+
+    return per_file_version(Path(settings.DATA_ROOT) / f.path, _INFO, describe, (OSError, ValueError, RuntimeError,
+                                                                                KeyError), "read as a grid")
