@@ -8,20 +8,9 @@
   function drawMap() {
     const el = document.getElementById("map");
     if (!el) return;
-    // Plate carrée (EPSG:4326): with no tiles to match, it shows the whole globe, poles included,
-    // without Web Mercator's blow-up of high latitudes (a -90..90 box has no Mercator extent).
-    const map = L.map(el, { crs: L.CRS.EPSG4326, minZoom: -2, maxZoom: 10, zoomSnap: 0.25,
-                            maxBounds: [[-95, -200], [95, 200]], attributionControl: true });
-    map.attributionControl.addAttribution("Natural Earth (world-atlas)");
-    map.createPane("land").style.zIndex = 350;  // below the box and the stations (overlay pane: 400)
+    const map = portalLand.baseMap(el, script.dataset.land);
     const bbox = readJSON("bbox-data");
     const stations = readJSON("stations-data");
-    fetch(script.dataset.land)
-      .then((r) => r.json())
-      .then((topo) => {
-        L.geoJSON(portalLand.planar(topo), { pane: "land", interactive: false,
-                          style: { color: "#7a8a7a", weight: 0.6, fillColor: "#e6ede3", fillOpacity: 1 } }).addTo(map);
-      });
     let bounds = L.latLngBounds([[-90, -180], [90, 180]]);
     if (bbox) {
       bounds = L.latLngBounds([[bbox[1], bbox[0]], [bbox[3], bbox[2]]]);

@@ -1,5 +1,6 @@
 /* Natural Earth land (world-atlas TopoJSON) as planar GeoJSON for the portal's Leaflet maps
-   (static/js/detail.js, static/js/subset.js): window.portalLand.planar(topo, {repeatEast}). */
+   (static/js/detail.js, subset.js, search.js): window.portalLand.planar(topo, {repeatEast}) and
+   window.portalLand.baseMap(element, landUrl, {repeatEast, maxZoom}). */
 (function () {
   "use strict";
   // world-atlas rings are spherical: Eurasia, Fiji and Wrangel Island cross the antimeridian, which a
@@ -40,5 +41,25 @@
     return { type: "MultiPolygon", coordinates: polygons };
   }
 
-  window.portalLand = { planar: planar };
+  // The portal's base map: plate carrée (EPSG:4326; with no tiles to match, it shows the whole globe,
+  // poles included, without Web Mercator's blow-up of high latitudes), Natural Earth land in a pane
+  // below boxes and markers (overlay pane: 400), fetched from landUrl. options.repeatEast: the land
+  // once more east of the antimeridian (maps where boxes are drawn across it).
+  function baseMap(element, landUrl, options) {
+    const repeatEast = Boolean(options && options.repeatEast);
+    const map = L.map(element, { crs: L.CRS.EPSG4326, minZoom: -2, maxZoom: (options && options.maxZoom) || 10,
+                                 zoomSnap: 0.25, maxBounds: [[-95, -200], [95, repeatEast ? 380 : 200]],
+                                 attributionControl: true });
+    map.attributionControl.addAttribution("Natural Earth (world-atlas)");
+    map.createPane("land").style.zIndex = 350;
+    if (typeof topojson !== "undefined" && landUrl) {
+      fetch(landUrl).then((r) => r.json()).then((topo) => {
+        L.geoJSON(planar(topo, { repeatEast: repeatEast }), { pane: "land", interactive: false, pmIgnore: true,
+                  style: { color: "#7a8a7a", weight: 0.6, fillColor: "#e6ede3", fillOpacity: 1 } }).addTo(map);
+      });
+    }
+    return map;
+  }
+
+  window.portalLand = { planar: planar, baseMap: baseMap };
 })();

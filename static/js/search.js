@@ -10,18 +10,8 @@
   const field = document.getElementById("search-bbox");
   if (!element || !form || !field || typeof L === "undefined") return;
   const box = element.closest("details");
-  const map = L.map(element, { crs: L.CRS.EPSG4326, minZoom: -2, maxZoom: 10, zoomSnap: 0.25,
-                               maxBounds: [[-95, -200], [95, 380]] });
-  map.attributionControl.addAttribution("Natural Earth (world-atlas)");
+  const map = portalLand.baseMap(element, script.dataset.land, { repeatEast: true });
   map.fitBounds([[-60, -180], [85, 180]]);
-  map.createPane("land").style.zIndex = 350;
-  if (typeof topojson !== "undefined" && script.dataset.land) {
-    fetch(script.dataset.land).then((r) => r.json()).then((topo) => {
-      L.geoJSON(portalLand.planar(topo, { repeatEast: true }), { pane: "land", interactive: false, pmIgnore: true,
-                                  style: { color: "#7a8a7a", weight: 0.6, fillColor: "#e6ede3", fillOpacity: 1 } })
-        .addTo(map);
-    });
-  }
   const language = (document.documentElement.lang || "en").toLowerCase();
   map.pm.setLang(language.startsWith("zh") ? "zh" : "en");
   const PATH = { color: "#b0401f", weight: 2, fillOpacity: 0.12 };

@@ -35,17 +35,7 @@
 
   // ------------------------------------------------------------------ map
 
-  const map = L.map("subset-map", { crs: L.CRS.EPSG4326, minZoom: -2, maxZoom: 12, zoomSnap: 0.25,
-                                    maxBounds: [[-95, -200], [95, 380]], attributionControl: true });
-  map.attributionControl.addAttribution("Natural Earth (world-atlas)");
-  map.createPane("land").style.zIndex = 350;
-  if (typeof topojson !== "undefined" && script.dataset.land) {
-    fetch(script.dataset.land).then((r) => r.json()).then((topo) => {
-      L.geoJSON(portalLand.planar(topo, { repeatEast: true }), { pane: "land", interactive: false, pmIgnore: true,
-                                    style: { color: "#7a8a7a", weight: 0.6, fillColor: "#e6ede3", fillOpacity: 1 } })
-        .addTo(map);
-    });
-  }
+  const map = portalLand.baseMap("subset-map", script.dataset.land, { repeatEast: true, maxZoom: 12 });
   const language = (document.documentElement.lang || "en").toLowerCase();
   map.pm.setLang(language.startsWith("zh") ? "zh" : "en");
   const PATH = { color: "#b0401f", weight: 2, fillOpacity: 0.12 };

@@ -149,21 +149,37 @@ def test_the_form_speaks_chinese(open_page, portal_url, live_grid):  # noqa: F81
 
 @pytest.mark.browser
 def test_drawing_a_rectangle_with_the_mouse_fills_the_bbox_inputs(page, portal_url):
+    def origin():
+        """The map's container point (0, 0) in the window: its box plus its border (Leaflet counts from inside it)."""
+        box = page.locator("#subset-map").bounding_box()
+        border = page.evaluate("(() => { const e = document.getElementById('subset-map'); return [e.clientLeft, e.clientTop]; })()")
+        return box["x"] + border[0], box["y"] + border[1]
+
     def pixel(lat, lon):
+        """The whole pixel of the window (mouse events land on whole pixels) nearest to lat, lon."""
         point = page.evaluate(f"(() => {{ const p = window.portalSubset.map.latLngToContainerPoint([{lat}, {lon}]);"
                               "return [p.x, p.y]; })()")
-        box = page.locator("#subset-map").bounding_box()
-        return box["x"] + point[0], box["y"] + point[1]
+        x0, y0 = origin()
+        return round(x0 + point[0]), round(y0 + point[1])
 
-    page.locator("#subset-map").scroll_into_view_if_needed()
+    def lonlat(x, y):
+        """Where the map puts that window pixel."""
+        x0, y0 = origin()
+        return page.evaluate(f"(() => {{ const p = window.portalSubset.map.containerPointToLatLng([{x - x0}, {y - y0}]);"
+                             " return [p.lng, p.lat]; })()")
+
+    # the map in the middle of the window: at its edge, a fraction of a pixel of it lies outside
+    page.evaluate("document.getElementById('subset-map').scrollIntoView({block: 'center'})")
     page.click("#subset-map .leaflet-pm-icon-rectangle")
-    page.mouse.click(*pixel(20, 10))
+    start, end = pixel(20, 10), pixel(50, 40)
+    page.mouse.click(*start)
     page.mouse.move(*pixel(35, 30), steps=5)
-    page.mouse.click(*pixel(50, 40))
+    page.mouse.click(*end)
     degrees_per_pixel = page.evaluate("(() => { const m = window.portalSubset.map;"
                                       "return 360 / (m.latLngToContainerPoint([0, 180]).x - m.latLngToContainerPoint([0, -180]).x); })()")
     values = [float(page.input_value(f"input[name={n}]")) for n in BBOX]
-    assert np.allclose(values, [10, 20, 40, 50], atol=2 * degrees_per_pixel), values
+    assert np.allclose(values, [10, 20, 40, 50], atol=2 * degrees_per_pixel), values  # the box asked for
+    assert np.allclose(values, [*lonlat(*start), *lonlat(*end)], atol=degrees_per_pixel), values  # where the mouse was
     assert page.is_checked("input[name=region][value=bbox]")
     # the request changed: the estimate follows
     drawn = _estimate(portal_url, bbox=",".join(page.input_value(f"input[name={n}]") for n in BBOX), version="1",
