@@ -155,7 +155,7 @@ def test_search_at_catalogue_scale(service_env, synthetic_records, django_db_blo
                     address = f"{url}/api/datasets/?{urllib.parse.urlencode(query)}"
                     ms, body = _get(address)
                     cold.append(ms)
-                    assert body["facets"], (kind, query)
+                    assert body["facets"] or body["count"] == 0, (kind, query)  # counts come with any match
                     totals.append(body["count"])
                     warm.append(_get(address)[0])
                     baseline.append(_baseline(query))
