@@ -7,8 +7,8 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from portal import limits
-from portal.files import file_response, media_type_for
-from portal.subsets.services import log_download
+from portal.files import media_type_for
+from portal.subsets.services import send_published
 
 from . import access, queries, search
 from .models import Dataset, DatasetFile
@@ -99,18 +99,9 @@ def download(request, dataset_id: str, number: int, name: str):
         return redirect_to_login(request.get_full_path())
     if not decision.allowed:
         return _denied(decision)
-    client = request.META.get("REMOTE_ADDR")
-    if request.method == "GET":
-        try:
-            limits.check_bytes(request.user, client, path.stat().st_size if path.is_file() else 0)
-        except limits.QuotaExceeded as exc:
-            return _quota(exc)
-    # Versions are immutable: ranges, validators and a one-year immutable cache (private for login-access data).
-    response = file_response(request, path, filename=f.name, content_type=media_type_for(f.name, default=f.media_type),
-                             immutable=True, private=not access.public_anonymously(f.version.dataset),
-                             sha256=f.sha256 or None)
-    if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
-        log_download(user=request.user, f=f, query=None, size=int(response["Content-Length"]), seconds=0.0,
-                     client=client, kind="file", format=f.name.rsplit(".", 1)[-1][:20] if "." in f.name else "",
-                     params={"range": request.META["HTTP_RANGE"][:200]} if response.status_code == 206 else {})
-    return response
+    try:
+        return send_published(request, f, path, kind="file", content_type=media_type_for(f.name, default=f.media_type),
+                              filename=f.name, sha256=f.sha256 or None,
+                              format=f.name.rsplit(".", 1)[-1][:20] if "." in f.name else "")
+    except limits.QuotaExceeded as exc:
+        return _quota(exc)

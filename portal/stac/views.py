@@ -12,13 +12,13 @@ from __future__ import annotations
 import functools
 import json
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from portal import limits
 from portal.catalog import access
-from portal.files import file_response, media_type_for
-from portal.subsets.services import log_download
+from portal.files import media_type_for
+from portal.subsets.services import send_published
 
 from . import params, services
 
@@ -134,17 +134,10 @@ def store(request, dataset_id: str, number: str, name: str, layout: str, key: st
     if not decision.allowed:
         headers = {"WWW-Authenticate": 'Bearer realm="data portal"'} if decision.status == 401 else None
         return _error(decision.status, decision.message, headers=headers)
-    client = request.META.get("REMOTE_ADDR")
-    if request.method == "GET":
-        try:
-            limits.check_bytes(request.user, client, path.stat().st_size)
-        except limits.QuotaExceeded as exc:
-            return _json({"code": _CODES[429], "description": str(exc), **exc.as_dict()}, 429,
-                         headers={"Retry-After": str(exc.retry_after)})
     content_type = JSON if path.name in (".zmetadata", ".zattrs", ".zarray", ".zgroup") else media_type_for(path.name)
-    response: HttpResponse = file_response(request, path, filename=path.name, content_type=content_type,
-                                           immutable=True, private=not access.public_anonymously(f.version.dataset))
-    if request.method == "GET" and response.status_code in (200, 206):
-        log_download(user=request.user, f=f, query=None, size=int(response["Content-Length"]), seconds=0.0,
-                     client=client, kind="zarr", format="zarr", params={"layout": layout, "key": key[:200]})
-    return response
+    try:
+        return send_published(request, f, path, kind="zarr", content_type=content_type, filename=path.name,
+                              params={"layout": layout, "key": key[:200]}, format="zarr")
+    except limits.QuotaExceeded as exc:
+        return _json({"code": _CODES[429], "description": str(exc), **exc.as_dict()}, 429,
+                     headers={"Retry-After": str(exc.retry_after)})

@@ -48,7 +48,7 @@ from kombu.exceptions import OperationalError
 from portal import limits
 from portal.catalog import access, metadata
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
-from portal.files import media_type_for
+from portal.files import file_response, media_type_for
 from products.methods.files import sha256
 
 from . import core, ownership, store, writers
@@ -498,6 +498,31 @@ def answer_directly(f: DatasetFile, query: Query, estimate: Plan | None = None) 
         out.unlink(missing_ok=True)
         raise
     return SubsetResult(out, name, media_type, out.stat().st_size)
+
+
+def send_published(request, f: DatasetFile, path: Path, *, kind: str, content_type: str, filename: str,
+                   sha256: str | None = None, params: Mapping[str, str] | None = None, format: str = ""):
+    """A file of a published version (the file itself, or a file of its Zarr stores), once the access
+    policy has let the user in: the day's byte quota (GET), ranges and validators (versions are
+    immutable: a year's immutable cache, private unless anyone may download; ``sha256`` as the
+    ``Digest``), and a GET answered 200/206 logged with the bytes sent (and the range of a 206).
+
+    Raises
+    ------
+    portal.limits.QuotaExceeded
+        The day's bytes are used up (the front door answers 429 in its own shape).
+    """
+    client = request.META.get("REMOTE_ADDR")
+    if request.method == "GET":
+        limits.check_bytes(request.user, client, path.stat().st_size if path.is_file() else 0)
+    response = file_response(request, path, filename=filename, content_type=content_type, immutable=True,
+                             private=not access.public_anonymously(f.version.dataset), sha256=sha256)
+    if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
+        params = {**(params or {}), **({"range": request.META["HTTP_RANGE"][:200]} if response.status_code == 206
+                                       else {})}
+        log_download(user=request.user, f=f, query=None, size=int(response["Content-Length"]), seconds=0.0,
+                     client=client, kind=kind, format=format, params=params)
+    return response
 
 
 def log_download(*, user, f: DatasetFile | None, query: Query | None, size: int, seconds: float,
