@@ -89,6 +89,8 @@ def expected(actor: str, share: str) -> dict[str, int]:
         "other's job page": 200 if staff else 404, "own job page": 200,
         "edr position": data, "edr area": data, "edr cube": data,
         "opendap dds": data, "opendap dods": data,
+        "stac zarr store": data,
+        "metadata export": 200, "stac item": 200, "records item": 200,  # metadata describes: public
         "observations of a closed network": may_read_networks(actor),
     }
 
@@ -173,6 +175,10 @@ def observed(client: Client, key: str | None, version, et_dataset: Dataset, stat
         "edr cube": client.get(f"/api/edr/collections/{FT}/cube", {"bbox": "0,0,2,2", "f": "CSV"}),
         "opendap dds": client.get(f"/opendap/{FT}/v{n}/grid.nc.dds"),
         "opendap dods": client.get(f"/opendap/{FT}/v{n}/grid.nc.dods?sm[0:0][0:1][0:1]"),
+        "stac zarr store": client.get(f"/api/stac/stores/{FT}/v{n}/grid.nc/map.zarr/.zmetadata"),
+        "metadata export": client.get(f"/datasets/{FT}/metadata/datacite", {"version": n}),
+        "stac item": client.get(f"/api/stac/collections/{FT}/items/{FT}-v{n}"),
+        "records item": client.get(f"/api/records/collections/datasets/items/{FT}"),
         "observations of a closed network": client.get("/api/observations/", {"network": "GRDC-MRB",
                                                                                "station": basin}),
     }
