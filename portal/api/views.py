@@ -1,9 +1,11 @@
 import json
 import time
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
@@ -23,6 +25,7 @@ from portal.subsets import services as subsets
 from portal.subsets import stations as station_subsets
 from portal.subsets.models import SubsetJob
 
+from .pagination import CappedLimitOffsetPagination
 from .serializers import (
     DatasetDetailSerializer,
     DatasetListSerializer,
@@ -75,6 +78,16 @@ _POST_BODY = {"application/json": GridParametersSerializer, "application/x-www-f
 _COMMON = ("version", "file", "variables", "time", "f", "estimate")
 
 
+class _SearchSchema(AutoSchema):
+    """The list is one search answer (an object with ``results``), not an array of records."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False if getattr(self.view, "action", None) == "list" else super()._is_list_view(serializer)
+
+    def get_operation_id(self) -> str:
+        return "datasets_search" if getattr(self.view, "action", None) == "list" else super().get_operation_id()
+
+
 _SEARCH_TEXT = {
     "q": "words in Chinese or English (stemmed; Chinese segmented); abbreviations such as ET, SM, TWS, GRACE, FT, "
          "ERA5, SMAP, LightGBM; misspelt words are corrected (see 'corrected')",
@@ -87,12 +100,18 @@ _SEARCH_TEXT = {
     "time": "ISO 8601 instant or interval start/end ('..' or empty for an open end): records whose period overlaps",
     "sort": "relevance (default; newest first without words), date (oldest first), -date (newest first), title",
     "facets": "0: leave the facet counts out",
+    "limit": "records per page (1 to API_MAX_PAGE_SIZE, default 50)", "offset": "the first record (0 to API_MAX_OFFSET)",
 }
 
 
 @extend_schema_view(list=extend_schema(
-    parameters=[OpenApiParameter(name, OpenApiTypes.STR, description=text, pattern=NO_NUL,
-                                 many=name in search.FACETS, enum=list(search.SORTS) if name == "sort" else None)
+    parameters=[OpenApiParameter(name, {"limit": {"type": "integer", "minimum": 1, "maximum": settings.API_MAX_PAGE_SIZE},
+                                        "offset": {"type": "integer", "minimum": 0, "maximum": settings.API_MAX_OFFSET}}
+                                 .get(name, OpenApiTypes.STR),
+                                 description=text, pattern=None if name in ("limit", "offset") else NO_NUL,
+                                 many=name in search.FACETS,
+                                 enum={"sort": list(search.SORTS), "published": ["yes", "no"],
+                                       "facets": ["0", "1"]}.get(name))
                 for name, text in _SEARCH_TEXT.items()],
     responses={200: DatasetSearchSerializer,
                400: OpenApiResponse(description="{detail, field}: an unknown or malformed parameter")}))
@@ -102,6 +121,8 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Dataset.objects.all()
     lookup_value_regex = "[^/.\x00]+"  # DRF default minus NUL (PostgreSQL text cannot hold it): 404, not 500
+    pagination_class = None  # the search pages itself (limit/offset read by CappedLimitOffsetPagination)
+    schema = _SearchSchema()
 
     def get_queryset(self):
         if self.action == "retrieve":
@@ -114,7 +135,7 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
             params = search.parse(dict(request.query_params.lists()), also=("limit", "offset", "facets"))
         except search.SearchError as exc:
             return _problem(exc)
-        paginator = self.paginator
+        paginator = CappedLimitOffsetPagination()
         limit, offset = paginator.get_limit(request), paginator.get_offset(request)
         with_facets = request.query_params.get("facets", "1") != "0"
         result = search.search(params, offset=offset, limit=limit, facets=with_facets)

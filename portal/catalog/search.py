@@ -35,12 +35,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import jieba
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils.html import strip_tags
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
+from redis.exceptions import RedisError
 
 from portal.subsets import core as subset_core
 from portal.subsets.params import check_names, numbers, parse_period
@@ -50,6 +52,7 @@ from . import vocabulary as vocab
 from .models import Dataset, Tag
 
 jieba.setLogLevel(logging.WARNING)
+log = logging.getLogger(__name__)
 
 FACETS: dict[str, object] = {
     "category": _("Category"), "keyword": _("Keyword"), "variable": _("Variable"),
@@ -472,17 +475,40 @@ CACHE_SECONDS = 600
 GENERATION_KEY = "catalog-search-generation"
 
 
-def generation() -> int:
+CACHE_ERRORS = (RedisError, OSError)
+_cache_down_until = 0.0  # per process: after a cache failure the search skips the cache for a while
+
+
+def _cached(call, *args, default=None):
+    """``call(*args)`` on the cache; ``default`` while it is down (the search answers from the database,
+    failing open as the rate limiter does, and does not wait on the cache again for
+    RATELIMIT_RETRY_CACHE_SECONDS)."""
+    global _cache_down_until
+    if time.monotonic() < _cache_down_until:
+        return default
+    try:
+        return call(*args)
+    except CACHE_ERRORS as exc:
+        _cache_down_until = time.monotonic() + settings.RATELIMIT_RETRY_CACHE_SECONDS
+        log.warning("the search answers without its cache for %s s (%s: %s)",
+                    settings.RATELIMIT_RETRY_CACHE_SECONDS, type(exc).__name__, exc)
+        return default
+
+
+def generation() -> int | None:
     """The catalogue's search generation: bumped when any search document changes (cached answers of an
-    older generation are never read again)."""
-    return cache.get_or_set(GENERATION_KEY, 1, timeout=None)
+    older generation are never read again); None while the cache is down."""
+    return _cached(cache.get_or_set, GENERATION_KEY, 1, None)
 
 
 def _bump_generation() -> None:
-    try:
-        cache.incr(GENERATION_KEY)
-    except ValueError:  # not set yet (or evicted): any new value retires the old answers
-        cache.set(GENERATION_KEY, int(time.time() * 1000), timeout=None)
+    def bump():
+        try:
+            cache.incr(GENERATION_KEY)
+        except ValueError:  # not set yet (or evicted): any new value retires the old answers
+            cache.set(GENERATION_KEY, int(time.time() * 1000), timeout=None)
+
+    _cached(bump)
 
 
 def search(params: SearchParams, *, offset: int = 0, limit: int = 20, facets: bool = True) -> SearchResult:
@@ -502,13 +528,15 @@ def search(params: SearchParams, *, offset: int = 0, limit: int = 20, facets: bo
     SearchResult
     """
     zh = (get_language() or "en").startswith("zh")  # the title sort follows the language
-    key = "catalog-search:" + hashlib.sha256(repr((generation(), params.q, sorted(params.filters.items()), params.bbox,
+    current = generation()
+    key = "catalog-search:" + hashlib.sha256(repr((current, params.q, sorted(params.filters.items()), params.bbox,
                                                   params.period, params.sort, offset, limit, facets, zh))
                                              .encode()).hexdigest()
-    found = cache.get(key)
+    found = _cached(cache.get, key) if current is not None else None
     if found is None:
         found = _match(params, offset=offset, limit=limit, facets=facets)
-        cache.set(key, found, CACHE_SECONDS)
+        if current is not None:
+            _cached(cache.set, key, found, CACHE_SECONDS)
     by_id = Dataset.objects.prefetch_related("tags").in_bulk([row[0] for row in found["page"]])
     terms = _highlight_terms(found["searched"], params.q if found["fallback"] else "")
     datasets = []

@@ -20,8 +20,9 @@ ALL = {ET, SM, FT, TWS, SM1}
 
 
 @pytest.fixture(autouse=True)
-def fresh_answers():
+def fresh_answers(monkeypatch):
     """Tests roll their writes back (no commit, so no new search generation): no cached answer crosses tests."""
+    monkeypatch.setattr(search, "_cache_down_until", 0.0)  # the cache is up here
     search._bump_generation()
     yield
     search._bump_generation()

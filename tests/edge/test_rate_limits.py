@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from portal import limits
+from portal.catalog import search
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -171,6 +172,7 @@ def test_the_limiter_fails_open_when_the_cache_is_down(client, low_rates, monkey
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setattr(limits, "_cache_down_until", 0.0)
+    monkeypatch.setattr(search, "_cache_down_until", 0.0)  # the search's cache fails open too (restored after)
     low_rates.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                     "LOCATION": f"redis://127.0.0.1:{port}/1", "KEY_PREFIX": "down",
                                     "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
@@ -181,3 +183,4 @@ def test_the_limiter_fails_open_when_the_cache_is_down(client, low_rates, monkey
     warnings = [r for r in caplog.records if "rate limits are off" in r.getMessage()]
     assert len(warnings) == 1  # and the cache is not asked again for a while
     assert "ConnectionError" in warnings[0].getMessage()
+    assert search._cache_down_until > 0  # the search answered from the database and stopped asking the cache
