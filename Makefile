@@ -98,8 +98,11 @@ stop:  ## stop the web server and the Celery worker started by `make run`
 	  fi
 	done
 
-test: setup  ## the whole suite against real PostGIS, Redis, a Celery worker and headless Chromium
-	$(PY) -m pytest
+# The suite runs on TEST_WORKERS processes (pytest-xdist; 0: in this one), each with a test database, broker,
+# cache prefix and data folder of its own; a test file runs whole on one of them (tests/conftest.py).
+TEST_WORKERS ?= 2
+test: setup  ## the whole suite against real PostGIS, Redis, Celery workers and headless Chromium
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 bench: setup  ## benchmarks in tests/bench (ratios against a baseline taken in the same run)
 	$(PY) -m pytest tests/bench -p no:cacheprovider -q -s

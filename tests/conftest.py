@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,15 +31,85 @@ FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren
              "CN-Cha", "AU-Tum"]
 
 
-# Rate-limit counters (and allauth's) live in the cache: each test session counts under a prefix of its
-# own, so that runs never see each other's counts, and the rates are high unless a test lowers them
-# (tests/edge). Set in the environment too, for the web servers and workers tests start.
-CACHE_KEY_PREFIX = f"{os.environ.get('CACHE_KEY_PREFIX', 'portal')}-test-{uuid.uuid4().hex[:12]}"
+# pytest-xdist (`make test` runs two workers): each worker process is a test session of its own, with its
+# own test database (pytest-django names it test_<name>_gw0, ...), cache prefix, broker, DATA_ROOT (under
+# its own tmp_path_factory folder), servers and Celery workers (free ports). None when run without xdist.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+# Rate-limit counters (and allauth's) live in the cache: each test session (each xdist worker) counts under
+# a prefix of its own, so that runs never see each other's counts, and the rates are high unless a test
+# lowers them (tests/edge). Set in the environment too, for the web servers and workers tests start.
+# (xdist's workers inherit the environment of the controlling process, which imported this file too:
+# the prefix derives from the CACHE_KEY_PREFIX given to pytest, not from the controller's.)
+_CACHE_BASE = os.environ.get("CACHE_KEY_PREFIX", "portal").split("-test-")[0]
+CACHE_KEY_PREFIX = f"{_CACHE_BASE}-test-{XDIST_WORKER + '-' if XDIST_WORKER else ''}{uuid.uuid4().hex[:12]}"
 os.environ["CACHE_KEY_PREFIX"] = CACHE_KEY_PREFIX
 TEST_RATES = {"RATE_USER_PER_MINUTE": 1_000_000, "RATE_ANON_PER_MINUTE": 1_000_000,
               "RATE_ACCOUNTS_POST_PER_MINUTE": 1_000_000}
 for _name, _rate in TEST_RATES.items():
     os.environ.setdefault(_name, str(_rate))
+
+
+# pytest-xdist (`make test`: ``-n 2 --dist loadgroup``, see pytest_xdist_make_scheduler below) runs a file's
+# tests on one worker, and the files of an ``xdist_group`` together. Files that share an expensive fixture of
+# a wider scope than a module are grouped here by that fixture: the products ``published`` makes (minutes of
+# generation; tests/subsets/test_answers_cf.py also needs them to be the latest versions of their datasets)
+# and the attack package's grid and server. A test file may name its group itself:
+# ``pytestmark = pytest.mark.xdist_group("name")``.
+SHARED_FIXTURE_GROUPS = {"published": "published-products", "attack_grid": "attack", "attack_url": "attack"}
+
+
+def _test_file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    groups: dict[str, str] = {}
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for fixture, group in SHARED_FIXTURE_GROUPS.items():
+            if fixture in names:
+                groups.setdefault(_test_file(item.nodeid), group)
+    for item in items:
+        group = groups.get(_test_file(item.nodeid))
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (and ``loadfile``) as this suite needs it.
+
+    A test file is one unit of work (its module fixtures are made once), the tests of an ``xdist_group`` one
+    unit whatever their files (xdist's own loadgroup sends every other test alone, and a module's fixtures to
+    both workers), and the units go out in the order of the serial run: each worker runs its units in that
+    order. Tests commit session state (product versions, the synthetic grids' version numbers) that later
+    files of the serial run expect (tests/catalog/test_pages.py: a dataset without versions before
+    tests/products publishes it); a worker that ran a later file first would break them. Other ``--dist``
+    modes are xdist's own.
+    """
+    if config.getvalue("dist") not in ("loadgroup", "loadfile"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndGroupsInOrder(LoadScopeScheduling):
+        ordered = False
+
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.rfind("@") > nodeid.rfind("]"):  # the group xdist appends under loadgroup
+                return "group " + nodeid.rsplit("@", 1)[-1]
+            return _test_file(nodeid)
+
+        def _assign_work_unit(self, node) -> None:
+            if not self.ordered:  # the first call: the work queue is complete (xdist sorts it by size)
+                self.ordered = True
+                position = {nodeid: i for i, nodeid in enumerate(self.collection)}
+                for scope in sorted(self.workqueue, key=lambda scope: min(map(position.get, self.workqueue[scope]))):
+                    self.workqueue.move_to_end(scope)
+            super()._assign_work_unit(node)
+
+    return FilesAndGroupsInOrder(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,17 +125,56 @@ def isolated_cache():
 
 
 # Tests publish to their own Redis database so that a worker started by `make run` never sees them
-# (TEST_BROKER_URL: another database, for two test runs side by side).
+# (TEST_BROKER_URL: another database, for two test runs side by side). Under pytest-xdist each worker
+# process has a Redis server of its own as its broker (same database number, a free port): a Celery worker
+# started by one xdist worker (on its test database) must never take a task another one published.
 TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 
+@contextmanager
+def redis_server(folder: Path):
+    """A Redis server of its own (``redis-server``, no persistence) on a free loopback port; yields the port."""
+    import redis
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert shutil.which("redis-server"), "redis-server is needed (make setup installs it)"
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(folder), "--logfile", str(folder / "redis.log")],
+                            stdout=subprocess.DEVNULL)
+    try:
+        client, deadline = redis.Redis(port=port), time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, f"redis-server on {port} did not start"
+                time.sleep(0.05)
+        client.close()
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def test_broker():
+def test_broker(tmp_path_factory):
+    """The broker URL of this session: TEST_BROKER_URL, or under pytest-xdist its database on a Redis server
+    of this worker's own."""
+    from urllib.parse import urlsplit
+
     from portal.celery import app
 
-    settings.CELERY_BROKER_URL = TEST_BROKER_URL
-    app.conf.broker_url = TEST_BROKER_URL
-    return TEST_BROKER_URL
+    with ExitStack() as stack:
+        url = TEST_BROKER_URL
+        if XDIST_WORKER:
+            port = stack.enter_context(redis_server(tmp_path_factory.mktemp("broker")))
+            url = f"redis://127.0.0.1:{port}{urlsplit(TEST_BROKER_URL).path or '/0'}"
+        settings.CELERY_BROKER_URL = url
+        app.conf.broker_url = url
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -172,7 +281,7 @@ def web_server(env: dict, workers: int = 2, log: Path | None = None):
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "-c", "portal/gunicorn.conf.py",
                              "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
                             cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # two xdist workers and their servers start side by side
     try:
         while True:
             try:
