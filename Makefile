@@ -13,7 +13,7 @@ export SHARED_DATA_DIR ?= $(abspath ../shared/data)
 CATALOG := $(abspath $(SHARED_DATA_DIR)/../catalog)
 APT_PACKAGES := postgresql-15 postgresql-15-postgis-3 gdal-bin redis-server chromium gettext fonts-noto-cjk libudunits2-0
 
-.PHONY: setup system services venv assets db run ingest stop test bench lint clean
+.PHONY: setup system services venv assets db run ingest stop test test-fast bench lint clean
 
 setup: system services venv assets db  ## install what is missing, start services, migrate (idempotent, no server)
 
@@ -103,6 +103,9 @@ stop:  ## stop the web server and the Celery worker started by `make run`
 TEST_WORKERS ?= 2
 test: setup  ## the whole suite against real PostGIS, Redis, Celery workers and headless Chromium
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+test-fast: venv  ## the tests that need no database, server or worker (the `fast` mark; about half a minute)
+	$(PY) -m pytest -m fast -q
 
 bench: setup  ## benchmarks in tests/bench (ratios against a baseline taken in the same run)
 	$(PY) -m pytest tests/bench -p no:cacheprovider -q -s

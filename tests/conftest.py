@@ -50,6 +50,21 @@ for _name, _rate in TEST_RATES.items():
     os.environ.setdefault(_name, str(_rate))
 
 
+# The fast tier (`make test-fast`, ``-m fast``): every test that needs neither the database nor a server or
+# worker, found from the fixtures it uses (pytest-django blocks the database for any other test, so a test
+# marked here cannot reach it unnoticed), unless it is marked ``slow``: seconds of work without the
+# database (a model fitted on real data, Django started in a subprocess). These files are slow as a whole
+# (their module fixtures); a new slow test says so itself with ``@pytest.mark.slow``.
+NEEDS_DATABASE = {"django_db_setup", "db", "transactional_db", "live_server"}
+SLOW_FILES = {
+    "tests/edge/test_security_headers.py",  # manage.py check --deploy and the TLS settings in subprocesses
+    "tests/ingestion/test_sm_basin_readers.py",  # every real ASCAT/ERS cell, ISMN file and basin table
+    "tests/products/test_chunked.py",  # global grids on the real GLDAS land mask, worker processes
+    "tests/products/test_et_basin_tc.py",  # triple collocation and the AutoML fusion over the real basins
+    "tests/products/test_tws_rec.py",  # LightGBM reconstructions of the real basins
+    "tests/subsets/test_writers_cf.py",  # cfchecker and the IOOS suites on every writer's answers
+}
+
 # pytest-xdist (`make test`: ``-n 2 --dist loadgroup``, see pytest_xdist_make_scheduler below) runs a file's
 # tests on one worker, and the files of an ``xdist_group`` together. Files that share an expensive fixture of
 # a wider scope than a module are grouped here by that fixture: the products ``published`` makes (minutes of
@@ -63,11 +78,16 @@ def _test_file(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects and before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     groups: dict[str, str] = {}
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
+        if _test_file(item.nodeid) in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+        if NEEDS_DATABASE.isdisjoint(names) and not any(
+                item.get_closest_marker(name) for name in ("django_db", "worker", "browser", "slow")):
+            item.add_marker(pytest.mark.fast)
         for fixture, group in SHARED_FIXTURE_GROUPS.items():
             if fixture in names:
                 groups.setdefault(_test_file(item.nodeid), group)
