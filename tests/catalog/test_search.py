@@ -199,3 +199,13 @@ def test_renaming_a_keyword_in_the_admin_updates_its_records_search_documents(ad
     with translation.override("en"):
         labels = {v.key: v.label for f in search.search(search.parse({})).facets if f.name == "keyword" for v in f.values}
     assert labels["冻融"] == "frost heave"
+
+
+def test_deleting_a_version_takes_the_published_facet_with_it():
+    from portal.catalog.models import DatasetVersion
+
+    version = DatasetVersion.objects.create(dataset_id=TWS, number=99, directory="products/tws_rec/v99")
+    search.index_datasets([TWS])
+    assert TWS in ids(published="yes")
+    version.delete()
+    assert TWS in ids(published="no") and TWS not in ids(published="yes")
