@@ -116,7 +116,7 @@ def test_a_version_is_cited_with_its_number_date_and_the_portal_as_publisher(et_
     assert f"({version.published_at.year}). {dataset.title_en} (Version {version.number}) [Data set]. " \
            "Land-surface hydrology data portal." in text
     assert f"#version-{version.number}" in text and "Accessed" not in text  # no access date given
-    assert f"(版本 {version.number}) [数据集]. 陆面水文数据门户." in citation.formatted_citation(
+    assert f"(版本 {version.number}) [数据集]. 陆表水文数据门户." in citation.formatted_citation(
         dataset, version, language="zh-hans")
 
 

@@ -21,7 +21,7 @@ from ..models import Dataset, DatasetFile, DatasetPerson, DatasetVersion, Person
 
 PORTAL_NAME = "Land-surface hydrology data portal"
 """The portal's name (publisher of the versions it generates; ACDD ``publisher_name`` of its files)."""
-PORTAL_NAME_ZH = "陆面水文数据门户"
+PORTAL_NAME_ZH = "陆表水文数据门户"  # the site name of the Chinese pages (locale)
 """The portal's name in Chinese (publisher of the versions it generates)."""
 
 PUBLISHERS = {
