@@ -152,27 +152,35 @@ TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 
 @contextmanager
-def redis_server(folder: Path):
-    """A Redis server of its own (``redis-server``, no persistence) on a free loopback port; yields the port."""
+def redis_server(folder: Path, attempts: int = 3):
+    """A Redis server of its own (``redis-server``, no persistence) on a free loopback port; yields the port.
+
+    Another port is tried when the server stops at once (another process took the port in between).
+    """
     import redis
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     assert shutil.which("redis-server"), "redis-server is needed (make setup installs it)"
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(folder), "--logfile", str(folder / "redis.log")],
-                            stdout=subprocess.DEVNULL)
-    try:
-        client, deadline = redis.Redis(port=port), time.monotonic() + 20
-        while True:
+    for _ in range(attempts):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", str(folder), "--logfile", str(folder / "redis.log")],
+                                stdout=subprocess.DEVNULL)
+        client, deadline, ready = redis.Redis(port=port), time.monotonic() + 20, False
+        while not ready and proc.poll() is None and time.monotonic() < deadline:
             try:
-                client.ping()
-                break
+                ready = client.ping()
             except redis.ConnectionError:
-                assert proc.poll() is None and time.monotonic() < deadline, f"redis-server on {port} did not start"
                 time.sleep(0.05)
         client.close()
+        if ready:
+            break
+        proc.kill()
+        proc.wait()
+    else:
+        raise RuntimeError(f"redis-server did not start (see {folder / 'redis.log'})")
+    try:
         yield port
     finally:
         proc.terminate()
