@@ -31,7 +31,6 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from ingestion.models import IngestRun, Station
-from portal.catalog import search
 from portal.catalog.metadata import acdd_attributes
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.files import media_type_for
@@ -201,7 +200,6 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
                                            media_type=media_type_for(name), description=description, **files[name])
             ValidationResult.objects.bulk_create(
                 ValidationResult(run=run, version=version, **row) for row in _with_stations(output.validation))
-            search.index_datasets([run.dataset_id])  # the "published" facet sees the version with its commit
             # in the same transaction as "succeeded": a reader never sees the status without this line
             append_log(run.id, f"published {run.dataset_id} v{number} ({len(files)} files)")
             GenerationRun.objects.filter(id=run.id).update(

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_save
 
 
 class CatalogConfig(AppConfig):
@@ -10,12 +10,13 @@ class CatalogConfig(AppConfig):
     def ready(self):
         from .models import DatasetVersion
 
-        # Publishing re-indexes in its own transaction (products.services.publish); a version deleted
-        # (the admin, a cascade, a test cleaning up) must take the "published" facet with it, whoever deletes it.
-        post_delete.connect(_version_deleted, sender=DatasetVersion, dispatch_uid="search-version-deleted")
+        # A version created (products.services.publish, in its transaction) or deleted (the admin, a cascade,
+        # a test cleaning up) changes its record's "published" facet, whoever does it.
+        post_save.connect(_version_changed, sender=DatasetVersion, dispatch_uid="search-version-saved")
+        post_delete.connect(_version_changed, sender=DatasetVersion, dispatch_uid="search-version-deleted")
 
 
-def _version_deleted(sender, instance, **kwargs):
+def _version_changed(sender, instance, **kwargs):
     from . import search
 
     search.index_datasets([instance.dataset_id])
