@@ -225,12 +225,24 @@ def session_data_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker, shared_data, catalog_dir, session_data_root):
+def django_db_setup(django_db_setup, django_db_blocker, shared_data, catalog_dir, session_data_root, request):
+    from django.test.utils import setup_databases, teardown_databases
+
     from ingestion.services import ingest
     from portal.catalog.services import import_records
     from products.services import create_run, execute_run
 
     with django_db_blocker.unblock():
+        # pytest-django makes the test database only when a selected test is marked django_db (or asks for db):
+        # tests that only use servers or workers (service_env, live_grid), run alone, get it here, so that
+        # nothing below ever writes to the configured database (`make run`'s)
+        if connection.settings_dict["NAME"] != connection.creation._get_test_db_name():
+            made = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+
+            def drop():
+                with django_db_blocker.unblock():
+                    teardown_databases(made, verbosity=0)
+            request.addfinalizer(drop)
         for path in sorted(catalog_dir.glob("*.json")):
             import_records(path)
         ingest("cardamom", shared_data / "cardamom_fluxval")
