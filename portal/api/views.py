@@ -1,7 +1,6 @@
 import json
 import time
 
-from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -87,6 +86,13 @@ class _SearchSchema(AutoSchema):
     def get_operation_id(self) -> str:
         return "datasets_search" if getattr(self.view, "action", None) == "list" else super().get_operation_id()
 
+    def _get_pagination_parameters(self) -> list:
+        """The search's paging: ``limit`` and ``offset`` as the pagination documents them (with the bounds
+        the settings give when the schema is made)."""
+        if getattr(self.view, "action", None) == "list":
+            return CappedLimitOffsetPagination().get_schema_operation_parameters(self.view)
+        return super()._get_pagination_parameters()
+
 
 _SEARCH_TEXT = {
     "q": "words in Chinese or English (stemmed; Chinese segmented); abbreviations such as ET, SM, TWS, GRACE, FT, "
@@ -100,15 +106,11 @@ _SEARCH_TEXT = {
     "time": "ISO 8601 instant or interval start/end ('..' or empty for an open end): records whose period overlaps",
     "sort": "relevance (default; newest first without words), date (oldest first), -date (newest first), title",
     "facets": "0: leave the facet counts out",
-    "limit": "records per page (1 to API_MAX_PAGE_SIZE, default 50)", "offset": "the first record (0 to API_MAX_OFFSET)",
 }
 
 
 @extend_schema_view(list=extend_schema(
-    parameters=[OpenApiParameter(name, {"limit": {"type": "integer", "minimum": 1, "maximum": settings.API_MAX_PAGE_SIZE},
-                                        "offset": {"type": "integer", "minimum": 0, "maximum": settings.API_MAX_OFFSET}}
-                                 .get(name, OpenApiTypes.STR),
-                                 description=text, pattern=None if name in ("limit", "offset") else NO_NUL,
+    parameters=[OpenApiParameter(name, OpenApiTypes.STR, description=text, pattern=NO_NUL,
                                  many=name in search.FACETS,
                                  enum={"sort": list(search.SORTS), "published": ["yes", "no"],
                                        "facets": ["0", "1"]}.get(name))

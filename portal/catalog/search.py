@@ -33,8 +33,10 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import jieba
+import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -101,8 +103,6 @@ class SearchParams:
 
     def query_string(self, **changes) -> str:
         """This search as a URL query (facet links and paging on the list page)."""
-        from urllib.parse import urlencode
-
         items = [("q", self.q)] if self.q else []
         for name in FACETS:
             items += [(name, v) for v in self.filters.get(name, ())]
@@ -180,8 +180,6 @@ def parse(params: Mapping[str, Iterable[str]], *, also: tuple[str, ...] = ()) ->
 def _utc(bound, *, end: bool) -> dt.datetime | None:
     """A bound of :func:`portal.subsets.params.parse_period` as a UTC datetime: a date (a year, month or
     day in text) covers all of it, so an end is its last instant."""
-    import pandas as pd
-
     if bound is None:
         return None
     if isinstance(bound, str):
@@ -537,7 +535,7 @@ def search(params: SearchParams, *, offset: int = 0, limit: int = 20, facets: bo
         found = _match(params, offset=offset, limit=limit, facets=facets)
         if current is not None:
             _cached(cache.set, key, found, CACHE_SECONDS)
-    by_id = Dataset.objects.prefetch_related("tags").in_bulk([row[0] for row in found["page"]])
+    by_id = Dataset.objects.defer("raw").prefetch_related("tags").in_bulk([row[0] for row in found["page"]])
     terms = _highlight_terms(found["searched"], params.q if found["fallback"] else "")
     datasets = []
     for dataset_id, rank in found["page"]:
@@ -741,5 +739,6 @@ def facet_links(facets: list[Facet], params: SearchParams) -> list[dict]:
 
 
 def sort_choices() -> list[tuple[str, str]]:
+    """The list page's sort menu: (``sort`` value, label in the active language), :data:`SORTS` with "-date" first."""
     return [("relevance", str(_("relevance"))), ("-date", str(_("newest first"))), ("date", str(_("oldest first"))),
             ("title", str(_("title")))]

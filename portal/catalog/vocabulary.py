@@ -105,6 +105,7 @@ def normalize(text: str) -> str:
 
 
 def is_cjk(token: str) -> bool:
+    """Whether ``token`` is a run of Han characters only (:data:`CJK_RUN`)."""
     return bool(CJK_RUN.fullmatch(token))
 
 
@@ -114,6 +115,7 @@ def keyword_en(name: str) -> str:
 
 
 def category_en(name: str) -> str:
+    """The English name of a TPDC category (the category itself when the vocabulary lacks it)."""
     return CATEGORIES.get(name, name)
 
 
