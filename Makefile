@@ -102,7 +102,7 @@ stop:  ## stop the web server and the Celery worker started by `make run`
 # cache prefix and data folder of its own; a test file runs whole on one of them (tests/conftest.py).
 TEST_WORKERS ?= 2
 test: setup  ## the whole suite against real PostGIS, Redis, Celery workers and headless Chromium
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 test-fast: venv  ## the tests that need no database, server or worker (the `fast` mark; about half a minute)
 	$(PY) -m pytest -m fast -q
@@ -110,8 +110,10 @@ test-fast: venv  ## the tests that need no database, server or worker (the `fast
 bench: setup  ## benchmarks in tests/bench (ratios against a baseline taken in the same run)
 	$(PY) -m pytest tests/bench -p no:cacheprovider -q -s
 
-lint: venv
+lint: venv  ## ruff, the import contracts (.importlinter: layers, no cycles) and mypy on the pure packages
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports --no-cache
+	.venv/bin/mypy
 
 clean: stop
 	rm -rf $(VAR) staticfiles
