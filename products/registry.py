@@ -1,4 +1,10 @@
-"""The five reference products: which catalog record each regenerates and what its seed published."""
+"""The five reference products: which catalog record each regenerates and what its seed published.
+
+Pure data (no Django, no numpy): the one home of the seeds' published figures, read by the pages
+(``published``) and by the generators that compare their results with them (``SEED_FIGURES`` of
+:mod:`products.generators.sm_mlda`, :mod:`products.generators.sm_1km`,
+:mod:`products.generators.freeze_thaw`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,6 +22,8 @@ class ProductSpec:
     key: str
     dataset_id: str  # TPDC record id in ../shared/catalog
     published: dict = field(default_factory=dict)  # the seed's published validation figures
+    # the seed's published figures of the products it was compared with (name -> figures), same units
+    compared: dict = field(default_factory=dict)
     implemented: bool = False
     platforms: tuple[str, ...] = ()
     instruments: tuple[str, ...] = ()
@@ -34,6 +42,8 @@ PRODUCTS: dict[str, ProductSpec] = {
     "sm_mlda": ProductSpec(
         "sm_mlda", "ieee-dataport-spatiotemporal-seamless-global-surface-soil-moisture",
         published={"r_median": 0.741, "ubrmse": 0.0437, "ubrmse_units": "m3 m-3", "stations": 1094},
+        compared={"smap_l4": {"r": 0.717, "ubrmse": 0.0452}, "era5_land": {"r": 0.706, "ubrmse": 0.0452},
+                  "gldas": {"r": 0.633, "ubrmse": 0.0501}},  # medians over the same ISMN stations
         implemented=True, platforms=("SMAP", "METOP-A", "ISMN", "Models/Analyses > ERA5"),
         instruments=("SMAP L-BAND RADIOMETER", "ASCAT", "SOIL MOISTURE PROBES"),
         vertical=(0.0, 0.05, "down"),  # surface soil moisture: the top 5 cm
@@ -57,4 +67,5 @@ PRODUCTS: dict[str, ProductSpec] = {
 
 
 def product_for_dataset(dataset_id: str) -> ProductSpec | None:
+    """The reference product that regenerates catalog record ``dataset_id`` (a TPDC id), or None."""
     return next((p for p in PRODUCTS.values() if p.dataset_id == dataset_id), None)

@@ -20,10 +20,12 @@ in each set. This module is that chain on whatever predictors and reference it i
    ``flag_values``/``flag_meanings``; stored as a CF-1.8 byte with ``_Unsigned = "true"``, read back
    as uint8), with the ``crs`` grid mapping and cell bounds, predicted window by window with
    :func:`products.methods.chunked.predict_window` and written atomically;
-5. :func:`make_twin` -- a synthetic twin with a known answer (frozen where a synthetic temperature
-   field is below 0 degC, noisy predictors) to show that the classifier and the split work.
+5. :func:`products.generators.twins.freeze_thaw.make_twin` -- a synthetic twin with a known answer
+   (frozen where a synthetic temperature field is below 0 degC, noisy predictors) to show that the
+   classifier and the split work.
 
-Every output carries ``data_kind`` (:data:`PROXY`, :data:`SYNTHETIC` or :data:`REAL`), because the
+Every output carries ``data_kind`` (a :class:`products.data_kind.DataKind`: ``proxy experiment``,
+``synthetic twin`` or ``real``), because the
 real sample data hold no brightness temperature and no SMOS/SMAP FT file: the real chain is a
 *proxy experiment* (GLDAS soil temperature as reference, other GLDAS fields and latitude as
 predictors), see :mod:`products.pipelines.freeze_thaw`.
@@ -52,27 +54,32 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import sklearn
 import xarray as xr
+from sklearn.ensemble import ExtraTreesClassifier
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
+from products.data_kind import DataKind
 from products.methods import cf, chunked
 from products.methods.cv import block_ids
 from products.methods.files import atomic_path
+from products.registry import PRODUCTS as REGISTRY
 
-PROXY = "proxy experiment"
-SYNTHETIC = "synthetic twin"
-REAL = "real"
-DATA_KINDS = (PROXY, SYNTHETIC, REAL)
+DATA_KINDS = (DataKind.PROXY.value, DataKind.SYNTHETIC.value, DataKind.REAL.value)
+"""The data kinds a freeze/thaw file may carry (:class:`products.data_kind.DataKind` values)."""
 
 THAWED, FROZEN = 0, 1
 STATE_FILL = np.uint8(255)
 SPLIT_FILL = np.int8(-1)
 SETS = ("train", "validation", "test")
 FREEZING_POINT_K = 273.15
-SEED_FIGURES = {"overall_accuracy": "> 86 % in each of the training, validation and test sets",
+SEED_FIGURES = {"overall_accuracy": f"{REGISTRY['freeze_thaw'].published['overall_accuracy']} in each of the training, "
+                                    "validation and test sets",
                 "split": "70 % / 15 % / 15 % of the samples (random, per the record)",
                 "reference": "SMOS soil freeze/thaw; validated with independent SMAP samples",
                 "predictors": "AMSR-E/MWRI multi-channel brightness temperatures, terrain, soil properties, GLDAS",
-                "record": "TPDC f52826e1-c61c-4b79-a43c-4ece3a8eca18"}
+                "record": f"TPDC {REGISTRY['freeze_thaw'].dataset_id}"}
+"""The seed's figures and set-up as its record states them (the figures from :data:`products.registry.PRODUCTS`)."""
 STATE_ATTRS = {"long_name": "surface soil freeze/thaw state", "flag_values": np.array([THAWED, FROZEN], "u1"),
                "flag_meanings": "thawed frozen", "valid_range": np.array([THAWED, FROZEN], "u1"), "units": "1"}
 SPLIT_ATTRS = {"long_name": "sample set of the pixel (spatial blocks)", "flag_values": np.array([0, 1, 2], "i1"),
@@ -418,8 +425,6 @@ def classification_metrics(y_true, y_pred) -> dict:
     Cohen (1960), doi:10.1177/001316446002000104; scikit-learn ``confusion_matrix``,
     ``cohen_kappa_score``.
     """
-    from sklearn.metrics import cohen_kappa_score, confusion_matrix
-
     t, p = np.asarray(y_true).astype("int64").ravel(), np.asarray(y_pred).astype("int64").ravel()
     if t.size == 0 or t.size != p.size:
         raise ValueError(f"expected two non-empty arrays of one length, found {t.size} and {p.size}")
@@ -511,8 +516,6 @@ def fit_select(data: Samples, split: np.ndarray, *, n_estimators: int = 100,
     ----------
     Geurts et al. (2006), doi:10.1007/s10994-006-6226-1; scikit-learn ``ExtraTreesClassifier``.
     """
-    from sklearn.ensemble import ExtraTreesClassifier
-
     split = np.asarray(split)
     if split.shape != data.y.shape:
         raise ValueError(f"split of {split.size} samples for {data.y.size}")
@@ -658,8 +661,6 @@ def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, feature
             raise ValueError("predictions other than 0 (thawed) and 1 (frozen)")
         return labels
 
-    import sklearn
-
     global_attrs = _netcdf_attrs({"Conventions": cf.CONVENTIONS, "data_kind": data_kind, "references": REFERENCES,
                                   "source": f"Extremely Randomized Trees (scikit-learn {sklearn.__version__} "
                                             f"ExtraTreesClassifier) on {', '.join(features)}",
@@ -702,124 +703,3 @@ def grid_of(data: Samples, values: np.ndarray, shape: tuple[int, int, int], fill
     out = np.full(int(np.prod(shape)), fill, dtype=dtype)
     out[data.flat] = values
     return out.reshape(shape)
-
-
-# --- synthetic twin ---------------------------------------------------------------------------
-
-@dataclass
-class Twin:
-    """A synthetic freeze/thaw world with a known answer.
-
-    Attributes
-    ----------
-    predictors : xarray.Dataset
-        ``(time, lat, lon)``: ``tb_like`` (K, a brightness-temperature-like noisy reading of the
-        surface temperature), ``elevation`` (m, with noise), ``noise`` (pure noise, must not
-        matter), and the ``lat`` coordinate (also a feature).
-    temperature : numpy.ndarray
-        float64 (time, lat, lon), the synthetic surface temperature (degC) that decides the truth.
-    truth : numpy.ndarray
-        uint8 (time, lat, lon): 1 where ``temperature < 0``, else 0 (no fill).
-    features : list of str
-        ``["tb_like", "elevation", "lat", "noise"]``.
-    tb_noise_k : float
-        Standard deviation of the noise of ``tb_like`` (K).
-    """
-
-    predictors: xr.Dataset
-    temperature: np.ndarray
-    truth: np.ndarray
-    features: list[str]
-    tb_noise_k: float
-
-
-def make_twin(*, n_lat: int = 60, n_lon: int = 128, n_days: int = 2, res: float = 0.25,
-              origin: tuple[float, float] = (73.0, 25.0), tb_noise_k: float = 3.0, seed: int = 0) -> Twin:
-    """Build a synthetic twin: frozen where a smooth synthetic temperature field is below 0 degC.
-
-    Temperature (degC) = 22 - 0.6 (lat - 25) - 6.5 K km-1 x elevation + a day offset + smooth
-    anomalies (std ~2 K); elevation = smooth random relief, 0-5500 m. Predictors: ``tb_like`` =
-    0.9 x (T + 273.15) + 20 + N(0, ``tb_noise_k``) (a brightness temperature with emissivity 0.9,
-    plus noise), ``elevation`` + N(0, 100 m), ``lat``, and ``noise`` ~ N(0, 1).
-
-    Parameters
-    ----------
-    n_lat, n_lon, n_days : int
-        Grid shape (time, lat, lon).
-    res : float
-        Cell size (degrees).
-    origin : (float, float)
-        (lon, lat) of the south-west cell edge.
-    tb_noise_k : float
-        Noise of ``tb_like`` (K).
-    seed : int
-        Random seed.
-
-    Returns
-    -------
-    Twin
-
-    Raises
-    ------
-    ValueError
-        A non-positive size or resolution.
-    """
-    if min(n_lat, n_lon, n_days) < 1 or res <= 0:
-        raise ValueError("n_lat, n_lon, n_days must be >= 1 and res > 0")
-    rng = np.random.default_rng(seed)
-    lat = origin[1] + (np.arange(n_lat) + 0.5) * res
-    lon = origin[0] + (np.arange(n_lon) + 0.5) * res
-    yy, xx = np.meshgrid(np.arange(n_lat), np.arange(n_lon), indexing="ij")
-
-    def smooth_field(n_bumps, scale):
-        f = np.zeros((n_lat, n_lon))
-        for _ in range(n_bumps):
-            cy, cx = rng.uniform(0, n_lat), rng.uniform(0, n_lon)
-            w = rng.uniform(0.08, 0.25) * max(n_lat, n_lon)
-            f += rng.uniform(-1, 1) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * w * w))
-        return scale * (f - f.mean()) / (f.std() or 1.0)
-
-    elev = smooth_field(12, 1.0)
-    elev = 5500.0 * (elev - elev.min()) / ((elev.max() - elev.min()) or 1.0)
-    temps = []
-    for d in range(n_days):
-        t = 22.0 - 0.6 * (lat[:, None] - 25.0) - 6.5e-3 * elev + (d - (n_days - 1) / 2) * 1.5 + smooth_field(8, 2.0)
-        temps.append(t)
-    temperature = np.stack(temps)
-    truth = (temperature < 0.0).astype("u1")
-    shape = temperature.shape
-    tb = 0.9 * (temperature + FREEZING_POINT_K) + 20.0 + rng.normal(0.0, tb_noise_k, shape)
-    elev_obs = np.broadcast_to(elev, shape) + rng.normal(0.0, 100.0, shape)
-    noise = rng.normal(0.0, 1.0, shape)
-    time = pd.date_range("2015-01-01", periods=n_days, freq="D").values.astype("datetime64[ns]")
-    dims = ("time", "lat", "lon")
-    predictors = xr.Dataset(
-        {"tb_like": (dims, tb.astype("float32"), {"units": "K", "long_name": "synthetic brightness-temperature-like "
-                                                   "reading: 0.9 (T + 273.15) + 20 + noise"}),
-         "elevation": (dims, elev_obs.astype("float32"), {"units": "m", "long_name": "synthetic elevation + noise"}),
-         "noise": (dims, noise.astype("float32"), {"units": "1", "long_name": "pure noise (must not matter)"})},
-        coords={"time": ("time", time), "lat": ("lat", lat), "lon": ("lon", lon)})
-    return Twin(predictors, temperature, truth, ["tb_like", "elevation", "lat", "noise"], float(tb_noise_k))
-
-
-def twin_baseline_accuracy(twin: Twin, mask: np.ndarray | None = None) -> float:
-    """Overall accuracy of the known single-channel rule ``tb_like < 0.9 x 273.15 + 20`` (frozen).
-
-    The answer the twin makes known: thresholding the noisy brightness-like channel at the value a
-    0 degC surface gives. A classifier that also uses elevation and latitude should do at least
-    about as well.
-
-    Parameters
-    ----------
-    twin : Twin
-    mask : numpy.ndarray, optional
-        bool (time, lat, lon): cells to score (e.g. the test pixels).
-
-    Returns
-    -------
-    float
-        Fraction of cells where the rule equals the truth.
-    """
-    rule = (twin.predictors["tb_like"].values < 0.9 * FREEZING_POINT_K + 20.0).astype("u1")
-    m = np.ones(twin.truth.shape, bool) if mask is None else mask
-    return float((rule[m] == twin.truth[m]).mean())

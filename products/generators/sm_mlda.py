@@ -31,11 +31,12 @@ The chain of Xu et al. (2025) in four steps, each a function of this module:
 
 What runs on which data
 -----------------------
-* **Synthetic twin** (:func:`make_twin`, :func:`run_twin`): the whole chain. A bucket model driven by
-  synthetic forcing is the truth at N pixels; three products with known scalings and independent
-  errors of known variance, and in-situ stations (truth + small error) are drawn from it, so the TC
-  error standard deviations, the optimal nudging gain and the ranking of the results are known in
-  advance. Every output of it is labelled ``synthetic twin``.
+* **Synthetic twin** (:mod:`products.generators.twins.sm_mlda`: ``make_twin``, ``run_twin``): the
+  whole chain. A bucket model driven by synthetic forcing is the truth at N pixels; three products
+  with known scalings and independent errors of known variance, and in-situ stations (truth + small
+  error) are drawn from it, so the TC error standard deviations, the optimal nudging gain and the
+  ranking of the results are known in advance. Every output of it is labelled ``synthetic twin``
+  (:attr:`products.data_kind.DataKind.SYNTHETIC`).
 * **Real data** (:func:`ismn_daily`, :func:`screen_retrievals`, :func:`climatology_background`,
   :func:`withheld_retrieval_check`, :func:`collocate`, :func:`validate_collocated`): ISMN in-situ
   series (daily means of good-quality hourly values), ASCAT/ERS retrievals (screened for frozen soil,
@@ -67,7 +68,6 @@ Research Paper 34 (antecedent precipitation index).
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import lightgbm
@@ -76,15 +76,15 @@ import pandas as pd
 import sklearn
 import xarray as xr
 
+from products.data_kind import DataKind
 from products.methods import triple_collocation as tc
 from products.methods.aggregate import median_of_groups, per_class, per_group
-from products.methods.cf import CONVENTIONS
-from products.methods.cv import assert_disjoint, leave_station_out
+from products.methods.cf import CONVENTIONS, history_line
+from products.methods.cv import leave_station_out
 from products.methods.metrics import summary
 from products.methods.nudging import nudge, tc_gain
+from products.registry import PRODUCTS as REGISTRY
 
-SYNTHETIC = "synthetic twin"
-REAL = "real"
 FORCING = ("tair", "rad", "precip", "rh", "api_fast", "api_slow")
 FEATURES = (*FORCING, "doy_sin", "doy_cos", "precip_clim")
 UNITS = {"tair": "degC", "rad": "W m-2", "precip": "mm d-1", "rh": "%", "api_fast": "mm", "api_slow": "mm",
@@ -95,9 +95,11 @@ PRODUCT_UNITS = {"passive": "m3 m-3", "active": "%", "reanalysis": "m3 m-3"}
 DEFAULT_PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 40,
                   "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 2, "verbose": -1,
                   "deterministic": True, "force_col_wise": True}
-SEED_FIGURES = {"ml_da": {"r": 0.741, "ubrmse": 0.0437}, "smap_l4": {"r": 0.717, "ubrmse": 0.0452},
-                "era5_land": {"r": 0.706, "ubrmse": 0.0452}, "gldas": {"r": 0.633, "ubrmse": 0.0501},
-                "stations": 1094, "units": "m3 m-3"}
+_SEED = REGISTRY["sm_mlda"]
+SEED_FIGURES = {"ml_da": {"r": _SEED.published["r_median"], "ubrmse": _SEED.published["ubrmse"]},
+                **_SEED.compared, "stations": _SEED.published["stations"], "units": _SEED.published["ubrmse_units"]}
+"""The seed's published medians over its ISMN stations, of ML-DA and of the products it was compared with
+(from :data:`products.registry.PRODUCTS`, their one home)."""
 REFERENCES = (
     "method after Xu et al. (2025), IEEE TGRS 63, doi:10.1109/TGRS.2025.3568034; "
     "TCR: McColl et al. (2014), doi:10.1002/2014GL061322; TC: Gruber et al. (2016), doi:10.1016/j.jag.2015.09.002; "
@@ -176,171 +178,6 @@ def add_features(frame: pd.DataFrame) -> pd.DataFrame:
     out["doy_sin"], out["doy_cos"] = np.sin(angle), np.cos(angle)
     out["precip_clim"] = out.groupby("pixel", sort=False)["precip"].transform("mean")
     return out
-
-
-# --- the synthetic twin ---------------------------------------------------------------------------
-
-
-@dataclass
-class Twin:
-    """A synthetic truth with forcing, three products and in-situ stations (all arrays (pixel, time)).
-
-    Attributes
-    ----------
-    pixels : pandas.DataFrame
-        One row per pixel: ``pixel`` (str id), ``lat``, ``lon`` (degrees), ``climate`` (``dry`` or
-        ``wet``), ``porosity`` and ``residual`` (m3 m-3), ``role`` (``training`` or ``validation``: the
-        pixels holding an in-situ station, kept out of labels, training and the TC gain), ``short_record``
-        (bool: satellites almost never available, to exercise the minimum-sample rule).
-    times : pandas.DatetimeIndex
-        Daily.
-    forcing : pandas.DataFrame
-        Long table (``pixel``, ``time``, ``tair``, ``rad``, ``precip``, ``rh``), units of :data:`UNITS`.
-    truth : numpy.ndarray
-        float64, m3 m-3.
-    products : dict of str to numpy.ndarray
-        ``passive`` (m3 m-3), ``active`` (% saturation), ``reanalysis`` (m3 m-3); NaN where no retrieval.
-    insitu : numpy.ndarray
-        float64, m3 m-3; NaN at training pixels (stations exist only at validation pixels).
-    scale, offset, err_std : dict of str to float or numpy.ndarray
-        Each product = offset + scale * truth + error with error standard deviation err_std (product
-        units); ``active`` has scale 100 / porosity per pixel.
-    known_err_std : dict of str to numpy.ndarray
-        (pixel,) error standard deviation of each product in the units of the reference (``passive``),
-        err_std_i * scale_passive / scale_i: what TC must recover.
-    """
-
-    pixels: pd.DataFrame
-    times: pd.DatetimeIndex
-    forcing: pd.DataFrame
-    truth: np.ndarray
-    products: dict
-    insitu: np.ndarray
-    scale: dict
-    offset: dict
-    err_std: dict
-    known_err_std: dict
-
-
-def make_twin(n_pixels: int = 60, n_days: int = 1095, *, seed: int = 42, validation_fraction: float = 0.3,
-              short_fraction: float = 0.1, start: str = "2015-04-01", spinup_days: int = 120,
-              precip_miss: float = 0.25) -> Twin:
-    """Draw a synthetic twin: forcing, bucket-model truth, three products and in-situ stations.
-
-    Truth (volumetric, m3 m-3): a bucket between the residual content r and the porosity phi of each
-    pixel, s_t = r + (s_(t-1) - r) exp(-1 / tau_t) + (phi - s_(t-1)) (1 - exp(-P_t / 30 mm)), with the
-    drying time scale tau_t = 25 d / (1 + 0.04 max(T_t, 0) + 0.002 R_t) shortened by temperature and
-    radiation. Forcing: wet days (probability 0.12 at ``dry`` pixels, 0.35 at ``wet``) with
-    exponential amounts, seasonal temperature and radiation, humidity higher on wet days.
-
-    Products (known in advance): ``passive`` = 0.02 + 0.9 s + e, sd(e) = 0.04 m3 m-3, retrieved on 45 %
-    of days; ``active`` = (100 / phi) s + e, sd(e) = 6 % saturation, 50 % of days; ``reanalysis`` =
-    0.12 + 0.6 s + e, e an AR(1) series (lag-1 correlation 0.7) with sd 0.015 m3 m-3, every day.
-    The errors are mutually independent and independent of the truth, the TC assumptions.
-    At ``short_record`` pixels both satellites are available on 3 % of days only (below the TC
-    minimum-sample rule). In-situ at validation pixels: truth + a station offset (sd 0.02) + noise
-    (sd 0.008), every day. The forcing handed to the model is an imperfect observation of the true
-    forcing (``precip_miss`` of the wet days missed, multiplicative log-normal noise of sd 0.5 on the
-    amounts, 3 % false small events; air temperature noise sd 1 K), so the model has the persistent
-    errors of a forcing-driven product that assimilation exists to correct.
-
-    Parameters
-    ----------
-    n_pixels : int
-        Number of pixels (>= 4).
-    n_days : int
-        Number of daily time steps after the spin-up (>= 60).
-    seed : int
-        numpy random seed.
-    validation_fraction : float
-        Share of pixels holding an in-situ validation station, in (0, 1).
-    short_fraction : float
-        Share of training pixels with short satellite records, in [0, 1).
-    start : str
-        First day (ISO date).
-    spinup_days : int
-        Days of bucket spin-up discarded.
-    precip_miss : float
-        Share of true wet days missing from the precipitation the model sees, in [0, 1).
-
-    Returns
-    -------
-    Twin
-
-    Raises
-    ------
-    ValueError
-        Sizes or fractions out of range.
-    """
-    if n_pixels < 4 or n_days < 60 or not 0 < validation_fraction < 1 or not 0 <= short_fraction < 1:
-        raise ValueError("need n_pixels >= 4, n_days >= 60, 0 < validation_fraction < 1, 0 <= short_fraction < 1")
-    rng = np.random.default_rng(seed)
-    n_all = n_days + spinup_days
-    times_all = pd.date_range(pd.Timestamp(start) - pd.Timedelta(days=spinup_days), periods=n_all, freq="D")
-    doy = times_all.dayofyear.to_numpy()
-    climate = np.where(rng.random(n_pixels) < 0.5, "dry", "wet")
-    wet_prob = np.where(climate == "dry", 0.12, 0.35)[:, None]
-    lat = rng.uniform(-40, 60, n_pixels)
-    lon = rng.uniform(-120, 140, n_pixels)
-    hemi = np.where(lat >= 0, 1.0, -1.0)[:, None]
-    season = np.sin(2 * np.pi * (doy[None, :] - 110) / 365.25) * hemi
-    wet = rng.random((n_pixels, n_all)) < wet_prob
-    precip = np.where(wet, rng.exponential(np.where(climate == "dry", 6.0, 8.0)[:, None], (n_pixels, n_all)), 0.0)
-    tair = 14 + 4 * (climate == "dry")[:, None] + 10 * season + rng.normal(0, 3, (n_pixels, n_all))
-    rad = np.clip(200 + 100 * season - 80 * wet + rng.normal(0, 25, (n_pixels, n_all)), 10, None)
-    rh = np.clip(55 + 25 * wet - 10 * (climate == "dry")[:, None] + rng.normal(0, 8, (n_pixels, n_all)), 5, 100)
-    porosity = rng.uniform(0.38, 0.50, n_pixels)
-    residual = rng.uniform(0.02, 0.06, n_pixels)
-    s = np.empty((n_pixels, n_all))
-    state = (porosity + residual) / 2
-    for t in range(n_all):
-        tau = 25.0 / (1 + 0.04 * np.maximum(tair[:, t], 0) + 0.002 * rad[:, t])
-        state = residual + (state - residual) * np.exp(-1 / tau) + (porosity - state) * (1 - np.exp(-precip[:, t] / 30))
-        s[:, t] = state
-    keep = slice(spinup_days, None)
-    truth, times = s[:, keep], times_all[keep]
-    shape = truth.shape
-    n_val = max(2, round(validation_fraction * n_pixels))
-    order = rng.permutation(n_pixels)
-    role = np.full(n_pixels, "training", dtype=object)
-    role[order[:n_val]] = "validation"
-    short = np.zeros(n_pixels, dtype=bool)
-    short[order[n_val:n_val + round(short_fraction * (n_pixels - n_val))]] = True
-    scale = {"passive": 0.9, "active": 100.0 / porosity, "reanalysis": 0.6}
-    offset = {"passive": 0.02, "active": 0.0, "reanalysis": 0.12}
-    err_std = {"passive": 0.04, "active": 6.0, "reanalysis": 0.015}
-    available = {"passive": 0.45, "active": 0.50, "reanalysis": 1.0}
-    products = {}
-    for name in PRODUCTS:
-        sc = np.broadcast_to(np.asarray(scale[name], dtype="float64").reshape(-1, 1) if np.ndim(scale[name])
-                             else scale[name], (n_pixels, 1))
-        if name == "reanalysis":  # AR(1) errors: serially correlated, still independent of the other products
-            rho, white = 0.7, rng.normal(0, err_std[name] * np.sqrt(1 - 0.7**2), shape)
-            err = np.empty(shape)
-            err[:, 0] = rng.normal(0, err_std[name], n_pixels)
-            for t in range(1, shape[1]):
-                err[:, t] = rho * err[:, t - 1] + white[:, t]
-        else:
-            err = rng.normal(0, err_std[name], shape)
-        values = offset[name] + sc * truth + err
-        p = np.where(short[:, None] & (name != "reanalysis"), 0.03, available[name])
-        products[name] = np.where(rng.random(shape) < p, values, np.nan)
-    insitu = truth + rng.normal(0, 0.02, (n_pixels, 1)) + rng.normal(0, 0.008, shape)
-    insitu[role != "validation"] = np.nan
-    known = {name: err_std[name] * scale["passive"] / np.asarray(scale[name], dtype="float64") * np.ones(n_pixels)
-             for name in PRODUCTS}
-    ids = np.array([f"twin-{i:04d}" for i in range(n_pixels)], dtype=object)
-    pixels = pd.DataFrame({"pixel": ids, "lat": lat, "lon": lon, "climate": climate, "porosity": porosity,
-                           "residual": residual, "role": role, "short_record": short})
-    # The forcing the model sees is an imperfect product of the true forcing (as MSWEP/ERA5 are):
-    # precipitation with multiplicative noise, 25 % of the wet days missed and a few false small events.
-    seen = np.where(wet, rng.random((n_pixels, n_all)) >= precip_miss, rng.random((n_pixels, n_all)) < 0.03)
-    precip_seen = np.where(seen, np.where(wet, precip * rng.lognormal(0, 0.5, (n_pixels, n_all)),
-                                          rng.exponential(2.0, (n_pixels, n_all))), 0.0)
-    forcing = pd.DataFrame({"pixel": np.repeat(ids, shape[1]), "time": np.tile(times.to_numpy(), n_pixels),
-                            "tair": (tair + rng.normal(0, 1.0, tair.shape))[:, keep].ravel(), "rad": rad[:, keep].ravel(),
-                            "precip": precip_seen[:, keep].ravel(), "rh": rh[:, keep].ravel()})
-    return Twin(pixels, times, forcing, truth, products, insitu, scale, offset, err_std, known)
 
 
 # --- step 1: labels by triple collocation -------------------------------------------------------
@@ -697,7 +534,8 @@ def validation_rows(results: dict, *, split: str, kind: str, units: str, variabl
     split : str
         E.g. ``twin_insitu``, ``twin_cv``, ``real_withheld`` (<= 30 characters).
     kind : str
-        :data:`SYNTHETIC` or :data:`REAL`; written into each pooled/class label.
+        A :class:`products.data_kind.DataKind` (``synthetic twin`` or ``real``); written into each
+        pooled/class label.
     units : str
         Units of the compared series.
     variable_prefix : str
@@ -723,157 +561,6 @@ def validation_rows(results: dict, *, split: str, kind: str, units: str, variabl
             rows.append({**base, "scope": "class", "label": f"{kind}: {label} ({int(m['n_stations'])} stations, pooled)",
                          **{k: m[k] for k in keys}})
     return rows
-
-
-# --- the whole chain on the twin ------------------------------------------------------------------
-
-
-@dataclass
-class TwinResult:
-    """Output of :func:`run_twin`.
-
-    Attributes
-    ----------
-    twin : Twin
-    labels : Labels
-        TC table and labels (units of ``passive``, m3 m-3) for every pixel (validation pixels too, for
-        comparison only: they never fit the model).
-    fit : ModelFit
-    series : dict of str to numpy.ndarray
-        (pixel, time) float64, m3 m-3: ``ml`` (final model), ``ml_da`` (nudged), ``obs_rescaled`` (the
-        passive retrieval rescaled to the model climatology), ``active_m3`` (active converted with the
-        porosity: ssm / 100 * porosity).
-    gain : pandas.DataFrame
-        Per pixel: ``gain`` used, ``from_tc`` (bool), ``oracle_gain`` (from the true error variances of
-        the model and the rescaled retrieval, computable only in a twin).
-    validation : dict
-        :func:`validate_against_insitu` of ``ml_da``, ``ml``, ``labels``, ``passive``, ``active_m3``,
-        ``reanalysis`` at the validation stations.
-    cv : dict
-        Same layout, model cross-validated against the labels at training pixels (``ml_cv``).
-    truth_scores : dict
-        RMSE against the truth (m3 m-3), twin only: per series over all pixel-days where it exists, and
-        for ``ml`` / ``ml_da`` on retrieval days and on days without retrieval.
-    train_pixels, validation_pixels : numpy.ndarray
-        Disjoint pixel ids (asserted).
-    settings : dict
-    """
-
-    twin: Twin
-    labels: Labels
-    fit: ModelFit
-    series: dict
-    gain: pd.DataFrame
-    validation: dict
-    cv: dict
-    truth_scores: dict
-    train_pixels: np.ndarray
-    validation_pixels: np.ndarray
-    settings: dict
-
-
-def _rmse(a, b, mask=None):
-    ok = np.isfinite(a) & np.isfinite(b) & (True if mask is None else mask)
-    return float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2))) if ok.sum() else np.nan
-
-
-def run_twin(twin: Twin, *, n_splits: int = 10, seed: int = 42, params: dict | None = None, gain="tc",
-             memory_days: float = 3.0, min_samples: int = 100, tc_fallback: str = "exclude") -> TwinResult:
-    """The whole ML-DA chain on a synthetic twin, with checks only a twin allows.
-
-    Steps: :func:`tc_labels` (all pixels) -> :func:`fit_model` on the labelled training pixels ->
-    per-pixel :func:`tc_nudging_gain` (or a fixed gain) and :func:`nudge_series` of the final model
-    toward the passive retrieval -> :func:`validate_against_insitu` at the validation pixels, never used
-    for labels, training or gain estimation (:func:`products.methods.cv.assert_disjoint`).
-
-    Parameters
-    ----------
-    twin : Twin
-        From :func:`make_twin`.
-    n_splits, seed, params
-        See :func:`fit_model`.
-    gain : "tc" or float
-        ``"tc"``: per-pixel gain from TC of (model, passive, active), 0.5 where TC fails; a float in
-        [0, 1]: that gain everywhere.
-    memory_days : float
-        Increment memory of :func:`nudge_series`.
-    min_samples, tc_fallback
-        See :func:`tc_labels`.
-
-    Returns
-    -------
-    TwinResult
-
-    Raises
-    ------
-    ValueError
-        Bad gain, or any error of the steps.
-    """
-    if not (gain == "tc" or (isinstance(gain, int | float) and 0 <= float(gain) <= 1)):
-        raise ValueError(f"gain must be 'tc' or a number in [0, 1], found {gain!r}")
-    pixels = twin.pixels
-    is_val = (pixels["role"] == "validation").to_numpy()
-    n_pix, n_t = twin.truth.shape
-    labels = tc_labels({name: twin.products[name] for name in PRODUCTS}, min_samples=min_samples,
-                       fallback=tc_fallback)
-    table = add_features(twin.forcing)
-    table["label"] = labels.labels.ravel()
-    train_rows = np.repeat(~is_val, n_t)
-    fit = fit_model(table, train=train_rows, n_splits=n_splits, seed=seed, params=params)
-    val_ids = pixels.loc[is_val, "pixel"].to_numpy()
-    assert_disjoint(fit.train_pixels, val_ids)
-    ml = fit.pred.reshape(n_pix, n_t)
-    obs_rescaled, gains, from_tc, oracle = np.full_like(ml, np.nan), np.empty(n_pix), np.zeros(n_pix, bool), np.empty(n_pix)
-    for i in range(n_pix):
-        p, a = twin.products["passive"][i], twin.products["active"][i]
-        g, beta, ok = tc_nudging_gain(ml[i], p, a, min_samples=min_samples)
-        if gain != "tc":
-            g = float(gain)
-        gains[i], from_tc[i] = g, ok and gain == "tc"
-        obs_rescaled[i] = rescale_to(p, ml[i], beta)
-        err_o = obs_rescaled[i] - twin.truth[i]
-        # oracle: error variances about the truth after removing each series' own linear scaling
-        bm = np.polyfit(twin.truth[i], ml[i], 1)
-        em = ml[i] - np.polyval(bm, twin.truth[i])
-        ok_o = np.isfinite(err_o)
-        bo = np.polyfit(twin.truth[i][ok_o], obs_rescaled[i][ok_o], 1) if ok_o.sum() > 3 else None
-        if bo is None:
-            oracle[i] = np.nan
-        else:
-            eo = obs_rescaled[i][ok_o] - np.polyval(bo, twin.truth[i][ok_o])
-            vm, vo = np.var(em), np.var(eo) * (bm[0] / bo[0]) ** 2
-            oracle[i] = vm / (vm + vo)
-    ml_da = nudge_series(ml, obs_rescaled, gains, memory_days=memory_days)
-    active_m3 = twin.products["active"] / 100.0 * pixels["porosity"].to_numpy()[:, None]
-    series = {"ml": ml, "ml_da": ml_da, "obs_rescaled": obs_rescaled, "active_m3": active_m3}
-    compare = {"ml_da": ml_da, "ml": ml, "labels": labels.labels, "passive": twin.products["passive"],
-               "active_m3": active_m3, "reanalysis": twin.products["reanalysis"]}
-    frame = pd.DataFrame({"station": np.repeat(pixels["pixel"].to_numpy(), n_t),
-                          "climate": np.repeat(pixels["climate"].to_numpy(), n_t),
-                          "insitu": twin.insitu.ravel(), **{k: v.ravel() for k, v in compare.items()}})
-    frame = frame[np.repeat(is_val, n_t)]
-    insitu_stations = frame.loc[frame["insitu"].notna(), "station"].unique()
-    assert_disjoint(fit.train_pixels, insitu_stations)
-    validation = validate_against_insitu(frame, list(compare), cls="climate")
-    cv_frame = pd.DataFrame({"station": table["pixel"], "label": table["label"], "ml_cv": fit.cv_pred})
-    cv = validate_against_insitu(cv_frame[train_rows], ["ml_cv"], obs="label")
-    has_obs = np.isfinite(obs_rescaled)
-    truth_scores = {name: _rmse(v, twin.truth) for name, v in compare.items() if name != "active_m3"}
-    truth_scores.update({"ml_on_retrieval_days": _rmse(ml, twin.truth, has_obs),
-                         "ml_da_on_retrieval_days": _rmse(ml_da, twin.truth, has_obs),
-                         "ml_without_retrieval": _rmse(ml, twin.truth, ~has_obs),
-                         "ml_da_without_retrieval": _rmse(ml_da, twin.truth, ~has_obs)})
-    for name in PRODUCTS:  # each product rescaled to the truth units by its known linear relation
-        sc = np.asarray(twin.scale[name], dtype="float64")
-        sc = sc[:, None] if sc.ndim else sc
-        truth_scores[f"{name}_rescaled"] = _rmse((twin.products[name] - twin.offset[name]) / sc * 0.9 + 0.02,
-                                                 0.9 * twin.truth + 0.02)
-    truth_scores["labels_vs_reference_units"] = _rmse(labels.labels, 0.9 * twin.truth + 0.02)
-    gain_table = pd.DataFrame({"pixel": pixels["pixel"], "gain": gains, "from_tc": from_tc, "oracle_gain": oracle})
-    settings = {"n_splits": n_splits, "seed": seed, "gain": gain, "memory_days": memory_days,
-                "min_samples": min_samples, "tc_fallback": tc_fallback, "params": fit.params}
-    return TwinResult(twin, labels, fit, series, gain_table, validation, cv, truth_scores, fit.train_pixels,
-                      val_ids, settings)
 
 
 # --- real data pieces -------------------------------------------------------------------------------
@@ -1228,8 +915,8 @@ def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataF
     CF Conventions 1.8, section 9 and appendix H.2.1.
     """
     attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
-    if attrs.get("data_kind") not in (SYNTHETIC, REAL):
-        raise ValueError(f"attrs['data_kind'] must be {SYNTHETIC!r} or {REAL!r}")
+    if attrs.get("data_kind") not in (DataKind.SYNTHETIC, DataKind.REAL):
+        raise ValueError(f"attrs['data_kind'] must be {DataKind.SYNTHETIC.value!r} or {DataKind.REAL.value!r}")
     if frame.duplicated(["station", "time"]).any():
         raise ValueError("frame: a (station, day) appears twice")
     sites = stations.set_index("station")
@@ -1261,7 +948,7 @@ def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataF
         ds[name].encoding["_FillValue"] = None
     ds["time"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
     ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "references": REFERENCES,
-                "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.sm_mlda",
+                "history": history_line("products.generators.sm_mlda"),
                 "source": f"LightGBM {lightgbm.__version__}, scikit-learn {sklearn.__version__}", **attrs}
     return ds
 
@@ -1271,65 +958,3 @@ SATURATION_ATTRS = {"units": "%", "standard_name": "volume_fraction_of_condensed
 """Degree of saturation (ASCAT surface soil moisture): the water-filled fraction of the pore volume."""
 SM_ERROR_STD_NAME = "volume_fraction_of_condensed_water_in_soil standard_error"
 """CF standard name with the ``standard_error`` modifier (CF appendix C): an error standard deviation."""
-
-
-def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset:
-    """The twin as a CF timeSeries file labelled ``data_kind = "synthetic twin"``.
-
-    Parameters
-    ----------
-    result : TwinResult
-        From :func:`run_twin`.
-    attrs : dict, optional
-        Extra global attributes.
-
-    Returns
-    -------
-    xarray.Dataset
-        Dims (station = pixel, time): ``truth``, ``insitu``, ``passive``, ``active`` (%), ``reanalysis``,
-        ``labels``, ``sm_ml``, ``sm_mlda`` (m3 m-3 unless noted); per pixel ``role``, ``climate``, the
-        TC rule, gain, recovered and known error standard deviations; twin figures as attributes.
-    """
-    twin, n_t = result.twin, result.twin.truth.shape[1]
-    pix = twin.pixels.rename(columns={"pixel": "station"}).copy()
-    pix = pix.assign(tc_rule=result.labels.table["rule"].to_numpy(), nudging_gain=result.gain["gain"].to_numpy(),
-                     oracle_gain=result.gain["oracle_gain"].to_numpy())
-    station_vars = {"role": {"long_name": "pixel role: training (labels, model, gain) or validation (in-situ station)"},
-                    "climate": {"long_name": "synthetic climate class"},
-                    "tc_rule": {"long_name": "label rule: tc (TC-weighted merge), equal (fallback), excluded"},
-                    "nudging_gain": {"long_name": "nudging gain G used", "units": "1"},
-                    "oracle_gain": {"long_name": "optimal gain from the true error variances (twin only)", "units": "1"}}
-    for name in PRODUCTS:
-        pix[f"tc_err_std_{name}"] = result.labels.table[f"err_std_{name}"].to_numpy()
-        pix[f"known_err_std_{name}"] = twin.known_err_std[name]
-        station_vars[f"tc_err_std_{name}"] = {"long_name": f"TC error standard deviation of {name}, in passive units",
-                                              "units": "m3 m-3", "standard_name": SM_ERROR_STD_NAME,
-                                              "coverage_content_type": "qualityInformation"}
-        station_vars[f"known_err_std_{name}"] = {"long_name": f"known error standard deviation of {name}, in passive "
-                                                              "units", "units": "m3 m-3", "standard_name": SM_ERROR_STD_NAME,
-                                                 "coverage_content_type": "qualityInformation"}
-    frame = pd.DataFrame({"station": np.repeat(pix["station"].to_numpy(), n_t),
-                          "time": np.tile(twin.times.to_numpy(), len(pix)),
-                          "truth": twin.truth.ravel(), "insitu": twin.insitu.ravel(),
-                          **{k: v.ravel() for k, v in twin.products.items()},
-                          "labels": result.labels.labels.ravel(), "sm_ml": result.series["ml"].ravel(),
-                          "sm_mlda": result.series["ml_da"].ravel()})
-    variables = {
-        "truth": {**SM_ATTRS, "long_name": "synthetic truth (bucket model)", "coverage_content_type": "referenceInformation"},
-        "insitu": {**SM_ATTRS, "long_name": "synthetic in-situ station (validation pixels only)",
-                   "coverage_content_type": "physicalMeasurement"},
-        "passive": {**SM_ATTRS, "long_name": "synthetic passive-microwave retrieval (SMAP L3-like)"},
-        "active": {**SATURATION_ATTRS, "long_name": "synthetic active-microwave degree of saturation (ASCAT-like)"},
-        "reanalysis": {**SM_ATTRS, "long_name": "synthetic model/reanalysis soil moisture"},
-        "labels": {**SM_ATTRS, "long_name": "TC-weighted merge of passive, active, reanalysis (training labels)"},
-        "sm_ml": {**SM_ATTRS, "long_name": "LightGBM soil moisture from forcing, no assimilation"},
-        "sm_mlda": {**SM_ATTRS, "long_name": "ML-DA soil moisture: LightGBM nudged toward the passive retrieval"},
-    }
-    med = {k: v["median"] for k, v in result.validation.items()}
-    a = {"data_kind": SYNTHETIC, "title": "Soil moisture ML-DA twin experiment (synthetic truth, known errors)",
-         "comment": "SYNTHETIC: every value in this file is drawn from a synthetic twin (products.generators.sm_mlda."
-                    "make_twin); it checks the method, it is not a soil-moisture product.",
-         "twin_median_r_ml_da": med["ml_da"]["r"], "twin_median_ubrmse_ml_da": med["ml_da"]["ubrmse"],
-         "twin_validation_stations": med["ml_da"]["n_stations"],
-         "settings": str({k: v for k, v in result.settings.items() if k != "params"}), **(attrs or {})}
-    return to_cf_timeseries(frame, variables, stations=pix, station_variables=station_vars, attrs=a)

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from products.data_kind import DataKind
+from products.generators.twins import freeze_thaw as ft_twin
 from products.methods import cf
 from products.models import GenerationRun
 from products.services import ProductOutput, RunError, file_input, record_inputs, timed
@@ -150,14 +152,14 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                          f) for f in files]
     if params["twin"]:
         inputs.append({"role": "synthetic twin (generated in memory, no file)",
-                       "path": "products.generators.freeze_thaw.make_twin", "sha256": "",
+                       "path": "products.generators.twins.freeze_thaw.make_twin", "sha256": "",
                        "parameters": {"shape": params["twin_shape"], "tb_noise_k": params["twin_tb_noise_k"],
                                       "seed": seed}})
     record_inputs(run, inputs)
     predictors, reference, n_steps = gldas_proxy_cube(files)
     timed(run, timings, "read_gldas", t)
 
-    results: dict[str, dict] = {ft.PROXY: {}, ft.SYNTHETIC: {}}
+    results: dict[str, dict] = {DataKind.PROXY: {}, DataKind.SYNTHETIC: {}}
     out_files: dict[str, str] = {}
     grids: dict[str, dict] = {}
     for region in params["regions"]:
@@ -174,14 +176,14 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             data = ft.samples(sub, ref, features, reference_source=REFERENCE_FIELD)
             split = ft.block_split(data.lat, data.lon, block, seed=seed)
             res = ft.fit_select(data, split, **fit_kw)
-            results[ft.PROXY][f"{region}:{fs_name}"] = res
+            results[DataKind.PROXY][f"{region}:{fs_name}"] = res
             if fs_name == "gldas_soil":
                 main = (data, split, res, features)
         data, split, res, features = main
         name = f"freeze_thaw_proxy_{region}.nc"
         shape = tuple(sub.sizes[d] for d in ("time", "lat", "lon"))
         grids[region] = ft.write_state_grid(
-            workdir / name, predictors=sub, features=features, predict=res.model.predict, data_kind=ft.PROXY,
+            workdir / name, predictors=sub, features=features, predict=res.model.predict, data_kind=DataKind.PROXY,
             extra={"ft_reference": (ref, {**ft.STATE_ATTRS, "long_name": "reference: GLDAS 0-10 cm soil temperature "
                                                                         "(daily mean) < 273.15 K"}),
                    "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
@@ -203,19 +205,19 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     if params["twin"]:
         t = time.perf_counter()
         n_days, n_lat, n_lon = (int(v) for v in params["twin_shape"])
-        twin = ft.make_twin(n_lat=n_lat, n_lon=n_lon, n_days=n_days, tb_noise_k=float(params["twin_tb_noise_k"]),
+        twin = ft_twin.make_twin(n_lat=n_lat, n_lon=n_lon, n_days=n_days, tb_noise_k=float(params["twin_tb_noise_k"]),
                             seed=seed)
         data = ft.samples(twin.predictors, twin.truth, twin.features)
         split = ft.block_split(data.lat, data.lon, 2.0, seed=seed)
         res = ft.fit_select(data, split, **fit_kw)
-        results[ft.SYNTHETIC]["twin"] = res
+        results[DataKind.SYNTHETIC]["twin"] = res
         shape = twin.truth.shape
         test_mask = ft.grid_of(data, split == 2, shape, False, bool)
-        baseline = ft.twin_baseline_accuracy(twin, test_mask)
+        baseline = ft_twin.twin_baseline_accuracy(twin, test_mask)
         name = "freeze_thaw_twin.nc"
         grids["twin"] = ft.write_state_grid(
             workdir / name, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
-            data_kind=ft.SYNTHETIC,
+            data_kind=DataKind.SYNTHETIC,
             extra={"ft_reference": (twin.truth, {**ft.STATE_ATTRS, "long_name": "synthetic truth: T < 0 degC"}),
                    "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
             attrs={**base_attrs, "title": "Freeze/thaw state, SYNTHETIC TWIN",
@@ -234,7 +236,7 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                             "params": r.params, "n_train_fitted": r.n_train_fitted, "features": r.features}
                      for name, r in rs.items()} for kind, rs in results.items()}
     if params["twin"]:
-        detail[ft.SYNTHETIC]["twin"]["test_baseline_overall_accuracy"] = baseline
+        detail[DataKind.SYNTHETIC]["twin"]["test_baseline_overall_accuracy"] = baseline
     (workdir / "freeze_thaw_metrics.json").write_text(json.dumps({"seed": ft.SEED_FIGURES, **detail}, indent=1))
     out_files["freeze_thaw_metrics.json"] = "the same metrics with model selection and feature importances (JSON)"
     timed(run, timings, "metrics", t)
@@ -244,17 +246,17 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                                                  "confusion_matrix")} for s in ft.SETS}
 
     summary = {
-        "data_kind": {"proxy": ft.PROXY, "twin": ft.SYNTHETIC if params["twin"] else "not run"},
+        "data_kind": {"proxy": DataKind.PROXY, "twin": DataKind.SYNTHETIC if params["twin"] else "not run"},
         "seed": ft.SEED_FIGURES,
-        "proxy": {name: brief(r) for name, r in results[ft.PROXY].items()},
+        "proxy": {name: brief(r) for name, r in results[DataKind.PROXY].items()},
         "proxy_setup": {"reference": f"{REFERENCE_FIELD} daily mean ({n_steps} steps) < 273.15 K, 2015-01-01",
                         "features": FEATURE_SETS, "split": "70/15/15 by spatial blocks of pixels; by year impossible "
                                                            "(one day)",
                         "block_deg": params["block_deg"], "elevation": "not derivable from the sample files",
                         "frozen_cells": {k: int(v["frozen"]) for k, v in grids.items()},
                         "predicted_cells": {k: int(v["predicted"]) for k, v in grids.items()}},
-        "twin": ({**brief(results[ft.SYNTHETIC]["twin"]), "test_baseline_overall_accuracy": baseline,
-                  "importances": results[ft.SYNTHETIC]["twin"].importances} if params["twin"] else None),
+        "twin": ({**brief(results[DataKind.SYNTHETIC]["twin"]), "test_baseline_overall_accuracy": baseline,
+                  "importances": results[DataKind.SYNTHETIC]["twin"].importances} if params["twin"] else None),
         "validation_results": "none: classification metrics do not fit the KGE-style ValidationResult columns; see "
                               "freeze_thaw_metrics.csv/json",
     }

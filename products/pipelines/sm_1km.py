@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 
+from products.data_kind import DataKind
+from products.generators.twins import sm_1km as sm_1km_twin
 from products.methods import cf
 from products.models import GenerationRun
 from products.services import (
@@ -94,7 +96,7 @@ def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
     sm_1km.write_product(functools.partial(sm_1km.field_features, values=seamless.sm), sm_1km.first_column,
                          grid=grid, times=day, nc_path=workdir / "sm_coarse_real.nc",
                          tif_path=workdir / "sm_coarse_real.tif", chunk=(300, 720), global_attrs={
-                             **attrs, "data_kind": sm_1km.REAL, **cf.soil_layer_attributes(0.0, 0.1),
+                             **attrs, "data_kind": DataKind.REAL, **cf.soil_layer_attributes(0.0, 0.1),
                              "title": "Seamless coarse (0.25 degree) surface soil moisture, step 1 (REAL)",
                              "source": f"GLDAS-2.1 Noah SoilMoi0_10cm_inst, daily mean of {len(files)} 3-hourly files "
                                        "of 2016-01-01, kg m-2 / 100 = m3 m-3",
@@ -126,7 +128,7 @@ def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
                          sm_1km.first_column, grid=grid, times=np.array(["2016-01-01"], dtype="datetime64[ns]"),
                          nc_path=workdir / "sm_coarse_1km_real.nc", tif_path=workdir / "sm_coarse_1km_real.tif",
                          chunk=(240, 240), global_attrs={
-                             **attrs, "data_kind": sm_1km.REAL, **cf.soil_layer_attributes(0.0, 0.1),
+                             **attrs, "data_kind": DataKind.REAL, **cf.soil_layer_attributes(0.0, 0.1),
                              "title": "GLDAS coarse soil moisture bilinearly interpolated to 1 km over MODIS tile "
                                       f"{granule} (REAL; the coarse-only input of step 2, not a downscaled product)",
                              "source": "sm_coarse_real.nc (GLDAS-2.1 Noah, 2016-01-01) interpolated bilinearly onto "
@@ -211,7 +213,7 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                    for p in gldas_files]
         inputs.append(file_input("MODIS MOD11A1 LST tile (step-2 LST predictor grid, REAL)", tile))
         inputs.append(ingested_input("ISMN in-situ soil moisture (station format; no usable training rows)", "ismn"))
-    inputs.append({"role": "synthetic twin (generated in memory, no file)", "path": "products.generators.sm_1km.Twin",
+    inputs.append({"role": "synthetic twin (generated in memory, no file)", "path": "products.generators.twins.sm_1km.Twin",
                    "sha256": "", "parameters": {k: params[k] for k in ("seed", "twin_coarse_cells", "twin_days",
                                                                        "twin_stations", "validation_fraction")}})
     record_inputs(run, inputs)
@@ -229,14 +231,14 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 "not_run": "downscaling model, real 1 km product and real validation: no NDVI/albedo/terrain grids in "
                            "the sample data, and no ISMN station inside the MODIS tile or with data on 2016-01-01 or "
                            f"{fine['lst_day']} (no training row); no satellite product for CDF matching"}
-        summary["real"] = {**real, "data_kind": sm_1km.REAL}
+        summary["real"] = {**real, "data_kind": DataKind.REAL}
     timed(run, timings, "real_inputs", t)
 
     t = time.perf_counter()
     n = int(params["twin_coarse_cells"])
-    twin = sm_1km.Twin(n, n, int(params["twin_days"]), int(params["twin_stations"]), seed=int(params["seed"]))
+    twin = sm_1km_twin.Twin(n, n, int(params["twin_days"]), int(params["twin_stations"]), seed=int(params["seed"]))
     chunk = (int(params["chunk"]), int(params["chunk"]))
-    result = sm_1km.run_twin(twin, seed=int(params["seed"]), validation_fraction=float(params["validation_fraction"]),
+    result = sm_1km_twin.run_twin(twin, seed=int(params["seed"]), validation_fraction=float(params["validation_fraction"]),
                              n_splits=int(params["n_splits"]), params={"n_estimators": int(params["n_estimators"])},
                              nc_path=workdir / "sm_1km_twin.nc", tif_path=workdir / "sm_1km_twin.tif", chunk=chunk,
                              attrs=attrs)
@@ -245,11 +247,11 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     files["sm_1km_twin.tif"] = "SYNTHETIC twin: the same 1 km field as a tiled GeoTIFF, one band per day"
     timed(run, timings, "twin_chain", t)
 
-    for (split, variable), frame in sm_1km.validation_frames(result).items():
-        validation += _rows(frame, variable=variable, split=split, kind=sm_1km.SYNTHETIC)
-    frames = sm_1km.validation_frames(result)
+    for (split, variable), frame in sm_1km_twin.validation_frames(result).items():
+        validation += _rows(frame, variable=variable, split=split, kind=DataKind.SYNTHETIC)
+    frames = sm_1km_twin.validation_frames(result)
     summary["twin"] = {
-        "data_kind": sm_1km.SYNTHETIC, "grid_1km": list(twin.grid.shape), "days": len(twin.times),
+        "data_kind": DataKind.SYNTHETIC, "grid_1km": list(twin.grid.shape), "days": len(twin.times),
         "train_stations": len(result.train_stations), "validation_stations": len(result.validation_stations),
         "coarse_gap_fill_rmse": json_safe(result.coarse_scores),
         "truth_scores": {k: json_safe(v) for k, v in result.truth_scores.items()},

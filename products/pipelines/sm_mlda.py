@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ingestion.models import Station
+from products.data_kind import DataKind
+from products.generators.twins import sm_mlda as sm_mlda_twin
 from products.methods.cf import write_netcdf
 from products.models import GenerationRun
 from products.services import (
@@ -166,17 +168,17 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     inputs = [ingested_input("ISMN in-situ soil moisture (validation stations)", "ismn")]
     if sat is not None:
         inputs.append(ingested_input("ASCAT/ERS surface soil moisture (retrievals to assimilate)", "ascat"))
-    inputs.append({"role": "synthetic twin (generated in memory, no file)", "path": "products.generators.sm_mlda.make_twin",
+    inputs.append({"role": "synthetic twin (generated in memory, no file)", "path": "products.generators.twins.sm_mlda.make_twin",
                    "sha256": "", "parameters": {k: params[k] for k in ("seed", "twin_pixels", "twin_days",
                                                                        "twin_validation_fraction")}})
     record_inputs(run, inputs)
     timed(run, timings, "real_inputs", t)
 
     t = time.perf_counter()
-    twin = sm_mlda.make_twin(int(params["twin_pixels"]), int(params["twin_days"]), seed=int(params["seed"]),
+    twin = sm_mlda_twin.make_twin(int(params["twin_pixels"]), int(params["twin_days"]), seed=int(params["seed"]),
                              validation_fraction=float(params["twin_validation_fraction"]))
     gain = params["gain"] if params["gain"] == "tc" else float(params["gain"])
-    result = sm_mlda.run_twin(twin, n_splits=int(params["n_splits"]), seed=int(params["seed"]),
+    result = sm_mlda_twin.run_twin(twin, n_splits=int(params["n_splits"]), seed=int(params["seed"]),
                               params={"n_estimators": int(params["n_estimators"])}, gain=gain,
                               memory_days=float(params["memory_days"]), min_samples=int(params["min_samples"]),
                               tc_fallback=str(params["tc_fallback"]))
@@ -185,10 +187,10 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     t = time.perf_counter()
     files = {}
     twin_name = "sm_mlda_twin.nc"
-    write_netcdf(sm_mlda.twin_dataset(result, attrs=base_attrs), workdir / twin_name)
+    write_netcdf(sm_mlda_twin.twin_dataset(result, attrs=base_attrs), workdir / twin_name)
     files[twin_name] = ("SYNTHETIC twin experiment, CF-1.8 timeSeries (DSG): synthetic truth, in-situ, three products, "
                         "TC labels, LightGBM and ML-DA (nudged) soil moisture at twin pixels")
-    real_attrs = {**base_attrs, "data_kind": sm_mlda.REAL,
+    real_attrs = {**base_attrs, "data_kind": DataKind.REAL,
                   "title": "Soil moisture ML-DA: real inputs and the steps the sample data allow",
                   "comment": "REAL data. Ran on real data: ISMN daily in-situ series; ASCAT/ERS screening, leave-year-out "
                              "climatological background, nudging toward the real retrievals scored on withheld real "
@@ -202,11 +204,11 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                         + ("; ASCAT/ERS screened retrievals, climatological background and nudged series" if sat else ""))
     timed(run, timings, "write", t)
 
-    validation = _rows(result.validation, split="twin_insitu", kind=sm_mlda.SYNTHETIC, units="m3 m-3")
-    validation += _rows(result.cv, split="twin_cv", kind=sm_mlda.SYNTHETIC, units="m3 m-3")
+    validation = _rows(result.validation, split="twin_insitu", kind=DataKind.SYNTHETIC, units="m3 m-3")
+    validation += _rows(result.cv, split="twin_cv", kind=DataKind.SYNTHETIC, units="m3 m-3")
     tab, ok = result.labels.table, (result.labels.table["rule"] == "tc").to_numpy()
     summary = {
-        "data_kind": {"twin": sm_mlda.SYNTHETIC, "ismn": sm_mlda.REAL, "ascat": sm_mlda.REAL if sat else "not ingested"},
+        "data_kind": {"twin": DataKind.SYNTHETIC, "ismn": DataKind.REAL, "ascat": DataKind.REAL if sat else "not ingested"},
         "twin": {
             "pixels": int(len(twin.pixels)), "days": int(len(twin.times)),
             "validation_stations": int(len(result.validation_pixels)),
@@ -224,11 +226,11 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "seed": sm_mlda.SEED_FIGURES,
     }
     if sat is not None:
-        validation += _rows(sat["withheld"], split="real_withheld", kind=sm_mlda.REAL, units="%",
+        validation += _rows(sat["withheld"], split="real_withheld", kind=DataKind.REAL, units="%",
                             variable_prefix="ssm")
         collocated = sm_mlda.validate_collocated(sat["pairs"], insitu, {"ascat": sat["wide"], "ascat_nudged": sat["analysis"]})
         if collocated:
-            validation += _rows(collocated, split="real_insitu", kind=sm_mlda.REAL, units="m3 m-3")
+            validation += _rows(collocated, split="real_insitu", kind=DataKind.REAL, units="m3 m-3")
         summary["real"].update({
             "satellite_networks": sat["networks"], "satellite_points_available": int(sat["n_candidates"]),
             "satellite_points_used": int(len(sat["analysis"])),

@@ -1,6 +1,6 @@
 """Benchmark: the windowed 1 km soil-moisture generator against holding the whole grid in memory (baseline).
 
-SYNTHETIC data throughout: the analytic predictors of :class:`products.generators.sm_1km.Twin` (LST,
+SYNTHETIC data throughout: the analytic predictors of :class:`products.generators.twins.sm_1km.Twin` (LST,
 NDVI, albedo, elevation, computable for any window) on a set of square 1 km tiles side by side
 (``BENCH_SM1KM_TILE`` cells a side, default 1200 like a MODIS tile), a made-up 0.25 degree coarse
 field, and a LightGBM residual model with :data:`sm_1km.DEFAULT_PARAMS` (200 trees) fitted on
@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from products.generators import sm_1km
+from products.generators.twins import sm_1km as sm_1km_twin
 
 TILE = int(os.environ.get("BENCH_SM1KM_TILE", 1200))
 TILES = [int(n) for n in os.environ.get("BENCH_SM1KM_TILES", "1,4").split(",")]
@@ -62,7 +63,7 @@ def setup(n_tiles: int):
     """A strip of ``n_tiles`` tiles (predictors), its coarse grid and a made-up coarse field."""
     f = sm_1km.FINE_PER_COARSE
     n_coarse = -(-TILE // f)
-    twin = sm_1km.Twin(n_coarse, n_coarse * n_tiles, DAYS, 0, seed=5, with_coarse=False)
+    twin = sm_1km_twin.Twin(n_coarse, n_coarse * n_tiles, DAYS, 0, seed=5, with_coarse=False)
     rng = np.random.default_rng(2)
     coarse = np.clip(0.25 + 0.08 * rng.normal(size=(DAYS, *twin.coarse_grid.shape)), 0.02, 0.5)
     return twin, coarse

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.files import MEDIA_TYPES, RangeNotSatisfiable, compressible, media_type_for, parse_range
+from products.data_kind import DataKind
 from products.generators import sm_1km
 from products.methods.files import sha256
 from products.registry import PRODUCTS
@@ -78,7 +79,7 @@ def cog_version(django_db_setup, django_db_blocker):
         folder.mkdir(parents=True)
         sm_1km.write_product(functools.partial(sm_1km.field_features, values=values), sm_1km.first_column,
                              grid=grid, times=np.array(["2019-06-01", "2019-06-02"], dtype="datetime64[ns]"),
-                             tif_path=folder / "sm.tif", chunk=(120, 140), global_attrs={"data_kind": sm_1km.SYNTHETIC})
+                             tif_path=folder / "sm.tif", chunk=(120, 140), global_attrs={"data_kind": DataKind.SYNTHETIC})
         path = folder / "sm.tif"
         version = DatasetVersion.objects.create(dataset=dataset, number=number, directory=str(relative))
         DatasetFile.objects.create(version=version, name="sm.tif", path=str(relative / "sm.tif"),

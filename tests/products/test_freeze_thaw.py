@@ -10,12 +10,14 @@ import pytest
 import xarray as xr
 from sklearn.metrics import cohen_kappa_score
 
+from products.data_kind import DataKind
 from products.generators import freeze_thaw as ft
+from products.generators.twins import freeze_thaw as ft_twin
 
 
 @pytest.fixture(scope="module")
 def twin():
-    return ft.make_twin(n_lat=48, n_lon=96, n_days=2, seed=3)
+    return ft_twin.make_twin(n_lat=48, n_lon=96, n_days=2, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def test_the_twin_classifier_beats_the_known_single_channel_rule_and_ignores_noi
     data, split, res = fitted
     test = res.metrics["test"]
     mask = ft.grid_of(data, split == 2, twin.truth.shape, False, bool)
-    assert test["overall_accuracy"] >= ft.twin_baseline_accuracy(twin, mask) - 0.01
+    assert test["overall_accuracy"] >= ft_twin.twin_baseline_accuracy(twin, mask) - 0.01
     assert test["overall_accuracy"] > 0.9 and test["kappa"] > 0.8
     assert res.importances["noise"] < 0.05 and res.importances["noise"] == min(res.importances.values())
     assert {s["min_samples_leaf"] for s in res.selection} == {1, 10}
@@ -104,7 +106,7 @@ def test_the_state_grid_is_cf_flagged_uint8_written_window_by_window(twin, fitte
     shape = twin.truth.shape
     path = tmp_path / "ft.nc"
     grid = ft.write_state_grid(path, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
-                               data_kind=ft.SYNTHETIC, chunk=(1, 20, 40),
+                               data_kind=DataKind.SYNTHETIC, chunk=(1, 20, 40),
                                extra={"ft_reference": (twin.truth, ft.STATE_ATTRS),
                                       "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
                                attrs={"data_kind": "real"})
@@ -134,7 +136,7 @@ def test_a_failing_window_leaves_no_file(twin, tmp_path):
 
     with pytest.raises(ValueError, match="other than 0"):
         ft.write_state_grid(tmp_path / "x.nc", predictors=twin.predictors, features=twin.features, predict=bad,
-                            data_kind=ft.SYNTHETIC)
+                            data_kind=DataKind.SYNTHETIC)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -143,7 +145,7 @@ def test_missing_predictors_give_fill_in_the_grid(twin, fitted, tmp_path):
     preds = twin.predictors.copy(deep=True)
     preds["tb_like"][0, :5, :5] = np.nan
     ft.write_state_grid(tmp_path / "m.nc", predictors=preds, features=twin.features, predict=res.model.predict,
-                        data_kind=ft.SYNTHETIC)
+                        data_kind=DataKind.SYNTHETIC)
     state = raw(tmp_path / "m.nc", "ft_state")
     assert (state[0, :5, :5] == 255).all() and (state[1] != 255).all()
 
@@ -185,7 +187,7 @@ def test_the_pipeline_publishes_labelled_proxy_and_twin_grids_with_metrics(setti
     assert run.summary["seed"]["overall_accuracy"].startswith("> 86 %")
     assert sum(tp[s]["n"] for s in ("train", "validation", "test")) == int(both.sum())
     assert any("GLDAS" in i["role"] and i["sha256"] for i in run.inputs)
-    assert "proxy_tibetan_plateau" in run.timings and version.lineage["summary"]["data_kind"]["proxy"] == ft.PROXY
+    assert "proxy_tibetan_plateau" in run.timings and version.lineage["summary"]["data_kind"]["proxy"] == DataKind.PROXY
     html = client.get(f"/datasets/{run.dataset_id}/").content.decode()
     start = html.index('id="classification-table"')
     shown = html[start:html.index("</table>", start)]

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from products.data_kind import DataKind
 from products.generators import sm_1km
+from products.generators.twins import sm_1km as sm_1km_twin
 from products.methods import chunked
 from products.methods.cv import assert_disjoint
 
@@ -18,13 +20,13 @@ SMALL = {"n_estimators": 60}
 
 @pytest.fixture(scope="module")
 def twin():
-    return sm_1km.Twin(4, 4, 12, 60, seed=3)
+    return sm_1km_twin.Twin(4, 4, 12, 60, seed=3)
 
 
 @pytest.fixture(scope="module")
 def result(twin, tmp_path_factory):
     out = tmp_path_factory.mktemp("sm1km")
-    return sm_1km.run_twin(twin, seed=3, params=SMALL, nc_path=out / "twin.nc", tif_path=out / "twin.tif", chunk=(60, 60))
+    return sm_1km_twin.run_twin(twin, seed=3, params=SMALL, nc_path=out / "twin.nc", tif_path=out / "twin.tif", chunk=(60, 60))
 
 
 # --- storage ---------------------------------------------------------------------------------------
@@ -44,7 +46,7 @@ def test_packed_files_round_trip_within_half_a_unit_and_keep_the_gaps(tmp_path):
     times = np.array(["2019-06-01", "2019-06-02"], dtype="datetime64[ns]")
     sm_1km.write_product(functools.partial(sm_1km.field_features, values=values), sm_1km.first_column, grid=grid,
                          times=times, nc_path=tmp_path / "a.nc", tif_path=tmp_path / "a.tif", chunk=(30, 30),
-                         global_attrs={"data_kind": sm_1km.SYNTHETIC})
+                         global_attrs={"data_kind": DataKind.SYNTHETIC})
     with xr.open_dataset(tmp_path / "a.nc") as ds:
         sm = ds["sm"]
         assert sm.encoding["dtype"] == np.dtype("int16") and sm.encoding["scale_factor"] == pytest.approx(0.001)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from products.generators import sm_mlda
+from products.generators.twins import sm_mlda as sm_mlda_twin
 from products.methods.nudging import nudge
 
 SMALL = {"n_estimators": 80}
@@ -20,12 +21,12 @@ SMALL = {"n_estimators": 80}
 
 @pytest.fixture(scope="module")
 def twin():
-    return sm_mlda.make_twin(40, 730, seed=3)
+    return sm_mlda_twin.make_twin(40, 730, seed=3)
 
 
 @pytest.fixture(scope="module")
 def result(twin):
-    return sm_mlda.run_twin(twin, n_splits=5, seed=3, params=SMALL, memory_days=3.0)
+    return sm_mlda_twin.run_twin(twin, n_splits=5, seed=3, params=SMALL, memory_days=3.0)
 
 
 # --- the twin: known answers -------------------------------------------------------------------------
@@ -212,9 +213,9 @@ def test_the_model_rejects_more_folds_than_pixels_and_missing_features(twin):
 
 def test_bad_twin_settings_and_gains_are_rejected(twin):
     with pytest.raises(ValueError, match="n_pixels"):
-        sm_mlda.make_twin(2, 100)
+        sm_mlda_twin.make_twin(2, 100)
     with pytest.raises(ValueError, match="gain"):
-        sm_mlda.run_twin(twin, gain=1.5)
+        sm_mlda_twin.run_twin(twin, gain=1.5)
     with pytest.raises(ValueError, match="same shape"):
         sm_mlda.nudge_series(np.zeros(3), np.zeros(4), 0.5)
     with pytest.raises(ValueError, match="within"):
@@ -231,7 +232,7 @@ def test_every_output_file_must_say_whether_it_is_real_or_synthetic():
 def test_the_twin_file_is_labelled_synthetic_and_carries_the_tc_check(result, tmp_path):
     from products.methods.cf import write_netcdf
 
-    path = write_netcdf(sm_mlda.twin_dataset(result), tmp_path / "twin.nc")
+    path = write_netcdf(sm_mlda_twin.twin_dataset(result), tmp_path / "twin.nc")
     with xr.open_dataset(path) as ds:
         assert ds.attrs["data_kind"] == "synthetic twin" and ds.attrs["featureType"] == "timeSeries"
         assert "SYNTHETIC" in ds.attrs["comment"]
