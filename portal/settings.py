@@ -43,6 +43,36 @@ def envint(name: str, default: str) -> int:
         raise ImproperlyConfigured(f"{name}={value!r}: expected an integer") from None
 
 
+def envfloat(name: str, default: str) -> float:
+    value = os.environ.get(name, default)
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from None
+
+
+POSTGIS_ENGINE = "django.contrib.gis.db.backends.postgis"
+DATABASE_SCHEMES = ("postgis", "postgres", "postgresql")
+"""URL schemes of a PostgreSQL database: ``postgis://`` and the ``postgres://``/``postgresql://`` that
+hosting services print; all of them use the PostGIS backend."""
+
+
+def envdatabase(name: str, default: str, **options) -> dict:
+    """The Django ``DATABASES`` entry of the URL in environment variable ``name`` (PostGIS backend).
+
+    Raises
+    ------
+    ImproperlyConfigured
+        The URL's scheme is not one of :data:`DATABASE_SCHEMES`.
+    """
+    url = os.environ.get(name, default)
+    scheme = urlsplit(url).scheme
+    if scheme not in DATABASE_SCHEMES:
+        raise ImproperlyConfigured(f"{name}={url!r}: expected a postgis://, postgres:// or postgresql:// URL "
+                                   "(PostgreSQL with PostGIS)")
+    return dj_database_url.parse(url, engine=POSTGIS_ENGINE, **options)
+
+
 def envpath(name: str, default: Path) -> Path:
     return Path(os.environ.get(name, str(default))).expanduser().resolve()
 
@@ -74,15 +104,21 @@ PORTAL_CONTACT_EMAIL = envstr("PORTAL_CONTACT_EMAIL", "webmaster@hydroportal.inv
 # that the API answers 413 and says how to split the request. Job results are deleted after
 # SUBSET_JOB_TTL_HOURS. A running job whose worker has not written a heartbeat for
 # SUBSET_JOB_STALE_SECONDS is marked failed (the worker died) and can be retried.
-SUBSET_SYNC_MAX_BYTES = int(os.environ.get("SUBSET_SYNC_MAX_BYTES", 64 * 2**20))
-SUBSET_JOB_MAX_BYTES = int(os.environ.get("SUBSET_JOB_MAX_BYTES", 8 * 2**30))
-SUBSET_JOB_TTL_HOURS = float(os.environ.get("SUBSET_JOB_TTL_HOURS", 72))
-SUBSET_JOB_HEARTBEAT_SECONDS = float(os.environ.get("SUBSET_JOB_HEARTBEAT_SECONDS", 5))
-SUBSET_JOB_STALE_SECONDS = float(os.environ.get("SUBSET_JOB_STALE_SECONDS", 120))
+SUBSET_SYNC_MAX_BYTES = envint("SUBSET_SYNC_MAX_BYTES", str(64 * 2**20))
+SUBSET_JOB_MAX_BYTES = envint("SUBSET_JOB_MAX_BYTES", str(8 * 2**30))
+SUBSET_JOB_TTL_HOURS = envfloat("SUBSET_JOB_TTL_HOURS", "72")
+SUBSET_JOB_HEARTBEAT_SECONDS = envfloat("SUBSET_JOB_HEARTBEAT_SECONDS", "5")
+SUBSET_JOB_STALE_SECONDS = envfloat("SUBSET_JOB_STALE_SECONDS", "120")
 # a temporary answer file older than this belongs to no request (a killed worker's): housekeeping removes it
-SUBSET_TMP_MAX_AGE_SECONDS = float(os.environ.get("SUBSET_TMP_MAX_AGE_SECONDS", 3600))
+SUBSET_TMP_MAX_AGE_SECONDS = envfloat("SUBSET_TMP_MAX_AGE_SECONDS", "3600")
+# Celery time limits of the subset tasks (portal/subsets/tasks.py): at the soft limit a job stops and is
+# marked failed with the reason; at the hard limit its worker process is killed (reap_stale_jobs fails it).
+SUBSET_JOB_SOFT_TIME_LIMIT_SECONDS = envfloat("SUBSET_JOB_SOFT_TIME_LIMIT_SECONDS", "3300")
+SUBSET_JOB_TIME_LIMIT_SECONDS = envfloat("SUBSET_JOB_TIME_LIMIT_SECONDS", "3600")
+SUBSET_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS = envfloat("SUBSET_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS", "240")
+SUBSET_HOUSEKEEPING_TIME_LIMIT_SECONDS = envfloat("SUBSET_HOUSEKEEPING_TIME_LIMIT_SECONDS", "280")
 # Largest single OPeNDAP (.dods) response; clients index smaller hyperslabs (portal/opendap).
-OPENDAP_MAX_BYTES = int(os.environ.get("OPENDAP_MAX_BYTES", 2**30))
+OPENDAP_MAX_BYTES = envint("OPENDAP_MAX_BYTES", str(2**30))
 # Quotas (portal/limits.py): jobs queued or running at once and bytes downloaded in any 24 hours, per
 # signed-in user (staff raise a user's own in the admin: Accounts > Quotas) or anonymous client (IP);
 # rate limits per minute and front door (api, edr, opendap, files, pages, accounts), counted in Redis.
@@ -118,8 +154,8 @@ API_MAX_OFFSET = envint("API_MAX_OFFSET", str(10**9))
 DATABASE_UNAVAILABLE_RETRY_AFTER = envint("DATABASE_UNAVAILABLE_RETRY_AFTER", "30")
 DATABASE_CONNECT_TIMEOUT = envint("DATABASE_CONNECT_TIMEOUT", "3")
 # Station / tower / basin observation subsets (/api/observations/) answer at most this many rows.
-STATION_SUBSET_MAX_ROWS = int(os.environ.get("STATION_SUBSET_MAX_ROWS", 2_000_000))
-STATION_SUBSET_SYNC_MAX_ROWS = int(os.environ.get("STATION_SUBSET_SYNC_MAX_ROWS", 200_000))  # /api/observations/: 413 above, saying how to split
+STATION_SUBSET_MAX_ROWS = envint("STATION_SUBSET_MAX_ROWS", "2000000")
+STATION_SUBSET_SYNC_MAX_ROWS = envint("STATION_SUBSET_SYNC_MAX_ROWS", "200000")  # /api/observations/: 413 above, saying how to split
 # OAI-PMH at /oai/ (portal/oai): lists of OAI_PAGE_SIZE records per page (then a resumption token);
 # item identifiers oai:<OAI_REPOSITORY_IDENTIFIER>:<record id> (by default the host of PORTAL_URL).
 OAI_PAGE_SIZE = envint("OAI_PAGE_SIZE", "100")
@@ -201,10 +237,8 @@ TEMPLATES = [
 WSGI_APPLICATION = "portal.wsgi.application"
 
 DATABASE_URL = envstr("DATABASE_URL", "postgis://postgres@127.0.0.1:5432/hydroportal")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+DATABASES = {"default": envdatabase("DATABASE_URL", DATABASE_URL, conn_max_age=60)}
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = DATABASE_CONNECT_TIMEOUT
-if DATABASES["default"]["ENGINE"] != "django.contrib.gis.db.backends.postgis":
-    raise ImproperlyConfigured(f"DATABASE_URL={DATABASE_URL!r}: expected a postgis:// URL (PostgreSQL with PostGIS)")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -43,9 +43,8 @@ from dask.callbacks import Callback
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
-from portal import limits
+from portal import limits, queue
 from portal.catalog import access, metadata
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.files import file_response, media_type_for
@@ -596,32 +595,29 @@ def submit_job(f: DatasetFile, query: Query, estimate: Plan, user=None, *, clien
             user=owner, owner_key="" if owner else owner_key, client=client, dataset_id=f.version.dataset_id,
             version=f.version, file_name=f.name, kind=query.kind, params=dict(query.params), request_key=key,
             estimated_bytes=estimate.estimated_bytes)
-        transaction.on_commit(lambda: _enqueue(job))
+        _enqueue(job)
     return job, True
 
 
 def _enqueue(job: SubsetJob) -> None:
-    """Hand attempt ``job.attempt`` to the broker (after the commit that queued it).
+    """Hand attempt ``job.attempt`` to the broker once the transaction that queued it commits
+    (task ``subsets.run_job``, by name: :func:`portal.queue.enqueue_on_commit`).
 
     Raises
     ------
     QueueUnavailable
-        The broker cannot be reached (after a short, bounded retry): the job is marked failed
-        with the reason, so nothing stays "queued" for ever; it can be retried.
+        (after the commit) The broker cannot be reached (after a short, bounded retry): the job
+        is marked failed with the reason, so nothing stays "queued" for ever; it can be retried.
     """
 
-    from .tasks import run_subset_job
-
-    try:
-        run_subset_job.apply_async((str(job.id), job.attempt), retry=True,
-                                   retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
-    except (OperationalError, OSError) as exc:
-        logger.error("job %s: the broker is unavailable: %s", job.id, exc)
+    def unavailable(exc: Exception) -> None:
         message = "the job queue is unavailable at the moment: retry the job in a minute"
         SubsetJob.objects.filter(id=job.id, attempt=job.attempt, status=SubsetJob.Status.QUEUED).update(
             status=SubsetJob.Status.FAILED, error=message, finished_at=timezone.now())
         job.refresh_from_db()
         raise QueueUnavailable(message, job) from exc
+
+    queue.enqueue_on_commit("subsets.run_job", (str(job.id), job.attempt), on_unavailable=unavailable)
 
 
 def retry_job(job: SubsetJob) -> SubsetJob:
@@ -643,7 +639,7 @@ def retry_job(job: SubsetJob) -> SubsetJob:
         job.status, job.attempt, job.progress, job.error = SubsetJob.Status.QUEUED, job.attempt + 1, 0.0, ""
         job.started_at = job.heartbeat_at = job.finished_at = None
         job.save()
-        transaction.on_commit(lambda: _enqueue(job))
+        _enqueue(job)
     return job
 
 
@@ -696,17 +692,18 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
     """Carry out a job (the Celery task's body): write its file, record size, checksum, expiry.
 
     Progress (dask tasks done / total) and a heartbeat are written by a side thread every
-    ``settings.SUBSET_JOB_HEARTBEAT_SECONDS``. A job that is not queued with this ``attempt``
-    (already run, retried since, expired) is left alone. A failure is recorded with its reason.
+    ``settings.SUBSET_JOB_HEARTBEAT_SECONDS``. The job is claimed by one conditional UPDATE
+    (queued with this ``attempt`` → running); when no row changes (a duplicate delivery, run
+    already, retried since, cancelled, expired) it is left alone. A failure, the task's soft
+    time limit included, is recorded with its reason.
     """
-    with transaction.atomic():
-        job = SubsetJob.objects.select_for_update().get(id=job_id)
-        if job.status != SubsetJob.Status.QUEUED or job.attempt != attempt:
-            logger.info("job %s attempt %s: nothing to do (%s, attempt %s)", job_id, attempt, job.status, job.attempt)
-            return job
-        now = timezone.now()
-        job.status, job.started_at, job.heartbeat_at = SubsetJob.Status.RUNNING, now, now
-        job.save(update_fields=["status", "started_at", "heartbeat_at"])
+    now = timezone.now()
+    claimed = SubsetJob.objects.filter(id=job_id, attempt=attempt, status=SubsetJob.Status.QUEUED).update(
+        status=SubsetJob.Status.RUNNING, started_at=now, heartbeat_at=now)
+    job = SubsetJob.objects.get(id=job_id)
+    if not claimed:  # run already (a duplicate delivery), retried since, cancelled or expired
+        logger.info("job %s attempt %s: nothing to do (%s, attempt %s)", job_id, attempt, job.status, job.attempt)
+        return job
     progress, stop = _Progress(), threading.Event()
 
     def heartbeat():
@@ -784,16 +781,22 @@ def reap_stale_jobs() -> int:
 
 
 def expire_jobs() -> int:
-    """Delete the files of finished jobs past ``expires_at`` and mark them expired. Returns how many."""
+    """Mark expired the finished jobs past ``expires_at`` and delete their files. Returns how many.
+
+    Each job is claimed by a conditional UPDATE (done → expired) before its file is deleted, so
+    two passes at once delete each file once and count each job once.
+    """
     n = 0
     for job in SubsetJob.objects.filter(status=SubsetJob.Status.DONE, expires_at__lt=timezone.now()):
+        if not SubsetJob.objects.filter(id=job.id, status=SubsetJob.Status.DONE).update(
+                status=SubsetJob.Status.EXPIRED):
+            continue  # another pass took it
         if job.result_path:
             (Path(settings.DATA_ROOT) / job.result_path).unlink(missing_ok=True)
             try:
                 (Path(settings.DATA_ROOT) / job.result_path).parent.rmdir()
             except OSError:
                 pass
-        SubsetJob.objects.filter(id=job.id).update(status=SubsetJob.Status.EXPIRED)
         n += 1
     return n
 

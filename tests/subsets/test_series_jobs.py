@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from django.conf import settings as settings_module
 from django.utils import timezone
 
-from portal.subsets import params, services
+from portal.subsets import params, services, tasks
 from portal.subsets.models import DownloadLog, SubsetJob
 
 from .conftest import FT, csv_table, grid_values
@@ -153,6 +154,32 @@ def test_a_job_whose_worker_died_fails_and_can_be_retried(client, grid_version, 
     assert client.post(f"/api/jobs/{job_id}/retry/").status_code == 409  # only failed jobs
     assert services.run_job(job_id, 1).status == "queued"  # a stale message of attempt 1 does nothing
     assert services.run_job(job_id, 2).status == "done"
+
+
+def test_a_message_delivered_twice_runs_the_job_once(client, grid_version, settings, monkeypatch):
+    settings.SUBSET_SYNC_MAX_BYTES = 1000
+    job_id = get(client, "subset", bbox="-20,-10,20,10").json()["id"]
+    written, answer = [], services.answer
+
+    def writing(*args, **kwargs):
+        written.append(args)
+        # the same message delivered again while the first run writes: the row is claimed already
+        assert tasks.run_subset_job(job_id, 1) == "running"
+        return answer(*args, **kwargs)
+
+    monkeypatch.setattr(services, "answer", writing)
+    assert tasks.run_subset_job(job_id, 1) == "done"
+    assert tasks.run_subset_job(job_id, 1) == "done"  # and once more after it finished
+    assert len(written) == 1
+
+
+def test_the_tasks_have_soft_and_hard_time_limits_from_settings():
+    assert tasks.run_subset_job.soft_time_limit == settings_module.SUBSET_JOB_SOFT_TIME_LIMIT_SECONDS
+    assert tasks.run_subset_job.time_limit == settings_module.SUBSET_JOB_TIME_LIMIT_SECONDS
+    assert tasks.housekeeping.soft_time_limit == settings_module.SUBSET_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS
+    assert tasks.housekeeping.time_limit == settings_module.SUBSET_HOUSEKEEPING_TIME_LIMIT_SECONDS
+    for task in (tasks.run_subset_job, tasks.housekeeping):
+        assert 0 < task.soft_time_limit < task.time_limit
 
 
 def test_a_job_that_fails_records_the_reason(client, grid_version, settings):
