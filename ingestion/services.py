@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib
 import io
 import os
 import time
@@ -28,19 +27,21 @@ from django.utils import timezone
 from products.methods.files import sha256
 
 from .models import GridFile, IngestRun, Observation, Station
+from .readers import ameriflux, ascat, basins, cardamom, ecostress, fluxnet, grids, ismn, reddyproc
 from .readers.base import PointData
+from .readers.gridtools import describe
 
 # KIND -> reader module (ingestion/readers/, the contract is at the end of readers/base.py)
-READERS: dict[str, str] = {
-    "cardamom": "ingestion.readers.cardamom",
-    "fluxnet": "ingestion.readers.fluxnet",
-    "ameriflux": "ingestion.readers.ameriflux",
-    "reddyproc": "ingestion.readers.reddyproc",
-    "ecostress": "ingestion.readers.ecostress",
-    "ismn": "ingestion.readers.ismn",
-    "ascat": "ingestion.readers.ascat",
-    "basins": "ingestion.readers.basins",
-    "grid": "ingestion.readers.grids",
+READERS: dict[str, ModuleType] = {
+    "cardamom": cardamom,
+    "fluxnet": fluxnet,
+    "ameriflux": ameriflux,
+    "reddyproc": reddyproc,
+    "ecostress": ecostress,
+    "ismn": ismn,
+    "ascat": ascat,
+    "basins": basins,
+    "grid": grids,
 }
 
 
@@ -82,7 +83,7 @@ def reader_module(kind: str) -> ModuleType:
     """The reader module of ``kind``. Raises IngestError for an unknown kind."""
     if kind not in READERS:
         raise IngestError(f"unknown kind {kind!r}: expected one of {', '.join(sorted(READERS))}")
-    return importlib.import_module(READERS[kind])
+    return READERS[kind]
 
 
 def source_files(kind: str, path: Path | str) -> list[Path]:
@@ -245,9 +246,7 @@ def load_point_data(data: PointData, run: IngestRun) -> tuple[int, int, int]:
 
 
 def register_grid(ds, *, run: IngestRun, path: Path) -> GridFile:
-    """Record a gridded file's variables, extent, time span and grid (from ``grids.describe``)."""
-    from .readers.grids import describe
-
+    """Record a gridded file's variables, extent, time span and grid (from ``gridtools.describe``)."""
     info = describe(ds)
     bbox = info.get("bbox")
     times = info.get("time") or {}
@@ -281,12 +280,10 @@ def cube_for(grid: GridFile) -> Path:
     ReaderError
         The source file no longer opens as it did when registered.
     """
-    from .readers.grids import open_any
-
     target = Path(settings.DATA_ROOT) / "cubes" / f"{grid.sha256}.nc"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open_any(grid.path) as ds:
+        with grids.open_any(grid.path) as ds:
             encoding = {}
             for name, var in ds.data_vars.items():
                 if var.dtype.kind not in "fiu" or var.ndim == 0:

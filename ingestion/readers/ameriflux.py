@@ -38,13 +38,11 @@ from .flux import (
     location_companions,
     long_table,
     parse_timestamps,
-    read_header_lines,
-    read_table,
     site_from_lookup,
-    split_header,
     station_table,
     steps_to_daily,
 )
+from .tables import read_header_lines, read_table, split_header
 
 READER_VERSION = "1.0"
 NETWORK = "AmeriFlux"

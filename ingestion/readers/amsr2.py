@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import re
 
+import h5py
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from .base import ReaderError
-from .grids import check_file, file_kind, finalise, h5_attrs, lazy_h5
+from .gridtools import check_file, file_kind, finalise, h5_attrs, lazy_h5
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("GW1AM2_*_EQM*_L3SGT*.h5",)
@@ -70,8 +71,6 @@ def open_grid(path) -> xr.Dataset:
     ----------
     JAXA, GCOM-W1 AMSR2 Higher Level Product Format Specification (Level 3).
     """
-    import h5py
-
     p = check_file(path)
     m = NAME.search(p.name)
     if not m:

@@ -110,7 +110,7 @@ def _flags(ds: netCDF4.Dataset, n_obs: int) -> np.ndarray:
     unique, inverse = np.unique(key, return_inverse=True)
     text = []
     for k in unique:
-        codes = []
+        codes: list[int] = []
         for _ in parts:
             k, c = divmod(int(k), 1000)
             codes.insert(0, c - 1)

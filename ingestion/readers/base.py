@@ -277,4 +277,4 @@ class PointData:
 #                                      checksums are part of the file's IngestRun checksum)
 #
 # Readers raise ReaderError naming the file, line or field and what was expected. Text readers accept
-# the variations of the module docstring through its helpers (flux.read_table for delimited tables).
+# the variations of the module docstring through its helpers (tables.read_table for delimited tables).

@@ -6,7 +6,7 @@ Folder layout (as distributed with CARDAMOM v2.2)::
     cbf_files/flux_site_N.cbf       CARDAMOM binary driver file (layout: :func:`read_cbf`)
     validation_data/validation_<site>.csv   held-out months: ID, Date (YYYYMM), GPP, NEE, ET
 
-The two CSVs are read with the delimited-table reader of the flux readers (:func:`~.flux.read_table`):
+The two CSVs are read with the delimited-table reader of the point readers (:func:`~.tables.read_table`):
 columns by name in any order among others, a byte-order mark, any line ends, quoted names and
 trailing delimiters accepted, and a bad value, a short line or a missing column named by line and field.
 
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .base import PointData, ReaderError
-from .flux import read_table
+from .tables import read_table
 
 READER_VERSION = "1.0"
 NETWORK = "FLUXNET2015"
@@ -185,7 +185,7 @@ def read_locations(path: str | os.PathLike) -> pd.DataFrame:
     ------
     ReaderError
         A missing column, a duplicate or empty site code, a non-numeric or out-of-range
-        coordinate, an unknown IGBP class, or an error of :func:`~.flux.read_table` (the message
+        coordinate, an unknown IGBP class, or an error of :func:`~.tables.read_table` (the message
         names the line and column).
     """
     table = read_table(path, required=LOCATION_COLUMNS, text=("Flux_name", "LC", "flux_site"),

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from .base import PointData, ReaderError
-from .flux import check_time_order, finish, le_to_et, long_table, read_table, station_table
+from .flux import check_time_order, finish, le_to_et, long_table, station_table
+from .tables import read_table
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("combined_eco_flux_EC_filtered.csv",)

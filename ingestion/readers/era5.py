@@ -28,7 +28,9 @@ from __future__ import annotations
 import xarray as xr
 
 from .base import ReaderError
-from .grids import check_grib_grids, check_units, file_kind, finalise, grib_messages, open_netcdf
+from .grib import check_grib_grids, grib_messages
+from .gridtools import file_kind, finalise, open_netcdf
+from .units import check_units
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("*era5*.grib", "*era5*.grb", "*ERA5*.grib", "*era5*.nc", "*ERA5*.nc",

@@ -31,7 +31,8 @@ import numpy as np
 import xarray as xr
 
 from .base import ReaderError
-from .grids import check_units, finalise, open_netcdf
+from .gridtools import finalise, open_netcdf
+from .units import check_units
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-*.nc", "ESACCI-SOILMOISTURE-L3S-SSMV-PASSIVE-*.nc")

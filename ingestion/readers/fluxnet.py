@@ -43,12 +43,12 @@ from .flux import (
     location_companions,
     long_table,
     parse_timestamps,
-    read_table,
     site_from_lookup,
     station_table,
     steps_to_daily,
     ta_for_lambda,
 )
+from .tables import read_table
 
 READER_VERSION = "1.0"
 NETWORK = "FLUXNET2015"

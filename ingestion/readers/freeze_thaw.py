@@ -43,11 +43,14 @@ from __future__ import annotations
 
 import re
 
+import h5py
 import numpy as np
 import xarray as xr
+from rasterio.warp import transform
 
+from . import smap
 from .base import ReaderError
-from .grids import check_file, file_kind, finalise, h5_attrs, lazy, open_netcdf, read_leading, split_key
+from .gridtools import check_file, file_kind, finalise, h5_attrs, lazy, open_netcdf, read_leading, split_key
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("SMAP_L3_FT_P_*.h5", "*l3soilft*.nc")
@@ -130,10 +133,6 @@ def open_smap_ft(path) -> xr.Dataset:
     ----------
     SMAP L3 FT user guide (NSIDC SPL3FTP), doi:10.5067/P9ULUWR1E7VE; Brodzik et al. (2012).
     """
-    import h5py
-
-    from . import smap
-
     p = check_file(path)
     date = SMAP_NAME.search(p.name)
     if not date:
@@ -180,8 +179,8 @@ def open_smap_ft(path) -> xr.Dataset:
         "lat": ("lat", lat), "lon": ("lon", lon),
         "y": ("lat", y, {"standard_name": "projection_y_coordinate", "units": "m"}),
         "x": ("lon", x, {"standard_name": "projection_x_coordinate", "units": "m"})})
-    for name in ds.data_vars:
-        ds[name].encoding["_FillValue"] = np.uint8(STATE_FILL)
+    for var in ds.data_vars.values():
+        var.encoding["_FillValue"] = np.uint8(STATE_FILL)
     ds.attrs.update(title="SMAP L3 radiometer freeze/thaw state (global 36 km)", grid=smap.GRIDS[grid][0])
     return finalise(ds, p, crs=smap.CRS, reader=f"freeze_thaw {READER_VERSION}")
 
@@ -294,8 +293,6 @@ def open_smos_ft(path, *, partial_as: str = "frozen") -> xr.Dataset:
         times = xr.decode_cf(src[["time"]])["time"].values
     finally:
         src.close()
-    from rasterio.warp import transform
-
     xx, yy = np.meshgrid(x, y)
     lon2, lat2 = (np.asarray(a).reshape(xx.shape) for a in transform(SMOS_CRS, "EPSG:4326", xx.ravel(), yy.ravel()))
     ds = xr.Dataset(data_vars, coords={
@@ -327,8 +324,6 @@ def to_latlon(da: xr.DataArray, lat, lon, *, crs: str) -> np.ndarray:
     numpy.ndarray
         uint8 (time, n_lat, n_lon); 255 where the target cell centre falls outside the grid.
     """
-    from rasterio.warp import transform
-
     y, x = da["y"].values.astype("float64"), da["x"].values.astype("float64")
     la, lo = np.meshgrid(np.asarray(lat, "float64"), np.asarray(lon, "float64"), indexing="ij")
     tx, ty = (np.asarray(a).reshape(la.shape) for a in transform("EPSG:4326", crs, lo.ravel(), la.ravel()))

@@ -27,10 +27,14 @@ import re
 
 import numpy as np
 import pandas as pd
+import rasterio
 import xarray as xr
+from rasterio.errors import RasterioIOError
+from rasterio.warp import transform
 
 from .base import ReaderError
-from .grids import WGS84, check_file, check_units, finalise, lazy, split_key
+from .gridtools import WGS84, check_file, finalise, lazy, split_key
+from .units import check_units
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("*.tif", "*.tiff", "*.TIF", "*.TIFF")
@@ -64,9 +68,6 @@ def open_grid(path, *, units: str | None = None) -> xr.Dataset:
     ----------
     Rasterio documentation; GDAL raster data model.
     """
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
     p = check_file(path)
     try:
         src = rasterio.open(p)
@@ -112,7 +113,7 @@ def open_grid(path, *, units: str | None = None) -> xr.Dataset:
     ys = t.f + (np.arange(height) + 0.5) * t.e
     geographic = epsg == 4326
     hdims = ("lat", "lon") if geographic else ("y", "x")
-    coords = {hdims[0]: (hdims[0], ys), hdims[1]: (hdims[1], xs)}
+    coords: dict[str, tuple] = {hdims[0]: (hdims[0], ys), hdims[1]: (hdims[1], xs)}
     if is_time:
         coords["time"] = ("time", pd.DatetimeIndex([d.strip() for d in descriptions]).values.astype("datetime64[ns]"))
     else:
@@ -124,8 +125,6 @@ def open_grid(path, *, units: str | None = None) -> xr.Dataset:
         coords["y"] = ("y", ys, {"standard_name": "projection_y_coordinate", "units": "m" if crs_obj.is_projected
                                  else "degree", "axis": "Y"})
         if height * width <= MAX_LATLON_CELLS:
-            from rasterio.warp import transform
-
             gx, gy = np.meshgrid(xs, ys)
             lon, lat = transform(crs_obj, WGS84, gx.ravel(), gy.ravel())
             coords["lon"] = (("y", "x"), np.asarray(lon).reshape(height, width))

@@ -56,7 +56,9 @@ import pandas as pd
 import xarray as xr
 
 from .base import ReaderError
-from .grids import check_grib_grids, check_units, finalise, grib_axes, grib_field, grib_messages, lazy, open_netcdf
+from .grib import check_grib_grids, grib_axes, grib_field, grib_messages
+from .gridtools import file_kind, finalise, lazy, open_netcdf
+from .units import check_units
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("GLDAS_NOAH025*.nc4", "GLDAS_NOAH025*.grb")
@@ -123,8 +125,6 @@ def open_grid(path) -> xr.Dataset:
     ----------
     Rodell et al. (2004), doi:10.1175/BAMS-85-3-381; GLDAS-2 README (GES DISC).
     """
-    from .grids import file_kind
-
     if file_kind(path) == "grib":
         return _open_grib(path)
     return _open_netcdf(path)
@@ -154,9 +154,9 @@ def _open_netcdf(path) -> xr.Dataset:
                                 f"{GRID_NAME}", field="lat")
     if "time_bnds" in ds.data_vars:
         ds = ds.set_coords("time_bnds")
-    for name in ds.data_vars:
-        if name in VARIABLES:
-            _annotate(ds[name], str(name), path)
+    for key in ds.data_vars:
+        if key in VARIABLES:
+            _annotate(ds[key], str(key), path)
     return finalise(ds, path, reader=f"gldas {READER_VERSION}")
 
 
@@ -214,8 +214,8 @@ def _open_grib(path) -> xr.Dataset:
         data_vars[name] = var
     ds = xr.Dataset(data_vars, coords={"time": ("time", pd.DatetimeIndex(times).values.astype("datetime64[ns]")),
                                        "lat": ("lat", lat), "lon": ("lon", lon)})
-    for name in ds.data_vars:
-        _annotate(ds[name], str(name), path)
+    for key in ds.data_vars:
+        _annotate(ds[key], str(key), path)
     if skipped:
         ds.attrs["skipped_grib_parameters"] = ", ".join(sorted(skipped))
     ds.attrs.update(title="GLDAS Noah 0.25 degree (GRIB-1)", institution="NASA GSFC")

@@ -18,7 +18,7 @@ raises, the file is scanned line by line here to name the first bad line in the 
 Files re-saved by an editor read the same: any line ends, blanks or tabs at the end of lines, and a
 UTF-8 byte-order mark (the package reads ASCII only, so such a file is handed to it as a copy
 without the mark, in a temporary folder). The static variables CSV is read with the delimited-table
-reader of the flux readers (:func:`~.flux.read_table`: columns by name, byte-order mark, quoted
+reader of the point readers (:func:`~.tables.read_table`: columns by name, byte-order mark, quoted
 names, trailing delimiters accepted, bad lines named), only its three columns ``quantity_name``,
 ``value`` and ``quantity_source_name``, with the package's rules (``StaticMetaFile``) for land cover
 and climate.
@@ -55,7 +55,7 @@ import pandas as pd
 from ismn.filehandlers import DataFile
 
 from .base import BOM, PointData, ReaderError, decode_text
-from .flux import read_table
+from .tables import read_table
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("*.stm",)
@@ -156,7 +156,7 @@ def _scan(path: Path, lines: list[str], layout: str) -> ReaderError | None:
               "depth_from", "depth_to"] if ceop else ["date", "time"]) + ["value", "flag", "orig_flag"]
     expected = " ".join(names[:-1]) + " [orig_flag]"
     first = 0 if ceop else 1
-    seen = {}
+    seen: dict[datetime, int] = {}
     for number, line in enumerate(lines[first:], start=first + 1):
         tokens = line.split()
         if not tokens:
@@ -190,7 +190,7 @@ def _header(path: Path, lines: list[str], layout: str) -> tuple[str, float, floa
     if len(tokens) < offset + 8:
         raise ReaderError(path, "expected a header 'network network station lat lon elevation depth_from "
                                 f"depth_to sensor', found {lines[0].strip()!r}", line=1)
-    values = []
+    values: list[float] = []
     for i, (name, low, high) in enumerate((("lat", -90, 90), ("lon", -180, 180), ("elevation", -math.inf, math.inf),
                                            ("depth_from", -100, 100), ("depth_to", -100, 100))):
         v = _float(tokens[offset + 3 + i])
@@ -200,7 +200,8 @@ def _header(path: Path, lines: list[str], layout: str) -> tuple[str, float, floa
         values.append(v)
     if not -500 <= values[2] <= 9000:  # no-data elevations (-9999)
         values[2] = math.nan
-    return tokens[offset], *values
+    lat, lon, elevation, depth_from, depth_to = values
+    return tokens[offset], lat, lon, elevation, depth_from, depth_to
 
 
 def read_stm(path: str | os.PathLike) -> StmFile:
@@ -317,7 +318,7 @@ def read_static_variables(path: str | os.PathLike) -> dict:
     Raises
     ------
     ReaderError
-        Any error of :func:`~.flux.read_table` (a missing column, a truncated line: line and field
+        Any error of :func:`~.tables.read_table` (a missing column, a truncated line: line and field
         named), no ``land cover classification`` row (field ``quantity_name``), or a CCI land cover
         value that is not an integer class (line and field ``value`` named).
 

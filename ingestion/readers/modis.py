@@ -30,9 +30,12 @@ import re
 
 import numpy as np
 import xarray as xr
+from pyhdf.error import HDF4Error
+from pyhdf.SD import SD, SDC
 
 from .base import ReaderError
-from .grids import check_file, check_units, file_kind, finalise, lazy, read_leading, split_key
+from .gridtools import check_file, file_kind, finalise, lazy, read_leading, split_key
+from .units import check_units
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("M[OY]D11A1*.hdf",)
@@ -111,9 +114,6 @@ def open_grid(path) -> xr.Dataset:
     ----------
     Wan (2013), MOD11 Users' Guide; doi:10.5067/MODIS/MOD11A1.061.
     """
-    from pyhdf.error import HDF4Error
-    from pyhdf.SD import SD, SDC
-
     p = check_file(path)
     if file_kind(p) != "hdf4":
         raise ReaderError(p, "not an HDF4 file; expected a MODIS HDF4-EOS tile")
@@ -166,8 +166,6 @@ def _variable(path, name: str, attrs: dict, shape: tuple[int, int]) -> xr.Variab
     offset = np.float32(0.0 if offset is None else offset)
 
     def read(key):
-        from pyhdf.SD import SD, SDC
-
         block, rel = split_key(key, shape)
         sd = SD(str(path), SDC.READ)
         try:
@@ -192,8 +190,6 @@ def _variable(path, name: str, attrs: dict, shape: tuple[int, int]) -> xr.Variab
 
 
 def _numpy_dtype(path, name: str) -> np.dtype:
-    from pyhdf.SD import SD, SDC
-
     sd = SD(str(path), SDC.READ)
     try:
         return np.asarray(sd.select(name)[0:1, 0:1]).dtype

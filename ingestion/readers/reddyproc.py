@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .base import PointData, ReaderError
-from .flux import check_time_order, finish, long_table, read_table, station_table, steps_to_daily
+from .flux import check_time_order, finish, long_table, station_table, steps_to_daily
+from .tables import read_table
 
 READER_VERSION = "1.0"
 #: The package example and REddyProc input files named ``*.reddyproc.txt`` (other names: pass the file itself).
@@ -47,7 +49,7 @@ VARIABLES = {
 }
 TIME_UNITS = {"-", "--", ""}
 #: The package example (folder README: DE-Tha, Tharandt, 50.96 N 13.57 E; IGBP ENF as in FLUXNET2015).
-EXAMPLE_SITE = {"code": "DE-Tha", "name": "Tharandt (REddyProc example Example_DETha98)", "lat": 50.96,
+EXAMPLE_SITE: dict[str, Any] = {"code": "DE-Tha", "name": "Tharandt (REddyProc example Example_DETha98)", "lat": 50.96,
                 "lon": 13.57, "elevation": np.nan, "land_cover": "ENF"}
 
 

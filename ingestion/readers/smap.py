@@ -33,12 +33,16 @@ Earth-gridded data sets. ISPRS Int. J. Geo-Inf. 1, 32-45, doi:10.3390/ijgi101003
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
+import h5py
 import numpy as np
 import xarray as xr
+from rasterio.warp import transform
 
 from .base import ReaderError
-from .grids import check_file, check_units, file_kind, finalise, h5_attrs, lazy_h5
+from .gridtools import check_file, file_kind, finalise, h5_attrs, lazy_h5
+from .units import check_units
 
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("SMAP_L3_SM_P_*.h5",)
@@ -71,8 +75,6 @@ def ease2_axes(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     ----------
     Brodzik et al. (2012), doi:10.3390/ijgi1010032.
     """
-    from rasterio.warp import transform
-
     rows, cols = shape
     cell = GRIDS[shape][1]
     x = X_MIN + (np.arange(cols) + 0.5) * cell
@@ -109,8 +111,6 @@ def open_grid(path) -> xr.Dataset:
     ----------
     SMAP L3 SM_P product specification (JPL D-72551); O'Neill et al. (2021), doi:10.5067/OMHVSRGFX38O.
     """
-    import h5py
-
     p = check_file(path)
     if file_kind(p) != "hdf5":
         raise ReaderError(p, "not an HDF5 file; expected a SMAP L3 HDF5 file")
@@ -172,6 +172,7 @@ def _variable(path, dset, name: str, shape) -> xr.Variable:
     attrs = h5_attrs(dset)
     fill = attrs.pop("_FillValue", None)
     is_float = dset.dtype.kind == "f"
+    decode: Callable[..., np.ndarray] | None
     out = {k: v for k, v in attrs.items() if k in ("long_name", "valid_min", "valid_max", "flag_masks",
                                                      "flag_meanings", "flag_values")}
     if is_float:
@@ -180,10 +181,10 @@ def _variable(path, dset, name: str, shape) -> xr.Variable:
             out["standard_name"] = "volume_fraction_of_condensed_water_in_soil"
         fill = FILL if fill is None else float(fill)
 
-        def decode(raw, fill=fill):
+        def decode_float(raw, fill=fill):
             return np.where(raw == fill, np.float32(np.nan), raw.astype(np.float32))
 
-        dtype = np.float32
+        decode, dtype = decode_float, np.float32
     else:
         out["units"] = "1"
         if fill is not None:

@@ -8,6 +8,7 @@ import csv
 import fnmatch
 import math
 import os
+import pickle
 import shutil
 import time
 import tracemalloc
@@ -659,7 +660,5 @@ def test_it_rejects_a_file_name_that_does_not_parse(tmp_path, name):
 
 
 def test_reader_errors_survive_pickling_and_name_the_file():
-    import pickle
-
     err = pickle.loads(pickle.dumps(ReaderError("/x/" + HH_NAME, "expected 1", line=3, field="LE_F_MDS")))
     assert str(err) == f"{HH_NAME}: line 3: field 'LE_F_MDS': expected 1" and math.isclose(err.line, 3)

@@ -13,6 +13,7 @@ from rasterio.warp import transform as proj_transform
 
 from ingestion.readers import amsr2, freeze_thaw, smap
 from ingestion.readers.base import ReaderError
+from products.generators import freeze_thaw as ft_generator
 
 
 def write_smap_ft(folder: Path, date="20150105", shift_lat=0.0) -> Path:
@@ -128,8 +129,6 @@ def test_ft_states_sample_onto_a_latlon_grid_by_nearest_cell(tmp_path):
 
 
 def test_amsr2_channels_of_several_files_become_named_ft_predictors(tmp_path):
-    from products.generators import freeze_thaw as ft
-
     paths = []
     for freq, scale in (("36", 25000), ("18", 24000)):
         path = tmp_path / f"GW1AM2_20150105_01D_EQMD_L3SGT{freq}LA2220220.h5"
@@ -140,11 +139,11 @@ def test_amsr2_channels_of_several_files_become_named_ft_predictors(tmp_path):
                 d = f.create_dataset(f"Brightness Temperature ({pol})", data=np.where(tb < 65534, tb + off, tb))
                 d.attrs["SCALE FACTOR"] = np.array([0.01], "f4")
         paths.append(path)
-    cube = ft.tb_predictors([amsr2.open_grid(p) for p in paths])
+    cube = ft_generator.tb_predictors([amsr2.open_grid(p) for p in paths])
     assert set(cube.data_vars) >= {"tb36h_d", "tb36v_d", "tb18h_d", "tb18v_d", "npr36_d", "sg_36v_18v_d"}
     cell = cube.sel(lat=89.875, lon=0.125).isel(time=0)
     assert float(cell["tb36v_d"]) == pytest.approx(260.0, abs=1e-3) and float(cell["tb18h_d"]) == pytest.approx(240.0)
     assert float(cell["npr36_d"]) == pytest.approx((260 - 250) / (260 + 250), abs=1e-6)
     assert float(cell["sg_36v_18v_d"]) == pytest.approx((260 - 250) / (36.5 - 18.7), abs=1e-4)
     with pytest.raises(ValueError, match="twice"):
-        ft.tb_predictors([amsr2.open_grid(paths[0]), amsr2.open_grid(paths[0])])
+        ft_generator.tb_predictors([amsr2.open_grid(paths[0]), amsr2.open_grid(paths[0])])

@@ -19,8 +19,9 @@ from affine import Affine
 from pyhdf.SD import SD, SDC
 from rasterio.warp import transform as proj_transform
 
-from ingestion.readers import amsr2, era5, esacci, geotiff, gldas, grace, grids, modis, smap
+from ingestion.readers import amsr2, era5, esacci, geotiff, gldas, grace, grids, gridtools, modis, smap
 from ingestion.readers.base import ReaderError
+from ingestion.readers.units import normalise_units
 
 DATA = Path(os.environ.get("SHARED_DATA_DIR", "/work/shared/data"))
 GLDAS_NC_DIR = DATA / "gldas_testdata/img2ts_test/netcdf/2016/001"
@@ -64,7 +65,7 @@ def assert_cf_grid(ds):
         assert ds["time"].dtype == np.dtype("datetime64[ns]")
     for name, var in ds.data_vars.items():
         if var.dtype.kind != "M":  # datetime variables keep their units in the encoding
-            assert grids.normalise_units(var.attrs["units"]) == var.attrs["units"], name
+            assert normalise_units(var.attrs["units"]) == var.attrs["units"], name
         assert not var.variable._in_memory, f"{name} was loaded eagerly"
 
 
@@ -83,7 +84,7 @@ def test_gldas_netcdf_opens_on_the_025_degree_grid_with_the_values_of_the_file()
     assert np.isfinite(raw[i, j])
     assert float(sm.sel(lat=47.875, lon=16.375).item()) == pytest.approx(float(raw[i, j]))
     np.testing.assert_array_equal(np.isnan(sm.values[0]), np.isnan(raw))  # ocean/Antarctica masked as in the file
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["bbox"] == (-180.0, -60.0, 180.0, 90.0)
     assert d["grid"] == {"kind": "regular", "dims": ("lat", "lon"), "shape": (600, 1440), "resolution": (0.25, 0.25),
                          "resolution_units": "degree", "crs": "EPSG:4326"}
@@ -92,7 +93,7 @@ def test_gldas_netcdf_opens_on_the_025_degree_grid_with_the_values_of_the_file()
 
 def test_gldas_netcdf_files_of_a_day_form_a_3_hourly_series():
     ds = xr.concat([gldas.open_grid(p) for p in sorted(GLDAS_NC_DIR.glob("*.nc4"))], dim="time")
-    t = grids.describe(ds)["time"]
+    t = gridtools.describe(ds)["time"]
     assert (t["start"], t["end"], t["steps"]) == (pd.Timestamp("2016-01-01 03:00"), pd.Timestamp("2016-01-01 21:00"), 7)
     assert t["step"] == pd.Timedelta("3h") and t["frequency"] == "3h"
 
@@ -114,7 +115,7 @@ def test_gldas_grib_maps_pds_85_layers_to_soil_temperature_with_the_values_ecCod
         n_missing = eccodes.codes_get(h, "numberOfMissing")
         eccodes.codes_release(h)
     assert int(st.isnull().sum()) == n_missing
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["bbox"] == (-180.0, -60.0, 180.0, 90.0) and d["grid"]["shape"] == (600, 1440)
 
 
@@ -137,7 +138,7 @@ def test_era5_grib_opens_as_hourly_2m_temperature_with_the_values_ecCodes_decode
     # message 30 is 2019-03-02 05:00 (one message per hour)
     value = float(t2m.sel(time="2019-03-02T05:00", lat=55.0, lon=-3.0).item())
     assert value == pytest.approx(grib_nearest(ERA5_GRIB, 30, 55.0, -3.0), abs=1e-3)
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["bbox"] == (-10.125, 49.875, 2.125, 58.125)
     assert d["time"]["steps"] == 744 and d["time"]["frequency"] == "h"
     assert d["time"]["end"] == pd.Timestamp("2019-03-31 23:00")
@@ -153,7 +154,7 @@ def test_era5_netcdf_rotates_longitudes_and_reverses_latitudes_lazily():
         lat, lon = list(nc["latitude"][:]), list(nc["longitude"][:])
         raw = nc["swvl1"][2, lat.index(50.0), lon.index(350.0)]  # netCDF4 applies the scale factor itself
     assert float(ds["swvl1"].isel(time=2).sel(lat=50.0, lon=-10.0).item()) == pytest.approx(float(raw))
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["bbox"] == (-180.0, -90.0, 180.0, 90.0) and d["grid"]["resolution"] == (5.0, 5.0)
     assert d["time"]["frequency"] == "6h" and d["time"]["steps"] == 4
 
@@ -166,7 +167,7 @@ def test_era5_city_series_open_as_points_with_cf_units():
     with netCDF4.Dataset(ERA5_CITIES) as nc:
         raw = float(nc["tas"][2, 100])
     assert float(ds["tas"].isel(location=2, time=100).item()) == pytest.approx(raw)
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["grid"]["kind"] == "points" and d["grid"]["shape"] == (5,)
     np.testing.assert_allclose(d["bbox"], (-123.15, 44.5, -63.4, 63.75), atol=1e-4)
     assert (d["time"]["start"], d["time"]["steps"], d["time"]["frequency"]) == (pd.Timestamp("1990-01-01"), 1461, "D")
@@ -193,7 +194,7 @@ def test_modis_lst_opens_scaled_to_kelvin_on_the_sinusoidal_grid():
     lon, lat = proj_transform(modis.CRS, "EPSG:4326", ds["x"].values[idx[1]], ds["y"].values[idx[0]])
     np.testing.assert_allclose(ds["lon"].values[idx], lon, atol=1e-7)
     np.testing.assert_allclose(ds["lat"].values[idx], lat, atol=1e-7)
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     np.testing.assert_allclose(d["bbox"], (-40.617, -10.0, -30.0, 0.0), atol=1e-3)
     assert d["grid"]["kind"] == "projected" and d["grid"]["shape"] == (1200, 1200)
     np.testing.assert_allclose(d["grid"]["resolution"], (926.6254331, 926.6254331))
@@ -261,7 +262,7 @@ def test_grace_mascons_rotate_to_180_and_carry_their_land_mask_and_scale_factors
     assert ds["land_mask"].dims == ("lat", "lon") and float(ds["land_mask"].sel(lat=0.25, lon=-0.25)) == 0.0
     assert float(ds["land_mask"].sel(lat=0.25, lon=0.25)) == 1.0 and float(ds["scale_factor"].mean()) == 1.5
     assert "time_bounds" in ds.coords
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["bbox"] == (-180.0, -90.0, 180.0, 90.0) and d["grid"]["resolution"] == (0.5, 0.5)
     assert d["time"]["start"] == pd.Timestamp("2002-04-16 12:00") and d["time"]["steps"] == 3
     assert d["time"]["frequency"] is None and d["time"]["step"] == pd.Timedelta("30.5D")
@@ -310,7 +311,7 @@ def test_smap_l3_opens_on_the_ease2_36km_grid(tmp_path):
     np.testing.assert_allclose(a * q / (2 * k0), ds["y"].values, atol=0.01)
     np.testing.assert_allclose(a * k0 * np.radians(ds["lon"].values), ds["x"].values, atol=0.01)
     np.testing.assert_allclose(np.diff(ds["x"].values), 36032.220840584)
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["grid"]["kind"] == "projected" and d["grid"]["shape"] == (406, 964)
     np.testing.assert_allclose(d["grid"]["resolution"], (36032.22084, 36032.22084))
     np.testing.assert_allclose(d["bbox"], (-180.0, -85.0445664, 180.0, 85.0445664), atol=1e-6)
@@ -358,7 +359,7 @@ def test_esa_cci_combined_opens_with_ascending_latitudes_and_decoded_observation
     assert float(sm[0, 719 - 200, 700]) == pytest.approx(0.3) and int(sm.count()) == 3
     assert ds["flag"].attrs["units"] == "1" and ds["flag"].sel(lat=0.125, lon=0.125).item() == 4
     assert ds["t0"].sel(lat=89.875, lon=-179.875).values[0] == np.datetime64("2015-01-01T06:00")
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["bbox"] == (-180.0, -90.0, 180.0, 90.0) and d["grid"]["resolution"] == (0.25, 0.25)
     assert d["time"]["start"] == pd.Timestamp("2015-01-01")
 
@@ -388,14 +389,14 @@ def test_amsr2_l3_brightness_temperatures_are_scaled_and_rotated_to_180(tmp_path
     assert ds["tb_v"].sel(lat=89.875, lon=0.125).item() == pytest.approx(260.0, abs=1e-3)
     assert int(tb.count()) == 3
     assert ds.attrs["frequency_ghz"] == 36.5 and ds.attrs["orbit_direction"] == "ascending"
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["bbox"] == (-180.0, -90.0, 180.0, 90.0) and d["grid"]["shape"] == (720, 1440)
     assert d["time"]["start"] == pd.Timestamp("2015-07-01")
 
 
 def test_amsr2_l3_high_resolution_monthly_file_is_a_01_degree_grid(tmp_path):
     ds = amsr2.open_grid(write_amsr2(tmp_path, "GW1AM2_20150700_01M_EQMD_L3SGT89HA2220220.h5", (1800, 3600)))
-    assert grids.describe(ds)["grid"]["resolution"] == pytest.approx((0.1, 0.1))
+    assert gridtools.describe(ds)["grid"]["resolution"] == pytest.approx((0.1, 0.1))
     assert ds["time"].values[0] == np.datetime64("2015-07-01") and ds.attrs["averaging_period"] == "month"
     assert ds["tb_h"].sel(lat=89.95, lon=0.05).item() == pytest.approx(250.0, abs=1e-3)
 
@@ -430,7 +431,7 @@ def test_geotiff_in_epsg4326_gives_lat_lon_and_dated_bands_become_time(tmp_path)
     assert np.isnan(float(sm.sel(lat=49.75, lon=10.25).isel(time=0)))  # nodata, top-left cell
     assert float(sm.sel(lat=49.75, lon=10.75).isel(time=0)) == pytest.approx(raw[0, 0, 1] * 0.001 + 0.05)
     assert float(sm.sel(lat=48.25, lon=12.75).isel(time=1)) == pytest.approx(raw[1, 3, 5] * 0.001 + 0.05)
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["bbox"] == (10.0, 48.0, 13.0, 50.0) and d["grid"]["resolution"] == (0.5, 0.5)
     assert d["time"]["steps"] == 2
 
@@ -443,7 +444,7 @@ def test_geotiff_in_a_projected_crs_keeps_x_y_and_band_numbers(tmp_path):
     assert list(ds["band_description"].values) == ["day", "night"] and ds.attrs["crs"] == "EPSG:3035"
     lon, lat = proj_transform("EPSG:3035", "EPSG:4326", [4000500.0], [2999500.0])
     assert float(ds["lon"][0, 0]) == pytest.approx(lon[0]) and float(ds["lat"][0, 0]) == pytest.approx(lat[0])
-    d = grids.describe(ds)
+    d = gridtools.describe(ds)
     assert d["grid"]["kind"] == "projected" and d["grid"]["resolution"] == (1000.0, 1000.0)
     assert d["bbox"][0] < lon[0] < d["bbox"][2] and d["bbox"][1] < lat[0] < d["bbox"][3]
 
@@ -673,4 +674,4 @@ def test_it_rejects_a_file_no_reader_recognises(tmp_path):
     (None, None), ("K K", "K K"), ("m/s/s", "m s-1 s-1"),
 ])
 def test_units_are_normalised_to_udunits_or_refused(units, expected):
-    assert grids.normalise_units(units) == expected
+    assert normalise_units(units) == expected

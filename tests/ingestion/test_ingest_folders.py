@@ -8,11 +8,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import xarray as xr
 from django.core.management import CommandError, call_command
 
-from ingestion.models import IngestRun, Observation
-from ingestion.services import reader_module, source_files
+from ingestion.models import GridFile, IngestRun, Observation
+from ingestion.readers.grids import open_any
+from ingestion.readers.gridtools import describe
+from ingestion.services import cube_for, reader_module, source_files
 
 pytestmark = pytest.mark.django_db
 
@@ -50,9 +54,6 @@ GRID_FOLDERS = [("gldas_testdata", 11), ("xarray_data", 1), ("ecmwf_models_testd
 
 @pytest.mark.parametrize("folder, n_files", GRID_FOLDERS)
 def test_gridded_files_are_registered_not_loaded(folder, n_files, shared_data, capsys):
-    from ingestion.models import GridFile
-    from ingestion.readers.grids import describe, open_any
-
     before = Observation.objects.count()
     counts = _run("grid", shared_data / folder, capsys)
     assert counts["files"] == n_files and counts["rejected_files"] == 0
@@ -70,8 +71,6 @@ def test_gridded_files_are_registered_not_loaded(folder, n_files, shared_data, c
 
 
 def test_a_truncated_grid_is_rejected_and_registers_nothing(shared_data, tmp_path, capsys):
-    from ingestion.models import GridFile
-
     source = next((shared_data / "gldas_testdata").rglob("*.nc4"))
     bad = tmp_path / source.name
     bad.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
@@ -83,13 +82,6 @@ def test_a_truncated_grid_is_rejected_and_registers_nothing(shared_data, tmp_pat
 
 
 def test_a_registered_grid_is_copied_once_to_the_chunked_cube_store(shared_data, capsys):
-    import numpy as np
-    import xarray as xr
-
-    from ingestion.models import GridFile
-    from ingestion.readers.grids import open_any
-    from ingestion.services import cube_for
-
     source = sorted((shared_data / "gldas_testdata").rglob("*.nc4"))[0]
     _run("grid", source, capsys)
     grid = GridFile.objects.get(path=str(source))

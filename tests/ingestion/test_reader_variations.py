@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from ismn.filehandlers import StaticMetaFile
 
 from ingestion.readers import ameriflux, basins, cardamom, ecostress, fluxnet, ismn, reddyproc
 from ingestion.readers.base import PointData, ReaderError
@@ -469,8 +470,6 @@ def test_a_malformed_ismn_file_is_rejected_naming_file_line_and_field(tmp_path, 
 
 @pytest.mark.parametrize("static", sorted(ISMN.rglob("*_static_variables.csv")), ids=lambda p: p.parent.name)
 def test_ismn_static_variables_read_as_the_ismn_package_reads_them(static):
-    from ismn.filehandlers import StaticMetaFile
-
     meta = StaticMetaFile(static.parent, static.name).metadata
     got = ismn.read_static_variables(static)
     assert got["land_cover_cci"] == int(meta["lc_2010"].val) and got["climate_kg"] == meta["climate_KG"].val
