@@ -52,8 +52,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyproj
+import rasterio
 import shapely
 import xarray as xr
+from affine import Affine
 
 from products.methods import cf
 from products.methods.files import atomic_path
@@ -68,11 +70,6 @@ _KEEP_ENCODING = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_
 _ZARR_ENCODING = ("dtype", "scale_factor", "add_offset", "_FillValue", "_Unsigned", "units", "calendar")
 _EXTENT_ATTRS = re.compile(r"^(geospatial_(lat|lon)_|geospatial_bounds(_crs)?$|time_coverage_)")
 _RANGE_ATTRS = ("valid_range", "valid_min", "valid_max", "actual_range", "flag_values", "flag_masks")
-_COORDINATE_ATTRS = {
-    "time": {"standard_name": "time", "long_name": "time", "axis": "T"},
-    "lat": {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"},
-    "lon": {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X"},
-}
 
 
 def _cf_name(name: str) -> str:
@@ -177,7 +174,7 @@ def _stored_attr(value: Any, enc: Mapping[str, Any], var: xr.Variable) -> np.nda
     stored = np.dtype(enc.get("dtype", var.dtype))
     arr = np.asarray(value)
     if stored.kind in "iu" and arr.dtype.kind == "f" and "scale_factor" in enc:
-        arr = np.round((arr - float(enc.get("add_offset", 0.0))) / float(enc["scale_factor"]))
+        arr = cf.pack(arr, scale_factor=float(enc["scale_factor"]), add_offset=float(enc.get("add_offset", 0.0)))
     if enc.get("_Unsigned") == "true" and stored.kind == "i":
         return arr.astype(f"u{stored.itemsize}").view(stored)
     return arr.astype(stored)
@@ -209,7 +206,7 @@ def _set_grid_mapping(out: xr.Dataset, names: list[str]) -> xr.Dataset:
     if attrs.get("grid_mapping_name", "latitude_longitude") == "latitude_longitude":
         keep = {"crs_wkt": attrs["crs_wkt"]} if _parses_as_crs(attrs.get("crs_wkt", "")) else {}
         attrs = {**attrs, **cf.crs_attributes(), **keep}
-    out[mapping] = xr.Variable((), np.int32(0), attrs)
+    out[mapping] = cf.crs_variable(attrs)
     for name in names:
         out[name].attrs["grid_mapping"] = mapping
     return out
@@ -287,7 +284,7 @@ def _history_line(out: xr.Dataset, names: list[str], kind: str, now: datetime) -
     if "time" in out.variables and out["time"].size:
         times = np.atleast_1d(out["time"].values)
         parts.append(f"time {iso_time(times[0])}..{iso_time(times[-1])} ({times.size} steps)")
-    return f"{now.strftime('%Y-%m-%dT%H:%M:%SZ')} {SERVICE}: " + "; ".join(parts)
+    return cf.history_entry(f"{SERVICE}: " + "; ".join(parts), now)
 
 
 def cf_dataset(ds: xr.Dataset, attrs: Mapping[str, Any] | None = None, *, now: datetime | None = None) -> xr.Dataset:
@@ -334,8 +331,8 @@ def cf_dataset(ds: xr.Dataset, attrs: Mapping[str, Any] | None = None, *, now: d
     for name, var in out.variables.items():
         if name in bounds:  # CF 7.1: bounds take their coordinate's units and need no attributes
             var.attrs, var.encoding = {}, {}
-        elif name in _COORDINATE_ATTRS:
-            defaults = {k: v for k, v in _COORDINATE_ATTRS[str(name)].items() if k != "axis" or var.dims == (name,)}
+        elif name in cf.COORDINATE_ATTRS:
+            defaults = {k: v for k, v in cf.COORDINATE_ATTRS[str(name)].items() if k != "axis" or var.dims == (name,)}
             var.attrs = {**defaults, **{k: v for k, v in var.attrs.items() if k not in ("_FillValue", "calendar")}}
             var.attrs["coverage_content_type"] = "coordinate"
             var.encoding = {k: v for k, v in var.encoding.items() if k in ("units", "calendar")}
@@ -360,15 +357,11 @@ def cf_dataset(ds: xr.Dataset, attrs: Mapping[str, Any] | None = None, *, now: d
     history = [h for h in (str(source.get("history", "")).strip(), str(record.pop("history", "")).strip()) if h]
     history.append(_history_line(out, names, kind, now))
     created = now.isoformat().replace("+00:00", "Z")
-    out.attrs = _cf_attrs({
-        **source,
-        **record,
-        **_extent(out, kind),
+    out.attrs = _cf_attrs(cf.global_attributes(source, record, _extent(out, kind), {
         "history": "\n".join(history),
         "date_created": created,
         "date_metadata_modified": record.get("date_metadata_modified") or created,
-        "Conventions": CONVENTIONS,
-    })
+    }))
     out.attrs.setdefault("comment", COMMENTS[kind])
     if kind == "point":
         out.attrs.update(featureType="timeSeries", cdm_data_type="Station")
@@ -672,9 +665,6 @@ def to_geotiff(
     GDAL COG driver (GDAL >= 3.1), https://gdal.org/drivers/raster/cog.html; rasterio,
     https://rasterio.readthedocs.io/
     """
-    import rasterio
-    from affine import Affine
-
     names = data_variables(ds)
     if variable is None:
         if len(names) != 1:
@@ -708,9 +698,7 @@ def to_geotiff(
     if not north_up:
         values = values[:, ::-1, :]
     if packed_dtype is not None and packed_dtype.kind in "iu" and fill is not None and values.dtype.kind == "f":
-        missing = ~np.isfinite(values)
-        raw = np.round((np.where(missing, 0.0, values) - offset) / scale)
-        data = np.where(missing, fill, raw).astype(packed_dtype)
+        data = cf.pack(values, scale_factor=scale, add_offset=offset, dtype=packed_dtype, fill=fill)
         dtype, nodata = packed_dtype, fill
     elif values.dtype.kind in "iu":
         data, dtype, nodata = values, values.dtype, fill

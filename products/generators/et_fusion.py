@@ -17,7 +17,6 @@ Yang, Y., Bloom, A. A., et al.: CARDAMOM-FluxVal Version 1.0, in prep. for Geosc
 """
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import lightgbm
@@ -25,11 +24,16 @@ import numpy as np
 import pandas as pd
 import sklearn
 import xarray as xr
+from flaml import AutoML
 
 from ingestion.readers.base import ReaderError
-from products.methods.cf import CONVENTIONS
+from products.data_kind import DataKind
+from products.methods.aggregate import per_group, validation_rows
+from products.methods.anomalies import monthly_anomalies
+from products.methods.cf import CONVENTIONS, history_line, time_bounds, time_encoding
 from products.methods.cv import leave_station_out
 from products.methods.metrics import summary
+from products.methods.triple_collocation import tc_metrics
 
 DRIVERS = ("tmin", "tmax", "ssrd", "vpd", "precip")
 # Signed latitude: with month_sin/month_cos it lets the trees tell the seasons of the two hemispheres apart.
@@ -443,7 +447,6 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
     et_attrs = {"standard_name": "water_evapotranspiration_flux", "units": "kg m-2 d-1", "cell_methods": "time: mean",
                 "comment": "monthly mean; 1 kg m-2 d-1 = 1 mm d-1 of liquid water"}
     is_validation = rows["is_validation"].map({False: 0, True: 1}).fillna(-1).to_numpy(dtype="int8")
-    next_month = (pd.DatetimeIndex(times) + pd.offsets.MonthBegin(1)).to_numpy().astype("datetime64[ns]")
     ds = xr.Dataset(
         {
             "et": (("station", "time"), grid(rows["et_pred"], np.nan, "float64"), {
@@ -460,7 +463,7 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
             "site_type": ("station", sites["site_type"].to_numpy(dtype="int8"), {
                 "long_name": "kind of site", "flag_values": np.array([0, 1], dtype="int8"),
                 "flag_meanings": "flux_tower era5_point", "coverage_content_type": "auxiliaryInformation"}),
-            "time_bnds": (("time", "nv"), np.stack([times, next_month], axis=1)),
+            "time_bnds": (("time", "nv"), time_bounds(times, "MS")),
         },
         coords={
             "time": ("time", times, {"standard_name": "time", "long_name": "start of the month", "axis": "T",
@@ -483,17 +486,17 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
         ds[name].encoding.update({"_FillValue": np.int8(-1), "coordinates": "time lat lon station_name cv_fold"})
     for name in ("lat", "lon", "time", "time_bnds", "site_type"):
         ds[name].encoding["_FillValue"] = None
-    ds["time"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
-    ds["time_bnds"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
+    for name in ("time", "time_bnds"):
+        ds[name].encoding.update(time_encoding())
     pooled = result.metrics["validation"]["pooled"]
     ds.attrs = {
-        "Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": "real",
+        "Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": DataKind.REAL,
         "title": "Monthly evapotranspiration at FLUXNET2015 towers and ERA5 points (LightGBM ET fusion)",
         "institution": "data portal ET fusion pipeline",
         "source": f"LightGBM {lightgbm.__version__} regression of monthly ET on tower drivers "
                   f"({', '.join(FEATURES)}); leave-site-out GroupKFold ({result.n_splits} folds, scikit-learn "
                   f"{sklearn.__version__}); training data CARDAMOM-FluxVal v1.0, application ERA5 daily points",
-        "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.et_fusion",
+        "history": history_line("products.generators.et_fusion"),
         "references": REFERENCES,
         "comment": "Validation scores use the CARDAMOM-FluxVal held-out months only, each predicted by a model "
                    "that did not see the tower. ERA5 VPD = e_s(tas) - e_a(tdps) (FAO-56 eq. 11), a daily-mean "
@@ -537,9 +540,6 @@ def basin_triple_collocation(observations: pd.DataFrame, *, products: tuple[str,
     McColl et al. (2014), doi:10.1002/2014GL061322; Gruber et al. (2016),
     doi:10.1016/j.jag.2015.09.002 (see :mod:`products.methods.triple_collocation`).
     """
-    from products.methods.anomalies import monthly_anomalies
-    from products.methods.triple_collocation import tc_metrics
-
     wide = (observations[observations["variable"].isin(products)]
             .pivot_table(index=["station", "time"], columns="variable", values="value"))
     missing = [p for p in products if p not in wide.columns]
@@ -592,9 +592,6 @@ def products_against_towers(observations: pd.DataFrame, *, reference: str = "et"
     ValueError
         A variable is missing, or no sample has all of them.
     """
-    from products.methods.aggregate import per_group
-    from products.methods.metrics import summary
-
     names = [reference, *products]
     wide = (observations[observations["variable"].isin(names)]
             .pivot_table(index=["station", "time"], columns="variable", values="value"))
@@ -675,10 +672,6 @@ def fuse_at_towers(observations: pd.DataFrame, *, reference: str = "et", product
     Wang, C., Wu, Q., Weimer, M., Zhu, E. (2021): FLAML: a fast and lightweight AutoML library.
     MLSys 3. Method after Xu et al. (2025), see METHODS.md.
     """
-    from flaml import AutoML
-
-    from products.methods.metrics import summary
-
     names = [reference, *products]
     wide = (observations[observations["variable"].isin([*names, *forcing])]
             .pivot_table(index=["station", "time"], columns="variable", values="value"))
@@ -788,8 +781,6 @@ def reconstruct_products(observations: pd.DataFrame, *, products: tuple[str, ...
     ----------
     Ke et al. (2017), LightGBM, NeurIPS 30; method after Xu et al. (2025), see METHODS.md.
     """
-    from products.methods.metrics import summary
-
     wide = (observations[observations["variable"].isin([*products, *predictors])]
             .pivot_table(index=["station", "time"], columns="variable", values="value").sort_index())
     missing = [n for n in (*products, predictors[0]) if n not in wide.columns]
@@ -839,8 +830,6 @@ def fusion_metric_rows(fusion: TowerFusionResult, land_cover: dict[str, str] | N
         :func:`products.methods.aggregate.validation_rows` (units of the inputs, mm h-1 for the
         ECOSTRESS towers).
     """
-    from products.methods.aggregate import validation_rows
-
     frame = fusion.predictions.assign(
         land_cover=fusion.predictions["station"].map(land_cover or {}).fillna("").astype(str))
     return [(variable, scope, label, metrics)
@@ -908,14 +897,14 @@ def fusion_to_cf(fusion: TowerFusionResult, stations: pd.DataFrame, *, reference
     ds["et_obs"].attrs["coverage_content_type"] = "physicalMeasurement"
     for name in data:
         ds[name].encoding["_FillValue"] = np.nan
-    ds["time"].encoding.update({"units": "seconds since 1970-01-01", "calendar": "standard", "dtype": "float64"})
+    ds["time"].encoding.update(time_encoding("seconds since 1970-01-01"))
     fused = fusion.table.loc["et_fused"]
-    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "point", "data_kind": "real",
+    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "point", "data_kind": DataKind.REAL,
                 "title": "Stage-2 ET fusion at ECOSTRESS cal/val towers, validated by leaving towers out",
                 "source": "FLAML AutoML (LightGBM) from the ECOSTRESS model ET estimates and tower forcing to tower ET",
                 "references": REFERENCES, "validation_n": int(fused["n"]), "validation_kge": float(fused["kge"]),
                 "best_estimator_per_fold": ", ".join(map(str, fusion.best_estimators)),
-                "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.et_fusion"}
+                "history": history_line("products.generators.et_fusion")}
     ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
     return ds
 
@@ -946,8 +935,7 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
     series = reconstruction.series.set_index(["station", "time"]).sort_index()
     ds = xr.Dataset.from_dataframe(series)
     times = ds["time"].values.astype("datetime64[ns]")
-    next_month = (pd.DatetimeIndex(times) + pd.offsets.MonthBegin(1)).to_numpy().astype("datetime64[ns]")
-    ds["time_bnds"] = (("time", "nv"), np.stack([times, next_month], axis=1))
+    ds["time_bnds"] = (("time", "nv"), time_bounds(times, "MS"))
     ds["time"].attrs.update({"standard_name": "time", "axis": "T", "bounds": "time_bnds", "long_name": "start of the month"})
     ds = ds.assign_coords(station_name=("station", ds["station"].values.astype(str).astype(object),
                                         {"cf_role": "timeseries_id", "long_name": "GRDC major river basin"}))
@@ -965,15 +953,14 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
                           else f"{product} basin mean (lehmannfa/water_storage_changes)")}
         ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time station_name"})
     for name in ("time", "time_bnds"):
-        ds[name].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64",
-                                  "_FillValue": None})
-    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": "real",
+        ds[name].encoding.update(time_encoding())
+    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": DataKind.REAL,
                 "title": "Stage-1 reconstruction of five ET products over GRDC major river basins",
                 "comment": "Basin means of each product and their reconstruction from basin precipitation and runoff; "
                            "skill is scored on basins left out of training. GRDC basins carry no coordinates in the "
                            "source tables, so the file has no latitude/longitude.",
                 "source": f"LightGBM {lightgbm.__version__}, one model per product; skill by leaving basins out",
                 "references": REFERENCES,
-                "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by products.generators.et_fusion"}
+                "history": history_line("products.generators.et_fusion")}
     ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
     return ds

@@ -54,7 +54,7 @@ import pandas as pd
 import xarray as xr
 
 from ingestion.readers.base import ReaderError
-from ingestion.readers.grids import normalise_units
+from ingestion.readers.grids import normalise_units, open_any
 from products.generators.et_fusion import (
     FEATURES,
     REFERENCES,
@@ -63,7 +63,7 @@ from products.generators.et_fusion import (
     saturation_vapour_pressure,
 )
 from products.methods import cf
-from products.methods.chunked import GridSpec, Window, apply_chunked, cf_history, merge_attrs
+from products.methods.chunked import GridSpec, Window, apply_chunked
 from products.methods.files import atomic_path
 
 # driver role -> GLDAS-2.1 variable name; Rainf_f_tavg is total precipitation (Rainf_tavg: rain only)
@@ -302,8 +302,6 @@ def predict_matrix(matrix: np.ndarray, *, model: lightgbm.LGBMRegressor) -> np.n
 
 def open_forcing(forcing) -> tuple[list[xr.Dataset], list[xr.Dataset]]:
     """The datasets of ``forcing`` (see :func:`predict_et_grid`) and those opened here, to be closed."""
-    from ingestion.readers.grids import open_any
-
     items = [forcing] if isinstance(forcing, xr.Dataset | str | os.PathLike) else list(forcing)
     datasets, opened = [], []
     try:
@@ -397,7 +395,7 @@ def predict_et_grid(model: lightgbm.LGBMRegressor, forcing, out_path: str | os.P
         spec = GridSpec(
             name="et", time=days, lat=cube.lat, lon=cube.lon, attrs=ET_ATTRS,
             time_bounds=np.stack([days, days + np.timedelta64(1, "D")], axis=1),
-            global_attrs=merge_attrs({
+            global_attrs=cf.merge_attrs({
                 "Conventions": cf.CONVENTIONS,
                 "title": "Daily evapotranspiration from gridded forcing (LightGBM ET fusion model)",
                 "institution": "data portal ET fusion pipeline",
@@ -405,7 +403,7 @@ def predict_et_grid(model: lightgbm.LGBMRegressor, forcing, out_path: str | os.P
                           f"monthly means), applied to daily drivers from the forcing "
                           f"{', '.join(sources[:3])}{' ...' if len(sources) > 3 else ''} "
                           f"({len(sources)} file(s), variables {', '.join(cube.variables.values())})",
-                "history": cf_history("products.generators.et_grid"),
+                "history": cf.history_line("products.generators.et_grid"),
                 "references": REFERENCES_GRID,
                 "comment": "tmin/tmax from the sub-daily air temperature steps; ssrd, precip, vpd = means of the "
                            "steps (vpd from specific humidity and surface pressure, FAO-56 eq. 11). Cells are "

@@ -664,7 +664,7 @@ def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, feature
     global_attrs = _netcdf_attrs({"Conventions": cf.CONVENTIONS, "data_kind": data_kind, "references": REFERENCES,
                                   "source": f"Extremely Randomized Trees (scikit-learn {sklearn.__version__} "
                                             f"ExtraTreesClassifier) on {', '.join(features)}",
-                                  "history": chunked.cf_history(__name__), **(attrs or {}),
+                                  "history": cf.history_line(__name__), **(attrs or {}),
                                   "features": ", ".join(features)})
     global_attrs["data_kind"] = data_kind  # the caller's attrs never relabel the data
     coords = cf.grid_coordinates(predictors["time"].values, predictors["lat"].values, predictors["lon"].values,

@@ -58,7 +58,12 @@ import lightgbm
 import netCDF4
 import numpy as np
 import pandas as pd
+import rasterio
+import rasterio.shutil
+from affine import Affine
+from rasterio.windows import Window as RasterWindow
 
+from ingestion.readers.modis import RADIUS
 from products.methods import cf, chunked
 from products.methods.metrics import summary
 from products.registry import PRODUCTS as REGISTRY
@@ -526,16 +531,13 @@ def station_table(stations: pd.DataFrame, insitu: pd.DataFrame, *, source: Predi
 
 def encode(values) -> np.ndarray:
     """float m3 m-3 -> int16 = round(value / 0.001), clipped to :data:`VALID_RANGE`; NaN and -9999 -> :data:`FILL_INT`."""
-    v = np.asarray(values, dtype="float64")
-    bad = ~np.isfinite(v) | (v == float(chunked.FILL_VALUE))
-    packed = np.clip(np.rint((np.where(bad, 0.0, v) - ADD_OFFSET) / SCALE_FACTOR), *VALID_RANGE)
-    return np.where(bad, FILL_INT, packed).astype("int16")
+    return cf.pack(np.asarray(values, dtype="float64"), scale_factor=SCALE_FACTOR, add_offset=ADD_OFFSET, dtype="int16",
+                   fill=FILL_INT, valid_range=VALID_RANGE, missing=float(chunked.FILL_VALUE))
 
 
 def decode(packed) -> np.ndarray:
     """int16 -> float32 m3 m-3 (value x 0.001 + 0), NaN at :data:`FILL_INT`."""
-    p = np.asarray(packed)
-    return np.where(p == FILL_INT, np.nan, p.astype("float64") * SCALE_FACTOR + ADD_OFFSET).astype("float32")
+    return cf.unpack(packed, scale_factor=SCALE_FACTOR, add_offset=ADD_OFFSET, fill=FILL_INT, dtype="float32")
 
 
 @dataclass
@@ -577,9 +579,6 @@ def _create_netcdf(path: Path, grid: Grid, times: np.ndarray, name: str, attrs: 
 
 
 def _create_geotiff(path: Path, grid: Grid, n_bands: int, tags: Mapping, band_names: Sequence[str]):
-    import rasterio
-    from affine import Affine
-
     dst = rasterio.open(
         path, "w", driver="GTiff", width=grid.n_lon, height=grid.n_lat, count=n_bands, dtype="int16",
         crs="EPSG:4326", transform=Affine(grid.res, 0.0, grid.west, 0.0, -grid.res, grid.north), nodata=int(FILL_INT),
@@ -604,8 +603,6 @@ def _to_cog(src: Path, dst: Path) -> None:
     tiles, so a client reading over HTTP ranges (GDAL ``/vsicurl/``) fetches only the tiles and the
     zoom level it needs. Band scale/offset/units/descriptions, nodata and tags are copied.
     """
-    import rasterio.shutil
-
     rasterio.shutil.copy(src, dst, driver="COG", BLOCKSIZE=256, COMPRESS="DEFLATE", PREDICTOR="YES",
                          OVERVIEWS="AUTO", OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER")
 
@@ -662,8 +659,7 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
     staging = _tmp(Path(tif_path)) if tif_path is not None else None  # tiled GeoTIFF, rewritten as a COG
     nc = tif = None
     n_valid = 0
-    gattrs = chunked.merge_attrs({"Conventions": cf.CONVENTIONS, "history": chunked.cf_history("products.generators.sm_1km")},
-                                 global_attrs)
+    gattrs = cf.global_attributes(global_attrs, module="products.generators.sm_1km")
     try:
         if nc_path is not None:
             nc = _create_netcdf(tmps[Path(nc_path)], grid, times, name, attrs or SM_ATTRS, gattrs, (256, 256))
@@ -678,8 +674,6 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
             if nc is not None and n:
                 nc[name][window.key] = packed
             if tif is not None:
-                from rasterio.windows import Window as RasterWindow
-
                 rw = RasterWindow(window.lon.start, window.lat.start, window.shape[2], window.shape[1])
                 tif.write(packed[0], window.time.start + 1, window=rw)
         for handle in (nc, tif):
@@ -760,8 +754,6 @@ def modis_lst_on_grid(lst: np.ndarray, x: np.ndarray, y: np.ndarray, grid: Grid,
     ----------
     MODIS sinusoidal grid: x = R lon cos(lat), y = R lat, R = 6371007.181 m (Wan 2013, MOD11 User's Guide).
     """
-    from ingestion.readers.modis import RADIUS
-
     rows = rows or slice(0, grid.n_lat)
     cols = cols or slice(0, grid.n_lon)
     lat = np.deg2rad(grid.lat[rows])[:, None]

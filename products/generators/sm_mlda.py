@@ -79,7 +79,7 @@ import xarray as xr
 from products.data_kind import DataKind
 from products.methods import triple_collocation as tc
 from products.methods.aggregate import median_of_groups, per_class, per_group
-from products.methods.cf import CONVENTIONS, history_line
+from products.methods.cf import CONVENTIONS, history_line, time_encoding
 from products.methods.cv import leave_station_out
 from products.methods.metrics import summary
 from products.methods.nudging import nudge, tc_gain
@@ -946,7 +946,7 @@ def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataF
         ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time lat lon station_name"})
     for name in ("lat", "lon", "time"):
         ds[name].encoding["_FillValue"] = None
-    ds["time"].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64"})
+    ds["time"].encoding.update(time_encoding())
     ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "references": REFERENCES,
                 "history": history_line("products.generators.sm_mlda"),
                 "source": f"LightGBM {lightgbm.__version__}, scikit-learn {sklearn.__version__}", **attrs}

@@ -61,11 +61,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from products.generators.et_fusion import DEFAULT_PARAMS
+from products.data_kind import DataKind
 from products.methods import cf
 from products.methods.anomalies import monthly_anomalies
-from products.methods.cf import CONVENTIONS
-from products.methods.chunked import GridSpec, Window, apply_chunked, cf_history, merge_attrs
+from products.methods.cf import CONVENTIONS, history_line, merge_attrs
+from products.methods.chunked import GridSpec, Window, apply_chunked, windows
 from products.methods.cv import assert_disjoint, year_held_out
 from products.methods.files import atomic_path
 from products.methods.metrics import pearson_r, summary
@@ -80,6 +80,11 @@ TAUS = (3, 6, 12)  # months, e-folding times of the filtered net flux (anomaly v
 TAUS_DESEASONALISED = (6, 12, 24)  # months, for the deseasonalised net flux
 LAGS = (1, 2, 3)
 TWS_UNITS = "mm"
+DEFAULT_PARAMS = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
+                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 1, "verbose": -1,
+                  "deterministic": True, "force_col_wise": True}
+"""LightGBM parameters of the reconstruction models, tws_rec's own (the values the ET fusion uses, which it
+borrowed before; ``n_jobs`` 1, see :func:`_model_params`)."""
 REFERENCES = (
     "Yin et al. (2023), ESSD 15, 5597-5615, doi:10.5194/essd-15-5597-2023 (GTWS-MLrec, the seed); "
     "Humphrey & Gudmundsson (2019), ESSD 11, 1153-1170, doi:10.5194/essd-11-1153-2019 (GRACE-REC); "
@@ -423,7 +428,7 @@ class TwsResult:
 def _model_params(params: Mapping | None, seed: int) -> dict:
     # n_jobs 1: on a shared 2-core machine OpenMP threads that wait for each other made a 4000-row
     # fit ~45 times slower with n_jobs=2 than with 1 (measured); many small fits gain nothing from threads.
-    return {**DEFAULT_PARAMS, "n_jobs": 1, "random_state": seed, **(params or {})}
+    return {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
 
 
 def reconstruct(observations: pd.DataFrame, *, solutions: tuple[str, ...] = SOLUTIONS,
@@ -446,7 +451,7 @@ def reconstruct(observations: pd.DataFrame, *, solutions: tuple[str, ...] = SOLU
     baseline : (start, end)
         Reference period.
     params : mapping, optional
-        LightGBM parameters over :data:`products.generators.et_fusion.DEFAULT_PARAMS`.
+        LightGBM parameters over :data:`DEFAULT_PARAMS`.
     seed : int
         LightGBM random state.
     min_train_years : int
@@ -741,13 +746,11 @@ def water_balance(storage: pd.DataFrame, net: pd.DataFrame, *, method: str = "ce
 # --- CF output --------------------------------------------------------------------------------
 def _time_axis(ds: xr.Dataset) -> xr.Dataset:
     times = ds["time"].values.astype("datetime64[ns]")
-    next_month = (pd.DatetimeIndex(times) + pd.offsets.MonthBegin(1)).to_numpy().astype("datetime64[ns]")
-    ds["time_bnds"] = (("time", "nv"), np.stack([times, next_month], axis=1))
+    ds["time_bnds"] = (("time", "nv"), cf.time_bounds(times, "MS"))
     ds["time"].attrs.update({"standard_name": "time", "axis": "T", "bounds": "time_bnds",
                              "long_name": "start of the month"})
     for name in ("time", "time_bnds"):
-        ds[name].encoding.update({"units": "days since 1970-01-01", "calendar": "standard", "dtype": "float64",
-                                  "_FillValue": None})
+        ds[name].encoding.update(cf.time_encoding())
     return ds
 
 
@@ -770,7 +773,7 @@ def _storage_attrs(name: str) -> dict:
                        "name for its anomaly from a baseline."}
 
 
-def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, data_kind: str = "real",
+def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, data_kind: str = DataKind.REAL,
                  attrs: Mapping | None = None) -> xr.Dataset:
     """CF-1.8 ``timeSeries`` of the basin series: observed, reconstructed and held-out storage anomalies.
 
@@ -780,7 +783,7 @@ def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, d
     attributes : pandas.DataFrame, optional
         Index basin; ``continent`` (str) and ``area_km2`` (float) become auxiliary variables.
     data_kind : str
-        ``real`` or ``synthetic`` (global attribute).
+        A :class:`products.data_kind.DataKind` (global attribute).
     attrs : mapping, optional
         Global attributes added last; None values dropped.
 
@@ -826,7 +829,7 @@ def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, d
                            "reconstructions over the predictors' span, *_cv predictions for years held out of "
                            "training, *_dd the detrended and deseasonalised variants. GRDC basins carry no "
                            "coordinates in the source tables, so the file has no latitude/longitude.",
-                "references": REFERENCES, "history": cf_history("products.generators.tws_rec")}
+                "references": REFERENCES, "history": history_line("products.generators.tws_rec")}
     for (solution, variant), row in result.cv.iterrows():
         ds.attrs[f"{solution}_{variant}_held_out_years_nse"] = float(row["nse"])
         ds.attrs[f"{solution}_{variant}_held_out_years_r"] = float(row["r"])
@@ -834,7 +837,7 @@ def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, d
     return ds
 
 
-def to_cf_regions(means: Mapping[str, pd.DataFrame], regions: pd.DataFrame, *, data_kind: str = "real",
+def to_cf_regions(means: Mapping[str, pd.DataFrame], regions: pd.DataFrame, *, data_kind: str = DataKind.REAL,
                   attrs: Mapping | None = None) -> xr.Dataset:
     """CF-1.8 ``timeSeries`` of region means, one variable per storage series.
 
@@ -872,7 +875,7 @@ def to_cf_regions(means: Mapping[str, pd.DataFrame], regions: pd.DataFrame, *, d
     ds.attrs = merge_attrs({"Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": data_kind,
                             "title": "Area-weighted regional means of terrestrial water storage anomalies over GRDC basins",
                             "comment": "means over the basin-covered part of each region only, not the whole region",
-                            "references": REFERENCES, "history": cf_history("products.generators.tws_rec")}, attrs)
+                            "references": REFERENCES, "history": history_line("products.generators.tws_rec")}, attrs)
     return ds
 
 
@@ -966,7 +969,7 @@ def mascon_mm(mascon: xr.Dataset, *, apply_scale_factor: bool = True) -> xr.Data
 def reconstruct_grid(mascon: xr.Dataset, p: xr.DataArray, et: xr.DataArray, r: xr.DataArray,
                      out_path: str | os.PathLike, *, variant: str = "anomaly", baseline: tuple[str, str] = BASELINE,
                      chunk: tuple[int, int] = (32, 32), max_training_rows: int = 200_000, params: Mapping | None = None,
-                     seed: int = 42, data_kind: str = "real", attrs: Mapping | None = None) -> dict:
+                     seed: int = 42, data_kind: str = DataKind.REAL, attrs: Mapping | None = None) -> dict:
     """The TWS reconstruction on a mascon-layout grid, trained on its GRACE months and written chunk by chunk.
 
     Parameters
@@ -987,7 +990,7 @@ def reconstruct_grid(mascon: xr.Dataset, p: xr.DataArray, et: xr.DataArray, r: x
         Training cell-months sampled (seeded) from the GRACE months of land cells.
     params, seed : LightGBM parameters and random state.
     data_kind : str
-        ``real``, ``synthetic`` or ``proxy`` (global attribute).
+        A :class:`products.data_kind.DataKind` (global attribute).
 
     Returns
     -------
@@ -1048,7 +1051,7 @@ def reconstruct_grid(mascon: xr.Dataset, p: xr.DataArray, et: xr.DataArray, r: x
                       f"({len(y)} cell-months), features {', '.join(FEATURES)}",
             "baseline": f"{baseline[0]}/{baseline[1]}", "variant": variant,
             "in_sample_nse": float(in_sample["nse"]), "in_sample_r": float(in_sample["r"]),
-            "references": REFERENCES, "history": cf_history("products.generators.tws_rec")}, attrs))
+            "references": REFERENCES, "history": history_line("products.generators.tws_rec")}, attrs))
     features = functools.partial(grid_features, p=p, et=et, r=r, times=times, baseline=baseline, mask=mask)
     with atomic_path(out_path) as tmp:
         stats = apply_chunked(features, functools.partial(_predict, model=model), spec, tmp,
@@ -1059,6 +1062,4 @@ def reconstruct_grid(mascon: xr.Dataset, p: xr.DataArray, et: xr.DataArray, r: x
 
 
 def _windows_all_time(shape, chunk):
-    from products.methods.chunked import windows
-
     return windows(shape, (shape[0], *chunk))

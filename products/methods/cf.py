@@ -5,8 +5,8 @@ Products (:mod:`products.generators`) and subsets (:mod:`portal.subsets.writers`
 (``cfchecker``; the IOOS compliance checker's ``cf:1.8`` and ``acdd:1.3`` suites) and that GIS and
 NetCDF tools read without guessing:
 
-* :func:`add_crs` -- the ``crs`` grid-mapping variable (``latitude_longitude`` with the full OGC
-  WKT of EPSG:4326) and ``grid_mapping = "crs"`` on every variable located by lat/lon;
+* :func:`crs_variable` / :func:`add_crs` -- the ``crs`` grid-mapping variable (``latitude_longitude``
+  with the full OGC WKT of EPSG:4326) and ``grid_mapping = "crs"`` on every variable located by lat/lon;
 * :func:`add_bounds` -- ``time_bnds``, ``lat_bnds``, ``lon_bnds`` (CF 7.1 cell boundaries) on the
   dimension coordinates, with the ``bounds`` attributes;
 * :func:`extent_attributes` -- the ACDD extent attributes (``geospatial_*``, ``time_coverage_*``)
@@ -15,6 +15,10 @@ NetCDF tools read without guessing:
   ``Conventions``;
 * :func:`encoding_for` -- NetCDF encodings: no ``_FillValue`` on coordinates or bounds, time as
   float64 days, strings as fixed-width character arrays, packed integers left packed, zlib;
+* :func:`global_attributes` / :func:`history_line` / :func:`merge_attrs` -- the global attributes
+  every file carries (``Conventions``, a time-stamped ``history`` line, None values dropped);
+* :func:`pack` / :func:`unpack` -- packed integers (CF 8.1: ``scale_factor``, ``add_offset``,
+  ``_FillValue``);
 * :func:`write_netcdf` -- all of it, written atomically.
 
 Each works on a (time, lat, lon) grid or any selection of one, on a point series (scalar lat/lon),
@@ -37,6 +41,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import cftime
 import netCDF4
 import numpy as np
 import pandas as pd
@@ -53,11 +58,12 @@ CRS_NAME = "crs"
 GEOSPATIAL_BOUNDS_CRS = "EPSG:4326"
 COVERAGE_CONTENT_TYPES = ("image", "thematicClassification", "physicalMeasurement", "auxiliaryInformation",
                           "qualityInformation", "referenceInformation", "modelResult", "coordinate")
-_COORD_ATTRS = {
+COORDINATE_ATTRS = {
     "time": {"standard_name": "time", "long_name": "time", "axis": "T"},
     "lat": {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"},
     "lon": {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X"},
 }
+"""CF attributes of the ``time``, ``lat`` and ``lon`` coordinates (``axis`` only on dimension coordinates)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -81,6 +87,22 @@ def crs_attributes() -> dict:
             "latitude and longitude (EPSG:4326)", "semi_major_axis": 6378137.0,
             "inverse_flattening": 298.257223563, "longitude_of_prime_meridian": 0.0, "crs_wkt": epsg4326_wkt(),
             "epsg_code": "EPSG:4326"}
+
+
+def crs_variable(attrs: Mapping | None = None) -> xr.Variable:
+    """The ``crs`` grid-mapping variable: an int32 scalar (CF 5.6: its value is not used) with attributes.
+
+    Parameters
+    ----------
+    attrs : mapping, optional
+        Its attributes; default :func:`crs_attributes` (WGS 84 latitude/longitude, EPSG:4326).
+
+    Returns
+    -------
+    xarray.Variable
+        Dims (), int32 0.
+    """
+    return xr.Variable((), np.int32(0), dict(crs_attributes() if attrs is None else attrs))
 
 
 def _located(ds: xr.Dataset, name: str) -> bool:
@@ -112,7 +134,7 @@ def add_crs(ds: xr.Dataset) -> xr.Dataset:
     if "lat" not in ds.variables or "lon" not in ds.variables:
         return ds
     ds = ds.copy()
-    ds[CRS_NAME] = xr.DataArray(np.int32(0), attrs=crs_attributes())
+    ds[CRS_NAME] = crs_variable()
     for name in ds.data_vars:
         if _located(ds, name):
             ds[name].attrs["grid_mapping"] = CRS_NAME
@@ -136,6 +158,18 @@ def _typical_step(times: pd.DatetimeIndex) -> pd.Timedelta | None:
     values, counts = np.unique(steps, return_counts=True)
     best = int(np.argmax(counts))
     return pd.Timedelta(values[best]) if counts[best] * 2 >= len(steps) else None
+
+
+def time_encoding(units: str = "days since 1970-01-01") -> dict:
+    """The xarray ``encoding`` of a datetime64 time coordinate or bounds variable as the products store it.
+
+    Returns
+    -------
+    dict
+        ``units`` (``"<unit> since <epoch>"``), ``calendar`` :data:`CALENDAR`, ``dtype`` float64 (CF-1.8
+        has no int64) and no ``_FillValue``; :func:`encoding_for` keeps the units.
+    """
+    return {"units": units, "calendar": CALENDAR, "dtype": "float64", "_FillValue": None}
 
 
 def time_bounds(times, step: str | pd.DateOffset | pd.Timedelta | None = None) -> np.ndarray:
@@ -416,7 +450,7 @@ def standardise(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta
         A ``coverage_content_type`` outside the ISO 19115-1 codes.
     """
     ds = ds.copy()
-    for axis, defaults in _COORD_ATTRS.items():
+    for axis, defaults in COORDINATE_ATTRS.items():
         if axis not in ds.variables:
             continue
         extra = {k: v for k, v in defaults.items() if k != "axis" or ds[axis].dims == (axis,)}
@@ -439,7 +473,7 @@ def standardise(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta
         if kind not in COVERAGE_CONTENT_TYPES:
             raise ValueError(f"{name}: coverage_content_type {kind!r} is not one of {COVERAGE_CONTENT_TYPES}")
     for name, var in ds.coords.items():
-        if name not in _COORD_ATTRS and name not in bounds:
+        if name not in COORDINATE_ATTRS and name not in bounds:
             var.attrs.setdefault("coverage_content_type", "coordinate" if name in ds.dims else "auxiliaryInformation")
     ds.attrs = {**{k: v for k, v in ds.attrs.items() if v is not None}, **extent_attributes(ds),
                 "Conventions": CONVENTIONS, **{k: v for k, v in (attrs or {}).items() if v is not None}}
@@ -586,8 +620,6 @@ def complete_grid_file(path: str | os.PathLike, *, time_step: str | pd.DateOffse
     KeyError
         The file has no ``time``, ``lat`` or ``lon`` variable.
     """
-    import cftime
-
     with netCDF4.Dataset(path, "a") as nc:
         tv = nc["time"]
         times = cftime.num2date(tv[:], tv.units, getattr(tv, "calendar", CALENDAR), only_use_cftime_datetimes=False,
@@ -662,9 +694,104 @@ def unsigned_byte_fill(fill) -> np.int8:
     return np.array(fill, dtype="u1").view("i1")[()]
 
 
+def history_entry(text: str, now: dt.datetime | None = None) -> str:
+    """A CF ``history`` line: the UTC time stamp (``%Y-%m-%dT%H:%M:%SZ``) of ``now`` (default: the current
+    time), a space and ``text``."""
+    return f"{now or dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {text}"
+
+
 def history_line(module: str, action: str = "created") -> str:
-    """A CF ``history`` line: UTC time stamp, ``action`` and the module that did it."""
-    return f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} {action} by {module}"
+    """A CF ``history`` line: UTC time stamp, ``action`` and the module that did it (:func:`history_entry`)."""
+    return history_entry(f"{action} by {module}")
+
+
+def merge_attrs(*parts: Mapping | None) -> dict:
+    """Merge attribute dicts left to right (a later part overrides), dropping None values."""
+    out: dict = {}
+    for part in parts:
+        out.update(part or {})
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def global_attributes(*parts: Mapping | None, module: str | None = None) -> dict:
+    """The global attributes of a file the portal writes: ``Conventions``, a ``history`` line, then ``parts``.
+
+    Parameters
+    ----------
+    *parts : mapping or None
+        Attribute dicts merged left to right over ``history`` (:func:`merge_attrs`: a later part
+        overrides, None values are dropped), e.g. a source file's, a record's, the writer's own.
+    module : str, optional
+        The producing module; gives ``history`` = :func:`history_line` of it.
+
+    Returns
+    -------
+    dict
+        ``Conventions`` first and always :data:`CONVENTIONS` (a part's own is replaced: every file the
+        portal writes is CF-1.8 / ACDD-1.3), ``history`` when ``module`` is given, then the parts.
+    """
+    out = merge_attrs({"Conventions": CONVENTIONS, **({"history": history_line(module)} if module else {})}, *parts)
+    out["Conventions"] = CONVENTIONS
+    return out
+
+
+def pack(values, *, scale_factor: float, add_offset: float = 0.0, dtype=None, fill=None,
+         valid_range: tuple[float, float] | None = None, missing: float | None = None) -> np.ndarray:
+    """Packed integers of values in data units (CF 8.1): ``round((value - add_offset) / scale_factor)``.
+
+    Parameters
+    ----------
+    values : array_like
+        Data units, any shape; float32 and float64 are computed in their own precision, others in float64.
+    scale_factor, add_offset : float
+        The packing (``value = packed * scale_factor + add_offset``).
+    dtype : numpy dtype, optional
+        Stored type (e.g. ``int16``); None keeps the rounded float64 values.
+    fill : number, optional
+        Stored for non-finite values (and ``missing``); None leaves them as they are.
+    valid_range : (number, number), optional
+        Packed values are clipped to it.
+    missing : float, optional
+        A value in data units that also means missing (e.g. a fill of an upstream step).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape of ``values``, ``dtype``. Rounding is half to even (:func:`numpy.rint`).
+    """
+    v = np.asarray(values)
+    v = v if v.dtype.kind == "f" else v.astype("float64")  # float32 data are packed in float32 arithmetic
+    bad = ~np.isfinite(v) if missing is None else ~np.isfinite(v) | (v == missing)
+    packed = np.rint(((np.where(bad, 0.0, v) if fill is not None else v) - add_offset) / scale_factor)
+    if valid_range is not None:
+        packed = np.clip(packed, *valid_range)
+    if fill is not None:
+        packed = np.where(bad, fill, packed)
+    return packed if dtype is None else packed.astype(dtype)
+
+
+def unpack(packed, *, scale_factor: float, add_offset: float = 0.0, fill=None, dtype="float32") -> np.ndarray:
+    """Values in data units of packed integers (CF 8.1): ``packed * scale_factor + add_offset``, NaN at ``fill``.
+
+    Parameters
+    ----------
+    packed : array_like
+        Stored integers, any shape.
+    scale_factor, add_offset : float
+        The packing.
+    fill : number, optional
+        The stored fill value.
+    dtype : numpy dtype
+        Type of the result (float).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape of ``packed``, ``dtype`` (computed in float64).
+    """
+    p = np.asarray(packed)
+    values = p.astype("float64") * scale_factor + add_offset
+    return (values if fill is None else np.where(p == fill, np.nan, values)).astype(dtype)
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, standardised: bool = False, complevel: int = 4,

@@ -35,22 +35,21 @@ Unidata netCDF-4 / HDF5 chunking and deflate: https://docs.unidata.ucar.edu/netc
 from __future__ import annotations
 
 import concurrent.futures
-import datetime as dt
 import math
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import netCDF4
 import numpy as np
 
+from products.methods.cf import CALENDAR, TIME_UNITS
 from products.methods.files import atomic_path
 
 FILL_VALUE = np.float32(-9999.0)
-TIME_UNITS = "days since 1970-01-01 00:00:00"
 
 FeatureFunction = Callable[["Window"], "tuple[np.ndarray, np.ndarray]"]
 PredictFunction = Callable[[np.ndarray], np.ndarray]
@@ -208,12 +207,12 @@ def create_output(path: str | os.PathLike, spec: GridSpec) -> netCDF4.Dataset:
         ds.createDimension("lon", n_lon)
         time_var = ds.createVariable("time", "f8", ("time",))
         time_var.setncatts({"standard_name": "time", "long_name": "time", "axis": "T", "units": TIME_UNITS,
-                        "calendar": "standard"})
+                        "calendar": CALENDAR})
         time_var[:] = days_since_epoch(spec.time)
         if spec.time_bounds is not None:
             ds.createDimension("nv", 2)
             bounds = ds.createVariable("time_bnds", "f8", ("time", "nv"))
-            bounds.setncatts({"units": TIME_UNITS, "calendar": "standard"})
+            bounds.setncatts({"units": TIME_UNITS, "calendar": CALENDAR})
             bounds[:] = days_since_epoch(np.asarray(spec.time_bounds).reshape(n_time, 2))
             time_var.bounds = "time_bnds"
         lat = ds.createVariable("lat", "f8", ("lat",))
@@ -425,16 +424,3 @@ def _run_pool(todo: list[Window], features: FeatureFunction, predict: PredictFun
                 future.cancel()
             raise
     return n_valid
-
-
-def cf_history(module: str) -> str:
-    """A CF ``history`` line: UTC time stamp and the producing module."""
-    return f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} created by {module}"
-
-
-def merge_attrs(*parts: Mapping | None) -> dict:
-    """Merge attribute dicts left to right, dropping None values."""
-    out: dict = {}
-    for part in parts:
-        out.update(part or {})
-    return {k: v for k, v in out.items() if v is not None}

@@ -325,7 +325,7 @@ def run_twin(twin: Twin, *, seed: int = 42, validation_fraction: float = 0.3, n_
     stats = None
     if nc_path is not None or tif_path is not None:
         stats = write_product(features, predict, grid=twin.grid, times=twin.times, nc_path=nc_path, tif_path=tif_path,
-                              chunk=chunk, global_attrs=chunked.merge_attrs(
+                              chunk=chunk, global_attrs=cf.merge_attrs(
                                   {"title": "1 km surface soil moisture, SYNTHETIC twin experiment",
                                    "data_kind": DataKind.SYNTHETIC,
                                    "source": "products.generators.twins.sm_1km.Twin (analytic truth)",
