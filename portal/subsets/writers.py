@@ -328,11 +328,12 @@ def cf_dataset(ds: xr.Dataset, attrs: Mapping[str, Any] | None = None, *, now: d
     bounds = {str(v.attrs["bounds"]) for v in out.variables.values()
               if isinstance(v.attrs.get("bounds"), str) and v.attrs["bounds"] in out.variables}
     default = "physicalMeasurement" if kind == "stations" else "modelResult"
-    for name, var in out.variables.items():
+    for variable, var in out.variables.items():
+        name = str(variable)
         if name in bounds:  # CF 7.1: bounds take their coordinate's units and need no attributes
             var.attrs, var.encoding = {}, {}
         elif name in cf.COORDINATE_ATTRS:
-            defaults = {k: v for k, v in cf.COORDINATE_ATTRS[str(name)].items() if k != "axis" or var.dims == (name,)}
+            defaults = {k: v for k, v in cf.COORDINATE_ATTRS[name].items() if k != "axis" or var.dims == (name,)}
             var.attrs = {**defaults, **{k: v for k, v in var.attrs.items() if k not in ("_FillValue", "calendar")}}
             var.attrs["coverage_content_type"] = "coordinate"
             var.encoding = {k: v for k, v in var.encoding.items() if k in ("units", "calendar")}
@@ -803,7 +804,9 @@ def to_coveragejson(ds: xr.Dataset) -> dict[str, Any]:
         {"coordinates": ["t"], "system": {"type": "TemporalRS", "calendar": calendar}},
     ]
     names = data_variables(ds)
-    spatial = {d for v in names for d in ds[v].dims} - {"time"}
+    spatial = {str(d) for v in names for d in ds[v].dims} - {"time"}
+    axes: dict[str, dict[str, Any]]
+    order: tuple[str, ...]
     if spatial == {"lat", "lon"}:
         axes = {
             "x": {"values": _json_values(ds["lon"])},

@@ -539,6 +539,8 @@ def fit_select(data: Samples, split: np.ndarray, *, n_estimators: int = 100,
                           "validation_overall_accuracy": m["overall_accuracy"]})
         if best is None or key > best[0]:
             best = (key, int(leaf), model)
+    if best is None:
+        raise ValueError("min_samples_leaf: give at least one candidate leaf size")
     _, leaf, model = best
     metrics = {name: classification_metrics(data.y[rows], model.predict(data.X[rows])) for name, rows in idx.items()}
     return FitResult(model, {**fixed, "min_samples_leaf": leaf}, metrics, selection,

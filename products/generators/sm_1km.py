@@ -656,14 +656,15 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
     times = np.asarray(times, dtype="datetime64[ns]")
     todo = chunked.windows((len(times), grid.n_lat, grid.n_lon), (1, *chunk))
     tmps = {p: _tmp(p) for p in targets}
-    staging = _tmp(Path(tif_path)) if tif_path is not None else None  # tiled GeoTIFF, rewritten as a COG
+    tif_target = Path(tif_path) if tif_path is not None else None
+    staging = _tmp(tif_target) if tif_target is not None else None  # tiled GeoTIFF, rewritten as a COG
     nc = tif = None
     n_valid = 0
     gattrs = cf.global_attributes(global_attrs, module="products.generators.sm_1km")
     try:
         if nc_path is not None:
             nc = _create_netcdf(tmps[Path(nc_path)], grid, times, name, attrs or SM_ATTRS, gattrs, (256, 256))
-        if tif_path is not None:
+        if staging is not None:
             tif = _create_geotiff(staging, grid, len(times), gattrs,
                                   [f"{name} {np.datetime_as_string(t, unit='D')}" for t in times])
         for window in todo:
@@ -680,8 +681,8 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
             if handle is not None:
                 handle.close()
         nc = tif = None
-        if staging is not None:
-            _to_cog(staging, tmps[Path(tif_path)])
+        if staging is not None and tif_target is not None:
+            _to_cog(staging, tmps[tif_target])
             staging.unlink()
         for target, tmp in tmps.items():
             os.chmod(tmp, 0o644)

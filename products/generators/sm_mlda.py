@@ -255,7 +255,7 @@ def tc_labels(products: dict, *, min_samples: int = 100, fallback: str = "exclud
         x, y, z = (a[i] for a in arrays)
         res = tc.tc_metrics(x, y, z, min_samples=min_samples)
         flags = res.negative_error_variance | res.r2_out_of_range
-        row = {"n": res.n, "too_few_samples": res.too_few_samples}
+        row: dict[str, object] = {"n": res.n, "too_few_samples": res.too_few_samples}
         if not res.too_few_samples and res.valid.any():
             labels[i] = tc.merge(x, y, z, res)
             weights = tc.merge_weights(np.where(res.valid, res.err_var, np.nan))
@@ -924,7 +924,7 @@ def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataF
     si, ti = sites.index.get_indexer(frame["station"]), np.searchsorted(times, frame["time"].to_numpy())
     if (si < 0).any():
         raise ValueError("frame: a station is missing from stations")
-    data = {}
+    data: dict[str, tuple] = {}
     for name, a in variables.items():
         grid = np.full((len(sites), len(times)), np.nan)
         grid[si, ti] = frame[name].to_numpy(dtype="float64")

@@ -562,7 +562,7 @@ def match_basins(areas: pd.Series, other_areas: pd.Series, *, tolerance: float =
     pandas.Series
         Index: names of ``areas``; values: the matching name of ``other_areas`` (str).
     """
-    lookup = {}
+    lookup: dict[str, object] = {}
     for name in other_areas.index:
         lookup.setdefault(normalise_basin_name(name), name)
     pairs = {}
@@ -577,7 +577,7 @@ def match_basins(areas: pd.Series, other_areas: pd.Series, *, tolerance: float =
 
 
 def compare_to_reference(result: TwsResult, reference: pd.DataFrame, matches: pd.Series, *,
-                         baseline: tuple[str, str] = BASELINE) -> dict[tuple[str, str], pd.DataFrame]:
+                         baseline: tuple[str, str] = BASELINE) -> dict[str, pd.DataFrame]:
     """Held-out predictions (and the mascon solution itself) against an independent solution per basin.
 
     Both series are re-referenced to their own mean over the baseline months they share, since the

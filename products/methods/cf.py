@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 
 import cftime
@@ -105,13 +105,13 @@ def crs_variable(attrs: Mapping | None = None) -> xr.Variable:
     return xr.Variable((), np.int32(0), dict(crs_attributes() if attrs is None else attrs))
 
 
-def _located(ds: xr.Dataset, name: str) -> bool:
+def _located(ds: xr.Dataset, name: Hashable) -> bool:
     """True when data variable ``name`` has lat and lon among its coordinates (grid, station or point)."""
     var = ds[name]
     return "lat" in var.coords and "lon" in var.coords and name not in (CRS_NAME,) and not _is_bounds(ds, name)
 
 
-def _is_bounds(ds: xr.Dataset, name: str) -> bool:
+def _is_bounds(ds: xr.Dataset, name: Hashable) -> bool:
     return any(v.attrs.get("bounds") == name for v in ds.variables.values())
 
 
@@ -224,9 +224,11 @@ def axis_bounds(values, resolution: float | None = None) -> np.ndarray | None:
         ``resolution``) beyond the outer centres, in the axis' direction.
     """
     x = np.asarray(values, dtype="float64").reshape(-1)
-    if x.size == 0 or (x.size == 1 and not resolution):
+    if x.size == 0:
         return None
     if x.size == 1:
+        if not resolution:
+            return None
         half = abs(float(resolution)) / 2
         return np.array([[x[0] - half, x[0] + half]])
     mid = (x[1:] + x[:-1]) / 2
@@ -264,6 +266,7 @@ def add_bounds(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta 
             continue
         name = ds[axis].attrs.get("bounds") or f"{axis}_bnds"
         if name not in ds.variables:
+            bounds: np.ndarray | None
             if axis == "time":
                 if not np.issubdtype(ds[axis].dtype, np.datetime64):
                     continue
@@ -691,7 +694,7 @@ def unsigned_byte(attrs: Mapping) -> dict:
 
 def unsigned_byte_fill(fill) -> np.int8:
     """The int8 stored for a uint8 ``_FillValue`` (255 -> -1), see :func:`unsigned_byte`."""
-    return np.array(fill, dtype="u1").view("i1")[()]
+    return np.int8(np.array(fill, dtype="u1").view("i1")[()])
 
 
 def history_entry(text: str, now: dt.datetime | None = None) -> str:

@@ -35,6 +35,7 @@ Unidata netCDF-4 / HDF5 chunking and deflate: https://docs.unidata.ucar.edu/netc
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
 import multiprocessing
 import os
@@ -42,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import netCDF4
 import numpy as np
@@ -53,6 +55,8 @@ FILL_VALUE = np.float32(-9999.0)
 
 FeatureFunction = Callable[["Window"], "tuple[np.ndarray, np.ndarray]"]
 PredictFunction = Callable[[np.ndarray], np.ndarray]
+Complevel = Literal[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+"""A zlib deflate level (netCDF4's ``complevel``)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def windows(shape: Sequence[int], chunk: Sequence[int]) -> list[Window]:
     if any(int(n) < 0 for n in shape) or any(int(c) < 1 for c in chunk):
         raise ValueError(f"shape must be >= 0 and chunk >= 1 along every axis, found {tuple(shape)}, {tuple(chunk)}")
     starts = [range(0, int(n), int(c)) for n, c in zip(shape, chunk, strict=True)]
-    out = []
+    out: list[Window] = []
     for t in starts[0]:
         for y in starts[1]:
             for x in starts[2]:
@@ -151,7 +155,7 @@ class GridSpec:
     global_attrs: dict = field(default_factory=dict)
     time_bounds: np.ndarray | None = None
     chunksizes: tuple[int, int, int] | None = None
-    complevel: int = 4
+    complevel: Complevel = 4
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -198,8 +202,8 @@ def create_output(path: str | os.PathLike, spec: GridSpec) -> netCDF4.Dataset:
         if values.size > 1 and not (np.all(steps > 0) or (axis != "time" and np.all(steps < 0))):
             raise ValueError(f"{axis}: expected strictly monotonic values" + (" (increasing)" if axis == "time" else ""))
     n_time, n_lat, n_lon = spec.shape
-    chunks = spec.chunksizes or (1, min(n_lat, 256), min(n_lon, 256))
-    chunks = tuple(max(1, min(int(c), n)) for c, n in zip(chunks, spec.shape, strict=True))
+    wanted = spec.chunksizes or (1, min(n_lat, 256), min(n_lon, 256))
+    chunks = tuple(max(1, min(int(c), n)) for c, n in zip(wanted, spec.shape, strict=True))
     ds = netCDF4.Dataset(path, "w", format="NETCDF4")
     try:
         ds.createDimension("time", n_time)
@@ -304,6 +308,11 @@ class ChunkedRunStats:
     seconds: float
 
 
+def _given(matrix: np.ndarray, valid: np.ndarray, _window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """A ``features`` function whose features were read already (the I/O thread read them ahead)."""
+    return matrix, valid
+
+
 def _write(var, window: Window, values: np.ndarray) -> int:
     valid = int(np.count_nonzero(values != FILL_VALUE))
     if valid:  # an all-fill window keeps its chunks unallocated
@@ -383,17 +392,18 @@ def _run_local(todo: list[Window], features: FeatureFunction, predict: PredictFu
     n_valid = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunked-io") as io:
         pending_features = io.submit(features, todo[0])
-        pending_write = None
+        pending_write: concurrent.futures.Future[int] | None = None
         for i, window in enumerate(todo):
             matrix, valid = pending_features.result()
             if i + 1 < len(todo):
                 pending_features = io.submit(features, todo[i + 1])
-            values = predict_window(window, lambda _w, m=matrix, v=valid: (m, v), predict)
+            values = predict_window(window, functools.partial(_given, matrix, valid), predict)
             del matrix, valid
             if pending_write is not None:
                 n_valid += pending_write.result()
             pending_write = io.submit(_write, var, window, values)
-        n_valid += pending_write.result()
+        if pending_write is not None:
+            n_valid += pending_write.result()
     return n_valid
 
 

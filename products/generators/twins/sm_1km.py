@@ -124,7 +124,8 @@ class Twin(PredictorSource):
         self._dynamic = _wave_params(rng, 3, (100, 300), omega=0.3)
         self._veg = _wave_params(rng, 6, (2, 10))
         self._topo = _wave_params(rng, 6, (3, 12))
-        self.satellite = self.reanalysis = None
+        self.satellite: np.ndarray | None = None  # (time, coarse lat, coarse lon), m3 m-3; None without coarse
+        self.reanalysis: np.ndarray | None = None
         self.stations = pd.DataFrame(columns=["station", "lat", "lon", "row", "col"])
         self.insitu = pd.DataFrame(columns=["station", "time", "insitu"])
         if with_coarse:
@@ -290,12 +291,15 @@ def run_twin(twin: Twin, *, seed: int = 42, validation_fraction: float = 0.3, n_
     Raises
     ------
     ValueError
-        Too few stations for the split.
+        Too few stations for the split, or a twin built without coarse products (``with_coarse=False``).
     """
-    seamless = seamless_coarse(twin.satellite, twin.reanalysis)
-    gaps = np.isnan(twin.satellite)
+    satellite, reanalysis = twin.satellite, twin.reanalysis
+    if satellite is None or reanalysis is None:
+        raise ValueError("run_twin needs a twin with coarse products and stations (with_coarse=True)")
+    seamless = seamless_coarse(satellite, reanalysis)
+    gaps = np.isnan(satellite)
     coarse_scores = {"matched": float(np.sqrt(np.nanmean((seamless.sm[gaps] - twin.block_mean_truth[gaps]) ** 2))),
-                     "raw": float(np.sqrt(np.nanmean((twin.reanalysis[gaps] - twin.block_mean_truth[gaps]) ** 2)))}
+                     "raw": float(np.sqrt(np.nanmean((reanalysis[gaps] - twin.block_mean_truth[gaps]) ** 2)))}
     coarse = seamless.sm.astype("float64")
     table = station_table(twin.stations, twin.insitu, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid,
                           times=twin.times)
@@ -370,7 +374,7 @@ def score_against_truth(twin: Twin, coarse: np.ndarray, *, model=None, nc_path=N
     return {"sm_1km": ours.result(), "coarse_bilinear": base.result()}
 
 
-def validation_frames(result: TwinResult) -> dict[str, pd.DataFrame]:
+def validation_frames(result: TwinResult) -> dict[tuple[str, str], pd.DataFrame]:
     """Long frames (``station``, ``sim``, ``obs``) per (split, variable) for :func:`products.methods.aggregate.validation_rows`."""
     out = {}
     for split, frame in (("twin_cv", result.cv), ("twin_validation", result.validation)):

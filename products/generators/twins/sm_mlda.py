@@ -171,7 +171,7 @@ def make_twin(n_pixels: int = 60, n_days: int = 1095, *, seed: int = 42, validat
     role[order[:n_val]] = "validation"
     short = np.zeros(n_pixels, dtype=bool)
     short[order[n_val:n_val + round(short_fraction * (n_pixels - n_val))]] = True
-    scale = {"passive": 0.9, "active": 100.0 / porosity, "reanalysis": 0.6}
+    scale: dict[str, float | np.ndarray] = {"passive": 0.9, "active": 100.0 / porosity, "reanalysis": 0.6}
     offset = {"passive": 0.02, "active": 0.0, "reanalysis": 0.12}
     err_std = {"passive": 0.04, "active": 6.0, "reanalysis": 0.015}
     available = {"passive": 0.45, "active": 0.50, "reanalysis": 1.0}
