@@ -1,16 +1,20 @@
-"""Running, validating and publishing products.
+"""Running and publishing products: create, request, execute, publish.
 
-``request_run`` records a queued :class:`GenerationRun` and enqueues the Celery task after the
-transaction commits; ``execute_run`` (called by the task and by ``manage.py generate``) claims
-the run, gathers its inputs, calls the product's pure generator in a private work directory,
-and ``publish``es the result: the directory is moved into place and the DatasetVersion,
-DatasetFile and ValidationResult rows are written in one transaction. A failed run removes its
-work directory and leaves the published versions untouched.
+``request_run`` records a queued :class:`GenerationRun` and enqueues the Celery task
+``products.generate`` by name after the transaction commits (:func:`portal.queue.enqueue_on_commit`:
+this module never imports the tasks, which import it); ``execute_run`` (called by the task and by
+``manage.py generate``) claims the run with a conditional UPDATE, runs the product's pipeline
+(:data:`products.pipelines.PIPELINES`) in a private work directory, and ``publish``es the result:
+the directory is moved into place and the DatasetVersion, DatasetFile and ValidationResult rows are
+written in one transaction. A failed run removes its work directory and leaves the published
+versions untouched.
+
+What the pipelines share (inputs, lineage, stage timing, validation rows) is in
+:mod:`products.lineage`, below the pipelines; this module sits above them.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
 import shutil
@@ -18,49 +22,40 @@ import subprocess
 import time
 import traceback
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
 import netCDF4
-import pandas as pd
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Concat
+from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
-from ingestion.models import IngestRun, Station
+from ingestion.models import Station
 from portal.catalog.metadata import acdd_attributes
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.files import media_type_for
+from portal.queue import enqueue_on_commit
 from portal.subsets import store as cube_store
 
+from .lineage import (
+    ProductOutput,
+    RunError,
+    ValidationRow,
+    append_log,
+    json_safe,
+    public_path,  # noqa: F401  re-exported for portal.catalog.queries until it imports products.lineage
+)
 from .methods.cf import CONVENTIONS, bbox_attributes
 from .methods.files import sha256
 from .models import GenerationRun, ValidationResult
+from .pipelines import PIPELINES
 from .registry import PRODUCTS, product_for_dataset
 
 logger = logging.getLogger(__name__)
 
-class RunError(RuntimeError):
-    """A run that cannot start or finish (unknown product, missing inputs)."""
-
-
-@dataclass
-class ProductOutput:
-    """What a product pipeline hands to :func:`publish`.
-
-    files : paths inside the work directory, with a description each.
-    validation : dicts with keys variable, units, split, scope, label, n and the metrics of
-        :func:`products.methods.metrics.summary`; ``site`` rows may name the station's ``network``
-        (needed where a code exists in several networks, e.g. US-Ha1 in FLUXNET2015 and AmeriFlux).
-    """
-
-    files: dict[str, str] = field(default_factory=dict)
-    validation: list[dict] = field(default_factory=list)
-    summary: dict = field(default_factory=dict)
-    notes: str = ""
+# The Celery task that carries out a run (products/tasks.py registers it under this name).
+GENERATE_TASK = "products.generate"
+QUEUE_UNAVAILABLE = "the task queue is unavailable at the moment: request the run again in a minute"
 
 
 def code_version() -> str:
@@ -86,23 +81,14 @@ def request_run(product: str, *, parameters: dict | None = None, user=None) -> G
         with the reason, so nothing stays "queued" for ever, and can be requested again.
     """
     run = create_run(product, parameters=parameters, user=user)
-    transaction.on_commit(lambda: _enqueue_run(run))
-    return run
 
-
-def _enqueue_run(run: GenerationRun) -> None:
-
-    from .tasks import generate_product
-
-    try:
-        generate_product.apply_async((run.id,), retry=True,
-                                     retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
-    except (OperationalError, OSError) as exc:
-        logger.error("run %s: the broker is unavailable: %s", run.id, exc)
-        message = "the task queue is unavailable at the moment: request the run again in a minute"
+    def unavailable(exc: Exception) -> None:
         GenerationRun.objects.filter(id=run.id, status=GenerationRun.Status.QUEUED).update(
-            status=GenerationRun.Status.FAILED, error=message, finished_at=timezone.now())
-        raise RunError(message) from exc
+            status=GenerationRun.Status.FAILED, error=QUEUE_UNAVAILABLE, finished_at=timezone.now())
+        raise RunError(QUEUE_UNAVAILABLE) from exc
+
+    enqueue_on_commit(GENERATE_TASK, (run.id,), on_unavailable=unavailable)
+    return run
 
 
 def create_run(product: str, *, parameters: dict | None = None, user=None) -> GenerationRun:
@@ -130,18 +116,12 @@ def latest_version(product: str) -> DatasetVersion | None:
     return DatasetVersion.objects.filter(dataset_id=spec.dataset_id).order_by("-number").first()
 
 
-def append_log(run_id: int, message: str) -> None:
-    """Append a timestamped line to a run's log (visible in the admin while the run goes on)."""
-    line = f"{timezone.now():%H:%M:%S} {message}\n"
-    logger.info("run %s: %s", run_id, message)
-    GenerationRun.objects.filter(id=run_id).update(log=Concat(F("log"), Value(line)))
-
-
 def execute_run(run_id: int) -> GenerationRun:
     """Claim a queued run and carry it out to ``succeeded`` or ``failed``.
 
     A run that is not ``queued`` (already claimed by another worker, or finished) is returned
-    unchanged, so a task delivered twice does the work once.
+    unchanged, so a task delivered twice does the work once: the claim is one conditional
+    ``UPDATE ... WHERE status = 'queued'``, and its row count says whether this call won it.
     """
     claimed = GenerationRun.objects.filter(id=run_id, status=GenerationRun.Status.QUEUED).update(
         status=GenerationRun.Status.RUNNING, started_at=timezone.now(), code_version=code_version())
@@ -151,8 +131,6 @@ def execute_run(run_id: int) -> GenerationRun:
     workdir = Path(settings.DATA_ROOT) / "tmp" / f"{run.product}-run{run.id}-{uuid.uuid4().hex[:8]}"
     try:
         workdir.mkdir(parents=True)
-        from .pipelines import PIPELINES
-
         pipeline = PIPELINES[run.product]
         output = pipeline(run, workdir)
         publish(run, workdir, output)
@@ -174,13 +152,20 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
     First every NetCDF file gets the record's discovery metadata (:func:`stamp_netcdf`), then
     sizes and checksums are taken and the cube stores built, so all three describe the files as
     published. Should another version be published in between, the files are stamped again with
-    the number they really get (inside the transaction).
+    the number they really get (inside the transaction). The summary is stored through
+    :func:`products.lineage.json_safe`.
+
+    Raises
+    ------
+    RunError
+        A file ``output`` names is not in ``workdir``.
     """
     for name in output.files:
         if not (workdir / name).is_file():
             raise RunError(f"the pipeline did not write {name}")
     expected = _next_number(run.dataset_id)
     files = _finish_files(run, workdir, output, expected)
+    summary = json_safe(output.summary)
     final = None
     try:
         with transaction.atomic():
@@ -194,7 +179,7 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
                 dataset=run.dataset, number=number, directory=str(relative), notes=output.notes,
                 lineage={"run": run.id, "product": run.product, "code_version": run.code_version,
                          "parameters": run.parameters, "inputs": run.inputs, "timings": run.timings,
-                         "summary": output.summary, "started_at": run.started_at.isoformat()})
+                         "summary": summary, "started_at": run.started_at.isoformat()})
             for name, description in output.files.items():
                 DatasetFile.objects.create(version=version, name=name, path=str(relative / name),
                                            media_type=media_type_for(name), description=description, **files[name])
@@ -204,7 +189,7 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
             append_log(run.id, f"published {run.dataset_id} v{number} ({len(files)} files)")
             GenerationRun.objects.filter(id=run.id).update(
                 status=GenerationRun.Status.SUCCEEDED, finished_at=timezone.now(), version=version,
-                summary=output.summary)
+                summary=summary)
             final = Path(settings.DATA_ROOT) / relative
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():  # left by a run whose commit failed: no row refers to it
@@ -278,8 +263,6 @@ def stamp_netcdf(path: Path, *, dataset: Dataset, number: int, run_id: int | Non
         A file without latitude/longitude (series of river basins, which the source tables do not
         locate) takes the record's bounding box as its horizontal extent.
     """
-
-
     now = timezone.now().astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     record = acdd_attributes(dataset)
     with netCDF4.Dataset(path, "a") as nc:
@@ -313,117 +296,22 @@ def stamp_netcdf(path: Path, *, dataset: Dataset, number: int, run_id: int | Non
     return attrs
 
 
-def _with_stations(validation: list[dict]) -> list[dict]:
-    """Validation dicts with ``station_id`` for ``site`` rows: the Station of that code in that ``network``.
+def _with_stations(validation: Iterable[ValidationRow]) -> list[dict]:
+    """The column values of each row (:meth:`ValidationRow.fields`) with ``station_id`` for ``site`` rows: the
+    Station of that code in that ``network``.
 
     ``network`` is optional; without it a code that names stations of several networks links to none.
     """
-    codes = {v["label"] for v in validation if v["scope"] == "site"}
+    validation = list(validation)
+    codes = {v.label for v in validation if v.scope == "site"}
     by_key, by_code = {}, {}
     for station_id, network, code in Station.objects.filter(code__in=codes).values_list("id", "network", "code"):
         by_key[network, code] = station_id
         by_code[code] = None if code in by_code else station_id
     rows = []
     for v in validation:
-        row = {k: value for k, value in v.items() if k != "network"}
-        if v["scope"] == "site":
-            row["station_id"] = by_key.get((v["network"], v["label"])) if v.get("network") else by_code.get(v["label"])
+        row = v.fields()
+        if v.scope == "site":
+            row["station_id"] = by_key.get((v.network, v.label)) if v.network else by_code.get(v.label)
         rows.append(row)
     return rows
-
-
-# --- product pipelines: gather inputs from the database and files, call the pure generator ----
-
-
-def observations_frame(*, network: str, variables: list[str], stations: list[str] | None = None) -> pd.DataFrame:
-    """Observations of a network as a long DataFrame (station, variable, time, value, units, quality_flag, is_validation)."""
-    sql = ("SELECT s.code, o.variable, o.time, o.value, o.units, o.quality_flag, o.is_validation "
-           "FROM ingestion_observation o JOIN ingestion_station s ON s.id = o.station_id "
-           "WHERE s.network = %s AND o.variable = ANY(%s)")
-    params: list = [network, variables]
-    if stations:
-        sql += " AND s.code = ANY(%s)"
-        params.append(list(stations))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    frame = pd.DataFrame(rows, columns=["station", "variable", "time", "value", "units", "quality_flag", "is_validation"])
-    frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.tz_localize(None)
-    return frame
-
-
-def stations_frame(*, network: str, stations: list[str] | None = None) -> pd.DataFrame:
-    """Stations of a network as a PointData-style table (code, name, lat, lon, elevation, land_cover, network, source)."""
-    qs = Station.objects.filter(network=network)
-    if stations:
-        qs = qs.filter(code__in=stations)
-    return pd.DataFrame([
-        {"code": s.code, "name": s.name, "lat": s.geom.y, "lon": s.geom.x, "elevation": s.elevation,
-         "land_cover": s.land_cover, "network": s.network, "source": s.source} for s in qs])
-
-
-def json_number(value) -> float | None:
-    """A plain float for JSON, None for NaN or None."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if value != value else value
-
-
-def json_safe(metrics: dict) -> dict:
-    """Metric values as plain Python numbers, NaN as None (JSON and SQL NULL)."""
-    out = {}
-    for key, value in metrics.items():
-        value = float(value) if value is not None else None
-        out[key] = None if value is None or value != value else (int(value) if key == "n" else value)
-    return out
-
-
-def ingested_input(role: str, kind: str) -> dict:
-    """Lineage entry for every file of one reader kind that ingested successfully.
-
-    Returns
-    -------
-    dict
-        ``role``, ``kind``, ``path`` (the files' common folder), ``files`` (count) and ``sha256``
-        (digest of the files' checksums in path order), for :func:`record_inputs`.
-    """
-    runs = list(IngestRun.objects.filter(kind=kind, status=IngestRun.Status.SUCCEEDED)
-                .order_by("source_path").values_list("source_path", "checksum"))
-    return {"role": role, "kind": kind,
-            "path": public_path(os.path.commonpath([os.path.abspath(p) for p, _ in runs])) if runs else "",
-            "files": len(runs), "sha256": hashlib.sha256("".join(c for _, c in runs).encode()).hexdigest()}
-
-
-def file_input(role: str, path: Path) -> dict:
-    """Lineage entry for one input file: ``role``, ``path`` (:func:`public_path`), ``sha256`` and ``size`` (bytes)."""
-    return {"role": role, "path": public_path(path), "sha256": sha256(path), "size": path.stat().st_size}
-
-
-def public_path(path: str | os.PathLike) -> str:
-    """A path as lineage publishes it: relative to the shared data folder (``SHARED_DATA_DIR``) or the
-    data root (``DATA_ROOT``), never the server's absolute path (the checksum identifies the file).
-
-    A path under neither keeps only its last two parts; a relative path is returned as it is.
-    """
-    text = str(path)
-    if not os.path.isabs(text):
-        return text
-    resolved = Path(os.path.abspath(text))
-    for root in (settings.SHARED_DATA_DIR, settings.DATA_ROOT):
-        root = Path(os.path.abspath(root))
-        if resolved == root or root in resolved.parents:
-            return str(resolved.relative_to(root)) or "."
-    return str(Path(*resolved.parts[-2:])) if len(resolved.parts) > 2 else resolved.name
-
-
-def record_inputs(run: GenerationRun, inputs: list[dict]) -> None:
-    """Store a run's inputs (dicts with ``role``, ``path`` and ``sha256``, more keys as needed) for its lineage."""
-    GenerationRun.objects.filter(id=run.id).update(inputs=inputs)
-
-
-def timed(run: GenerationRun, timings: dict, stage: str, started: float) -> None:
-    """Record the seconds since ``started`` (``time.perf_counter``) as stage ``stage`` of the run's timings."""
-    timings[stage] = round(time.perf_counter() - started, 3)
-    GenerationRun.objects.filter(id=run.id).update(timings=timings)
-    append_log(run.id, f"{stage} done in {timings[stage]:.1f} s")

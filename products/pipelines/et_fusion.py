@@ -1,30 +1,46 @@
 """The ET fusion pipeline: gathers tower observations and forcing, calls :mod:`products.generators.et_fusion`."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
+import xarray as xr
 from django.conf import settings
 
-from products.methods import cf
-from products.models import GenerationRun
-from products.services import (
+from products.data_kind import DataKind
+from products.generators import et_fusion
+from products.generators.et_grid import predict_et_grid
+from products.lineage import (
     ProductOutput,
     RunError,
+    Stages,
+    ValidationRow,
+    file_attributes,
     file_input,
     ingested_input,
-    json_number,
     json_safe,
+    metric_values,
     observations_frame,
     record_inputs,
     stations_frame,
-    timed,
 )
+from products.methods import cf
+from products.models import GenerationRun
 
 CARDAMOM_NETWORK = "FLUXNET2015"
 ERA5_POINTS = "xclim_era5_cities/daily_surface_cancities_1990-1993.nc"
 BASIN_NETWORK = "GRDC-MRB"
 ECOSTRESS_NETWORK = "AmeriFlux"
+RECONSTRUCTION_METRICS = ("n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")
+FILES = {
+    "et_fusion_timeseries.nc": "CF-1.8 timeSeries (DSG): monthly ET observed and predicted at FLUXNET2015 towers "
+                               "(CARDAMOM-FluxVal) and predicted at five ERA5 points, 1990-1993",
+    "et_basin_reconstruction.nc": "CF-1.8 timeSeries (DSG): stage 1, the five basin ET products and their "
+                                  "LightGBM reconstructions over the predictors' span, GRDC major river basins",
+    "et_basin_triple_collocation.csv": "Triple collocation of GLEAM, ERA5-Land and MOD16 monthly ET anomalies "
+                                       "per basin: error std (mm month-1), TCR, SNR (dB), beta, flags",
+    "et_fused_ecostress_towers.nc": "CF-1.8 point: stage 2, fused ET and the five ECOSTRESS model ET estimates "
+                                    "against tower ET at ECOSTRESS cal/val towers (leave-tower-out)",
+}
 
 
 def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
@@ -56,10 +72,6 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     RunError
         An input is missing (names the ``manage.py ingest`` command that provides it).
     """
-    import xarray as xr
-
-    from products.generators import et_fusion
-
     params = dict(run.parameters)
     sites = params.pop("sites", None)
     seed = int(params.pop("seed", 42))
@@ -68,11 +80,105 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     basin_splits = int(params.pop("basin_splits", 5))
     fusion_sites = params.pop("fusion_sites", None)
     forcing_grid = [Path(settings.SHARED_DATA_DIR) / f for f in params.pop("forcing_grid", [])]
-    forcing_kind = str(params.pop("forcing_data_kind", "real"))
+    forcing_kind = str(params.pop("forcing_data_kind", DataKind.REAL))
     fusion = {"n_splits": int(params.pop("fusion_splits", 5)), "max_iter": int(params.pop("fusion_max_iter", 20)),
               "seed": seed}
-    timings: dict = {}
-    t = time.perf_counter()
+    stages = Stages(run)
+    with stages("load_inputs"):
+        obs, stations, era5_path, basin_obs, ecostress_obs, ecostress_stations = _inputs(
+            run, sites=sites, basins=basins, fusion_sites=fusion_sites, forcing_grid=forcing_grid,
+            forcing_kind=forcing_kind)
+        table = et_fusion.build_training_table(obs, stations)
+
+    with stages("tower_model"):
+        result = et_fusion.run(table, **cv, params=params or None)
+
+    with stages("tower_predict_and_write"):
+        with xr.open_dataset(era5_path) as era5:
+            drivers = et_fusion.era5_monthly_drivers(era5)
+        drivers["et_pred"] = et_fusion.predict(result.final_model, drivers)
+        attrs = file_attributes(run)
+        files = dict(FILES)
+        cf.write_netcdf(et_fusion.to_cf_dataset(result, drivers, attrs=attrs), workdir / "et_fusion_timeseries.nc")
+
+    if forcing_grid:
+        with stages("grid_predict_and_write"):
+            predict_et_grid(result.final_model, forcing_grid, workdir / "et_grid_daily.nc",
+                            attrs={**attrs, "data_kind": forcing_kind})
+            files["et_grid_daily.nc"] = (f"CF-1.8 grid: daily ET predicted chunk by chunk from {forcing_kind} "
+                                         f"gridded forcing ({len(forcing_grid)} files) with the tower model")
+
+    with stages("stage1_reconstruction"):
+        reconstruction = et_fusion.reconstruct_products(basin_obs, n_splits=basin_splits, seed=seed)
+        cf.write_netcdf(et_fusion.reconstruction_to_cf(reconstruction, attrs=attrs),
+                        workdir / "et_basin_reconstruction.nc")
+
+    with stages("triple_collocation"):
+        tc = et_fusion.basin_triple_collocation(basin_obs)
+        tc.to_csv(workdir / "et_basin_triple_collocation.csv", index=False, float_format="%.6g")
+
+    with stages("stage2_fusion"):
+        fused = et_fusion.fuse_at_towers(ecostress_obs, **fusion)
+        cf.write_netcdf(et_fusion.fusion_to_cf(fused, ecostress_stations, attrs=attrs),
+                        workdir / "et_fused_ecostress_towers.nc")
+
+    validation = [
+        ValidationRow("et", "mm d-1", split, scope, label, metrics, network=CARDAMOM_NETWORK)
+        for split, scope, label, metrics in et_fusion.metric_rows(result)]
+    validation += [
+        ValidationRow(f"{product}_rec", "mm month-1", "reconstruction_held_out", "pooled", "all",
+                      {k: row[k] for k in RECONSTRUCTION_METRICS})
+        for product, row in reconstruction.cv.iterrows()]
+    land_cover = dict(zip(ecostress_stations["code"], ecostress_stations["land_cover"], strict=True))
+    validation += [
+        ValidationRow(variable, "mm h-1", "fusion_held_out", scope, label, metrics, network=ECOSTRESS_NETWORK)
+        for variable, scope, label, metrics in et_fusion.fusion_metric_rows(fused, land_cover)]
+    pooled = next(v.metrics for v in validation if v.split == "validation" and v.scope == "pooled")
+    single = fused.table.drop(index="et_fused")
+    usable = tc[~tc["too_few_samples"]]
+    summary = {
+        "towers": int(table["station"].nunique()), "validation_rows": int(pooled["n"]),
+        "kge": pooled["kge"], "rmse": pooled["rmse"], "r": pooled["r"], "bias": pooled["bias"],
+        "era5_points": int(drivers["station"].nunique()),
+        "reconstruction": {p: metric_values({"kge": row["kge"], "rmse": row["rmse"], "n": row["n"]}) | {
+            "basins": int(row["basins"]), "product_span": [f"{row['product_start']:%Y-%m}", f"{row['product_end']:%Y-%m}"],
+            "reconstructed_span": [f"{row['reconstructed_start']:%Y-%m}", f"{row['reconstructed_end']:%Y-%m}"]}
+            for p, row in reconstruction.cv.iterrows()},
+        "triple_collocation": {
+            "products": list(et_fusion.TC_PRODUCTS), "basins": int(len(tc)), "basins_used": int(len(usable)),
+            **{f"median_tcr_{p}": json_safe(usable.loc[~usable[f"flag_{p}"], f"tcr_{p}"].median())
+               for p in et_fusion.TC_PRODUCTS},
+            **{f"median_err_std_{p}": json_safe(usable.loc[~usable[f"flag_{p}"], f"err_std_{p}"].median())
+               for p in et_fusion.TC_PRODUCTS}},
+        "fusion": {"towers": int(fused.predictions["station"].nunique()), "samples": int(fused.table.loc["et_fused", "n"]),
+                   "kge": json_safe(fused.table.loc["et_fused", "kge"]),
+                   "rmse": json_safe(fused.table.loc["et_fused", "rmse"]),
+                   "best_single_product": str(single["kge"].idxmax()),
+                   "best_single_kge": json_safe(single["kge"].max()),
+                   "beats_every_product": bool((fused.table.loc["et_fused", "kge"] > single["kge"]).all()
+                                               and (fused.table.loc["et_fused", "rmse"] < single["rmse"]).all())},
+    }
+    return ProductOutput(
+        files=files, validation=validation, summary=summary,
+        notes="Monthly ET (mm d-1) at flux towers and ERA5 points; stage-1 reconstruction of five ET products over "
+              "GRDC basins; triple collocation diagnostic; stage-2 AutoML fusion at ECOSTRESS towers. Every score "
+              "comes from towers or basins the scoring model never saw.")
+
+
+def _inputs(run: GenerationRun, *, sites, basins, fusion_sites, forcing_grid: list[Path], forcing_kind: str):
+    """Read the four inputs' observations and stations, check they are there and record them on the run.
+
+    Returns
+    -------
+    tuple
+        CARDAMOM tower observations and stations, the ERA5 point file's path, the basin observations,
+        the ECOSTRESS tower observations and stations.
+
+    Raises
+    ------
+    RunError
+        An input is missing (names the ``manage.py ingest`` command that provides it).
+    """
     obs = observations_frame(network=CARDAMOM_NETWORK, variables=list(et_fusion.TOWER_VARIABLES), stations=sites)
     stations = stations_frame(network=CARDAMOM_NETWORK, stations=sites)
     if obs.empty:
@@ -96,98 +202,4 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                         ingested_input("basin ET, precipitation and runoff", "basins"),
                         ingested_input("ECOSTRESS cal/val towers: model ET and tower ET", "ecostress"),
                         *(file_input(f"gridded forcing ({forcing_kind})", path) for path in forcing_grid)])
-    table = et_fusion.build_training_table(obs, stations)
-    timed(run, timings, "load_inputs", t)
-
-    t = time.perf_counter()
-    result = et_fusion.run(table, **cv, params=params or None)
-    timed(run, timings, "tower_model", t)
-
-    t = time.perf_counter()
-    with xr.open_dataset(era5_path) as era5:
-        drivers = et_fusion.era5_monthly_drivers(era5)
-    drivers["et_pred"] = et_fusion.predict(result.final_model, drivers)
-    attrs = {"id": run.dataset_id, "product_version_run": run.id, "code_version": run.code_version or ""}
-    files = {
-        "et_fusion_timeseries.nc": "CF-1.8 timeSeries (DSG): monthly ET observed and predicted at FLUXNET2015 towers "
-                                   "(CARDAMOM-FluxVal) and predicted at five ERA5 points, 1990-1993",
-        "et_basin_reconstruction.nc": "CF-1.8 timeSeries (DSG): stage 1, the five basin ET products and their "
-                                      "LightGBM reconstructions over the predictors' span, GRDC major river basins",
-        "et_basin_triple_collocation.csv": "Triple collocation of GLEAM, ERA5-Land and MOD16 monthly ET anomalies "
-                                           "per basin: error std (mm month-1), TCR, SNR (dB), beta, flags",
-        "et_fused_ecostress_towers.nc": "CF-1.8 point: stage 2, fused ET and the five ECOSTRESS model ET estimates "
-                                        "against tower ET at ECOSTRESS cal/val towers (leave-tower-out)",
-    }
-    cf.write_netcdf(et_fusion.to_cf_dataset(result, drivers, attrs=attrs), workdir / "et_fusion_timeseries.nc")
-    timed(run, timings, "tower_predict_and_write", t)
-
-    if forcing_grid:
-        from products.generators.et_grid import predict_et_grid
-
-        t = time.perf_counter()
-        predict_et_grid(result.final_model, forcing_grid, workdir / "et_grid_daily.nc",
-                        attrs={**attrs, "data_kind": forcing_kind})
-        files["et_grid_daily.nc"] = (f"CF-1.8 grid: daily ET predicted chunk by chunk from {forcing_kind} gridded "
-                                     f"forcing ({len(forcing_grid)} files) with the tower model")
-        timed(run, timings, "grid_predict_and_write", t)
-
-    t = time.perf_counter()
-    reconstruction = et_fusion.reconstruct_products(basin_obs, n_splits=basin_splits, seed=seed)
-    cf.write_netcdf(et_fusion.reconstruction_to_cf(reconstruction, attrs=attrs), workdir / "et_basin_reconstruction.nc")
-    timed(run, timings, "stage1_reconstruction", t)
-
-    t = time.perf_counter()
-    tc = et_fusion.basin_triple_collocation(basin_obs)
-    tc.to_csv(workdir / "et_basin_triple_collocation.csv", index=False, float_format="%.6g")
-    timed(run, timings, "triple_collocation", t)
-
-    t = time.perf_counter()
-    fused = et_fusion.fuse_at_towers(ecostress_obs, **fusion)
-    cf.write_netcdf(et_fusion.fusion_to_cf(fused, ecostress_stations, attrs=attrs),
-                    workdir / "et_fused_ecostress_towers.nc")
-    timed(run, timings, "stage2_fusion", t)
-
-    validation = [
-        {"variable": "et", "units": "mm d-1", "split": split, "scope": scope, "label": label,
-         "network": CARDAMOM_NETWORK, **json_safe(metrics)}
-        for split, scope, label, metrics in et_fusion.metric_rows(result)]
-    validation += [
-        {"variable": f"{product}_rec", "units": "mm month-1", "split": "reconstruction_held_out", "scope": "pooled",
-         "label": "all", **json_safe({k: row[k] for k in ("n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse",
-                                                          "nse")})}
-        for product, row in reconstruction.cv.iterrows()]
-    land_cover = dict(zip(ecostress_stations["code"], ecostress_stations["land_cover"], strict=True))
-    validation += [
-        {"variable": variable, "units": "mm h-1", "split": "fusion_held_out", "scope": scope, "label": label,
-         "network": ECOSTRESS_NETWORK, **json_safe(metrics)}
-        for variable, scope, label, metrics in et_fusion.fusion_metric_rows(fused, land_cover)]
-    pooled = next(v for v in validation if v["split"] == "validation" and v["scope"] == "pooled")
-    single = fused.table.drop(index="et_fused")
-    usable = tc[~tc["too_few_samples"]]
-    summary = {
-        "towers": int(table["station"].nunique()), "validation_rows": int(pooled["n"]),
-        "kge": pooled["kge"], "rmse": pooled["rmse"], "r": pooled["r"], "bias": pooled["bias"],
-        "era5_points": int(drivers["station"].nunique()),
-        "reconstruction": {p: json_safe({"kge": row["kge"], "rmse": row["rmse"], "n": row["n"]}) | {
-            "basins": int(row["basins"]), "product_span": [f"{row['product_start']:%Y-%m}", f"{row['product_end']:%Y-%m}"],
-            "reconstructed_span": [f"{row['reconstructed_start']:%Y-%m}", f"{row['reconstructed_end']:%Y-%m}"]}
-            for p, row in reconstruction.cv.iterrows()},
-        "triple_collocation": {
-            "products": list(et_fusion.TC_PRODUCTS), "basins": int(len(tc)), "basins_used": int(len(usable)),
-            **{f"median_tcr_{p}": json_number(usable.loc[~usable[f"flag_{p}"], f"tcr_{p}"].median())
-               for p in et_fusion.TC_PRODUCTS},
-            **{f"median_err_std_{p}": json_number(usable.loc[~usable[f"flag_{p}"], f"err_std_{p}"].median())
-               for p in et_fusion.TC_PRODUCTS}},
-        "fusion": {"towers": int(fused.predictions["station"].nunique()), "samples": int(fused.table.loc["et_fused", "n"]),
-                   "kge": json_number(fused.table.loc["et_fused", "kge"]),
-                   "rmse": json_number(fused.table.loc["et_fused", "rmse"]),
-                   "best_single_product": str(single["kge"].idxmax()),
-                   "best_single_kge": json_number(single["kge"].max()),
-                   "beats_every_product": bool((fused.table.loc["et_fused", "kge"] > single["kge"]).all()
-                                               and (fused.table.loc["et_fused", "rmse"] < single["rmse"]).all())},
-    }
-    return ProductOutput(
-        files=files, validation=validation, summary=summary,
-        notes="Monthly ET (mm d-1) at flux towers and ERA5 points; stage-1 reconstruction of five ET products over "
-              "GRDC basins; triple collocation diagnostic; stage-2 AutoML fusion at ECOSTRESS towers. Every score "
-              "comes from towers or basins the scoring model never saw.")
+    return obs, stations, era5_path, basin_obs, ecostress_obs, ecostress_stations

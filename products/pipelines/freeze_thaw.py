@@ -31,16 +31,19 @@ the figures are in the version's summary (lineage) and these files.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
+import xarray as xr
+from django.conf import settings
 
+from ingestion.readers import gldas
 from products.data_kind import DataKind
+from products.generators import freeze_thaw as ft
 from products.generators.twins import freeze_thaw as ft_twin
+from products.lineage import ProductOutput, RunError, Stages, file_attributes, file_input, record_inputs, twin_input
 from products.methods import cf
 from products.models import GenerationRun
-from products.services import ProductOutput, RunError, file_input, record_inputs, timed
 
 GLDAS_DAY = "gldas_testdata/img2ts_test/grib/2015/001"
 REFERENCE_FIELD = "SoilTMP0_10cm_inst"
@@ -56,6 +59,7 @@ DEFAULTS = {"seed": 42, "regions": list(REGIONS), "block_deg": {"tibetan_plateau
 
 
 def _parameters(run: GenerationRun) -> dict:
+    """:data:`DEFAULTS` updated with the run's parameters; RunError for an unknown parameter or region."""
     unknown = set(run.parameters) - set(DEFAULTS)
     if unknown:
         raise RunError(f"unknown freeze_thaw parameter(s) {sorted(unknown)}: expected some of {sorted(DEFAULTS)}")
@@ -84,12 +88,12 @@ def gldas_proxy_cube(files: list[Path]):
         missing (ocean, Antarctica).
     n_steps : int
         Time steps averaged.
+
+    Raises
+    ------
+    RunError
+        A soil temperature layer is missing, or the files span more than one day.
     """
-    import xarray as xr
-
-    from ingestion.readers import gldas
-    from products.generators import freeze_thaw as ft
-
     cube = xr.concat([gldas.open_grid(f) for f in files], dim="time").sortby("time")
     layers = {"t_soil_10_40cm": "SoilTMP10_40cm_inst", "t_soil_40_100cm": "SoilTMP40_100cm_inst",
               "t_soil_100_200cm": "SoilTMP100_200cm_inst"}
@@ -111,6 +115,7 @@ def gldas_proxy_cube(files: list[Path]):
 
 
 def _box(ds, bbox):
+    """``ds`` within ``bbox`` (lon0, lat0, lon1, lat1; None: all of it)."""
     if bbox is None:
         return ds
     lon0, lat0, lon1, lat1 = bbox
@@ -131,115 +136,104 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     RunError
         Unknown parameters or regions; no GLDAS GRIB file in the folder.
     """
-    from django.conf import settings
-
-    from products.generators import freeze_thaw as ft
-
     params = _parameters(run)
-    timings: dict = {}
+    stages = Stages(run)
     seed = int(params["seed"])
     fit_kw = {"n_estimators": int(params["n_estimators"]), "min_samples_leaf": [int(v) for v in params["min_samples_leaf"]],
               "seed": seed, "n_jobs": int(params["n_jobs"]), "max_train_samples": params["max_train_samples"]}
-    base_attrs = {"id": run.dataset_id, "product_version_run": run.id, "code_version": run.code_version or "",
-                  "seed_overall_accuracy": ft.SEED_FIGURES["overall_accuracy"]}
+    base_attrs = {**file_attributes(run), "seed_overall_accuracy": ft.SEED_FIGURES["overall_accuracy"]}
 
-    t = time.perf_counter()
-    folder = Path(settings.SHARED_DATA_DIR) / params["gldas_folder"]
-    files = sorted(folder.glob("GLDAS_NOAH025*.grb"))
-    if not files:
-        raise RunError(f"no GLDAS GRIB file in {folder} (SHARED_DATA_DIR={settings.SHARED_DATA_DIR})")
-    inputs = [file_input("GLDAS Noah 0.25 degree soil temperature (proxy reference 0-10 cm; predictors 10-200 cm)",
-                         f) for f in files]
-    if params["twin"]:
-        inputs.append({"role": "synthetic twin (generated in memory, no file)",
-                       "path": "products.generators.twins.freeze_thaw.make_twin", "sha256": "",
-                       "parameters": {"shape": params["twin_shape"], "tb_noise_k": params["twin_tb_noise_k"],
-                                      "seed": seed}})
-    record_inputs(run, inputs)
-    predictors, reference, n_steps = gldas_proxy_cube(files)
-    timed(run, timings, "read_gldas", t)
+    with stages("read_gldas"):
+        folder = Path(settings.SHARED_DATA_DIR) / params["gldas_folder"]
+        files = sorted(folder.glob("GLDAS_NOAH025*.grb"))
+        if not files:
+            raise RunError(f"no GLDAS GRIB file in {folder} (SHARED_DATA_DIR={settings.SHARED_DATA_DIR})")
+        inputs = [file_input("GLDAS Noah 0.25 degree soil temperature (proxy reference 0-10 cm; predictors 10-200 cm)",
+                             f) for f in files]
+        if params["twin"]:
+            inputs.append(twin_input("products.generators.twins.freeze_thaw.make_twin",
+                                     {"shape": params["twin_shape"], "tb_noise_k": params["twin_tb_noise_k"], "seed": seed}))
+        record_inputs(run, inputs)
+        predictors, reference, n_steps = gldas_proxy_cube(files)
 
     results: dict[str, dict] = {DataKind.PROXY: {}, DataKind.SYNTHETIC: {}}
     out_files: dict[str, str] = {}
     grids: dict[str, dict] = {}
     for region in params["regions"]:
-        t = time.perf_counter()
-        bbox = REGIONS[region]
-        sub = _box(predictors, bbox)
-        ref = _box(predictors.assign(ref=(("time", "lat", "lon"), reference)), bbox)["ref"].values.astype("u1")
-        block = float(params["block_deg"].get(region, 5.0)) if isinstance(params["block_deg"], dict) \
-            else float(params["block_deg"])
-        main = None
-        for fs_name, features in FEATURE_SETS.items():
-            if fs_name != "gldas_soil" and not params["ablation"]:
-                continue
-            data = ft.samples(sub, ref, features, reference_source=REFERENCE_FIELD)
-            split = ft.block_split(data.lat, data.lon, block, seed=seed)
+        with stages(f"proxy_{region}"):
+            bbox = REGIONS[region]
+            sub = _box(predictors, bbox)
+            ref = _box(predictors.assign(ref=(("time", "lat", "lon"), reference)), bbox)["ref"].values.astype("u1")
+            block = float(params["block_deg"].get(region, 5.0)) if isinstance(params["block_deg"], dict) \
+                else float(params["block_deg"])
+            main = None
+            for fs_name, features in FEATURE_SETS.items():
+                if fs_name != "gldas_soil" and not params["ablation"]:
+                    continue
+                data = ft.samples(sub, ref, features, reference_source=REFERENCE_FIELD)
+                split = ft.block_split(data.lat, data.lon, block, seed=seed)
+                res = ft.fit_select(data, split, **fit_kw)
+                results[DataKind.PROXY][f"{region}:{fs_name}"] = res
+                if fs_name == "gldas_soil":
+                    main = (data, split, res, features)
+            data, split, res, features = main
+            name = f"freeze_thaw_proxy_{region}.nc"
+            shape = tuple(sub.sizes[d] for d in ("time", "lat", "lon"))
+            grids[region] = ft.write_state_grid(
+                workdir / name, predictors=sub, features=features, predict=res.model.predict, data_kind=DataKind.PROXY,
+                extra={"ft_reference": (ref, {**ft.STATE_ATTRS, "long_name": "reference: GLDAS 0-10 cm soil temperature "
+                                                                            "(daily mean) < 273.15 K"}),
+                       "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
+                attrs={**base_attrs, "title": f"Freeze/thaw state, PROXY EXPERIMENT ({region.replace('_', ' ')}), "
+                                              "2015-01-01",
+                       "comment": "PROXY EXPERIMENT, not the seed's product: no brightness temperature and no SMOS/SMAP "
+                                  "FT file exist in the sample data. Reference = GLDAS-1 Noah 0-10 cm soil temperature "
+                                  "(daily mean of 6-hourly steps) < 273.15 K; predictors = GLDAS deeper soil temperatures "
+                                  "and latitude (no elevation-like field is derivable). Split 70/15/15 by "
+                                  f"{block:g}-degree spatial blocks of pixels (one day: no split by year).",
+                       "region_bbox": json.dumps(bbox) if bbox else "global GLDAS land",
+                       **cf.soil_layer_attributes(0.0, 0.1),  # the state of the 0-10 cm layer the reference defines
+                       "model_parameters": res.params, "metrics": {s: res.metrics[s] for s in ft.SETS}})
+            out_files[name] = (f"PROXY EXPERIMENT ({region}): daily freeze/thaw state grid of 2015-01-01 (uint8, 0 thawed, "
+                               "1 frozen) predicted by Extremely Randomized Trees from GLDAS deeper soil temperatures and "
+                               "latitude, with the GLDAS 0-10 cm reference and each pixel's train/validation/test set")
+
+    if params["twin"]:
+        with stages("twin"):
+            n_days, n_lat, n_lon = (int(v) for v in params["twin_shape"])
+            twin = ft_twin.make_twin(n_lat=n_lat, n_lon=n_lon, n_days=n_days,
+                                     tb_noise_k=float(params["twin_tb_noise_k"]), seed=seed)
+            data = ft.samples(twin.predictors, twin.truth, twin.features)
+            split = ft.block_split(data.lat, data.lon, 2.0, seed=seed)
             res = ft.fit_select(data, split, **fit_kw)
-            results[DataKind.PROXY][f"{region}:{fs_name}"] = res
-            if fs_name == "gldas_soil":
-                main = (data, split, res, features)
-        data, split, res, features = main
-        name = f"freeze_thaw_proxy_{region}.nc"
-        shape = tuple(sub.sizes[d] for d in ("time", "lat", "lon"))
-        grids[region] = ft.write_state_grid(
-            workdir / name, predictors=sub, features=features, predict=res.model.predict, data_kind=DataKind.PROXY,
-            extra={"ft_reference": (ref, {**ft.STATE_ATTRS, "long_name": "reference: GLDAS 0-10 cm soil temperature "
-                                                                        "(daily mean) < 273.15 K"}),
-                   "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
-            attrs={**base_attrs, "title": f"Freeze/thaw state, PROXY EXPERIMENT ({region.replace('_', ' ')}), "
-                                          "2015-01-01",
-                   "comment": "PROXY EXPERIMENT, not the seed's product: no brightness temperature and no SMOS/SMAP "
-                              "FT file exist in the sample data. Reference = GLDAS-1 Noah 0-10 cm soil temperature "
-                              "(daily mean of 6-hourly steps) < 273.15 K; predictors = GLDAS deeper soil temperatures "
-                              "and latitude (no elevation-like field is derivable). Split 70/15/15 by "
-                              f"{block:g}-degree spatial blocks of pixels (one day: no split by year).",
-                   "region_bbox": json.dumps(bbox) if bbox else "global GLDAS land",
-                   **cf.soil_layer_attributes(0.0, 0.1),  # the state of the 0-10 cm layer the reference defines
-                   "model_parameters": res.params, "metrics": {s: res.metrics[s] for s in ft.SETS}})
-        out_files[name] = (f"PROXY EXPERIMENT ({region}): daily freeze/thaw state grid of 2015-01-01 (uint8, 0 thawed, "
-                           "1 frozen) predicted by Extremely Randomized Trees from GLDAS deeper soil temperatures and "
-                           "latitude, with the GLDAS 0-10 cm reference and each pixel's train/validation/test set")
-        timed(run, timings, f"proxy_{region}", t)
+            results[DataKind.SYNTHETIC]["twin"] = res
+            shape = twin.truth.shape
+            test_mask = ft.grid_of(data, split == 2, shape, False, bool)
+            baseline = ft_twin.twin_baseline_accuracy(twin, test_mask)
+            name = "freeze_thaw_twin.nc"
+            grids["twin"] = ft.write_state_grid(
+                workdir / name, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
+                data_kind=DataKind.SYNTHETIC,
+                extra={"ft_reference": (twin.truth, {**ft.STATE_ATTRS, "long_name": "synthetic truth: T < 0 degC"}),
+                       "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
+                attrs={**base_attrs, "title": "Freeze/thaw state, SYNTHETIC TWIN",
+                       "comment": "SYNTHETIC TWIN with a known answer: frozen where a synthetic temperature field is "
+                                  "below 0 degC; predictors a noisy brightness-like channel, noisy elevation, latitude "
+                                  "and pure noise.", "test_baseline_overall_accuracy": baseline})
+            out_files[name] = "SYNTHETIC TWIN: state grid, synthetic truth and split (known answer)"
 
-    if params["twin"]:
-        t = time.perf_counter()
-        n_days, n_lat, n_lon = (int(v) for v in params["twin_shape"])
-        twin = ft_twin.make_twin(n_lat=n_lat, n_lon=n_lon, n_days=n_days, tb_noise_k=float(params["twin_tb_noise_k"]),
-                            seed=seed)
-        data = ft.samples(twin.predictors, twin.truth, twin.features)
-        split = ft.block_split(data.lat, data.lon, 2.0, seed=seed)
-        res = ft.fit_select(data, split, **fit_kw)
-        results[DataKind.SYNTHETIC]["twin"] = res
-        shape = twin.truth.shape
-        test_mask = ft.grid_of(data, split == 2, shape, False, bool)
-        baseline = ft_twin.twin_baseline_accuracy(twin, test_mask)
-        name = "freeze_thaw_twin.nc"
-        grids["twin"] = ft.write_state_grid(
-            workdir / name, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
-            data_kind=DataKind.SYNTHETIC,
-            extra={"ft_reference": (twin.truth, {**ft.STATE_ATTRS, "long_name": "synthetic truth: T < 0 degC"}),
-                   "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
-            attrs={**base_attrs, "title": "Freeze/thaw state, SYNTHETIC TWIN",
-                   "comment": "SYNTHETIC TWIN with a known answer: frozen where a synthetic temperature field is "
-                              "below 0 degC; predictors a noisy brightness-like channel, noisy elevation, latitude "
-                              "and pure noise.", "test_baseline_overall_accuracy": baseline})
-        out_files[name] = "SYNTHETIC TWIN: state grid, synthetic truth and split (known answer)"
-        timed(run, timings, "twin", t)
-
-    t = time.perf_counter()
-    table = pd.concat([ft.metrics_table(r, data_kind=kind) for kind, r in results.items() if r], ignore_index=True)
-    table.to_csv(workdir / "freeze_thaw_metrics.csv", index=False)
-    out_files["freeze_thaw_metrics.csv"] = ("classification metrics per experiment and set (proxy experiment and "
-                                            "synthetic twin): confusion matrix, overall accuracy, kappa, recall")
-    detail = {kind: {name: {"metrics": r.metrics, "selection": r.selection, "importances": r.importances,
-                            "params": r.params, "n_train_fitted": r.n_train_fitted, "features": r.features}
-                     for name, r in rs.items()} for kind, rs in results.items()}
-    if params["twin"]:
-        detail[DataKind.SYNTHETIC]["twin"]["test_baseline_overall_accuracy"] = baseline
-    (workdir / "freeze_thaw_metrics.json").write_text(json.dumps({"seed": ft.SEED_FIGURES, **detail}, indent=1))
-    out_files["freeze_thaw_metrics.json"] = "the same metrics with model selection and feature importances (JSON)"
-    timed(run, timings, "metrics", t)
+    with stages("metrics"):
+        table = pd.concat([ft.metrics_table(r, data_kind=kind) for kind, r in results.items() if r], ignore_index=True)
+        table.to_csv(workdir / "freeze_thaw_metrics.csv", index=False)
+        out_files["freeze_thaw_metrics.csv"] = ("classification metrics per experiment and set (proxy experiment and "
+                                                "synthetic twin): confusion matrix, overall accuracy, kappa, recall")
+        detail = {kind: {name: {"metrics": r.metrics, "selection": r.selection, "importances": r.importances,
+                                "params": r.params, "n_train_fitted": r.n_train_fitted, "features": r.features}
+                         for name, r in rs.items()} for kind, rs in results.items()}
+        if params["twin"]:
+            detail[DataKind.SYNTHETIC]["twin"]["test_baseline_overall_accuracy"] = baseline
+        (workdir / "freeze_thaw_metrics.json").write_text(json.dumps({"seed": ft.SEED_FIGURES, **detail}, indent=1))
+        out_files["freeze_thaw_metrics.json"] = "the same metrics with model selection and feature importances (JSON)"
 
     def brief(r):
         return {s: {k: r.metrics[s][k] for k in ("n", "overall_accuracy", "kappa", "recall_thawed", "recall_frozen",
@@ -263,10 +257,4 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     notes = ("PROXY EXPERIMENT on real GLDAS numbers (no brightness temperature, no SMOS/SMAP FT in the sample data): "
              "reference GLDAS 0-10 cm soil temperature < 273.15 K on 2015-01-01, predictors GLDAS deeper soil "
              "temperatures and latitude; plus a SYNTHETIC TWIN with a known answer. Seed: overall accuracy > 86 %.")
-    return ProductOutput(files=out_files, validation=[], summary=_json(summary), notes=notes)
-
-
-def _json(obj):
-    """Plain JSON types (numpy scalars, NaN -> None)."""
-    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)).replace("NaN",
-                                                                                                             "null"))
+    return ProductOutput(files=out_files, validation=[], summary=summary, notes=notes)

@@ -24,29 +24,33 @@ on the SYNTHETIC twin (``sm_1km_twin.nc`` / ``.tif``, ``data_kind = "synthetic t
 from __future__ import annotations
 
 import functools
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
 
+from ingestion.readers import gldas, modis
 from products.data_kind import DataKind
+from products.generators import sm_1km, sm_mlda
 from products.generators.twins import sm_1km as sm_1km_twin
-from products.methods import cf
-from products.models import GenerationRun
-from products.services import (
+from products.lineage import (
     ProductOutput,
     RunError,
+    Stages,
+    ValidationRow,
+    file_attributes,
     file_input,
     ingested_input,
-    json_number,
     json_safe,
-    observations_frame,
+    metric_values,
     record_inputs,
-    stations_frame,
-    timed,
+    source_frames,
+    twin_input,
 )
+from products.methods import cf
+from products.methods.aggregate import validation_rows
+from products.models import GenerationRun
 
 GLDAS_DAY = "gldas_testdata/img2ts_test/netcdf/2016/001"
 MODIS_TILE = "modis_lsttools/MOD11A1.hdf"
@@ -56,6 +60,7 @@ DEFAULTS = {"seed": 42, "twin_coarse_cells": 4, "twin_days": 20, "twin_stations"
 
 
 def _parameters(run: GenerationRun) -> dict:
+    """:data:`DEFAULTS` updated with the run's parameters; RunError for an unknown one or a bad ``chunk``."""
     unknown = set(run.parameters) - set(DEFAULTS)
     if unknown:
         raise RunError(f"unknown sm_1km parameter(s) {sorted(unknown)}: expected some of {sorted(DEFAULTS)}")
@@ -65,22 +70,15 @@ def _parameters(run: GenerationRun) -> dict:
     return params
 
 
-def _rows(frame: pd.DataFrame, *, variable: str, split: str, kind: str) -> list[dict]:
-    from products.methods.aggregate import validation_rows
-
-    rows = []
-    for scope, label, metrics in validation_rows(frame, "sim", "obs", "station"):
-        label = f"{kind}: all stations (pooled)" if scope == "pooled" else label
-        rows.append({"variable": variable, "units": "m3 m-3", "split": split, "scope": scope, "label": label,
-                     **json_safe(metrics)})
-    return rows
+def _rows(frame: pd.DataFrame, *, variable: str, split: str, kind: str) -> list[ValidationRow]:
+    """Pooled (labelled ``"<kind>: all stations (pooled)"``) and per-station rows of ``sim`` against ``obs`` (m3 m-3)."""
+    return [ValidationRow(variable, "m3 m-3", split, scope,
+                          f"{kind}: all stations (pooled)" if scope == "pooled" else label, metrics)
+            for scope, label, metrics in validation_rows(frame, "sim", "obs", "station")]
 
 
 def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
     """GLDAS day -> seamless rule -> packed files; returns the field, its grid and facts for the summary."""
-    from ingestion.readers import gldas
-    from products.generators import sm_1km
-
     layers = []
     for path in files:
         ds = gldas.open_grid(path)
@@ -109,9 +107,6 @@ def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
 
 def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
     """MODIS LST tile -> 1 km lat/lon grid; the coarse field bilinear on it, written packed."""
-    from ingestion.readers import modis
-    from products.generators import sm_1km
-
     ds = modis.open_grid(tile)
     try:
         lst = np.asarray(ds["LST_Day_1km"].values[0], dtype="float64")
@@ -141,22 +136,15 @@ def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
             "lst_valid_cells_on_grid": int(np.isfinite(on_grid).sum()),
             "coarse_valid_cells_on_grid": int(np.isfinite(interp).sum()),
             "cells_with_lst_and_coarse": int((np.isfinite(on_grid) & np.isfinite(interp)).sum()),
-            "lst_mean_k": json_number(np.nanmean(on_grid) if np.isfinite(on_grid).any() else np.nan),
+            "lst_mean_k": json_safe(np.nanmean(on_grid) if np.isfinite(on_grid).any() else np.nan),
             "box": [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]}
 
 
 def _real_ismn(coarse: dict, fine: dict | None) -> dict:
-    from ingestion.models import Observation, Station
-    from products.generators import sm_1km, sm_mlda
-
-    networks = sorted(Station.objects.filter(source=ISMN_SOURCE).values_list("network", flat=True).distinct())
+    """The ISMN stations in the station format the model trains on, and their collocation with the two real grids."""
+    obs, stations, networks = source_frames(ISMN_SOURCE, variable_prefix="sm_")
     if not networks:
         return {"ingested": False, "note": "no ISMN stations: run 'manage.py ingest ismn <ismn_testdata>'"}
-    variables = sorted(Observation.objects.filter(station__source=ISMN_SOURCE, variable__startswith="sm_")
-                       .values_list("variable", flat=True).distinct())
-    obs = pd.concat([observations_frame(network=n, variables=variables) for n in networks], ignore_index=True)
-    stations = pd.concat([stations_frame(network=n) for n in networks], ignore_index=True)
-    stations = stations[stations["source"] == ISMN_SOURCE]
     daily = sm_mlda.ismn_daily(obs)
     at_gldas = sm_1km.bilinear(coarse["field"], coarse["grid"], stations["lat"].to_numpy(), stations["lon"].to_numpy())
     inside = 0
@@ -170,7 +158,7 @@ def _real_ismn(coarse: dict, fine: dict | None) -> dict:
             if not daily.empty else 0,
             "daily_rows": int(len(daily)), "period": [f"{days.min():%Y-%m-%d}", f"{days.max():%Y-%m-%d}"] if len(days) else [],
             "stations_inside_modis_tile": inside, "station_days_on_the_gldas_or_modis_day": same_day,
-            "gldas_2016_01_01_at_stations": {c: json_number(v)
+            "gldas_2016_01_01_at_stations": {c: json_safe(v)
                                              for c, v in zip(stations["code"], at_gldas, strict=True)},
             "training_rows": 0}
 
@@ -189,80 +177,78 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     RunError
         Unknown parameters, or a real input file is missing.
     """
-    from products.generators import sm_1km
-
     params = _parameters(run)
-    timings: dict = {}
-    attrs = {"id": run.dataset_id, "product_version_run": run.id, "code_version": run.code_version or ""}
+    stages = Stages(run)
+    attrs = file_attributes(run)
     shared = Path(settings.SHARED_DATA_DIR)
     files: dict[str, str] = {}
     summary: dict = {"seed": sm_1km.SEED_FIGURES}
-    validation: list[dict] = []
+    validation: list[ValidationRow] = []
 
-    t = time.perf_counter()
-    inputs = []
-    real: dict = {}
-    if params["real"]:
-        gldas_files = sorted((shared / GLDAS_DAY).glob("GLDAS_NOAH025_3H.A20160101.*.nc4"))
-        tile = shared / MODIS_TILE
-        if not gldas_files:
-            raise RunError(f"{shared / GLDAS_DAY}: no GLDAS-2.1 files of 2016-01-01 (SHARED_DATA_DIR={shared})")
-        if not tile.is_file():
-            raise RunError(f"{tile}: MODIS MOD11A1 tile not found (SHARED_DATA_DIR={shared})")
-        inputs += [file_input("GLDAS-2.1 Noah 0-10 cm soil moisture, 2016-01-01 (reanalysis of step 1, REAL)", p)
-                   for p in gldas_files]
-        inputs.append(file_input("MODIS MOD11A1 LST tile (step-2 LST predictor grid, REAL)", tile))
-        inputs.append(ingested_input("ISMN in-situ soil moisture (station format; no usable training rows)", "ismn"))
-    inputs.append({"role": "synthetic twin (generated in memory, no file)", "path": "products.generators.twins.sm_1km.Twin",
-                   "sha256": "", "parameters": {k: params[k] for k in ("seed", "twin_coarse_cells", "twin_days",
-                                                                       "twin_stations", "validation_fraction")}})
-    record_inputs(run, inputs)
-    if params["real"]:
-        coarse = _real_coarse(gldas_files, workdir, attrs)
-        files["sm_coarse_real.nc"] = ("REAL: step 1, 0.25 degree seamless field from GLDAS-2.1 of 2016-01-01 (no "
-                                      "satellite product to CDF-match: reanalysis as it is), NetCDF-4 int16 x 0.001")
-        files["sm_coarse_real.tif"] = "REAL: the same field as a tiled, deflate GeoTIFF (int16, scale 0.001, nodata -9999)"
-        fine = _real_fine(tile, coarse, workdir, attrs)
-        files["sm_coarse_1km_real.nc"] = ("REAL: the GLDAS coarse field bilinearly interpolated to 1 km over the MODIS "
-                                          "tile's box (step-2 input, not downscaled), NetCDF-4 int16 x 0.001")
-        files["sm_coarse_1km_real.tif"] = "REAL: the same 1 km field as a tiled, deflate GeoTIFF"
-        real = {"gldas": {k: v for k, v in coarse.items() if k not in ("field", "grid")}, "modis": fine,
-                "ismn": _real_ismn(coarse, fine),
-                "not_run": "downscaling model, real 1 km product and real validation: no NDVI/albedo/terrain grids in "
-                           "the sample data, and no ISMN station inside the MODIS tile or with data on 2016-01-01 or "
-                           f"{fine['lst_day']} (no training row); no satellite product for CDF matching"}
-        summary["real"] = {**real, "data_kind": DataKind.REAL}
-    timed(run, timings, "real_inputs", t)
+    with stages("real_inputs"):
+        inputs = []
+        real: dict = {}
+        if params["real"]:
+            gldas_files = sorted((shared / GLDAS_DAY).glob("GLDAS_NOAH025_3H.A20160101.*.nc4"))
+            tile = shared / MODIS_TILE
+            if not gldas_files:
+                raise RunError(f"{shared / GLDAS_DAY}: no GLDAS-2.1 files of 2016-01-01 (SHARED_DATA_DIR={shared})")
+            if not tile.is_file():
+                raise RunError(f"{tile}: MODIS MOD11A1 tile not found (SHARED_DATA_DIR={shared})")
+            inputs += [file_input("GLDAS-2.1 Noah 0-10 cm soil moisture, 2016-01-01 (reanalysis of step 1, REAL)", p)
+                       for p in gldas_files]
+            inputs.append(file_input("MODIS MOD11A1 LST tile (step-2 LST predictor grid, REAL)", tile))
+            inputs.append(ingested_input("ISMN in-situ soil moisture (station format; no usable training rows)", "ismn"))
+        inputs.append(twin_input("products.generators.twins.sm_1km.Twin",
+                                 {k: params[k] for k in ("seed", "twin_coarse_cells", "twin_days", "twin_stations",
+                                                         "validation_fraction")}))
+        record_inputs(run, inputs)
+        if params["real"]:
+            coarse = _real_coarse(gldas_files, workdir, attrs)
+            files["sm_coarse_real.nc"] = ("REAL: step 1, 0.25 degree seamless field from GLDAS-2.1 of 2016-01-01 (no "
+                                          "satellite product to CDF-match: reanalysis as it is), NetCDF-4 int16 x 0.001")
+            files["sm_coarse_real.tif"] = "REAL: the same field as a tiled, deflate GeoTIFF (int16, scale 0.001, nodata -9999)"
+            fine = _real_fine(tile, coarse, workdir, attrs)
+            files["sm_coarse_1km_real.nc"] = ("REAL: the GLDAS coarse field bilinearly interpolated to 1 km over the MODIS "
+                                              "tile's box (step-2 input, not downscaled), NetCDF-4 int16 x 0.001")
+            files["sm_coarse_1km_real.tif"] = "REAL: the same 1 km field as a tiled, deflate GeoTIFF"
+            real = {"gldas": {k: v for k, v in coarse.items() if k not in ("field", "grid")}, "modis": fine,
+                    "ismn": _real_ismn(coarse, fine),
+                    "not_run": "downscaling model, real 1 km product and real validation: no NDVI/albedo/terrain grids in "
+                               "the sample data, and no ISMN station inside the MODIS tile or with data on 2016-01-01 or "
+                               f"{fine['lst_day']} (no training row); no satellite product for CDF matching"}
+            summary["real"] = {**real, "data_kind": DataKind.REAL}
 
-    t = time.perf_counter()
-    n = int(params["twin_coarse_cells"])
-    twin = sm_1km_twin.Twin(n, n, int(params["twin_days"]), int(params["twin_stations"]), seed=int(params["seed"]))
-    chunk = (int(params["chunk"]), int(params["chunk"]))
-    result = sm_1km_twin.run_twin(twin, seed=int(params["seed"]), validation_fraction=float(params["validation_fraction"]),
-                             n_splits=int(params["n_splits"]), params={"n_estimators": int(params["n_estimators"])},
-                             nc_path=workdir / "sm_1km_twin.nc", tif_path=workdir / "sm_1km_twin.tif", chunk=chunk,
-                             attrs=attrs)
-    files["sm_1km_twin.nc"] = ("SYNTHETIC twin: 1 km daily surface soil moisture downscaled from a gap-filled coarse "
-                               "field (LightGBM on synthetic stations), NetCDF-4 int16 x 0.001")
-    files["sm_1km_twin.tif"] = "SYNTHETIC twin: the same 1 km field as a tiled GeoTIFF, one band per day"
-    timed(run, timings, "twin_chain", t)
+    with stages("twin_chain"):
+        n = int(params["twin_coarse_cells"])
+        twin = sm_1km_twin.Twin(n, n, int(params["twin_days"]), int(params["twin_stations"]), seed=int(params["seed"]))
+        chunk = (int(params["chunk"]), int(params["chunk"]))
+        result = sm_1km_twin.run_twin(twin, seed=int(params["seed"]),
+                                      validation_fraction=float(params["validation_fraction"]),
+                                      n_splits=int(params["n_splits"]),
+                                      params={"n_estimators": int(params["n_estimators"])},
+                                      nc_path=workdir / "sm_1km_twin.nc", tif_path=workdir / "sm_1km_twin.tif",
+                                      chunk=chunk, attrs=attrs)
+        files["sm_1km_twin.nc"] = ("SYNTHETIC twin: 1 km daily surface soil moisture downscaled from a gap-filled coarse "
+                                   "field (LightGBM on synthetic stations), NetCDF-4 int16 x 0.001")
+        files["sm_1km_twin.tif"] = "SYNTHETIC twin: the same 1 km field as a tiled GeoTIFF, one band per day"
 
-    for (split, variable), frame in sm_1km_twin.validation_frames(result).items():
-        validation += _rows(frame, variable=variable, split=split, kind=DataKind.SYNTHETIC)
     frames = sm_1km_twin.validation_frames(result)
+    for (split, variable), frame in frames.items():
+        validation += _rows(frame, variable=variable, split=split, kind=DataKind.SYNTHETIC)
     summary["twin"] = {
         "data_kind": DataKind.SYNTHETIC, "grid_1km": list(twin.grid.shape), "days": len(twin.times),
         "train_stations": len(result.train_stations), "validation_stations": len(result.validation_stations),
-        "coarse_gap_fill_rmse": json_safe(result.coarse_scores),
-        "truth_scores": {k: json_safe(v) for k, v in result.truth_scores.items()},
-        "station_medians": {f"{s}/{v}": json_safe(sm_1km.station_medians(f)) for (s, v), f in frames.items()},
+        "coarse_gap_fill_rmse": metric_values(result.coarse_scores),
+        "truth_scores": {k: metric_values(v) for k, v in result.truth_scores.items()},
+        "station_medians": {f"{s}/{v}": metric_values(sm_1km.station_medians(f)) for (s, v), f in frames.items()},
         "write": {"windows": result.write.n_windows, "max_window_cells": result.write.max_window_cells,
                   "seconds": round(result.write.seconds, 3)},
     }
-    pooled = next(v for v in validation if v["split"] == "twin_validation" and v["variable"] == "sm_1km"
-                  and v["scope"] == "pooled")
-    base = next(v for v in validation if v["split"] == "twin_validation" and v["variable"] == "coarse_bilinear"
-                and v["scope"] == "pooled")
+    pooled = next(v.metrics for v in validation if v.split == "twin_validation" and v.variable == "sm_1km"
+                  and v.scope == "pooled")
+    base = next(v.metrics for v in validation if v.split == "twin_validation" and v.variable == "coarse_bilinear"
+                and v.scope == "pooled")
     truth = result.truth_scores
     notes = (f"1 km soil moisture. SYNTHETIC twin: against the known truth r {truth['sm_1km']['r']:.3f}, ubRMSE "
              f"{truth['sm_1km']['ubrmse']:.4f} m3 m-3 (coarse field bilinearly interpolated: r "

@@ -20,7 +20,6 @@ in-situ validation. The whole chain runs on the synthetic twin instead (``sm_mld
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,20 +27,25 @@ import pandas as pd
 
 from ingestion.models import Station
 from products.data_kind import DataKind
+from products.generators import sm_mlda
 from products.generators.twins import sm_mlda as sm_mlda_twin
-from products.methods.cf import write_netcdf
-from products.models import GenerationRun
-from products.services import (
+from products.lineage import (
     ProductOutput,
     RunError,
+    Stages,
+    ValidationRow,
+    file_attributes,
     ingested_input,
-    json_number,
     json_safe,
+    metric_values,
     observations_frame,
     record_inputs,
+    source_frames,
     stations_frame,
-    timed,
+    twin_input,
 )
+from products.methods.cf import write_netcdf
+from products.models import GenerationRun
 
 SATELLITE_NETWORKS = ("ASCAT", "ERS")
 ISMN_SOURCE = "ISMN"
@@ -49,36 +53,35 @@ DEFAULTS = {"seed": 42, "n_splits": 10, "twin_pixels": 60, "twin_days": 1095, "t
             "n_estimators": 200, "gain": "tc", "memory_days": 3.0, "min_samples": 100, "tc_fallback": "exclude",
             "max_depth": 0.10, "satellite_points": 100, "real_gain": 0.5, "holdout_fraction": 0.2,
             "collocation_km": 12.5}
+ROW_KEYS = ("variable", "units", "split", "scope", "label")
 
 
 def _parameters(run: GenerationRun) -> dict:
+    """:data:`DEFAULTS` updated with the run's parameters (``sites`` is ignored); RunError for an unknown one."""
     unknown = set(run.parameters) - set(DEFAULTS) - {"sites"}
     if unknown:
         raise RunError(f"unknown sm_mlda parameter(s) {sorted(unknown)}: expected some of {sorted(DEFAULTS)}")
     return {**DEFAULTS, **{k: v for k, v in run.parameters.items() if k != "sites"}}
 
 
-def _rows(results: dict, **kwargs) -> list[dict]:
-    from products.generators import sm_mlda
-
-    return [{**{k: row[k] for k in ("variable", "units", "split", "scope", "label")},
-             **json_safe({k: v for k, v in row.items() if k not in ("variable", "units", "split", "scope", "label")})}
+def _rows(results: dict, **kwargs) -> list[ValidationRow]:
+    """The rows of :func:`products.generators.sm_mlda.validation_rows` as :class:`ValidationRow`."""
+    return [ValidationRow(*(row[k] for k in ROW_KEYS), {k: v for k, v in row.items() if k not in ROW_KEYS})
             for row in sm_mlda.validation_rows(results, **kwargs)]
 
 
 def _ismn(params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from ingestion.models import Observation
-    from products.generators import sm_mlda
+    """Daily ISMN surface soil moisture (:func:`products.generators.sm_mlda.ismn_daily`) and the ISMN stations.
 
-    networks = sorted(Station.objects.filter(source=ISMN_SOURCE).values_list("network", flat=True).distinct())
+    Raises
+    ------
+    RunError
+        No ISMN station, or no daily surface value, in the database.
+    """
+    obs, stations, networks = source_frames(ISMN_SOURCE, variable_prefix="sm_")
     if not networks:
         raise RunError("no ISMN stations in the database: run 'manage.py ingest ismn <folder>' "
                        "(e.g. ../shared/data/ismn_testdata) first")
-    variables = sorted(Observation.objects.filter(station__source=ISMN_SOURCE, variable__startswith="sm_")
-                       .values_list("variable", flat=True).distinct())
-    obs = pd.concat([observations_frame(network=n, variables=variables) for n in networks], ignore_index=True)
-    stations = pd.concat([stations_frame(network=n) for n in networks], ignore_index=True)
-    stations = stations[stations["source"] == ISMN_SOURCE]
     daily = sm_mlda.ismn_daily(obs, max_depth=float(params["max_depth"]))
     if daily.empty:
         raise RunError(f"no ISMN surface soil moisture (depth <= {params['max_depth']} m, flags G/U, >= 12 hourly "
@@ -87,8 +90,20 @@ def _ismn(params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _satellite(params: dict, ismn_stations: pd.DataFrame) -> dict | None:
-    from products.generators import sm_mlda
+    """The real ASCAT/ERS part: screening, climatological background, nudging scored on withheld retrievals.
 
+    Returns
+    -------
+    dict or None
+        None when no ASCAT/ERS station is ingested; else the networks, points, collocated pairs,
+        nearest distance (km), the screened daily series (``wide``), ``background``, ``analysis``,
+        the ``withheld`` scores and the number of candidate points.
+
+    Raises
+    ------
+    RunError
+        No retrieval at the chosen points passed the screening.
+    """
     networks = [n for n in SATELLITE_NETWORKS if Station.objects.filter(network=n).exists()]
     if not networks:
         return None
@@ -117,8 +132,7 @@ def _satellite(params: dict, ismn_stations: pd.DataFrame) -> dict | None:
 
 
 def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict | None, attrs: dict):
-    from products.generators import sm_mlda
-
+    """The real series (ISMN in situ; ASCAT/ERS screened, background and nudged when ingested) as a CF timeSeries."""
     frames = [insitu[["station", "time", "insitu"]]]
     sites = [ismn_stations.rename(columns={"code": "station"})[["station", "lat", "lon"]].assign(site_type="in_situ")]
     variables = {"insitu": {**sm_mlda.SM_ATTRS, "long_name": "ISMN in-situ surface soil moisture, daily mean of "
@@ -155,54 +169,54 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
 
 
 def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
-    """Real ISMN/ASCAT pieces and the synthetic twin of the SM ML-DA chain; see the module docstring."""
-    from products.generators import sm_mlda
+    """Real ISMN/ASCAT pieces and the synthetic twin of the SM ML-DA chain; see the module docstring.
 
+    Raises
+    ------
+    RunError
+        Unknown parameters; no ISMN data (names the ingest command); no ASCAT/ERS retrieval passed the screening.
+    """
     params = _parameters(run)
-    timings: dict = {}
-    base_attrs = {"id": run.dataset_id, "product_version_run": run.id, "code_version": run.code_version or ""}
+    stages = Stages(run)
+    base_attrs = file_attributes(run)
 
-    t = time.perf_counter()
-    insitu, ismn_stations = _ismn(params)
-    sat = _satellite(params, ismn_stations)
-    inputs = [ingested_input("ISMN in-situ soil moisture (validation stations)", "ismn")]
-    if sat is not None:
-        inputs.append(ingested_input("ASCAT/ERS surface soil moisture (retrievals to assimilate)", "ascat"))
-    inputs.append({"role": "synthetic twin (generated in memory, no file)", "path": "products.generators.twins.sm_mlda.make_twin",
-                   "sha256": "", "parameters": {k: params[k] for k in ("seed", "twin_pixels", "twin_days",
-                                                                       "twin_validation_fraction")}})
-    record_inputs(run, inputs)
-    timed(run, timings, "real_inputs", t)
+    with stages("real_inputs"):
+        insitu, ismn_stations = _ismn(params)
+        sat = _satellite(params, ismn_stations)
+        inputs = [ingested_input("ISMN in-situ soil moisture (validation stations)", "ismn")]
+        if sat is not None:
+            inputs.append(ingested_input("ASCAT/ERS surface soil moisture (retrievals to assimilate)", "ascat"))
+        inputs.append(twin_input("products.generators.twins.sm_mlda.make_twin",
+                                 {k: params[k] for k in ("seed", "twin_pixels", "twin_days", "twin_validation_fraction")}))
+        record_inputs(run, inputs)
 
-    t = time.perf_counter()
-    twin = sm_mlda_twin.make_twin(int(params["twin_pixels"]), int(params["twin_days"]), seed=int(params["seed"]),
-                             validation_fraction=float(params["twin_validation_fraction"]))
-    gain = params["gain"] if params["gain"] == "tc" else float(params["gain"])
-    result = sm_mlda_twin.run_twin(twin, n_splits=int(params["n_splits"]), seed=int(params["seed"]),
-                              params={"n_estimators": int(params["n_estimators"])}, gain=gain,
-                              memory_days=float(params["memory_days"]), min_samples=int(params["min_samples"]),
-                              tc_fallback=str(params["tc_fallback"]))
-    timed(run, timings, "twin_chain", t)
+    with stages("twin_chain"):
+        twin = sm_mlda_twin.make_twin(int(params["twin_pixels"]), int(params["twin_days"]), seed=int(params["seed"]),
+                                      validation_fraction=float(params["twin_validation_fraction"]))
+        gain = params["gain"] if params["gain"] == "tc" else float(params["gain"])
+        result = sm_mlda_twin.run_twin(twin, n_splits=int(params["n_splits"]), seed=int(params["seed"]),
+                                       params={"n_estimators": int(params["n_estimators"])}, gain=gain,
+                                       memory_days=float(params["memory_days"]), min_samples=int(params["min_samples"]),
+                                       tc_fallback=str(params["tc_fallback"]))
 
-    t = time.perf_counter()
-    files = {}
-    twin_name = "sm_mlda_twin.nc"
-    write_netcdf(sm_mlda_twin.twin_dataset(result, attrs=base_attrs), workdir / twin_name)
-    files[twin_name] = ("SYNTHETIC twin experiment, CF-1.8 timeSeries (DSG): synthetic truth, in-situ, three products, "
-                        "TC labels, LightGBM and ML-DA (nudged) soil moisture at twin pixels")
-    real_attrs = {**base_attrs, "data_kind": DataKind.REAL,
-                  "title": "Soil moisture ML-DA: real inputs and the steps the sample data allow",
-                  "comment": "REAL data. Ran on real data: ISMN daily in-situ series; ASCAT/ERS screening, leave-year-out "
-                             "climatological background, nudging toward the real retrievals scored on withheld real "
-                             "retrievals; satellite-station collocation. Not possible on the sample data: TC labels (no "
-                             "triple of collocated products), the LightGBM model (no forcing series at the SM points), "
-                             "hence no real ML-DA series; those ran on the synthetic twin (sm_mlda_twin.nc).",
-                  "ascat_ingested": "yes" if sat else "no"}
-    real_name = "sm_mlda_real.nc"
-    write_netcdf(_real_dataset(insitu, ismn_stations, sat, real_attrs), workdir / real_name)
-    files[real_name] = ("REAL data, CF-1.8 timeSeries (DSG): ISMN daily in-situ soil moisture"
-                        + ("; ASCAT/ERS screened retrievals, climatological background and nudged series" if sat else ""))
-    timed(run, timings, "write", t)
+    with stages("write"):
+        files = {}
+        twin_name = "sm_mlda_twin.nc"
+        write_netcdf(sm_mlda_twin.twin_dataset(result, attrs=base_attrs), workdir / twin_name)
+        files[twin_name] = ("SYNTHETIC twin experiment, CF-1.8 timeSeries (DSG): synthetic truth, in-situ, three products, "
+                            "TC labels, LightGBM and ML-DA (nudged) soil moisture at twin pixels")
+        real_attrs = {**base_attrs, "data_kind": DataKind.REAL,
+                      "title": "Soil moisture ML-DA: real inputs and the steps the sample data allow",
+                      "comment": "REAL data. Ran on real data: ISMN daily in-situ series; ASCAT/ERS screening, leave-year-out "
+                                 "climatological background, nudging toward the real retrievals scored on withheld real "
+                                 "retrievals; satellite-station collocation. Not possible on the sample data: TC labels (no "
+                                 "triple of collocated products), the LightGBM model (no forcing series at the SM points), "
+                                 "hence no real ML-DA series; those ran on the synthetic twin (sm_mlda_twin.nc).",
+                      "ascat_ingested": "yes" if sat else "no"}
+        real_name = "sm_mlda_real.nc"
+        write_netcdf(_real_dataset(insitu, ismn_stations, sat, real_attrs), workdir / real_name)
+        files[real_name] = ("REAL data, CF-1.8 timeSeries (DSG): ISMN daily in-situ soil moisture"
+                            + ("; ASCAT/ERS screened retrievals, climatological background and nudged series" if sat else ""))
 
     validation = _rows(result.validation, split="twin_insitu", kind=DataKind.SYNTHETIC, units="m3 m-3")
     validation += _rows(result.cv, split="twin_cv", kind=DataKind.SYNTHETIC, units="m3 m-3")
@@ -212,15 +226,15 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "twin": {
             "pixels": int(len(twin.pixels)), "days": int(len(twin.times)),
             "validation_stations": int(len(result.validation_pixels)),
-            "medians": {k: json_safe({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
+            "medians": {k: metric_values({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
                         for k, v in result.validation.items()},
             "tc_rule_counts": {str(k): int(v) for k, v in tab["rule"].value_counts().items()},
-            "tc_err_std_median": json_safe({p: tab.loc[ok, f"err_std_{p}"].median() for p in sm_mlda.PRODUCTS}),
-            "known_err_std_median": json_safe({p: pd.Series(twin.known_err_std[p][ok]).median()
-                                               for p in sm_mlda.PRODUCTS}),
-            "gain_median": json_number(result.gain["gain"].median()),
-            "oracle_gain_median": json_number(result.gain["oracle_gain"].median()),
-            "rmse_vs_truth": json_safe({k: v for k, v in result.truth_scores.items()}),
+            "tc_err_std_median": metric_values({p: tab.loc[ok, f"err_std_{p}"].median() for p in sm_mlda.PRODUCTS}),
+            "known_err_std_median": metric_values({p: pd.Series(twin.known_err_std[p][ok]).median()
+                                                   for p in sm_mlda.PRODUCTS}),
+            "gain_median": json_safe(result.gain["gain"].median()),
+            "oracle_gain_median": json_safe(result.gain["oracle_gain"].median()),
+            "rmse_vs_truth": metric_values(result.truth_scores),
         },
         "real": {"ismn_stations": int(insitu["station"].nunique()), "ismn_days": int(len(insitu))},
         "seed": sm_mlda.SEED_FIGURES,
@@ -234,10 +248,10 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         summary["real"].update({
             "satellite_networks": sat["networks"], "satellite_points_available": int(sat["n_candidates"]),
             "satellite_points_used": int(len(sat["analysis"])),
-            "withheld_medians": {k: json_safe({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
+            "withheld_medians": {k: metric_values({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
                                  for k, v in sat["withheld"].items()},
             "collocated_stations": int(len(sat["pairs"])),
-            "nearest_station_point_km": json_number(sat["nearest_km"])})
+            "nearest_station_point_km": json_safe(sat["nearest_km"])})
     else:
         summary["real"]["satellite"] = "ASCAT/ERS not ingested: run 'manage.py ingest ascat <folder>' for the real nudging"
     med = result.validation["ml_da"]["median"]

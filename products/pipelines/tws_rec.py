@@ -1,26 +1,30 @@
 """The TWS reconstruction pipeline: gathers basin observations, calls :mod:`products.generators.tws_rec`."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from django.conf import settings
 
-from products.methods.cf import write_netcdf
-from products.models import GenerationRun
-from products.services import (
+from ingestion.readers.basins import read_basins_dbf, read_basins_xlsx
+from products.data_kind import DataKind
+from products.generators import tws_rec
+from products.lineage import (
     ProductOutput,
     RunError,
+    Stages,
+    ValidationRow,
+    file_attributes,
     file_input,
     ingested_input,
-    json_number,
     json_safe,
+    metric_values,
     observations_frame,
     record_inputs,
-    timed,
 )
+from products.methods.aggregate import validation_rows
+from products.methods.cf import write_netcdf
+from products.models import GenerationRun
 
 BASIN_NETWORK, ITSG_NETWORK = "GRDC-MRB", "GRDC-ITSG"
 BASIN_FOLDER = "lehmannfa_basin_water_budget"
@@ -30,13 +34,11 @@ METRICS = ("n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")
 NOT_FORMED = ("Greenland", "Antarctica")
 
 
-def _rows(frame: pd.DataFrame, *, variable: str, units: str, split: str, continent: dict) -> list[dict]:
-    from products.methods.aggregate import validation_rows
-
+def _rows(frame: pd.DataFrame, *, variable: str, units: str, split: str, continent: dict) -> list[ValidationRow]:
+    """Pooled, per-basin (``site``, network GRDC-MRB) and per-region (``class``) rows of ``sim`` against ``obs``."""
     frame = frame.assign(continent=frame["station"].map(continent).fillna("").astype(str))
-    return [{"variable": variable, "units": units, "split": split, "scope": scope, "label": label,
-             **({"network": BASIN_NETWORK} if scope == "site" else {}),
-             **json_safe({k: metrics[k] for k in METRICS})}
+    return [ValidationRow(variable, units, split, scope, label, {k: metrics[k] for k in METRICS},
+                          network=BASIN_NETWORK if scope == "site" else None)
             for scope, label, metrics in validation_rows(frame, "sim", "obs", "station", "continent")]
 
 
@@ -67,96 +69,90 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     RunError
         Basin observations or the basin attribute files are missing.
     """
-    from ingestion.readers.basins import read_basins_dbf, read_basins_xlsx
-    from products.generators import tws_rec
-
     params = dict(run.parameters)
     basins = params.pop("basins", None)
     seed = int(params.pop("seed", 42))
     solutions = tuple(params.pop("solutions", tws_rec.SOLUTIONS))
     tolerance = float(params.pop("itsg_area_tolerance", 0.2))
     min_area_fraction = float(params.pop("min_area_fraction", 0.9))
-    timings: dict = {}
+    stages = Stages(run)
 
-    t = time.perf_counter()
-    variables = [*solutions, *tws_rec.PREDICTORS.values()]
-    obs = observations_frame(network=BASIN_NETWORK, variables=variables, stations=basins)
-    missing = [v for v in variables if not (obs["variable"] == v).any()]
-    if missing:
-        raise RunError(f"no {BASIN_NETWORK} observations of {', '.join(missing)} in the database: run "
-                       f"'manage.py ingest basins <{BASIN_FOLDER}>' first")
-    itsg = observations_frame(network=ITSG_NETWORK, variables=[tws_rec.REFERENCE])
-    folder = Path(settings.SHARED_DATA_DIR) / BASIN_FOLDER
-    dbf, xlsx = folder / "basins.dbf", folder / "basins.xlsx"
-    for path in (dbf, xlsx):
-        if not path.is_file():
-            raise RunError(f"{path}: basin attributes not found (SHARED_DATA_DIR={settings.SHARED_DATA_DIR})")
-    attributes, itsg_attributes = read_basins_dbf(dbf), read_basins_xlsx(xlsx)
-    record_inputs(run, [ingested_input("basin TWS (GRACE JPL, CSR, ITSG), precipitation, ET and runoff", "basins"),
-                        file_input("GRDC major river basin attributes (region, area)", dbf),
-                        file_input("GRDC basin attributes of the ITSG table (area)", xlsx)])
-    timed(run, timings, "load_inputs", t)
+    with stages("load_inputs"):
+        variables = [*solutions, *tws_rec.PREDICTORS.values()]
+        obs = observations_frame(network=BASIN_NETWORK, variables=variables, stations=basins)
+        missing = [v for v in variables if not (obs["variable"] == v).any()]
+        if missing:
+            raise RunError(f"no {BASIN_NETWORK} observations of {', '.join(missing)} in the database: run "
+                           f"'manage.py ingest basins <{BASIN_FOLDER}>' first")
+        itsg = observations_frame(network=ITSG_NETWORK, variables=[tws_rec.REFERENCE])
+        folder = Path(settings.SHARED_DATA_DIR) / BASIN_FOLDER
+        dbf, xlsx = folder / "basins.dbf", folder / "basins.xlsx"
+        for path in (dbf, xlsx):
+            if not path.is_file():
+                raise RunError(f"{path}: basin attributes not found (SHARED_DATA_DIR={settings.SHARED_DATA_DIR})")
+        attributes, itsg_attributes = read_basins_dbf(dbf), read_basins_xlsx(xlsx)
+        record_inputs(run, [ingested_input("basin TWS (GRACE JPL, CSR, ITSG), precipitation, ET and runoff", "basins"),
+                            file_input("GRDC major river basin attributes (region, area)", dbf),
+                            file_input("GRDC basin attributes of the ITSG table (area)", xlsx)])
 
-    t = time.perf_counter()
-    result = tws_rec.reconstruct(obs, solutions=solutions, params=params or None, seed=seed)
-    timed(run, timings, "train_validate_reconstruct", t)
+    with stages("train_validate_reconstruct"):
+        result = tws_rec.reconstruct(obs, solutions=solutions, params=params or None, seed=seed)
 
-    t = time.perf_counter()
-    continent = attributes["continent"].to_dict()
-    validation: list[dict] = []
-    for (solution, variant), _ in result.cv.iterrows():
-        name = solution if variant == "anomaly" else f"{solution}_dd"
-        validation += _rows(tws_rec.validation_frame(result, solution, variant), variable=f"{name}_rec", units="mm",
-                            split="year_held_out", continent=continent)
-    stations = sorted(result.series.index.get_level_values("station").unique())
-    matches = tws_rec.match_basins(attributes["area_km2"].reindex(stations).dropna(), itsg_attributes["area_km2"],
-                                   tolerance=tolerance)
-    itsg_summary: dict = {"matched_basins": int(len(matches))}
-    if len(matches) and not itsg.empty:
-        reference = tws_rec.to_arrays(itsg, [tws_rec.REFERENCE])[tws_rec.REFERENCE]
-        for name, frame in tws_rec.compare_to_reference(result, reference, matches).items():
-            rows = _rows(frame, variable=name, units="mm", split="independent_itsg", continent=continent)
-            validation += rows
-            pooled = next(r for r in rows if r["scope"] == "pooled")
-            itsg_summary[name] = {k: pooled[k] for k in ("n", "r", "nse", "rmse")}
-    wide = result.series.unstack("station")
-    net = wide["net"]
-    balance = []
-    for series in (*solutions, f"{solutions[0]}_rec"):
-        table = tws_rec.water_balance(wide[series], net)
-        balance.append(table.assign(series=series, continent=table.index.map(continent).fillna("")).reset_index())
-        change = tws_rec.storage_change(wide[series])
-        frame = tws_rec.stack({"sim": change, "obs": net.reindex_like(change)}).dropna().reset_index()
-        validation += _rows(frame, variable=f"{series}_dsdt", units="mm month-1", split="water_balance",
-                            continent=continent)
-    balance = pd.concat(balance, ignore_index=True)[["series", "station", "continent", "n", "r", "std_ratio", "slope",
-                                                     "mean_imbalance", "rmse"]]
-    balance.to_csv(workdir / "tws_water_balance.csv", index=False, float_format="%.6g")
-    timed(run, timings, "validate", t)
+    with stages("validate"):
+        continent = attributes["continent"].to_dict()
+        validation: list[ValidationRow] = []
+        for (solution, variant), _ in result.cv.iterrows():
+            name = solution if variant == "anomaly" else f"{solution}_dd"
+            validation += _rows(tws_rec.validation_frame(result, solution, variant), variable=f"{name}_rec",
+                                units="mm", split="year_held_out", continent=continent)
+        stations = sorted(result.series.index.get_level_values("station").unique())
+        matches = tws_rec.match_basins(attributes["area_km2"].reindex(stations).dropna(), itsg_attributes["area_km2"],
+                                       tolerance=tolerance)
+        itsg_summary: dict = {"matched_basins": int(len(matches))}
+        if len(matches) and not itsg.empty:
+            reference = tws_rec.to_arrays(itsg, [tws_rec.REFERENCE])[tws_rec.REFERENCE]
+            for name, frame in tws_rec.compare_to_reference(result, reference, matches).items():
+                rows = _rows(frame, variable=name, units="mm", split="independent_itsg", continent=continent)
+                validation += rows
+                pooled = next(r.metrics for r in rows if r.scope == "pooled")
+                itsg_summary[name] = {k: pooled[k] for k in ("n", "r", "nse", "rmse")}
+        wide = result.series.unstack("station")
+        net = wide["net"]
+        balance = []
+        for series in (*solutions, f"{solutions[0]}_rec"):
+            table = tws_rec.water_balance(wide[series], net)
+            balance.append(table.assign(series=series, continent=table.index.map(continent).fillna("")).reset_index())
+            change = tws_rec.storage_change(wide[series])
+            frame = tws_rec.stack({"sim": change, "obs": net.reindex_like(change)}).dropna().reset_index()
+            validation += _rows(frame, variable=f"{series}_dsdt", units="mm month-1", split="water_balance",
+                                continent=continent)
+        balance = pd.concat(balance, ignore_index=True)[["series", "station", "continent", "n", "r", "std_ratio",
+                                                         "slope", "mean_imbalance", "rmse"]]
+        balance.to_csv(workdir / "tws_water_balance.csv", index=False, float_format="%.6g")
 
-    t = time.perf_counter()
-    attrs = {"id": run.dataset_id, "product_version_run": run.id, "code_version": run.code_version or ""}
-    write_netcdf(tws_rec.to_cf_basins(result, attributes, data_kind="real", attrs=attrs), workdir / "tws_rec_basins.nc")
-    means, regions = {}, None
-    for column in [c for c in wide.columns.get_level_values(0).unique() if not c.endswith("_cv") and c != "net"]:
-        means[column], regions = tws_rec.region_means(wide[column], attributes, min_area_fraction=min_area_fraction)
-    region_attrs = {**attrs, "regions_not_formed": ", ".join(NOT_FORMED) + ": no GRDC basin there (the seed's six "
-                    "regions include both); basins without a basins.dbf row (the Amazon sub-basins) are left out"}
-    write_netcdf(tws_rec.to_cf_regions(means, regions, data_kind="real", attrs=region_attrs),
-                 workdir / "tws_rec_regions.nc")
-    timed(run, timings, "write", t)
+    with stages("write"):
+        attrs = file_attributes(run)
+        write_netcdf(tws_rec.to_cf_basins(result, attributes, data_kind=DataKind.REAL, attrs=attrs),
+                     workdir / "tws_rec_basins.nc")
+        means, regions = {}, None
+        for column in [c for c in wide.columns.get_level_values(0).unique() if not c.endswith("_cv") and c != "net"]:
+            means[column], regions = tws_rec.region_means(wide[column], attributes, min_area_fraction=min_area_fraction)
+        region_attrs = {**attrs, "regions_not_formed": ", ".join(NOT_FORMED) + ": no GRDC basin there (the seed's "
+                        "six regions include both); basins without a basins.dbf row (the Amazon sub-basins) are left out"}
+        write_netcdf(tws_rec.to_cf_regions(means, regions, data_kind=DataKind.REAL, attrs=region_attrs),
+                     workdir / "tws_rec_regions.nc")
 
-    cv = {f"{s}_{v}": json_safe({k: row[k] for k in ("n", "kge", "r", "nse", "rmse")}) | {"folds": int(row["folds"])}
+    cv = {f"{s}_{v}": metric_values({k: row[k] for k in ("n", "kge", "r", "nse", "rmse")}) | {"folds": int(row["folds"])}
           for (s, v), row in result.cv.iterrows()}
     first = result.cv.iloc[0]
     summary = {
-        "basins": len(stations), "data_kind": "real",
+        "basins": len(stations), "data_kind": DataKind.REAL,
         "training_span": [f"{first['train_start']:%Y-%m}", f"{first['train_end']:%Y-%m}"],
         "reconstructed_span": [f"{first['reconstructed_start']:%Y-%m}", f"{first['reconstructed_end']:%Y-%m}"],
         "predictors": result.predictors, "held_out_years": cv, "itsg": itsg_summary,
-        "water_balance": {s: {"basins": int(g["r"].notna().sum()), "median_r": json_number(g["r"].median()),
-                              "median_std_ratio": json_number(g["std_ratio"].median()),
-                              "median_mean_imbalance_mm_month-1": json_number(g["mean_imbalance"].median())}
+        "water_balance": {s: {"basins": int(g["r"].notna().sum()), "median_r": json_safe(g["r"].median()),
+                              "median_std_ratio": json_safe(g["std_ratio"].median()),
+                              "median_mean_imbalance_mm_month-1": json_safe(g["mean_imbalance"].median())}
                           for s, g in balance.groupby("series", sort=False)},
         "regions": {str(k): int(v) for k, v in regions["basins"].items()} if regions is not None else {},
         "regions_not_formed": list(NOT_FORMED),
@@ -171,20 +167,8 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                                  "n, r, std ratio, slope, mean imbalance and RMSE (mm month-1)",
     }
     return ProductOutput(
-        files=files, validation=validation, summary=json_safe_tree(summary),
+        files=files, validation=validation, summary=summary,
         notes="Real data: GRACE JPL/CSR mascon basin means and ERA5-Land P, ET, R over GRDC major river basins "
               "(lehmannfa/water_storage_changes). Skill from held-out calendar years and against ITSG-Grace2018, "
               "which no model saw. KGE's bias ratio is ill-defined for anomalies (means near 0): read r and NSE.")
 
-
-def json_safe_tree(value):
-    """NaN -> None and numpy scalars -> Python numbers, recursively (for the JSON summary)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe_tree(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe_tree(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
