@@ -15,7 +15,7 @@ from django.utils.translation import get_language
 from .html import sanitize_html
 
 
-def _pick(obj, field: str) -> str:
+def localized(obj, field: str) -> str:
     """The ``field_cn`` or ``field_en`` value for the active language, falling back to the other."""
     zh = (get_language() or "en").startswith("zh")
     first, second = (f"{field}_cn", f"{field}_en") if zh else (f"{field}_en", f"{field}_cn")
@@ -166,39 +166,39 @@ class Dataset(models.Model):
     # Bilingual accessors for the active language.
     @property
     def title(self) -> str:
-        return _pick(self, "title")
+        return localized(self, "title")
 
     @property
     def abstract(self) -> str:
-        return _pick(self, "abstract")
+        return localized(self, "abstract")
 
     @property
     def source(self) -> str:
-        return _pick(self, "source")
+        return localized(self, "source")
 
     @property
     def process_way(self) -> str:
-        return _pick(self, "process_way")
+        return localized(self, "process_way")
 
     @property
     def quality(self) -> str:
-        return _pick(self, "quality")
+        return localized(self, "quality")
 
     @property
     def acq_place(self) -> str:
-        return _pick(self, "acq_place")
+        return localized(self, "acq_place")
 
     @property
     def space_res(self) -> str:
-        return _pick(self, "space_res")
+        return localized(self, "space_res")
 
     @property
     def time_res(self) -> str:
-        return _pick(self, "time_res")
+        return localized(self, "time_res")
 
     @property
     def format(self) -> str:
-        return _pick(self, "format")
+        return localized(self, "format")
 
     @property
     def extent(self) -> tuple[float, float, float, float] | None:

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import jieba
-import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -46,11 +45,13 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 from redis.exceptions import RedisError
 
+from portal import extents
 from portal.subsets import core as subset_core
-from portal.subsets.params import check_names, numbers, parse_period
+from portal.subsets.params import check_names
 from products.registry import product_for_dataset
 
 from . import vocabulary as vocab
+from .html import plain_text
 from .models import Dataset, Tag
 
 jieba.setLogLevel(logging.WARNING)
@@ -117,13 +118,16 @@ class SearchParams:
         return urlencode(items)
 
 
-def parse(params: Mapping[str, Iterable[str]], *, also: tuple[str, ...] = ()) -> SearchParams:
+def parse(params: Mapping[str, Iterable[str]], *, also: tuple[str, ...] = (), heights: str = "no") -> SearchParams:
     """Read a search from query parameters (each name -> its values, as ``QueryDict.lists()`` gives).
 
     Parameters
     ----------
     params : mapping of name -> list of str
     also : names the front door reads itself (paging), accepted here and ignored.
+    heights : {"no", "drop"}
+        Whether a 6-number ``bbox`` (with heights, OGC API-Records) is read with its heights
+        dropped (:func:`portal.extents.parse_bbox`).
 
     Raises
     ------
@@ -151,44 +155,13 @@ def parse(params: Mapping[str, Iterable[str]], *, also: tuple[str, ...] = ()) ->
     filters = {k: v for k, v in filters.items() if v}
     if "published" in filters and not set(filters["published"]) <= {"yes", "no"}:
         raise SearchError("published", "expected 'yes' or 'no'")
-    bbox = None
-    if one("bbox"):
-        try:
-            west, south, east, north = numbers("bbox", one("bbox"), 4, "min_lon,min_lat,max_lon,max_lat")
-        except subset_core.SubsetError as exc:
-            raise SearchError("bbox", exc.message) from None
-        if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-            raise SearchError("bbox", f"expected longitudes in [-180, 180] and latitudes in [-90, 90] with "
-                                      f"min_lat <= max_lat, got {one('bbox')[:80]!r}")
-        bbox = (west, south, east, north)
-    period = None
-    if one("time"):
-        try:
-            bounds = parse_period(one("time"), "time")
-        except subset_core.SubsetError as exc:
-            raise SearchError("time", exc.message) from None
-        if bounds:
-            period = (_utc(bounds[0], end=False), _utc(bounds[1], end=True))
-            if period[0] and period[1] and period[0] > period[1]:
-                raise SearchError("time", f"the start {one('time')[:40]!r} is after the end")
+    bbox = extents.parse_bbox(one("bbox"), heights=heights, wgs84=True, error=SearchError) if one("bbox") else None
+    period = extents.period_bounds(extents.parse_period(one("time"), "time", error=SearchError), "time",
+                                   error=SearchError)
     sort = one("sort") or "relevance"
     if sort not in SORTS:
         raise SearchError("sort", f"expected one of {', '.join(SORTS)}, got {sort[:40]!r}")
     return SearchParams(q=q, filters=filters, bbox=bbox, period=period, sort=sort)
-
-
-def _utc(bound, *, end: bool) -> dt.datetime | None:
-    """A bound of :func:`portal.subsets.params.parse_period` as a UTC datetime: a date (a year, month or
-    day in text) covers all of it, so an end is its last instant."""
-    if bound is None:
-        return None
-    if isinstance(bound, str):
-        start = pd.Timestamp(bound)
-        if end:
-            unit = {4: pd.DateOffset(years=1), 7: pd.DateOffset(months=1)}.get(len(bound), pd.DateOffset(days=1))
-            start = start + unit - pd.Timedelta(microseconds=1)
-        bound = start
-    return bound.to_pydatetime().replace(tzinfo=dt.UTC)
 
 
 # --------------------------------------------------------------------------- indexing
@@ -210,10 +183,6 @@ def _segment_sentence(sentence: str) -> str:
     """Han runs cut by jieba; Latin words ("GRACE-FO", "ERA5-Land") left whole for PostgreSQL's parser."""
     return vocab.CJK_RUN.sub(lambda m: " " + " ".join(w for w in jieba.cut_for_search(m.group()) if w.strip()) + " ",
                              sentence).strip()
-
-
-def _plain(html_text: str) -> str:
-    return re.sub(r"\s+", " ", html.unescape(strip_tags(html_text or ""))).strip()
 
 
 @dataclass
@@ -246,8 +215,8 @@ def document_fields(dataset: Dataset, tags: list[tuple[str, str]], variables: It
     texts = {
         "A": (f"{dataset.title_en}", segment(dataset.title_cn)),
         "B": (f"{keywords_en} {var_text} {category}", segment(f"{keywords_cn} {var_cn} {dataset.category}")),
-        "C": (_plain(dataset.abstract_en), segment(dataset.abstract_cn)),
-        "D": (_plain(f"{dataset.source_en} {dataset.process_way_en}"),
+        "C": (plain_text(dataset.abstract_en), segment(dataset.abstract_cn)),
+        "D": (plain_text(f"{dataset.source_en} {dataset.process_way_en}"),
               segment(f"{dataset.source_cn} {dataset.process_way_cn}")),
     }
     words = " ".join(t for t in (dataset.title_en, dataset.title_cn, keywords_en, keywords_cn) if t)
@@ -694,7 +663,7 @@ def highlight(text: str, terms: list[str]) -> SafeString:
 
 def snippet(abstract_html: str, terms: list[str], width: int = 260) -> SafeString:
     """About ``width`` characters of the abstract around the first search term, terms marked."""
-    text = _plain(abstract_html)
+    text = plain_text(abstract_html)
     pattern = _pattern(terms)
     m = pattern.search(text) if pattern else None
     start = 0 if m is None else max(0, m.start() - width // 3)

@@ -28,8 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from django.utils.html import strip_tags
-
+from portal.catalog.html import plain_text
 from portal.catalog.models import Dataset, DatasetFile
 from portal.subsets import params
 from portal.subsets.grids import GridInfo, grid_info
@@ -168,7 +167,7 @@ def collection_document(collection: Collection, href: str, links: list[dict] | N
     title = dataset.title_en or dataset.title_cn or dataset.id
     if collection.id != dataset.id:
         title = f"{title} ({collection.file.name})"
-    description = " ".join(strip_tags(dataset.abstract_en or dataset.abstract_cn or "").split())
+    description = plain_text(dataset.abstract_en or dataset.abstract_cn)
     trs = TRS_GREGORIAN if info.calendar in ("standard", "gregorian", "proleptic_gregorian") else (
         f'TIMECRS["DateTime",TDATUM["{info.calendar} calendar"],CS[TemporalDateTime,1],AXIS["Time (T)",future]]')
     query_links = [{"href": f"{href}/{q}", "rel": "data", "type": "application/prs.coverage+json",

@@ -52,7 +52,6 @@ References
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -64,12 +63,12 @@ from django.contrib.gis.db.models import Extent
 from django.db.models import Max, Min, Q, prefetch_related_objects
 from django.db.models.functions import Lower
 from django.urls import reverse
-from django.utils.html import strip_tags
 from django.utils.translation import get_language
 
 from portal.catalog import search
 from portal.catalog import vocabulary as vocab
 from portal.catalog.exports import FORMATS as EXPORT_FORMATS
+from portal.catalog.html import plain_text
 from portal.catalog.metadata import PORTAL_NAME
 from portal.catalog.models import Dataset, DatasetPerson
 from portal.subsets import core as subset_core
@@ -338,11 +337,6 @@ def parse_items(params: Mapping[str, Iterable[str]]) -> ItemsQuery:
     for name in ("q", "bbox", "datetime", *search.FACETS):
         if name in values:
             for_search[_RENAMED.get(name, name)] = values[name]
-    if "bbox" in for_search:
-        box = _one(values, "bbox") or ""
-        parts = box.split(",")
-        if len(parts) == 6:  # minx,miny,minz,maxx,maxy,maxz: the heights do not matter to a record's box
-            for_search["bbox"] = [",".join([parts[0], parts[1], parts[3], parts[4]])]
     sortby = _one(values, "sortby")
     if sortby is not None:
         if "," in sortby:
@@ -352,7 +346,7 @@ def parse_items(params: Mapping[str, Iterable[str]]) -> ItemsQuery:
             raise _bad("sortby", f"expected title, updated or -updated (see the sortables), got {sortby[:40]!r}")
         for_search["sort"] = [SORTS[key]]
     try:
-        parsed = search.parse(for_search)
+        parsed = search.parse(for_search, heights="drop")  # minx,miny,minz,maxx,maxy,maxz: heights do not matter
     except search.SearchError as exc:
         name = {v: k for k, v in _RENAMED.items()}.get(exc.field, exc.field)
         raise _bad(name, exc.message) from None
@@ -433,10 +427,6 @@ def _link(href: str, rel: str, media_type: str, title: str | None = None) -> dic
     if title:
         link["title"] = title
     return link
-
-
-def _plain(text: str) -> str:
-    return re.sub(r"\s+", " ", html.unescape(strip_tags(text or ""))).strip()
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -633,8 +623,8 @@ def record(dataset: Dataset, absolute: AbsoluteUrl) -> dict[str, Any]:
         "type": "dataset",
         "title": dataset.title,
         "title_zh": dataset.title_cn or None,
-        "description": _plain(dataset.abstract) or None,
-        "description_zh": _plain(dataset.abstract_cn) or None,
+        "description": plain_text(dataset.abstract) or None,
+        "description_zh": plain_text(dataset.abstract_cn) or None,
         "keywords": keywords,
         "themes": _themes(dataset, keyword_concepts, absolute),
         "language": language,

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils.encoding import iri_to_uri
 from django.utils.translation import get_language, gettext, gettext_lazy
 
-from portal.catalog.exports.record import text
+from portal.catalog.html import plain_text
 from portal.catalog.models import Dataset
 
 SITE_DESCRIPTION = gettext_lazy(
@@ -69,7 +69,7 @@ def page_meta(request, dataset: Dataset | None = None) -> dict[str, str]:
             "locale": "zh_CN" if zh else "en_US", "locale_alternate": "en_US" if zh else "zh_CN"}
     if isinstance(dataset, Dataset):
         meta["title"] = dataset.title or dataset.id
-        abstract = text(dataset.abstract)
+        abstract = plain_text(dataset.abstract)
         if abstract:
             meta["description"] = shorten(abstract)
         meta["type"] = "article"

@@ -16,11 +16,12 @@ import base64
 import binascii
 import datetime as dt
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from portal import extents
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
@@ -86,25 +87,15 @@ class Search:
 
 # --------------------------------------------------------------------------- values
 
-_NUMBER = re.compile(r"^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*$", re.ASCII)
-
-
-def _number(value: Any, parameter: str) -> float:
-    if isinstance(value, bool):
-        raise BadParameter(parameter, f"{value!r} is not a number")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str) and _NUMBER.match(value):
-        number = float(value)
-    else:
-        raise BadParameter(parameter, f"{str(value)[:40]!r} is not a number (ASCII digits, e.g. 88.5)")
-    if not math.isfinite(number):
-        raise BadParameter(parameter, "numbers must be finite")
-    return number
+BBOX = ("4 numbers west,south,east,north (or 6 with minimum and maximum height) in degrees, "
+        "e.g. bbox=70,25,105,45")
 
 
 def parse_bbox(value: Any) -> tuple[float, float, float, float]:
     """``bbox``: 4 numbers ``west,south,east,north`` (or 6 with heights, which are ignored).
+
+    Read by :func:`portal.extents.parse_bbox` with the Item Search's rules: a JSON array too (POST),
+    6 numbers with the heights dropped, longitudes and latitudes within the WGS 84 ranges.
 
     Parameters
     ----------
@@ -122,46 +113,14 @@ def parse_bbox(value: Any) -> tuple[float, float, float, float]:
         Not 4 or 6 finite numbers, longitudes outside [-180, 180], latitudes outside [-90, 90],
         or south above north.
     """
-    parts = value.split(",") if isinstance(value, str) else value
-    if not isinstance(parts, list | tuple) or len(parts) not in (4, 6):
-        raise BadParameter("bbox", "expected 4 numbers west,south,east,north (or 6 with minimum and maximum "
-                                   "height) in degrees, e.g. bbox=70,25,105,45")
-    numbers = [_number(p, "bbox") for p in parts]
-    west, south, east, north = numbers if len(numbers) == 4 else (numbers[0], numbers[1], numbers[3], numbers[4])
-    if not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise BadParameter("bbox", "longitudes must lie in [-180, 180] (west > east crosses the antimeridian)")
-    if not (-90 <= south <= 90 and -90 <= north <= 90):
-        raise BadParameter("bbox", "latitudes must lie in [-90, 90]")
-    if south > north:
-        raise BadParameter("bbox", f"the south edge ({south:g}) is north of the north edge ({north:g})")
-    return (west, south, east, north)
-
-
-_INSTANT = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2}))?$", re.ASCII)
-
-
-def _instant(text: str, end: bool) -> dt.datetime:
-    match = _INSTANT.match(text)
-    if not match:
-        raise BadParameter("datetime", f"{text[:40]!r} is not an RFC 3339 date-time (e.g. 2015-01-01T00:00:00Z)")
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    try:
-        if hour is None:  # a full date alone covers its day
-            day_start = dt.datetime(int(year), int(month), int(day), tzinfo=dt.UTC)
-            return day_start + dt.timedelta(days=1, microseconds=-1) if end else day_start
-        offset = dt.timedelta(0) if zone in "Zz" else (
-            (1 if zone[0] == "+" else -1) * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-        micro = int(round(float(fraction) * 1_000_000)) if fraction else 0
-        value = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), min(int(second), 59),
-                            min(micro, 999_999), tzinfo=dt.timezone(offset))
-    except ValueError as exc:
-        raise BadParameter("datetime", f"{text[:40]!r}: {exc}") from None
-    return value.astimezone(dt.UTC)
+    return extents.parse_bbox(value, what=BBOX, heights="drop", arrays=True, wgs84=True, error=BadParameter)
 
 
 def parse_datetime(text: Any) -> Interval:
     """``datetime``: an instant, or an interval ``start/end`` with ``..`` (or nothing) for an open end.
+
+    Read by :func:`portal.extents.parse_period` with the Item Search's rules: strict RFC 3339,
+    ``../..`` refused.
 
     Parameters
     ----------
@@ -181,20 +140,11 @@ def parse_datetime(text: Any) -> Interval:
     """
     if not isinstance(text, str) or not text.strip():
         raise BadParameter("datetime", "expected an RFC 3339 instant or an interval start/end (.. for an open end)")
-    text = text.strip()
-    if "/" not in text:
-        return (_instant(text, end=False), _instant(text, end=True))
-    parts = text.split("/")
-    if len(parts) != 2:
-        raise BadParameter("datetime", "an interval has exactly one '/': start/end")
-    start_text, end_text = (p.strip() for p in parts)
-    start = None if start_text in ("", "..") else _instant(start_text, end=False)
-    end = None if end_text in ("", "..") else _instant(end_text, end=True)
-    if start is None and end is None:
-        raise BadParameter("datetime", "at least one end of the interval must be a date-time ('../..' is not allowed)")
-    if start is not None and end is not None and start > end:
-        raise BadParameter("datetime", f"the start ({start_text}) is after the end ({end_text})")
-    return (start, end)
+    period = extents.parse_period(text, "datetime", rfc3339=True, unbounded=False, error=BadParameter)
+    bounds = extents.period_bounds(period, "datetime", error=BadParameter)
+    if bounds is None:  # not reached: the text is not empty and '../..' is refused
+        raise BadParameter("datetime", "expected an RFC 3339 instant or an interval start/end (.. for an open end)")
+    return bounds
 
 
 def parse_limit(value: Any) -> int:

@@ -49,12 +49,14 @@ References
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
@@ -62,8 +64,8 @@ import pystac
 import xarray as xr
 from django.conf import settings
 from django.contrib.gis.geos import GEOSException, GEOSGeometry, MultiPolygon, Polygon
+from django.db.models import Q
 from django.urls import reverse
-from django.utils.html import strip_tags
 from pystac.extensions.datacube import DatacubeExtension, Dimension, Variable
 from pystac.extensions.file import FileExtension
 from pystac.extensions.scientific import ScientificExtension
@@ -71,8 +73,10 @@ from pystac.extensions.version import VersionExtension
 
 from portal.catalog import access
 from portal.catalog import vocabulary as vocab
+from portal.catalog.html import plain_text
 from portal.catalog.metadata import PORTAL_NAME
-from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+from portal.catalog.models import Dataset, DatasetFile, DatasetVersion, localized
+from portal.edr.services import dataset_collections
 from portal.files import media_type_for, per_file_version
 from portal.subsets import store
 from portal.subsets.grids import GridInfo, grid_info
@@ -426,14 +430,8 @@ def _doi(dataset: Dataset) -> str | None:
     return match.group(1) if match else None
 
 
-def _text(html: str) -> str:
-    return " ".join(strip_tags(html or "").split())
-
-
 def _citation(dataset: Dataset) -> str | None:
-    from portal.catalog.models import _pick
-
-    return _text(_pick(dataset, "ref_way")) or None
+    return plain_text(localized(dataset, "ref_way")) or None
 
 
 def _licence(dataset: Dataset) -> str:
@@ -534,8 +532,6 @@ def _add_item_links(item: pystac.Item, ref: ItemRef, urls: Urls) -> None:
 
 def _edr_ids(version: DatasetVersion) -> dict[int, str]:
     """File id -> EDR collection id of the version's grids (the latest version only: EDR serves it)."""
-    from portal.edr.services import dataset_collections
-
     latest = max(_sort_versions(version.dataset), key=lambda v: v.number)
     if latest.id != version.id:
         return {}
@@ -643,7 +639,7 @@ def build_collection(dataset: Dataset, urls: Urls) -> pystac.Collection:
     record_box, record_period = _record_extent(dataset)
     box = _union([*([record_box] if record_box else []), *(r.bbox for r in refs)]) or (-180.0, -90.0, 180.0, 90.0)
     start, end = _span([record_period, *(r.interval for r in refs)])
-    description = _text(dataset.abstract) or dataset.title or dataset.id
+    description = plain_text(dataset.abstract) or dataset.title or dataset.id
     providers = [pystac.Provider(PORTAL_NAME, roles=[pystac.ProviderRole.HOST, pystac.ProviderRole.PROCESSOR],
                                  url=urls.absolute("/"))]
     organisations = dict.fromkeys(r.person.work_for for r in dataset.roles.select_related("person")
@@ -726,8 +722,6 @@ def intervals_intersect(item: tuple[dt.datetime | None, dt.datetime | None],
 
 
 def _shape(geometry: dict) -> GEOSGeometry:
-    import json
-
     try:
         shape = GEOSGeometry(json.dumps(geometry), srid=4326)
     except (GEOSException, ValueError, TypeError) as exc:
@@ -758,8 +752,6 @@ def _candidate_versions(search: Search, collection_id: str | None) -> Iterator[D
         pairs = {(m.string[:m.start()], int(m.group(1))) for i in search.ids for m in re.finditer(r"-v(\d{1,9})", i)}
         if not pairs:
             return iter(())
-        from django.db.models import Q
-
         query = Q()
         for dataset_id, number in pairs:
             query |= Q(dataset_id=dataset_id, number=number)
@@ -850,9 +842,6 @@ def search(search: Search, urls: Urls, *, collection_id: str | None = None, date
 
 
 def _with_query(href: str, params: dict[str, Any]) -> str:
-    import json
-    from urllib.parse import urlencode
-
     flat = {}
     for key, value in params.items():
         if key == "intersects":

@@ -9,7 +9,8 @@ The same rules everywhere:
 
 * an unknown parameter is refused, naming it and suggesting the right one (an EDR client that
   sends ``parameter_names`` is told ``parameter-name``; ``format`` is told ``f``);
-* times are ISO 8601 / RFC 3339: a date (``2001``, ``2001-02``, ``2001-02-03``; at either end of
+* boxes and times are read by :mod:`portal.extents` (the catalogue search and STAC read theirs
+  there too); times are ISO 8601 / RFC 3339: a date (``2001``, ``2001-02``, ``2001-02-03``; at either end of
   an interval it covers the whole year, month or day) or a date-time with ``Z`` or an offset
   (converted to UTC; without one it is read as UTC); an instant or an interval ``start/end`` with
   ``..`` or nothing for an open end, as OGC APIs write them;
@@ -34,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shapely
+
+from portal import extents
 
 from . import core
 
@@ -165,89 +168,9 @@ def public_name(field: str, front_door: str, query_type: str | None = None) -> s
 
 # --------------------------------------------------------------------------- values
 
-_DATE = r"\d{4}(?:-\d{2}(?:-\d{2})?)?"
-_TIME = r"[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)?"
-_ISO = re.compile(rf"^{_DATE}(?:{_TIME})?$")
-
-
-def parse_instant(text: str, name: str, field: str) -> str | pd.Timestamp:
-    """One end of a period: a date stays text (it covers its year, month or day), a date-time
-    becomes a naive UTC :class:`pandas.Timestamp`.
-
-    Raises
-    ------
-    portal.subsets.core.SubsetError
-        ``field``: not ISO 8601 / RFC 3339.
-    """
-    text = text.strip()
-    stamp = pd.NaT
-    if _ISO.match(text):
-        try:
-            stamp = pd.Timestamp(text)
-        except (TypeError, ValueError, OverflowError):
-            stamp = pd.NaT
-    if stamp is pd.NaT:
-        raise core.SubsetError(field, f"{name} {text[:60]!r} is not an ISO 8601 date (2001-02-03) or date-time "
-                                      "(2001-02-03T12:00:00Z, with Z or an offset such as +08:00)")
-    if len(text) <= 10:
-        return text  # a year, month or day: covers all of it at either end
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp
-
-
-def parse_period(text: str | None, field: str) -> tuple[Any, Any] | None:
-    """An instant, ``start/end``, ``../end``, ``start/..`` (an empty end is open too), or nothing.
-
-    Returns
-    -------
-    tuple (start, end) or None
-        Bounds for :class:`portal.subsets.core.SubsetRequest` ``time``; None when absent or open
-        at both ends.
-
-    Raises
-    ------
-    portal.subsets.core.SubsetError
-        ``field``: malformed (see :func:`parse_instant`).
-    """
-    if text is None or not str(text).strip():
-        return None
-    parts = str(text).strip().split("/")
-    if len(parts) == 1:
-        if parts[0] == "..":
-            raise core.SubsetError(field, "'..' is only allowed as an open end of an interval (start/..)")
-        instant = parse_instant(parts[0], "instant", field)
-        return (instant, instant)
-    if len(parts) != 2:
-        raise core.SubsetError(field, f"expected an instant or an interval start/end, got {str(text)[:80]!r}")
-    start, end = (None if p.strip() in ("", "..") else parse_instant(p, n, field)
-                  for p, n in zip(parts, ("start", "end"), strict=True))
-    return None if start is None and end is None else (start, end)
-
-
-_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 _INTEGER = re.compile(r"\s*\+?\d{1,9}\s*", re.ASCII)
 MAX_TEXT = 200_000
 """Characters a parameter may hold (a WKT or GeoJSON polygon of MAX_POLYGON_VERTICES vertices fits)."""
-
-
-def numbers(field: str, text: str, n: int, what: str) -> list[float]:
-    """``n`` comma-separated finite numbers, ASCII digits only (Python's float also reads other scripts' digits).
-
-    Raises
-    ------
-    portal.subsets.core.SubsetError
-        ``field``: not ``n`` such numbers.
-    """
-    parts = str(text).split(",")
-    if not all(_NUMBER.fullmatch(p) for p in parts):
-        raise core.SubsetError(field, f"expected {what} (ASCII digits), got {str(text)[:80]!r}")
-    values = [float(p) for p in parts]
-    if len(values) != n:
-        raise core.SubsetError(field, f"expected {what}, got {len(values)} numbers")
-    if not all(math.isfinite(v) for v in values):
-        raise core.SubsetError(field, f"expected finite numbers, got {str(text)[:80]!r}")
-    return values
 
 
 def _integer(field: str, text: str | None) -> int:
@@ -309,14 +232,14 @@ def parse_api(kind: str, params: Mapping[str, str]) -> Query:
         for name in ("lon", "lat"):
             if not params.get(name):
                 raise MissingParameter(name, "a point series needs lon and lat (degrees)")
-        lon, lat = numbers("lon", params["lon"], 1, "a number")[0], numbers("lat", params["lat"], 1, "a number")[0]
+        lon, lat = (extents.parse_numbers(params[name], 1, "a number", name, error=core.SubsetError)[0]
+                    for name in ("lon", "lat"))
     bbox = params.get("bbox") if kind != "point" else None
     request = core.SubsetRequest(
         variables=_names(params.get("variables")),
-        bbox=tuple(numbers("bbox", bbox, 4, "4 comma-separated numbers min_lon,min_lat,max_lon,max_lat"))
-        if bbox else None,
+        bbox=extents.parse_bbox(bbox, error=core.SubsetError) if bbox else None,
         polygon=(params.get("polygon") or None) if kind != "point" else None,
-        time=parse_period(params.get("time"), "time"),
+        time=extents.parse_period(params.get("time"), "time", error=core.SubsetError),
         time_stride=_integer("time_stride", params.get("time_stride")),
         space_stride=_integer("space_stride", params.get("space_stride")), format=fmt)
     if kind == "area" and request.bbox is None and request.geometry is None:
@@ -377,9 +300,8 @@ def _edr_point(text: str | None) -> tuple[float, float]:
 def _edr_bbox(text: str | None) -> tuple[float, ...]:
     if text is None or not text.strip():
         raise MissingParameter("bbox", "a cube query needs bbox=minx,miny,maxx,maxy")
-    if len(text.split(",")) == 6:
-        raise core.SubsetError("bbox", "the collection has no vertical axis: give 4 numbers minx,miny,maxx,maxy")
-    return tuple(numbers("bbox", text, 4, "4 comma-separated numbers minx,miny,maxx,maxy"))
+    return extents.parse_bbox(text, what="4 comma-separated numbers minx,miny,maxx,maxy", heights="refuse",
+                              error=core.SubsetError)
 
 
 def _time_text(value: Any) -> str:
@@ -425,7 +347,7 @@ def parse_edr(query_type: str, params: Mapping[str, str], accept: str | None = N
         raise core.SubsetError("crs", f"{crs[:60]!r} is not supported: coordinates are longitude, latitude in {CRS84}")
     if params.get("z") not in (None, ""):
         raise core.SubsetError("z", "the collection has no vertical axis")
-    time = parse_period(params.get("datetime"), "datetime")
+    time = extents.parse_period(params.get("datetime"), "datetime", error=core.SubsetError)
     variables = _names(params.get("parameter-name"))
     lon = lat = None
     if query_type == "position":

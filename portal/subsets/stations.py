@@ -41,12 +41,13 @@ from django.contrib.gis.geos import Polygon
 from django.db.models import Count, Max, Q
 
 from ingestion.models import Observation, Station
+from portal import extents
 from portal.catalog import access
 from products.methods.files import atomic_path
 
 from . import writers
 from .core import SubsetError, check_bbox, check_time, parse_time_bound
-from .params import OBSERVATION_PARAMETERS, check_names, numbers, parse_period
+from .params import OBSERVATION_PARAMETERS, check_names
 
 FORMATS = {"csv": (".csv", "text/csv"), "json": (".json", "application/json"), "netcdf": (".nc", "application/x-netcdf")}
 
@@ -76,7 +77,7 @@ def parse_station_query(params: Mapping[str, str]) -> StationQuery:
     params : mapping
         ``bbox`` (min_lon,min_lat,max_lon,max_lat; min_lon > max_lon crosses the antimeridian),
         ``time`` (an instant or start/end, ISO 8601 as every front door reads it:
-        :func:`portal.subsets.params.parse_period`), ``network`` and ``variables`` and ``station``
+        :func:`portal.extents.parse_period`), ``network`` and ``variables`` and ``station``
         (codes; comma-separated), ``f`` (csv, json, netcdf). Others are refused
         (:func:`portal.subsets.params.check_names`).
 
@@ -89,8 +90,9 @@ def parse_station_query(params: Mapping[str, str]) -> StationQuery:
     check_names(params, OBSERVATION_PARAMETERS, "api")
     bbox = None
     if params.get("bbox"):
-        bbox = check_bbox(numbers("bbox", params["bbox"], 4, "4 comma-separated numbers min_lon,min_lat,max_lon,max_lat"))
-    time = check_time(period) if (period := parse_period(params.get("time"), "time")) else None
+        bbox = check_bbox(extents.parse_bbox(params["bbox"], error=SubsetError))
+    period = extents.parse_period(params.get("time"), "time", error=SubsetError)
+    time = check_time(period) if period else None
 
     def names(key):
         return tuple(v.strip() for v in (params.get(key) or "").split(",") if v.strip())

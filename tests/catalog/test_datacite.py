@@ -9,6 +9,7 @@ from datacite import schema45
 from lxml import etree
 
 from portal.catalog.exports import datacite, record
+from portal.catalog.html import plain_text
 from portal.catalog.models import Dataset, DatasetPerson
 from tests.xsd import datacite_schema
 
@@ -50,7 +51,7 @@ def test_every_imported_record_is_valid_datacite_and_says_what_the_record_says()
         abstracts = root.findall("d:descriptions/d:description[@descriptionType='Abstract']", NS)
         assert abstracts and all("<" not in a.text and a.text.strip() for a in abstracts)
         assert {a.get(XML_LANG) for a in abstracts} == {k for k, v in (("zh", ds.abstract_cn), ("en", ds.abstract_en))
-                                                       if record.text(v)}
+                                                       if plain_text(v)}
         box = root.find("d:geoLocations/d:geoLocation/d:geoLocationBox", NS)
         assert [float(box.find(f"d:{edge}", NS).text) for edge in
                 ("westBoundLongitude", "southBoundLatitude", "eastBoundLongitude", "northBoundLatitude")] == \

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 from lxml import etree, html
 
-from portal.catalog.exports.record import text
+from portal.catalog.html import plain_text
 from portal.catalog.models import Dataset
 
 CANONICAL = "http://127.0.0.1:8000"  # settings.PORTAL_URL of the test servers (the default)
@@ -95,7 +95,7 @@ def test_list_and_detail_pages_carry_canonical_description_and_opengraph_in_both
         for ds in Dataset.objects.all():
             head = _head(portal_url, f"/datasets/{ds.id}/", language)
             title = (ds.title_cn or ds.title_en) if zh else (ds.title_en or ds.title_cn)
-            abstract = text((ds.abstract_cn or ds.abstract_en) if zh else (ds.abstract_en or ds.abstract_cn))
+            abstract = plain_text((ds.abstract_cn or ds.abstract_en) if zh else (ds.abstract_en or ds.abstract_cn))
             assert head["canonical"] == head["og:url"] == f"{CANONICAL}/datasets/{ds.id}/"
             assert head["og:title"] == title and head["og:type"] == "article"
             assert head["description"] == head["og:description"]

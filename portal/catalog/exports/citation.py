@@ -31,6 +31,7 @@ from pathlib import Path
 from citeproc import Citation, CitationItem, CitationStylesBibliography, CitationStylesStyle, formatter
 from citeproc.source.json import CiteProcJSON
 
+from ..html import plain_text
 from ..models import Dataset, DatasetVersion
 from . import record
 
@@ -94,7 +95,7 @@ def csl_item(dataset: Dataset, version: DatasetVersion | None = None, *, languag
         "note": record.cstr_label(dataset),
         "accessed": {"date-parts": [[accessed.year, accessed.month, accessed.day]]} if accessed else None,
         "genre": GENRE[lang],
-        "abstract": record.text(record.pick(dataset, "abstract", lang)),
+        "abstract": plain_text(record.pick(dataset, "abstract", lang)),
         "keyword": ", ".join(record.keywords(dataset)),
         "language": "zh" if lang == "zh" else "en",
     }

@@ -43,6 +43,7 @@ from typing import Any
 from datacite import schema45
 from lxml import etree
 
+from ..html import plain_text
 from ..models import Dataset, DatasetPerson, DatasetVersion
 from ..vocabulary import category_en, keyword_en, spdx_licence
 from . import record
@@ -167,7 +168,7 @@ def _descriptions(dataset: Dataset, version: DatasetVersion | None) -> list[dict
     out = []
     for field, kind in (("abstract", "Abstract"), ("process_way", "Methods")):
         for lang, suffix in (("en", "_en"), ("zh", "_cn")):
-            value = record.text(getattr(dataset, field + suffix))
+            value = plain_text(getattr(dataset, field + suffix))
             if value:
                 out.append({"description": value, "descriptionType": kind, "lang": lang})
     technical = "; ".join(f"{label}: {value.strip()}" for label, value in (

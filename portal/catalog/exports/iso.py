@@ -19,6 +19,7 @@ import datetime as dt
 from django.conf import settings
 from lxml import etree
 
+from ..html import plain_text
 from ..models import Dataset, DatasetVersion
 from . import record
 from .citation import formatted_citation
@@ -36,7 +37,7 @@ def _both(dataset: Dataset, field: str) -> dict | str:
 
 
 def _both_text(dataset: Dataset, field: str) -> dict | str:
-    en, cn = record.text(record.pick(dataset, field, "en")), record.text(getattr(dataset, f"{field}_cn"))
+    en, cn = plain_text(record.pick(dataset, field, "en")), plain_text(getattr(dataset, f"{field}_cn"))
     return {"eng": en, "chi": cn} if cn and cn != en else en
 
 

@@ -18,6 +18,7 @@ import json
 
 from django.utils.safestring import SafeString, mark_safe
 
+from ..html import plain_text
 from ..models import Dataset, DatasetVersion
 from . import record
 from .citation import formatted_citation
@@ -41,7 +42,7 @@ def _lang_values(dataset: Dataset, field: str, *, html: bool = False) -> list[di
     values = []
     for lang, suffix in (("en", "en"), ("zh", "cn")):
         value = getattr(dataset, f"{field}_{suffix}")
-        value = record.text(value) if html else (value or "").strip()
+        value = plain_text(value) if html else (value or "").strip()
         if value:
             values.append({"@value": value, "@language": lang})
     return values
@@ -147,7 +148,7 @@ def schema_org(dataset: Dataset, version: DatasetVersion | None = None, *, langu
     zh = language.startswith("zh")
     name = record.pick(dataset, "title", "zh" if zh else "en")
     other = record.pick(dataset, "title", "en" if zh else "zh")
-    description = record.text(record.pick(dataset, "abstract", "zh" if zh else "en"), 5000) or name
+    description = plain_text(record.pick(dataset, "abstract", "zh" if zh else "en"), 5000) or name
     publisher = {"@type": "Organization", "name": record.publisher(dataset, version, "en"),
                  "url": (dataset.source_url if version is None and dataset.source_url else record.base_url() + "/")}
     identifiers = []
@@ -163,8 +164,8 @@ def schema_org(dataset: Dataset, version: DatasetVersion | None = None, *, langu
                 for p in record.contributors(dataset)]
     period = record.period(dataset)
     issued = record.issued(dataset, version)
-    citations = [record.text(v) for v in (dataset.ref_way_en, dataset.ref_way_cn, dataset.paper_ref_way)
-                 if record.text(v)]
+    citations = [plain_text(v) for v in (dataset.ref_way_en, dataset.ref_way_cn, dataset.paper_ref_way)
+                 if plain_text(v)]
     doc = {
         "@context": "https://schema.org/",
         "@type": "Dataset",

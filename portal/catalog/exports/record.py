@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils.html import strip_tags
 
 from ..models import Dataset, DatasetFile, DatasetPerson, DatasetVersion, Person
 
@@ -57,12 +56,6 @@ def metadata_url(dataset: Dataset, fmt: str, version: DatasetVersion | None = No
 def download_url(f: DatasetFile) -> str:
     """Absolute URL of a published file (the access policy of the dataset applies there)."""
     return base_url() + reverse("catalog:download", args=[f.version.dataset_id, f.version.number, f.name])
-
-
-def text(html: str, limit: int | None = None) -> str:
-    """Plain text of a sanitized rich-text field (tags dropped, whitespace collapsed, ``&emsp;`` too)."""
-    out = re.sub(r"\s+", " ", strip_tags(html or "").replace("&emsp;", " ").replace("&nbsp;", " ")).strip()
-    return out[:limit] if limit else out
 
 
 def pick(dataset: Dataset, field: str, language: str) -> str:

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.translation import get_language
 
 from ..exports import FORMATS, citation, linked_data, record
+from ..html import plain_text
 from ..models import Dataset, DatasetVersion
 
 register = template.Library()
@@ -39,11 +40,11 @@ def cite_box(dataset: Dataset) -> dict:
     language = get_language() or "en"
     zh = language.startswith("zh")
     today = dt.datetime.now(dt.UTC).date()
-    own = record.text(record.pick(dataset, "ref_way", "zh" if zh else "en"))
+    own = plain_text(record.pick(dataset, "ref_way", "zh" if zh else "en"))
     return {
         "dataset": dataset,
         "record_citation": own,
-        "related": record.text(dataset.paper_ref_way),
+        "related": plain_text(dataset.paper_ref_way),
         "formatted": citation.formatted_citation(dataset, language=language, accessed=today),
         "bibtex": citation.bibtex(dataset, accessed=today),
         "ris": citation.ris(dataset, accessed=today),
