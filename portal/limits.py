@@ -23,6 +23,8 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django_ratelimit.core import get_usage
 
+from portal.subsets.models import DownloadLog, SubsetJob
+
 DAY = timedelta(hours=24)
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,6 @@ def _owner_filter(user, client: str | None) -> Q:
 
 def bytes_today(user, client: str | None) -> int:
     """Bytes downloaded by ``user`` (or the anonymous ``client``) in the last 24 hours."""
-    from portal.subsets.models import DownloadLog
-
     since = timezone.now() - DAY
     return DownloadLog.objects.filter(_owner_filter(user, client), created_at__gte=since).aggregate(
         total=Sum("size"))["total"] or 0
@@ -80,8 +80,6 @@ def bytes_today(user, client: str | None) -> int:
 
 def jobs_running(user, client: str | None) -> int:
     """Jobs of ``user`` (or the anonymous ``client``) queued or running now."""
-    from portal.subsets.models import SubsetJob
-
     return SubsetJob.objects.filter(_owner_filter(user, client), status__in=("queued", "running")).count()
 
 
@@ -102,8 +100,6 @@ def check_bytes(user, client: str | None, size: int) -> None:
 
 
 def _seconds_until_bytes_free(user, client) -> int:
-    from portal.subsets.models import DownloadLog
-
     first = (DownloadLog.objects.filter(_owner_filter(user, client), created_at__gte=timezone.now() - DAY)
              .order_by("created_at").values_list("created_at", flat=True).first())
     return int(((first + DAY) - timezone.now()).total_seconds()) if first else 60

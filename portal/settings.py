@@ -7,6 +7,7 @@ parsed by the small typed helpers below, which fail loudly on a bad value
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -84,8 +85,6 @@ if not SECRET_KEY:
     _key_file = BASE_DIR / "var" / "secret_key"
     _key_file.parent.mkdir(parents=True, exist_ok=True)
     if not _key_file.exists():
-        import secrets
-
         _key_file.write_text(secrets.token_urlsafe(50))
     SECRET_KEY = _key_file.read_text().strip()
 

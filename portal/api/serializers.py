@@ -2,6 +2,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from portal.catalog.exports import FORMATS
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.catalog.queries import download_counts, public_lineage
 from portal.subsets import ownership
@@ -84,8 +85,6 @@ class DatasetDetailSerializer(DatasetListSerializer):
     def get_metadata(self, obj) -> dict[str, str]:
         """The record's metadata exports, ``{format: absolute URL}`` (``/datasets/<id>/metadata/<format>``;
         add ``?version=N`` for a version): DataCite, ISO 19139, DCAT, schema.org, CSL-JSON, RIS, BibTeX."""
-        from portal.catalog.exports import FORMATS  # here: only this class is the exports' business
-
         request = self.context.get("request")
         urls = {fmt: reverse("catalog:metadata", args=[obj.id, fmt]) for fmt in FORMATS}
         return {fmt: request.build_absolute_uri(url) if request else url for fmt, url in urls.items()}

@@ -8,7 +8,7 @@ class CatalogConfig(AppConfig):
     verbose_name = "Catalog"
 
     def ready(self):
-        from .models import DatasetVersion
+        from .models import DatasetVersion  # here: the models can be imported once the apps are loaded
 
         # A version created (products.services.publish, in its transaction) or deleted (the admin, a cascade,
         # a test cleaning up) changes its record's "published" facet, whoever does it.
@@ -17,6 +17,6 @@ class CatalogConfig(AppConfig):
 
 
 def _version_changed(sender, instance, **kwargs):
-    from . import search
+    from . import search  # here: the search imports the models, which this module is loaded before
 
     search.index_datasets([instance.dataset_id])

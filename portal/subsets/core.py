@@ -34,9 +34,9 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,7 @@ class SubsetError(ValueError):
         return (type(self), (self.field, self.message))
 
 
-TimeBound = str | np.datetime64 | pd.Timestamp | None
+TimeBound: TypeAlias = str | np.datetime64 | pd.Timestamp | None
 
 
 @dataclass(frozen=True)
@@ -517,6 +517,7 @@ def _made_bounds(ds: xr.Dataset, dim: str) -> xr.DataArray | None:
     """
 
     values = np.asarray(ds[dim].values)
+    bounds: np.ndarray | None
     if dim == "time":
         if values.dtype.kind != "M" or values.size < 2:
             return None
@@ -531,7 +532,7 @@ def _made_bounds(ds: xr.Dataset, dim: str) -> xr.DataArray | None:
 
 
 def _companions(ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("time", "lat", "lon")
-                ) -> tuple[list[str], dict[str, xr.DataArray | None]]:
+                ) -> tuple[list[str], dict[str, str | xr.DataArray | None]]:
     """The CF variables that describe ``names``: the grid mappings they name, and per axis of
     ``time``, ``lat`` and ``lon`` the source's bounds variable (its name) or the bounds
     :func:`_made_bounds` makes (None when none can be made). Reads coordinates only."""
@@ -696,7 +697,7 @@ def estimate_bytes(ds: xr.Dataset, request: SubsetRequest, selection: Selection 
         As for :func:`select`.
     """
     plan = selection or plan_selection(ds, request)
-    count = {dim: int(np.arange(ds.sizes[dim])[idx].size) for dim, idx in plan.indexers.items()}
+    count: dict[Hashable, int] = {dim: int(np.arange(ds.sizes[dim])[idx].size) for dim, idx in plan.indexers.items()}
     total = 0
     for name in plan.variables:  # the values (after the dtype change polygon masking may cause)
         var = ds[name]
@@ -706,13 +707,13 @@ def estimate_bytes(ds: xr.Dataset, request: SubsetRequest, selection: Selection 
     mappings, bounds = plan.companions
     names = {d for n in plan.variables for d in ds[n].dims} | set(mappings)
     names |= {c for n in plan.variables for c in ds[n].coords if c not in names}  # scalar coordinates
-    for name in names:  # coordinates and grid mappings
-        var = ds.variables[name]
-        total += int(np.prod([count.get(d, ds.sizes[d]) for d in var.dims])) * var.dtype.itemsize
+    for coord in names:  # coordinates and grid mappings
+        variable = ds.variables[coord]
+        total += int(np.prod([count.get(d, ds.sizes[d]) for d in variable.dims])) * variable.dtype.itemsize
     for dim, found in bounds.items():  # cell bounds: the source's, or made
         if found is not None:
-            var = ds.variables[found] if isinstance(found, str) else found.variable
-            total += count[dim] * int(np.prod(var.shape[1:])) * var.dtype.itemsize
+            variable = ds.variables[found] if isinstance(found, str) else found.variable
+            total += count[dim] * int(np.prod(variable.shape[1:])) * variable.dtype.itemsize
     return total
 
 

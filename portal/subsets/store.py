@@ -189,7 +189,7 @@ def _write_store(ds: xr.Dataset, path: Path, chunks: dict[str, int], along: str,
 
 def zarr_consolidate(path: Path) -> None:
     """Rewrite the consolidated metadata of the Zarr v2 store at ``path``."""
-    import zarr
+    import zarr  # 0.9 s to import: only writing a store needs it, not every reader of the API
 
     zarr.consolidate_metadata(str(path), zarr_format=2)
 
