@@ -205,3 +205,37 @@ def test_an_unknown_coverage_content_type_is_refused():
     ds["et"].attrs["coverage_content_type"] = "guess"
     with pytest.raises(ValueError, match="coverage_content_type"):
         cf.standardise(ds)
+
+
+# --- the pieces the product and subset writers share ---------------------------------------------
+
+
+def test_pack_and_unpack_are_the_cf_packing_of_the_1km_product_and_the_subset_geotiffs():
+    values = np.array([0.1234, 0.1235, np.nan, -9999.0, 1.7, -0.2])
+    packed = cf.pack(values, scale_factor=0.001, dtype="int16", fill=np.int16(-9999), valid_range=(0, 1000),
+                     missing=-9999.0)
+    assert packed.dtype == np.int16 and packed.tolist() == [123, 124, -9999, -9999, 1000, 0]  # half to even
+    back = cf.unpack(packed, scale_factor=0.001, fill=-9999)
+    assert back.dtype == np.float32 and np.isnan(back[2:4]).all()
+    np.testing.assert_allclose(back[[0, 1, 4]], [0.123, 0.124, 1.0], rtol=1e-6)
+    single = np.array([0.1235, np.nan], dtype="float32")  # float32 data are packed in float32 arithmetic
+    expected = np.where(np.isnan(single), -1, np.round((np.where(np.isnan(single), 0.0, single) - 0.0) / 0.001))
+    np.testing.assert_array_equal(cf.pack(single, scale_factor=0.001, dtype="int16", fill=-1), expected)
+    np.testing.assert_array_equal(cf.pack([0.0, 1.0], scale_factor=0.001), [0.0, 1000.0])  # valid_range in packed units
+
+
+def test_global_attributes_put_conventions_first_keep_it_and_drop_none_values():
+    attrs = cf.global_attributes({"Conventions": "CF-1.6", "title": "t", "comment": None}, {"title": "u"},
+                                 module="products.generators.example")
+    assert list(attrs)[:2] == ["Conventions", "history"] and attrs["Conventions"] == cf.CONVENTIONS
+    assert attrs["title"] == "u" and "comment" not in attrs
+    assert attrs["history"].endswith("Z created by products.generators.example")
+    assert cf.merge_attrs({"a": 1, "b": 2}, None, {"b": None}) == {"a": 1}
+
+
+def test_the_crs_variable_is_the_one_add_crs_writes():
+    var = cf.crs_variable()
+    assert var.dims == () and var.dtype == np.int32 and var.attrs == cf.crs_attributes()
+    ds = cf.add_crs(xr.Dataset({"v": (("lat", "lon"), np.zeros((2, 2)))}, coords={"lat": [0.0, 1.0], "lon": [0.0, 1.0]}))
+    assert ds["crs"].attrs == var.attrs and ds["v"].attrs["grid_mapping"] == "crs"
+    assert cf.crs_variable({"grid_mapping_name": "other"}).attrs == {"grid_mapping_name": "other"}
