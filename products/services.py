@@ -37,6 +37,7 @@ from portal.files import media_type_for
 from portal.queue import enqueue_on_commit
 from portal.subsets import store as cube_store
 
+from .data_kind import DataKind
 from .lineage import (
     ProductOutput,
     RunError,
@@ -275,7 +276,7 @@ def stamp_netcdf(path: Path, *, dataset: Dataset, number: int, run_id: int | Non
         lines = [h for h in str(present.get("history", "")).splitlines() if h.strip() and _PUBLISHER not in h]
         lines.append(f"{now} published as {dataset.id} v{number} by {_PUBLISHER}"
                      + (f" (run {run_id})" if run_id is not None else "") + ", with the catalog record's ACDD attributes")
-        if str(present.get("data_kind", "")).lower().startswith("synthetic") and "platform" not in present:
+        if present.get("data_kind") == DataKind.SYNTHETIC and "platform" not in present:
             attrs.update(platform=SYNTHETIC_PLATFORM, instrument=SYNTHETIC_PLATFORM, platform_vocabulary="none",
                          instrument_vocabulary="none")
         spec = product_for_dataset(dataset.id)
