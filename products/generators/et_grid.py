@@ -54,7 +54,8 @@ import pandas as pd
 import xarray as xr
 
 from ingestion.readers.base import ReaderError
-from ingestion.readers.grids import normalise_units, open_any
+from ingestion.readers.grids import open_any
+from ingestion.readers.units import normalise_units
 from products.generators.et_fusion import (
     FEATURES,
     REFERENCES,
