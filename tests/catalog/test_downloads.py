@@ -87,10 +87,10 @@ def test_lineage_recorded_before_the_fix_is_published_relative_too(settings):
     old = {"inputs": [{"role": "a", "path": f"{shared}/era5/point.nc", "sha256": "0" * 64},
                       {"role": "b", "path": f"{root}/products/x/v1/grid.nc", "sha256": "1" * 64},
                       {"role": "c", "path": "/somewhere/else/deep/file.csv", "sha256": "2" * 64},
-                      {"role": "twin", "path": "products.generators.sm_mlda.make_twin", "sha256": ""}],
+                      {"role": "twin", "path": "products.generators.twins.sm_mlda.make_twin", "sha256": ""}],
            "summary": {"path": f"{root}/tmp/work/out.nc", "note": "a / b"}}
     public = public_lineage(old)
     assert [i["path"] for i in public["inputs"]] == ["era5/point.nc", "products/x/v1/grid.nc", "deep/file.csv",
-                                                     "products.generators.sm_mlda.make_twin"]
+                                                     "products.generators.twins.sm_mlda.make_twin"]
     assert public["summary"] == {"path": "tmp/work/out.nc", "note": "a / b"}
     assert [i["sha256"] for i in public["inputs"]][:3] == ["0" * 64, "1" * 64, "2" * 64]
