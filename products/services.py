@@ -44,7 +44,6 @@ from .lineage import (
     ValidationRow,
     append_log,
     json_safe,
-    public_path,  # noqa: F401  re-exported for portal.catalog.queries until it imports products.lineage
 )
 from .methods.cf import CONVENTIONS, bbox_attributes
 from .methods.files import sha256

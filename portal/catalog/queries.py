@@ -13,9 +13,9 @@ from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from portal.subsets.models import DownloadLog
+from products.lineage import public_path
 from products.models import ValidationResult
 from products.registry import product_for_dataset
-from products.services import public_path
 
 from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion
 
@@ -96,7 +96,7 @@ def download_counts(dataset: Dataset | str) -> dict:
 
 def public_lineage(lineage: dict | None) -> dict:
     """A version's lineage as published (API, pages): every absolute path made relative to the shared
-    data folder or the data root (:func:`products.services.public_path`), the checksums kept.
+    data folder or the data root (:func:`products.lineage.public_path`), the checksums kept.
 
     Versions recorded before lineage stored relative paths are shown the same way.
     """
