@@ -30,7 +30,7 @@ from ingestion.readers.base import ReaderError
 from products.data_kind import DataKind
 from products.methods.aggregate import per_group, validation_rows
 from products.methods.anomalies import monthly_anomalies
-from products.methods.cf import CONVENTIONS, history_line, time_bounds, time_encoding
+from products.methods.cf import CONVENTIONS, history_line, merge_attrs, time_encoding, timeseries_dataset
 from products.methods.cv import leave_station_out
 from products.methods.metrics import summary
 from products.methods.triple_collocation import tc_metrics
@@ -434,63 +434,25 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
     rows = pd.concat(frames, ignore_index=True)
     if rows.duplicated(["station", "time"]).any():
         raise ValueError("predictions: a (station, month) appears twice")
-    sites = rows.groupby("station", sort=False)[["lat", "lon", "site_type", "fold"]].first()
-    times = np.sort(rows["time"].unique()).astype("datetime64[ns]")
-    si, ti = sites.index.get_indexer(rows["station"]), np.searchsorted(times, rows["time"].to_numpy())
-    shape = (len(sites), len(times))
-
-    def grid(values, fill, dtype):
-        out = np.full(shape, fill, dtype=dtype)
-        out[si, ti] = values
-        return out
-
+    sites = rows.groupby("station", sort=False)[["lat", "lon", "site_type", "fold"]].first().reset_index()
+    rows = rows.assign(et=rows["et_pred"], et_obs=rows["et_obs"] if "et_obs" in rows else np.nan,
+                       is_validation=rows["is_validation"].map({False: 0, True: 1}).fillna(-1).astype("int8"))
     et_attrs = {"standard_name": "water_evapotranspiration_flux", "units": "kg m-2 d-1", "cell_methods": "time: mean",
                 "comment": "monthly mean; 1 kg m-2 d-1 = 1 mm d-1 of liquid water"}
-    is_validation = rows["is_validation"].map({False: 0, True: 1}).fillna(-1).to_numpy(dtype="int8")
-    ds = xr.Dataset(
-        {
-            "et": (("station", "time"), grid(rows["et_pred"], np.nan, "float64"), {
-                **et_attrs, "coverage_content_type": "modelResult",
-                "long_name": "evapotranspiration predicted by LightGBM (towers: leave-site-out "
-                             "cross-validation model; ERA5 points: final model)"}),
-            "et_obs": (("station", "time"), grid(rows["et_obs"] if "et_obs" in rows else np.nan, np.nan, "float64"),
-                       {**et_attrs, "long_name": "evapotranspiration observed at the flux tower (FLUXNET2015 via "
-                                                 "CARDAMOM-FluxVal v1.0)", "ancillary_variables": "is_validation",
-                        "coverage_content_type": "physicalMeasurement"}),
-            "is_validation": (("station", "time"), grid(is_validation, -1, "int8"), {
-                "long_name": "role of the observed value", "flag_values": np.array([0, 1], dtype="int8"),
-                "flag_meanings": "training held_out_validation", "coverage_content_type": "auxiliaryInformation"}),
-            "site_type": ("station", sites["site_type"].to_numpy(dtype="int8"), {
-                "long_name": "kind of site", "flag_values": np.array([0, 1], dtype="int8"),
-                "flag_meanings": "flux_tower era5_point", "coverage_content_type": "auxiliaryInformation"}),
-            "time_bnds": (("time", "nv"), time_bounds(times, "MS")),
-        },
-        coords={
-            "time": ("time", times, {"standard_name": "time", "long_name": "start of the month", "axis": "T",
-                                     "bounds": "time_bnds"}),
-            "station_name": ("station", sites.index.to_numpy(dtype=str).astype(object), {
-                "cf_role": "timeseries_id", "long_name": "FLUXNET2015 site code or ERA5 point name"}),
-            "cv_fold": ("station", sites["fold"].to_numpy(dtype="int16"), {  # a label of each tower
-                "long_name": "cross-validation fold in which the tower was left out (GroupKFold by station)",
-                "units": "1", "comment": "-1 at ERA5 points (not cross-validated)",
-                "coverage_content_type": "auxiliaryInformation"}),
-            "lat": ("station", sites["lat"].to_numpy(dtype="float64"), {
-                "standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"}),
-            "lon": ("station", sites["lon"].to_numpy(dtype="float64"), {
-                "standard_name": "longitude", "long_name": "longitude", "units": "degrees_east"}),
-        },
-    )
-    for name in ("et", "et_obs"):
-        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time lat lon station_name cv_fold"})
-    for name in ("is_validation",):
-        ds[name].encoding.update({"_FillValue": np.int8(-1), "coordinates": "time lat lon station_name cv_fold"})
-    for name in ("lat", "lon", "time", "time_bnds", "site_type"):
-        ds[name].encoding["_FillValue"] = None
-    for name in ("time", "time_bnds"):
-        ds[name].encoding.update(time_encoding())
+    variables: dict[str, dict] = {
+        "et": {**et_attrs, "coverage_content_type": "modelResult",
+               "long_name": "evapotranspiration predicted by LightGBM (towers: leave-site-out cross-validation model; "
+                            "ERA5 points: final model)"},
+        "et_obs": {**et_attrs, "long_name": "evapotranspiration observed at the flux tower (FLUXNET2015 via "
+                                            "CARDAMOM-FluxVal v1.0)", "ancillary_variables": "is_validation",
+                   "coverage_content_type": "physicalMeasurement"},
+        "is_validation": {"long_name": "role of the observed value", "flag_values": np.array([0, 1], dtype="int8"),
+                          "flag_meanings": "training held_out_validation",
+                          "coverage_content_type": "auxiliaryInformation", "_FillValue": np.int8(-1)},
+    }
     pooled = result.metrics["validation"]["pooled"]
-    ds.attrs = {
-        "Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": DataKind.REAL,
+    base = {
+        "data_kind": DataKind.REAL,
         "title": "Monthly evapotranspiration at FLUXNET2015 towers and ERA5 points (LightGBM ET fusion)",
         "institution": "data portal ET fusion pipeline",
         "source": f"LightGBM {lightgbm.__version__} regression of monthly ET on tower drivers "
@@ -504,8 +466,17 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
         "validation_n": pooled["n"], "validation_kge": pooled["kge"], "validation_rmse_mm_per_day": pooled["rmse"],
         "validation_bias_mm_per_day": pooled["bias"], "validation_r": pooled["r"],
     }
-    ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
-    return ds
+    return timeseries_dataset(
+        rows, variables, stations=sites.astype({"site_type": "int8"}).assign(cv_fold=sites["fold"].astype("int16")),
+        id_attrs={"long_name": "FLUXNET2015 site code or ERA5 point name"},
+        station_variables={"site_type": {"long_name": "kind of site", "flag_values": np.array([0, 1], dtype="int8"),
+                                         "flag_meanings": "flux_tower era5_point",
+                                         "coverage_content_type": "auxiliaryInformation", "_FillValue": None}},
+        auxiliary={"cv_fold": {  # a label of each tower
+            "long_name": "cross-validation fold in which the tower was left out (GroupKFold by station)",
+            "units": "1", "comment": "-1 at ERA5 points (not cross-validated)",
+            "coverage_content_type": "auxiliaryInformation"}},
+        time_attrs={"long_name": "start of the month"}, time_step="MS", attrs=merge_attrs(base, merge_attrs(attrs)))
 
 
 # --- triple collocation across ET product families (diagnostic) ------------------------------
@@ -932,35 +903,21 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
     ----------
     CF Conventions 1.8, section 9 (featureType timeSeries).
     """
-    series = reconstruction.series.set_index(["station", "time"]).sort_index()
-    ds = xr.Dataset.from_dataframe(series)
-    times = ds["time"].values.astype("datetime64[ns]")
-    ds["time_bnds"] = (("time", "nv"), time_bounds(times, "MS"))
-    ds["time"].attrs.update({"standard_name": "time", "axis": "T", "bounds": "time_bnds", "long_name": "start of the month"})
-    ds = ds.assign_coords(station_name=("station", ds["station"].values.astype(str).astype(object),
-                                        {"cf_role": "timeseries_id", "long_name": "GRDC major river basin"}))
-    ds = ds.drop_vars("station")
-    for name in list(ds.data_vars):
-        if name == "time_bnds":
-            continue
-        product = name.removesuffix("_rec")
-        ds[name] = ds[name].astype("float64")
-        ds[name].attrs = {
-            "standard_name": "water_evapotranspiration_amount", "units": "kg m-2",
-            "cell_methods": "time: sum (interval: 1 month)", "coverage_content_type": "modelResult",
-            "comment": "1 kg m-2 = 1 mm of liquid water",
-            "long_name": (f"{product} reconstructed by LightGBM from precipitation and runoff" if name.endswith("_rec")
-                          else f"{product} basin mean (lehmannfa/water_storage_changes)")}
-        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time station_name"})
-    for name in ("time", "time_bnds"):
-        ds[name].encoding.update(time_encoding())
-    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": DataKind.REAL,
-                "title": "Stage-1 reconstruction of five ET products over GRDC major river basins",
-                "comment": "Basin means of each product and their reconstruction from basin precipitation and runoff; "
-                           "skill is scored on basins left out of training. GRDC basins carry no coordinates in the "
-                           "source tables, so the file has no latitude/longitude.",
-                "source": f"LightGBM {lightgbm.__version__}, one model per product; skill by leaving basins out",
-                "references": REFERENCES,
-                "history": history_line("products.generators.et_fusion")}
-    ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
-    return ds
+    variables = {
+        name: {"standard_name": "water_evapotranspiration_amount", "units": "kg m-2",
+               "cell_methods": "time: sum (interval: 1 month)", "coverage_content_type": "modelResult",
+               "comment": "1 kg m-2 = 1 mm of liquid water",
+               "long_name": (f"{name.removesuffix('_rec')} reconstructed by LightGBM from precipitation and runoff"
+                             if name.endswith("_rec") else f"{name} basin mean (lehmannfa/water_storage_changes)")}
+        for name in reconstruction.series.columns if name not in ("station", "time")}
+    base = {"data_kind": DataKind.REAL,
+            "title": "Stage-1 reconstruction of five ET products over GRDC major river basins",
+            "comment": "Basin means of each product and their reconstruction from basin precipitation and runoff; "
+                       "skill is scored on basins left out of training. GRDC basins carry no coordinates in the "
+                       "source tables, so the file has no latitude/longitude.",
+            "source": f"LightGBM {lightgbm.__version__}, one model per product; skill by leaving basins out",
+            "references": REFERENCES,
+            "history": history_line("products.generators.et_fusion")}
+    return timeseries_dataset(reconstruction.series, variables, id_attrs={"long_name": "GRDC major river basin"},
+                              time_attrs={"long_name": "start of the month"}, time_step="MS",
+                              attrs=merge_attrs(base, merge_attrs(attrs)))

@@ -79,7 +79,7 @@ import xarray as xr
 from products.data_kind import DataKind
 from products.methods import triple_collocation as tc
 from products.methods.aggregate import median_of_groups, per_class, per_group
-from products.methods.cf import CONVENTIONS, history_line, time_encoding
+from products.methods.cf import history_line, merge_attrs, timeseries_dataset
 from products.methods.cv import leave_station_out
 from products.methods.metrics import summary
 from products.methods.nudging import nudge, tc_gain
@@ -886,6 +886,9 @@ def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataF
                      attrs: dict | None = None) -> xr.Dataset:
     """CF-1.8 timeSeries DSG (orthogonal multidimensional array) from a daily long table.
 
+    The ML-DA files' wording (station or pixel id, daily times, references, source) over
+    :func:`products.methods.cf.timeseries_dataset`.
+
     Parameters
     ----------
     frame : pandas.DataFrame
@@ -914,43 +917,18 @@ def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataF
     ----------
     CF Conventions 1.8, section 9 and appendix H.2.1.
     """
-    attrs = {k: v for k, v in (attrs or {}).items() if v is not None}
+    attrs = merge_attrs(attrs)
     if attrs.get("data_kind") not in (DataKind.SYNTHETIC, DataKind.REAL):
         raise ValueError(f"attrs['data_kind'] must be {DataKind.SYNTHETIC.value!r} or {DataKind.REAL.value!r}")
     if frame.duplicated(["station", "time"]).any():
         raise ValueError("frame: a (station, day) appears twice")
-    sites = stations.set_index("station")
-    times = np.sort(frame["time"].unique()).astype("datetime64[ns]")
-    si, ti = sites.index.get_indexer(frame["station"]), np.searchsorted(times, frame["time"].to_numpy())
-    if (si < 0).any():
-        raise ValueError("frame: a station is missing from stations")
-    data: dict[str, tuple] = {}
-    for name, a in variables.items():
-        grid = np.full((len(sites), len(times)), np.nan)
-        grid[si, ti] = frame[name].to_numpy(dtype="float64")
-        data[name] = (("station", "time"), grid, dict(a))
-    for name, a in (station_variables or {}).items():
-        values = sites[name].to_numpy()
-        data[name] = ("station", values.astype(str).astype(object) if values.dtype == object else values,
-                      {"coverage_content_type": "auxiliaryInformation", **a})
-    ds = xr.Dataset(data, coords={
-        "time": ("time", times, {"standard_name": "time", "long_name": "day (UTC)", "axis": "T"}),
-        "station_name": ("station", sites.index.to_numpy(dtype=str).astype(object), {"cf_role": "timeseries_id",
-                                                                                      "long_name": "station or pixel id"}),
-        "lat": ("station", sites["lat"].to_numpy(dtype="float64"), {"standard_name": "latitude", "long_name": "latitude",
-                                                                    "units": "degrees_north"}),
-        "lon": ("station", sites["lon"].to_numpy(dtype="float64"), {"standard_name": "longitude",
-                                                                    "long_name": "longitude", "units": "degrees_east"}),
-    })
-    for name in variables:
-        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": "time lat lon station_name"})
-    for name in ("lat", "lon", "time"):
-        ds[name].encoding["_FillValue"] = None
-    ds["time"].encoding.update(time_encoding())
-    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "references": REFERENCES,
-                "history": history_line("products.generators.sm_mlda"),
-                "source": f"LightGBM {lightgbm.__version__}, scikit-learn {sklearn.__version__}", **attrs}
-    return ds
+    return timeseries_dataset(
+        frame, variables, stations=stations, id_attrs={"long_name": "station or pixel id"},
+        station_variables={k: {"coverage_content_type": "auxiliaryInformation", **a}
+                           for k, a in (station_variables or {}).items()},
+        time_attrs={"long_name": "day (UTC)"},
+        attrs={"references": REFERENCES, "history": history_line("products.generators.sm_mlda"),
+               "source": f"LightGBM {lightgbm.__version__}, scikit-learn {sklearn.__version__}", **attrs})
 
 
 SM_ATTRS = {"units": "m3 m-3", "standard_name": "volume_fraction_of_condensed_water_in_soil"}

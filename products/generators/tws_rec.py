@@ -744,16 +744,6 @@ def water_balance(storage: pd.DataFrame, net: pd.DataFrame, *, method: str = "ce
 
 
 # --- CF output --------------------------------------------------------------------------------
-def _time_axis(ds: xr.Dataset) -> xr.Dataset:
-    times = ds["time"].values.astype("datetime64[ns]")
-    ds["time_bnds"] = (("time", "nv"), cf.time_bounds(times, "MS"))
-    ds["time"].attrs.update({"standard_name": "time", "axis": "T", "bounds": "time_bnds",
-                             "long_name": "start of the month"})
-    for name in ("time", "time_bnds"):
-        ds[name].encoding.update(cf.time_encoding())
-    return ds
-
-
 def _long_name(name: str) -> str:
     solution = name.split("_")[1].upper()
     what = "detrended and deseasonalised terrestrial water storage anomaly" if "_dd" in name else \
@@ -798,43 +788,38 @@ def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, d
     ----------
     CF Conventions 1.8, section 9 (featureType timeSeries).
     """
-    columns = [c for c in result.series.columns if c != "net"]
-    ds = xr.Dataset.from_dataframe(result.series[columns])
-    stations = ds["station"].values.astype(str)
-    ds = ds.assign_coords(station_name=("station", stations.astype(object),
-                                        {"cf_role": "timeseries_id", "long_name": "GRDC major river basin"}))
-    if attributes is not None:
-        a = attributes.reindex(stations)
-        ds = ds.assign_coords(  # descriptors of each basin: auxiliary coordinates of the series (CF 9)
-            continent=("station", a["continent"].fillna("").astype(str).to_numpy(object),
-                       {"long_name": "GRDC region of the basin (basins.dbf CONTINENT)",
-                        "coverage_content_type": "auxiliaryInformation"}),
-            area=("station", a["area_km2"].to_numpy(dtype="float64"),
-                  {"long_name": "basin area (basins.dbf RASTAREA)", "units": "km2",
-                   "coverage_content_type": "auxiliaryInformation"}))
-        ds["area"].encoding["_FillValue"] = np.nan
-    ds = _time_axis(ds.drop_vars("station"))
-    for name in columns:
-        ds[name] = ds[name].astype("float64")
-        ds[name].attrs = _storage_attrs(name)
-        ds[name].encoding.update({"_FillValue": np.nan, "coordinates": " ".join(
-            ["time", "station_name", *(["continent", "area"] if attributes is not None else [])])})
-    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": data_kind,
-                "title": "Terrestrial water storage anomalies over GRDC major river basins: GRACE mascons and "
-                         "their LightGBM reconstruction",
-                "source": f"LightGBM {lightgbm.__version__}; predictors P, ET, R ({', '.join(result.predictors.values())})"
-                          f", features {', '.join(result.features)}",
-                "baseline": f"{BASELINE[0]}/{BASELINE[1]}",
-                "comment": "Anomalies relative to the baseline mean of each calendar month present; *_rec are "
-                           "reconstructions over the predictors' span, *_cv predictions for years held out of "
-                           "training, *_dd the detrended and deseasonalised variants. GRDC basins carry no "
-                           "coordinates in the source tables, so the file has no latitude/longitude.",
-                "references": REFERENCES, "history": history_line("products.generators.tws_rec")}
+    frame = result.series[[c for c in result.series.columns if c != "net"]].reset_index()
+    stations: pd.DataFrame | None = None
+    auxiliary: dict[str, dict] | None = None
+    if attributes is not None:  # descriptors of each basin: auxiliary coordinates of the series (CF 9)
+        names = np.sort(frame["station"].unique())
+        a = attributes.reindex(names)
+        stations = pd.DataFrame({"station": names, "continent": a["continent"].fillna("").astype(str).to_numpy(object),
+                                 "area": a["area_km2"].to_numpy(dtype="float64")})
+        auxiliary = {"continent": {"long_name": "GRDC region of the basin (basins.dbf CONTINENT)",
+                                   "coverage_content_type": "auxiliaryInformation"},
+                     "area": {"long_name": "basin area (basins.dbf RASTAREA)", "units": "km2",
+                              "coverage_content_type": "auxiliaryInformation", "_FillValue": np.nan}}
+    base: dict[str, object] = {
+        "data_kind": data_kind,
+        "title": "Terrestrial water storage anomalies over GRDC major river basins: GRACE mascons and their "
+                 "LightGBM reconstruction",
+        "source": f"LightGBM {lightgbm.__version__}; predictors P, ET, R ({', '.join(result.predictors.values())}), "
+                  f"features {', '.join(result.features)}",
+        "baseline": f"{BASELINE[0]}/{BASELINE[1]}",
+        "comment": "Anomalies relative to the baseline mean of each calendar month present; *_rec are "
+                   "reconstructions over the predictors' span, *_cv predictions for years held out of "
+                   "training, *_dd the detrended and deseasonalised variants. GRDC basins carry no "
+                   "coordinates in the source tables, so the file has no latitude/longitude.",
+        "references": REFERENCES, "history": history_line("products.generators.tws_rec")}
     for (solution, variant), row in result.cv.iterrows():
-        ds.attrs[f"{solution}_{variant}_held_out_years_nse"] = float(row["nse"])
-        ds.attrs[f"{solution}_{variant}_held_out_years_r"] = float(row["r"])
-    ds.attrs.update(merge_attrs(attrs))
-    return ds
+        base[f"{solution}_{variant}_held_out_years_nse"] = float(row["nse"])
+        base[f"{solution}_{variant}_held_out_years_r"] = float(row["r"])
+    variables = {name: _storage_attrs(name) for name in frame.columns if name not in ("station", "time")}
+    return cf.timeseries_dataset(frame, variables, stations=stations, auxiliary=auxiliary,
+                                 id_attrs={"long_name": "GRDC major river basin"},
+                                 time_attrs={"long_name": "start of the month"}, time_step="MS",
+                                 attrs=merge_attrs(base, merge_attrs(attrs)))
 
 
 def to_cf_regions(means: Mapping[str, pd.DataFrame], regions: pd.DataFrame, *, data_kind: str = DataKind.REAL,
@@ -855,28 +840,26 @@ def to_cf_regions(means: Mapping[str, pd.DataFrame], regions: pd.DataFrame, *, d
         (cf_role timeseries_id), ``n_basins``, ``basin_area`` (km2).
     """
     names = list(regions.index)
-    first = next(iter(means.values()))
-    ds = xr.Dataset(coords={"time": first.index.to_numpy().astype("datetime64[ns]")})
-    for name, frame in means.items():
-        ds[name] = (("region", "time"), frame.reindex(columns=names).to_numpy(dtype="float64").T,
-                    {**_storage_attrs(name), "cell_methods": "area: mean (area-weighted over the region's basins)",
-                     "coordinates": "time region_name n_basins basin_area"})
-        ds[name].encoding["_FillValue"] = np.nan
-    ds = ds.assign_coords(region_name=("region", np.array(names, dtype=object),
-                                       {"cf_role": "timeseries_id", "long_name": "GRDC region (basins.dbf CONTINENT)"}))
-    ds = ds.assign_coords(  # descriptors of each region: auxiliary coordinates of the series (CF 9)
-        n_basins=("region", regions["basins"].to_numpy(dtype="int32"),
-                  {"long_name": "number of basins averaged", "units": "1",
-                   "coverage_content_type": "auxiliaryInformation"}),
-        basin_area=("region", regions["area_km2"].to_numpy(dtype="float64"),
-                    {"long_name": "total area of the basins averaged", "units": "km2",
-                     "coverage_content_type": "auxiliaryInformation"}))
-    ds = _time_axis(ds)
-    ds.attrs = merge_attrs({"Conventions": CONVENTIONS, "featureType": "timeSeries", "data_kind": data_kind,
-                            "title": "Area-weighted regional means of terrestrial water storage anomalies over GRDC basins",
-                            "comment": "means over the basin-covered part of each region only, not the whole region",
-                            "references": REFERENCES, "history": history_line("products.generators.tws_rec")}, attrs)
-    return ds
+    frame = pd.concat({name: table.reindex(columns=names).stack(future_stack=True) for name, table in means.items()},
+                      axis=1)
+    frame.index.names = ["time", "region"]
+    stations = pd.DataFrame({"region": names, "n_basins": regions["basins"].to_numpy(dtype="int32"),
+                             "basin_area": regions["area_km2"].to_numpy(dtype="float64")})
+    variables = {name: {**_storage_attrs(name), "cell_methods": "area: mean (area-weighted over the region's basins)"}
+                 for name in means}
+    auxiliary = {  # descriptors of each region: auxiliary coordinates of the series (CF 9)
+        "n_basins": {"long_name": "number of basins averaged", "units": "1",
+                     "coverage_content_type": "auxiliaryInformation"},
+        "basin_area": {"long_name": "total area of the basins averaged", "units": "km2",
+                       "coverage_content_type": "auxiliaryInformation"}}
+    base = {"data_kind": data_kind,
+            "title": "Area-weighted regional means of terrestrial water storage anomalies over GRDC basins",
+            "comment": "means over the basin-covered part of each region only, not the whole region",
+            "references": REFERENCES, "history": history_line("products.generators.tws_rec")}
+    return cf.timeseries_dataset(frame.reset_index(), variables, stations=stations, station_col="region",
+                                 instance_dim="region", id_attrs={"long_name": "GRDC region (basins.dbf CONTINENT)"},
+                                 auxiliary=auxiliary, time_attrs={"long_name": "start of the month"}, time_step="MS",
+                                 attrs=merge_attrs(base, attrs))
 
 
 # --- gridded path (mascon-layout cubes) -------------------------------------------------------------

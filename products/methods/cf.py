@@ -19,6 +19,8 @@ NetCDF tools read without guessing:
   every file carries (``Conventions``, a time-stamped ``history`` line, None values dropped);
 * :func:`pack` / :func:`unpack` -- packed integers (CF 8.1: ``scale_factor``, ``add_offset``,
   ``_FillValue``);
+* :func:`timeseries_dataset` -- the one builder of CF ``timeSeries`` discrete sampling geometries
+  (stations, pixels, basins, regions) from a long table;
 * :func:`write_netcdf` -- all of it, written atomically.
 
 Each works on a (time, lat, lon) grid or any selection of one, on a point series (scalar lat/lon),
@@ -795,6 +797,148 @@ def unpack(packed, *, scale_factor: float, add_offset: float = 0.0, fill=None, d
     p = np.asarray(packed)
     values = p.astype("float64") * scale_factor + add_offset
     return (values if fill is None else np.where(p == fill, np.nan, values)).astype(dtype)
+
+
+STATION_COORDINATE_ATTRS = {
+    "lat": {k: v for k, v in COORDINATE_ATTRS["lat"].items() if k != "axis"},
+    "lon": {k: v for k, v in COORDINATE_ATTRS["lon"].items() if k != "axis"},
+    "alt": {"standard_name": "altitude", "long_name": "altitude of the station", "units": "m", "positive": "up"},
+}
+"""CF attributes of the ``lat``, ``lon`` and ``alt`` coordinates along a station dimension (no ``axis``)."""
+
+
+def _station_values(values: np.ndarray) -> np.ndarray:
+    """Per-station values as written: text as Python ``str`` objects (character arrays in the file), else as they are."""
+    return values.astype(str).astype(object) if values.dtype == object else values
+
+
+def _split_fill(attrs: Mapping) -> tuple[dict, dict]:
+    """``attrs`` without ``_FillValue``, and the encoding that carries it (empty when ``attrs`` has none)."""
+    out = dict(attrs)
+    return out, ({"_FillValue": out.pop("_FillValue")} if "_FillValue" in out else {})
+
+
+def timeseries_dataset(frame: pd.DataFrame, variables: Mapping[str, Mapping], *, stations: pd.DataFrame | None = None,
+                       station_col: str = "station", time_col: str = "time", instance_dim: str = "station",
+                       id_attrs: Mapping | None = None, station_variables: Mapping[str, Mapping] | None = None,
+                       auxiliary: Mapping[str, Mapping] | None = None, time_attrs: Mapping | None = None,
+                       time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+                       time_units: str = "days since 1970-01-01", attrs: Mapping | None = None) -> xr.Dataset:
+    """A CF-1.8 ``timeSeries`` discrete sampling geometry (orthogonal multidimensional array) from a long table.
+
+    The one builder of the portal's station, pixel, basin and region series files: the product
+    builders say which variables a file holds, with their standard names, long names and comments,
+    and this makes the rest the same way for all of them.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Long table: ``station_col``, ``time_col`` (datetime64) and one column per entry of
+        ``variables``; a (station, time) appears once at most.
+    variables : mapping of str to mapping
+        Column -> the variable's attributes, variables in this order along (instance, time). A
+        ``_FillValue`` among them is the variable's fill and gives its type (``np.int8(-1)``
+        writes int8 flags); without one the values are float64 with NaN fill.
+    stations : pandas.DataFrame, optional
+        One row per series, in the file's order: ``station_col`` and the columns of
+        ``station_variables`` and ``auxiliary``; ``lat``, ``lon`` (degrees) and ``altitude`` (m)
+        become the ``lat``, ``lon`` and ``alt`` coordinates where present (basins and regions have
+        none). Default: the stations of ``frame``, sorted, with no other column.
+    station_col, time_col : str
+        Columns of the series' name and time.
+    instance_dim : str
+        The instance dimension (``station``, ``region``); the series' names are the coordinate
+        ``<instance_dim>_name`` (``cf_role = timeseries_id``).
+    id_attrs : mapping, optional
+        Attributes of ``<instance_dim>_name`` besides ``cf_role`` (its ``long_name``).
+    station_variables : mapping of str to mapping, optional
+        Per-series data variables (instance dimension only): column of ``stations`` -> attributes
+        (``coverage_content_type`` default ``auxiliaryInformation``; a ``_FillValue`` goes to the
+        encoding).
+    auxiliary : mapping of str to mapping, optional
+        Per-series auxiliary coordinates named in every variable's ``coordinates`` (a fold, a
+        continent, an area): column of ``stations`` -> attributes.
+    time_attrs : mapping, optional
+        Attributes of ``time`` over ``standard_name`` and ``axis`` (its ``long_name``).
+    time_step : str, pandas.DateOffset or pandas.Timedelta, optional
+        The length of each time's cell (``"MS"``: calendar months): adds ``time_bnds``
+        (:func:`time_bounds`). Default none here (:func:`standardise` adds bounds from the spacing).
+    time_units : str
+        Units of the stored time and bounds (:func:`time_encoding`).
+    attrs : mapping, optional
+        Global attributes after ``Conventions`` and ``featureType = "timeSeries"`` (which they may
+        replace); None values dropped.
+
+    Returns
+    -------
+    xarray.Dataset
+        Data variables: ``variables`` (dims (instance, time)), ``station_variables`` (instance),
+        ``time_bnds`` (time, nv); coordinates ``time`` (sorted distinct times, datetime64[ns]),
+        ``<instance_dim>_name``, the ``auxiliary`` ones, ``lat``, ``lon``, ``alt``. Every
+        (instance, time) variable has its fill and ``coordinates`` (time, lat, lon, alt, the name,
+        the auxiliary coordinates) in its encoding; coordinates and bounds have no ``_FillValue``.
+
+    Raises
+    ------
+    ValueError
+        A (station, time) repeats, a station of ``frame`` is not in ``stations``, or a station
+        appears twice in ``stations``.
+    KeyError
+        A column of ``variables``, ``station_variables`` or ``auxiliary`` is missing.
+
+    References
+    ----------
+    CF Conventions 1.8, section 9 (Discrete Sampling Geometries) and appendix H.2.1.
+    """
+    if frame.duplicated([station_col, time_col]).any():
+        raise ValueError(f"frame: a ({station_col}, {time_col}) appears twice")
+    if stations is None:
+        sites = pd.DataFrame(index=pd.Index(np.sort(frame[station_col].unique()), name=station_col))
+    else:
+        sites = stations.set_index(station_col)
+        if sites.index.has_duplicates:
+            raise ValueError(f"stations: a {station_col} appears twice")
+    times = np.sort(frame[time_col].unique()).astype("datetime64[ns]")
+    si = sites.index.get_indexer(frame[station_col])
+    ti = np.searchsorted(times, frame[time_col].to_numpy().astype("datetime64[ns]"))
+    if (si < 0).any():
+        raise ValueError(f"frame: a {station_col} is missing from stations")
+    dims = (instance_dim, "time")
+    id_name = f"{instance_dim}_name"
+    located = [name for name, column in (("lat", "lat"), ("lon", "lon"), ("alt", "altitude")) if column in sites]
+    coordinates = " ".join(["time", *located, id_name, *(auxiliary or {})])
+
+    data: dict[str, xr.Variable] = {}
+    for name, given in variables.items():
+        a, fill = _split_fill(given)
+        fill_value = fill.get("_FillValue", np.nan)
+        grid = np.full((len(sites), len(times)), fill_value, dtype=np.asarray(fill_value).dtype)
+        grid[si, ti] = frame[name].to_numpy(dtype=grid.dtype)
+        data[name] = xr.Variable(dims, grid, a, encoding={"_FillValue": fill_value, "coordinates": coordinates})
+    for name, given in (station_variables or {}).items():
+        a, fill = _split_fill(given)
+        if "coverage_content_type" not in a:
+            a = {"coverage_content_type": "auxiliaryInformation", **a}
+        data[name] = xr.Variable(instance_dim, _station_values(sites[name].to_numpy()), a, encoding=fill)
+    if time_step is not None:
+        data["time_bnds"] = xr.Variable(("time", BOUNDS_DIM), time_bounds(times, time_step),
+                                        encoding=time_encoding(time_units))
+
+    coords: dict[str, xr.Variable] = {
+        "time": xr.Variable("time", times, {"standard_name": "time", **(time_attrs or {}), "axis": "T",
+                                            **({"bounds": "time_bnds"} if time_step is not None else {})},
+                            encoding=time_encoding(time_units)),
+        id_name: xr.Variable(instance_dim, sites.index.to_numpy(dtype=str).astype(object),
+                             {"cf_role": "timeseries_id", **(id_attrs or {})})}
+    for name, given in (auxiliary or {}).items():
+        a, fill = _split_fill(given)
+        coords[name] = xr.Variable(instance_dim, _station_values(sites[name].to_numpy()), a, encoding=fill)
+    for name, column in (("lat", "lat"), ("lon", "lon"), ("alt", "altitude")):
+        if name in located:
+            coords[name] = xr.Variable(instance_dim, sites[column].to_numpy(dtype="float64"),
+                                       STATION_COORDINATE_ATTRS[name], encoding={"_FillValue": None})
+    return xr.Dataset(data, coords=coords, attrs={"Conventions": CONVENTIONS, "featureType": "timeSeries",
+                                                  **merge_attrs(attrs)})
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, standardised: bool = False, complevel: int = 4,

@@ -239,3 +239,62 @@ def test_the_crs_variable_is_the_one_add_crs_writes():
     ds = cf.add_crs(xr.Dataset({"v": (("lat", "lon"), np.zeros((2, 2)))}, coords={"lat": [0.0, 1.0], "lon": [0.0, 1.0]}))
     assert ds["crs"].attrs == var.attrs and ds["v"].attrs["grid_mapping"] == "crs"
     assert cf.crs_variable({"grid_mapping_name": "other"}).attrs == {"grid_mapping_name": "other"}
+
+
+def _series_frame() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three stations (one without values) over four months with a gap; ``flag`` int8 with fill -1."""
+    months = pd.date_range("2010-01-01", periods=4, freq="MS")
+    frame = pd.DataFrame({"station": ["b", "b", "a", "a", "a"], "time": months[[0, 3, 0, 1, 3]],
+                          "et": [1.0, 2.0, 3.0, np.nan, 5.0], "flag": np.array([0, 1, 1, 0, 1], "int8")})
+    stations = pd.DataFrame({"station": ["b", "a", "c"], "lat": [10.0, -5.0, 0.5], "lon": [20.0, 30.0, 40.0],
+                             "altitude": [100.0, 5.0, 0.0], "kind": ["tower", "tower", "point"],
+                             "fold": np.array([0, 1, -1], "int16")})
+    return frame, stations
+
+
+def test_the_timeseries_builder_makes_the_dsg_the_product_files_share(tmp_path):
+    frame, stations = _series_frame()
+    ds = cf.timeseries_dataset(
+        frame, {"et": {"standard_name": "water_evapotranspiration_flux", "units": "kg m-2 d-1", "long_name": "ET"},
+                "flag": {"long_name": "role", "flag_values": np.array([0, 1], "int8"), "flag_meanings": "a b",
+                         "_FillValue": np.int8(-1)}},
+        stations=stations, id_attrs={"long_name": "site code"}, station_variables={"kind": {"long_name": "kind"}},
+        auxiliary={"fold": {"long_name": "fold", "units": "1"}}, time_attrs={"long_name": "start of the month"},
+        time_step="MS", attrs={**RECORD, "comment": None, "title": "series"})
+    assert list(ds.attrs)[:2] == ["Conventions", "featureType"] and ds.attrs["featureType"] == "timeSeries"
+    assert ds.attrs["title"] == "series" and "comment" not in ds.attrs  # None values are dropped
+    assert list(ds.data_vars) == ["et", "flag", "kind", "time_bnds"]
+    assert list(ds.coords) == ["time", "station_name", "fold", "lat", "lon", "alt"]
+    assert list(ds["station_name"].values) == ["b", "a", "c"] and ds["station_name"].attrs["cf_role"] == "timeseries_id"
+    assert ds["et"].dims == ("station", "time") and ds["et"].dtype == np.float64
+    np.testing.assert_array_equal(ds["et"].values, [[1, np.nan, 2], [3, np.nan, 5], [np.nan] * 3])  # March: no row
+    assert ds["flag"].dtype == np.int8 and ds["flag"].values.tolist() == [[0, -1, 1], [1, 0, 1], [-1] * 3]
+    assert ds["flag"].encoding["_FillValue"] == -1 and "_FillValue" not in ds["flag"].attrs
+    assert ds["et"].encoding["coordinates"] == "time lat lon alt station_name fold"
+    assert ds["kind"].attrs == {"coverage_content_type": "auxiliaryInformation", "long_name": "kind"}
+    assert ds["time"].attrs["bounds"] == "time_bnds" and ds["time"].encoding["units"] == "days since 1970-01-01"
+    assert ds["time_bnds"].values[-1, 1] == np.datetime64("2010-05-01")  # calendar months
+    assert ds["lat"].attrs == {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north"}
+    path = cf.write_netcdf(ds, tmp_path / "series.nc", attrs=cf.soil_layer_attributes(0.0, 0.05))
+    assert_passes(path)
+    with netCDF4.Dataset(path) as nc:
+        assert nc["flag"].dtype == np.int8 and nc["alt"].units == "m" and nc["alt"].positive == "up"
+        assert "_FillValue" not in nc["lat"].ncattrs() and "_FillValue" not in nc["fold"].ncattrs()
+
+
+def test_the_timeseries_builder_without_stations_sorts_the_series_and_has_no_location():
+    frame, _ = _series_frame()
+    ds = cf.timeseries_dataset(frame.rename(columns={"station": "region"}), {"et": {"units": "mm"}},
+                               station_col="region", instance_dim="region")
+    assert list(ds["region_name"].values) == ["a", "b"] and ds["et"].dims == ("region", "time")
+    assert "lat" not in ds and "time_bnds" not in ds and ds["et"].encoding["coordinates"] == "time region_name"
+
+
+def test_the_timeseries_builder_refuses_repeats_and_unknown_stations():
+    frame, stations = _series_frame()
+    with pytest.raises(ValueError, match="appears twice"):
+        cf.timeseries_dataset(pd.concat([frame, frame.iloc[:1]]), {"et": {}})
+    with pytest.raises(ValueError, match="missing from stations"):
+        cf.timeseries_dataset(frame, {"et": {}}, stations=stations[stations["station"] != "a"])
+    with pytest.raises(ValueError, match="appears twice"):
+        cf.timeseries_dataset(frame, {"et": {}}, stations=pd.concat([stations, stations.iloc[:1]]))
