@@ -187,18 +187,28 @@ def _finish(run: IngestRun, started: float, status: str, errors: str = "") -> No
 
 
 def upsert_stations(stations) -> dict[tuple[str, str], int]:
-    """Create or update stations from a PointData station table; returns ``{(network, code): id}``."""
-    ids = {}
+    """Create or update the stations of a PointData station table, in one statement.
+
+    ``INSERT ... ON CONFLICT (network, code) DO UPDATE``: a station already known (same network and
+    code) takes the table's name, location, elevation, land cover and source, a new one is created;
+    a (network, code) repeated in the table counts once, with its last row.
+
+    Returns
+    -------
+    dict
+        ``{(network, code): Station id}`` of every station of the table.
+    """
+    rows = {}
     for row in stations.itertuples(index=False):
         elevation = None if row.elevation != row.elevation else float(row.elevation)  # NaN -> None
         located = row.lat == row.lat and row.lon == row.lon
-        station, _ = Station.objects.update_or_create(
-            network=row.network, code=row.code,
-            defaults=dict(name=row.name, geom=Point(float(row.lon), float(row.lat), srid=4326) if located else None,
-                          elevation=elevation, land_cover=row.land_cover or "", source=row.source),
-        )
-        ids[(row.network, row.code)] = station.id
-    return ids
+        rows[(row.network, row.code)] = Station(
+            network=row.network, code=row.code, name=row.name,
+            geom=Point(float(row.lon), float(row.lat), srid=4326) if located else None,
+            elevation=elevation, land_cover=row.land_cover or "", source=row.source)
+    saved = Station.objects.bulk_create(rows.values(), update_conflicts=True, unique_fields=["network", "code"],
+                                        update_fields=["name", "geom", "elevation", "land_cover", "source"])
+    return {(station.network, station.code): station.id for station in saved}
 
 
 def load_point_data(data: PointData, run: IngestRun) -> tuple[int, int, int]:

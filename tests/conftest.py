@@ -1,8 +1,10 @@
 """Fixtures shared by the test suite.
 
 The session's test database (real PostGIS) is filled once: the five catalog records, the real
-CARDAMOM-FluxVal towers, and one ET product generated on a few real towers. Tests run in
-transactions rolled back at their end, so they all see that committed state.
+CARDAMOM-FluxVal towers, the ECOSTRESS towers and the basin tables, and, when the session runs a test
+that reads it (:data:`READS_SESSION_ET`, or any test of a file that asks for ``et_run``), one ET product
+generated on a few real towers and published. Tests run in transactions rolled back at their end, so they
+all see that committed state.
 """
 from __future__ import annotations
 
@@ -16,10 +18,24 @@ import urllib.request
 import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import redis
+from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models import Count
+from django.test.utils import override_settings, setup_databases, teardown_databases
+from playwright.sync_api import sync_playwright
+
+from ingestion.models import Station
+from ingestion.services import ingest
+from portal.catalog.services import import_records
+from portal.celery import app
+from products.models import GenerationRun
+from products.services import create_run, execute_run
 
 # A few real towers of different climates for quick generator runs.
 # Basin tables the ET product reads (five ET products, precipitation, runoff); the TWS files are not needed here.
@@ -29,6 +45,19 @@ BASIN_FILES = ("ET_ERA5_Land_monthly.csv", "ET_FLUXCOM_monthly.csv", "ET_GLDAS21
 FEW_BASINS, FEW_TOWERS = 24, 8
 FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren", "US-Ha1", "US-MMS", "US-Var",
              "CN-Cha", "AU-Tum"]
+
+# The session's ET version (a real generation: about half a minute) is made only for sessions that need it:
+# those running a test of a file that asks for ``et_run`` (any of its tests: they may rely on the version
+# without asking), or of these files, which read the published ET version without asking for ``et_run``.
+READS_SESSION_ET = {
+    "tests/records/test_records.py",  # the ET record is the published one of the five
+    "tests/stac/test_stac_api.py",  # ET v1 is an Item of the catalogue
+    "tests/subsets/test_edr.py",  # a published dataset without a grid is not a collection
+    "tests/products/test_cf_published.py",  # the session's ET version is checked like every product's
+    "tests/attack/test_schemathesis.py",  # the API fuzzed over what the portal publishes
+    "tests/bench/test_load.py",  # users load the portal as `make run` serves it: with its ET product
+}
+ET_FILES = pytest.StashKey[set]()  # the files of READS_SESSION_ET and those with a test asking for et_run
 
 
 # pytest-xdist (`make test` runs two workers): each worker process is a test session of its own, with its
@@ -81,8 +110,11 @@ def _test_file(nodeid: str) -> str:
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` selects and before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     groups: dict[str, str] = {}
+    config.stash[ET_FILES] = set(READS_SESSION_ET)
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
+        if "et_run" in names:
+            config.stash[ET_FILES].add(_test_file(item.nodeid))
         if _test_file(item.nodeid) in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
         if NEEDS_DATABASE.isdisjoint(names) and not any(
@@ -111,7 +143,7 @@ def pytest_xdist_make_scheduler(config, log):
     """
     if config.getvalue("dist") not in ("loadgroup", "loadfile"):
         return None
-    from xdist.scheduler import LoadScopeScheduling
+    from xdist.scheduler import LoadScopeScheduling  # here: pytest-xdist is an optional plugin (optionalhook)
 
     class FilesAndGroupsInOrder(LoadScopeScheduling):
         ordered = False
@@ -135,8 +167,6 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache():
     """The cache under this session's own prefix, and high rates (unless set in the environment)."""
-    from django.test.utils import override_settings
-
     caches = {name: dict(conf, KEY_PREFIX=CACHE_KEY_PREFIX) for name, conf in settings.CACHES.items()}
     override = override_settings(CACHES=caches, **{name: int(os.environ[name]) for name in TEST_RATES})
     override.enable()
@@ -157,8 +187,6 @@ def redis_server(folder: Path, attempts: int = 3):
 
     Another port is tried when the server stops at once (another process took the port in between).
     """
-    import redis
-
     assert shutil.which("redis-server"), "redis-server is needed (make setup installs it)"
     for _ in range(attempts):
         with socket.socket() as s:
@@ -191,10 +219,6 @@ def redis_server(folder: Path, attempts: int = 3):
 def test_broker(tmp_path_factory):
     """The broker URL of this session: TEST_BROKER_URL, or under pytest-xdist its database on a Redis server
     of this worker's own."""
-    from urllib.parse import urlsplit
-
-    from portal.celery import app
-
     with ExitStack() as stack:
         url = TEST_BROKER_URL
         if XDIST_WORKER:
@@ -224,14 +248,14 @@ def session_data_root(tmp_path_factory) -> Path:
     return root
 
 
+def session_needs_et(session: pytest.Session) -> bool:
+    """Whether a test this session runs reads the published ET version (see :data:`READS_SESSION_ET`)."""
+    files = session.config.stash.get(ET_FILES, READS_SESSION_ET)
+    return any(_test_file(item.nodeid) in files for item in session.items)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker, shared_data, catalog_dir, session_data_root, request):
-    from django.test.utils import setup_databases, teardown_databases
-
-    from ingestion.services import ingest
-    from portal.catalog.services import import_records
-    from products.services import create_run, execute_run
-
     with django_db_blocker.unblock():
         # pytest-django makes the test database only when a selected test is marked django_db (or asks for db):
         # tests that only use servers or workers (service_env, live_grid), run alone, get it here, so that
@@ -248,16 +272,13 @@ def django_db_setup(django_db_setup, django_db_blocker, shared_data, catalog_dir
         ingest("cardamom", shared_data / "cardamom_fluxval")
         ingest("ecostress", shared_data / "ecov002_calval_tables")
         ingest("basins", [shared_data / "lehmannfa_basin_water_budget" / f for f in BASIN_FILES])
-        run = execute_run(create_run("et_fusion", parameters=et_test_parameters()).id)
-        assert run.status == "succeeded", run.error
+        if session_needs_et(request.session):
+            run = execute_run(create_run("et_fusion", parameters=et_test_parameters()).id)
+            assert run.status == "succeeded", run.error
 
 
 def et_test_parameters() -> dict:
     """A small, quick et_fusion run: FEW_SITES, the first basins, the ECOSTRESS towers with most samples."""
-    from django.db.models import Count
-
-    from ingestion.models import Station
-
     basins = sorted(Station.objects.filter(network="GRDC-MRB").values_list("code", flat=True))[:FEW_BASINS]
     towers = list(Station.objects.filter(network="AmeriFlux", observations__variable="et_stic")
                   .annotate(n=Count("observations")).order_by("-n", "code").values_list("code", flat=True)[:FEW_TOWERS])
@@ -268,8 +289,6 @@ def et_test_parameters() -> dict:
 @pytest.fixture
 def et_run(django_db_setup):
     """The ET GenerationRun published by the session setup."""
-    from products.models import GenerationRun
-
     return GenerationRun.objects.filter(product="et_fusion", status="succeeded").earliest("created_at")
 
 
@@ -375,9 +394,6 @@ def celery_worker(start_worker):
 
 def make_user(email: str, password: str = "pa55-word-ok", *, verified: bool = True, **extra):
     """A portal account as sign-up leaves it: e-mail is the login; ``verified`` as after the link was followed."""
-    from allauth.account.models import EmailAddress
-    from django.contrib.auth import get_user_model
-
     user = get_user_model().objects.create_user(username=extra.pop("username", email), email=email,
                                                 password=password, **extra)
     EmailAddress.objects.create(user=user, email=email, primary=True, verified=verified)
@@ -415,8 +431,6 @@ def page(portal_url, monkeypatch):
     the portal (assets come from the portal itself); ``window.cspViolations`` in the page collects
     Content-Security-Policy violations (the ``securitypolicyviolation`` event).
     """
-    from playwright.sync_api import sync_playwright
-
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
     # synchronous and safe (Django's documented switch for this case).
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
