@@ -1,19 +1,16 @@
 """Fixtures of the STAC API tests: SYNTHETIC grid versions committed for a real server, then removed."""
 from __future__ import annotations
 
-import shutil
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from django.conf import settings
 
-from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
-from portal.subsets import store
+from portal.catalog.models import Dataset, DatasetVersion
+from portal.subsets.models import DownloadLog
+from tests.publishing import publish_version, unpublish
 
 SM1KM = "30131436-88d1-4be3-8e3d-14905a29d6d6"  # versions of one grid each (one crosses the antimeridian)
 TWS = "6b23bed9-627c-4653-8157-2ddd5b323888"  # one version with two grids, made login-access here
@@ -43,20 +40,10 @@ def grid_dataset(grid: Grid) -> xr.Dataset:
 
 
 def publish_grids(dataset_id: str, grids: dict[str, Grid], notes: str = "") -> DatasetVersion:
-    """Publish ``grids`` (file name -> Grid) as the next version of ``dataset_id``, cube stores built."""
-    dataset = Dataset.objects.get(id=dataset_id)
-    number = (dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-    relative = Path("products") / "stac_test" / uuid.uuid4().hex[:12] / f"v{number}"
-    folder = Path(settings.DATA_ROOT) / relative
-    folder.mkdir(parents=True)
-    version = DatasetVersion.objects.create(dataset=dataset, number=number, directory=str(relative), notes=notes)
-    for name, grid in grids.items():
-        grid_dataset(grid).to_netcdf(folder / name)
-        store.build_stores(folder / name)
-        DatasetFile.objects.create(version=version, name=name, path=str(relative / name),
-                                   size=(folder / name).stat().st_size, sha256="ab" * 32,
-                                   description=f"SYNTHETIC grid {name}")
-    return version
+    """Publish ``grids`` (file name -> Grid) as the next version of ``dataset_id`` through
+    ``products.services.publish`` (:func:`tests.publishing.publish_version`: real checksums, cube stores built)."""
+    return publish_version(dataset_id, {name: grid_dataset(grid) for name, grid in grids.items()}, notes=notes,
+                           descriptions={name: f"SYNTHETIC grid {name}" for name in grids})
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +56,6 @@ def stac_versions(django_db_setup, django_db_blocker):
 
     Returns a dict: ``sm`` (the three SM1KM versions), ``tws`` (the TWS version).
     """
-    from portal.subsets.models import DownloadLog
-
     with django_db_blocker.unblock():
         logs = set(DownloadLog.objects.values_list("id", flat=True))
         tws = Dataset.objects.get(id=TWS)
@@ -88,6 +73,4 @@ def stac_versions(django_db_setup, django_db_blocker):
             Dataset.objects.filter(id=TWS).update(share_type=share_type)
             DownloadLog.objects.exclude(id__in=logs).delete()  # the store reads the server logged
             for version in [*sm, two]:
-                folder = Path(settings.DATA_ROOT) / version.directory
-                version.delete()
-                shutil.rmtree(folder.parent, ignore_errors=True)
+                unpublish(version)

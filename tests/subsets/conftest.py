@@ -1,17 +1,17 @@
 """Fixtures for the subset service tests: a published SYNTHETIC grid version."""
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from django.conf import settings
 
-from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
-from portal.subsets import store
+from portal.catalog.models import DatasetVersion
+from portal.subsets.models import DownloadLog, SubsetJob
+from tests.publishing import publish_version, unpublish
 
 FT = "f52826e1-c61c-4b79-a43c-4ece3a8eca18"  # any imported record: the version below is rolled back after each test
 
@@ -25,8 +25,9 @@ def publish_grid(dataset_id: str = FT, days: int = 3, step: float = 1.0) -> Data
     """Publish a SYNTHETIC global grid of ``days`` daily steps at ``step`` degrees as a new version.
 
     One variable ``sm`` (float32, "m3 m-3") whose values are :func:`grid_values` of the cell, in
-    ``grid.nc``; the version's cube stores are built as the publishing step builds them (the record's search
-    document follows the new version by itself: portal/catalog/apps.py).
+    ``grid.nc``, published through ``products.services.publish`` (:func:`tests.publishing.publish_version`:
+    the record's attributes stamped, the real checksum, the cube stores built; the record's search document
+    follows the new version by itself: portal/catalog/apps.py).
     """
     lat, lon = np.arange(-90 + step / 2, 90, step), np.arange(-180 + step / 2, 180, step)
     time = pd.date_range("2015-01-01", periods=days, freq="D")
@@ -34,15 +35,7 @@ def publish_grid(dataset_id: str = FT, days: int = 3, step: float = 1.0) -> Data
     ds = xr.Dataset({"sm": (("time", "lat", "lon"), values.astype("float32"), {"units": "m3 m-3"})},
                     coords={"time": time, "lat": ("lat", lat, {"units": "degrees_north"}),
                             "lon": ("lon", lon, {"units": "degrees_east"})})
-    dataset = Dataset.objects.get(id=dataset_id)
-    number = (dataset.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-    relative = Path("products") / "subset_test" / f"v{number}"
-    (Path(settings.DATA_ROOT) / relative).mkdir(parents=True, exist_ok=True)
-    ds.to_netcdf(Path(settings.DATA_ROOT) / relative / "grid.nc")
-    store.build_stores(Path(settings.DATA_ROOT) / relative / "grid.nc")
-    version = DatasetVersion.objects.create(dataset=dataset, number=number, directory=str(relative))
-    DatasetFile.objects.create(version=version, name="grid.nc", path=str(relative / "grid.nc"), size=1, sha256="0" * 64)
-    return version
+    return publish_version(dataset_id, {"grid.nc": ds})
 
 
 @pytest.fixture
@@ -62,13 +55,11 @@ def live_grid(django_db_setup, django_db_blocker) -> DatasetVersion:
         version = publish_grid(days=20, step=0.5)
     yield version
     with django_db_blocker.unblock():
-        version.delete()
+        unpublish(version)
 
 
 def csv_table(data: bytes):
     """A CSV answer as a DataFrame whose columns are the bare names (the header says ``name [units]``)."""
-    import io
-
     table = pd.read_csv(io.BytesIO(data))
     assert all("[" in c for c in table.columns if c not in ("time",)), list(table.columns)  # units in the header
     return table.rename(columns=lambda c: c.split(" [")[0])
@@ -78,8 +69,6 @@ def csv_table(data: bytes):
 def committed_grid(django_db_blocker, dataset_id: str = FT, days: int = 3, step: float = 1.0):
     """:func:`publish_grid`, committed for servers in other processes; yields the version, then deletes it with
     the jobs and download logs written meanwhile (tests run in rolled-back transactions; servers commit)."""
-    from portal.subsets.models import DownloadLog, SubsetJob
-
     with django_db_blocker.unblock():
         jobs, logs = set(SubsetJob.objects.values_list("id", flat=True)), set(DownloadLog.objects.values_list("id", flat=True))
         version = publish_grid(dataset_id, days=days, step=step)
@@ -89,4 +78,4 @@ def committed_grid(django_db_blocker, dataset_id: str = FT, days: int = 3, step:
         with django_db_blocker.unblock():
             SubsetJob.objects.exclude(id__in=jobs).delete()
             DownloadLog.objects.exclude(id__in=logs).delete()
-            version.delete()
+            unpublish(version)
