@@ -52,12 +52,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyproj
-import rasterio
 import shapely
 import xarray as xr
-from affine import Affine
 
-from products.methods import cf
+from products.methods import cf, geotiff
 from products.methods.files import atomic_path
 
 from .core import FORMATS, SubsetError, geospatial_bounds, iso_time, region_of
@@ -637,7 +635,8 @@ def to_geotiff(
     Variables packed as integers in the source (``scale_factor`` / ``add_offset`` / ``_FillValue``
     in their encoding, e.g. ``sm_1km`` with scale 0.001) are written packed, with the band scale,
     offset and nodata set so that ``value = raw * scale + offset``; others as float32 with nodata
-    NaN. CRS EPSG:4326; longitudes may exceed 180 for boxes crossing the antimeridian.
+    NaN. CRS EPSG:4326; longitudes may exceed 180 for boxes crossing the antimeridian. The profile
+    and band metadata are those of the products' GeoTIFFs (:func:`products.methods.geotiff.create`).
 
     Parameters
     ----------
@@ -689,7 +688,7 @@ def to_geotiff(
         raise SubsetError("bbox", "lon must increase eastwards")
     dx, dy = float(lon[1] - lon[0]), float(abs(lat[1] - lat[0]))
     north_up = lat[0] > lat[-1]
-    transform = Affine(dx, 0.0, float(lon[0]) - dx / 2, 0.0, -dy, float(lat.max()) + dy / 2)
+    transform = geotiff.north_up_transform(float(lon[0]) - dx / 2, float(lat.max()) + dy / 2, dx, dy)
 
     enc = da.encoding
     packed_dtype = np.dtype(enc["dtype"]) if "dtype" in enc else None
@@ -709,31 +708,14 @@ def to_geotiff(
         scale, offset = 1.0, 0.0
     times = [iso_time(t) for t in da["time"].values]
     count = len(times)
-    profile = {
-        "driver": "COG",
-        "width": lon.size,
-        "height": lat.size,
-        "count": count,
-        "dtype": dtype.name,
-        "crs": "EPSG:4326",
-        "transform": transform,
-        "nodata": nodata,
-        "compress": "deflate",
-        "blocksize": blocksize,
-    }
+    tags = {"variable": variable, **{key: str(da.attrs[key]) for key in ("units", "standard_name", "long_name")
+                                     if key in da.attrs}}
     with _atomic(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
+        with geotiff.create(tmp, driver="COG", width=lon.size, height=lat.size, count=count, dtype=dtype,
+                            transform=transform, nodata=nodata, blocksize=blocksize, scales=[scale] * count,
+                            offsets=[offset] * count, descriptions=times, band_tags=[{"time": t} for t in times],
+                            tags=tags) as dst:
             dst.write(data)
-            dst.scales = [scale] * count
-            dst.offsets = [offset] * count
-            for k, t in enumerate(times, start=1):
-                dst.set_band_description(k, t)
-                dst.update_tags(k, time=t)
-            tags = {"variable": variable}
-            for key in ("units", "standard_name", "long_name"):
-                if key in da.attrs:
-                    tags[key] = str(da.attrs[key])
-            dst.update_tags(**tags)
     return Path(path)
 
 

@@ -50,7 +50,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,13 +58,10 @@ import lightgbm
 import netCDF4
 import numpy as np
 import pandas as pd
-import rasterio
-import rasterio.shutil
-from affine import Affine
 from rasterio.windows import Window as RasterWindow
 
 from ingestion.readers.modis import RADIUS
-from products.methods import cf, chunked
+from products.methods import cf, chunked, geotiff
 from products.methods.metrics import summary
 from products.registry import PRODUCTS as REGISTRY
 
@@ -578,35 +575,6 @@ def _create_netcdf(path: Path, grid: Grid, times: np.ndarray, name: str, attrs: 
     return ds
 
 
-def _create_geotiff(path: Path, grid: Grid, n_bands: int, tags: Mapping, band_names: Sequence[str]):
-    dst = rasterio.open(
-        path, "w", driver="GTiff", width=grid.n_lon, height=grid.n_lat, count=n_bands, dtype="int16",
-        crs="EPSG:4326", transform=Affine(grid.res, 0.0, grid.west, 0.0, -grid.res, grid.north), nodata=int(FILL_INT),
-        tiled=True, blockxsize=256, blockysize=256, compress="deflate", predictor=2, BIGTIFF="IF_SAFER")
-    try:
-        dst.scales = [SCALE_FACTOR] * n_bands
-        dst.offsets = [ADD_OFFSET] * n_bands
-        dst.units = [UNITS] * n_bands
-        dst.descriptions = list(band_names)
-        dst.update_tags(**{k: str(v) for k, v in tags.items() if v is not None})
-    except BaseException:
-        dst.close()
-        raise
-    return dst
-
-
-def _to_cog(src: Path, dst: Path) -> None:
-    """Rewrite the tiled GeoTIFF ``src`` as a Cloud Optimized GeoTIFF ``dst`` with internal overviews.
-
-    GDAL COG driver: 256 x 256 deflate tiles with the horizontal predictor, overviews (``AUTO``:
-    halving until one tile holds the band; nodata-aware averages) stored before the full-resolution
-    tiles, so a client reading over HTTP ranges (GDAL ``/vsicurl/``) fetches only the tiles and the
-    zoom level it needs. Band scale/offset/units/descriptions, nodata and tags are copied.
-    """
-    rasterio.shutil.copy(src, dst, driver="COG", BLOCKSIZE=256, COMPRESS="DEFLATE", PREDICTOR="YES",
-                         OVERVIEWS="AUTO", OVERVIEW_RESAMPLING="AVERAGE", BIGTIFF="IF_SAFER")
-
-
 def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFunction, *, grid: Grid,
                   times: np.ndarray, nc_path: str | os.PathLike | None = None,
                   tif_path: str | os.PathLike | None = None, name: str = "sm", attrs: Mapping | None = None,
@@ -624,10 +592,10 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
     nc_path, tif_path : path, optional
         Outputs (at least one). NetCDF: ``name`` int16 (time, lat, lon), chunks (1, 256, 256) or
         smaller, zlib 4, ``scale_factor`` 0.001, ``add_offset`` 0, ``_FillValue`` -9999, ``valid_range``
-        0..1000, CF ``crs`` grid mapping. GeoTIFF: a Cloud Optimized GeoTIFF with overviews
-        (:func:`_to_cog`), int16, one band per day, tiled 256 x 256, deflate with horizontal predictor,
-        band scale 0.001 / offset 0, nodata -9999, EPSG:4326, BigTIFF when needed; ``global_attrs``
-        as dataset tags.
+        0..1000, CF ``crs`` grid mapping. GeoTIFF (:func:`products.methods.geotiff.create`, then
+        :func:`products.methods.geotiff.to_cog`): a Cloud Optimized GeoTIFF with overviews, int16,
+        one band per day, tiled 256 x 256, deflate with horizontal predictor, band scale 0.001 /
+        offset 0, nodata -9999, EPSG:4326, BigTIFF when needed; ``global_attrs`` as dataset tags.
     name : str
         Variable name.
     attrs, global_attrs : mapping, optional
@@ -665,8 +633,12 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
         if nc_path is not None:
             nc = _create_netcdf(tmps[Path(nc_path)], grid, times, name, attrs or SM_ATTRS, gattrs, (256, 256))
         if staging is not None:
-            tif = _create_geotiff(staging, grid, len(times), gattrs,
-                                  [f"{name} {np.datetime_as_string(t, unit='D')}" for t in times])
+            tif = geotiff.create(
+                staging, width=grid.n_lon, height=grid.n_lat, count=len(times), dtype="int16",
+                transform=geotiff.north_up_transform(grid.west, grid.north, grid.res, grid.res), nodata=int(FILL_INT),
+                predictor=2, bigtiff="IF_SAFER", scales=[SCALE_FACTOR] * len(times),
+                offsets=[ADD_OFFSET] * len(times), units=[UNITS] * len(times),
+                descriptions=[f"{name} {np.datetime_as_string(t, unit='D')}" for t in times], tags=gattrs)
         for window in todo:
             values = chunked.predict_window(window, features, predict)
             packed = encode(values)
@@ -682,7 +654,7 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
                 handle.close()
         nc = tif = None
         if staging is not None and tif_target is not None:
-            _to_cog(staging, tmps[tif_target])
+            geotiff.to_cog(staging, tmps[tif_target])
             staging.unlink()
         for target, tmp in tmps.items():
             os.chmod(tmp, 0o644)
