@@ -7,7 +7,7 @@ import xarray as xr
 from django.conf import settings
 
 from products.data_kind import DataKind
-from products.generators import et_fusion
+from products.generators import et_fusion, et_fusion_cf
 from products.generators.et_grid import predict_et_grid
 from products.lineage import (
     ProductOutput,
@@ -99,7 +99,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         drivers["et_pred"] = et_fusion.predict(result.final_model, drivers)
         attrs = file_attributes(run)
         files = dict(FILES)
-        cf.write_netcdf(et_fusion.to_cf_dataset(result, drivers, attrs=attrs), workdir / "et_fusion_timeseries.nc")
+        cf.write_netcdf(et_fusion_cf.to_cf_dataset(result, drivers, attrs=attrs), workdir / "et_fusion_timeseries.nc")
 
     if forcing_grid:
         with stages("grid_predict_and_write"):
@@ -110,7 +110,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     with stages("stage1_reconstruction"):
         reconstruction = et_fusion.reconstruct_products(basin_obs, n_splits=basin_splits, seed=seed)
-        cf.write_netcdf(et_fusion.reconstruction_to_cf(reconstruction, attrs=attrs),
+        cf.write_netcdf(et_fusion_cf.reconstruction_to_cf(reconstruction, attrs=attrs),
                         workdir / "et_basin_reconstruction.nc")
 
     with stages("triple_collocation"):
@@ -119,7 +119,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     with stages("stage2_fusion"):
         fused = et_fusion.fuse_at_towers(ecostress_obs, **fusion)
-        cf.write_netcdf(et_fusion.fusion_to_cf(fused, ecostress_stations, attrs=attrs),
+        cf.write_netcdf(et_fusion_cf.fusion_to_cf(fused, ecostress_stations, attrs=attrs),
                         workdir / "et_fused_ecostress_towers.nc")
 
     validation = [

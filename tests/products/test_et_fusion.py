@@ -12,7 +12,7 @@ import xarray as xr
 
 from ingestion.readers.base import ReaderError
 from ingestion.readers.cardamom import read_cardamom
-from products.generators import et_fusion
+from products.generators import et_fusion, et_fusion_cf
 from products.methods import cf
 from products.methods.metrics import summary
 
@@ -158,7 +158,7 @@ def test_era5_drivers_reject_unexpected_units(era5):
 def test_the_cf_file_opens_with_the_required_metadata(result, drivers, tmp_path):
     era5_pred = drivers.assign(et_pred=et_fusion.predict(result.final_model, drivers))
     assert np.isfinite(era5_pred["et_pred"]).all() and era5_pred["et_pred"].between(-1, 15).all()
-    path = cf.write_netcdf(et_fusion.to_cf_dataset(result, era5_pred, attrs={"id": "test-id"}), tmp_path / "et.nc")
+    path = cf.write_netcdf(et_fusion_cf.to_cf_dataset(result, era5_pred, attrs={"id": "test-id"}), tmp_path / "et.nc")
     assert [p.name for p in tmp_path.iterdir()] == ["et.nc"]  # no temporary file left
     with xr.open_dataset(path) as ds:
         assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and ds.attrs["featureType"] == "timeSeries"
@@ -195,9 +195,9 @@ def test_the_cf_file_opens_with_the_required_metadata(result, drivers, tmp_path)
 
 
 def test_a_failed_write_keeps_the_previous_file(result, tmp_path):
-    path = cf.write_netcdf(et_fusion.to_cf_dataset(result, attrs={}), tmp_path / "et.nc")
+    path = cf.write_netcdf(et_fusion_cf.to_cf_dataset(result, attrs={}), tmp_path / "et.nc")
     before = path.read_bytes()
-    broken = et_fusion.to_cf_dataset(result, attrs={"bad": {"not": "serialisable"}})
+    broken = et_fusion_cf.to_cf_dataset(result, attrs={"bad": {"not": "serialisable"}})
     with pytest.raises(TypeError):
         cf.write_netcdf(broken, path)
     assert path.read_bytes() == before
