@@ -47,10 +47,11 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
     Parameters
     ----------
     result : EtFusionResult
-        From :func:`run`.
+        From :func:`~products.generators.et_fusion.run`.
     era5_predictions : pandas.DataFrame, optional
         ``station``, ``time``, ``lat``, ``lon``, ``et_pred`` (mm d-1), e.g. the output of
-        :func:`era5_monthly_drivers` with :func:`predict` added as ``et_pred``.
+        :func:`~products.generators.et_fusion.era5_monthly_drivers` with
+        :func:`~products.generators.et_fusion.predict` added as ``et_pred``.
     attrs : dict, optional
         Global attributes added last (override the defaults); None values are dropped.
 
@@ -132,7 +133,8 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
     Parameters
     ----------
     reconstruction : ReconstructionResult
-        From :func:`reconstruct_products`; values are monthly basin-mean ET in mm month-1.
+        From :func:`~products.generators.et_fusion.reconstruct_products`; values are monthly basin-mean
+        ET in mm month-1.
     attrs : dict, optional
         Global attributes added last; None values dropped.
 
@@ -176,7 +178,8 @@ def fusion_to_cf(fusion: TowerFusionResult, stations: pd.DataFrame, *, reference
     Parameters
     ----------
     fusion : TowerFusionResult
-        From :func:`fuse_at_towers`; samples are instantaneous ET at ECOSTRESS overpasses (mm h-1).
+        From :func:`~products.generators.et_fusion.fuse_at_towers`; samples are instantaneous ET at
+        ECOSTRESS overpasses (mm h-1).
     stations : pandas.DataFrame
         ``code``, ``lat``, ``lon`` (degrees) of the towers.
     reference : tower ET column.

@@ -805,6 +805,7 @@ STATION_COORDINATE_ATTRS = {
     "alt": {"standard_name": "altitude", "long_name": "altitude of the station", "units": "m", "positive": "up"},
 }
 """CF attributes of the ``lat``, ``lon`` and ``alt`` coordinates along a station dimension (no ``axis``)."""
+_STATION_LOCATION = {"lat": "lat", "lon": "lon", "alt": "altitude"}  # coordinate -> column of the stations table
 
 
 def _station_values(values: np.ndarray) -> np.ndarray:
@@ -905,7 +906,7 @@ def timeseries_dataset(frame: pd.DataFrame, variables: Mapping[str, Mapping], *,
         raise ValueError(f"frame: a {station_col} is missing from stations")
     dims = (instance_dim, "time")
     id_name = f"{instance_dim}_name"
-    located = [name for name, column in (("lat", "lat"), ("lon", "lon"), ("alt", "altitude")) if column in sites]
+    located = {name: column for name, column in _STATION_LOCATION.items() if column in sites}
     coordinates = " ".join(["time", *located, id_name, *(auxiliary or {})])
 
     data: dict[str, xr.Variable] = {}
@@ -933,10 +934,9 @@ def timeseries_dataset(frame: pd.DataFrame, variables: Mapping[str, Mapping], *,
     for name, given in (auxiliary or {}).items():
         a, fill = _split_fill(given)
         coords[name] = xr.Variable(instance_dim, _station_values(sites[name].to_numpy()), a, encoding=fill)
-    for name, column in (("lat", "lat"), ("lon", "lon"), ("alt", "altitude")):
-        if name in located:
-            coords[name] = xr.Variable(instance_dim, sites[column].to_numpy(dtype="float64"),
-                                       STATION_COORDINATE_ATTRS[name], encoding={"_FillValue": None})
+    for name, column in located.items():
+        coords[name] = xr.Variable(instance_dim, sites[column].to_numpy(dtype="float64"),
+                                   dict(STATION_COORDINATE_ATTRS[name]), encoding={"_FillValue": None})
     return xr.Dataset(data, coords=coords, attrs={"Conventions": CONVENTIONS, "featureType": "timeSeries",
                                                   **merge_attrs(attrs)})
 
