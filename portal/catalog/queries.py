@@ -19,7 +19,7 @@ from products.registry import product_for_dataset
 
 from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion
 
-# Variables of the ET product's CF timeSeries file (products.generators.et_fusion.to_cf_dataset).
+# Variables of the ET product's CF timeSeries file (products.generators.et_fusion_cf.to_cf_dataset).
 SERIES_FILE = "et_fusion_timeseries.nc"
 SERIES_STATION, SERIES_OBSERVED, SERIES_GENERATED, SERIES_FLAG = "station_name", "et_obs", "et", "is_validation"
 # Labels of the seed's published figures (products.registry) and what this portal states for the same item.
