@@ -21,9 +21,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from portal.catalog.models import DatasetVersion
+from products.lineage import ProductOutput
 from products.models import GenerationRun
 from products.registry import product_for_dataset
-from products.services import ProductOutput, create_run, publish
+from products.services import create_run, publish
 
 #: The parameters of a fixture's run: they name what wrote the files (no product pipeline ran).
 FIXTURE_PARAMETERS = {"written_by": "tests/publishing.py"}
