@@ -37,6 +37,9 @@ from portal.celery import app
 from products.models import GenerationRun
 from products.services import create_run, execute_run
 
+# The published SYNTHETIC grid fixtures (grid_version, live_grid) of every folder's tests.
+pytest_plugins = ["tests.grids"]
+
 # A few real towers of different climates for quick generator runs.
 # Basin tables the ET product reads (five ET products, precipitation, runoff); the TWS files are not needed here.
 BASIN_FILES = ("ET_ERA5_Land_monthly.csv", "ET_FLUXCOM_monthly.csv", "ET_GLDAS21_NOAH36_monthly.csv",
@@ -52,7 +55,7 @@ FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren
 READS_SESSION_ET = {
     "tests/records/test_records.py",  # the ET record is the published one of the five
     "tests/stac/test_stac_api.py",  # ET v1 is an Item of the catalogue
-    "tests/subsets/test_edr.py",  # a published dataset without a grid is not a collection
+    "tests/edr/test_edr.py",  # a published dataset without a grid is not a collection
     "tests/products/test_cf_published.py",  # the session's ET version is checked like every product's
     "tests/attack/test_schemathesis.py",  # the API fuzzed over what the portal publishes
     "tests/bench/test_load.py",  # users load the portal as `make run` serves it: with its ET product

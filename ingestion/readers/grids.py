@@ -22,9 +22,6 @@ from . import amsr2, era5, esacci, geotiff, gldas, grace, modis, smap
 from .base import ReaderError
 from .grib import grib_messages
 from .gridtools import check_file, file_kind
-from .units import (
-    normalise_units,  # noqa: F401  re-exported until products/generators/et_grid.py imports it from .units
-)
 
 #: The gridded readers, in the order :func:`reader_for` tries their FILE_PATTERNS.
 READERS: tuple[ModuleType, ...] = (gldas, era5, modis, grace, smap, esacci, amsr2, geotiff)

@@ -7,7 +7,7 @@ staff everything; a token without the ``download`` scope nothing; jobs only for 
 (someone else's: 404, its existence not revealed) and staff. Station networks without an open
 licence (the basin tables) are for verified users with the download right only.
 
-Real parts: PostGIS, the published SYNTHETIC grid of ``tests/subsets/conftest.py``, the real ET
+Real parts: PostGIS, the published SYNTHETIC grid of ``tests/grids.py``, the real ET
 product of the session (``series.json``), real tokens through the real middleware, Django's test
 client (one request per door and per cell).
 """
@@ -29,7 +29,7 @@ from portal.catalog.models import Dataset
 from portal.subsets import ownership
 from portal.subsets.models import SubsetJob
 from tests.conftest import make_user
-from tests.subsets.conftest import FT, publish_grid
+from tests.grids import FT, publish_grid
 
 pytestmark = pytest.mark.django_db
 

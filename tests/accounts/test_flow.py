@@ -17,9 +17,9 @@ from django.urls import reverse
 
 from portal.accounts.models import AccessApplication, ApiToken, LicenceAcceptance
 from portal.catalog.models import Dataset
+from tests.grids import FT
 
 from ..conftest import make_user
-from ..subsets.conftest import FT
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.test import Client
 from portal.accounts.tokens import issue
 from portal.subsets.models import SubsetJob
 from tests.conftest import make_user
-from tests.subsets.conftest import FT, grid_version  # noqa: F401
+from tests.grids import FT
 
 pytestmark = pytest.mark.django_db
 

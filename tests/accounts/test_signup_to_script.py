@@ -26,9 +26,9 @@ from django.conf import settings
 from playwright.sync_api import sync_playwright
 
 from portal.catalog.models import Dataset
+from tests.grids import FT, grid_values
 
 from ..conftest import make_user, web_server
-from ..subsets.conftest import FT, grid_values
 
 pytestmark = pytest.mark.browser
 

@@ -8,9 +8,8 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import web_server
-from tests.subsets.conftest import FT, committed_grid
+from tests.grids import FT, committed_grid
 
-# Far above what a test sends, for the server and for the test process (the Django test client).
 NO_LIMITS = {"RATE_USER_PER_MINUTE": "1000000", "RATE_ANON_PER_MINUTE": "1000000",
              "QUOTA_USER_CONCURRENT_JOBS": "1000000", "QUOTA_ANON_CONCURRENT_JOBS": "1000000",
              "QUOTA_USER_BYTES_PER_DAY": str(2**50), "QUOTA_ANON_BYTES_PER_DAY": str(2**50)}

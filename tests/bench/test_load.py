@@ -4,7 +4,7 @@ two heavy downloads run against the same figure without them.
 A real gunicorn as ``make run`` starts it (tests/conftest.py ``web_server``: ``-c portal/gunicorn.conf.py``,
 2 sync workers) on the session's test database (tests/conftest.py: the catalog records, the
 CARDAMOM-FluxVal towers, an ET product) plus a SYNTHETIC 0.5-degree global grid of 20 days (20 MB,
-tests/subsets/conftest.py ``publish_grid``) published as a version of the freeze/thaw record; loopback only.
+tests/grids.py ``publish_grid``) published as a version of the freeze/thaw record; loopback only.
 Rate limits and quotas are raised for this server (``RATE_*_PER_MINUTE``, ``QUOTA_*``: far above what
 the run sends), so that the run measures the portal's capacity, not its limits; a 429 would fail it.
 
@@ -43,7 +43,7 @@ import pytest
 from django.conf import settings
 
 from tests.conftest import web_server
-from tests.subsets.conftest import FT, committed_grid
+from tests.grids import FT, committed_grid
 
 pytestmark = pytest.mark.django_db
 

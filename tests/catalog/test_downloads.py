@@ -9,7 +9,7 @@ from django.test import Client
 
 from portal.catalog.queries import download_counts, public_lineage
 from portal.subsets.models import DownloadLog
-from tests.subsets.conftest import FT, grid_version  # noqa: F401 (the fixture)
+from tests.grids import FT
 
 pytestmark = pytest.mark.django_db
 

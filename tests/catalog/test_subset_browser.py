@@ -21,7 +21,7 @@ from django.conf import settings
 from playwright.sync_api import sync_playwright
 
 from tests.conftest import wait_until, web_server
-from tests.subsets.conftest import FT, grid_values, live_grid  # noqa: F401
+from tests.grids import FT, grid_values, publish_grid
 
 pytestmark = pytest.mark.django_db  # also for the browser tests: the session then sets up the test database
 
@@ -423,8 +423,6 @@ def _write_stations(path):
 def test_the_context_lists_the_grids_of_the_latest_version_only(client):
     from portal.catalog.models import Dataset, DatasetFile
     from portal.catalog.subset_form import subset_form_context
-    from tests.subsets.conftest import publish_grid
-
     version = publish_grid(days=3, step=1.0)
     folder = Path(settings.DATA_ROOT) / version.directory
     _write_stations(folder / "stations.nc")

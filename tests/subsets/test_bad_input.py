@@ -5,8 +5,7 @@ import pytest
 from django.conf import settings
 
 from portal.subsets import core, services
-
-from .conftest import FT
+from tests.grids import FT
 
 API = f"/api/datasets/{FT}"
 

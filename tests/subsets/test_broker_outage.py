@@ -9,8 +9,7 @@ import urllib.error
 import urllib.request
 
 from tests.conftest import web_server
-
-from .conftest import FT
+from tests.grids import FT
 
 
 def _free_port() -> int:

@@ -10,8 +10,7 @@ from django.conf import settings
 
 from portal.catalog.models import DatasetFile, DatasetVersion
 from portal.subsets import store
-
-from .conftest import FT
+from tests.grids import FT
 
 API = f"/api/datasets/{FT}"
 EDR = f"/api/edr/collections/{FT}"

@@ -16,8 +16,7 @@ from portal.accounts.tokens import issue
 from portal.subsets import services
 from portal.subsets.models import DownloadLog, SubsetJob
 from tests.conftest import make_user
-
-from .conftest import FT
+from tests.grids import FT
 
 pytestmark = pytest.mark.django_db
 API = f"/api/datasets/{FT}"

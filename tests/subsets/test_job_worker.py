@@ -1,6 +1,6 @@
 """Subset jobs carried out by a real Celery worker; a worker killed mid-job leaves a failed job, not a stuck one.
 
-On the committed SYNTHETIC grid ``live_grid`` (0.5 degree, 20 days) of tests/subsets/conftest.py.
+On the committed SYNTHETIC grid ``live_grid`` (0.5 degree, 20 days) of tests/grids.py.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Point and area series, size estimates, asynchronous jobs (in process), expiry and the download log.
 
-On the SYNTHETIC published grid of tests/subsets/conftest.py (values encode the cell). The real
+On the SYNTHETIC published grid of tests/grids.py (values encode the cell). The real
 Celery worker (and a worker killed mid-job) is in test_job_worker.py.
 """
 from __future__ import annotations
@@ -19,8 +19,7 @@ from django.utils import timezone
 
 from portal.subsets import params, services, tasks
 from portal.subsets.models import DownloadLog, SubsetJob
-
-from .conftest import FT, csv_table, grid_values
+from tests.grids import FT, csv_table, grid_values
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,7 @@ from django.conf import settings
 from portal.catalog.models import Dataset
 from portal.subsets import params as subset_params
 from portal.subsets import store
-
-from .conftest import FT, csv_table, grid_values
+from tests.grids import FT, csv_table, grid_values
 
 pytestmark = pytest.mark.django_db
 

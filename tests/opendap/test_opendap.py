@@ -20,9 +20,9 @@ from django.conf import settings
 from portal.catalog.models import Dataset
 from portal.opendap import dap
 from portal.opendap.views import _layout
+from tests.grids import FT, grid_values
 
 from ..conftest import make_user
-from .conftest import FT, grid_values
 
 db = pytest.mark.django_db
 

@@ -10,8 +10,7 @@ import xarray as xr
 from django.conf import settings
 
 from portal.catalog.models import Dataset
-
-from .conftest import FT, csv_table
+from tests.grids import FT, csv_table
 
 pytestmark = pytest.mark.django_db
 
