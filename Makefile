@@ -110,8 +110,9 @@ test-fast: venv  ## the tests that need no database, server or worker (the `fast
 bench: setup  ## benchmarks in tests/bench (ratios against a baseline taken in the same run)
 	$(PY) -m pytest tests/bench -p no:cacheprovider -q -s
 
-lint: venv  ## ruff, the import contracts (.importlinter: layers, no cycles) and mypy on the pure packages
+lint: venv  ## ruff (lint and format), the import contracts (.importlinter: layers, no cycles) and mypy on the pure packages
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports --no-cache
 	.venv/bin/mypy
 

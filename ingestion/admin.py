@@ -32,8 +32,17 @@ class ObservationAdmin(admin.ModelAdmin):
 
 @admin.register(IngestRun)
 class IngestRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "source_path", "status", "stations", "observations", "skipped_duplicates",
-                    "started_at", "seconds"]
+    list_display = [
+        "id",
+        "kind",
+        "source_path",
+        "status",
+        "stations",
+        "observations",
+        "skipped_duplicates",
+        "started_at",
+        "seconds",
+    ]
     list_filter = ["kind", "status"]
     readonly_fields = [f.name for f in IngestRun._meta.fields]
 

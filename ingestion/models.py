@@ -1,4 +1,5 @@
 """Stations, their observations, and the record of every ingestion."""
+
 from __future__ import annotations
 
 from django.contrib.gis.db import models
@@ -66,16 +67,21 @@ class Observation(models.Model):
     time = models.DateTimeField()
     value = models.FloatField()
     units = models.CharField(max_length=50)
-    quality_flag = models.CharField(max_length=50, blank=True, help_text="as the source writes it (e.g. ISMN 'D03,D05')")
+    quality_flag = models.CharField(
+        max_length=50, blank=True, help_text="as the source writes it (e.g. ISMN 'D03,D05')"
+    )
     is_validation = models.BooleanField(default=False)
     # Not indexed: an index here costs ~25 % of the bulk-load rate (tests/bench); the only lookup by
     # run is replacing the rows of a changed file, which is rare and may scan.
-    ingest_run = models.ForeignKey(IngestRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-                                   db_index=False)
+    ingest_run = models.ForeignKey(
+        IngestRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["station", "variable", "time", "is_validation"], name="observation_identity")
+            models.UniqueConstraint(
+                fields=["station", "variable", "time", "is_validation"], name="observation_identity"
+            )
         ]
 
 
@@ -92,8 +98,9 @@ class GridFile(models.Model):
     time_end = models.DateTimeField(null=True, blank=True)
     time_steps = models.PositiveIntegerField(default=0)
     grid = models.JSONField(default=dict, help_text="shape, resolution, crs")
-    cube_path = models.CharField(max_length=500, blank=True,
-                                 help_text="chunked NetCDF4 copy under DATA_ROOT, made when a product reads it")
+    cube_path = models.CharField(
+        max_length=500, blank=True, help_text="chunked NetCDF4 copy under DATA_ROOT, made when a product reads it"
+    )
 
     class Meta:
         ordering = ["path"]

@@ -7,6 +7,7 @@ their values stay in the files. Every file gets an :class:`IngestRun`; a file wh
 (over the file and its companions) was already loaded is skipped, and a changed file replaces
 the rows of its previous run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -155,8 +156,14 @@ def ingest_file(kind: str, path: Path, *, module: ModuleType | None = None, netw
     previous = IngestRun.objects.filter(kind=kind, source_path=str(path), status=IngestRun.Status.SUCCEEDED).first()
     if previous and previous.checksum == checksum:
         return FileResult(str(path), previous, skipped=True)
-    run = IngestRun.objects.create(kind=kind, source_path=str(path), checksum=checksum, files=files,
-                                   reader=module.__name__, reader_version=getattr(module, "READER_VERSION", "1"))
+    run = IngestRun.objects.create(
+        kind=kind,
+        source_path=str(path),
+        checksum=checksum,
+        files=files,
+        reader=module.__name__,
+        reader_version=getattr(module, "READER_VERSION", "1"),
+    )
     try:
         if kind == "grid":
             with transaction.atomic():
@@ -203,11 +210,20 @@ def upsert_stations(stations) -> dict[tuple[str, str], int]:
         elevation = None if row.elevation != row.elevation else float(row.elevation)  # NaN -> None
         located = row.lat == row.lat and row.lon == row.lon
         rows[(row.network, row.code)] = Station(
-            network=row.network, code=row.code, name=row.name,
+            network=row.network,
+            code=row.code,
+            name=row.name,
             geom=Point(float(row.lon), float(row.lat), srid=4326) if located else None,
-            elevation=elevation, land_cover=row.land_cover or "", source=row.source)
-    saved = Station.objects.bulk_create(rows.values(), update_conflicts=True, unique_fields=["network", "code"],
-                                        update_fields=["name", "geom", "elevation", "land_cover", "source"])
+            elevation=elevation,
+            land_cover=row.land_cover or "",
+            source=row.source,
+        )
+    saved = Station.objects.bulk_create(
+        rows.values(),
+        update_conflicts=True,
+        unique_fields=["network", "code"],
+        update_fields=["name", "geom", "elevation", "land_cover", "source"],
+    )
     return {(station.network, station.code): station.id for station in saved}
 
 
@@ -225,14 +241,23 @@ def load_point_data(data: PointData, run: IngestRun) -> tuple[int, int, int]:
     already present (same station, variable, time and validation flag), which are left as they are.
     """
     ids = upsert_stations(data.stations)
-    station_id = {code: ids[(network, code)] for code, network in
-                  zip(data.stations["code"], data.stations["network"], strict=True)}
+    station_id = {
+        code: ids[(network, code)]
+        for code, network in zip(data.stations["code"], data.stations["network"], strict=True)
+    }
     obs = data.observations
     # Integers format much faster than timestamps: time travels as epoch seconds (UTC).
-    table = pd.DataFrame({
-        "station_id": obs["station"].map(station_id), "variable": obs["variable"],
-        "time": obs["time"].to_numpy().astype("datetime64[s]").astype("int64"), "value": obs["value"],
-        "units": obs["units"], "quality_flag": obs["quality_flag"], "is_validation": obs["is_validation"]})
+    table = pd.DataFrame(
+        {
+            "station_id": obs["station"].map(station_id),
+            "variable": obs["variable"],
+            "time": obs["time"].to_numpy().astype("datetime64[s]").astype("int64"),
+            "value": obs["value"],
+            "units": obs["units"],
+            "quality_flag": obs["quality_flag"],
+            "is_validation": obs["is_validation"],
+        }
+    )
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, header=False)
     buffer.seek(0)
@@ -240,7 +265,8 @@ def load_point_data(data: PointData, run: IngestRun) -> tuple[int, int, int]:
         cursor.execute("DROP TABLE IF EXISTS observation_staging")
         cursor.execute(
             "CREATE TEMP TABLE observation_staging (station_id bigint, variable text, time bigint, "
-            "value double precision, units text, quality_flag text, is_validation boolean) ON COMMIT DROP")
+            "value double precision, units text, quality_flag text, is_validation boolean) ON COMMIT DROP"
+        )
         with cursor.cursor.copy("COPY observation_staging FROM STDIN (FORMAT csv)") as copy:
             while block := buffer.read(1 << 22):
                 copy.write(block)
@@ -249,7 +275,9 @@ def load_point_data(data: PointData, run: IngestRun) -> tuple[int, int, int]:
             "(station_id, variable, time, value, units, quality_flag, is_validation, ingest_run_id) "
             "SELECT station_id, variable, to_timestamp(time), value, units, coalesce(quality_flag, ''), "
             "is_validation, %s FROM observation_staging "
-            "ON CONFLICT (station_id, variable, time, is_validation) DO NOTHING", [run.id])
+            "ON CONFLICT (station_id, variable, time, is_validation) DO NOTHING",
+            [run.id],
+        )
         inserted = cursor.rowcount
         cursor.execute("DROP TABLE observation_staging")
     return len(ids), inserted, len(table) - inserted
@@ -265,10 +293,17 @@ def register_grid(ds, *, run: IngestRun, path: Path) -> GridFile:
         return None if value is None else timezone.make_aware(dt.datetime.fromisoformat(str(value)[:19]), dt.UTC)
 
     return GridFile.objects.create(
-        ingest_run=run, path=str(path), sha256=run.files[0]["sha256"], reader=run.reader,
-        variables=info.get("variables", []), bbox=Polygon.from_bbox(bbox) if bbox else None,
-        time_start=aware(times.get("start")), time_end=aware(times.get("end")), time_steps=times.get("steps", 0),
-        grid=info.get("grid", {}))
+        ingest_run=run,
+        path=str(path),
+        sha256=run.files[0]["sha256"],
+        reader=run.reader,
+        variables=info.get("variables", []),
+        bbox=Polygon.from_bbox(bbox) if bbox else None,
+        time_start=aware(times.get("start")),
+        time_end=aware(times.get("end")),
+        time_steps=times.get("steps", 0),
+        grid=info.get("grid", {}),
+    )
 
 
 def cube_for(grid: GridFile) -> Path:
@@ -298,7 +333,9 @@ def cube_for(grid: GridFile) -> Path:
             for name, var in ds.data_vars.items():
                 if var.dtype.kind not in "fiu" or var.ndim == 0:
                     continue
-                chunks = tuple(1 if dim == "time" else min(size, 256) for dim, size in zip(var.dims, var.shape, strict=True))
+                chunks = tuple(
+                    1 if dim == "time" else min(size, 256) for dim, size in zip(var.dims, var.shape, strict=True)
+                )
                 encoding[name] = {"zlib": True, "complevel": 4, "chunksizes": chunks}
             partial = target.with_suffix(f".tmp{os.getpid()}")
             ds.attrs["source_file"], ds.attrs["source_sha256"] = grid.path, grid.sha256

@@ -1,4 +1,5 @@
 """The land-surface hydrology data portal (Django project)."""
+
 from .celery import app as celery_app
 
 __all__ = ("celery_app",)

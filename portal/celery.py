@@ -1,4 +1,5 @@
 """Celery application: broker and settings come from Django settings (``CELERY_*``)."""
+
 import os
 
 from celery import Celery

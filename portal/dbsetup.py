@@ -3,6 +3,7 @@
 Run as ``python -m portal.dbsetup``; it connects to the server's ``postgres`` database with the
 same credentials, creates the database, then the ``postgis`` extension inside it. Idempotent.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,9 @@ DEFAULT = "postgis://postgres@127.0.0.1:5432/hydroportal"
 def main() -> int:
     url = os.environ.get("DATABASE_URL", DEFAULT)
     cfg = dj_database_url.parse(url)
-    conninfo = dict(host=cfg["HOST"] or None, port=cfg["PORT"] or None, user=cfg["USER"] or None,
-                    password=cfg["PASSWORD"] or None)
+    conninfo = dict(
+        host=cfg["HOST"] or None, port=cfg["PORT"] or None, user=cfg["USER"] or None, password=cfg["PASSWORD"] or None
+    )
     name = cfg["NAME"]
     try:
         with psycopg.connect(dbname="postgres", autocommit=True, **conninfo) as conn:

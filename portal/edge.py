@@ -15,6 +15,7 @@ Three middleware, in ``settings.MIDDLEWARE``:
 Answers of the edge are JSON ``{"detail": ...}`` (plus named fields) where clients are programs
 (:func:`wants_json`), a short HTML page elsewhere (:func:`error_response`).
 """
+
 from __future__ import annotations
 
 import io
@@ -45,8 +46,9 @@ def wants_json(path: str) -> bool:
     return path.startswith(("/api/", "/opendap/")) or path in ("/api", "/opendap")
 
 
-def error_response(request, status: int, title: str, detail: str, *, headers: dict | None = None,
-                   **fields) -> HttpResponse:
+def error_response(
+    request, status: int, title: str, detail: str, *, headers: dict | None = None, **fields
+) -> HttpResponse:
     """An answer of the edge: JSON ``{"detail": detail, **fields}`` for programs, a short HTML page otherwise.
 
     Parameters
@@ -65,19 +67,30 @@ def error_response(request, status: int, title: str, detail: str, *, headers: di
         More JSON members (``field``, ``limit``, ``retry_after``).
     """
     if wants_json(request.path_info):
-        return JsonResponse({"detail": detail, **fields}, status=status, headers=headers,
-                            json_dumps_params={"ensure_ascii": False})
-    return HttpResponse(_PAGE.format(title=escape(title), detail=escape(detail)), status=status, headers=headers,
-                        content_type="text/html; charset=utf-8")
+        return JsonResponse(
+            {"detail": detail, **fields}, status=status, headers=headers, json_dumps_params={"ensure_ascii": False}
+        )
+    return HttpResponse(
+        _PAGE.format(title=escape(title), detail=escape(detail)),
+        status=status,
+        headers=headers,
+        content_type="text/html; charset=utf-8",
+    )
 
 
 # --- database down -------------------------------------------------------------------------------
 
+
 def _database_unavailable(request) -> HttpResponse:
     seconds = settings.DATABASE_UNAVAILABLE_RETRY_AFTER
-    return error_response(request, 503, "Service unavailable",
-                          "the portal's database is unavailable; please try again in a minute",
-                          headers={"Retry-After": str(seconds)}, retry_after=seconds)
+    return error_response(
+        request,
+        503,
+        "Service unavailable",
+        "the portal's database is unavailable; please try again in a minute",
+        headers={"Retry-After": str(seconds)},
+        retry_after=seconds,
+    )
 
 
 @receiver(got_request_exception, dispatch_uid="portal.edge.database_errors")
@@ -104,20 +117,29 @@ class DatabaseUnavailableMiddleware:
         response = self.get_response(request)
         exc = getattr(request, "_portal_database_error", None)
         if exc is not None:
-            log.warning("database unavailable while handling %s: %s: %s", request.path_info, type(exc).__name__,
-                        str(exc).strip()[:200])
+            log.warning(
+                "database unavailable while handling %s: %s: %s",
+                request.path_info,
+                type(exc).__name__,
+                str(exc).strip()[:200],
+            )
             return _database_unavailable(request)
         return response
 
     def process_exception(self, request, exception):
         if isinstance(exception, DATABASE_ERRORS):
-            log.warning("database unavailable while handling %s: %s: %s", request.path_info,
-                        type(exception).__name__, str(exception).strip()[:200])
+            log.warning(
+                "database unavailable while handling %s: %s: %s",
+                request.path_info,
+                type(exception).__name__,
+                str(exception).strip()[:200],
+            )
             return _database_unavailable(request)
         return None
 
 
 # --- request caps --------------------------------------------------------------------------------
+
 
 def _nul_in_query(query_string: str) -> str | None:
     """The name of the first query parameter whose name or value holds a NUL byte; None if none does."""
@@ -146,13 +168,18 @@ class RequestCapsMiddleware:
     @staticmethod
     def check_nul(request) -> HttpResponse | None:
         if "\x00" in request.path_info:
-            return error_response(request, 400, "Bad request", "a NUL byte (%00) in the path is not allowed",
-                                  field="path")
+            return error_response(
+                request, 400, "Bad request", "a NUL byte (%00) in the path is not allowed", field="path"
+            )
         name = _nul_in_query(request.META.get("QUERY_STRING", ""))
         if name is not None:
-            return error_response(request, 400, "Bad request",
-                                  f"a NUL byte (%00) in the query string (parameter {name!r}) is not allowed",
-                                  field=name)
+            return error_response(
+                request,
+                400,
+                "Bad request",
+                f"a NUL byte (%00) in the query string (parameter {name!r}) is not allowed",
+                field=name,
+            )
         return None
 
     @staticmethod
@@ -161,8 +188,13 @@ class RequestCapsMiddleware:
         length = request.META.get("CONTENT_LENGTH") or ""
         if length:
             if not (length.isascii() and length.isdigit()):
-                return error_response(request, 400, "Bad request", f"Content-Length {length[:40]!r}: expected a "
-                                      "number of bytes", field="Content-Length")
+                return error_response(
+                    request,
+                    400,
+                    "Bad request",
+                    f"Content-Length {length[:40]!r}: expected a number of bytes",
+                    field="Content-Length",
+                )
             if int(length) > cap:
                 return _too_large(request, cap)
             return None
@@ -170,8 +202,13 @@ class RequestCapsMiddleware:
             try:
                 data = request.META["wsgi.input"].read(cap + 1)
             except Exception as exc:  # bad chunk framing or the client went away (the server's own errors)
-                return error_response(request, 400, "Bad request", f"the chunked request body could not be read "
-                                      f"({type(exc).__name__})", field="body")
+                return error_response(
+                    request,
+                    400,
+                    "Bad request",
+                    f"the chunked request body could not be read ({type(exc).__name__})",
+                    field="body",
+                )
             if len(data) > cap:
                 return _too_large(request, cap)
             request.META["CONTENT_LENGTH"] = str(len(data))
@@ -180,12 +217,18 @@ class RequestCapsMiddleware:
 
 
 def _too_large(request, cap: int) -> HttpResponse:
-    return error_response(request, 413, "Request too large",
-                          f"the request body is larger than {cap} bytes ({cap / 2**20:g} MiB), the most the portal "
-                          "accepts; for a long polygon submit a job with a simplified one", limit=cap)
+    return error_response(
+        request,
+        413,
+        "Request too large",
+        f"the request body is larger than {cap} bytes ({cap / 2**20:g} MiB), the most the portal "
+        "accepts; for a long polygon submit a job with a simplified one",
+        limit=cap,
+    )
 
 
 # --- rate limits ---------------------------------------------------------------------------------
+
 
 class RateLimitMiddleware:
     """Rate limits per front door and per user or anonymous client (:func:`portal.limits.hit_rate`).
@@ -202,8 +245,14 @@ class RateLimitMiddleware:
         usage = limits.hit_rate(request)
         if usage is not None and usage.exceeded:
             body = usage.as_dict()
-            response = error_response(request, 429, "Too many requests", body.pop("detail"),
-                                      headers={"Retry-After": str(usage.retry_after)}, **body)
+            response = error_response(
+                request,
+                429,
+                "Too many requests",
+                body.pop("detail"),
+                headers={"Retry-After": str(usage.retry_after)},
+                **body,
+            )
         else:
             response = self.get_response(request)
         if usage is not None:
@@ -213,6 +262,7 @@ class RateLimitMiddleware:
 
 
 # --- login protection ----------------------------------------------------------------------------
+
 
 def axes_username(request, credentials: dict | None) -> str | None:
     """The user name django-axes counts failures for, whatever the entry.

@@ -29,6 +29,7 @@ References
   (OGC 17-069r4): ``bbox`` and ``datetime``.
 * RFC 3339, https://www.rfc-editor.org/rfc/rfc3339; GeoJSON, RFC 7946 section 5.2 (the antimeridian).
 """
+
 from __future__ import annotations
 
 import calendar
@@ -60,8 +61,15 @@ BBOX = "4 comma-separated numbers min_lon,min_lat,max_lon,max_lat"
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 
 
-def parse_numbers(value: Any, n: int | Sequence[int], what: str, field: str, *, arrays: bool = False,
-                  error: ErrorFactory = ExtentError) -> list[float]:
+def parse_numbers(
+    value: Any,
+    n: int | Sequence[int],
+    what: str,
+    field: str,
+    *,
+    arrays: bool = False,
+    error: ErrorFactory = ExtentError,
+) -> list[float]:
     """``n`` finite numbers: comma-separated text in ASCII digits, or a JSON array of numbers.
 
     Parameters
@@ -87,8 +95,10 @@ def parse_numbers(value: Any, n: int | Sequence[int], what: str, field: str, *, 
     counts = (n,) if isinstance(n, int) else tuple(n)
     if arrays and isinstance(value, list | tuple):
         parts = list(value)
-        readable = all(isinstance(p, int | float) and not isinstance(p, bool)
-                       or isinstance(p, str) and _NUMBER.fullmatch(p) for p in parts)
+        readable = all(
+            isinstance(p, int | float) and not isinstance(p, bool) or isinstance(p, str) and _NUMBER.fullmatch(p)
+            for p in parts
+        )
     else:
         parts = str(value).split(",")
         readable = all(_NUMBER.fullmatch(p) for p in parts)
@@ -102,8 +112,16 @@ def parse_numbers(value: Any, n: int | Sequence[int], what: str, field: str, *, 
     return values
 
 
-def parse_bbox(value: Any, field: str = "bbox", *, what: str = BBOX, heights: str = "no", arrays: bool = False,
-               wgs84: bool = False, error: ErrorFactory = ExtentError) -> tuple[float, float, float, float]:
+def parse_bbox(
+    value: Any,
+    field: str = "bbox",
+    *,
+    what: str = BBOX,
+    heights: str = "no",
+    arrays: bool = False,
+    wgs84: bool = False,
+    error: ErrorFactory = ExtentError,
+) -> tuple[float, float, float, float]:
     """A box ``min_lon,min_lat,max_lon,max_lat`` in degrees.
 
     Parameters
@@ -136,8 +154,11 @@ def parse_bbox(value: Any, field: str = "bbox", *, what: str = BBOX, heights: st
     west, south, east, north = numbers if len(numbers) == 4 else (numbers[0], numbers[1], numbers[3], numbers[4])
     if wgs84:
         if not (-180 <= west <= 180 and -180 <= east <= 180):
-            raise error(field, "expected longitudes in [-180, 180] (min_lon > max_lon crosses the antimeridian), "
-                               f"got {str(value)[:80]!r}")
+            raise error(
+                field,
+                "expected longitudes in [-180, 180] (min_lon > max_lon crosses the antimeridian), "
+                f"got {str(value)[:80]!r}",
+            )
         if not (-90 <= south <= 90 and -90 <= north <= 90):
             raise error(field, f"expected latitudes in [-90, 90], got {str(value)[:80]!r}")
         if south > north:
@@ -158,8 +179,9 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:
 _LEAP_SECOND = re.compile(r"(?<=:)60(?=(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$)")
 
 
-def parse_instant(text: str, name: str, field: str, *, rfc3339: bool = False,
-                  error: ErrorFactory = ExtentError) -> str | pd.Timestamp:
+def parse_instant(
+    text: str, name: str, field: str, *, rfc3339: bool = False, error: ErrorFactory = ExtentError
+) -> str | pd.Timestamp:
     """One end of a period: a date stays text (it covers its year, month or day), a date-time
     becomes a naive UTC :class:`pandas.Timestamp`.
 
@@ -185,8 +207,11 @@ def parse_instant(text: str, name: str, field: str, *, rfc3339: bool = False,
             stamp = pd.NaT
     if stamp is pd.NaT:
         standard = "RFC 3339" if rfc3339 else "ISO 8601"
-        raise error(field, f"{name} {text[:60]!r} is not an {standard} date (2001-02-03) or date-time "
-                           "(2001-02-03T12:00:00Z, with Z or an offset such as +08:00)")
+        raise error(
+            field,
+            f"{name} {text[:60]!r} is not an {standard} date (2001-02-03) or date-time "
+            "(2001-02-03T12:00:00Z, with Z or an offset such as +08:00)",
+        )
     if len(text) <= 10:
         return text  # a year, month or day: covers all of it at either end
     if stamp.tzinfo is not None:
@@ -194,8 +219,9 @@ def parse_instant(text: str, name: str, field: str, *, rfc3339: bool = False,
     return stamp
 
 
-def parse_period(text: str | None, field: str, *, rfc3339: bool = False, unbounded: bool = True,
-                 error: ErrorFactory = ExtentError) -> tuple[Bound, Bound] | None:
+def parse_period(
+    text: str | None, field: str, *, rfc3339: bool = False, unbounded: bool = True, error: ErrorFactory = ExtentError
+) -> tuple[Bound, Bound] | None:
     """An instant, ``start/end``, ``../end``, ``start/..`` (an empty end is open too), or nothing.
 
     Parameters
@@ -225,8 +251,10 @@ def parse_period(text: str | None, field: str, *, rfc3339: bool = False, unbound
         return (instant, instant)
     if len(parts) != 2:
         raise error(field, f"expected an instant or an interval start/end, got {str(text)[:80]!r}")
-    start, end = (None if p.strip() in ("", "..") else parse_instant(p, n, field, rfc3339=rfc3339, error=error)
-                  for p, n in zip(parts, ("start", "end"), strict=True))
+    start, end = (
+        None if p.strip() in ("", "..") else parse_instant(p, n, field, rfc3339=rfc3339, error=error)
+        for p, n in zip(parts, ("start", "end"), strict=True)
+    )
     if start is None and end is None:
         if not unbounded:
             raise error(field, "at least one end of the interval must be a date or date-time ('../..' is not allowed)")
@@ -249,8 +277,9 @@ def bound_datetime(bound: Bound, *, end: bool) -> dt.datetime | None:
     return bound.round("us").to_pydatetime().replace(tzinfo=dt.UTC)
 
 
-def period_bounds(period: tuple[Bound, Bound] | None, field: str,
-                  error: ErrorFactory = ExtentError) -> tuple[dt.datetime | None, dt.datetime | None] | None:
+def period_bounds(
+    period: tuple[Bound, Bound] | None, field: str, error: ErrorFactory = ExtentError
+) -> tuple[dt.datetime | None, dt.datetime | None] | None:
     """The period of :func:`parse_period` as aware UTC datetimes ``(start, end)`` (None: an open end).
 
     Raises

@@ -19,6 +19,7 @@ RFC 8246 (``immutable``), RFC 6266 (Content-Disposition); Cloud Optimized GeoTIF
 https://www.ogc.org/standards/ogcapi-coverages (``profile=cloud-optimized``); CoverageJSON,
 https://www.iana.org/assignments/media-types/application/prs.coverage+json.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,7 +55,8 @@ OCTET_STREAM = "application/octet-stream"
 # NetCDF (compressed chunks), zip, TIFF (deflate tiles) and other binaries are left as they are.
 _COMPRESSIBLE = re.compile(
     r"^(text/[\w.+-]+|application/(json|[\w.+-]+\+json|javascript|ecmascript|xml|[\w.+-]+\+xml|x-ndjson"
-    r"|vnd\.oai\.openapi)|image/svg\+xml)$")
+    r"|vnd\.oai\.openapi)|image/svg\+xml)$"
+)
 
 
 def media_type_for(name: str, default: str = OCTET_STREAM) -> str:
@@ -163,9 +165,17 @@ class _FileRange:
         self._handle.close()
 
 
-def file_response(request: HttpRequest, path: str | os.PathLike, *, filename: str, content_type: str | None = None,
-                  immutable: bool, private: bool = False, max_age: int | None = None,
-                  sha256: str | None = None) -> HttpResponseBase:
+def file_response(
+    request: HttpRequest,
+    path: str | os.PathLike,
+    *,
+    filename: str,
+    content_type: str | None = None,
+    immutable: bool,
+    private: bool = False,
+    max_age: int | None = None,
+    sha256: str | None = None,
+) -> HttpResponseBase:
     """Answer a GET or HEAD of the file at ``path`` as an attachment, with ranges and validators.
 
     Parameters
@@ -238,8 +248,11 @@ def file_response(request: HttpRequest, path: str | os.PathLike, *, filename: st
         try:
             byte_range = parse_range(request.headers.get("Range"), size)
         except RangeNotSatisfiable:
-            response = HttpResponse(f"range not satisfiable: the file has {size} bytes\n", status=416,
-                                    content_type="text/plain; charset=utf-8")
+            response = HttpResponse(
+                f"range not satisfiable: the file has {size} bytes\n",
+                status=416,
+                content_type="text/plain; charset=utf-8",
+            )
             response.headers["Content-Range"] = f"bytes */{size}"
             return finish(response)
 
@@ -255,8 +268,13 @@ def file_response(request: HttpRequest, path: str | os.PathLike, *, filename: st
         response.headers["Content-Length"] = str(size)
     else:
         start, stop = byte_range
-        response = FileResponse(_FileRange(handle, start, stop - start), status=206, as_attachment=True,
-                                filename=filename, content_type=content_type)
+        response = FileResponse(
+            _FileRange(handle, start, stop - start),
+            status=206,
+            as_attachment=True,
+            filename=filename,
+            content_type=content_type,
+        )
         response.headers["Content-Length"] = str(stop - start)
         response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
     response.headers["Content-Disposition"] = disposition
@@ -278,8 +296,14 @@ T = TypeVar("T")
 _log = logging.getLogger(__name__)
 
 
-def per_file_version(path: Path, cache: dict, compute: Callable[[Path], T], errors: tuple[type[Exception], ...],
-                     what: str, limit: int = 1024) -> T | None:
+def per_file_version(
+    path: Path,
+    cache: dict,
+    compute: Callable[[Path], T],
+    errors: tuple[type[Exception], ...],
+    what: str,
+    limit: int = 1024,
+) -> T | None:
     """``compute(path)`` remembered per version of the file (its path, mtime and size) in ``cache``.
 
     Returns None, logged, for a missing file or one ``compute`` fails on with one of ``errors``;

@@ -5,6 +5,7 @@ Command-line options still win over these. The longest a web worker holds a requ
 killed and replaced by the arbiter, and its client gets a closed connection. Answers that could take
 longer are jobs (subsets above ``SUBSET_SYNC_MAX_BYTES``), so no request of the portal needs more.
 """
+
 import os
 
 import gunicorn.http.wsgi

@@ -4,6 +4,7 @@ Checks the database (a query), the broker (Redis ``PING``) and the data root (a 
 removed). JSON ``{"status": "ok"|"unavailable", "checks": {name: {"ok": bool, "detail": str}}}``,
 200 when every check passes, 503 otherwise. Each check is bounded by a short timeout.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -24,7 +25,6 @@ def _database() -> str:
 
 
 def _broker() -> str:
-
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()

@@ -10,6 +10,7 @@ Request rates are limited here too (:func:`hit_rate`), per front door (:func:`fr
 user or anonymous client, counted in the Redis cache by django-ratelimit's core so that every web
 worker sees the same counts; :class:`portal.edge.RateLimitMiddleware` applies it to every request.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,23 +47,30 @@ class QuotaExceeded(Exception):
         self.quota, self.limit, self.used, self.retry_after = quota, limit, used, max(int(retry_after), 1)
 
     def as_dict(self) -> dict:
-        return {"detail": str(self), "quota": self.quota, "limit": self.limit, "used": self.used,
-                "retry_after": self.retry_after}
+        return {
+            "detail": str(self),
+            "quota": self.quota,
+            "limit": self.limit,
+            "used": self.used,
+            "retry_after": self.retry_after,
+        }
 
 
 def limits_for(user) -> Limits:
     """The limits of ``user`` (anonymous: the anonymous defaults; staff's own Quota row wins)."""
     if not getattr(user, "is_authenticated", False):
-        return Limits(settings.QUOTA_ANON_CONCURRENT_JOBS, settings.QUOTA_ANON_BYTES_PER_DAY,
-                      settings.RATE_ANON_PER_MINUTE)
-    base = Limits(settings.QUOTA_USER_CONCURRENT_JOBS, settings.QUOTA_USER_BYTES_PER_DAY,
-                  settings.RATE_USER_PER_MINUTE)
+        return Limits(
+            settings.QUOTA_ANON_CONCURRENT_JOBS, settings.QUOTA_ANON_BYTES_PER_DAY, settings.RATE_ANON_PER_MINUTE
+        )
+    base = Limits(settings.QUOTA_USER_CONCURRENT_JOBS, settings.QUOTA_USER_BYTES_PER_DAY, settings.RATE_USER_PER_MINUTE)
     own = getattr(user, "quota", None)  # a missing row raises RelatedObjectDoesNotExist, an AttributeError
     if own is None:
         return base
-    return Limits(own.concurrent_jobs if own.concurrent_jobs is not None else base.concurrent_jobs,
-                  own.bytes_per_day if own.bytes_per_day is not None else base.bytes_per_day,
-                  own.requests_per_minute if own.requests_per_minute is not None else base.requests_per_minute)
+    return Limits(
+        own.concurrent_jobs if own.concurrent_jobs is not None else base.concurrent_jobs,
+        own.bytes_per_day if own.bytes_per_day is not None else base.bytes_per_day,
+        own.requests_per_minute if own.requests_per_minute is not None else base.requests_per_minute,
+    )
 
 
 def _owner_filter(user, client: str | None) -> Q:
@@ -74,8 +82,12 @@ def _owner_filter(user, client: str | None) -> Q:
 def bytes_today(user, client: str | None) -> int:
     """Bytes downloaded by ``user`` (or the anonymous ``client``) in the last 24 hours."""
     since = timezone.now() - DAY
-    return DownloadLog.objects.filter(_owner_filter(user, client), created_at__gte=since).aggregate(
-        total=Sum("size"))["total"] or 0
+    return (
+        DownloadLog.objects.filter(_owner_filter(user, client), created_at__gte=since).aggregate(total=Sum("size"))[
+            "total"
+        ]
+        or 0
+    )
 
 
 def jobs_running(user, client: str | None) -> int:
@@ -92,16 +104,24 @@ def check_bytes(user, client: str | None, size: int) -> None:
     limit = limits_for(user).bytes_per_day
     used = bytes_today(user, client)
     if used and used + size > limit:
-        raise QuotaExceeded("bytes_per_day", f"this would take your downloads of the last 24 hours to "
-                            f"{(used + size) / 2**20:.1f} MiB, above your quota of {limit / 2**20:.0f} MiB"
-                            + ("" if getattr(user, "is_authenticated", False) else
-                               " (anonymous; signed-in users have more)"),
-                            limit=limit, used=used, retry_after=_seconds_until_bytes_free(user, client))
+        raise QuotaExceeded(
+            "bytes_per_day",
+            f"this would take your downloads of the last 24 hours to "
+            f"{(used + size) / 2**20:.1f} MiB, above your quota of {limit / 2**20:.0f} MiB"
+            + ("" if getattr(user, "is_authenticated", False) else " (anonymous; signed-in users have more)"),
+            limit=limit,
+            used=used,
+            retry_after=_seconds_until_bytes_free(user, client),
+        )
 
 
 def _seconds_until_bytes_free(user, client) -> int:
-    first = (DownloadLog.objects.filter(_owner_filter(user, client), created_at__gte=timezone.now() - DAY)
-             .order_by("created_at").values_list("created_at", flat=True).first())
+    first = (
+        DownloadLog.objects.filter(_owner_filter(user, client), created_at__gte=timezone.now() - DAY)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
     return int(((first + DAY) - timezone.now()).total_seconds()) if first else 60
 
 
@@ -110,17 +130,24 @@ def check_jobs(user, client: str | None) -> None:
     limit = limits_for(user).concurrent_jobs
     used = jobs_running(user, client)
     if used >= limit:
-        raise QuotaExceeded("concurrent_jobs", f"you have {used} job(s) queued or running, the most allowed at "
-                            f"once is {limit}: wait for one to finish or cancel one", limit=limit, used=used,
-                            retry_after=30)
+        raise QuotaExceeded(
+            "concurrent_jobs",
+            f"you have {used} job(s) queued or running, the most allowed at "
+            f"once is {limit}: wait for one to finish or cancel one",
+            limit=limit,
+            used=used,
+            retry_after=30,
+        )
 
 
 def usage(user, client: str | None = None) -> dict:
     """Limits and what is used of them, for the profile page and the API."""
     limits = limits_for(user)
-    return {"concurrent_jobs": {"limit": limits.concurrent_jobs, "used": jobs_running(user, client)},
-            "bytes_per_day": {"limit": limits.bytes_per_day, "used": bytes_today(user, client)},
-            "requests_per_minute": {"limit": limits.requests_per_minute}}
+    return {
+        "concurrent_jobs": {"limit": limits.concurrent_jobs, "used": jobs_running(user, client)},
+        "bytes_per_day": {"limit": limits.bytes_per_day, "used": bytes_today(user, client)},
+        "requests_per_minute": {"limit": limits.requests_per_minute},
+    }
 
 
 # Front doors by path, first match wins; None: not rate limited (static files, the health check).
@@ -173,9 +200,12 @@ class RateUsage:
         return max(self.limit - self.count, 0)
 
     def as_dict(self) -> dict:
-        return {"detail": f"too many requests to the {self.door} front door: at most {self.limit} a minute; "
-                          f"try again in {self.retry_after} s",
-                "limit": self.limit, "retry_after": self.retry_after}
+        return {
+            "detail": f"too many requests to the {self.door} front door: at most {self.limit} a minute; "
+            f"try again in {self.retry_after} s",
+            "limit": self.limit,
+            "retry_after": self.retry_after,
+        }
 
 
 _cache_down_until = 0.0  # per process: after a cache failure the limiter is skipped for a few seconds
@@ -229,8 +259,12 @@ def hit_rate(request) -> RateUsage | None:
         usage = get_usage(request, group=group, key=lambda _group, _request: key, rate=f"{rate}/m", increment=True)
     except Exception as exc:  # the cache (Redis) is down or slow: serve without a limit
         _cache_down_until = time.monotonic() + settings.RATELIMIT_RETRY_CACHE_SECONDS
-        log.warning("rate limits are off for %s s: the cache does not answer (%s: %s)",
-                    settings.RATELIMIT_RETRY_CACHE_SECONDS, type(exc).__name__, exc)
+        log.warning(
+            "rate limits are off for %s s: the cache does not answer (%s: %s)",
+            settings.RATELIMIT_RETRY_CACHE_SECONDS,
+            type(exc).__name__,
+            exc,
+        )
         return None
     if usage is None:
         return None

@@ -1,4 +1,5 @@
 """Middleware of the portal."""
+
 from __future__ import annotations
 
 from django.middleware.gzip import GZipMiddleware as DjangoGZipMiddleware
@@ -17,8 +18,11 @@ class GZipMiddleware(DjangoGZipMiddleware):
     """
 
     def process_response(self, request, response):
-        if (response.status_code == 206 or response.has_header("Content-Range")
-                or not compressible(response.get("Content-Type"))):
+        if (
+            response.status_code == 206
+            or response.has_header("Content-Range")
+            or not compressible(response.get("Content-Type"))
+        ):
             return response
         response = super().process_response(request, response)
         if response.get("Content-Encoding") == "gzip" and response.has_header("Accept-Ranges"):

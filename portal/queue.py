@@ -8,6 +8,7 @@ rolled-back transaction sends nothing (the idea of pretix's ``TransactionAwareTa
 Each task claims its row with a conditional ``UPDATE ... WHERE status = 'queued'`` and checks the
 row count, so a message delivered twice does the work once.
 """
+
 from __future__ import annotations
 
 import logging

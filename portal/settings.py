@@ -4,6 +4,7 @@ Every setting that differs between machines comes from an environment variable,
 parsed by the small typed helpers below, which fail loudly on a bad value
 (the pattern of healthchecks' ``hc/settings.py``).
 """
+
 from __future__ import annotations
 
 import os
@@ -69,8 +70,9 @@ def envdatabase(name: str, default: str, **options) -> dict:
     url = os.environ.get(name, default)
     scheme = urlsplit(url).scheme
     if scheme not in DATABASE_SCHEMES:
-        raise ImproperlyConfigured(f"{name}={url!r}: expected a postgis://, postgres:// or postgresql:// URL "
-                                   "(PostgreSQL with PostGIS)")
+        raise ImproperlyConfigured(
+            f"{name}={url!r}: expected a postgis://, postgres:// or postgresql:// URL (PostgreSQL with PostGIS)"
+        )
     return dj_database_url.parse(url, engine=POSTGIS_ENGINE, **options)
 
 
@@ -154,7 +156,9 @@ DATABASE_UNAVAILABLE_RETRY_AFTER = envint("DATABASE_UNAVAILABLE_RETRY_AFTER", "3
 DATABASE_CONNECT_TIMEOUT = envint("DATABASE_CONNECT_TIMEOUT", "3")
 # Station / tower / basin observation subsets (/api/observations/) answer at most this many rows.
 STATION_SUBSET_MAX_ROWS = envint("STATION_SUBSET_MAX_ROWS", "2000000")
-STATION_SUBSET_SYNC_MAX_ROWS = envint("STATION_SUBSET_SYNC_MAX_ROWS", "200000")  # /api/observations/: 413 above, saying how to split
+STATION_SUBSET_SYNC_MAX_ROWS = envint(
+    "STATION_SUBSET_SYNC_MAX_ROWS", "200000"
+)  # /api/observations/: 413 above, saying how to split
 # OAI-PMH at /oai/ (portal/oai): lists of OAI_PAGE_SIZE records per page (then a resumption token);
 # item identifiers oai:<OAI_REPOSITORY_IDENTIFIER>:<record id> (by default the host of PORTAL_URL).
 OAI_PAGE_SIZE = envint("OAI_PAGE_SIZE", "100")
@@ -291,9 +295,14 @@ AXES_USERNAME_CALLABLE = "portal.edge.axes_username"
 
 # Shared cache in Redis: rate-limit counters (django-ratelimit) are seen by every web worker.
 CACHE_URL = envstr("CACHE_URL", "redis://127.0.0.1:6379/1")
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
-                      "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "portal"),
-                      "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "portal"),
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
 
 # Bilingual site: Simplified Chinese and English, switchable.
 LANGUAGE_CODE = "en"
@@ -330,11 +339,29 @@ CORS_URLS_REGEX = r"^/(api|opendap)/.*$|^/datasets/[^/]+/versions/[0-9]+/files/[
 CORS_ALLOW_ALL_ORIGINS = True
 CORS_ALLOW_CREDENTIALS = False
 CORS_ALLOW_METHODS = ("GET", "HEAD", "OPTIONS", "POST")
-CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "range", "if-range", "if-none-match",
-                      "if-modified-since", "x-requested-with")
-CORS_EXPOSE_HEADERS = ("Content-Disposition", "Content-Range", "Accept-Ranges", "Content-Length", "ETag", "Location",
-                       "Last-Modified", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                       "X-Excluded-Networks")
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "range",
+    "if-range",
+    "if-none-match",
+    "if-modified-since",
+    "x-requested-with",
+)
+CORS_EXPOSE_HEADERS = (
+    "Content-Disposition",
+    "Content-Range",
+    "Accept-Ranges",
+    "Content-Length",
+    "ETag",
+    "Location",
+    "Last-Modified",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-Excluded-Networks",
+)
 
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
@@ -344,14 +371,19 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
 CELERY_BEAT_SCHEDULE = {"subset-housekeeping": {"task": "subsets.housekeeping", "schedule": 300.0}}
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["portal.accounts.authentication.HeaderAuthentication",
-                                       "rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.accounts.authentication.HeaderAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     # limit/offset read strictly and capped (API_MAX_PAGE_SIZE, API_MAX_OFFSET): a 400 naming the bad one
     "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.CappedLimitOffsetPagination",
     # JSON nested at most JSON_MAX_DEPTH deep (a 400 beyond); forms for the browsable API and the admin's
-    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.BoundedJSONParser", "rest_framework.parsers.FormParser",
-                               "rest_framework.parsers.MultiPartParser"],
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # ?format= is not DRF's renderer switch here (a 404 for format=csv): the subset front doors name
@@ -362,7 +394,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Land-surface hydrology data portal API",
     "DESCRIPTION": "Dataset records (TPDC schema), subsets, point and area series of published grids, "
-                   "asynchronous subset jobs. OGC API-EDR is at /api/edr/, OPeNDAP at /opendap/.",
+    "asynchronous subset jobs. OGC API-EDR is at /api/edr/, OPeNDAP at /opendap/.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -374,18 +406,20 @@ SPECTACULAR_SETTINGS = {
 # and styles (Leaflet and Chart.js set element styles from script, which CSP allows); JSON data blocks
 # (json_script) are not scripts. /api/docs/ (Swagger UI) loads its setup as a script of its own
 # (SpectacularSwaggerSplitView); only its inline <style> is allowed there (portal/api/urls.py).
-CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
-    "default-src": ["'self'"],
-    "script-src": ["'self'"],
-    "style-src": ["'self'"],
-    "img-src": ["'self'", "data:", "blob:"],
-    "font-src": ["'self'"],
-    "connect-src": ["'self'"],
-    "object-src": ["'none'"],
-    "base-uri": ["'self'"],
-    "form-action": ["'self'"],
-    "frame-ancestors": ["'none'"],
-}}
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"

@@ -21,8 +21,23 @@ class ValidationResultInline(admin.TabularInline):
 class GenerationRunAdmin(admin.ModelAdmin):
     list_display = ["id", "product", "status_badge", "created_at", "started_at", "seconds", "version", "requested_by"]
     list_filter = ["product", "status"]
-    readonly_fields = ["product", "dataset", "status", "parameters", "inputs", "code_version", "requested_by",
-                       "created_at", "started_at", "finished_at", "timings", "summary", "log", "error", "version"]
+    readonly_fields = [
+        "product",
+        "dataset",
+        "status",
+        "parameters",
+        "inputs",
+        "code_version",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "timings",
+        "summary",
+        "log",
+        "error",
+        "version",
+    ]
     inlines = [ValidationResultInline]
     actions = ["regenerate"]
     change_form_template = "admin/products/generationrun/change_form.html"
@@ -46,6 +61,8 @@ class GenerationRunAdmin(admin.ModelAdmin):
             self.message_user(request, f"{product}: run {run.id} queued")
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}),
-                         "auto_refresh": GenerationRun.objects.filter(status__in=["queued", "running"]).exists()}
+        extra_context = {
+            **(extra_context or {}),
+            "auto_refresh": GenerationRun.objects.filter(status__in=["queued", "running"]).exists(),
+        }
         return super().changelist_view(request, extra_context)

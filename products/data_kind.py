@@ -8,6 +8,7 @@ Generators write it as the ``data_kind`` global attribute of their files, into v
 it in f-strings and is written as it by JSON, pandas and netCDF4 -- the files and rows read exactly
 as before the enum existed.
 """
+
 from __future__ import annotations
 
 import enum

@@ -9,6 +9,7 @@ summary to :func:`products.services.publish`.
 This module sits below the pipelines and above the records: it imports the models, never
 :mod:`products.services` or the pipelines.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -148,8 +149,14 @@ class ValidationRow:
 
     def fields(self) -> dict[str, Any]:
         """The row's column values (no station: :func:`products.services.publish` resolves it)."""
-        return {"variable": self.variable, "units": self.units, "split": self.split, "scope": self.scope,
-                "label": self.label, **self.metrics}
+        return {
+            "variable": self.variable,
+            "units": self.units,
+            "split": self.split,
+            "scope": self.scope,
+            "label": self.label,
+            **self.metrics,
+        }
 
 
 @dataclass
@@ -202,9 +209,11 @@ def observations_frame(*, network: str, variables: list[str], stations: list[str
         Columns ``station`` (code), ``variable``, ``time`` (naive UTC datetime64[ns]), ``value``
         (float, in ``units``), ``units``, ``quality_flag``, ``is_validation``; empty when nothing matches.
     """
-    sql = ("SELECT s.code, o.variable, o.time, o.value, o.units, o.quality_flag, o.is_validation "
-           "FROM ingestion_observation o JOIN ingestion_station s ON s.id = o.station_id "
-           "WHERE s.network = %s AND o.variable = ANY(%s)")
+    sql = (
+        "SELECT s.code, o.variable, o.time, o.value, o.units, o.quality_flag, o.is_validation "
+        "FROM ingestion_observation o JOIN ingestion_station s ON s.id = o.station_id "
+        "WHERE s.network = %s AND o.variable = ANY(%s)"
+    )
     params: list = [network, variables]
     if stations:
         sql += " AND s.code = ANY(%s)"
@@ -212,7 +221,9 @@ def observations_frame(*, network: str, variables: list[str], stations: list[str
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    frame = pd.DataFrame(rows, columns=["station", "variable", "time", "value", "units", "quality_flag", "is_validation"])
+    frame = pd.DataFrame(
+        rows, columns=["station", "variable", "time", "value", "units", "quality_flag", "is_validation"]
+    )
     frame["time"] = pd.to_datetime(frame["time"], utc=True).dt.tz_localize(None)
     return frame
 
@@ -229,9 +240,21 @@ def stations_frame(*, network: str, stations: list[str] | None = None) -> pd.Dat
     qs = Station.objects.filter(network=network)
     if stations:
         qs = qs.filter(code__in=stations)
-    return pd.DataFrame([
-        {"code": s.code, "name": s.name, "lat": s.geom.y, "lon": s.geom.x, "elevation": s.elevation,
-         "land_cover": s.land_cover, "network": s.network, "source": s.source} for s in qs])
+    return pd.DataFrame(
+        [
+            {
+                "code": s.code,
+                "name": s.name,
+                "lat": s.geom.y,
+                "lon": s.geom.x,
+                "elevation": s.elevation,
+                "land_cover": s.land_cover,
+                "network": s.network,
+                "source": s.source,
+            }
+            for s in qs
+        ]
+    )
 
 
 def source_frames(source: str, *, variable_prefix: str) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
@@ -256,8 +279,11 @@ def source_frames(source: str, *, variable_prefix: str) -> tuple[pd.DataFrame, p
     networks = sorted(Station.objects.filter(source=source).values_list("network", flat=True).distinct())
     if not networks:
         return pd.DataFrame(), pd.DataFrame(), []
-    variables = sorted(Observation.objects.filter(station__source=source, variable__startswith=variable_prefix)
-                       .values_list("variable", flat=True).distinct())
+    variables = sorted(
+        Observation.objects.filter(station__source=source, variable__startswith=variable_prefix)
+        .values_list("variable", flat=True)
+        .distinct()
+    )
     obs = pd.concat([observations_frame(network=n, variables=variables) for n in networks], ignore_index=True)
     stations = pd.concat([stations_frame(network=n) for n in networks], ignore_index=True)
     return obs, stations[stations["source"] == source], networks
@@ -272,11 +298,18 @@ def ingested_input(role: str, kind: str) -> dict:
         ``role``, ``kind``, ``path`` (the files' common folder, :func:`public_path`), ``files``
         (count) and ``sha256`` (digest of the files' checksums in path order), for :func:`record_inputs`.
     """
-    runs = list(IngestRun.objects.filter(kind=kind, status=IngestRun.Status.SUCCEEDED)
-                .order_by("source_path").values_list("source_path", "checksum"))
-    return {"role": role, "kind": kind,
-            "path": public_path(os.path.commonpath([os.path.abspath(p) for p, _ in runs])) if runs else "",
-            "files": len(runs), "sha256": hashlib.sha256("".join(c for _, c in runs).encode()).hexdigest()}
+    runs = list(
+        IngestRun.objects.filter(kind=kind, status=IngestRun.Status.SUCCEEDED)
+        .order_by("source_path")
+        .values_list("source_path", "checksum")
+    )
+    return {
+        "role": role,
+        "kind": kind,
+        "path": public_path(os.path.commonpath([os.path.abspath(p) for p, _ in runs])) if runs else "",
+        "files": len(runs),
+        "sha256": hashlib.sha256("".join(c for _, c in runs).encode()).hexdigest(),
+    }
 
 
 def file_input(role: str, path: Path) -> dict:
@@ -287,8 +320,12 @@ def file_input(role: str, path: Path) -> dict:
 def twin_input(source: str, parameters: dict) -> dict:
     """Lineage entry for a synthetic twin made in memory: ``role``, ``path`` (the function or class that makes
     it, ``source``), an empty ``sha256`` (no file) and the ``parameters`` that fix it."""
-    return {"role": "synthetic twin (generated in memory, no file)", "path": source, "sha256": "",
-            "parameters": parameters}
+    return {
+        "role": "synthetic twin (generated in memory, no file)",
+        "path": source,
+        "sha256": "",
+        "parameters": parameters,
+    }
 
 
 def public_path(path: str | os.PathLike) -> str:

@@ -1,4 +1,5 @@
 """Generation runs of the products and the validation results they produce."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -32,8 +33,9 @@ class GenerationRun(models.Model):
     summary = models.JSONField(default=dict, help_text="headline metrics and counts")
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
-    version = models.OneToOneField("catalog.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="generation_run")
+    version = models.OneToOneField(
+        "catalog.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="generation_run"
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -66,8 +68,9 @@ class ValidationResult(models.Model):
         CLASS = "class", "Class"
 
     run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="validation_results")
-    version = models.ForeignKey("catalog.DatasetVersion", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="validation_results")
+    version = models.ForeignKey(
+        "catalog.DatasetVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="validation_results"
+    )
     variable = models.CharField(max_length=50)
     units = models.CharField(max_length=50)
     split = models.CharField(max_length=30)

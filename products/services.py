@@ -12,6 +12,7 @@ versions untouched.
 What the pipelines share (inputs, lineage, stage timing, validation rows) is in
 :mod:`products.lineage`, below the pipelines; this module sits above them.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -61,10 +62,21 @@ QUEUE_UNAVAILABLE = "the task queue is unavailable at the moment: request the ru
 def code_version() -> str:
     """The git commit of the running code (with ``-dirty`` when the tree has changes), or ``unknown``."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=settings.BASE_DIR,
-                                capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=settings.BASE_DIR,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
@@ -84,7 +96,8 @@ def request_run(product: str, *, parameters: dict | None = None, user=None) -> G
 
     def unavailable(exc: Exception) -> None:
         GenerationRun.objects.filter(id=run.id, status=GenerationRun.Status.QUEUED).update(
-            status=GenerationRun.Status.FAILED, error=QUEUE_UNAVAILABLE, finished_at=timezone.now())
+            status=GenerationRun.Status.FAILED, error=QUEUE_UNAVAILABLE, finished_at=timezone.now()
+        )
         raise RunError(QUEUE_UNAVAILABLE) from exc
 
     enqueue_on_commit(GENERATE_TASK, (run.id,), on_unavailable=unavailable)
@@ -106,8 +119,12 @@ def create_run(product: str, *, parameters: dict | None = None, user=None) -> Ge
     dataset = Dataset.objects.filter(id=spec.dataset_id).first()
     if dataset is None:
         raise RunError(f"the catalog record {spec.dataset_id} of {product} is not imported: run import_records first")
-    return GenerationRun.objects.create(product=product, dataset=dataset, parameters=parameters or {},
-                                        requested_by=user if user and user.is_authenticated else None)
+    return GenerationRun.objects.create(
+        product=product,
+        dataset=dataset,
+        parameters=parameters or {},
+        requested_by=user if user and user.is_authenticated else None,
+    )
 
 
 def latest_version(product: str) -> DatasetVersion | None:
@@ -124,7 +141,8 @@ def execute_run(run_id: int) -> GenerationRun:
     ``UPDATE ... WHERE status = 'queued'``, and its row count says whether this call won it.
     """
     claimed = GenerationRun.objects.filter(id=run_id, status=GenerationRun.Status.QUEUED).update(
-        status=GenerationRun.Status.RUNNING, started_at=timezone.now(), code_version=code_version())
+        status=GenerationRun.Status.RUNNING, started_at=timezone.now(), code_version=code_version()
+    )
     run = GenerationRun.objects.get(id=run_id)
     if not claimed:
         return run
@@ -138,8 +156,10 @@ def execute_run(run_id: int) -> GenerationRun:
         shutil.rmtree(workdir, ignore_errors=True)
         append_log(run.id, f"failed: {exc}")
         GenerationRun.objects.filter(id=run.id).update(
-            status=GenerationRun.Status.FAILED, finished_at=timezone.now(),
-            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+            status=GenerationRun.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}",
+        )
     run.refresh_from_db()
     return run
 
@@ -176,20 +196,38 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
             relative = Path("products") / run.product / f"v{number}"
             run.refresh_from_db(fields=["inputs", "timings", "parameters", "code_version", "started_at"])
             version = DatasetVersion.objects.create(
-                dataset=run.dataset, number=number, directory=str(relative), notes=output.notes,
-                lineage={"run": run.id, "product": run.product, "code_version": run.code_version,
-                         "parameters": run.parameters, "inputs": run.inputs, "timings": run.timings,
-                         "summary": summary, "started_at": run.started_at.isoformat()})
+                dataset=run.dataset,
+                number=number,
+                directory=str(relative),
+                notes=output.notes,
+                lineage={
+                    "run": run.id,
+                    "product": run.product,
+                    "code_version": run.code_version,
+                    "parameters": run.parameters,
+                    "inputs": run.inputs,
+                    "timings": run.timings,
+                    "summary": summary,
+                    "started_at": run.started_at.isoformat(),
+                },
+            )
             for name, description in output.files.items():
-                DatasetFile.objects.create(version=version, name=name, path=str(relative / name),
-                                           media_type=media_type_for(name), description=description, **files[name])
+                DatasetFile.objects.create(
+                    version=version,
+                    name=name,
+                    path=str(relative / name),
+                    media_type=media_type_for(name),
+                    description=description,
+                    **files[name],
+                )
             ValidationResult.objects.bulk_create(
-                ValidationResult(run=run, version=version, **row) for row in _with_stations(output.validation))
+                ValidationResult(run=run, version=version, **row) for row in _with_stations(output.validation)
+            )
             # in the same transaction as "succeeded": a reader never sees the status without this line
             append_log(run.id, f"published {run.dataset_id} v{number} ({len(files)} files)")
             GenerationRun.objects.filter(id=run.id).update(
-                status=GenerationRun.Status.SUCCEEDED, finished_at=timezone.now(), version=version,
-                summary=summary)
+                status=GenerationRun.Status.SUCCEEDED, finished_at=timezone.now(), version=version, summary=summary
+            )
             final = Path(settings.DATA_ROOT) / relative
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():  # left by a run whose commit failed: no row refers to it
@@ -232,8 +270,16 @@ def _finish_files(run: GenerationRun, workdir: Path, output: ProductOutput, numb
 # Global attributes a product file describes itself with: the record's values never replace them
 # (a synthetic twin keeps its own title; ``references`` are merged). Extents, ``featureType``,
 # ``data_kind`` and every other attribute the record does not define are left alone too.
-FILE_OWN_ATTRIBUTES = ("title", "summary", "source", "comment", "platform", "platform_vocabulary", "instrument",
-                       "instrument_vocabulary")
+FILE_OWN_ATTRIBUTES = (
+    "title",
+    "summary",
+    "source",
+    "comment",
+    "platform",
+    "platform_vocabulary",
+    "instrument",
+    "instrument_vocabulary",
+)
 SYNTHETIC_PLATFORM = "none: a SYNTHETIC twin (made-up inputs shaped like the real ones, no instrument's data)"
 _PUBLISHER = "products.services.publish"
 
@@ -273,25 +319,44 @@ def stamp_netcdf(path: Path, *, dataset: Dataset, number: int, run_id: int | Non
         if own or links:
             attrs["references"] = "; ".join([own, *links] if own else links)
         lines = [h for h in str(present.get("history", "")).splitlines() if h.strip() and _PUBLISHER not in h]
-        lines.append(f"{now} published as {dataset.id} v{number} by {_PUBLISHER}"
-                     + (f" (run {run_id})" if run_id is not None else "") + ", with the catalog record's ACDD attributes")
+        lines.append(
+            f"{now} published as {dataset.id} v{number} by {_PUBLISHER}"
+            + (f" (run {run_id})" if run_id is not None else "")
+            + ", with the catalog record's ACDD attributes"
+        )
         if present.get("data_kind") == DataKind.SYNTHETIC and "platform" not in present:
-            attrs.update(platform=SYNTHETIC_PLATFORM, instrument=SYNTHETIC_PLATFORM, platform_vocabulary="none",
-                         instrument_vocabulary="none")
+            attrs.update(
+                platform=SYNTHETIC_PLATFORM,
+                instrument=SYNTHETIC_PLATFORM,
+                platform_vocabulary="none",
+                instrument_vocabulary="none",
+            )
         spec = product_for_dataset(dataset.id)
         if spec is not None and spec.vertical is not None and "geospatial_vertical_min" not in present:
             low, high, positive = spec.vertical
-            attrs.update(geospatial_vertical_min=low, geospatial_vertical_max=high, geospatial_vertical_units="m",
-                         geospatial_vertical_positive=positive,
-                         geospatial_vertical_resolution="point" if low == high else f"{high - low:g} m (one layer)")
+            attrs.update(
+                geospatial_vertical_min=low,
+                geospatial_vertical_max=high,
+                geospatial_vertical_units="m",
+                geospatial_vertical_positive=positive,
+                geospatial_vertical_resolution="point" if low == high else f"{high - low:g} m (one layer)",
+            )
         for axis in ("lat", "lon"):  # features (stations, basins, regions), not a grid
             if f"geospatial_{axis}_resolution" not in present and axis not in nc.dimensions:
                 attrs[f"geospatial_{axis}_resolution"] = "point (features at their locations, no grid)"
         if "geospatial_lat_min" not in present and "lat" not in nc.variables and dataset.bbox is not None:
             attrs.update(bbox_attributes(dataset.bbox.extent))  # features without coordinates (river basins)
-        attrs.update({"Conventions": CONVENTIONS, "product_version": f"v{number}", "date_created": now,
-                      "date_issued": now, "date_modified": now, "date_metadata_modified": now,
-                      "history": "\n".join(lines)})
+        attrs.update(
+            {
+                "Conventions": CONVENTIONS,
+                "product_version": f"v{number}",
+                "date_created": now,
+                "date_issued": now,
+                "date_modified": now,
+                "date_metadata_modified": now,
+                "history": "\n".join(lines),
+            }
+        )
         nc.setncatts(attrs)
     return attrs
 

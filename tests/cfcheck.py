@@ -13,6 +13,7 @@ Use :func:`check` in tests::
     assert report.score("cf:1.8") == 1.0, report.explain()
     assert report.score("acdd:1.3") >= 0.9, report.explain()
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,8 +59,13 @@ def cf_messages(path: Path) -> tuple[list[str], list[str]]:
     """cfchecker's (errors, warnings) for ``path``: FATAL and ERROR, then WARN, each ``where: message``."""
     from cfchecker.cfchecks import CFChecker
 
-    checker = CFChecker(cfStandardNamesXML=_standard_name_table(), cfAreaTypesXML=str(TABLES / "area-type-table.xml"),
-                        cfRegionNamesXML=str(TABLES / "standardized-region-list.xml"), silent=True, version=None)
+    checker = CFChecker(
+        cfStandardNamesXML=_standard_name_table(),
+        cfAreaTypesXML=str(TABLES / "area-type-table.xml"),
+        cfRegionNamesXML=str(TABLES / "standardized-region-list.xml"),
+        silent=True,
+        version=None,
+    )
     with contextlib.redirect_stdout(io.StringIO()):
         results = checker.checker(str(path))
     errors, warnings = [], []
@@ -89,8 +95,9 @@ def check(path: str | Path, suites: tuple[str, ...] = SUITES) -> Report:
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             # compliance-checker 6.1 warns about its own check API on every run (not about the file)
-            warnings.filterwarnings("ignore", "Passing the dataset to every single check is deprecated",
-                                    DeprecationWarning)
+            warnings.filterwarnings(
+                "ignore", "Passing the dataset to every single check is deprecated", DeprecationWarning
+            )
             results = suite.run_all(ds, list(suites), skip_checks=[])
         for name, (groups, errors) in results.items():
             if errors:
@@ -98,8 +105,11 @@ def check(path: str | Path, suites: tuple[str, ...] = SUITES) -> Report:
             # the score the checker's own reports give: points scored / possible, every priority
             summary = suite.build_structure(name, groups, str(path), limit=1)
             report.points[name] = (summary["scored_points"], summary["possible_points"])
-            report.failures[name] = [f"{r.name}: " + "; ".join(str(m) for m in r.msgs)
-                                     for r in summary["all_priorities"] if r.value[0] < r.value[1]]
+            report.failures[name] = [
+                f"{r.name}: " + "; ".join(str(m) for m in r.msgs)
+                for r in summary["all_priorities"]
+                if r.value[0] < r.value[1]
+            ]
     finally:
         ds.close()
     return report

@@ -6,6 +6,7 @@ that reads it (:data:`READS_SESSION_ET`, or any test of a file that asks for ``e
 generated on a few real towers and published. Tests run in transactions rolled back at their end, so they
 all see that committed state.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,12 +43,32 @@ pytest_plugins = ["tests.grids"]
 
 # A few real towers of different climates for quick generator runs.
 # Basin tables the ET product reads (five ET products, precipitation, runoff); the TWS files are not needed here.
-BASIN_FILES = ("ET_ERA5_Land_monthly.csv", "ET_FLUXCOM_monthly.csv", "ET_GLDAS21_NOAH36_monthly.csv",
-               "ET_GLEAM_monthly.csv", "ET_MOD16_monthly.csv", "P_ERA5_Land_monthly.csv", "P_GPCC_monthly.csv",
-               "P_MSWEP_monthly.csv", "R_ERA5_Land_monthly.csv")
+BASIN_FILES = (
+    "ET_ERA5_Land_monthly.csv",
+    "ET_FLUXCOM_monthly.csv",
+    "ET_GLDAS21_NOAH36_monthly.csv",
+    "ET_GLEAM_monthly.csv",
+    "ET_MOD16_monthly.csv",
+    "P_ERA5_Land_monthly.csv",
+    "P_GPCC_monthly.csv",
+    "P_MSWEP_monthly.csv",
+    "R_ERA5_Land_monthly.csv",
+)
 FEW_BASINS, FEW_TOWERS = 24, 8
-FEW_SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren", "US-Ha1", "US-MMS", "US-Var",
-             "CN-Cha", "AU-Tum"]
+FEW_SITES = [
+    "AU-How",
+    "BE-Vie",
+    "BR-Sa1",
+    "CA-Oas",
+    "DE-Hai",
+    "FI-Hyy",
+    "IT-Ren",
+    "US-Ha1",
+    "US-MMS",
+    "US-Var",
+    "CN-Cha",
+    "AU-Tum",
+]
 
 # The session's ET version (a real generation: about half a minute) is made only for sessions that need it:
 # those running a test of a file that asks for ``et_run`` (any of its tests: they may rely on the version
@@ -76,8 +97,11 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 _CACHE_BASE = os.environ.get("CACHE_KEY_PREFIX", "portal").split("-test-")[0]
 CACHE_KEY_PREFIX = f"{_CACHE_BASE}-test-{XDIST_WORKER + '-' if XDIST_WORKER else ''}{uuid.uuid4().hex[:12]}"
 os.environ["CACHE_KEY_PREFIX"] = CACHE_KEY_PREFIX
-TEST_RATES = {"RATE_USER_PER_MINUTE": 1_000_000, "RATE_ANON_PER_MINUTE": 1_000_000,
-              "RATE_ACCOUNTS_POST_PER_MINUTE": 1_000_000}
+TEST_RATES = {
+    "RATE_USER_PER_MINUTE": 1_000_000,
+    "RATE_ANON_PER_MINUTE": 1_000_000,
+    "RATE_ACCOUNTS_POST_PER_MINUTE": 1_000_000,
+}
 for _name, _rate in TEST_RATES.items():
     os.environ.setdefault(_name, str(_rate))
 
@@ -121,7 +145,8 @@ def pytest_collection_modifyitems(config, items):
         if _test_file(item.nodeid) in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
         if NEEDS_DATABASE.isdisjoint(names) and not any(
-                item.get_closest_marker(name) for name in ("django_db", "worker", "browser", "slow")):
+            item.get_closest_marker(name) for name in ("django_db", "worker", "browser", "slow")
+        ):
             item.add_marker(pytest.mark.fast)
         for fixture, group in SHARED_FIXTURE_GROUPS.items():
             if fixture in names:
@@ -195,9 +220,24 @@ def redis_server(folder: Path, attempts: int = 3):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no", "--dir", str(folder), "--logfile", str(folder / "redis.log")],
-                                stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+                "--logfile",
+                str(folder / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         client, deadline, ready = redis.Redis(port=port), time.monotonic() + 20, False
         while not ready and proc.poll() is None and time.monotonic() < deadline:
             try:
@@ -269,6 +309,7 @@ def django_db_setup(django_db_setup, django_db_blocker, shared_data, catalog_dir
             def drop():
                 with django_db_blocker.unblock():
                     teardown_databases(made, verbosity=0)
+
             request.addfinalizer(drop)
         for path in sorted(catalog_dir.glob("*.json")):
             import_records(path)
@@ -283,10 +324,21 @@ def django_db_setup(django_db_setup, django_db_blocker, shared_data, catalog_dir
 def et_test_parameters() -> dict:
     """A small, quick et_fusion run: FEW_SITES, the first basins, the ECOSTRESS towers with most samples."""
     basins = sorted(Station.objects.filter(network="GRDC-MRB").values_list("code", flat=True))[:FEW_BASINS]
-    towers = list(Station.objects.filter(network="AmeriFlux", observations__variable="et_stic")
-                  .annotate(n=Count("observations")).order_by("-n", "code").values_list("code", flat=True)[:FEW_TOWERS])
-    return {"sites": FEW_SITES, "n_splits": 3, "basins": basins, "basin_splits": 3, "fusion_sites": towers,
-            "fusion_splits": 3, "fusion_max_iter": 3}
+    towers = list(
+        Station.objects.filter(network="AmeriFlux", observations__variable="et_stic")
+        .annotate(n=Count("observations"))
+        .order_by("-n", "code")
+        .values_list("code", flat=True)[:FEW_TOWERS]
+    )
+    return {
+        "sites": FEW_SITES,
+        "n_splits": 3,
+        "basins": basins,
+        "basin_splits": 3,
+        "fusion_sites": towers,
+        "fusion_splits": 3,
+        "fusion_max_iter": 3,
+    }
 
 
 @pytest.fixture
@@ -304,21 +356,30 @@ def service_env(django_db_setup, django_db_blocker, test_broker) -> dict:
     and closed, so that the database can be dropped.
     """
     db = connection.settings_dict
-    yield dict(os.environ, DATABASE_URL=f"postgis://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-               CELERY_BROKER_URL=test_broker, DATA_ROOT=str(settings.DATA_ROOT),
-               SHARED_DATA_DIR=str(settings.SHARED_DATA_DIR), DEBUG="false",
-               SUBSET_JOB_HEARTBEAT_SECONDS="0.5")
+    yield dict(
+        os.environ,
+        DATABASE_URL=f"postgis://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        CELERY_BROKER_URL=test_broker,
+        DATA_ROOT=str(settings.DATA_ROOT),
+        SHARED_DATA_DIR=str(settings.SHARED_DATA_DIR),
+        DEBUG="false",
+        SUBSET_JOB_HEARTBEAT_SECONDS="0.5",
+    )
     with django_db_blocker.unblock(), connection.cursor() as cursor:
-        cursor.execute("SELECT pid, application_name, client_port, state, backend_start, left(query, 120) "
-                       "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        cursor.execute(
+            "SELECT pid, application_name, client_port, state, backend_start, left(query, 120) "
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
         left = cursor.fetchall()
         if left:
             record = Path(settings.BASE_DIR) / "var" / "test-leftover-connections.log"
             record.parent.mkdir(exist_ok=True)
             with record.open("a") as out:
                 out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {db['NAME']}: {left}\n")
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(scope="session")
@@ -340,9 +401,26 @@ def web_server(env: dict, workers: int = 2, log: Path | None = None):
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     out = log.open("w") if log else None
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "portal.wsgi", "-c", "portal/gunicorn.conf.py",
-                             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
-                            cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            "-c",
+            "portal/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+    )
     deadline = time.monotonic() + 120  # two xdist workers and their servers start side by side
     try:
         while True:
@@ -372,9 +450,25 @@ def start_worker(service_env, tmp_path):
     def start():
         path = tmp_path / f"worker{len(procs)}.log"
         log = path.open("w")
-        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool=solo",
-                                 "--loglevel=INFO", "--without-heartbeat", "--without-mingle", "--without-gossip"],
-                                cwd=settings.BASE_DIR, env=service_env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "--without-heartbeat",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=settings.BASE_DIR,
+            env=service_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         proc.log_path, proc.log = path, log
         procs.append(proc)
         return proc
@@ -397,8 +491,9 @@ def celery_worker(start_worker):
 
 def make_user(email: str, password: str = "pa55-word-ok", *, verified: bool = True, **extra):
     """A portal account as sign-up leaves it: e-mail is the login; ``verified`` as after the link was followed."""
-    user = get_user_model().objects.create_user(username=extra.pop("username", email), email=email,
-                                                password=password, **extra)
+    user = get_user_model().objects.create_user(
+        username=extra.pop("username", email), email=email, password=password, **extra
+    )
     EmailAddress.objects.create(user=user, email=email, primary=True, verified=verified)
     return user
 
@@ -422,8 +517,16 @@ def wait_until(page, expression: str, arg=None, timeout: float = 30) -> None:
 
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -445,9 +548,15 @@ def page(portal_url, monkeypatch):
         page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
         page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: page.problems.append(f"request failed: {r.url}"))
-        page.on("request", lambda r: r.url.startswith(portal_url) or r.url.startswith(("data:", "blob:"))
-                or page.problems.append(f"external request: {r.url}"))
-        page.add_init_script("window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
-                             "e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));")
+        page.on(
+            "request",
+            lambda r: r.url.startswith(portal_url)
+            or r.url.startswith(("data:", "blob:"))
+            or page.problems.append(f"external request: {r.url}"),
+        )
+        page.add_init_script(
+            "window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
+            "e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
         yield page
         browser.close()

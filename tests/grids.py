@@ -1,4 +1,5 @@
 """Fixtures for the subset service tests: a published SYNTHETIC grid version."""
+
 from __future__ import annotations
 
 import io
@@ -32,9 +33,14 @@ def publish_grid(dataset_id: str = FT, days: int = 3, step: float = 1.0) -> Data
     lat, lon = np.arange(-90 + step / 2, 90, step), np.arange(-180 + step / 2, 180, step)
     time = pd.date_range("2015-01-01", periods=days, freq="D")
     values = grid_values(np.arange(days)[:, None, None], lat[None, :, None], lon[None, None, :])
-    ds = xr.Dataset({"sm": (("time", "lat", "lon"), values.astype("float32"), {"units": "m3 m-3"})},
-                    coords={"time": time, "lat": ("lat", lat, {"units": "degrees_north"}),
-                            "lon": ("lon", lon, {"units": "degrees_east"})})
+    ds = xr.Dataset(
+        {"sm": (("time", "lat", "lon"), values.astype("float32"), {"units": "m3 m-3"})},
+        coords={
+            "time": time,
+            "lat": ("lat", lat, {"units": "degrees_north"}),
+            "lon": ("lon", lon, {"units": "degrees_east"}),
+        },
+    )
     return publish_version(dataset_id, {"grid.nc": ds})
 
 
@@ -70,7 +76,10 @@ def committed_grid(django_db_blocker, dataset_id: str = FT, days: int = 3, step:
     """:func:`publish_grid`, committed for servers in other processes; yields the version, then deletes it with
     the jobs and download logs written meanwhile (tests run in rolled-back transactions; servers commit)."""
     with django_db_blocker.unblock():
-        jobs, logs = set(SubsetJob.objects.values_list("id", flat=True)), set(DownloadLog.objects.values_list("id", flat=True))
+        jobs, logs = (
+            set(SubsetJob.objects.values_list("id", flat=True)),
+            set(DownloadLog.objects.values_list("id", flat=True)),
+        )
         version = publish_grid(dataset_id, days=days, step=step)
     try:
         yield version

@@ -9,6 +9,7 @@ checksum is made up. :func:`unpublish` removes a committed version again: its ro
 
 Used by the fixtures of tests/subsets (``publish_grid``) and tests/stac (``publish_grids``).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -30,8 +31,9 @@ from products.services import create_run, publish
 FIXTURE_PARAMETERS = {"written_by": "tests/publishing.py"}
 
 
-def publish_version(dataset_id: str, files: Mapping[str, xr.Dataset], *, notes: str = "",
-                    descriptions: Mapping[str, str] | None = None) -> DatasetVersion:
+def publish_version(
+    dataset_id: str, files: Mapping[str, xr.Dataset], *, notes: str = "", descriptions: Mapping[str, str] | None = None
+) -> DatasetVersion:
     """Publish ``files`` as the next version of record ``dataset_id``, through ``products.services.publish``.
 
     Parameters

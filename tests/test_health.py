@@ -1,4 +1,5 @@
 """``/health/`` reports the database, the broker and the data root, 200 or 503."""
+
 import pytest
 
 

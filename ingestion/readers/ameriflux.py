@@ -20,6 +20,7 @@ AmeriFlux FP-Standard variable names and units, https://ameriflux.lbl.gov/data/a
 NEE umolCO2 m-2 s-1). Chu, H., et al. (2023): AmeriFlux BASE data pipeline to support network growth
 and data sharing. Sci. Data 10, 614, doi:10.1038/s41597-023-02531-2.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,11 +52,19 @@ FILE_PATTERNS = ("AMF_*_BASE_HH_*.csv", "AMF_*_BASE_HR_*.csv")
 STEPS = {"HH": pd.Timedelta("30min"), "HR": pd.Timedelta("60min")}
 # base name -> (variable, units per step, factor to those units)
 VARIABLES = {
-    "LE": ("le", "W m-2", 1.0), "H": ("h", "W m-2", 1.0), "NETRAD": ("netrad", "W m-2", 1.0),
-    "G": ("g", "W m-2", 1.0), "SW_IN": ("sw_in", "W m-2", 1.0), "TA": ("ta", "degC", 1.0),
-    "RH": ("rh", "%", 1.0), "VPD": ("vpd", "hPa", 1.0), "P": ("p", "mm", 1.0), "TS": ("ts", "degC", 1.0),
+    "LE": ("le", "W m-2", 1.0),
+    "H": ("h", "W m-2", 1.0),
+    "NETRAD": ("netrad", "W m-2", 1.0),
+    "G": ("g", "W m-2", 1.0),
+    "SW_IN": ("sw_in", "W m-2", 1.0),
+    "TA": ("ta", "degC", 1.0),
+    "RH": ("rh", "%", 1.0),
+    "VPD": ("vpd", "hPa", 1.0),
+    "P": ("p", "mm", 1.0),
+    "TS": ("ts", "degC", 1.0),
     "SWC": ("swc", "m3 m-3", 0.01),  # file: %
-    "USTAR": ("ustar", "m s-1", 1.0), "NEE": ("nee", "umol m-2 s-1", 1.0),
+    "USTAR": ("ustar", "m s-1", 1.0),
+    "NEE": ("nee", "umol m-2 s-1", 1.0),
 }
 
 
@@ -77,8 +86,11 @@ def pick_column(columns: list[str], base: str) -> str | None:
     """
     if base in columns:
         return base
-    found = [(tuple(int(x) for x in m.group(1).split("_")), c) for c in columns
-             if (m := re.fullmatch(rf"{re.escape(base)}_(\d+(?:_\d+_\d+)?)", c))]
+    found = [
+        (tuple(int(x) for x in m.group(1).split("_")), c)
+        for c in columns
+        if (m := re.fullmatch(rf"{re.escape(base)}_(\d+(?:_\d+_\d+)?)", c))
+    ]
     return min(found)[1] if found else None
 
 
@@ -106,8 +118,13 @@ def parse_file_name(path: str | os.PathLike) -> dict:
     return m.groupdict()
 
 
-def read_ameriflux(path: str | os.PathLike, *, sites: Mapping | None = None, locations: str | os.PathLike | None = None,
-                   min_coverage: float = 0.8) -> PointData:
+def read_ameriflux(
+    path: str | os.PathLike,
+    *,
+    sites: Mapping | None = None,
+    locations: str | os.PathLike | None = None,
+    min_coverage: float = 0.8,
+) -> PointData:
     """Read one AmeriFlux BASE CSV and aggregate it to daily values with daily ET.
 
     Parameters
@@ -150,35 +167,53 @@ def read_ameriflux(path: str | os.PathLike, *, sites: Mapping | None = None, loc
     for i, (key, expected) in enumerate((("Site", name["site"]), ("Version", name["version"]))):
         m = re.fullmatch(rf"#\s*{key}:\s*(\S+)\s*", metadata_text(head[i], ","))
         if not m:
-            raise ReaderError(path, f"expected a comment line '# {key}: ...', found {head[i][:60]!r}", line=i + 1,
-                              field=key)
+            raise ReaderError(
+                path, f"expected a comment line '# {key}: ...', found {head[i][:60]!r}", line=i + 1, field=key
+            )
         if m.group(1) != expected:
-            raise ReaderError(path, f"expected {key} {expected} as in the file name, found {m.group(1)}", line=i + 1,
-                              field=key)
+            raise ReaderError(
+                path, f"expected {key} {expected} as in the file name, found {m.group(1)}", line=i + 1, field=key
+            )
     columns = split_header(path, head[2], 3, ",")
     picked = {base: c for base in VARIABLES if (c := pick_column(columns, base))}
     if "LE" not in picked:
-        raise ReaderError(path, "expected a latent heat flux column LE (or LE_<H>_<V>_<R>) in the AmeriFlux BASE header",
-                          line=3, field="LE")
+        raise ReaderError(
+            path,
+            "expected a latent heat flux column LE (or LE_<H>_<V>_<R>) in the AmeriFlux BASE header",
+            line=3,
+            field="LE",
+        )
     stamps = ("TIMESTAMP_START", "TIMESTAMP_END")
-    table = read_table(path, preamble=2, required=stamps, optional=picked.values(), text=stamps,
-                       what="AmeriFlux BASE")
+    table = read_table(path, preamble=2, required=stamps, optional=picked.values(), text=stamps, what="AmeriFlux BASE")
     site = site_from_lookup(path, name["site"], sites=sites, locations=locations)
     start, end = (parse_timestamps(table, c, 12) for c in stamps)
     check_time_order(path, start, table.first_line + np.arange(len(start)), "TIMESTAMP_START")
     step = STEPS[name["resolution"]]
     check_step(table, start, end, step)
     values = {VARIABLES[b][0]: table.data[c].to_numpy() * VARIABLES[b][2] for b, c in picked.items()}
-    time, series = steps_to_daily(path, start, values, {VARIABLES[b][0]: VARIABLES[b][1] for b in picked}, step=step,
-                                  min_coverage=min_coverage, le_column=picked["LE"])
+    time, series = steps_to_daily(
+        path,
+        start,
+        values,
+        {VARIABLES[b][0]: VARIABLES[b][1] for b in picked},
+        step=step,
+        min_coverage=min_coverage,
+        le_column=picked["LE"],
+    )
     stations = station_table(path, [{**site, "network": NETWORK, "source": f"AmeriFlux BASE {name['version']}"}])
     return finish(path, stations, long_table(name["site"], time, series))
 
 
 # --- reader contract (ingestion/readers/base.py) ------------------------------------------------------------
 
-def read(path: str | os.PathLike, *, sites: Mapping | None = None, locations: str | os.PathLike | None = None,
-         min_coverage: float = 0.8) -> PointData:
+
+def read(
+    path: str | os.PathLike,
+    *,
+    sites: Mapping | None = None,
+    locations: str | os.PathLike | None = None,
+    min_coverage: float = 0.8,
+) -> PointData:
     """One AmeriFlux BASE CSV, the reader contract's entry point.
 
     Parameters

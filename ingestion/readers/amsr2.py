@@ -25,6 +25,7 @@ JAXA (2013-2020): GCOM-W1 AMSR2 Higher Level Product Format Specification, Level
 Imaoka, K., et al. (2010): Global Change Observation Mission (GCOM) for monitoring carbon, water
 cycles, and climate change. Proc. IEEE 98, 717-734, doi:10.1109/JPROC.2009.2036869.
 """
+
 from __future__ import annotations
 
 import re
@@ -74,8 +75,11 @@ def open_grid(path) -> xr.Dataset:
     p = check_file(path)
     m = NAME.search(p.name)
     if not m:
-        raise ReaderError(p, "file name not in the JAXA pattern GW1AM2_<yyyymmdd>_01D_EQM<A|D>_L3SGT<ff><H|L>..."
-                             ".h5; the date, orbit and frequency come from it")
+        raise ReaderError(
+            p,
+            "file name not in the JAXA pattern GW1AM2_<yyyymmdd>_01D_EQM<A|D>_L3SGT<ff><H|L>..."
+            ".h5; the date, orbit and frequency come from it",
+        )
     month, day, period, orbit, freq, _ = m.groups()
     if file_kind(p) != "hdf5":
         raise ReaderError(p, "not an HDF5 file; expected a JAXA AMSR2 L3 HDF5 file")
@@ -91,8 +95,11 @@ def open_grid(path) -> xr.Dataset:
                 raise ReaderError(p, f"expected the dataset {dset!r}", field=dset)
             shape = f[dset].shape
             if shape not in GRIDS:
-                raise ReaderError(p, f"grid of {shape} cells; expected 720 x 1440 (0.25 degree) or 1800 x 3600 "
-                                     "(0.1 degree)", field=dset)
+                raise ReaderError(
+                    p,
+                    f"grid of {shape} cells; expected 720 x 1440 (0.25 degree) or 1800 x 3600 (0.1 degree)",
+                    field=dset,
+                )
             shapes.add(shape)
             attrs = h5_attrs(f[dset])
             scale = np.float32(attrs.get("SCALE FACTOR", SCALE))
@@ -101,18 +108,33 @@ def open_grid(path) -> xr.Dataset:
                 return np.where(raw >= INVALID, np.float32(np.nan), raw.astype(np.float32) * scale)
 
             data_vars[name] = xr.Variable(
-                ("time", "lat", "lon"), lazy_h5(p, dset, shape, np.float32, decode),
-                {"standard_name": "brightness_temperature", "units": "K", "long_name": dset,
-                 "polarization": name[-1].upper(), "scale_factor_applied": float(scale)})
+                ("time", "lat", "lon"),
+                lazy_h5(p, dset, shape, np.float32, decode),
+                {
+                    "standard_name": "brightness_temperature",
+                    "units": "K",
+                    "long_name": dset,
+                    "polarization": name[-1].upper(),
+                    "scale_factor_applied": float(scale),
+                },
+            )
     if len(shapes) > 1:
         raise ReaderError(p, f"H and V on different grids {sorted(shapes)}; expected one grid", field=DATASETS["tb_v"])
-    (rows, cols), = shapes
+    ((rows, cols),) = shapes
     res = GRIDS[(rows, cols)]
     time = pd.Timestamp(f"{month[:4]}-{month[4:]}-{day if period == '01D' else '01'}")
-    ds = xr.Dataset(data_vars, coords={"time": ("time", [time.to_datetime64()]),
-                                       "lat": ("lat", np.round(90.0 - (np.arange(rows) + 0.5) * res, 10)),
-                                       "lon": ("lon", np.round((np.arange(cols) + 0.5) * res, 10))})
-    ds.attrs.update(title="GCOM-W/AMSR2 L3 brightness temperature", frequency_ghz=FREQUENCIES_GHZ.get(freq, float(freq)),
-                    orbit_direction={"A": "ascending", "D": "descending"}[orbit],
-                    averaging_period={"01D": "day", "01M": "month"}[period])
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "time": ("time", [time.to_datetime64()]),
+            "lat": ("lat", np.round(90.0 - (np.arange(rows) + 0.5) * res, 10)),
+            "lon": ("lon", np.round((np.arange(cols) + 0.5) * res, 10)),
+        },
+    )
+    ds.attrs.update(
+        title="GCOM-W/AMSR2 L3 brightness temperature",
+        frequency_ghz=FREQUENCIES_GHZ.get(freq, float(freq)),
+        orbit_direction={"A": "ascending", "D": "descending"}[orbit],
+        averaging_period={"01D": "day", "01M": "month"}[period],
+    )
     return finalise(ds, p, reader=f"amsr2 {READER_VERSION}")

@@ -35,6 +35,7 @@ EUMETSAT H SAF: ASCAT surface soil moisture climate data record, Product User Ma
 (https://hsaf.meteoam.it). TU Wien ``ascat`` package (``ascat.read_native.cdr``), MIT.
 CF conventions 1.6, H.2.4 contiguous and H.2.5 indexed ragged arrays.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,11 +52,19 @@ from .base import PointData, ReaderError
 READER_VERSION = "1.0"
 FILE_PATTERNS = ("TUW_METOP_ASCAT_*.nc", "TUW_ERS_AMI_*.nc")
 # file variable -> (portal variable, UDUNITS units); all in percent
-VARIABLES = {"sm": ("ssm", "%"), "sm_noise": ("ssm_noise", "%"), "frozen_prob": ("frozen_prob", "%"),
-             "snow_prob": ("snow_prob", "%")}
+VARIABLES = {
+    "sm": ("ssm", "%"),
+    "sm_noise": ("ssm_noise", "%"),
+    "frozen_prob": ("frozen_prob", "%"),
+    "snow_prob": ("snow_prob", "%"),
+}
 CLIMATOLOGIES = {"frozen": "frozen_prob", "snow": "snow_prob"}  # (gp, dayofyear) layers of WARP 5.5 files
-STATIC = {"topo": "topographic_complexity", "wetland": "wetland_fraction", "por_gldas": "porosity_gldas",
-          "por_hwsd": "porosity_hwsd"}  # per grid point -> extra station columns (%, %, m3 m-3, m3 m-3)
+STATIC = {
+    "topo": "topographic_complexity",
+    "wetland": "wetland_fraction",
+    "por_gldas": "porosity_gldas",
+    "por_hwsd": "porosity_hwsd",
+}  # per grid point -> extra station columns (%, %, m3 m-3, m3 m-3)
 SECONDS = {"days": 86400, "day": 86400, "hours": 3600, "hour": 3600, "minutes": 60, "seconds": 1, "second": 1}
 
 
@@ -70,8 +79,11 @@ def _network(ds: netCDF4.Dataset, path: Path) -> str:
 def _times(var, path: Path) -> np.ndarray:
     match = re.fullmatch(r"\s*(\w+) since (.+?)\s*", getattr(var, "units", ""))
     if not match or match.group(1) not in SECONDS:
-        raise ReaderError(path, f"expected units '<days|hours|minutes|seconds> since <date>', found "
-                                f"{getattr(var, 'units', None)!r}", field="time")
+        raise ReaderError(
+            path,
+            f"expected units '<days|hours|minutes|seconds> since <date>', found {getattr(var, 'units', None)!r}",
+            field="time",
+        )
     if getattr(var, "calendar", "standard").lower() not in ("standard", "gregorian", "proleptic_gregorian"):
         raise ReaderError(path, f"expected a standard calendar, found {var.calendar!r}", field="time")
     values = var[:]
@@ -88,22 +100,29 @@ def _locations(ds: netCDF4.Dataset, path: Path, n_gp: int, n_obs: int) -> np.nda
     if "row_size" in ds.variables:
         rows = np.ma.getdata(ds["row_size"][:]).astype("int64")
         if (rows < 0).any() or rows.sum() != n_obs:
-            raise ReaderError(path, f"expected row sizes adding up to the {n_obs} observations, found "
-                                    f"{int(rows.sum())}", field="row_size")
+            raise ReaderError(
+                path,
+                f"expected row sizes adding up to the {n_obs} observations, found {int(rows.sum())}",
+                field="row_size",
+            )
         return np.repeat(np.arange(n_gp), rows)
     if "locationIndex" in ds.variables:
         index = np.ma.getdata(ds["locationIndex"][:]).astype("int64")
         if index.size != n_obs or ((index < 0) | (index >= n_gp)).any():
             raise ReaderError(path, f"expected {n_obs} location indices in [0, {n_gp - 1}]", field="locationIndex")
         return index
-    raise ReaderError(path, "expected a ragged-array time series (variable row_size or locationIndex)",
-                      field="row_size")
+    raise ReaderError(
+        path, "expected a ragged-array time series (variable row_size or locationIndex)", field="row_size"
+    )
 
 
 def _flags(ds: netCDF4.Dataset, n_obs: int) -> np.ndarray:
     """``p<proc_flag>[c<corr_flag>][s<ssf>]`` per observation (object array of str)."""
-    parts = [(prefix, np.ma.filled(np.ma.asarray(ds[name][:]).astype("int64"), -1))
-             for prefix, name in (("p", "proc_flag"), ("c", "corr_flag"), ("s", "ssf")) if name in ds.variables]
+    parts = [
+        (prefix, np.ma.filled(np.ma.asarray(ds[name][:]).astype("int64"), -1))
+        for prefix, name in (("p", "proc_flag"), ("c", "corr_flag"), ("s", "ssf"))
+        if name in ds.variables
+    ]
     key = np.zeros(n_obs, dtype="int64")
     for _, values in parts:  # one int per combination (flags are < 999), formatted once per distinct value
         key = key * 1000 + np.clip(values, -1, 998) + 1
@@ -165,8 +184,9 @@ def read_cell(path: str | os.PathLike) -> PointData:
                     with scipy.io.netcdf_file(path, "r", mmap=False):  # reads every variable: fails when cut
                         pass
                 except ValueError as exc:
-                    raise ReaderError(path, f"expected a complete NetCDF-3 file, its data stop early ({exc})",
-                                      field="file size") from None
+                    raise ReaderError(
+                        path, f"expected a complete NetCDF-3 file, its data stop early ({exc})", field="file size"
+                    ) from None
             ds.set_auto_mask(True)
             network = _network(ds, path)
             id_name = "location_id" if "location_id" in ds.variables else "gpi"
@@ -187,15 +207,30 @@ def read_cell(path: str | os.PathLike) -> PointData:
             flags = _flags(ds, n_obs)
             field = "static layers"
             cell = re.search(r"(\d+)(?:\.nc)?$", str(getattr(ds, "id", "")) or path.stem)
-            stations = pd.DataFrame({
-                "code": gpi.astype(str).astype(object), "name": [f"{network} gpi {g}" for g in gpi],
-                "lat": lat, "lon": lon, "elevation": np.full(n_gp, np.nan), "land_cover": [""] * n_gp,
-                "network": [network] * n_gp,
-                "source": [", ".join(str(getattr(ds, a)) for a in ("title", "product_version", "institution")
-                                     if hasattr(ds, a)) or path.name] * n_gp,
-                "cell": [cell.group(1) if cell else ""] * n_gp,
-                **{col: np.ma.filled(ds[v][:].astype("float64"), np.nan) for v, col in STATIC.items()
-                   if v in ds.variables and ds[v].dimensions == gp_dims}})
+            stations = pd.DataFrame(
+                {
+                    "code": gpi.astype(str).astype(object),
+                    "name": [f"{network} gpi {g}" for g in gpi],
+                    "lat": lat,
+                    "lon": lon,
+                    "elevation": np.full(n_gp, np.nan),
+                    "land_cover": [""] * n_gp,
+                    "network": [network] * n_gp,
+                    "source": [
+                        ", ".join(
+                            str(getattr(ds, a)) for a in ("title", "product_version", "institution") if hasattr(ds, a)
+                        )
+                        or path.name
+                    ]
+                    * n_gp,
+                    "cell": [cell.group(1) if cell else ""] * n_gp,
+                    **{
+                        col: np.ma.filled(ds[v][:].astype("float64"), np.nan)
+                        for v, col in STATIC.items()
+                        if v in ds.variables and ds[v].dimensions == gp_dims
+                    },
+                }
+            )
             # observations in grid point and time order; repeated (grid point, time) records kept once
             order = np.lexsort((time, gp))
             keep = np.ones(n_obs, dtype=bool)
@@ -222,11 +257,17 @@ def read_cell(path: str | os.PathLike) -> PointData:
         ok = ~np.ma.getmaskarray(values)
         n = int(ok.sum())
         units = dict(VARIABLES.values())[variable]
-        parts.append({"station": codes[gp[ok]], "variable": np.full(n, variable, dtype=object),
-                      "time": time[ok], "value": np.ma.getdata(values)[ok].astype("float64"),
-                      "units": np.full(n, units, dtype=object),
-                      "quality_flag": flags[ok] if variable in ("ssm", "ssm_noise") else np.full(n, "", dtype=object),
-                      "is_validation": np.zeros(n, dtype=bool)})
+        parts.append(
+            {
+                "station": codes[gp[ok]],
+                "variable": np.full(n, variable, dtype=object),
+                "time": time[ok],
+                "value": np.ma.getdata(values)[ok].astype("float64"),
+                "units": np.full(n, units, dtype=object),
+                "quality_flag": flags[ok] if variable in ("ssm", "ssm_noise") else np.full(n, "", dtype=object),
+                "is_validation": np.zeros(n, dtype=bool),
+            }
+        )
     observations = pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
     return PointData(stations, observations).validate(path)
 

@@ -6,6 +6,7 @@ the same variations through the helpers here (:func:`decode_text`, :func:`clean_
 LF, CRLF or CR line ends, header names in quotes or with blanks around them, a trailing delimiter
 on the header, metadata or data lines, extra columns and any column order (columns are found by name).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -37,8 +38,7 @@ class ReaderError(ValueError):
     "flux_site_3.cbf: field 'nomet': expected 9 meteorological drivers, found 7"
     """
 
-    def __init__(self, path: str | os.PathLike, message: str, line: int | None = None,
-                 field: str | None = None):
+    def __init__(self, path: str | os.PathLike, message: str, line: int | None = None, field: str | None = None):
         self.path, self.line, self.field, self.message = str(path), line, field, message
         where = [Path(path).name or str(path)]
         if line is not None:
@@ -97,13 +97,16 @@ def decode_text(path: str | os.PathLike, raw: bytes, *, encoding: str = "utf-8")
     ReaderError
         A byte that is not ``encoding`` text, naming its line.
     """
-    body = raw[len(BOM):] if raw.startswith(BOM) else raw
+    body = raw[len(BOM) :] if raw.startswith(BOM) else raw
     try:
         return body.decode(encoding)
     except UnicodeDecodeError as exc:
         offset = exc.start + len(raw) - len(body)
-        raise ReaderError(path, f"expected {'ASCII' if encoding == 'ascii' else 'UTF-8'} text, found byte "
-                                f"0x{raw[offset]:02x}", line=line_of_offset(raw, offset)) from None
+        raise ReaderError(
+            path,
+            f"expected {'ASCII' if encoding == 'ascii' else 'UTF-8'} text, found byte 0x{raw[offset]:02x}",
+            line=line_of_offset(raw, offset),
+        ) from None
 
 
 def clean_name(text: str) -> str:
@@ -182,10 +185,25 @@ def surplus_is_empty(fields: Sequence[str], n: int) -> bool:
     return all(not f.strip() for f in fields[n:])
 
 
-STATION_COLUMNS = {"code": "str", "name": "str", "lat": "float", "lon": "float", "elevation": "float",
-                   "land_cover": "str", "network": "str", "source": "str"}
-OBSERVATION_COLUMNS = {"station": "str", "variable": "str", "time": "datetime", "value": "float",
-                       "units": "str", "quality_flag": "str", "is_validation": "bool"}
+STATION_COLUMNS = {
+    "code": "str",
+    "name": "str",
+    "lat": "float",
+    "lon": "float",
+    "elevation": "float",
+    "land_cover": "str",
+    "network": "str",
+    "source": "str",
+}
+OBSERVATION_COLUMNS = {
+    "station": "str",
+    "variable": "str",
+    "time": "datetime",
+    "value": "float",
+    "units": "str",
+    "quality_flag": "str",
+    "is_validation": "bool",
+}
 
 
 def _check_columns(frame: pd.DataFrame, spec: dict[str, str], path: str, table: str) -> None:
@@ -193,13 +211,19 @@ def _check_columns(frame: pd.DataFrame, spec: dict[str, str], path: str, table: 
         if name not in frame.columns:
             raise ReaderError(path, f"{table} table has no column {name!r}", field=f"{table}.{name}")
         col = frame[name]
-        ok = {"str": lambda c: pd.api.types.is_string_dtype(c) and not c.isna().any(),
-              "float": lambda c: c.dtype == "float64",
-              "bool": pd.api.types.is_bool_dtype,
-              "datetime": lambda c: c.dtype == "datetime64[ns]"}[kind](col)
+        ok = {
+            "str": lambda c: pd.api.types.is_string_dtype(c) and not c.isna().any(),
+            "float": lambda c: c.dtype == "float64",
+            "bool": pd.api.types.is_bool_dtype,
+            "datetime": lambda c: c.dtype == "datetime64[ns]",
+        }[kind](col)
         if not ok:
-            expected = {"str": "strings without missing values", "float": "float64",
-                        "bool": "bool", "datetime": "datetime64[ns] (UTC, timezone-naive)"}[kind]
+            expected = {
+                "str": "strings without missing values",
+                "float": "float64",
+                "bool": "bool",
+                "datetime": "datetime64[ns] (UTC, timezone-naive)",
+            }[kind]
             raise ReaderError(path, f"expected {expected}, found dtype {col.dtype}", field=f"{table}.{name}")
 
 
@@ -251,17 +275,25 @@ class PointData:
         for name, limit in (("lat", 90), ("lon", 180)):
             bad = ~st[name].between(-limit, limit) & ~unknown
             if bad.any():
-                raise ReaderError(path, f"expected degrees in [-{limit}, {limit}], found {st[name][bad].iloc[0]} "
-                                        f"at station {st['code'][bad].iloc[0]!r}", field=f"stations.{name}")
+                raise ReaderError(
+                    path,
+                    f"expected degrees in [-{limit}, {limit}], found {st[name][bad].iloc[0]} "
+                    f"at station {st['code'][bad].iloc[0]!r}",
+                    field=f"stations.{name}",
+                )
         if st["code"].duplicated().any():
-            raise ReaderError(path, f"duplicate station code {st['code'][st['code'].duplicated()].iloc[0]!r}",
-                              field="stations.code")
+            raise ReaderError(
+                path, f"duplicate station code {st['code'][st['code'].duplicated()].iloc[0]!r}", field="stations.code"
+            )
         if obs["value"].isna().any():
             raise ReaderError(path, "expected no NaN values (drop missing values)", field="observations.value")
         unknown = set(obs["station"].unique()) - set(st["code"])
         if unknown:
-            raise ReaderError(path, f"observations of stations not in the station table: {sorted(unknown)[:5]}",
-                              field="observations.station")
+            raise ReaderError(
+                path,
+                f"observations of stations not in the station table: {sorted(unknown)[:5]}",
+                field="observations.station",
+            )
         return self
 
 

@@ -35,6 +35,7 @@ et al. 2014, doi:10.1007/s00704-013-0860-x); MSWEP (Beck et al. 2019, doi:10.117
 GRUN (Ghiggi et al. 2019, doi:10.5194/essd-11-1655-2019). Basins: GRDC Major River Basins of the
 World (Global Runoff Data Centre, Koblenz).
 """
+
 from __future__ import annotations
 
 import csv
@@ -57,8 +58,12 @@ MONTHLY, STORAGE = "mm month-1", "mm"
 # file name stem -> (column prefix, variable, units, network)
 PRODUCTS = {
     "TWS_GRACE_JPL_mascons_monthly": ("TWS_GRACE_JPL_mascons", "tws_jpl", STORAGE, NETWORK),
-    "TWS_uncertainty_GRACE_JPL_mascons_monthly": ("TWS_uncertainty_GRACE_JPL_mascons", "tws_jpl_uncertainty",
-                                                  STORAGE, NETWORK),
+    "TWS_uncertainty_GRACE_JPL_mascons_monthly": (
+        "TWS_uncertainty_GRACE_JPL_mascons",
+        "tws_jpl_uncertainty",
+        STORAGE,
+        NETWORK,
+    ),
     "TWS_GRACE_CSR_mascons_monthly": ("TWS_GRACE_CSR_mascons", "tws_csr", STORAGE, NETWORK),
     "TWS_GRACE_ITSG_grid_monthly": ("TWS_GRACE_ITSG_grid", "tws_itsg", STORAGE, NETWORK_ITSG),
     "ET_ERA5_Land_monthly": ("ET_ERA5_Land", "et_era5land", MONTHLY, NETWORK),
@@ -79,8 +84,9 @@ INTER_MISSION_GAP = (pd.Timestamp("2017-07-01"), pd.Timestamp("2018-05-01"))  # 
 
 def _product(path: Path) -> tuple[str, str, str, str]:
     if path.stem not in PRODUCTS:
-        raise ReaderError(path, f"expected one of the product tables {', '.join(f + '.csv' for f in PRODUCTS)}",
-                          field="file name")
+        raise ReaderError(
+            path, f"expected one of the product tables {', '.join(f + '.csv' for f in PRODUCTS)}", field="file name"
+        )
     return PRODUCTS[path.stem]
 
 
@@ -122,8 +128,12 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     header_line, header = rows[0][0], header_names(rows[0][1])
     name_column = header.index("NAME") if "NAME" in header else 0
     if header[name_column] not in ("", "NAME"):
-        raise ReaderError(path, f"expected the basin name column first (header '' or 'NAME'), found {header[0]!r}",
-                          line=header_line, field=header[0])
+        raise ReaderError(
+            path,
+            f"expected the basin name column first (header '' or 'NAME'), found {header[0]!r}",
+            line=header_line,
+            field=header[0],
+        )
     months, columns = [], []
     for j, column in enumerate(header):
         if j == name_column:
@@ -136,11 +146,13 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         except ValueError:
             month = None
         if month is None:
-            raise ReaderError(path, f"expected a column '{prefix} YYYY-MM-DD', found {column!r}", line=header_line,
-                              field=column)
+            raise ReaderError(
+                path, f"expected a column '{prefix} YYYY-MM-DD', found {column!r}", line=header_line, field=column
+            )
         if month in months:
-            raise ReaderError(path, f"expected each month once, found {month:%Y-%m} again", line=header_line,
-                              field=column)
+            raise ReaderError(
+                path, f"expected each month once, found {month:%Y-%m} again", line=header_line, field=column
+            )
         months.append(month)
         columns.append(j)
     if len(rows) < 2:
@@ -149,11 +161,16 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     for number, row in rows[1:]:
         if len(row) < len(header) or not surplus_is_empty(row, len(header)):
             missing = header[len(row)] if len(row) < len(header) else None
-            raise ReaderError(path, f"expected {len(header)} fields as in the header, found {len(row)}", line=number,
-                              field=missing)
+            raise ReaderError(
+                path, f"expected {len(header)} fields as in the header, found {len(row)}", line=number, field=missing
+            )
         if not row[name_column].strip() or row[name_column] in names:
-            raise ReaderError(path, f"expected a unique basin name, found {row[name_column]!r}", line=number,
-                              field=header[name_column])
+            raise ReaderError(
+                path,
+                f"expected a unique basin name, found {row[name_column]!r}",
+                line=number,
+                field=header[name_column],
+            )
         names.append(row[name_column])
         lines.append(number)
         cells.append([row[j] for j in columns])
@@ -163,11 +180,18 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     bad = ~np.isfinite(values) & ~empty.to_numpy()
     if bad.any():
         i, j = divmod(int(np.flatnonzero(bad)[0]), len(months))
-        raise ReaderError(path, f"expected a finite number, found {text.iloc[i * len(months) + j]!r} for basin "
-                                f"{names[i]!r}", line=lines[i], field=header[columns[j]])
+        raise ReaderError(
+            path,
+            f"expected a finite number, found {text.iloc[i * len(months) + j]!r} for basin {names[i]!r}",
+            line=lines[i],
+            field=header[columns[j]],
+        )
     order = np.argsort(np.array(months, dtype="datetime64[ns]"), kind="stable")
-    return pd.DataFrame(values.reshape(len(names), len(months))[:, order], index=pd.Index(names, name="NAME"),
-                        columns=pd.DatetimeIndex(np.array(months, dtype="datetime64[ns]")[order], name="time"))
+    return pd.DataFrame(
+        values.reshape(len(names), len(months))[:, order],
+        index=pd.Index(names, name="NAME"),
+        columns=pd.DatetimeIndex(np.array(months, dtype="datetime64[ns]")[order], name="time"),
+    )
 
 
 def read_basins_dbf(path: str | os.PathLike) -> pd.DataFrame:
@@ -203,12 +227,17 @@ def read_basins_dbf(path: str | os.PathLike) -> pd.DataFrame:
         if name not in records.columns:
             raise ReaderError(path, f"expected the fields {', '.join(DBF_FIELDS)}", field=name)
     if records["NAME"].duplicated().any():
-        raise ReaderError(path, f"repeated basin {records['NAME'][records['NAME'].duplicated()].iloc[0]!r}",
-                          field="NAME")
-    return pd.DataFrame({"continent": records["CONTINENT"].fillna("").astype(str).to_numpy(object),
-                         "ocean": records["OCEAN"].fillna("").astype(str).to_numpy(object),
-                         "area_km2": pd.to_numeric(records["RASTAREA"], errors="coerce").astype("float64").to_numpy()},
-                        index=pd.Index(records["NAME"].astype(str), name="NAME"))
+        raise ReaderError(
+            path, f"repeated basin {records['NAME'][records['NAME'].duplicated()].iloc[0]!r}", field="NAME"
+        )
+    return pd.DataFrame(
+        {
+            "continent": records["CONTINENT"].fillna("").astype(str).to_numpy(object),
+            "ocean": records["OCEAN"].fillna("").astype(str).to_numpy(object),
+            "area_km2": pd.to_numeric(records["RASTAREA"], errors="coerce").astype("float64").to_numpy(),
+        },
+        index=pd.Index(records["NAME"].astype(str), name="NAME"),
+    )
 
 
 def read_basins_xlsx(path: str | os.PathLike) -> pd.DataFrame:
@@ -244,11 +273,15 @@ def read_basins_xlsx(path: str | os.PathLike) -> pd.DataFrame:
             raise ReaderError(path, f"expected the columns {', '.join(XLSX_COLUMNS)}", line=1, field=name)
     if table["NAME"].duplicated().any():
         raise ReaderError(path, f"repeated basin {table['NAME'][table['NAME'].duplicated()].iloc[0]!r}", field="NAME")
-    return pd.DataFrame({"catch_id": table["CATCH_ID"].astype(str).to_numpy(object),
-                         "db_id": table["DB_ID"].astype(str).to_numpy(object),
-                         "area_km2": pd.to_numeric(table["RASTAREA"], errors="coerce").astype("float64").to_numpy(),
-                         "latitude": pd.to_numeric(table["LATITUDE"], errors="coerce").astype("float64").to_numpy()},
-                        index=pd.Index(table["NAME"].astype(str), name="NAME"))
+    return pd.DataFrame(
+        {
+            "catch_id": table["CATCH_ID"].astype(str).to_numpy(object),
+            "db_id": table["DB_ID"].astype(str).to_numpy(object),
+            "area_km2": pd.to_numeric(table["RASTAREA"], errors="coerce").astype("float64").to_numpy(),
+            "latitude": pd.to_numeric(table["LATITUDE"], errors="coerce").astype("float64").to_numpy(),
+        },
+        index=pd.Index(table["NAME"].astype(str), name="NAME"),
+    )
 
 
 def _stations(names: pd.Index, attributes: pd.DataFrame, network: str, product: str) -> pd.DataFrame:
@@ -257,11 +290,21 @@ def _stations(names: pd.Index, attributes: pd.DataFrame, network: str, product: 
     for column in extra.columns:
         if extra[column].dtype == object:
             extra[column] = extra[column].fillna("")
-    return pd.DataFrame({
-        "code": names.to_numpy(object), "name": names.to_numpy(object), "lat": np.full(n, np.nan), "lon": np.full(n, np.nan),
-        "elevation": np.full(n, np.nan), "land_cover": [""] * n, "network": [network] * n,
-        "source": [SOURCE] * n, "location_known": np.zeros(n, dtype=bool),
-        "in_metadata": names.isin(attributes.index), **{c: extra[c].to_numpy() for c in extra.columns}})
+    return pd.DataFrame(
+        {
+            "code": names.to_numpy(object),
+            "name": names.to_numpy(object),
+            "lat": np.full(n, np.nan),
+            "lon": np.full(n, np.nan),
+            "elevation": np.full(n, np.nan),
+            "land_cover": [""] * n,
+            "network": [network] * n,
+            "source": [SOURCE] * n,
+            "location_known": np.zeros(n, dtype=bool),
+            "in_metadata": names.isin(attributes.index),
+            **{c: extra[c].to_numpy() for c in extra.columns},
+        }
+    )
 
 
 # --- reader contract (ingestion/readers/base.py): one IngestRun per product CSV ----------------
@@ -309,12 +352,20 @@ def read(path: str | os.PathLike) -> PointData:
     time = table.columns.to_numpy()[cols]
     flags = np.full(rows.size, "", dtype=object)
     if units == STORAGE:
-        flags[(time >= INTER_MISSION_GAP[0].to_datetime64()) & (time <= INTER_MISSION_GAP[1].to_datetime64())] = \
+        flags[(time >= INTER_MISSION_GAP[0].to_datetime64()) & (time <= INTER_MISSION_GAP[1].to_datetime64())] = (
             "gap_filled"
-    observations = pd.DataFrame({
-        "station": table.index.to_numpy(object)[rows], "variable": np.full(rows.size, variable, dtype=object),
-        "time": time, "value": values[rows, cols], "units": np.full(rows.size, units, dtype=object),
-        "quality_flag": flags, "is_validation": np.zeros(rows.size, dtype=bool)})
+        )
+    observations = pd.DataFrame(
+        {
+            "station": table.index.to_numpy(object)[rows],
+            "variable": np.full(rows.size, variable, dtype=object),
+            "time": time,
+            "value": values[rows, cols],
+            "units": np.full(rows.size, units, dtype=object),
+            "quality_flag": flags,
+            "is_validation": np.zeros(rows.size, dtype=bool),
+        }
+    )
     return PointData(_stations(table.index, attributes, network, path.stem), observations).validate(path)
 
 

@@ -17,6 +17,7 @@ system for CARDAMOM carbon and water flux estimates, in prep. for Geosci. Model 
 Pastorello, G., et al. (2020): The FLUXNET2015 dataset and the ONEFlux processing pipeline for eddy
 covariance data. Sci. Data 7, 225, doi:10.1038/s41597-020-0534-3.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,21 +37,44 @@ SOURCE = "CARDAMOM-FluxVal v1.0"
 MISSING = -9999.0
 N_HEADER = 300  # 100 static values, 100 parameter priors, 100 prior uncertainties
 START = pd.Timestamp("2001-01-01")  # time step 0
-MET_COLUMNS = ("time_days", "tmin_C", "tmax_C", "ssrd_MJm2d", "co2_ppm", "doy", "burned_area", "vpd_hPa",
-               "precip_mmd")
+MET_COLUMNS = ("time_days", "tmin_C", "tmax_C", "ssrd_MJm2d", "co2_ppm", "doy", "burned_area", "vpd_hPa", "precip_mmd")
 OBS_COLUMNS = ("GPP", "LAI", "NBE", "ABGB", "ET")  # the first five observation columns
 # cbf column -> (variable, UDUNITS units) in the long table; time_days and doy are dropped
 VARIABLES = {
-    "tmin_C": ("tmin", "degC"), "tmax_C": ("tmax", "degC"), "ssrd_MJm2d": ("ssrd", "MJ m-2 d-1"),
-    "co2_ppm": ("co2", "ppm"), "burned_area": ("burned_area", "1"), "vpd_hPa": ("vpd", "hPa"),
+    "tmin_C": ("tmin", "degC"),
+    "tmax_C": ("tmax", "degC"),
+    "ssrd_MJm2d": ("ssrd", "MJ m-2 d-1"),
+    "co2_ppm": ("co2", "ppm"),
+    "burned_area": ("burned_area", "1"),
+    "vpd_hPa": ("vpd", "hPa"),
     "precip_mmd": ("precip", "mm d-1"),
-    "GPP": ("gpp", "g m-2 d-1"), "LAI": ("lai", "m2 m-2"), "NBE": ("nbe", "g m-2 d-1"),
-    "ABGB": ("abgb", "g m-2"), "ET": ("et", "mm d-1"),
+    "GPP": ("gpp", "g m-2 d-1"),
+    "LAI": ("lai", "m2 m-2"),
+    "NBE": ("nbe", "g m-2 d-1"),
+    "ABGB": ("abgb", "g m-2"),
+    "ET": ("et", "mm d-1"),
 }
 VALIDATION_VARIABLES = {"GPP": ("gpp", "g m-2 d-1"), "NEE": ("nee", "g m-2 d-1"), "ET": ("et", "mm d-1")}
 LOCATION_COLUMNS = ("Flux_name", "LC", "Lat", "lon", "flux_site")
-IGBP = {"ENF", "EBF", "DNF", "DBF", "MF", "CSH", "OSH", "WSA", "SAV", "GRA", "WET", "CRO", "URB", "CVM",
-        "SNO", "BSV", "WAT"}
+IGBP = {
+    "ENF",
+    "EBF",
+    "DNF",
+    "DBF",
+    "MF",
+    "CSH",
+    "OSH",
+    "WSA",
+    "SAV",
+    "GRA",
+    "WET",
+    "CRO",
+    "URB",
+    "CVM",
+    "SNO",
+    "BSV",
+    "WAT",
+}
 # FLUXNET2015 renamed Greenland (GL-) and Svalbard (SJ-) towers; their validation files keep the old codes.
 LEGACY_COUNTRY = {"GL": "DK", "SJ": "NO"}
 
@@ -134,8 +158,7 @@ def read_cbf(path: str | os.PathLike) -> CbfFile:
     path = Path(path)
     size = path.stat().st_size
     if size < 8 * N_HEADER:
-        raise ReaderError(path, f"expected at least {8 * N_HEADER} bytes of header, found {size} bytes",
-                          field="header")
+        raise ReaderError(path, f"expected at least {8 * N_HEADER} bytes of header, found {size} bytes", field="header")
     values = np.fromfile(path, dtype="<f8")
     static = values[:100]
     counts = {}
@@ -148,22 +171,37 @@ def read_cbf(path: str | os.PathLike) -> CbfFile:
     if nomet != len(MET_COLUMNS):
         raise ReaderError(path, f"expected {len(MET_COLUMNS)} meteorological drivers, found {nomet}", field="nomet")
     if noobs < len(OBS_COLUMNS):
-        raise ReaderError(path, f"expected at least {len(OBS_COLUMNS)} observation columns, found {noobs}",
-                          field="noobs")
+        raise ReaderError(
+            path, f"expected at least {len(OBS_COLUMNS)} observation columns, found {noobs}", field="noobs"
+        )
     expected = 8 * (N_HEADER + n * (nomet + noobs))
     if size != expected:
-        raise ReaderError(path, f"expected {expected} bytes for {n} time steps x ({nomet} drivers + {noobs} "
-                                f"observations), found {size} bytes", field="n_steps")
+        raise ReaderError(
+            path,
+            f"expected {expected} bytes for {n} time steps x ({nomet} drivers + {noobs} "
+            f"observations), found {size} bytes",
+            field="n_steps",
+        )
     if not -90 <= static[1] <= 90:
         raise ReaderError(path, f"expected a latitude in [-90, 90], found {static[1]}", field="lat")
     data = values[N_HEADER:].reshape(n, nomet + noobs)
     data = np.where(data == MISSING, np.nan, data)
     time = month_starts(n)
     obs_names = [*OBS_COLUMNS, *(f"obs_{k + 1}" for k in range(len(OBS_COLUMNS), noobs))]
-    header = {"id": int(static[0]), "lat": float(static[1]), **counts, "static": static.copy(),
-              "priors": values[100:200].copy(), "prior_uncertainties": values[200:300].copy()}
-    return CbfFile(str(path), header, pd.DataFrame(data[:, :nomet], index=time, columns=list(MET_COLUMNS)),
-                   pd.DataFrame(data[:, nomet:], index=time, columns=obs_names))
+    header = {
+        "id": int(static[0]),
+        "lat": float(static[1]),
+        **counts,
+        "static": static.copy(),
+        "priors": values[100:200].copy(),
+        "prior_uncertainties": values[200:300].copy(),
+    }
+    return CbfFile(
+        str(path),
+        header,
+        pd.DataFrame(data[:, :nomet], index=time, columns=list(MET_COLUMNS)),
+        pd.DataFrame(data[:, nomet:], index=time, columns=obs_names),
+    )
 
 
 def read_locations(path: str | os.PathLike) -> pd.DataFrame:
@@ -188,8 +226,9 @@ def read_locations(path: str | os.PathLike) -> pd.DataFrame:
         coordinate, an unknown IGBP class, or an error of :func:`~.tables.read_table` (the message
         names the line and column).
     """
-    table = read_table(path, required=LOCATION_COLUMNS, text=("Flux_name", "LC", "flux_site"),
-                       what="CARDAMOM-FluxVal location table")
+    table = read_table(
+        path, required=LOCATION_COLUMNS, text=("Flux_name", "LC", "flux_site"), what="CARDAMOM-FluxVal location table"
+    )
     data = table.data
     for name in ("Flux_name", "LC", "flux_site"):
         data[name] = data[name].fillna("").astype(object)
@@ -197,8 +236,12 @@ def read_locations(path: str | os.PathLike) -> pd.DataFrame:
         bad = ~data[name].between(-limit, limit)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ReaderError(path, f"expected degrees in [-{limit}, {limit}], found {data[name][i]!r}",
-                              line=table.line(i), field=name)
+            raise ReaderError(
+                path,
+                f"expected degrees in [-{limit}, {limit}], found {data[name][i]!r}",
+                line=table.line(i),
+                field=name,
+            )
     for i, (code, lc) in enumerate(zip(data["Flux_name"], data["LC"], strict=True)):
         if not code.strip():
             raise ReaderError(path, "expected a site code, found an empty value", line=table.line(i), field="Flux_name")
@@ -207,8 +250,7 @@ def read_locations(path: str | os.PathLike) -> pd.DataFrame:
     duplicated = data["Flux_name"].duplicated()
     if duplicated.any():
         i = int(np.flatnonzero(duplicated)[0])
-        raise ReaderError(path, f"duplicate site code {data['Flux_name'][i]!r}", line=table.line(i),
-                          field="Flux_name")
+        raise ReaderError(path, f"duplicate site code {data['Flux_name'][i]!r}", line=table.line(i), field="Flux_name")
     return data[list(LOCATION_COLUMNS)]
 
 
@@ -236,21 +278,36 @@ def read_validation(path: str | os.PathLike, n_steps: int | None = None) -> pd.D
         ID that disagrees with its Date, a repeated month, a non-numeric value or a short line
         (naming the line and column).
     """
-    read = read_table(path, required=("ID", "Date", *VALIDATION_VARIABLES), text=("ID", "Date"),
-                      what="CARDAMOM-FluxVal validation", allow_empty=True)
+    read = read_table(
+        path,
+        required=("ID", "Date", *VALIDATION_VARIABLES),
+        text=("ID", "Date"),
+        what="CARDAMOM-FluxVal validation",
+        allow_empty=True,
+    )
     table, first = read.data, read.first_line
     ids = pd.to_numeric(table["ID"], errors="coerce").to_numpy(dtype="float64")
     yyyymm = pd.to_numeric(table["Date"], errors="coerce").to_numpy(dtype="float64")
     month = yyyymm % 100
     step = (yyyymm // 100 - START.year) * 12 + month - 1
     checks = (
-        ("ID", ~((ids >= 1) & (ids == np.round(ids)) & (ids <= (n_steps or np.inf))),
-         lambda i: f"expected a month index in 1..{n_steps or 'n'}, found {table['ID'][i]!r}"),
-        ("Date", ~((yyyymm == np.round(yyyymm)) & (month >= 1) & (month <= 12) & (yyyymm >= 100001)),
-         lambda i: f"expected YYYYMM, found {table['Date'][i]!r}"),
-        ("Date", step != ids - 1, lambda i: f"ID {int(ids[i])} is month "
-                                            f"{START + pd.DateOffset(months=int(ids[i]) - 1):%Y%m}, but Date is "
-                                            f"{table['Date'][i]}"),
+        (
+            "ID",
+            ~((ids >= 1) & (ids == np.round(ids)) & (ids <= (n_steps or np.inf))),
+            lambda i: f"expected a month index in 1..{n_steps or 'n'}, found {table['ID'][i]!r}",
+        ),
+        (
+            "Date",
+            ~((yyyymm == np.round(yyyymm)) & (month >= 1) & (month <= 12) & (yyyymm >= 100001)),
+            lambda i: f"expected YYYYMM, found {table['Date'][i]!r}",
+        ),
+        (
+            "Date",
+            step != ids - 1,
+            lambda i: f"ID {int(ids[i])} is month "
+            f"{START + pd.DateOffset(months=int(ids[i]) - 1):%Y%m}, but Date is "
+            f"{table['Date'][i]}",
+        ),
         ("Date", pd.Series(step).duplicated().to_numpy(), lambda i: f"month {table['Date'][i]} appears twice"),
     )
     for field, bad, message in checks:
@@ -294,8 +351,9 @@ def validation_path(folder: str | os.PathLike, code: str) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise ReaderError(folder, f"no validation file for site {code!r} (tried {', '.join(c.name for c in candidates)})",
-                      field=code)
+    raise ReaderError(
+        folder, f"no validation file for site {code!r} (tried {', '.join(c.name for c in candidates)})", field=code
+    )
 
 
 def _long(code: str, time: np.ndarray, frame: pd.DataFrame, names: dict, is_validation: bool) -> dict:
@@ -307,9 +365,15 @@ def _long(code: str, time: np.ndarray, frame: pd.DataFrame, names: dict, is_vali
     var = np.array([names[c][0] for c in cols], dtype=object)
     units = np.array([names[c][1] for c in cols], dtype=object)
     n = rows.size
-    return {"station": np.full(n, code, dtype=object), "variable": var[col_index], "time": time[rows],
-            "value": values[rows, col_index], "units": units[col_index],
-            "quality_flag": np.full(n, "", dtype=object), "is_validation": np.full(n, is_validation)}
+    return {
+        "station": np.full(n, code, dtype=object),
+        "variable": var[col_index],
+        "time": time[rows],
+        "value": values[rows, col_index],
+        "units": units[col_index],
+        "quality_flag": np.full(n, "", dtype=object),
+        "is_validation": np.full(n, is_validation),
+    }
 
 
 def site_observations(code: str, cbf: CbfFile, validation: pd.DataFrame | None) -> pd.DataFrame:
@@ -335,11 +399,15 @@ def site_observations(code: str, cbf: CbfFile, validation: pd.DataFrame | None) 
     ReaderError
         An observation column without a documented mapping (``obs_6`` ...) holds data.
     """
-    for name in cbf.obs.columns[len(OBS_COLUMNS):]:
+    for name in cbf.obs.columns[len(OBS_COLUMNS) :]:
         found = int(cbf.obs[name].notna().sum())
         if found:
-            raise ReaderError(cbf.path, f"expected only missing values in an observation column without a "
-                                        f"documented variable, found {found} values", field=name)
+            raise ReaderError(
+                cbf.path,
+                f"expected only missing values in an observation column without a "
+                f"documented variable, found {found} values",
+                field=name,
+            )
     time = cbf.met.index.to_numpy()
     parts = [_long(code, time, cbf.met, VARIABLES, False), _long(code, time, cbf.obs, VARIABLES, False)]
     if validation is not None:
@@ -349,18 +417,29 @@ def site_observations(code: str, cbf: CbfFile, validation: pd.DataFrame | None) 
 
 def _check_site(cbf: CbfFile, row: pd.Series, location_path: Path, line: int) -> None:
     if abs(cbf.header["lat"] - row["Lat"]) > 0.5:
-        raise ReaderError(cbf.path, f"latitude {cbf.header['lat']} (0.5 degree cell centre) is more than 0.5 "
-                                    f"degrees from {row['Flux_name']} at {row['Lat']} ({location_path.name} line "
-                                    f"{line}): the file does not belong to that site", field="lat")
+        raise ReaderError(
+            cbf.path,
+            f"latitude {cbf.header['lat']} (0.5 degree cell centre) is more than 0.5 "
+            f"degrees from {row['Flux_name']} at {row['Lat']} ({location_path.name} line "
+            f"{line}): the file does not belong to that site",
+            field="lat",
+        )
 
 
 def _stations(locations: pd.DataFrame) -> pd.DataFrame:
     n = len(locations)
-    return pd.DataFrame({
-        "code": locations["Flux_name"].astype(object), "name": locations["Flux_name"].astype(object),
-        "lat": locations["Lat"].astype("float64"), "lon": locations["lon"].astype("float64"),
-        "elevation": np.full(n, np.nan), "land_cover": locations["LC"].astype(object),
-        "network": [NETWORK] * n, "source": [SOURCE] * n}).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "code": locations["Flux_name"].astype(object),
+            "name": locations["Flux_name"].astype(object),
+            "lat": locations["Lat"].astype("float64"),
+            "lon": locations["lon"].astype("float64"),
+            "elevation": np.full(n, np.nan),
+            "land_cover": locations["LC"].astype(object),
+            "network": [NETWORK] * n,
+            "source": [SOURCE] * n,
+        }
+    ).reset_index(drop=True)
 
 
 def _finish(stations: pd.DataFrame, frames: list[pd.DataFrame], path: Path) -> PointData:
@@ -400,8 +479,11 @@ def read_cardamom_site(cbf_path: str | os.PathLike, root: str | os.PathLike | No
     number = int(stem[10:])
     locations = read_locations(root / "location_fluxnet.csv")
     if not 1 <= number <= len(locations):
-        raise ReaderError(root / "location_fluxnet.csv", f"no row {number} for {cbf_path.name} "
-                                                          f"({len(locations)} sites)", field="Flux_name")
+        raise ReaderError(
+            root / "location_fluxnet.csv",
+            f"no row {number} for {cbf_path.name} ({len(locations)} sites)",
+            field="Flux_name",
+        )
     row = locations.iloc[number - 1]
     cbf = read_cbf(cbf_path)
     _check_site(cbf, row, root / "location_fluxnet.csv", number + 1)
@@ -444,12 +526,14 @@ def read_cardamom(path: str | os.PathLike) -> PointData:
     for i, row in locations.iterrows():
         cbf_path = path / "cbf_files" / f"flux_site_{i + 1}.cbf"
         if not cbf_path.is_file():
-            raise ReaderError(cbf_path, f"missing driver file for {row['Flux_name']} "
-                                        f"(location_fluxnet.csv line {i + 2})", field="flux_site")
+            raise ReaderError(
+                cbf_path,
+                f"missing driver file for {row['Flux_name']} (location_fluxnet.csv line {i + 2})",
+                field="flux_site",
+            )
         cbf = read_cbf(cbf_path)
         _check_site(cbf, row, path / "location_fluxnet.csv", i + 2)
-        validation = read_validation(validation_path(path / "validation_data", row["Flux_name"]),
-                                     cbf.header["n_steps"])
+        validation = read_validation(validation_path(path / "validation_data", row["Flux_name"]), cbf.header["n_steps"])
         frames.append(site_observations(row["Flux_name"], cbf, validation))
     return _finish(_stations(locations), frames, path)
 

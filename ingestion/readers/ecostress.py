@@ -22,6 +22,7 @@ Collection 2 evapotranspiration products: strengths and uncertainties for evapot
 modeling. Water Resour. Res., doi:10.1029/2024WR039404. Package ``ECOv002-calval-tables`` 1.13.0
 (Apache-2.0; tower data AmeriFlux, CC-BY-4.0), https://github.com/gregory-halverson/ECOv002-calval-tables.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,15 +43,29 @@ SOURCE = "ECOv002-calval-tables 1.13.0"
 TIME_COLUMN = "eco_time_utc"
 # column -> (variable, units, factor); tower and satellite values
 OBSERVED = {
-    "LE_filt": ("le", "W m-2", 1.0), "LEcorr50": ("le_ebc", "W m-2", 1.0), "H_filt": ("h", "W m-2", 1.0),
-    "NETRAD_filt": ("netrad", "W m-2", 1.0), "G_filt": ("g", "W m-2", 1.0), "SW_IN": ("sw_in", "W m-2", 1.0),
-    "AirTempC": ("ta", "degC", 1.0), "RH_percentage": ("rh", "%", 100.0), "SM_surf": ("swc", "m3 m-3", 1.0),
-    "SM_rz": ("swc_rz", "m3 m-3", 1.0), "LST": ("lst", "K", 1.0), "NDVI": ("ndvi", "1", 1.0),
+    "LE_filt": ("le", "W m-2", 1.0),
+    "LEcorr50": ("le_ebc", "W m-2", 1.0),
+    "H_filt": ("h", "W m-2", 1.0),
+    "NETRAD_filt": ("netrad", "W m-2", 1.0),
+    "G_filt": ("g", "W m-2", 1.0),
+    "SW_IN": ("sw_in", "W m-2", 1.0),
+    "AirTempC": ("ta", "degC", 1.0),
+    "RH_percentage": ("rh", "%", 100.0),
+    "SM_surf": ("swc", "m3 m-3", 1.0),
+    "SM_rz": ("swc_rz", "m3 m-3", 1.0),
+    "LST": ("lst", "K", 1.0),
+    "NDVI": ("ndvi", "1", 1.0),
     "albedo": ("albedo", "1", 1.0),
 }
 # model column -> suffix of le_<model> / et_<model>
-MODELS = {"STICinst": "stic", "BESSinst": "bess", "MOD16inst": "mod16", "PTJPLSMinst": "ptjplsm", "JET": "jet",
-          "ETinst": "ptjpl"}
+MODELS = {
+    "STICinst": "stic",
+    "BESSinst": "bess",
+    "MOD16inst": "mod16",
+    "PTJPLSMinst": "ptjplsm",
+    "JET": "jet",
+    "ETinst": "ptjpl",
+}
 # values that mark no retrieval (0 W m-2 in every model on failed scenes) or BESS' cap, dropped as the package's
 # quick_look_plots_filt does
 FILL_VALUES = {"BESSinst": (0.0, 1000.0), **{c: (0.0,) for c in MODELS if c != "BESSinst"}}
@@ -76,22 +91,39 @@ def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
     ReaderError
         A missing column, an empty or duplicate Site ID, or coordinates out of range (line named).
     """
-    table = read_table(path, required=("Site ID", "Name", "Lat", "Long", "Elev", "Veg"),
-                       text=("Site ID", "Name", "Veg"), what="ECOSTRESS tower metadata")
+    table = read_table(
+        path,
+        required=("Site ID", "Name", "Lat", "Long", "Elev", "Veg"),
+        text=("Site ID", "Name", "Veg"),
+        what="ECOSTRESS tower metadata",
+    )
     d = table.data
     codes = d["Site ID"].fillna("").str.strip()
     for i in np.flatnonzero((codes == "").to_numpy() | codes.duplicated().to_numpy())[:1]:
-        raise ReaderError(path, f"expected a unique Site ID, found {codes.iloc[i]!r}", line=table.line(i),
-                          field="Site ID")
+        raise ReaderError(
+            path, f"expected a unique Site ID, found {codes.iloc[i]!r}", line=table.line(i), field="Site ID"
+        )
     for column, limit in (("Lat", 90), ("Long", 180)):
         bad = ~d[column].between(-limit, limit)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ReaderError(path, f"expected degrees in [-{limit}, {limit}], found {d[column].iloc[i]}",
-                              line=table.line(i), field=column)
-    return pd.DataFrame({"code": codes, "name": d["Name"].fillna(codes), "lat": d["Lat"], "lon": d["Long"],
-                         "elevation": d["Elev"], "land_cover": d["Veg"].fillna(""),
-                         "line": table.first_line + np.arange(len(d))})
+            raise ReaderError(
+                path,
+                f"expected degrees in [-{limit}, {limit}], found {d[column].iloc[i]}",
+                line=table.line(i),
+                field=column,
+            )
+    return pd.DataFrame(
+        {
+            "code": codes,
+            "name": d["Name"].fillna(codes),
+            "lat": d["Lat"],
+            "lon": d["Long"],
+            "elevation": d["Elev"],
+            "land_cover": d["Veg"].fillna(""),
+            "line": table.first_line + np.arange(len(d)),
+        }
+    )
 
 
 def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None = None) -> PointData:
@@ -140,21 +172,33 @@ def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None =
     d = table.data
     codes = d["ID"].fillna("").str.strip()
     raw = d[TIME_COLUMN].astype("string").str.strip()
-    time = pd.to_datetime(raw.where(raw.str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").fillna(False)),
-                          format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    time = pd.to_datetime(
+        raw.where(raw.str.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d").fillna(False)),
+        format="%Y-%m-%d %H:%M:%S",
+        errors="coerce",
+    )
     if (bad := np.flatnonzero(time.isna().to_numpy() | (codes == "").to_numpy())).size:
         i = int(bad[0])
         field = "ID" if codes.iloc[i] == "" else TIME_COLUMN
-        raise ReaderError(path, f"expected {'a tower ID' if field == 'ID' else 'a time YYYY-MM-DD HH:MM:SS (UTC)'}, "
-                                f"found {d[field].iloc[i]!r}", line=table.line(i), field=field)
+        raise ReaderError(
+            path,
+            f"expected {'a tower ID' if field == 'ID' else 'a time YYYY-MM-DD HH:MM:SS (UTC)'}, "
+            f"found {d[field].iloc[i]!r}",
+            line=table.line(i),
+            field=field,
+        )
     time = time.to_numpy(dtype="datetime64[ns]")
     lines = table.first_line + np.arange(len(d))
     for code in pd.unique(codes):
         rows = np.flatnonzero((codes == code).to_numpy())
         check_time_order(path, time[rows], lines[rows], TIME_COLUMN)
     if "RH_percentage" in d and (bad := np.flatnonzero(d["RH_percentage"] > 1.5)).size:
-        raise ReaderError(path, f"expected relative humidity as a fraction 0-1, found {d['RH_percentage'].iloc[bad[0]]}",
-                          line=table.line(bad[0]), field="RH_percentage")
+        raise ReaderError(
+            path,
+            f"expected relative humidity as a fraction 0-1, found {d['RH_percentage'].iloc[bad[0]]}",
+            line=table.line(bad[0]),
+            field="RH_percentage",
+        )
     towers = read_metadata(metadata).set_index("code")
     if (missing := np.flatnonzero(~codes.isin(towers.index).to_numpy())).size:
         i = int(missing[0])
@@ -163,8 +207,9 @@ def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None =
     frames = []
     for code in pd.unique(codes):
         rows = np.flatnonzero((codes == code).to_numpy())
-        series = [(var, d[c].to_numpy()[rows] * factor, units, "") for c, (var, units, factor) in OBSERVED.items()
-                  if c in d]
+        series = [
+            (var, d[c].to_numpy()[rows] * factor, units, "") for c, (var, units, factor) in OBSERVED.items() if c in d
+        ]
         for c, model in MODELS.items():
             v = d[c].to_numpy()[rows]
             series.append((f"le_{model}", np.where(np.isin(v, FILL_VALUES[c]), np.nan, v), "W m-2", ""))
@@ -173,12 +218,15 @@ def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None =
             series.append(("et" + var[2:], le_to_et(le, ta[rows], 3600), "mm h-1", ""))
         frames.append(long_table(code, time[rows], series))
     used = towers.loc[pd.unique(codes)].reset_index()
-    stations = station_table(metadata, [{**row, "network": NETWORK, "source": SOURCE, "field": "Lat/Long"}
-                                        for row in used.to_dict("records")])
+    stations = station_table(
+        metadata,
+        [{**row, "network": NETWORK, "source": SOURCE, "field": "Lat/Long"} for row in used.to_dict("records")],
+    )
     return finish(path, stations, pd.concat(frames, ignore_index=True))
 
 
 # --- reader contract (ingestion/readers/base.py) ------------------------------------------------------------
+
 
 def read(path: str | os.PathLike) -> PointData:
     """The overpass table with its metadata companion, the reader contract's entry point.

@@ -23,6 +23,7 @@ Hersbach, H., et al. (2020): The ERA5 global reanalysis. Q. J. R. Meteorol. Soc.
 doi:10.1002/qj.3803.
 ERA5 data documentation (ECMWF Confluence): parameter short names and units.
 """
+
 from __future__ import annotations
 
 import xarray as xr
@@ -33,16 +34,21 @@ from .gridtools import file_kind, finalise, open_netcdf
 from .units import check_units
 
 READER_VERSION = "1.0"
-FILE_PATTERNS = ("*era5*.grib", "*era5*.grb", "*ERA5*.grib", "*era5*.nc", "*ERA5*.nc",
-                 "daily_surface_cancities_*.nc")
+FILE_PATTERNS = ("*era5*.grib", "*era5*.grb", "*ERA5*.grib", "*era5*.nc", "*ERA5*.nc", "daily_surface_cancities_*.nc")
 
 # ERA5 short name -> (CF standard name, UDUNITS units)
 CF_NAMES = {
-    "t2m": ("air_temperature", "K"), "d2m": ("dew_point_temperature", "K"), "skt": ("surface_temperature", "K"),
-    "sp": ("surface_air_pressure", "Pa"), "msl": ("air_pressure_at_mean_sea_level", "Pa"),
-    "u10": ("eastward_wind", "m s-1"), "v10": ("northward_wind", "m s-1"),
-    "tp": ("lwe_thickness_of_precipitation_amount", "m"), "e": ("lwe_thickness_of_water_evaporation_amount", "m"),
-    "sd": ("lwe_thickness_of_surface_snow_amount", "m"), "lsm": ("land_area_fraction", "1"),
+    "t2m": ("air_temperature", "K"),
+    "d2m": ("dew_point_temperature", "K"),
+    "skt": ("surface_temperature", "K"),
+    "sp": ("surface_air_pressure", "Pa"),
+    "msl": ("air_pressure_at_mean_sea_level", "Pa"),
+    "u10": ("eastward_wind", "m s-1"),
+    "v10": ("northward_wind", "m s-1"),
+    "tp": ("lwe_thickness_of_precipitation_amount", "m"),
+    "e": ("lwe_thickness_of_water_evaporation_amount", "m"),
+    "sd": ("lwe_thickness_of_surface_snow_amount", "m"),
+    "lsm": ("land_area_fraction", "1"),
     **{f"swvl{i}": ("volume_fraction_of_condensed_water_in_soil", "m3 m-3") for i in range(1, 5)},
     **{f"stl{i}": ("soil_temperature", "K") for i in range(1, 5)},
 }
@@ -88,9 +94,12 @@ def open_grid(path) -> xr.Dataset:
         ds = ds.rename({"valid_time": "time"})
     elif "valid_time" in ds.coords:
         if ds["valid_time"].dims != ds["time"].dims:
-            raise ReaderError(path, "expected one validity time per field, found a forecast step dimension "
-                                    f"(dims {ds['valid_time'].dims}); accumulated fields are not supported",
-                              field="step")
+            raise ReaderError(
+                path,
+                "expected one validity time per field, found a forecast step dimension "
+                f"(dims {ds['valid_time'].dims}); accumulated fields are not supported",
+                field="step",
+            )
         ds = ds.assign_coords(time=(ds["time"].dims, ds["valid_time"].values)).drop_vars("valid_time")
     keep = {"time", "lat", "lon", "latitude", "longitude"}
     ds = ds.drop_vars([c for c in ds.coords if c not in keep and ds[c].ndim == 0])
@@ -119,11 +128,18 @@ def _open_grib(path) -> xr.Dataset:
     try:
         ds = xr.open_dataset(path, engine="cfgrib", backend_kwargs={"indexpath": ""}, decode_timedelta=True)
     except Exception as exc:  # cfgrib raises its own DatasetBuildError, KeyError, ValueError ...
-        raise ReaderError(path, f"cfgrib cannot build one dataset ({type(exc).__name__}: {exc}); expected fields "
-                                "on one level type and one grid") from None
+        raise ReaderError(
+            path,
+            f"cfgrib cannot build one dataset ({type(exc).__name__}: {exc}); expected fields "
+            "on one level type and one grid",
+        ) from None
     if "step" in ds.dims:
-        raise ReaderError(path, "expected one validity time per field, found a forecast step dimension; "
-                                "accumulated fields are not supported", field="step")
+        raise ReaderError(
+            path,
+            "expected one validity time per field, found a forecast step dimension; "
+            "accumulated fields are not supported",
+            field="step",
+        )
     return ds
 
 
@@ -132,8 +148,10 @@ def _points(ds: xr.Dataset, path) -> xr.Dataset:
         if var.attrs.get("units", None) == "" and var.attrs.get("standard_name") == "relative_humidity":
             var.attrs.update(units="1", comment="units were empty in the file; values are fractions (0-1)")
         if name == "rlds" and var.attrs.get("standard_name") == "surface_net_downward_longwave_flux":
-            var.attrs.update(standard_name="surface_downwelling_longwave_flux_in_air",
-                             comment="standard_name corrected from surface_net_downward_longwave_flux (ERA5 strd)")
+            var.attrs.update(
+                standard_name="surface_downwelling_longwave_flux_in_air",
+                comment="standard_name corrected from surface_net_downward_longwave_flux (ERA5 strd)",
+            )
     ds.attrs["featureType"] = "timeSeries"
     if "location" in ds.coords:
         ds["location"].attrs["cf_role"] = "timeseries_id"

@@ -25,6 +25,7 @@ Gruber, A., et al. (2019): Evolution of the ESA CCI Soil Moisture climate data r
 underlying merging methodology. Earth Syst. Sci. Data 11, 717-739, doi:10.5194/essd-11-717-2019.
 ESA CCI Soil Moisture Product User Guide (PUG), D4.2, v08.1.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,7 +75,10 @@ def open_grid(path) -> xr.Dataset:
         if name in ds.coords and ds[name].size > 1:
             step = np.abs(np.diff(ds[name].values.astype("float64")))
             if not np.allclose(step, RESOLUTION, atol=1e-4):
-                raise ReaderError(path, f"{name} spacing {step.min():g}..{step.max():g}; expected the "
-                                        f"{RESOLUTION} degree ESA CCI grid", field=name)
+                raise ReaderError(
+                    path,
+                    f"{name} spacing {step.min():g}..{step.max():g}; expected the {RESOLUTION} degree ESA CCI grid",
+                    field=name,
+                )
     ds["sm"].attrs.setdefault("standard_name", "volume_fraction_of_condensed_water_in_soil")
     return finalise(ds, path, reader=f"esacci {READER_VERSION}")

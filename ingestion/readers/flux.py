@@ -20,6 +20,7 @@ covariance data. Sci. Data 7, 225, doi:10.1038/s41597-020-0534-3.
 Henderson-Sellers, B. (1984): A new formula for latent heat of vaporization of water as a function of
 temperature. Q. J. R. Meteorol. Soc. 110, 1186-1190, doi:10.1002/qj.49711046626.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,6 +42,7 @@ _TIMESTAMP_FORMATS = {12: "YYYYMMDDHHMM", 8: "YYYYMMDD", 6: "YYYYMM"}
 
 
 # --- physics ---------------------------------------------------------------------------------------------
+
 
 def latent_heat_of_vaporization(ta_degc):
     """Latent heat of vaporization of water as a function of air temperature.
@@ -116,6 +118,7 @@ def ta_for_lambda(ta_degc) -> np.ndarray | np.float64:
 
 # --- timestamps -------------------------------------------------------------------------------------------
 
+
 def parse_timestamps(table: Table, column: str, digits: int) -> np.ndarray:
     """Parse a FLUXNET/AmeriFlux timestamp column (``YYYYMMDDHHMM``, ``YYYYMMDD`` or ``YYYYMM``).
 
@@ -153,8 +156,12 @@ def parse_timestamps(table: Table, column: str, digits: int) -> np.ndarray:
     if not ok.all():
         i = int(np.flatnonzero(~ok)[0])
         found = table.data[column].iloc[i]
-        raise ReaderError(table.path, f"expected a {human} timestamp, found {'nothing' if pd.isna(found) else repr(found)}",
-                          line=table.line(i), field=column)
+        raise ReaderError(
+            table.path,
+            f"expected a {human} timestamp, found {'nothing' if pd.isna(found) else repr(found)}",
+            line=table.line(i),
+            field=column,
+        )
     return date.astype("datetime64[ns]") + (hour * 60 + minute).astype("timedelta64[m]")
 
 
@@ -186,14 +193,20 @@ def check_time_order(path: str | os.PathLike, times: np.ndarray, lines: np.ndarr
         i = int(bad[0]) + 1
         now, before = pd.Timestamp(times[i]), pd.Timestamp(times[i - 1])
         if step[bad[0]] == 0:
-            raise ReaderError(path, f"duplicate timestamp {now} (also at line {lines[i - 1]})", line=int(lines[i]),
-                              field=field)
-        raise ReaderError(path, f"timestamps out of order: {now} follows {before} (line {lines[i - 1]}); expected "
-                                "increasing times", line=int(lines[i]), field=field)
+            raise ReaderError(
+                path, f"duplicate timestamp {now} (also at line {lines[i - 1]})", line=int(lines[i]), field=field
+            )
+        raise ReaderError(
+            path,
+            f"timestamps out of order: {now} follows {before} (line {lines[i - 1]}); expected increasing times",
+            line=int(lines[i]),
+            field=field,
+        )
 
 
-def check_step(table: Table, start: np.ndarray, end: np.ndarray, step: pd.Timedelta,
-               field: str = "TIMESTAMP_END") -> None:
+def check_step(
+    table: Table, start: np.ndarray, end: np.ndarray, step: pd.Timedelta, field: str = "TIMESTAMP_END"
+) -> None:
     """Raise unless every interval ``end - start`` equals ``step`` and starts on the ``step`` grid.
 
     Parameters
@@ -216,16 +229,27 @@ def check_step(table: Table, start: np.ndarray, end: np.ndarray, step: pd.Timede
     bad = ((end - start).astype("int64") != ns) | (start.astype("int64") % ns != 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ReaderError(table.path, f"expected {int(step.total_seconds() // 60)}-minute intervals on the clock "
-                                      f"grid, found {pd.Timestamp(start[i])} to {pd.Timestamp(end[i])}",
-                          line=table.line(i), field=field)
+        raise ReaderError(
+            table.path,
+            f"expected {int(step.total_seconds() // 60)}-minute intervals on the clock "
+            f"grid, found {pd.Timestamp(start[i])} to {pd.Timestamp(end[i])}",
+            line=table.line(i),
+            field=field,
+        )
 
 
 # --- aggregation ------------------------------------------------------------------------------------------
 
-def aggregate_daily(frame: pd.DataFrame, *, min_coverage: float = 0.8, qc_column: str | Mapping[str, str] | None = None,
-                    good_qc: Sequence[float] = (0, 1), step: pd.Timedelta | None = None,
-                    sums: Sequence[str] = SUM_VARIABLES) -> pd.DataFrame:
+
+def aggregate_daily(
+    frame: pd.DataFrame,
+    *,
+    min_coverage: float = 0.8,
+    qc_column: str | Mapping[str, str] | None = None,
+    good_qc: Sequence[float] = (0, 1),
+    step: pd.Timedelta | None = None,
+    sums: Sequence[str] = SUM_VARIABLES,
+) -> pd.DataFrame:
     """Daily values of a half-hourly or hourly series, with a QC filter and a coverage threshold.
 
     A step is *valid* for a column when its value is not NaN and, where the column has a QC column,
@@ -303,9 +327,18 @@ def aggregate_daily(frame: pd.DataFrame, *, min_coverage: float = 0.8, qc_column
     return result
 
 
-def steps_to_daily(path: str | os.PathLike, start, values: Mapping[str, object], units: Mapping[str, str], *,
-                   step: pd.Timedelta, qc: Mapping[str, object] | None = None, good_qc: Sequence[float] = (0, 1),
-                   min_coverage: float = 0.8, le_column: str = "LE") -> tuple[pd.DatetimeIndex, list]:
+def steps_to_daily(
+    path: str | os.PathLike,
+    start,
+    values: Mapping[str, object],
+    units: Mapping[str, str],
+    *,
+    step: pd.Timedelta,
+    qc: Mapping[str, object] | None = None,
+    good_qc: Sequence[float] = (0, 1),
+    min_coverage: float = 0.8,
+    le_column: str = "LE",
+) -> tuple[pd.DatetimeIndex, list]:
     """Daily series of a half-hourly/hourly tower record, with daily ET from LE, ready for :func:`long_table`.
 
     ET per step is ``le_to_et(le, ta, step)`` (mm; lambda at the step's air temperature ``ta``, at
@@ -345,24 +378,39 @@ def steps_to_daily(path: str | os.PathLike, start, values: Mapping[str, object],
         No day with enough valid LE (all -9999, all bad QC, or too sparse).
     """
     qc = dict(qc or {})
-    frame = pd.DataFrame({k: np.asarray(v, dtype="float64") for k, v in values.items()},
-                         index=pd.DatetimeIndex(np.asarray(start, dtype="datetime64[ns]")))
-    frame["et"] = le_to_et(frame["le"].to_numpy(), ta_for_lambda(frame["ta"] if "ta" in frame else None),
-                           step.total_seconds())
+    frame = pd.DataFrame(
+        {k: np.asarray(v, dtype="float64") for k, v in values.items()},
+        index=pd.DatetimeIndex(np.asarray(start, dtype="datetime64[ns]")),
+    )
+    frame["et"] = le_to_et(
+        frame["le"].to_numpy(), ta_for_lambda(frame["ta"] if "ta" in frame else None), step.total_seconds()
+    )
     if "le" in qc:
         qc["et"] = qc["le"]
     for name, flags in qc.items():
         frame[f"{name}__qc"] = np.asarray(flags, dtype="float64")
-    daily = aggregate_daily(frame, min_coverage=min_coverage, qc_column={k: f"{k}__qc" for k in qc},
-                            good_qc=good_qc, step=step)
+    daily = aggregate_daily(
+        frame, min_coverage=min_coverage, qc_column={k: f"{k}__qc" for k in qc}, good_qc=good_qc, step=step
+    )
     if not daily["le"].notna().any():
         per_day = pd.Timedelta("1D") // step
         rule = f" with QC in {tuple(good_qc)}" if "le" in qc else ""
-        raise ReaderError(path, f"no day left with at least {min_coverage:.0%} of its {per_day} steps of valid "
-                                f"{le_column}{rule}: expected some measured latent heat flux", field=le_column)
+        raise ReaderError(
+            path,
+            f"no day left with at least {min_coverage:.0%} of its {per_day} steps of valid "
+            f"{le_column}{rule}: expected some measured latent heat flux",
+            field=le_column,
+        )
     all_units = {**units, "et": "mm", "le": units.get("le", "W m-2")}
-    series = [(name, daily[name].to_numpy(), "mm d-1" if name in SUM_VARIABLES else all_units[name],
-               fraction_flags(daily[f"{name}_coverage"])) for name in (*values, "et")]
+    series = [
+        (
+            name,
+            daily[name].to_numpy(),
+            "mm d-1" if name in SUM_VARIABLES else all_units[name],
+            fraction_flags(daily[f"{name}_coverage"]),
+        )
+        for name in (*values, "et")
+    ]
     return daily.index, series
 
 
@@ -384,6 +432,7 @@ def fraction_flags(fraction) -> np.ndarray:
 
 
 # --- output -----------------------------------------------------------------------------------------------
+
 
 def long_table(code: str, time, series: Iterable[tuple[str, object, str, object]]) -> pd.DataFrame:
     """Long observation table (see :class:`~.base.PointData`) of one station; NaN values dropped.
@@ -410,14 +459,33 @@ def long_table(code: str, time, series: Iterable[tuple[str, object, str, object]
         keep = ~np.isnan(v)
         n = int(keep.sum())
         flags = np.full(len(v), flags, dtype=object) if isinstance(flags, str) else np.asarray(flags, dtype=object)
-        parts.append(pd.DataFrame({
-            "station": np.full(n, code, dtype=object), "variable": np.full(n, variable, dtype=object),
-            "time": time[keep], "value": v[keep], "units": np.full(n, units, dtype=object),
-            "quality_flag": flags[keep], "is_validation": np.zeros(n, dtype=bool)}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "station": np.full(n, code, dtype=object),
+                    "variable": np.full(n, variable, dtype=object),
+                    "time": time[keep],
+                    "value": v[keep],
+                    "units": np.full(n, units, dtype=object),
+                    "quality_flag": flags[keep],
+                    "is_validation": np.zeros(n, dtype=bool),
+                }
+            )
+        )
     if not parts:
-        parts = [pd.DataFrame({"station": [], "variable": [], "time": np.array([], "datetime64[ns]"),
-                               "value": np.array([], "float64"), "units": [], "quality_flag": [],
-                               "is_validation": np.array([], bool)})]
+        parts = [
+            pd.DataFrame(
+                {
+                    "station": [],
+                    "variable": [],
+                    "time": np.array([], "datetime64[ns]"),
+                    "value": np.array([], "float64"),
+                    "units": [],
+                    "quality_flag": [],
+                    "is_validation": np.array([], bool),
+                }
+            )
+        ]
     out = pd.concat(parts, ignore_index=True)
     for c in ("station", "variable", "units", "quality_flag"):
         out[c] = out[c].astype(object)
@@ -453,8 +521,12 @@ def check_coordinates(path: str | os.PathLike, lat, lon, field: str, line: int |
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            raise ReaderError(path, f"expected {name} in degrees in [-{limit}, {limit}], found {value!r}", line=line,
-                              field=f"{field}.{name}" if field != name else name)
+            raise ReaderError(
+                path,
+                f"expected {name} in degrees in [-{limit}, {limit}], found {value!r}",
+                line=line,
+                field=f"{field}.{name}" if field != name else name,
+            )
     return float(lat), float(lon)
 
 
@@ -482,10 +554,18 @@ def station_table(path: str | os.PathLike, rows: Iterable[Mapping]) -> pd.DataFr
     for r in rows:
         lat, lon = check_coordinates(path, r["lat"], r["lon"], r.get("field", "lat/lon"), r.get("line"))
         elevation = r.get("elevation")
-        out.append({"code": str(r["code"]), "name": str(r.get("name") or r["code"]), "lat": lat, "lon": lon,
-                    "elevation": np.nan if elevation is None or pd.isna(elevation) else float(elevation),
-                    "land_cover": str(r.get("land_cover") or ""), "network": str(r.get("network", "")),
-                    "source": str(r.get("source", ""))})
+        out.append(
+            {
+                "code": str(r["code"]),
+                "name": str(r.get("name") or r["code"]),
+                "lat": lat,
+                "lon": lon,
+                "elevation": np.nan if elevation is None or pd.isna(elevation) else float(elevation),
+                "land_cover": str(r.get("land_cover") or ""),
+                "network": str(r.get("network", "")),
+                "source": str(r.get("source", "")),
+            }
+        )
     table = pd.DataFrame(out, columns=["code", "name", "lat", "lon", "elevation", "land_cover", "network", "source"])
     for c in ("code", "name", "land_cover", "network", "source"):
         table[c] = table[c].astype(object)
@@ -521,8 +601,9 @@ def default_locations(path: str | os.PathLike) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
-def site_from_lookup(path: str | os.PathLike, code: str, *, sites: Mapping | None = None,
-                     locations: str | os.PathLike | None = None) -> dict:
+def site_from_lookup(
+    path: str | os.PathLike, code: str, *, sites: Mapping | None = None, locations: str | os.PathLike | None = None
+) -> dict:
     """Coordinates and land cover of a tower whose data file carries none (FLUXNET2015, AmeriFlux BASE).
 
     Parameters
@@ -554,21 +635,43 @@ def site_from_lookup(path: str | os.PathLike, code: str, *, sites: Mapping | Non
         if code not in sites:
             raise ReaderError(path, f"no coordinates for site {code!r} in the sites mapping given", field="sites")
         s = sites[code]
-        return {"code": code, "name": s.get("name", code), "lat": s.get("lat"), "lon": s.get("lon"),
-                "elevation": s.get("elevation"), "land_cover": s.get("igbp", s.get("land_cover", "")),
-                "field": f"sites[{code!r}]"}
+        return {
+            "code": code,
+            "name": s.get("name", code),
+            "lat": s.get("lat"),
+            "lon": s.get("lon"),
+            "elevation": s.get("elevation"),
+            "land_cover": s.get("igbp", s.get("land_cover", "")),
+            "field": f"sites[{code!r}]",
+        }
     locations = Path(locations) if locations is not None else default_locations(path)
     if locations is None:
-        raise ReaderError(path, f"the file has no coordinates for site {code!r}: pass sites={{code: {{lat, lon}}}} or "
-                                f"locations=<csv like $SHARED_DATA_DIR/{CARDAMOM_LOCATIONS.as_posix()}>", field="site")
+        raise ReaderError(
+            path,
+            f"the file has no coordinates for site {code!r}: pass sites={{code: {{lat, lon}}}} or "
+            f"locations=<csv like $SHARED_DATA_DIR/{CARDAMOM_LOCATIONS.as_posix()}>",
+            field="site",
+        )
     table = read_locations(locations)
     match = np.flatnonzero(table["Flux_name"].to_numpy() == code)
     if not match.size:
-        raise ReaderError(path, f"no coordinates for site {code!r} in {locations.name} ({len(table)} sites): pass "
-                                "sites= or another locations= table", field="site")
+        raise ReaderError(
+            path,
+            f"no coordinates for site {code!r} in {locations.name} ({len(table)} sites): pass "
+            "sites= or another locations= table",
+            field="site",
+        )
     row = table.iloc[int(match[0])]
-    return {"code": code, "name": code, "lat": row["Lat"], "lon": row["lon"], "elevation": np.nan,
-            "land_cover": row["LC"], "field": locations.name, "line": int(match[0]) + 2}
+    return {
+        "code": code,
+        "name": code,
+        "lat": row["Lat"],
+        "lon": row["lon"],
+        "elevation": np.nan,
+        "land_cover": row["LC"],
+        "field": locations.name,
+        "line": int(match[0]) + 2,
+    }
 
 
 def finish(path: str | os.PathLike, stations: pd.DataFrame, observations: pd.DataFrame) -> PointData:

@@ -23,6 +23,7 @@ Pastorello, G., et al. (2020): The FLUXNET2015 dataset and the ONEFlux processin
 covariance data. Sci. Data 7, 225, doi:10.1038/s41597-020-0534-3 (variable list and units:
 https://fluxnet.org/data/fluxnet2015-dataset/fullset-data-product/).
 """
+
 from __future__ import annotations
 
 import os
@@ -52,13 +53,23 @@ from .tables import read_table
 
 READER_VERSION = "1.0"
 NETWORK = "FLUXNET2015"
-FILE_NAME = re.compile(r"FLX_(?P<site>[A-Z]{2}-[A-Za-z0-9]{3})_FLUXNET2015_(?P<product>FULLSET|SUBSET)_"
-                       r"(?P<resolution>HH|HR|DD|WW|MM)_(?P<first>\d{4})-(?P<last>\d{4})_(?P<version>\d+-\d+)\.csv")
-FILE_PATTERNS = tuple(f"FLX_*_FLUXNET2015_{product}_{res}_*.csv"
-                      for product in ("FULLSET", "SUBSET") for res in ("HH", "HR", "DD", "WW", "MM"))
+FILE_NAME = re.compile(
+    r"FLX_(?P<site>[A-Z]{2}-[A-Za-z0-9]{3})_FLUXNET2015_(?P<product>FULLSET|SUBSET)_"
+    r"(?P<resolution>HH|HR|DD|WW|MM)_(?P<first>\d{4})-(?P<last>\d{4})_(?P<version>\d+-\d+)\.csv"
+)
+FILE_PATTERNS = tuple(
+    f"FLX_*_FLUXNET2015_{product}_{res}_*.csv"
+    for product in ("FULLSET", "SUBSET")
+    for res in ("HH", "HR", "DD", "WW", "MM")
+)
 STEPS = {"HH": pd.Timedelta("30min"), "HR": pd.Timedelta("60min")}
-TIMESTAMPS = {"HH": (("TIMESTAMP_START", 12), ("TIMESTAMP_END", 12)), "HR": (("TIMESTAMP_START", 12), ("TIMESTAMP_END", 12)),
-              "DD": (("TIMESTAMP", 8),), "WW": (("TIMESTAMP_START", 8), ("TIMESTAMP_END", 8)), "MM": (("TIMESTAMP", 6),)}
+TIMESTAMPS = {
+    "HH": (("TIMESTAMP_START", 12), ("TIMESTAMP_END", 12)),
+    "HR": (("TIMESTAMP_START", 12), ("TIMESTAMP_END", 12)),
+    "DD": (("TIMESTAMP", 8),),
+    "WW": (("TIMESTAMP_START", 8), ("TIMESTAMP_END", 8)),
+    "MM": (("TIMESTAMP", 6),),
+}
 # FLUXNET2015 column -> (variable, units at HH/HR, units at DD/WW/MM, QC column, factor to the units given)
 VARIABLES = {
     "LE_F_MDS": ("le", "W m-2", "W m-2", "LE_F_MDS_QC", 1.0),
@@ -99,8 +110,11 @@ def parse_file_name(path: str | os.PathLike) -> dict:
     """
     m = FILE_NAME.fullmatch(Path(path).name)
     if not m:
-        raise ReaderError(path, "expected a file name FLX_<CC-XXX>_FLUXNET2015_<FULLSET|SUBSET>_<HH|HR|DD|WW|MM>_"
-                                "<YYYY>-<YYYY>_<v>-<r>.csv", field="file name")
+        raise ReaderError(
+            path,
+            "expected a file name FLX_<CC-XXX>_FLUXNET2015_<FULLSET|SUBSET>_<HH|HR|DD|WW|MM>_<YYYY>-<YYYY>_<v>-<r>.csv",
+            field="file name",
+        )
     out = m.groupdict()
     out["first"], out["last"] = int(out["first"]), int(out["last"])
     if out["first"] > out["last"]:
@@ -108,8 +122,13 @@ def parse_file_name(path: str | os.PathLike) -> dict:
     return out
 
 
-def read_fluxnet(path: str | os.PathLike, *, sites: Mapping | None = None, locations: str | os.PathLike | None = None,
-                 min_coverage: float = 0.8) -> PointData:
+def read_fluxnet(
+    path: str | os.PathLike,
+    *,
+    sites: Mapping | None = None,
+    locations: str | os.PathLike | None = None,
+    min_coverage: float = 0.8,
+) -> PointData:
     """Read one FLUXNET2015 FULLSET/SUBSET CSV (one site, one resolution).
 
     Parameters
@@ -165,8 +184,13 @@ def read_fluxnet(path: str | os.PathLike, *, sites: Mapping | None = None, locat
     res = name["resolution"]
     stamps = TIMESTAMPS[res]
     qc_columns = {q for *_, q, _ in VARIABLES.values() if q}
-    table = read_table(path, required=(*(c for c, _ in stamps), "LE_F_MDS"), optional=(*VARIABLES, *qc_columns),
-                       text=[c for c, _ in stamps], what="FLUXNET2015 CSV")
+    table = read_table(
+        path,
+        required=(*(c for c, _ in stamps), "LE_F_MDS"),
+        optional=(*VARIABLES, *qc_columns),
+        text=[c for c, _ in stamps],
+        what="FLUXNET2015 CSV",
+    )
     site = site_from_lookup(path, name["site"], sites=sites, locations=locations)
     start = parse_timestamps(table, *stamps[0])
     lines = table.first_line + np.arange(len(start))
@@ -176,19 +200,36 @@ def read_fluxnet(path: str | os.PathLike, *, sites: Mapping | None = None, locat
         if res in STEPS:
             check_step(table, start, end, STEPS[res])
         elif (bad := np.flatnonzero(end < start)).size:
-            raise ReaderError(path, "expected TIMESTAMP_END on or after TIMESTAMP_START", line=table.line(bad[0]),
-                              field="TIMESTAMP_END")
+            raise ReaderError(
+                path,
+                "expected TIMESTAMP_END on or after TIMESTAMP_START",
+                line=table.line(bad[0]),
+                field="TIMESTAMP_END",
+            )
     years = pd.DatetimeIndex(start).year
     if (bad := np.flatnonzero((years < name["first"]) | (years > name["last"]))).size:
-        raise ReaderError(path, f"expected times in {name['first']}-{name['last']} as the file name says, found "
-                                f"{pd.Timestamp(start[bad[0]])}", line=table.line(bad[0]), field=stamps[0][0])
+        raise ReaderError(
+            path,
+            f"expected times in {name['first']}-{name['last']} as the file name says, found "
+            f"{pd.Timestamp(start[bad[0]])}",
+            line=table.line(bad[0]),
+            field=stamps[0][0],
+        )
     data = table.data
     present = [c for c in VARIABLES if c in data]
     values = {VARIABLES[c][0]: data[c].to_numpy() * VARIABLES[c][4] for c in present}
     qc = {VARIABLES[c][0]: data[VARIABLES[c][3]].to_numpy() for c in present if VARIABLES[c][3] in data}
     if res in STEPS:
-        time, series = steps_to_daily(path, start, values, {VARIABLES[c][0]: VARIABLES[c][1] for c in present},
-                                      step=STEPS[res], qc=qc, min_coverage=min_coverage, le_column="LE_F_MDS")
+        time, series = steps_to_daily(
+            path,
+            start,
+            values,
+            {VARIABLES[c][0]: VARIABLES[c][1] for c in present},
+            step=STEPS[res],
+            qc=qc,
+            min_coverage=min_coverage,
+            le_column="LE_F_MDS",
+        )
     else:
         time, series = start, []
         for c in present:
@@ -197,8 +238,12 @@ def read_fluxnet(path: str | os.PathLike, *, sites: Mapping | None = None, locat
             series.append((var, v, units, "" if q is None else fraction_flags(q)))
         le = series[0][1]
         if not np.isfinite(le).any():
-            raise ReaderError(path, f"no LE_F_MDS value left with LE_F_MDS_QC >= {min_coverage} (the fraction of good "
-                                    "half-hours): expected some measured latent heat flux", field="LE_F_MDS")
+            raise ReaderError(
+                path,
+                f"no LE_F_MDS value left with LE_F_MDS_QC >= {min_coverage} (the fraction of good "
+                "half-hours): expected some measured latent heat flux",
+                field="LE_F_MDS",
+            )
         series.append(("et", le_to_et(le, ta_for_lambda(values.get("ta")), 86400), "mm d-1", series[0][3]))
     source = f"FLUXNET2015 {name['product']} {res} {name['version']}"
     stations = station_table(path, [{**site, "network": NETWORK, "source": source}])
@@ -207,8 +252,14 @@ def read_fluxnet(path: str | os.PathLike, *, sites: Mapping | None = None, locat
 
 # --- reader contract (ingestion/readers/base.py) ------------------------------------------------------------
 
-def read(path: str | os.PathLike, *, sites: Mapping | None = None, locations: str | os.PathLike | None = None,
-         min_coverage: float = 0.8) -> PointData:
+
+def read(
+    path: str | os.PathLike,
+    *,
+    sites: Mapping | None = None,
+    locations: str | os.PathLike | None = None,
+    min_coverage: float = 0.8,
+) -> PointData:
     """One FLUXNET2015 CSV, the reader contract's entry point.
 
     Parameters

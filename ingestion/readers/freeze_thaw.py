@@ -39,6 +39,7 @@ Sensing of Environment 180, 346-360, doi:10.1016/j.rse.2016.01.012; ESA SMOS Lev
 Thaw product description (FMI).
 Brodzik, M. J., et al. (2012): EASE-Grid 2.0, ISPRS Int. J. Geo-Inf. 1, 32-45, doi:10.3390/ijgi1010032.
 """
+
 from __future__ import annotations
 
 import re
@@ -56,8 +57,11 @@ READER_VERSION = "1.0"
 FILE_PATTERNS = ("SMAP_L3_FT_P_*.h5", "*l3soilft*.nc")
 STATE_FILL = 255
 STATE_ATTRS = {"flag_values": np.array([0, 1], "u1"), "flag_meanings": "thawed frozen", "units": "1"}
-CLASS_ATTRS = {"flag_values": np.array([0, 1, 2], "u1"), "flag_meanings": "thawed partially_frozen frozen",
-               "units": "1"}
+CLASS_ATTRS = {
+    "flag_values": np.array([0, 1, 2], "u1"),
+    "flag_meanings": "thawed partially_frozen frozen",
+    "units": "1",
+}
 
 SMAP_GROUP = "Freeze_Thaw_Retrieval_Data_Global"
 SMAP_NAME = re.compile(r"SMAP_L3_FT_P_(\d{8})_")
@@ -97,8 +101,11 @@ def open_grid(path, **kwargs) -> xr.Dataset:
         return open_smap_ft(p)
     if "l3soilft" in p.name.lower():
         return open_smos_ft(p, **kwargs)
-    raise ReaderError(p, "file name of neither SMAP L3 FT (SMAP_L3_FT_P_<yyyymmdd>_R<CRID>_<nnn>.h5) nor SMOS L3 "
-                         "soil FT (*l3soilft*.nc)")
+    raise ReaderError(
+        p,
+        "file name of neither SMAP L3 FT (SMAP_L3_FT_P_<yyyymmdd>_R<CRID>_<nnn>.h5) nor SMOS L3 "
+        "soil FT (*l3soilft*.nc)",
+    )
 
 
 def _state(raw: np.ndarray, valid: tuple[int, ...]) -> np.ndarray:
@@ -150,8 +157,9 @@ def open_smap_ft(path) -> xr.Dataset:
         shape = f[dset].shape
         grid = shape[-2:]
         if grid != (406, 964):
-            raise ReaderError(p, f"grid of {grid} cells; expected 406 x 964 (EASE-Grid 2.0 global 36 km, M36)",
-                              field=dset)
+            raise ReaderError(
+                p, f"grid of {grid} cells; expected 406 x 964 (EASE-Grid 2.0 global 36 km, M36)", field=dset
+            )
         if len(shape) == 3 and shape[0] != 2:
             raise ReaderError(p, f"leading axis of {shape[0]}; expected 2 (AM, PM)", field=dset)
         if len(shape) not in (2, 3):
@@ -162,23 +170,35 @@ def open_smap_ft(path) -> xr.Dataset:
     passes = SMAP_PASSES if len(shape) == 3 else SMAP_PASSES[:1]
     data_vars = {}
     for k, name in enumerate(passes):
+
         def read(key, k=k):
             def read2d(key2):
                 block, rel = split_key(key2, grid)
                 with h5py.File(p, "r") as fh:
                     raw = fh[dset][(k, *block)] if len(shape) == 3 else fh[dset][block]
                 return _state(raw, (0, 1))[rel]
+
             return read_leading(key, read2d)
 
         data_vars[f"ft_state_{name}"] = xr.Variable(
-            ("time", "lat", "lon"), lazy((1, *grid), np.uint8, read),
-            {**STATE_ATTRS, "long_name": f"SMAP radiometer freeze/thaw state, {name.upper()} pass",
-             "source_fill_value": int(fill)})
-    ds = xr.Dataset(data_vars, coords={
-        "time": ("time", [np.datetime64(f"{date.group(1)[:4]}-{date.group(1)[4:6]}-{date.group(1)[6:]}", "ns")]),
-        "lat": ("lat", lat), "lon": ("lon", lon),
-        "y": ("lat", y, {"standard_name": "projection_y_coordinate", "units": "m"}),
-        "x": ("lon", x, {"standard_name": "projection_x_coordinate", "units": "m"})})
+            ("time", "lat", "lon"),
+            lazy((1, *grid), np.uint8, read),
+            {
+                **STATE_ATTRS,
+                "long_name": f"SMAP radiometer freeze/thaw state, {name.upper()} pass",
+                "source_fill_value": int(fill),
+            },
+        )
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "time": ("time", [np.datetime64(f"{date.group(1)[:4]}-{date.group(1)[4:6]}-{date.group(1)[6:]}", "ns")]),
+            "lat": ("lat", lat),
+            "lon": ("lon", lon),
+            "y": ("lat", y, {"standard_name": "projection_y_coordinate", "units": "m"}),
+            "x": ("lon", x, {"standard_name": "projection_x_coordinate", "units": "m"}),
+        },
+    )
     for var in ds.data_vars.values():
         var.encoding["_FillValue"] = np.uint8(STATE_FILL)
     ds.attrs.update(title="SMAP L3 radiometer freeze/thaw state (global 36 km)", grid=smap.GRIDS[grid][0])
@@ -200,8 +220,12 @@ def _check_smap_coordinates(path, group, lat: np.ndarray, lon: np.ndarray) -> No
             err = np.minimum(err, 360.0 - err)
         if err.max() > TOLERANCE:
             i = np.unravel_index(np.flatnonzero(ok)[int(np.argmax(err))], values.shape)
-            raise ReaderError(path, f"{name} {values[i]:g} at row {i[0]}, column {i[1]}; expected {full[i]:.4f} "
-                                    "(EASE-Grid 2.0 M36 cell centre)", field=f"{SMAP_GROUP}/{name}")
+            raise ReaderError(
+                path,
+                f"{name} {values[i]:g} at row {i[0]}, column {i[1]}; expected {full[i]:.4f} "
+                "(EASE-Grid 2.0 M36 cell centre)",
+                field=f"{SMAP_GROUP}/{name}",
+            )
 
 
 def ease2_north_axes(shape: tuple[int, int] = SMOS_SHAPE, cell: float = SMOS_CELL) -> tuple[np.ndarray, np.ndarray]:
@@ -265,29 +289,42 @@ def open_smos_ft(path, *, partial_as: str = "frozen") -> xr.Dataset:
             raise ReaderError(p, f"expected the variable {SMOS_VARIABLE!r} (SMOS L3 soil FT)", field=SMOS_VARIABLE)
         var = src[SMOS_VARIABLE]
         if var.dims != ("time", "y", "x"):
-            raise ReaderError(p, f"{SMOS_VARIABLE} has dims {var.dims}; expected ('time', 'y', 'x')",
-                              field=SMOS_VARIABLE)
+            raise ReaderError(
+                p, f"{SMOS_VARIABLE} has dims {var.dims}; expected ('time', 'y', 'x')", field=SMOS_VARIABLE
+            )
         if var.shape[1:] != SMOS_SHAPE:
-            raise ReaderError(p, f"grid of {var.shape[1]} x {var.shape[2]} cells; expected 720 x 720 (EASE-Grid 2.0 "
-                                 "North 25 km)", field=SMOS_VARIABLE)
+            raise ReaderError(
+                p,
+                f"grid of {var.shape[1]} x {var.shape[2]} cells; expected 720 x 720 (EASE-Grid 2.0 North 25 km)",
+                field=SMOS_VARIABLE,
+            )
         y, x = ease2_north_axes()
         for name, expected in (("y", y), ("x", x)):
             if name in src.coords:
                 found = src[name].values.astype("float64")
                 scale = 1000.0 if src[name].attrs.get("units") in ("km", "kilometre", "kilometers") else 1.0
                 if not np.allclose(found * scale, expected, atol=1.0):
-                    raise ReaderError(p, f"{name} from {found[0]:g} to {found[-1]:g}; expected the EASE-Grid 2.0 North "
-                                         f"25 km cell centres {expected[0]:g} .. {expected[-1]:g} m", field=name)
+                    raise ReaderError(
+                        p,
+                        f"{name} from {found[0]:g} to {found[-1]:g}; expected the EASE-Grid 2.0 North "
+                        f"25 km cell centres {expected[0]:g} .. {expected[-1]:g} m",
+                        field=name,
+                    )
         raw = var.values
         fill = var.attrs.get("_FillValue")
         classes = _state(np.where(raw == fill, STATE_FILL, raw) if fill is not None else raw, (0, 1, 2))
-        state = np.where(classes == STATE_FILL, STATE_FILL,
-                         (classes >= (1 if partial_as == "frozen" else 2)).astype("u1")).astype("u1")
+        state = np.where(
+            classes == STATE_FILL, STATE_FILL, (classes >= (1 if partial_as == "frozen" else 2)).astype("u1")
+        ).astype("u1")
         dims = ("time", "y", "x")
         data_vars = {
             "ft_class": (dims, classes, {**CLASS_ATTRS, "long_name": "SMOS soil freeze/thaw class"}),
-            "ft_state": (dims, state, {**STATE_ATTRS, "long_name": "SMOS soil freeze/thaw state (partially frozen "
-                                                                   f"counted as {partial_as})"})}
+            "ft_state": (
+                dims,
+                state,
+                {**STATE_ATTRS, "long_name": f"SMOS soil freeze/thaw state (partially frozen counted as {partial_as})"},
+            ),
+        }
         if "PM" in src:
             data_vars["PM"] = (dims, src["PM"].values, {"long_name": "SMOS FT processing mask", "units": "1"})
         times = xr.decode_cf(src[["time"]])["time"].values
@@ -295,11 +332,16 @@ def open_smos_ft(path, *, partial_as: str = "frozen") -> xr.Dataset:
         src.close()
     xx, yy = np.meshgrid(x, y)
     lon2, lat2 = (np.asarray(a).reshape(xx.shape) for a in transform(SMOS_CRS, "EPSG:4326", xx.ravel(), yy.ravel()))
-    ds = xr.Dataset(data_vars, coords={
-        "time": ("time", np.asarray(times, dtype="datetime64[ns]")),
-        "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m"}),
-        "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m"}),
-        "lat": (("y", "x"), lat2), "lon": (("y", "x"), lon2)})
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "time": ("time", np.asarray(times, dtype="datetime64[ns]")),
+            "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m"}),
+            "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m"}),
+            "lat": (("y", "x"), lat2),
+            "lon": (("y", "x"), lon2),
+        },
+    )
     for name in ("ft_class", "ft_state"):
         ds[name].encoding["_FillValue"] = np.uint8(STATE_FILL)
     ds.attrs.update(title="SMOS L3 soil freeze/thaw (EASE-Grid 2.0 North 25 km)", partial_as=partial_as)

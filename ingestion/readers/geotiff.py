@@ -21,6 +21,7 @@ References
 Gillies, S., et al. (2013-): Rasterio: geospatial raster I/O for Python, https://rasterio.readthedocs.io.
 GDAL raster data model (scale/offset/nodata), https://gdal.org/user/raster_data_model.html.
 """
+
 from __future__ import annotations
 
 import re
@@ -120,10 +121,24 @@ def open_grid(path, *, units: str | None = None) -> xr.Dataset:
         coords["band"] = ("band", np.arange(1, count + 1))
         coords["band_description"] = ("band", np.array(descriptions, dtype=object).astype(str))
     if not geographic:
-        coords["x"] = ("x", xs, {"standard_name": "projection_x_coordinate", "units": "m" if crs_obj.is_projected
-                                 else "degree", "axis": "X"})
-        coords["y"] = ("y", ys, {"standard_name": "projection_y_coordinate", "units": "m" if crs_obj.is_projected
-                                 else "degree", "axis": "Y"})
+        coords["x"] = (
+            "x",
+            xs,
+            {
+                "standard_name": "projection_x_coordinate",
+                "units": "m" if crs_obj.is_projected else "degree",
+                "axis": "X",
+            },
+        )
+        coords["y"] = (
+            "y",
+            ys,
+            {
+                "standard_name": "projection_y_coordinate",
+                "units": "m" if crs_obj.is_projected else "degree",
+                "axis": "Y",
+            },
+        )
         if height * width <= MAX_LATLON_CELLS:
             gx, gy = np.meshgrid(xs, ys)
             lon, lat = transform(crs_obj, WGS84, gx.ravel(), gy.ravel())

@@ -49,6 +49,7 @@ Beaudoing, H., Rodell, M., NASA/GSFC/HSL: GLDAS Noah Land Surface Model L4 3 hou
 V2.1, GES DISC, doi:10.5067/E7TYRXPJKWOQ; README for GLDAS-2 products; GLDAS model output table
 https://ldas.gsfc.nasa.gov/gldas/model-output (PDS numbers).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -66,8 +67,10 @@ FILE_PATTERNS = ("GLDAS_NOAH025*.nc4", "GLDAS_NOAH025*.grb")
 LAYERS = {"0_10cm": "0-10 cm", "10_40cm": "10-40 cm", "40_100cm": "40-100 cm", "100_200cm": "100-200 cm"}
 # GLDAS-2 name -> (CF standard name, UDUNITS units, long name)
 VARIABLES = {
-    **{f"SoilMoi{k}_inst": ("mass_content_of_water_in_soil_layer", "kg m-2", f"Soil moisture {v}")
-       for k, v in LAYERS.items()},
+    **{
+        f"SoilMoi{k}_inst": ("mass_content_of_water_in_soil_layer", "kg m-2", f"Soil moisture {v}")
+        for k, v in LAYERS.items()
+    },
     **{f"SoilTMP{k}_inst": ("soil_temperature", "K", f"Soil temperature {v}") for k, v in LAYERS.items()},
     "Tair_f_inst": ("air_temperature", "K", "Air temperature"),
     "Qair_f_inst": ("specific_humidity", "kg kg-1", "Specific humidity"),
@@ -82,19 +85,52 @@ VARIABLES = {
     "SWE_inst": ("surface_snow_amount", "kg m-2", "Snow water equivalent"),
     "AvgSurfT_inst": ("surface_temperature", "K", "Average surface skin temperature"),
 }
-GRIB_PARAMETERS = {1: "Psurf_f_inst", 11: "Tair_f_inst", 32: "Wind_f_inst", 51: "Qair_f_inst", 65: "SWE_inst",
-                   131: "Snowf_tavg", 132: "Rainf_tavg", 138: "AvgSurfT_inst", 162: "Rainf_f_tavg",
-                   204: "SWdown_f_tavg", 205: "LWdown_f_tavg"}
+GRIB_PARAMETERS = {
+    1: "Psurf_f_inst",
+    11: "Tair_f_inst",
+    32: "Wind_f_inst",
+    51: "Qair_f_inst",
+    65: "SWE_inst",
+    131: "Snowf_tavg",
+    132: "Rainf_tavg",
+    138: "AvgSurfT_inst",
+    162: "Rainf_f_tavg",
+    204: "SWdown_f_tavg",
+    205: "LWdown_f_tavg",
+}
 GRIB_LAYERED = {85: "SoilTMP", 86: "SoilMoi"}
-LAYER_CODES = {(0, 10): "0_10cm", (10, 40): "10_40cm", (40, 100): "40_100cm", (100, 200): "100_200cm",
-               (0, 4): "0_10cm", (0, 3): "10_40cm", (0, 2): "40_100cm", (0, 1): "100_200cm"}
+LAYER_CODES = {
+    (0, 10): "0_10cm",
+    (10, 40): "10_40cm",
+    (40, 100): "40_100cm",
+    (100, 200): "100_200cm",
+    (0, 4): "0_10cm",
+    (0, 3): "10_40cm",
+    (0, 2): "40_100cm",
+    (0, 1): "100_200cm",
+}
 GRID_NAME = "GLDAS 0.25 degree global grid, 1440 x 600 cells from (-179.875 E, -59.875 N)"
-GRIB_GRID = {"Ni": 1440, "Nj": 600, "latitudeOfFirstGridPointInDegrees": -59.875,
-             "latitudeOfLastGridPointInDegrees": 89.875, "longitudeOfFirstGridPointInDegrees": -179.875,
-             "longitudeOfLastGridPointInDegrees": 179.875, "iDirectionIncrementInDegrees": 0.25,
-             "jDirectionIncrementInDegrees": 0.25, "jScansPositively": 1, "iScansNegatively": 0}
-_GRIB_KEYS = ("editionNumber", "indicatorOfParameter", "indicatorOfTypeOfLevel", "topLevel", "bottomLevel",
-              "validityDate", "validityTime")
+GRIB_GRID = {
+    "Ni": 1440,
+    "Nj": 600,
+    "latitudeOfFirstGridPointInDegrees": -59.875,
+    "latitudeOfLastGridPointInDegrees": 89.875,
+    "longitudeOfFirstGridPointInDegrees": -179.875,
+    "longitudeOfLastGridPointInDegrees": 179.875,
+    "iDirectionIncrementInDegrees": 0.25,
+    "jDirectionIncrementInDegrees": 0.25,
+    "jScansPositively": 1,
+    "iScansNegatively": 0,
+}
+_GRIB_KEYS = (
+    "editionNumber",
+    "indicatorOfParameter",
+    "indicatorOfTypeOfLevel",
+    "topLevel",
+    "bottomLevel",
+    "validityDate",
+    "validityTime",
+)
 
 
 def open_grid(path) -> xr.Dataset:
@@ -147,11 +183,18 @@ def _open_netcdf(path) -> xr.Dataset:
         if name not in ds.coords:
             raise ReaderError(path, f"expected a {name!r} coordinate ({GRID_NAME})", field=name)
     lat, lon = ds["lat"].values, ds["lon"].values
-    ok = (lat.size == 600 and lon.size == 1440 and np.allclose(lat[[0, -1]], [-59.875, 89.875])
-          and np.allclose(lon[[0, -1]], [-179.875, 179.875]))
+    ok = (
+        lat.size == 600
+        and lon.size == 1440
+        and np.allclose(lat[[0, -1]], [-59.875, 89.875])
+        and np.allclose(lon[[0, -1]], [-179.875, 179.875])
+    )
     if not ok:
-        raise ReaderError(path, f"grid of {lon.size} x {lat.size} cells from ({lon[0]:g} E, {lat[0]:g} N); expected the "
-                                f"{GRID_NAME}", field="lat")
+        raise ReaderError(
+            path,
+            f"grid of {lon.size} x {lat.size} cells from ({lon[0]:g} E, {lat[0]:g} N); expected the {GRID_NAME}",
+            field="lat",
+        )
     if "time_bnds" in ds.data_vars:
         ds = ds.set_coords("time_bnds")
     for key in ds.data_vars:
@@ -181,39 +224,59 @@ def _open_grib(path) -> xr.Dataset:
         if name is None:
             skipped.add(f"{m['indicatorOfParameter']}:{m['topLevel']}-{m['bottomLevel']}")
             continue
-        t = pd.Timestamp(f"{m['validityDate']:08d}") + pd.Timedelta(hours=m["validityTime"] // 100,
-                                                                     minutes=m["validityTime"] % 100)
+        t = pd.Timestamp(f"{m['validityDate']:08d}") + pd.Timedelta(
+            hours=m["validityTime"] // 100, minutes=m["validityTime"] % 100
+        )
         if t in fields.setdefault(name, {}):
-            raise ReaderError(path, f"message {m['number']} repeats {name} at {t}; expected one field per time",
-                              field=name)
+            raise ReaderError(
+                path, f"message {m['number']} repeats {name} at {t}; expected one field per time", field=name
+            )
         fields[name][t] = m
     if not fields:
-        raise ReaderError(path, f"no known GLDAS parameter (PDS numbers {sorted(GRIB_PARAMETERS)} or soil layers "
-                                f"{sorted(GRIB_LAYERED)}); found {sorted(skipped)}", field="indicatorOfParameter")
+        raise ReaderError(
+            path,
+            f"no known GLDAS parameter (PDS numbers {sorted(GRIB_PARAMETERS)} or soil layers "
+            f"{sorted(GRIB_LAYERED)}); found {sorted(skipped)}",
+            field="indicatorOfParameter",
+        )
     times = sorted(set().union(*fields.values()))
     shape = (len(lat), len(lon))
     data_vars = {}
     for name, by_time in sorted(fields.items()):
         missing = [t for t in times if t not in by_time]
         if missing:
-            raise ReaderError(path, f"no {name} field at {missing[0]}; expected every parameter at every time",
-                              field=name)
+            raise ReaderError(
+                path, f"no {name} field at {missing[0]}; expected every parameter at every time", field=name
+            )
         msgs = [by_time[t] for t in times]
 
         def read(key, msgs=msgs):
             sel = range(len(msgs))[key[0]]
-            blocks = [grib_field(path, msgs[i]["offset"], msgs[i]["totalLength"], shape)[key[1:]]
-                      for i in ([sel] if isinstance(sel, int) else sel)]
+            blocks = [
+                grib_field(path, msgs[i]["offset"], msgs[i]["totalLength"], shape)[key[1:]]
+                for i in ([sel] if isinstance(sel, int) else sel)
+            ]
             if isinstance(sel, int):
                 return blocks[0]
             return np.stack(blocks) if blocks else np.empty((0, *np.empty(shape)[key[1:]].shape), np.float32)
 
-        var = xr.Variable(("time", "lat", "lon"), lazy((len(times), *shape), np.float32, read),
-                          {"grib_parameter": int(msgs[0]["indicatorOfParameter"]),
-                           "grib_level": f"{msgs[0]['topLevel']}-{msgs[0]['bottomLevel']}"})
+        var = xr.Variable(
+            ("time", "lat", "lon"),
+            lazy((len(times), *shape), np.float32, read),
+            {
+                "grib_parameter": int(msgs[0]["indicatorOfParameter"]),
+                "grib_level": f"{msgs[0]['topLevel']}-{msgs[0]['bottomLevel']}",
+            },
+        )
         data_vars[name] = var
-    ds = xr.Dataset(data_vars, coords={"time": ("time", pd.DatetimeIndex(times).values.astype("datetime64[ns]")),
-                                       "lat": ("lat", lat), "lon": ("lon", lon)})
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "time": ("time", pd.DatetimeIndex(times).values.astype("datetime64[ns]")),
+            "lat": ("lat", lat),
+            "lon": ("lon", lon),
+        },
+    )
     for key in ds.data_vars:
         _annotate(ds[key], str(key), path)
     if skipped:

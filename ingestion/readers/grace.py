@@ -26,6 +26,7 @@ J. Geophys. Res. Solid Earth 120, 2648-2671, doi:10.1002/2014JB011547.
 Wiese, D. N., Landerer, F. W., Watkins, M. M. (2016): Quantifying and reducing leakage errors in the
 JPL RL05M GRACE mascon solution. Water Resour. Res. 52, 7490-7502, doi:10.1002/2016WR019344.
 """
+
 from __future__ import annotations
 
 import re
@@ -109,8 +110,7 @@ def open_grid(path, *, land_mask=None, scale_factor=None) -> xr.Dataset:
         raise ReaderError(path, "expected the variable 'lwe_thickness' (JPL mascon)", field="lwe_thickness")
     for name, units in UNITS.items():
         if name in ds.data_vars and check_units(path, name, ds[name].attrs.get("units")) != units:
-            raise ReaderError(path, f"units {ds[name].attrs.get('units')!r}; expected {units!r}",
-                              field=f"{name}.units")
+            raise ReaderError(path, f"units {ds[name].attrs.get('units')!r}; expected {units!r}", field=f"{name}.units")
     ds = ds.drop_vars([v for v in ("lat_bounds", "lon_bounds") if v in ds.variables])
     ds = ds.set_coords([v for v in ("time_bounds",) if v in ds.data_vars])
     ds["lwe_thickness"].attrs.setdefault("long_name", "Liquid water equivalent thickness anomaly")
@@ -134,8 +134,11 @@ def _companion_variable(file, name: str, ds: xr.Dataset) -> xr.DataArray:
     aux = finalise(aux, file)
     for c in ("lat", "lon"):
         if aux[c].size != ds[c].size or not np.allclose(aux[c].values, ds[c].values, atol=1e-6):
-            raise ReaderError(file, f"{c} differs from the mascon file's ({aux[c].size} vs {ds[c].size} values); "
-                                    "expected the same grid", field=c)
+            raise ReaderError(
+                file,
+                f"{c} differs from the mascon file's ({aux[c].size} vs {ds[c].size} values); expected the same grid",
+                field=c,
+            )
     var = aux[name].assign_coords(lat=ds["lat"], lon=ds["lon"])
     var.attrs["source_file"] = Path(file).name
     return var

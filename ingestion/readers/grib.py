@@ -7,6 +7,7 @@ References
 ----------
 ECMWF ecCodes, https://confluence.ecmwf.int/display/ECC (GRIB keys, Python API).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,9 +18,19 @@ import numpy as np
 from .base import ReaderError
 from .gridtools import check_file
 
-GRID_KEYS = ("gridType", "Ni", "Nj", "latitudeOfFirstGridPointInDegrees", "longitudeOfFirstGridPointInDegrees",
-             "latitudeOfLastGridPointInDegrees", "longitudeOfLastGridPointInDegrees",
-             "iDirectionIncrementInDegrees", "jDirectionIncrementInDegrees", "iScansNegatively", "jScansPositively")
+GRID_KEYS = (
+    "gridType",
+    "Ni",
+    "Nj",
+    "latitudeOfFirstGridPointInDegrees",
+    "longitudeOfFirstGridPointInDegrees",
+    "latitudeOfLastGridPointInDegrees",
+    "longitudeOfLastGridPointInDegrees",
+    "iDirectionIncrementInDegrees",
+    "jDirectionIncrementInDegrees",
+    "iScansNegatively",
+    "jScansPositively",
+)
 
 
 def grib_messages(path, keys=()) -> list[dict]:
@@ -53,8 +64,9 @@ def grib_messages(path, keys=()) -> list[dict]:
             try:
                 h = eccodes.codes_grib_new_from_file(f)
             except eccodes.CodesInternalError as exc:
-                raise ReaderError(p, f"message {len(out) + 1} cannot be decoded ({exc}); expected complete GRIB "
-                                     "messages") from None
+                raise ReaderError(
+                    p, f"message {len(out) + 1} cannot be decoded ({exc}); expected complete GRIB messages"
+                ) from None
             if h is None:
                 break
             try:
@@ -111,8 +123,12 @@ def check_grib_grids(path, messages: list[dict], expected: dict | None = None, n
     for msg in messages[1:]:
         for k in GRID_KEYS:
             if not _same(msg[k], first[k]):
-                raise ReaderError(path, f"inconsistent grids: message {msg['number']} has {k}={msg[k]!r}, message 1 "
-                                        f"has {first[k]!r}; expected one grid in the file", field=k)
+                raise ReaderError(
+                    path,
+                    f"inconsistent grids: message {msg['number']} has {k}={msg[k]!r}, message 1 "
+                    f"has {first[k]!r}; expected one grid in the file",
+                    field=k,
+                )
     if first["gridType"] != "regular_ll":
         raise ReaderError(path, f"grid type {first['gridType']!r}; expected 'regular_ll'", field="gridType")
     for k, v in (expected or {}).items():

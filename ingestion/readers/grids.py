@@ -7,6 +7,7 @@
 ``ingest grid`` treats it as one reader. The readers themselves import the helpers they share from
 :mod:`~.gridtools`, :mod:`~.grib` and :mod:`~.units`, never this module.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -89,8 +90,11 @@ def reader_for(path) -> ModuleType:
         return matches[0]
     found = _sniff(p)
     if found is None or (matches and found not in matches):
-        raise ReaderError(p, "no gridded reader recognises this file; expected GLDAS, ERA5, MODIS MOD11A1, GRACE "
-                             "mascon, SMAP L3, ESA CCI SM, AMSR2 L3 or GeoTIFF")
+        raise ReaderError(
+            p,
+            "no gridded reader recognises this file; expected GLDAS, ERA5, MODIS MOD11A1, GRACE "
+            "mascon, SMAP L3, ESA CCI SM, AMSR2 L3 or GeoTIFF",
+        )
     return found
 
 

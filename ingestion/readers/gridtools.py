@@ -24,6 +24,7 @@ Eaton, B., et al. (2023): NetCDF Climate and Forecast (CF) Metadata Conventions,
 https://cfconventions.org/ (coordinates, units, standard names, flags).
 UDUNITS-2 unit syntax, https://docs.unidata.ucar.edu/udunits/current/.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from .units import check_units
 WGS84 = "EPSG:4326"
 
 # --- files ------------------------------------------------------------------------------------
+
 
 def check_file(path) -> Path:
     """Check that ``path`` is a non-empty regular file.
@@ -137,8 +139,11 @@ def open_netcdf(path, **kwargs) -> xr.Dataset:
         try:  # mapping the variables checks each one's extent against the file size
             nc = netcdf_file(p, "r", mmap=True)
         except (TypeError, ValueError, OSError) as exc:
-            raise ReaderError(p, f"truncated or corrupt NetCDF-3 file: its header declares data beyond its "
-                                 f"{p.stat().st_size} bytes ({exc}); expected a complete file") from None
+            raise ReaderError(
+                p,
+                f"truncated or corrupt NetCDF-3 file: its header declares data beyond its "
+                f"{p.stat().st_size} bytes ({exc}); expected a complete file",
+            ) from None
         nc.variables.clear()  # drop the views of the mapping so that it closes cleanly
         nc.close()
     try:
@@ -154,6 +159,7 @@ def open_netcdf(path, **kwargs) -> xr.Dataset:
 
 
 # --- lazy arrays ------------------------------------------------------------------------------
+
 
 class _ReadArray(BackendArray):
     """A backend array whose values come from ``read(key)``, ``key`` a tuple of ints and slices."""
@@ -229,6 +235,7 @@ def lazy_h5(path, dataset: str, shape2d: tuple[int, int], dtype, decode: Callabl
     xarray.core.indexing.LazilyIndexedArray
         Shape ``(1, *shape2d)``, for a variable with dims ``(time, row, col)``.
     """
+
     def read_block(key):
         block, rel = split_key(key, shape2d)
         with h5py.File(path, "r") as f:
@@ -298,6 +305,7 @@ def _span(key, n: int) -> tuple[slice, object]:
 
 # --- coordinates and time ---------------------------------------------------------------------
 
+
 def _check_1d(path, name: str, values: np.ndarray, lo: float, hi: float, hi_open: bool = False) -> None:
     if not np.issubdtype(values.dtype, np.number):
         raise ReaderError(path, f"expected numeric degrees, found dtype {values.dtype}", field=name)
@@ -318,8 +326,11 @@ def _check_monotonic(path, name: str, values: np.ndarray) -> int:
     if (d < 0).all():
         return -1
     i = int(np.flatnonzero(d <= 0)[0] if (d > 0).sum() >= (d < 0).sum() else np.flatnonzero(d >= 0)[0])
-    raise ReaderError(path, f"expected strictly monotonic coordinates, found {values[i]:g} then {values[i + 1]:g} "
-                            f"at index {i + 1}", field=name)
+    raise ReaderError(
+        path,
+        f"expected strictly monotonic coordinates, found {values[i]:g} then {values[i + 1]:g} at index {i + 1}",
+        field=name,
+    )
 
 
 def normalise_coords(ds: xr.Dataset, path) -> xr.Dataset:
@@ -351,8 +362,11 @@ def normalise_coords(ds: xr.Dataset, path) -> xr.Dataset:
     ds = ds.rename({k: v for k, v in (("latitude", "lat"), ("longitude", "lon")) if k in ds.variables})
     for name in ("lat", "lon"):
         if name not in ds.coords:
-            raise ReaderError(path, f"expected a {name!r} (or {'latitude' if name == 'lat' else 'longitude'!r}) "
-                                    "coordinate", field=name)
+            raise ReaderError(
+                path,
+                f"expected a {name!r} (or {'latitude' if name == 'lat' else 'longitude'!r}) coordinate",
+                field=name,
+            )
     lat, lon = ds["lat"], ds["lon"]
     if lat.ndim == 2 or lon.ndim == 2:  # curvilinear: auxiliary coordinates, NaN outside the projection
         for name, lo, hi in (("lat", -90, 90), ("lon", -180, 180)):
@@ -367,8 +381,9 @@ def normalise_coords(ds: xr.Dataset, path) -> xr.Dataset:
         if lon.dims == ("lon",):
             _check_monotonic(path, "lon", lon.values)
             if np.unique(wrapped).size != wrapped.size:
-                raise ReaderError(path, "expected distinct longitudes, found duplicates after wrapping to [-180, 180)",
-                                  field="lon")
+                raise ReaderError(
+                    path, "expected distinct longitudes, found duplicates after wrapping to [-180, 180)", field="lon"
+                )
             order = np.argsort(wrapped, kind="stable")
             ds = ds.assign_coords(lon=("lon", wrapped.astype(lon.dtype), lon.attrs))
             if (np.diff(order) != 1).any():
@@ -412,8 +427,12 @@ def check_time(ds: xr.Dataset, path) -> xr.Dataset:
         return ds
     t = ds["time"]
     if t.dtype.kind != "M":
-        raise ReaderError(path, f"expected times decodable to datetime64 (CF units 'days since ...', standard "
-                                f"calendar), found dtype {t.dtype}", field="time")
+        raise ReaderError(
+            path,
+            f"expected times decodable to datetime64 (CF units 'days since ...', standard "
+            f"calendar), found dtype {t.dtype}",
+            field="time",
+        )
     if t.dtype != np.dtype("datetime64[ns]"):
         ds = ds.assign_coords(time=t.astype("datetime64[ns]"))
         t = ds["time"]
@@ -424,8 +443,11 @@ def check_time(ds: xr.Dataset, path) -> xr.Dataset:
         d = np.diff(values)
         if (d <= np.timedelta64(0)).any():
             i = int(np.flatnonzero(d <= np.timedelta64(0))[0])
-            raise ReaderError(path, f"expected strictly increasing times, found {values[i]} then {values[i + 1]} "
-                                    f"at index {i + 1}", field="time")
+            raise ReaderError(
+                path,
+                f"expected strictly increasing times, found {values[i]} then {values[i + 1]} at index {i + 1}",
+                field="time",
+            )
     ds["time"].attrs.update(standard_name="time", axis="T")
     return ds
 
@@ -478,6 +500,7 @@ def finalise(ds: xr.Dataset, path, *, crs: str = WGS84, reader: str | None = Non
 
 # --- description ------------------------------------------------------------------------------
 
+
 def _resolution(values: np.ndarray) -> float | None:
     d = np.abs(np.diff(values.astype("float64")))
     return float(np.median(d)) if d.size else None
@@ -519,17 +542,26 @@ def describe(ds: xr.Dataset) -> dict:
     """
     crs = ds.attrs.get("crs", WGS84)
     c = ds.coords
-    variables = [{"name": str(n), "units": v.attrs.get("units"), "standard_name": v.attrs.get("standard_name"),
-                  "long_name": v.attrs.get("long_name"), "dims": tuple(map(str, v.dims)), "dtype": str(v.dtype)}
-                 for n, v in ds.data_vars.items()]
+    variables = [
+        {
+            "name": str(n),
+            "units": v.attrs.get("units"),
+            "standard_name": v.attrs.get("standard_name"),
+            "long_name": v.attrs.get("long_name"),
+            "dims": tuple(map(str, v.dims)),
+            "dtype": str(v.dtype),
+        }
+        for n, v in ds.data_vars.items()
+    ]
     projected = crs != WGS84 and "x" in c and "y" in c and c["x"].ndim == 1 and c["y"].ndim == 1
     regular = "lat" in c and c["lat"].dims == ("lat",) and "lon" in c and c["lon"].dims == ("lon",)
     dims: tuple[str, ...]
     if projected:  # x/y grids, and cylindrical grids whose lat/lon axes follow x/y (EASE-Grid 2.0)
         x, y = c["x"].values.astype("float64"), c["y"].values.astype("float64")
         dx, dy = _resolution(x) or 0.0, _resolution(y) or 0.0
-        bbox = transform_bounds(crs, WGS84, x.min() - dx / 2, y.min() - dy / 2, x.max() + dx / 2, y.max() + dy / 2,
-                                densify_pts=21)
+        bbox = transform_bounds(
+            crs, WGS84, x.min() - dx / 2, y.min() - dy / 2, x.max() + dx / 2, y.max() + dy / 2, densify_pts=21
+        )
         kind, res, res_units = "projected", (dx, dy), c["x"].attrs.get("units", "m")
         dims = ("lat", "lon") if regular else (str(c["y"].dims[0]), str(c["x"].dims[0]))
     elif regular:
@@ -546,14 +578,26 @@ def describe(ds: xr.Dataset) -> dict:
         kind, dims, res, res_units = "points", tuple(map(str, c["lat"].dims)), None, None
         bbox = (c["lon"].values.min(), c["lat"].values.min(), c["lon"].values.max(), c["lat"].values.max())
     else:
-        raise ReaderError(ds.attrs.get("source_file", "dataset"), "expected 'lat'/'lon' or projected 'x'/'y' "
-                          "coordinates (open the file with a grid reader)")
+        raise ReaderError(
+            ds.attrs.get("source_file", "dataset"),
+            "expected 'lat'/'lon' or projected 'x'/'y' coordinates (open the file with a grid reader)",
+        )
     time = None
     if "time" in c:
         t = pd.DatetimeIndex(np.atleast_1d(c["time"].values).ravel())
         step = (t[1:] - t[:-1]).median() if t.size > 1 else None
         freq = pd.infer_freq(t) if t.size > 2 else None
         time = {"start": t.min(), "end": t.max(), "steps": int(t.size), "step": step, "frequency": freq}
-    return {"variables": variables, "bbox": tuple(float(b) for b in bbox), "time": time,
-            "grid": {"kind": kind, "dims": dims, "shape": tuple(int(ds.sizes[d]) for d in dims), "resolution": res,
-                     "resolution_units": res_units, "crs": crs}}
+    return {
+        "variables": variables,
+        "bbox": tuple(float(b) for b in bbox),
+        "time": time,
+        "grid": {
+            "kind": kind,
+            "dims": dims,
+            "shape": tuple(int(ds.sizes[d]) for d in dims),
+            "resolution": res,
+            "resolution_units": res_units,
+            "crs": crs,
+        },
+    }

@@ -40,6 +40,7 @@ TUW-GEO ``ismn`` package (MIT): https://github.com/TUW-GEO/ismn .
 ESA CCI Land Cover Product User Guide v2 (2017), legend table; IGBP classes after Loveland &
 Belward (1997), Int. J. Remote Sens. 18, 3289-3295, doi:10.1080/014311697217099.
 """
+
 from __future__ import annotations
 
 import math
@@ -61,16 +62,48 @@ READER_VERSION = "1.0"
 FILE_PATTERNS = ("*.stm",)
 SOURCE = "ISMN"
 # ISMN short name -> UDUNITS units of the values in the .stm files (ISMN variable table)
-UNITS = {"sm": "m3 m-3", "ts": "degC", "ta": "degC", "tsf": "degC", "p": "mm", "su": "kPa", "sd": "mm",
-         "sweq": "mm"}
+UNITS = {"sm": "m3 m-3", "ts": "degC", "ta": "degC", "tsf": "degC", "p": "mm", "su": "kPa", "sd": "mm", "sweq": "mm"}
 FLAG = re.compile(r"[A-Z][0-9]{0,2}(,[A-Z][0-9]{0,2})*")  # G, M, U, C01, D02, "C01,D03", ...
 # ESA CCI land cover class -> IGBP class, by the class definitions (mosaics -> CVM / WSA / SAV,
 # lichens and sparse vegetation -> OSH, flooded classes -> WET); the CCI code is kept as well.
-CCI_TO_IGBP = {10: "CRO", 11: "CRO", 12: "CRO", 20: "CRO", 30: "CVM", 40: "CVM", 50: "EBF", 60: "DBF", 61: "DBF",
-               62: "DBF", 70: "ENF", 71: "ENF", 72: "ENF", 80: "DNF", 81: "DNF", 82: "DNF", 90: "MF", 100: "WSA",
-               110: "SAV", 120: "OSH", 121: "OSH", 122: "OSH", 130: "GRA", 140: "OSH", 150: "OSH", 152: "OSH",
-               153: "OSH", 160: "WET", 170: "WET", 180: "WET", 190: "URB", 200: "BSV", 201: "BSV", 202: "BSV",
-               210: "WAT", 220: "SNO"}
+CCI_TO_IGBP = {
+    10: "CRO",
+    11: "CRO",
+    12: "CRO",
+    20: "CRO",
+    30: "CVM",
+    40: "CVM",
+    50: "EBF",
+    60: "DBF",
+    61: "DBF",
+    62: "DBF",
+    70: "ENF",
+    71: "ENF",
+    72: "ENF",
+    80: "DNF",
+    81: "DNF",
+    82: "DNF",
+    90: "MF",
+    100: "WSA",
+    110: "SAV",
+    120: "OSH",
+    121: "OSH",
+    122: "OSH",
+    130: "GRA",
+    140: "OSH",
+    150: "OSH",
+    152: "OSH",
+    153: "OSH",
+    160: "WET",
+    170: "WET",
+    180: "WET",
+    190: "URB",
+    200: "BSV",
+    201: "BSV",
+    202: "BSV",
+    210: "WAT",
+    220: "SNO",
+}
 HEADER_VALUES, CEOP_SEP = "header_values", "ceop_sep"
 
 
@@ -123,21 +156,26 @@ def _read_with_package(path: Path, raw: bytes) -> tuple[DataFile, pd.DataFrame]:
         handle = DataFile(path.parent, path.name)
         return handle, handle.read_data()
     with tempfile.TemporaryDirectory(prefix="ismn-") as folder:
-        (Path(folder) / path.name).write_bytes(raw[len(BOM):])
+        (Path(folder) / path.name).write_bytes(raw[len(BOM) :])
         handle = DataFile(folder, path.name)
         return handle, handle.read_data()
 
 
 def _name_parts(path: Path) -> tuple[list[str], float, float]:
-    parts = path.name[:-len(path.suffix)].split("_") if path.suffix else path.name.split("_")
+    parts = path.name[: -len(path.suffix)].split("_") if path.suffix else path.name.split("_")
     if len(parts) < 9:
-        raise ReaderError(path, "expected a file name <network>_<network>_<station>_<variable>_<depth_from>_"
-                                "<depth_to>_<sensor>_<start>_<end>.stm", field="file name")
+        raise ReaderError(
+            path,
+            "expected a file name <network>_<network>_<station>_<variable>_<depth_from>_"
+            "<depth_to>_<sensor>_<start>_<end>.stm",
+            field="file name",
+        )
     try:
         depths = float(parts[4]), float(parts[5])
     except ValueError:
-        raise ReaderError(path, f"expected depths in m in the file name, found {parts[4]!r}, {parts[5]!r}",
-                          field="file name") from None
+        raise ReaderError(
+            path, f"expected depths in m in the file name, found {parts[4]!r}, {parts[5]!r}", field="file name"
+        ) from None
     return parts, *depths
 
 
@@ -152,8 +190,24 @@ def _float(token: str) -> float | None:
 def _scan(path: Path, lines: list[str], layout: str) -> ReaderError | None:
     """The first malformed line of an ISMN file as a ReaderError (None when every line is valid)."""
     ceop = layout == CEOP_SEP
-    names = (["date", "time", "date", "time", "network", "network", "station", "lat", "lon", "elevation",
-              "depth_from", "depth_to"] if ceop else ["date", "time"]) + ["value", "flag", "orig_flag"]
+    names = (
+        [
+            "date",
+            "time",
+            "date",
+            "time",
+            "network",
+            "network",
+            "station",
+            "lat",
+            "lon",
+            "elevation",
+            "depth_from",
+            "depth_to",
+        ]
+        if ceop
+        else ["date", "time"]
+    ) + ["value", "flag", "orig_flag"]
     expected = " ".join(names[:-1]) + " [orig_flag]"
     first = 0 if ceop else 1
     seen: dict[datetime, int] = {}
@@ -163,22 +217,32 @@ def _scan(path: Path, lines: list[str], layout: str) -> ReaderError | None:
             continue
         if not len(names) - 1 <= len(tokens) <= len(names):
             missing = names[len(tokens)] if len(tokens) < len(names) else None
-            return ReaderError(path, f"expected {len(names) - 1} or {len(names)} fields ({expected}), found "
-                                     f"{len(tokens)}: {line.strip()!r}", line=number, field=missing)
+            return ReaderError(
+                path,
+                f"expected {len(names) - 1} or {len(names)} fields ({expected}), found {len(tokens)}: {line.strip()!r}",
+                line=number,
+                field=missing,
+            )
         try:
             stamp = datetime.strptime(f"{tokens[0]} {tokens[1]}", "%Y/%m/%d %H:%M")
         except ValueError:
-            return ReaderError(path, f"expected a time YYYY/MM/DD HH:MM, found {tokens[0]} {tokens[1]!r}",
-                               line=number, field="time")
+            return ReaderError(
+                path, f"expected a time YYYY/MM/DD HH:MM, found {tokens[0]} {tokens[1]!r}", line=number, field="time"
+            )
         value, flag = tokens[len(names) - 3], tokens[len(names) - 2]
         if _float(value) is None:
             return ReaderError(path, f"expected a finite number, found {value!r}", line=number, field="value")
         if not FLAG.fullmatch(flag):
-            return ReaderError(path, f"expected an ISMN quality flag (G, C01, D02, D01,D03, ...), found {flag!r}",
-                               line=number, field="flag")
+            return ReaderError(
+                path,
+                f"expected an ISMN quality flag (G, C01, D02, D01,D03, ...), found {flag!r}",
+                line=number,
+                field="flag",
+            )
         if stamp in seen:
-            return ReaderError(path, f"time {stamp:%Y/%m/%d %H:%M} repeats line {seen[stamp]}", line=number,
-                               field="time")
+            return ReaderError(
+                path, f"time {stamp:%Y/%m/%d %H:%M} repeats line {seen[stamp]}", line=number, field="time"
+            )
         seen[stamp] = number
     return None
 
@@ -188,15 +252,27 @@ def _header(path: Path, lines: list[str], layout: str) -> tuple[str, float, floa
     tokens = lines[0].split()
     offset = 4 if layout == CEOP_SEP else 0
     if len(tokens) < offset + 8:
-        raise ReaderError(path, "expected a header 'network network station lat lon elevation depth_from "
-                                f"depth_to sensor', found {lines[0].strip()!r}", line=1)
+        raise ReaderError(
+            path,
+            "expected a header 'network network station lat lon elevation depth_from "
+            f"depth_to sensor', found {lines[0].strip()!r}",
+            line=1,
+        )
     values: list[float] = []
-    for i, (name, low, high) in enumerate((("lat", -90, 90), ("lon", -180, 180), ("elevation", -math.inf, math.inf),
-                                           ("depth_from", -100, 100), ("depth_to", -100, 100))):
+    for i, (name, low, high) in enumerate(
+        (
+            ("lat", -90, 90),
+            ("lon", -180, 180),
+            ("elevation", -math.inf, math.inf),
+            ("depth_from", -100, 100),
+            ("depth_to", -100, 100),
+        )
+    ):
         v = _float(tokens[offset + 3 + i])
         if v is None or not low <= v <= high:
-            raise ReaderError(path, f"expected a number in [{low}, {high}], found {tokens[offset + 3 + i]!r}",
-                              line=1, field=name)
+            raise ReaderError(
+                path, f"expected a number in [{low}, {high}], found {tokens[offset + 3 + i]!r}", line=1, field=name
+            )
         values.append(v)
     if not -500 <= values[2] <= 9000:  # no-data elevations (-9999)
         values[2] = math.nan
@@ -238,13 +314,20 @@ def read_stm(path: str | os.PathLike) -> StmFile:
     short = parts[3]
     if short not in UNITS:
         raise ReaderError(path, f"expected a variable of {', '.join(UNITS)}, found {short!r}", field="file name")
-    layout = CEOP_SEP if len(lines[0].split()) in (14, 15) and len(lines) > 1 and len(lines[1].split()) in (14, 15) \
+    layout = (
+        CEOP_SEP
+        if len(lines[0].split()) in (14, 15) and len(lines) > 1 and len(lines[1].split()) in (14, 15)
         else HEADER_VALUES
+    )
     network, lat, lon, elevation, head_from, head_to = _header(path, lines, layout)
     if abs(head_from - depth_from) > 0.0051 or abs(head_to - depth_to) > 0.0051:
-        raise ReaderError(path, f"header depths {head_from}-{head_to} m disagree with the file name "
-                                f"({depth_from}-{depth_to} m)", line=1, field="depth_from")
-    n_lines = sum(1 for s in lines[(1 if layout == HEADER_VALUES else 0):] if s.strip())
+        raise ReaderError(
+            path,
+            f"header depths {head_from}-{head_to} m disagree with the file name ({depth_from}-{depth_to} m)",
+            line=1,
+            field="depth_from",
+        )
+    n_lines = sum(1 for s in lines[(1 if layout == HEADER_VALUES else 0) :] if s.strip())
     if not n_lines:
         raise ReaderError(path, "expected data lines after the header, found none", line=2)
     try:
@@ -253,22 +336,34 @@ def read_stm(path: str | os.PathLike) -> StmFile:
         station, sensor = str(meta["station"].val), str(meta["instrument"].val)
     except Exception as exc:  # the package raises whatever pandas or dateutil raised
         first = (str(exc).splitlines() or [""])[0]
-        raise _scan(path, lines, layout) or ReaderError(path, f"the ismn reader failed: {type(exc).__name__}: "
-                                                              f"{first}") from exc
+        raise _scan(path, lines, layout) or ReaderError(
+            path, f"the ismn reader failed: {type(exc).__name__}: {first}"
+        ) from exc
     if handle.file_type != layout:
         raise ReaderError(path, f"the ismn package read the layout {handle.file_type!r}, expected {layout!r}")
     frame.columns = ["value", "flag", "orig_flag"]
     flags = frame["flag"].astype(str)
-    if (len(frame) != n_lines or frame["value"].dtype != "float64" or frame["value"].isna().any()
-            or frame.index.hasnans or not flags.str.fullmatch(FLAG.pattern).all() or not frame.index.is_unique):
-        raise _scan(path, lines, layout) or ReaderError(path, f"expected {n_lines} values with ISMN flags, the "
-                                                              f"ismn reader found {len(frame)}")
+    if (
+        len(frame) != n_lines
+        or frame["value"].dtype != "float64"
+        or frame["value"].isna().any()
+        or frame.index.hasnans
+        or not flags.str.fullmatch(FLAG.pattern).all()
+        or not frame.index.is_unique
+    ):
+        raise _scan(path, lines, layout) or ReaderError(
+            path, f"expected {n_lines} values with ISMN flags, the ismn reader found {len(frame)}"
+        )
     orig = frame["orig_flag"]
-    data = pd.DataFrame({"value": frame["value"].to_numpy("float64"), "flag": flags.to_numpy(object),
-                         "orig_flag": orig.astype(str).where(orig.notna(), "").to_numpy(object)},
-                        index=pd.DatetimeIndex(frame.index.astype("datetime64[ns]"), name="time"))
-    return StmFile(str(path), layout, network, station, short, sensor, depth_from, depth_to, lat, lon, elevation,
-                   data)
+    data = pd.DataFrame(
+        {
+            "value": frame["value"].to_numpy("float64"),
+            "flag": flags.to_numpy(object),
+            "orig_flag": orig.astype(str).where(orig.notna(), "").to_numpy(object),
+        },
+        index=pd.DatetimeIndex(frame.index.astype("datetime64[ns]"), name="time"),
+    )
+    return StmFile(str(path), layout, network, station, short, sensor, depth_from, depth_to, lat, lon, elevation, data)
 
 
 def static_variables_path(path: str | os.PathLike) -> Path | None:
@@ -334,8 +429,11 @@ def read_static_variables(path: str | os.PathLike) -> dict:
     d = table.data.fillna("")
     quantity, source = d["quantity_name"].str.strip(), d["quantity_source_name"].str.strip()
     if not (quantity == "land cover classification").any():
-        raise ReaderError(path, "expected an ISMN static variables table with a land cover row ('land cover "
-                                "classification')", field="quantity_name")
+        raise ReaderError(
+            path,
+            "expected an ISMN static variables table with a land cover row ('land cover classification')",
+            field="quantity_name",
+        )
     cci = None
     for key in LAND_COVER_SOURCES:
         rows = np.flatnonzero(((quantity == "land cover classification") & (source == key)).to_numpy())
@@ -343,14 +441,21 @@ def read_static_variables(path: str | os.PathLike) -> dict:
             text = d["value"].iloc[rows[0]].strip()
             value = _float(text)
             if value is None or value != int(value):
-                raise ReaderError(path, f"expected an ESA CCI land cover class (an integer), found {text!r}",
-                                  line=table.line(rows[0]), field="value")
+                raise ReaderError(
+                    path,
+                    f"expected an ESA CCI land cover class (an integer), found {text!r}",
+                    line=table.line(rows[0]),
+                    field="value",
+                )
             cci = int(value)
             break
     rows = np.flatnonzero(((quantity == "climate classification") & (source == CLIMATE_SOURCE)).to_numpy())
     climate = d["value"].iloc[rows[0]].strip() if rows.size else ""
-    return {"land_cover_cci": cci, "land_cover": CCI_TO_IGBP.get(cci, "") if cci is not None else "",
-            "climate_kg": "" if climate == "unknown" else climate}
+    return {
+        "land_cover_cci": cci,
+        "land_cover": CCI_TO_IGBP.get(cci, "") if cci is not None else "",
+        "climate_kg": "" if climate == "unknown" else climate,
+    }
 
 
 def depth_label(depth: float) -> str:
@@ -398,22 +503,39 @@ def read(path: str | os.PathLike) -> PointData:
     """
     stm = read_stm(path)
     static_path = static_variables_path(path)
-    static = read_static_variables(static_path) if static_path else {"land_cover_cci": None, "land_cover": "",
-                                                                        "climate_kg": ""}
+    static = (
+        read_static_variables(static_path)
+        if static_path
+        else {"land_cover_cci": None, "land_cover": "", "climate_kg": ""}
+    )
     code = f"{stm.network}:{stm.station}"
-    stations = pd.DataFrame({
-        "code": [code], "name": [stm.station], "lat": [stm.lat], "lon": [stm.lon], "elevation": [stm.elevation],
-        "land_cover": [static["land_cover"]], "network": [stm.network], "source": [SOURCE],
-        "land_cover_cci": ["" if static["land_cover_cci"] is None else str(static["land_cover_cci"])],
-        "climate_kg": [static["climate_kg"]]}).astype({c: object for c in ("code", "name", "land_cover", "network",
-                                                                           "source", "land_cover_cci", "climate_kg")})
+    stations = pd.DataFrame(
+        {
+            "code": [code],
+            "name": [stm.station],
+            "lat": [stm.lat],
+            "lon": [stm.lon],
+            "elevation": [stm.elevation],
+            "land_cover": [static["land_cover"]],
+            "network": [stm.network],
+            "source": [SOURCE],
+            "land_cover_cci": ["" if static["land_cover_cci"] is None else str(static["land_cover_cci"])],
+            "climate_kg": [static["climate_kg"]],
+        }
+    ).astype({c: object for c in ("code", "name", "land_cover", "network", "source", "land_cover_cci", "climate_kg")})
     n = len(stm.data)
-    observations = pd.DataFrame({
-        "station": np.full(n, code, dtype=object),
-        "variable": np.full(n, variable_name(stm.variable, stm.depth_from, stm.depth_to), dtype=object),
-        "time": stm.data.index.to_numpy("datetime64[ns]"), "value": stm.data["value"].to_numpy("float64"),
-        "units": np.full(n, UNITS[stm.variable], dtype=object), "quality_flag": stm.data["flag"].to_numpy(object),
-        "is_validation": np.zeros(n, dtype=bool), "sensor": np.full(n, stm.sensor, dtype=object)})
+    observations = pd.DataFrame(
+        {
+            "station": np.full(n, code, dtype=object),
+            "variable": np.full(n, variable_name(stm.variable, stm.depth_from, stm.depth_to), dtype=object),
+            "time": stm.data.index.to_numpy("datetime64[ns]"),
+            "value": stm.data["value"].to_numpy("float64"),
+            "units": np.full(n, UNITS[stm.variable], dtype=object),
+            "quality_flag": stm.data["flag"].to_numpy(object),
+            "is_validation": np.zeros(n, dtype=bool),
+            "sensor": np.full(n, stm.sensor, dtype=object),
+        }
+    )
     return PointData(stations, observations).validate(path)
 
 

@@ -24,6 +24,7 @@ ERI, University of California, Santa Barbara; Wan, Z., Hook, S., Hulley, G. (202
 Land Surface Temperature/Emissivity Daily L3 Global 1km SIN Grid V061, doi:10.5067/MODIS/MOD11A1.061.
 MODIS Land Grid: Sinusoidal projection, sphere R = 6371007.181 m (MODLAND tile calculator).
 """
+
 from __future__ import annotations
 
 import re
@@ -130,8 +131,11 @@ def open_grid(path) -> xr.Dataset:
             raise ReaderError(p, "expected the sinusoidal projection (GCTP_SNSOID)", field="Projection")
         date, granule = _odl_object(core, "RANGEBEGINNINGDATE"), _odl_object(core, "LOCALGRANULEID") or p.name
         if not date or not re.fullmatch(r"\d{4}-\d\d-\d\d", date):
-            raise ReaderError(p, f"RANGEBEGINNINGDATE {date!r}; expected a date YYYY-MM-DD in CoreMetadata.0",
-                              field="RANGEBEGINNINGDATE")
+            raise ReaderError(
+                p,
+                f"RANGEBEGINNINGDATE {date!r}; expected a date YYYY-MM-DD in CoreMetadata.0",
+                field="RANGEBEGINNINGDATE",
+            )
         sds = {name: (info[1], sd.select(name).attributes()) for name, info in sd.datasets().items()}
     finally:
         sd.end()
@@ -144,16 +148,34 @@ def open_grid(path) -> xr.Dataset:
         if tuple(shape) != (ny, nx):
             continue
         data_vars[name] = _variable(p, name, attrs, (ny, nx))
-    ds = xr.Dataset(data_vars, coords={
-        "time": ("time", [np.datetime64(date, "ns")]),
-        "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"}),
-        "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}),
-        "lat": (("y", "x"), lat), "lon": (("y", "x"), lon),
-        "crs": ((), 0, {"grid_mapping_name": "sinusoidal", "longitude_of_central_meridian": 0.0,
-                        "false_easting": 0.0, "false_northing": 0.0, "earth_radius": RADIUS, "proj4": CRS})})
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "time": ("time", [np.datetime64(date, "ns")]),
+            "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"}),
+            "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}),
+            "lat": (("y", "x"), lat),
+            "lon": (("y", "x"), lon),
+            "crs": (
+                (),
+                0,
+                {
+                    "grid_mapping_name": "sinusoidal",
+                    "longitude_of_central_meridian": 0.0,
+                    "false_easting": 0.0,
+                    "false_northing": 0.0,
+                    "earth_radius": RADIUS,
+                    "proj4": CRS,
+                },
+            ),
+        },
+    )
     tile = re.search(r"h\d\dv\d\d", granule)
-    ds.attrs.update(title="MODIS MOD11A1 land surface temperature (daily, 1 km)", granule=granule,
-                    tile=tile.group(0) if tile else "")
+    ds.attrs.update(
+        title="MODIS MOD11A1 land surface temperature (daily, 1 km)",
+        granule=granule,
+        tile=tile.group(0) if tile else "",
+    )
     return finalise(ds, p, crs=CRS, reader=f"modis {READER_VERSION}")
 
 
@@ -185,8 +207,7 @@ def _variable(path, name: str, attrs: dict, shape: tuple[int, int]) -> xr.Variab
         out_attrs["standard_name"] = STANDARD_NAMES[name]
     if decode:
         out_attrs.update(scale_factor_applied=float(scale), add_offset_applied=float(offset))
-    return xr.Variable(("time", "y", "x"), lazy((1, *shape), dtype, lambda key: read_leading(key, read)),
-                       out_attrs)
+    return xr.Variable(("time", "y", "x"), lazy((1, *shape), dtype, lambda key: read_leading(key, read)), out_attrs)
 
 
 def _numpy_dtype(path, name: str) -> np.dtype:

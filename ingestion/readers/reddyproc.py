@@ -17,6 +17,7 @@ References
 Wutzler, T., Lucas-Moffat, A., Migliavacca, M., et al. (2018): Basic and extensible post-processing
 of eddy covariance flux data with REddyProc. Biogeosciences 15, 5015-5030, doi:10.5194/bg-15-5015-2018.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,14 +50,27 @@ VARIABLES = {
 }
 TIME_UNITS = {"-", "--", ""}
 #: The package example (folder README: DE-Tha, Tharandt, 50.96 N 13.57 E; IGBP ENF as in FLUXNET2015).
-EXAMPLE_SITE: dict[str, Any] = {"code": "DE-Tha", "name": "Tharandt (REddyProc example Example_DETha98)", "lat": 50.96,
-                "lon": 13.57, "elevation": np.nan, "land_cover": "ENF"}
+EXAMPLE_SITE: dict[str, Any] = {
+    "code": "DE-Tha",
+    "name": "Tharandt (REddyProc example Example_DETha98)",
+    "lat": 50.96,
+    "lon": 13.57,
+    "elevation": np.nan,
+    "land_cover": "ENF",
+}
 
 
-def read_reddyproc(path: str | os.PathLike, *, code: str = EXAMPLE_SITE["code"], lat: float = EXAMPLE_SITE["lat"],
-                   lon: float = EXAMPLE_SITE["lon"], elevation: float = EXAMPLE_SITE["elevation"],
-                   land_cover: str = EXAMPLE_SITE["land_cover"], name: str | None = None,
-                   min_coverage: float = 0.8) -> PointData:
+def read_reddyproc(
+    path: str | os.PathLike,
+    *,
+    code: str = EXAMPLE_SITE["code"],
+    lat: float = EXAMPLE_SITE["lat"],
+    lon: float = EXAMPLE_SITE["lon"],
+    elevation: float = EXAMPLE_SITE["elevation"],
+    land_cover: str = EXAMPLE_SITE["land_cover"],
+    name: str | None = None,
+    min_coverage: float = 0.8,
+) -> PointData:
     """Read a REddyProc input text file and aggregate it to daily values with daily ET.
 
     Parameters
@@ -93,29 +107,49 @@ def read_reddyproc(path: str | os.PathLike, *, code: str = EXAMPLE_SITE["code"],
     Wutzler et al. (2018), doi:10.5194/bg-15-5015-2018.
     """
     path = Path(path)
-    table = read_table(path, sep="\t", units_row=True, required=(*TIME_COLUMNS, "LE"), optional=VARIABLES,
-                       what="REddyProc")
+    table = read_table(
+        path, sep="\t", units_row=True, required=(*TIME_COLUMNS, "LE"), optional=VARIABLES, what="REddyProc"
+    )
     for column in table.columns:
         given = table.units[column].replace(" ", "")
         expected = TIME_UNITS if column in TIME_COLUMNS else VARIABLES[column][2] if column in VARIABLES else None
         if expected is not None and given not in expected:
-            raise ReaderError(path, f"expected units {' or '.join(sorted(expected - {''})) or 'none'} in the units "
-                                    f"row, found {table.units[column]!r}", line=table.header_line + 1, field=column)
+            raise ReaderError(
+                path,
+                f"expected units {' or '.join(sorted(expected - {''})) or 'none'} in the units "
+                f"row, found {table.units[column]!r}",
+                line=table.header_line + 1,
+                field=column,
+            )
     year, doy, hour = (table.data[c].to_numpy() for c in TIME_COLUMNS)
     days_in_year = np.where((year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0)), 366, 365)
-    checks = (("Year", ~((year == np.round(year)) & (year >= 1800) & (year <= 2200)), "a four-digit year"),
-              # the interval ending at midnight of 31 December is stamped DoY 366 (367 in leap years), Hour 0
-              ("DoY", ~((doy == np.round(doy)) & (doy >= 1) & ((doy <= days_in_year) | ((doy == days_in_year + 1)
-                                                                                   & (hour == 0)))),
-               "a day of year in 1..365/366"),
-              ("Hour", ~((hour >= 0) & (hour <= 24) & (hour * 2 == np.round(hour * 2))),
-               "a decimal hour 0..24 on the half-hour"))
+    checks = (
+        ("Year", ~((year == np.round(year)) & (year >= 1800) & (year <= 2200)), "a four-digit year"),
+        # the interval ending at midnight of 31 December is stamped DoY 366 (367 in leap years), Hour 0
+        (
+            "DoY",
+            ~(
+                (doy == np.round(doy))
+                & (doy >= 1)
+                & ((doy <= days_in_year) | ((doy == days_in_year + 1) & (hour == 0)))
+            ),
+            "a day of year in 1..365/366",
+        ),
+        (
+            "Hour",
+            ~((hour >= 0) & (hour <= 24) & (hour * 2 == np.round(hour * 2))),
+            "a decimal hour 0..24 on the half-hour",
+        ),
+    )
     for column, bad, what in checks:
         if (i := np.flatnonzero(bad)).size:
-            raise ReaderError(path, f"expected {what}, found {table.data[column].iloc[i[0]]:g}", line=table.line(i[0]),
-                              field=column)
-    end = (pd.to_datetime(year.astype("int64").astype(str), format="%Y").to_numpy()
-           + ((doy - 1) * 86400 + hour * 3600).astype("int64").astype("timedelta64[s]")).astype("datetime64[ns]")
+            raise ReaderError(
+                path, f"expected {what}, found {table.data[column].iloc[i[0]]:g}", line=table.line(i[0]), field=column
+            )
+    end = (
+        pd.to_datetime(year.astype("int64").astype(str), format="%Y").to_numpy()
+        + ((doy - 1) * 86400 + hour * 3600).astype("int64").astype("timedelta64[s]")
+    ).astype("datetime64[ns]")
     lines = table.first_line + np.arange(len(end))
     check_time_order(path, end, lines, "Hour")
     step = pd.Timedelta(int(np.min(np.diff(end.astype("int64")))) if len(end) > 1 else "30min")
@@ -123,16 +157,36 @@ def read_reddyproc(path: str | os.PathLike, *, code: str = EXAMPLE_SITE["code"],
         raise ReaderError(path, f"expected half-hourly or hourly time stamps, found a step of {step}", field="Hour")
     present = [c for c in VARIABLES if c in table.data]
     values = {VARIABLES[c][0]: table.data[c].to_numpy() for c in present}
-    time, series = steps_to_daily(path, end - step.to_timedelta64(), values,
-                                  {VARIABLES[c][0]: VARIABLES[c][1] for c in present}, step=step,
-                                  min_coverage=min_coverage, le_column="LE")
-    stations = station_table(path, [{"code": code, "name": name or (EXAMPLE_SITE["name"] if code == "DE-Tha" else code),
-                                      "lat": lat, "lon": lon, "elevation": elevation, "land_cover": land_cover,
-                                      "network": NETWORK, "source": f"REddyProc {path.name}", "field": "site"}])
+    time, series = steps_to_daily(
+        path,
+        end - step.to_timedelta64(),
+        values,
+        {VARIABLES[c][0]: VARIABLES[c][1] for c in present},
+        step=step,
+        min_coverage=min_coverage,
+        le_column="LE",
+    )
+    stations = station_table(
+        path,
+        [
+            {
+                "code": code,
+                "name": name or (EXAMPLE_SITE["name"] if code == "DE-Tha" else code),
+                "lat": lat,
+                "lon": lon,
+                "elevation": elevation,
+                "land_cover": land_cover,
+                "network": NETWORK,
+                "source": f"REddyProc {path.name}",
+                "field": "site",
+            }
+        ],
+    )
     return finish(path, stations, long_table(code, time, series))
 
 
 # --- reader contract (ingestion/readers/base.py) ------------------------------------------------------------
+
 
 def read(path: str | os.PathLike, **site) -> PointData:
     """One REddyProc input file, the reader contract's entry point.

@@ -30,6 +30,7 @@ Specification Document (JPL D-72551).
 Brodzik, M. J., et al. (2012): EASE-Grid 2.0: Incremental but significant improvements for
 Earth-gridded data sets. ISPRS Int. J. Geo-Inf. 1, 32-45, doi:10.3390/ijgi1010032.
 """
+
 from __future__ import annotations
 
 import re
@@ -48,8 +49,10 @@ READER_VERSION = "1.0"
 FILE_PATTERNS = ("SMAP_L3_SM_P_*.h5",)
 CRS = "EPSG:6933"
 X_MIN, Y_MAX = -17367530.445161499, 7314540.8306386005  # outer edges of the EASE-Grid 2.0 global grids (m)
-GRIDS = {(406, 964): ("EASE-Grid 2.0 global 36 km (M36)", 36032.220840584),
-         (1624, 3856): ("EASE-Grid 2.0 global 9 km (M09)", 9008.055210146)}
+GRIDS = {
+    (406, 964): ("EASE-Grid 2.0 global 36 km (M36)", 36032.220840584),
+    (1624, 3856): ("EASE-Grid 2.0 global 9 km (M09)", 9008.055210146),
+}
 GROUPS = {"Soil_Moisture_Retrieval_Data_AM": "", "Soil_Moisture_Retrieval_Data_PM": "_pm"}
 FIELDS = ("soil_moisture", "soil_moisture_error", "retrieval_qual_flag", "surface_flag")
 FILL = -9999.0
@@ -127,9 +130,12 @@ def open_grid(path) -> xr.Dataset:
             raise ReaderError(p, f"expected the dataset {am}/soil_moisture", field=f"{am}/soil_moisture")
         shape = f[f"{am}/soil_moisture"].shape
         if shape not in GRIDS:
-            raise ReaderError(p, f"grid of {shape[0]} x {shape[1]} cells; expected one of "
-                                 f"{', '.join(f'{r} x {c} ({n})' for (r, c), (n, _) in GRIDS.items())}",
-                              field=f"{am}/soil_moisture")
+            raise ReaderError(
+                p,
+                f"grid of {shape[0]} x {shape[1]} cells; expected one of "
+                f"{', '.join(f'{r} x {c} ({n})' for (r, c), (n, _) in GRIDS.items())}",
+                field=f"{am}/soil_moisture",
+            )
         y, x, lat, lon = ease2_axes(shape)
         data_vars = {}
         for group, suffix in GROUPS.items():
@@ -140,11 +146,16 @@ def open_grid(path) -> xr.Dataset:
                 name = field + suffix
                 if name in f[group]:
                     data_vars[name] = _variable(p, f[group][name], name, shape)
-    ds = xr.Dataset(data_vars, coords={
-        "time": ("time", [np.datetime64(f"{date.group(1)[:4]}-{date.group(1)[4:6]}-{date.group(1)[6:]}", "ns")]),
-        "lat": ("lat", lat), "lon": ("lon", lon),
-        "y": ("lat", y, {"standard_name": "projection_y_coordinate", "units": "m"}),
-        "x": ("lon", x, {"standard_name": "projection_x_coordinate", "units": "m"})})
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "time": ("time", [np.datetime64(f"{date.group(1)[:4]}-{date.group(1)[4:6]}-{date.group(1)[6:]}", "ns")]),
+            "lat": ("lat", lat),
+            "lon": ("lon", lon),
+            "y": ("lat", y, {"standard_name": "projection_y_coordinate", "units": "m"}),
+            "x": ("lon", x, {"standard_name": "projection_x_coordinate", "units": "m"}),
+        },
+    )
     ds.attrs.update(title="SMAP L3 radiometer soil moisture", grid=GRIDS[shape][0])
     return finalise(ds, p, crs=CRS, reader=f"smap {READER_VERSION}")
 
@@ -163,9 +174,12 @@ def _check_coordinates(path, group, suffix: str, lat: np.ndarray, lon: np.ndarra
             err = np.minimum(err, 360.0 - err)
         if err.max() > TOLERANCE:
             i = np.unravel_index(np.flatnonzero(ok)[int(np.argmax(err))], values.shape)
-            raise ReaderError(path, f"{name} {values[i]:g} at row {i[0]}, column {i[1]}; expected "
-                                    f"{np.broadcast_to(expected, values.shape)[i]:.4f} (EASE-Grid 2.0 cell centre)",
-                              field=f"{group.name.strip('/')}/{key}")
+            raise ReaderError(
+                path,
+                f"{name} {values[i]:g} at row {i[0]}, column {i[1]}; expected "
+                f"{np.broadcast_to(expected, values.shape)[i]:.4f} (EASE-Grid 2.0 cell centre)",
+                field=f"{group.name.strip('/')}/{key}",
+            )
 
 
 def _variable(path, dset, name: str, shape) -> xr.Variable:
@@ -173,8 +187,11 @@ def _variable(path, dset, name: str, shape) -> xr.Variable:
     fill = attrs.pop("_FillValue", None)
     is_float = dset.dtype.kind == "f"
     decode: Callable[..., np.ndarray] | None
-    out = {k: v for k, v in attrs.items() if k in ("long_name", "valid_min", "valid_max", "flag_masks",
-                                                     "flag_meanings", "flag_values")}
+    out = {
+        k: v
+        for k, v in attrs.items()
+        if k in ("long_name", "valid_min", "valid_max", "flag_masks", "flag_meanings", "flag_values")
+    }
     if is_float:
         out["units"] = check_units(path, name, attrs.get("units"))
         if name.startswith("soil_moisture") and not name.startswith("soil_moisture_error"):

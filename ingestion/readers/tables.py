@@ -8,6 +8,7 @@ per row (:func:`check_field_counts`), -9999 as missing, every error a :class:`~.
 naming the file, line and column; the variations of re-saved files accepted as in :mod:`~.base`:
 byte-order mark, any line ends, quoted names, trailing delimiters, extra and reordered columns.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -73,13 +74,18 @@ def read_header_lines(path: str | os.PathLike, n: int, *, max_bytes: int = MAX_H
         if i == 0:
             line = line.removeprefix(BOM)
         if len(line) > max_bytes or not complete:
-            raise ReaderError(path, f"header line longer than {max_bytes} bytes (MAX_HEADER_BYTES): not a table of "
-                                    "this format, rejected before reading it", line=i + 1)
+            raise ReaderError(
+                path,
+                f"header line longer than {max_bytes} bytes (MAX_HEADER_BYTES): not a table of "
+                "this format, rejected before reading it",
+                line=i + 1,
+            )
         try:
             lines.append(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            raise ReaderError(path, f"expected UTF-8 text, found byte 0x{line[exc.start]:02x} at column "
-                                    f"{exc.start + 1}", line=i + 1) from None
+            raise ReaderError(
+                path, f"expected UTF-8 text, found byte 0x{line[exc.start]:02x} at column {exc.start + 1}", line=i + 1
+            ) from None
     return lines
 
 
@@ -176,7 +182,7 @@ def first_non_utf8_line(path: str | os.PathLike) -> tuple[int, int]:
                 decoder.decode(block)
                 byte = None
             except UnicodeDecodeError as exc:  # exc.object may start with bytes held over from the last block
-                byte, block = exc.object[exc.start], exc.object[:exc.start]
+                byte, block = exc.object[exc.start], exc.object[: exc.start]
             line += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n") - int(prev_cr and block[:1] == b"\n")
             if byte is not None:
                 return line, byte
@@ -184,8 +190,9 @@ def first_non_utf8_line(path: str | os.PathLike) -> tuple[int, int]:
     return 0, 0
 
 
-def check_field_counts(path: str | os.PathLike, n_fields: int, first_line: int, sep: str,
-                       columns: Sequence[str] = ()) -> None:
+def check_field_counts(
+    path: str | os.PathLike, n_fields: int, first_line: int, sep: str, columns: Sequence[str] = ()
+) -> None:
     """Raise unless every non-empty line from ``first_line`` on has ``n_fields`` fields (streamed, 16 MiB blocks).
 
     Fields after the ``n_fields``-th are accepted when they are empty (trailing delimiters: ``1,2,3,``).
@@ -219,8 +226,11 @@ def check_field_counts(path: str | os.PathLike, n_fields: int, first_line: int, 
             # keep an unterminated last line, or one ending in CR that may be half of a CRLF, for the next block
             carry = lines.pop() if block and lines and not lines[-1].endswith(b"\n") else b""
             if len(carry) > MAX_LINE_BYTES:
-                raise ReaderError(path, f"expected data lines shorter than {MAX_LINE_BYTES} bytes (MAX_LINE_BYTES)",
-                                  line=line_no + len(lines) + 1)
+                raise ReaderError(
+                    path,
+                    f"expected data lines shorter than {MAX_LINE_BYTES} bytes (MAX_LINE_BYTES)",
+                    line=line_no + len(lines) + 1,
+                )
             counts = np.fromiter((line.count(sep_b) for line in lines), dtype=np.int64, count=len(lines)) + 1
             for k in np.flatnonzero(counts != n_fields):  # few: exempt lines above the data, empty or quoted ones
                 line, found = lines[k], int(counts[k])
@@ -229,17 +239,30 @@ def check_field_counts(path: str | os.PathLike, n_fields: int, first_line: int, 
                 if found > n_fields and line.rstrip(b"\r\n").endswith(sep_b * (found - n_fields)):
                     continue  # trailing delimiters: empty fields
                 missing = columns[found] if found < n_fields and found < len(columns) else None
-                raise ReaderError(path, f"expected {n_fields} fields as in the header, found {found}"
-                                        + (" (the line ends before this column)" if missing else ""),
-                                  line=line_no + int(k) + 1, field=missing)
+                raise ReaderError(
+                    path,
+                    f"expected {n_fields} fields as in the header, found {found}"
+                    + (" (the line ends before this column)" if missing else ""),
+                    line=line_no + int(k) + 1,
+                    field=missing,
+                )
             line_no += len(lines)
             if not block:
                 return
 
 
-def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, units_row: bool = False,
-               required: Sequence[str] = (), optional: Iterable[str] = (), text: Iterable[str] = (),
-               what: str = "table", allow_empty: bool = False) -> Table:
+def read_table(
+    path: str | os.PathLike,
+    *,
+    sep: str = ",",
+    preamble: int = 0,
+    units_row: bool = False,
+    required: Sequence[str] = (),
+    optional: Iterable[str] = (),
+    text: Iterable[str] = (),
+    what: str = "table",
+    allow_empty: bool = False,
+) -> Table:
     """Read selected columns of a delimited text file, bounded and with line-exact errors.
 
     The header (``preamble`` lines, the column names, an optional units row) is read with
@@ -290,24 +313,41 @@ def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, un
     for name in required:
         if name not in columns:
             shown = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
-            raise ReaderError(path, f"expected column {name!r} in the {what} header; found {len(columns)} columns: "
-                                    f"{shown}", line=header_line, field=name)
+            raise ReaderError(
+                path,
+                f"expected column {name!r} in the {what} header; found {len(columns)} columns: {shown}",
+                line=header_line,
+                field=name,
+            )
     units = {}
     if units_row:
-        row = [clean_name(u) for u in next(csv.reader([lines[preamble + 1]], delimiter=sep))] \
-            if lines[preamble + 1] else []
+        row = (
+            [clean_name(u) for u in next(csv.reader([lines[preamble + 1]], delimiter=sep))]
+            if lines[preamble + 1]
+            else []
+        )
         if len(row) < len(columns) or not surplus_is_empty(row, len(columns)):
-            raise ReaderError(path, f"expected a units row with {len(columns)} fields, found {len(row)}",
-                              line=header_line + 1)
-        units = dict(zip(columns, row[:len(columns)], strict=True))
+            raise ReaderError(
+                path, f"expected a units row with {len(columns)} fields, found {len(row)}", line=header_line + 1
+            )
+        units = dict(zip(columns, row[: len(columns)], strict=True))
     first_line = header_line + 1 + int(units_row)
     wanted = list(dict.fromkeys(c for c in (*required, *optional) if c in columns))
     text = set(text)
     dtypes = {c: (str if c in text else "float64") for c in wanted}
     # pandas ignores surplus fields (trailing delimiters, or a shifted row) when reading some columns: count them
     check_field_counts(path, len(columns), first_line, sep, columns)
-    kwargs = dict(sep=sep, header=None, names=columns, usecols=wanted, skiprows=first_line - 1, skip_blank_lines=False,
-                  encoding="utf-8", quotechar='"', index_col=False)
+    kwargs = dict(
+        sep=sep,
+        header=None,
+        names=columns,
+        usecols=wanted,
+        skiprows=first_line - 1,
+        skip_blank_lines=False,
+        encoding="utf-8",
+        quotechar='"',
+        index_col=False,
+    )
     try:
         data = pd.read_csv(path, dtype=dtypes, **kwargs)
     except UnicodeDecodeError:
@@ -323,8 +363,9 @@ def read_table(path: str | os.PathLike, *, sep: str = ",", preamble: int = 0, un
             bad = pd.to_numeric(raw[c], errors="coerce").isna() & raw[c].notna()
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise ReaderError(path, f"expected a number, found {raw[c].iloc[i]!r}", line=first_line + i,
-                                  field=c) from None
+                raise ReaderError(
+                    path, f"expected a number, found {raw[c].iloc[i]!r}", line=first_line + i, field=c
+                ) from None
         raise
     # trailing empty lines are not rows
     filled = data.notna().any(axis=1).to_numpy() if wanted else np.ones(len(data), bool)

@@ -9,23 +9,63 @@ Eaton, B., et al. (2023): NetCDF Climate and Forecast (CF) Metadata Conventions,
 section 3.1 (units), https://cfconventions.org/.
 UDUNITS-2 unit syntax, https://docs.unidata.ucar.edu/udunits/current/.
 """
+
 from __future__ import annotations
 
 import re
 
 from .base import ReaderError
 
-_BASE_UNITS = {"m", "g", "s", "K", "Pa", "W", "J", "N", "mol", "degC", "degree", "rad", "sr", "h", "d", "day",
-               "min", "hour", "L", "bar", "Hz", "ppm", "ppb", "percent", "kelvin", "metre", "meter", "second",
-               "year", "yr", "dB"}
+_BASE_UNITS = {
+    "m",
+    "g",
+    "s",
+    "K",
+    "Pa",
+    "W",
+    "J",
+    "N",
+    "mol",
+    "degC",
+    "degree",
+    "rad",
+    "sr",
+    "h",
+    "d",
+    "day",
+    "min",
+    "hour",
+    "L",
+    "bar",
+    "Hz",
+    "ppm",
+    "ppb",
+    "percent",
+    "kelvin",
+    "metre",
+    "meter",
+    "second",
+    "year",
+    "yr",
+    "dB",
+}
 _PREFIXES = set("kcmMhuGnd")
-_WHOLE_UNITS = {"1", "%", "degrees_north", "degrees_east", "degree_north", "degree_east", "degrees_N",
-                "degrees_E"}
+_WHOLE_UNITS = {"1", "%", "degrees_north", "degrees_east", "degree_north", "degree_east", "degrees_N", "degrees_E"}
 # Spellings found in real files -> UDUNITS form used by the portal.
 UNIT_ALIASES = {
-    "(0 - 1)": "1", "0-1": "1", "-": "1", "unitless": "1", "dimensionless": "1", "fraction": "1",
-    "cm3 cm-3": "m3 m-3", "hrs": "h", "deg": "degree", "degrees": "degree", "Kelvin": "K",
-    "degree_north": "degrees_north", "degree_east": "degrees_east",
+    "(0 - 1)": "1",
+    "0-1": "1",
+    "-": "1",
+    "unitless": "1",
+    "dimensionless": "1",
+    "fraction": "1",
+    "cm3 cm-3": "m3 m-3",
+    "hrs": "h",
+    "deg": "degree",
+    "degrees": "degree",
+    "Kelvin": "K",
+    "degree_north": "degrees_north",
+    "degree_east": "degrees_east",
 }
 _TOKEN = re.compile(r"(?P<sym>[A-Za-z%]+)(?P<exp>[-+]?\d+)?")
 
@@ -109,6 +149,7 @@ def check_units(path, name: str, units) -> str:
     out = normalise_units(units)
     if out is None:
         found = "no units attribute" if units is None else f"units {units!r}"
-        raise ReaderError(path, f"{found}; expected UDUNITS units such as 'K', 'kg m-2 s-1', 'm3 m-3' or '1'",
-                          field=f"{name}.units")
+        raise ReaderError(
+            path, f"{found}; expected UDUNITS units such as 'K', 'kg m-2 s-1', 'm3 m-3' or '1'", field=f"{name}.units"
+        )
     return out

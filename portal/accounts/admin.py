@@ -1,6 +1,7 @@
 """Accounts in the admin: tokens (revoke, never the key), applications (approve or refuse, the applicant
 is mailed), accepted licences (read-only) and quotas (how staff raise a user's limits, also inline
 on the user's page)."""
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -72,8 +73,11 @@ class AccessApplicationAdmin(admin.ModelAdmin):
 
     def _decide(self, request, queryset, status):
         n = sum(services.decide_application(a, status, request.user) for a in queryset)
-        self.message_user(request, _("%(n)d application(s) %(status)s; the applicants were told by e-mail.")
-                          % {"n": n, "status": status}, messages.SUCCESS)
+        self.message_user(
+            request,
+            _("%(n)d application(s) %(status)s; the applicants were told by e-mail.") % {"n": n, "status": status},
+            messages.SUCCESS,
+        )
 
     @admin.action(description=_("Approve the selected applications (mail the applicants)"), permissions=["change"])
     def approve(self, request, queryset):

@@ -1,4 +1,5 @@
 """DRF's view of :class:`~portal.accounts.middleware.TokenAuthenticationMiddleware`'s work."""
+
 from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -26,6 +27,10 @@ class HeaderAuthenticationScheme(OpenApiAuthenticationExtension):
     name = "apiToken"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "hp_<prefix>_<secret> (personal API token)",
-                "description": "A personal API token from your profile, as 'Authorization: Bearer <token>' "
-                               "(or 'Token <token>', or the password of HTTP Basic)."}
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "hp_<prefix>_<secret> (personal API token)",
+            "description": "A personal API token from your profile, as 'Authorization: Bearer <token>' "
+            "(or 'Token <token>', or the password of HTTP Basic).",
+        }

@@ -1,4 +1,5 @@
 """Forms of the profile (a new API token) and of the dataset page (an application for access)."""
+
 from __future__ import annotations
 
 from django import forms
@@ -21,13 +22,18 @@ class AsciiIntegerField(forms.IntegerField):
 class TokenForm(forms.Form):
     """A new personal API token: its name, scopes and lifetime in days."""
 
-    name = forms.CharField(label=_("Name"), max_length=100,
-                           help_text=_("what the token is for, e.g. 'laptop notebook'"))
+    name = forms.CharField(
+        label=_("Name"), max_length=100, help_text=_("what the token is for, e.g. 'laptop notebook'")
+    )
     scopes = forms.MultipleChoiceField(
-        label=_("Scopes"), widget=forms.CheckboxSelectMultiple,
-        choices=[(ApiToken.Scope.READ.value, _("read (records, estimates, job status)")),
-                 (ApiToken.Scope.DOWNLOAD.value, _("download (files, subsets, OPeNDAP, jobs)"))],
-        initial=[ApiToken.Scope.READ.value, ApiToken.Scope.DOWNLOAD.value])
+        label=_("Scopes"),
+        widget=forms.CheckboxSelectMultiple,
+        choices=[
+            (ApiToken.Scope.READ.value, _("read (records, estimates, job status)")),
+            (ApiToken.Scope.DOWNLOAD.value, _("download (files, subsets, OPeNDAP, jobs)")),
+        ],
+        initial=[ApiToken.Scope.READ.value, ApiToken.Scope.DOWNLOAD.value],
+    )
     days = AsciiIntegerField(label=_("Expires after (days)"), min_value=1, max_value=MAX_DAYS, initial=90)
 
     def __init__(self, *args, **kwargs):
@@ -38,6 +44,10 @@ class TokenForm(forms.Form):
 class ApplicationForm(forms.Form):
     """An application for a protected dataset: the purpose (required) and the institution."""
 
-    purpose = forms.CharField(label=_("Purpose"), max_length=10_000, widget=forms.Textarea(attrs={"rows": 4}),
-                              help_text=_("what the data will be used for (project, study area, period)"))
+    purpose = forms.CharField(
+        label=_("Purpose"),
+        max_length=10_000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("what the data will be used for (project, study area, period)"),
+    )
     institution = forms.CharField(label=_("Institution"), max_length=300, required=False)

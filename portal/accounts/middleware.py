@@ -13,6 +13,7 @@ Two rules keep a header from doing more than a script needs:
   included, so a POST with Basic would be a CSRF hole. Writes take a Bearer (or Token) header,
   which no browser adds by itself; such requests carry no cookie and CSRF does not apply.
 """
+
 from __future__ import annotations
 
 from django.http import JsonResponse
@@ -33,14 +34,20 @@ class TokenAuthenticationMiddleware:
         try:
             credentials = from_request(request)
         except InvalidCredentials as exc:
-            return JsonResponse({"detail": str(exc)}, status=401,
-                                headers={"WWW-Authenticate": 'Bearer realm="data portal"'})
+            return JsonResponse(
+                {"detail": str(exc)}, status=401, headers={"WWW-Authenticate": 'Bearer realm="data portal"'}
+            )
         if credentials is None:
             return self.get_response(request)
         if credentials.scheme == "basic" and request.method not in SAFE_METHODS:
-            return JsonResponse({"detail": f"HTTP Basic is for reading only: send {request.method} requests with "
-                                           "'Authorization: Bearer <API token>'"}, status=401,
-                                headers={"WWW-Authenticate": 'Bearer realm="data portal"'})
+            return JsonResponse(
+                {
+                    "detail": f"HTTP Basic is for reading only: send {request.method} requests with "
+                    "'Authorization: Bearer <API token>'"
+                },
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="data portal"'},
+            )
         user = credentials.user
         if credentials.token is not None:
             user.token_scopes = frozenset(credentials.token.scopes)

@@ -3,6 +3,7 @@
 Accounts themselves (sign-up, e-mail verification, passwords) are django-allauth's; these models
 hang off Django's user. The decision who may download what is :mod:`portal.catalog.access`.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -58,8 +59,9 @@ class AccessApplication(models.Model):
     reply = models.TextField(blank=True, help_text="the data manager's note to the applicant")
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-created_at"]

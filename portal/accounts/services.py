@@ -4,6 +4,7 @@ The views (:mod:`portal.accounts.views`) and the admin (:mod:`portal.accounts.ad
 whether a user may download is :func:`portal.catalog.access.decide`'s alone. Mails go through
 Django's e-mail backend (:func:`django.core.mail.send_mail`), in English and Chinese.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -72,8 +73,9 @@ def profile(user) -> dict:
     """
     return {
         "downloads": list(DownloadLog.objects.filter(user=user).select_related("dataset")[:LATEST]),
-        "jobs": list(SubsetJob.objects.filter(user=user).select_related("dataset", "version")
-                     .order_by("-created_at")[:LATEST]),
+        "jobs": list(
+            SubsetJob.objects.filter(user=user).select_related("dataset", "version").order_by("-created_at")[:LATEST]
+        ),
         "licences": list(LicenceAcceptance.objects.filter(user=user).select_related("dataset")),
         "applications": list(AccessApplication.objects.filter(user=user).select_related("dataset")),
         "tokens": list(ApiToken.objects.filter(user=user)),
@@ -148,8 +150,9 @@ def apply_for_access(user, dataset: Dataset, purpose: str, institution: str = ""
     if decision.need not in ("apply", "refused"):
         raise AccountError("you may already download this dataset: no application is needed", status=409)
     with transaction.atomic():
-        application = AccessApplication.objects.create(user=user, dataset=dataset, purpose=purpose[:10_000],
-                                                       institution=institution[:300])
+        application = AccessApplication.objects.create(
+            user=user, dataset=dataset, purpose=purpose[:10_000], institution=institution[:300]
+        )
     notify_managers(application)
     return application
 
@@ -178,13 +181,19 @@ def _subject(template: str, context: dict) -> str:
 
 def notify_managers(application: AccessApplication) -> int:
     """Mail the data managers (:func:`manager_addresses`) about a new ``application``; returns mails sent."""
-    context = {"application": application, "dataset": application.dataset, "applicant": application.user,
-               "dataset_url": dataset_url(application.dataset),
-               "admin_url": settings.PORTAL_URL + reverse("admin:accounts_accessapplication_change",
-                                                          args=[application.pk])}
-    return send_mail(_subject("accounts/email/application_submitted_subject.txt", context),
-                     _bilingual("accounts/email/application_submitted_message.txt", context),
-                     None, manager_addresses())
+    context = {
+        "application": application,
+        "dataset": application.dataset,
+        "applicant": application.user,
+        "dataset_url": dataset_url(application.dataset),
+        "admin_url": settings.PORTAL_URL + reverse("admin:accounts_accessapplication_change", args=[application.pk]),
+    }
+    return send_mail(
+        _subject("accounts/email/application_submitted_subject.txt", context),
+        _bilingual("accounts/email/application_submitted_message.txt", context),
+        None,
+        manager_addresses(),
+    )
 
 
 def decide_application(application: AccessApplication, status: str, by, reply: str | None = None) -> bool:
@@ -228,11 +237,19 @@ def notify_applicant(application: AccessApplication) -> int:
     address = application.user.email
     if not address:
         return 0
-    context = {"application": application, "dataset": application.dataset, "dataset_url": dataset_url(
-        application.dataset), "approved": application.status == AccessApplication.Status.APPROVED,
-        "profile_url": settings.PORTAL_URL + reverse("accounts:profile")}
-    return send_mail(_subject("accounts/email/application_decided_subject.txt", context),
-                     _bilingual("accounts/email/application_decided_message.txt", context), None, [address])
+    context = {
+        "application": application,
+        "dataset": application.dataset,
+        "dataset_url": dataset_url(application.dataset),
+        "approved": application.status == AccessApplication.Status.APPROVED,
+        "profile_url": settings.PORTAL_URL + reverse("accounts:profile"),
+    }
+    return send_mail(
+        _subject("accounts/email/application_decided_subject.txt", context),
+        _bilingual("accounts/email/application_decided_message.txt", context),
+        None,
+        [address],
+    )
 
 
 # --------------------------------------------------------------------------- licences
@@ -252,11 +269,14 @@ def accept_licence(user, dataset: Dataset) -> LicenceAcceptance:
         raise AccountError("verify your e-mail address (the link sent at sign-up) first", status=403)
     latest = dataset.versions.order_by("-number").values_list("number", flat=True).first()
     acceptance, _ = LicenceAcceptance.objects.get_or_create(
-        user=user, dataset=dataset, licence_url=dataset.license_url, defaults={"version_number": latest})
+        user=user, dataset=dataset, licence_url=dataset.license_url, defaults={"version_number": latest}
+    )
     return acceptance
 
 
 def has_accepted(user, dataset: Dataset) -> bool:
     """Whether ``user`` accepted ``dataset``'s current licence."""
-    return bool(getattr(user, "is_authenticated", False)) and LicenceAcceptance.objects.filter(
-        user=user, dataset=dataset, licence_url=dataset.license_url).exists()
+    return (
+        bool(getattr(user, "is_authenticated", False))
+        and LicenceAcceptance.objects.filter(user=user, dataset=dataset, licence_url=dataset.license_url).exists()
+    )

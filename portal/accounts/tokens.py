@@ -5,6 +5,7 @@ database dump reveals no token (a fast hash suffices for 256 random bits, as Git
 Django REST Knox's tokens do). Scripts send it as ``Authorization: Bearer <token>`` (or
 ``Token <token>``), or as the password of HTTP Basic (``~/.netrc`` for OPeNDAP clients).
 """
+
 from __future__ import annotations
 
 import base64
@@ -48,8 +49,14 @@ def issue(user, name: str, scopes=ALL_SCOPES, days: int = 90) -> tuple[ApiToken,
         raise ValueError(f"days={days}: expected 1 to {MAX_DAYS}")
     prefix = secrets.token_hex(6)
     raw = f"{PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    token = ApiToken.objects.create(user=user, name=name[:100] or "token", prefix=prefix, key_hash=_hash(raw),
-                                    scopes=scopes, expires_at=timezone.now() + timedelta(days=int(days)))
+    token = ApiToken.objects.create(
+        user=user,
+        name=name[:100] or "token",
+        prefix=prefix,
+        key_hash=_hash(raw),
+        scopes=scopes,
+        expires_at=timezone.now() + timedelta(days=int(days)),
+    )
     return token, raw
 
 
@@ -67,7 +74,7 @@ def find(raw: str) -> ApiToken:
     InvalidCredentials
         Malformed, unknown, revoked or expired (the message says which, never whose).
     """
-    parts = raw[len(PREFIX):].split("_", 1) if raw.startswith(PREFIX) else []
+    parts = raw[len(PREFIX) :].split("_", 1) if raw.startswith(PREFIX) else []
     if len(parts) != 2 or not parts[0].isalnum():
         raise InvalidCredentials("malformed API token: expected hp_<prefix>_<secret> as shown when it was created")
     token = ApiToken.objects.select_related("user").filter(prefix=parts[0]).first()
@@ -76,8 +83,9 @@ def find(raw: str) -> ApiToken:
     if token.revoked_at is not None:
         raise InvalidCredentials("this API token was revoked: create a new one on your profile")
     if token.expires_at <= timezone.now():
-        raise InvalidCredentials(f"this API token expired at {token.expires_at:%Y-%m-%d %H:%M} UTC: "
-                                 "create a new one on your profile")
+        raise InvalidCredentials(
+            f"this API token expired at {token.expires_at:%Y-%m-%d %H:%M} UTC: create a new one on your profile"
+        )
     if not token.user.is_active:
         raise InvalidCredentials("the account of this API token is disabled")
     now = timezone.now()

@@ -4,6 +4,7 @@ Thin views over :mod:`portal.accounts.services`. Account pages are for a browser
 request that authenticates with an ``Authorization`` header (an API token or HTTP Basic) is
 refused, so a token can never create, see or revoke tokens.
 """
+
 from __future__ import annotations
 
 from functools import wraps
@@ -24,13 +25,19 @@ NEW_TOKEN = "accounts.new_token"
 
 def session_only(view):
     """Refuse (403) a request authenticated by an ``Authorization`` header: account pages need a browser session."""
+
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if "HTTP_AUTHORIZATION" in request.META:
-            return JsonResponse({"detail": "account pages need a browser session: sign in at "
-                                           f"{reverse('account_login')}, not with an API token or HTTP Basic"},
-                                status=403)
+            return JsonResponse(
+                {
+                    "detail": "account pages need a browser session: sign in at "
+                    f"{reverse('account_login')}, not with an API token or HTTP Basic"
+                },
+                status=403,
+            )
         return view(request, *args, **kwargs)
+
     return wrapper
 
 
@@ -62,8 +69,9 @@ def token_create(request):
     if not form.is_valid():
         return _profile_page(request, form, status=400)
     try:
-        token, raw = services.create_token(request.user, form.cleaned_data["name"], form.cleaned_data["scopes"],
-                                           form.cleaned_data["days"])
+        token, raw = services.create_token(
+            request.user, form.cleaned_data["name"], form.cleaned_data["scopes"], form.cleaned_data["days"]
+        )
     except services.AccountError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         return _profile_page(request, form, status=exc.status)
@@ -98,15 +106,21 @@ def apply(request, dataset_id: str):
     if request.method == "POST":
         if form.is_valid():
             try:
-                services.apply_for_access(request.user, dataset, form.cleaned_data["purpose"],
-                                          form.cleaned_data["institution"])
+                services.apply_for_access(
+                    request.user, dataset, form.cleaned_data["purpose"], form.cleaned_data["institution"]
+                )
             except services.AccountError as exc:
                 if exc.field not in form.fields:
                     return problem(request, exc)
                 form.add_error(exc.field, str(exc))
             else:
-                messages.success(request, _("Your application was sent to the data managers; you will be told "
-                                            "by e-mail and on your profile."))
+                messages.success(
+                    request,
+                    _(
+                        "Your application was sent to the data managers; you will be told "
+                        "by e-mail and on your profile."
+                    ),
+                )
                 return redirect(reverse("catalog:dataset_detail", args=[dataset.pk]) + "#access")
         status = 400
     return render(request, "accounts/apply.html", {"dataset": dataset, "form": form}, status=status)
@@ -125,5 +139,6 @@ def licence(request, dataset_id: str):
             return redirect(reverse("catalog:dataset_detail", args=[dataset.pk]) + "#access")
     except services.AccountError as exc:
         return problem(request, exc)
-    return render(request, "accounts/licence.html",
-                  {"dataset": dataset, "accepted": services.has_accepted(request.user, dataset)})
+    return render(
+        request, "accounts/licence.html", {"dataset": dataset, "accepted": services.has_accepted(request.user, dataset)}
+    )

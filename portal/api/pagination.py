@@ -1,4 +1,5 @@
 """Paging of the API's lists: ``limit`` and ``offset`` read strictly and capped, a 400 naming the bad one."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -21,8 +22,9 @@ def _count(request, name: str, *, lowest: int, highest: int) -> int | None:
     if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 12:
-        raise BadPageParameter(name, f"{name}={raw[:40]!r}: expected a whole number from {lowest} to {highest} "
-                                     "in ASCII digits")
+        raise BadPageParameter(
+            name, f"{name}={raw[:40]!r}: expected a whole number from {lowest} to {highest} in ASCII digits"
+        )
     value = int(raw)
     if not lowest <= value <= highest:
         raise BadPageParameter(name, f"{name}={value}: expected a whole number from {lowest} to {highest}")
@@ -48,8 +50,10 @@ class CappedLimitOffsetPagination(LimitOffsetPagination):
     def get_schema_operation_parameters(self, view):
         """``limit`` and ``offset`` in OpenAPI with the bounds the server enforces (a 400 outside them)."""
         parameters = super().get_schema_operation_parameters(view)
-        bounds = {self.limit_query_param: (1, settings.API_MAX_PAGE_SIZE),
-                  self.offset_query_param: (0, settings.API_MAX_OFFSET)}
+        bounds = {
+            self.limit_query_param: (1, settings.API_MAX_PAGE_SIZE),
+            self.offset_query_param: (0, settings.API_MAX_OFFSET),
+        }
         for parameter in parameters:
             lowest, highest = bounds[parameter["name"]]
             parameter["schema"] = {**parameter["schema"], "minimum": lowest, "maximum": highest}

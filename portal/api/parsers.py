@@ -1,4 +1,5 @@
 """DRF's JSON parser with a bound on nesting: over-deep JSON is a 400, never a RecursionError (500)."""
+
 from __future__ import annotations
 
 from django.conf import settings

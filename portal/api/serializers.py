@@ -18,7 +18,6 @@ class DatasetFileSerializer(serializers.ModelSerializer):
         fields = ["name", "size", "sha256", "media_type", "description", "url"]
 
     def get_url(self, obj) -> str:
-
         path = reverse("catalog:download", args=[obj.version.dataset_id, obj.version.number, obj.name])
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
@@ -27,8 +26,22 @@ class DatasetFileSerializer(serializers.ModelSerializer):
 class ValidationSerializer(serializers.ModelSerializer):
     class Meta:
         model = ValidationResult
-        fields = ["variable", "units", "split", "scope", "label", "n", "kge", "r", "alpha", "beta", "rmse", "bias",
-                  "ubrmse", "nse"]
+        fields = [
+            "variable",
+            "units",
+            "split",
+            "scope",
+            "label",
+            "n",
+            "kge",
+            "r",
+            "alpha",
+            "beta",
+            "rmse",
+            "bias",
+            "ubrmse",
+            "nse",
+        ]
 
 
 class VersionSerializer(serializers.ModelSerializer):
@@ -56,8 +69,22 @@ class DatasetListSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["id", "url", "title_cn", "title_en", "category", "acq_start", "acq_end", "bbox", "space_res_en",
-                  "time_res_en", "share_type", "doi", "cstr", "snippet"]
+        fields = [
+            "id",
+            "url",
+            "title_cn",
+            "title_en",
+            "category",
+            "acq_start",
+            "acq_end",
+            "bbox",
+            "space_res_en",
+            "time_res_en",
+            "share_type",
+            "doi",
+            "cstr",
+            "snippet",
+        ]
 
     def get_snippet(self, obj) -> str | None:
         """The abstract around the searched words, marked with ``<mark>`` (HTML); None outside a search."""
@@ -75,8 +102,17 @@ class DatasetDetailSerializer(DatasetListSerializer):
     metadata = serializers.SerializerMethodField()
 
     class Meta(DatasetListSerializer.Meta):
-        fields = [*DatasetListSerializer.Meta.fields, "abstract_cn", "abstract_en", "license_url", "tags",
-                  "time_tags", "versions", "downloads", "metadata"]
+        fields = [
+            *DatasetListSerializer.Meta.fields,
+            "abstract_cn",
+            "abstract_en",
+            "license_url",
+            "tags",
+            "time_tags",
+            "versions",
+            "downloads",
+            "metadata",
+        ]
 
     def get_downloads(self, obj) -> dict:
         """Downloads logged: ``{"total": n, "bytes": b, "versions": {number: {"count": n, "bytes": b}}}``."""
@@ -127,10 +163,33 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SubsetJob
-        fields = ["id", "url", "page_url", "status", "progress", "error", "dataset", "version", "file_name", "kind",
-                  "params", "estimated_bytes", "attempt", "created_at", "started_at", "finished_at", "expires_at",
-                  "result_name", "media_type", "size", "sha256", "download_url", "script_url", "retry_url",
-                  "cancel_url"]
+        fields = [
+            "id",
+            "url",
+            "page_url",
+            "status",
+            "progress",
+            "error",
+            "dataset",
+            "version",
+            "file_name",
+            "kind",
+            "params",
+            "estimated_bytes",
+            "attempt",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "expires_at",
+            "result_name",
+            "media_type",
+            "size",
+            "sha256",
+            "download_url",
+            "script_url",
+            "retry_url",
+            "cancel_url",
+        ]
 
     def _absolute(self, name, job):
         request = self.context["request"]

@@ -13,8 +13,11 @@ router.register("jobs", JobViewSet, basename="job")
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI's setup as a script of its own (no inline script under the CSP); its inline <style> allowed here
-    path("docs/", csp_update({"style-src": [SELF, UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(
-        url_name="api:schema")), name="docs"),
+    path(
+        "docs/",
+        csp_update({"style-src": [SELF, UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api:schema")),
+        name="docs",
+    ),
     path("observations/", ObservationSubsetView.as_view(), name="observations"),
     *router.urls,
 ]

@@ -42,14 +42,25 @@ def _params(*names):
         "variables": "comma-separated variable names (default: all)",
         "bbox": "min_lon,min_lat,max_lon,max_lat in degrees; min_lon > max_lon crosses the antimeridian",
         "polygon": "WKT or GeoJSON polygon; cells whose centres fall inside",
-        "lon": "degrees east of the point", "lat": "degrees north of the point",
+        "lon": "degrees east of the point",
+        "lat": "degrees north of the point",
         "time": "start/end, ISO 8601 (either may be empty)",
-        "time_stride": "keep every n-th time step", "space_stride": "keep every n-th cell in lat and lon",
+        "time_stride": "keep every n-th time step",
+        "space_stride": "keep every n-th cell in lat and lon",
         "f": "format: netcdf, geotiff, csv, zarr, coveragejson (series: csv, netcdf, zarr, coveragejson)",
         "estimate": "1: answer only the size estimate and what would happen (JSON)",
     }
-    return [OpenApiParameter(n, OpenApiTypes.STR, OpenApiParameter.QUERY, description=text[n],
-                             required=n in ("lon", "lat"), pattern=NO_NUL) for n in names]
+    return [
+        OpenApiParameter(
+            n,
+            OpenApiTypes.STR,
+            OpenApiParameter.QUERY,
+            description=text[n],
+            required=n in ("lon", "lat"),
+            pattern=NO_NUL,
+        )
+        for n in names
+    ]
 
 
 NO_NUL = "^[^\\u0000]*$"
@@ -58,22 +69,31 @@ NO_NUL = "^[^\\u0000]*$"
 
 _GRID_RESPONSES = {
     # the direct answer's media type follows f (portal.files.media_type_for of the format's suffix)
-    **{(200, media_type_for(suffix)): OpenApiResponse(OpenApiTypes.BINARY, description=f"the file, f={name}")
-       for name, suffix in subsets.SUFFIXES.items() if name != "coveragejson"},
+    **{
+        (200, media_type_for(suffix)): OpenApiResponse(OpenApiTypes.BINARY, description=f"the file, f={name}")
+        for name, suffix in subsets.SUFFIXES.items()
+        if name != "coveragejson"
+    },
     (200, media_type_for(subsets.SUFFIXES["coveragejson"])): OpenApiResponse(
-        OpenApiTypes.OBJECT, description="the CoverageJSON document, f=coveragejson"),
+        OpenApiTypes.OBJECT, description="the CoverageJSON document, f=coveragejson"
+    ),
     (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="estimate=1: the size estimate"),
     (202, "application/json"): OpenApiResponse(JobSerializer, description="queued as a job: its status"),
     (400, "application/json"): OpenApiResponse(description="{field, detail}: the bad field"),
     (401, "application/json"): OpenApiResponse(description="{detail, need}: sign in or send an API token"),
-    (403, "application/json"): OpenApiResponse(description="{detail, need}: what the user lacks (verification, "
-                                                           "approved application, licence, token scope)"),
+    (403, "application/json"): OpenApiResponse(
+        description="{detail, need}: what the user lacks (verification, approved application, licence, token scope)"
+    ),
     (413, "application/json"): OpenApiResponse(description="above the job limit: what to do instead"),
-    (429, "application/json"): OpenApiResponse(description="a quota is used up: {detail, quota, limit, used, "
-                                                           "retry_after} and Retry-After"),
+    (429, "application/json"): OpenApiResponse(
+        description="a quota is used up: {detail, quota, limit, used, retry_after} and Retry-After"
+    ),
 }
-_POST_BODY = {"application/json": GridParametersSerializer, "application/x-www-form-urlencoded": GridParametersSerializer,
-              "multipart/form-data": GridParametersSerializer}
+_POST_BODY = {
+    "application/json": GridParametersSerializer,
+    "application/x-www-form-urlencoded": GridParametersSerializer,
+    "multipart/form-data": GridParametersSerializer,
+}
 _COMMON = ("version", "file", "variables", "time", "f", "estimate")
 
 
@@ -96,27 +116,42 @@ class _SearchSchema(AutoSchema):
 
 _SEARCH_TEXT = {
     "q": "words in Chinese or English (stemmed; Chinese segmented); abbreviations such as ET, SM, TWS, GRACE, FT, "
-         "ERA5, SMAP, LightGBM; misspelt words are corrected (see 'corrected')",
-    "category": "TPDC category (repeat for alternatives)", "keyword": "keyword, its Chinese name (repeatable)",
-    "variable": "CF standard name (repeatable)", "spatial_resolution": "e.g. 0.25°, 1 km (repeatable)",
-    "temporal_resolution": "daily, monthly, ... (repeatable)", "share_type": "open-access, login-access, protected",
-    "format": "NetCDF, GeoTIFF, ... (repeatable)", "published": "yes: has a published version; no: has none",
+    "ERA5, SMAP, LightGBM; misspelt words are corrected (see 'corrected')",
+    "category": "TPDC category (repeat for alternatives)",
+    "keyword": "keyword, its Chinese name (repeatable)",
+    "variable": "CF standard name (repeatable)",
+    "spatial_resolution": "e.g. 0.25°, 1 km (repeatable)",
+    "temporal_resolution": "daily, monthly, ... (repeatable)",
+    "share_type": "open-access, login-access, protected",
+    "format": "NetCDF, GeoTIFF, ... (repeatable)",
+    "published": "yes: has a published version; no: has none",
     "bbox": "min_lon,min_lat,max_lon,max_lat: records whose box intersects it (min_lon > max_lon crosses the "
-            "antimeridian)",
+    "antimeridian)",
     "time": "ISO 8601 instant or interval start/end ('..' or empty for an open end): records whose period overlaps",
     "sort": "relevance (default; newest first without words), date (oldest first), -date (newest first), title",
     "facets": "0: leave the facet counts out",
 }
 
 
-@extend_schema_view(list=extend_schema(
-    parameters=[OpenApiParameter(name, OpenApiTypes.STR, description=text, pattern=NO_NUL,
-                                 many=name in search.FACETS,
-                                 enum={"sort": list(search.SORTS), "published": ["yes", "no"],
-                                       "facets": ["0", "1"]}.get(name))
-                for name, text in _SEARCH_TEXT.items()],
-    responses={200: DatasetSearchSerializer,
-               400: OpenApiResponse(description="{detail, field}: an unknown or malformed parameter")}))
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                name,
+                OpenApiTypes.STR,
+                description=text,
+                pattern=NO_NUL,
+                many=name in search.FACETS,
+                enum={"sort": list(search.SORTS), "published": ["yes", "no"], "facets": ["0", "1"]}.get(name),
+            )
+            for name, text in _SEARCH_TEXT.items()
+        ],
+        responses={
+            200: DatasetSearchSerializer,
+            400: OpenApiResponse(description="{detail, field}: an unknown or malformed parameter"),
+        },
+    )
+)
 class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
     """Dataset records (TPDC schema). The list is the catalogue search (:mod:`portal.catalog.search`):
     words in either language, facets, box, period and sort, with facet counts."""
@@ -142,20 +177,35 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
         with_facets = request.query_params.get("facets", "1") != "0"
         result = search.search(params, offset=offset, limit=limit, facets=with_facets)
         paginator.count, paginator.limit, paginator.offset, paginator.request = result.total, limit, offset, request
-        return Response({"count": result.total, "next": paginator.get_next_link(),
-                         "previous": paginator.get_previous_link(), "corrected": result.corrected,
-                         "fallback": result.fallback, "facets": search.facets_as_dicts(result.facets),
-                         "results": DatasetListSerializer(result.datasets, many=True,
-                                                          context=self.get_serializer_context()).data})
+        return Response(
+            {
+                "count": result.total,
+                "next": paginator.get_next_link(),
+                "previous": paginator.get_previous_link(),
+                "corrected": result.corrected,
+                "fallback": result.fallback,
+                "facets": search.facets_as_dicts(result.facets),
+                "results": DatasetListSerializer(
+                    result.datasets, many=True, context=self.get_serializer_context()
+                ).data,
+            }
+        )
 
     def get_serializer_class(self):
         return DatasetListSerializer if self.action == "list" else DatasetDetailSerializer
 
-    @extend_schema(methods=["GET"], parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
-                   responses=_GRID_RESPONSES)
-    @extend_schema(methods=["POST"], request=_POST_BODY, responses=_GRID_RESPONSES,
-                   description="The same request as GET, its parameters in the body (form fields or a JSON object): "
-                               "for polygons too long for a URL.")
+    @extend_schema(
+        methods=["GET"],
+        parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
+        responses=_GRID_RESPONSES,
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=_POST_BODY,
+        responses=_GRID_RESPONSES,
+        description="The same request as GET, its parameters in the body (form fields or a JSON object): "
+        "for polygons too long for a URL.",
+    )
     @action(detail=True, methods=["get", "post"], permission_classes=[permissions.AllowAny])
     def subset(self, request, pk=None):
         """A box or polygon of a published grid, in ``f`` = netcdf, geotiff, csv, zarr or coveragejson.
@@ -179,11 +229,18 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
         netcdf, zarr or coveragejson. Other parameters as for ``subset``."""
         return _grid_answer(request, self.get_object(), "point")
 
-    @extend_schema(methods=["GET"], parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
-                   responses=_GRID_RESPONSES)
-    @extend_schema(methods=["POST"], request=_POST_BODY, responses=_GRID_RESPONSES,
-                   description="The same request as GET, its parameters in the body (form fields or a JSON object): "
-                               "for polygons too long for a URL.")
+    @extend_schema(
+        methods=["GET"],
+        parameters=_params(*_COMMON, "bbox", "polygon", "time_stride", "space_stride"),
+        responses=_GRID_RESPONSES,
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=_POST_BODY,
+        responses=_GRID_RESPONSES,
+        description="The same request as GET, its parameters in the body (form fields or a JSON object): "
+        "for polygons too long for a URL.",
+    )
     @action(detail=True, methods=["get", "post"], permission_classes=[permissions.AllowAny])
     def area(self, request, pk=None):
         """Area-mean series (cos-latitude weights, cells whose centres fall inside) over a ``bbox`` or
@@ -203,8 +260,15 @@ def _client(request) -> str | None:
 def _answer(request, dataset: Dataset, kind: str, params, *, force_job: bool = False):
     """Translate one call of the subset service into a response (the grid actions and job creation)."""
     try:
-        answer = subsets.handle(dataset, kind, params, user=request.user, client=_client(request),
-                                force_job=force_job, owner_key=lambda: ownership.anonymous_key(request))
+        answer = subsets.handle(
+            dataset,
+            kind,
+            params,
+            user=request.user,
+            client=_client(request),
+            force_job=force_job,
+            owner_key=lambda: ownership.anonymous_key(request),
+        )
     except subsets.QueueUnavailable as exc:
         return _queue_unavailable(request, exc)
     except AccessDenied as exc:
@@ -219,11 +283,13 @@ def _answer(request, dataset: Dataset, kind: str, params, *, force_job: bool = F
         return Response(answer.plan.as_dict())
     if answer.mode == "job":
         body = JobSerializer(answer.job, context={"request": request}).data
-        code = status.HTTP_202_ACCEPTED if not force_job else (status.HTTP_201_CREATED if answer.created
-                                                                 else status.HTTP_200_OK)
+        code = (
+            status.HTTP_202_ACCEPTED
+            if not force_job
+            else (status.HTTP_201_CREATED if answer.created else status.HTTP_200_OK)
+        )
         return Response(body, status=code, headers={"Location": body["url"]})
-    return stream_temporary(answer.result.path, filename=answer.result.filename,
-                            content_type=answer.result.media_type)
+    return stream_temporary(answer.result.path, filename=answer.result.filename, content_type=answer.result.media_type)
 
 
 def _denied(exc: AccessDenied) -> Response:
@@ -234,8 +300,9 @@ def _denied(exc: AccessDenied) -> Response:
 
 def _quota(exc: limits.QuotaExceeded) -> Response:
     """429 with Retry-After: a quota (live jobs, bytes of the day) is used up; the body says which and how much."""
-    return Response(exc.as_dict(), status=status.HTTP_429_TOO_MANY_REQUESTS,
-                    headers={"Retry-After": str(exc.retry_after)})
+    return Response(
+        exc.as_dict(), status=status.HTTP_429_TOO_MANY_REQUESTS, headers={"Retry-After": str(exc.retry_after)}
+    )
 
 
 def _queue_unavailable(request, exc) -> Response:
@@ -252,16 +319,27 @@ def _grid_answer(request, dataset: Dataset, kind: str):
     if request.method == "POST":
         data = request.data
         if not hasattr(data, "keys") or not data.keys():  # the POST form exists to carry parameters
-            return Response({"field": "body", "detail": "expected form fields or a JSON object of request parameters "
-                                                        "(a POST without any: use GET)"},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {
+                    "field": "body",
+                    "detail": "expected form fields or a JSON object of request parameters "
+                    "(a POST without any: use GET)",
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         params = {}
         for name in data.keys():
             value = data.get(name)
             if not (isinstance(value, str) or (name == "polygon" and isinstance(value, dict))):
-                return Response({"field": str(name)[:100], "detail": f"{str(name)[:100]}: expected text"
-                                 + (" or a GeoJSON object" if name == "polygon" else "")
-                                 + f", got {type(value).__name__}"}, status=status.HTTP_400_BAD_REQUEST)
+                return Response(
+                    {
+                        "field": str(name)[:100],
+                        "detail": f"{str(name)[:100]}: expected text"
+                        + (" or a GeoJSON object" if name == "polygon" else "")
+                        + f", got {type(value).__name__}",
+                    },
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
             params[str(name)] = json.dumps(value) if isinstance(value, dict) else value
     else:
         params = {k: request.query_params.get(k) for k in request.query_params}
@@ -298,31 +376,49 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         subsets.reap_stale_jobs()
         return super().retrieve(request, *args, **kwargs)
 
-    @extend_schema(responses={201: JobSerializer, 200: JobSerializer, 400: OpenApiResponse(description="{field, detail}"),
-                              401: OpenApiResponse(description="sign in or send an API token"),
-                              403: OpenApiResponse(description="what the user lacks"),
-                              429: OpenApiResponse(description="too many live jobs: {detail, quota, limit, used, "
-                                                               "retry_after}"),
-                              503: OpenApiResponse(description="the job queue is unavailable")})
+    @extend_schema(
+        responses={
+            201: JobSerializer,
+            200: JobSerializer,
+            400: OpenApiResponse(description="{field, detail}"),
+            401: OpenApiResponse(description="sign in or send an API token"),
+            403: OpenApiResponse(description="what the user lacks"),
+            429: OpenApiResponse(description="too many live jobs: {detail, quota, limit, used, retry_after}"),
+            503: OpenApiResponse(description="the job queue is unavailable"),
+        }
+    )
     def create(self, request, *args, **kwargs):
         data = request.data if isinstance(request.data, dict) else {}
         name = str(data.get("dataset", ""))
         dataset = Dataset.objects.filter(id=name[:100]).first() if "\x00" not in name else None
         if dataset is None:
-            return Response({"field": "dataset", "detail": f"no dataset {str(data.get('dataset'))[:100]!r}"},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {"field": "dataset", "detail": f"no dataset {str(data.get('dataset'))[:100]!r}"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         params = data.get("params") or {}
         if not isinstance(params, dict):
-            return Response({"field": "params", "detail": "expected an object of request parameters"},
-                            status=status.HTTP_400_BAD_REQUEST)
-        return _answer(request, dataset, str(data.get("kind", "subset")),
-                       {str(k): str(v) for k, v in params.items()}, force_job=True)
+            return Response(
+                {"field": "params", "detail": "expected an object of request parameters"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return _answer(
+            request,
+            dataset,
+            str(data.get("kind", "subset")),
+            {str(k): str(v) for k, v in params.items()},
+            force_job=True,
+        )
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
-                              (206, "application/octet-stream"): OpenApiTypes.BINARY,
-                              404: OpenApiResponse(description="no such job (or someone else's), or not done"),
-                              410: OpenApiResponse(description="the file expired"),
-                              429: OpenApiResponse(description="the day's byte quota is used up")})
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            (206, "application/octet-stream"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="no such job (or someone else's), or not done"),
+            410: OpenApiResponse(description="the file expired"),
+            429: OpenApiResponse(description="the day's byte quota is used up"),
+        }
+    )
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         """The finished job's file (404 before it is done, 410 once expired)."""
@@ -332,8 +428,10 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         except AccessDenied as exc:
             return _denied(exc)
         if job.status == SubsetJob.Status.EXPIRED:
-            return Response({"detail": f"the file expired at {job.expires_at:%Y-%m-%d %H:%M} UTC: submit the request "
-                                       "again"}, status=status.HTTP_410_GONE)
+            return Response(
+                {"detail": f"the file expired at {job.expires_at:%Y-%m-%d %H:%M} UTC: submit the request again"},
+                status=status.HTTP_410_GONE,
+            )
         if job.status != SubsetJob.Status.DONE:
             return Response({"detail": f"the job is {job.status}"}, status=status.HTTP_404_NOT_FOUND)
         if request.method == "GET":
@@ -343,19 +441,37 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 return _quota(exc)
         # Ranges and validators as for published files; private, cached until the file expires.
         left = int((job.expires_at - timezone.now()).total_seconds()) if job.expires_at else 0
-        response = file_response(request, subsets.job_file(job), filename=job.result_name,
-                                 content_type=media_type_for(job.result_name, default=job.media_type or OCTET_STREAM),
-                                 immutable=False, private=True, max_age=max(left, 0), sha256=job.sha256 or None)
+        response = file_response(
+            request,
+            subsets.job_file(job),
+            filename=job.result_name,
+            content_type=media_type_for(job.result_name, default=job.media_type or OCTET_STREAM),
+            immutable=False,
+            private=True,
+            max_age=max(left, 0),
+            sha256=job.sha256 or None,
+        )
         if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
             f = subsets.gridded_file(job.version, job.file_name)
-            subsets.log_download(user=request.user, f=f, query=None, size=int(response["Content-Length"]),
-                                 seconds=0.0, job=job, client=_client(request))
+            subsets.log_download(
+                user=request.user,
+                f=f,
+                query=None,
+                size=int(response["Content-Length"]),
+                seconds=0.0,
+                job=job,
+                client=_client(request),
+            )
         return response
 
-    @extend_schema(parameters=[OpenApiParameter("tool", OpenApiTypes.STR, enum=["curl", "wget"])],
-                   responses={(200, "text/x-shellscript"): OpenApiTypes.STR,
-                              400: OpenApiResponse(description="{field, detail}: tool"),
-                              404: OpenApiResponse(description="no such job (or someone else's), or not done")})
+    @extend_schema(
+        parameters=[OpenApiParameter("tool", OpenApiTypes.STR, enum=["curl", "wget"])],
+        responses={
+            (200, "text/x-shellscript"): OpenApiTypes.STR,
+            400: OpenApiResponse(description="{field, detail}: tool"),
+            404: OpenApiResponse(description="no such job (or someone else's), or not done"),
+        },
+    )
     @action(detail=True, methods=["get"])
     def script(self, request, pk=None):
         """A shell script fetching the file with ``tool`` = curl (default) or wget and checking its sha256.
@@ -368,17 +484,30 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response({"detail": f"the job is {job.status}"}, status=status.HTTP_404_NOT_FOUND)
         url = self.get_serializer(job).data["download_url"]
         try:
-            text = subsets.download_script(job, url, request.query_params.get("tool", "curl"),
-                                           profile_url=request.build_absolute_uri(reverse("accounts:profile")))
+            text = subsets.download_script(
+                job,
+                url,
+                request.query_params.get("tool", "curl"),
+                profile_url=request.build_absolute_uri(reverse("accounts:profile")),
+            )
         except ValueError as exc:
             return Response({"field": "tool", "detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        return HttpResponse(text, content_type="text/x-shellscript",
-                            headers={"Content-Disposition": f'attachment; filename="job_{job.id}.sh"'})
+        return HttpResponse(
+            text,
+            content_type="text/x-shellscript",
+            headers={"Content-Disposition": f'attachment; filename="job_{job.id}.sh"'},
+        )
 
-    @extend_schema(request=None, responses={202: JobSerializer, 404: OpenApiResponse(description="no such job"),
-                                            409: OpenApiResponse(description="not failed or cancelled"),
-                                            429: OpenApiResponse(description="too many live jobs"),
-                                            503: OpenApiResponse(description="the job queue is unavailable")})
+    @extend_schema(
+        request=None,
+        responses={
+            202: JobSerializer,
+            404: OpenApiResponse(description="no such job"),
+            409: OpenApiResponse(description="not failed or cancelled"),
+            429: OpenApiResponse(description="too many live jobs"),
+            503: OpenApiResponse(description="the job queue is unavailable"),
+        },
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Queue a failed or cancelled job again."""
@@ -396,8 +525,14 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=None, responses={200: JobSerializer, 404: OpenApiResponse(description="no such job"),
-                                            409: OpenApiResponse(description="not queued or running")})
+    @extend_schema(
+        request=None,
+        responses={
+            200: JobSerializer,
+            404: OpenApiResponse(description="no such job"),
+            409: OpenApiResponse(description="not queued or running"),
+        },
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a queued or running job (a running one stops at its next heartbeat, its partial file removed)."""
@@ -422,18 +557,24 @@ class ObservationSubsetView(APIView):
     permission_classes = [permissions.AllowAny]
 
     @extend_schema(
-        parameters=[*_params("bbox", "time"),
-                    OpenApiParameter("network", OpenApiTypes.STR, description="comma-separated networks"),
-                    OpenApiParameter("station", OpenApiTypes.STR, description="comma-separated station codes"),
-                    OpenApiParameter("variables", OpenApiTypes.STR, description="comma-separated variables"),
-                    OpenApiParameter("f", OpenApiTypes.STR, enum=list(station_subsets.FORMATS))],
-        responses={(200, "text/csv"): OpenApiTypes.BINARY, (200, "application/json"): OpenApiTypes.OBJECT,
-                   (200, "application/x-netcdf"): OpenApiTypes.BINARY,
-                   400: OpenApiResponse(description="{field, detail}"),
-                   401: OpenApiResponse(description="a network closed to anonymous users was named: sign in"),
-                   403: OpenApiResponse(description="a network closed to unverified users was named"),
-                   413: OpenApiResponse(description="too many rows: how to split the request"),
-                   429: OpenApiResponse(description="the day's byte quota is used up")})
+        parameters=[
+            *_params("bbox", "time"),
+            OpenApiParameter("network", OpenApiTypes.STR, description="comma-separated networks"),
+            OpenApiParameter("station", OpenApiTypes.STR, description="comma-separated station codes"),
+            OpenApiParameter("variables", OpenApiTypes.STR, description="comma-separated variables"),
+            OpenApiParameter("f", OpenApiTypes.STR, enum=list(station_subsets.FORMATS)),
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "application/x-netcdf"): OpenApiTypes.BINARY,
+            400: OpenApiResponse(description="{field, detail}"),
+            401: OpenApiResponse(description="a network closed to anonymous users was named: sign in"),
+            403: OpenApiResponse(description="a network closed to unverified users was named"),
+            413: OpenApiResponse(description="too many rows: how to split the request"),
+            429: OpenApiResponse(description="the day's byte quota is used up"),
+        },
+    )
     def get(self, request):
         start = time.monotonic()
         client = _client(request)
@@ -450,9 +591,17 @@ class ObservationSubsetView(APIView):
         size = path.stat().st_size
         try:
             limits.check_bytes(request.user, client, size)
-            subsets.log_download(user=request.user, f=None, query=None, kind="stations", format=query.format,
-                                 params=dict(request.query_params.items()), size=size,
-                                 seconds=time.monotonic() - start, client=client)
+            subsets.log_download(
+                user=request.user,
+                f=None,
+                query=None,
+                kind="stations",
+                format=query.format,
+                params=dict(request.query_params.items()),
+                size=size,
+                seconds=time.monotonic() - start,
+                client=client,
+            )
         except limits.QuotaExceeded as exc:
             path.unlink(missing_ok=True)
             return _quota(exc)

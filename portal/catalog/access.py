@@ -14,6 +14,7 @@ scope may read records but download nothing. Station networks follow a rule of t
 (:class:`~portal.catalog.models.NetworkAccess`): a network whose source allows no redistribution
 is login-access.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -100,24 +101,40 @@ def decide(user, dataset: Dataset) -> Decision:
     restricted = kind in (Dataset.ShareType.LOGIN, Dataset.ShareType.PROTECTED) or dataset.licence_acceptance
     if restricted and not signed_in:
         what = {Dataset.ShareType.LOGIN: "login-access", Dataset.ShareType.PROTECTED: "protected (apply access)"}
-        return Decision(False, "login", f"this dataset is {what.get(kind, 'open but its licence must be accepted')}: "
-                                        "sign in (or send an API token) to download")
+        return Decision(
+            False,
+            "login",
+            f"this dataset is {what.get(kind, 'open but its licence must be accepted')}: "
+            "sign in (or send an API token) to download",
+        )
     if restricted and not is_verified(user):
         return Decision(False, "verify", "verify your e-mail address (the link sent at sign-up) to download")
     if kind == Dataset.ShareType.PROTECTED:
         latest = AccessApplication.objects.filter(user=user, dataset=dataset).order_by("-created_at").first()
         if latest is None:
-            return Decision(False, "apply", "this dataset is protected: apply for access on its page, stating your "
-                                            "purpose; a data manager decides")
+            return Decision(
+                False,
+                "apply",
+                "this dataset is protected: apply for access on its page, stating your purpose; a data manager decides",
+            )
         if latest.status == AccessApplication.Status.PENDING:
             return Decision(False, "pending", "your application for this dataset awaits a data manager's decision")
         if latest.status == AccessApplication.Status.REFUSED:
-            return Decision(False, "refused", "your application for this dataset was refused"
-                                              + (f": {latest.reply}" if latest.reply else ""))
-    if dataset.licence_acceptance and not LicenceAcceptance.objects.filter(
-            user=user, dataset=dataset, licence_url=dataset.license_url).exists():
-        return Decision(False, "licence", f"accept the licence ({dataset.license_url or 'see the dataset page'}) on "
-                                          "the dataset's page before the first download")
+            return Decision(
+                False,
+                "refused",
+                "your application for this dataset was refused" + (f": {latest.reply}" if latest.reply else ""),
+            )
+    if (
+        dataset.licence_acceptance
+        and not LicenceAcceptance.objects.filter(user=user, dataset=dataset, licence_url=dataset.license_url).exists()
+    ):
+        return Decision(
+            False,
+            "licence",
+            f"accept the licence ({dataset.license_url or 'see the dataset page'}) on "
+            "the dataset's page before the first download",
+        )
     return ALLOWED
 
 
@@ -156,6 +173,11 @@ def check_networks(user, networks) -> None:
     closed = sorted(set(networks) & restricted_networks(user))
     if closed:
         signed_in = bool(getattr(user, "is_authenticated", False))
-        raise AccessDenied(Decision(False, "verify" if signed_in else "login",
-                                    f"station network(s) {closed} may not be redistributed to anonymous users "
-                                    "(their source gives no open licence): sign in with a verified account"))
+        raise AccessDenied(
+            Decision(
+                False,
+                "verify" if signed_in else "login",
+                f"station network(s) {closed} may not be redistributed to anonymous users "
+                "(their source gives no open licence): sign in with a verified account",
+            )
+        )

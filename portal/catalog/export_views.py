@@ -4,6 +4,7 @@ Metadata is public for every dataset, whatever its access rule: it describes the
 of it (the files it links to keep their own access policy). So the one access check is that there is
 none; the one service call is :func:`portal.catalog.exports.export`.
 """
+
 from __future__ import annotations
 
 from django.http import HttpResponse, JsonResponse

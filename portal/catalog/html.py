@@ -2,6 +2,7 @@
 text comes from (the TPDC importer and every save, the admin included, so no stored script reaches
 a page), and the one conversion to plain text (search index, exports, STAC, records, NetCDF
 attributes, page descriptions)."""
+
 from __future__ import annotations
 
 import html
@@ -10,8 +11,31 @@ import re
 import nh3
 from django.utils.html import strip_tags
 
-HTML_TAGS = {"p", "br", "b", "strong", "i", "em", "u", "sub", "sup", "ul", "ol", "li", "a", "span", "table",
-             "thead", "tbody", "tr", "td", "th", "h3", "h4", "blockquote"}
+HTML_TAGS = {
+    "p",
+    "br",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "sub",
+    "sup",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "span",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "td",
+    "th",
+    "h3",
+    "h4",
+    "blockquote",
+}
 
 
 def sanitize_html(text: str | None) -> str:

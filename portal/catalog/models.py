@@ -4,6 +4,7 @@ Every field of a TPDC JSON record (``../shared/catalog/tpdc_record_6b23bed9.json
 home here; the bilingual fields are stored as ``*_cn`` / ``*_en`` pairs (TPDC keeps the
 Chinese text at the top level and the English text under ``i18n.en``).
 """
+
 from __future__ import annotations
 
 from django.contrib.gis.db import models
@@ -50,8 +51,11 @@ class Tag(models.Model):
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     name = models.CharField(max_length=200)
-    name_en = models.CharField(max_length=200, blank=True,
-                               help_text="English name (portal.catalog.vocabulary.KEYWORDS; the name itself when empty)")
+    name_en = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="English name (portal.catalog.vocabulary.KEYWORDS; the name itself when empty)",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["kind", "name"], name="tag_kind_name")]
@@ -116,7 +120,8 @@ class Dataset(models.Model):
     share_type = models.CharField(max_length=30, blank=True)
     license_url = models.CharField(max_length=300, blank=True)
     licence_acceptance = models.BooleanField(
-        default=False, help_text="users accept the licence (license_url) before their first download")
+        default=False, help_text="users accept the licence (license_url) before their first download"
+    )
     protected = models.BooleanField(default=False)
     protected_to = models.DateTimeField(null=True, blank=True)
     doi = models.CharField(max_length=200, blank=True)
@@ -154,8 +159,16 @@ class Dataset(models.Model):
     def __str__(self) -> str:
         return self.title_en or self.title_cn or self.id
 
-    HTML_FIELDS = ("abstract_cn", "abstract_en", "source_cn", "source_en", "process_way_cn", "process_way_en",
-                   "quality_cn", "quality_en")
+    HTML_FIELDS = (
+        "abstract_cn",
+        "abstract_en",
+        "source_cn",
+        "source_en",
+        "process_way_cn",
+        "process_way_en",
+        "quality_cn",
+        "quality_en",
+    )
     """Rich text fields, sanitized on every save (the importer and the admin alike)."""
 
     def save(self, *args, **kwargs):
@@ -224,9 +237,7 @@ class DatasetPerson(models.Model):
 
     class Meta:
         ordering = ["role", "order"]
-        constraints = [
-            models.UniqueConstraint(fields=["dataset", "person", "role"], name="dataset_person_role")
-        ]
+        constraints = [models.UniqueConstraint(fields=["dataset", "person", "role"], name="dataset_person_role")]
 
 
 class DatasetVersion(models.Model):
@@ -240,7 +251,9 @@ class DatasetVersion(models.Model):
     number = models.PositiveIntegerField()
     published_at = models.DateTimeField(auto_now_add=True)
     directory = models.CharField(max_length=500, help_text="relative to DATA_ROOT")
-    lineage = models.JSONField(default=dict, help_text="inputs with checksums, parameters, code version, split, timings")
+    lineage = models.JSONField(
+        default=dict, help_text="inputs with checksums, parameters, code version, split, timings"
+    )
     notes = models.TextField(blank=True)
 
     class Meta:
@@ -278,8 +291,7 @@ class NetworkAccess(models.Model):
     """
 
     network = models.CharField(max_length=100, unique=True)
-    share_type = models.CharField(max_length=30, choices=Dataset.ShareType.choices,
-                                  default=Dataset.ShareType.LOGIN)
+    share_type = models.CharField(max_length=30, choices=Dataset.ShareType.choices, default=Dataset.ShareType.LOGIN)
     licence = models.CharField(max_length=300, blank=True, help_text="the source's licence, if any")
     note = models.TextField(blank=True, help_text="why the rule")
 

@@ -1,5 +1,6 @@
 """Read-side functions behind the catalog pages and API (detail context, chart series); the search is
 :mod:`portal.catalog.search`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,9 +24,18 @@ from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion
 SERIES_FILE = "et_fusion_timeseries.nc"
 SERIES_STATION, SERIES_OBSERVED, SERIES_GENERATED, SERIES_FLAG = "station_name", "et_obs", "et", "is_validation"
 # Labels of the seed's published figures (products.registry) and what this portal states for the same item.
-PUBLISHED_LABELS = {"kge": "KGE", "rmse": "RMSE", "r": "R", "r_median": _("median R of the stations"),
-                    "ubrmse": "ubRMSE", "stations": _("stations"), "time_step": _("time step"), "grid": _("grid"),
-                    "period": _("period"), "overall_accuracy": _("overall accuracy")}
+PUBLISHED_LABELS = {
+    "kge": "KGE",
+    "rmse": "RMSE",
+    "r": "R",
+    "r_median": _("median R of the stations"),
+    "ubrmse": "ubRMSE",
+    "stations": _("stations"),
+    "time_step": _("time step"),
+    "grid": _("grid"),
+    "period": _("period"),
+    "overall_accuracy": _("overall accuracy"),
+}
 OURS_DESCRIBED = {"et_fusion": {"time_step": _("monthly"), "grid": _("tower points, no grid")}}
 PUBLISHED_WORDS = (gettext_noop("daily"),)
 # Further validation tables of a version (ValidationResult.split other than validation/cv), in page order.
@@ -37,8 +47,10 @@ SPLIT_TITLES = {
     "twin_cv": _("SYNTHETIC twin: cross-validation grouped by station, on the training stations"),
     "real_withheld": _("REAL: nudging toward ASCAT/ERS, scored on retrievals withheld from the nudging"),
     "real_insitu": _("REAL: satellite series against collocated in-situ stations"),
-    "year_held_out": _("Reconstruction scored on GRACE years held out of training (r and NSE; KGE is not meaningful "
-                       "for anomalies with a mean near zero)"),
+    "year_held_out": _(
+        "Reconstruction scored on GRACE years held out of training (r and NSE; KGE is not meaningful "
+        "for anomalies with a mean near zero)"
+    ),
     "independent_itsg": _("Reconstruction against ITSG-Grace, a solution no model was trained on"),
     "water_balance": _("Water balance: dS/dt of GRACE against P − ET − R per basin"),
 }
@@ -83,8 +95,12 @@ def download_counts(dataset: Dataset | str) -> dict:
         the bytes sent, and per version number (those of a version only; ascending).
     """
     dataset_id = dataset.pk if isinstance(dataset, Dataset) else dataset
-    rows = (DownloadLog.objects.filter(dataset_id=dataset_id).values("version_number")
-            .annotate(count=Count("id"), bytes=Sum("size")).order_by("version_number"))
+    rows = (
+        DownloadLog.objects.filter(dataset_id=dataset_id)
+        .values("version_number")
+        .annotate(count=Count("id"), bytes=Sum("size"))
+        .order_by("version_number")
+    )
     out = {"total": 0, "bytes": 0, "versions": {}}
     for row in rows:
         out["total"] += row["count"]
@@ -100,6 +116,7 @@ def public_lineage(lineage: dict | None) -> dict:
 
     Versions recorded before lineage stored relative paths are shown the same way.
     """
+
     def clean(value):
         if isinstance(value, dict):
             return {k: clean(v) for k, v in value.items()}
@@ -114,10 +131,13 @@ def public_lineage(lineage: dict | None) -> dict:
 
 def dataset_page(dataset_id: str) -> DatasetPage:
     """Everything the detail page shows. Raises Dataset.DoesNotExist for an unknown id."""
-    dataset = (Dataset.objects.prefetch_related(
-        "tags", Prefetch("roles", queryset=DatasetPerson.objects.select_related("person")),
-        Prefetch("versions", queryset=DatasetVersion.objects.prefetch_related("files").select_related("generation_run")))
-        .get(id=dataset_id))
+    dataset = Dataset.objects.prefetch_related(
+        "tags",
+        Prefetch("roles", queryset=DatasetPerson.objects.select_related("person")),
+        Prefetch(
+            "versions", queryset=DatasetVersion.objects.prefetch_related("files").select_related("generation_run")
+        ),
+    ).get(id=dataset_id)
     people: dict[str, list[DatasetPerson]] = {role: [] for role in DatasetPerson.Role.values}
     for role in dataset.roles.all():
         people[role.role].append(role)
@@ -125,22 +145,44 @@ def dataset_page(dataset_id: str) -> DatasetPage:
     for v in versions:  # shown, never saved: no server path on the page
         v.lineage = public_lineage(v.lineage)
     latest = versions[0] if versions else None
-    results = list(ValidationResult.objects.filter(version=latest, split="validation").select_related("station")
-                   .order_by("scope", "label")) if latest else []
+    results = (
+        list(
+            ValidationResult.objects.filter(version=latest, split="validation")
+            .select_related("station")
+            .order_by("scope", "label")
+        )
+        if latest
+        else []
+    )
     more = further_validation(latest) if latest else []
-    stations = sorted(({"code": r.station.code, "lat": r.station.geom.y, "lon": r.station.geom.x, "kge": r.kge, "n": r.n}
-                       for r in results if r.scope == "site" and r.station and r.station.geom), key=lambda s: (-s["n"], s["code"]))
+    stations = sorted(
+        (
+            {"code": r.station.code, "lat": r.station.geom.y, "lon": r.station.geom.x, "kge": r.kge, "n": r.n}
+            for r in results
+            if r.scope == "site" and r.station and r.station.geom
+        ),
+        key=lambda s: (-s["n"], s["code"]),
+    )
     pooled, sites = [r for r in results if r.scope == "pooled"], [r for r in results if r.scope == "site"]
     product = product_for_dataset(dataset.id)
     return DatasetPage(
-        dataset=dataset, people=people, versions=versions, latest=latest, pooled=pooled, sites=sites,
-        classes=[r for r in results if r.scope == "class"], stations=stations, product=product,
-        comparison=compare_with_published(product, pooled[0] if pooled else None, sites), more=more,
+        dataset=dataset,
+        people=people,
+        versions=versions,
+        latest=latest,
+        pooled=pooled,
+        sites=sites,
+        classes=[r for r in results if r.scope == "class"],
+        stations=stations,
+        product=product,
+        comparison=compare_with_published(product, pooled[0] if pooled else None, sites),
+        more=more,
         diagnostics=tc_diagnostic(latest) if latest else {},
         classification=classification_tables(latest) if latest else [],
         years=(min(dataset.time_tags), max(dataset.time_tags)) if dataset.time_tags else None,
         tags=list(dict.fromkeys(t.name for t in dataset.tags.all())),  # a name can be a topic and a place tag
-        download_counts=download_counts(dataset))
+        download_counts=download_counts(dataset),
+    )
 
 
 def tc_diagnostic(version: DatasetVersion) -> dict:
@@ -154,8 +196,11 @@ def tc_diagnostic(version: DatasetVersion) -> dict:
     tc = (version.lineage.get("summary") or {}).get("triple_collocation")
     if not tc:
         return {}
-    return {"basins": tc.get("basins"), "basins_used": tc.get("basins_used"),
-            "products": [(p, tc.get(f"median_tcr_{p}"), tc.get(f"median_err_std_{p}")) for p in tc.get("products", [])]}
+    return {
+        "basins": tc.get("basins"),
+        "basins_used": tc.get("basins_used"),
+        "products": [(p, tc.get(f"median_tcr_{p}"), tc.get(f"median_err_std_{p}")) for p in tc.get("products", [])],
+    }
 
 
 def classification_tables(version: DatasetVersion) -> list[dict]:
@@ -172,10 +217,18 @@ def classification_tables(version: DatasetVersion) -> list[dict]:
     if summary.get("twin"):
         experiments.append(("synthetic twin", summary["twin"]))
     keys = ("n", "overall_accuracy", "kappa", "recall_thawed", "recall_frozen")
-    tables = [{"experiment": name, "rows": [{"set": s, **{k: sets[s].get(k) for k in keys}}
-                                            for s in ("train", "validation", "test")
-                                            if isinstance(sets.get(s), dict) and "overall_accuracy" in sets[s]]}
-              for name, sets in experiments if isinstance(sets, dict)]
+    tables = [
+        {
+            "experiment": name,
+            "rows": [
+                {"set": s, **{k: sets[s].get(k) for k in keys}}
+                for s in ("train", "validation", "test")
+                if isinstance(sets.get(s), dict) and "overall_accuracy" in sets[s]
+            ],
+        }
+        for name, sets in experiments
+        if isinstance(sets, dict)
+    ]
     return [t for t in tables if t["rows"]]  # other products' summaries have a "twin" too, without classification
 
 
@@ -189,26 +242,33 @@ def further_validation(version: DatasetVersion) -> list[dict]:
     carries ``n_sites``, ``median_r`` and ``median_ubrmse``: the medians over the split's per-station
     rows of the same variable (None without station rows), as the soil-moisture paper reports.
     """
-    rows = (ValidationResult.objects.filter(version=version, scope__in=[ValidationResult.Scope.POOLED,
-                                                                         ValidationResult.Scope.SITE])
-            .exclude(split__in=MAIN_SPLITS).order_by("split", "variable"))
+    rows = (
+        ValidationResult.objects.filter(
+            version=version, scope__in=[ValidationResult.Scope.POOLED, ValidationResult.Scope.SITE]
+        )
+        .exclude(split__in=MAIN_SPLITS)
+        .order_by("split", "variable")
+    )
     tables: dict[str, dict] = {}
     per_site: dict[tuple[str, str], list[tuple]] = {}
     for r in rows:
         if r.scope == ValidationResult.Scope.SITE:
             per_site.setdefault((r.split, r.variable), []).append((r.r, r.ubrmse))
             continue
-        table = tables.setdefault(r.split, {"split": r.split, "title": SPLIT_TITLES.get(r.split, r.split),
-                                            "units": r.units, "rows": []})
+        table = tables.setdefault(
+            r.split, {"split": r.split, "title": SPLIT_TITLES.get(r.split, r.split), "units": r.units, "rows": []}
+        )
         table["rows"].append(r)
     for table in tables.values():
         table["rows"].sort(key=lambda r: (not r.variable.endswith("_fused"), r.variable))
         for r in table["rows"]:
             sites = np.array(per_site.get((r.split, r.variable), []), dtype="float64").reshape(-1, 2)
             r.n_sites = len(sites) or None
-            r.median_r, r.median_ubrmse = (np.nanmedian(sites, axis=0).tolist() if len(sites) else (None, None))
+            r.median_r, r.median_ubrmse = np.nanmedian(sites, axis=0).tolist() if len(sites) else (None, None)
     order = list(SPLIT_TITLES)
-    return sorted(tables.values(), key=lambda t: (order.index(t["split"]) if t["split"] in order else len(order), t["split"]))
+    return sorted(
+        tables.values(), key=lambda t: (order.index(t["split"]) if t["split"] in order else len(order), t["split"])
+    )
 
 
 def compare_with_published(product, pooled: ValidationResult | None, sites: list[ValidationResult]) -> list[dict]:
@@ -228,24 +288,38 @@ def compare_with_published(product, pooled: ValidationResult | None, sites: list
     if product is None or not product.published:
         return []
     site_r = [s.r for s in sites if s.r is not None]
-    ours = {"kge": pooled and pooled.kge, "rmse": pooled and pooled.rmse, "r": pooled and pooled.r,
-            "ubrmse": pooled and pooled.ubrmse, "r_median": float(np.median(site_r)) if site_r else None,
-            "stations": len(sites) or None, **(OURS_DESCRIBED.get(product.key, {}) if pooled else {})}
+    ours = {
+        "kge": pooled and pooled.kge,
+        "rmse": pooled and pooled.rmse,
+        "r": pooled and pooled.r,
+        "ubrmse": pooled and pooled.ubrmse,
+        "r_median": float(np.median(site_r)) if site_r else None,
+        "stations": len(sites) or None,
+        **(OURS_DESCRIBED.get(product.key, {}) if pooled else {}),
+    }
 
     def shown(value) -> str:
         if value is None:
             return "–"
         return f"{value:.3f}" if isinstance(value, float) else gettext(value) if isinstance(value, str) else str(value)
 
-    return [{"label": PUBLISHED_LABELS.get(key, key), "units": product.published.get(f"{key}_units", ""),
-             "ours": shown(ours.get(key)), "theirs": shown(value)}
-            for key, value in product.published.items() if not key.endswith("_units")]
+    return [
+        {
+            "label": PUBLISHED_LABELS.get(key, key),
+            "units": product.published.get(f"{key}_units", ""),
+            "ours": shown(ours.get(key)),
+            "theirs": shown(value),
+        }
+        for key, value in product.published.items()
+        if not key.endswith("_units")
+    ]
 
 
 def version_file_path(dataset_id: str, number: int, name: str):
     """The DatasetFile and its absolute path. Raises DatasetFile.DoesNotExist when unknown."""
     f = DatasetFile.objects.select_related("version__dataset").get(
-        version__dataset_id=dataset_id, version__number=number, name=name)
+        version__dataset_id=dataset_id, version__number=number, name=name
+    )
     return f, Path(settings.DATA_ROOT) / f.path
 
 
@@ -277,7 +351,9 @@ def tower_series(version: DatasetVersion, station: str) -> dict:
             raise DatasetFile.DoesNotExist(f"{f.name} is not a tower time-series file")
         names = [str(n) for n in ds[SERIES_STATION].values]
         if station not in names:
-            raise QueryError(f"station {station!r} is not in {f.name}; expected one of {', '.join(sorted(names)[:10])}, ...")
+            raise QueryError(
+                f"station {station!r} is not in {f.name}; expected one of {', '.join(sorted(names)[:10])}, ..."
+            )
         site = ds.isel(station=names.index(station))
         generated, observed = site[SERIES_GENERATED].values, site[SERIES_OBSERVED].values
         keep = np.isfinite(generated) | np.isfinite(observed)
@@ -287,9 +363,10 @@ def tower_series(version: DatasetVersion, station: str) -> dict:
             return [None if not np.isfinite(v) else round(float(v), 4) for v in values]
 
         return {
-            "station": station, "units": site[SERIES_GENERATED].attrs.get("units", ""),
+            "station": station,
+            "units": site[SERIES_GENERATED].attrs.get("units", ""),
             "time": [str(t)[:10] for t in site["time"].values[keep]],
-            "et_obs": listed(observed[keep]), "et": listed(generated[keep]),
+            "et_obs": listed(observed[keep]),
+            "et": listed(generated[keep]),
             "is_validation": [None if not np.isfinite(v) or v < 0 else bool(v) for v in flags],
         }
-

@@ -22,6 +22,7 @@
 References: PostgreSQL 15 manual, chapter 12 (full text search) and F.35 (pg_trgm); jieba
 (https://github.com/fxsjy/jieba).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -58,9 +59,14 @@ jieba.setLogLevel(logging.WARNING)
 log = logging.getLogger(__name__)
 
 FACETS: dict[str, object] = {
-    "category": _("Category"), "keyword": _("Keyword"), "variable": _("Variable"),
-    "spatial_resolution": _("Spatial resolution"), "temporal_resolution": _("Temporal resolution"),
-    "share_type": _("Access"), "format": _("Format"), "published": _("Published version"),
+    "category": _("Category"),
+    "keyword": _("Keyword"),
+    "variable": _("Variable"),
+    "spatial_resolution": _("Spatial resolution"),
+    "temporal_resolution": _("Temporal resolution"),
+    "share_type": _("Access"),
+    "format": _("Format"),
+    "published": _("Published version"),
 }
 """Facet names (query parameters and keys) -> their heading, in page order."""
 SORTS = ("relevance", "date", "-date", "title")
@@ -150,14 +156,18 @@ def parse(params: Mapping[str, Iterable[str]], *, also: tuple[str, ...] = (), he
         return (values.get(name) or [""])[0].strip()
 
     q = vocab.normalize(one("q"))[:MAX_QUERY].strip()
-    filters = {name: tuple(dict.fromkeys(v.strip()[:300] for v in values[name] if v.strip()))
-               for name in FACETS if values.get(name)}
+    filters = {
+        name: tuple(dict.fromkeys(v.strip()[:300] for v in values[name] if v.strip()))
+        for name in FACETS
+        if values.get(name)
+    }
     filters = {k: v for k, v in filters.items() if v}
     if "published" in filters and not set(filters["published"]) <= {"yes", "no"}:
         raise SearchError("published", "expected 'yes' or 'no'")
     bbox = extents.parse_bbox(one("bbox"), heights=heights, wgs84=True, error=SearchError) if one("bbox") else None
-    period = extents.period_bounds(extents.parse_period(one("time"), "time", error=SearchError), "time",
-                                   error=SearchError)
+    period = extents.period_bounds(
+        extents.parse_period(one("time"), "time", error=SearchError), "time", error=SearchError
+    )
     sort = one("sort") or "relevance"
     if sort not in SORTS:
         raise SearchError("sort", f"expected one of {', '.join(SORTS)}, got {sort[:40]!r}")
@@ -181,8 +191,9 @@ _SENTENCE_END = re.compile(r"(?<=[。！？；;!?.,，、:：])\s*|\s*\n\s*")
 @functools.lru_cache(maxsize=65536)
 def _segment_sentence(sentence: str) -> str:
     """Han runs cut by jieba; Latin words ("GRACE-FO", "ERA5-Land") left whole for PostgreSQL's parser."""
-    return vocab.CJK_RUN.sub(lambda m: " " + " ".join(w for w in jieba.cut_for_search(m.group()) if w.strip()) + " ",
-                             sentence).strip()
+    return vocab.CJK_RUN.sub(
+        lambda m: " " + " ".join(w for w in jieba.cut_for_search(m.group()) if w.strip()) + " ", sentence
+    ).strip()
 
 
 @dataclass
@@ -195,8 +206,9 @@ class DocumentFields:
     lexicon: set[str]
 
 
-def document_fields(dataset: Dataset, tags: list[tuple[str, str]], variables: Iterable[str],
-                    published: bool) -> DocumentFields:
+def document_fields(
+    dataset: Dataset, tags: list[tuple[str, str]], variables: Iterable[str], published: bool
+) -> DocumentFields:
     """The weighted texts, trigram words, facet keys and lexicon words of one record.
 
     Parameters
@@ -216,8 +228,10 @@ def document_fields(dataset: Dataset, tags: list[tuple[str, str]], variables: It
         "A": (f"{dataset.title_en}", segment(dataset.title_cn)),
         "B": (f"{keywords_en} {var_text} {category}", segment(f"{keywords_cn} {var_cn} {dataset.category}")),
         "C": (plain_text(dataset.abstract_en), segment(dataset.abstract_cn)),
-        "D": (plain_text(f"{dataset.source_en} {dataset.process_way_en}"),
-              segment(f"{dataset.source_cn} {dataset.process_way_cn}")),
+        "D": (
+            plain_text(f"{dataset.source_en} {dataset.process_way_en}"),
+            segment(f"{dataset.source_cn} {dataset.process_way_cn}"),
+        ),
     }
     words = " ".join(t for t in (dataset.title_en, dataset.title_cn, keywords_en, keywords_cn) if t)
     facets = []
@@ -233,12 +247,14 @@ def document_fields(dataset: Dataset, tags: list[tuple[str, str]], variables: It
     facets.append(f"published:{'yes' if published else 'no'}")
     english = " ".join(t[0] for t in texts.values())
     lexicon = {w.lower() for w in re.findall(r"[A-Za-z][A-Za-z0-9-]{2,}", vocab.normalize(english)) if len(w) <= 100}
-    return DocumentFields(texts=texts, words=vocab.normalize(words)[:5000], facets=list(dict.fromkeys(facets)),
-                          lexicon=lexicon)
+    return DocumentFields(
+        texts=texts, words=vocab.normalize(words)[:5000], facets=list(dict.fromkeys(facets)), lexicon=lexicon
+    )
 
 
 _DOCUMENT_SQL = " || ".join(
-    f"setweight(to_tsvector('english', %s), '{w}') || setweight(to_tsvector('simple', %s), '{w}')" for w in "ABCD")
+    f"setweight(to_tsvector('english', %s), '{w}') || setweight(to_tsvector('simple', %s), '{w}')" for w in "ABCD"
+)
 _UPSERT = f"""
 INSERT INTO catalog_searchdocument (dataset_id, document, words, title_en, title_cn, date, bbox, period, facets)
 VALUES (%s, {_DOCUMENT_SQL}, %s, %s, %s, %s, ST_GeomFromEWKT(%s), tstzrange(%s, %s, '[]'), %s)
@@ -252,9 +268,18 @@ def document_row(dataset: Dataset, fields: DocumentFields) -> tuple:
     """The parameters of :data:`_UPSERT` for one record."""
     texts = [t for w in "ABCD" for t in fields.texts[w]]
     bbox = dataset.bbox.ewkt if dataset.bbox else None
-    return (dataset.id, *texts, fields.words, dataset.title_en or dataset.title_cn,
-            dataset.title_cn or dataset.title_en, dataset.updated or dataset.publish_time or dataset.created, bbox,
-            dataset.acq_start, dataset.acq_end, fields.facets)
+    return (
+        dataset.id,
+        *texts,
+        fields.words,
+        dataset.title_en or dataset.title_cn,
+        dataset.title_cn or dataset.title_en,
+        dataset.updated or dataset.publish_time or dataset.created,
+        bbox,
+        dataset.acq_start,
+        dataset.acq_end,
+        fields.facets,
+    )
 
 
 def write_documents(rows: list[tuple], lexicon: set[str]) -> None:
@@ -264,8 +289,10 @@ def write_documents(rows: list[tuple], lexicon: set[str]) -> None:
         transaction.on_commit(_bump_generation)  # ...and the others, once they see them, nothing cached before
         cursor.executemany(_UPSERT, rows)
         if lexicon:
-            cursor.execute("INSERT INTO catalog_searchword (word) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-                           [sorted(lexicon)])
+            cursor.execute(
+                "INSERT INTO catalog_searchword (word) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                [sorted(lexicon)],
+            )
 
 
 def index_datasets(ids: Iterable[str] | None = None) -> int:
@@ -355,8 +382,11 @@ def _cjk_parts(word: str) -> list[str]:
 
 def _corrections(tokens: list[str]) -> dict[str, str]:
     """Misspelt Latin words -> their closest lexicon word (pg_trgm similarity >= CORRECTION_MIN)."""
-    candidates = [t for t in tokens if not vocab.is_cjk(t) and len(t) >= 4 and t not in vocab.SYNONYMS
-                  and not t.replace(".", "").isdigit()]
+    candidates = [
+        t
+        for t in tokens
+        if not vocab.is_cjk(t) and len(t) >= 4 and t not in vocab.SYNONYMS and not t.replace(".", "").isdigit()
+    ]
     if not candidates:
         return {}
     with connection.cursor() as cursor:
@@ -366,8 +396,11 @@ def _corrections(tokens: list[str]) -> dict[str, str]:
         for token in candidates:
             if token in known:
                 continue
-            cursor.execute("SELECT word, similarity(word, %s) AS s FROM catalog_searchword WHERE word %% %s "
-                           "ORDER BY s DESC, word LIMIT 1", [token, token])
+            cursor.execute(
+                "SELECT word, similarity(word, %s) AS s FROM catalog_searchword WHERE word %% %s "
+                "ORDER BY s DESC, word LIMIT 1",
+                [token, token],
+            )
             row = cursor.fetchone()
             if row and row[1] >= CORRECTION_MIN:
                 fixes[token] = row[0]
@@ -398,7 +431,10 @@ def _tsquery(tokens: list[str]) -> tuple[str, list]:
                 if vocab.is_cjk(phrase):
                     more, more_args = _cjk_alternatives(phrase)
                 else:
-                    more, more_args = ["phraseto_tsquery('english', %s)", "phraseto_tsquery('simple', %s)"], [phrase] * 2
+                    more, more_args = (
+                        ["phraseto_tsquery('english', %s)", "phraseto_tsquery('simple', %s)"],
+                        [phrase] * 2,
+                    )
                 alternatives += more
                 args += more_args
         else:
@@ -417,8 +453,14 @@ def _where(params: SearchParams) -> tuple[list[str], list]:
         args.append([f"{name}:{v}" for v in values])
     if params.bbox:
         west, south, east, north = params.bbox
-        boxes = [(west, south, east, north)] if west <= east else [(west, south, 180.0, north), (-180.0, south, east, north)]
-        where.append("(" + " OR ".join(["ST_Intersects(d.bbox, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"] * len(boxes)) + ")")
+        boxes = (
+            [(west, south, east, north)]
+            if west <= east
+            else [(west, south, 180.0, north), (-180.0, south, east, north)]
+        )
+        where.append(
+            "(" + " OR ".join(["ST_Intersects(d.bbox, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"] * len(boxes)) + ")"
+        )
         args += [v for box in boxes for v in box]
     if params.period:
         where.append("d.period && tstzrange(%s, %s, '[]')")
@@ -457,8 +499,12 @@ def _cached(call, *args, default=None):
         return call(*args)
     except CACHE_ERRORS as exc:
         _cache_down_until = time.monotonic() + settings.RATELIMIT_RETRY_CACHE_SECONDS
-        log.warning("the search answers without its cache for %s s (%s: %s)",
-                    settings.RATELIMIT_RETRY_CACHE_SECONDS, type(exc).__name__, exc)
+        log.warning(
+            "the search answers without its cache for %s s (%s: %s)",
+            settings.RATELIMIT_RETRY_CACHE_SECONDS,
+            type(exc).__name__,
+            exc,
+        )
         return default
 
 
@@ -496,9 +542,25 @@ def search(params: SearchParams, *, offset: int = 0, limit: int = 20, facets: bo
     """
     zh = (get_language() or "en").startswith("zh")  # the title sort follows the language
     current = generation()
-    key = "catalog-search:" + hashlib.sha256(repr((current, params.q, sorted(params.filters.items()), params.bbox,
-                                                  params.period, params.sort, offset, limit, facets, zh))
-                                             .encode()).hexdigest()
+    key = (
+        "catalog-search:"
+        + hashlib.sha256(
+            repr(
+                (
+                    current,
+                    params.q,
+                    sorted(params.filters.items()),
+                    params.bbox,
+                    params.period,
+                    params.sort,
+                    offset,
+                    limit,
+                    facets,
+                    zh,
+                )
+            ).encode()
+        ).hexdigest()
+    )
     found = _cached(cache.get, key) if current is not None else None
     if found is None:
         found = _match(params, offset=offset, limit=limit, facets=facets)
@@ -515,8 +577,14 @@ def search(params: SearchParams, *, offset: int = 0, limit: int = 20, facets: bo
         dataset.title_marked = highlight(dataset.title, terms)
         dataset.snippet = snippet(dataset.abstract, terms)
         datasets.append(dataset)
-    return SearchResult(datasets=datasets, total=found["total"], facets=facet_list(found["counts"], params),
-                        corrected=found["corrected"], fallback=found["fallback"], terms=terms)
+    return SearchResult(
+        datasets=datasets,
+        total=found["total"],
+        facets=facet_list(found["counts"], params),
+        corrected=found["corrected"],
+        fallback=found["fallback"],
+        terms=terms,
+    )
 
 
 def _match(params: SearchParams, *, offset: int, limit: int, facets: bool) -> dict:
@@ -551,12 +619,20 @@ def _match(params: SearchParams, *, offset: int, limit: int, facets: bool) -> di
             rank_sql, rank_args = "NULL::float", []
             counts, total = _counts(cursor, from_sql, cond, cond_args, facets)
         where_sql = f" WHERE {' AND '.join(cond)}" if cond else ""
-        cursor.execute(f"SELECT d.dataset_id, {rank_sql} AS rank FROM {from_sql}{where_sql} "
-                       f"ORDER BY {_order(params, bool(searched) or fallback)} LIMIT %s OFFSET %s",
-                       [*rank_args, *cond_args, limit, offset])
+        cursor.execute(
+            f"SELECT d.dataset_id, {rank_sql} AS rank FROM {from_sql}{where_sql} "
+            f"ORDER BY {_order(params, bool(searched) or fallback)} LIMIT %s OFFSET %s",
+            [*rank_args, *cond_args, limit, offset],
+        )
         page = cursor.fetchall()
-    return {"page": page, "total": total, "counts": counts, "searched": searched, "fallback": fallback,
-            "corrected": " ".join(searched) if fixes and searched else None}
+    return {
+        "page": page,
+        "total": total,
+        "counts": counts,
+        "searched": searched,
+        "fallback": fallback,
+        "corrected": " ".join(searched) if fixes and searched else None,
+    }
 
 
 def _counts(cursor, from_sql: str, cond: list[str], args: list, facets: bool) -> tuple[list[tuple[str, int]], int]:
@@ -615,9 +691,13 @@ def facet_list(counts: list[tuple[str, int]], params: SearchParams) -> list[Face
         shown = values[:FACET_VALUES_SHOWN] + [(v, c) for v, c in values[FACET_VALUES_SHOWN:] if v in selected]
         shown += [(v, 0) for v in selected if v not in {s for s, _ in shown}]
         if shown:
-            out.append(Facet(name=name, label=str(FACETS[name]),
-                             values=[FacetValue(key=v, label=label(v), count=c, selected=v in selected)
-                                     for v, c in shown]))
+            out.append(
+                Facet(
+                    name=name,
+                    label=str(FACETS[name]),
+                    values=[FacetValue(key=v, label=label(v), count=c, selected=v in selected) for v, c in shown],
+                )
+            )
     return out
 
 
@@ -655,7 +735,7 @@ def highlight(text: str, terms: list[str]) -> SafeString:
         return mark_safe(html.escape(text))
     out, last = [], 0
     for m in pattern.finditer(text):
-        out += [html.escape(text[last:m.start()]), "<mark>", html.escape(m.group(0)), "</mark>"]
+        out += [html.escape(text[last : m.start()]), "<mark>", html.escape(m.group(0)), "</mark>"]
         last = m.end()
     out.append(html.escape(text[last:]))
     return mark_safe("".join(out))
@@ -667,16 +747,21 @@ def snippet(abstract_html: str, terms: list[str], width: int = 260) -> SafeStrin
     pattern = _pattern(terms)
     m = pattern.search(text) if pattern else None
     start = 0 if m is None else max(0, m.start() - width // 3)
-    piece = text[start:start + width]
+    piece = text[start : start + width]
     prefix, suffix = ("… " if start else ""), (" …" if start + width < len(text) else "")
     return mark_safe(html.escape(prefix) + highlight(piece, terms) + html.escape(suffix))
 
 
 def facets_as_dicts(facets: list[Facet]) -> list[dict]:
     """Facet counts as JSON: ``[{"name", "label", "values": [{"value", "label", "count", "selected"}]}]``."""
-    return [{"name": f.name, "label": f.label, "values": [{"value": v.key, "label": v.label, "count": v.count,
-                                                            "selected": v.selected} for v in f.values]}
-            for f in facets]
+    return [
+        {
+            "name": f.name,
+            "label": f.label,
+            "values": [{"value": v.key, "label": v.label, "count": v.count, "selected": v.selected} for v in f.values],
+        }
+        for f in facets
+    ]
 
 
 MAX_PAGE = 500
@@ -700,8 +785,13 @@ def facet_links(facets: list[Facet], params: SearchParams) -> list[dict]:
             chosen = list(params.filters.get(f.name, ()))
             chosen = [c for c in chosen if c != v.key] if v.selected else [*chosen, v.key]
             filters = {**params.filters, f.name: tuple(chosen)}
-            toggled = SearchParams(q=params.q, filters={k: vs for k, vs in filters.items() if vs}, bbox=params.bbox,
-                                   period=params.period, sort=params.sort)
+            toggled = SearchParams(
+                q=params.q,
+                filters={k: vs for k, vs in filters.items() if vs},
+                bbox=params.bbox,
+                period=params.period,
+                sort=params.sort,
+            )
             values.append({"value": v, "query": toggled.query_string()})
         out.append({"name": f.name, "label": f.label, "values": values})
     return out
@@ -709,5 +799,9 @@ def facet_links(facets: list[Facet], params: SearchParams) -> list[dict]:
 
 def sort_choices() -> list[tuple[str, str]]:
     """The list page's sort menu: (``sort`` value, label in the active language), :data:`SORTS` with "-date" first."""
-    return [("relevance", str(_("relevance"))), ("-date", str(_("newest first"))), ("date", str(_("oldest first"))),
-            ("title", str(_("title")))]
+    return [
+        ("relevance", str(_("relevance"))),
+        ("-date", str(_("newest first"))),
+        ("date", str(_("oldest first"))),
+        ("title", str(_("title"))),
+    ]

@@ -3,6 +3,7 @@
 A TPDC record keeps Chinese text at the top level (``title_cn``, ``ds_abstract``, ...) and
 English text under ``i18n.en``; HTML fields are sanitized with nh3 (the Ammonia sanitizer).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -121,12 +122,22 @@ class _Record:
         if all(c is None for c in corners):
             return None
         if any(c is None for c in corners):
-            missing = [n for n, c in zip(("ds_acq_lon_west", "ds_acq_lat_south", "ds_acq_lon_east", "ds_acq_lat_north"), corners, strict=True) if c is None]
+            missing = [
+                n
+                for n, c in zip(
+                    ("ds_acq_lon_west", "ds_acq_lat_south", "ds_acq_lon_east", "ds_acq_lat_north"), corners, strict=True
+                )
+                if c is None
+            ]
             raise self.error(missing[0], "a number (the bounding box needs all four edges)")
         if south > north:
             raise self.error("ds_acq_lat_south", f"a latitude <= ds_acq_lat_north ({north})", south)
         if west > east:
-            raise self.error("ds_acq_lon_west", f"a longitude <= ds_acq_lon_east ({east}); antimeridian boxes are not in the TPDC schema", west)
+            raise self.error(
+                "ds_acq_lon_west",
+                f"a longitude <= ds_acq_lon_east ({east}); antimeridian boxes are not in the TPDC schema",
+                west,
+            )
         return Polygon.from_bbox(corners)
 
 
@@ -139,54 +150,92 @@ def _dataset_fields(r: _Record) -> dict[str, Any]:
         raise r.error("title_cn", "a title in Chinese or English (title_cn / title_en)")
     acq_start, acq_end = r.time("ds_acq_start_time"), r.time("ds_acq_end_time")
     if acq_start and acq_end and acq_start > acq_end:
-        raise r.error("ds_acq_end_time", f"a time after ds_acq_start_time ({acq_start:%Y-%m-%d})", r.raw["ds_acq_end_time"])
+        raise r.error(
+            "ds_acq_end_time", f"a time after ds_acq_start_time ({acq_start:%Y-%m-%d})", r.raw["ds_acq_end_time"]
+        )
     alt_low, alt_high = r.number("ds_acq_alt_low"), r.number("ds_acq_alt_high")
     return dict(
         tpdc_version=r.integer("version") or 1,
-        created=r.time("created"), updated=r.time("updated"),
-        publish_time=r.time("publish_time"), last_updated=r.time("last_updated"),
+        created=r.time("created"),
+        updated=r.time("updated"),
+        publish_time=r.time("publish_time"),
+        last_updated=r.time("last_updated"),
         lang=r.text("lang"),
-        title_cn=title_cn, title_en=title_en,
-        abstract_cn=sanitize_html(r.text("ds_abstract")), abstract_en=sanitize_html(r.text("ds_abstract", en=True)),
-        source_cn=sanitize_html(r.text("ds_source")), source_en=sanitize_html(r.text("ds_source", en=True)),
-        process_way_cn=sanitize_html(r.text("ds_process_way")), process_way_en=sanitize_html(r.text("ds_process_way", en=True)),
-        quality_cn=sanitize_html(r.text("ds_quality")), quality_en=sanitize_html(r.text("ds_quality", en=True)),
-        ref_way_cn=sanitize_html(r.text("ds_ref_way")), ref_way_en=sanitize_html(r.text("ds_ref_way", en=True)),
+        title_cn=title_cn,
+        title_en=title_en,
+        abstract_cn=sanitize_html(r.text("ds_abstract")),
+        abstract_en=sanitize_html(r.text("ds_abstract", en=True)),
+        source_cn=sanitize_html(r.text("ds_source")),
+        source_en=sanitize_html(r.text("ds_source", en=True)),
+        process_way_cn=sanitize_html(r.text("ds_process_way")),
+        process_way_en=sanitize_html(r.text("ds_process_way", en=True)),
+        quality_cn=sanitize_html(r.text("ds_quality")),
+        quality_en=sanitize_html(r.text("ds_quality", en=True)),
+        ref_way_cn=sanitize_html(r.text("ds_ref_way")),
+        ref_way_en=sanitize_html(r.text("ds_ref_way", en=True)),
         ref_instruction_cn=sanitize_html(r.text("ds_ref_instruction")),
         ref_instruction_en=sanitize_html(r.text("ds_ref_instruction", en=True)),
         paper_ref_way=sanitize_html(r.text("paper_ref_way")),
-        topic=r.text("ds_topic"), category=r.text("category"),
-        acq_start=acq_start, acq_end=acq_end,
-        acq_place_cn=r.text("ds_acq_place"), acq_place_en=r.text("ds_acq_place", en=True),
-        bbox=r.bbox(), alt_low=alt_low, alt_high=alt_high,
-        space_res_cn=r.text("ds_space_res"), space_res_en=r.text("ds_space_res", en=True),
-        time_res_cn=r.text("ds_time_res"), time_res_en=r.text("ds_time_res", en=True),
-        format_cn=r.text("ds_format"), format_en=r.text("ds_format", en=True),
+        topic=r.text("ds_topic"),
+        category=r.text("category"),
+        acq_start=acq_start,
+        acq_end=acq_end,
+        acq_place_cn=r.text("ds_acq_place"),
+        acq_place_en=r.text("ds_acq_place", en=True),
+        bbox=r.bbox(),
+        alt_low=alt_low,
+        alt_high=alt_high,
+        space_res_cn=r.text("ds_space_res"),
+        space_res_en=r.text("ds_space_res", en=True),
+        time_res_cn=r.text("ds_time_res"),
+        time_res_en=r.text("ds_time_res", en=True),
+        format_cn=r.text("ds_format"),
+        format_en=r.text("ds_format", en=True),
         coordinate=r.text("ds_coordinate"),
-        projection_cn=r.text("ds_projection"), projection_en=r.text("ds_projection", en=True),
+        projection_cn=r.text("ds_projection"),
+        projection_en=r.text("ds_projection", en=True),
         from_station=r.text("ds_from_station"),
-        share_type=r.text("ds_share_type"), license_url=r.text("license_type"),
-        protected=bool(r.raw.get("protected") or False), protected_to=r.time("protected_to"),
-        doi=r.text("doi_value"), cstr=r.text("cstr"),
-        doi_reg_from=r.text("doi_reg_from"), cstr_reg_from=r.text("cstr_reg_from"),
-        doi_not_reg_reason=r.text("doi_not_reg_reason"), cstr_not_reg_reason=r.text("cstr_not_reg_reason"),
+        share_type=r.text("ds_share_type"),
+        license_url=r.text("license_type"),
+        protected=bool(r.raw.get("protected") or False),
+        protected_to=r.time("protected_to"),
+        doi=r.text("doi_value"),
+        cstr=r.text("cstr"),
+        doi_reg_from=r.text("doi_reg_from"),
+        cstr_reg_from=r.text("cstr_reg_from"),
+        doi_not_reg_reason=r.text("doi_not_reg_reason"),
+        cstr_not_reg_reason=r.text("cstr_not_reg_reason"),
         is_paper_in_submitting=bool(r.raw.get("is_paper_in_submitting") or False),
-        total_size=r.integer("ds_total_size"), files_count=r.integer("ds_files_count"),
-        thumbnail=r.text("ds_thumbnail"), thumb_from=r.integer("ds_thumb_from"),
-        organization_id=r.text("organization_id"), submit_center_id=r.text("submit_center_id"),
-        service_contact=r.text("ds_serv_man"), service_phone=r.text("ds_serv_phone"), service_email=r.text("ds_serv_mail"),
+        total_size=r.integer("ds_total_size"),
+        files_count=r.integer("ds_files_count"),
+        thumbnail=r.text("ds_thumbnail"),
+        thumb_from=r.integer("ds_thumb_from"),
+        organization_id=r.text("organization_id"),
+        submit_center_id=r.text("submit_center_id"),
+        service_contact=r.text("ds_serv_man"),
+        service_phone=r.text("ds_serv_phone"),
+        service_email=r.text("ds_serv_mail"),
         subject_codes=r.strings("subject_codes"),
-        quality_level=r.integer("quality_level"), data_level=r.integer("data_level"),
+        quality_level=r.integer("quality_level"),
+        data_level=r.integer("data_level"),
         time_tags=r.years("ds_time_tags"),
-        source_portal=r.text("source_portal"), source_url=r.text("source_url"),
+        source_portal=r.text("source_portal"),
+        source_url=r.text("source_url"),
         raw=r.raw,
     )
 
 
-TAG_FIELDS = {"ds_topic_tags": Tag.Kind.TOPIC, "ds_locus_tags": Tag.Kind.PLACE,
-              "ds_subject_tags": Tag.Kind.SUBJECT, "ds_class_tags": Tag.Kind.CLASS}
-PEOPLE_FIELDS = {"ds_contributors": DatasetPerson.Role.CONTRIBUTOR, "ds_meta_authors": DatasetPerson.Role.AUTHOR,
-                 "ds_managers": DatasetPerson.Role.MANAGER}
+TAG_FIELDS = {
+    "ds_topic_tags": Tag.Kind.TOPIC,
+    "ds_locus_tags": Tag.Kind.PLACE,
+    "ds_subject_tags": Tag.Kind.SUBJECT,
+    "ds_class_tags": Tag.Kind.CLASS,
+}
+PEOPLE_FIELDS = {
+    "ds_contributors": DatasetPerson.Role.CONTRIBUTOR,
+    "ds_meta_authors": DatasetPerson.Role.AUTHOR,
+    "ds_managers": DatasetPerson.Role.MANAGER,
+}
 
 
 def _save_record(r: _Record) -> bool:
@@ -195,7 +244,9 @@ def _save_record(r: _Record) -> bool:
     tags = {kind: r.strings(field) for field, kind in TAG_FIELDS.items()}
     people = {role: r.people(field) for field, role in PEOPLE_FIELDS.items()}
     dataset, created = Dataset.objects.update_or_create(id=r.raw["id"].strip(), defaults=fields)
-    dataset.tags.set([Tag.objects.get_or_create(kind=kind, name=name)[0] for kind, names in tags.items() for name in names])
+    dataset.tags.set(
+        [Tag.objects.get_or_create(kind=kind, name=name)[0] for kind, names in tags.items() for name in names]
+    )
     dataset.roles.all().delete()
     for role, entries in people.items():
         for order, entry in enumerate(entries):

@@ -3,6 +3,7 @@
 Only metadata is read (variable names and attributes, coordinate values); no data values. The
 metadata of a published file never changes, so it is cached per (path, size, mtime).
 """
+
 from __future__ import annotations
 
 from django.urls import reverse
@@ -14,8 +15,13 @@ from .models import Dataset, DatasetFile, DatasetVersion
 
 # kind -> the formats its API action writes (the first is the form's default)
 KIND_FORMATS = {kind: list(core.FORMATS if kind == "subset" else services.SERIES_FORMATS) for kind in services.KINDS}
-FORMAT_LABELS = {"netcdf": "NetCDF", "geotiff": "GeoTIFF", "csv": "CSV", "zarr": "Zarr (zip)",
-                 "coveragejson": "CoverageJSON"}
+FORMAT_LABELS = {
+    "netcdf": "NetCDF",
+    "geotiff": "GeoTIFF",
+    "csv": "CSV",
+    "zarr": "Zarr (zip)",
+    "coveragejson": "CoverageJSON",
+}
 
 
 def subset_form_context(dataset: Dataset) -> dict | None:
@@ -72,9 +78,18 @@ def _grid(f: DatasetFile) -> dict | None:
     west, south, east, north = info.bbox
     return {
         "file": f.name,
-        "variables": [{"name": name, "units": attrs.get("units", ""),
-                       "long_name": attrs.get("long_name", "") or attrs.get("standard_name", "")}
-                      for name, _, attrs in info.parameters],
-        "lon": (west, east), "lat": (south, north), "resolution": info.resolution, "shape": info.shape,
-        "time": (info.interval[0][:10], info.interval[1][:10]), "steps": info.steps,
+        "variables": [
+            {
+                "name": name,
+                "units": attrs.get("units", ""),
+                "long_name": attrs.get("long_name", "") or attrs.get("standard_name", ""),
+            }
+            for name, _, attrs in info.parameters
+        ],
+        "lon": (west, east),
+        "lat": (south, north),
+        "resolution": info.resolution,
+        "shape": info.shape,
+        "time": (info.interval[0][:10], info.interval[1][:10]),
+        "steps": info.steps,
     }

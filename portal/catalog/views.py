@@ -1,4 +1,5 @@
 """Public pages: dataset list with bilingual search, dataset detail, chart series, file download."""
+
 from __future__ import annotations
 
 from django.contrib.auth.views import redirect_to_login
@@ -24,16 +25,25 @@ def dataset_list(request):
         params = search.parse(dict(request.GET.lists()), also=("page",))
         number = search.page_number(request.GET.get("page"))
     except search.SearchError as exc:
-        return render(request, "catalog/dataset_list.html", {"error": exc, "params": search.SearchParams()},
-                      status=400)
+        return render(request, "catalog/dataset_list.html", {"error": exc, "params": search.SearchParams()}, status=400)
     result = search.search(params, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-    return render(request, "catalog/dataset_list.html", {
-        "result": result, "params": params, "facets": search.facet_links(result.facets, params),
-        "page": number, "pages": max(1, -(-result.total // PAGE_SIZE)),
-        "previous": params.query_string(page=str(number - 1)) if number > 1 else None,
-        "next": params.query_string(page=str(number + 1)) if number * PAGE_SIZE < result.total else None,
-        "sorts": search.sort_choices(), "bbox_text": ",".join(f"{v:g}" for v in params.bbox) if params.bbox else "",
-        "time_text": request.GET.get("time", ""), "without_bbox": params.query_string(bbox="")})
+    return render(
+        request,
+        "catalog/dataset_list.html",
+        {
+            "result": result,
+            "params": params,
+            "facets": search.facet_links(result.facets, params),
+            "page": number,
+            "pages": max(1, -(-result.total // PAGE_SIZE)),
+            "previous": params.query_string(page=str(number - 1)) if number > 1 else None,
+            "next": params.query_string(page=str(number + 1)) if number * PAGE_SIZE < result.total else None,
+            "sorts": search.sort_choices(),
+            "bbox_text": ",".join(f"{v:g}" for v in params.bbox) if params.bbox else "",
+            "time_text": request.GET.get("time", ""),
+            "without_bbox": params.query_string(bbox=""),
+        },
+    )
 
 
 @require_safe
@@ -42,8 +52,11 @@ def dataset_detail(request, dataset_id: str):
         page = queries.dataset_page(dataset_id)
     except Dataset.DoesNotExist:
         raise Http404("no such dataset") from None
-    return render(request, "catalog/dataset_detail.html", {"page": page, "dataset": page.dataset,
-                                                           "subset_form": subset_form_context(page.dataset)})
+    return render(
+        request,
+        "catalog/dataset_detail.html",
+        {"page": page, "dataset": page.dataset, "subset_form": subset_form_context(page.dataset)},
+    )
 
 
 def _denied(decision: access.Decision) -> JsonResponse:
@@ -100,8 +113,15 @@ def download(request, dataset_id: str, number: int, name: str):
     if not decision.allowed:
         return _denied(decision)
     try:
-        return send_published(request, f, path, kind="file", content_type=media_type_for(f.name, default=f.media_type),
-                              filename=f.name, sha256=f.sha256 or None,
-                              format=f.name.rsplit(".", 1)[-1][:20] if "." in f.name else "")
+        return send_published(
+            request,
+            f,
+            path,
+            kind="file",
+            content_type=media_type_for(f.name, default=f.media_type),
+            filename=f.name,
+            sha256=f.sha256 or None,
+            format=f.name.rsplit(".", 1)[-1][:20] if "." in f.name else "",
+        )
     except limits.QuotaExceeded as exc:
         return _quota(exc)

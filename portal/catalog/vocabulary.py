@@ -10,6 +10,7 @@ Keys of :data:`KEYWORDS` and :data:`CATEGORIES` are the Chinese names TPDC recor
 records keep tags and categories in Chinese only); a tag missing here is shown by its own name
 in both languages.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,26 +18,67 @@ import unicodedata
 
 KEYWORDS: dict[str, str] = {
     # tags of the five seed records (../shared/catalog)
-    "蒸散发": "evapotranspiration", "机器学习": "machine learning", "全球": "global", "土壤水分": "soil moisture",
-    "数据同化": "data assimilation", "冻融": "freeze/thaw", "微波遥感": "microwave remote sensing",
-    "极端随机树": "extremely randomized trees", "青藏高原": "Tibetan Plateau", "陆地储水": "terrestrial water storage",
-    "气候变化": "climate change", "降尺度": "downscaling", "地理学": "geography",
+    "蒸散发": "evapotranspiration",
+    "机器学习": "machine learning",
+    "全球": "global",
+    "土壤水分": "soil moisture",
+    "数据同化": "data assimilation",
+    "冻融": "freeze/thaw",
+    "微波遥感": "microwave remote sensing",
+    "极端随机树": "extremely randomized trees",
+    "青藏高原": "Tibetan Plateau",
+    "陆地储水": "terrestrial water storage",
+    "气候变化": "climate change",
+    "降尺度": "downscaling",
+    "地理学": "geography",
     # further terms of the field (the synthetic catalogue draws from them too)
-    "水文": "hydrology", "冰冻圈": "cryosphere", "遥感": "remote sensing", "通量塔": "flux tower",
-    "降水": "precipitation", "径流": "runoff", "地下水": "groundwater", "积雪": "snow cover", "冻土": "frozen ground",
-    "多年冻土": "permafrost", "地表温度": "land surface temperature", "植被": "vegetation", "叶面积指数": "leaf area index",
-    "重力卫星": "gravity satellite", "再分析": "reanalysis", "陆面模式": "land surface model",
-    "三重配置": "triple collocation", "深度学习": "deep learning", "随机森林": "random forest",
-    "流域": "river basin", "干旱": "drought", "水量平衡": "water balance", "亚洲": "Asia", "中国": "China",
-    "非洲": "Africa", "欧洲": "Europe", "北美洲": "North America", "南美洲": "South America", "澳大利亚": "Australia",
-    "黄河流域": "Yellow River basin", "长江流域": "Yangtze River basin", "黑河流域": "Heihe River basin",
-    "祁连山": "Qilian Mountains", "喜马拉雅": "Himalaya", "北极": "Arctic",
+    "水文": "hydrology",
+    "冰冻圈": "cryosphere",
+    "遥感": "remote sensing",
+    "通量塔": "flux tower",
+    "降水": "precipitation",
+    "径流": "runoff",
+    "地下水": "groundwater",
+    "积雪": "snow cover",
+    "冻土": "frozen ground",
+    "多年冻土": "permafrost",
+    "地表温度": "land surface temperature",
+    "植被": "vegetation",
+    "叶面积指数": "leaf area index",
+    "重力卫星": "gravity satellite",
+    "再分析": "reanalysis",
+    "陆面模式": "land surface model",
+    "三重配置": "triple collocation",
+    "深度学习": "deep learning",
+    "随机森林": "random forest",
+    "流域": "river basin",
+    "干旱": "drought",
+    "水量平衡": "water balance",
+    "亚洲": "Asia",
+    "中国": "China",
+    "非洲": "Africa",
+    "欧洲": "Europe",
+    "北美洲": "North America",
+    "南美洲": "South America",
+    "澳大利亚": "Australia",
+    "黄河流域": "Yellow River basin",
+    "长江流域": "Yangtze River basin",
+    "黑河流域": "Heihe River basin",
+    "祁连山": "Qilian Mountains",
+    "喜马拉雅": "Himalaya",
+    "北极": "Arctic",
 }
 """Keyword (TPDC tag) names, Chinese -> English."""
 
 CATEGORIES: dict[str, str] = {
-    "水文": "Hydrology", "冰冻圈": "Cryosphere", "大气": "Atmosphere", "生态": "Ecology", "地表覆盖": "Land cover",
-    "遥感": "Remote sensing", "土壤": "Soil", "气象": "Meteorology",
+    "水文": "Hydrology",
+    "冰冻圈": "Cryosphere",
+    "大气": "Atmosphere",
+    "生态": "Ecology",
+    "地表覆盖": "Land cover",
+    "遥感": "Remote sensing",
+    "土壤": "Soil",
+    "气象": "Meteorology",
 }
 """TPDC categories, Chinese -> English."""
 
@@ -81,14 +123,29 @@ TIME_RESOLUTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 """Normalized temporal resolutions: key -> (English label, Chinese label, spellings in records)."""
 
 FORMATS: dict[str, str] = {
-    "nc": "NetCDF", "netcdf": "NetCDF", "nc4": "NetCDF", "tif": "GeoTIFF", "tiff": "GeoTIFF", "geotiff": "GeoTIFF",
-    "h5": "HDF5", "hdf5": "HDF5", "hdf": "HDF", "xlsx": "XLSX", "xls": "XLS", "csv": "CSV", "txt": "text",
-    "zarr": "Zarr", "shp": "Shapefile", "grib": "GRIB", "grib2": "GRIB",
+    "nc": "NetCDF",
+    "netcdf": "NetCDF",
+    "nc4": "NetCDF",
+    "tif": "GeoTIFF",
+    "tiff": "GeoTIFF",
+    "geotiff": "GeoTIFF",
+    "h5": "HDF5",
+    "hdf5": "HDF5",
+    "hdf": "HDF",
+    "xlsx": "XLSX",
+    "xls": "XLS",
+    "csv": "CSV",
+    "txt": "text",
+    "zarr": "Zarr",
+    "shp": "Shapefile",
+    "grib": "GRIB",
+    "grib2": "GRIB",
 }
 """Format names in records (lower case) -> the facet's name."""
 
 SHARE_TYPES: dict[str, tuple[str, str]] = {
-    "open-access": ("open access", "开放获取"), "login-access": ("login access", "登录获取"),
+    "open-access": ("open access", "开放获取"),
+    "login-access": ("login access", "登录获取"),
     "protected": ("protected", "保护期"),
 }
 
@@ -152,9 +209,14 @@ def formats(*texts: str) -> list[str]:
 
 _CC = re.compile(r"^https?://creativecommons\.org/licenses/(by(?:-nc)?(?:-sa|-nd)?)/(\d\.\d)/?", re.I)
 _CC0 = re.compile(r"^https?://creativecommons\.org/publicdomain/zero/1\.0/?", re.I)
-_CC_NAMES = {"by": "Attribution", "by-sa": "Attribution-ShareAlike", "by-nd": "Attribution-NoDerivatives",
-             "by-nc": "Attribution-NonCommercial", "by-nc-sa": "Attribution-NonCommercial-ShareAlike",
-             "by-nc-nd": "Attribution-NonCommercial-NoDerivatives"}
+_CC_NAMES = {
+    "by": "Attribution",
+    "by-sa": "Attribution-ShareAlike",
+    "by-nd": "Attribution-NoDerivatives",
+    "by-nc": "Attribution-NonCommercial",
+    "by-nc-sa": "Attribution-NonCommercial-ShareAlike",
+    "by-nc-nd": "Attribution-NonCommercial-NoDerivatives",
+}
 
 
 def spdx_licence(url: str) -> tuple[str, str] | None:

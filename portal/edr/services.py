@@ -21,6 +21,7 @@ References
 * OGC API - Common - Part 1: Core, OGC 19-072, https://docs.ogc.org/is/19-072/19-072.html
 * CoverageJSON, OGC Community Standard 21-069r2, https://docs.ogc.org/cs/21-069r2/21-069r2.html
 """
+
 from __future__ import annotations
 
 import logging
@@ -52,13 +53,14 @@ QUERY_TYPES = params.EDR_QUERY_TYPES
 OUTPUT_FORMATS = params.EDR_FORMATS
 CRS84 = params.CRS84
 CRS84_URI = params.CRS84_URI
-CRS84_WKT = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
-             'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433],AXIS["Longitude",EAST],AXIS["Latitude",NORTH]]')
+CRS84_WKT = (
+    'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
+    'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433],AXIS["Longitude",EAST],AXIS["Latitude",NORTH]]'
+)
 TRS_GREGORIAN = 'TIMECRS["DateTime",TDATUM["Gregorian Calendar"],CS[TemporalDateTime,1],AXIS["Time (T)",future]]'
 
 
 # --------------------------------------------------------------------------- collections
-
 
 
 def _latest_version(dataset: Dataset):
@@ -93,8 +95,11 @@ def dataset_collections(dataset: Dataset) -> list[Collection]:
     version = _latest_version(dataset)
     if version is None:
         return []
-    grids = [(f, info) for f in sorted(version.files.all(), key=lambda f: f.name)
-             if f.name.endswith(".nc") and (info := grid_info(f)) is not None]
+    grids = [
+        (f, info)
+        for f in sorted(version.files.all(), key=lambda f: f.name)
+        if f.name.endswith(".nc") and (info := grid_info(f)) is not None
+    ]
     if len(grids) == 1:
         return [Collection(dataset.id, dataset, *grids[0])]
     return [Collection(f"{dataset.id}.{Path(f.name).stem}", dataset, f, info) for f, info in grids]
@@ -102,8 +107,12 @@ def dataset_collections(dataset: Dataset) -> list[Collection]:
 
 def collections() -> list[Collection]:
     """Every EDR collection, ordered by dataset id and file name."""
-    datasets = (Dataset.objects.filter(versions__isnull=False).distinct().order_by("id")
-                .prefetch_related("versions__files", "tags"))
+    datasets = (
+        Dataset.objects.filter(versions__isnull=False)
+        .distinct()
+        .order_by("id")
+        .prefetch_related("versions__files", "tags")
+    )
     return [c for dataset in datasets for c in dataset_collections(dataset)]
 
 
@@ -124,25 +133,40 @@ def _parameter(name: str, kind: str, attrs: Mapping[str, str]) -> dict[str, Any]
     observed: dict[str, Any] = {"label": label}
     if "standard_name" in attrs:
         observed["id"] = f"http://vocab.nerc.ac.uk/standard_name/{attrs['standard_name']}/"
-    parameter: dict[str, Any] = {"type": "Parameter", "id": name, "label": label, "description": label,
-                                 "data-type": "integer" if kind in "iub" else "float",
-                                 "observedProperty": observed}
+    parameter: dict[str, Any] = {
+        "type": "Parameter",
+        "id": name,
+        "label": label,
+        "description": label,
+        "data-type": "integer" if kind in "iub" else "float",
+        "observedProperty": observed,
+    }
     if "units" in attrs:
         parameter["unit"] = {"label": attrs["units"], "symbol": attrs["units"]}
     return parameter
 
 
 def _query_link(href: str, query_type: str) -> dict[str, Any]:
-    titles = {"position": "Position query: the time series of the cell nearest to coords=POINT(lon lat)",
-              "area": "Area query: the cells whose centres fall inside coords=POLYGON((...))",
-              "cube": "Cube query: the cells whose centres fall inside bbox=minx,miny,maxx,maxy"}
-    return {"link": {
-        "href": f"{href}/{query_type}", "rel": "data", "type": "application/prs.coverage+json",
-        "title": titles[query_type],
-        "variables": {"title": titles[query_type], "query_type": query_type,
-                      "output_formats": list(OUTPUT_FORMATS), "default_output_format": next(iter(OUTPUT_FORMATS)),
-                      "crs_details": [{"crs": CRS84, "wkt": CRS84_WKT}]},
-    }}
+    titles = {
+        "position": "Position query: the time series of the cell nearest to coords=POINT(lon lat)",
+        "area": "Area query: the cells whose centres fall inside coords=POLYGON((...))",
+        "cube": "Cube query: the cells whose centres fall inside bbox=minx,miny,maxx,maxy",
+    }
+    return {
+        "link": {
+            "href": f"{href}/{query_type}",
+            "rel": "data",
+            "type": "application/prs.coverage+json",
+            "title": titles[query_type],
+            "variables": {
+                "title": titles[query_type],
+                "query_type": query_type,
+                "output_formats": list(OUTPUT_FORMATS),
+                "default_output_format": next(iter(OUTPUT_FORMATS)),
+                "crs_details": [{"crs": CRS84, "wkt": CRS84_WKT}],
+            },
+        }
+    }
 
 
 def collection_document(collection: Collection, href: str, links: list[dict] | None = None) -> dict[str, Any]:
@@ -168,10 +192,20 @@ def collection_document(collection: Collection, href: str, links: list[dict] | N
     if collection.id != dataset.id:
         title = f"{title} ({collection.file.name})"
     description = plain_text(dataset.abstract_en or dataset.abstract_cn)
-    trs = TRS_GREGORIAN if info.calendar in ("standard", "gregorian", "proleptic_gregorian") else (
-        f'TIMECRS["DateTime",TDATUM["{info.calendar} calendar"],CS[TemporalDateTime,1],AXIS["Time (T)",future]]')
-    query_links = [{"href": f"{href}/{q}", "rel": "data", "type": "application/prs.coverage+json",
-                    "title": f"{q.capitalize()} query"} for q in QUERY_TYPES]
+    trs = (
+        TRS_GREGORIAN
+        if info.calendar in ("standard", "gregorian", "proleptic_gregorian")
+        else (f'TIMECRS["DateTime",TDATUM["{info.calendar} calendar"],CS[TemporalDateTime,1],AXIS["Time (T)",future]]')
+    )
+    query_links = [
+        {
+            "href": f"{href}/{q}",
+            "rel": "data",
+            "type": "application/prs.coverage+json",
+            "title": f"{q.capitalize()} query",
+        }
+        for q in QUERY_TYPES
+    ]
     return {
         "id": collection.id,
         "title": title,
@@ -180,8 +214,12 @@ def collection_document(collection: Collection, href: str, links: list[dict] | N
         "links": [*(links or []), *query_links],
         "extent": {
             "spatial": {"bbox": [list(info.bbox)], "crs": CRS84_WKT, "name": "WGS 84 (CRS84)"},
-            "temporal": {"interval": [list(info.interval)], "values": list(info.time_values), "trs": trs,
-                         "name": info.calendar},
+            "temporal": {
+                "interval": [list(info.interval)],
+                "values": list(info.time_values),
+                "trs": trs,
+                "name": info.calendar,
+            },
         },
         "data_queries": {q: _query_link(href, q) for q in QUERY_TYPES},
         "crs": [CRS84],

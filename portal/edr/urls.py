@@ -3,6 +3,7 @@
 Paths as in the standard (no final slash); the same paths with a final slash are served too but
 left out of the OpenAPI document.
 """
+
 from django.urls import re_path
 
 from . import views

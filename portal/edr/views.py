@@ -7,6 +7,7 @@ a malformed, empty or out-of-extent query, 401 (no user) or 403 (what the user l
 access policy (:mod:`portal.catalog.access`) refuses, 404 for an unknown collection, 413 above the
 direct-answer limit, 429 (with ``Retry-After``) when the day's byte quota is used up.
 """
+
 from __future__ import annotations
 
 from django.urls import NoReverseMatch, get_script_prefix, reverse
@@ -30,8 +31,15 @@ from portal.subsets.params import CRS84_URI, MissingParameter
 from . import services
 
 JSON = "application/json"
-_CODES = {400: "InvalidParameterValue", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
-          405: "MethodNotAllowed", 413: "PayloadTooLarge", 429: "TooManyRequests"}
+_CODES = {
+    400: "InvalidParameterValue",
+    401: "NotAuthenticated",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "PayloadTooLarge",
+    429: "TooManyRequests",
+}
 
 
 def _error(status_code: int, description: str, code: str | None = None, parameter: str | None = None) -> Response:
@@ -44,57 +52,95 @@ def _error(status_code: int, description: str, code: str | None = None, paramete
 _NO_NUL = "^[^\\u0000]*$"  # NUL bytes are refused at the edge (portal.edge): a 400
 
 
-def _param(name: str, description: str, required: bool = False, *, enum=None, pattern: str | None = None
-           ) -> OpenApiParameter:
-    return OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.QUERY, required=required, description=description,
-                            enum=enum, pattern=None if enum else (pattern or _NO_NUL))
+def _param(
+    name: str, description: str, required: bool = False, *, enum=None, pattern: str | None = None
+) -> OpenApiParameter:
+    return OpenApiParameter(
+        name,
+        OpenApiTypes.STR,
+        OpenApiParameter.QUERY,
+        required=required,
+        description=description,
+        enum=enum,
+        pattern=None if enum else (pattern or _NO_NUL),
+    )
 
 
 _NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"  # ASCII digits only
 _PAIR = rf"{_NUMBER} +{_NUMBER}"
 _RING = rf"\( *{_PAIR}(?: *, *{_PAIR}){{2,}} *\)"
-_F_JSON = _param("f", "json (the only encoding of metadata documents; empty or absent: json)",
-                 enum=["", "json", "JSON", JSON])
+_F_JSON = _param(
+    "f", "json (the only encoding of metadata documents; empty or absent: json)", enum=["", "json", "JSON", JSON]
+)
 _QUERY_PARAMS = [
     _param("datetime", "an instant or an interval a/b, ../b, a/.. (RFC 3339; a date covers its day)"),
     _param("parameter-name", "comma-separated parameter names (default: all)"),
-    _param("f", "CoverageJSON (default), NetCDF or CSV; without f, the Accept header chooses",
-           enum=[*params_module.EDR_FORMATS, *params_module._EDR_FORMAT_ALIASES]),
+    _param(
+        "f",
+        "CoverageJSON (default), NetCDF or CSV; without f, the Accept header chooses",
+        enum=[*params_module.EDR_FORMATS, *params_module._EDR_FORMAT_ALIASES],
+    ),
     _param("crs", "OGC:CRS84 (the only one)", enum=sorted(params_module._CRS_NAMES)),
 ]
-_COORDS = {"position": _param("coords", "POINT(lon lat) in CRS84: the nearest cell's time series", True,
-                              pattern=rf"^ *POINT *\( *{_PAIR} *\) *$"),
-           "area": _param("coords", "POLYGON or MULTIPOLYGON in CRS84 (WKT): cells whose centres fall inside", True,
-                          pattern=rf"^ *(?:POLYGON *\( *{_RING}(?: *, *{_RING})* *\)|MULTIPOLYGON *\(.+\)) *$"),
-           "cube": _param("bbox", "minx,miny,maxx,maxy in CRS84; minx > maxx crosses the antimeridian", True,
-                          pattern=rf"^ *{_NUMBER} *(?:, *{_NUMBER} *){{3}}$")}
+_COORDS = {
+    "position": _param(
+        "coords",
+        "POINT(lon lat) in CRS84: the nearest cell's time series",
+        True,
+        pattern=rf"^ *POINT *\( *{_PAIR} *\) *$",
+    ),
+    "area": _param(
+        "coords",
+        "POLYGON or MULTIPOLYGON in CRS84 (WKT): cells whose centres fall inside",
+        True,
+        pattern=rf"^ *(?:POLYGON *\( *{_RING}(?: *, *{_RING})* *\)|MULTIPOLYGON *\(.+\)) *$",
+    ),
+    "cube": _param(
+        "bbox",
+        "minx,miny,maxx,maxy in CRS84; minx > maxx crosses the antimeridian",
+        True,
+        pattern=rf"^ *{_NUMBER} *(?:, *{_NUMBER} *){{3}}$",
+    ),
+}
 _PROBLEM = "{code, description, parameter}: "
 _ERRORS = {
-    (400, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "the bad parameter (NUL bytes and "
-                                                                             "non-ASCII digits included)"),
+    (400, JSON): OpenApiResponse(
+        OpenApiTypes.OBJECT, description=_PROBLEM + "the bad parameter (NUL bytes and non-ASCII digits included)"
+    ),
     (401, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "login-access dataset, no login or token"),
-    (403, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "what the user lacks (verification, "
-                                                                             "an approved application, a licence)"),
+    (403, JSON): OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description=_PROBLEM + "what the user lacks (verification, an approved application, a licence)",
+    ),
     (404, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "no such collection"),
-    (429, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description=_PROBLEM + "over the rate limit or the day's "
-                                                                             "quota (Retry-After)"),
-    (400, "text/html"): OpenApiResponse(OpenApiTypes.STR, description="the web server's own answer to a request "
-                                        "line over its limit (gunicorn: 4094 bytes by default, 8190 with "
-                                        "portal/gunicorn.conf.py): send long polygons to the job API instead"),
+    (429, JSON): OpenApiResponse(
+        OpenApiTypes.OBJECT, description=_PROBLEM + "over the rate limit or the day's quota (Retry-After)"
+    ),
+    (400, "text/html"): OpenApiResponse(
+        OpenApiTypes.STR,
+        description="the web server's own answer to a request "
+        "line over its limit (gunicorn: 4094 bytes by default, 8190 with "
+        "portal/gunicorn.conf.py): send long polygons to the job API instead",
+    ),
 }
 _DATA = {
     (200, "application/prs.coverage+json"): OpenApiResponse(OpenApiTypes.OBJECT, description="CoverageJSON"),
     (200, "application/x-netcdf"): OpenApiResponse(OpenApiTypes.BINARY, description="CF NetCDF"),
     (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV"),
     **_ERRORS,
-    (413, JSON): OpenApiResponse(OpenApiTypes.OBJECT, description="too large for a direct answer: what to do, "
-                                                                  "and the equivalent job request"),
+    (413, JSON): OpenApiResponse(
+        OpenApiTypes.OBJECT, description="too large for a direct answer: what to do, and the equivalent job request"
+    ),
 }
 
 
 def _metadata_schema(operation_id: str):
-    return extend_schema(operation_id=operation_id, tags=["edr"], parameters=[_F_JSON],
-                         responses={(200, JSON): OpenApiTypes.OBJECT, **_ERRORS})
+    return extend_schema(
+        operation_id=operation_id,
+        tags=["edr"],
+        parameters=[_F_JSON],
+        responses={(200, JSON): OpenApiTypes.OBJECT, **_ERRORS},
+    )
 
 
 class _AnyAccept(BaseContentNegotiation):
@@ -140,8 +186,12 @@ class _EdrView(APIView):
     def collection_doc(self, collection: services.Collection) -> dict:
         links = [
             self.link("collection", "self", "This collection", collection.id),
-            {"href": self.request.build_absolute_uri(reverse("api:dataset-detail", args=[collection.dataset.id])),
-             "rel": "describedby", "type": JSON, "title": "The dataset record"},
+            {
+                "href": self.request.build_absolute_uri(reverse("api:dataset-detail", args=[collection.dataset.id])),
+                "rel": "describedby",
+                "type": JSON,
+                "title": "The dataset record",
+            },
         ]
         return services.collection_document(collection, self.url("collection", collection.id), links)
 
@@ -157,20 +207,28 @@ class LandingPage(_EdrView):
             schema = request.build_absolute_uri(reverse("api:schema"))
         except NoReverseMatch:  # the OpenAPI document is not mounted (yet): its planned place
             schema = request.build_absolute_uri(f"{get_script_prefix()}api/schema/")
-        return Response({
-            "title": "Land-surface hydrology grids: OGC API - Environmental Data Retrieval",
-            "description": "Position, area and cube queries on the published gridded products, answered "
-                          "in CoverageJSON, NetCDF or CSV.",
-            "links": [
-                self.link("landing", "self", "This document"),
-                {"href": schema, "rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0",
-                 "title": "The API definition (OpenAPI 3.0)"},
-                self.link("conformance", "conformance", "Conformance classes"),
-                self.link("conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance", "Conformance classes"),
-                self.link("collections", "data", "Collections"),
-                self.link("collections", "http://www.opengis.net/def/rel/ogc/1.0/data", "Collections"),
-            ],
-        })
+        return Response(
+            {
+                "title": "Land-surface hydrology grids: OGC API - Environmental Data Retrieval",
+                "description": "Position, area and cube queries on the published gridded products, answered "
+                "in CoverageJSON, NetCDF or CSV.",
+                "links": [
+                    self.link("landing", "self", "This document"),
+                    {
+                        "href": schema,
+                        "rel": "service-desc",
+                        "type": "application/vnd.oai.openapi+json;version=3.0",
+                        "title": "The API definition (OpenAPI 3.0)",
+                    },
+                    self.link("conformance", "conformance", "Conformance classes"),
+                    self.link(
+                        "conformance", "http://www.opengis.net/def/rel/ogc/1.0/conformance", "Conformance classes"
+                    ),
+                    self.link("collections", "data", "Collections"),
+                    self.link("collections", "http://www.opengis.net/def/rel/ogc/1.0/data", "Collections"),
+                ],
+            }
+        )
 
 
 class Conformance(_EdrView):
@@ -190,11 +248,15 @@ class Collections(_EdrView):
     def get(self, request):
         if (error := self.check_json(request)) is not None:
             return error
-        return Response({
-            "links": [self.link("collections", "self", "This document"),
-                      self.link("landing", "root", "The landing page")],
-            "collections": [self.collection_doc(c) for c in services.collections()],
-        })
+        return Response(
+            {
+                "links": [
+                    self.link("collections", "self", "This document"),
+                    self.link("landing", "root", "The landing page"),
+                ],
+                "collections": [self.collection_doc(c) for c in services.collections()],
+            }
+        )
 
 
 class Collection(_EdrView):
@@ -216,9 +278,17 @@ class Query(_EdrView):
         _, dataset, f, info = self.collection(collection_id)
         params = {k: request.query_params.get(k) for k in request.query_params}
         try:
-            answer = subsets.handle(dataset, self.query_type, params, user=request.user, file=f.name,
-                                    client=request.META.get("REMOTE_ADDR"), front_door="edr",
-                                    accept=request.headers.get("Accept"), jobs=False)
+            answer = subsets.handle(
+                dataset,
+                self.query_type,
+                params,
+                user=request.user,
+                file=f.name,
+                client=request.META.get("REMOTE_ADDR"),
+                front_door="edr",
+                accept=request.headers.get("Accept"),
+                jobs=False,
+            )
         except AccessDenied as exc:
             response = _error(exc.status, str(exc))
             if exc.status == 401:
@@ -236,18 +306,28 @@ class Query(_EdrView):
             return response
         except core.SubsetError as exc:
             code = "MissingParameterValue" if isinstance(exc, MissingParameter) else None
-            hint = f" (the collection's time steps: {', '.join(info.time_values[:5])})" if exc.field == "datetime" else ""
+            hint = (
+                f" (the collection's time steps: {', '.join(info.time_values[:5])})" if exc.field == "datetime" else ""
+            )
             return _error(400, f"{exc}{hint}", code=code, parameter=exc.field)
         result = answer.result
-        response = stream_temporary(result.path, filename=result.filename, content_type=result.media_type,
-                                    as_attachment=answer.query.request.format != "coveragejson")
+        response = stream_temporary(
+            result.path,
+            filename=result.filename,
+            content_type=result.media_type,
+            as_attachment=answer.query.request.format != "coveragejson",
+        )
         response["Content-Crs"] = f"<{CRS84_URI}>"
         return response
 
 
 def _query_schema(query_type: str):
-    return extend_schema(operation_id=f"edr_{query_type}", tags=["edr"], parameters=[_COORDS[query_type], *_QUERY_PARAMS],
-                         responses=_DATA)
+    return extend_schema(
+        operation_id=f"edr_{query_type}",
+        tags=["edr"],
+        parameters=[_COORDS[query_type], *_QUERY_PARAMS],
+        responses=_DATA,
+    )
 
 
 class Position(Query):

@@ -19,6 +19,7 @@ categories. Items are the dataset records, identified ``oai:<OAI_REPOSITORY_IDEN
 Source standard: The Open Archives Initiative Protocol for Metadata Harvesting, version 2.0
 (http://www.openarchives.org/OAI/openarchivesprotocol.html).
 """
+
 from __future__ import annotations
 
 import base64
@@ -61,6 +62,7 @@ class OAIError(Exception):
 
 
 # ---- metadata formats ---------------------------------------------------------------------------
+
 
 def _sub(parent, tag: str, text: str, lang: str | None = None) -> None:
     element = etree.SubElement(parent, tag)
@@ -106,8 +108,12 @@ def oai_dc(data: dict) -> etree._Element:
             _sub(root, dc + "coverage", g["geoLocationPlace"])
         box = g.get("geoLocationBox")
         if box:  # DCMI Box encoding
-            _sub(root, dc + "coverage", f"westlimit={box['westBoundLongitude']}; eastlimit={box['eastBoundLongitude']}; "
-                                        f"southlimit={box['southBoundLatitude']}; northlimit={box['northBoundLatitude']}")
+            _sub(
+                root,
+                dc + "coverage",
+                f"westlimit={box['westBoundLongitude']}; eastlimit={box['eastBoundLongitude']}; "
+                f"southlimit={box['southBoundLatitude']}; northlimit={box['northBoundLatitude']}",
+            )
     if dates.get("Collected"):
         _sub(root, dc + "coverage", dates["Collected"])
     for r in data.get("rightsList", []):
@@ -135,14 +141,18 @@ class MetadataFormat:
     write: Callable[[dict], etree._Element]
 
 
-FORMATS = {f.prefix: f for f in (
-    MetadataFormat("oai_dc", "http://www.openarchives.org/OAI/2.0/oai_dc.xsd", NS_OAI_DC, oai_dc),
-    MetadataFormat("oai_datacite", "http://schema.datacite.org/oai/oai-1.1/oai.xsd", NS_OAI_DATACITE, oai_datacite),
-)}
+FORMATS = {
+    f.prefix: f
+    for f in (
+        MetadataFormat("oai_dc", "http://www.openarchives.org/OAI/2.0/oai_dc.xsd", NS_OAI_DC, oai_dc),
+        MetadataFormat("oai_datacite", "http://schema.datacite.org/oai/oai-1.1/oai.xsd", NS_OAI_DATACITE, oai_datacite),
+    )
+}
 """metadataPrefix -> format; every record is disseminated in each."""
 
 
 # ---- records, identifiers, sets, datestamps ----------------------------------------------------
+
 
 def repository_identifier() -> str:
     """The repository's identifier in OAI identifiers (``settings.OAI_REPOSITORY_IDENTIFIER``)."""
@@ -160,15 +170,20 @@ SAFE = "-_.!~*'();/?:@&=+$,"
 def dataset_id_of(identifier: str) -> str | None:
     """The record id an OAI identifier names, or ``None`` when it is not one of this repository's."""
     prefix = f"oai:{repository_identifier()}:"
-    return unquote(identifier[len(prefix):]) if identifier.startswith(prefix) and len(identifier) > len(prefix) else None
+    return (
+        unquote(identifier[len(prefix) :]) if identifier.startswith(prefix) and len(identifier) > len(prefix) else None
+    )
 
 
 def set_spec(category: str) -> str:
     """The setSpec of a category: its English name in lower case with hyphens (``hydrology``); a
     category without an ASCII name gets ``category-`` and a digest of its name."""
     spec = re.sub(r"[^a-z0-9]+", "-", category_en(category).lower()).strip("-")
-    return spec if spec and category_en(category).isascii() else \
-        "category-" + hashlib.sha1(category.encode("utf-8")).hexdigest()[:10]
+    return (
+        spec
+        if spec and category_en(category).isascii()
+        else "category-" + hashlib.sha1(category.encode("utf-8")).hexdigest()[:10]
+    )
 
 
 def set_name(category: str) -> str:
@@ -179,10 +194,12 @@ def set_name(category: str) -> str:
 def with_datestamp(queryset: QuerySet[Dataset]) -> QuerySet[Dataset]:
     """``queryset`` annotated with ``stamp`` (the later of the record's update, or creation, time and
     its last published version's; the epoch when it has none of them) and ``day``, its UTC date."""
-    return queryset.annotate(stamp=Greatest(
-        Coalesce("updated", "created", "publish_time", Value(EPOCH), output_field=DateTimeField()),
-        Coalesce(Max("versions__published_at"), Value(EPOCH), output_field=DateTimeField()),
-    )).annotate(day=TruncDate("stamp", tzinfo=dt.UTC))
+    return queryset.annotate(
+        stamp=Greatest(
+            Coalesce("updated", "created", "publish_time", Value(EPOCH), output_field=DateTimeField()),
+            Coalesce(Max("versions__published_at"), Value(EPOCH), output_field=DateTimeField()),
+        )
+    ).annotate(day=TruncDate("stamp", tzinfo=dt.UTC))
 
 
 def _records() -> QuerySet[Dataset]:
@@ -191,8 +208,10 @@ def _records() -> QuerySet[Dataset]:
 
 def _with_related(queryset: QuerySet[Dataset]) -> QuerySet[Dataset]:
     return queryset.prefetch_related(
-        "tags", Prefetch("roles", queryset=DatasetPerson.objects.select_related("person")),
-        Prefetch("versions", queryset=DatasetVersion.objects.prefetch_related("files")))
+        "tags",
+        Prefetch("roles", queryset=DatasetPerson.objects.select_related("person")),
+        Prefetch("versions", queryset=DatasetVersion.objects.prefetch_related("files")),
+    )
 
 
 # ---- the answer ---------------------------------------------------------------------------------
@@ -212,8 +231,14 @@ _SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _PREFIX = re.compile(r"^[A-Za-z0-9\-_.!~*'()]+$")
 _SETSPEC = re.compile(r"^[A-Za-z0-9\-_.!~*'()]+(:[A-Za-z0-9\-_.!~*'()]+)*$")
 _URI = re.compile(r"^[^\s<>\"{}|\\^`]+$")
-_ECHO = {"identifier": _URI, "metadataPrefix": _PREFIX, "from": _DAY, "until": _DAY, "set": _SETSPEC,
-         "resumptionToken": re.compile(r"^[A-Za-z0-9_\-=]+$")}
+_ECHO = {
+    "identifier": _URI,
+    "metadataPrefix": _PREFIX,
+    "from": _DAY,
+    "until": _DAY,
+    "set": _SETSPEC,
+    "resumptionToken": re.compile(r"^[A-Za-z0-9_\-=]+$"),
+}
 """Arguments echoed in ``<request>``, each only when it has the syntax OAI-PMH.xsd gives the attribute."""
 
 
@@ -275,8 +300,11 @@ def _arguments(params: Mapping[str, Sequence[str]]) -> tuple[str, dict[str, str]
             continue
         if name not in required | optional | ({exclusive} if exclusive else set()):
             allowed = sorted(required | optional | ({exclusive} if exclusive else set()))
-            raise OAIError("badArgument", f"illegal argument {name[:60]!r} for {verb}: expected "
-                           + (", ".join(allowed) if allowed else "no other argument"))
+            raise OAIError(
+                "badArgument",
+                f"illegal argument {name[:60]!r} for {verb}: expected "
+                + (", ".join(allowed) if allowed else "no other argument"),
+            )
         if len(values) != 1:
             raise OAIError("badArgument", f"the argument {name!r} is repeated")
         if not _XML_CHARS.match(values[0]):
@@ -284,8 +312,11 @@ def _arguments(params: Mapping[str, Sequence[str]]) -> tuple[str, dict[str, str]
         args[name] = values[0]
     if exclusive and exclusive in args:
         if len(args) > 1:
-            raise OAIError("badArgument", f"{exclusive} is an exclusive argument: no other argument than the verb "
-                           f"may come with it (got {', '.join(sorted(set(args) - {exclusive}))})")
+            raise OAIError(
+                "badArgument",
+                f"{exclusive} is an exclusive argument: no other argument than the verb "
+                f"may come with it (got {', '.join(sorted(set(args) - {exclusive}))})",
+            )
         return verb, args
     missing = sorted(required - set(args))
     if missing:
@@ -295,8 +326,10 @@ def _arguments(params: Mapping[str, Sequence[str]]) -> tuple[str, dict[str, str]
 
 def _format(prefix: str) -> MetadataFormat:
     if prefix not in FORMATS:
-        raise OAIError("cannotDisseminateFormat",
-                       f"metadataPrefix {prefix[:60]!r} is not supported: expected one of {', '.join(FORMATS)}")
+        raise OAIError(
+            "cannotDisseminateFormat",
+            f"metadataPrefix {prefix[:60]!r} is not supported: expected one of {', '.join(FORMATS)}",
+        )
     return FORMATS[prefix]
 
 
@@ -304,8 +337,11 @@ def _dataset(identifier: str) -> Dataset:
     dataset_id = dataset_id_of(identifier)
     dataset = _with_related(_records().filter(id=dataset_id)).first() if dataset_id else None
     if dataset is None:
-        raise OAIError("idDoesNotExist", f"no record {identifier[:200]!r} in this repository (identifiers are "
-                                         f"oai:{repository_identifier()}:<record id>)")
+        raise OAIError(
+            "idDoesNotExist",
+            f"no record {identifier[:200]!r} in this repository (identifiers are "
+            f"oai:{repository_identifier()}:<record id>)",
+        )
     return dataset
 
 
@@ -343,10 +379,15 @@ def _record(dataset: Dataset, fmt: MetadataFormat) -> etree._Element:
 def identify(args: dict, base_url: str) -> etree._Element:
     earliest = _records().order_by("day").values_list("day", flat=True).first()
     element = etree.Element(f"{{{NS_OAI}}}Identify")
-    for tag, text in (("repositoryName", PORTAL_NAME), ("baseURL", base_url), ("protocolVersion", "2.0"),
-                      ("adminEmail", settings.PORTAL_CONTACT_EMAIL),
-                      ("earliestDatestamp", (earliest or dt.datetime.now(dt.UTC).date()).isoformat()),
-                      ("deletedRecord", "no"), ("granularity", GRANULARITY)):
+    for tag, text in (
+        ("repositoryName", PORTAL_NAME),
+        ("baseURL", base_url),
+        ("protocolVersion", "2.0"),
+        ("adminEmail", settings.PORTAL_CONTACT_EMAIL),
+        ("earliestDatestamp", (earliest or dt.datetime.now(dt.UTC).date()).isoformat()),
+        ("deletedRecord", "no"),
+        ("granularity", GRANULARITY),
+    ):
         etree.SubElement(element, f"{{{NS_OAI}}}{tag}").text = text
     return element
 
@@ -396,11 +437,19 @@ def _untoken(verb: str, token: str) -> tuple[dict, int]:
     except (ValueError, UnicodeError, binascii.Error):
         data = None
     keys = {"metadataPrefix", "from", "until", "set"}
-    if (not isinstance(data, dict) or data.get("v") != verb or not isinstance(data.get("o"), int)
-            or isinstance(data.get("o"), bool) or data["o"] < 1 or not set(data) - {"v", "o"} <= keys
-            or not all(isinstance(data[k], str) for k in set(data) & keys) or "metadataPrefix" not in data):
-        raise OAIError("badResumptionToken", f"the resumption token {token[:80]!r} is not one this repository gave "
-                                             f"for {verb}")
+    if (
+        not isinstance(data, dict)
+        or data.get("v") != verb
+        or not isinstance(data.get("o"), int)
+        or isinstance(data.get("o"), bool)
+        or data["o"] < 1
+        or not set(data) - {"v", "o"} <= keys
+        or not all(isinstance(data[k], str) for k in set(data) & keys)
+        or "metadataPrefix" not in data
+    ):
+        raise OAIError(
+            "badResumptionToken", f"the resumption token {token[:80]!r} is not one this repository gave for {verb}"
+        )
     return {k: data[k] for k in keys if k in data}, data["o"]
 
 
@@ -425,19 +474,23 @@ def _list(verb: str, args: dict, full: bool) -> etree._Element:
         queryset = queryset.filter(category__in=[c for c in categories if set_spec(c) == args["set"]])
     total = queryset.count()
     if total == 0:
-        raise OAIError("noRecordsMatch", "no record matches the arguments " + ", ".join(
-            f"{k}={v}" for k, v in sorted(args.items())))
+        raise OAIError(
+            "noRecordsMatch",
+            "no record matches the arguments " + ", ".join(f"{k}={v}" for k, v in sorted(args.items())),
+        )
     if offset >= total:
-        raise OAIError("badResumptionToken", f"the resumption token points past the end of the list "
-                                             f"({total} records now)")
+        raise OAIError(
+            "badResumptionToken", f"the resumption token points past the end of the list ({total} records now)"
+        )
     size = max(1, int(settings.OAI_PAGE_SIZE))
-    page = list(_with_related(queryset)[offset:offset + size]) if full else list(queryset[offset:offset + size])
+    page = list(_with_related(queryset)[offset : offset + size]) if full else list(queryset[offset : offset + size])
     element = etree.Element(f"{{{NS_OAI}}}{verb}")
     for dataset in page:
         element.append(_record(dataset, fmt) if full else _header(dataset))
     if offset or offset + size < total:  # the list is split: every page has a token, the last one empty
-        token = etree.SubElement(element, f"{{{NS_OAI}}}resumptionToken", completeListSize=str(total),
-                                 cursor=str(offset))
+        token = etree.SubElement(
+            element, f"{{{NS_OAI}}}resumptionToken", completeListSize=str(total), cursor=str(offset)
+        )
         if offset + size < total:
             token.text = _token(verb, args, offset + size)
     return element
@@ -452,6 +505,10 @@ def list_records(args: dict, base_url: str) -> etree._Element:
 
 
 VERBS: dict[str, Callable[[dict, str], etree._Element]] = {
-    "Identify": identify, "ListMetadataFormats": list_metadata_formats, "ListSets": list_sets,
-    "GetRecord": get_record, "ListIdentifiers": list_identifiers, "ListRecords": list_records,
+    "Identify": identify,
+    "ListMetadataFormats": list_metadata_formats,
+    "ListSets": list_sets,
+    "GetRecord": get_record,
+    "ListIdentifiers": list_identifiers,
+    "ListRecords": list_records,
 }

@@ -4,6 +4,7 @@ Metadata is public (it describes the records and gives none of their data), so t
 check. OAI-PMH answers every request with HTTP 200, errors included; POST (a form body) is allowed
 by the protocol and is exempt from CSRF (it reads, never writes).
 """
+
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods

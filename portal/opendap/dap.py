@@ -37,6 +37,7 @@ References
 * opendap-protocol, https://github.com/MeteoSwiss/opendap-protocol
 * xpublish-opendap 0.2.0 (the xarray-to-DAP mapping this follows), https://github.com/xpublish-community/xpublish-opendap
 """
+
 from __future__ import annotations
 
 import math
@@ -54,9 +55,20 @@ BLOCK_BYTES = 8 * 2**20  # values read and encoded per step of a DODS response
 INT32 = np.iinfo(np.int32)
 # attributes that must have the type of their variable (CF; netCDF-C refuses a _FillValue of another type)
 TYPED_LIKE_VARIABLE = ("_FillValue", "missing_value", "valid_min", "valid_max", "valid_range", "actual_range")
-DAP_TYPES = {np.dtype(t): c for t, c in (("f4", dap.Float32), ("f8", dap.Float64), ("i4", dap.Int32),
-                                         ("u4", dap.UInt32), ("i2", dap.Int16), ("u2", dap.UInt16),
-                                         ("u1", dap.Byte), ("i1", dap.Int16), ("bool", dap.Byte))}
+DAP_TYPES = {
+    np.dtype(t): c
+    for t, c in (
+        ("f4", dap.Float32),
+        ("f8", dap.Float64),
+        ("i4", dap.Int32),
+        ("u4", dap.UInt32),
+        ("i2", dap.Int16),
+        ("u2", dap.UInt16),
+        ("u1", dap.Byte),
+        ("i1", dap.Int16),
+        ("bool", dap.Byte),
+    )
+}
 NAME_CHARS = re.compile(r"[^A-Za-z0-9_!~*'\-\"./]")
 CLAUSE = re.compile(r"(?P<path>[^\[\]]+)(?P<slabs>(?:\[[^\[\]]*\])*)")
 SLAB = re.compile(r"\[([^\[\]]*)\]")
@@ -152,8 +164,14 @@ def describe(ds: xr.Dataset) -> dict[str, Variable]:
                     del attrs[key]
         if "coordinates" in variable.encoding and "coordinates" not in attrs:
             attrs["coordinates"] = variable.encoding["coordinates"]
-        out[dap_name(name)] = Variable(dap_name(name), variable, tuple(dap_name(d) for d in variable.dims), dap_type,
-                                       attrs, values=probe.values if index else None)
+        out[dap_name(name)] = Variable(
+            dap_name(name),
+            variable,
+            tuple(dap_name(d) for d in variable.dims),
+            dap_type,
+            attrs,
+            values=probe.values if index else None,
+        )
     for v in out.values():  # a Grid when every dimension has its own coordinate variable
         if v.values is None and v.dims and all(d in out and out[d].values is not None for d in v.dims):
             v.maps = v.dims
@@ -163,8 +181,10 @@ def describe(ds: xr.Dataset) -> dict[str, Variable]:
 def _slab(text: str, clause: str, name: str, dim: str, size: int) -> slice:
     parts = [p.strip() for p in text.split(":")]
     if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
-        raise ConstraintError(f"{clause!r}: hyperslab [{text}] of {name!r} must be [i], [start:stop] or "
-                              "[start:stride:stop] with non-negative integers")
+        raise ConstraintError(
+            f"{clause!r}: hyperslab [{text}] of {name!r} must be [i], [start:stop] or "
+            "[start:stride:stop] with non-negative integers"
+        )
     numbers = [int(p) for p in parts]
     if len(numbers) == 3:
         start, stride, stop = numbers
@@ -175,8 +195,10 @@ def _slab(text: str, clause: str, name: str, dim: str, size: int) -> slice:
     if start > stop:
         raise ConstraintError(f"{clause!r}: [{text}] starts after it stops")
     if stop >= size:
-        raise ConstraintError(f"{clause!r}: [{text}] is outside dimension {dim!r} of {name!r} "
-                              f"(indices 0 to {size - 1}; DAP2 hyperslabs include their stop)")
+        raise ConstraintError(
+            f"{clause!r}: [{text}] is outside dimension {dim!r} of {name!r} "
+            f"(indices 0 to {size - 1}; DAP2 hyperslabs include their stop)"
+        )
     return slice(start, stop + 1, stride)
 
 
@@ -185,10 +207,11 @@ def _slices(clause: str, slabs: str, name: str, dims: tuple[str, ...], shape: tu
     if not shape and texts:
         raise ConstraintError(f"{clause!r}: {name!r} is a scalar and takes no hyperslab")
     if len(texts) > len(shape):
-        raise ConstraintError(f"{clause!r}: {len(texts)} hyperslabs for {name!r}, which has {len(shape)} "
-                              f"dimensions {list(dims)}")
+        raise ConstraintError(
+            f"{clause!r}: {len(texts)} hyperslabs for {name!r}, which has {len(shape)} dimensions {list(dims)}"
+        )
     given = [_slab(t, clause, name, d, n) for t, d, n in zip(texts, dims, shape, strict=False)]
-    return tuple(given) + tuple(slice(0, n, 1) for n in shape[len(given):])
+    return tuple(given) + tuple(slice(0, n, 1) for n in shape[len(given) :])
 
 
 def parse_constraint(query: str, variables: dict[str, Variable]) -> Projection:
@@ -219,8 +242,10 @@ def parse_constraint(query: str, variables: dict[str, Variable]) -> Projection:
     text = unquote(query).strip()
     projection_text, *selections = text.split("&")
     if any(s.strip() for s in selections):
-        raise ConstraintError(f"selection {'&' + '&'.join(selections)!r}: selections apply to DAP Sequences, "
-                              "and this server has none (use hyperslabs: var[start:stride:stop])")
+        raise ConstraintError(
+            f"selection {'&' + '&'.join(selections)!r}: selections apply to DAP Sequences, "
+            "and this server has none (use hyperslabs: var[start:stride:stop])"
+        )
     out = Projection()
     for clause in (c.strip() for c in projection_text.split(",")):
         if not clause:
@@ -231,8 +256,9 @@ def parse_constraint(query: str, variables: dict[str, Variable]) -> Projection:
             raise ConstraintError(f"{clause!r}: server functions are not supported")
         match = CLAUSE.fullmatch(clause)
         if not match:
-            raise ConstraintError(f"{clause!r}: expected name, name[...] or grid.member[...]; hyperslabs go only "
-                                  "after the last name")
+            raise ConstraintError(
+                f"{clause!r}: expected name, name[...] or grid.member[...]; hyperslabs go only after the last name"
+            )
         path = match["path"].split(".")
         top = variables.get(path[0])
         if top is None:
@@ -245,8 +271,10 @@ def parse_constraint(query: str, variables: dict[str, Variable]) -> Projection:
             continue
         members = (top.name, *top.maps)
         if len(path) != 2 or not top.maps or path[1] not in members:
-            raise ConstraintError(f"{clause!r}: {'.'.join(path[1:])!r} is not a member of {top.name!r}"
-                                  + (f" (members: {', '.join(members)})" if top.maps else " (not a Grid)"))
+            raise ConstraintError(
+                f"{clause!r}: {'.'.join(path[1:])!r} is not a member of {top.name!r}"
+                + (f" (members: {', '.join(members)})" if top.maps else " (not a Grid)")
+            )
         member = variables[path[1]] if path[1] != top.name else top
         dims = member.dims if path[1] != top.name else top.dims
         slices = _slices(clause, match["slabs"], f"{top.name}.{path[1]}", dims, member.shape)
@@ -298,7 +326,7 @@ def stream_values(v: Variable, slices: tuple[slice, ...]) -> Iterator[bytes]:
     row = part.dtype.itemsize * math.prod(part.shape[1:])
     step = max(1, BLOCK_BYTES // max(row, 1))
     for i in range(0, part.shape[0], step):
-        yield _xdr(_encode(part[i:i + step]).values, v.type)
+        yield _xdr(_encode(part[i : i + step]).values, v.type)
 
 
 class Array(dap.Array):
@@ -416,8 +444,10 @@ class DapView:
 
     def size(self, projection: Projection) -> int:
         """Bytes of values a DODS response for ``projection`` carries (before XDR widening)."""
+
         def nbytes(v, slices):
             return math.prod(_length(s) for s in slices) * v.variable.dtype.itemsize
+
         whole = not projection.slices and not projection.members
         total = 0
         for name, v in self.variables.items():

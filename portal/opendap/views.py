@@ -16,6 +16,7 @@ as ``https://user:password@host/...`` or from ``~/.netrc``) as well as a logged-
 Every ``.dods`` read is logged (:func:`portal.subsets.services.log_download`, kind ``opendap``)
 with the bytes actually sent, once the response is closed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,12 @@ HEADERS = {"XDODS-Server": "dods/2.0", "XOPeNDAP-Server": "portal-opendap/1.0 (o
 
 
 def _error(status: int, message: str, **headers) -> HttpResponse:
-    response = HttpResponse(dap.error_body(status, message), status=status, content_type="text/plain; charset=utf-8",
-                            headers={**HEADERS, "Content-Description": "dods-error", **headers})
+    response = HttpResponse(
+        dap.error_body(status, message),
+        status=status,
+        content_type="text/plain; charset=utf-8",
+        headers={**HEADERS, "Content-Description": "dods-error", **headers},
+    )
     return response
 
 
@@ -99,20 +104,30 @@ def dap2(request, dataset_id: str, number: int, name: str):
     django.http.HttpResponse
         A streamed body for ``.dods``; DAP2 error bodies for 400, 401, 404 and 413.
     """
-    dataset = Dataset.objects.filter(pk=dataset_id).only("id", "share_type").first() if "\x00" not in dataset_id else None
+    dataset = (
+        Dataset.objects.filter(pk=dataset_id).only("id", "share_type").first() if "\x00" not in dataset_id else None
+    )
     if dataset is None:
         return _error(404, f"no dataset {dataset_id!r}")
     decision = access.decide(request.user, dataset)
     if decision.status == 401:
-        return _error(401, f"{decision.message} (HTTP Basic with your e-mail and password or an API token as the "
-                           "password; ~/.netrc works, or https://user:token@host/opendap/... with netCDF/xarray)",
-                      **{"WWW-Authenticate": 'Basic realm="data portal", charset="UTF-8"'})
+        return _error(
+            401,
+            f"{decision.message} (HTTP Basic with your e-mail and password or an API token as the "
+            "password; ~/.netrc works, or https://user:token@host/opendap/... with netCDF/xarray)",
+            **{"WWW-Authenticate": 'Basic realm="data portal", charset="UTF-8"'},
+        )
     if not decision.allowed:
         return _error(403, decision.message)
     suffix = next((s for s in SUFFIXES if name.endswith(s)), "")
-    filename = name[:len(name) - len(suffix)]
-    f = (DatasetFile.objects.filter(version__dataset=dataset, version__number=number, name=filename)
-         .select_related("version__dataset").first() if filename.endswith(".nc") and "\x00" not in filename else None)
+    filename = name[: len(name) - len(suffix)]
+    f = (
+        DatasetFile.objects.filter(version__dataset=dataset, version__number=number, name=filename)
+        .select_related("version__dataset")
+        .first()
+        if filename.endswith(".nc") and "\x00" not in filename
+        else None
+    )
     if f is None:
         if name.endswith((".dmr", ".dap", ".dsr", ".xml")):
             return _error(404, f"{name!r}: DAP4 is not served here, only DAP2 (.dds, .das, .dods)")
@@ -125,20 +140,31 @@ def dap2(request, dataset_id: str, number: int, name: str):
     try:
         view = dap.DapView(ds, f.name)
         if suffix == ".das":
-            return HttpResponse(view.das(), content_type="text/plain; charset=utf-8",
-                                headers={**HEADERS, "Content-Description": "dods-das"})
+            return HttpResponse(
+                view.das(),
+                content_type="text/plain; charset=utf-8",
+                headers={**HEADERS, "Content-Description": "dods-das"},
+            )
         if suffix in ("", ".html"):
-            return HttpResponse(_html(view, request.build_absolute_uri(request.path[:len(request.path) - len(suffix)])),
-                                content_type="text/html; charset=utf-8")
+            return HttpResponse(
+                _html(view, request.build_absolute_uri(request.path[: len(request.path) - len(suffix)])),
+                content_type="text/html; charset=utf-8",
+            )
         projection = dap.parse_constraint(request.META.get("QUERY_STRING", ""), view.variables)
         if suffix == ".dds":
-            return HttpResponse(view.dds(projection), content_type="text/plain; charset=utf-8",
-                                headers={**HEADERS, "Content-Description": "dods-dds"})
+            return HttpResponse(
+                view.dds(projection),
+                content_type="text/plain; charset=utf-8",
+                headers={**HEADERS, "Content-Description": "dods-dds"},
+            )
         limit = settings.OPENDAP_MAX_BYTES
         if (size := view.size(projection)) > limit:
-            return _error(413, f"the request would return {size / 2**20:.0f} MiB, above the {limit / 2**20:.0f} MiB "
-                               "limit of one OPeNDAP response: ask for smaller hyperslabs (with xarray: index or "
-                               ".sel() a smaller part before loading)")
+            return _error(
+                413,
+                f"the request would return {size / 2**20:.0f} MiB, above the {limit / 2**20:.0f} MiB "
+                "limit of one OPeNDAP response: ask for smaller hyperslabs (with xarray: index or "
+                ".sel() a smaller part before loading)",
+            )
         client = request.META.get("REMOTE_ADDR")
         try:
             limits.check_bytes(request.user, client, size)
@@ -153,15 +179,25 @@ def dap2(request, dataset_id: str, number: int, name: str):
 
         def log(sent: int) -> None:
             try:
-                services.log_download(user=user, f=f, query=None, size=sent, seconds=time.monotonic() - started,
-                                      client=client, kind="opendap", format="dods",
-                                      params={"constraint": query[:2000]} if query else {})
+                services.log_download(
+                    user=user,
+                    f=f,
+                    query=None,
+                    size=sent,
+                    seconds=time.monotonic() - started,
+                    client=client,
+                    kind="opendap",
+                    format="dods",
+                    params={"constraint": query[:2000]} if query else {},
+                )
             except Exception:  # the response is sent: a failed log entry must not turn into an error page
                 logger.exception("OPeNDAP read of %s: the download log failed", f.name)
 
-        response = StreamingHttpResponse(_Stream(view.dods(projection), ds, log),
-                                         content_type="application/octet-stream",
-                                         headers={**HEADERS, "Content-Description": "dods-data"})
+        response = StreamingHttpResponse(
+            _Stream(view.dods(projection), ds, log),
+            content_type="application/octet-stream",
+            headers={**HEADERS, "Content-Description": "dods-data"},
+        )
         streaming = True  # the response closes the dataset once sent
         return response
     except dap.ConstraintError as exc:
@@ -176,11 +212,15 @@ def _html(view: dap.DapView, url: str) -> str:
     rows = "".join(
         f"<tr><td>{escape(v.name)}</td><td>{escape(v.type.__name__)}</td>"
         f"<td>{escape(' × '.join(f'{d} {n}' for d, n in zip(v.dims, v.shape, strict=True)) or 'scalar')}</td>"
-        f"<td>{escape(str(v.attrs.get('units', '')))}</td></tr>" for v in view.variables.values())
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>OPeNDAP: {escape(view.name)}</title></head>"
-            f"<body><h1>OPeNDAP (DAP2): {escape(view.name)}</h1>"
-            f"<p>Open with <code>xarray.open_dataset(\"{escape(url)}\")</code> (netCDF4 engine); "
-            f"<a href='{escape(url)}.dds'>DDS</a>, <a href='{escape(url)}.das'>DAS</a>; data: "
-            f"<code>{escape(url)}.dods?var[start:stride:stop]...</code>.</p>"
-            f"<table><tr><th>variable</th><th>type</th><th>dimensions</th><th>units</th></tr>{rows}</table>"
-            "</body></html>")
+        f"<td>{escape(str(v.attrs.get('units', '')))}</td></tr>"
+        for v in view.variables.values()
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>OPeNDAP: {escape(view.name)}</title></head>"
+        f"<body><h1>OPeNDAP (DAP2): {escape(view.name)}</h1>"
+        f'<p>Open with <code>xarray.open_dataset("{escape(url)}")</code> (netCDF4 engine); '
+        f"<a href='{escape(url)}.dds'>DDS</a>, <a href='{escape(url)}.das'>DAS</a>; data: "
+        f"<code>{escape(url)}.dods?var[start:stride:stop]...</code>.</p>"
+        f"<table><tr><th>variable</th><th>type</th><th>dimensions</th><th>units</th></tr>{rows}</table>"
+        "</body></html>"
+    )

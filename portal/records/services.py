@@ -49,6 +49,7 @@ References
 * OGC API - Features - Part 1: Core 1.0 (OGC 17-069r4); Part 3: Filtering (OGC 19-079r2), queryables
 * RFC 7946 (GeoJSON), RFC 3339 (date and time), SPDX licence list, CF Standard Name Table v93
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -115,15 +116,41 @@ REL_SORTABLES = "http://www.opengis.net/def/rel/ogc/1.0/sortables"
 
 FORMAT_VALUES = ("json", "geojson", JSON, GEOJSON)
 """Accepted values of ``f`` (any case); empty or absent is JSON too."""
-ITEM_PARAMETERS = ("q", "bbox", "datetime", "limit", "offset", "sortby", "type", "ids", "externalIds", "f",
-                   *search.FACETS)
+ITEM_PARAMETERS = (
+    "q",
+    "bbox",
+    "datetime",
+    "limit",
+    "offset",
+    "sortby",
+    "type",
+    "ids",
+    "externalIds",
+    "f",
+    *search.FACETS,
+)
 """The query parameters of ``/collections/datasets/items``."""
 _RENAMED = {"datetime": "time", "sortby": "sort"}
 """Records names -> the search parser's names (read by :func:`portal.catalog.search.parse`)."""
-_HINTS = {"time": "datetime", "sort": "sortby", "sort_by": "sortby", "page": "offset", "start": "offset",
-          "startindex": "offset", "maxrecords": "limit", "size": "limit", "format": "f", "id": "ids",
-          "doi": "externalIds", "cstr": "externalIds", "externalid": "externalIds", "filter": None,
-          "filter-lang": None, "intersects": None, "bbox-crs": None}
+_HINTS = {
+    "time": "datetime",
+    "sort": "sortby",
+    "sort_by": "sortby",
+    "page": "offset",
+    "start": "offset",
+    "startindex": "offset",
+    "maxrecords": "limit",
+    "size": "limit",
+    "format": "f",
+    "id": "ids",
+    "doi": "externalIds",
+    "cstr": "externalIds",
+    "externalid": "externalIds",
+    "filter": None,
+    "filter-lang": None,
+    "intersects": None,
+    "bbox-crs": None,
+}
 """Names a client may send for what this API calls otherwise (None: not offered here)."""
 SORTS = {"title": "title", "+title": "title", "updated": "date", "+updated": "date", "-updated": "-date"}
 """``sortby`` -> the search service's sort."""
@@ -131,9 +158,15 @@ DEFAULT_LIMIT = 10
 MAX_IDS = 100
 """At most this many ``ids`` or ``externalIds`` in one query."""
 
-EXPORT_TITLES = {"datacite": "DataCite 4 XML", "iso19139": "ISO 19139 XML", "dcat": "DCAT (JSON-LD)",
-                 "schemaorg": "schema.org Dataset (JSON-LD)", "csl": "Citation (CSL JSON)", "ris": "Citation (RIS)",
-                 "bibtex": "Citation (BibTeX)"}
+EXPORT_TITLES = {
+    "datacite": "DataCite 4 XML",
+    "iso19139": "ISO 19139 XML",
+    "dcat": "DCAT (JSON-LD)",
+    "schemaorg": "schema.org Dataset (JSON-LD)",
+    "csl": "Citation (CSL JSON)",
+    "ris": "Citation (RIS)",
+    "bibtex": "Citation (BibTeX)",
+}
 """Titles of the metadata exports' links (``/datasets/<id>/metadata/<fmt>``; formats and media types:
 :data:`portal.catalog.exports.FORMATS`)."""
 
@@ -146,22 +179,39 @@ KEYWORD_SCHEME = "https://data.tpdc.ac.cn"
 """Keywords are TPDC tags (topic, place, subject and class tags of the National Tibetan Plateau Data Center)."""
 TIME_STEPS = {"hourly": "PT1H", "daily": "P1D", "8-day": "P8D", "monthly": "P1M", "yearly": "P1Y"}
 """Normalized temporal resolutions -> ISO 8601 durations (a record's ``time.resolution``)."""
-MEDIA_TYPES = {"NetCDF": "application/x-netcdf", "GeoTIFF": "image/tiff; application=geotiff",
-               "HDF5": "application/x-hdf5", "HDF": "application/x-hdf", "CSV": "text/csv",
-               "XLSX": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-               "XLS": "application/vnd.ms-excel", "text": "text/plain", "Shapefile": "application/vnd.shp",
-               "GRIB": "application/x-grib", "Zarr": "application/vnd+zarr"}
-ROLES = {DatasetPerson.Role.CONTRIBUTOR: "author", DatasetPerson.Role.AUTHOR: "metadataAuthor",
-         DatasetPerson.Role.MANAGER: "custodian"}
+MEDIA_TYPES = {
+    "NetCDF": "application/x-netcdf",
+    "GeoTIFF": "image/tiff; application=geotiff",
+    "HDF5": "application/x-hdf5",
+    "HDF": "application/x-hdf",
+    "CSV": "text/csv",
+    "XLSX": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "XLS": "application/vnd.ms-excel",
+    "text": "text/plain",
+    "Shapefile": "application/vnd.shp",
+    "GRIB": "application/x-grib",
+    "Zarr": "application/vnd+zarr",
+}
+ROLES = {
+    DatasetPerson.Role.CONTRIBUTOR: "author",
+    DatasetPerson.Role.AUTHOR: "metadataAuthor",
+    DatasetPerson.Role.MANAGER: "custodian",
+}
 """TPDC roles -> contact roles (ISO 19115 role codes where one fits; the record's metadata author has none)."""
 LANGUAGES = {"en": "English", "zh": "中文"}
 
 CATALOGUE = {
-    "en": ("Dataset records", "Every dataset of the portal (TPDC record schema): evapotranspiration, soil moisture, "
-                              "freeze/thaw and terrestrial water storage products, with their people, extents, "
-                              "identifiers and links to the data services."),
-    "zh": ("数据集元数据", "本平台全部数据集的元数据（TPDC 元数据规范）：蒸散发、土壤水分、冻融与陆地水储量产品，"
-                         "含人员、时空范围、标识符及数据服务链接。"),
+    "en": (
+        "Dataset records",
+        "Every dataset of the portal (TPDC record schema): evapotranspiration, soil moisture, "
+        "freeze/thaw and terrestrial water storage products, with their people, extents, "
+        "identifiers and links to the data services.",
+    ),
+    "zh": (
+        "数据集元数据",
+        "本平台全部数据集的元数据（TPDC 元数据规范）：蒸散发、土壤水分、冻融与陆地水储量产品，"
+        "含人员、时空范围、标识符及数据服务链接。",
+    ),
 }
 
 
@@ -247,11 +297,14 @@ def check_parameters(params: Mapping[str, Iterable[str]], allowed: tuple[str, ..
             continue
         key = str(name).lower()
         if key in _HINTS and _HINTS[key] in allowed:
-            raise _bad(name[:60], f"unknown parameter {name[:60]!r}: did you mean {_HINTS[key]!r}? "
-                                  f"accepted: {', '.join(allowed)}")
+            raise _bad(
+                name[:60],
+                f"unknown parameter {name[:60]!r}: did you mean {_HINTS[key]!r}? accepted: {', '.join(allowed)}",
+            )
         if key in _HINTS:
-            raise _bad(name[:60], f"unknown parameter {name[:60]!r}: not offered by this API; accepted: "
-                                  f"{', '.join(allowed)}")
+            raise _bad(
+                name[:60], f"unknown parameter {name[:60]!r}: not offered by this API; accepted: {', '.join(allowed)}"
+            )
         try:
             check_names({name: ""}, allowed, "records")
         except subset_core.SubsetError as exc:
@@ -260,8 +313,11 @@ def check_parameters(params: Mapping[str, Iterable[str]], allowed: tuple[str, ..
     if len(f) > 1:
         raise _bad("f", f"expected one value, got {len(f)}")
     if f and f[0].lower() not in FORMAT_VALUES:
-        raise _bad("f", f"{f[0][:40]!r} is not available: these documents are JSON (f=json); a record's web page "
-                        "is its link with rel 'alternate' and type text/html")
+        raise _bad(
+            "f",
+            f"{f[0][:40]!r} is not available: these documents are JSON (f=json); a record's web page "
+            "is its link with rel 'alternate' and type text/html",
+        )
 
 
 def _one(values: dict[str, list[str]], name: str) -> str | None:
@@ -305,8 +361,13 @@ def external_ids(values: list[str]) -> tuple[str, ...]:
             condition |= Q(cstr=_CSTR_PREFIX.sub("", value))
         else:
             condition |= Q(doi_lower=value.lower()) | Q(cstr=value)
-    found = (Dataset.objects.annotate(doi_lower=Lower("doi")).exclude(doi="", cstr="").filter(condition)
-             .order_by("id").values_list("id", flat=True))
+    found = (
+        Dataset.objects.annotate(doi_lower=Lower("doi"))
+        .exclude(doi="", cstr="")
+        .filter(condition)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
     return tuple(found)
 
 
@@ -356,8 +417,11 @@ def parse_items(params: Mapping[str, Iterable[str]]) -> ItemsQuery:
         criteria = [name for name in ("q", "bbox", "datetime", *search.FACETS) if name in values]
         if criteria:
             which = "ids" if "ids" in values else "externalIds"
-            raise _bad(which, f"names records by identifier and cannot be combined with {', '.join(criteria)} "
-                              "here; send the identifiers alone (with limit, offset, sortby, type)")
+            raise _bad(
+                which,
+                f"names records by identifier and cannot be combined with {', '.join(criteria)} "
+                "here; send the identifiers alone (with limit, offset, sortby, type)",
+            )
         chosen: set[str] | None = None
         if "ids" in values:
             asked = _list(values, "ids")
@@ -366,8 +430,7 @@ def parse_items(params: Mapping[str, Iterable[str]]) -> ItemsQuery:
             found = set(external_ids(_list(values, "externalIds")))
             chosen = found if chosen is None else chosen & found
         ids = tuple(sorted(chosen or ()))
-    return ItemsQuery(search=parsed, ids=ids, offset=offset, limit=limit,
-                      matches_type=not types or "dataset" in types)
+    return ItemsQuery(search=parsed, ids=ids, offset=offset, limit=limit, matches_type=not types or "dataset" in types)
 
 
 # --------------------------------------------------------------------------- answering a query
@@ -406,7 +469,7 @@ def find(query: ItemsQuery) -> Page:
     if query.ids is not None:
         records = list(Dataset.objects.filter(id__in=query.ids).prefetch_related("tags"))
         records.sort(key=_sort_key(query.search.sort))
-        return Page(records[query.offset:query.offset + query.limit], len(records))
+        return Page(records[query.offset : query.offset + query.limit], len(records))
     result = search.search(query.search, offset=query.offset, limit=query.limit, facets=False)
     return Page(result.datasets, result.total)
 
@@ -499,15 +562,34 @@ def _themes(dataset: Dataset, keyword_concepts: list[dict], absolute: AbsoluteUr
     cf = [v for v in variables if v not in PORTAL_VARIABLES]
     own = [v for v in variables if v in PORTAL_VARIABLES]
     if cf:
-        themes.append({"scheme": CF_SCHEME, "concepts": [
-            {"id": v, "title": vocab.VARIABLES_CN.get(v, v) if _zh() else v.replace("_", " "), "url": CF_CONCEPT.format(v)}
-            for v in cf]})
+        themes.append(
+            {
+                "scheme": CF_SCHEME,
+                "concepts": [
+                    {
+                        "id": v,
+                        "title": vocab.VARIABLES_CN.get(v, v) if _zh() else v.replace("_", " "),
+                        "url": CF_CONCEPT.format(v),
+                    }
+                    for v in cf
+                ],
+            }
+        )
     if own:
         queryables = _url(absolute, "queryables", COLLECTION_ID)
-        themes.append({"scheme": f"{queryables}#variable", "concepts": [
-            {"id": v, "title": vocab.VARIABLES_CN.get(v, v) if _zh() else v.replace("_", " "),
-             "description": "The portal's name: the CF Standard Name Table has none for this quantity."}
-            for v in own]})
+        themes.append(
+            {
+                "scheme": f"{queryables}#variable",
+                "concepts": [
+                    {
+                        "id": v,
+                        "title": vocab.VARIABLES_CN.get(v, v) if _zh() else v.replace("_", " "),
+                        "description": "The portal's name: the CF Standard Name Table has none for this quantity.",
+                    }
+                    for v in own
+                ],
+            }
+        )
     return themes
 
 
@@ -556,8 +638,13 @@ def _external_ids(dataset: Dataset) -> list[dict]:
 
 def _languages(dataset: Dataset) -> tuple[dict, list[dict]]:
     have = [code for code, present in (("en", dataset.title_en), ("zh", dataset.title_cn)) if present]
-    main = "zh" if (dataset.lang or "").startswith("zh") else "en" if (dataset.lang or "").startswith("en") else \
-        (have[0] if have else "en")
+    main = (
+        "zh"
+        if (dataset.lang or "").startswith("zh")
+        else "en"
+        if (dataset.lang or "").startswith("en")
+        else (have[0] if have else "en")
+    )
     return {"code": main, "name": LANGUAGES[main]}, [{"code": c, "name": LANGUAGES[c]} for c in have or [main]]
 
 
@@ -570,13 +657,23 @@ def record_links(dataset: Dataset, absolute: AbsoluteUrl) -> list[dict]:
         _link(_url(absolute, "collection", COLLECTION_ID), "collection", JSON, "The catalogue"),
         _link(_url(absolute, "landing"), "root", JSON, "The Records API"),
         _link(page, "alternate", HTML, "The dataset's page"),
-        _link(absolute(reverse("api:dataset-detail", args=[dataset.id])), "describedby", JSON,
-              "The dataset in the portal's API (versions, files, validation)"),
+        _link(
+            absolute(reverse("api:dataset-detail", args=[dataset.id])),
+            "describedby",
+            JSON,
+            "The dataset in the portal's API (versions, files, validation)",
+        ),
     ]
-    links += [_link(absolute(reverse("catalog:metadata", args=[dataset.id, fmt])), "describedby", media_type,
-                    EXPORT_TITLES.get(fmt, fmt)) for fmt, (_, media_type, _) in EXPORT_FORMATS.items()]
-    links.append(_link(absolute(reverse("stac:collection", args=[dataset.id])), "describedby", JSON,
-                       "STAC Collection"))
+    links += [
+        _link(
+            absolute(reverse("catalog:metadata", args=[dataset.id, fmt])),
+            "describedby",
+            media_type,
+            EXPORT_TITLES.get(fmt, fmt),
+        )
+        for fmt, (_, media_type, _) in EXPORT_FORMATS.items()
+    ]
+    links.append(_link(absolute(reverse("stac:collection", args=[dataset.id])), "describedby", JSON, "STAC Collection"))
     if (dataset.license_url or "").startswith(("http://", "https://")):
         links.append(_link(dataset.license_url, "license", HTML, spdx(dataset.license_url) or "Licence"))
     if dataset.doi.strip():
@@ -637,8 +734,13 @@ def record(dataset: Dataset, absolute: AbsoluteUrl) -> dict[str, Any]:
         "updated": _iso(dataset.updated),
         "externalIds": _external_ids(dataset),
     }
-    doc: dict[str, Any] = {"id": dataset.id, "type": "Feature", "conformsTo": [RECORD_CORE], "time": time,
-                           "geometry": geometry}
+    doc: dict[str, Any] = {
+        "id": dataset.id,
+        "type": "Feature",
+        "conformsTo": [RECORD_CORE],
+        "time": time,
+        "geometry": geometry,
+    }
     if box:
         doc["bbox"] = box
     doc["properties"] = {k: v for k, v in properties.items() if v not in (None, [], "")}
@@ -657,16 +759,22 @@ def get_record(collection_id: str, record_id: str, absolute: AbsoluteUrl) -> dic
     check_collection(collection_id, absolute)
     dataset = Dataset.objects.filter(id=record_id).prefetch_related("tags", "roles__person").first()
     if dataset is None:
-        raise RecordsError(404, f"recordId: no record {record_id[:100]!r} in {COLLECTION_ID!r}; search "
-                                f"{_url(absolute, 'items', COLLECTION_ID)}")
+        raise RecordsError(
+            404,
+            f"recordId: no record {record_id[:100]!r} in {COLLECTION_ID!r}; search "
+            f"{_url(absolute, 'items', COLLECTION_ID)}",
+        )
     return record(dataset, absolute)
 
 
 def check_collection(collection_id: str, absolute: AbsoluteUrl) -> None:
     """Raise a 404 :class:`RecordsError` unless ``collection_id`` is the catalogue's."""
     if collection_id != COLLECTION_ID:
-        raise RecordsError(404, f"catalogId: no catalogue {collection_id[:100]!r}; the one catalogue is "
-                                f"{COLLECTION_ID!r} ({_url(absolute, 'collections')})")
+        raise RecordsError(
+            404,
+            f"catalogId: no catalogue {collection_id[:100]!r}; the one catalogue is "
+            f"{COLLECTION_ID!r} ({_url(absolute, 'collections')})",
+        )
 
 
 def _page_url(base: str, params: Mapping[str, Iterable[str]], offset: int) -> str:
@@ -702,8 +810,7 @@ def items(collection_id: str, params: Mapping[str, Iterable[str]], absolute: Abs
     if query.offset + len(page.records) < page.total and page.records:
         links.append(_link(_page_url(base, kept, query.offset + query.limit), "next", GEOJSON, "Next page"))
     if query.offset > 0:
-        links.append(_link(_page_url(base, kept, max(0, query.offset - query.limit)), "prev", GEOJSON,
-                           "Previous page"))
+        links.append(_link(_page_url(base, kept, max(0, query.offset - query.limit)), "prev", GEOJSON, "Previous page"))
     links.append(_link(_url(absolute, "collection", COLLECTION_ID), "collection", JSON, "The catalogue"))
     return {
         "type": "FeatureCollection",
@@ -722,8 +829,10 @@ def _extent() -> dict[str, Any]:
     if agg["box"]:
         extent["spatial"] = {"bbox": [[round(v, 6) for v in agg["box"]]], "crs": CRS84}
     if agg["start"] or agg["end"]:
-        extent["temporal"] = {"interval": [[_iso(agg["start"]), _iso(agg["end"])]],
-                              "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
+        extent["temporal"] = {
+            "interval": [[_iso(agg["start"]), _iso(agg["end"])]],
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+        }
     return extent
 
 
@@ -737,8 +846,18 @@ def catalogue(absolute: AbsoluteUrl) -> dict[str, Any]:
         "itemType": "record",
         "title": title,
         "description": description,
-        "keywords": ["hydrology", "evapotranspiration", "soil moisture", "freeze/thaw", "terrestrial water storage",
-                     "水文", "蒸散发", "土壤水分", "冻融", "陆地储水"],
+        "keywords": [
+            "hydrology",
+            "evapotranspiration",
+            "soil moisture",
+            "freeze/thaw",
+            "terrestrial water storage",
+            "水文",
+            "蒸散发",
+            "土壤水分",
+            "冻融",
+            "陆地储水",
+        ],
         "language": {"code": "zh" if _zh() else "en"},
         "languages": [{"code": c, "name": n} for c, n in LANGUAGES.items()],
         "extent": _extent(),
@@ -747,10 +866,18 @@ def catalogue(absolute: AbsoluteUrl) -> dict[str, Any]:
             _link(_url(absolute, "collection", COLLECTION_ID), "self", JSON, "This catalogue"),
             _link(_url(absolute, "landing"), "root", JSON, "The Records API"),
             _link(items_url, "items", GEOJSON, "The records"),
-            _link(_url(absolute, "queryables", COLLECTION_ID), REL_QUERYABLES, SCHEMA_JSON,
-                  "What the records can be filtered by"),
-            _link(_url(absolute, "sortables", COLLECTION_ID), REL_SORTABLES, SCHEMA_JSON,
-                  "What the records can be sorted by"),
+            _link(
+                _url(absolute, "queryables", COLLECTION_ID),
+                REL_QUERYABLES,
+                SCHEMA_JSON,
+                "What the records can be filtered by",
+            ),
+            _link(
+                _url(absolute, "sortables", COLLECTION_ID),
+                REL_SORTABLES,
+                SCHEMA_JSON,
+                "What the records can be sorted by",
+            ),
             _link(absolute(reverse("catalog:dataset_list")), "alternate", HTML, "The catalogue's web page"),
         ],
     }
@@ -761,7 +888,7 @@ def landing(absolute: AbsoluteUrl) -> dict[str, Any]:
     return {
         "title": f"{PORTAL_NAME}: OGC API - Records",
         "description": "A searchable catalogue of the portal's dataset records: words in English or Chinese, a box "
-                       "(antimeridian included), a period, and the catalogue's facets.",
+        "(antimeridian included), a period, and the catalogue's facets.",
         "links": [
             _link(_url(absolute, "landing"), "self", JSON, "This document"),
             _link(_url(absolute, "openapi"), "service-desc", OPENAPI, "The API definition (OpenAPI 3.0)"),
@@ -776,16 +903,23 @@ def landing(absolute: AbsoluteUrl) -> dict[str, Any]:
 
 def collections(absolute: AbsoluteUrl) -> dict[str, Any]:
     """``/collections``: the one catalogue."""
-    return {"links": [_link(_url(absolute, "collections"), "self", JSON, "This document"),
-                      _link(_url(absolute, "landing"), "root", JSON, "The Records API")],
-            "collections": [catalogue(absolute)]}
+    return {
+        "links": [
+            _link(_url(absolute, "collections"), "self", JSON, "This document"),
+            _link(_url(absolute, "landing"), "root", JSON, "The Records API"),
+        ],
+        "collections": [catalogue(absolute)],
+    }
 
 
 _QUERYABLES = {
     "category": ("Category", "The TPDC category in Chinese (水文, 冰冻圈, ...)", None),
     "keyword": ("Keyword", "A TPDC keyword, in Chinese (蒸散发, 土壤水分, 冻融, 青藏高原, ...)", None),
-    "variable": ("Variable", "A CF standard name of a published variable (surface_freeze_thaw_state is the "
-                             "portal's own)", None),
+    "variable": (
+        "Variable",
+        "A CF standard name of a published variable (surface_freeze_thaw_state is the portal's own)",
+        None,
+    ),
     "spatial_resolution": ("Spatial resolution", "As normalized by the catalogue: 0.1°, 1 km, 36 km, ...", None),
     "temporal_resolution": ("Temporal resolution", "Time step", list(vocab.TIME_RESOLUTIONS)),
     "share_type": ("Access", "TPDC share type", [s.value for s in Dataset.ShareType]),
@@ -807,21 +941,35 @@ def queryables(collection_id: str, absolute: AbsoluteUrl) -> dict[str, Any]:
         elif enum:
             schema["enum"] = enum
         properties[name] = schema
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": _url(absolute, "queryables", collection_id), "type": "object",
-            "title": CATALOGUE["zh" if _zh() else "en"][0], "properties": properties, "additionalProperties": False}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": _url(absolute, "queryables", collection_id),
+        "type": "object",
+        "title": CATALOGUE["zh" if _zh() else "en"][0],
+        "properties": properties,
+        "additionalProperties": False,
+    }
 
 
 def sortables(collection_id: str, absolute: AbsoluteUrl) -> dict[str, Any]:
     """The catalogue's sortables (``sortby``): ``title`` (ascending only) and ``updated`` (either way)."""
     check_collection(collection_id, absolute)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": _url(absolute, "sortables", collection_id), "type": "object",
-            "title": CATALOGUE["zh" if _zh() else "en"][0],
-            "properties": {
-                "title": {"title": "Title", "description": "In the active language; ascending only (sortby=title)",
-                          "type": "string"},
-                "updated": {"title": "Updated", "description": "The record's last update, else its publication "
-                                                               "(sortby=updated or -updated)",
-                            "type": "string", "format": "date-time"},
-            }}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": _url(absolute, "sortables", collection_id),
+        "type": "object",
+        "title": CATALOGUE["zh" if _zh() else "en"][0],
+        "properties": {
+            "title": {
+                "title": "Title",
+                "description": "In the active language; ascending only (sortby=title)",
+                "type": "string",
+            },
+            "updated": {
+                "title": "Updated",
+                "description": "The record's last update, else its publication (sortby=updated or -updated)",
+                "type": "string",
+                "format": "date-time",
+            },
+        },
+    }

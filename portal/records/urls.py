@@ -1,5 +1,6 @@
 """OGC API - Records under ``/api/records/``: paths as in the standard (no final slash; the same
 paths with a final slash are served too)."""
+
 from django.urls import re_path
 
 from . import views

@@ -7,6 +7,7 @@ otherwise. Errors are OGC API exception documents ``{"code", "description"}`` (p
 for a query parameter at fault): 400, 404, and 405 for a method other than GET or HEAD. Metadata is
 public: no access check (the records describe; the data services they link to check access).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,13 @@ def records_view(media_type: str = services.JSON, parameters: tuple[str, ...] = 
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if request.method not in ("GET", "HEAD"):
-                response = _json({"code": "MethodNotAllowed",
-                                  "description": f"{request.method[:20]} is not allowed here: GET or HEAD"}, status=405)
+                response = _json(
+                    {
+                        "code": "MethodNotAllowed",
+                        "description": f"{request.method[:20]} is not allowed here: GET or HEAD",
+                    },
+                    status=405,
+                )
                 response["Allow"] = "GET, HEAD"
                 return response
             try:

@@ -4,6 +4,7 @@ Pure functions of the request's path and language and, on a dataset page, of the
 rendering here. Links are absolute on ``settings.PORTAL_URL`` (the canonical address), falling
 back to the address the request came to when it is empty.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -15,16 +16,28 @@ from portal.catalog.models import Dataset
 
 SITE_DESCRIPTION = gettext_lazy(
     "Land-surface hydrology datasets (evapotranspiration, soil moisture, freeze/thaw, terrestrial water storage) "
-    "regenerated from real inputs and validated against independent stations.")
+    "regenerated from real inputs and validated against independent stations."
+)
 DESCRIPTION_CHARS = 300
 """A page description is cut to this many characters (search engines show about 150-300)."""
 
 DISALLOW = (
-    "/accounts/", "/admin/", "/api/jobs/", "/jobs/", "/i18n/",
+    "/accounts/",
+    "/admin/",
+    "/api/jobs/",
+    "/jobs/",
+    "/i18n/",
     # data, not pages: whole files, chart series, subsets, point/area series, observations, EDR queries, OPeNDAP
-    "/datasets/*/versions/", "/datasets/*/series.json", "/datasets/*/metadata/",
-    "/api/datasets/*/subset", "/api/datasets/*/point", "/api/datasets/*/area", "/api/observations/",
-    "/api/edr/collections/*/position", "/api/edr/collections/*/area", "/api/edr/collections/*/cube",
+    "/datasets/*/versions/",
+    "/datasets/*/series.json",
+    "/datasets/*/metadata/",
+    "/api/datasets/*/subset",
+    "/api/datasets/*/point",
+    "/api/datasets/*/area",
+    "/api/observations/",
+    "/api/edr/collections/*/position",
+    "/api/edr/collections/*/area",
+    "/api/edr/collections/*/cube",
     "/opendap/",
 )
 """Paths crawlers are asked to leave alone (RFC 9309 patterns: ``*`` is any run of characters)."""
@@ -64,9 +77,15 @@ def page_meta(request, dataset: Dataset | None = None) -> dict[str, str]:
     """
     site_name = gettext("Land-surface hydrology data portal")
     zh = (get_language() or "en").startswith("zh")
-    meta = {"canonical": canonical_url(request), "title": site_name, "description": str(SITE_DESCRIPTION),
-            "type": "website", "site_name": site_name,
-            "locale": "zh_CN" if zh else "en_US", "locale_alternate": "en_US" if zh else "zh_CN"}
+    meta = {
+        "canonical": canonical_url(request),
+        "title": site_name,
+        "description": str(SITE_DESCRIPTION),
+        "type": "website",
+        "site_name": site_name,
+        "locale": "zh_CN" if zh else "en_US",
+        "locale_alternate": "en_US" if zh else "zh_CN",
+    }
     if isinstance(dataset, Dataset):
         meta["title"] = dataset.title or dataset.id
         abstract = plain_text(dataset.abstract)
@@ -81,7 +100,7 @@ def shorten(value: str, limit: int = DESCRIPTION_CHARS) -> str:
     text has one in its last third, so an English word stays whole)."""
     if len(value) <= limit:
         return value
-    cut = value[:limit - 1]
+    cut = value[: limit - 1]
     space = cut.rfind(" ")
     return (cut[:space] if space > limit * 2 // 3 else cut).rstrip() + "…"
 
@@ -92,6 +111,12 @@ def robots_txt(request=None) -> str:
     Disallow lines come before ``Allow: /`` so that parsers taking the first matching rule
     (Python's ``urllib.robotparser``) agree with those taking the longest one (RFC 9309).
     """
-    lines = ["User-agent: *", *(f"Disallow: {path}" for path in DISALLOW), "Allow: /", "",
-             f"Sitemap: {base_url(request)}/sitemap.xml", ""]
+    lines = [
+        "User-agent: *",
+        *(f"Disallow: {path}" for path in DISALLOW),
+        "Allow: /",
+        "",
+        f"Sitemap: {base_url(request)}/sitemap.xml",
+        "",
+    ]
     return "\n".join(lines)

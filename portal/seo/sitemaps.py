@@ -1,4 +1,5 @@
 """``sitemap.xml``: the dataset list and every dataset page, on the canonical address (``PORTAL_URL``)."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit

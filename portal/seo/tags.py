@@ -1,4 +1,5 @@
 """Template library ``seo`` (registered in settings.TEMPLATES): ``{% page_meta as head_meta %}``."""
+
 from django import template
 
 from . import services

@@ -1,4 +1,5 @@
 """``robots.txt`` and ``sitemap.xml`` at the site root: public, no access check."""
+
 from django.contrib.sitemaps.views import sitemap as django_sitemap
 from django.http import HttpResponse
 from django.views.decorators.http import require_safe

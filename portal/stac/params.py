@@ -10,6 +10,7 @@ References
 * RFC 3339 (date and time on the Internet); GeoJSON, RFC 7946 (``intersects``; section 5.2, the
   antimeridian: a box whose west edge is east of its east edge crosses it)
 """
+
 from __future__ import annotations
 
 import base64
@@ -87,8 +88,7 @@ class Search:
 
 # --------------------------------------------------------------------------- values
 
-BBOX = ("4 numbers west,south,east,north (or 6 with minimum and maximum height) in degrees, "
-        "e.g. bbox=70,25,105,45")
+BBOX = "4 numbers west,south,east,north (or 6 with minimum and maximum height) in degrees, e.g. bbox=70,25,105,45"
 
 
 def parse_bbox(value: Any) -> tuple[float, float, float, float]:
@@ -190,8 +190,9 @@ def parse_intersects(value: Any) -> dict:
         except ValueError:
             raise BadParameter("intersects", "expected a GeoJSON geometry object (JSON)") from None
     if not isinstance(value, dict) or value.get("type") not in _GEOMETRY_TYPES or "coordinates" not in value:
-        raise BadParameter("intersects", f"expected a GeoJSON geometry: one of {', '.join(_GEOMETRY_TYPES)} with "
-                                         "coordinates")
+        raise BadParameter(
+            "intersects", f"expected a GeoJSON geometry: one of {', '.join(_GEOMETRY_TYPES)} with coordinates"
+        )
     return value
 
 
@@ -215,8 +216,14 @@ def parse_token(value: Any) -> tuple[str, int, str]:
         data = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
     except (ValueError, binascii.Error):
         raise BadParameter("token", "not a token this server handed out: follow the 'next' link") from None
-    if (not isinstance(data, list) or len(data) != 3 or not isinstance(data[0], str)
-            or not isinstance(data[1], int) or isinstance(data[1], bool) or not isinstance(data[2], str)):
+    if (
+        not isinstance(data, list)
+        or len(data) != 3
+        or not isinstance(data[0], str)
+        or not isinstance(data[1], int)
+        or isinstance(data[1], bool)
+        or not isinstance(data[2], str)
+    ):
         raise BadParameter("token", "not a token this server handed out: follow the 'next' link")
     return (data[0], data[1], data[2])
 

@@ -46,6 +46,7 @@ References
   (https://stac-extensions.github.io/); ACDD 1.3 (file extents); Zarr v2; RFC 7946 (GeoJSON, the
   antimeridian).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -103,8 +104,10 @@ GEOJSON = "application/geo+json"
 JSON = "application/json"
 ZARR_MEDIA_TYPE = "application/vnd+zarr"
 """The media type of a Zarr store in STAC (STAC best practices, "Working with media types")."""
-_STORE_ROLES = {"map": "map-chunked (one chunk per time step): fast maps and boxes of a few days",
-                "series": "time-chunked (the whole series of a few cells per chunk): fast point series"}
+_STORE_ROLES = {
+    "map": "map-chunked (one chunk per time step): fast maps and boxes of a few days",
+    "series": "time-chunked (the whole series of a few cells per chunk): fast point series",
+}
 _DOI = re.compile(r"(10\.[0-9a-zA-Z]{4,}/\S+)$")
 
 
@@ -134,8 +137,11 @@ class Urls:
         return self.absolute(reverse("catalog:download", args=[f.version.dataset_id, f.version.number, f.name]))
 
     def opendap(self, f: DatasetFile) -> str:
-        return self.absolute(reverse("opendap:dap2", kwargs={"dataset_id": f.version.dataset_id,
-                                                             "number": f.version.number, "name": f.name}))
+        return self.absolute(
+            reverse(
+                "opendap:dap2", kwargs={"dataset_id": f.version.dataset_id, "number": f.version.number, "name": f.name}
+            )
+        )
 
     def edr(self, collection_id: str) -> str:
         return self.absolute(reverse("edr:collection", kwargs={"collection_id": collection_id}))
@@ -143,7 +149,7 @@ class Urls:
     def store(self, f: DatasetFile, layout: str) -> str:
         """The root of a Zarr store (its keys are below it: ``<root>/.zmetadata``)."""
         key = self.stac("store", f.version.dataset_id, f.version.number, f.name, layout, ".zmetadata")
-        return key[:-len("/.zmetadata")]
+        return key[: -len("/.zmetadata")]
 
     def page(self, dataset: Dataset) -> str:
         return self.absolute(reverse("catalog:dataset_detail", args=[dataset.id]))
@@ -247,16 +253,26 @@ def describe_dataset(ds: xr.Dataset) -> FileCube:
         name = str(name)
         coord = ds.coords.get(name)
         values = np.asarray(coord.values) if coord is not None and coord.dims == (name,) else None
-        if name in ("lon", "lat", "longitude", "latitude") and values is not None and values.size \
-                and np.issubdtype(values.dtype, np.number):
-            dim = {"type": "spatial", "axis": "x" if name.startswith("lon") else "y",
-                   "extent": [float(np.nanmin(values)), float(np.nanmax(values))],
-                   "description": "longitude, degrees east" if name.startswith("lon") else "latitude, degrees north"}
+        if (
+            name in ("lon", "lat", "longitude", "latitude")
+            and values is not None
+            and values.size
+            and np.issubdtype(values.dtype, np.number)
+        ):
+            dim = {
+                "type": "spatial",
+                "axis": "x" if name.startswith("lon") else "y",
+                "extent": [float(np.nanmin(values)), float(np.nanmax(values))],
+                "description": "longitude, degrees east" if name.startswith("lon") else "latitude, degrees north",
+            }
             step = _number_step(values)
             if step is not None:
                 dim["step"] = step
-        elif values is not None and values.size and (np.issubdtype(values.dtype, np.datetime64)
-                                                     or hasattr(values.flat[0], "calendar")):
+        elif (
+            values is not None
+            and values.size
+            and (np.issubdtype(values.dtype, np.datetime64) or hasattr(values.flat[0], "calendar"))
+        ):
             times = [t for t in (_utc(v) for v in (values.flat[0], values.flat[-1])) if t is not None]
             if len(times) < 2:
                 continue
@@ -264,12 +280,15 @@ def describe_dataset(ds: xr.Dataset) -> FileCube:
             interval = (start, end)
             dim = {"type": "temporal", "extent": [_rfc3339(start), _rfc3339(end)], "step": _iso_step(values)}
         else:
-            ident = next((v for v in ds.variables.values() if v.dims == (name,)
-                          and v.attrs.get("cf_role") in _IDENTIFIERS), None)
+            ident = next(
+                (v for v in ds.variables.values() if v.dims == (name,) and v.attrs.get("cf_role") in _IDENTIFIERS), None
+            )
             dim = {"type": name, "description": f"{size} {name} entries"}
             if ident is not None and size <= MAX_DIMENSION_VALUES:
-                dim["values"] = [str(v) if not isinstance(v, bytes) else v.decode(errors="replace")
-                                 for v in np.asarray(ident.values).tolist()]
+                dim["values"] = [
+                    str(v) if not isinstance(v, bytes) else v.decode(errors="replace")
+                    for v in np.asarray(ident.values).tolist()
+                ]
             else:
                 dim["extent"] = [0, max(int(size) - 1, 0)]
         dimensions[name] = dim
@@ -278,8 +297,10 @@ def describe_dataset(ds: xr.Dataset) -> FileCube:
         name = str(name)
         if name in dimensions and var.dims == (name,):
             continue
-        entry: dict[str, Any] = {"dimensions": [str(d) for d in var.dims],
-                                 "type": "data" if name in ds.data_vars else "auxiliary"}
+        entry: dict[str, Any] = {
+            "dimensions": [str(d) for d in var.dims],
+            "type": "data" if name in ds.data_vars else "auxiliary",
+        }
         units = var.attrs.get("units") or var.encoding.get("units")
         if units and not (np.issubdtype(var.dtype, np.datetime64)):
             entry["unit"] = str(units)
@@ -307,12 +328,18 @@ _CUBES: dict[tuple[str, int, int], FileCube | None] = {}
 
 def file_cube(f: DatasetFile) -> FileCube | None:
     """:func:`describe_dataset` of a published NetCDF, cached per file version; None if unreadable."""
+
     def describe(path: Path) -> FileCube:
         with xr.open_dataset(path, decode_times=True) as ds:
             return describe_dataset(ds)
 
-    return per_file_version(Path(settings.DATA_ROOT) / f.path, _CUBES, describe,
-                            (OSError, ValueError, RuntimeError, KeyError, TypeError), "describe")
+    return per_file_version(
+        Path(settings.DATA_ROOT) / f.path,
+        _CUBES,
+        describe,
+        (OSError, ValueError, RuntimeError, KeyError, TypeError),
+        "describe",
+    )
 
 
 # --------------------------------------------------------------------------- items
@@ -360,8 +387,11 @@ class ItemRef:
 
 
 def _grids(version: DatasetVersion) -> list[tuple[DatasetFile, GridInfo]]:
-    return [(f, info) for f in sorted(version.files.all(), key=lambda f: f.name)
-            if f.name.endswith(".nc") and (info := grid_info(f)) is not None]
+    return [
+        (f, info)
+        for f in sorted(version.files.all(), key=lambda f: f.name)
+        if f.name.endswith(".nc") and (info := grid_info(f)) is not None
+    ]
 
 
 def _union(boxes: Iterable[Box]) -> Box | None:
@@ -398,8 +428,17 @@ def version_items(version: DatasetVersion) -> list[ItemRef]:
         refs = []
         for f, info in grids:
             interval = (_utc(info.interval[0]), _utc(info.interval[1]))
-            refs.append(ItemRef(f"{version.dataset_id}-v{version.number}-{Path(f.name).stem}", version, f,
-                                (f, *others), {f.id: info}, info.bbox, interval))
+            refs.append(
+                ItemRef(
+                    f"{version.dataset_id}-v{version.number}-{Path(f.name).stem}",
+                    version,
+                    f,
+                    (f, *others),
+                    {f.id: info},
+                    info.bbox,
+                    interval,
+                )
+            )
         return refs
     if grids:
         f, info = grids[0]
@@ -409,8 +448,17 @@ def version_items(version: DatasetVersion) -> list[ItemRef]:
         box = _union(c.bbox for c in cubes if c.bbox is not None) or record_box or (-180.0, -90.0, 180.0, 90.0)
         found = [c.interval for c in cubes if c.interval is not None]
         interval = _span(found) if found else record_period
-    return [ItemRef(f"{version.dataset_id}-v{version.number}", version, None, files,
-                    {f.id: info for f, info in grids}, box, interval)]
+    return [
+        ItemRef(
+            f"{version.dataset_id}-v{version.number}",
+            version,
+            None,
+            files,
+            {f.id: info for f, info in grids},
+            box,
+            interval,
+        )
+    ]
 
 
 def _geometry(box: Box) -> dict:
@@ -459,8 +507,10 @@ def _counterpart(version: DatasetVersion, suffix: str) -> str:
 def _asset_cube(cube_source: FileCube | None) -> dict[str, Any] | None:
     if cube_source is None or not cube_source.dimensions:
         return None
-    return {"dimensions": {k: Dimension.from_dict(v) for k, v in cube_source.dimensions.items()},
-            "variables": {k: Variable(v) for k, v in cube_source.variables.items()}}
+    return {
+        "dimensions": {k: Dimension.from_dict(v) for k, v in cube_source.dimensions.items()},
+        "variables": {k: Variable(v) for k, v in cube_source.variables.items()},
+    }
 
 
 def build_item(ref: ItemRef, urls: Urls) -> pystac.Item:
@@ -492,8 +542,16 @@ def build_item(ref: ItemRef, urls: Urls) -> pystac.Item:
     }
     if version.notes:
         properties["description"] = version.notes
-    item = pystac.Item(id=ref.id, geometry=_geometry(ref.bbox), bbox=list(ref.bbox), datetime=when,
-                       properties=properties, start_datetime=start, end_datetime=end, collection=dataset.id)
+    item = pystac.Item(
+        id=ref.id,
+        geometry=_geometry(ref.bbox),
+        bbox=list(ref.bbox),
+        datetime=when,
+        properties=properties,
+        start_datetime=start,
+        end_datetime=end,
+        collection=dataset.id,
+    )
     _add_item_links(item, ref, urls)
     _add_assets(item, ref, urls)
     _add_version(item, ref, urls)
@@ -522,12 +580,22 @@ def _add_item_links(item: pystac.Item, ref: ItemRef, urls: Urls) -> None:
     for f in ref.files:
         if f.id in ref.grids:
             if f.id in edr:
-                item.add_link(pystac.Link("related", urls.edr(edr[f.id]), JSON,
-                                          title=f"OGC API-EDR collection of {f.name} (position, area and cube "
-                                                "queries)"))
-            item.add_link(pystac.Link("related", urls.opendap(f), "text/html",
-                                      title=f"OPeNDAP (DAP2) access to {f.name}: open it lazily with "
-                                            "xarray.open_dataset(url)"))
+                item.add_link(
+                    pystac.Link(
+                        "related",
+                        urls.edr(edr[f.id]),
+                        JSON,
+                        title=f"OGC API-EDR collection of {f.name} (position, area and cube queries)",
+                    )
+                )
+            item.add_link(
+                pystac.Link(
+                    "related",
+                    urls.opendap(f),
+                    "text/html",
+                    title=f"OPeNDAP (DAP2) access to {f.name}: open it lazily with xarray.open_dataset(url)",
+                )
+            )
 
 
 def _edr_ids(version: DatasetVersion) -> dict[int, str]:
@@ -541,8 +609,9 @@ def _edr_ids(version: DatasetVersion) -> dict[int, str]:
 def _add_assets(item: pystac.Item, ref: ItemRef, urls: Urls) -> None:
     for f in ref.files:
         media_type = media_type_for(f.name, default=f.media_type)
-        asset = pystac.Asset(urls.download(f), title=f.name, description=f.description or None,
-                             media_type=media_type, roles=["data"])
+        asset = pystac.Asset(
+            urls.download(f), title=f.name, description=f.description or None, media_type=media_type, roles=["data"]
+        )
         item.add_asset(f.name, asset)
         files = FileExtension.ext(asset, add_if_missing=True)
         files.size = int(f.size)
@@ -559,10 +628,13 @@ def _add_assets(item: pystac.Item, ref: ItemRef, urls: Urls) -> None:
         for layout, path in paths.items():
             if not (path / ".zmetadata").is_file():
                 continue
-            zarr = pystac.Asset(urls.store(f, layout), title=f"{Path(f.name).stem} {layout}.zarr",
-                                description=f"Zarr v2 store (consolidated metadata) of {f.name}, "
-                                            f"{_STORE_ROLES[layout]}; read-only",
-                                media_type=ZARR_MEDIA_TYPE, roles=["data"])
+            zarr = pystac.Asset(
+                urls.store(f, layout),
+                title=f"{Path(f.name).stem} {layout}.zarr",
+                description=f"Zarr v2 store (consolidated metadata) of {f.name}, {_STORE_ROLES[layout]}; read-only",
+                media_type=ZARR_MEDIA_TYPE,
+                roles=["data"],
+            )
             item.add_asset(f"{Path(f.name).stem}-{layout}.zarr", zarr)
             if cube is not None:
                 DatacubeExtension.ext(zarr, add_if_missing=True).apply(**cube)
@@ -596,19 +668,27 @@ def _add_processing(item: pystac.Item, version: DatasetVersion) -> None:
     if not product:
         return
     inputs = [i for i in lineage.get("inputs") or [] if isinstance(i, dict)]
-    described = "; ".join(f"{i.get('role', 'input')}" + (f" ({i['path']}, sha256 {i['sha256']})"
-                                                          if i.get("path") and i.get("sha256") else "")
-                          for i in inputs)
+    described = "; ".join(
+        f"{i.get('role', 'input')}"
+        + (f" ({i['path']}, sha256 {i['sha256']})" if i.get("path") and i.get("sha256") else "")
+        for i in inputs
+    )
     item.stac_extensions.append(PROCESSING_SCHEMA)
     item.properties["processing:lineage"] = (
         f"Generated by the portal's '{product}' pipeline (run {lineage.get('run')}, code "
-        f"{lineage.get('code_version') or 'unknown'}) from: {described or 'no recorded inputs'}")
-    item.properties["processing:software"] = {f"{PORTAL_NAME} products.{product}": lineage.get("code_version")
-                                              or "unknown"}
+        f"{lineage.get('code_version') or 'unknown'}) from: {described or 'no recorded inputs'}"
+    )
+    item.properties["processing:software"] = {
+        f"{PORTAL_NAME} products.{product}": lineage.get("code_version") or "unknown"
+    }
     item.properties["portal:model"] = {
-        "product": product, "run": lineage.get("run"), "code_version": lineage.get("code_version"),
-        "parameters": lineage.get("parameters") or {}, "validation": lineage.get("summary") or {},
-        "started_at": lineage.get("started_at")}
+        "product": product,
+        "run": lineage.get("run"),
+        "code_version": lineage.get("code_version"),
+        "parameters": lineage.get("parameters") or {},
+        "validation": lineage.get("summary") or {},
+        "started_at": lineage.get("started_at"),
+    }
     item.properties["portal:inputs"] = inputs
 
 
@@ -640,18 +720,30 @@ def build_collection(dataset: Dataset, urls: Urls) -> pystac.Collection:
     box = _union([*([record_box] if record_box else []), *(r.bbox for r in refs)]) or (-180.0, -90.0, 180.0, 90.0)
     start, end = _span([record_period, *(r.interval for r in refs)])
     description = plain_text(dataset.abstract) or dataset.title or dataset.id
-    providers = [pystac.Provider(PORTAL_NAME, roles=[pystac.ProviderRole.HOST, pystac.ProviderRole.PROCESSOR],
-                                 url=urls.absolute("/"))]
-    organisations = dict.fromkeys(r.person.work_for for r in dataset.roles.select_related("person")
-                                  if r.role == "contributor" and r.person.work_for)
+    providers = [
+        pystac.Provider(
+            PORTAL_NAME, roles=[pystac.ProviderRole.HOST, pystac.ProviderRole.PROCESSOR], url=urls.absolute("/")
+        )
+    ]
+    organisations = dict.fromkeys(
+        r.person.work_for
+        for r in dataset.roles.select_related("person")
+        if r.role == "contributor" and r.person.work_for
+    )
     providers += [pystac.Provider(name, roles=[pystac.ProviderRole.PRODUCER]) for name in organisations]
     collection = pystac.Collection(
-        id=dataset.id, description=description, title=dataset.title or dataset.id,
+        id=dataset.id,
+        description=description,
+        title=dataset.title or dataset.id,
         extent=pystac.Extent(pystac.SpatialExtent([list(box)]), pystac.TemporalExtent([[start, end]])),
-        license=_licence(dataset), keywords=sorted({t.name for t in dataset.tags.all()}) or None,
+        license=_licence(dataset),
+        keywords=sorted({t.name for t in dataset.tags.all()}) or None,
         providers=providers,
-        extra_fields={"portal:share_type": access.share_type(dataset),
-                      "portal:licence_acceptance": bool(dataset.licence_acceptance)})
+        extra_fields={
+            "portal:share_type": access.share_type(dataset),
+            "portal:licence_acceptance": bool(dataset.licence_acceptance),
+        },
+    )
     collection.links = []  # no root/self links of pystac's own: ours are absolute
     collection.add_link(pystac.Link("self", urls.stac("collection", dataset.id), JSON))
     collection.add_link(pystac.Link("root", urls.stac("landing"), JSON, title="The STAC API"))
@@ -679,17 +771,21 @@ def collections(urls: Urls) -> list[dict[str, Any]]:
 
 def landing_page(urls: Urls) -> dict[str, Any]:
     """The landing page: a Catalog with ``conformsTo`` and links to the collections and the search."""
-    catalog = pystac.Catalog(id=CATALOG_ID, title=f"{PORTAL_NAME}: STAC API",
-                             description="Datasets (Collections) and their published versions (Items) of the portal, "
-                                         "with links to the files, Zarr stores, OGC API-EDR and OPeNDAP.")
+    catalog = pystac.Catalog(
+        id=CATALOG_ID,
+        title=f"{PORTAL_NAME}: STAC API",
+        description="Datasets (Collections) and their published versions (Items) of the portal, "
+        "with links to the files, Zarr stores, OGC API-EDR and OPeNDAP.",
+    )
     catalog.links = []
     catalog.add_link(pystac.Link("self", urls.stac("landing"), JSON))
     catalog.add_link(pystac.Link("root", urls.stac("landing"), JSON))
     catalog.add_link(pystac.Link("conformance", urls.stac("conformance"), JSON, title="Conformance classes"))
     catalog.add_link(pystac.Link("data", urls.stac("collections"), JSON, title="Collections"))
     for method in ("GET", "POST"):
-        catalog.add_link(pystac.Link("search", urls.stac("search"), GEOJSON, title="Item Search",
-                                     extra_fields={"method": method}))
+        catalog.add_link(
+            pystac.Link("search", urls.stac("search"), GEOJSON, title="Item Search", extra_fields={"method": method})
+        )
     for dataset_id in Dataset.objects.order_by("id").values_list("id", flat=True):
         catalog.add_link(pystac.Link("child", urls.stac("collection", dataset_id), JSON))
     data = catalog.to_dict(include_self_link=True, transform_hrefs=False)
@@ -708,11 +804,14 @@ def boxes_intersect(a: Box, b: Box) -> bool:
     """Whether two boxes share a point; either may cross the antimeridian (``west > east``)."""
     if a[1] > b[3] or b[1] > a[3]:
         return False
-    return any(lo1 <= hi2 and lo2 <= hi1 for lo1, hi1 in _lon_ranges(a[0], a[2]) for lo2, hi2 in _lon_ranges(b[0], b[2]))
+    return any(
+        lo1 <= hi2 and lo2 <= hi1 for lo1, hi1 in _lon_ranges(a[0], a[2]) for lo2, hi2 in _lon_ranges(b[0], b[2])
+    )
 
 
-def intervals_intersect(item: tuple[dt.datetime | None, dt.datetime | None],
-                        query: tuple[dt.datetime | None, dt.datetime | None]) -> bool:
+def intervals_intersect(
+    item: tuple[dt.datetime | None, dt.datetime | None], query: tuple[dt.datetime | None, dt.datetime | None]
+) -> bool:
     """Whether an Item's period meets a query's (None: open end; an Item without a period matches any)."""
     start, end = item
     q_start, q_end = query
@@ -734,14 +833,14 @@ def _shape(geometry: dict) -> GEOSGeometry:
 def _box_shape(box: Box) -> GEOSGeometry:
     west, south, east, north = box
     if west > east:
-        return MultiPolygon(Polygon.from_bbox((west, south, 180.0, north)),
-                            Polygon.from_bbox((-180.0, south, east, north)), srid=4326)
+        return MultiPolygon(
+            Polygon.from_bbox((west, south, 180.0, north)), Polygon.from_bbox((-180.0, south, east, north)), srid=4326
+        )
     return Polygon.from_bbox(box)
 
 
 def _candidate_versions(search: Search, collection_id: str | None) -> Iterator[DatasetVersion]:
-    versions = (DatasetVersion.objects.select_related("dataset")
-                .prefetch_related("files", "dataset__versions__files"))
+    versions = DatasetVersion.objects.select_related("dataset").prefetch_related("files", "dataset__versions__files")
     if collection_id is not None:
         if search.collections is not None and collection_id not in search.collections:
             return iter(())
@@ -749,7 +848,7 @@ def _candidate_versions(search: Search, collection_id: str | None) -> Iterator[D
     elif search.collections is not None:
         versions = versions.filter(dataset_id__in=search.collections)
     if search.ids is not None:  # an item id is '<dataset id>-v<number>[-<stem>]'
-        pairs = {(m.string[:m.start()], int(m.group(1))) for i in search.ids for m in re.finditer(r"-v(\d{1,9})", i)}
+        pairs = {(m.string[: m.start()], int(m.group(1))) for i in search.ids for m in re.finditer(r"-v(\d{1,9})", i)}
         if not pairs:
             return iter(())
         query = Q()
@@ -759,8 +858,15 @@ def _candidate_versions(search: Search, collection_id: str | None) -> Iterator[D
     return iter(versions.order_by("dataset_id", "-number"))
 
 
-def search(search: Search, urls: Urls, *, collection_id: str | None = None, datetime_text: str | None = None,
-           method: str = "GET", endpoint: str = "search") -> dict[str, Any]:
+def search(
+    search: Search,
+    urls: Urls,
+    *,
+    collection_id: str | None = None,
+    datetime_text: str | None = None,
+    method: str = "GET",
+    endpoint: str = "search",
+) -> dict[str, Any]:
     """One page of Items matching ``search``, as a GeoJSON FeatureCollection with paging links.
 
     Parameters
@@ -833,12 +939,15 @@ def search(search: Search, urls: Urls, *, collection_id: str | None = None, date
         if method == "GET":
             links.append({"rel": "next", "href": _with_query(here, {**body, "token": token}), "type": GEOJSON})
         else:
-            links.append({"rel": "next", "href": here, "type": GEOJSON, "method": "POST",
-                          "body": {**body, "token": token}})
-    return {"type": "FeatureCollection",
-            "features": [build_item(ref, urls).to_dict(include_self_link=True, transform_hrefs=False)
-                         for ref in page],
-            "numberReturned": len(page), "links": links}
+            links.append(
+                {"rel": "next", "href": here, "type": GEOJSON, "method": "POST", "body": {**body, "token": token}}
+            )
+    return {
+        "type": "FeatureCollection",
+        "features": [build_item(ref, urls).to_dict(include_self_link=True, transform_hrefs=False) for ref in page],
+        "numberReturned": len(page),
+        "links": links,
+    }
 
 
 def _with_query(href: str, params: dict[str, Any]) -> str:
@@ -900,8 +1009,11 @@ def store_file(dataset_id: str, number: int, name: str, layout: str, key: str) -
     parts = key.split("/")
     if not key or any(p in ("", ".", "..") or "\\" in p for p in parts):
         raise NotFound(f"no key {key!r} in the store")
-    f = (DatasetFile.objects.select_related("version__dataset")
-         .filter(version__dataset_id=dataset_id, version__number=number, name=name).first())
+    f = (
+        DatasetFile.objects.select_related("version__dataset")
+        .filter(version__dataset_id=dataset_id, version__number=number, name=name)
+        .first()
+    )
     if f is None or not name.endswith(".nc"):
         raise NotFound(f"no grid {name!r} in {dataset_id} v{number}")
     root = store.store_paths(Path(settings.DATA_ROOT) / f.path)[layout]

@@ -11,6 +11,7 @@ References
 pystac, "Validation" (``pystac.validation.set_validator``, ``JsonSchemaSTACValidator``),
 https://pystac.readthedocs.io/en/stable/concepts.html#validation
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,10 @@ class OfflineValidator(JsonSchemaSTACValidator):
     def _get_schema(self, schema_uri: str) -> dict[str, Any]:
         key = schema_uri.rstrip("#")
         if key not in self.schema_cache:
-            raise GetSchemaError(schema_uri, LookupError(
-                "not vendored: add it under portal/stac/schemas/ (this validator works offline)"))
+            raise GetSchemaError(
+                schema_uri,
+                LookupError("not vendored: add it under portal/stac/schemas/ (this validator works offline)"),
+            )
         return self.schema_cache[key]
 
 

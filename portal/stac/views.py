@@ -7,6 +7,7 @@ Errors follow the STAC API: ``{"code": ..., "description": ...}`` with 400 for a
 unknown collection, item or store key, 405 for another method, 429 over the day's byte quota.
 Metadata is public; the data behind the asset links keeps the dataset's access policy.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,13 +25,25 @@ from . import params, services
 
 JSON = services.JSON
 GEOJSON = services.GEOJSON
-_CODES = {400: "InvalidParameterValue", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
-          405: "MethodNotAllowed", 429: "TooManyRequests"}
+_CODES = {
+    400: "InvalidParameterValue",
+    401: "NotAuthenticated",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    429: "TooManyRequests",
+}
 
 
 def _json(data, status: int = 200, content_type: str = JSON, headers: dict | None = None) -> JsonResponse:
-    return JsonResponse(data, status=status, content_type=content_type, headers=headers, safe=False,
-                        json_dumps_params={"ensure_ascii": False})
+    return JsonResponse(
+        data,
+        status=status,
+        content_type=content_type,
+        headers=headers,
+        safe=False,
+        json_dumps_params={"ensure_ascii": False},
+    )
 
 
 def _error(status: int, description: str, headers: dict | None = None) -> JsonResponse:
@@ -45,16 +58,21 @@ def _methods(*allowed: str):
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
             if request.method not in allowed:
-                return _error(405, f"{request.method} is not allowed here: use {', '.join(allowed)}",
-                              headers={"Allow": ", ".join(allowed)})
+                return _error(
+                    405,
+                    f"{request.method} is not allowed here: use {', '.join(allowed)}",
+                    headers={"Allow": ", ".join(allowed)},
+                )
             try:
                 return view(request, *args, **kwargs)
             except params.BadParameter as exc:
                 return _error(400, str(exc))
             except services.NotFound as exc:
                 return _error(404, str(exc))
+
         # Every view only reads (other methods are a 405 above, not CSRF's 403); a POST search changes nothing.
         return csrf_exempt(wrapper)
+
     return decorate
 
 
@@ -78,10 +96,16 @@ def conformance(request):
 def collections(request):
     """``GET /api/stac/collections``: every dataset as a Collection."""
     urls = _urls(request)
-    return _json({"collections": services.collections(urls),
-                  "links": [{"rel": "self", "href": urls.stac("collections"), "type": JSON},
-                            {"rel": "root", "href": urls.stac("landing"), "type": JSON},
-                            {"rel": "parent", "href": urls.stac("landing"), "type": JSON}]})
+    return _json(
+        {
+            "collections": services.collections(urls),
+            "links": [
+                {"rel": "self", "href": urls.stac("collections"), "type": JSON},
+                {"rel": "root", "href": urls.stac("landing"), "type": JSON},
+                {"rel": "parent", "href": urls.stac("landing"), "type": JSON},
+            ],
+        }
+    )
 
 
 @_methods("GET")
@@ -95,8 +119,12 @@ def items(request, collection_id: str):
     """``GET /api/stac/collections/{collectionId}/items``: the collection's Items, a page at a time
     (the parameters of ``/search``; ``collections``, which clients repeat here, narrows nothing more)."""
     search, datetime_text = params.parse_search(dict(request.GET.items()))
-    return _json(services.search(search, _urls(request), collection_id=collection_id, datetime_text=datetime_text,
-                                 endpoint="items"), content_type=GEOJSON)
+    return _json(
+        services.search(
+            search, _urls(request), collection_id=collection_id, datetime_text=datetime_text, endpoint="items"
+        ),
+        content_type=GEOJSON,
+    )
 
 
 @_methods("GET")
@@ -120,8 +148,9 @@ def search(request):
     else:
         query = dict(request.GET.items())
     found, datetime_text = params.parse_search(query)
-    return _json(services.search(found, _urls(request), datetime_text=datetime_text, method=request.method),
-                 content_type=GEOJSON)
+    return _json(
+        services.search(found, _urls(request), datetime_text=datetime_text, method=request.method), content_type=GEOJSON
+    )
 
 
 @_methods("GET")
@@ -136,8 +165,19 @@ def store(request, dataset_id: str, number: str, name: str, layout: str, key: st
         return _error(decision.status, decision.message, headers=headers)
     content_type = JSON if path.name in (".zmetadata", ".zattrs", ".zarray", ".zgroup") else media_type_for(path.name)
     try:
-        return send_published(request, f, path, kind="zarr", content_type=content_type, filename=path.name,
-                              params={"layout": layout, "key": key[:200]}, format="zarr")
+        return send_published(
+            request,
+            f,
+            path,
+            kind="zarr",
+            content_type=content_type,
+            filename=path.name,
+            params={"layout": layout, "key": key[:200]},
+            format="zarr",
+        )
     except limits.QuotaExceeded as exc:
-        return _json({"code": _CODES[429], "description": str(exc), **exc.as_dict()}, 429,
-                     headers={"Retry-After": str(exc.retry_after)})
+        return _json(
+            {"code": _CODES[429], "description": str(exc), **exc.as_dict()},
+            429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )

@@ -1,4 +1,5 @@
 """Subset jobs and the download log in the admin (read-only: both are written by the service)."""
+
 from django.contrib import admin
 
 from .models import DownloadLog, SubsetJob
@@ -14,8 +15,20 @@ class _ReadOnly(admin.ModelAdmin):
 
 @admin.register(SubsetJob)
 class SubsetJobAdmin(_ReadOnly):
-    list_display = ["id", "dataset", "kind", "status", "progress", "estimated_bytes", "size", "user", "client", "created_at",
-                    "finished_at", "expires_at"]
+    list_display = [
+        "id",
+        "dataset",
+        "kind",
+        "status",
+        "progress",
+        "estimated_bytes",
+        "size",
+        "user",
+        "client",
+        "created_at",
+        "finished_at",
+        "expires_at",
+    ]
     list_filter = ["status", "kind"]
     search_fields = ["id", "dataset__id", "dataset__title_en", "user__username", "client"]
 

@@ -230,16 +230,26 @@ def parse_polygon(polygon: Mapping[str, Any] | str | BaseGeometry) -> BaseGeomet
             raise SubsetError("polygon", f"expected GeoJSON (dict) or WKT (str), got {type(polygon).__name__}")
     except SubsetError:
         raise
-    except (shapely.errors.ShapelyError, ValueError, TypeError, KeyError, AttributeError, IndexError,
-            RecursionError) as exc:
+    except (
+        shapely.errors.ShapelyError,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        RecursionError,
+    ) as exc:
         raise SubsetError("polygon", f"not a GeoJSON or WKT polygon ({str(exc).splitlines()[0][:200]})") from None
     if not np.isfinite(shapely.get_coordinates(geom)).all():
         raise SubsetError("polygon", "coordinates must be finite numbers")
     if geom.geom_type not in ("Polygon", "MultiPolygon"):
         raise SubsetError("polygon", f"expected a Polygon or MultiPolygon, got {geom.geom_type}")
     if (n := int(shapely.get_num_coordinates(geom))) > MAX_POLYGON_VERTICES:
-        raise SubsetError("polygon", f"{n} vertices, more than the {MAX_POLYGON_VERTICES} a polygon may have: "
-                                     "simplify it (e.g. shapely's simplify) or use a bbox")
+        raise SubsetError(
+            "polygon",
+            f"{n} vertices, more than the {MAX_POLYGON_VERTICES} a polygon may have: "
+            "simplify it (e.g. shapely's simplify) or use a bbox",
+        )
     if not geom.is_empty and not geom.is_valid:
         raise SubsetError("polygon", f"invalid geometry ({shapely.is_valid_reason(geom)})")
     if geom.is_empty or geom.area == 0:
@@ -531,8 +541,9 @@ def _made_bounds(ds: xr.Dataset, dim: str) -> xr.DataArray | None:
     return xr.DataArray(bounds, dims=(dim, BOUNDS_DIM))
 
 
-def _companions(ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("time", "lat", "lon")
-                ) -> tuple[list[str], dict[str, str | xr.DataArray | None]]:
+def _companions(
+    ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("time", "lat", "lon")
+) -> tuple[list[str], dict[str, str | xr.DataArray | None]]:
     """The CF variables that describe ``names``: the grid mappings they name, and per axis of
     ``time``, ``lat`` and ``lon`` the source's bounds variable (its name) or the bounds
     :func:`_made_bounds` makes (None when none can be made). Reads coordinates only."""
@@ -549,8 +560,9 @@ def _companions(ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("ti
     return mappings, bounds
 
 
-def _with_companions(ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("time", "lat", "lon"),
-                     found: tuple | None = None) -> xr.Dataset:
+def _with_companions(
+    ds: xr.Dataset, names: Sequence[str], axes: Sequence[str] = ("time", "lat", "lon"), found: tuple | None = None
+) -> xr.Dataset:
     """``ds[names]`` with the CF variables that describe them (:func:`_companions`): the grid mapping
     they name and the bounds of ``time``, ``lat`` and ``lon`` (the source's, or made).
 
@@ -660,8 +672,9 @@ def select(ds: xr.Dataset, request: SubsetRequest, selection: Selection | None =
     return out
 
 
-def selection_indices(ds: xr.Dataset, request: SubsetRequest, selection: Selection | None = None
-                      ) -> dict[str, np.ndarray]:
+def selection_indices(
+    ds: xr.Dataset, request: SubsetRequest, selection: Selection | None = None
+) -> dict[str, np.ndarray]:
     """Integer positions :func:`select` reads along ``time``, ``lat`` and ``lon`` (no data read).
 
     For a polygon these cover its bounding box (the cells :func:`select` reads before masking).
@@ -786,14 +799,19 @@ def point_series(
     t = _time_slice(ds, check_time(time) if time is not None else None, 1)
     # a point: the time bounds only (no cell bounds on scalar coordinates: CF 7.1 wants them 2-D)
     series = _with_companions(ds, names, ("time",) if companions else ()).isel(time=t, lat=i, lon=j)
-    drop = [b for dim in ("lat", "lon") if isinstance(b := series[dim].attrs.get("bounds"), str) and b in series.variables]
+    drop = [
+        b for dim in ("lat", "lon") if isinstance(b := series[dim].attrs.get("bounds"), str) and b in series.variables
+    ]
     if drop:
         series = series.drop_vars(drop)
     lat_attrs = {k: v for k, v in series["lat"].attrs.items() if k != "bounds"}
-    lon_attrs = {k: v for k, v in series["lon"].attrs.items() if k != "bounds"} or {"standard_name": "longitude",
-                                                                                     "units": "degrees_east"}
-    series = series.assign_coords(lat=((), series["lat"].values, lat_attrs),
-                                  lon=((), np.asarray(centre_lon, ds["lon"].dtype), lon_attrs))
+    lon_attrs = {k: v for k, v in series["lon"].attrs.items() if k != "bounds"} or {
+        "standard_name": "longitude",
+        "units": "degrees_east",
+    }
+    series = series.assign_coords(
+        lat=((), series["lat"].values, lat_attrs), lon=((), np.asarray(centre_lon, ds["lon"].dtype), lon_attrs)
+    )
     series.attrs = {**_source_attrs(ds), **_resolution_attrs(lats, lons, ds.attrs)}
     return series, (centre_lon, float(lats[i]))
 
@@ -882,18 +900,41 @@ def area_mean(ds: xr.Dataset, request: SubsetRequest, selection: Selection | Non
     for name in _gridded_variables(sub):
         source = sub[name]
         mean = source.astype("float64").weighted(weights).mean(("lat", "lon"), skipna=True)
-        attrs = {k: v for k, v in source.attrs.items()
-                 if k not in ("_FillValue", "missing_value", "valid_range", "valid_min", "valid_max", "grid_mapping",
-                              "flag_values", "flag_meanings", "flag_masks", "coordinates", "cell_methods")}
+        attrs = {
+            k: v
+            for k, v in source.attrs.items()
+            if k
+            not in (
+                "_FillValue",
+                "missing_value",
+                "valid_range",
+                "valid_min",
+                "valid_max",
+                "grid_mapping",
+                "flag_values",
+                "flag_meanings",
+                "flag_masks",
+                "coordinates",
+                "cell_methods",
+            )
+        }
         if "flag_values" in source.attrs:
-            codes = ", ".join(f"{v} {m}" for v, m in zip(np.atleast_1d(source.attrs["flag_values"]).tolist(),
-                                                         str(source.attrs.get("flag_meanings", "")).split(),
-                                                         strict=False))
+            codes = ", ".join(
+                f"{v} {m}"
+                for v, m in zip(
+                    np.atleast_1d(source.attrs["flag_values"]).tolist(),
+                    str(source.attrs.get("flag_meanings", "")).split(),
+                    strict=False,
+                )
+            )
             attrs.pop("standard_name", None)
-            attrs.update(units="1", long_name=f"area mean of the codes of {source.attrs.get('long_name', name)} "
-                                              f"({codes})")
+            attrs.update(
+                units="1", long_name=f"area mean of the codes of {source.attrs.get('long_name', name)} ({codes})"
+            )
         method = "area: mean (cos(latitude) weights, finite values only)"
-        attrs["cell_methods"] = f"{source.attrs['cell_methods']} {method}" if source.attrs.get("cell_methods") else method
+        attrs["cell_methods"] = (
+            f"{source.attrs['cell_methods']} {method}" if source.attrs.get("cell_methods") else method
+        )
         mean.attrs, mean.encoding = attrs, {}
         out[name] = mean
     out = out.assign_coords(time=sub["time"].variable)  # the means drop the time attributes (bounds)
@@ -908,11 +949,16 @@ def area_mean(ds: xr.Dataset, request: SubsetRequest, selection: Selection | Non
         edges = {dim: np.asarray(sub[_bounds_name(sub, dim) or dim].values, dtype="float64") for dim in ("lat", "lon")}
         region = shapely.box(edges["lon"].min(), edges["lat"].min(), edges["lon"].max(), edges["lat"].max())
     west, south, east, north = region.bounds
-    out.attrs = {**_source_attrs(ds), **_resolution_attrs(np.asarray(ds["lat"].values), np.asarray(ds["lon"].values),
-                                                           ds.attrs),
-                 "geospatial_lat_min": south, "geospatial_lat_max": north, "geospatial_lon_min": west,
-                 "geospatial_lon_max": east, "geospatial_bounds": geospatial_bounds(region),
-                 "geospatial_bounds_crs": "EPSG:4326"}
+    out.attrs = {
+        **_source_attrs(ds),
+        **_resolution_attrs(np.asarray(ds["lat"].values), np.asarray(ds["lon"].values), ds.attrs),
+        "geospatial_lat_min": south,
+        "geospatial_lat_max": north,
+        "geospatial_lon_min": west,
+        "geospatial_lon_max": east,
+        "geospatial_bounds": geospatial_bounds(region),
+        "geospatial_bounds_crs": "EPSG:4326",
+    }
     return out
 
 
@@ -922,8 +968,11 @@ _EXTENT_ATTRS = ("geospatial_lat_", "geospatial_lon_", "geospatial_bounds", "tim
 def _source_attrs(ds: xr.Dataset) -> dict[str, Any]:
     """The global attributes of the source less those describing its extent (ACDD ``geospatial_lat/lon_*``,
     ``geospatial_bounds*``, ``time_coverage_*``), which a subset does not share; vertical ones stay."""
-    return {k: v for k, v in ds.attrs.items()
-            if not str(k).startswith(_EXTENT_ATTRS) or str(k) == "geospatial_bounds_vertical_crs"}
+    return {
+        k: v
+        for k, v in ds.attrs.items()
+        if not str(k).startswith(_EXTENT_ATTRS) or str(k) == "geospatial_bounds_vertical_crs"
+    }
 
 
 def _resolution_attrs(lats: np.ndarray, lons: np.ndarray, attrs: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 Shared by the OGC API-EDR collections and the dataset page's subset form; only coordinates and
 attributes are read, through :func:`portal.subsets.services.open_cube`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -92,6 +93,7 @@ def _spacing(values: np.ndarray) -> float:
 
 def _spatial_bbox(lon: np.ndarray, lat: np.ndarray) -> tuple[float, float, float, float]:
     """Cell-edge extent in CRS84 (-180..180; west > east across the antimeridian)."""
+
     def half(values: np.ndarray) -> float:
         return _spacing(values) / 2
 
@@ -124,16 +126,30 @@ def describe_grid(ds: xr.Dataset) -> GridInfo | None:
         if name not in ds.coords or ds[name].dims != (name,) or ds.sizes[name] == 0:
             return None
     parameters = tuple(
-        (str(name), v.dtype.kind, {k: str(a) for k, a in v.attrs.items() if k in ("units", "long_name", "standard_name")})
-        for name, v in ds.data_vars.items() if set(v.dims) == {"time", "lat", "lon"})
+        (
+            str(name),
+            v.dtype.kind,
+            {k: str(a) for k, a in v.attrs.items() if k in ("units", "long_name", "standard_name")},
+        )
+        for name, v in ds.data_vars.items()
+        if set(v.dims) == {"time", "lat", "lon"}
+    )
     if not parameters:
         return None
     times = ds["time"].values
     texts = [_rfc3339(t) for t in times]
     calendar = getattr(times[0], "calendar", None) or ds["time"].encoding.get("calendar") or "standard"
     lon, lat = np.asarray(ds["lon"].values, dtype=float), np.asarray(ds["lat"].values, dtype=float)
-    return GridInfo(_spatial_bbox(lon, lat), (texts[0], texts[-1]), _time_values(times, texts), str(calendar),
-                    (round(_spacing(lon), 6), round(_spacing(lat), 6)), (lon.size, lat.size), len(texts), parameters)
+    return GridInfo(
+        _spatial_bbox(lon, lat),
+        (texts[0], texts[-1]),
+        _time_values(times, texts),
+        str(calendar),
+        (round(_spacing(lon), 6), round(_spacing(lat), 6)),
+        (lon.size, lat.size),
+        len(texts),
+        parameters,
+    )
 
 
 _INFO: dict[tuple[str, int, int], GridInfo | None] = {}  # (path, mtime_ns, size) -> info
@@ -151,9 +167,15 @@ def grid_info(f: DatasetFile) -> GridInfo | None:
     GridInfo or None
         None for a file that is not a ``(time, lat, lon)`` cube or cannot be read (logged).
     """
+
     def describe(path: Path) -> GridInfo:
         with services.open_cube(f) as ds:
             return describe_grid(ds)
 
-    return per_file_version(Path(settings.DATA_ROOT) / f.path, _INFO, describe, (OSError, ValueError, RuntimeError,
-                                                                                KeyError), "read as a grid")
+    return per_file_version(
+        Path(settings.DATA_ROOT) / f.path,
+        _INFO,
+        describe,
+        (OSError, ValueError, RuntimeError, KeyError),
+        "read as a grid",
+    )

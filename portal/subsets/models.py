@@ -1,4 +1,5 @@
 """Asynchronous subset jobs and the download log."""
+
 from __future__ import annotations
 
 import uuid
@@ -29,15 +30,21 @@ class SubsetJob(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    owner_key = models.CharField(max_length=64, blank=True, db_index=True,
-                                 help_text="sha256 of the anonymous owner's key (empty for a signed-in user's job)")
+    owner_key = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="sha256 of the anonymous owner's key (empty for a signed-in user's job)",
+    )
     client = models.GenericIPAddressField(null=True, blank=True, help_text="the address that asked for it")
     dataset = models.ForeignKey("catalog.Dataset", on_delete=models.CASCADE, related_name="subset_jobs")
     version = models.ForeignKey("catalog.DatasetVersion", on_delete=models.CASCADE, related_name="subset_jobs")
     file_name = models.CharField(max_length=300, help_text="the published NetCDF the subset is cut from")
     kind = models.CharField(max_length=20, help_text="subset, point or area")
     params = models.JSONField(help_text="the request's parameters as given to the API")
-    request_key = models.CharField(max_length=64, db_index=True, help_text="sha256 of version, file, kind, params, owner")
+    request_key = models.CharField(
+        max_length=64, db_index=True, help_text="sha256 of version, file, kind, params, owner"
+    )
     estimated_bytes = models.BigIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     progress = models.FloatField(default=0.0, help_text="0..1 while running")
@@ -65,8 +72,14 @@ class DownloadLog(models.Model):
     """One finished download of a subset, series, job result or station subset: who, what, how big, when."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    dataset = models.ForeignKey("catalog.Dataset", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="download_logs", help_text="empty for station observations")
+    dataset = models.ForeignKey(
+        "catalog.Dataset",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="download_logs",
+        help_text="empty for station observations",
+    )
     version_number = models.PositiveIntegerField(null=True, blank=True)
     file_name = models.CharField(max_length=300, blank=True)
     kind = models.CharField(max_length=20, help_text="subset, point, area, job (a job's result) or stations")

@@ -13,6 +13,7 @@ when it submits again so that its identical live request returns the same job.
 Nobody else learns that the job exists: status, download, script, retry and cancel answer 404
 (the job page too). Staff see every job.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -23,6 +23,7 @@ References
   ``bbox``, ``datetime``, ``parameter-name``, ``f``, ``crs``, ``z``.
 * RFC 3339, https://www.rfc-editor.org/rfc/rfc3339
 """
+
 from __future__ import annotations
 
 import difflib
@@ -48,9 +49,17 @@ EDR_QUERY_TYPES = ("position", "area", "cube")
 EDR_FORMATS = {"CoverageJSON": "coveragejson", "NetCDF": "netcdf", "CSV": "csv"}
 """EDR output format name -> :data:`portal.subsets.core.FORMATS` name; the first is the default."""
 _EDR_FORMAT_ALIASES = {
-    "coveragejson": "coveragejson", "covjson": "coveragejson", "application/prs.coverage+json": "coveragejson",
-    "netcdf": "netcdf", "nc": "netcdf", "application/x-netcdf": "netcdf", "application/netcdf": "netcdf",
-    "csv": "csv", "text/csv": "csv", "json": "coveragejson", "application/json": "coveragejson",
+    "coveragejson": "coveragejson",
+    "covjson": "coveragejson",
+    "application/prs.coverage+json": "coveragejson",
+    "netcdf": "netcdf",
+    "nc": "netcdf",
+    "application/x-netcdf": "netcdf",
+    "application/netcdf": "netcdf",
+    "csv": "csv",
+    "text/csv": "csv",
+    "json": "coveragejson",
+    "application/json": "coveragejson",
 }
 CRS84 = "OGC:CRS84"
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -74,20 +83,51 @@ OBSERVATION_PARAMETERS = ("bbox", "time", "network", "station", "variables", "f"
 
 # names people send for what a front door calls otherwise (checked before close spellings)
 _ALIASES = {
-    "api": {"format": "f", "datetime": "time", "parameter-name": "variables", "parameter_name": "variables",
-            "parameters": "variables", "vars": "variables", "var": "variables", "variable": "variables",
-            "coords": "bbox", "longitude": "lon", "latitude": "lat", "x": "lon", "y": "lat", "start": "time",
-            "end": "time"},
-    "edr": {"format": "f", "time": "datetime", "parameter_names": "parameter-name", "parameter_name": "parameter-name",
-            "parameter-names": "parameter-name", "parameters": "parameter-name", "variables": "parameter-name",
-            "parametername": "parameter-name", "point": "coords", "polygon": "coords", "lon": "coords",
-            "lat": "coords"},
+    "api": {
+        "format": "f",
+        "datetime": "time",
+        "parameter-name": "variables",
+        "parameter_name": "variables",
+        "parameters": "variables",
+        "vars": "variables",
+        "var": "variables",
+        "variable": "variables",
+        "coords": "bbox",
+        "longitude": "lon",
+        "latitude": "lat",
+        "x": "lon",
+        "y": "lat",
+        "start": "time",
+        "end": "time",
+    },
+    "edr": {
+        "format": "f",
+        "time": "datetime",
+        "parameter_names": "parameter-name",
+        "parameter_name": "parameter-name",
+        "parameter-names": "parameter-name",
+        "parameters": "parameter-name",
+        "variables": "parameter-name",
+        "parametername": "parameter-name",
+        "point": "coords",
+        "polygon": "coords",
+        "lon": "coords",
+        "lat": "coords",
+    },
 }
 # core field -> the parameter the user wrote, per front door
 _PUBLIC = {
     "api": {"format": "f"},
-    "edr": {"polygon": "coords", "lon": "coords", "lat": "coords", "time": "datetime", "variables": "parameter-name",
-            "format": "f", "time_stride": "datetime", "space_stride": "bbox"},
+    "edr": {
+        "polygon": "coords",
+        "lon": "coords",
+        "lat": "coords",
+        "time": "datetime",
+        "variables": "parameter-name",
+        "format": "f",
+        "time_stride": "datetime",
+        "space_stride": "bbox",
+    },
 }
 
 
@@ -140,8 +180,11 @@ def check_names(params: Mapping[str, Any], allowed: tuple[str, ...], front_door:
     """
     for name in params:
         if len(str(params[name] or "")) > MAX_TEXT:
-            raise core.SubsetError(str(name)[:60], f"{len(str(params[name]))} characters, more than the {MAX_TEXT} a "
-                                                   "parameter may hold (a polygon: simplify it, or use a bbox)")
+            raise core.SubsetError(
+                str(name)[:60],
+                f"{len(str(params[name]))} characters, more than the {MAX_TEXT} a "
+                "parameter may hold (a polygon: simplify it, or use a bbox)",
+            )
         if name in allowed:
             continue
         aliases = _ALIASES.get(front_door, {})
@@ -232,8 +275,10 @@ def parse_api(kind: str, params: Mapping[str, str]) -> Query:
         for name in ("lon", "lat"):
             if not params.get(name):
                 raise MissingParameter(name, "a point series needs lon and lat (degrees)")
-        lon, lat = (extents.parse_numbers(params[name], 1, "a number", name, error=core.SubsetError)[0]
-                    for name in ("lon", "lat"))
+        lon, lat = (
+            extents.parse_numbers(params[name], 1, "a number", name, error=core.SubsetError)[0]
+            for name in ("lon", "lat")
+        )
     bbox = params.get("bbox") if kind != "point" else None
     request = core.SubsetRequest(
         variables=_names(params.get("variables")),
@@ -241,7 +286,9 @@ def parse_api(kind: str, params: Mapping[str, str]) -> Query:
         polygon=(params.get("polygon") or None) if kind != "point" else None,
         time=extents.parse_period(params.get("time"), "time", error=core.SubsetError),
         time_stride=_integer("time_stride", params.get("time_stride")),
-        space_stride=_integer("space_stride", params.get("space_stride")), format=fmt)
+        space_stride=_integer("space_stride", params.get("space_stride")),
+        format=fmt,
+    )
     if kind == "area" and request.bbox is None and request.geometry is None:
         raise MissingParameter("bbox", "an area mean needs a bbox or a polygon")
     kept = {k: str(v) for k, v in params.items() if k != "estimate" and v not in (None, "")}
@@ -268,8 +315,9 @@ def edr_format(f: str | None, accept: str | None = None) -> str:
     if f is not None and f.strip():
         key = f.strip().lower()
         if key not in _EDR_FORMAT_ALIASES:
-            raise core.SubsetError("f", f"{f[:40]!r} is not an output format of this collection: use one of "
-                                        f"{', '.join(EDR_FORMATS)}")
+            raise core.SubsetError(
+                "f", f"{f[:40]!r} is not an output format of this collection: use one of {', '.join(EDR_FORMATS)}"
+            )
         return _EDR_FORMAT_ALIASES[key]
     for part in (accept or "").split(","):
         media_type = part.split(";")[0].strip().lower()
@@ -300,8 +348,9 @@ def _edr_point(text: str | None) -> tuple[float, float]:
 def _edr_bbox(text: str | None) -> tuple[float, ...]:
     if text is None or not text.strip():
         raise MissingParameter("bbox", "a cube query needs bbox=minx,miny,maxx,maxy")
-    return extents.parse_bbox(text, what="4 comma-separated numbers minx,miny,maxx,maxy", heights="refuse",
-                              error=core.SubsetError)
+    return extents.parse_bbox(
+        text, what="4 comma-separated numbers minx,miny,maxx,maxy", heights="refuse", error=core.SubsetError
+    )
 
 
 def _time_text(value: Any) -> str:
@@ -310,8 +359,7 @@ def _time_text(value: Any) -> str:
     return value.isoformat() if isinstance(value, pd.Timestamp) else str(value)
 
 
-def parse_edr(query_type: str, params: Mapping[str, str], accept: str | None = None,
-              file: str | None = None) -> Query:
+def parse_edr(query_type: str, params: Mapping[str, str], accept: str | None = None, file: str | None = None) -> Query:
     """A :class:`Query` from the parameters of an EDR ``position``, ``area`` or ``cube`` query.
 
     Parameters

@@ -19,6 +19,7 @@ failed), :func:`retry_job`, :func:`cancel_job`, :func:`expire_jobs`. A job belon
 (:mod:`portal.subsets.ownership`). Every finished download is logged by :func:`log_download`;
 a direct answer first passes the day's byte quota (:func:`portal.limits.check_bytes`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,8 +56,17 @@ from . import params as params_module
 from .models import DownloadLog, SubsetJob
 from .params import KINDS, SERIES_FORMATS, Query
 
-__all__ = ["KINDS", "SERIES_FORMATS", "Query", "Answer", "Plan", "QueueUnavailable", "SubsetResult", "SubsetTooLarge",
-           "handle"]
+__all__ = [
+    "KINDS",
+    "SERIES_FORMATS",
+    "Query",
+    "Answer",
+    "Plan",
+    "QueueUnavailable",
+    "SubsetResult",
+    "SubsetTooLarge",
+    "handle",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +109,14 @@ class Plan:
     selection: core.Selection | None = None
 
     def as_dict(self) -> dict:
-        return {"estimated_bytes": self.estimated_bytes, "read_bytes": self.read_bytes, "mode": self.mode,
-                "direct_limit_bytes": settings.SUBSET_SYNC_MAX_BYTES, "job_limit_bytes": settings.SUBSET_JOB_MAX_BYTES,
-                "detail": self.detail}
+        return {
+            "estimated_bytes": self.estimated_bytes,
+            "read_bytes": self.read_bytes,
+            "mode": self.mode,
+            "direct_limit_bytes": settings.SUBSET_SYNC_MAX_BYTES,
+            "job_limit_bytes": settings.SUBSET_JOB_MAX_BYTES,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -164,16 +179,20 @@ def gridded_file(version: DatasetVersion, name: str | None) -> DatasetFile:
     if name:
         match = [f for f in files if f.name == name]
         if not match:
-            raise core.SubsetError("file", f"{name!r} is not a NetCDF file of {version}: expected one of "
-                                           f"{[f.name for f in files]}")
+            raise core.SubsetError(
+                "file", f"{name!r} is not a NetCDF file of {version}: expected one of {[f.name for f in files]}"
+            )
         return match[0]
     if len(files) != 1:
-        raise core.SubsetError("file", f"{version} has {len(files)} NetCDF files: name one of {[f.name for f in files]}")
+        raise core.SubsetError(
+            "file", f"{version} has {len(files)} NetCDF files: name one of {[f.name for f in files]}"
+        )
     return files[0]
 
 
-def open_cube(f: DatasetFile, request: core.SubsetRequest | None = None, *, layout: str | None = None,
-              chunked: bool = False) -> xr.Dataset:
+def open_cube(
+    f: DatasetFile, request: core.SubsetRequest | None = None, *, layout: str | None = None, chunked: bool = False
+) -> xr.Dataset:
     """Open the published grid ``f`` lazily, from the store that serves ``request`` fastest.
 
     Every reader of published grids (subset downloads, series, jobs, OGC API-EDR, OPeNDAP) opens
@@ -264,14 +283,18 @@ def plan(f: DatasetFile, query: Query) -> Plan:
     """
     ds = planning_view(f)
     if query.kind == "point":
-        series, _ = core.point_series(ds, query.lon, query.lat, query.request.variables, query.request.time,
-                                      companions=False)
+        series, _ = core.point_series(
+            ds, query.lon, query.lat, query.request.variables, query.request.time, companions=False
+        )
         size = int(series.nbytes)
         return Plan(size, size, "direct", "a point series is answered directly", "series")
     selection = core.plan_selection(ds, query.request)
     if query.request.format == "geotiff" and len(selection.variables) > 1:
-        raise core.SubsetError("variables", f"a GeoTIFF holds one variable: choose one of {selection.variables} "
-                                            "(variables=...), or use f=netcdf or f=zarr for several")
+        raise core.SubsetError(
+            "variables",
+            f"a GeoTIFF holds one variable: choose one of {selection.variables} "
+            "(variables=...), or use f=netcdf or f=zarr for several",
+        )
     indices = core.selection_indices(ds, query.request, selection)
     layout = store.choose_layout(indices, ds.sizes)
     read = core.estimate_bytes(ds, query.request, selection)
@@ -284,18 +307,40 @@ def plan(f: DatasetFile, query: Query) -> Plan:
     if read <= settings.SUBSET_SYNC_MAX_BYTES:
         return Plan(size, read, "direct", f"about {mib:.1f} MiB to read: answered directly", layout, selection)
     if read <= settings.SUBSET_JOB_MAX_BYTES:
-        return Plan(size, read, "job", f"about {mib:.0f} MiB to read: above the direct limit of "
-                                       f"{settings.SUBSET_SYNC_MAX_BYTES / 2**20:.0f} MiB, so it runs as a job",
-                    layout, selection)
-    return Plan(size, read, "refused",
-                f"about {mib / 1024:.1f} GiB, above the {settings.SUBSET_JOB_MAX_BYTES / 2**30:.0f} GiB limit of a job: "
-                "split the request into smaller boxes or periods, use time_stride / space_stride, or ask for fewer variables",
-                layout, selection)
+        return Plan(
+            size,
+            read,
+            "job",
+            f"about {mib:.0f} MiB to read: above the direct limit of "
+            f"{settings.SUBSET_SYNC_MAX_BYTES / 2**20:.0f} MiB, so it runs as a job",
+            layout,
+            selection,
+        )
+    return Plan(
+        size,
+        read,
+        "refused",
+        f"about {mib / 1024:.1f} GiB, above the {settings.SUBSET_JOB_MAX_BYTES / 2**30:.0f} GiB limit of a job: "
+        "split the request into smaller boxes or periods, use time_stride / space_stride, or ask for fewer variables",
+        layout,
+        selection,
+    )
 
 
-def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, client: str | None = None,
-           front_door: str = "api", accept: str | None = None, file: str | None = None, jobs: bool = True,
-           force_job: bool = False, owner_key: Callable[[], str] | None = None) -> Answer:
+def handle(
+    dataset: Dataset,
+    kind: str,
+    params: Mapping[str, str],
+    *,
+    user,
+    client: str | None = None,
+    front_door: str = "api",
+    accept: str | None = None,
+    file: str | None = None,
+    jobs: bool = True,
+    force_job: bool = False,
+    owner_key: Callable[[], str] | None = None,
+) -> Answer:
     """The one path of a subset request, from its parameters to an answer, for every front door.
 
     Checks access, parses the parameters (:mod:`portal.subsets.params`), finds the version and
@@ -363,8 +408,14 @@ def handle(dataset: Dataset, kind: str, params: Mapping[str, str], *, user, clie
             if not jobs:
                 raise _direct_only(f, query, estimate)
             anonymous = not getattr(user, "is_authenticated", False)
-            job, created = submit_job(f, query, estimate, user, client=client,
-                                      owner_key=ownership.hash_key(owner_key()) if anonymous and owner_key else "")
+            job, created = submit_job(
+                f,
+                query,
+                estimate,
+                user,
+                client=client,
+                owner_key=ownership.hash_key(owner_key()) if anonymous and owner_key else "",
+            )
             return Answer("job", query, estimate, f, job=job, created=created)
         limits.check_bytes(user, client, estimate.estimated_bytes)
         start = time.monotonic()
@@ -389,11 +440,16 @@ def _direct_only(f: DatasetFile, query: Query, estimate: Plan) -> SubsetTooLarge
     size = f"about {estimate.read_bytes / 2**20:.3g} MiB to read"
     limit = f"the {settings.SUBSET_SYNC_MAX_BYTES / 2**20:.3g} MiB answered directly"
     if estimate.mode != "job":
-        return SubsetTooLarge(field, f"{size}, above {limit} and above the size of an asynchronous job "
-                                     f"(/api/jobs/): {estimate.detail}")
+        return SubsetTooLarge(
+            field, f"{size}, above {limit} and above the size of an asynchronous job (/api/jobs/): {estimate.detail}"
+        )
     job = {"dataset": f.version.dataset_id, "kind": query.kind, "params": dict(query.params)}
-    return SubsetTooLarge(field, f"{size}, above {limit}: ask for a smaller area or period or fewer parameters, "
-                                 f"or submit it as an asynchronous job: POST /api/jobs/ with {json.dumps(job)}", job)
+    return SubsetTooLarge(
+        field,
+        f"{size}, above {limit}: ask for a smaller area or period or fewer parameters, "
+        f"or submit it as an asynchronous job: POST /api/jobs/ with {json.dumps(job)}",
+        job,
+    )
 
 
 def _compute(ds: xr.Dataset, query: Query, selection: core.Selection | None) -> xr.Dataset:
@@ -425,10 +481,18 @@ def answer(f: DatasetFile, query: Query, path: Path, *, estimate: Plan | None = 
         result = _compute(ds, query, estimate.selection)
         record = metadata.acdd_attributes(f.version.dataset, f.version)
         # platform and instrument are the published file's own (a synthetic twin names none): kept from it
-        attrs = {**{k: v for k, v in record.items() if k not in metadata.FILE_LEVEL}, "source_file": f.name,
-                 "source_version": str(f.version.number)}
-        writers.write(result, path, query.request.format, attrs=attrs,
-                      drop_empty=query.kind == "subset" and query.request.geometry is not None)
+        attrs = {
+            **{k: v for k, v in record.items() if k not in metadata.FILE_LEVEL},
+            "source_file": f.name,
+            "source_version": str(f.version.number),
+        }
+        writers.write(
+            result,
+            path,
+            query.request.format,
+            attrs=attrs,
+            drop_empty=query.kind == "subset" and query.request.geometry is not None,
+        )
 
 
 def _token(text: str, limit: int = 40) -> str:
@@ -455,8 +519,11 @@ def result_name(f: DatasetFile, query: Query) -> tuple[str, str]:
     if query.params.get("file"):
         parts.append(_token(Path(f.name).stem))
     names = list(request.variables)
-    parts.append("-".join(_token(v, 20) for v in names[:3]) + (f"+{len(names) - 3}" if len(names) > 3 else "")
-                 if names else "all")
+    parts.append(
+        "-".join(_token(v, 20) for v in names[:3]) + (f"+{len(names) - 3}" if len(names) > 3 else "")
+        if names
+        else "all"
+    )
     if query.kind == "point":
         parts.append(f"point{_number(query.lon)}_{_number(query.lat)}")
     elif request.geometry is not None:
@@ -467,8 +534,12 @@ def result_name(f: DatasetFile, query: Query) -> tuple[str, str]:
     else:
         parts.append("global")
     if request.time is not None:
-        parts.append("_".join(_token(core.iso_time(t) if not isinstance(t, str) else t) if t is not None else "open"
-                              for t in request.time))
+        parts.append(
+            "_".join(
+                _token(core.iso_time(t) if not isinstance(t, str) else t) if t is not None else "open"
+                for t in request.time
+            )
+        )
     else:
         parts.append("alltime")
     if request.time_stride > 1 or request.space_stride > 1:
@@ -499,8 +570,18 @@ def answer_directly(f: DatasetFile, query: Query, estimate: Plan | None = None) 
     return SubsetResult(out, name, media_type, out.stat().st_size)
 
 
-def send_published(request, f: DatasetFile, path: Path, *, kind: str, content_type: str, filename: str,
-                   sha256: str | None = None, params: Mapping[str, str] | None = None, format: str = ""):
+def send_published(
+    request,
+    f: DatasetFile,
+    path: Path,
+    *,
+    kind: str,
+    content_type: str,
+    filename: str,
+    sha256: str | None = None,
+    params: Mapping[str, str] | None = None,
+    format: str = "",
+):
     """A file of a published version (the file itself, or a file of its Zarr stores), once the access
     policy has let the user in: the day's byte quota (GET), ranges and validators (versions are
     immutable: a year's immutable cache, private unless anyone may download; ``sha256`` as the
@@ -514,19 +595,47 @@ def send_published(request, f: DatasetFile, path: Path, *, kind: str, content_ty
     client = request.META.get("REMOTE_ADDR")
     if request.method == "GET":
         limits.check_bytes(request.user, client, path.stat().st_size if path.is_file() else 0)
-    response = file_response(request, path, filename=filename, content_type=content_type, immutable=True,
-                             private=not access.public_anonymously(f.version.dataset), sha256=sha256)
+    response = file_response(
+        request,
+        path,
+        filename=filename,
+        content_type=content_type,
+        immutable=True,
+        private=not access.public_anonymously(f.version.dataset),
+        sha256=sha256,
+    )
     if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
-        params = {**(params or {}), **({"range": request.META["HTTP_RANGE"][:200]} if response.status_code == 206
-                                       else {})}
-        log_download(user=request.user, f=f, query=None, size=int(response["Content-Length"]), seconds=0.0,
-                     client=client, kind=kind, format=format, params=params)
+        params = {
+            **(params or {}),
+            **({"range": request.META["HTTP_RANGE"][:200]} if response.status_code == 206 else {}),
+        }
+        log_download(
+            user=request.user,
+            f=f,
+            query=None,
+            size=int(response["Content-Length"]),
+            seconds=0.0,
+            client=client,
+            kind=kind,
+            format=format,
+            params=params,
+        )
     return response
 
 
-def log_download(*, user, f: DatasetFile | None, query: Query | None, size: int, seconds: float,
-                 job: SubsetJob | None = None, client: str | None = None, kind: str | None = None,
-                 params: Mapping[str, str] | None = None, format: str | None = None) -> DownloadLog:
+def log_download(
+    *,
+    user,
+    f: DatasetFile | None,
+    query: Query | None,
+    size: int,
+    seconds: float,
+    job: SubsetJob | None = None,
+    client: str | None = None,
+    kind: str | None = None,
+    params: Mapping[str, str] | None = None,
+    format: str | None = None,
+) -> DownloadLog:
     """Record a finished download (who, what, size, time).
 
     What was asked comes from ``job`` (a job's result), else ``query``, else ``kind``, ``params``
@@ -539,9 +648,17 @@ def log_download(*, user, f: DatasetFile | None, query: Query | None, size: int,
     params = dict(params or {})
     return DownloadLog.objects.create(
         user=user if getattr(user, "is_authenticated", False) else None,
-        dataset_id=f.version.dataset_id if f else None, version_number=f.version.number if f else None,
-        file_name=f.name if f else "", kind=kind, params=params, format=format or params.get("f", ""),
-        size=size, seconds=seconds, job=job, client=client)
+        dataset_id=f.version.dataset_id if f else None,
+        version_number=f.version.number if f else None,
+        file_name=f.name if f else "",
+        kind=kind,
+        params=params,
+        format=format or params.get("f", ""),
+        size=size,
+        seconds=seconds,
+        job=job,
+        client=client,
+    )
 
 
 # --------------------------------------------------------------------------- jobs
@@ -558,8 +675,9 @@ LIVE = (SubsetJob.Status.QUEUED, SubsetJob.Status.RUNNING, SubsetJob.Status.DONE
 """A job in one of these states is returned for an identical request of its owner instead of a new one."""
 
 
-def submit_job(f: DatasetFile, query: Query, estimate: Plan, user=None, *, client: str | None = None,
-               owner_key: str = "") -> tuple[SubsetJob, bool]:
+def submit_job(
+    f: DatasetFile, query: Query, estimate: Plan, user=None, *, client: str | None = None, owner_key: str = ""
+) -> tuple[SubsetJob, bool]:
     """Queue a job for ``query`` (or return the owner's live job for the same request).
 
     Parameters
@@ -585,16 +703,25 @@ def submit_job(f: DatasetFile, query: Query, estimate: Plan, user=None, *, clien
     """
     owner = user if getattr(user, "is_authenticated", False) else None
     key = request_key(f, query, f"user:{owner.pk}" if owner else f"anonymous:{owner_key}")
-    live = SubsetJob.objects.filter(request_key=key, user=owner, owner_key="" if owner else owner_key,
-                                    status__in=LIVE).first()
+    live = SubsetJob.objects.filter(
+        request_key=key, user=owner, owner_key="" if owner else owner_key, status__in=LIVE
+    ).first()
     if live is not None:
         return live, False
     limits.check_jobs(user, client)
     with transaction.atomic():
         job = SubsetJob.objects.create(
-            user=owner, owner_key="" if owner else owner_key, client=client, dataset_id=f.version.dataset_id,
-            version=f.version, file_name=f.name, kind=query.kind, params=dict(query.params), request_key=key,
-            estimated_bytes=estimate.estimated_bytes)
+            user=owner,
+            owner_key="" if owner else owner_key,
+            client=client,
+            dataset_id=f.version.dataset_id,
+            version=f.version,
+            file_name=f.name,
+            kind=query.kind,
+            params=dict(query.params),
+            request_key=key,
+            estimated_bytes=estimate.estimated_bytes,
+        )
         _enqueue(job)
     return job, True
 
@@ -613,7 +740,8 @@ def _enqueue(job: SubsetJob) -> None:
     def unavailable(exc: Exception) -> None:
         message = "the job queue is unavailable at the moment: retry the job in a minute"
         SubsetJob.objects.filter(id=job.id, attempt=job.attempt, status=SubsetJob.Status.QUEUED).update(
-            status=SubsetJob.Status.FAILED, error=message, finished_at=timezone.now())
+            status=SubsetJob.Status.FAILED, error=message, finished_at=timezone.now()
+        )
         job.refresh_from_db()
         raise QueueUnavailable(message, job) from exc
 
@@ -699,7 +827,8 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
     """
     now = timezone.now()
     claimed = SubsetJob.objects.filter(id=job_id, attempt=attempt, status=SubsetJob.Status.QUEUED).update(
-        status=SubsetJob.Status.RUNNING, started_at=now, heartbeat_at=now)
+        status=SubsetJob.Status.RUNNING, started_at=now, heartbeat_at=now
+    )
     job = SubsetJob.objects.get(id=job_id)
     if not claimed:  # run already (a duplicate delivery), retried since, cancelled or expired
         logger.info("job %s attempt %s: nothing to do (%s, attempt %s)", job_id, attempt, job.status, job.attempt)
@@ -710,7 +839,8 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
         try:
             while not stop.wait(settings.SUBSET_JOB_HEARTBEAT_SECONDS):
                 alive = SubsetJob.objects.filter(id=job.id, attempt=attempt, status=SubsetJob.Status.RUNNING).update(
-                    progress=progress.fraction, heartbeat_at=timezone.now())
+                    progress=progress.fraction, heartbeat_at=timezone.now()
+                )
                 if not alive and _cancelled(job.id, attempt):  # its owner cancelled it: stop the computation
                     progress.cancelled.set()
                     return
@@ -736,17 +866,29 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
             return SubsetJob.objects.get(id=job.id)
         logger.exception("job %s failed", job.id)
         SubsetJob.objects.filter(id=job.id, attempt=attempt).exclude(status=SubsetJob.Status.CANCELLED).update(
-            status=SubsetJob.Status.FAILED, error=str(exc) or type(exc).__name__, finished_at=timezone.now())
+            status=SubsetJob.Status.FAILED, error=str(exc) or type(exc).__name__, finished_at=timezone.now()
+        )
         return SubsetJob.objects.get(id=job.id)
     stop.set()
     beat.join()
     path = folder / name
     finished = timezone.now()
-    done = SubsetJob.objects.filter(id=job.id, attempt=attempt).exclude(status=SubsetJob.Status.CANCELLED).update(
-        status=SubsetJob.Status.DONE, progress=1.0, finished_at=finished, heartbeat_at=finished,
-        result_path=str(path.relative_to(settings.DATA_ROOT)), result_name=name, media_type=media_type,
-        size=path.stat().st_size, sha256=sha256(path),
-        expires_at=finished + timedelta(hours=settings.SUBSET_JOB_TTL_HOURS))
+    done = (
+        SubsetJob.objects.filter(id=job.id, attempt=attempt)
+        .exclude(status=SubsetJob.Status.CANCELLED)
+        .update(
+            status=SubsetJob.Status.DONE,
+            progress=1.0,
+            finished_at=finished,
+            heartbeat_at=finished,
+            result_path=str(path.relative_to(settings.DATA_ROOT)),
+            result_name=name,
+            media_type=media_type,
+            size=path.stat().st_size,
+            sha256=sha256(path),
+            expires_at=finished + timedelta(hours=settings.SUBSET_JOB_TTL_HOURS),
+        )
+    )
     if not done:  # cancelled after the last heartbeat: the file is not kept
         logger.info("job %s attempt %s: cancelled as it finished", job.id, attempt)
         _remove_folder(folder)
@@ -775,9 +917,11 @@ def reap_stale_jobs() -> int:
     ``settings.SUBSET_JOB_STALE_SECONDS`` (the worker was killed or lost). Returns how many."""
     limit = timezone.now() - timedelta(seconds=settings.SUBSET_JOB_STALE_SECONDS)
     return SubsetJob.objects.filter(status=SubsetJob.Status.RUNNING, heartbeat_at__lt=limit).update(
-        status=SubsetJob.Status.FAILED, finished_at=timezone.now(),
+        status=SubsetJob.Status.FAILED,
+        finished_at=timezone.now(),
         error=f"the worker stopped answering (no heartbeat for {settings.SUBSET_JOB_STALE_SECONDS:.0f} s): "
-              "retry the job")
+        "retry the job",
+    )
 
 
 def expire_jobs() -> int:
@@ -789,7 +933,8 @@ def expire_jobs() -> int:
     n = 0
     for job in SubsetJob.objects.filter(status=SubsetJob.Status.DONE, expires_at__lt=timezone.now()):
         if not SubsetJob.objects.filter(id=job.id, status=SubsetJob.Status.DONE).update(
-                status=SubsetJob.Status.EXPIRED):
+            status=SubsetJob.Status.EXPIRED
+        ):
             continue  # another pass took it
         if job.result_path:
             (Path(settings.DATA_ROOT) / job.result_path).unlink(missing_ok=True)
@@ -847,19 +992,26 @@ def download_script(job: SubsetJob, url: str, tool: str, *, profile_url: str = "
         raise ValueError(f"tool: expected curl or wget, got {tool!r}")
     header = "Authorization: Bearer $PORTAL_TOKEN"
     if job.user_id:
-        auth = (f"-H \"{header}\" " if tool == "curl" else f"--header=\"{header}\" ")
-        token = ("# this job is yours: the script sends a personal API token with the 'download' scope, read from\n"
-                 f"# the environment (create one on your profile{': ' + profile_url if profile_url else ''}):\n"
-                 "#   export PORTAL_TOKEN=hp_...\n"
-                 ": \"${PORTAL_TOKEN:?set PORTAL_TOKEN to a personal API token of this portal}\"\n")
+        auth = f'-H "{header}" ' if tool == "curl" else f'--header="{header}" '
+        token = (
+            "# this job is yours: the script sends a personal API token with the 'download' scope, read from\n"
+            f"# the environment (create one on your profile{': ' + profile_url if profile_url else ''}):\n"
+            "#   export PORTAL_TOKEN=hp_...\n"
+            ': "${PORTAL_TOKEN:?set PORTAL_TOKEN to a personal API token of this portal}"\n'
+        )
     else:
         auth, token = "", "# an anonymous job: the link carries its key (keep this script private)\n"
-    fetch = (f"curl --fail --location --retry 3 {auth}-o '{job.result_name}' '{url}'" if tool == "curl"
-             else f"wget --tries=3 {auth}-O '{job.result_name}' '{url}'")
-    return ("#!/bin/sh\n"
-            f"# {job.kind} job {job.id} of dataset {job.dataset_id} v{job.version.number} ({job.size} bytes)\n"
-            f"# the file expires at {job.expires_at:%Y-%m-%d %H:%M} UTC\n"
-            "set -e\n"
-            f"{token}"
-            f"{fetch}\n"
-            f"echo '{job.sha256}  {job.result_name}' | sha256sum -c -\n")
+    fetch = (
+        f"curl --fail --location --retry 3 {auth}-o '{job.result_name}' '{url}'"
+        if tool == "curl"
+        else f"wget --tries=3 {auth}-O '{job.result_name}' '{url}'"
+    )
+    return (
+        "#!/bin/sh\n"
+        f"# {job.kind} job {job.id} of dataset {job.dataset_id} v{job.version.number} ({job.size} bytes)\n"
+        f"# the file expires at {job.expires_at:%Y-%m-%d %H:%M} UTC\n"
+        "set -e\n"
+        f"{token}"
+        f"{fetch}\n"
+        f"echo '{job.sha256}  {job.result_name}' | sha256sum -c -\n"
+    )

@@ -22,6 +22,7 @@ Discrete Sampling Geometry ``timeSeries`` collection (orthogonal multidimensiona
 feature has no value; CF 1.8 chapter 9) that passes cfchecker and the IOOS ``cf:1.8`` suite
 (:func:`to_dataset`, :func:`acdd_attributes`, written by :func:`portal.subsets.writers.to_netcdf`).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,11 @@ from . import writers
 from .core import SubsetError, check_bbox, check_time, parse_time_bound
 from .params import OBSERVATION_PARAMETERS, check_names
 
-FORMATS = {"csv": (".csv", "text/csv"), "json": (".json", "application/json"), "netcdf": (".nc", "application/x-netcdf")}
+FORMATS = {
+    "csv": (".csv", "text/csv"),
+    "json": (".json", "application/json"),
+    "netcdf": (".nc", "application/x-netcdf"),
+}
 
 
 class TooManyRows(SubsetError):
@@ -128,8 +133,9 @@ def restrict(query: StationQuery, user) -> tuple[StationQuery, list[str]]:
         named |= set(Station.objects.filter(code__in=query.stations).values_list("network", flat=True))
     access.check_networks(user, named)
     excluded = sorted(set(_stations(query).filter(network__in=closed).values_list("network", flat=True)))
-    return StationQuery(query.bbox, query.time, query.networks, query.variables, query.stations, query.format,
-                        tuple(sorted(closed))), excluded
+    return StationQuery(
+        query.bbox, query.time, query.networks, query.variables, query.stations, query.format, tuple(sorted(closed))
+    ), excluded
 
 
 def _stations(query: StationQuery):
@@ -140,7 +146,9 @@ def _stations(query: StationQuery):
         known = set(Station.objects.filter(network__in=query.networks).values_list("network", flat=True))
         missing = [n for n in query.networks if n not in known]
         if missing:
-            raise SubsetError("network", f"{missing} not among {sorted(set(Station.objects.values_list('network', flat=True)))}")
+            raise SubsetError(
+                "network", f"{missing} not among {sorted(set(Station.objects.values_list('network', flat=True)))}"
+            )
         stations = stations.filter(network__in=query.networks)
     if query.stations:
         stations = stations.filter(code__in=query.stations)
@@ -148,7 +156,9 @@ def _stations(query: StationQuery):
         west, south, east, north = query.bbox
         east = east if east <= 180 else east - 360
         west = west if west <= 180 else west - 360
-        boxes = [(west, south, east, north)] if west <= east else [(west, south, 180, north), (-180, south, east, north)]
+        boxes = (
+            [(west, south, east, north)] if west <= east else [(west, south, 180, north), (-180, south, east, north)]
+        )
         where = Q()
         for box in boxes:
             where |= Q(geom__intersects=Polygon.from_bbox(box))
@@ -185,11 +195,37 @@ def frame(query: StationQuery) -> pd.DataFrame:
     portal.subsets.core.SubsetError
         Field ``bbox``: nothing selected (an empty answer is a 400, never the whole collection).
     """
-    values = (_observations(query).order_by("station__network", "station__code", "variable", "time")
-              .values_list("station__network", "station__code", "station__name", "station__geom", "time", "variable",
-                           "value", "units", "quality_flag", "is_validation"))
-    table = pd.DataFrame.from_records(list(values), columns=["network", "code", "name", "geom", "time", "variable",
-                                                             "value", "units", "quality_flag", "is_validation"])
+    values = (
+        _observations(query)
+        .order_by("station__network", "station__code", "variable", "time")
+        .values_list(
+            "station__network",
+            "station__code",
+            "station__name",
+            "station__geom",
+            "time",
+            "variable",
+            "value",
+            "units",
+            "quality_flag",
+            "is_validation",
+        )
+    )
+    table = pd.DataFrame.from_records(
+        list(values),
+        columns=[
+            "network",
+            "code",
+            "name",
+            "geom",
+            "time",
+            "variable",
+            "value",
+            "units",
+            "quality_flag",
+            "is_validation",
+        ],
+    )
     if table.empty:
         raise SubsetError("bbox", "no observation matches the box, period, networks, stations and variables")
     table.insert(3, "lon", [g.x if g is not None else np.nan for g in table["geom"]])
@@ -207,8 +243,11 @@ DEPTH_NAME = re.compile(r"^(?P<base>.+?)_(?P<top>-?\d+\.\d+)_(?P<bottom>-?\d+\.\
 VARIABLES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "sm": ("volumetric soil moisture", "volume_fraction_of_condensed_water_in_soil", ("m3 m-3", "1")),
     "swc": ("volumetric soil water content", "volume_fraction_of_condensed_water_in_soil", ("m3 m-3", "1")),
-    "swc_rz": ("root-zone volumetric soil water content", "volume_fraction_of_condensed_water_in_soil",
-               ("m3 m-3", "1")),
+    "swc_rz": (
+        "root-zone volumetric soil water content",
+        "volume_fraction_of_condensed_water_in_soil",
+        ("m3 m-3", "1"),
+    ),
     "ts": ("soil temperature", "soil_temperature", ("degC", "K")),
     "ta": ("air temperature", "air_temperature", ("degC", "K")),
     "tmin": ("daily minimum air temperature", "air_temperature", ("degC", "K")),
@@ -226,8 +265,7 @@ VARIABLES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "netrad": ("net radiation", "surface_net_downward_radiative_flux", ("W m-2",)),
     "g": ("ground heat flux", "downward_heat_flux_in_soil", ("W m-2",)),
     "sw_in": ("incoming shortwave radiation", "surface_downwelling_shortwave_flux_in_air", ("W m-2",)),
-    "ssrd": ("surface solar radiation downwards", "surface_downwelling_shortwave_flux_in_air",
-             ("MJ m-2 d-1", "W m-2")),
+    "ssrd": ("surface solar radiation downwards", "surface_downwelling_shortwave_flux_in_air", ("MJ m-2 d-1", "W m-2")),
     "rh": ("relative humidity", "relative_humidity", ("%", "1")),
     "vpd": ("vapour pressure deficit", "water_vapor_saturation_deficit_in_air", ("hPa", "Pa")),
     "ustar": ("friction velocity", "magnitude_of_surface_friction_velocity_in_air", ("m s-1",)),
@@ -236,8 +274,11 @@ VARIABLES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "albedo": ("surface albedo", "surface_albedo", ("1",)),
     "co2": ("atmospheric CO2 mole fraction", "mole_fraction_of_carbon_dioxide_in_air", ("ppm", "1")),
     "burned_area": ("burned area fraction", "burned_area_fraction", ("1",)),
-    "gpp": ("gross primary productivity", "gross_primary_productivity_of_biomass_expressed_as_carbon",
-            ("g m-2 d-1", "kg m-2 s-1")),
+    "gpp": (
+        "gross primary productivity",
+        "gross_primary_productivity_of_biomass_expressed_as_carbon",
+        ("g m-2 d-1", "kg m-2 s-1"),
+    ),
     "nee": ("net ecosystem exchange of CO2", "surface_upward_mole_flux_of_carbon_dioxide", ("umol m-2 s-1",)),
     "reco": ("ecosystem respiration", None, ()),
     "nbe": ("net biosphere exchange", None, ()),
@@ -248,11 +289,10 @@ VARIABLES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
 # Sources (Station.source, the readers' SOURCE) -> what to cite
 REFERENCES = {
     "ISMN": "Dorigo et al. (2021), The International Soil Moisture Network, HESS 25, 5749-5804, "
-            "doi:10.5194/hess-25-5749-2021",
+    "doi:10.5194/hess-25-5749-2021",
     "CARDAMOM-FluxVal v1.0": "Pastorello et al. (2020), The FLUXNET2015 dataset, Sci. Data 7, 225, "
-                             "doi:10.1038/s41597-020-0534-3",
-    "ECOv002-calval-tables 1.13.0": "Pierrat et al. (2024), doi:10.1029/2024WR039404; AmeriFlux tower data "
-                                    "(CC-BY-4.0)",
+    "doi:10.1038/s41597-020-0534-3",
+    "ECOv002-calval-tables 1.13.0": "Pierrat et al. (2024), doi:10.1029/2024WR039404; AmeriFlux tower data (CC-BY-4.0)",
 }
 SOURCE_LINKS = {
     "ISMN": "https://ismn.earth/en/",
@@ -264,7 +304,7 @@ INSTRUMENTS = {  # what measured the values of each source, in GCMD Instrument K
     "CARDAMOM-FluxVal v1.0": "EDDY CORRELATION DEVICES",
     "ECOv002-calval-tables 1.13.0": "EDDY CORRELATION DEVICES",
     "lehmannfa/water_storage_changes results/hydrology": "STREAM GAUGES (GRDC discharge); basin means of gridded "
-                                                         "products (GRACE KBR, reanalyses)",
+    "products (GRACE KBR, reanalyses)",
 }
 
 
@@ -316,22 +356,33 @@ def _quality_variable(name: str, wide: pd.DataFrame) -> tuple[np.ndarray, dict[s
     if all(_is_number(w) for w in words):
         values = np.full(flags.shape, np.nan)
         values[present] = [float(f) for f in flags[present]]
-        return values, {"long_name": f"quality of {name} as the source gives it (fraction of good-quality records)",
-                        "standard_name": "quality_flag", "units": "1",
-                        "coverage_content_type": "qualityInformation"}, {}
+        return (
+            values,
+            {
+                "long_name": f"quality of {name} as the source gives it (fraction of good-quality records)",
+                "standard_name": "quality_flag",
+                "units": "1",
+                "coverage_content_type": "qualityInformation",
+            },
+            {},
+        )
     codes = np.full(flags.shape, -1, dtype="int16")
     index = {w: i for i, w in enumerate(words)}
     codes[present] = [index[str(f)] for f in flags[present]]
     dtype = "int8" if len(words) < 127 else "int16"
     meanings = [_flag_words(w) for w in words]
-    return codes.astype(dtype), {
-        "long_name": f"quality flag of {name} as the source writes it",
-        "standard_name": "quality_flag",
-        "flag_values": np.arange(len(words), dtype=dtype),
-        "flag_meanings": " ".join(meanings),
-        "comment": "source codes: " + "; ".join(f"{i} = {w}" for i, w in enumerate(words)),
-        "coverage_content_type": "qualityInformation",
-    }, {"dtype": dtype, "_FillValue": np.array(-1, dtype)[()]}
+    return (
+        codes.astype(dtype),
+        {
+            "long_name": f"quality flag of {name} as the source writes it",
+            "standard_name": "quality_flag",
+            "flag_values": np.arange(len(words), dtype=dtype),
+            "flag_meanings": " ".join(meanings),
+            "comment": "source codes: " + "; ".join(f"{i} = {w}" for i, w in enumerate(words)),
+            "coverage_content_type": "qualityInformation",
+        },
+        {"dtype": dtype, "_FillValue": np.array(-1, dtype)[()]},
+    )
 
 
 def to_dataset(table: pd.DataFrame) -> xr.Dataset:
@@ -363,32 +414,55 @@ def to_dataset(table: pd.DataFrame) -> xr.Dataset:
     parts = [_split(str(v)) for v in table["variable"]]
     table = table.assign(
         station=table["network"] + ":" + table["code"],
-        quantity=[p[0] for p in parts], top=[p[1] for p in parts], bottom=[p[2] for p in parts],
-        time=pd.to_datetime(table["time"], utc=True).dt.tz_localize(None))
+        quantity=[p[0] for p in parts],
+        top=[p[1] for p in parts],
+        bottom=[p[2] for p in parts],
+        time=pd.to_datetime(table["time"], utc=True).dt.tz_localize(None),
+    )
     table["top"] = table["top"].astype("float64")
     table["bottom"] = table["bottom"].astype("float64")
-    depth_label = table["top"].map(lambda t: "" if pd.isna(t) else f"{t:g}") + "-" + table["bottom"].map(
-        lambda b: "" if pd.isna(b) else f"{b:g}")
+    depth_label = (
+        table["top"].map(lambda t: "" if pd.isna(t) else f"{t:g}")
+        + "-"
+        + table["bottom"].map(lambda b: "" if pd.isna(b) else f"{b:g}")
+    )
     table["feature"] = np.where(table["top"].isna(), table["station"], table["station"] + ":" + depth_label + "m")
     features = table.drop_duplicates("feature").set_index("feature").sort_index()
     times = np.sort(table["time"].unique())
     ds = xr.Dataset(coords={"time": ("time", times)})
     dim = "timeseries"
-    ds["timeseries_id"] = (dim, features.index.to_numpy(dtype=str),
-                           {"cf_role": "timeseries_id", "long_name": "time series (network:code, sensor depth)"})
+    ds["timeseries_id"] = (
+        dim,
+        features.index.to_numpy(dtype=str),
+        {"cf_role": "timeseries_id", "long_name": "time series (network:code, sensor depth)"},
+    )
     ds["station_id"] = (dim, features["station"].to_numpy(dtype=str), {"long_name": "station (network:code)"})
     ds["station_name"] = (dim, features["name"].fillna("").to_numpy(dtype=str), {"long_name": "station name"})
-    coords = {"lon": (dim, features["lon"].to_numpy(float), {"standard_name": "longitude", "units": "degrees_east"}),
-              "lat": (dim, features["lat"].to_numpy(float), {"standard_name": "latitude", "units": "degrees_north"})}
+    coords = {
+        "lon": (dim, features["lon"].to_numpy(float), {"standard_name": "longitude", "units": "degrees_east"}),
+        "lat": (dim, features["lat"].to_numpy(float), {"standard_name": "latitude", "units": "degrees_north"}),
+    }
     if features["top"].notna().any():
         top, bottom = features["top"].to_numpy(float), features["bottom"].to_numpy(float)
-        coords["depth"] = (dim, (top + bottom) / 2, {
-            "standard_name": "depth", "long_name": "sensor depth below the surface (middle of the sensor's layer)",
-            "units": "m", "positive": "down", "axis": "Z", "bounds": "depth_bnds"})
+        coords["depth"] = (
+            dim,
+            (top + bottom) / 2,
+            {
+                "standard_name": "depth",
+                "long_name": "sensor depth below the surface (middle of the sensor's layer)",
+                "units": "m",
+                "positive": "down",
+                "axis": "Z",
+                "bounds": "depth_bnds",
+            },
+        )
         ds["depth_bnds"] = ((dim, "nv"), np.stack([top, bottom], axis=1))
-        ds.attrs.update(geospatial_vertical_min=float(np.nanmin(coords["depth"][1])),
-                        geospatial_vertical_max=float(np.nanmax(coords["depth"][1])),
-                        geospatial_vertical_units="m", geospatial_vertical_positive="down")
+        ds.attrs.update(
+            geospatial_vertical_min=float(np.nanmin(coords["depth"][1])),
+            geospatial_vertical_max=float(np.nanmax(coords["depth"][1])),
+            geospatial_vertical_units="m",
+            geospatial_vertical_positive="down",
+        )
     ds = ds.assign_coords(coords)
     by_units = table.groupby("quantity")["units"].agg(lambda u: sorted(set(u)))
     for (name, units), rows in table.groupby(["quantity", "units"], sort=True):
@@ -396,9 +470,16 @@ def to_dataset(table: pd.DataFrame) -> xr.Dataset:
         var = re.sub(r"[^A-Za-z0-9_]", "_", var)
         values = rows.pivot_table(index="feature", columns="time", values="value", aggfunc="mean")
         values = values.reindex(index=features.index, columns=times)
-        attrs = {**_describe(str(name), str(units)), "units": str(units), "coverage_content_type": "physicalMeasurement"}
-        flags = (rows.drop_duplicates(["feature", "time"]).pivot(index="feature", columns="time", values="quality_flag")
-                 .reindex(index=features.index, columns=times))
+        attrs = {
+            **_describe(str(name), str(units)),
+            "units": str(units),
+            "coverage_content_type": "physicalMeasurement",
+        }
+        flags = (
+            rows.drop_duplicates(["feature", "time"])
+            .pivot(index="feature", columns="time", values="quality_flag")
+            .reindex(index=features.index, columns=times)
+        )
         quality = _quality_variable(var, flags)
         if quality is not None:
             data, qattrs, encoding = quality
@@ -420,8 +501,9 @@ def _sensors(paths) -> list[str]:
     return sorted({m["sensor"] for p in paths if (m := ISMN_FILE.search(os.path.basename(str(p))))})
 
 
-def acdd_attributes(table: pd.DataFrame, sources: list[str], *, modified: Any = None,
-                    sensors: list[str] | None = None) -> dict[str, str]:
+def acdd_attributes(
+    table: pd.DataFrame, sources: list[str], *, modified: Any = None, sensors: list[str] | None = None
+) -> dict[str, str]:
     """ACDD global attributes of a station file: the networks as creators, the portal as publisher.
 
     Observations are not the data of a catalogue record (the records describe the gridded
@@ -452,8 +534,9 @@ def acdd_attributes(table: pd.DataFrame, sources: list[str], *, modified: Any = 
     networks = sorted(set(table["network"]))
     quantities = [_split(str(v))[0] for v in table["variable"]]
     names = sorted(set(quantities))
-    standard = sorted({_describe(n, u).get("standard_name", "") for n, u in zip(quantities, table["units"],
-                                                                                strict=True)} - {""})
+    standard = sorted(
+        {_describe(n, u).get("standard_name", "") for n, u in zip(quantities, table["units"], strict=True)} - {""}
+    )
     first, last = (pd.Timestamp(t).strftime("%Y-%m-%d") for t in (table["time"].min(), table["time"].max()))
     n_stations = len(table[["network", "code"]].drop_duplicates())
     links = [SOURCE_LINKS[s] for s in sources if s in SOURCE_LINKS]
@@ -461,8 +544,8 @@ def acdd_attributes(table: pd.DataFrame, sources: list[str], *, modified: Any = 
     attrs = {
         "title": f"In situ observations of the {', '.join(networks)} network{plural}: {', '.join(names)}",
         "summary": f"{len(table)} observations of {', '.join(names)} at {n_stations} station(s) of {', '.join(networks)}, "
-                   f"{first} to {last}, as ingested by the {PORTAL} from {'; '.join(sources) or 'the networks'}: values, "
-                   "units and quality flags as the sources give them, sensor depths as a coordinate.",
+        f"{first} to {last}, as ingested by the {PORTAL} from {'; '.join(sources) or 'the networks'}: values, "
+        "units and quality flags as the sources give them, sensor depths as a coordinate.",
         "keywords": ", ".join([*standard, *networks, "in situ observations"]),
         "keywords_vocabulary": "CF:CF Standard Name Table v93 (standard names); network names as the sources give them",
         "standard_name_vocabulary": "CF Standard Name Table v93",
@@ -473,8 +556,9 @@ def acdd_attributes(table: pd.DataFrame, sources: list[str], *, modified: Any = 
         "platform": "In Situ Land-based Platforms",
         "platform_vocabulary": "GCMD Platform Keywords",
         "instrument": ", ".join(sensors or []) or "; ".join(INSTRUMENTS[s] for s in sources if s in INSTRUMENTS),
-        "instrument_vocabulary": "ISMN sensor names (as in the names of ISMN data files)" if sensors else
-        ("GCMD Instrument Keywords" if any(s in INSTRUMENTS for s in sources) else ""),
+        "instrument_vocabulary": "ISMN sensor names (as in the names of ISMN data files)"
+        if sensors
+        else ("GCMD Instrument Keywords" if any(s in INSTRUMENTS for s in sources) else ""),
         "processing_level": "in situ observations as the source networks publish them",
         "creator_name": ", ".join(networks),
         "creator_type": "group",
@@ -486,9 +570,11 @@ def acdd_attributes(table: pd.DataFrame, sources: list[str], *, modified: Any = 
         "project": PORTAL,
         "program": f"{PORTAL}: in situ observations behind the regenerated products' training and validation",
         # scattered stations, not a grid (left out when no station has coordinates: basins)
-        "geospatial_lat_resolution": "point (stations at their locations, no grid)" if table["lat"].notna().any()
+        "geospatial_lat_resolution": "point (stations at their locations, no grid)"
+        if table["lat"].notna().any()
         else "",
-        "geospatial_lon_resolution": "point (stations at their locations, no grid)" if table["lat"].notna().any()
+        "geospatial_lon_resolution": "point (stations at their locations, no grid)"
+        if table["lat"].notna().any()
         else "",
         "publisher_name": PORTAL,
         "publisher_type": "institution",
@@ -534,13 +620,15 @@ def check_size(query: StationQuery) -> int:
     n = count(query)
     limit = max_rows()
     if n > limit:
-        per_network = (_observations(query).values("station__network").annotate(n=Count("id"))
-                       .order_by("-n")[:10])
+        per_network = _observations(query).values("station__network").annotate(n=Count("id")).order_by("-n")[:10]
         networks = ", ".join(f"{row['station__network']}: {row['n']}" for row in per_network)
-        raise TooManyRows("bbox", f"{n} observations, above the {limit} answered by one request: narrow the box, "
-                                  "the period, the networks or the variables, or split it into requests of fewer "
-                                  f"rows each, by period (time=start/end), by network (network=...) or by station "
-                                  f"(station=code,code); rows per network: {networks}")
+        raise TooManyRows(
+            "bbox",
+            f"{n} observations, above the {limit} answered by one request: narrow the box, "
+            "the period, the networks or the variables, or split it into requests of fewer "
+            f"rows each, by period (time=start/end), by network (network=...) or by station "
+            f"(station=code,code); rows per network: {networks}",
+        )
     return n
 
 
@@ -557,8 +645,16 @@ def write(query: StationQuery, path: Path) -> int:
     check_size(query)
     table = frame(query)
     if query.format == "netcdf":
-        sources = sorted({s for s in _stations(query).filter(code__in=set(table["code"]))
-                          .values_list("source", flat=True).distinct() if s})
+        sources = sorted(
+            {
+                s
+                for s in _stations(query)
+                .filter(code__in=set(table["code"]))
+                .values_list("source", flat=True)
+                .distinct()
+                if s
+            }
+        )
         modified = _observations(query).aggregate(latest=Max("ingest_run__finished_at"))["latest"]
         files = _observations(query).values_list("ingest_run__source_path", flat=True).distinct()
         attrs = acdd_attributes(table, sources, modified=modified, sensors=_sensors(f for f in files if f))
@@ -566,20 +662,31 @@ def write(query: StationQuery, path: Path) -> int:
         return len(table)
     with atomic_path(path) as tmp:
         if query.format == "csv":
-            out = table.assign(time=pd.to_datetime(table["time"], utc=True).map(lambda t: t.isoformat()),
-                               value=_value_text(table))
+            out = table.assign(
+                time=pd.to_datetime(table["time"], utc=True).map(lambda t: t.isoformat()), value=_value_text(table)
+            )
             out.to_csv(tmp, index=False, na_rep="")
         else:
             stations = []
             for (network, code), rows in table.groupby(["network", "code"], sort=False):
                 first = rows.iloc[0]
-                stations.append({
-                    "network": network, "code": code, "name": first["name"],
-                    "lon": None if pd.isna(first["lon"]) else first["lon"],
-                    "lat": None if pd.isna(first["lat"]) else first["lat"],
-                    "series": {str(v): {"units": r["units"].iloc[0],
-                                        "time": [t.isoformat() for t in pd.to_datetime(r["time"], utc=True)],
-                                        "value": r["value"].tolist()} for v, r in rows.groupby("variable")}})
+                stations.append(
+                    {
+                        "network": network,
+                        "code": code,
+                        "name": first["name"],
+                        "lon": None if pd.isna(first["lon"]) else first["lon"],
+                        "lat": None if pd.isna(first["lat"]) else first["lat"],
+                        "series": {
+                            str(v): {
+                                "units": r["units"].iloc[0],
+                                "time": [t.isoformat() for t in pd.to_datetime(r["time"], utc=True)],
+                                "value": r["value"].tolist(),
+                            }
+                            for v, r in rows.groupby("variable")
+                        },
+                    }
+                )
             tmp.write_text(json.dumps({"type": "StationCollection", "stations": stations}))
     return len(table)
 

@@ -38,6 +38,7 @@ References
 * Abernathey et al. (2021), Cloud-native repositories for big scientific data, Computing in
   Science & Engineering 23(2) (map- vs time-series chunking of ARCO stores).
 """
+
 from __future__ import annotations
 
 import math
@@ -101,8 +102,9 @@ def holds_grid(nc_path: str | os.PathLike) -> bool:
         return is_gridded(ds)
 
 
-def build_stores(nc_path: str | os.PathLike, *, block_values: int = 2**26,
-                 source_sha256: str | None = None) -> dict[str, Path]:
+def build_stores(
+    nc_path: str | os.PathLike, *, block_values: int = 2**26, source_sha256: str | None = None
+) -> dict[str, Path]:
     """Write the map-chunked and the time-chunked Zarr copies of a published grid.
 
     The source is read block by block (about ``block_values`` values at a time: day blocks for
@@ -176,14 +178,14 @@ def _write_store(ds: xr.Dataset, path: Path, chunks: dict[str, int], along: str,
         encoding[name] = enc
     template = ds.copy()
     for name in ds.data_vars:  # lazy placeholders: only metadata and coordinates are written now
-        template[name] = ds[name].copy(data=dask.array.zeros(ds[name].shape, dtype=ds[name].dtype,
-                                                      chunks=tuple(chunks[d] for d in ds[name].dims)))
+        template[name] = ds[name].copy(
+            data=dask.array.zeros(ds[name].shape, dtype=ds[name].dtype, chunks=tuple(chunks[d] for d in ds[name].dims))
+        )
     template.to_zarr(path, mode="w", compute=False, encoding=encoding, zarr_format=2, consolidated=True)
     others = [c for c in ds.coords if c != along]
     for start in range(0, ds.sizes[along], block):
         part = ds.isel({along: slice(start, start + block)}).load().drop_vars(others)
-        part.to_zarr(path, region={along: slice(start, start + part.sizes[along])}, zarr_format=2,
-                     consolidated=False)
+        part.to_zarr(path, region={along: slice(start, start + part.sizes[along])}, zarr_format=2, consolidated=False)
     zarr_consolidate(path)
 
 

@@ -5,14 +5,19 @@ module; :class:`portal.subsets.apps.SubsetsConfig` imports it when Django starts
 the tasks. Each has a soft and a hard time limit from settings: the soft one raises
 ``SoftTimeLimitExceeded`` in the task (a job records it as its failure), the hard one kills it.
 """
+
 from celery import shared_task
 from django.conf import settings
 
 from . import services
 
 
-@shared_task(name="subsets.run_job", acks_late=False, soft_time_limit=settings.SUBSET_JOB_SOFT_TIME_LIMIT_SECONDS,
-             time_limit=settings.SUBSET_JOB_TIME_LIMIT_SECONDS)
+@shared_task(
+    name="subsets.run_job",
+    acks_late=False,
+    soft_time_limit=settings.SUBSET_JOB_SOFT_TIME_LIMIT_SECONDS,
+    time_limit=settings.SUBSET_JOB_TIME_LIMIT_SECONDS,
+)
 def run_subset_job(job_id: str, attempt: int) -> str:
     """Run attempt ``attempt`` of subset job ``job_id``; returns its final status.
 
@@ -24,8 +29,11 @@ def run_subset_job(job_id: str, attempt: int) -> str:
     return services.run_job(job_id, attempt).status
 
 
-@shared_task(name="subsets.housekeeping", soft_time_limit=settings.SUBSET_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS,
-             time_limit=settings.SUBSET_HOUSEKEEPING_TIME_LIMIT_SECONDS)
+@shared_task(
+    name="subsets.housekeeping",
+    soft_time_limit=settings.SUBSET_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS,
+    time_limit=settings.SUBSET_HOUSEKEEPING_TIME_LIMIT_SECONDS,
+)
 def housekeeping() -> dict:
     """:func:`services.housekeeping` (periodic, Celery beat).
 

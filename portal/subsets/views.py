@@ -1,4 +1,5 @@
 """The job page: status, progress, the link and checksum, or the reason of a failure; cancel and retry."""
+
 from django.shortcuts import render
 
 from . import ownership, services

@@ -63,8 +63,16 @@ from .core import FORMATS, SubsetError, geospatial_bounds, iso_time, region_of
 CONVENTIONS = cf.CONVENTIONS
 """The ``Conventions`` global attribute of every NetCDF and Zarr answer."""
 SERVICE = "land-surface hydrology data portal, subset service"
-_KEEP_ENCODING = ("dtype", "scale_factor", "add_offset", "_FillValue", "missing_value", "_Unsigned", "units",
-                  "calendar")
+_KEEP_ENCODING = (
+    "dtype",
+    "scale_factor",
+    "add_offset",
+    "_FillValue",
+    "missing_value",
+    "_Unsigned",
+    "units",
+    "calendar",
+)
 _ZARR_ENCODING = ("dtype", "scale_factor", "add_offset", "_FillValue", "_Unsigned", "units", "calendar")
 _EXTENT_ATTRS = re.compile(r"^(geospatial_(lat|lon)_|geospatial_bounds(_crs)?$|time_coverage_)")
 _RANGE_ATTRS = ("valid_range", "valid_min", "valid_max", "actual_range", "flag_values", "flag_masks")
@@ -102,8 +110,11 @@ def data_variables(ds: xr.Dataset) -> list[str]:
             value = var.attrs.get(key)
             if isinstance(value, str):
                 companions.update(value.split())
-    return [str(n) for n, v in ds.data_vars.items()
-            if str(n) not in companions and "cf_role" not in v.attrs and "grid_mapping_name" not in v.attrs]
+    return [
+        str(n)
+        for n, v in ds.data_vars.items()
+        if str(n) not in companions and "cf_role" not in v.attrs and "grid_mapping_name" not in v.attrs
+    ]
 
 
 def _kind(ds: xr.Dataset, names: list[str]) -> str:
@@ -186,7 +197,6 @@ def _content_type(var: xr.Variable, default: str) -> str:
 
 
 def _parses_as_crs(wkt: Any) -> bool:
-
     try:
         pyproj.CRS.from_wkt(str(wkt))
     except pyproj.exceptions.CRSError:
@@ -198,8 +208,14 @@ def _set_grid_mapping(out: xr.Dataset, names: list[str]) -> xr.Dataset:
     """The grid mapping the variables name (else a new ``crs``), CF 5.6: ``latitude_longitude`` on
     WGS 84 with the full WKT of EPSG:4326 (:func:`products.methods.cf.crs_attributes`) where the
     source's mapping is lat/lon, keeping a source ``crs_wkt`` that parses as WKT."""
-    mapping = next((str(out[n].attrs["grid_mapping"]) for n in names if isinstance(out[n].attrs.get("grid_mapping"), str)
-                    and out[n].attrs["grid_mapping"] in out.variables), cf.CRS_NAME)
+    mapping = next(
+        (
+            str(out[n].attrs["grid_mapping"])
+            for n in names
+            if isinstance(out[n].attrs.get("grid_mapping"), str) and out[n].attrs["grid_mapping"] in out.variables
+        ),
+        cf.CRS_NAME,
+    )
     attrs = dict(out[mapping].attrs) if mapping in out.variables else {}
     if attrs.get("grid_mapping_name", "latitude_longitude") == "latitude_longitude":
         keep = {"crs_wkt": attrs["crs_wkt"]} if _parses_as_crs(attrs.get("crs_wkt", "")) else {}
@@ -240,8 +256,13 @@ def _extent(out: xr.Dataset, kind: str) -> dict[str, Any]:
     """
     attrs = cf.extent_attributes(out)
     if kind == "area":
-        attrs.update({k: v for k, v in out.attrs.items()
-                      if k.startswith(("geospatial_lat_", "geospatial_lon_", "geospatial_bounds"))})
+        attrs.update(
+            {
+                k: v
+                for k, v in out.attrs.items()
+                if k.startswith(("geospatial_lat_", "geospatial_lon_", "geospatial_bounds"))
+            }
+        )
     elif "geospatial_lat_min" in attrs:
         west, east = attrs["geospatial_lon_min"], attrs["geospatial_lon_max"]
         south, north = attrs["geospatial_lat_min"], attrs["geospatial_lat_max"]
@@ -251,30 +272,41 @@ def _extent(out: xr.Dataset, kind: str) -> dict[str, Any]:
             shape = shapely.box(lon_edges.min(), lat_edges.min(), lon_edges.max(), lat_edges.max())
         elif south == north and west == east:
             shape = shapely.Point(west, south)
-            attrs.update({k: v for k, v in out.attrs.items() if k in ("geospatial_lat_resolution",
-                                                                      "geospatial_lon_resolution")})
+            attrs.update(
+                {k: v for k, v in out.attrs.items() if k in ("geospatial_lat_resolution", "geospatial_lon_resolution")}
+            )
         elif south == north or west == east:
             shape = shapely.LineString([(west, south), (east, north)])
         else:
             shape = shapely.box(west, south, east, north)
         attrs["geospatial_bounds"] = geospatial_bounds(shape)
     if "geospatial_lon_min" in attrs:
-        attrs["geospatial_lon_min"], attrs["geospatial_lon_max"] = _acdd_lon(float(attrs["geospatial_lon_min"]),
-                                                                             float(attrs["geospatial_lon_max"]))
-        attrs.update(geospatial_lat_units="degrees_north", geospatial_lon_units="degrees_east",
-                     geospatial_bounds_crs=cf.GEOSPATIAL_BOUNDS_CRS)
+        attrs["geospatial_lon_min"], attrs["geospatial_lon_max"] = _acdd_lon(
+            float(attrs["geospatial_lon_min"]), float(attrs["geospatial_lon_max"])
+        )
+        attrs.update(
+            geospatial_lat_units="degrees_north",
+            geospatial_lon_units="degrees_east",
+            geospatial_bounds_crs=cf.GEOSPATIAL_BOUNDS_CRS,
+        )
     return attrs
 
 
 def _history_line(out: xr.Dataset, names: list[str], kind: str, now: datetime) -> str:
-    what = {"grid": "subset", "point": "series of the cell nearest to a point", "area": "area-mean series",
-            "stations": "station observations"}[kind]
+    what = {
+        "grid": "subset",
+        "point": "series of the cell nearest to a point",
+        "area": "area-mean series",
+        "stations": "station observations",
+    }[kind]
     source = out.attrs.get("source_file")
     parts = [f"{what}{f' of {source}' if source else ''}: variables {', '.join(names)}"]
     if kind == "grid":
         lat, lon = out["lat"].values, out["lon"].values
-        parts.append(f"lat {float(lat.min()):g}..{float(lat.max()):g}, lon {float(lon.min()):g}..{float(lon.max()):g} "
-                     f"({lat.size} x {lon.size} cells)")
+        parts.append(
+            f"lat {float(lat.min()):g}..{float(lat.max()):g}, lon {float(lon.min()):g}..{float(lon.max()):g} "
+            f"({lat.size} x {lon.size} cells)"
+        )
     elif kind == "point":
         parts.append(f"cell centred at lat {float(out['lat']):g}, lon {float(out['lon']):g}")
     elif kind == "area":
@@ -321,10 +353,14 @@ def cf_dataset(ds: xr.Dataset, attrs: Mapping[str, Any] | None = None, *, now: d
             out[name].attrs.pop("grid_mapping", None)
     if kind == "point":
         label = f"cell lat {float(out['lat']):g} lon {float(out['lon']):g}"
-        out = out.assign_coords(cell_id=xr.Variable((), label, {"cf_role": "timeseries_id",
-                                                                "long_name": "grid cell of the series"}))
-    bounds = {str(v.attrs["bounds"]) for v in out.variables.values()
-              if isinstance(v.attrs.get("bounds"), str) and v.attrs["bounds"] in out.variables}
+        out = out.assign_coords(
+            cell_id=xr.Variable((), label, {"cf_role": "timeseries_id", "long_name": "grid cell of the series"})
+        )
+    bounds = {
+        str(v.attrs["bounds"])
+        for v in out.variables.values()
+        if isinstance(v.attrs.get("bounds"), str) and v.attrs["bounds"] in out.variables
+    }
     default = "physicalMeasurement" if kind == "stations" else "modelResult"
     for variable, var in out.variables.items():
         name = str(variable)
@@ -340,8 +376,9 @@ def cf_dataset(ds: xr.Dataset, attrs: Mapping[str, Any] | None = None, *, now: d
         elif "grid_mapping_name" in var.attrs:
             var.encoding = {}
         elif var.dtype.kind in "OSU":
-            var.attrs.setdefault("coverage_content_type", "referenceInformation" if "cf_role" in var.attrs
-                                 else "auxiliaryInformation")
+            var.attrs.setdefault(
+                "coverage_content_type", "referenceInformation" if "cf_role" in var.attrs else "auxiliaryInformation"
+            )
             var.encoding = {}
         else:
             var.encoding = _value_encoding(var)
@@ -356,11 +393,18 @@ def cf_dataset(ds: xr.Dataset, attrs: Mapping[str, Any] | None = None, *, now: d
     history = [h for h in (str(source.get("history", "")).strip(), str(record.pop("history", "")).strip()) if h]
     history.append(_history_line(out, names, kind, now))
     created = now.isoformat().replace("+00:00", "Z")
-    out.attrs = _cf_attrs(cf.global_attributes(source, record, _extent(out, kind), {
-        "history": "\n".join(history),
-        "date_created": created,
-        "date_metadata_modified": record.get("date_metadata_modified") or created,
-    }))
+    out.attrs = _cf_attrs(
+        cf.global_attributes(
+            source,
+            record,
+            _extent(out, kind),
+            {
+                "history": "\n".join(history),
+                "date_created": created,
+                "date_metadata_modified": record.get("date_metadata_modified") or created,
+            },
+        )
+    )
     out.attrs.setdefault("comment", COMMENTS[kind])
     if kind == "point":
         out.attrs.update(featureType="timeSeries", cdm_data_type="Station")
@@ -372,13 +416,13 @@ def cf_dataset(ds: xr.Dataset, attrs: Mapping[str, Any] | None = None, *, now: d
 
 COMMENTS = {
     "grid": "Subset of the published grid: the cells whose centres fall in the requested box or polygon (cells "
-            "of a polygon's bounding box outside it are missing), values as published.",
+    "of a polygon's bounding box outside it are missing), values as published.",
     "point": "Time series of the published grid cell nearest to the requested point (lat/lon: its centre), "
-             "values as published.",
+    "values as published.",
     "area": "cos(latitude)-weighted mean of the finite values of the published grid cells whose centres fall in "
-            "the region (geospatial_bounds); lat/lon bounds span those cells.",
+    "the region (geospatial_bounds); lat/lon bounds span those cells.",
     "stations": "Station observations as ingested from the source networks (values and quality flags as the "
-                "sources give them).",
+    "sources give them).",
 }
 """The ``comment`` global attribute each kind of answer gets when the record gives none."""
 
@@ -596,22 +640,26 @@ def to_csv(ds: xr.Dataset, path: str | os.PathLike[str], *, drop_empty: bool = F
     rows = math.prod(shape)
 
     def along(position: int, values: np.ndarray) -> np.ndarray:  # a coordinate on every row (C order)
-        return np.tile(np.repeat(values, math.prod(shape[position + 1:])), math.prod(shape[:position]))
+        return np.tile(np.repeat(values, math.prod(shape[position + 1 :])), math.prod(shape[:position]))
 
     columns: dict[str, np.ndarray] = {}
     for dim in ("time", "lat", "lon"):
         if dim not in ds.variables:
             continue
         coord = ds[dim]
-        text = (np.asarray([iso_time(t) for t in np.atleast_1d(coord.values)], dtype=object) if dim == "time"
-                else text_values(coord).astype(object).reshape(-1))
+        text = (
+            np.asarray([iso_time(t) for t in np.atleast_1d(coord.values)], dtype=object)
+            if dim == "time"
+            else text_values(coord).astype(object).reshape(-1)
+        )
         header = "time" if dim == "time" else _header(dim, coord.attrs)
         columns[header] = along(dims.index(dim), text) if dim in dims else np.repeat(text[:1], rows)
     empty = np.ones(rows, bool)
     for name in names:
         da = sub[name].transpose(*[d for d in dims if d in sub[name].dims])
-        text = np.broadcast_to(text_values(da.expand_dims([d for d in dims if d not in da.dims])
-                                           .transpose(*dims)), shape).reshape(-1)
+        text = np.broadcast_to(
+            text_values(da.expand_dims([d for d in dims if d not in da.dims]).transpose(*dims)), shape
+        ).reshape(-1)
         columns[_header(name, ds[name].attrs)] = text
         empty &= text == ""
     frame = pd.DataFrame(columns)
@@ -708,13 +756,27 @@ def to_geotiff(
         scale, offset = 1.0, 0.0
     times = [iso_time(t) for t in da["time"].values]
     count = len(times)
-    tags = {"variable": variable, **{key: str(da.attrs[key]) for key in ("units", "standard_name", "long_name")
-                                     if key in da.attrs}}
+    tags = {
+        "variable": variable,
+        **{key: str(da.attrs[key]) for key in ("units", "standard_name", "long_name") if key in da.attrs},
+    }
     with _atomic(path) as tmp:
-        with geotiff.create(tmp, driver="COG", width=lon.size, height=lat.size, count=count, dtype=dtype,
-                            transform=transform, nodata=nodata, blocksize=blocksize, scales=[scale] * count,
-                            offsets=[offset] * count, descriptions=times, band_tags=[{"time": t} for t in times],
-                            tags=tags) as dst:
+        with geotiff.create(
+            tmp,
+            driver="COG",
+            width=lon.size,
+            height=lat.size,
+            count=count,
+            dtype=dtype,
+            transform=transform,
+            nodata=nodata,
+            blocksize=blocksize,
+            scales=[scale] * count,
+            offsets=[offset] * count,
+            descriptions=times,
+            band_tags=[{"time": t} for t in times],
+            tags=tags,
+        ) as dst:
             dst.write(data)
     return Path(path)
 
@@ -800,7 +862,8 @@ def to_coveragejson(ds: xr.Dataset) -> dict[str, Any]:
         geom = region_of(ds.attrs["geospatial_bounds"])
         polygons = [
             [[[float(x), float(y)] for x, y in ring.coords] for ring in (p.exterior, *p.interiors)]
-            for p in getattr(geom, "geoms", [geom]) if p.geom_type == "Polygon"
+            for p in getattr(geom, "geoms", [geom])
+            if p.geom_type == "Polygon"
         ]
         axes = {
             "composite": {"dataType": "polygon", "coordinates": ["x", "y"], "values": polygons},
@@ -853,8 +916,9 @@ def to_coveragejson(ds: xr.Dataset) -> dict[str, Any]:
     }
 
 
-def write(ds: xr.Dataset, path: str | os.PathLike[str], fmt: str, *, attrs: Mapping[str, str],
-          drop_empty: bool = False) -> Path:
+def write(
+    ds: xr.Dataset, path: str | os.PathLike[str], fmt: str, *, attrs: Mapping[str, str], drop_empty: bool = False
+) -> Path:
     """Write an answer at ``path`` in ``fmt``, atomically: the one entry point of the service.
 
     Parameters

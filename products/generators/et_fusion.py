@@ -17,6 +17,7 @@ Ke, G., et al. (2017): LightGBM: a highly efficient gradient boosting decision t
 Pastorello, G., et al. (2020): The FLUXNET2015 dataset. Sci. Data 7, 225, doi:10.1038/s41597-020-0534-3.
 Yang, Y., Bloom, A. A., et al.: CARDAMOM-FluxVal Version 1.0, in prep. for Geosci. Model Dev. Discuss.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,16 +41,27 @@ FEATURES = (*DRIVERS, "month_sin", "month_cos", "lat")
 TARGET = "et"
 TOWER_VARIABLES = (*DRIVERS, TARGET)
 UNITS = {"tmin": "degC", "tmax": "degC", "ssrd": "MJ m-2 d-1", "vpd": "hPa", "precip": "mm d-1", "et": "mm d-1"}
-DEFAULT_PARAMS = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
-                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 2, "verbose": -1,
-                  "deterministic": True, "force_col_wise": True}
+DEFAULT_PARAMS = {
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 20,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.9,
+    "n_jobs": 2,
+    "verbose": -1,
+    "deterministic": True,
+    "force_col_wise": True,
+}
 REFERENCES = (
     "CARDAMOM-FluxVal v1.0 (Yang et al., in prep., Geosci. Model Dev. Discuss.); "
     "FLUXNET2015: Pastorello et al. (2020), Sci. Data 7, 225, doi:10.1038/s41597-020-0534-3; "
     "ERA5: Hersbach et al. (2023), ERA5 hourly data on single levels, Copernicus Climate Change Service, "
     "doi:10.24381/cds.adbb2d47; "
     "LightGBM: Ke et al. (2017), NeurIPS 30; "
-    "method after Xu et al. (2025), Agric. For. Meteorol. 372, 110645")
+    "method after Xu et al. (2025), Agric. For. Meteorol. 372, 110645"
+)
 
 
 @dataclass
@@ -139,7 +151,9 @@ def build_training_table(observations: pd.DataFrame, stations: pd.DataFrame) -> 
         if not units:
             raise ValueError(f"observations: no rows of variable {variable!r} (needed: {', '.join(TOWER_VARIABLES)})")
         if units != {UNITS[variable]}:
-            raise ValueError(f"observations: variable {variable!r} must be in {UNITS[variable]!r}, found {sorted(units)}")
+            raise ValueError(
+                f"observations: variable {variable!r} must be in {UNITS[variable]!r}, found {sorted(units)}"
+            )
     keys = ["station", "time"]
     driver_rows = obs[~obs["is_validation"] & obs["variable"].isin(DRIVERS)]
     if driver_rows.duplicated([*keys, "variable"]).any():
@@ -150,8 +164,10 @@ def build_training_table(observations: pd.DataFrame, stations: pd.DataFrame) -> 
     targets = obs.loc[obs["variable"] == TARGET, [*keys, "value", "is_validation"]].rename(columns={"value": TARGET})
     if targets.duplicated(keys).any():
         row = targets[targets.duplicated(keys)].iloc[0]
-        raise ValueError(f"observations: et at {row['station']} {row['time']:%Y-%m} appears twice (a validation "
-                         "month must not also be a training target)")
+        raise ValueError(
+            f"observations: et at {row['station']} {row['time']:%Y-%m} appears twice (a validation "
+            "month must not also be a training target)"
+        )
     site_columns = [c for c in ("code", "lat", "lon", "land_cover") if c in stations.columns]
     sites = stations[site_columns].rename(columns={"code": "station"})
     missing = set(targets["station"]) - set(sites["station"])
@@ -160,16 +176,30 @@ def build_training_table(observations: pd.DataFrame, stations: pd.DataFrame) -> 
     table = targets.merge(drivers, on=keys, how="left").merge(sites, on="station", how="left")
     table["time"] = table["time"].astype("datetime64[ns]")
     add_calendar_features(table)
-    columns = ["station", "time", "lat", "lon", *site_columns[3:], *DRIVERS, "month_sin", "month_cos", TARGET,
-               "is_validation"]
+    columns = [
+        "station",
+        "time",
+        "lat",
+        "lon",
+        *site_columns[3:],
+        *DRIVERS,
+        "month_sin",
+        "month_cos",
+        TARGET,
+        "is_validation",
+    ]
     return table[columns].sort_values(keys).reset_index(drop=True).astype({"is_validation": bool})
 
 
 def _metrics(predictions: pd.DataFrame) -> dict:
     val, cv = predictions[predictions["is_validation"]], predictions[~predictions["is_validation"]]
-    out = {"validation": {"pooled": summary(val["et_pred"], val["et_obs"]),
-                          "site": {s: summary(g["et_pred"], g["et_obs"]) for s, g in val.groupby("station")}},
-           "cv": {"pooled": summary(cv["et_pred"], cv["et_obs"])}}
+    out = {
+        "validation": {
+            "pooled": summary(val["et_pred"], val["et_obs"]),
+            "site": {s: summary(g["et_pred"], g["et_obs"]) for s, g in val.groupby("station")},
+        },
+        "cv": {"pooled": summary(cv["et_pred"], cv["et_obs"])},
+    }
     if "land_cover" in val.columns:
         out["validation"]["class"] = {c: summary(g["et_pred"], g["et_obs"]) for c, g in val.groupby("land_cover")}
     return out
@@ -230,8 +260,7 @@ def run(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 42, params: dict
     final_model = lightgbm.LGBMRegressor(**params).fit(x[is_train], y[is_train])
     keep = ["station", "time", "lat", "lon", *(["land_cover"] if "land_cover" in table.columns else [])]
     predictions = table[keep].assign(et_obs=y, et_pred=predicted, is_validation=~is_train, fold=fold)
-    return EtFusionResult(predictions, final_model, _metrics(predictions), params, fold_train_stations,
-                          n_splits, seed)
+    return EtFusionResult(predictions, final_model, _metrics(predictions), params, fold_train_stations, n_splits, seed)
 
 
 def metric_rows(result: EtFusionResult) -> list[tuple[str, str, str, dict]]:
@@ -259,10 +288,18 @@ def metric_rows(result: EtFusionResult) -> list[tuple[str, str, str, dict]]:
 
 _TEMPERATURE = {"K": lambda x: x - 273.15, "degC": lambda x: x, "celsius": lambda x: x, "°C": lambda x: x}
 _CONVERSIONS = {  # variable -> {units attribute: conversion to the tower units}
-    "tasmin": _TEMPERATURE, "tasmax": _TEMPERATURE, "tas": _TEMPERATURE, "tdps": _TEMPERATURE,
+    "tasmin": _TEMPERATURE,
+    "tasmax": _TEMPERATURE,
+    "tas": _TEMPERATURE,
+    "tdps": _TEMPERATURE,
     "rsds": {"W m-2": lambda x: x * 0.0864, "W/m2": lambda x: x * 0.0864, "W m**-2": lambda x: x * 0.0864},
-    "pr": {"kg m-2 s-1": lambda x: x * 86400.0, "kg/m2/s": lambda x: x * 86400.0, "kg m**-2 s**-1": lambda x: x * 86400.0,
-           "mm d-1": lambda x: x, "mm/day": lambda x: x},
+    "pr": {
+        "kg m-2 s-1": lambda x: x * 86400.0,
+        "kg/m2/s": lambda x: x * 86400.0,
+        "kg m**-2 s**-1": lambda x: x * 86400.0,
+        "mm d-1": lambda x: x,
+        "mm/day": lambda x: x,
+    },
 }
 
 
@@ -329,7 +366,9 @@ def era5_monthly_drivers(ds: xr.Dataset) -> pd.DataFrame:
             raise ReaderError(source, f"missing variable {name!r}", field=name)
         units = ds[name].attrs.get("units")
         if units not in table:
-            raise ReaderError(source, f"expected units one of {', '.join(table)}, found {units!r}", field=f"{name}.units")
+            raise ReaderError(
+                source, f"expected units one of {', '.join(table)}, found {units!r}", field=f"{name}.units"
+            )
         converted[name] = table[units](ds[name].astype("float64"))
     dims = ds["tas"].dims
     if len(dims) != 2 or "time" not in dims or not np.issubdtype(ds["time"].dtype, np.datetime64):
@@ -342,17 +381,27 @@ def era5_monthly_drivers(ds: xr.Dataset) -> pd.DataFrame:
         if name not in ds or ds[name].dims != (station_dim,):
             raise ReaderError(source, f"expected a {name} coordinate along {station_dim!r}", field=name)
     vpd = 10.0 * (saturation_vapour_pressure(converted["tas"]) - saturation_vapour_pressure(converted["tdps"]))
-    daily = xr.Dataset({"tmin": converted["tasmin"], "tmax": converted["tasmax"], "ssrd": converted["rsds"],
-                        "vpd": vpd.clip(min=0), "precip": converted["pr"]})
+    daily = xr.Dataset(
+        {
+            "tmin": converted["tasmin"],
+            "tmax": converted["tasmax"],
+            "ssrd": converted["rsds"],
+            "vpd": vpd.clip(min=0),
+            "precip": converted["pr"],
+        }
+    )
     monthly = daily.resample(time="MS").mean().transpose(station_dim, "time")
     n_stations, n_months = monthly.sizes[station_dim], monthly.sizes["time"]
     names = ds[station_dim].values.astype(str) if station_dim in ds.coords else np.arange(n_stations).astype(str)
-    frame = pd.DataFrame({
-        "station": np.repeat(names.astype(object), n_months),
-        "time": np.tile(monthly["time"].values.astype("datetime64[ns]"), n_stations),
-        "lat": np.repeat(ds["lat"].values.astype("float64"), n_months),
-        "lon": np.repeat(ds["lon"].values.astype("float64"), n_months),
-        **{name: monthly[name].values.ravel() for name in DRIVERS}})
+    frame = pd.DataFrame(
+        {
+            "station": np.repeat(names.astype(object), n_months),
+            "time": np.tile(monthly["time"].values.astype("datetime64[ns]"), n_stations),
+            "lat": np.repeat(ds["lat"].values.astype("float64"), n_months),
+            "lon": np.repeat(ds["lon"].values.astype("float64"), n_months),
+            **{name: monthly[name].values.ravel() for name in DRIVERS},
+        }
+    )
     add_calendar_features(frame)
     return frame
 
@@ -388,8 +437,9 @@ def predict(model: lightgbm.LGBMRegressor, drivers: pd.DataFrame) -> np.ndarray:
 TC_PRODUCTS = ("et_gleam", "et_era5land", "et_mod16")  # satellite-model hybrid, reanalysis, satellite
 
 
-def basin_triple_collocation(observations: pd.DataFrame, *, products: tuple[str, str, str] = TC_PRODUCTS,
-                             min_samples: int = 100) -> pd.DataFrame:
+def basin_triple_collocation(
+    observations: pd.DataFrame, *, products: tuple[str, str, str] = TC_PRODUCTS, min_samples: int = 100
+) -> pd.DataFrame:
     """Triple collocation of three ET products of independent families at each basin.
 
     TC runs on monthly anomalies (each product minus its own calendar-month climatology over the
@@ -416,8 +466,9 @@ def basin_triple_collocation(observations: pd.DataFrame, *, products: tuple[str,
     McColl et al. (2014), doi:10.1002/2014GL061322; Gruber et al. (2016),
     doi:10.1016/j.jag.2015.09.002 (see :mod:`products.methods.triple_collocation`).
     """
-    wide = (observations[observations["variable"].isin(products)]
-            .pivot_table(index=["station", "time"], columns="variable", values="value"))
+    wide = observations[observations["variable"].isin(products)].pivot_table(
+        index=["station", "time"], columns="variable", values="value"
+    )
     missing = [p for p in products if p not in wide.columns]
     if missing:
         raise ValueError(f"observations: no values of {missing}")
@@ -428,9 +479,15 @@ def basin_triple_collocation(observations: pd.DataFrame, *, products: tuple[str,
         result = tc_metrics(*(a.to_numpy() for a in anomalies), min_samples=min_samples)
         row = {"station": basin, "n": result.n, "too_few_samples": result.too_few_samples}
         for i, p in enumerate(products):
-            row.update({f"err_std_{p}": result.err_std[i], f"tcr_{p}": result.tcr[i],
-                        f"snr_db_{p}": result.snr_db[i], f"beta_{p}": result.beta[i],
-                        f"flag_{p}": bool(result.negative_error_variance[i] or result.r2_out_of_range[i])})
+            row.update(
+                {
+                    f"err_std_{p}": result.err_std[i],
+                    f"tcr_{p}": result.tcr[i],
+                    f"snr_db_{p}": result.snr_db[i],
+                    f"beta_{p}": result.beta[i],
+                    f"flag_{p}": bool(result.negative_error_variance[i] or result.r2_out_of_range[i]),
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -439,8 +496,9 @@ def basin_triple_collocation(observations: pd.DataFrame, *, products: tuple[str,
 ECOSTRESS_PRODUCTS = ("et_stic", "et_bess", "et_mod16", "et_ptjplsm", "et_jet")
 
 
-def products_against_towers(observations: pd.DataFrame, *, reference: str = "et",
-                            products: tuple[str, ...] = ECOSTRESS_PRODUCTS) -> pd.DataFrame:
+def products_against_towers(
+    observations: pd.DataFrame, *, reference: str = "et", products: tuple[str, ...] = ECOSTRESS_PRODUCTS
+) -> pd.DataFrame:
     """Metrics of each ET product against tower ET over the same samples.
 
     Only samples where the tower and every product have a value are used, so the products are
@@ -469,8 +527,9 @@ def products_against_towers(observations: pd.DataFrame, *, reference: str = "et"
         A variable is missing, or no sample has all of them.
     """
     names = [reference, *products]
-    wide = (observations[observations["variable"].isin(names)]
-            .pivot_table(index=["station", "time"], columns="variable", values="value"))
+    wide = observations[observations["variable"].isin(names)].pivot_table(
+        index=["station", "time"], columns="variable", values="value"
+    )
     missing = [n for n in names if n not in wide.columns]
     if missing:
         raise ValueError(f"observations: no values of {missing}")
@@ -480,8 +539,11 @@ def products_against_towers(observations: pd.DataFrame, *, reference: str = "et"
     rows = {}
     for p in products:
         per_tower = per_group(common, p, reference, "station")
-        rows[p] = {**summary(common[p], common[reference]), "n_stations": int(len(per_tower)),
-                   "median_kge": float(per_tower["kge"].median())}
+        rows[p] = {
+            **summary(common[p], common[reference]),
+            "n_stations": int(len(per_tower)),
+            "median_kge": float(per_tower["kge"].median()),
+        }
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -510,9 +572,17 @@ class TowerFusionResult:
     best_estimators: list
 
 
-def fuse_at_towers(observations: pd.DataFrame, *, reference: str = "et", products: tuple[str, ...] = ECOSTRESS_PRODUCTS,
-                   forcing: tuple[str, ...] = TOWER_FORCING, n_splits: int = 5, inner_splits: int = 3,
-                   max_iter: int = 20, seed: int = 42) -> TowerFusionResult:
+def fuse_at_towers(
+    observations: pd.DataFrame,
+    *,
+    reference: str = "et",
+    products: tuple[str, ...] = ECOSTRESS_PRODUCTS,
+    forcing: tuple[str, ...] = TOWER_FORCING,
+    n_splits: int = 5,
+    inner_splits: int = 3,
+    max_iter: int = 20,
+    seed: int = 42,
+) -> TowerFusionResult:
     """Fuse several ET products and forcing into tower ET with AutoML, validated on unseen towers.
 
     Outer loop: :func:`products.methods.cv.leave_station_out` (each tower held out once). In each
@@ -549,8 +619,9 @@ def fuse_at_towers(observations: pd.DataFrame, *, reference: str = "et", product
     MLSys 3. Method after Xu et al. (2025), see METHODS.md.
     """
     names = [reference, *products]
-    wide = (observations[observations["variable"].isin([*names, *forcing])]
-            .pivot_table(index=["station", "time"], columns="variable", values="value"))
+    wide = observations[observations["variable"].isin([*names, *forcing])].pivot_table(
+        index=["station", "time"], columns="variable", values="value"
+    )
     missing = [n for n in names if n not in wide.columns]
     if missing:
         raise ValueError(f"observations: no values of {missing}")
@@ -558,20 +629,33 @@ def fuse_at_towers(observations: pd.DataFrame, *, reference: str = "et", product
     features = [*products, *[f for f in forcing if f in data.columns]]
     stations = data["station"].to_numpy()
     if len(set(stations)) < max(n_splits, 3):
-        raise ValueError(f"n_splits={n_splits} needs at least max(n_splits, 3) towers with the reference and every "
-                         f"product; found {len(set(stations))}")
+        raise ValueError(
+            f"n_splits={n_splits} needs at least max(n_splits, 3) towers with the reference and every "
+            f"product; found {len(set(stations))}"
+        )
     fused, fold, chosen = np.full(len(data), np.nan), np.full(len(data), -1), []
     for k, (train, test) in enumerate(leave_station_out(stations, n_splits)):
         automl = AutoML()
-        automl.fit(data[features].iloc[train], data[reference].iloc[train], task="regression", metric="rmse",
-                   estimator_list=["lgbm"], split_type="group", groups=stations[train],
-                   n_splits=min(inner_splits, len(set(stations[train]))),
-                   max_iter=max_iter, time_budget=-1, seed=seed, verbose=0)
+        automl.fit(
+            data[features].iloc[train],
+            data[reference].iloc[train],
+            task="regression",
+            metric="rmse",
+            estimator_list=["lgbm"],
+            split_type="group",
+            groups=stations[train],
+            n_splits=min(inner_splits, len(set(stations[train]))),
+            max_iter=max_iter,
+            time_budget=-1,
+            seed=seed,
+            verbose=0,
+        )
         fused[test], fold[test] = automl.predict(data[features].iloc[test]), k
         chosen.append(automl.best_estimator)
     predictions = data[["station", "time", *names]].assign(et_fused=fused, fold=fold)
     table = pd.DataFrame.from_dict(
-        {name: summary(predictions[name], predictions[reference]) for name in ["et_fused", *products]}, orient="index")
+        {name: summary(predictions[name], predictions[reference]) for name in ["et_fused", *products]}, orient="index"
+    )
     return TowerFusionResult(predictions, table, chosen)
 
 
@@ -624,9 +708,15 @@ def basin_features(wide: pd.DataFrame, predictors: tuple[str, ...] = BASIN_PREDI
     return out
 
 
-def reconstruct_products(observations: pd.DataFrame, *, products: tuple[str, ...] = BASIN_ET_PRODUCTS,
-                         predictors: tuple[str, ...] = BASIN_PREDICTORS, n_splits: int = 5, seed: int = 42,
-                         params: dict | None = None) -> ReconstructionResult:
+def reconstruct_products(
+    observations: pd.DataFrame,
+    *,
+    products: tuple[str, ...] = BASIN_ET_PRODUCTS,
+    predictors: tuple[str, ...] = BASIN_PREDICTORS,
+    n_splits: int = 5,
+    seed: int = 42,
+    params: dict | None = None,
+) -> ReconstructionResult:
     """Stage 1 of the ET fusion: one LightGBM model per product, from forcing to that product.
 
     Each product is learned where it exists and predicted on every month that has the first
@@ -657,8 +747,11 @@ def reconstruct_products(observations: pd.DataFrame, *, products: tuple[str, ...
     ----------
     Ke et al. (2017), LightGBM, NeurIPS 30; method after Xu et al. (2025), see METHODS.md.
     """
-    wide = (observations[observations["variable"].isin([*products, *predictors])]
-            .pivot_table(index=["station", "time"], columns="variable", values="value").sort_index())
+    wide = (
+        observations[observations["variable"].isin([*products, *predictors])]
+        .pivot_table(index=["station", "time"], columns="variable", values="value")
+        .sort_index()
+    )
     missing = [n for n in (*products, predictors[0]) if n not in wide.columns]
     if missing:
         raise ValueError(f"observations: no values of {missing}")
@@ -673,19 +766,26 @@ def reconstruct_products(observations: pd.DataFrame, *, products: tuple[str, ...
         groups = xs.index.get_level_values("station").to_numpy()
         predicted = np.full(len(ys), np.nan)
         for train, test in leave_station_out(groups, min(n_splits, len(set(groups)))):
-            predicted[test] = lightgbm.LGBMRegressor(**model_params).fit(xs.iloc[train], ys[train]).predict(xs.iloc[test])
+            predicted[test] = (
+                lightgbm.LGBMRegressor(**model_params).fit(xs.iloc[train], ys[train]).predict(xs.iloc[test])
+            )
         series[f"{product}_rec"] = lightgbm.LGBMRegressor(**model_params).fit(xs, ys).predict(x)
         times = xs.index.get_level_values("time")
-        cv_rows[product] = {**summary(predicted, ys), "basins": int(len(set(groups))),
-                            "product_start": times.min(), "product_end": times.max(),
-                            "reconstructed_start": x.index.get_level_values("time").min(),
-                            "reconstructed_end": x.index.get_level_values("time").max()}
+        cv_rows[product] = {
+            **summary(predicted, ys),
+            "basins": int(len(set(groups))),
+            "product_start": times.min(),
+            "product_end": times.max(),
+            "reconstructed_start": x.index.get_level_values("time").min(),
+            "reconstructed_end": x.index.get_level_values("time").max(),
+        }
     return ReconstructionResult(series.reset_index(), pd.DataFrame.from_dict(cv_rows, orient="index"))
 
 
 # --- stored outputs of stages 1 and 2 ----------------------------------------------------------
-def fusion_metric_rows(fusion: TowerFusionResult, land_cover: dict[str, str] | None = None, *,
-                       reference: str = "et") -> list[tuple[str, str, str, dict]]:
+def fusion_metric_rows(
+    fusion: TowerFusionResult, land_cover: dict[str, str] | None = None, *, reference: str = "et"
+) -> list[tuple[str, str, str, dict]]:
     """``(variable, scope, label, metrics)`` rows of the fused estimate and of every input product.
 
     All variables are scored against ``reference`` on the same samples (those of
@@ -707,7 +807,10 @@ def fusion_metric_rows(fusion: TowerFusionResult, land_cover: dict[str, str] | N
         ECOSTRESS towers).
     """
     frame = fusion.predictions.assign(
-        land_cover=fusion.predictions["station"].map(land_cover or {}).fillna("").astype(str))
-    return [(variable, scope, label, metrics)
-            for variable in fusion.table.index
-            for scope, label, metrics in validation_rows(frame, variable, reference, "station", "land_cover")]
+        land_cover=fusion.predictions["station"].map(land_cover or {}).fillna("").astype(str)
+    )
+    return [
+        (variable, scope, label, metrics)
+        for variable in fusion.table.index
+        for scope, label, metrics in validation_rows(frame, variable, reference, "station", "land_cover")
+    ]

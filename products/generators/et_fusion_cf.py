@@ -13,6 +13,7 @@ References
 ----------
 CF Conventions 1.8, section 9 (Discrete Sampling Geometries) and appendix H.
 """
+
 from __future__ import annotations
 
 import lightgbm
@@ -32,8 +33,9 @@ from products.generators.et_fusion import (
 from products.methods.cf import CONVENTIONS, history_line, merge_attrs, time_encoding, timeseries_dataset
 
 
-def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None = None, *,
-                  attrs: dict | None = None) -> xr.Dataset:
+def to_cf_dataset(
+    result: EtFusionResult, era5_predictions: pd.DataFrame | None = None, *, attrs: dict | None = None
+) -> xr.Dataset:
     """CF-1.8 discrete sampling geometry (timeSeries, orthogonal multidimensional array) of ET.
 
     Towers carry the observed ET and the leave-site-out prediction of the fold that held the
@@ -83,20 +85,37 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
     if rows.duplicated(["station", "time"]).any():
         raise ValueError("predictions: a (station, month) appears twice")
     sites = rows.groupby("station", sort=False)[["lat", "lon", "site_type", "fold"]].first().reset_index()
-    rows = rows.assign(et=rows["et_pred"], et_obs=rows["et_obs"] if "et_obs" in rows else np.nan,
-                       is_validation=rows["is_validation"].map({False: 0, True: 1}).fillna(-1).astype("int8"))
-    et_attrs = {"standard_name": "water_evapotranspiration_flux", "units": "kg m-2 d-1", "cell_methods": "time: mean",
-                "comment": "monthly mean; 1 kg m-2 d-1 = 1 mm d-1 of liquid water"}
+    rows = rows.assign(
+        et=rows["et_pred"],
+        et_obs=rows["et_obs"] if "et_obs" in rows else np.nan,
+        is_validation=rows["is_validation"].map({False: 0, True: 1}).fillna(-1).astype("int8"),
+    )
+    et_attrs = {
+        "standard_name": "water_evapotranspiration_flux",
+        "units": "kg m-2 d-1",
+        "cell_methods": "time: mean",
+        "comment": "monthly mean; 1 kg m-2 d-1 = 1 mm d-1 of liquid water",
+    }
     variables: dict[str, dict] = {
-        "et": {**et_attrs, "coverage_content_type": "modelResult",
-               "long_name": "evapotranspiration predicted by LightGBM (towers: leave-site-out cross-validation model; "
-                            "ERA5 points: final model)"},
-        "et_obs": {**et_attrs, "long_name": "evapotranspiration observed at the flux tower (FLUXNET2015 via "
-                                            "CARDAMOM-FluxVal v1.0)", "ancillary_variables": "is_validation",
-                   "coverage_content_type": "physicalMeasurement"},
-        "is_validation": {"long_name": "role of the observed value", "flag_values": np.array([0, 1], dtype="int8"),
-                          "flag_meanings": "training held_out_validation",
-                          "coverage_content_type": "auxiliaryInformation", "_FillValue": np.int8(-1)},
+        "et": {
+            **et_attrs,
+            "coverage_content_type": "modelResult",
+            "long_name": "evapotranspiration predicted by LightGBM (towers: leave-site-out cross-validation model; "
+            "ERA5 points: final model)",
+        },
+        "et_obs": {
+            **et_attrs,
+            "long_name": "evapotranspiration observed at the flux tower (FLUXNET2015 via CARDAMOM-FluxVal v1.0)",
+            "ancillary_variables": "is_validation",
+            "coverage_content_type": "physicalMeasurement",
+        },
+        "is_validation": {
+            "long_name": "role of the observed value",
+            "flag_values": np.array([0, 1], dtype="int8"),
+            "flag_meanings": "training held_out_validation",
+            "coverage_content_type": "auxiliaryInformation",
+            "_FillValue": np.int8(-1),
+        },
     }
     pooled = result.metrics["validation"]["pooled"]
     base = {
@@ -104,27 +123,45 @@ def to_cf_dataset(result: EtFusionResult, era5_predictions: pd.DataFrame | None 
         "title": "Monthly evapotranspiration at FLUXNET2015 towers and ERA5 points (LightGBM ET fusion)",
         "institution": "data portal ET fusion pipeline",
         "source": f"LightGBM {lightgbm.__version__} regression of monthly ET on tower drivers "
-                  f"({', '.join(FEATURES)}); leave-site-out GroupKFold ({result.n_splits} folds, scikit-learn "
-                  f"{sklearn.__version__}); training data CARDAMOM-FluxVal v1.0, application ERA5 daily points",
+        f"({', '.join(FEATURES)}); leave-site-out GroupKFold ({result.n_splits} folds, scikit-learn "
+        f"{sklearn.__version__}); training data CARDAMOM-FluxVal v1.0, application ERA5 daily points",
         "history": history_line("products.generators.et_fusion"),
         "references": REFERENCES,
         "comment": "Validation scores use the CARDAMOM-FluxVal held-out months only, each predicted by a model "
-                   "that did not see the tower. ERA5 VPD = e_s(tas) - e_a(tdps) (FAO-56 eq. 11), a daily-mean "
-                   "approximation of the tower VPD.",
-        "validation_n": pooled["n"], "validation_kge": pooled["kge"], "validation_rmse_mm_per_day": pooled["rmse"],
-        "validation_bias_mm_per_day": pooled["bias"], "validation_r": pooled["r"],
+        "that did not see the tower. ERA5 VPD = e_s(tas) - e_a(tdps) (FAO-56 eq. 11), a daily-mean "
+        "approximation of the tower VPD.",
+        "validation_n": pooled["n"],
+        "validation_kge": pooled["kge"],
+        "validation_rmse_mm_per_day": pooled["rmse"],
+        "validation_bias_mm_per_day": pooled["bias"],
+        "validation_r": pooled["r"],
     }
     return timeseries_dataset(
-        rows, variables, stations=sites.astype({"site_type": "int8"}).assign(cv_fold=sites["fold"].astype("int16")),
+        rows,
+        variables,
+        stations=sites.astype({"site_type": "int8"}).assign(cv_fold=sites["fold"].astype("int16")),
         id_attrs={"long_name": "FLUXNET2015 site code or ERA5 point name"},
-        station_variables={"site_type": {"long_name": "kind of site", "flag_values": np.array([0, 1], dtype="int8"),
-                                         "flag_meanings": "flux_tower era5_point",
-                                         "coverage_content_type": "auxiliaryInformation", "_FillValue": None}},
-        auxiliary={"cv_fold": {  # a label of each tower
-            "long_name": "cross-validation fold in which the tower was left out (GroupKFold by station)",
-            "units": "1", "comment": "-1 at ERA5 points (not cross-validated)",
-            "coverage_content_type": "auxiliaryInformation"}},
-        time_attrs={"long_name": "start of the month"}, time_step="MS", attrs=merge_attrs(base, merge_attrs(attrs)))
+        station_variables={
+            "site_type": {
+                "long_name": "kind of site",
+                "flag_values": np.array([0, 1], dtype="int8"),
+                "flag_meanings": "flux_tower era5_point",
+                "coverage_content_type": "auxiliaryInformation",
+                "_FillValue": None,
+            }
+        },
+        auxiliary={
+            "cv_fold": {  # a label of each tower
+                "long_name": "cross-validation fold in which the tower was left out (GroupKFold by station)",
+                "units": "1",
+                "comment": "-1 at ERA5 points (not cross-validated)",
+                "coverage_content_type": "auxiliaryInformation",
+            }
+        },
+        time_attrs={"long_name": "start of the month"},
+        time_step="MS",
+        attrs=merge_attrs(base, merge_attrs(attrs)),
+    )
 
 
 def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | None = None) -> xr.Dataset:
@@ -152,27 +189,44 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
     CF Conventions 1.8, section 9 (featureType timeSeries).
     """
     variables = {
-        name: {"standard_name": "water_evapotranspiration_amount", "units": "kg m-2",
-               "cell_methods": "time: sum (interval: 1 month)", "coverage_content_type": "modelResult",
-               "comment": "1 kg m-2 = 1 mm of liquid water",
-               "long_name": (f"{name.removesuffix('_rec')} reconstructed by LightGBM from precipitation and runoff"
-                             if name.endswith("_rec") else f"{name} basin mean (lehmannfa/water_storage_changes)")}
-        for name in reconstruction.series.columns if name not in ("station", "time")}
-    base = {"data_kind": DataKind.REAL,
-            "title": "Stage-1 reconstruction of five ET products over GRDC major river basins",
-            "comment": "Basin means of each product and their reconstruction from basin precipitation and runoff; "
-                       "skill is scored on basins left out of training. GRDC basins carry no coordinates in the "
-                       "source tables, so the file has no latitude/longitude.",
-            "source": f"LightGBM {lightgbm.__version__}, one model per product; skill by leaving basins out",
-            "references": REFERENCES,
-            "history": history_line("products.generators.et_fusion")}
-    return timeseries_dataset(reconstruction.series, variables, id_attrs={"long_name": "GRDC major river basin"},
-                              time_attrs={"long_name": "start of the month"}, time_step="MS",
-                              attrs=merge_attrs(base, merge_attrs(attrs)))
+        name: {
+            "standard_name": "water_evapotranspiration_amount",
+            "units": "kg m-2",
+            "cell_methods": "time: sum (interval: 1 month)",
+            "coverage_content_type": "modelResult",
+            "comment": "1 kg m-2 = 1 mm of liquid water",
+            "long_name": (
+                f"{name.removesuffix('_rec')} reconstructed by LightGBM from precipitation and runoff"
+                if name.endswith("_rec")
+                else f"{name} basin mean (lehmannfa/water_storage_changes)"
+            ),
+        }
+        for name in reconstruction.series.columns
+        if name not in ("station", "time")
+    }
+    base = {
+        "data_kind": DataKind.REAL,
+        "title": "Stage-1 reconstruction of five ET products over GRDC major river basins",
+        "comment": "Basin means of each product and their reconstruction from basin precipitation and runoff; "
+        "skill is scored on basins left out of training. GRDC basins carry no coordinates in the "
+        "source tables, so the file has no latitude/longitude.",
+        "source": f"LightGBM {lightgbm.__version__}, one model per product; skill by leaving basins out",
+        "references": REFERENCES,
+        "history": history_line("products.generators.et_fusion"),
+    }
+    return timeseries_dataset(
+        reconstruction.series,
+        variables,
+        id_attrs={"long_name": "GRDC major river basin"},
+        time_attrs={"long_name": "start of the month"},
+        time_step="MS",
+        attrs=merge_attrs(base, merge_attrs(attrs)),
+    )
 
 
-def fusion_to_cf(fusion: TowerFusionResult, stations: pd.DataFrame, *, reference: str = "et",
-                 attrs: dict | None = None) -> xr.Dataset:
+def fusion_to_cf(
+    fusion: TowerFusionResult, stations: pd.DataFrame, *, reference: str = "et", attrs: dict | None = None
+) -> xr.Dataset:
     """CF-1.8 ``point`` dataset of the stage-2 fusion at the towers (one row per overpass).
 
     Parameters
@@ -207,38 +261,73 @@ def fusion_to_cf(fusion: TowerFusionResult, stations: pd.DataFrame, *, reference
     unknown = sorted(set(rows["station"]) - set(where.index))
     if unknown:
         raise ValueError(f"stations: no coordinates for towers {unknown[:5]}")
-    et_attrs = {"standard_name": "water_evapotranspiration_flux", "units": "kg m-2 h-1",
-                "comment": "instantaneous rate at the ECOSTRESS overpass; 1 kg m-2 h-1 = 1 mm h-1 of liquid water",
-                "coordinates": "time lat lon station_name cv_fold", "coverage_content_type": "modelResult"}
-    data = {"et_obs": (reference, "evapotranspiration observed at the tower (LE converted to ET)"),
-            "et_fused": ("et_fused", "fused evapotranspiration (FLAML AutoML, model that never saw the tower)")}
-    data.update({p: (p, f"{p.removeprefix('et_').upper()} model evapotranspiration (ECOSTRESS cal/val tables)")
-                 for p in fusion.table.index if p != "et_fused"})
+    et_attrs = {
+        "standard_name": "water_evapotranspiration_flux",
+        "units": "kg m-2 h-1",
+        "comment": "instantaneous rate at the ECOSTRESS overpass; 1 kg m-2 h-1 = 1 mm h-1 of liquid water",
+        "coordinates": "time lat lon station_name cv_fold",
+        "coverage_content_type": "modelResult",
+    }
+    data = {
+        "et_obs": (reference, "evapotranspiration observed at the tower (LE converted to ET)"),
+        "et_fused": ("et_fused", "fused evapotranspiration (FLAML AutoML, model that never saw the tower)"),
+    }
+    data.update(
+        {
+            p: (p, f"{p.removeprefix('et_').upper()} model evapotranspiration (ECOSTRESS cal/val tables)")
+            for p in fusion.table.index
+            if p != "et_fused"
+        }
+    )
     ds = xr.Dataset(
-        {name: ("obs", rows[column].to_numpy(dtype="float64"), {**et_attrs, "long_name": long_name})
-         for name, (column, long_name) in data.items()},
+        {
+            name: ("obs", rows[column].to_numpy(dtype="float64"), {**et_attrs, "long_name": long_name})
+            for name, (column, long_name) in data.items()
+        },
         coords={
-            "time": ("obs", rows["time"].to_numpy().astype("datetime64[ns]"),
-                     {"standard_name": "time", "long_name": "time of the ECOSTRESS overpass (UTC)", "axis": "T"}),
-            "lat": ("obs", where.loc[rows["station"], "lat"].to_numpy(dtype="float64"),
-                    {"standard_name": "latitude", "long_name": "tower latitude", "units": "degrees_north"}),
-            "lon": ("obs", where.loc[rows["station"], "lon"].to_numpy(dtype="float64"),
-                    {"standard_name": "longitude", "long_name": "tower longitude", "units": "degrees_east"}),
+            "time": (
+                "obs",
+                rows["time"].to_numpy().astype("datetime64[ns]"),
+                {"standard_name": "time", "long_name": "time of the ECOSTRESS overpass (UTC)", "axis": "T"},
+            ),
+            "lat": (
+                "obs",
+                where.loc[rows["station"], "lat"].to_numpy(dtype="float64"),
+                {"standard_name": "latitude", "long_name": "tower latitude", "units": "degrees_north"},
+            ),
+            "lon": (
+                "obs",
+                where.loc[rows["station"], "lon"].to_numpy(dtype="float64"),
+                {"standard_name": "longitude", "long_name": "tower longitude", "units": "degrees_east"},
+            ),
             "station_name": ("obs", rows["station"].to_numpy(dtype=str).astype(object), {"long_name": "tower code"}),
-            "cv_fold": ("obs", rows["fold"].to_numpy(dtype="int16"),
-                        {"long_name": "outer leave-tower-out fold in which the tower was held out", "units": "1",
-                         "coverage_content_type": "auxiliaryInformation"}),
-        })
+            "cv_fold": (
+                "obs",
+                rows["fold"].to_numpy(dtype="int16"),
+                {
+                    "long_name": "outer leave-tower-out fold in which the tower was held out",
+                    "units": "1",
+                    "coverage_content_type": "auxiliaryInformation",
+                },
+            ),
+        },
+    )
     ds["et_obs"].attrs["coverage_content_type"] = "physicalMeasurement"
     for name in data:
         ds[name].encoding["_FillValue"] = np.nan
     ds["time"].encoding.update(time_encoding("seconds since 1970-01-01"))
     fused = fusion.table.loc["et_fused"]
-    ds.attrs = {"Conventions": CONVENTIONS, "featureType": "point", "data_kind": DataKind.REAL,
-                "title": "Stage-2 ET fusion at ECOSTRESS cal/val towers, validated by leaving towers out",
-                "source": "FLAML AutoML (LightGBM) from the ECOSTRESS model ET estimates and tower forcing to tower ET",
-                "references": REFERENCES, "validation_n": int(fused["n"]), "validation_kge": float(fused["kge"]),
-                "best_estimator_per_fold": ", ".join(map(str, fusion.best_estimators)),
-                "history": history_line("products.generators.et_fusion")}
+    ds.attrs = {
+        "Conventions": CONVENTIONS,
+        "featureType": "point",
+        "data_kind": DataKind.REAL,
+        "title": "Stage-2 ET fusion at ECOSTRESS cal/val towers, validated by leaving towers out",
+        "source": "FLAML AutoML (LightGBM) from the ECOSTRESS model ET estimates and tower forcing to tower ET",
+        "references": REFERENCES,
+        "validation_n": int(fused["n"]),
+        "validation_kge": float(fused["kge"]),
+        "best_estimator_per_fold": ", ".join(map(str, fusion.best_estimators)),
+        "history": history_line("products.generators.et_fusion"),
+    }
     ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
     return ds

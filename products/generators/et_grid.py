@@ -41,6 +41,7 @@ vapour pressure, epsilon = 0.622).
 CF Conventions 1.8; CF standard name table (``water_evapotranspiration_flux``, canonical units
 kg m-2 s-1: any physically equivalent units are allowed, here kg m-2 d-1 = mm d-1 of water).
 """
+
 from __future__ import annotations
 
 import functools
@@ -68,8 +69,13 @@ from products.methods.chunked import GridSpec, Window, apply_chunked
 from products.methods.files import atomic_path
 
 # driver role -> GLDAS-2.1 variable name; Rainf_f_tavg is total precipitation (Rainf_tavg: rain only)
-GLDAS_FORCING = {"tair": "Tair_f_inst", "swdown": "SWdown_f_tavg", "rainf": "Rainf_f_tavg",
-                 "qair": "Qair_f_inst", "psurf": "Psurf_f_inst"}
+GLDAS_FORCING = {
+    "tair": "Tair_f_inst",
+    "swdown": "SWdown_f_tavg",
+    "rainf": "Rainf_f_tavg",
+    "qair": "Qair_f_inst",
+    "psurf": "Psurf_f_inst",
+}
 FORCING_UNITS = {"tair": "K", "swdown": "W m-2", "rainf": "kg m-2 s-1", "qair": "kg kg-1", "psurf": "Pa"}
 EPSILON = 0.622  # ratio of the gas constants of dry air and water vapour
 ET_ATTRS = {
@@ -78,10 +84,12 @@ ET_ATTRS = {
     "long_name": "evapotranspiration predicted by the LightGBM ET fusion model from gridded forcing",
     "cell_methods": "time: mean",
     "comment": "daily mean rate; 1 kg m-2 d-1 = 1 mm d-1 of liquid water. The model was trained on monthly "
-               "means of tower drivers and ET and is applied here to one day's drivers.",
+    "means of tower drivers and ET and is applied here to one day's drivers.",
 }
-REFERENCES_GRID = (REFERENCES + "; GLDAS: Rodell et al. (2004), Bull. Amer. Meteor. Soc. 85, 381-394, "
-                   "doi:10.1175/BAMS-85-3-381; vapour pressure: FAO-56 eq. 11 (Allen et al. 1998)")
+REFERENCES_GRID = (
+    REFERENCES + "; GLDAS: Rodell et al. (2004), Bull. Amer. Meteor. Soc. 85, 381-394, "
+    "doi:10.1175/BAMS-85-3-381; vapour pressure: FAO-56 eq. 11 (Allen et al. 1998)"
+)
 
 
 def vapour_pressure(q, p):
@@ -145,7 +153,8 @@ def daily_drivers(tair, swdown, rainf, qair, psurf, day_starts) -> dict[str, np.
     counts = np.diff(np.append(starts, n_steps)).reshape(-1, *([1] * (tair.ndim - 1)))
     t_degc = tair - 273.15
     vpd_steps = np.maximum(  # np.maximum propagates NaN (missing steps stay missing)
-        saturation_vapour_pressure(t_degc) - vapour_pressure(qair, psurf) / 1000.0, 0.0)
+        saturation_vapour_pressure(t_degc) - vapour_pressure(qair, psurf) / 1000.0, 0.0
+    )
     return {
         "tmin": np.minimum.reduceat(t_degc, starts, axis=0),
         "tmax": np.maximum.reduceat(t_degc, starts, axis=0),
@@ -195,26 +204,38 @@ class ForcingCube:
         for ds, source in zip(self.datasets, self.sources, strict=True):
             absent = [name for name in self.variables.values() if name not in ds.variables]
             if absent:
-                raise ReaderError(source, f"no forcing variable {absent} (the ET grid needs {', '.join(self.variables.values())}); "
-                                          f"found {sorted(map(str, ds.data_vars))}", field=absent[0])
+                raise ReaderError(
+                    source,
+                    f"no forcing variable {absent} (the ET grid needs {', '.join(self.variables.values())}); "
+                    f"found {sorted(map(str, ds.data_vars))}",
+                    field=absent[0],
+                )
             for role, name in self.variables.items():
                 var = ds[name]
                 if var.dims != ("time", "lat", "lon"):
                     raise ReaderError(source, f"expected dims (time, lat, lon), found {var.dims}", field=name)
                 units = normalise_units(var.attrs.get("units"))
                 if units != FORCING_UNITS[role]:
-                    raise ReaderError(source, f"expected units {FORCING_UNITS[role]!r} for {role}, found "
-                                              f"{var.attrs.get('units')!r}", field=f"{name}.units")
-            if not (np.array_equal(ds["lat"].values, first["lat"].values)
-                    and np.array_equal(ds["lon"].values, first["lon"].values)):
+                    raise ReaderError(
+                        source,
+                        f"expected units {FORCING_UNITS[role]!r} for {role}, found {var.attrs.get('units')!r}",
+                        field=f"{name}.units",
+                    )
+            if not (
+                np.array_equal(ds["lat"].values, first["lat"].values)
+                and np.array_equal(ds["lon"].values, first["lon"].values)
+            ):
                 raise ReaderError(source, "lat/lon differ from the first forcing dataset's grid", field="lat")
         self.lat = first["lat"].values.astype("float64")
         self.lon = first["lon"].values.astype("float64")
         times = [np.asarray(ds["time"].values, dtype="datetime64[ns]").reshape(-1) for ds in self.datasets]
         self.times = np.concatenate(times)
         if self.times.size == 0 or np.any(np.diff(self.times) <= np.timedelta64(0, "ns")):
-            raise ReaderError(self.sources[0], "forcing times must be strictly increasing across the datasets "
-                                               "(one step per time stamp)", field="time")
+            raise ReaderError(
+                self.sources[0],
+                "forcing times must be strictly increasing across the datasets (one step per time stamp)",
+                field="time",
+            )
         self._offsets = np.cumsum([0, *(t.size for t in times)])
 
     def read(self, role: str, steps: slice, lat: slice, lon: slice) -> np.ndarray:
@@ -260,8 +281,9 @@ def _source(ds: xr.Dataset) -> str:
     return str(ds.encoding.get("source") or ds.attrs.get("source_file") or "forcing dataset")
 
 
-def window_features(window: Window, *, cube: ForcingCube, starts: np.ndarray,
-                    month_sin: np.ndarray, month_cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def window_features(
+    window: Window, *, cube: ForcingCube, starts: np.ndarray, month_sin: np.ndarray, month_cos: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Feature matrix of the valid cells of one output window (the ``features`` of apply_chunked).
 
     Parameters
@@ -291,8 +313,12 @@ def window_features(window: Window, *, cube: ForcingCube, starts: np.ndarray,
         valid &= np.isfinite(values)
     day_of_cell = np.broadcast_to(np.arange(day_lo, day_hi)[:, None, None], window.shape)[valid]
     lat = np.broadcast_to(cube.lat[window.lat][None, :, None], window.shape)[valid]
-    columns = {**{name: values[valid] for name, values in drivers.items()},
-               "month_sin": month_sin[day_of_cell], "month_cos": month_cos[day_of_cell], "lat": lat}
+    columns = {
+        **{name: values[valid] for name, values in drivers.items()},
+        "month_sin": month_sin[day_of_cell],
+        "month_cos": month_cos[day_of_cell],
+        "lat": lat,
+    }
     return np.column_stack([columns[name] for name in FEATURES]), valid
 
 
@@ -319,10 +345,17 @@ def open_forcing(forcing) -> tuple[list[xr.Dataset], list[xr.Dataset]]:
     return datasets, opened
 
 
-def predict_et_grid(model: lightgbm.LGBMRegressor, forcing, out_path: str | os.PathLike, *,
-                    chunk: tuple[int, int] = (256, 256), days_per_chunk: int = 1,
-                    variables: Mapping[str, str] = GLDAS_FORCING, workers: int = 1,
-                    attrs: Mapping | None = None) -> Path:
+def predict_et_grid(
+    model: lightgbm.LGBMRegressor,
+    forcing,
+    out_path: str | os.PathLike,
+    *,
+    chunk: tuple[int, int] = (256, 256),
+    days_per_chunk: int = 1,
+    variables: Mapping[str, str] = GLDAS_FORCING,
+    workers: int = 1,
+    attrs: Mapping | None = None,
+) -> Path:
     """Daily ET grid from a fitted ET fusion model and a sub-daily forcing cube, chunk by chunk.
 
     Parameters
@@ -382,38 +415,58 @@ def predict_et_grid(model: lightgbm.LGBMRegressor, forcing, out_path: str | os.P
     See the module docstring: Xu et al. (2025); Ke et al. (2017); Rodell et al. (2004); FAO-56.
     """
     if len(chunk) != 2 or min(chunk) < 1 or days_per_chunk < 1:
-        raise ValueError(f"chunk must be two positive ints (lat, lon) and days_per_chunk >= 1, found {chunk}, "
-                         f"{days_per_chunk}")
+        raise ValueError(
+            f"chunk must be two positive ints (lat, lon) and days_per_chunk >= 1, found {chunk}, {days_per_chunk}"
+        )
     datasets, opened = open_forcing(forcing)
     try:
         cube = ForcingCube(datasets, variables)
         days, starts = cube.days()
         calendar = add_calendar_features(pd.DataFrame({"time": days}))
-        features = functools.partial(window_features, cube=cube, starts=starts,
-                                     month_sin=calendar["month_sin"].to_numpy(), month_cos=calendar["month_cos"].to_numpy())
+        features = functools.partial(
+            window_features,
+            cube=cube,
+            starts=starts,
+            month_sin=calendar["month_sin"].to_numpy(),
+            month_cos=calendar["month_cos"].to_numpy(),
+        )
         steps_per_day = np.diff(starts)
         sources = sorted(set(cube.sources))
         spec = GridSpec(
-            name="et", time=days, lat=cube.lat, lon=cube.lon, attrs=ET_ATTRS,
+            name="et",
+            time=days,
+            lat=cube.lat,
+            lon=cube.lon,
+            attrs=ET_ATTRS,
             time_bounds=np.stack([days, days + np.timedelta64(1, "D")], axis=1),
-            global_attrs=cf.merge_attrs({
-                "Conventions": cf.CONVENTIONS,
-                "title": "Daily evapotranspiration from gridded forcing (LightGBM ET fusion model)",
-                "institution": "data portal ET fusion pipeline",
-                "source": f"LightGBM {lightgbm.__version__} model of ET on {', '.join(FEATURES)} (trained on tower "
-                          f"monthly means), applied to daily drivers from the forcing "
-                          f"{', '.join(sources[:3])}{' ...' if len(sources) > 3 else ''} "
-                          f"({len(sources)} file(s), variables {', '.join(cube.variables.values())})",
-                "history": cf.history_line("products.generators.et_grid"),
-                "references": REFERENCES_GRID,
-                "comment": "tmin/tmax from the sub-daily air temperature steps; ssrd, precip, vpd = means of the "
-                           "steps (vpd from specific humidity and surface pressure, FAO-56 eq. 11). Cells are "
-                           "missing where any forcing step of the day is missing.",
-                "forcing_steps_per_day": steps_per_day.astype("int32"),
-            }, attrs))
+            global_attrs=cf.merge_attrs(
+                {
+                    "Conventions": cf.CONVENTIONS,
+                    "title": "Daily evapotranspiration from gridded forcing (LightGBM ET fusion model)",
+                    "institution": "data portal ET fusion pipeline",
+                    "source": f"LightGBM {lightgbm.__version__} model of ET on {', '.join(FEATURES)} (trained on tower "
+                    f"monthly means), applied to daily drivers from the forcing "
+                    f"{', '.join(sources[:3])}{' ...' if len(sources) > 3 else ''} "
+                    f"({len(sources)} file(s), variables {', '.join(cube.variables.values())})",
+                    "history": cf.history_line("products.generators.et_grid"),
+                    "references": REFERENCES_GRID,
+                    "comment": "tmin/tmax from the sub-daily air temperature steps; ssrd, precip, vpd = means of the "
+                    "steps (vpd from specific humidity and surface pressure, FAO-56 eq. 11). Cells are "
+                    "missing where any forcing step of the day is missing.",
+                    "forcing_steps_per_day": steps_per_day.astype("int32"),
+                },
+                attrs,
+            ),
+        )
         with atomic_path(out_path) as tmp:
-            apply_chunked(features, functools.partial(predict_matrix, model=model), spec, tmp,
-                          chunk=(days_per_chunk, *chunk), workers=workers)
+            apply_chunked(
+                features,
+                functools.partial(predict_matrix, model=model),
+                spec,
+                tmp,
+                chunk=(days_per_chunk, *chunk),
+                workers=workers,
+            )
             cf.complete_grid_file(tmp, time_step="1D")  # bounds, crs grid mapping, ACDD extents
     finally:
         for ds in opened:

@@ -44,6 +44,7 @@ Roberts, D. R., et al. (2017): Cross-validation strategies for data with tempora
 hierarchical, or phylogenetic structure. Ecography 40, 913-929, doi:10.1111/ecog.02881.
 CF Conventions 1.8, section 3.5 (flags: ``flag_values``, ``flag_meanings``).
 """
+
 from __future__ import annotations
 
 import json
@@ -73,22 +74,36 @@ STATE_FILL = np.uint8(255)
 SPLIT_FILL = np.int8(-1)
 SETS = ("train", "validation", "test")
 FREEZING_POINT_K = 273.15
-SEED_FIGURES = {"overall_accuracy": f"{REGISTRY['freeze_thaw'].published['overall_accuracy']} in each of the training, "
-                                    "validation and test sets",
-                "split": "70 % / 15 % / 15 % of the samples (random, per the record)",
-                "reference": "SMOS soil freeze/thaw; validated with independent SMAP samples",
-                "predictors": "AMSR-E/MWRI multi-channel brightness temperatures, terrain, soil properties, GLDAS",
-                "record": f"TPDC {REGISTRY['freeze_thaw'].dataset_id}"}
+SEED_FIGURES = {
+    "overall_accuracy": f"{REGISTRY['freeze_thaw'].published['overall_accuracy']} in each of the training, "
+    "validation and test sets",
+    "split": "70 % / 15 % / 15 % of the samples (random, per the record)",
+    "reference": "SMOS soil freeze/thaw; validated with independent SMAP samples",
+    "predictors": "AMSR-E/MWRI multi-channel brightness temperatures, terrain, soil properties, GLDAS",
+    "record": f"TPDC {REGISTRY['freeze_thaw'].dataset_id}",
+}
 """The seed's figures and set-up as its record states them (the figures from :data:`products.registry.PRODUCTS`)."""
-STATE_ATTRS = {"long_name": "surface soil freeze/thaw state", "flag_values": np.array([THAWED, FROZEN], "u1"),
-               "flag_meanings": "thawed frozen", "valid_range": np.array([THAWED, FROZEN], "u1"), "units": "1"}
-SPLIT_ATTRS = {"long_name": "sample set of the pixel (spatial blocks)", "flag_values": np.array([0, 1, 2], "i1"),
-               "flag_meanings": "train validation test", "units": "1"}
-REFERENCES = ("Geurts et al. (2006) doi:10.1007/s10994-006-6226-1; Cohen (1960) doi:10.1177/001316446002000104; "
-              "TPDC record f52826e1-c61c-4b79-a43c-4ece3a8eca18 (seed); scikit-learn ExtraTreesClassifier")
+STATE_ATTRS = {
+    "long_name": "surface soil freeze/thaw state",
+    "flag_values": np.array([THAWED, FROZEN], "u1"),
+    "flag_meanings": "thawed frozen",
+    "valid_range": np.array([THAWED, FROZEN], "u1"),
+    "units": "1",
+}
+SPLIT_ATTRS = {
+    "long_name": "sample set of the pixel (spatial blocks)",
+    "flag_values": np.array([0, 1, 2], "i1"),
+    "flag_meanings": "train validation test",
+    "units": "1",
+}
+REFERENCES = (
+    "Geurts et al. (2006) doi:10.1007/s10994-006-6226-1; Cohen (1960) doi:10.1177/001316446002000104; "
+    "TPDC record f52826e1-c61c-4b79-a43c-4ece3a8eca18 (seed); scikit-learn ExtraTreesClassifier"
+)
 
 
 # --- reference and features ---------------------------------------------------------------------
+
 
 def reference_state(temperature, threshold: float = FREEZING_POINT_K) -> np.ndarray:
     """Frozen/thawed reference from a temperature field.
@@ -223,13 +238,19 @@ def tb_predictors(datasets: Sequence[xr.Dataset]) -> xr.Dataset:
                 raise ValueError(f"channel {ghz} GHz {pol.upper()} ({orbit}) given twice")
             out[name] = ds[f"tb_{pol}"].astype("float32")
         v, h = out[f"tb{ff}v_{orbit}"], out[f"tb{ff}h_{orbit}"]
-        out[f"npr{ff}_{orbit}"] = ((v - h) / (v + h)).astype("float32").assign_attrs(
-            units="1", long_name=f"normalised polarisation ratio at {ghz} GHz")
+        out[f"npr{ff}_{orbit}"] = (
+            ((v - h) / (v + h))
+            .astype("float32")
+            .assign_attrs(units="1", long_name=f"normalised polarisation ratio at {ghz} GHz")
+        )
         freqs[(ff, orbit)] = ghz
     for orbit in ("a", "d"):
         if ("36", orbit) in freqs and ("18", orbit) in freqs:
-            out[f"sg_36v_18v_{orbit}"] = ((out[f"tb36v_{orbit}"] - out[f"tb18v_{orbit}"]) / (36.5 - 18.7)).astype(
-                "float32").assign_attrs(units="K GHz-1", long_name="spectral gradient of TB between 18.7 and 36.5 GHz V")
+            out[f"sg_36v_18v_{orbit}"] = (
+                ((out[f"tb36v_{orbit}"] - out[f"tb18v_{orbit}"]) / (36.5 - 18.7))
+                .astype("float32")
+                .assign_attrs(units="K GHz-1", long_name="spectral gradient of TB between 18.7 and 36.5 GHz V")
+            )
     return xr.Dataset(out)
 
 
@@ -249,12 +270,18 @@ def check_no_leakage(features: Sequence[str], reference_source: str | None) -> N
         ``reference_source`` is among ``features`` (target leakage).
     """
     if reference_source and reference_source in features:
-        raise ValueError(f"target leakage: the reference is derived from {reference_source!r}, which is also a "
-                         "predictor; drop it from the features")
+        raise ValueError(
+            f"target leakage: the reference is derived from {reference_source!r}, which is also a "
+            "predictor; drop it from the features"
+        )
 
 
-def feature_matrix(predictors: xr.Dataset, features: Sequence[str], window: chunked.Window | None = None,
-                   reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def feature_matrix(
+    predictors: xr.Dataset,
+    features: Sequence[str],
+    window: chunked.Window | None = None,
+    reference: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Feature matrix of the cells of a (window of a) predictor cube where every predictor is finite.
 
     Parameters
@@ -302,8 +329,9 @@ def feature_matrix(predictors: xr.Dataset, features: Sequence[str], window: chun
     return matrix, valid
 
 
-def samples(predictors: xr.Dataset, reference: np.ndarray, features: Sequence[str], *,
-            reference_source: str | None = None) -> Samples:
+def samples(
+    predictors: xr.Dataset, reference: np.ndarray, features: Sequence[str], *, reference_source: str | None = None
+) -> Samples:
     """All valid samples (finite predictors and a reference) of a cube.
 
     Parameters
@@ -335,14 +363,22 @@ def samples(predictors: xr.Dataset, reference: np.ndarray, features: Sequence[st
         raise ValueError("no cell with every predictor finite and a reference state")
     flat = np.flatnonzero(valid)
     _, i, j = np.unravel_index(flat, shape)
-    return Samples(X, reference.reshape(-1)[flat].astype("u1"), predictors["lat"].values[i].astype("float64"),
-                   predictors["lon"].values[j].astype("float64"), flat, list(features))
+    return Samples(
+        X,
+        reference.reshape(-1)[flat].astype("u1"),
+        predictors["lat"].values[i].astype("float64"),
+        predictors["lon"].values[j].astype("float64"),
+        flat,
+        list(features),
+    )
 
 
 # --- split ------------------------------------------------------------------------------------
 
-def block_split(lat, lon, block_deg: float, fractions: Sequence[float] = (0.70, 0.15, 0.15),
-                seed: int = 0) -> np.ndarray:
+
+def block_split(
+    lat, lon, block_deg: float, fractions: Sequence[float] = (0.70, 0.15, 0.15), seed: int = 0
+) -> np.ndarray:
     """Assign samples to training / validation / test sets by spatial blocks.
 
     The ``block_deg`` blocks of :func:`products.methods.cv.block_ids` are shuffled (seeded) and
@@ -390,12 +426,15 @@ def block_split(lat, lon, block_deg: float, fractions: Sequence[float] = (0.70, 
     out = block_set[inverse]
     empty = [SETS[k] for k in range(3) if not (out == k).any()]
     if empty:
-        raise ValueError(f"empty {', '.join(empty)} set with {blocks.size} blocks of {block_deg} degrees; "
-                         "use smaller blocks or a larger region")
+        raise ValueError(
+            f"empty {', '.join(empty)} set with {blocks.size} blocks of {block_deg} degrees; "
+            "use smaller blocks or a larger region"
+        )
     return out
 
 
 # --- metrics ----------------------------------------------------------------------------------
+
 
 def classification_metrics(y_true, y_pred) -> dict:
     """Confusion matrix, overall accuracy, Cohen's kappa and per-class recall of a binary FT map.
@@ -438,14 +477,21 @@ def classification_metrics(y_true, y_pred) -> dict:
     def ratio(a, b):
         return float(a / b) if b else None
 
-    return {"n": int(t.size), "confusion_matrix": cm.astype(int).tolist(),
-            "overall_accuracy": float((tn + tp) / t.size), "kappa": kappa,
-            "recall_thawed": ratio(tn, tn + fp), "recall_frozen": ratio(tp, tp + fn),
-            "precision_frozen": ratio(tp, tp + fp),
-            "frozen_fraction_reference": float(t.mean()), "frozen_fraction_predicted": float(p.mean())}
+    return {
+        "n": int(t.size),
+        "confusion_matrix": cm.astype(int).tolist(),
+        "overall_accuracy": float((tn + tp) / t.size),
+        "kappa": kappa,
+        "recall_thawed": ratio(tn, tn + fp),
+        "recall_frozen": ratio(tp, tp + fn),
+        "precision_frozen": ratio(tp, tp + fp),
+        "frozen_fraction_reference": float(t.mean()),
+        "frozen_fraction_predicted": float(p.mean()),
+    }
 
 
 # --- model ------------------------------------------------------------------------------------
+
 
 @dataclass
 class FitResult:
@@ -476,9 +522,17 @@ class FitResult:
     features: list[str] = field(default_factory=list)
 
 
-def fit_select(data: Samples, split: np.ndarray, *, n_estimators: int = 100,
-               min_samples_leaf: Sequence[int] = (1, 5, 20), max_features="sqrt", seed: int = 0,
-               n_jobs: int = 1, max_train_samples: int | None = None) -> FitResult:
+def fit_select(
+    data: Samples,
+    split: np.ndarray,
+    *,
+    n_estimators: int = 100,
+    min_samples_leaf: Sequence[int] = (1, 5, 20),
+    max_features="sqrt",
+    seed: int = 0,
+    n_jobs: int = 1,
+    max_train_samples: int | None = None,
+) -> FitResult:
     """Fit Extremely Randomized Trees on the training set, choose the leaf size on the validation set.
 
     Parameters
@@ -528,24 +582,40 @@ def fit_select(data: Samples, split: np.ndarray, *, n_estimators: int = 100,
         train = np.sort(np.random.default_rng(seed).choice(train, int(max_train_samples), replace=False))
     if np.unique(data.y[train]).size < 2:
         raise ValueError("the training set holds one class only; a classifier cannot be fitted")
-    fixed = {"n_estimators": int(n_estimators), "max_features": max_features, "random_state": int(seed),
-             "n_jobs": int(n_jobs), "bootstrap": False}
+    fixed = {
+        "n_estimators": int(n_estimators),
+        "max_features": max_features,
+        "random_state": int(seed),
+        "n_jobs": int(n_jobs),
+        "bootstrap": False,
+    }
     best, selection = None, []
     for leaf in min_samples_leaf:
         model = ExtraTreesClassifier(min_samples_leaf=int(leaf), **fixed).fit(data.X[train], data.y[train])
         m = classification_metrics(data.y[idx["validation"]], model.predict(data.X[idx["validation"]]))
         key = (m["kappa"] if m["kappa"] is not None else -1.0, m["overall_accuracy"])
-        selection.append({"min_samples_leaf": int(leaf), "validation_kappa": m["kappa"],
-                          "validation_overall_accuracy": m["overall_accuracy"]})
+        selection.append(
+            {
+                "min_samples_leaf": int(leaf),
+                "validation_kappa": m["kappa"],
+                "validation_overall_accuracy": m["overall_accuracy"],
+            }
+        )
         if best is None or key > best[0]:
             best = (key, int(leaf), model)
     if best is None:
         raise ValueError("min_samples_leaf: give at least one candidate leaf size")
     _, leaf, model = best
     metrics = {name: classification_metrics(data.y[rows], model.predict(data.X[rows])) for name, rows in idx.items()}
-    return FitResult(model, {**fixed, "min_samples_leaf": leaf}, metrics, selection,
-                     {f: float(v) for f, v in zip(data.features, model.feature_importances_, strict=True)},
-                     int(train.size), list(data.features))
+    return FitResult(
+        model,
+        {**fixed, "min_samples_leaf": leaf},
+        metrics,
+        selection,
+        {f: float(v) for f, v in zip(data.features, model.feature_importances_, strict=True)},
+        int(train.size),
+        list(data.features),
+    )
 
 
 def metrics_table(results: Mapping[str, FitResult], *, data_kind: str) -> pd.DataFrame:
@@ -570,16 +640,30 @@ def metrics_table(results: Mapping[str, FitResult], *, data_kind: str) -> pd.Dat
         for s in SETS:
             m = res.metrics[s]
             (tn, fp), (fn, tp) = m["confusion_matrix"]
-            rows.append({"experiment": name, "data_kind": data_kind, "set": s, "n": m["n"],
-                         "overall_accuracy": m["overall_accuracy"], "kappa": m["kappa"],
-                         "recall_thawed": m["recall_thawed"], "recall_frozen": m["recall_frozen"],
-                         "precision_frozen": m["precision_frozen"], "tn": tn, "fp": fp, "fn": fn, "tp": tp,
-                         "frozen_fraction_reference": m["frozen_fraction_reference"],
-                         "seed_overall_accuracy": SEED_FIGURES["overall_accuracy"]})
+            rows.append(
+                {
+                    "experiment": name,
+                    "data_kind": data_kind,
+                    "set": s,
+                    "n": m["n"],
+                    "overall_accuracy": m["overall_accuracy"],
+                    "kappa": m["kappa"],
+                    "recall_thawed": m["recall_thawed"],
+                    "recall_frozen": m["recall_frozen"],
+                    "precision_frozen": m["precision_frozen"],
+                    "tn": tn,
+                    "fp": fp,
+                    "fn": fn,
+                    "tp": tp,
+                    "frozen_fraction_reference": m["frozen_fraction_reference"],
+                    "seed_overall_accuracy": SEED_FIGURES["overall_accuracy"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
 # --- output -----------------------------------------------------------------------------------
+
 
 def _netcdf_attrs(attrs: Mapping) -> dict:
     out = {}
@@ -590,10 +674,17 @@ def _netcdf_attrs(attrs: Mapping) -> dict:
     return out
 
 
-def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, features: Sequence[str],
-                     predict: Callable[[np.ndarray], np.ndarray], data_kind: str,
-                     extra: Mapping[str, tuple[np.ndarray, dict]] | None = None, attrs: Mapping | None = None,
-                     chunk: Sequence[int] = (1, 128, 256)) -> dict:
+def write_state_grid(
+    path: str | os.PathLike,
+    *,
+    predictors: xr.Dataset,
+    features: Sequence[str],
+    predict: Callable[[np.ndarray], np.ndarray],
+    data_kind: str,
+    extra: Mapping[str, tuple[np.ndarray, dict]] | None = None,
+    attrs: Mapping | None = None,
+    chunk: Sequence[int] = (1, 128, 256),
+) -> dict:
     """Predict the daily freeze/thaw state window by window and write a CF NetCDF-4 grid atomically.
 
     Each window of the ``(time, lat, lon)`` grid (:func:`products.methods.chunked.windows`) reads
@@ -647,8 +738,9 @@ def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, feature
     fills = {}
     for name, (arr, _) in extra.items():
         if arr.shape != shape or arr.dtype not in (np.dtype("u1"), np.dtype("i1")):
-            raise ValueError(f"extra variable {name!r}: expected uint8/int8 of shape {shape}, found "
-                             f"{arr.dtype} {arr.shape}")
+            raise ValueError(
+                f"extra variable {name!r}: expected uint8/int8 of shape {shape}, found {arr.dtype} {arr.shape}"
+            )
         fills[name] = STATE_FILL if arr.dtype == np.dtype("u1") else SPLIT_FILL
     todo = chunked.windows(shape, chunk)
     chunks = tuple(max(1, min(int(c), n)) for c, n in zip(chunk, shape, strict=True))
@@ -663,30 +755,68 @@ def write_state_grid(path: str | os.PathLike, *, predictors: xr.Dataset, feature
             raise ValueError("predictions other than 0 (thawed) and 1 (frozen)")
         return labels
 
-    global_attrs = _netcdf_attrs({"Conventions": cf.CONVENTIONS, "data_kind": data_kind, "references": REFERENCES,
-                                  "source": f"Extremely Randomized Trees (scikit-learn {sklearn.__version__} "
-                                            f"ExtraTreesClassifier) on {', '.join(features)}",
-                                  "history": cf.history_line(__name__), **(attrs or {}),
-                                  "features": ", ".join(features)})
+    global_attrs = _netcdf_attrs(
+        {
+            "Conventions": cf.CONVENTIONS,
+            "data_kind": data_kind,
+            "references": REFERENCES,
+            "source": f"Extremely Randomized Trees (scikit-learn {sklearn.__version__} "
+            f"ExtraTreesClassifier) on {', '.join(features)}",
+            "history": cf.history_line(__name__),
+            **(attrs or {}),
+            "features": ", ".join(features),
+        }
+    )
     global_attrs["data_kind"] = data_kind  # the caller's attrs never relabel the data
-    coords = cf.grid_coordinates(predictors["time"].values, predictors["lat"].values, predictors["lon"].values,
-                                 time_step="1D", attrs=global_attrs)
+    coords = cf.grid_coordinates(
+        predictors["time"].values,
+        predictors["lat"].values,
+        predictors["lon"].values,
+        time_step="1D",
+        attrs=global_attrs,
+    )
     with atomic_path(path) as tmp:
         with cf.create_grid_netcdf(tmp, coords) as nc:
-            state = nc.createVariable("ft_state", "i1", ("time", "lat", "lon"), zlib=True, complevel=4,
-                                      chunksizes=chunks, fill_value=cf.unsigned_byte_fill(STATE_FILL))
-            state.setncatts(cf.grid_variable_attributes(cf.unsigned_byte(
-                {**STATE_ATTRS, "long_name": f"surface soil freeze/thaw state (Extremely Randomized Trees; {data_kind})"}),
-                coverage_content_type="thematicClassification"))
+            state = nc.createVariable(
+                "ft_state",
+                "i1",
+                ("time", "lat", "lon"),
+                zlib=True,
+                complevel=4,
+                chunksizes=chunks,
+                fill_value=cf.unsigned_byte_fill(STATE_FILL),
+            )
+            state.setncatts(
+                cf.grid_variable_attributes(
+                    cf.unsigned_byte(
+                        {
+                            **STATE_ATTRS,
+                            "long_name": f"surface soil freeze/thaw state (Extremely Randomized Trees; {data_kind})",
+                        }
+                    ),
+                    coverage_content_type="thematicClassification",
+                )
+            )
             state.set_auto_maskandscale(False)
             out_vars = {}
             for name, (arr, vattrs) in extra.items():
                 unsigned = arr.dtype == np.dtype("u1")
-                v = nc.createVariable(name, "i1", ("time", "lat", "lon"), zlib=True, complevel=4, chunksizes=chunks,
-                                      fill_value=cf.unsigned_byte_fill(fills[name]) if unsigned else fills[name])
+                v = nc.createVariable(
+                    name,
+                    "i1",
+                    ("time", "lat", "lon"),
+                    zlib=True,
+                    complevel=4,
+                    chunksizes=chunks,
+                    fill_value=cf.unsigned_byte_fill(fills[name]) if unsigned else fills[name],
+                )
                 kind = "thematicClassification" if unsigned else "auxiliaryInformation"
-                v.setncatts(cf.grid_variable_attributes(cf.unsigned_byte(vattrs) if unsigned else dict(vattrs),
-                                                        coverage_content_type=vattrs.get("coverage_content_type", kind)))
+                v.setncatts(
+                    cf.grid_variable_attributes(
+                        cf.unsigned_byte(vattrs) if unsigned else dict(vattrs),
+                        coverage_content_type=vattrs.get("coverage_content_type", kind),
+                    )
+                )
                 v.set_auto_maskandscale(False)
                 out_vars[name] = v
             for window in todo:

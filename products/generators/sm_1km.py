@@ -43,6 +43,7 @@ Eaton, B., et al. (2020): CF Conventions 1.8, section 8.1 (packed data: scale_fa
 GDAL GeoTIFF driver (TILED, COMPRESS, PREDICTOR, band scale/offset/nodata), https://gdal.org/drivers/raster/gtiff.html.
 GDAL COG driver (OVERVIEWS, OVERVIEW_RESAMPLING), https://gdal.org/drivers/raster/cog.html.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,15 +77,35 @@ FINE_PER_COARSE = 30
 PREDICTORS = ("lst", "ndvi", "albedo", "elevation")
 PREDICTOR_UNITS = {"lst": "K", "ndvi": "1", "albedo": "1", "elevation": "m"}
 FEATURES = ("coarse", *PREDICTORS, *(f"{p}_anom" for p in PREDICTORS))
-SOURCE_FLAGS = {0: "missing", 1: "satellite", 2: "reanalysis CDF-matched to the satellite product",
-                3: "reanalysis, unmatched (no satellite value to learn a CDF from)"}
-SEED_FIGURES = {"r": REGISTRY["sm_1km"].published["r"], "ubrmse": REGISTRY["sm_1km"].published["ubrmse"],
-                "stations": REGISTRY["sm_1km"].published["stations"], "units": UNITS}
+SOURCE_FLAGS = {
+    0: "missing",
+    1: "satellite",
+    2: "reanalysis CDF-matched to the satellite product",
+    3: "reanalysis, unmatched (no satellite value to learn a CDF from)",
+}
+SEED_FIGURES = {
+    "r": REGISTRY["sm_1km"].published["r"],
+    "ubrmse": REGISTRY["sm_1km"].published["ubrmse"],
+    "stations": REGISTRY["sm_1km"].published["stations"],
+    "units": UNITS,
+}
 """The seed's published station figures (from :data:`products.registry.PRODUCTS`, their one home)."""
-DEFAULT_PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
-                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 1, "verbose": -1}
-SM_ATTRS = {"standard_name": "volume_fraction_of_condensed_water_in_soil", "units": UNITS,
-            "long_name": "surface soil moisture (0-5 cm)"}
+DEFAULT_PARAMS = {
+    "n_estimators": 200,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 20,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.9,
+    "n_jobs": 1,
+    "verbose": -1,
+}
+SM_ATTRS = {
+    "standard_name": "volume_fraction_of_condensed_water_in_soil",
+    "units": UNITS,
+    "long_name": "surface soil moisture (0-5 cm)",
+}
 
 
 # --- grids ---------------------------------------------------------------------------------------
@@ -165,7 +186,12 @@ def bilinear(coarse: np.ndarray, grid: Grid, lat, lon) -> np.ndarray:
     wi, wj = fi - i0, fj - j0
     total = np.zeros(lat.shape)
     weight = np.zeros(lat.shape)
-    for ii, jj, w in ((i0, j0, (1 - wi) * (1 - wj)), (i0, j1, (1 - wi) * wj), (i1, j0, wi * (1 - wj)), (i1, j1, wi * wj)):
+    for ii, jj, w in (
+        (i0, j0, (1 - wi) * (1 - wj)),
+        (i0, j1, (1 - wi) * wj),
+        (i1, j0, wi * (1 - wj)),
+        (i1, j1, wi * wj),
+    ):
         v = coarse[ii, jj]
         ok = np.isfinite(v) & (w > 0)
         total += np.where(ok, v * w, 0.0)
@@ -279,8 +305,9 @@ class Seamless:
     pooled_q: tuple[np.ndarray, np.ndarray]
 
 
-def seamless_coarse(satellite: np.ndarray | None, reanalysis: np.ndarray, *, min_samples: int = 30,
-                    n_quantiles: int = 21) -> Seamless:
+def seamless_coarse(
+    satellite: np.ndarray | None, reanalysis: np.ndarray, *, min_samples: int = 30, n_quantiles: int = 21
+) -> Seamless:
     """Gap-fill a satellite soil-moisture product with a CDF-matched reanalysis (step 1).
 
     Parameters
@@ -313,7 +340,9 @@ def seamless_coarse(satellite: np.ndarray | None, reanalysis: np.ndarray, *, min
     rea = np.asarray(reanalysis, dtype="float64")
     sat = np.full(rea.shape, np.nan) if satellite is None else np.asarray(satellite, dtype="float64")
     if rea.ndim != 3 or sat.shape != rea.shape:
-        raise ValueError(f"satellite and reanalysis must share one (time, lat, lon) shape, found {sat.shape}, {rea.shape}")
+        raise ValueError(
+            f"satellite and reanalysis must share one (time, lat, lon) shape, found {sat.shape}, {rea.shape}"
+        )
     both = np.isfinite(sat) & np.isfinite(rea)
     pooled = (cdf_breakpoints(rea[both], n_quantiles), cdf_breakpoints(sat[both], n_quantiles))
     matched = np.full(rea.shape, np.nan)
@@ -395,12 +424,17 @@ def features_from(predictors: Mapping[str, np.ndarray], coarse_interp: np.ndarra
     numpy.ndarray
         float64 (t, y, x, len(FEATURES)) in :data:`FEATURES` order.
     """
-    cols = [coarse_interp] + [predictors[p] for p in PREDICTORS] + [block_anomaly(predictors[p], factor) for p in PREDICTORS]
+    cols = (
+        [coarse_interp]
+        + [predictors[p] for p in PREDICTORS]
+        + [block_anomaly(predictors[p], factor) for p in PREDICTORS]
+    )
     return np.stack([np.asarray(c, dtype="float64") for c in cols], axis=-1)
 
 
-def window_features(window: chunked.Window, *, source: PredictorSource, coarse: np.ndarray,
-                    coarse_grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+def window_features(
+    window: chunked.Window, *, source: PredictorSource, coarse: np.ndarray, coarse_grid: Grid
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``features`` of :func:`products.methods.chunked.predict_window` for the 1 km grid.
 
     Parameters
@@ -423,8 +457,12 @@ def window_features(window: chunked.Window, *, source: PredictorSource, coarse: 
     """
     grid = source.grid
     lat, lon = grid.lat[window.lat], grid.lon[window.lon]
-    interp = np.stack([bilinear(coarse[t], coarse_grid, lat[:, None], lon[None, :])
-                       for t in range(window.time.start, window.time.stop)])
+    interp = np.stack(
+        [
+            bilinear(coarse[t], coarse_grid, lat[:, None], lon[None, :])
+            for t in range(window.time.start, window.time.stop)
+        ]
+    )
     cube = features_from(source.read(window.time, window.lat, window.lon), interp)
     valid = np.isfinite(cube).all(axis=-1)
     return cube[valid], valid
@@ -468,8 +506,15 @@ def fit_model(table: pd.DataFrame, *, seed: int = 42, params: Mapping | None = N
     return model.fit(rows[list(FEATURES)], rows["insitu"] - rows["coarse"])
 
 
-def station_table(stations: pd.DataFrame, insitu: pd.DataFrame, *, source: PredictorSource, coarse: np.ndarray,
-                  coarse_grid: Grid, times: np.ndarray) -> pd.DataFrame:
+def station_table(
+    stations: pd.DataFrame,
+    insitu: pd.DataFrame,
+    *,
+    source: PredictorSource,
+    coarse: np.ndarray,
+    coarse_grid: Grid,
+    times: np.ndarray,
+) -> pd.DataFrame:
     """Features at the station cells on the station days (reads one coarse cell block per station).
 
     Parameters
@@ -497,7 +542,7 @@ def station_table(stations: pd.DataFrame, insitu: pd.DataFrame, *, source: Predi
     day_index = pd.Series(np.arange(len(times)), index=pd.DatetimeIndex(times).normalize())
     rows, cols = grid.index(stations["lat"], stations["lon"])
     out = []
-    for (code, row, col) in zip(stations["station"], rows, cols, strict=True):
+    for code, row, col in zip(stations["station"], rows, cols, strict=True):
         if row < 0:
             continue
         obs = insitu[insitu["station"] == code]
@@ -506,7 +551,9 @@ def station_table(stations: pd.DataFrame, insitu: pd.DataFrame, *, source: Predi
         if not keep.any():
             continue
         r0, c0 = (row // f) * f, (col // f) * f
-        block = source.read(slice(0, len(times)), slice(r0, min(r0 + f, grid.n_lat)), slice(c0, min(c0 + f, grid.n_lon)))
+        block = source.read(
+            slice(0, len(times)), slice(r0, min(r0 + f, grid.n_lat)), slice(c0, min(c0 + f, grid.n_lon))
+        )
         lat, lon = grid.lat[row], grid.lon[col]
         interp = np.array([bilinear(coarse[k], coarse_grid, lat, lon) for k in range(len(times))])
         cube = features_from(block, np.broadcast_to(interp[:, None, None], block["lst"].shape))
@@ -528,8 +575,15 @@ def station_table(stations: pd.DataFrame, insitu: pd.DataFrame, *, source: Predi
 
 def encode(values) -> np.ndarray:
     """float m3 m-3 -> int16 = round(value / 0.001), clipped to :data:`VALID_RANGE`; NaN and -9999 -> :data:`FILL_INT`."""
-    return cf.pack(np.asarray(values, dtype="float64"), scale_factor=SCALE_FACTOR, add_offset=ADD_OFFSET, dtype="int16",
-                   fill=FILL_INT, valid_range=VALID_RANGE, missing=float(chunked.FILL_VALUE))
+    return cf.pack(
+        np.asarray(values, dtype="float64"),
+        scale_factor=SCALE_FACTOR,
+        add_offset=ADD_OFFSET,
+        dtype="int16",
+        fill=FILL_INT,
+        valid_range=VALID_RANGE,
+        missing=float(chunked.FILL_VALUE),
+    )
 
 
 def decode(packed) -> np.ndarray:
@@ -556,18 +610,35 @@ def _tmp(path: Path) -> Path:
     return Path(name)
 
 
-def _create_netcdf(path: Path, grid: Grid, times: np.ndarray, name: str, attrs: Mapping, global_attrs: Mapping,
-                   chunk: tuple[int, int]) -> netCDF4.Dataset:
-    coords = cf.grid_coordinates(times, grid.lat, grid.lon, time_step="1D",
-                                 resolution={"lat": grid.res, "lon": grid.res}, attrs=global_attrs)
+def _create_netcdf(
+    path: Path, grid: Grid, times: np.ndarray, name: str, attrs: Mapping, global_attrs: Mapping, chunk: tuple[int, int]
+) -> netCDF4.Dataset:
+    coords = cf.grid_coordinates(
+        times, grid.lat, grid.lon, time_step="1D", resolution={"lat": grid.res, "lon": grid.res}, attrs=global_attrs
+    )
     ds = cf.create_grid_netcdf(path, coords)
     try:
         chunks = (1, min(chunk[0], grid.n_lat), min(chunk[1], grid.n_lon))
-        var = ds.createVariable(name, "i2", ("time", "lat", "lon"), zlib=True, complevel=4, shuffle=True,
-                                chunksizes=chunks, fill_value=FILL_INT)
-        var.setncatts(cf.grid_variable_attributes({
-            **attrs, "scale_factor": np.float32(SCALE_FACTOR), "add_offset": np.float32(ADD_OFFSET),
-            "valid_range": np.array(VALID_RANGE, dtype="int16")}))
+        var = ds.createVariable(
+            name,
+            "i2",
+            ("time", "lat", "lon"),
+            zlib=True,
+            complevel=4,
+            shuffle=True,
+            chunksizes=chunks,
+            fill_value=FILL_INT,
+        )
+        var.setncatts(
+            cf.grid_variable_attributes(
+                {
+                    **attrs,
+                    "scale_factor": np.float32(SCALE_FACTOR),
+                    "add_offset": np.float32(ADD_OFFSET),
+                    "valid_range": np.array(VALID_RANGE, dtype="int16"),
+                }
+            )
+        )
         var.set_auto_maskandscale(False)  # packed ints are written as they are
     except BaseException:
         ds.close()
@@ -575,10 +646,19 @@ def _create_netcdf(path: Path, grid: Grid, times: np.ndarray, name: str, attrs: 
     return ds
 
 
-def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFunction, *, grid: Grid,
-                  times: np.ndarray, nc_path: str | os.PathLike | None = None,
-                  tif_path: str | os.PathLike | None = None, name: str = "sm", attrs: Mapping | None = None,
-                  global_attrs: Mapping | None = None, chunk: tuple[int, int] = (240, 240)) -> WriteStats:
+def write_product(
+    features: chunked.FeatureFunction,
+    predict: chunked.PredictFunction,
+    *,
+    grid: Grid,
+    times: np.ndarray,
+    nc_path: str | os.PathLike | None = None,
+    tif_path: str | os.PathLike | None = None,
+    name: str = "sm",
+    attrs: Mapping | None = None,
+    global_attrs: Mapping | None = None,
+    chunk: tuple[int, int] = (240, 240),
+) -> WriteStats:
     """Predict the grid window by window and write packed-integer NetCDF-4 and/or GeoTIFF files atomically.
 
     Parameters
@@ -634,11 +714,21 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
             nc = _create_netcdf(tmps[Path(nc_path)], grid, times, name, attrs or SM_ATTRS, gattrs, (256, 256))
         if staging is not None:
             tif = geotiff.create(
-                staging, width=grid.n_lon, height=grid.n_lat, count=len(times), dtype="int16",
-                transform=geotiff.north_up_transform(grid.west, grid.north, grid.res, grid.res), nodata=int(FILL_INT),
-                predictor=2, bigtiff="IF_SAFER", scales=[SCALE_FACTOR] * len(times),
-                offsets=[ADD_OFFSET] * len(times), units=[UNITS] * len(times),
-                descriptions=[f"{name} {np.datetime_as_string(t, unit='D')}" for t in times], tags=gattrs)
+                staging,
+                width=grid.n_lon,
+                height=grid.n_lat,
+                count=len(times),
+                dtype="int16",
+                transform=geotiff.north_up_transform(grid.west, grid.north, grid.res, grid.res),
+                nodata=int(FILL_INT),
+                predictor=2,
+                bigtiff="IF_SAFER",
+                scales=[SCALE_FACTOR] * len(times),
+                offsets=[ADD_OFFSET] * len(times),
+                units=[UNITS] * len(times),
+                descriptions=[f"{name} {np.datetime_as_string(t, unit='D')}" for t in times],
+                tags=gattrs,
+            )
         for window in todo:
             values = chunked.predict_window(window, features, predict)
             packed = encode(values)
@@ -666,8 +756,14 @@ def write_product(features: chunked.FeatureFunction, predict: chunked.PredictFun
         for tmp in (*tmps.values(), *([staging] if staging is not None else [])):
             tmp.unlink(missing_ok=True)
         raise
-    return WriteStats(targets, len(todo), n_valid, len(times) * grid.n_lat * grid.n_lon,
-                      max((math.prod(w.shape) for w in todo), default=0), time.perf_counter() - start)
+    return WriteStats(
+        targets,
+        len(todo),
+        n_valid,
+        len(times) * grid.n_lat * grid.n_lon,
+        max((math.prod(w.shape) for w in todo), default=0),
+        time.perf_counter() - start,
+    )
 
 
 def field_features(window: chunked.Window, *, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -685,8 +781,12 @@ def first_column(matrix: np.ndarray) -> np.ndarray:
 def interp_features(window: chunked.Window, *, grid: Grid, coarse: np.ndarray, coarse_grid: Grid):
     """``features``: the coarse field bilinearly interpolated to ``grid`` (the coarse-only 1 km baseline)."""
     lat, lon = grid.lat[window.lat], grid.lon[window.lon]
-    interp = np.stack([bilinear(coarse[t], coarse_grid, lat[:, None], lon[None, :])
-                       for t in range(window.time.start, window.time.stop)])
+    interp = np.stack(
+        [
+            bilinear(coarse[t], coarse_grid, lat[:, None], lon[None, :])
+            for t in range(window.time.start, window.time.stop)
+        ]
+    )
     valid = np.isfinite(interp)
     return interp[valid][:, None], valid
 
@@ -698,15 +798,19 @@ def station_medians(frame: pd.DataFrame) -> dict:
     """Median over stations of per-station r and ubRMSE (the seed reports station statistics), with counts."""
     per = [summary(g["sim"].to_numpy(), g["obs"].to_numpy()) for _, g in frame.groupby("station")]
     per = [p for p in per if p["n"] >= 2]
-    return {"n_stations": len(per), "r": float(np.nanmedian([p["r"] for p in per])) if per else np.nan,
-            "ubrmse": float(np.nanmedian([p["ubrmse"] for p in per])) if per else np.nan}
+    return {
+        "n_stations": len(per),
+        "r": float(np.nanmedian([p["r"] for p in per])) if per else np.nan,
+        "ubrmse": float(np.nanmedian([p["ubrmse"] for p in per])) if per else np.nan,
+    }
 
 
 # --- real inputs ---------------------------------------------------------------------------------
 
 
-def modis_lst_on_grid(lst: np.ndarray, x: np.ndarray, y: np.ndarray, grid: Grid, *, rows: slice | None = None,
-                      cols: slice | None = None) -> np.ndarray:
+def modis_lst_on_grid(
+    lst: np.ndarray, x: np.ndarray, y: np.ndarray, grid: Grid, *, rows: slice | None = None, cols: slice | None = None
+) -> np.ndarray:
     """Nearest-neighbour resampling of a MODIS sinusoidal tile onto (a window of) a lat/lon grid.
 
     Parameters
@@ -748,4 +852,3 @@ def lonlat_grid_for(lat_min: float, lat_max: float, lon_min: float, lon_max: flo
     west = math.floor(lon_min / COARSE_RES) * COARSE_RES
     east = math.ceil(lon_max / COARSE_RES) * COARSE_RES
     return Grid(north, west, int(round((north - south) / res)), int(round((east - west) / res)), res)
-

@@ -66,6 +66,7 @@ Wagner, W., et al. (2013), Meteorol. Z. 22, 5-33, doi:10.1127/0941-2948/2013/039
 Kohler, M. A., Linsley, R. K. (1951): Predicting the runoff from storm rainfall. U.S. Weather Bureau
 Research Paper 34 (antecedent precipitation index).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -87,17 +88,39 @@ from products.registry import PRODUCTS as REGISTRY
 
 FORCING = ("tair", "rad", "precip", "rh", "api_fast", "api_slow")
 FEATURES = (*FORCING, "doy_sin", "doy_cos", "precip_clim")
-UNITS = {"tair": "degC", "rad": "W m-2", "precip": "mm d-1", "rh": "%", "api_fast": "mm", "api_slow": "mm",
-         "sm": "m3 m-3", "ssm": "%"}
+UNITS = {
+    "tair": "degC",
+    "rad": "W m-2",
+    "precip": "mm d-1",
+    "rh": "%",
+    "api_fast": "mm",
+    "api_slow": "mm",
+    "sm": "m3 m-3",
+    "ssm": "%",
+}
 API_DECAY = {"api_fast": 0.80, "api_slow": 0.95}  # daily decay factors k of the antecedent precipitation indices
 PRODUCTS = ("passive", "active", "reanalysis")  # the reference (first) is the passive retrieval, as SMAP L3
 PRODUCT_UNITS = {"passive": "m3 m-3", "active": "%", "reanalysis": "m3 m-3"}
-DEFAULT_PARAMS = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 40,
-                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 2, "verbose": -1,
-                  "deterministic": True, "force_col_wise": True}
+DEFAULT_PARAMS = {
+    "n_estimators": 200,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 40,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.9,
+    "n_jobs": 2,
+    "verbose": -1,
+    "deterministic": True,
+    "force_col_wise": True,
+}
 _SEED = REGISTRY["sm_mlda"]
-SEED_FIGURES = {"ml_da": {"r": _SEED.published["r_median"], "ubrmse": _SEED.published["ubrmse"]},
-                **_SEED.compared, "stations": _SEED.published["stations"], "units": _SEED.published["ubrmse_units"]}
+SEED_FIGURES = {
+    "ml_da": {"r": _SEED.published["r_median"], "ubrmse": _SEED.published["ubrmse"]},
+    **_SEED.compared,
+    "stations": _SEED.published["stations"],
+    "units": _SEED.published["ubrmse_units"],
+}
 """The seed's published medians over its ISMN stations, of ML-DA and of the products it was compared with
 (from :data:`products.registry.PRODUCTS`, their one home)."""
 REFERENCES = (
@@ -105,7 +128,8 @@ REFERENCES = (
     "TCR: McColl et al. (2014), doi:10.1002/2014GL061322; TC: Gruber et al. (2016), doi:10.1016/j.jag.2015.09.002; "
     "LightGBM: Ke et al. (2017), NeurIPS 30; nudging: Houser et al. (1998), WRR 34, 3405-3420; "
     "ISMN: Dorigo et al. (2021), doi:10.5194/hess-25-5749-2021; ASCAT: Wagner et al. (2013), "
-    "doi:10.1127/0941-2948/2013/0399")
+    "doi:10.1127/0941-2948/2013/0399"
+)
 
 
 # --- forcing features --------------------------------------------------------------------------
@@ -172,8 +196,9 @@ def add_features(frame: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"forcing: missing columns {missing}")
     out = frame.copy()
     for name, k in API_DECAY.items():
-        out[name] = np.concatenate([antecedent_precipitation_index(g.to_numpy(), k)
-                                    for _, g in out.groupby("pixel", sort=False)["precip"]])
+        out[name] = np.concatenate(
+            [antecedent_precipitation_index(g.to_numpy(), k) for _, g in out.groupby("pixel", sort=False)["precip"]]
+        )
     angle = 2 * np.pi * (pd.DatetimeIndex(out["time"]).dayofyear.to_numpy() - 0.5) / 365.25
     out["doy_sin"], out["doy_cos"] = np.sin(angle), np.cos(angle)
     out["precip_clim"] = out.groupby("pixel", sort=False)["precip"].transform("mean")
@@ -271,8 +296,16 @@ def tc_labels(products: dict, *, min_samples: int = 100, fallback: str = "exclud
             weights = np.full(3, np.nan)
             row["rule"] = "excluded"
         for j, name in enumerate(names):
-            row.update({f"err_std_{name}": res.err_std[j], f"tcr_{name}": res.tcr[j], f"snr_db_{name}": res.snr_db[j],
-                        f"beta_{name}": res.beta[j], f"weight_{name}": weights[j], f"flag_{name}": bool(flags[j])})
+            row.update(
+                {
+                    f"err_std_{name}": res.err_std[j],
+                    f"tcr_{name}": res.tcr[j],
+                    f"snr_db_{name}": res.snr_db[j],
+                    f"beta_{name}": res.beta[j],
+                    f"weight_{name}": weights[j],
+                    f"flag_{name}": bool(flags[j]),
+                }
+            )
         rows.append(row)
     return Labels(labels, pd.DataFrame(rows))
 
@@ -307,8 +340,9 @@ class ModelFit:
     params: dict = field(default_factory=dict)
 
 
-def fit_model(table: pd.DataFrame, *, train: np.ndarray, n_splits: int = 10, seed: int = 42,
-              params: dict | None = None) -> ModelFit:
+def fit_model(
+    table: pd.DataFrame, *, train: np.ndarray, n_splits: int = 10, seed: int = 42, params: dict | None = None
+) -> ModelFit:
     """LightGBM regression of the labels on forcing, cross-validated by pixel, then a final model.
 
     Parameters
@@ -354,8 +388,9 @@ def fit_model(table: pd.DataFrame, *, train: np.ndarray, n_splits: int = 10, see
         held = np.isin(pixels, np.unique(pixels[fit_rows[te]]))
         cv_pred[held], fold[held] = model.predict(x[held]), k
     model = lightgbm.LGBMRegressor(**params).fit(x.iloc[fit_rows], y[fit_rows])
-    return ModelFit(cv_pred, np.asarray(model.predict(x), dtype="float64"), fold, model,
-                    np.unique(pixels[fit_rows]), params)
+    return ModelFit(
+        cv_pred, np.asarray(model.predict(x), dtype="float64"), fold, model, np.unique(pixels[fit_rows]), params
+    )
 
 
 # --- step 3: nudging ------------------------------------------------------------------------------
@@ -479,8 +514,15 @@ def nudge_series(model, obs, gain, *, memory_days: float = 0.0) -> np.ndarray:
 # --- step 4: validation on independent stations --------------------------------------------------
 
 
-def validate_against_insitu(frame: pd.DataFrame, series: list[str], *, obs: str = "insitu", group: str = "station",
-                            cls: str | None = None, min_n: int = 30) -> dict:
+def validate_against_insitu(
+    frame: pd.DataFrame,
+    series: list[str],
+    *,
+    obs: str = "insitu",
+    group: str = "station",
+    cls: str | None = None,
+    min_n: int = 30,
+) -> dict:
     """Per-station, pooled, median and per-class agreement of several series with in-situ data.
 
     Each series is scored on the days it has a value (a product with gaps on its own days, as the
@@ -513,10 +555,15 @@ def validate_against_insitu(frame: pd.DataFrame, series: list[str], *, obs: str 
     for name in series:
         sub = frame[[group, obs, name, *([cls] if cls else [])]]
         sites = per_group(sub, name, obs, group, min_n=min_n)
-        med = {"n_stations": int(len(sites)), **{m: median_of_groups(sites, m) for m in
-                                                 ("kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")}}
-        item = {"pooled": summary(sub[name], sub[obs]), "site": {k: dict(v) for k, v in sites.iterrows()},
-                "median": med}
+        med = {
+            "n_stations": int(len(sites)),
+            **{m: median_of_groups(sites, m) for m in ("kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")},
+        }
+        item = {
+            "pooled": summary(sub[name], sub[obs]),
+            "site": {k: dict(v) for k, v in sites.iterrows()},
+            "median": med,
+        }
         if cls:
             table = per_class(sub, name, obs, group, cls, min_n=min_n)
             item["class"] = {k: dict(v) for k, v in table.iterrows()}
@@ -555,11 +602,19 @@ def validation_rows(results: dict, *, split: str, kind: str, units: str, variabl
     for name, item in results.items():
         base = {"variable": f"{variable_prefix}_{name}", "units": units, "split": split}
         rows.append({**base, "scope": "pooled", "label": f"{kind}: all stations (pooled)", **item["pooled"]})
-        rows.extend({**base, "scope": "site", "label": str(station), **{k: m[k] for k in keys}}
-                    for station, m in item["site"].items())
+        rows.extend(
+            {**base, "scope": "site", "label": str(station), **{k: m[k] for k in keys}}
+            for station, m in item["site"].items()
+        )
         for label, m in item.get("class", {}).items():
-            rows.append({**base, "scope": "class", "label": f"{kind}: {label} ({int(m['n_stations'])} stations, pooled)",
-                         **{k: m[k] for k in keys}})
+            rows.append(
+                {
+                    **base,
+                    "scope": "class",
+                    "label": f"{kind}: {label} ({int(m['n_stations'])} stations, pooled)",
+                    **{k: m[k] for k in keys},
+                }
+            )
     return rows
 
 
@@ -573,8 +628,13 @@ def _depth_to(variable: str) -> float:
         return np.nan
 
 
-def ismn_daily(observations: pd.DataFrame, *, good_flags: tuple[str, ...] = ("G", "U"), max_depth: float = 0.10,
-               min_hours: int = 12) -> pd.DataFrame:
+def ismn_daily(
+    observations: pd.DataFrame,
+    *,
+    good_flags: tuple[str, ...] = ("G", "U"),
+    max_depth: float = 0.10,
+    min_hours: int = 12,
+) -> pd.DataFrame:
     """Daily surface soil moisture per ISMN station from hourly observations.
 
     Per station the shallowest soil-moisture variable with depth_to <= ``max_depth`` is used; values
@@ -623,9 +683,12 @@ def ismn_daily(observations: pd.DataFrame, *, good_flags: tuple[str, ...] = ("G"
     first_var = sm.groupby("station")["variable"].transform("first")
     sm = sm[sm["variable"] == first_var]
     sm["day"] = pd.DatetimeIndex(sm["time"]).floor("D")
-    daily = (sm.groupby(["station", "day"]).agg(insitu=("value", "mean"), n_hours=("value", "size"),
-                                                 variable=("variable", "first")).reset_index()
-             .rename(columns={"day": "time"}))
+    daily = (
+        sm.groupby(["station", "day"])
+        .agg(insitu=("value", "mean"), n_hours=("value", "size"), variable=("variable", "first"))
+        .reset_index()
+        .rename(columns={"day": "time"})
+    )
     daily = daily[daily["n_hours"] >= min_hours]
     daily["time"] = daily["time"].astype("datetime64[ns]")
     return daily[columns].sort_values(["station", "time"]).reset_index(drop=True)
@@ -751,16 +814,27 @@ def climatology_background(wide: pd.DataFrame, *, window_days: int = 31, min_yea
             np.add.at(counts, doy[other], 1)
             kernel = np.ones(2 * half + 1)
             cs = np.convolve(np.concatenate([sums[-half:], sums, sums[:half]]), kernel, "valid") if half else sums
-            cc = np.convolve(np.concatenate([counts[-half:], counts, counts[:half]]), kernel, "valid") if half else counts
+            cc = (
+                np.convolve(np.concatenate([counts[-half:], counts, counts[:half]]), kernel, "valid")
+                if half
+                else counts
+            )
             clim = np.where(cc > 0, cs / np.where(cc > 0, cc, 1), np.nan)
             sel = years == yr
             out[i, sel] = clim[doy[sel]]
     return pd.DataFrame(out, index=wide.index, columns=wide.columns)
 
 
-def withheld_retrieval_check(background: pd.DataFrame, obs: pd.DataFrame, *, gain: float = 0.5,
-                             memory_days: float = 3.0, fraction: float = 0.2, seed: int = 42,
-                             min_n: int = 30) -> tuple[dict, pd.DataFrame]:
+def withheld_retrieval_check(
+    background: pd.DataFrame,
+    obs: pd.DataFrame,
+    *,
+    gain: float = 0.5,
+    memory_days: float = 3.0,
+    fraction: float = 0.2,
+    seed: int = 42,
+    min_n: int = 30,
+) -> tuple[dict, pd.DataFrame]:
     """Score nudging toward retrievals on retrievals withheld from the nudging (real-data check).
 
     A random ``fraction`` of each station's valid retrievals is withheld; the background is nudged
@@ -807,8 +881,14 @@ def withheld_retrieval_check(background: pd.DataFrame, obs: pd.DataFrame, *, gai
     analysis = nudge_series(np.where(np.isfinite(b), b, np.nan), assimilated, gain, memory_days=memory_days)
     assert not np.any(withheld & np.isfinite(assimilated))  # a withheld retrieval never nudges
     station = np.repeat(background.index.to_numpy().astype(str), y.shape[1])
-    frame = pd.DataFrame({"station": station, "withheld": np.where(withheld, y, np.nan).ravel(),
-                          "background": b.ravel(), "nudged": analysis.ravel()})
+    frame = pd.DataFrame(
+        {
+            "station": station,
+            "withheld": np.where(withheld, y, np.nan).ravel(),
+            "background": b.ravel(),
+            "nudged": analysis.ravel(),
+        }
+    )
     frame = frame[withheld.ravel()]
     results = validate_against_insitu(frame, ["background", "nudged"], obs="withheld", min_n=min_n)
     return results, pd.DataFrame(analysis, index=background.index, columns=background.columns)
@@ -831,15 +911,23 @@ def collocate(stations: pd.DataFrame, points: pd.DataFrame, *, max_km: float = 1
     """
     if stations.empty or points.empty:
         return pd.DataFrame(columns=["station", "point", "distance_km"])
-    la1, lo1 = np.radians(stations["lat"].to_numpy(float))[:, None], np.radians(stations["lon"].to_numpy(float))[:, None]
+    la1, lo1 = (
+        np.radians(stations["lat"].to_numpy(float))[:, None],
+        np.radians(stations["lon"].to_numpy(float))[:, None],
+    )
     la2, lo2 = np.radians(points["lat"].to_numpy(float))[None, :], np.radians(points["lon"].to_numpy(float))[None, :]
     h = np.sin((la2 - la1) / 2) ** 2 + np.cos(la1) * np.cos(la2) * np.sin((lo2 - lo1) / 2) ** 2
     d = 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
     j = d.argmin(axis=1)
     dist = d[np.arange(len(stations)), j]
     keep = dist <= max_km
-    return pd.DataFrame({"station": stations["code"].to_numpy()[keep], "point": points["code"].to_numpy()[j[keep]],
-                         "distance_km": dist[keep]})
+    return pd.DataFrame(
+        {
+            "station": stations["code"].to_numpy()[keep],
+            "point": points["code"].to_numpy()[j[keep]],
+            "distance_km": dist[keep],
+        }
+    )
 
 
 def validate_collocated(pairs: pd.DataFrame, insitu: pd.DataFrame, series: dict, *, min_n: int = 30) -> dict:
@@ -882,8 +970,14 @@ def validate_collocated(pairs: pd.DataFrame, insitu: pd.DataFrame, series: dict,
 # --- CF output --------------------------------------------------------------------------------------
 
 
-def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataFrame, station_variables: dict | None = None,
-                     attrs: dict | None = None) -> xr.Dataset:
+def to_cf_timeseries(
+    frame: pd.DataFrame,
+    variables: dict,
+    *,
+    stations: pd.DataFrame,
+    station_variables: dict | None = None,
+    attrs: dict | None = None,
+) -> xr.Dataset:
     """CF-1.8 timeSeries DSG (orthogonal multidimensional array) from a daily long table.
 
     The ML-DA files' wording (station or pixel id, daily times, references, source) over
@@ -923,12 +1017,21 @@ def to_cf_timeseries(frame: pd.DataFrame, variables: dict, *, stations: pd.DataF
     if frame.duplicated(["station", "time"]).any():
         raise ValueError("frame: a (station, day) appears twice")
     return timeseries_dataset(
-        frame, variables, stations=stations, id_attrs={"long_name": "station or pixel id"},
-        station_variables={k: {"coverage_content_type": "auxiliaryInformation", **a}
-                           for k, a in (station_variables or {}).items()},
+        frame,
+        variables,
+        stations=stations,
+        id_attrs={"long_name": "station or pixel id"},
+        station_variables={
+            k: {"coverage_content_type": "auxiliaryInformation", **a} for k, a in (station_variables or {}).items()
+        },
         time_attrs={"long_name": "day (UTC)"},
-        attrs={"references": REFERENCES, "history": history_line("products.generators.sm_mlda"),
-               "source": f"LightGBM {lightgbm.__version__}, scikit-learn {sklearn.__version__}", **attrs})
+        attrs={
+            "references": REFERENCES,
+            "history": history_line("products.generators.sm_mlda"),
+            "source": f"LightGBM {lightgbm.__version__}, scikit-learn {sklearn.__version__}",
+            **attrs,
+        },
+    )
 
 
 SM_ATTRS = {"units": "m3 m-3", "standard_name": "volume_fraction_of_condensed_water_in_soil"}

@@ -47,6 +47,7 @@ with GRACE using spherical cap mascons. J. Geophys. Res. Solid Earth 120, 2648-2
 doi:10.1002/2014JB011547.
 Ke, G., et al. (2017): LightGBM: a highly efficient gradient boosting decision tree. NeurIPS 30.
 """
+
 from __future__ import annotations
 
 import functools
@@ -80,9 +81,19 @@ TAUS = (3, 6, 12)  # months, e-folding times of the filtered net flux (anomaly v
 TAUS_DESEASONALISED = (6, 12, 24)  # months, for the deseasonalised net flux
 LAGS = (1, 2, 3)
 TWS_UNITS = "mm"
-DEFAULT_PARAMS = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
-                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.9, "n_jobs": 1, "verbose": -1,
-                  "deterministic": True, "force_col_wise": True}
+DEFAULT_PARAMS = {
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 20,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.9,
+    "n_jobs": 1,
+    "verbose": -1,
+    "deterministic": True,
+    "force_col_wise": True,
+}
 """LightGBM parameters of the reconstruction models, tws_rec's own (the values the ET fusion uses, which it
 borrowed before; ``n_jobs`` 1, see :func:`_model_params`)."""
 REFERENCES = (
@@ -92,7 +103,8 @@ REFERENCES = (
     "JPL RL06 mascons: Watkins et al. (2015), doi:10.1002/2014JB011547; CSR RL06 mascons: Save et al. (2016), "
     "doi:10.1002/2016JB013007; ITSG-Grace2018: Kvas et al. (2019), doi:10.1029/2019JB017415; "
     "ERA5-Land: Munoz-Sabater et al. (2021), doi:10.5194/essd-13-4349-2021; LightGBM: Ke et al. (2017), NeurIPS 30; "
-    "basin tables: lehmannfa/water_storage_changes results/hydrology")
+    "basin tables: lehmannfa/water_storage_changes results/hydrology"
+)
 
 
 # --- anomalies, deseasonalising, detrending ------------------------------------------------------
@@ -228,8 +240,12 @@ def variants(frame, *, baseline: tuple[str, str] = BASELINE) -> dict:
     """
     anomaly = baseline_anomaly(frame, baseline=baseline)
     deseasonalised = deseasonalise(anomaly, baseline=baseline)
-    return {"anomaly": anomaly, "deseasonalised": deseasonalised, "detrended": detrend(anomaly),
-            "dd": detrend(deseasonalised)}
+    return {
+        "anomaly": anomaly,
+        "deseasonalised": deseasonalised,
+        "detrended": detrend(anomaly),
+        "dd": detrend(deseasonalised),
+    }
 
 
 # --- from long observations to (time x basin) tables ----------------------------------------------
@@ -246,8 +262,13 @@ def mask_gaps(observations: pd.DataFrame, flags: tuple[str, ...] = GAP_FLAGS) ->
     pandas.DataFrame
         The rows without any of ``flags``.
     """
-    flagged = observations["quality_flag"].fillna("").astype(str).str.split(",").map(
-        lambda parts: any(p.strip() in flags for p in parts))
+    flagged = (
+        observations["quality_flag"]
+        .fillna("")
+        .astype(str)
+        .str.split(",")
+        .map(lambda parts: any(p.strip() in flags for p in parts))
+    )
     return observations[~flagged.to_numpy(dtype=bool)]
 
 
@@ -330,8 +351,9 @@ def exponential_filter(values: np.ndarray, tau: float) -> np.ndarray:
     return out
 
 
-def flux_features(p: pd.DataFrame, et: pd.DataFrame, r: pd.DataFrame, *,
-                  baseline: tuple[str, str] = BASELINE) -> dict[str, pd.DataFrame]:
+def flux_features(
+    p: pd.DataFrame, et: pd.DataFrame, r: pd.DataFrame, *, baseline: tuple[str, str] = BASELINE
+) -> dict[str, pd.DataFrame]:
     """Predictors of TWS from precipitation, evapotranspiration and runoff (the same for basins and cells).
 
     Parameters
@@ -365,25 +387,42 @@ def flux_features(p: pd.DataFrame, et: pd.DataFrame, r: pd.DataFrame, *,
         out[f"net_anom_lag{lag}"] = out["net_anom"].shift(lag)
     centred = baseline_anomaly(net, baseline=baseline)
     for tau in TAUS:
-        out[f"net_ewm{tau}"] = pd.DataFrame(exponential_filter(centred.to_numpy(), tau), index=net.index,
-                                            columns=net.columns)
+        out[f"net_ewm{tau}"] = pd.DataFrame(
+            exponential_filter(centred.to_numpy(), tau), index=net.index, columns=net.columns
+        )
     for tau in TAUS_DESEASONALISED:
-        out[f"net_anom_ewm{tau}"] = pd.DataFrame(exponential_filter(out["net_anom"].to_numpy(), tau),
-                                                 index=net.index, columns=net.columns)
+        out[f"net_anom_ewm{tau}"] = pd.DataFrame(
+            exponential_filter(out["net_anom"].to_numpy(), tau), index=net.index, columns=net.columns
+        )
     base = _baseline_rows(net.index, baseline)
     for name, frame in (("p", p), ("et", et), ("r", r)):
-        out[f"{name}_mean"] = pd.DataFrame(np.broadcast_to(frame[base].mean().to_numpy(), frame.shape),
-                                           index=frame.index, columns=frame.columns)
+        out[f"{name}_mean"] = pd.DataFrame(
+            np.broadcast_to(frame[base].mean().to_numpy(), frame.shape), index=frame.index, columns=frame.columns
+        )
     angle = 2 * np.pi * (net.index.month.to_numpy() - 0.5) / 12
     for name, values in (("month_sin", np.sin(angle)), ("month_cos", np.cos(angle))):
         out[name] = pd.DataFrame(np.broadcast_to(values[:, None], net.shape), index=net.index, columns=net.columns)
     return {k: v.astype("float64") for k, v in out.items()}
 
 
-FEATURES = ("p", "et", "r", "net", "p_anom", "et_anom", "r_anom", "net_anom",
-            *(f"net_anom_lag{lag}" for lag in LAGS), *(f"net_ewm{tau}" for tau in TAUS),
-            *(f"net_anom_ewm{tau}" for tau in TAUS_DESEASONALISED), "p_mean", "et_mean", "r_mean",
-            "month_sin", "month_cos")
+FEATURES = (
+    "p",
+    "et",
+    "r",
+    "net",
+    "p_anom",
+    "et_anom",
+    "r_anom",
+    "net_anom",
+    *(f"net_anom_lag{lag}" for lag in LAGS),
+    *(f"net_ewm{tau}" for tau in TAUS),
+    *(f"net_anom_ewm{tau}" for tau in TAUS_DESEASONALISED),
+    "p_mean",
+    "et_mean",
+    "r_mean",
+    "month_sin",
+    "month_cos",
+)
 
 
 def stack(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -431,9 +470,16 @@ def _model_params(params: Mapping | None, seed: int) -> dict:
     return {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
 
 
-def reconstruct(observations: pd.DataFrame, *, solutions: tuple[str, ...] = SOLUTIONS,
-                predictors: Mapping[str, str] = PREDICTORS, baseline: tuple[str, str] = BASELINE,
-                params: Mapping | None = None, seed: int = 42, min_train_years: int = 3) -> TwsResult:
+def reconstruct(
+    observations: pd.DataFrame,
+    *,
+    solutions: tuple[str, ...] = SOLUTIONS,
+    predictors: Mapping[str, str] = PREDICTORS,
+    baseline: tuple[str, str] = BASELINE,
+    params: Mapping | None = None,
+    seed: int = 42,
+    min_train_years: int = 3,
+) -> TwsResult:
     """Train one LightGBM model per mascon solution and variant, score it on held-out years, reconstruct.
 
     Parameters
@@ -492,7 +538,7 @@ def reconstruct(observations: pd.DataFrame, *, solutions: tuple[str, ...] = SOLU
             name = solution if variant == "anomaly" else f"{solution}_dd"
             y = y.reindex(table.index)
             series[name] = y
-            known = (y.notna().to_numpy() & has_predictors)
+            known = y.notna().to_numpy() & has_predictors
             xs, ys = x[known], y.to_numpy()[known]
             times = xs.index.get_level_values("time")
             years = times.year.to_numpy()
@@ -515,9 +561,14 @@ def reconstruct(observations: pd.DataFrame, *, solutions: tuple[str, ...] = SOLU
             series[f"{name}_cv"] = cv
             rec_times = table.index.get_level_values("time")[has_predictors]
             cv_rows[solution, variant] = {
-                **summary(predicted, ys), "basins": int(xs.index.get_level_values("station").nunique()),
-                "folds": folds, "train_start": times.min(), "train_end": times.max(),
-                "reconstructed_start": rec_times.min(), "reconstructed_end": rec_times.max()}
+                **summary(predicted, ys),
+                "basins": int(xs.index.get_level_values("station").nunique()),
+                "folds": folds,
+                "train_start": times.min(),
+                "train_end": times.max(),
+                "reconstructed_start": rec_times.min(),
+                "reconstructed_end": rec_times.max(),
+            }
     cv_table = pd.DataFrame.from_dict(cv_rows, orient="index")
     cv_table.index = cv_table.index.set_names(["solution", "variant"])
     keep = series.drop(columns="net").notna().any(axis=1).to_numpy()
@@ -576,8 +627,9 @@ def match_basins(areas: pd.Series, other_areas: pd.Series, *, tolerance: float =
     return pd.Series(pairs, dtype=object, name="match")
 
 
-def compare_to_reference(result: TwsResult, reference: pd.DataFrame, matches: pd.Series, *,
-                         baseline: tuple[str, str] = BASELINE) -> dict[str, pd.DataFrame]:
+def compare_to_reference(
+    result: TwsResult, reference: pd.DataFrame, matches: pd.Series, *, baseline: tuple[str, str] = BASELINE
+) -> dict[str, pd.DataFrame]:
     """Held-out predictions (and the mascon solution itself) against an independent solution per basin.
 
     Both series are re-referenced to their own mean over the baseline months they share, since the
@@ -621,8 +673,14 @@ def compare_to_reference(result: TwsResult, reference: pd.DataFrame, matches: pd
 
 
 # --- regions ------------------------------------------------------------------------------------
-def region_means(frame: pd.DataFrame, attributes: pd.DataFrame, *, region: str = "continent",
-                 area: str = "area_km2", min_area_fraction: float = 0.9) -> tuple[pd.DataFrame, pd.DataFrame]:
+def region_means(
+    frame: pd.DataFrame,
+    attributes: pd.DataFrame,
+    *,
+    region: str = "continent",
+    area: str = "area_km2",
+    min_area_fraction: float = 0.9,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Area-weighted means over the basins of each region, and over all basins (``All basins``).
 
     Parameters
@@ -693,8 +751,9 @@ def storage_change(frame, *, method: str = "central"):
     raise ValueError(f"method must be 'central' or 'backward', found {method!r}")
 
 
-def water_balance(storage: pd.DataFrame, net: pd.DataFrame, *, method: str = "central",
-                  min_n: int = 24) -> pd.DataFrame:
+def water_balance(
+    storage: pd.DataFrame, net: pd.DataFrame, *, method: str = "central", min_n: int = 24
+) -> pd.DataFrame:
     """dS/dt against P - ET - R per basin: correlation, ratio of variability, mean imbalance.
 
     Parameters
@@ -730,14 +789,25 @@ def water_balance(storage: pd.DataFrame, net: pd.DataFrame, *, method: str = "ce
         ok = np.isfinite(a) & np.isfinite(b)
         n = int(ok.sum())
         if n < max(min_n, 2):
-            rows[basin] = {"n": n, "r": np.nan, "std_ratio": np.nan, "slope": np.nan, "mean_imbalance": np.nan,
-                           "rmse": np.nan}
+            rows[basin] = {
+                "n": n,
+                "r": np.nan,
+                "std_ratio": np.nan,
+                "slope": np.nan,
+                "mean_imbalance": np.nan,
+                "rmse": np.nan,
+            }
             continue
         a, b = a[ok], b[ok]
         sb = b.std()
-        rows[basin] = {"n": n, "r": pearson_r(a, b), "std_ratio": float(a.std() / sb) if sb > 0 else np.nan,
-                       "slope": float(np.polyfit(b, a, 1)[0]) if sb > 0 else np.nan,
-                       "mean_imbalance": float(np.mean(b - a)), "rmse": float(np.sqrt(np.mean((b - a) ** 2)))}
+        rows[basin] = {
+            "n": n,
+            "r": pearson_r(a, b),
+            "std_ratio": float(a.std() / sb) if sb > 0 else np.nan,
+            "slope": float(np.polyfit(b, a, 1)[0]) if sb > 0 else np.nan,
+            "mean_imbalance": float(np.mean(b - a)),
+            "rmse": float(np.sqrt(np.mean((b - a) ** 2))),
+        }
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "station"
     return out.astype({"n": "int64"})
@@ -746,8 +816,11 @@ def water_balance(storage: pd.DataFrame, net: pd.DataFrame, *, method: str = "ce
 # --- CF output --------------------------------------------------------------------------------
 def _long_name(name: str) -> str:
     solution = name.split("_")[1].upper()
-    what = "detrended and deseasonalised terrestrial water storage anomaly" if "_dd" in name else \
-        "terrestrial water storage anomaly relative to the 2004.0-2009.999 mean"
+    what = (
+        "detrended and deseasonalised terrestrial water storage anomaly"
+        if "_dd" in name
+        else "terrestrial water storage anomaly relative to the 2004.0-2009.999 mean"
+    )
     if name.endswith("_rec"):
         return f"{what}, LightGBM reconstruction trained on GRACE {solution} mascons"
     if name.endswith("_cv"):
@@ -756,15 +829,23 @@ def _long_name(name: str) -> str:
 
 
 def _storage_attrs(name: str) -> dict:
-    return {"long_name": _long_name(name), "units": TWS_UNITS,
-            "coverage_content_type": "modelResult" if name.endswith(("_rec", "_cv")) else "physicalMeasurement",
-            "comment": "liquid water equivalent thickness; 1 mm = 1 kg m-2. No CF standard name fits: "
-                       "land_water_amount is the absolute terrestrial water storage, and the CF table has no "
-                       "name for its anomaly from a baseline."}
+    return {
+        "long_name": _long_name(name),
+        "units": TWS_UNITS,
+        "coverage_content_type": "modelResult" if name.endswith(("_rec", "_cv")) else "physicalMeasurement",
+        "comment": "liquid water equivalent thickness; 1 mm = 1 kg m-2. No CF standard name fits: "
+        "land_water_amount is the absolute terrestrial water storage, and the CF table has no "
+        "name for its anomaly from a baseline.",
+    }
 
 
-def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, data_kind: str = DataKind.REAL,
-                 attrs: Mapping | None = None) -> xr.Dataset:
+def to_cf_basins(
+    result: TwsResult,
+    attributes: pd.DataFrame | None = None,
+    *,
+    data_kind: str = DataKind.REAL,
+    attrs: Mapping | None = None,
+) -> xr.Dataset:
     """CF-1.8 ``timeSeries`` of the basin series: observed, reconstructed and held-out storage anomalies.
 
     Parameters
@@ -794,36 +875,62 @@ def to_cf_basins(result: TwsResult, attributes: pd.DataFrame | None = None, *, d
     if attributes is not None:  # descriptors of each basin: auxiliary coordinates of the series (CF 9)
         names = np.sort(frame["station"].unique())
         a = attributes.reindex(names)
-        stations = pd.DataFrame({"station": names, "continent": a["continent"].fillna("").astype(str).to_numpy(object),
-                                 "area": a["area_km2"].to_numpy(dtype="float64")})
-        auxiliary = {"continent": {"long_name": "GRDC region of the basin (basins.dbf CONTINENT)",
-                                   "coverage_content_type": "auxiliaryInformation"},
-                     "area": {"long_name": "basin area (basins.dbf RASTAREA)", "units": "km2",
-                              "coverage_content_type": "auxiliaryInformation", "_FillValue": np.nan}}
+        stations = pd.DataFrame(
+            {
+                "station": names,
+                "continent": a["continent"].fillna("").astype(str).to_numpy(object),
+                "area": a["area_km2"].to_numpy(dtype="float64"),
+            }
+        )
+        auxiliary = {
+            "continent": {
+                "long_name": "GRDC region of the basin (basins.dbf CONTINENT)",
+                "coverage_content_type": "auxiliaryInformation",
+            },
+            "area": {
+                "long_name": "basin area (basins.dbf RASTAREA)",
+                "units": "km2",
+                "coverage_content_type": "auxiliaryInformation",
+                "_FillValue": np.nan,
+            },
+        }
     base: dict[str, object] = {
         "data_kind": data_kind,
         "title": "Terrestrial water storage anomalies over GRDC major river basins: GRACE mascons and their "
-                 "LightGBM reconstruction",
+        "LightGBM reconstruction",
         "source": f"LightGBM {lightgbm.__version__}; predictors P, ET, R ({', '.join(result.predictors.values())}), "
-                  f"features {', '.join(result.features)}",
+        f"features {', '.join(result.features)}",
         "baseline": f"{BASELINE[0]}/{BASELINE[1]}",
         "comment": "Anomalies relative to the baseline mean of each calendar month present; *_rec are "
-                   "reconstructions over the predictors' span, *_cv predictions for years held out of "
-                   "training, *_dd the detrended and deseasonalised variants. GRDC basins carry no "
-                   "coordinates in the source tables, so the file has no latitude/longitude.",
-        "references": REFERENCES, "history": history_line("products.generators.tws_rec")}
+        "reconstructions over the predictors' span, *_cv predictions for years held out of "
+        "training, *_dd the detrended and deseasonalised variants. GRDC basins carry no "
+        "coordinates in the source tables, so the file has no latitude/longitude.",
+        "references": REFERENCES,
+        "history": history_line("products.generators.tws_rec"),
+    }
     for (solution, variant), row in result.cv.iterrows():
         base[f"{solution}_{variant}_held_out_years_nse"] = float(row["nse"])
         base[f"{solution}_{variant}_held_out_years_r"] = float(row["r"])
     variables = {name: _storage_attrs(name) for name in frame.columns if name not in ("station", "time")}
-    return cf.timeseries_dataset(frame, variables, stations=stations, auxiliary=auxiliary,
-                                 id_attrs={"long_name": "GRDC major river basin"},
-                                 time_attrs={"long_name": "start of the month"}, time_step="MS",
-                                 attrs=merge_attrs(base, merge_attrs(attrs)))
+    return cf.timeseries_dataset(
+        frame,
+        variables,
+        stations=stations,
+        auxiliary=auxiliary,
+        id_attrs={"long_name": "GRDC major river basin"},
+        time_attrs={"long_name": "start of the month"},
+        time_step="MS",
+        attrs=merge_attrs(base, merge_attrs(attrs)),
+    )
 
 
-def to_cf_regions(means: Mapping[str, pd.DataFrame], regions: pd.DataFrame, *, data_kind: str = DataKind.REAL,
-                  attrs: Mapping | None = None) -> xr.Dataset:
+def to_cf_regions(
+    means: Mapping[str, pd.DataFrame],
+    regions: pd.DataFrame,
+    *,
+    data_kind: str = DataKind.REAL,
+    attrs: Mapping | None = None,
+) -> xr.Dataset:
     """CF-1.8 ``timeSeries`` of region means, one variable per storage series.
 
     Parameters
@@ -840,26 +947,52 @@ def to_cf_regions(means: Mapping[str, pd.DataFrame], regions: pd.DataFrame, *, d
         (cf_role timeseries_id), ``n_basins``, ``basin_area`` (km2).
     """
     names = list(regions.index)
-    frame = pd.concat({name: table.reindex(columns=names).stack(future_stack=True) for name, table in means.items()},
-                      axis=1)
+    frame = pd.concat(
+        {name: table.reindex(columns=names).stack(future_stack=True) for name, table in means.items()}, axis=1
+    )
     frame.index.names = ["time", "region"]
-    stations = pd.DataFrame({"region": names, "n_basins": regions["basins"].to_numpy(dtype="int32"),
-                             "basin_area": regions["area_km2"].to_numpy(dtype="float64")})
-    variables = {name: {**_storage_attrs(name), "cell_methods": "area: mean (area-weighted over the region's basins)"}
-                 for name in means}
+    stations = pd.DataFrame(
+        {
+            "region": names,
+            "n_basins": regions["basins"].to_numpy(dtype="int32"),
+            "basin_area": regions["area_km2"].to_numpy(dtype="float64"),
+        }
+    )
+    variables = {
+        name: {**_storage_attrs(name), "cell_methods": "area: mean (area-weighted over the region's basins)"}
+        for name in means
+    }
     auxiliary = {  # descriptors of each region: auxiliary coordinates of the series (CF 9)
-        "n_basins": {"long_name": "number of basins averaged", "units": "1",
-                     "coverage_content_type": "auxiliaryInformation"},
-        "basin_area": {"long_name": "total area of the basins averaged", "units": "km2",
-                       "coverage_content_type": "auxiliaryInformation"}}
-    base = {"data_kind": data_kind,
-            "title": "Area-weighted regional means of terrestrial water storage anomalies over GRDC basins",
-            "comment": "means over the basin-covered part of each region only, not the whole region",
-            "references": REFERENCES, "history": history_line("products.generators.tws_rec")}
-    return cf.timeseries_dataset(frame.reset_index(), variables, stations=stations, station_col="region",
-                                 instance_dim="region", id_attrs={"long_name": "GRDC region (basins.dbf CONTINENT)"},
-                                 auxiliary=auxiliary, time_attrs={"long_name": "start of the month"}, time_step="MS",
-                                 attrs=merge_attrs(base, attrs))
+        "n_basins": {
+            "long_name": "number of basins averaged",
+            "units": "1",
+            "coverage_content_type": "auxiliaryInformation",
+        },
+        "basin_area": {
+            "long_name": "total area of the basins averaged",
+            "units": "km2",
+            "coverage_content_type": "auxiliaryInformation",
+        },
+    }
+    base = {
+        "data_kind": data_kind,
+        "title": "Area-weighted regional means of terrestrial water storage anomalies over GRDC basins",
+        "comment": "means over the basin-covered part of each region only, not the whole region",
+        "references": REFERENCES,
+        "history": history_line("products.generators.tws_rec"),
+    }
+    return cf.timeseries_dataset(
+        frame.reset_index(),
+        variables,
+        stations=stations,
+        station_col="region",
+        instance_dim="region",
+        id_attrs={"long_name": "GRDC region (basins.dbf CONTINENT)"},
+        auxiliary=auxiliary,
+        time_attrs={"long_name": "start of the month"},
+        time_step="MS",
+        attrs=merge_attrs(base, attrs),
+    )
 
 
 # --- gridded path (mascon-layout cubes) -------------------------------------------------------------
@@ -874,8 +1007,16 @@ def _cells(da: xr.DataArray, lat: slice, lon: slice, times: pd.DatetimeIndex) ->
     return frame.groupby(level=0).mean().reindex(times)
 
 
-def grid_features(window: Window, *, p: xr.DataArray, et: xr.DataArray, r: xr.DataArray, times: pd.DatetimeIndex,
-                  baseline: tuple[str, str] = BASELINE, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def grid_features(
+    window: Window,
+    *,
+    p: xr.DataArray,
+    et: xr.DataArray,
+    r: xr.DataArray,
+    times: pd.DatetimeIndex,
+    baseline: tuple[str, str] = BASELINE,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Features of the valid cells of one (all-months x lat x lon) window: ``features`` of apply_chunked.
 
     Parameters
@@ -949,10 +1090,22 @@ def mascon_mm(mascon: xr.Dataset, *, apply_scale_factor: bool = True) -> xr.Data
     return out.assign_coords(time=_month_starts(out["time"].values).to_numpy())
 
 
-def reconstruct_grid(mascon: xr.Dataset, p: xr.DataArray, et: xr.DataArray, r: xr.DataArray,
-                     out_path: str | os.PathLike, *, variant: str = "anomaly", baseline: tuple[str, str] = BASELINE,
-                     chunk: tuple[int, int] = (32, 32), max_training_rows: int = 200_000, params: Mapping | None = None,
-                     seed: int = 42, data_kind: str = DataKind.REAL, attrs: Mapping | None = None) -> dict:
+def reconstruct_grid(
+    mascon: xr.Dataset,
+    p: xr.DataArray,
+    et: xr.DataArray,
+    r: xr.DataArray,
+    out_path: str | os.PathLike,
+    *,
+    variant: str = "anomaly",
+    baseline: tuple[str, str] = BASELINE,
+    chunk: tuple[int, int] = (32, 32),
+    max_training_rows: int = 200_000,
+    params: Mapping | None = None,
+    seed: int = 42,
+    data_kind: str = DataKind.REAL,
+    attrs: Mapping | None = None,
+) -> dict:
     """The TWS reconstruction on a mascon-layout grid, trained on its GRACE months and written chunk by chunk.
 
     Parameters
@@ -1022,26 +1175,47 @@ def reconstruct_grid(mascon: xr.Dataset, p: xr.DataArray, et: xr.DataArray, r: x
     in_sample = summary(_predict(x, model=model), y)
     name = "tws_rec" if variant == "anomaly" else "tws_dd_rec"
     spec = GridSpec(
-        name=name, time=times.to_numpy().astype("datetime64[ns]"), lat=tws["lat"].values, lon=tws["lon"].values,
-        attrs={**_storage_attrs(f"tws_grace{'_dd' if variant == 'dd' else ''}_rec"),
-               "cell_methods": "area: mean (mascon cells)"},
-        time_bounds=np.stack([times.to_numpy(), (times + pd.offsets.MonthBegin(1)).to_numpy()], axis=1)
-        .astype("datetime64[ns]"),
-        global_attrs=merge_attrs({
-            "Conventions": CONVENTIONS, "data_kind": data_kind,
-            "title": "Terrestrial water storage anomaly reconstructed on a mascon grid (LightGBM)",
-            "source": f"LightGBM {lightgbm.__version__} trained on the GRACE months of the mascon cube "
-                      f"({len(y)} cell-months), features {', '.join(FEATURES)}",
-            "baseline": f"{baseline[0]}/{baseline[1]}", "variant": variant,
-            "in_sample_nse": float(in_sample["nse"]), "in_sample_r": float(in_sample["r"]),
-            "references": REFERENCES, "history": history_line("products.generators.tws_rec")}, attrs))
+        name=name,
+        time=times.to_numpy().astype("datetime64[ns]"),
+        lat=tws["lat"].values,
+        lon=tws["lon"].values,
+        attrs={
+            **_storage_attrs(f"tws_grace{'_dd' if variant == 'dd' else ''}_rec"),
+            "cell_methods": "area: mean (mascon cells)",
+        },
+        time_bounds=np.stack([times.to_numpy(), (times + pd.offsets.MonthBegin(1)).to_numpy()], axis=1).astype(
+            "datetime64[ns]"
+        ),
+        global_attrs=merge_attrs(
+            {
+                "Conventions": CONVENTIONS,
+                "data_kind": data_kind,
+                "title": "Terrestrial water storage anomaly reconstructed on a mascon grid (LightGBM)",
+                "source": f"LightGBM {lightgbm.__version__} trained on the GRACE months of the mascon cube "
+                f"({len(y)} cell-months), features {', '.join(FEATURES)}",
+                "baseline": f"{baseline[0]}/{baseline[1]}",
+                "variant": variant,
+                "in_sample_nse": float(in_sample["nse"]),
+                "in_sample_r": float(in_sample["r"]),
+                "references": REFERENCES,
+                "history": history_line("products.generators.tws_rec"),
+            },
+            attrs,
+        ),
+    )
     features = functools.partial(grid_features, p=p, et=et, r=r, times=times, baseline=baseline, mask=mask)
     with atomic_path(out_path) as tmp:
-        stats = apply_chunked(features, functools.partial(_predict, model=model), spec, tmp,
-                              chunk=(full.shape[0], *chunk))
+        stats = apply_chunked(
+            features, functools.partial(_predict, model=model), spec, tmp, chunk=(full.shape[0], *chunk)
+        )
         cf.complete_grid_file(tmp, time_step="MS")  # bounds, crs grid mapping, ACDD extents
-    return {"path": Path(out_path), "training_rows": int(len(y)), "in_sample": in_sample,
-            "windows": stats.n_windows, "valid_cells": stats.n_valid}
+    return {
+        "path": Path(out_path),
+        "training_rows": int(len(y)),
+        "in_sample": in_sample,
+        "windows": stats.n_windows,
+        "valid_cells": stats.n_valid,
+    }
 
 
 def _windows_all_time(shape, chunk):

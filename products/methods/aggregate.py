@@ -105,8 +105,9 @@ def per_class(frame: pd.DataFrame, sim: str, obs: str, group: str, cls: str, min
     return pooled.join(pd.DataFrame(out, index=pooled.index))
 
 
-def validation_rows(frame: pd.DataFrame, sim: str, obs: str, group: str, cls: str | None = None,
-                    min_n: int = 2) -> list[tuple[str, str, dict]]:
+def validation_rows(
+    frame: pd.DataFrame, sim: str, obs: str, group: str, cls: str | None = None, min_n: int = 2
+) -> list[tuple[str, str, dict]]:
     """``(scope, label, metrics)`` rows for storage: pooled, one per station, one per class.
 
     Parameters

@@ -5,6 +5,7 @@ from the months present (missing months stay missing, they are not filled); the 
 value minus the climatology of its calendar month (WMO-No. 1203, 2017: Guidelines on the
 Calculation of Climate Normals).
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -34,7 +35,7 @@ def monthly_climatology(series: pd.Series, *, baseline: tuple[str, str] | None =
     """
     if not isinstance(series.index, pd.DatetimeIndex):
         raise TypeError("series: expected a DatetimeIndex of month starts")
-    base = series if baseline is None else series.loc[baseline[0]:baseline[1]]
+    base = series if baseline is None else series.loc[baseline[0] : baseline[1]]
     return base.groupby(base.index.month).mean().reindex(range(1, 13)).astype("float64")
 
 

@@ -35,6 +35,7 @@ ESIP (2015): Attribute Convention for Data Discovery 1-3,
 https://wiki.esipfed.org/Attribute_Convention_for_Data_Discovery_1-3.
 PROJ / pyproj: ``pyproj.CRS.from_epsg(4326).to_wkt()`` (OGC WKT2:2019).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -58,8 +59,16 @@ CALENDAR = "standard"
 BOUNDS_DIM = "nv"
 CRS_NAME = "crs"
 GEOSPATIAL_BOUNDS_CRS = "EPSG:4326"
-COVERAGE_CONTENT_TYPES = ("image", "thematicClassification", "physicalMeasurement", "auxiliaryInformation",
-                          "qualityInformation", "referenceInformation", "modelResult", "coordinate")
+COVERAGE_CONTENT_TYPES = (
+    "image",
+    "thematicClassification",
+    "physicalMeasurement",
+    "auxiliaryInformation",
+    "qualityInformation",
+    "referenceInformation",
+    "modelResult",
+    "coordinate",
+)
 COORDINATE_ATTRS = {
     "time": {"standard_name": "time", "long_name": "time", "axis": "T"},
     "lat": {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"},
@@ -85,10 +94,15 @@ def crs_attributes() -> dict:
         6378137 m, ``inverse_flattening`` 298.257223563), ``longitude_of_prime_meridian`` 0,
         ``crs_wkt`` (:func:`epsg4326_wkt`), ``epsg_code`` and a ``long_name``.
     """
-    return {"grid_mapping_name": "latitude_longitude", "long_name": "coordinate reference system: WGS 84 "
-            "latitude and longitude (EPSG:4326)", "semi_major_axis": 6378137.0,
-            "inverse_flattening": 298.257223563, "longitude_of_prime_meridian": 0.0, "crs_wkt": epsg4326_wkt(),
-            "epsg_code": "EPSG:4326"}
+    return {
+        "grid_mapping_name": "latitude_longitude",
+        "long_name": "coordinate reference system: WGS 84 latitude and longitude (EPSG:4326)",
+        "semi_major_axis": 6378137.0,
+        "inverse_flattening": 298.257223563,
+        "longitude_of_prime_meridian": 0.0,
+        "crs_wkt": epsg4326_wkt(),
+        "epsg_code": "EPSG:4326",
+    }
 
 
 def crs_variable(attrs: Mapping | None = None) -> xr.Variable:
@@ -238,8 +252,12 @@ def axis_bounds(values, resolution: float | None = None) -> np.ndarray | None:
     return np.stack([edges[:-1], edges[1:]], axis=1)
 
 
-def add_bounds(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta | None = None,
-               resolution: Mapping[str, float] | float | None = None) -> xr.Dataset:
+def add_bounds(
+    ds: xr.Dataset,
+    *,
+    time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+    resolution: Mapping[str, float] | float | None = None,
+) -> xr.Dataset:
     """Add ``time_bnds``, ``lat_bnds``, ``lon_bnds`` (dims (axis, nv)) to the dimension coordinates.
 
     Existing bounds variables are kept (their ``bounds`` attribute is set). Scalar coordinates (a
@@ -334,10 +352,16 @@ def bbox_attributes(bbox) -> dict:
         (WKT POLYGON, POINT or LINESTRING) and ``geospatial_bounds_crs``.
     """
     min_lon, min_lat, max_lon, max_lat = (float(v) for v in bbox)
-    return {"geospatial_lat_min": min_lat, "geospatial_lat_max": max_lat, "geospatial_lat_units": "degrees_north",
-            "geospatial_lon_min": min_lon, "geospatial_lon_max": max_lon, "geospatial_lon_units": "degrees_east",
-            "geospatial_bounds": _polygon(min_lat, max_lat, min_lon, max_lon),
-            "geospatial_bounds_crs": GEOSPATIAL_BOUNDS_CRS}
+    return {
+        "geospatial_lat_min": min_lat,
+        "geospatial_lat_max": max_lat,
+        "geospatial_lat_units": "degrees_north",
+        "geospatial_lon_min": min_lon,
+        "geospatial_lon_max": max_lon,
+        "geospatial_lon_units": "degrees_east",
+        "geospatial_bounds": _polygon(min_lat, max_lat, min_lon, max_lon),
+        "geospatial_bounds_crs": GEOSPATIAL_BOUNDS_CRS,
+    }
 
 
 def soil_layer_attributes(top: float, bottom: float) -> dict:
@@ -346,8 +370,12 @@ def soil_layer_attributes(top: float, bottom: float) -> dict:
     For fields of one layer (surface soil moisture 0-0.05 m, a 0-0.1 m model layer) that carry no
     vertical coordinate.
     """
-    return {"geospatial_vertical_min": float(top), "geospatial_vertical_max": float(bottom),
-            "geospatial_vertical_positive": "down", "geospatial_vertical_units": "m"}
+    return {
+        "geospatial_vertical_min": float(top),
+        "geospatial_vertical_max": float(bottom),
+        "geospatial_vertical_positive": "down",
+        "geospatial_vertical_units": "m",
+    }
 
 
 def extent_attributes(ds: xr.Dataset) -> dict:
@@ -378,9 +406,16 @@ def extent_attributes(ds: xr.Dataset) -> dict:
         lat, lon = lat[np.isfinite(lat)], lon[np.isfinite(lon)]
         if lat.size and lon.size:
             box = {"lat": [float(lat.min()), float(lat.max())], "lon": [float(lon.min()), float(lon.max())]}
-            attrs.update({"geospatial_lat_min": box["lat"][0], "geospatial_lat_max": box["lat"][1],
-                          "geospatial_lat_units": "degrees_north", "geospatial_lon_min": box["lon"][0],
-                          "geospatial_lon_max": box["lon"][1], "geospatial_lon_units": "degrees_east"})
+            attrs.update(
+                {
+                    "geospatial_lat_min": box["lat"][0],
+                    "geospatial_lat_max": box["lat"][1],
+                    "geospatial_lat_units": "degrees_north",
+                    "geospatial_lon_min": box["lon"][0],
+                    "geospatial_lon_max": box["lon"][1],
+                    "geospatial_lon_units": "degrees_east",
+                }
+            )
             edges = dict(box)
             for axis in ("lat", "lon"):
                 if ds[axis].dims == (axis,):
@@ -425,8 +460,13 @@ def _default_content_type(var: xr.DataArray) -> str:
     return "auxiliaryInformation"
 
 
-def standardise(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta | None = None,
-                resolution: Mapping[str, float] | float | None = None, attrs: Mapping | None = None) -> xr.Dataset:
+def standardise(
+    ds: xr.Dataset,
+    *,
+    time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+    resolution: Mapping[str, float] | float | None = None,
+    attrs: Mapping | None = None,
+) -> xr.Dataset:
     """The dataset as the portal writes it: CF coordinates, bounds, ``crs``, ACDD extents and content types.
 
     Parameters
@@ -461,8 +501,11 @@ def standardise(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta
         extra = {k: v for k, v in defaults.items() if k != "axis" or ds[axis].dims == (axis,)}
         if axis == "time":
             extra.pop("units", None)
-        ds[axis].attrs = {**extra, **{k: v for k, v in ds[axis].attrs.items() if k != "_FillValue"},
-                          "coverage_content_type": "coordinate"}
+        ds[axis].attrs = {
+            **extra,
+            **{k: v for k, v in ds[axis].attrs.items() if k != "_FillValue"},
+            "coverage_content_type": "coordinate",
+        }
     ds = add_crs(add_bounds(ds, time_step=time_step, resolution=resolution))
     bounds = {v.attrs.get("bounds") for v in ds.variables.values()} - {None}
     for name, var in ds.data_vars.items():
@@ -480,8 +523,12 @@ def standardise(ds: xr.Dataset, *, time_step: str | pd.DateOffset | pd.Timedelta
     for name, var in ds.coords.items():
         if name not in COORDINATE_ATTRS and name not in bounds:
             var.attrs.setdefault("coverage_content_type", "coordinate" if name in ds.dims else "auxiliaryInformation")
-    ds.attrs = {**{k: v for k, v in ds.attrs.items() if v is not None}, **extent_attributes(ds),
-                "Conventions": CONVENTIONS, **{k: v for k, v in (attrs or {}).items() if v is not None}}
+    ds.attrs = {
+        **{k: v for k, v in ds.attrs.items() if v is not None},
+        **extent_attributes(ds),
+        "Conventions": CONVENTIONS,
+        **{k: v for k, v in (attrs or {}).items() if v is not None},
+    }
     return ds
 
 
@@ -508,8 +555,12 @@ def encoding_for(ds: xr.Dataset, *, complevel: int = 4) -> dict:
     bounds = {v.attrs.get("bounds") for v in ds.variables.values()} - {None}
     out: dict = {}
     for name, var in ds.variables.items():
-        enc = {k: v for k, v in var.encoding.items() if k in ("dtype", "scale_factor", "add_offset", "_FillValue",
-                                                              "units", "calendar", "chunksizes", "_Unsigned")}
+        enc = {
+            k: v
+            for k, v in var.encoding.items()
+            if k
+            in ("dtype", "scale_factor", "add_offset", "_FillValue", "units", "calendar", "chunksizes", "_Unsigned")
+        }
         fixed = name in ds.coords or name in bounds or name == CRS_NAME
         if var.dtype.kind in "OUS":
             out[name] = {"dtype": "S1", "char_dim_name": f"{name}_strlen", "_FillValue": None}
@@ -519,8 +570,12 @@ def encoding_for(ds: xr.Dataset, *, complevel: int = 4) -> dict:
         if np.issubdtype(var.dtype, np.datetime64):
             parent = next((v for v in ds.variables.values() if v.attrs.get("bounds") == name), None)
             units = (parent.encoding if parent is not None else var.encoding).get("units", TIME_UNITS)
-            enc = {"units": units if " since " in str(units) else TIME_UNITS, "calendar": CALENDAR, "dtype": "float64",
-                   "_FillValue": None}
+            enc = {
+                "units": units if " since " in str(units) else TIME_UNITS,
+                "calendar": CALENDAR,
+                "dtype": "float64",
+                "_FillValue": None,
+            }
         elif not fixed and var.ndim and complevel:
             enc.update({"zlib": True, "complevel": int(complevel), "shuffle": True})
         out[name] = enc
@@ -531,8 +586,15 @@ encoding = encoding_for
 """Alias of :func:`encoding_for`."""
 
 
-def grid_coordinates(time, lat, lon, *, time_step: str | pd.DateOffset | pd.Timedelta | None = None,
-                     resolution: Mapping[str, float] | float | None = None, attrs: Mapping | None = None) -> xr.Dataset:
+def grid_coordinates(
+    time,
+    lat,
+    lon,
+    *,
+    time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+    resolution: Mapping[str, float] | float | None = None,
+    attrs: Mapping | None = None,
+) -> xr.Dataset:
     """The coordinates of a (time, lat, lon) grid as the portal writes them, without data variables.
 
     For writers that fill a grid window by window with netCDF4 (:func:`create_grid_netcdf`).
@@ -554,9 +616,13 @@ def grid_coordinates(time, lat, lon, *, time_step: str | pd.DateOffset | pd.Time
         :func:`standardise` d: ``time``, ``lat``, ``lon`` with their bounds, ``crs``, the extent
         attributes and ``Conventions``.
     """
-    ds = xr.Dataset(coords={"time": ("time", np.asarray(time, dtype="datetime64[ns]").reshape(-1)),
-                            "lat": ("lat", np.asarray(lat, dtype="float64").reshape(-1)),
-                            "lon": ("lon", np.asarray(lon, dtype="float64").reshape(-1))})
+    ds = xr.Dataset(
+        coords={
+            "time": ("time", np.asarray(time, dtype="datetime64[ns]").reshape(-1)),
+            "lat": ("lat", np.asarray(lat, dtype="float64").reshape(-1)),
+            "lon": ("lon", np.asarray(lon, dtype="float64").reshape(-1)),
+        }
+    )
     return standardise(ds, time_step=time_step, resolution=resolution, attrs=attrs)
 
 
@@ -590,16 +656,26 @@ def grid_variable_attributes(attrs: Mapping, *, coverage_content_type: str = "mo
     ValueError
         ``coverage_content_type`` outside the ISO 19115-1 codes.
     """
-    out = {"coverage_content_type": coverage_content_type, **{k: v for k, v in attrs.items() if v is not None},
-           "grid_mapping": CRS_NAME}
+    out = {
+        "coverage_content_type": coverage_content_type,
+        **{k: v for k, v in attrs.items() if v is not None},
+        "grid_mapping": CRS_NAME,
+    }
     if out["coverage_content_type"] not in COVERAGE_CONTENT_TYPES:
-        raise ValueError(f"coverage_content_type {out['coverage_content_type']!r} is not one of {COVERAGE_CONTENT_TYPES}")
+        raise ValueError(
+            f"coverage_content_type {out['coverage_content_type']!r} is not one of {COVERAGE_CONTENT_TYPES}"
+        )
     return out
 
 
-def complete_grid_file(path: str | os.PathLike, *, time_step: str | pd.DateOffset | pd.Timedelta | None = None,
-                       resolution: Mapping[str, float] | float | None = None, coverage_content_type: str = "modelResult",
-                       attrs: Mapping | None = None) -> None:
+def complete_grid_file(
+    path: str | os.PathLike,
+    *,
+    time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+    resolution: Mapping[str, float] | float | None = None,
+    coverage_content_type: str = "modelResult",
+    attrs: Mapping | None = None,
+) -> None:
     """Bring a (time, lat, lon) NetCDF-4 grid written by other code up to the portal's CF/ACDD form, in place.
 
     For files created by :func:`products.methods.chunked.create_output` (and any grid with 1-D
@@ -627,15 +703,29 @@ def complete_grid_file(path: str | os.PathLike, *, time_step: str | pd.DateOffse
     """
     with netCDF4.Dataset(path, "a") as nc:
         tv = nc["time"]
-        times = cftime.num2date(tv[:], tv.units, getattr(tv, "calendar", CALENDAR), only_use_cftime_datetimes=False,
-                                only_use_python_datetimes=True)
-        coords = xr.Dataset(coords={"time": ("time", pd.DatetimeIndex(times).values.astype("datetime64[ns]")),
-                                    "lat": ("lat", np.asarray(nc["lat"][:], dtype="float64")),
-                                    "lon": ("lon", np.asarray(nc["lon"][:], dtype="float64"))})
+        times = cftime.num2date(
+            tv[:],
+            tv.units,
+            getattr(tv, "calendar", CALENDAR),
+            only_use_cftime_datetimes=False,
+            only_use_python_datetimes=True,
+        )
+        coords = xr.Dataset(
+            coords={
+                "time": ("time", pd.DatetimeIndex(times).values.astype("datetime64[ns]")),
+                "lat": ("lat", np.asarray(nc["lat"][:], dtype="float64")),
+                "lon": ("lon", np.asarray(nc["lon"][:], dtype="float64")),
+            }
+        )
         tb = getattr(tv, "bounds", None)
         if tb in nc.variables:
-            values = cftime.num2date(nc[tb][:], tv.units, getattr(tv, "calendar", CALENDAR),
-                                     only_use_cftime_datetimes=False, only_use_python_datetimes=True)
+            values = cftime.num2date(
+                nc[tb][:],
+                tv.units,
+                getattr(tv, "calendar", CALENDAR),
+                only_use_cftime_datetimes=False,
+                only_use_python_datetimes=True,
+            )
             coords["time"].attrs["bounds"] = tb
             coords[tb] = (("time", BOUNDS_DIM), np.array(values, dtype="datetime64[ns]").reshape(-1, 2))
         coords = standardise(coords, time_step=time_step, resolution=resolution, attrs=attrs)
@@ -652,15 +742,22 @@ def complete_grid_file(path: str | os.PathLike, *, time_step: str | pd.DateOffse
             else:
                 values = coords[name].values
                 if axis == "time":
-                    values = netCDF4.date2num(pd.DatetimeIndex(values.reshape(-1)).to_pydatetime(), tv.units,
-                                              getattr(tv, "calendar", CALENDAR)).reshape(-1, 2)
+                    values = netCDF4.date2num(
+                        pd.DatetimeIndex(values.reshape(-1)).to_pydatetime(),
+                        tv.units,
+                        getattr(tv, "calendar", CALENDAR),
+                    ).reshape(-1, 2)
                 nc.createVariable(name, "f8", (axis, BOUNDS_DIM))[:] = values
         if CRS_NAME not in nc.variables:
             nc.createVariable(CRS_NAME, "i4").setncatts(crs_attributes())
         for var in nc.variables.values():
             if var.dimensions[-2:] == ("lat", "lon"):
-                var.setncatts({"grid_mapping": CRS_NAME, "coverage_content_type": getattr(
-                    var, "coverage_content_type", coverage_content_type)})
+                var.setncatts(
+                    {
+                        "grid_mapping": CRS_NAME,
+                        "coverage_content_type": getattr(var, "coverage_content_type", coverage_content_type),
+                    }
+                )
         nc.setncatts({k: v for k, v in coords.attrs.items() if v is not None})
 
 
@@ -740,8 +837,16 @@ def global_attributes(*parts: Mapping | None, module: str | None = None) -> dict
     return out
 
 
-def pack(values, *, scale_factor: float, add_offset: float = 0.0, dtype=None, fill=None,
-         valid_range: tuple[float, float] | None = None, missing: float | None = None) -> np.ndarray:
+def pack(
+    values,
+    *,
+    scale_factor: float,
+    add_offset: float = 0.0,
+    dtype=None,
+    fill=None,
+    valid_range: tuple[float, float] | None = None,
+    missing: float | None = None,
+) -> np.ndarray:
     """Packed integers of values in data units (CF 8.1): ``round((value - add_offset) / scale_factor)``.
 
     Parameters
@@ -819,12 +924,22 @@ def _split_fill(attrs: Mapping) -> tuple[dict, dict]:
     return out, ({"_FillValue": out.pop("_FillValue")} if "_FillValue" in out else {})
 
 
-def timeseries_dataset(frame: pd.DataFrame, variables: Mapping[str, Mapping], *, stations: pd.DataFrame | None = None,
-                       station_col: str = "station", time_col: str = "time", instance_dim: str = "station",
-                       id_attrs: Mapping | None = None, station_variables: Mapping[str, Mapping] | None = None,
-                       auxiliary: Mapping[str, Mapping] | None = None, time_attrs: Mapping | None = None,
-                       time_step: str | pd.DateOffset | pd.Timedelta | None = None,
-                       time_units: str = "days since 1970-01-01", attrs: Mapping | None = None) -> xr.Dataset:
+def timeseries_dataset(
+    frame: pd.DataFrame,
+    variables: Mapping[str, Mapping],
+    *,
+    stations: pd.DataFrame | None = None,
+    station_col: str = "station",
+    time_col: str = "time",
+    instance_dim: str = "station",
+    id_attrs: Mapping | None = None,
+    station_variables: Mapping[str, Mapping] | None = None,
+    auxiliary: Mapping[str, Mapping] | None = None,
+    time_attrs: Mapping | None = None,
+    time_step: str | pd.DateOffset | pd.Timedelta | None = None,
+    time_units: str = "days since 1970-01-01",
+    attrs: Mapping | None = None,
+) -> xr.Dataset:
     """A CF-1.8 ``timeSeries`` discrete sampling geometry (orthogonal multidimensional array) from a long table.
 
     The one builder of the portal's station, pixel, basin and region series files: the product
@@ -922,27 +1037,46 @@ def timeseries_dataset(frame: pd.DataFrame, variables: Mapping[str, Mapping], *,
             a = {"coverage_content_type": "auxiliaryInformation", **a}
         data[name] = xr.Variable(instance_dim, _station_values(sites[name].to_numpy()), a, encoding=fill)
     if time_step is not None:
-        data["time_bnds"] = xr.Variable(("time", BOUNDS_DIM), time_bounds(times, time_step),
-                                        encoding=time_encoding(time_units))
+        data["time_bnds"] = xr.Variable(
+            ("time", BOUNDS_DIM), time_bounds(times, time_step), encoding=time_encoding(time_units)
+        )
 
     coords: dict[str, xr.Variable] = {
-        "time": xr.Variable("time", times, {"standard_name": "time", **(time_attrs or {}), "axis": "T",
-                                            **({"bounds": "time_bnds"} if time_step is not None else {})},
-                            encoding=time_encoding(time_units)),
-        id_name: xr.Variable(instance_dim, sites.index.to_numpy(dtype=str).astype(object),
-                             {"cf_role": "timeseries_id", **(id_attrs or {})})}
+        "time": xr.Variable(
+            "time",
+            times,
+            {
+                "standard_name": "time",
+                **(time_attrs or {}),
+                "axis": "T",
+                **({"bounds": "time_bnds"} if time_step is not None else {}),
+            },
+            encoding=time_encoding(time_units),
+        ),
+        id_name: xr.Variable(
+            instance_dim,
+            sites.index.to_numpy(dtype=str).astype(object),
+            {"cf_role": "timeseries_id", **(id_attrs or {})},
+        ),
+    }
     for name, given in (auxiliary or {}).items():
         a, fill = _split_fill(given)
         coords[name] = xr.Variable(instance_dim, _station_values(sites[name].to_numpy()), a, encoding=fill)
     for name, column in located.items():
-        coords[name] = xr.Variable(instance_dim, sites[column].to_numpy(dtype="float64"),
-                                   dict(STATION_COORDINATE_ATTRS[name]), encoding={"_FillValue": None})
-    return xr.Dataset(data, coords=coords, attrs={"Conventions": CONVENTIONS, "featureType": "timeSeries",
-                                                  **merge_attrs(attrs)})
+        coords[name] = xr.Variable(
+            instance_dim,
+            sites[column].to_numpy(dtype="float64"),
+            dict(STATION_COORDINATE_ATTRS[name]),
+            encoding={"_FillValue": None},
+        )
+    return xr.Dataset(
+        data, coords=coords, attrs={"Conventions": CONVENTIONS, "featureType": "timeSeries", **merge_attrs(attrs)}
+    )
 
 
-def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, standardised: bool = False, complevel: int = 4,
-                 **options) -> Path:
+def write_netcdf(
+    ds: xr.Dataset, path: str | os.PathLike, *, standardised: bool = False, complevel: int = 4, **options
+) -> Path:
     """Write ``ds`` as a CF-1.8 / ACDD-1.3 NetCDF-4 file, atomically (temporary file, then ``os.replace``).
 
     Parameters

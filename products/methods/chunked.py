@@ -32,6 +32,7 @@ https://cfconventions.org/ (sections 2.5.1 missing data, 4 coordinates, 7.1 cell
 Unidata netCDF-4 / HDF5 chunking and deflate: https://docs.unidata.ucar.edu/netcdf-c/current/
 (netcdf4-python ``Dataset.createVariable``: ``zlib``, ``complevel``, ``chunksizes``, ``fill_value``).
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -116,8 +117,14 @@ def windows(shape: Sequence[int], chunk: Sequence[int]) -> list[Window]:
     for t in starts[0]:
         for y in starts[1]:
             for x in starts[2]:
-                out.append(Window(len(out), slice(t, min(t + chunk[0], shape[0])),
-                                  slice(y, min(y + chunk[1], shape[1])), slice(x, min(x + chunk[2], shape[2]))))
+                out.append(
+                    Window(
+                        len(out),
+                        slice(t, min(t + chunk[0], shape[0])),
+                        slice(y, min(y + chunk[1], shape[1])),
+                        slice(x, min(x + chunk[2], shape[2])),
+                    )
+                )
     return out
 
 
@@ -200,7 +207,9 @@ def create_output(path: str | os.PathLike, spec: GridSpec) -> netCDF4.Dataset:
             raise ValueError(f"{axis}: expected a non-empty 1-D axis, found shape {values.shape}")
         steps = np.diff(values).astype("float64") if axis != "time" else np.diff(values).astype("int64")
         if values.size > 1 and not (np.all(steps > 0) or (axis != "time" and np.all(steps < 0))):
-            raise ValueError(f"{axis}: expected strictly monotonic values" + (" (increasing)" if axis == "time" else ""))
+            raise ValueError(
+                f"{axis}: expected strictly monotonic values" + (" (increasing)" if axis == "time" else "")
+            )
     n_time, n_lat, n_lon = spec.shape
     wanted = spec.chunksizes or (1, min(n_lat, 256), min(n_lon, 256))
     chunks = tuple(max(1, min(int(c), n)) for c, n in zip(wanted, spec.shape, strict=True))
@@ -210,8 +219,9 @@ def create_output(path: str | os.PathLike, spec: GridSpec) -> netCDF4.Dataset:
         ds.createDimension("lat", n_lat)
         ds.createDimension("lon", n_lon)
         time_var = ds.createVariable("time", "f8", ("time",))
-        time_var.setncatts({"standard_name": "time", "long_name": "time", "axis": "T", "units": TIME_UNITS,
-                        "calendar": CALENDAR})
+        time_var.setncatts(
+            {"standard_name": "time", "long_name": "time", "axis": "T", "units": TIME_UNITS, "calendar": CALENDAR}
+        )
         time_var[:] = days_since_epoch(spec.time)
         if spec.time_bounds is not None:
             ds.createDimension("nv", 2)
@@ -225,8 +235,16 @@ def create_output(path: str | os.PathLike, spec: GridSpec) -> netCDF4.Dataset:
         lon = ds.createVariable("lon", "f8", ("lon",))
         lon.setncatts({"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X"})
         lon[:] = np.asarray(spec.lon, dtype="float64")
-        var = ds.createVariable(spec.name, "f4", ("time", "lat", "lon"), zlib=True, complevel=spec.complevel,
-                                shuffle=True, chunksizes=chunks, fill_value=FILL_VALUE)
+        var = ds.createVariable(
+            spec.name,
+            "f4",
+            ("time", "lat", "lon"),
+            zlib=True,
+            complevel=spec.complevel,
+            shuffle=True,
+            chunksizes=chunks,
+            fill_value=FILL_VALUE,
+        )
         var.setncatts({k: v for k, v in spec.attrs.items() if v is not None})
         ds.setncatts({k: v for k, v in spec.global_attrs.items() if v is not None})
         var.set_auto_mask(False)  # windows are written as plain float32 with FILL_VALUE already in place
@@ -266,7 +284,9 @@ def predict_window(window: Window, features: FeatureFunction, predict: PredictFu
     matrix, valid = features(window)
     valid = np.asarray(valid, dtype=bool)
     if valid.shape != window.shape:
-        raise ValueError(f"features: valid mask of window {window.index} has shape {valid.shape}, expected {window.shape}")
+        raise ValueError(
+            f"features: valid mask of window {window.index} has shape {valid.shape}, expected {window.shape}"
+        )
     out = np.full(window.shape, FILL_VALUE, dtype="float32")
     n = int(valid.sum())
     if len(matrix) != n:
@@ -320,8 +340,15 @@ def _write(var, window: Window, values: np.ndarray) -> int:
     return valid
 
 
-def apply_chunked(features: FeatureFunction, predict: PredictFunction, spec: GridSpec, path: str | os.PathLike, *,
-                  chunk: Sequence[int] = (1, 256, 256), workers: int = 1) -> ChunkedRunStats:
+def apply_chunked(
+    features: FeatureFunction,
+    predict: PredictFunction,
+    spec: GridSpec,
+    path: str | os.PathLike,
+    *,
+    chunk: Sequence[int] = (1, 256, 256),
+    workers: int = 1,
+) -> ChunkedRunStats:
     """Predict every window of ``spec``'s grid and write the CF NetCDF-4 file atomically.
 
     Parameters
@@ -375,9 +402,14 @@ def apply_chunked(features: FeatureFunction, predict: PredictFunction, spec: Gri
                 n_valid = _run_pool(todo, features, predict, var, workers)
         finally:
             ds.close()
-    return ChunkedRunStats(path, len(todo), n_valid, math.prod(spec.shape),
-                           max((math.prod(w.shape) for w in todo), default=0),
-                           time.perf_counter() - start)
+    return ChunkedRunStats(
+        path,
+        len(todo),
+        n_valid,
+        math.prod(spec.shape),
+        max((math.prod(w.shape) for w in todo), default=0),
+        time.perf_counter() - start,
+    )
 
 
 def _run_local(todo: list[Window], features: FeatureFunction, predict: PredictFunction, var) -> int:

@@ -1,4 +1,5 @@
 """Atomic file output and file checksums shared by ingestion, products and subsets (no Django)."""
+
 from __future__ import annotations
 
 import hashlib

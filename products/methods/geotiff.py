@@ -14,6 +14,7 @@ References
 GDAL GTiff and COG drivers, https://gdal.org/drivers/raster/gtiff.html and
 https://gdal.org/drivers/raster/cog.html; rasterio, https://rasterio.readthedocs.io/.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,9 +50,21 @@ def north_up_transform(west: float, north: float, dx: float, dy: float) -> Affin
     return Affine(dx, 0.0, west, 0.0, -dy, north)
 
 
-def profile(*, width: int, height: int, count: int, dtype, transform: Affine, nodata, driver: str = "GTiff",
-            crs: str = CRS, blocksize: int = BLOCKSIZE, compress: str = COMPRESS, predictor: int | None = None,
-            bigtiff: str | None = None) -> dict[str, Any]:
+def profile(
+    *,
+    width: int,
+    height: int,
+    count: int,
+    dtype,
+    transform: Affine,
+    nodata,
+    driver: str = "GTiff",
+    crs: str = CRS,
+    blocksize: int = BLOCKSIZE,
+    compress: str = COMPRESS,
+    predictor: int | None = None,
+    bigtiff: str | None = None,
+) -> dict[str, Any]:
     """Keyword arguments of ``rasterio.open(path, "w", ...)`` for a tiled, compressed GeoTIFF.
 
     Parameters
@@ -82,8 +95,16 @@ def profile(*, width: int, height: int, count: int, dtype, transform: Affine, no
     -------
     dict
     """
-    out: dict[str, Any] = {"driver": driver, "width": width, "height": height, "count": count,
-                           "dtype": np.dtype(dtype).name, "crs": crs, "transform": transform, "nodata": nodata}
+    out: dict[str, Any] = {
+        "driver": driver,
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": np.dtype(dtype).name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+    }
     if driver == "COG":
         out.update(compress=compress, blocksize=blocksize)
     else:
@@ -95,10 +116,16 @@ def profile(*, width: int, height: int, count: int, dtype, transform: Affine, no
     return out
 
 
-def set_metadata(dst: rasterio.io.DatasetWriter, *, scales: Sequence[float] | None = None,
-                 offsets: Sequence[float] | None = None, units: Sequence[str] | None = None,
-                 descriptions: Sequence[str] | None = None, band_tags: Sequence[Mapping[str, Any]] | None = None,
-                 tags: Mapping[str, Any] | None = None) -> None:
+def set_metadata(
+    dst: rasterio.io.DatasetWriter,
+    *,
+    scales: Sequence[float] | None = None,
+    offsets: Sequence[float] | None = None,
+    units: Sequence[str] | None = None,
+    descriptions: Sequence[str] | None = None,
+    band_tags: Sequence[Mapping[str, Any]] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> None:
     """Set what the bands mean and the file's tags on an open GeoTIFF.
 
     Parameters
@@ -130,12 +157,28 @@ def set_metadata(dst: rasterio.io.DatasetWriter, *, scales: Sequence[float] | No
         dst.update_tags(**{k: str(v) for k, v in tags.items() if v is not None})
 
 
-def create(path: str | os.PathLike, *, width: int, height: int, count: int, dtype, transform: Affine, nodata,
-           driver: str = "GTiff", crs: str = CRS, blocksize: int = BLOCKSIZE, compress: str = COMPRESS,
-           predictor: int | None = None, bigtiff: str | None = None, scales: Sequence[float] | None = None,
-           offsets: Sequence[float] | None = None, units: Sequence[str] | None = None,
-           descriptions: Sequence[str] | None = None, band_tags: Sequence[Mapping[str, Any]] | None = None,
-           tags: Mapping[str, Any] | None = None) -> rasterio.io.DatasetWriter:
+def create(
+    path: str | os.PathLike,
+    *,
+    width: int,
+    height: int,
+    count: int,
+    dtype,
+    transform: Affine,
+    nodata,
+    driver: str = "GTiff",
+    crs: str = CRS,
+    blocksize: int = BLOCKSIZE,
+    compress: str = COMPRESS,
+    predictor: int | None = None,
+    bigtiff: str | None = None,
+    scales: Sequence[float] | None = None,
+    offsets: Sequence[float] | None = None,
+    units: Sequence[str] | None = None,
+    descriptions: Sequence[str] | None = None,
+    band_tags: Sequence[Mapping[str, Any]] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> rasterio.io.DatasetWriter:
     """Open a new GeoTIFF for writing with the portal's profile and its band metadata set.
 
     Parameters
@@ -157,20 +200,42 @@ def create(path: str | os.PathLike, *, width: int, height: int, count: int, dtyp
     rasterio.errors.RasterioError
         GDAL refuses the file or an option; nothing is left open.
     """
-    dst = rasterio.open(path, "w", **profile(
-        width=width, height=height, count=count, dtype=dtype, transform=transform, nodata=nodata, driver=driver,
-        crs=crs, blocksize=blocksize, compress=compress, predictor=predictor, bigtiff=bigtiff))
+    dst = rasterio.open(
+        path,
+        "w",
+        **profile(
+            width=width,
+            height=height,
+            count=count,
+            dtype=dtype,
+            transform=transform,
+            nodata=nodata,
+            driver=driver,
+            crs=crs,
+            blocksize=blocksize,
+            compress=compress,
+            predictor=predictor,
+            bigtiff=bigtiff,
+        ),
+    )
     try:
-        set_metadata(dst, scales=scales, offsets=offsets, units=units, descriptions=descriptions, band_tags=band_tags,
-                     tags=tags)
+        set_metadata(
+            dst, scales=scales, offsets=offsets, units=units, descriptions=descriptions, band_tags=band_tags, tags=tags
+        )
     except BaseException:
         dst.close()
         raise
     return dst
 
 
-def to_cog(src: str | os.PathLike, dst: str | os.PathLike, *, blocksize: int = BLOCKSIZE,
-           overview_resampling: str = "AVERAGE", bigtiff: str = "IF_SAFER") -> None:
+def to_cog(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    blocksize: int = BLOCKSIZE,
+    overview_resampling: str = "AVERAGE",
+    bigtiff: str = "IF_SAFER",
+) -> None:
     """Rewrite the tiled GeoTIFF ``src`` as a Cloud Optimized GeoTIFF ``dst`` with internal overviews.
 
     GDAL COG driver: ``blocksize`` tiles, deflate with the horizontal predictor, overviews
@@ -190,5 +255,14 @@ def to_cog(src: str | os.PathLike, dst: str | os.PathLike, *, blocksize: int = B
     bigtiff : str
         GDAL ``BIGTIFF`` option.
     """
-    rasterio.shutil.copy(src, dst, driver="COG", BLOCKSIZE=blocksize, COMPRESS="DEFLATE", PREDICTOR="YES",
-                         OVERVIEWS="AUTO", OVERVIEW_RESAMPLING=overview_resampling, BIGTIFF=bigtiff)
+    rasterio.shutil.copy(
+        src,
+        dst,
+        driver="COG",
+        BLOCKSIZE=blocksize,
+        COMPRESS="DEFLATE",
+        PREDICTOR="YES",
+        OVERVIEWS="AUTO",
+        OVERVIEW_RESAMPLING=overview_resampling,
+        BIGTIFF=bigtiff,
+    )

@@ -17,6 +17,7 @@ Entekhabi, D., Reichle, R. H., Koster, R. D., Crow, W. T. (2010): Performance me
 moisture retrievals and application requirements. J. Hydrometeorol. 11, 832-840,
 doi:10.1175/2010JHM1223.1 (ubRMSE).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -261,8 +262,7 @@ def kge_prime(sim, obs) -> KGEPrime:
     r = pearson_r(s, o)
     with np.errstate(divide="ignore", invalid="ignore"):
         gamma, beta = (s.std() / s.mean()) / (o.std() / o.mean()), s.mean() / o.mean()
-    return KGEPrime(float(1 - np.sqrt((r - 1) ** 2 + (gamma - 1) ** 2 + (beta - 1) ** 2)), r, float(gamma),
-                    float(beta))
+    return KGEPrime(float(1 - np.sqrt((r - 1) ** 2 + (gamma - 1) ** 2 + (beta - 1) ** 2)), r, float(gamma), float(beta))
 
 
 def summary(sim, obs) -> dict:
@@ -286,5 +286,14 @@ def summary(sim, obs) -> dict:
     """
     s, o = valid_pairs(sim, obs)
     k = kge(s, o)
-    return {"n": int(s.size), "kge": k.kge, "r": k.r, "alpha": k.alpha, "beta": k.beta, "rmse": rmse(s, o),
-            "bias": bias(s, o), "ubrmse": ubrmse(s, o), "nse": nse(s, o)}
+    return {
+        "n": int(s.size),
+        "kge": k.kge,
+        "r": k.r,
+        "alpha": k.alpha,
+        "beta": k.beta,
+        "rmse": rmse(s, o),
+        "bias": bias(s, o),
+        "ubrmse": ubrmse(s, o),
+        "nse": nse(s, o),
+    }

@@ -28,6 +28,7 @@ row per experiment and set: confusion matrix, overall accuracy, Cohen's kappa, p
 metrics do not fit the KGE-style ValidationResult columns, so no ValidationResult rows are written;
 the figures are in the version's summary (lineage) and these files.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,10 +53,20 @@ FEATURE_SETS = {
     "gldas_soil": ["t_soil_10_40cm", "t_soil_40_100cm", "t_soil_100_200cm", "t_soil_10_40cm_range", "lat"],
     "deep_only": ["t_soil_100_200cm", "lat"],
 }
-DEFAULTS = {"seed": 42, "regions": list(REGIONS), "block_deg": {"tibetan_plateau": 2.0, "global": 5.0},
-            "n_estimators": 100, "min_samples_leaf": [1, 5, 20], "max_train_samples": 60000, "n_jobs": 1,
-            "ablation": True, "twin": True, "twin_shape": [2, 60, 128], "twin_tb_noise_k": 3.0,
-            "gldas_folder": GLDAS_DAY}
+DEFAULTS = {
+    "seed": 42,
+    "regions": list(REGIONS),
+    "block_deg": {"tibetan_plateau": 2.0, "global": 5.0},
+    "n_estimators": 100,
+    "min_samples_leaf": [1, 5, 20],
+    "max_train_samples": 60000,
+    "n_jobs": 1,
+    "ablation": True,
+    "twin": True,
+    "twin_shape": [2, 60, 128],
+    "twin_tb_noise_k": 3.0,
+    "gldas_folder": GLDAS_DAY,
+}
 
 
 def _parameters(run: GenerationRun) -> dict:
@@ -95,8 +106,11 @@ def gldas_proxy_cube(files: list[Path]):
         A soil temperature layer is missing, or the files span more than one day.
     """
     cube = xr.concat([gldas.open_grid(f) for f in files], dim="time").sortby("time")
-    layers = {"t_soil_10_40cm": "SoilTMP10_40cm_inst", "t_soil_40_100cm": "SoilTMP40_100cm_inst",
-              "t_soil_100_200cm": "SoilTMP100_200cm_inst"}
+    layers = {
+        "t_soil_10_40cm": "SoilTMP10_40cm_inst",
+        "t_soil_40_100cm": "SoilTMP40_100cm_inst",
+        "t_soil_100_200cm": "SoilTMP100_200cm_inst",
+    }
     missing = [v for v in [REFERENCE_FIELD, *layers.values()] if v not in cube]
     if missing:
         raise RunError(f"GLDAS files without {missing}: expected the four soil temperature layers")
@@ -105,11 +119,15 @@ def gldas_proxy_cube(files: list[Path]):
         raise RunError(f"GLDAS files span {means.sizes['time']} days; the proxy experiment takes one day")
     day = cube.groupby(cube["time"].dt.floor("D").rename("day"))
     rng = (day.max(skipna=False) - day.min(skipna=False)).rename(day="time")["SoilTMP10_40cm_inst"]
-    predictors = xr.Dataset({new: means[old].assign_attrs(long_name=f"GLDAS {means[old].attrs.get('long_name')}, "
-                                                                    "daily mean")
-                             for new, old in layers.items()})
+    predictors = xr.Dataset(
+        {
+            new: means[old].assign_attrs(long_name=f"GLDAS {means[old].attrs.get('long_name')}, daily mean")
+            for new, old in layers.items()
+        }
+    )
     predictors["t_soil_10_40cm_range"] = rng.astype("float32").assign_attrs(
-        units="K", long_name="GLDAS soil temperature 10-40 cm, max - min of the day's steps")
+        units="K", long_name="GLDAS soil temperature 10-40 cm, max - min of the day's steps"
+    )
     reference = ft.reference_state(means[REFERENCE_FIELD].values)
     return predictors, reference, int(cube.sizes["time"])
 
@@ -139,8 +157,13 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     params = _parameters(run)
     stages = Stages(run)
     seed = int(params["seed"])
-    fit_kw = {"n_estimators": int(params["n_estimators"]), "min_samples_leaf": [int(v) for v in params["min_samples_leaf"]],
-              "seed": seed, "n_jobs": int(params["n_jobs"]), "max_train_samples": params["max_train_samples"]}
+    fit_kw = {
+        "n_estimators": int(params["n_estimators"]),
+        "min_samples_leaf": [int(v) for v in params["min_samples_leaf"]],
+        "seed": seed,
+        "n_jobs": int(params["n_jobs"]),
+        "max_train_samples": params["max_train_samples"],
+    }
     base_attrs = {**file_attributes(run), "seed_overall_accuracy": ft.SEED_FIGURES["overall_accuracy"]}
 
     with stages("read_gldas"):
@@ -148,11 +171,17 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         files = sorted(folder.glob("GLDAS_NOAH025*.grb"))
         if not files:
             raise RunError(f"no GLDAS GRIB file in {folder} (SHARED_DATA_DIR={settings.SHARED_DATA_DIR})")
-        inputs = [file_input("GLDAS Noah 0.25 degree soil temperature (proxy reference 0-10 cm; predictors 10-200 cm)",
-                             f) for f in files]
+        inputs = [
+            file_input("GLDAS Noah 0.25 degree soil temperature (proxy reference 0-10 cm; predictors 10-200 cm)", f)
+            for f in files
+        ]
         if params["twin"]:
-            inputs.append(twin_input("products.generators.twins.freeze_thaw.make_twin",
-                                     {"shape": params["twin_shape"], "tb_noise_k": params["twin_tb_noise_k"], "seed": seed}))
+            inputs.append(
+                twin_input(
+                    "products.generators.twins.freeze_thaw.make_twin",
+                    {"shape": params["twin_shape"], "tb_noise_k": params["twin_tb_noise_k"], "seed": seed},
+                )
+            )
         record_inputs(run, inputs)
         predictors, reference, n_steps = gldas_proxy_cube(files)
 
@@ -164,8 +193,11 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             bbox = REGIONS[region]
             sub = _box(predictors, bbox)
             ref = _box(predictors.assign(ref=(("time", "lat", "lon"), reference)), bbox)["ref"].values.astype("u1")
-            block = float(params["block_deg"].get(region, 5.0)) if isinstance(params["block_deg"], dict) \
+            block = (
+                float(params["block_deg"].get(region, 5.0))
+                if isinstance(params["block_deg"], dict)
                 else float(params["block_deg"])
+            )
             main = None
             for fs_name, features in FEATURE_SETS.items():
                 if fs_name != "gldas_soil" and not params["ablation"]:
@@ -180,29 +212,47 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             name = f"freeze_thaw_proxy_{region}.nc"
             shape = tuple(sub.sizes[d] for d in ("time", "lat", "lon"))
             grids[region] = ft.write_state_grid(
-                workdir / name, predictors=sub, features=features, predict=res.model.predict, data_kind=DataKind.PROXY,
-                extra={"ft_reference": (ref, {**ft.STATE_ATTRS, "long_name": "reference: GLDAS 0-10 cm soil temperature "
-                                                                            "(daily mean) < 273.15 K"}),
-                       "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
-                attrs={**base_attrs, "title": f"Freeze/thaw state, PROXY EXPERIMENT ({region.replace('_', ' ')}), "
-                                              "2015-01-01",
-                       "comment": "PROXY EXPERIMENT, not the seed's product: no brightness temperature and no SMOS/SMAP "
-                                  "FT file exist in the sample data. Reference = GLDAS-1 Noah 0-10 cm soil temperature "
-                                  "(daily mean of 6-hourly steps) < 273.15 K; predictors = GLDAS deeper soil temperatures "
-                                  "and latitude (no elevation-like field is derivable). Split 70/15/15 by "
-                                  f"{block:g}-degree spatial blocks of pixels (one day: no split by year).",
-                       "region_bbox": json.dumps(bbox) if bbox else "global GLDAS land",
-                       **cf.soil_layer_attributes(0.0, 0.1),  # the state of the 0-10 cm layer the reference defines
-                       "model_parameters": res.params, "metrics": {s: res.metrics[s] for s in ft.SETS}})
-            out_files[name] = (f"PROXY EXPERIMENT ({region}): daily freeze/thaw state grid of 2015-01-01 (uint8, 0 thawed, "
-                               "1 frozen) predicted by Extremely Randomized Trees from GLDAS deeper soil temperatures and "
-                               "latitude, with the GLDAS 0-10 cm reference and each pixel's train/validation/test set")
+                workdir / name,
+                predictors=sub,
+                features=features,
+                predict=res.model.predict,
+                data_kind=DataKind.PROXY,
+                extra={
+                    "ft_reference": (
+                        ref,
+                        {
+                            **ft.STATE_ATTRS,
+                            "long_name": "reference: GLDAS 0-10 cm soil temperature (daily mean) < 273.15 K",
+                        },
+                    ),
+                    "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS),
+                },
+                attrs={
+                    **base_attrs,
+                    "title": f"Freeze/thaw state, PROXY EXPERIMENT ({region.replace('_', ' ')}), 2015-01-01",
+                    "comment": "PROXY EXPERIMENT, not the seed's product: no brightness temperature and no SMOS/SMAP "
+                    "FT file exist in the sample data. Reference = GLDAS-1 Noah 0-10 cm soil temperature "
+                    "(daily mean of 6-hourly steps) < 273.15 K; predictors = GLDAS deeper soil temperatures "
+                    "and latitude (no elevation-like field is derivable). Split 70/15/15 by "
+                    f"{block:g}-degree spatial blocks of pixels (one day: no split by year).",
+                    "region_bbox": json.dumps(bbox) if bbox else "global GLDAS land",
+                    **cf.soil_layer_attributes(0.0, 0.1),  # the state of the 0-10 cm layer the reference defines
+                    "model_parameters": res.params,
+                    "metrics": {s: res.metrics[s] for s in ft.SETS},
+                },
+            )
+            out_files[name] = (
+                f"PROXY EXPERIMENT ({region}): daily freeze/thaw state grid of 2015-01-01 (uint8, 0 thawed, "
+                "1 frozen) predicted by Extremely Randomized Trees from GLDAS deeper soil temperatures and "
+                "latitude, with the GLDAS 0-10 cm reference and each pixel's train/validation/test set"
+            )
 
     if params["twin"]:
         with stages("twin"):
             n_days, n_lat, n_lon = (int(v) for v in params["twin_shape"])
-            twin = ft_twin.make_twin(n_lat=n_lat, n_lon=n_lon, n_days=n_days,
-                                     tb_noise_k=float(params["twin_tb_noise_k"]), seed=seed)
+            twin = ft_twin.make_twin(
+                n_lat=n_lat, n_lon=n_lon, n_days=n_days, tb_noise_k=float(params["twin_tb_noise_k"]), seed=seed
+            )
             data = ft.samples(twin.predictors, twin.truth, twin.features)
             split = ft.block_split(data.lat, data.lon, 2.0, seed=seed)
             res = ft.fit_select(data, split, **fit_kw)
@@ -212,49 +262,89 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             baseline = ft_twin.twin_baseline_accuracy(twin, test_mask)
             name = "freeze_thaw_twin.nc"
             grids["twin"] = ft.write_state_grid(
-                workdir / name, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
+                workdir / name,
+                predictors=twin.predictors,
+                features=twin.features,
+                predict=res.model.predict,
                 data_kind=DataKind.SYNTHETIC,
-                extra={"ft_reference": (twin.truth, {**ft.STATE_ATTRS, "long_name": "synthetic truth: T < 0 degC"}),
-                       "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
-                attrs={**base_attrs, "title": "Freeze/thaw state, SYNTHETIC TWIN",
-                       "comment": "SYNTHETIC TWIN with a known answer: frozen where a synthetic temperature field is "
-                                  "below 0 degC; predictors a noisy brightness-like channel, noisy elevation, latitude "
-                                  "and pure noise.", "test_baseline_overall_accuracy": baseline})
+                extra={
+                    "ft_reference": (twin.truth, {**ft.STATE_ATTRS, "long_name": "synthetic truth: T < 0 degC"}),
+                    "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS),
+                },
+                attrs={
+                    **base_attrs,
+                    "title": "Freeze/thaw state, SYNTHETIC TWIN",
+                    "comment": "SYNTHETIC TWIN with a known answer: frozen where a synthetic temperature field is "
+                    "below 0 degC; predictors a noisy brightness-like channel, noisy elevation, latitude "
+                    "and pure noise.",
+                    "test_baseline_overall_accuracy": baseline,
+                },
+            )
             out_files[name] = "SYNTHETIC TWIN: state grid, synthetic truth and split (known answer)"
 
     with stages("metrics"):
         table = pd.concat([ft.metrics_table(r, data_kind=kind) for kind, r in results.items() if r], ignore_index=True)
         table.to_csv(workdir / "freeze_thaw_metrics.csv", index=False)
-        out_files["freeze_thaw_metrics.csv"] = ("classification metrics per experiment and set (proxy experiment and "
-                                                "synthetic twin): confusion matrix, overall accuracy, kappa, recall")
-        detail = {kind: {name: {"metrics": r.metrics, "selection": r.selection, "importances": r.importances,
-                                "params": r.params, "n_train_fitted": r.n_train_fitted, "features": r.features}
-                         for name, r in rs.items()} for kind, rs in results.items()}
+        out_files["freeze_thaw_metrics.csv"] = (
+            "classification metrics per experiment and set (proxy experiment and "
+            "synthetic twin): confusion matrix, overall accuracy, kappa, recall"
+        )
+        detail = {
+            kind: {
+                name: {
+                    "metrics": r.metrics,
+                    "selection": r.selection,
+                    "importances": r.importances,
+                    "params": r.params,
+                    "n_train_fitted": r.n_train_fitted,
+                    "features": r.features,
+                }
+                for name, r in rs.items()
+            }
+            for kind, rs in results.items()
+        }
         if params["twin"]:
             detail[DataKind.SYNTHETIC]["twin"]["test_baseline_overall_accuracy"] = baseline
         (workdir / "freeze_thaw_metrics.json").write_text(json.dumps({"seed": ft.SEED_FIGURES, **detail}, indent=1))
         out_files["freeze_thaw_metrics.json"] = "the same metrics with model selection and feature importances (JSON)"
 
     def brief(r):
-        return {s: {k: r.metrics[s][k] for k in ("n", "overall_accuracy", "kappa", "recall_thawed", "recall_frozen",
-                                                 "confusion_matrix")} for s in ft.SETS}
+        return {
+            s: {
+                k: r.metrics[s][k]
+                for k in ("n", "overall_accuracy", "kappa", "recall_thawed", "recall_frozen", "confusion_matrix")
+            }
+            for s in ft.SETS
+        }
 
     summary = {
         "data_kind": {"proxy": DataKind.PROXY, "twin": DataKind.SYNTHETIC if params["twin"] else "not run"},
         "seed": ft.SEED_FIGURES,
         "proxy": {name: brief(r) for name, r in results[DataKind.PROXY].items()},
-        "proxy_setup": {"reference": f"{REFERENCE_FIELD} daily mean ({n_steps} steps) < 273.15 K, 2015-01-01",
-                        "features": FEATURE_SETS, "split": "70/15/15 by spatial blocks of pixels; by year impossible "
-                                                           "(one day)",
-                        "block_deg": params["block_deg"], "elevation": "not derivable from the sample files",
-                        "frozen_cells": {k: int(v["frozen"]) for k, v in grids.items()},
-                        "predicted_cells": {k: int(v["predicted"]) for k, v in grids.items()}},
-        "twin": ({**brief(results[DataKind.SYNTHETIC]["twin"]), "test_baseline_overall_accuracy": baseline,
-                  "importances": results[DataKind.SYNTHETIC]["twin"].importances} if params["twin"] else None),
+        "proxy_setup": {
+            "reference": f"{REFERENCE_FIELD} daily mean ({n_steps} steps) < 273.15 K, 2015-01-01",
+            "features": FEATURE_SETS,
+            "split": "70/15/15 by spatial blocks of pixels; by year impossible (one day)",
+            "block_deg": params["block_deg"],
+            "elevation": "not derivable from the sample files",
+            "frozen_cells": {k: int(v["frozen"]) for k, v in grids.items()},
+            "predicted_cells": {k: int(v["predicted"]) for k, v in grids.items()},
+        },
+        "twin": (
+            {
+                **brief(results[DataKind.SYNTHETIC]["twin"]),
+                "test_baseline_overall_accuracy": baseline,
+                "importances": results[DataKind.SYNTHETIC]["twin"].importances,
+            }
+            if params["twin"]
+            else None
+        ),
         "validation_results": "none: classification metrics do not fit the KGE-style ValidationResult columns; see "
-                              "freeze_thaw_metrics.csv/json",
+        "freeze_thaw_metrics.csv/json",
     }
-    notes = ("PROXY EXPERIMENT on real GLDAS numbers (no brightness temperature, no SMOS/SMAP FT in the sample data): "
-             "reference GLDAS 0-10 cm soil temperature < 273.15 K on 2015-01-01, predictors GLDAS deeper soil "
-             "temperatures and latitude; plus a SYNTHETIC TWIN with a known answer. Seed: overall accuracy > 86 %.")
+    notes = (
+        "PROXY EXPERIMENT on real GLDAS numbers (no brightness temperature, no SMOS/SMAP FT in the sample data): "
+        "reference GLDAS 0-10 cm soil temperature < 273.15 K on 2015-01-01, predictors GLDAS deeper soil "
+        "temperatures and latitude; plus a SYNTHETIC TWIN with a known answer. Seed: overall accuracy > 86 %."
+    )
     return ProductOutput(files=out_files, validation=[], summary=summary, notes=notes)

@@ -21,6 +21,7 @@ there is no training row), hence no real 1 km product and no real validation. Th
 on the SYNTHETIC twin (``sm_1km_twin.nc`` / ``.tif``, ``data_kind = "synthetic twin"``, splits
 ``twin_cv`` and ``twin_validation``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,8 +56,17 @@ from products.models import GenerationRun
 GLDAS_DAY = "gldas_testdata/img2ts_test/netcdf/2016/001"
 MODIS_TILE = "modis_lsttools/MOD11A1.hdf"
 ISMN_SOURCE = "ISMN"
-DEFAULTS = {"seed": 42, "twin_coarse_cells": 4, "twin_days": 20, "twin_stations": 80, "validation_fraction": 0.3,
-            "n_splits": 5, "n_estimators": 200, "chunk": 120, "real": True}
+DEFAULTS = {
+    "seed": 42,
+    "twin_coarse_cells": 4,
+    "twin_days": 20,
+    "twin_stations": 80,
+    "validation_fraction": 0.3,
+    "n_splits": 5,
+    "n_estimators": 200,
+    "chunk": 120,
+    "real": True,
+}
 
 
 def _parameters(run: GenerationRun) -> dict:
@@ -72,9 +82,12 @@ def _parameters(run: GenerationRun) -> dict:
 
 def _rows(frame: pd.DataFrame, *, variable: str, split: str, kind: str) -> list[ValidationRow]:
     """Pooled (labelled ``"<kind>: all stations (pooled)"``) and per-station rows of ``sim`` against ``obs`` (m3 m-3)."""
-    return [ValidationRow(variable, "m3 m-3", split, scope,
-                          f"{kind}: all stations (pooled)" if scope == "pooled" else label, metrics)
-            for scope, label, metrics in validation_rows(frame, "sim", "obs", "station")]
+    return [
+        ValidationRow(
+            variable, "m3 m-3", split, scope, f"{kind}: all stations (pooled)" if scope == "pooled" else label, metrics
+        )
+        for scope, label, metrics in validation_rows(frame, "sim", "obs", "station")
+    ]
 
 
 def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
@@ -91,18 +104,36 @@ def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
     grid = sm_1km.Grid(float(lat.max()) + 0.125, -180.0, lat.size, 1440, sm_1km.COARSE_RES)
     seamless = sm_1km.seamless_coarse(None, daily[None])
     day = np.array(["2016-01-01"], dtype="datetime64[ns]")
-    sm_1km.write_product(functools.partial(sm_1km.field_features, values=seamless.sm), sm_1km.first_column,
-                         grid=grid, times=day, nc_path=workdir / "sm_coarse_real.nc",
-                         tif_path=workdir / "sm_coarse_real.tif", chunk=(300, 720), global_attrs={
-                             **attrs, "data_kind": DataKind.REAL, **cf.soil_layer_attributes(0.0, 0.1),
-                             "title": "Seamless coarse (0.25 degree) surface soil moisture, step 1 (REAL)",
-                             "source": f"GLDAS-2.1 Noah SoilMoi0_10cm_inst, daily mean of {len(files)} 3-hourly files "
-                                       "of 2016-01-01, kg m-2 / 100 = m3 m-3",
-                             "comment": "REAL. No satellite (ESA CCI-like) product in the sample data: no CDF matching "
-                                        "possible, the reanalysis is used as it is (source flag 3 everywhere)."})
-    flags = {sm_1km.SOURCE_FLAGS[k]: int(v) for k, v in zip(*np.unique(seamless.source, return_counts=True), strict=True)}
-    return {"field": seamless.sm[0].astype("float64"), "grid": grid, "files": len(files), "source_flags": flags,
-            "land_cells": int(np.isfinite(daily).sum()), "mean": float(np.nanmean(daily))}
+    sm_1km.write_product(
+        functools.partial(sm_1km.field_features, values=seamless.sm),
+        sm_1km.first_column,
+        grid=grid,
+        times=day,
+        nc_path=workdir / "sm_coarse_real.nc",
+        tif_path=workdir / "sm_coarse_real.tif",
+        chunk=(300, 720),
+        global_attrs={
+            **attrs,
+            "data_kind": DataKind.REAL,
+            **cf.soil_layer_attributes(0.0, 0.1),
+            "title": "Seamless coarse (0.25 degree) surface soil moisture, step 1 (REAL)",
+            "source": f"GLDAS-2.1 Noah SoilMoi0_10cm_inst, daily mean of {len(files)} 3-hourly files "
+            "of 2016-01-01, kg m-2 / 100 = m3 m-3",
+            "comment": "REAL. No satellite (ESA CCI-like) product in the sample data: no CDF matching "
+            "possible, the reanalysis is used as it is (source flag 3 everywhere).",
+        },
+    )
+    flags = {
+        sm_1km.SOURCE_FLAGS[k]: int(v) for k, v in zip(*np.unique(seamless.source, return_counts=True), strict=True)
+    }
+    return {
+        "field": seamless.sm[0].astype("float64"),
+        "grid": grid,
+        "files": len(files),
+        "source_flags": flags,
+        "land_cells": int(np.isfinite(daily).sum()),
+        "mean": float(np.nanmean(daily)),
+    }
 
 
 def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
@@ -118,26 +149,37 @@ def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
     grid = sm_1km.lonlat_grid_for(float(lat.min()), float(lat.max()), float(lon.min()), float(lon.max()))
     on_grid = sm_1km.modis_lst_on_grid(lst, x, y, grid)
     interp = sm_1km.bilinear(coarse["field"], coarse["grid"], grid.lat[:, None], grid.lon[None, :])
-    sm_1km.write_product(functools.partial(sm_1km.interp_features, grid=grid, coarse=coarse["field"][None],
-                                           coarse_grid=coarse["grid"]),
-                         sm_1km.first_column, grid=grid, times=np.array(["2016-01-01"], dtype="datetime64[ns]"),
-                         nc_path=workdir / "sm_coarse_1km_real.nc", tif_path=workdir / "sm_coarse_1km_real.tif",
-                         chunk=(240, 240), global_attrs={
-                             **attrs, "data_kind": DataKind.REAL, **cf.soil_layer_attributes(0.0, 0.1),
-                             "title": "GLDAS coarse soil moisture bilinearly interpolated to 1 km over MODIS tile "
-                                      f"{granule} (REAL; the coarse-only input of step 2, not a downscaled product)",
-                             "source": "sm_coarse_real.nc (GLDAS-2.1 Noah, 2016-01-01) interpolated bilinearly onto "
-                                       f"the 1 km latitude/longitude grid of MODIS tile {granule}",
-                             "comment": "REAL. The downscaling model could not run: no NDVI, albedo or terrain grids "
-                                        "and no ISMN training rows on this tile or day."})
-    return {"granule": granule, "lst_day": str(np.datetime_as_string(day, unit="D")),
-            "grid": {"north": grid.north, "west": grid.west, "n_lat": grid.n_lat, "n_lon": grid.n_lon},
-            "lst_valid_fraction_tile": float(np.isfinite(lst).mean()),
-            "lst_valid_cells_on_grid": int(np.isfinite(on_grid).sum()),
-            "coarse_valid_cells_on_grid": int(np.isfinite(interp).sum()),
-            "cells_with_lst_and_coarse": int((np.isfinite(on_grid) & np.isfinite(interp)).sum()),
-            "lst_mean_k": json_safe(np.nanmean(on_grid) if np.isfinite(on_grid).any() else np.nan),
-            "box": [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())]}
+    sm_1km.write_product(
+        functools.partial(sm_1km.interp_features, grid=grid, coarse=coarse["field"][None], coarse_grid=coarse["grid"]),
+        sm_1km.first_column,
+        grid=grid,
+        times=np.array(["2016-01-01"], dtype="datetime64[ns]"),
+        nc_path=workdir / "sm_coarse_1km_real.nc",
+        tif_path=workdir / "sm_coarse_1km_real.tif",
+        chunk=(240, 240),
+        global_attrs={
+            **attrs,
+            "data_kind": DataKind.REAL,
+            **cf.soil_layer_attributes(0.0, 0.1),
+            "title": "GLDAS coarse soil moisture bilinearly interpolated to 1 km over MODIS tile "
+            f"{granule} (REAL; the coarse-only input of step 2, not a downscaled product)",
+            "source": "sm_coarse_real.nc (GLDAS-2.1 Noah, 2016-01-01) interpolated bilinearly onto "
+            f"the 1 km latitude/longitude grid of MODIS tile {granule}",
+            "comment": "REAL. The downscaling model could not run: no NDVI, albedo or terrain grids "
+            "and no ISMN training rows on this tile or day.",
+        },
+    )
+    return {
+        "granule": granule,
+        "lst_day": str(np.datetime_as_string(day, unit="D")),
+        "grid": {"north": grid.north, "west": grid.west, "n_lat": grid.n_lat, "n_lon": grid.n_lon},
+        "lst_valid_fraction_tile": float(np.isfinite(lst).mean()),
+        "lst_valid_cells_on_grid": int(np.isfinite(on_grid).sum()),
+        "coarse_valid_cells_on_grid": int(np.isfinite(interp).sum()),
+        "cells_with_lst_and_coarse": int((np.isfinite(on_grid) & np.isfinite(interp)).sum()),
+        "lst_mean_k": json_safe(np.nanmean(on_grid) if np.isfinite(on_grid).any() else np.nan),
+        "box": [float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())],
+    }
 
 
 def _real_ismn(coarse: dict, fine: dict | None) -> dict:
@@ -153,14 +195,20 @@ def _real_ismn(coarse: dict, fine: dict | None) -> dict:
         grid = sm_1km.Grid(g["north"], g["west"], g["n_lat"], g["n_lon"], sm_1km.FINE_RES)
         inside = int((grid.index(stations["lat"], stations["lon"])[0] >= 0).sum())
     days = pd.DatetimeIndex(daily["time"]) if not daily.empty else pd.DatetimeIndex([])
-    same_day = {d: int((days == pd.Timestamp(d)).sum()) for d in ("2016-01-01", fine["lst_day"] if fine else "2019-11-01")}
-    return {"ingested": True, "stations": int(len(stations)), "stations_with_daily_surface_sm": int(daily["station"].nunique())
-            if not daily.empty else 0,
-            "daily_rows": int(len(daily)), "period": [f"{days.min():%Y-%m-%d}", f"{days.max():%Y-%m-%d}"] if len(days) else [],
-            "stations_inside_modis_tile": inside, "station_days_on_the_gldas_or_modis_day": same_day,
-            "gldas_2016_01_01_at_stations": {c: json_safe(v)
-                                             for c, v in zip(stations["code"], at_gldas, strict=True)},
-            "training_rows": 0}
+    same_day = {
+        d: int((days == pd.Timestamp(d)).sum()) for d in ("2016-01-01", fine["lst_day"] if fine else "2019-11-01")
+    }
+    return {
+        "ingested": True,
+        "stations": int(len(stations)),
+        "stations_with_daily_surface_sm": int(daily["station"].nunique()) if not daily.empty else 0,
+        "daily_rows": int(len(daily)),
+        "period": [f"{days.min():%Y-%m-%d}", f"{days.max():%Y-%m-%d}"] if len(days) else [],
+        "stations_inside_modis_tile": inside,
+        "station_days_on_the_gldas_or_modis_day": same_day,
+        "gldas_2016_01_01_at_stations": {c: json_safe(v) for c, v in zip(stations["code"], at_gldas, strict=True)},
+        "training_rows": 0,
+    }
 
 
 def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
@@ -195,67 +243,109 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 raise RunError(f"{shared / GLDAS_DAY}: no GLDAS-2.1 files of 2016-01-01 (SHARED_DATA_DIR={shared})")
             if not tile.is_file():
                 raise RunError(f"{tile}: MODIS MOD11A1 tile not found (SHARED_DATA_DIR={shared})")
-            inputs += [file_input("GLDAS-2.1 Noah 0-10 cm soil moisture, 2016-01-01 (reanalysis of step 1, REAL)", p)
-                       for p in gldas_files]
+            inputs += [
+                file_input("GLDAS-2.1 Noah 0-10 cm soil moisture, 2016-01-01 (reanalysis of step 1, REAL)", p)
+                for p in gldas_files
+            ]
             inputs.append(file_input("MODIS MOD11A1 LST tile (step-2 LST predictor grid, REAL)", tile))
-            inputs.append(ingested_input("ISMN in-situ soil moisture (station format; no usable training rows)", "ismn"))
-        inputs.append(twin_input("products.generators.twins.sm_1km.Twin",
-                                 {k: params[k] for k in ("seed", "twin_coarse_cells", "twin_days", "twin_stations",
-                                                         "validation_fraction")}))
+            inputs.append(
+                ingested_input("ISMN in-situ soil moisture (station format; no usable training rows)", "ismn")
+            )
+        inputs.append(
+            twin_input(
+                "products.generators.twins.sm_1km.Twin",
+                {
+                    k: params[k]
+                    for k in ("seed", "twin_coarse_cells", "twin_days", "twin_stations", "validation_fraction")
+                },
+            )
+        )
         record_inputs(run, inputs)
         if params["real"]:
             coarse = _real_coarse(gldas_files, workdir, attrs)
-            files["sm_coarse_real.nc"] = ("REAL: step 1, 0.25 degree seamless field from GLDAS-2.1 of 2016-01-01 (no "
-                                          "satellite product to CDF-match: reanalysis as it is), NetCDF-4 int16 x 0.001")
-            files["sm_coarse_real.tif"] = "REAL: the same field as a tiled, deflate GeoTIFF (int16, scale 0.001, nodata -9999)"
+            files["sm_coarse_real.nc"] = (
+                "REAL: step 1, 0.25 degree seamless field from GLDAS-2.1 of 2016-01-01 (no "
+                "satellite product to CDF-match: reanalysis as it is), NetCDF-4 int16 x 0.001"
+            )
+            files["sm_coarse_real.tif"] = (
+                "REAL: the same field as a tiled, deflate GeoTIFF (int16, scale 0.001, nodata -9999)"
+            )
             fine = _real_fine(tile, coarse, workdir, attrs)
-            files["sm_coarse_1km_real.nc"] = ("REAL: the GLDAS coarse field bilinearly interpolated to 1 km over the MODIS "
-                                              "tile's box (step-2 input, not downscaled), NetCDF-4 int16 x 0.001")
+            files["sm_coarse_1km_real.nc"] = (
+                "REAL: the GLDAS coarse field bilinearly interpolated to 1 km over the MODIS "
+                "tile's box (step-2 input, not downscaled), NetCDF-4 int16 x 0.001"
+            )
             files["sm_coarse_1km_real.tif"] = "REAL: the same 1 km field as a tiled, deflate GeoTIFF"
-            real = {"gldas": {k: v for k, v in coarse.items() if k not in ("field", "grid")}, "modis": fine,
-                    "ismn": _real_ismn(coarse, fine),
-                    "not_run": "downscaling model, real 1 km product and real validation: no NDVI/albedo/terrain grids in "
-                               "the sample data, and no ISMN station inside the MODIS tile or with data on 2016-01-01 or "
-                               f"{fine['lst_day']} (no training row); no satellite product for CDF matching"}
+            real = {
+                "gldas": {k: v for k, v in coarse.items() if k not in ("field", "grid")},
+                "modis": fine,
+                "ismn": _real_ismn(coarse, fine),
+                "not_run": "downscaling model, real 1 km product and real validation: no NDVI/albedo/terrain grids in "
+                "the sample data, and no ISMN station inside the MODIS tile or with data on 2016-01-01 or "
+                f"{fine['lst_day']} (no training row); no satellite product for CDF matching",
+            }
             summary["real"] = {**real, "data_kind": DataKind.REAL}
 
     with stages("twin_chain"):
         n = int(params["twin_coarse_cells"])
         twin = sm_1km_twin.Twin(n, n, int(params["twin_days"]), int(params["twin_stations"]), seed=int(params["seed"]))
         chunk = (int(params["chunk"]), int(params["chunk"]))
-        result = sm_1km_twin.run_twin(twin, seed=int(params["seed"]),
-                                      validation_fraction=float(params["validation_fraction"]),
-                                      n_splits=int(params["n_splits"]),
-                                      params={"n_estimators": int(params["n_estimators"])},
-                                      nc_path=workdir / "sm_1km_twin.nc", tif_path=workdir / "sm_1km_twin.tif",
-                                      chunk=chunk, attrs=attrs)
-        files["sm_1km_twin.nc"] = ("SYNTHETIC twin: 1 km daily surface soil moisture downscaled from a gap-filled coarse "
-                                   "field (LightGBM on synthetic stations), NetCDF-4 int16 x 0.001")
+        result = sm_1km_twin.run_twin(
+            twin,
+            seed=int(params["seed"]),
+            validation_fraction=float(params["validation_fraction"]),
+            n_splits=int(params["n_splits"]),
+            params={"n_estimators": int(params["n_estimators"])},
+            nc_path=workdir / "sm_1km_twin.nc",
+            tif_path=workdir / "sm_1km_twin.tif",
+            chunk=chunk,
+            attrs=attrs,
+        )
+        files["sm_1km_twin.nc"] = (
+            "SYNTHETIC twin: 1 km daily surface soil moisture downscaled from a gap-filled coarse "
+            "field (LightGBM on synthetic stations), NetCDF-4 int16 x 0.001"
+        )
         files["sm_1km_twin.tif"] = "SYNTHETIC twin: the same 1 km field as a tiled GeoTIFF, one band per day"
 
     frames = sm_1km_twin.validation_frames(result)
     for (split, variable), frame in frames.items():
         validation += _rows(frame, variable=variable, split=split, kind=DataKind.SYNTHETIC)
     summary["twin"] = {
-        "data_kind": DataKind.SYNTHETIC, "grid_1km": list(twin.grid.shape), "days": len(twin.times),
-        "train_stations": len(result.train_stations), "validation_stations": len(result.validation_stations),
+        "data_kind": DataKind.SYNTHETIC,
+        "grid_1km": list(twin.grid.shape),
+        "days": len(twin.times),
+        "train_stations": len(result.train_stations),
+        "validation_stations": len(result.validation_stations),
         "coarse_gap_fill_rmse": metric_values(result.coarse_scores),
         "truth_scores": {k: metric_values(v) for k, v in result.truth_scores.items()},
         "station_medians": {f"{s}/{v}": metric_values(sm_1km.station_medians(f)) for (s, v), f in frames.items()},
-        "write": {"windows": result.write.n_windows, "max_window_cells": result.write.max_window_cells,
-                  "seconds": round(result.write.seconds, 3)},
+        "write": {
+            "windows": result.write.n_windows,
+            "max_window_cells": result.write.max_window_cells,
+            "seconds": round(result.write.seconds, 3),
+        },
     }
-    pooled = next(v.metrics for v in validation if v.split == "twin_validation" and v.variable == "sm_1km"
-                  and v.scope == "pooled")
-    base = next(v.metrics for v in validation if v.split == "twin_validation" and v.variable == "coarse_bilinear"
-                and v.scope == "pooled")
+    pooled = next(
+        v.metrics for v in validation if v.split == "twin_validation" and v.variable == "sm_1km" and v.scope == "pooled"
+    )
+    base = next(
+        v.metrics
+        for v in validation
+        if v.split == "twin_validation" and v.variable == "coarse_bilinear" and v.scope == "pooled"
+    )
     truth = result.truth_scores
-    notes = (f"1 km soil moisture. SYNTHETIC twin: against the known truth r {truth['sm_1km']['r']:.3f}, ubRMSE "
-             f"{truth['sm_1km']['ubrmse']:.4f} m3 m-3 (coarse field bilinearly interpolated: r "
-             f"{truth['coarse_bilinear']['r']:.3f}, ubRMSE {truth['coarse_bilinear']['ubrmse']:.4f}); at "
-             f"{len(result.validation_stations)} held-out twin stations r {pooled['r']:.3f}, ubRMSE {pooled['ubrmse']:.4f} "
-             f"(bilinear {base['r']:.3f}, {base['ubrmse']:.4f}); seed, real: r 0.89, ubRMSE 0.045 at 2346 stations. "
-             + ("REAL: step 1 on GLDAS 2016-01-01 (no satellite product, so no CDF matching), the coarse field at 1 km "
-                "over the MODIS LST tile; no real downscaling or validation (no NDVI/albedo/terrain, no collocated "
-                "ISMN rows)." if params["real"] else "Real part skipped (parameter real=false)."))
+    notes = (
+        f"1 km soil moisture. SYNTHETIC twin: against the known truth r {truth['sm_1km']['r']:.3f}, ubRMSE "
+        f"{truth['sm_1km']['ubrmse']:.4f} m3 m-3 (coarse field bilinearly interpolated: r "
+        f"{truth['coarse_bilinear']['r']:.3f}, ubRMSE {truth['coarse_bilinear']['ubrmse']:.4f}); at "
+        f"{len(result.validation_stations)} held-out twin stations r {pooled['r']:.3f}, ubRMSE {pooled['ubrmse']:.4f} "
+        f"(bilinear {base['r']:.3f}, {base['ubrmse']:.4f}); seed, real: r 0.89, ubRMSE 0.045 at 2346 stations. "
+        + (
+            "REAL: step 1 on GLDAS 2016-01-01 (no satellite product, so no CDF matching), the coarse field at 1 km "
+            "over the MODIS LST tile; no real downscaling or validation (no NDVI/albedo/terrain, no collocated "
+            "ISMN rows)."
+            if params["real"]
+            else "Real part skipped (parameter real=false)."
+        )
+    )
     return ProductOutput(files=files, validation=validation, summary=summary, notes=notes)

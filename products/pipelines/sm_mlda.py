@@ -18,6 +18,7 @@ the LightGBM model (no forcing series at the SM points) and therefore the ML-DA 
 in-situ validation. The whole chain runs on the synthetic twin instead (``sm_mlda_twin.nc``,
 ``data_kind = "synthetic twin"``, splits ``twin_*``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,10 +50,23 @@ from products.models import GenerationRun
 
 SATELLITE_NETWORKS = ("ASCAT", "ERS")
 ISMN_SOURCE = "ISMN"
-DEFAULTS = {"seed": 42, "n_splits": 10, "twin_pixels": 60, "twin_days": 1095, "twin_validation_fraction": 0.3,
-            "n_estimators": 200, "gain": "tc", "memory_days": 3.0, "min_samples": 100, "tc_fallback": "exclude",
-            "max_depth": 0.10, "satellite_points": 100, "real_gain": 0.5, "holdout_fraction": 0.2,
-            "collocation_km": 12.5}
+DEFAULTS = {
+    "seed": 42,
+    "n_splits": 10,
+    "twin_pixels": 60,
+    "twin_days": 1095,
+    "twin_validation_fraction": 0.3,
+    "n_estimators": 200,
+    "gain": "tc",
+    "memory_days": 3.0,
+    "min_samples": 100,
+    "tc_fallback": "exclude",
+    "max_depth": 0.10,
+    "satellite_points": 100,
+    "real_gain": 0.5,
+    "holdout_fraction": 0.2,
+    "collocation_km": 12.5,
+}
 ROW_KEYS = ("variable", "units", "split", "scope", "label")
 
 
@@ -66,8 +80,10 @@ def _parameters(run: GenerationRun) -> dict:
 
 def _rows(results: dict, **kwargs) -> list[ValidationRow]:
     """The rows of :func:`products.generators.sm_mlda.validation_rows` as :class:`ValidationRow`."""
-    return [ValidationRow(*(row[k] for k in ROW_KEYS), {k: v for k, v in row.items() if k not in ROW_KEYS})
-            for row in sm_mlda.validation_rows(results, **kwargs)]
+    return [
+        ValidationRow(*(row[k] for k in ROW_KEYS), {k: v for k, v in row.items() if k not in ROW_KEYS})
+        for row in sm_mlda.validation_rows(results, **kwargs)
+    ]
 
 
 def _ismn(params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -80,12 +96,16 @@ def _ismn(params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     obs, stations, networks = source_frames(ISMN_SOURCE, variable_prefix="sm_")
     if not networks:
-        raise RunError("no ISMN stations in the database: run 'manage.py ingest ismn <folder>' "
-                       "(e.g. ../shared/data/ismn_testdata) first")
+        raise RunError(
+            "no ISMN stations in the database: run 'manage.py ingest ismn <folder>' "
+            "(e.g. ../shared/data/ismn_testdata) first"
+        )
     daily = sm_mlda.ismn_daily(obs, max_depth=float(params["max_depth"]))
     if daily.empty:
-        raise RunError(f"no ISMN surface soil moisture (depth <= {params['max_depth']} m, flags G/U, >= 12 hourly "
-                       "values a day) in the database: run 'manage.py ingest ismn <folder>'")
+        raise RunError(
+            f"no ISMN surface soil moisture (depth <= {params['max_depth']} m, flags G/U, >= 12 hourly "
+            "values a day) in the database: run 'manage.py ingest ismn <folder>'"
+        )
     return daily, stations
 
 
@@ -113,35 +133,65 @@ def _satellite(params: dict, ismn_stations: pd.DataFrame) -> dict | None:
     rng = np.random.default_rng(int(params["seed"]))
     n = min(int(params["satellite_points"]), len(points))
     chosen = set(points["code"].to_numpy()[np.sort(rng.choice(len(points), n, replace=False))]) | set(pairs["point"])
-    obs = pd.concat([observations_frame(network=net, variables=["ssm", "frozen_prob", "snow_prob"],
-                                        stations=sorted(chosen & set(points.loc[points["network"] == net, "code"])))
-                     for net in networks], ignore_index=True)
+    obs = pd.concat(
+        [
+            observations_frame(
+                network=net,
+                variables=["ssm", "frozen_prob", "snow_prob"],
+                stations=sorted(chosen & set(points.loc[points["network"] == net, "code"])),
+            )
+            for net in networks
+        ],
+        ignore_index=True,
+    )
     daily = sm_mlda.screen_retrievals(obs)
     if daily.empty:
-        raise RunError(f"no {'/'.join(networks)} retrieval at the {len(chosen)} chosen grid points passed the frozen, "
-                       "snow and processing-flag screening")
+        raise RunError(
+            f"no {'/'.join(networks)} retrieval at the {len(chosen)} chosen grid points passed the frozen, "
+            "snow and processing-flag screening"
+        )
     wide = sm_mlda.to_wide(daily, "ssm")
     background = sm_mlda.climatology_background(wide)
     keep = background.notna().any(axis=1)
     results, analysis = sm_mlda.withheld_retrieval_check(
-        background[keep], wide[keep], gain=float(params["real_gain"]), memory_days=float(params["memory_days"]),
-        fraction=float(params["holdout_fraction"]), seed=int(params["seed"]))
-    return {"networks": networks, "points": points[points["code"].isin(wide.index)], "pairs": pairs,
-            "nearest_km": nearest_km, "wide": wide, "background": background, "analysis": analysis,
-            "withheld": results, "n_candidates": len(points)}
+        background[keep],
+        wide[keep],
+        gain=float(params["real_gain"]),
+        memory_days=float(params["memory_days"]),
+        fraction=float(params["holdout_fraction"]),
+        seed=int(params["seed"]),
+    )
+    return {
+        "networks": networks,
+        "points": points[points["code"].isin(wide.index)],
+        "pairs": pairs,
+        "nearest_km": nearest_km,
+        "wide": wide,
+        "background": background,
+        "analysis": analysis,
+        "withheld": results,
+        "n_candidates": len(points),
+    }
 
 
 def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict | None, attrs: dict):
     """The real series (ISMN in situ; ASCAT/ERS screened, background and nudged when ingested) as a CF timeSeries."""
     frames = [insitu[["station", "time", "insitu"]]]
     sites = [ismn_stations.rename(columns={"code": "station"})[["station", "lat", "lon"]].assign(site_type="in_situ")]
-    variables = {"insitu": {**sm_mlda.SM_ATTRS, "long_name": "ISMN in-situ surface soil moisture, daily mean of "
-                                                              "good-quality hourly values (REAL)",
-                            "coverage_content_type": "physicalMeasurement"}}
+    variables = {
+        "insitu": {
+            **sm_mlda.SM_ATTRS,
+            "long_name": "ISMN in-situ surface soil moisture, daily mean of good-quality hourly values (REAL)",
+            "coverage_content_type": "physicalMeasurement",
+        }
+    }
     if sat is not None:
         long = []
-        for name, table in (("ssm", sat["wide"]), ("ssm_background", sat["background"]),
-                            ("ssm_nudged", sat["analysis"])):
+        for name, table in (
+            ("ssm", sat["wide"]),
+            ("ssm_background", sat["background"]),
+            ("ssm_nudged", sat["analysis"]),
+        ):
             table = table.loc[sat["analysis"].index]
             s = table.stack(future_stack=True).rename(name)
             s.index.names = ["station", "time"]
@@ -149,23 +199,41 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
         sat_frame = pd.concat(long, axis=1).reset_index()
         frames.append(sat_frame)
         pts = sat["points"].rename(columns={"code": "station"})
-        sites.append(pts[pts["station"].isin(sat["analysis"].index)][["station", "lat", "lon"]]
-                     .assign(site_type="satellite_point"))
-        variables.update({
-            "ssm": {**sm_mlda.SATURATION_ATTRS, "long_name": "ASCAT/ERS surface soil moisture (degree of saturation), screened, "
-                                               "daily mean (REAL)", "coverage_content_type": "physicalMeasurement"},
-            "ssm_background": {**sm_mlda.SATURATION_ATTRS, "long_name": "leave-year-out day-of-year climatology of ssm (REAL)"},
-            "ssm_nudged": {**sm_mlda.SATURATION_ATTRS, "long_name": "climatological background nudged toward the retrievals not "
-                                                      "withheld (REAL)"}})
+        sites.append(
+            pts[pts["station"].isin(sat["analysis"].index)][["station", "lat", "lon"]].assign(
+                site_type="satellite_point"
+            )
+        )
+        variables.update(
+            {
+                "ssm": {
+                    **sm_mlda.SATURATION_ATTRS,
+                    "long_name": "ASCAT/ERS surface soil moisture (degree of saturation), screened, daily mean (REAL)",
+                    "coverage_content_type": "physicalMeasurement",
+                },
+                "ssm_background": {
+                    **sm_mlda.SATURATION_ATTRS,
+                    "long_name": "leave-year-out day-of-year climatology of ssm (REAL)",
+                },
+                "ssm_nudged": {
+                    **sm_mlda.SATURATION_ATTRS,
+                    "long_name": "climatological background nudged toward the retrievals not withheld (REAL)",
+                },
+            }
+        )
     frame = pd.concat(frames, ignore_index=True)
     for name in variables:
         if name not in frame:
             frame[name] = np.nan
     stations = pd.concat(sites, ignore_index=True).drop_duplicates("station")
     frame = frame[frame["station"].isin(stations["station"])]
-    return sm_mlda.to_cf_timeseries(frame, variables, stations=stations,
-                                    station_variables={"site_type": {"long_name": "in_situ or satellite_point"}},
-                                    attrs=attrs)
+    return sm_mlda.to_cf_timeseries(
+        frame,
+        variables,
+        stations=stations,
+        station_variables={"site_type": {"long_name": "in_situ or satellite_point"}},
+        attrs=attrs,
+    )
 
 
 def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
@@ -186,52 +254,80 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         inputs = [ingested_input("ISMN in-situ soil moisture (validation stations)", "ismn")]
         if sat is not None:
             inputs.append(ingested_input("ASCAT/ERS surface soil moisture (retrievals to assimilate)", "ascat"))
-        inputs.append(twin_input("products.generators.twins.sm_mlda.make_twin",
-                                 {k: params[k] for k in ("seed", "twin_pixels", "twin_days", "twin_validation_fraction")}))
+        inputs.append(
+            twin_input(
+                "products.generators.twins.sm_mlda.make_twin",
+                {k: params[k] for k in ("seed", "twin_pixels", "twin_days", "twin_validation_fraction")},
+            )
+        )
         record_inputs(run, inputs)
 
     with stages("twin_chain"):
-        twin = sm_mlda_twin.make_twin(int(params["twin_pixels"]), int(params["twin_days"]), seed=int(params["seed"]),
-                                      validation_fraction=float(params["twin_validation_fraction"]))
+        twin = sm_mlda_twin.make_twin(
+            int(params["twin_pixels"]),
+            int(params["twin_days"]),
+            seed=int(params["seed"]),
+            validation_fraction=float(params["twin_validation_fraction"]),
+        )
         gain = params["gain"] if params["gain"] == "tc" else float(params["gain"])
-        result = sm_mlda_twin.run_twin(twin, n_splits=int(params["n_splits"]), seed=int(params["seed"]),
-                                       params={"n_estimators": int(params["n_estimators"])}, gain=gain,
-                                       memory_days=float(params["memory_days"]), min_samples=int(params["min_samples"]),
-                                       tc_fallback=str(params["tc_fallback"]))
+        result = sm_mlda_twin.run_twin(
+            twin,
+            n_splits=int(params["n_splits"]),
+            seed=int(params["seed"]),
+            params={"n_estimators": int(params["n_estimators"])},
+            gain=gain,
+            memory_days=float(params["memory_days"]),
+            min_samples=int(params["min_samples"]),
+            tc_fallback=str(params["tc_fallback"]),
+        )
 
     with stages("write"):
         files = {}
         twin_name = "sm_mlda_twin.nc"
         write_netcdf(sm_mlda_twin.twin_dataset(result, attrs=base_attrs), workdir / twin_name)
-        files[twin_name] = ("SYNTHETIC twin experiment, CF-1.8 timeSeries (DSG): synthetic truth, in-situ, three products, "
-                            "TC labels, LightGBM and ML-DA (nudged) soil moisture at twin pixels")
-        real_attrs = {**base_attrs, "data_kind": DataKind.REAL,
-                      "title": "Soil moisture ML-DA: real inputs and the steps the sample data allow",
-                      "comment": "REAL data. Ran on real data: ISMN daily in-situ series; ASCAT/ERS screening, leave-year-out "
-                                 "climatological background, nudging toward the real retrievals scored on withheld real "
-                                 "retrievals; satellite-station collocation. Not possible on the sample data: TC labels (no "
-                                 "triple of collocated products), the LightGBM model (no forcing series at the SM points), "
-                                 "hence no real ML-DA series; those ran on the synthetic twin (sm_mlda_twin.nc).",
-                      "ascat_ingested": "yes" if sat else "no"}
+        files[twin_name] = (
+            "SYNTHETIC twin experiment, CF-1.8 timeSeries (DSG): synthetic truth, in-situ, three products, "
+            "TC labels, LightGBM and ML-DA (nudged) soil moisture at twin pixels"
+        )
+        real_attrs = {
+            **base_attrs,
+            "data_kind": DataKind.REAL,
+            "title": "Soil moisture ML-DA: real inputs and the steps the sample data allow",
+            "comment": "REAL data. Ran on real data: ISMN daily in-situ series; ASCAT/ERS screening, leave-year-out "
+            "climatological background, nudging toward the real retrievals scored on withheld real "
+            "retrievals; satellite-station collocation. Not possible on the sample data: TC labels (no "
+            "triple of collocated products), the LightGBM model (no forcing series at the SM points), "
+            "hence no real ML-DA series; those ran on the synthetic twin (sm_mlda_twin.nc).",
+            "ascat_ingested": "yes" if sat else "no",
+        }
         real_name = "sm_mlda_real.nc"
         write_netcdf(_real_dataset(insitu, ismn_stations, sat, real_attrs), workdir / real_name)
-        files[real_name] = ("REAL data, CF-1.8 timeSeries (DSG): ISMN daily in-situ soil moisture"
-                            + ("; ASCAT/ERS screened retrievals, climatological background and nudged series" if sat else ""))
+        files[real_name] = "REAL data, CF-1.8 timeSeries (DSG): ISMN daily in-situ soil moisture" + (
+            "; ASCAT/ERS screened retrievals, climatological background and nudged series" if sat else ""
+        )
 
     validation = _rows(result.validation, split="twin_insitu", kind=DataKind.SYNTHETIC, units="m3 m-3")
     validation += _rows(result.cv, split="twin_cv", kind=DataKind.SYNTHETIC, units="m3 m-3")
     tab, ok = result.labels.table, (result.labels.table["rule"] == "tc").to_numpy()
     summary = {
-        "data_kind": {"twin": DataKind.SYNTHETIC, "ismn": DataKind.REAL, "ascat": DataKind.REAL if sat else "not ingested"},
+        "data_kind": {
+            "twin": DataKind.SYNTHETIC,
+            "ismn": DataKind.REAL,
+            "ascat": DataKind.REAL if sat else "not ingested",
+        },
         "twin": {
-            "pixels": int(len(twin.pixels)), "days": int(len(twin.times)),
+            "pixels": int(len(twin.pixels)),
+            "days": int(len(twin.times)),
             "validation_stations": int(len(result.validation_pixels)),
-            "medians": {k: metric_values({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
-                        for k, v in result.validation.items()},
+            "medians": {
+                k: metric_values({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
+                for k, v in result.validation.items()
+            },
             "tc_rule_counts": {str(k): int(v) for k, v in tab["rule"].value_counts().items()},
             "tc_err_std_median": metric_values({p: tab.loc[ok, f"err_std_{p}"].median() for p in sm_mlda.PRODUCTS}),
-            "known_err_std_median": metric_values({p: pd.Series(twin.known_err_std[p][ok]).median()
-                                                   for p in sm_mlda.PRODUCTS}),
+            "known_err_std_median": metric_values(
+                {p: pd.Series(twin.known_err_std[p][ok]).median() for p in sm_mlda.PRODUCTS}
+            ),
             "gain_median": json_safe(result.gain["gain"].median()),
             "oracle_gain_median": json_safe(result.gain["oracle_gain"].median()),
             "rmse_vs_truth": metric_values(result.truth_scores),
@@ -240,25 +336,41 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "seed": sm_mlda.SEED_FIGURES,
     }
     if sat is not None:
-        validation += _rows(sat["withheld"], split="real_withheld", kind=DataKind.REAL, units="%",
-                            variable_prefix="ssm")
-        collocated = sm_mlda.validate_collocated(sat["pairs"], insitu, {"ascat": sat["wide"], "ascat_nudged": sat["analysis"]})
+        validation += _rows(
+            sat["withheld"], split="real_withheld", kind=DataKind.REAL, units="%", variable_prefix="ssm"
+        )
+        collocated = sm_mlda.validate_collocated(
+            sat["pairs"], insitu, {"ascat": sat["wide"], "ascat_nudged": sat["analysis"]}
+        )
         if collocated:
             validation += _rows(collocated, split="real_insitu", kind=DataKind.REAL, units="m3 m-3")
-        summary["real"].update({
-            "satellite_networks": sat["networks"], "satellite_points_available": int(sat["n_candidates"]),
-            "satellite_points_used": int(len(sat["analysis"])),
-            "withheld_medians": {k: metric_values({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
-                                 for k, v in sat["withheld"].items()},
-            "collocated_stations": int(len(sat["pairs"])),
-            "nearest_station_point_km": json_safe(sat["nearest_km"])})
+        summary["real"].update(
+            {
+                "satellite_networks": sat["networks"],
+                "satellite_points_available": int(sat["n_candidates"]),
+                "satellite_points_used": int(len(sat["analysis"])),
+                "withheld_medians": {
+                    k: metric_values({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
+                    for k, v in sat["withheld"].items()
+                },
+                "collocated_stations": int(len(sat["pairs"])),
+                "nearest_station_point_km": json_safe(sat["nearest_km"]),
+            }
+        )
     else:
-        summary["real"]["satellite"] = "ASCAT/ERS not ingested: run 'manage.py ingest ascat <folder>' for the real nudging"
+        summary["real"]["satellite"] = (
+            "ASCAT/ERS not ingested: run 'manage.py ingest ascat <folder>' for the real nudging"
+        )
     med = result.validation["ml_da"]["median"]
     return ProductOutput(
-        files=files, validation=validation, summary=summary,
-        notes=(f"Soil moisture ML-DA. SYNTHETIC twin ({len(twin.pixels)} pixels): median R {med['r']:.3f}, ubRMSE "
-               f"{med['ubrmse']:.4f} m3 m-3 over {med['n_stations']} held-out twin stations (seed, real: 0.741 / 0.0437 "
-               "over 1094 ISMN stations). REAL: ISMN daily series"
-               + (", ASCAT/ERS nudging scored on withheld retrievals" if sat else "")
-               + "; no real ML-DA series (no collocated product triple or forcing at the stations)."))
+        files=files,
+        validation=validation,
+        summary=summary,
+        notes=(
+            f"Soil moisture ML-DA. SYNTHETIC twin ({len(twin.pixels)} pixels): median R {med['r']:.3f}, ubRMSE "
+            f"{med['ubrmse']:.4f} m3 m-3 over {med['n_stations']} held-out twin stations (seed, real: 0.741 / 0.0437 "
+            "over 1094 ISMN stations). REAL: ISMN daily series"
+            + (", ASCAT/ERS nudging scored on withheld retrievals" if sat else "")
+            + "; no real ML-DA series (no collocated product triple or forcing at the stations)."
+        ),
+    )

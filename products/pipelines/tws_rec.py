@@ -1,4 +1,5 @@
 """The TWS reconstruction pipeline: gathers basin observations, calls :mod:`products.generators.tws_rec`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,9 +38,18 @@ NOT_FORMED = ("Greenland", "Antarctica")
 def _rows(frame: pd.DataFrame, *, variable: str, units: str, split: str, continent: dict) -> list[ValidationRow]:
     """Pooled, per-basin (``site``, network GRDC-MRB) and per-region (``class``) rows of ``sim`` against ``obs``."""
     frame = frame.assign(continent=frame["station"].map(continent).fillna("").astype(str))
-    return [ValidationRow(variable, units, split, scope, label, {k: metrics[k] for k in METRICS},
-                          network=BASIN_NETWORK if scope == "site" else None)
-            for scope, label, metrics in validation_rows(frame, "sim", "obs", "station", "continent")]
+    return [
+        ValidationRow(
+            variable,
+            units,
+            split,
+            scope,
+            label,
+            {k: metrics[k] for k in METRICS},
+            network=BASIN_NETWORK if scope == "site" else None,
+        )
+        for scope, label, metrics in validation_rows(frame, "sim", "obs", "station", "continent")
+    ]
 
 
 def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
@@ -82,8 +92,10 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         obs = observations_frame(network=BASIN_NETWORK, variables=variables, stations=basins)
         missing = [v for v in variables if not (obs["variable"] == v).any()]
         if missing:
-            raise RunError(f"no {BASIN_NETWORK} observations of {', '.join(missing)} in the database: run "
-                           f"'manage.py ingest basins <{BASIN_FOLDER}>' first")
+            raise RunError(
+                f"no {BASIN_NETWORK} observations of {', '.join(missing)} in the database: run "
+                f"'manage.py ingest basins <{BASIN_FOLDER}>' first"
+            )
         itsg = observations_frame(network=ITSG_NETWORK, variables=[tws_rec.REFERENCE])
         folder = Path(settings.SHARED_DATA_DIR) / BASIN_FOLDER
         dbf, xlsx = folder / "basins.dbf", folder / "basins.xlsx"
@@ -91,9 +103,14 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             if not path.is_file():
                 raise RunError(f"{path}: basin attributes not found (SHARED_DATA_DIR={settings.SHARED_DATA_DIR})")
         attributes, itsg_attributes = read_basins_dbf(dbf), read_basins_xlsx(xlsx)
-        record_inputs(run, [ingested_input("basin TWS (GRACE JPL, CSR, ITSG), precipitation, ET and runoff", "basins"),
-                            file_input("GRDC major river basin attributes (region, area)", dbf),
-                            file_input("GRDC basin attributes of the ITSG table (area)", xlsx)])
+        record_inputs(
+            run,
+            [
+                ingested_input("basin TWS (GRACE JPL, CSR, ITSG), precipitation, ET and runoff", "basins"),
+                file_input("GRDC major river basin attributes (region, area)", dbf),
+                file_input("GRDC basin attributes of the ITSG table (area)", xlsx),
+            ],
+        )
 
     with stages("train_validate_reconstruct"):
         result = tws_rec.reconstruct(obs, solutions=solutions, params=params or None, seed=seed)
@@ -103,11 +120,17 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         validation: list[ValidationRow] = []
         for (solution, variant), _ in result.cv.iterrows():
             name = solution if variant == "anomaly" else f"{solution}_dd"
-            validation += _rows(tws_rec.validation_frame(result, solution, variant), variable=f"{name}_rec",
-                                units="mm", split="year_held_out", continent=continent)
+            validation += _rows(
+                tws_rec.validation_frame(result, solution, variant),
+                variable=f"{name}_rec",
+                units="mm",
+                split="year_held_out",
+                continent=continent,
+            )
         stations = sorted(result.series.index.get_level_values("station").unique())
-        matches = tws_rec.match_basins(attributes["area_km2"].reindex(stations).dropna(), itsg_attributes["area_km2"],
-                                       tolerance=tolerance)
+        matches = tws_rec.match_basins(
+            attributes["area_km2"].reindex(stations).dropna(), itsg_attributes["area_km2"], tolerance=tolerance
+        )
         itsg_summary: dict = {"matched_basins": int(len(matches))}
         if len(matches) and not itsg.empty:
             reference = tws_rec.to_arrays(itsg, [tws_rec.REFERENCE])[tws_rec.REFERENCE]
@@ -124,51 +147,72 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             balance.append(table.assign(series=series, continent=table.index.map(continent).fillna("")).reset_index())
             change = tws_rec.storage_change(wide[series])
             frame = tws_rec.stack({"sim": change, "obs": net.reindex_like(change)}).dropna().reset_index()
-            validation += _rows(frame, variable=f"{series}_dsdt", units="mm month-1", split="water_balance",
-                                continent=continent)
-        balance = pd.concat(balance, ignore_index=True)[["series", "station", "continent", "n", "r", "std_ratio",
-                                                         "slope", "mean_imbalance", "rmse"]]
+            validation += _rows(
+                frame, variable=f"{series}_dsdt", units="mm month-1", split="water_balance", continent=continent
+            )
+        balance = pd.concat(balance, ignore_index=True)[
+            ["series", "station", "continent", "n", "r", "std_ratio", "slope", "mean_imbalance", "rmse"]
+        ]
         balance.to_csv(workdir / "tws_water_balance.csv", index=False, float_format="%.6g")
 
     with stages("write"):
         attrs = file_attributes(run)
-        write_netcdf(tws_rec.to_cf_basins(result, attributes, data_kind=DataKind.REAL, attrs=attrs),
-                     workdir / "tws_rec_basins.nc")
+        write_netcdf(
+            tws_rec.to_cf_basins(result, attributes, data_kind=DataKind.REAL, attrs=attrs),
+            workdir / "tws_rec_basins.nc",
+        )
         means, regions = {}, None
         for column in [c for c in wide.columns.get_level_values(0).unique() if not c.endswith("_cv") and c != "net"]:
             means[column], regions = tws_rec.region_means(wide[column], attributes, min_area_fraction=min_area_fraction)
-        region_attrs = {**attrs, "regions_not_formed": ", ".join(NOT_FORMED) + ": no GRDC basin there (the seed's "
-                        "six regions include both); basins without a basins.dbf row (the Amazon sub-basins) are left out"}
-        write_netcdf(tws_rec.to_cf_regions(means, regions, data_kind=DataKind.REAL, attrs=region_attrs),
-                     workdir / "tws_rec_regions.nc")
+        region_attrs = {
+            **attrs,
+            "regions_not_formed": ", ".join(NOT_FORMED) + ": no GRDC basin there (the seed's "
+            "six regions include both); basins without a basins.dbf row (the Amazon sub-basins) are left out",
+        }
+        write_netcdf(
+            tws_rec.to_cf_regions(means, regions, data_kind=DataKind.REAL, attrs=region_attrs),
+            workdir / "tws_rec_regions.nc",
+        )
 
-    cv = {f"{s}_{v}": metric_values({k: row[k] for k in ("n", "kge", "r", "nse", "rmse")}) | {"folds": int(row["folds"])}
-          for (s, v), row in result.cv.iterrows()}
+    cv = {
+        f"{s}_{v}": metric_values({k: row[k] for k in ("n", "kge", "r", "nse", "rmse")}) | {"folds": int(row["folds"])}
+        for (s, v), row in result.cv.iterrows()
+    }
     first = result.cv.iloc[0]
     summary = {
-        "basins": len(stations), "data_kind": DataKind.REAL,
+        "basins": len(stations),
+        "data_kind": DataKind.REAL,
         "training_span": [f"{first['train_start']:%Y-%m}", f"{first['train_end']:%Y-%m}"],
         "reconstructed_span": [f"{first['reconstructed_start']:%Y-%m}", f"{first['reconstructed_end']:%Y-%m}"],
-        "predictors": result.predictors, "held_out_years": cv, "itsg": itsg_summary,
-        "water_balance": {s: {"basins": int(g["r"].notna().sum()), "median_r": json_safe(g["r"].median()),
-                              "median_std_ratio": json_safe(g["std_ratio"].median()),
-                              "median_mean_imbalance_mm_month-1": json_safe(g["mean_imbalance"].median())}
-                          for s, g in balance.groupby("series", sort=False)},
+        "predictors": result.predictors,
+        "held_out_years": cv,
+        "itsg": itsg_summary,
+        "water_balance": {
+            s: {
+                "basins": int(g["r"].notna().sum()),
+                "median_r": json_safe(g["r"].median()),
+                "median_std_ratio": json_safe(g["std_ratio"].median()),
+                "median_mean_imbalance_mm_month-1": json_safe(g["mean_imbalance"].median()),
+            }
+            for s, g in balance.groupby("series", sort=False)
+        },
         "regions": {str(k): int(v) for k, v in regions["basins"].items()} if regions is not None else {},
         "regions_not_formed": list(NOT_FORMED),
     }
     files = {
         "tws_rec_basins.nc": "CF-1.8 timeSeries (DSG): monthly TWS anomalies (mm) per GRDC major river basin: GRACE "
-                             "JPL/CSR mascons (gaps kept), LightGBM reconstructions 1981 onwards (anomaly and "
-                             "detrended-deseasonalised) and held-out-year predictions",
+        "JPL/CSR mascons (gaps kept), LightGBM reconstructions 1981 onwards (anomaly and "
+        "detrended-deseasonalised) and held-out-year predictions",
         "tws_rec_regions.nc": "CF-1.8 timeSeries (DSG): area-weighted means of the same series over the basins of each "
-                              "GRDC region and over all basins",
+        "GRDC region and over all basins",
         "tws_water_balance.csv": "Water balance per basin: dS/dt (central difference) against P - ET - R (ERA5-Land): "
-                                 "n, r, std ratio, slope, mean imbalance and RMSE (mm month-1)",
+        "n, r, std ratio, slope, mean imbalance and RMSE (mm month-1)",
     }
     return ProductOutput(
-        files=files, validation=validation, summary=summary,
+        files=files,
+        validation=validation,
+        summary=summary,
         notes="Real data: GRACE JPL/CSR mascon basin means and ERA5-Land P, ET, R over GRDC major river basins "
-              "(lehmannfa/water_storage_changes). Skill from held-out calendar years and against ITSG-Grace2018, "
-              "which no model saw. KGE's bias ratio is ill-defined for anomalies (means near 0): read r and NSE.")
-
+        "(lehmannfa/water_storage_changes). Skill from held-out calendar years and against ITSG-Grace2018, "
+        "which no model saw. KGE's bias ratio is ill-defined for anomalies (means near 0): read r and NSE.",
+    )

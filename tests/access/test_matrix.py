@@ -11,6 +11,7 @@ Real parts: PostGIS, the published SYNTHETIC grid of ``tests/grids.py``, the rea
 product of the session (``series.json``), real tokens through the real middleware, Django's test
 client (one request per door and per cell).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -35,8 +36,16 @@ pytestmark = pytest.mark.django_db
 
 LICENCE = "https://creativecommons.org/licenses/by/4.0/"
 SHARES = ("open", "login", "protected", "licence")
-ACTORS = ("anonymous", "unverified", "verified", "verified_read_token", "verified_download_token",
-          "applicant", "applicant_token", "staff")
+ACTORS = (
+    "anonymous",
+    "unverified",
+    "verified",
+    "verified_read_token",
+    "verified_download_token",
+    "applicant",
+    "applicant_token",
+    "staff",
+)
 
 
 # --------------------------------------------------------------------------- the rules
@@ -78,19 +87,32 @@ def expected(actor: str, share: str) -> dict[str, int]:
     return {
         "file": data,  # (a browser asking for HTML is sent to the login page instead: tests/catalog/test_pages.py)
         "series.json": data,
-        "api subset": data, "api point": data, "api area": data,
+        "api subset": data,
+        "api point": data,
+        "api area": data,
         "api subset POST": data,
         "job create": 201 if data == 200 else data,
-        "own job status": 200, "own job script": 200, "own job cancel": 200,
-        "own job download": owner_data(200), "own job retry": owner_data(202),
-        "other's job status": 200 if staff else 404, "other's job script": 200 if staff else 404,
+        "own job status": 200,
+        "own job script": 200,
+        "own job cancel": 200,
+        "own job download": owner_data(200),
+        "own job retry": owner_data(202),
+        "other's job status": 200 if staff else 404,
+        "other's job script": 200 if staff else 404,
         "other's job cancel": 200 if staff else 404,
-        "other's job download": 200 if staff else 404, "other's job retry": 202 if staff else 404,
-        "other's job page": 200 if staff else 404, "own job page": 200,
-        "edr position": data, "edr area": data, "edr cube": data,
-        "opendap dds": data, "opendap dods": data,
+        "other's job download": 200 if staff else 404,
+        "other's job retry": 202 if staff else 404,
+        "other's job page": 200 if staff else 404,
+        "own job page": 200,
+        "edr position": data,
+        "edr area": data,
+        "edr cube": data,
+        "opendap dds": data,
+        "opendap dods": data,
         "stac zarr store": data,
-        "metadata export": 200, "stac item": 200, "records item": 200,  # metadata describes: public
+        "metadata export": 200,
+        "stac item": 200,
+        "records item": 200,  # metadata describes: public
         "observations of a closed network": may_read_networks(actor),
     }
 
@@ -99,8 +121,12 @@ def expected(actor: str, share: str) -> dict[str, int]:
 
 
 def _share(dataset: Dataset, share: str) -> None:
-    dataset.share_type = {"open": Dataset.ShareType.OPEN, "login": Dataset.ShareType.LOGIN,
-                          "protected": Dataset.ShareType.PROTECTED, "licence": Dataset.ShareType.OPEN}[share]
+    dataset.share_type = {
+        "open": Dataset.ShareType.OPEN,
+        "login": Dataset.ShareType.LOGIN,
+        "protected": Dataset.ShareType.PROTECTED,
+        "licence": Dataset.ShareType.OPEN,
+    }[share]
     dataset.licence_acceptance = share == "licence"
     dataset.license_url = LICENCE
     dataset.save()
@@ -127,23 +153,40 @@ def _actor(actor: str, datasets: list[Dataset]) -> tuple[Client, object, str | N
 def _job(version, status: str, *, user=None, key: str | None = None) -> SubsetJob:
     """A job of ``status`` on the grid, owned by ``user`` or the anonymous holder of ``key``; a done one has its file."""
     job = SubsetJob.objects.create(
-        user=user, owner_key=ownership.hash_key(key) if key else "", client="127.0.0.1", dataset_id=FT,
-        version=version, file_name="grid.nc", kind="subset", params={"bbox": "0,0,2,2", "f": "csv"},
-        request_key=secrets.token_hex(32), estimated_bytes=100, status=status)
+        user=user,
+        owner_key=ownership.hash_key(key) if key else "",
+        client="127.0.0.1",
+        dataset_id=FT,
+        version=version,
+        file_name="grid.nc",
+        kind="subset",
+        params={"bbox": "0,0,2,2", "f": "csv"},
+        request_key=secrets.token_hex(32),
+        estimated_bytes=100,
+        status=status,
+    )
     if status == SubsetJob.Status.DONE:
         folder = Path(settings.DATA_ROOT) / "jobs" / str(job.id)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "result.csv").write_text("time,sm\n2015-01-01,1\n")
         SubsetJob.objects.filter(id=job.id).update(
-            result_path=str((folder / "result.csv").relative_to(settings.DATA_ROOT)), result_name="result.csv",
-            media_type="text/csv", size=(folder / "result.csv").stat().st_size, sha256="0" * 64,
-            finished_at=timezone.now(), expires_at=timezone.now() + timedelta(hours=1))
+            result_path=str((folder / "result.csv").relative_to(settings.DATA_ROOT)),
+            result_name="result.csv",
+            media_type="text/csv",
+            size=(folder / "result.csv").stat().st_size,
+            sha256="0" * 64,
+            finished_at=timezone.now(),
+            expires_at=timezone.now() + timedelta(hours=1),
+        )
     return job
 
 
 def _jobs(version, *, user=None, key=None) -> dict[str, SubsetJob]:
-    return {"done": _job(version, "done", user=user, key=key), "failed": _job(version, "failed", user=user, key=key),
-            "queued": _job(version, "queued", user=user, key=key)}
+    return {
+        "done": _job(version, "done", user=user, key=key),
+        "failed": _job(version, "failed", user=user, key=key),
+        "queued": _job(version, "queued", user=user, key=key),
+    }
 
 
 def _status(response) -> int:
@@ -152,8 +195,9 @@ def _status(response) -> int:
     return response.status_code
 
 
-def observed(client: Client, key: str | None, version, et_dataset: Dataset, station: str, basin: str,
-             own: dict, others: dict) -> dict[str, int]:
+def observed(
+    client: Client, key: str | None, version, et_dataset: Dataset, station: str, basin: str, own: dict, others: dict
+) -> dict[str, int]:
     """Every door's status for ``client``."""
     api, n = f"/api/datasets/{FT}", version.number
     q = f"?key={key}" if key else ""
@@ -164,14 +208,18 @@ def observed(client: Client, key: str | None, version, et_dataset: Dataset, stat
         "api subset": client.get(f"{api}/subset/", {"bbox": "0,0,2,2", "f": "csv"}),
         "api point": client.get(f"{api}/point/", {"lon": "0.5", "lat": "0.5", "f": "csv"}),
         "api area": client.get(f"{api}/area/", {"bbox": "0,0,4,4", "f": "csv"}),
-        "api subset POST": client.post(f"{api}/subset/", {"bbox": "0,0,2,2", "f": "csv"},
-                                       content_type="application/json"),
-        "job create": client.post("/api/jobs/", {"dataset": FT, "kind": "subset",
-                                                 "params": {"bbox": "0,0,3,3", "f": "csv"}},
-                                  content_type="application/json"),
+        "api subset POST": client.post(
+            f"{api}/subset/", {"bbox": "0,0,2,2", "f": "csv"}, content_type="application/json"
+        ),
+        "job create": client.post(
+            "/api/jobs/",
+            {"dataset": FT, "kind": "subset", "params": {"bbox": "0,0,3,3", "f": "csv"}},
+            content_type="application/json",
+        ),
         "edr position": client.get(f"/api/edr/collections/{FT}/position", {"coords": "POINT(0.5 0.5)", "f": "CSV"}),
-        "edr area": client.get(f"/api/edr/collections/{FT}/area",
-                               {"coords": "POLYGON((0 0,2 0,2 2,0 2,0 0))", "f": "CSV"}),
+        "edr area": client.get(
+            f"/api/edr/collections/{FT}/area", {"coords": "POLYGON((0 0,2 0,2 2,0 2,0 0))", "f": "CSV"}
+        ),
         "edr cube": client.get(f"/api/edr/collections/{FT}/cube", {"bbox": "0,0,2,2", "f": "CSV"}),
         "opendap dds": client.get(f"/opendap/{FT}/v{n}/grid.nc.dds"),
         "opendap dods": client.get(f"/opendap/{FT}/v{n}/grid.nc.dods?sm[0:0][0:1][0:1]"),
@@ -179,8 +227,7 @@ def observed(client: Client, key: str | None, version, et_dataset: Dataset, stat
         "metadata export": client.get(f"/datasets/{FT}/metadata/datacite", {"version": n}),
         "stac item": client.get(f"/api/stac/collections/{FT}/items/{FT}-v{n}"),
         "records item": client.get(f"/api/records/collections/datasets/items/{FT}"),
-        "observations of a closed network": client.get("/api/observations/", {"network": "GRDC-MRB",
-                                                                               "station": basin}),
+        "observations of a closed network": client.get("/api/observations/", {"network": "GRDC-MRB", "station": basin}),
     }
     for who, jobs, suffix, more in (("own", own, q, amp), ("other's", others, "", "")):
         out[f"{who} job status"] = client.get(f"/api/jobs/{jobs['done'].id}/{suffix}")

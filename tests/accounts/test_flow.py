@@ -5,6 +5,7 @@ licence acceptance, the refusals of bad input, both languages.
 The dataset is the subset tests' synthetic grid (``grid_version``, in the test's transaction),
 its share type changed per test.
 """
+
 from __future__ import annotations
 
 import base64
@@ -106,8 +107,10 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(client, verified_u
     link = re.search(r"https?://testserver(/accounts/password/reset/key/\S+/)", mail.outbox[-1].body).group(1)
     form = client.get(link, follow=True)
     assert form.status_code == 200
-    done = client.post(form.redirect_chain[-1][0] if form.redirect_chain else link,
-                       {"password1": "an0ther-pass-word", "password2": "an0ther-pass-word"})
+    done = client.post(
+        form.redirect_chain[-1][0] if form.redirect_chain else link,
+        {"password1": "an0ther-pass-word", "password2": "an0ther-pass-word"},
+    )
     assert done.status_code == 302
     login = client.post("/accounts/login/", {"login": verified_user.email, "password": "an0ther-pass-word"})
     assert login.status_code == 302 and login["Location"] == reverse("accounts:profile")
@@ -117,8 +120,9 @@ def test_password_reset_mails_a_link_that_sets_a_new_password(client, verified_u
 
 
 def create_token(client, name="laptop", scopes=("read", "download"), days="30"):
-    return client.post(reverse("accounts:token_create"), {"token-name": name, "token-scopes": list(scopes),
-                                                           "token-days": days})
+    return client.post(
+        reverse("accounts:token_create"), {"token-name": name, "token-scopes": list(scopes), "token-days": days}
+    )
 
 
 def test_a_token_is_shown_once_and_works_until_revoked(client, verified_user, grid_version):
@@ -155,15 +159,18 @@ def test_a_read_only_token_may_not_download(client, verified_user, grid_version)
     assert refused.status_code == 403 and refused.json()["need"] == "scope"
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"token-name": "", "token-scopes": ["read"], "token-days": "30"}, "name"),
-    ({"token-name": "x", "token-scopes": ["admin"], "token-days": "30"}, "scopes"),
-    ({"token-name": "x", "token-days": "30"}, "scopes"),
-    ({"token-name": "x", "token-scopes": ["read"], "token-days": "0"}, "days"),
-    ({"token-name": "x", "token-scopes": ["read"], "token-days": "367"}, "days"),
-    ({"token-name": "x", "token-scopes": ["read"], "token-days": "٣٠"}, "days"),
-    ({"token-name": "x", "token-scopes": ["read"], "token-days": "1e9"}, "days"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"token-name": "", "token-scopes": ["read"], "token-days": "30"}, "name"),
+        ({"token-name": "x", "token-scopes": ["admin"], "token-days": "30"}, "scopes"),
+        ({"token-name": "x", "token-days": "30"}, "scopes"),
+        ({"token-name": "x", "token-scopes": ["read"], "token-days": "0"}, "days"),
+        ({"token-name": "x", "token-scopes": ["read"], "token-days": "367"}, "days"),
+        ({"token-name": "x", "token-scopes": ["read"], "token-days": "٣٠"}, "days"),
+        ({"token-name": "x", "token-scopes": ["read"], "token-days": "1e9"}, "days"),
+    ],
+)
 def test_a_bad_token_form_is_a_400_naming_the_field(client, verified_user, fields, field):
     client.force_login(verified_user)
     response = client.post(reverse("accounts:token_create"), fields)
@@ -181,10 +188,15 @@ def test_tokens_manage_nothing_and_others_tokens_are_out_of_reach(client, verifi
     raw = re.search(r'id="new-token-value">(hp_[^<]+)<', page_text(client.get(reverse("accounts:profile")))).group(1)
     theirs = ApiToken.objects.get(user=other)
     script = client.__class__()
-    for response in (script.post(reverse("accounts:token_create"), {"token-name": "more", "token-scopes": ["read"],
-                                                                    "token-days": "30"}, **bearer(raw)),
-                     script.get(reverse("accounts:profile"), **bearer(raw)),
-                     script.post(reverse("accounts:token_revoke", args=[theirs.pk]), **bearer(raw))):
+    for response in (
+        script.post(
+            reverse("accounts:token_create"),
+            {"token-name": "more", "token-scopes": ["read"], "token-days": "30"},
+            **bearer(raw),
+        ),
+        script.get(reverse("accounts:profile"), **bearer(raw)),
+        script.post(reverse("accounts:token_revoke", args=[theirs.pk]), **bearer(raw)),
+    ):
         assert response.status_code == 403 and "browser session" in response.json()["detail"]
     assert ApiToken.objects.filter(user=other).count() == 1
     client.force_login(verified_user)
@@ -225,8 +237,9 @@ def test_apply_approve_in_the_admin_then_download(client, admin_client, verified
     assert apply(client).status_code == 409  # once pending, not again
 
     before = len(mail.outbox)
-    response = admin_client.post("/admin/accounts/accessapplication/",
-                                 {"action": "approve", "_selected_action": [application.pk]})
+    response = admin_client.post(
+        "/admin/accounts/accessapplication/", {"action": "approve", "_selected_action": [application.pk]}
+    )
     assert response.status_code == 302
     application.refresh_from_db()
     assert application.status == "approved" and application.decided_by.username == "admin"
@@ -248,8 +261,9 @@ def test_refused_with_a_reply_in_the_admin_form(client, admin_client, verified_u
     apply(client)
     application = AccessApplication.objects.get(user=verified_user)
     reply = "Please name the project that funds the study."
-    change = admin_client.post(f"/admin/accounts/accessapplication/{application.pk}/change/",
-                               {"status": "refused", "reply": reply})
+    change = admin_client.post(
+        f"/admin/accounts/accessapplication/{application.pk}/change/", {"status": "refused", "reply": reply}
+    )
     assert change.status_code == 302
     application.refresh_from_db()
     assert application.status == "refused" and application.reply == reply and application.decided_at
@@ -279,20 +293,30 @@ def test_the_admin_shows_tokens_without_their_key_and_raises_quotas(admin_client
     user_page = admin_client.get(f"/admin/auth/user/{verified_user.pk}/change/")
     assert user_page.status_code == 200 and "quota-__prefix__-bytes_per_day" in page_text(user_page)
     before = limits_for(verified_user).bytes_per_day
-    response = admin_client.post("/admin/accounts/quota/add/", {"user": verified_user.pk, "concurrent_jobs": "",
-                                                                "bytes_per_day": str(before * 10),
-                                                                "requests_per_minute": "", "note": "project X"})
+    response = admin_client.post(
+        "/admin/accounts/quota/add/",
+        {
+            "user": verified_user.pk,
+            "concurrent_jobs": "",
+            "bytes_per_day": str(before * 10),
+            "requests_per_minute": "",
+            "note": "project X",
+        },
+    )
     assert response.status_code == 302
     verified_user.refresh_from_db()
     assert limits_for(verified_user).bytes_per_day == before * 10
     assert admin_client.get("/admin/accounts/licenceacceptance/").status_code == 200
 
 
-@pytest.mark.parametrize("fields, status, text", [
-    ({"purpose": "  ", "institution": "x"}, 400, "purpose"),
-    ({"institution": "x"}, 400, "purpose"),
-    ({"purpose": "p" * 10_001}, 400, "purpose"),
-])
+@pytest.mark.parametrize(
+    "fields, status, text",
+    [
+        ({"purpose": "  ", "institution": "x"}, 400, "purpose"),
+        ({"institution": "x"}, 400, "purpose"),
+        ({"purpose": "p" * 10_001}, 400, "purpose"),
+    ],
+)
 def test_a_bad_application_is_a_400_naming_the_field(client, verified_user, grid_version, fields, status, text):
     share(Dataset.ShareType.PROTECTED)
     client.force_login(verified_user)
@@ -323,8 +347,12 @@ def test_applications_refused_where_they_make_no_sense(client, verified_user, gr
 
 def test_licence_acceptance_before_the_first_download(client, verified_user, grid_version):
     licence = "https://creativecommons.org/licenses/by/4.0/"
-    share(Dataset.ShareType.OPEN, licence_acceptance=True, license_url=licence,
-          ref_way_en="Doe, J. (2024). A soil-moisture grid. doi:10.0000/example")
+    share(
+        Dataset.ShareType.OPEN,
+        licence_acceptance=True,
+        license_url=licence,
+        ref_way_en="Doe, J. (2024). A soil-moisture grid. doi:10.0000/example",
+    )
     client.force_login(verified_user)
     refused = client.get(file_url(grid_version))
     assert refused.status_code == 403 and refused.json()["need"] == "licence"
@@ -349,10 +377,26 @@ def test_licence_acceptance_before_the_first_download(client, verified_user, gri
 def test_the_profile_lists_downloads_jobs_and_limits(client, verified_user, grid_version):
     from portal.subsets.models import DownloadLog, SubsetJob
 
-    job = SubsetJob.objects.create(user=verified_user, dataset_id=FT, version=grid_version, file_name="grid.nc",
-                                   kind="subset", params={}, request_key="k" * 64, estimated_bytes=2048)
-    DownloadLog.objects.create(user=verified_user, dataset_id=FT, version_number=grid_version.number, kind="subset",
-                               params={}, format="netcdf", size=3 * 2**20, seconds=0.1)
+    job = SubsetJob.objects.create(
+        user=verified_user,
+        dataset_id=FT,
+        version=grid_version,
+        file_name="grid.nc",
+        kind="subset",
+        params={},
+        request_key="k" * 64,
+        estimated_bytes=2048,
+    )
+    DownloadLog.objects.create(
+        user=verified_user,
+        dataset_id=FT,
+        version_number=grid_version.number,
+        kind="subset",
+        params={},
+        format="netcdf",
+        size=3 * 2**20,
+        seconds=0.1,
+    )
     client.force_login(verified_user)
     page = page_text(client.get(reverse("accounts:profile")))
     assert f'href="/jobs/{job.id}/"' in page and "3.0\xa0MB" in page

@@ -1,4 +1,5 @@
 """What an Authorization header may do: read data with Basic, write with Bearer, never touch the account."""
+
 from __future__ import annotations
 
 import base64
@@ -38,6 +39,7 @@ def test_basic_reads_but_writes_need_a_bearer_token(grid_version):  # noqa: F811
     assert refused.status_code == 401 and "Bearer" in refused.json()["detail"]
     assert not SubsetJob.objects.filter(user=user).exists()
     _, plain = issue(user, "script", ["read", "download"], 7)
-    created = Client(headers={"Authorization": f"Bearer {plain}"}).post("/api/jobs/", body,
-                                                                       content_type="application/json")
+    created = Client(headers={"Authorization": f"Bearer {plain}"}).post(
+        "/api/jobs/", body, content_type="application/json"
+    )
     assert created.status_code == 201 and SubsetJob.objects.filter(user=user).count() == 1

@@ -9,6 +9,7 @@ The server is a real gunicorn on the session's test database whose mail goes to 
 folder of the test's own (Django's file backend, as ``make run`` keeps it under var/mail); the
 dataset's share type and the accounts are COMMITTED for it and undone afterwards.
 """
+
 from __future__ import annotations
 
 import email
@@ -33,8 +34,16 @@ from ..conftest import make_user, web_server
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 NEWCOMER = "e2e.newcomer@example.org"
 MANAGER = "e2e.manager@example.org"
 PASSWORD = "a-l0ng-pass-phrase"
@@ -50,8 +59,9 @@ def mailbox(tmp_path) -> Path:
 @pytest.fixture
 def server(service_env, mailbox):
     """A gunicorn of our own whose mail goes to ``mailbox``."""
-    env = dict(service_env, EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend",
-               EMAIL_FILE_PATH=str(mailbox))
+    env = dict(
+        service_env, EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mailbox)
+    )
     with web_server(env) as url:
         yield url
 
@@ -111,8 +121,12 @@ def test_sign_up_verify_apply_approve_and_download_with_a_token_from_a_script(se
         problems = []
         user = browser.new_context().new_page()
         user.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        user.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
-                and problems.append(f"console: {m.text}"))  # (a refused estimate before approval is a 403)
+        user.on(
+            "console",
+            lambda m: m.type == "error"
+            and "Failed to load resource" not in m.text
+            and problems.append(f"console: {m.text}"),
+        )  # (a refused estimate before approval is a 403)
 
         # sign up
         user.goto(f"{server}/")
@@ -203,8 +217,12 @@ def test_sign_up_verify_apply_approve_and_download_with_a_token_from_a_script(se
     assert curl(f"{server}/opendap/{FT}/v{version.number}/grid.nc.dds", tmp_path / "anon.dds", None) == 401
     assert curl(whole, tmp_path / "anon.html", None) == 401
     assert (tmp_path / "anon.html").read_bytes() != (tmp_path / "whole.nc").read_bytes()
-    denied = subprocess.run([sys.executable, "-c", OPENDAP_SCRIPT, dap.replace(f"token:{token}@", "")],
-                            capture_output=True, text=True, timeout=180)
+    denied = subprocess.run(
+        [sys.executable, "-c", OPENDAP_SCRIPT, dap.replace(f"token:{token}@", "")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert denied.returncode != 0
 
 

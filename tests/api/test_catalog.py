@@ -1,4 +1,5 @@
 """The read-only DRF API: list and search through the same query as the pages, detail with lineage."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,14 +56,17 @@ def test_the_file_url_of_the_api_downloads_the_published_bytes(client, et_run):
     assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == f["sha256"]
 
 
-@pytest.mark.parametrize(("url", "status"), [("/api/datasets/no-such-id/", 404),
-                                           ("/api/datasets/a%00b/", 400)])  # NUL: a 400 at the edge
+@pytest.mark.parametrize(
+    ("url", "status"), [("/api/datasets/no-such-id/", 404), ("/api/datasets/a%00b/", 400)]
+)  # NUL: a 400 at the edge
 def test_an_unknown_dataset_is_a_4xx(client, url, status):
     assert client.get(url).status_code == status
 
 
-@pytest.mark.parametrize(("params", "status"), [({"q": "x" * 3000}, 200), ({"q": "\x00"}, 400),
-                                                ({"limit": "abc"}, 400), ({"offset": "-1"}, 400)])
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [({"q": "x" * 3000}, 200), ({"q": "\x00"}, 400), ({"limit": "abc"}, 400), ({"offset": "-1"}, 400)],
+)
 def test_bad_list_parameters_are_not_server_errors(client, params, status):
     assert client.get("/api/datasets/", params).status_code == status
 

@@ -1,4 +1,5 @@
 """The OpenAPI schema documents the subset, series, job, observation and EDR endpoints; Swagger UI is self-hosted."""
+
 from __future__ import annotations
 
 import re
@@ -14,9 +15,18 @@ def test_the_schema_documents_every_download_endpoint(client):
     assert response.status_code == 200
     schema = yaml.safe_load(response.content)
     paths = schema["paths"]
-    for path in ("/api/datasets/{id}/subset/", "/api/datasets/{id}/point/", "/api/datasets/{id}/area/",
-                 "/api/jobs/", "/api/jobs/{id}/", "/api/jobs/{id}/download/", "/api/jobs/{id}/script/",
-                 "/api/jobs/{id}/retry/", "/api/observations/", "/api/edr/collections/{collection_id}/position"):
+    for path in (
+        "/api/datasets/{id}/subset/",
+        "/api/datasets/{id}/point/",
+        "/api/datasets/{id}/area/",
+        "/api/jobs/",
+        "/api/jobs/{id}/",
+        "/api/jobs/{id}/download/",
+        "/api/jobs/{id}/script/",
+        "/api/jobs/{id}/retry/",
+        "/api/observations/",
+        "/api/edr/collections/{collection_id}/position",
+    ):
         assert path in paths, path
     subset = {p["name"]: p for p in paths["/api/datasets/{id}/subset/"]["get"]["parameters"]}
     assert {"bbox", "polygon", "time", "variables", "f", "estimate", "time_stride"} <= set(subset)

@@ -1,4 +1,5 @@
 """`/api/datasets/<id>/subset/` on a published grid: formats, values, errors, size limit, login-access."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,10 @@ def test_a_box_as_netcdf_holds_the_grid_values_and_a_citation(client, grid_versi
     response = client.get(url(bbox="10,20,14,23", time="2015-01-02/2015-01-03", variables="sm"))
     assert response.status_code == 200 and response["Content-Type"] == "application/x-netcdf"
     (tmp_path / "out.nc").write_bytes(body(response))
-    with xr.open_dataset(tmp_path / "out.nc") as out, xr.open_dataset(
-            Path(settings.DATA_ROOT) / grid_version.directory / "grid.nc") as source:
+    with (
+        xr.open_dataset(tmp_path / "out.nc") as out,
+        xr.open_dataset(Path(settings.DATA_ROOT) / grid_version.directory / "grid.nc") as source,
+    ):
         assert list(out["lon"].values) == [10.5, 11.5, 12.5, 13.5] and list(out["lat"].values) == [20.5, 21.5, 22.5]
         expected = source["sm"].sel(lat=out["lat"], lon=out["lon"], time=out["time"])
         np.testing.assert_array_equal(out["sm"].values, expected.values)
@@ -51,15 +54,18 @@ def test_an_antimeridian_box_as_csv_and_as_geotiff(client, grid_version, tmp_pat
         assert src.read(1)[0, 0] == pytest.approx((22.5 + 90) * 1e3 + (10.5 + 180))  # north-up: first row 22.5 N
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"bbox": "10,50,20,40"}, "bbox"),
-    ({"bbox": "10,20,30"}, "bbox"),
-    ({"bbox": "10,20,14,23", "time": "2030-01-01/2030-02-01"}, "time"),
-    ({"bbox": "10,20,14,23", "variables": "et"}, "variables"),
-    ({"bbox": "10,20,14,23", "f": "xlsx"}, "f"),
-    ({"bbox": "10,20,14,23", "file": "other.nc"}, "file"),
-    ({"bbox": "10,20,14,23", "version": "x"}, "version"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"bbox": "10,50,20,40"}, "bbox"),
+        ({"bbox": "10,20,30"}, "bbox"),
+        ({"bbox": "10,20,14,23", "time": "2030-01-01/2030-02-01"}, "time"),
+        ({"bbox": "10,20,14,23", "variables": "et"}, "variables"),
+        ({"bbox": "10,20,14,23", "f": "xlsx"}, "f"),
+        ({"bbox": "10,20,14,23", "file": "other.nc"}, "file"),
+        ({"bbox": "10,20,14,23", "version": "x"}, "version"),
+    ],
+)
 def test_a_bad_request_is_a_400_naming_the_field(client, grid_version, params, field):
     response = client.get(url(**params))
     assert response.status_code == 400 and response.json()["field"] == field

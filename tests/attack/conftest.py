@@ -1,5 +1,6 @@
 """Fixtures of the attack tests: a published SYNTHETIC grid, committed, and a real gunicorn on the session's
 test database with the rate limits and quotas raised (so that 429 answers do not hide what is tested)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,9 +11,14 @@ from django.conf import settings
 from tests.conftest import web_server
 from tests.grids import FT, committed_grid
 
-NO_LIMITS = {"RATE_USER_PER_MINUTE": "1000000", "RATE_ANON_PER_MINUTE": "1000000",
-             "QUOTA_USER_CONCURRENT_JOBS": "1000000", "QUOTA_ANON_CONCURRENT_JOBS": "1000000",
-             "QUOTA_USER_BYTES_PER_DAY": str(2**50), "QUOTA_ANON_BYTES_PER_DAY": str(2**50)}
+NO_LIMITS = {
+    "RATE_USER_PER_MINUTE": "1000000",
+    "RATE_ANON_PER_MINUTE": "1000000",
+    "QUOTA_USER_CONCURRENT_JOBS": "1000000",
+    "QUOTA_ANON_CONCURRENT_JOBS": "1000000",
+    "QUOTA_USER_BYTES_PER_DAY": str(2**50),
+    "QUOTA_ANON_BYTES_PER_DAY": str(2**50),
+}
 
 
 @pytest.fixture(autouse=True)

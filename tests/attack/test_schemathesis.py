@@ -9,6 +9,7 @@ hypothesis hit "AST constructor recursion depth mismatch" inside hypothesis on P
 for this server (tests/attack/conftest.py), so 429 does not appear. The JSON report, the JUnit file and the
 command's output stay in the test's temporary folder; failures are printed with their curl reproduction.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,23 +70,57 @@ parameters = {{ "path.id" = "{job_id}" }}
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(attack_url, attack_env, attack_grid, tmp_path):
-    request = urllib.request.Request(f"{attack_url}/api/jobs/", method="POST", headers={"Content-Type": JSON},
-                                     data=json.dumps({"dataset": FT, "kind": "subset",
-                                                      "params": {"bbox": "0,0,5,5", "f": "csv"}}).encode())
+    request = urllib.request.Request(
+        f"{attack_url}/api/jobs/",
+        method="POST",
+        headers={"Content-Type": JSON},
+        data=json.dumps({"dataset": FT, "kind": "subset", "params": {"bbox": "0,0,5,5", "f": "csv"}}).encode(),
+    )
     with urllib.request.urlopen(request, timeout=60) as r:  # a real job (no worker runs it: it stays queued)
         job_id = json.loads(r.read())["id"]
     config = tmp_path / "schemathesis.toml"
     config.write_text(_config(job_id))
     report = tmp_path / "report.json"
-    command = [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "--no-color", "run",
-               f"{attack_url}/api/schema/", "--checks", "all", "--max-examples", str(EXAMPLES),
-               "--max-time", str(MAX_TIME), "--seed", str(SEED), "--workers", "1", "--request-timeout", "60",
-               "--report", "json,junit", "--report-dir", str(tmp_path), "--report-json-path", str(report),
-               "--suppress-health-check", "all", "--output-truncate", "false"]
+    command = [
+        str(Path(sys.executable).with_name("st")),
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        f"{attack_url}/api/schema/",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(EXAMPLES),
+        "--max-time",
+        str(MAX_TIME),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "1",
+        "--request-timeout",
+        "60",
+        "--report",
+        "json,junit",
+        "--report-dir",
+        str(tmp_path),
+        "--report-json-path",
+        str(report),
+        "--suppress-health-check",
+        "all",
+        "--output-truncate",
+        "false",
+    ]
     # in tmp_path: schemathesis and hypothesis keep their databases (.schemathesis, .hypothesis) in the
     # working directory, and a .hypothesis folder in the repository breaks pytest's collection
-    done = subprocess.run(command, capture_output=True, text=True, timeout=MAX_TIME + 120, cwd=tmp_path,
-                          env=dict(os.environ, NO_COLOR="1"))  # the jobs it creates are removed with attack_grid
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=MAX_TIME + 120,
+        cwd=tmp_path,
+        env=dict(os.environ, NO_COLOR="1"),
+    )  # the jobs it creates are removed with attack_grid
     (tmp_path / "st-output.txt").write_text(done.stdout + done.stderr)
     print(done.stdout[-20000:], done.stderr[-5000:])
     assert done.returncode == 0, f"schemathesis found failures (output above, report {report})"

@@ -4,6 +4,7 @@ The dataset (``LOAD_DATASET``) and its grid's version (``LOAD_VERSION``) are set
 answer but a 2xx counts as a failure (locust's default), so a 429, 413, 5xx or a timeout
 (``LOAD_TIMEOUT_S``, default 60 s) fails the run.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,21 +57,25 @@ class PortalUser(HttpUser):
 
     @task(3)
     def point(self):
-        self.get(f"/api/datasets/{DATASET}/point/?lon={_lon()}&lat={_lat()}&f=csv&version={VERSION}",
-                 "api: point series")
+        self.get(
+            f"/api/datasets/{DATASET}/point/?lon={_lon()}&lat={_lat()}&f=csv&version={VERSION}", "api: point series"
+        )
 
     @task(2)
     def small_subset(self):
         lon, lat = _lon(), _lat()
-        self.get(f"/api/datasets/{DATASET}/subset/?bbox={lon - 2},{max(lat - 2, -90)},{lon + 2},{min(lat + 2, 90)}"
-                 f"&time=2015-01-01/2015-01-05&f=netcdf&version={VERSION}", "api: small subset")
+        self.get(
+            f"/api/datasets/{DATASET}/subset/?bbox={lon - 2},{max(lat - 2, -90)},{lon + 2},{min(lat + 2, 90)}"
+            f"&time=2015-01-01/2015-01-05&f=netcdf&version={VERSION}",
+            "api: small subset",
+        )
 
     @task(2)
     def estimate(self):
-        self.get(f"/api/datasets/{DATASET}/subset/?bbox=-180,-90,180,90&estimate=1&version={VERSION}",
-                 "api: estimate")
+        self.get(f"/api/datasets/{DATASET}/subset/?bbox=-180,-90,180,90&estimate=1&version={VERSION}", "api: estimate")
 
     @task(2)
     def edr_position(self):
-        self.get(f"/api/edr/collections/{DATASET}/position?coords=POINT({_lon()} {_lat()})&f=CoverageJSON",
-                 "edr: position")
+        self.get(
+            f"/api/edr/collections/{DATASET}/position?coords=POINT({_lon()} {_lat()})&f=CoverageJSON", "edr: position"
+        )

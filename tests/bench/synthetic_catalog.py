@@ -8,6 +8,7 @@ sentence abstract, keywords, a variable (CF standard name), a box (regions of th
 study areas, sub-boxes of them for regional studies), a period (1950-2024), resolutions, formats
 and share types in realistic proportions. Deterministic for a seed.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -46,10 +47,16 @@ REGIONS = [  # (English, Chinese, tag, (west, south, east, north), share of reco
     ("Australia", "澳大利亚", "澳大利亚", (112, -44, 154, -10), 0.03),
     ("Arctic", "北极", "北极", (-180, 66, 180, 90), 0.03),
 ]
-METHODS = [("machine learning", "机器学习", "机器学习"), ("random forest", "随机森林", "随机森林"),
-           ("LightGBM", "LightGBM", "机器学习"), ("data assimilation", "数据同化", "数据同化"),
-           ("triple collocation", "三重配置", "三重配置"), ("downscaling", "降尺度", "降尺度"),
-           ("deep learning", "深度学习", "深度学习"), ("extremely randomized trees", "极端随机树", "极端随机树")]
+METHODS = [
+    ("machine learning", "机器学习", "机器学习"),
+    ("random forest", "随机森林", "随机森林"),
+    ("LightGBM", "LightGBM", "机器学习"),
+    ("data assimilation", "数据同化", "数据同化"),
+    ("triple collocation", "三重配置", "三重配置"),
+    ("downscaling", "降尺度", "降尺度"),
+    ("deep learning", "深度学习", "深度学习"),
+    ("extremely randomized trees", "极端随机树", "极端随机树"),
+]
 SOURCES = ["SMAP", "SMOS", "AMSR2", "ERA5-Land", "GLDAS", "GRACE/GRACE-FO", "MODIS", "FLUXNET", "ISMN", "CMFD"]
 SPACE = ["0.05°", "0.1°", "0.25°", "0.5°", "1 km", "5 km", "25 km", "30 m", "9 km"]
 TIME = [("daily", "日"), ("monthly", "月"), ("8-day", "8天"), ("yearly", "年"), ("hourly", "小时")]
@@ -75,27 +82,46 @@ def records(n: int, seed: int = 14):
             w = w + (e - w - width) * rng.random()
             s = s + (nth - s - height) * rng.random()
             e, nth = w + width, s + height
-        title_en = (f"{name_en[0].upper() + name_en[1:]} {theme[0]} dataset based on {method[0]} "
-                    f"({start}-{end}, {space}) [SYNTHETIC]")
+        title_en = (
+            f"{name_en[0].upper() + name_en[1:]} {theme[0]} dataset based on {method[0]} "
+            f"({start}-{end}, {space}) [SYNTHETIC]"
+        )
         title_cn = f"基于{method[1]}的{name_cn}{theme[1]}数据集（{start}-{end}年，{space}）[合成]"
-        abstract_en = (f"<p>This dataset provides {time_en} {theme[0]} over {name_en} from {start} to {end} at "
-                       f"{space} resolution. It was produced with {method[0]} trained on {source} and {source2} "
-                       f"observations, and validated against in-situ stations. SYNTHETIC record generated for "
-                       f"the search benchmark.</p>")
-        abstract_cn = (f"<p>本数据集提供{name_cn}{start}年至{end}年逐{time_cn}{theme[1]}，空间分辨率为{space}。"
-                       f"数据采用{method[1]}方法，基于{source}和{source2}观测训练，并利用地面站点进行验证。"
-                       f"本记录为检索基准测试合成数据。</p>")
+        abstract_en = (
+            f"<p>This dataset provides {time_en} {theme[0]} over {name_en} from {start} to {end} at "
+            f"{space} resolution. It was produced with {method[0]} trained on {source} and {source2} "
+            f"observations, and validated against in-situ stations. SYNTHETIC record generated for "
+            f"the search benchmark.</p>"
+        )
+        abstract_cn = (
+            f"<p>本数据集提供{name_cn}{start}年至{end}年逐{time_cn}{theme[1]}，空间分辨率为{space}。"
+            f"数据采用{method[1]}方法，基于{source}和{source2}观测训练，并利用地面站点进行验证。"
+            f"本记录为检索基准测试合成数据。</p>"
+        )
         tags = [(theme[2], ""), (region_tag, ""), (method[2], "")]
         if rng.random() < 0.3:
             tags.append(("气候变化", ""))
         updated = dt.datetime(2015, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=int(rng.integers(0, 6_000_000)))
         dataset = Dataset(
-            id=f"synthetic-{i:06d}", title_en=title_en, title_cn=title_cn, abstract_en=abstract_en,
-            abstract_cn=abstract_cn, category=theme[4], space_res_cn=space, space_res_en=space,
-            time_res_cn=time_en, time_res_en=time_en, format_cn=FORMATS[rng.integers(len(FORMATS))],
-            share_type=SHARE[rng.integers(len(SHARE))], source_portal=SOURCE, updated=updated,
-            acq_start=dt.datetime(start, 1, 1, tzinfo=dt.UTC), acq_end=dt.datetime(end, 12, 31, tzinfo=dt.UTC),
-            bbox=Polygon.from_bbox((float(w), float(s), float(e), float(nth))), raw={"synthetic": True})
+            id=f"synthetic-{i:06d}",
+            title_en=title_en,
+            title_cn=title_cn,
+            abstract_en=abstract_en,
+            abstract_cn=abstract_cn,
+            category=theme[4],
+            space_res_cn=space,
+            space_res_en=space,
+            time_res_cn=time_en,
+            time_res_en=time_en,
+            format_cn=FORMATS[rng.integers(len(FORMATS))],
+            share_type=SHARE[rng.integers(len(SHARE))],
+            source_portal=SOURCE,
+            updated=updated,
+            acq_start=dt.datetime(start, 1, 1, tzinfo=dt.UTC),
+            acq_end=dt.datetime(end, 12, 31, tzinfo=dt.UTC),
+            bbox=Polygon.from_bbox((float(w), float(s), float(e), float(nth))),
+            raw={"synthetic": True},
+        )
         dataset.format_en = dataset.format_cn
         yield dataset, tags, (theme[3],), bool(rng.random() < 0.2)
 
@@ -122,15 +148,19 @@ def _write(batch, tag_ids, vocab) -> int:
     for _, tags, *_ in batch:
         for name, _en in tags:
             if name not in tag_ids:
-                tag_ids[name] = Tag.objects.get_or_create(kind=Tag.Kind.TOPIC, name=name,
-                                                          defaults={"name_en": vocab.keyword_en(name)})[0].id
+                tag_ids[name] = Tag.objects.get_or_create(
+                    kind=Tag.Kind.TOPIC, name=name, defaults={"name_en": vocab.keyword_en(name)}
+                )[0].id
     through = Dataset.tags.through
-    through.objects.bulk_create([through(dataset_id=d.id, tag_id=tag_ids[name])
-                                 for d, tags, *_ in batch for name, _en in dict.fromkeys(tags)], batch_size=5000)
+    through.objects.bulk_create(
+        [through(dataset_id=d.id, tag_id=tag_ids[name]) for d, tags, *_ in batch for name, _en in dict.fromkeys(tags)],
+        batch_size=5000,
+    )
     rows, lexicon = [], set()
     for dataset, tags, variables, published in batch:
-        fields = search.document_fields(dataset, [(name, vocab.keyword_en(name)) for name, _ in tags], variables,
-                                        published)
+        fields = search.document_fields(
+            dataset, [(name, vocab.keyword_en(name)) for name, _ in tags], variables, published
+        )
         rows.append(search.document_row(dataset, fields))
         lexicon |= fields.lexicon
     search.write_documents(rows, lexicon)

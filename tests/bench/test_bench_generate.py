@@ -22,6 +22,7 @@ move). Prints cells/s, the overhead ratio (goal of issue 4: at most 1.30) and th
 not traced) beside the size of the whole feature matrix. Asserts only that both predicted the
 same cells with the same values. Run with ``make bench``.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,15 +53,27 @@ def synthetic_model() -> lightgbm.LGBMRegressor:
     rng = np.random.default_rng(0)
     n = 20_000
     tmax = rng.uniform(-30, 40, n)
-    frame = pd.DataFrame({"tmin": tmax - rng.uniform(2, 15, n), "tmax": tmax, "ssrd": rng.uniform(0, 30, n),
-                          "vpd": rng.uniform(0, 40, n), "precip": rng.exponential(2.5, n),
-                          "lat": rng.uniform(-60, 80, n),
-                          "time": pd.to_datetime({"year": 2016, "month": rng.integers(1, 13, n), "day": 1})})
+    frame = pd.DataFrame(
+        {
+            "tmin": tmax - rng.uniform(2, 15, n),
+            "tmax": tmax,
+            "ssrd": rng.uniform(0, 30, n),
+            "vpd": rng.uniform(0, 40, n),
+            "precip": rng.exponential(2.5, n),
+            "lat": rng.uniform(-60, 80, n),
+            "time": pd.to_datetime({"year": 2016, "month": rng.integers(1, 13, n), "day": 1}),
+        }
+    )
     et_fusion.add_calendar_features(frame)
-    et = (0.12 * frame["ssrd"] * np.clip(frame["tmax"] + 5, 0, None) / 30 + 0.05 * frame["vpd"]
-          + 0.2 * np.log1p(frame["precip"]) + rng.normal(0, 0.3, n)).clip(lower=0)
+    et = (
+        0.12 * frame["ssrd"] * np.clip(frame["tmax"] + 5, 0, None) / 30
+        + 0.05 * frame["vpd"]
+        + 0.2 * np.log1p(frame["precip"])
+        + rng.normal(0, 0.3, n)
+    ).clip(lower=0)
     return lightgbm.LGBMRegressor(**{**et_fusion.DEFAULT_PARAMS, "random_state": 0}).fit(
-        frame[list(et_fusion.FEATURES)], et)
+        frame[list(et_fusion.FEATURES)], et
+    )
 
 
 def synthetic_cube(path, resolution: float) -> int:
@@ -69,22 +82,34 @@ def synthetic_cube(path, resolution: float) -> int:
     lon = np.arange(-180 + resolution / 2, 180, resolution)
     rng = np.random.default_rng(1)
     coarse = rng.normal(size=(30, 72))  # smooth made-up continents
-    field = ndimage.zoom(coarse, (lat.size / 30, lon.size / 72), order=1)[:lat.size, :lon.size]
+    field = ndimage.zoom(coarse, (lat.size / 30, lon.size / 72), order=1)[: lat.size, : lon.size]
     land = field > np.quantile(field, 1 - LAND_FRACTION)
     lat2 = lat[:, None]
     summer = np.cos(np.deg2rad(lat2 + 23))
     with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
         nc.title = "SYNTHETIC forcing for the generation benchmark (GLDAS-2.1 variable layout)"
-        for name, values, units in (("time", None, "hours since 2016-01-01"), ("lat", lat, "degrees_north"),
-                                    ("lon", lon, "degrees_east")):
+        for name, values, units in (
+            ("time", None, "hours since 2016-01-01"),
+            ("lat", lat, "degrees_north"),
+            ("lon", lon, "degrees_east"),
+        ):
             nc.createDimension(name, 8 if name == "time" else values.size)
             var = nc.createVariable(name, "f8", (name,))
             var.units = units
             var[:] = np.arange(0, 24, 3) if name == "time" else values
         chunks = (1, min(256, lat.size), min(256, lon.size))
-        out = {name: nc.createVariable(name, "f4", ("time", "lat", "lon"), zlib=True, complevel=4, chunksizes=chunks,
-                                       fill_value=np.float32(-9999.0))
-               for name in et_grid.GLDAS_FORCING.values()}
+        out = {
+            name: nc.createVariable(
+                name,
+                "f4",
+                ("time", "lat", "lon"),
+                zlib=True,
+                complevel=4,
+                chunksizes=chunks,
+                fill_value=np.float32(-9999.0),
+            )
+            for name in et_grid.GLDAS_FORCING.values()
+        }
         for role, name in et_grid.GLDAS_FORCING.items():
             out[name].units = et_grid.FORCING_UNITS[role]
         for step in range(8):
@@ -110,8 +135,13 @@ def feature_matrix(ds: xr.Dataset) -> pd.DataFrame:
     calendar = et_fusion.add_calendar_features(pd.DataFrame({"time": days}))
     parts = []
     for window in chunked.windows((len(days), cube.lat.size, cube.lon.size), (1, *CHUNK)):
-        matrix, _ = et_grid.window_features(window, cube=cube, starts=starts, month_sin=calendar["month_sin"].to_numpy(),
-                                            month_cos=calendar["month_cos"].to_numpy())
+        matrix, _ = et_grid.window_features(
+            window,
+            cube=cube,
+            starts=starts,
+            month_sin=calendar["month_sin"].to_numpy(),
+            month_cos=calendar["month_cos"].to_numpy(),
+        )
         parts.append(matrix)
     return pd.DataFrame(np.concatenate(parts), columns=list(et_fusion.FEATURES))
 
@@ -142,20 +172,22 @@ def test_gridded_generation_rate_against_raw_predict(tmp_path, resolution):
     with xr.open_dataset(out) as result:
         values = result["et"].values[0]
     baseline, measured = min(raw), min(pipeline)
-    print(f"\n[bench generate] SYNTHETIC global {resolution:g} degree day, {n_cells:,} cells, {n_land:,} land cells, "
-          f"window {CHUNK[0]}x{CHUNK[1]}, best of {REPEAT}, LightGBM {lightgbm.__version__} n_jobs="
-          f"{et_fusion.DEFAULT_PARAMS['n_jobs']}, {os.cpu_count()} CPUs:\n"
-          f"  raw LightGBM predict on the feature matrix {baseline:.2f} s ({n_land / baseline:,.0f} cells/s, "
-          f"baseline)\n"
-          f"  pipeline (cube -> drivers -> predict -> CF NetCDF) {measured:.2f} s ({n_land / measured:,.0f} cells/s)\n"
-          f"  ratio {measured / baseline:.2f} of the raw predict time (overhead {100 * (measured / baseline - 1):+.0f} %; "
-          f"goal <= +30 %)\n"
-          f"  of which reading + daily drivers alone (untimed above, one pass) {features_alone:.2f} s "
-          f"({features_alone / baseline:.2f} of the raw predict time)\n"
-          f"  peak traced memory of the pipeline {peak / 2**20:,.0f} MiB; whole feature matrix alone "
-          f"{x.to_numpy().nbytes / 2**20:,.0f} MiB; whole forcing day in float64 "
-          f"{8 * 5 * n_cells * 8 / 2**20:,.0f} MiB; process max RSS so far "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MiB")
+    print(
+        f"\n[bench generate] SYNTHETIC global {resolution:g} degree day, {n_cells:,} cells, {n_land:,} land cells, "
+        f"window {CHUNK[0]}x{CHUNK[1]}, best of {REPEAT}, LightGBM {lightgbm.__version__} n_jobs="
+        f"{et_fusion.DEFAULT_PARAMS['n_jobs']}, {os.cpu_count()} CPUs:\n"
+        f"  raw LightGBM predict on the feature matrix {baseline:.2f} s ({n_land / baseline:,.0f} cells/s, "
+        f"baseline)\n"
+        f"  pipeline (cube -> drivers -> predict -> CF NetCDF) {measured:.2f} s ({n_land / measured:,.0f} cells/s)\n"
+        f"  ratio {measured / baseline:.2f} of the raw predict time (overhead {100 * (measured / baseline - 1):+.0f} %; "
+        f"goal <= +30 %)\n"
+        f"  of which reading + daily drivers alone (untimed above, one pass) {features_alone:.2f} s "
+        f"({features_alone / baseline:.2f} of the raw predict time)\n"
+        f"  peak traced memory of the pipeline {peak / 2**20:,.0f} MiB; whole feature matrix alone "
+        f"{x.to_numpy().nbytes / 2**20:,.0f} MiB; whole forcing day in float64 "
+        f"{8 * 5 * n_cells * 8 / 2**20:,.0f} MiB; process max RSS so far "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MiB"
+    )
     finite = np.isfinite(values)
     assert finite.sum() == n_land
     np.testing.assert_allclose(np.sort(values[finite]), np.sort(predicted.astype("float32")), rtol=1e-6)

@@ -21,6 +21,7 @@ Figures per type:
 Results go to ``var/bench/search/results.json`` and are printed. No timed assertion: only that every
 request answered 200 and found records where it must.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,12 +44,58 @@ pytestmark = pytest.mark.django_db
 
 RECORDS = int(os.environ.get("BENCH_CATALOG_RECORDS", 100_000))
 SAMPLES = int(os.environ.get("BENCH_SEARCH_SAMPLES", 40))
-ENGLISH = ["soil", "evapotranspiration", "precipitation", "runoff", "permafrost", "snow", "temperature", "leaf",
-           "assimilation", "downscaling", "Tibetan", "Africa", "Europe", "basin", "forest", "moisture", "storage"]
-CHINESE = ["土壤水分", "蒸散发", "降水", "径流", "冻融", "地表温度", "积雪", "青藏高原", "黄河流域", "机器学习",
-           "数据同化", "降尺度", "叶面积指数", "多年冻土", "长江流域", "随机森林", "陆地储水"]
-TYPOS = ["evapotranspration", "precipitaton", "permafrst", "temperture", "assimilaton", "downscalng", "moistre",
-         "Tibetn", "Afrika", "runof", "storge", "forrest"]
+ENGLISH = [
+    "soil",
+    "evapotranspiration",
+    "precipitation",
+    "runoff",
+    "permafrost",
+    "snow",
+    "temperature",
+    "leaf",
+    "assimilation",
+    "downscaling",
+    "Tibetan",
+    "Africa",
+    "Europe",
+    "basin",
+    "forest",
+    "moisture",
+    "storage",
+]
+CHINESE = [
+    "土壤水分",
+    "蒸散发",
+    "降水",
+    "径流",
+    "冻融",
+    "地表温度",
+    "积雪",
+    "青藏高原",
+    "黄河流域",
+    "机器学习",
+    "数据同化",
+    "降尺度",
+    "叶面积指数",
+    "多年冻土",
+    "长江流域",
+    "随机森林",
+    "陆地储水",
+]
+TYPOS = [
+    "evapotranspration",
+    "precipitaton",
+    "permafrst",
+    "temperture",
+    "assimilaton",
+    "downscalng",
+    "moistre",
+    "Tibetn",
+    "Afrika",
+    "runof",
+    "storge",
+    "forrest",
+]
 KEYWORDS = ["土壤水分", "蒸散发", "冻融", "降水", "径流", "积雪", "机器学习", "全球", "青藏高原", "中国"]
 NO_LIMITS = {"RATE_USER_PER_MINUTE": "1000000", "RATE_ANON_PER_MINUTE": "1000000"}
 
@@ -65,9 +112,13 @@ def _queries(kind: str, rng) -> list[dict]:
         elif kind == "combined":
             west, south = float(rng.uniform(-170, 150)), float(rng.uniform(-50, 50))
             start = int(rng.integers(1960, 2015))
-            out.append({"keyword": KEYWORDS[i % len(KEYWORDS)],
-                        "bbox": f"{west:.1f},{south:.1f},{west + rng.uniform(5, 30):.1f},{south + rng.uniform(5, 20):.1f}",
-                        "time": f"{start}/{start + int(rng.integers(1, 10))}"})
+            out.append(
+                {
+                    "keyword": KEYWORDS[i % len(KEYWORDS)],
+                    "bbox": f"{west:.1f},{south:.1f},{west + rng.uniform(5, 30):.1f},{south + rng.uniform(5, 20):.1f}",
+                    "time": f"{start}/{start + int(rng.integers(1, 10))}",
+                }
+            )
         else:
             out.append({})
     return out
@@ -75,9 +126,12 @@ def _queries(kind: str, rng) -> list[dict]:
 
 def _percentiles(ms: list[float]) -> dict:
     values = sorted(ms)
-    return {"n": len(values), "p50": round(statistics.median(values), 1),
-            "p95": round(values[min(len(values) - 1, int(np.ceil(0.95 * len(values))) - 1)], 1),
-            "max": round(values[-1], 1)}
+    return {
+        "n": len(values),
+        "p50": round(statistics.median(values), 1),
+        "p95": round(values[min(len(values) - 1, int(np.ceil(0.95 * len(values))) - 1)], 1),
+        "max": round(values[-1], 1),
+    }
 
 
 def _baseline(query: dict) -> float:
@@ -86,21 +140,27 @@ def _baseline(query: dict) -> float:
     cond, args = [], []
     for word in words:
         like = f"%{word}%"
-        cond.append("(d.title_cn ILIKE %s OR d.title_en ILIKE %s OR d.abstract_cn ILIKE %s OR d.abstract_en ILIKE %s "
-                    "OR d.id IN (SELECT dt.dataset_id FROM catalog_dataset_tags dt JOIN catalog_tag t ON t.id = dt.tag_id "
-                    "WHERE t.name ILIKE %s))")
+        cond.append(
+            "(d.title_cn ILIKE %s OR d.title_en ILIKE %s OR d.abstract_cn ILIKE %s OR d.abstract_en ILIKE %s "
+            "OR d.id IN (SELECT dt.dataset_id FROM catalog_dataset_tags dt JOIN catalog_tag t ON t.id = dt.tag_id "
+            "WHERE t.name ILIKE %s))"
+        )
         args += [like] * 5
     if "keyword" in query:
-        cond.append("d.id IN (SELECT dt.dataset_id FROM catalog_dataset_tags dt JOIN catalog_tag t ON t.id = dt.tag_id "
-                    "WHERE t.name = %s)")
+        cond.append(
+            "d.id IN (SELECT dt.dataset_id FROM catalog_dataset_tags dt JOIN catalog_tag t ON t.id = dt.tag_id "
+            "WHERE t.name = %s)"
+        )
         args.append(query["keyword"])
     if "bbox" in query:
         cond.append("ST_Intersects(d.bbox, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
         args += [float(v) for v in query["bbox"].split(",")]
     if "time" in query:
         start, end = query["time"].split("/")
-        cond += ["(d.acq_end IS NULL OR extract(year FROM d.acq_end) >= %s)",
-                 "(d.acq_start IS NULL OR extract(year FROM d.acq_start) <= %s)"]
+        cond += [
+            "(d.acq_end IS NULL OR extract(year FROM d.acq_end) >= %s)",
+            "(d.acq_start IS NULL OR extract(year FROM d.acq_start) <= %s)",
+        ]
         args += [int(start), int(end)]
     where = f" WHERE {' AND '.join(cond)}" if cond else ""
     t0 = time.perf_counter()
@@ -160,11 +220,13 @@ def test_search_at_catalogue_scale(service_env, synthetic_records, django_db_blo
                     warm.append(_get(address)[0])
                     baseline.append(_baseline(query))
                 assert sum(totals) > 0, kind
-                results["types"][kind] = {"cold": _percentiles(cold), "warm": _percentiles(warm),
-                                          "baseline_ilike": _percentiles(baseline),
-                                          "cold_over_baseline_p95": round(_percentiles(cold)["p95"]
-                                                                          / _percentiles(baseline)["p95"], 2),
-                                          "median_matches": int(statistics.median(totals))}
+                results["types"][kind] = {
+                    "cold": _percentiles(cold),
+                    "warm": _percentiles(warm),
+                    "baseline_ilike": _percentiles(baseline),
+                    "cold_over_baseline_p95": round(_percentiles(cold)["p95"] / _percentiles(baseline)["p95"], 2),
+                    "median_matches": int(statistics.median(totals)),
+                }
         out = Path(os.environ.get("BENCH_SEARCH_DIR", Path(settings.BASE_DIR) / "var" / "bench" / "search"))
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -22,6 +22,7 @@ process, so only indicative). ``BENCH_SM1KM_DAYS`` (default 1) days per run. No 
 assertions: only that pipeline and baseline agree on the same tile. Run with ``make bench``, e.g.
 ``BENCH_SM1KM_TILE=240 BENCH_SM1KM_TILES=1,4 .venv/bin/pytest tests/bench/test_bench_sm1km.py -s -q``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,14 +50,21 @@ def synthetic_model() -> lightgbm.LGBMRegressor:
     """SYNTHETIC rows with the features of :data:`sm_1km.FEATURES`; the default parameters (200 trees)."""
     rng = np.random.default_rng(0)
     n = 20_000
-    frame = pd.DataFrame({"coarse": rng.uniform(0.05, 0.45, n), "lst": rng.normal(300, 5, n),
-                          "ndvi": rng.uniform(0, 0.9, n), "albedo": rng.uniform(0.1, 0.3, n),
-                          "elevation": rng.uniform(0, 2000, n)})
+    frame = pd.DataFrame(
+        {
+            "coarse": rng.uniform(0.05, 0.45, n),
+            "lst": rng.normal(300, 5, n),
+            "ndvi": rng.uniform(0, 0.9, n),
+            "albedo": rng.uniform(0.1, 0.3, n),
+            "elevation": rng.uniform(0, 2000, n),
+        }
+    )
     for p in sm_1km.PREDICTORS:
         frame[f"{p}_anom"] = frame[p] - frame[p].mean() + rng.normal(0, frame[p].std() * 0.3, n)
     residual = 0.03 * frame["ndvi_anom"] / 0.3 - 0.002 * frame["lst_anom"] + rng.normal(0, 0.01, n)
-    return lightgbm.LGBMRegressor(**{**sm_1km.DEFAULT_PARAMS, "random_state": 0}).fit(frame[list(sm_1km.FEATURES)],
-                                                                                     residual)
+    return lightgbm.LGBMRegressor(**{**sm_1km.DEFAULT_PARAMS, "random_state": 0}).fit(
+        frame[list(sm_1km.FEATURES)], residual
+    )
 
 
 def setup(n_tiles: int):
@@ -72,8 +80,9 @@ def setup(n_tiles: int):
 def whole_grid(twin, coarse, model) -> np.ndarray:
     """Baseline: the whole grid's feature cube, one predict, one packed array."""
     grid = twin.grid
-    interp = np.stack([sm_1km.bilinear(coarse[t], twin.coarse_grid, grid.lat[:, None], grid.lon[None, :])
-                       for t in range(DAYS)])
+    interp = np.stack(
+        [sm_1km.bilinear(coarse[t], twin.coarse_grid, grid.lat[:, None], grid.lon[None, :]) for t in range(DAYS)]
+    )
     cube = sm_1km.features_from(twin.read(slice(0, DAYS), slice(0, grid.n_lat), slice(0, grid.n_lon)), interp)
     valid = np.isfinite(cube).all(axis=-1)
     values = np.full(valid.shape, np.nan)
@@ -95,31 +104,49 @@ def measure(fn):
 def test_windowed_1km_generation_memory_and_rate_against_the_whole_grid(tmp_path):
     model = synthetic_model()
     twin, coarse = setup(1)
-    sm_1km.write_product(functools.partial(sm_1km.field_features, values=np.full((1, 32, 32), 0.2)),  # warm-up:
-                         sm_1km.first_column, grid=sm_1km.Grid(1.0, 1.0, 32, 32, sm_1km.FINE_RES),  # imports, GDAL
-                         times=twin.times[:1], nc_path=tmp_path / "w.nc", tif_path=tmp_path / "w.tif")
+    sm_1km.write_product(
+        functools.partial(sm_1km.field_features, values=np.full((1, 32, 32), 0.2)),  # warm-up:
+        sm_1km.first_column,
+        grid=sm_1km.Grid(1.0, 1.0, 32, 32, sm_1km.FINE_RES),  # imports, GDAL
+        times=twin.times[:1],
+        nc_path=tmp_path / "w.nc",
+        tif_path=tmp_path / "w.tif",
+    )
     cells = DAYS * twin.grid.n_lat * twin.grid.n_lon
     packed, base_s, base_peak = measure(lambda: whole_grid(twin, coarse, model))
     base_rate = cells / base_s
     print(f"\nSYNTHETIC 1 km tiles of {twin.grid.n_lat} x {twin.grid.n_lon} cells, {DAYS} day(s), windows {CHUNK}^2")
-    print(f"baseline (whole tile in memory): {base_rate:,.0f} cells/s, peak traced {base_peak / 2**20:,.1f} MiB "
-          f"({base_peak / cells:,.0f} B/cell -> a global day would need {base_peak / cells * GLOBAL_CELLS / 2**30:,.0f} GiB)")
+    print(
+        f"baseline (whole tile in memory): {base_rate:,.0f} cells/s, peak traced {base_peak / 2**20:,.1f} MiB "
+        f"({base_peak / cells:,.0f} B/cell -> a global day would need {base_peak / cells * GLOBAL_CELLS / 2**30:,.0f} GiB)"
+    )
     first_peak = None
     for n_tiles in TILES:
         twin, coarse = setup(n_tiles)
         cells = DAYS * twin.grid.n_lat * twin.grid.n_lon
         features = functools.partial(sm_1km.window_features, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid)
         predict = functools.partial(sm_1km.predict_matrix, model=model)
-        stats, seconds, peak = measure(functools.partial(
-            sm_1km.write_product, features, predict, grid=twin.grid, times=twin.times,
-            nc_path=tmp_path / f"t{n_tiles}.nc", tif_path=tmp_path / f"t{n_tiles}.tif", chunk=(CHUNK, CHUNK)))
+        stats, seconds, peak = measure(
+            functools.partial(
+                sm_1km.write_product,
+                features,
+                predict,
+                grid=twin.grid,
+                times=twin.times,
+                nc_path=tmp_path / f"t{n_tiles}.nc",
+                tif_path=tmp_path / f"t{n_tiles}.tif",
+                chunk=(CHUNK, CHUNK),
+            )
+        )
         first_peak = first_peak or peak
         rate = cells / seconds
         size = sum(p.stat().st_size for p in stats.paths)
-        print(f"pipeline {n_tiles} tile(s) ({cells:,} cells, {stats.n_windows} windows): {rate:,.0f} cells/s "
-              f"(x{rate / base_rate:.2f} of baseline), peak traced {peak / 2**20:,.1f} MiB (x{peak / base_peak:.2f} of "
-              f"baseline, x{peak / first_peak:.2f} of 1 tile), files {size / 2**20:,.1f} MiB, "
-              f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB")
+        print(
+            f"pipeline {n_tiles} tile(s) ({cells:,} cells, {stats.n_windows} windows): {rate:,.0f} cells/s "
+            f"(x{rate / base_rate:.2f} of baseline), peak traced {peak / 2**20:,.1f} MiB (x{peak / base_peak:.2f} of "
+            f"baseline, x{peak / first_peak:.2f} of 1 tile), files {size / 2**20:,.1f} MiB, "
+            f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB"
+        )
         assert stats.n_valid == cells
         if n_tiles == 1:
             with xr.open_dataset(stats.paths[0], mask_and_scale=False) as ds:

@@ -46,6 +46,7 @@ Run with ``make bench`` or
 ``.venv/bin/python -m pytest tests/bench/test_bench_subsets.py -p no:cacheprovider -q -s``;
 ``BENCH_SUBSETS_RES=1 BENCH_SUBSETS_DAYS=366`` make a small cube for a quick try.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -122,9 +123,12 @@ class SyntheticField:
         rng = np.random.default_rng(seed)
         self.lat, self.lon = lat, lon
         la, lo = np.deg2rad(lat)[:, None], np.deg2rad(lon)[None, :]
-        relief = sum(rng.uniform(0.5, 1.0) * np.sin(k * lo + rng.uniform(0, 2 * np.pi))
-                     * np.cos(m * la + rng.uniform(0, 2 * np.pi))
-                     for k, m in [(1, 1), (2, 3), (3, 2), (5, 4), (7, 6), (11, 9)])
+        relief = sum(
+            rng.uniform(0.5, 1.0)
+            * np.sin(k * lo + rng.uniform(0, 2 * np.pi))
+            * np.cos(m * la + rng.uniform(0, 2 * np.pi))
+            for k, m in [(1, 1), (2, 3), (3, 2), (5, 4), (7, 6), (11, 9)]
+        )
         relief = relief + 0.8 * np.cos(la) ** 0.5  # more land at low/mid latitudes
         self.land = relief > np.quantile(relief, 0.70)  # about 30 % "land"
         self.base = (0.22 + 0.08 * np.tanh(relief) + 0.05 * np.cos(3 * la) * np.sin(2 * lo)).astype("float32")
@@ -170,10 +174,17 @@ def _dir_stats(path: Path) -> tuple[int, int]:
 def _write_netcdf(path: Path, field: SyntheticField, times: np.ndarray) -> float:
     """The published NetCDF (the generators' writer); returns seconds spent writing (not computing)."""
     spec = chunked.GridSpec(
-        name=VAR, time=times, lat=field.lat, lon=field.lon,
+        name=VAR,
+        time=times,
+        lat=field.lat,
+        lon=field.lon,
         attrs={"long_name": "SYNTHETIC soil moisture (benchmark data, meaningless)", "units": "m3 m-3"},
-        global_attrs={"title": "SYNTHETIC benchmark cube", "Conventions": "CF-1.8",
-                      "source": "tests/bench/test_bench_subsets.py (synthetic, not a product)"})
+        global_attrs={
+            "title": "SYNTHETIC benchmark cube",
+            "Conventions": "CF-1.8",
+            "source": "tests/bench/test_bench_subsets.py (synthetic, not a product)",
+        },
+    )
     tmp = path.with_suffix(".part.nc")
     ds = chunked.create_output(tmp, spec)
     seconds = 0.0
@@ -182,7 +193,7 @@ def _write_netcdf(path: Path, field: SyntheticField, times: np.ndarray) -> float
             block = field.block(t0, min(t0 + SLAB, len(times)))
             block[np.isnan(block)] = chunked.FILL_VALUE
             start = time.perf_counter()
-            ds[VAR][t0:t0 + len(block)] = block
+            ds[VAR][t0 : t0 + len(block)] = block
             seconds += time.perf_counter() - start
     finally:
         start = time.perf_counter()
@@ -199,14 +210,28 @@ def _create_zarr(path: Path, src: xr.Dataset, chunks: tuple[int, int, int]) -> z
     times = src["time"].values
     days = ((times - START) / np.timedelta64(1, "D")).astype("int32")
     t = root.create_array("time", data=days, chunks=(len(days),), compressors=None, fill_value=None)
-    t.attrs.update({"_ARRAY_DIMENSIONS": ["time"], "units": f"days since {START}", "calendar": "proleptic_gregorian",
-                    "standard_name": "time", "axis": "T"})
+    t.attrs.update(
+        {
+            "_ARRAY_DIMENSIONS": ["time"],
+            "units": f"days since {START}",
+            "calendar": "proleptic_gregorian",
+            "standard_name": "time",
+            "axis": "T",
+        }
+    )
     for name in ("lat", "lon"):
-        a = root.create_array(name, data=src[name].values.astype("float64"), chunks=(src.sizes[name],), compressors=None,
-                             fill_value=None)
+        a = root.create_array(
+            name, data=src[name].values.astype("float64"), chunks=(src.sizes[name],), compressors=None, fill_value=None
+        )
         a.attrs.update({"_ARRAY_DIMENSIONS": [name], **src[name].attrs})
-    arr = root.create_array(VAR, shape=(src.sizes["time"], src.sizes["lat"], src.sizes["lon"]), chunks=chunks,
-                            dtype="float32", compressors=COMPRESSOR, fill_value=np.nan)
+    arr = root.create_array(
+        VAR,
+        shape=(src.sizes["time"], src.sizes["lat"], src.sizes["lon"]),
+        chunks=chunks,
+        dtype="float32",
+        compressors=COMPRESSOR,
+        fill_value=np.nan,
+    )
     attrs = {k: v for k, v in src[VAR].attrs.items() if k not in ("_FillValue", "missing_value")}
     arr.attrs.update({"_ARRAY_DIMENSIONS": ["time", "lat", "lon"], **attrs})
     return arr
@@ -223,11 +248,11 @@ def _copy_to_zarr(nc_path: Path, path: Path, chunks: tuple[int, int, int]) -> fl
         var = src[VAR].variable
         if chunks[0] >= n_time:  # every step in a chunk: latitude bands
             for r0 in range(0, n_lat, BAND):
-                arr[:, r0:r0 + BAND, :] = var[:, r0:r0 + BAND, :].values
+                arr[:, r0 : r0 + BAND, :] = var[:, r0 : r0 + BAND, :].values
         else:
             step = max(chunks[0], SLAB // chunks[0] * chunks[0])
             for t0 in range(0, n_time, step):
-                arr[t0:t0 + step] = var[t0:t0 + step].values
+                arr[t0 : t0 + step] = var[t0 : t0 + step].values
     zarr.consolidate_metadata(str(tmp), zarr_format=2)
     os.replace(tmp, path)
     return time.perf_counter() - start
@@ -257,8 +282,11 @@ def synthetic_cube() -> tuple[SyntheticField, list[Store]]:
         print(f"\ngenerating the SYNTHETIC cube {DAYS} x {len(lat)} x {len(lon)} into {nc_path} ...", flush=True)
         record = {NETCDF: _write_netcdf(nc_path, field, times)}
         record_path.write_text(json.dumps(record, indent=1))
-    stores = [Store(NETCDF, nc_path, "netcdf", (1, min(256, len(lat)), min(256, len(lon))), record[NETCDF],
-                    *_dir_stats(nc_path))]
+    stores = [
+        Store(
+            NETCDF, nc_path, "netcdf", (1, min(256, len(lat)), min(256, len(lon))), record[NETCDF], *_dir_stats(nc_path)
+        )
+    ]
     for i, (name, chunks) in enumerate(layouts(DAYS, len(lat), len(lon)).items()):
         path = root / f"layout{i}_{'_'.join(map(str, chunks))}.zarr"
         if not path.exists() or name not in record:
@@ -309,8 +337,9 @@ def raw_box(ds: xr.Dataset, q: dict) -> np.ndarray:
         v.encoding = {k: x for k, x in v.encoding.items() if k in ("units", "calendar", "dtype", "_FillValue")}
     out = Path(tempfile.mkstemp(suffix=".nc", dir=q["tmp"])[1])
     try:
-        sub.to_netcdf(out, engine="netcdf4", format="NETCDF4",
-                      encoding={VAR: {"zlib": True, "complevel": 4, "shuffle": True}})
+        sub.to_netcdf(
+            out, engine="netcdf4", format="NETCDF4", encoding={VAR: {"zlib": True, "complevel": 4, "shuffle": True}}
+        )
         with xr.open_dataset(out, chunks=None) as check:
             return check[VAR].values[:, ::7, ::7]  # a sample, for the cross-layout check
     finally:
@@ -324,7 +353,11 @@ def raw_area(ds: xr.Dataset, q: dict) -> np.ndarray:
 
 
 RAW_QUERIES: dict[str, Callable[[xr.Dataset, dict], np.ndarray]] = {
-    "point": raw_point, "map": raw_map, "box": raw_box, "area": raw_area}
+    "point": raw_point,
+    "map": raw_map,
+    "box": raw_box,
+    "area": raw_area,
+}
 
 
 def query_places(field: SyntheticField, tmp: Path, n: int = REPEATS) -> dict[str, list[dict]]:
@@ -347,8 +380,10 @@ def query_places(field: SyntheticField, tmp: Path, n: int = REPEATS) -> dict[str
     return {
         "point": points,
         "map": [{"day": d} for d in days],
-        "box": [{**b, "start": f"{years[i % len(years)]}-01-01", "end": f"{years[i % len(years)]}-12-31",
-                 "tmp": tmp} for i, b in enumerate(boxes)],
+        "box": [
+            {**b, "start": f"{years[i % len(years)]}-01-01", "end": f"{years[i % len(years)]}-12-31", "tmp": tmp}
+            for i, b in enumerate(boxes)
+        ],
         "area": boxes,
     }
 
@@ -413,28 +448,37 @@ def test_cube_store_layouts(tmp_path):
 
     times, lat, lon = grid()
     raw_bytes = len(times) * len(lat) * len(lon) * 4
-    print(f"\nSYNTHETIC global cube {len(times)} days x {len(lat)} lat x {len(lon)} lon ({RES:g} deg), float32, "
-          f"{field.land.mean():.0%} land, {raw_bytes / 2**30:.2f} GiB uncompressed; cache {_cache_dir()}")
-    print(f"{REPEATS} places/dates per query; seconds median (min-max), store open included; cold = store files "
-          f"evicted from the page cache (posix_fadvise DONTNEED) before each query; warm = same places again")
+    print(
+        f"\nSYNTHETIC global cube {len(times)} days x {len(lat)} lat x {len(lon)} lon ({RES:g} deg), float32, "
+        f"{field.land.mean():.0%} land, {raw_bytes / 2**30:.2f} GiB uncompressed; cache {_cache_dir()}"
+    )
+    print(
+        f"{REPEATS} places/dates per query; seconds median (min-max), store open included; cold = store files "
+        f"evicted from the page cache (posix_fadvise DONTNEED) before each query; warm = same places again"
+    )
     print(f"{'layout':<26}{'size MiB':>9}{'ratio':>7}{'files':>8}{'build s':>9}{'open s':>8}")
     for s in stores:
-        print(f"{s.name:<26}{s.bytes / 2**20:9.0f}{raw_bytes / s.bytes:7.1f}{s.files:8d}{s.build_s:9.1f}"
-              f"{open_s[s.name]:8.3f}")
+        print(
+            f"{s.name:<26}{s.bytes / 2**20:9.0f}{raw_bytes / s.bytes:7.1f}{s.files:8d}{s.build_s:9.1f}"
+            f"{open_s[s.name]:8.3f}"
+        )
     header = f"{'layout':<26}{'mode':<6}{'cache':<6}" + "".join(f"{q:>22}" for q in RAW_QUERIES)
     print(header)
     for s in stores:
         for dask_mode in modes:
             r = results[s.name, dask_mode]
             for cache in ("cold", "warm"):
-                print(f"{s.name:<26}{'dask' if dask_mode else 'lazy':<6}{cache:<6}"
-                      + "".join(f"{_fmt(r[q][cache]):>22}" for q in RAW_QUERIES))
+                print(
+                    f"{s.name:<26}{'dask' if dask_mode else 'lazy':<6}{cache:<6}"
+                    + "".join(f"{_fmt(r[q][cache]):>22}" for q in RAW_QUERIES)
+                )
 
     reference = results[stores[0].name, False]  # sanity: every layout and mode gives the same values
     for key, r in results.items():
         for q in RAW_QUERIES:
-            np.testing.assert_allclose(r[q]["result"], reference[q]["result"], rtol=1e-6, equal_nan=True,
-                                       err_msg=f"{key} {q}")
+            np.testing.assert_allclose(
+                r[q]["result"], reference[q]["result"], rtol=1e-6, equal_nan=True, err_msg=f"{key} {q}"
+            )
     assert np.isfinite(reference["point"]["result"]).all() and np.isfinite(reference["area"]["result"]).all()
 
 
@@ -498,8 +542,9 @@ def serving(cmd: list[str], env: dict, probe: str, log: Path, timeout: float = 1
     import urllib.error
 
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=settings.BASE_DIR, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=settings.BASE_DIR, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -536,10 +581,24 @@ def prepare_database(env: dict, data_root: Path) -> None:
     import subprocess
 
     python = [str(Path(settings.BASE_DIR) / ".venv" / "bin" / "python")]
-    for args in (["-m", "portal.dbsetup"], ["manage.py", "migrate", "--noinput", "-v", "0"],
-                 ["manage.py", "shell", "-v", "0", "-c", ROWS.format(
-                     id=DATASET_ID, directory=str(PUBLISHED.parent), name=PUBLISHED.name, path=str(PUBLISHED),
-                     size=(data_root / PUBLISHED).stat().st_size)]):
+    for args in (
+        ["-m", "portal.dbsetup"],
+        ["manage.py", "migrate", "--noinput", "-v", "0"],
+        [
+            "manage.py",
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            ROWS.format(
+                id=DATASET_ID,
+                directory=str(PUBLISHED.parent),
+                name=PUBLISHED.name,
+                path=str(PUBLISHED),
+                size=(data_root / PUBLISHED).stat().st_size,
+            ),
+        ],
+    ):
         subprocess.run(python + args, env=env, cwd=settings.BASE_DIR, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -548,18 +607,37 @@ def start_pygeoapi(stores: dict[str, Path], workdir: Path) -> tuple[contextlib.A
     import subprocess
 
     try:
-        subprocess.run([str(PYGEOAPI_DIR / "setup_venv.sh")], check=True, capture_output=True, text=True,
-                       env=dict(os.environ, PYGEOAPI_VENV=str(PYGEOAPI_VENV)), timeout=900)
+        subprocess.run(
+            [str(PYGEOAPI_DIR / "setup_venv.sh")],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYGEOAPI_VENV=str(PYGEOAPI_VENV)),
+            timeout=900,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         return None, f"pygeoapi venv could not be made ({exc}; {getattr(exc, 'stderr', '') or ''})"[-2000:]
     times, _, _ = grid()
     port = _free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(PYGEOAPI_VENV / "bin" / "python"), str(PYGEOAPI_DIR / "serve.py"), "--port", str(port),
-           "--workdir", str(workdir), "--begin", str(times[0]), "--end", str(times[-1]),
-           "--workers", str(SERVER_WORKERS), *[f"--store={k}={v}" for k, v in stores.items()]]
-    return serving(cmd, dict(os.environ), f"http://127.0.0.1:{port}/collections?f=json", workdir / "server.log"), \
-        f"http://127.0.0.1:{port}"
+    cmd = [
+        str(PYGEOAPI_VENV / "bin" / "python"),
+        str(PYGEOAPI_DIR / "serve.py"),
+        "--port",
+        str(port),
+        "--workdir",
+        str(workdir),
+        "--begin",
+        str(times[0]),
+        "--end",
+        str(times[-1]),
+        "--workers",
+        str(SERVER_WORKERS),
+        *[f"--store={k}={v}" for k, v in stores.items()],
+    ]
+    return serving(
+        cmd, dict(os.environ), f"http://127.0.0.1:{port}/collections?f=json", workdir / "server.log"
+    ), f"http://127.0.0.1:{port}"
 
 
 def covjson_values(body: bytes) -> np.ndarray:
@@ -573,11 +651,27 @@ def raw_answer(kind: str, ds: xr.Dataset, q: dict, out: Path) -> None:
     if kind == "point":  # CoverageJSON values of the series (what both services return)
         series = ds[VAR].sel(lon=q["lon"], lat=q["lat"], method="nearest")
         values = series.values.astype("float64")
-        document = {"type": "Coverage", "domain": {"type": "Domain", "domainType": "PointSeries", "axes": {
-            "x": {"values": [float(series.lon)]}, "y": {"values": [float(series.lat)]},
-            "t": {"values": [str(t)[:19] + "Z" for t in series.time.values]}}},
-            "ranges": {VAR: {"type": "NdArray", "dataType": "float", "axisNames": ["t"], "shape": [len(values)],
-                             "values": [None if np.isnan(v) else float(v) for v in values]}}}
+        document = {
+            "type": "Coverage",
+            "domain": {
+                "type": "Domain",
+                "domainType": "PointSeries",
+                "axes": {
+                    "x": {"values": [float(series.lon)]},
+                    "y": {"values": [float(series.lat)]},
+                    "t": {"values": [str(t)[:19] + "Z" for t in series.time.values]},
+                },
+            },
+            "ranges": {
+                VAR: {
+                    "type": "NdArray",
+                    "dataType": "float",
+                    "axisNames": ["t"],
+                    "shape": [len(values)],
+                    "values": [None if np.isnan(v) else float(v) for v in values],
+                }
+            },
+        }
         out.write_text(json.dumps(document))
     elif kind == "area":  # CSV of the cos(lat)-weighted mean series
         sub = ds[VAR].sel(**_box(q["lon"], q["lat"]))
@@ -590,8 +684,9 @@ def raw_answer(kind: str, ds: xr.Dataset, q: dict, out: Path) -> None:
             sub = ds[[VAR]].sel(**_box(q["lon"], q["lat"]), time=slice(q["start"], q["end"]))
         for v in sub.variables.values():
             v.encoding = {k: x for k, x in v.encoding.items() if k in ("units", "calendar", "dtype", "_FillValue")}
-        sub.to_netcdf(out, engine="netcdf4", format="NETCDF4",
-                      encoding={VAR: {"zlib": True, "complevel": 4, "shuffle": True}})
+        sub.to_netcdf(
+            out, engine="netcdf4", format="NETCDF4", encoding={VAR: {"zlib": True, "complevel": 4, "shuffle": True}}
+        )
 
 
 def service_params(kind: str, q: dict) -> tuple[str, dict]:
@@ -617,8 +712,9 @@ def pygeoapi_url(kind: str, q: dict, collection: str) -> str:
 
     base = f"/collections/{collection}"
     if kind == "point":
-        return f"{base}/position?" + urlencode({"coords": f"POINT({q['lon']:.4f} {q['lat']:.4f})",
-                                                "parameter-name": VAR, "f": "json"})
+        return f"{base}/position?" + urlencode(
+            {"coords": f"POINT({q['lon']:.4f} {q['lat']:.4f})", "parameter-name": VAR, "f": "json"}
+        )
     if kind == "map":
         params = {"datetime": f"{q['day'][:10]}/{q['day'][:10]}"}
     else:
@@ -713,14 +809,35 @@ def test_subset_service_against_raw_xarray_and_pygeoapi(tmp_path):
             finally:
                 out.unlink()
 
-        env = dict(os.environ, DATABASE_URL=BENCH_DATABASE_URL, DATA_ROOT=str(data_root), DEBUG="false",
-                   CELERY_BROKER_URL="redis://127.0.0.1:6379/15", SUBSET_SYNC_MAX_BYTES=str(256 * 2**20))
+        env = dict(
+            os.environ,
+            DATABASE_URL=BENCH_DATABASE_URL,
+            DATA_ROOT=str(data_root),
+            DEBUG="false",
+            CELERY_BROKER_URL="redis://127.0.0.1:6379/15",
+            SUBSET_SYNC_MAX_BYTES=str(256 * 2**20),
+        )
         prepare_database(env, data_root)
         port = _free_port()
-        ours_cm = serving([str(Path(settings.BASE_DIR) / ".venv" / "bin" / "python"), "-m", "gunicorn",
-                           "portal.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(SERVER_WORKERS),
-                           "--log-level", "warning", "--timeout", "600"], env, f"http://127.0.0.1:{port}/api/",
-                          tmp_path / "ours.log")
+        ours_cm = serving(
+            [
+                str(Path(settings.BASE_DIR) / ".venv" / "bin" / "python"),
+                "-m",
+                "gunicorn",
+                "portal.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(SERVER_WORKERS),
+                "--log-level",
+                "warning",
+                "--timeout",
+                "600",
+            ],
+            env,
+            f"http://127.0.0.1:{port}/api/",
+            tmp_path / "ours.log",
+        )
         ours_url = f"http://127.0.0.1:{port}/api/datasets/{DATASET_ID}"
         pg_cm, pg_info = start_pygeoapi(paths, tmp_path / "pygeoapi")  # (server, its url) or (None, why not)
         with contextlib.ExitStack() as stack:
@@ -735,10 +852,12 @@ def test_subset_service_against_raw_xarray_and_pygeoapi(tmp_path):
                 "raw lazy": lambda kind, q, lay: raw(kind, q, lay, False),
                 "raw dask": lambda kind, q, lay: raw(kind, q, lay, True),
                 "ours in-process": lambda kind, q, lay: in_process(kind, q),
-                "ours HTTP": lambda kind, q, lay: _get(f"{ours_url}/{service_params(kind, q)[0]}/?"
-                                                      + urlencode(service_params(kind, q)[1])),
+                "ours HTTP": lambda kind, q, lay: _get(
+                    f"{ours_url}/{service_params(kind, q)[0]}/?" + urlencode(service_params(kind, q)[1])
+                ),
             }
             if pg_proc is not None:
+
                 def pygeoapi(kind, q, lay):
                     body = _get(pg_info + pygeoapi_url(kind, q, lay))
                     return area_from_netcdf(body, tmp_path) if kind == "area" else body
@@ -761,35 +880,50 @@ def test_subset_service_against_raw_xarray_and_pygeoapi(tmp_path):
                             seconds, out = timed(lambda run=run, kind=kind, q=q, layout=layout: run(kind, q, layout))
                             timings.setdefault((kind, name, cache), []).append(seconds)
                             if (kind, name) not in values:
-                                values[kind, name] = (out if isinstance(out, np.ndarray) and kind == "area"
-                                                      else result_values(kind, out, tmp_path))
+                                values[kind, name] = (
+                                    out
+                                    if isinstance(out, np.ndarray) and kind == "area"
+                                    else result_values(kind, out, tmp_path)
+                                )
             peaks = {"ours": peak_rss_mib(ours_proc), "pygeoapi": peak_rss_mib(pg_proc) if pg_proc else float("nan")}
     finally:
         settings.DATA_ROOT = old_root
 
     times, lat, lon = grid()
-    print(f"\nSYNTHETIC global cube {len(times)} x {len(lat)} x {len(lon)} ({RES:g} deg daily float32); our stores "
-          f"(portal.subsets.store.build_stores, {build_s:.0f} s): "
-          + ", ".join(f"{k} {_dir_stats(p)[0] / 2**20:.0f} MiB" for k, p in paths.items()))
-    print(f"{REPEATS} places per query, seconds median (min-max); cold = stores evicted from the page cache before "
-          f"each request; both servers gunicorn with {SERVER_WORKERS} workers on this machine; raw = raw xarray "
-          f"(open + select + the same output format) on the store our service reads")
+    print(
+        f"\nSYNTHETIC global cube {len(times)} x {len(lat)} x {len(lon)} ({RES:g} deg daily float32); our stores "
+        f"(portal.subsets.store.build_stores, {build_s:.0f} s): "
+        + ", ".join(f"{k} {_dir_stats(p)[0] / 2**20:.0f} MiB" for k, p in paths.items())
+    )
+    print(
+        f"{REPEATS} places per query, seconds median (min-max); cold = stores evicted from the page cache before "
+        f"each request; both servers gunicorn with {SERVER_WORKERS} workers on this machine; raw = raw xarray "
+        f"(open + select + the same output format) on the store our service reads"
+    )
     if "pygeoapi HTTP" not in runners:
         print(f"pygeoapi SKIPPED: {pg_info}")
-    print("queries: point = full series, CoverageJSON (pygeoapi: EDR position); map = one day, NetCDF (pygeoapi: "
-          "Coverages, uncompressed NetCDF); box = 10x10 deg x 1 year, NetCDF (same); area = cos-lat mean series over "
-          "10x10 deg x all days, CSV (pygeoapi has none: Coverages NetCDF of the box + mean in the client)")
+    print(
+        "queries: point = full series, CoverageJSON (pygeoapi: EDR position); map = one day, NetCDF (pygeoapi: "
+        "Coverages, uncompressed NetCDF); box = 10x10 deg x 1 year, NetCDF (same); area = cos-lat mean series over "
+        "10x10 deg x all days, CSV (pygeoapi has none: Coverages NetCDF of the box + mean in the client)"
+    )
     names = list(runners)
-    print(f"{'query':<7}{'store':<8}{'cache':<6}" + "".join(f"{n:>24}" for n in names)
-          + f"{'ours/raw':>10}{'in-proc/raw':>12}{'ours/pygeoapi':>14}")
+    print(
+        f"{'query':<7}{'store':<8}{'cache':<6}"
+        + "".join(f"{n:>24}" for n in names)
+        + f"{'ours/raw':>10}{'in-proc/raw':>12}{'ours/pygeoapi':>14}"
+    )
     for kind in KINDS:
         for cache in ("cold", "warm"):
             med = {n: statistics.median(timings[kind, n, cache]) for n in names}
             best_raw = min(med["raw lazy"], med["raw dask"])
             pg = f"{med['ours HTTP'] / med['pygeoapi HTTP']:14.2f}" if "pygeoapi HTTP" in med else f"{'-':>14}"
-            print(f"{kind:<7}{'/'.join(sorted(layouts_used[kind])):<8}{cache:<6}"
-                  + "".join(f"{_fmt(timings[kind, n, cache]):>24}" for n in names)
-                  + f"{med['ours HTTP'] / best_raw:10.2f}{med['ours in-process'] / best_raw:12.2f}" + pg)
+            print(
+                f"{kind:<7}{'/'.join(sorted(layouts_used[kind])):<8}{cache:<6}"
+                + "".join(f"{_fmt(timings[kind, n, cache]):>24}" for n in names)
+                + f"{med['ours HTTP'] / best_raw:10.2f}{med['ours in-process'] / best_raw:12.2f}"
+                + pg
+            )
     print(f"peak RSS of a server worker (VmHWM): ours {peaks['ours']:.0f} MiB, pygeoapi {peaks['pygeoapi']:.0f} MiB")
 
     for kind in KINDS:  # sanity: every path gives the same values as raw xarray

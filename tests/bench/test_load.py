@@ -23,6 +23,7 @@ Results go to ``var/bench/load/`` (``BENCH_LOAD_DIR``): locust's CSV files and `
 Run with ``make bench`` or ``.venv/bin/python -m pytest tests/bench/test_load.py -p no:cacheprovider -q -s``;
 ``BENCH_LOAD_SECONDS=30`` for a quick try.
 """
+
 from __future__ import annotations
 
 import csv
@@ -51,9 +52,14 @@ USERS = int(os.environ.get("BENCH_LOAD_USERS", 20))
 SECONDS = int(os.environ.get("BENCH_LOAD_SECONDS", 180))
 HOME_SAMPLES = int(os.environ.get("BENCH_HOME_SAMPLES", 30))
 SLOW_READ = int(os.environ.get("BENCH_SLOW_READ_BYTES_PER_S", 2**20))
-NO_LIMITS = {"RATE_USER_PER_MINUTE": "1000000", "RATE_ANON_PER_MINUTE": "1000000",
-             "QUOTA_USER_CONCURRENT_JOBS": "1000000", "QUOTA_ANON_CONCURRENT_JOBS": "1000000",
-             "QUOTA_USER_BYTES_PER_DAY": str(2**50), "QUOTA_ANON_BYTES_PER_DAY": str(2**50)}
+NO_LIMITS = {
+    "RATE_USER_PER_MINUTE": "1000000",
+    "RATE_ANON_PER_MINUTE": "1000000",
+    "QUOTA_USER_CONCURRENT_JOBS": "1000000",
+    "QUOTA_ANON_CONCURRENT_JOBS": "1000000",
+    "QUOTA_USER_BYTES_PER_DAY": str(2**50),
+    "QUOTA_ANON_BYTES_PER_DAY": str(2**50),
+}
 
 
 def _out_dir() -> Path:
@@ -86,25 +92,63 @@ def load_url(service_env, load_grid):
 def test_twenty_users_for_three_minutes_without_an_error(load_url, load_grid):
     prefix = _out_dir() / "locust"
     env = dict(os.environ, LOAD_DATASET=FT, LOAD_VERSION=str(load_grid.number))
-    command = [str(Path(sys.executable).with_name("locust")), "-f", str(Path(__file__).with_name("locustfile.py")),
-               "--headless", "-u", str(USERS), "-r", "5", "-t", f"{SECONDS}s", "--host", load_url,
-               "--csv", str(prefix), "--exit-code-on-error", "1", "--only-summary", "--stop-timeout", "30",
-               "--loglevel", "WARNING"]
+    command = [
+        str(Path(sys.executable).with_name("locust")),
+        "-f",
+        str(Path(__file__).with_name("locustfile.py")),
+        "--headless",
+        "-u",
+        str(USERS),
+        "-r",
+        "5",
+        "-t",
+        f"{SECONDS}s",
+        "--host",
+        load_url,
+        "--csv",
+        str(prefix),
+        "--exit-code-on-error",
+        "1",
+        "--only-summary",
+        "--stop-timeout",
+        "30",
+        "--loglevel",
+        "WARNING",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=SECONDS + 180)
     print(done.stdout[-6000:], done.stderr[-6000:])
     with open(f"{prefix}_stats.csv") as f:
         rows = list(csv.DictReader(f))
     total = next(r for r in rows if r["Name"] == "Aggregated")
-    summary = {r["Name"]: {"requests": int(r["Request Count"]), "failures": int(r["Failure Count"]),
-                           "median_ms": float(r["Median Response Time"]), "p95_ms": float(r["95%"] or 0),
-                           "max_ms": float(r["Max Response Time"]), "rps": float(r["Requests/s"])} for r in rows}
-    _save("mix", {"users": USERS, "seconds": SECONDS, "stats": summary,
-                  "rate_limits": "raised for the run: " + ", ".join(f"{k}={v}" for k, v in NO_LIMITS.items())})
-    print(f"\nload: {USERS} users, {SECONDS} s: {total['Request Count']} requests ({float(total['Requests/s']):.1f}/s), "
-          f"{total['Failure Count']} failures, median {total['Median Response Time']} ms, p95 {total['95%']} ms")
+    summary = {
+        r["Name"]: {
+            "requests": int(r["Request Count"]),
+            "failures": int(r["Failure Count"]),
+            "median_ms": float(r["Median Response Time"]),
+            "p95_ms": float(r["95%"] or 0),
+            "max_ms": float(r["Max Response Time"]),
+            "rps": float(r["Requests/s"]),
+        }
+        for r in rows
+    }
+    _save(
+        "mix",
+        {
+            "users": USERS,
+            "seconds": SECONDS,
+            "stats": summary,
+            "rate_limits": "raised for the run: " + ", ".join(f"{k}={v}" for k, v in NO_LIMITS.items()),
+        },
+    )
+    print(
+        f"\nload: {USERS} users, {SECONDS} s: {total['Request Count']} requests ({float(total['Requests/s']):.1f}/s), "
+        f"{total['Failure Count']} failures, median {total['Median Response Time']} ms, p95 {total['95%']} ms"
+    )
     for name, s in summary.items():
-        print(f"  {name:24s} n={s['requests']:6d} fail={s['failures']:4d} median={s['median_ms']:7.0f} ms "
-              f"p95={s['p95_ms']:7.0f} ms max={s['max_ms']:7.0f} ms")
+        print(
+            f"  {name:24s} n={s['requests']:6d} fail={s['failures']:4d} median={s['median_ms']:7.0f} ms "
+            f"p95={s['p95_ms']:7.0f} ms max={s['max_ms']:7.0f} ms"
+        )
     if Path(f"{prefix}_failures.csv").exists():
         print(Path(f"{prefix}_failures.csv").read_text()[:3000])
     assert int(total["Request Count"]) > USERS, "locust made (almost) no request"
@@ -177,15 +221,23 @@ def test_home_page_p95_while_two_heavy_downloads_run(load_url, load_grid):
     for thread in threads:
         thread.join(timeout=600)
     assert busy, "the downloads ended before the first home page was measured"
-    result = {"home_p95_alone_s": _p95(alone), "home_p95_with_downloads_s": _p95(busy),
-              "home_median_alone_s": statistics.median(alone), "home_median_with_downloads_s": statistics.median(busy),
-              "samples_alone": len(alone), "samples_with_downloads": len(busy),
-              "downloads": records, "slow_read_bytes_per_s": SLOW_READ}
+    result = {
+        "home_p95_alone_s": _p95(alone),
+        "home_p95_with_downloads_s": _p95(busy),
+        "home_median_alone_s": statistics.median(alone),
+        "home_median_with_downloads_s": statistics.median(busy),
+        "samples_alone": len(alone),
+        "samples_with_downloads": len(busy),
+        "downloads": records,
+        "slow_read_bytes_per_s": SLOW_READ,
+    }
     result["p95_ratio"] = result["home_p95_with_downloads_s"] / result["home_p95_alone_s"]
     _save("home_with_heavy_downloads", result)
-    print(f"\nhome page p95: {result['home_p95_alone_s'] * 1000:.0f} ms alone, "
-          f"{result['home_p95_with_downloads_s'] * 1000:.0f} ms during two slow downloads of the grid file "
-          f"({len(busy)} samples): ratio {result['p95_ratio']:.1f}; downloads: "
-          + ", ".join(f"{r.get('bytes', 0) / 2**20:.0f} MiB in {r.get('seconds', 0):.1f} s" for r in records))
+    print(
+        f"\nhome page p95: {result['home_p95_alone_s'] * 1000:.0f} ms alone, "
+        f"{result['home_p95_with_downloads_s'] * 1000:.0f} ms during two slow downloads of the grid file "
+        f"({len(busy)} samples): ratio {result['p95_ratio']:.1f}; downloads: "
+        + ", ".join(f"{r.get('bytes', 0) / 2**20:.0f} MiB in {r.get('seconds', 0):.1f} s" for r in records)
+    )
     size = (Path(settings.DATA_ROOT) / load_grid.files.get().path).stat().st_size
     assert all(r.get("status") == 200 and r.get("bytes") == size for r in records), (size, records)

@@ -1,4 +1,5 @@
 """The detail page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,7 +11,6 @@ from products.registry import PRODUCTS
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
-
 
 
 @pytest.fixture

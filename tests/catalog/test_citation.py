@@ -1,6 +1,7 @@
 """How to cite a dataset: the formatted citation (citeproc-py, the portal's CSL style), RIS and BibTeX
 read back by small parsers, the citation in the files, and the detail page's "How to cite" box in
 headless Chromium in both languages (copy buttons, JSON-LD block, no CSP violation)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,6 +27,7 @@ IEEE = "ieee-dataport-spatiotemporal-seamless-global-surface-soil-moisture"  # n
 
 
 # Tiny readers of the two text formats, written from their specifications (not from the writers).
+
 
 def parse_ris(text: str) -> list[tuple[str, str]]:
     """RIS lines ``TAG  - value`` as (tag, value); asserts the record starts with TY and ends with ER."""
@@ -56,7 +58,7 @@ def parse_bibtex(text: str) -> tuple[str, str, dict[str, str]]:
                 continue
             depth += {"{": 1, "}": -1}.get(c, 0)
             i += 1
-        value = text[m.end():i - 1]
+        value = text[m.end() : i - 1]
         fields[m.group(1).lower()] = re.sub(r"\\([{}&%$#_])", r"\1", value)
         pos = i
         m = re.compile(r"\s*,").match(text, pos)
@@ -113,20 +115,29 @@ def test_a_version_is_cited_with_its_number_date_and_the_portal_as_publisher(et_
     assert item["version"] == str(version.number) and item["type"] == "dataset"
     assert item["issued"]["date-parts"][0] == list(version.published_at.astimezone(dt.UTC).date().timetuple()[:3])
     text = citation.format_item(item)
-    assert f"({version.published_at.year}). {dataset.title_en} (Version {version.number}) [Data set]. " \
-           "Land-surface hydrology data portal." in text
+    assert (
+        f"({version.published_at.year}). {dataset.title_en} (Version {version.number}) [Data set]. "
+        "Land-surface hydrology data portal." in text
+    )
     assert f"#version-{version.number}" in text and "Accessed" not in text  # no access date given
     assert f"(版本 {version.number}) [数据集]. 陆表水文数据门户." in citation.formatted_citation(
-        dataset, version, language="zh-hans")
+        dataset, version, language="zh-hans"
+    )
 
 
 def test_ris_and_bibtex_read_back_even_with_latex_and_ris_specials():
-    dataset = Dataset(id="x-1", title_en="Soil {moisture} & ET_50% #1 ~ ^ \\ done",
-                      title_cn="土壤水分", abstract_en="<p>one\nER  - two</p>", category="水文")
+    dataset = Dataset(
+        id="x-1",
+        title_en="Soil {moisture} & ET_50% #1 ~ ^ \\ done",
+        title_cn="土壤水分",
+        abstract_en="<p>one\nER  - two</p>",
+        category="水文",
+    )
     _, key, fields = parse_bibtex(citation.bibtex(dataset, accessed=dt.date(2026, 1, 2)))
     assert re.fullmatch(r"[A-Za-z0-9_]+", key)
-    assert fields["title"] == "{Soil {moisture} & ET_50% #1 \\textasciitilde{} \\textasciicircum{} " \
-                              "\\textbackslash{} done}"
+    assert (
+        fields["title"] == "{Soil {moisture} & ET_50% #1 \\textasciitilde{} \\textasciicircum{} \\textbackslash{} done}"
+    )
     assert fields["urldate"] == "2026-01-02" and fields["url"] == record.landing_url(dataset)
     pairs = parse_ris(citation.ris(dataset, accessed=dt.date(2026, 1, 2)))
     tags = dict(pairs)
@@ -172,10 +183,14 @@ def expected(et_run) -> dict:
     """What the ET page must show, computed before Playwright starts (its greenlet must not use the ORM)."""
     dataset = et_run.version.dataset
     today = dt.datetime.now(dt.UTC).date()
-    return {lang: {"citation": citation.formatted_citation(dataset, language=lang, accessed=today),
-                   "name": record.pick(dataset, "title", lang),
-                   "jsonld": linked_data.schema_org(dataset, language=lang)}
-            for lang in ("en", "zh-hans")}
+    return {
+        lang: {
+            "citation": citation.formatted_citation(dataset, language=lang, accessed=today),
+            "name": record.pick(dataset, "title", lang),
+            "jsonld": linked_data.schema_org(dataset, language=lang),
+        }
+        for lang in ("en", "zh-hans")
+    }
 
 
 def test_the_cite_box_in_chromium_copies_in_both_languages(page, portal_url, expected):

@@ -1,5 +1,6 @@
 """DataCite 4.5 XML of the records and of a published version, validated against DataCite's XSD
 (tests/xsd/datacite-kernel-4.5) and the ``datacite`` package's JSON schema."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,36 +42,45 @@ def test_every_imported_record_is_valid_datacite_and_says_what_the_record_says()
         # no record has a DOI: the page is the identifier, the CSTR an alternate identifier
         ident = root.find("d:identifier", NS)
         assert (ident.get("identifierType"), ident.text) == ("URL", f"http://127.0.0.1:8000/datasets/{ds.id}/")
-        assert _texts(root, "d:alternateIdentifiers/d:alternateIdentifier[@alternateIdentifierType='CSTR']") == \
-            ([ds.cstr] if ds.cstr else [])
+        assert _texts(root, "d:alternateIdentifiers/d:alternateIdentifier[@alternateIdentifierType='CSTR']") == (
+            [ds.cstr] if ds.cstr else []
+        )
         titles = {t.get(XML_LANG): t.text for t in root.findall("d:titles/d:title", NS)}
         assert titles == {k: v for k, v in (("zh", ds.title_cn), ("en", ds.title_en)) if v}
-        contributors = [r.person.true_name for r in ds.roles.filter(role=DatasetPerson.Role.CONTRIBUTOR)
-                        .order_by("order")]
+        contributors = [
+            r.person.true_name for r in ds.roles.filter(role=DatasetPerson.Role.CONTRIBUTOR).order_by("order")
+        ]
         assert _texts(root, "d:creators/d:creator/d:creatorName") == (contributors or ["(:unav)"])
         abstracts = root.findall("d:descriptions/d:description[@descriptionType='Abstract']", NS)
         assert abstracts and all("<" not in a.text and a.text.strip() for a in abstracts)
-        assert {a.get(XML_LANG) for a in abstracts} == {k for k, v in (("zh", ds.abstract_cn), ("en", ds.abstract_en))
-                                                       if plain_text(v)}
+        assert {a.get(XML_LANG) for a in abstracts} == {
+            k for k, v in (("zh", ds.abstract_cn), ("en", ds.abstract_en)) if plain_text(v)
+        }
         box = root.find("d:geoLocations/d:geoLocation/d:geoLocationBox", NS)
-        assert [float(box.find(f"d:{edge}", NS).text) for edge in
-                ("westBoundLongitude", "southBoundLatitude", "eastBoundLongitude", "northBoundLatitude")] == \
-            list(ds.extent)
-        assert _texts(root, "d:dates/d:date[@dateType='Collected']") == \
-            [f"{ds.acq_start.date().isoformat()}/{ds.acq_end.date().isoformat()}"]
+        assert [
+            float(box.find(f"d:{edge}", NS).text)
+            for edge in ("westBoundLongitude", "southBoundLatitude", "eastBoundLongitude", "northBoundLatitude")
+        ] == list(ds.extent)
+        assert _texts(root, "d:dates/d:date[@dateType='Collected']") == [
+            f"{ds.acq_start.date().isoformat()}/{ds.acq_end.date().isoformat()}"
+        ]
         assert root.find("d:resourceType", NS).get("resourceTypeGeneral") == "Dataset"
         assert root.find("d:publisher", NS).text == record.publisher(ds, None)
         subjects = _texts(root, "d:subjects/d:subject")
         assert all(t.name in subjects for t in ds.tags.all()) and ds.category in subjects
-        related = {(r.get("relationType"), r.text) for r in root.findall("d:relatedIdentifiers/d:relatedIdentifier", NS)}
+        related = {
+            (r.get("relationType"), r.text) for r in root.findall("d:relatedIdentifiers/d:relatedIdentifier", NS)
+        }
         if ds.source_url:
             assert ("IsIdenticalTo", ds.source_url) in related
 
     tws = Dataset.objects.get(id="6b23bed9-627c-4653-8157-2ddd5b323888")  # the TPDC API record: licence, sizes
     root = etree.fromstring(datacite.datacite_xml(tws))
     licence = root.find("d:rightsList/d:rights[@rightsIdentifierScheme='SPDX']", NS)
-    assert (licence.get("rightsIdentifier"), licence.get("rightsURI")) == \
-        ("CC-BY-4.0", "https://creativecommons.org/licenses/by/4.0/")
+    assert (licence.get("rightsIdentifier"), licence.get("rightsURI")) == (
+        "CC-BY-4.0",
+        "https://creativecommons.org/licenses/by/4.0/",
+    )
     assert root.find("d:rightsList/d:rights[@rightsURI='info:eu-repo/semantics/restrictedAccess']", NS) is not None
     assert _texts(root, "d:sizes/d:size") == ["49636781181 bytes", "11 files"]
     assert _texts(root, "d:formats/d:format") == ["nc", "xlsx"]
@@ -95,7 +105,8 @@ def test_a_published_version_is_valid_datacite_linked_to_its_record_and_files(et
     # the record lists the version
     record_root = _valid(datacite.datacite_xml(ds))
     assert f"{page}#version-{version.number}" in _texts(
-        record_root, "d:relatedIdentifiers/d:relatedIdentifier[@relationType='HasVersion']")
+        record_root, "d:relatedIdentifiers/d:relatedIdentifier[@relationType='HasVersion']"
+    )
     other = Dataset.objects.exclude(id=ds.id).first()
     with pytest.raises(ValueError, match="belongs to"):
         datacite.datacite_xml(other, version)
@@ -112,12 +123,15 @@ def test_a_doi_an_embargo_and_stray_control_characters():
     root = _valid(datacite.datacite_xml(ds))
     ident = root.find("d:identifier", NS)
     assert (ident.get("identifierType"), ident.text) == ("DOI", "10.11888/Cryos.tpdc.272000")
-    assert _texts(root, "d:alternateIdentifiers/d:alternateIdentifier[@alternateIdentifierType='URL']") == \
-        [f"http://127.0.0.1:8000/datasets/{ds.id}/"]
+    assert _texts(root, "d:alternateIdentifiers/d:alternateIdentifier[@alternateIdentifierType='URL']") == [
+        f"http://127.0.0.1:8000/datasets/{ds.id}/"
+    ]
     assert _texts(root, "d:dates/d:date[@dateType='Available']") == ["2031-01-01"]
     assert root.find("d:rightsList/d:rights[@rightsURI='info:eu-repo/semantics/embargoedAccess']", NS) is not None
-    assert root.find("d:rightsList/d:rights[@rightsIdentifierScheme='SPDX']", NS).get("rightsIdentifier") == \
-        "CC-BY-NC-SA-4.0"
+    assert (
+        root.find("d:rightsList/d:rights[@rightsIdentifierScheme='SPDX']", NS).get("rightsIdentifier")
+        == "CC-BY-NC-SA-4.0"
+    )
     assert "Soil freeze and thaw states." in _texts(root, "d:descriptions/d:description[@descriptionType='Abstract']")
 
     ds.doi = "not a doi"  # not a DOI: the page stays the identifier

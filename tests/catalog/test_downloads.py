@@ -1,5 +1,6 @@
 """Every download logged and counted (whole files, OPeNDAP reads, subsets), counts on the page, in the API
 and the admin; no absolute server path in public answers (lineage relative to the data root, with checksums)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ def _sent(response) -> int:
     return len(b"".join(response.streaming_content))
 
 
-def test_whole_files_opendap_reads_and_subsets_are_logged_and_counted_per_version(client, admin_client,
-                                                                                  grid_version):  # noqa: F811
+def test_whole_files_opendap_reads_and_subsets_are_logged_and_counted_per_version(client, admin_client, grid_version):  # noqa: F811
     DownloadLog.objects.all().delete()  # what live servers committed earlier in the session (rolled back after)
     n = grid_version.number
     url = f"/datasets/{FT}/versions/{n}/files/grid.nc"
@@ -31,7 +31,10 @@ def test_whole_files_opendap_reads_and_subsets_are_logged_and_counted_per_versio
     assert client.head(url).status_code == 200  # HEAD sends no bytes: not logged
     assert client.get(url, HTTP_IF_NONE_MATCH=whole["ETag"]).status_code == 304  # neither is a 304
     logs = DownloadLog.objects.filter(dataset_id=FT, kind="file").order_by("id")
-    assert [(log.size, log.version_number, log.file_name) for log in logs] == [(size, n, "grid.nc"), (100, n, "grid.nc")]
+    assert [(log.size, log.version_number, log.file_name) for log in logs] == [
+        (size, n, "grid.nc"),
+        (100, n, "grid.nc"),
+    ]
 
     dods = client.get(f"/opendap/{FT}/v{n}/grid.nc.dods?sm[0:2][0:9][0:9]")
     assert dods.status_code == 200
@@ -84,13 +87,21 @@ def test_no_absolute_server_path_in_the_api_or_on_the_page(client, et_run):
 
 def test_lineage_recorded_before_the_fix_is_published_relative_too(settings):
     shared, root = str(settings.SHARED_DATA_DIR), str(settings.DATA_ROOT)
-    old = {"inputs": [{"role": "a", "path": f"{shared}/era5/point.nc", "sha256": "0" * 64},
-                      {"role": "b", "path": f"{root}/products/x/v1/grid.nc", "sha256": "1" * 64},
-                      {"role": "c", "path": "/somewhere/else/deep/file.csv", "sha256": "2" * 64},
-                      {"role": "twin", "path": "products.generators.twins.sm_mlda.make_twin", "sha256": ""}],
-           "summary": {"path": f"{root}/tmp/work/out.nc", "note": "a / b"}}
+    old = {
+        "inputs": [
+            {"role": "a", "path": f"{shared}/era5/point.nc", "sha256": "0" * 64},
+            {"role": "b", "path": f"{root}/products/x/v1/grid.nc", "sha256": "1" * 64},
+            {"role": "c", "path": "/somewhere/else/deep/file.csv", "sha256": "2" * 64},
+            {"role": "twin", "path": "products.generators.twins.sm_mlda.make_twin", "sha256": ""},
+        ],
+        "summary": {"path": f"{root}/tmp/work/out.nc", "note": "a / b"},
+    }
     public = public_lineage(old)
-    assert [i["path"] for i in public["inputs"]] == ["era5/point.nc", "products/x/v1/grid.nc", "deep/file.csv",
-                                                     "products.generators.twins.sm_mlda.make_twin"]
+    assert [i["path"] for i in public["inputs"]] == [
+        "era5/point.nc",
+        "products/x/v1/grid.nc",
+        "deep/file.csv",
+        "products.generators.twins.sm_mlda.make_twin",
+    ]
     assert public["summary"] == {"path": "tmp/work/out.nc", "note": "a / b"}
     assert [i["sha256"] for i in public["inputs"]][:3] == ["0" * 64, "1" * 64, "2" * 64]

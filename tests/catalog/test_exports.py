@@ -8,6 +8,7 @@ language, topic category) and the ones the portal fills (bilingual title, box, a
 JSON-LD is checked as JSON (no RDF library is installed): the context, every compact IRI's prefix,
 and the required properties.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,21 +28,38 @@ pytestmark = pytest.mark.django_db
 
 ET = PRODUCTS["et_fusion"].dataset_id
 MEDIA_TYPES = {  # as issue 14 asks, not read from the registry
-    "datacite": "application/xml", "iso19139": "application/xml", "dcat": "application/ld+json",
-    "schemaorg": "application/ld+json", "csl": "application/vnd.citationstyles.csl+json",
-    "ris": "application/x-research-info-systems", "bibtex": "application/x-bibtex"}
-NS = {"gmd": "http://www.isotc211.org/2005/gmd", "gco": "http://www.isotc211.org/2005/gco",
-      "gml": "http://www.opengis.net/gml"}
+    "datacite": "application/xml",
+    "iso19139": "application/xml",
+    "dcat": "application/ld+json",
+    "schemaorg": "application/ld+json",
+    "csl": "application/vnd.citationstyles.csl+json",
+    "ris": "application/x-research-info-systems",
+    "bibtex": "application/x-bibtex",
+}
+NS = {
+    "gmd": "http://www.isotc211.org/2005/gmd",
+    "gco": "http://www.isotc211.org/2005/gco",
+    "gml": "http://www.opengis.net/gml",
+}
 IDENT = "gmd:identificationInfo/gmd:MD_DataIdentification"
 
 
 def facts(dataset: Dataset) -> dict:
     """What the exports must say about ``dataset``, read from the database (not from the exports)."""
-    return {"id": dataset.id, "title_en": dataset.title_en, "title_cn": dataset.title_cn,
-            "extent": dataset.extent, "start": dataset.acq_start.date() if dataset.acq_start else None,
-            "end": dataset.acq_end.date() if dataset.acq_end else None, "people": contributors_of(dataset),
-            "licence": dataset.license_url, "landing": record.landing_url(dataset), "share_type": dataset.share_type,
-            "year": (dataset.publish_time or dataset.created).year, "cstr": dataset.cstr}
+    return {
+        "id": dataset.id,
+        "title_en": dataset.title_en,
+        "title_cn": dataset.title_cn,
+        "extent": dataset.extent,
+        "start": dataset.acq_start.date() if dataset.acq_start else None,
+        "end": dataset.acq_end.date() if dataset.acq_end else None,
+        "people": contributors_of(dataset),
+        "licence": dataset.license_url,
+        "landing": record.landing_url(dataset),
+        "share_type": dataset.share_type,
+        "year": (dataset.publish_time or dataset.created).year,
+        "cstr": dataset.cstr,
+    }
 
 
 def get(portal_url: str, dataset_id: str, fmt: str, **params) -> requests.Response:
@@ -88,23 +106,30 @@ def check_iso(body: bytes, f: dict) -> None:
     assert one(root, f"{cit}/gmd:title/gco:CharacterString").text == f["title_en"]
     zh = one(root, f"{cit}/gmd:title/gmd:PT_FreeText/gmd:textGroup/gmd:LocalisedCharacterString")
     assert zh.text == f["title_cn"] and zh.get("locale") == "#" + one(root, "gmd:locale/gmd:PT_Locale").get("id")
-    assert root.xpath(f"{cit}/gmd:date/gmd:CI_Date/gmd:dateType/gmd:CI_DateTypeCode/@codeListValue",
-                      namespaces=NS)[0] in ("creation", "publication", "revision")
-    authors = root.xpath(f"{cit}/gmd:citedResponsibleParty/gmd:CI_ResponsibleParty[gmd:role/gmd:CI_RoleCode"
-                         "/@codeListValue='author']/gmd:individualName/gco:CharacterString/text()", namespaces=NS)
+    assert root.xpath(f"{cit}/gmd:date/gmd:CI_Date/gmd:dateType/gmd:CI_DateTypeCode/@codeListValue", namespaces=NS)[
+        0
+    ] in ("creation", "publication", "revision")
+    authors = root.xpath(
+        f"{cit}/gmd:citedResponsibleParty/gmd:CI_ResponsibleParty[gmd:role/gmd:CI_RoleCode"
+        "/@codeListValue='author']/gmd:individualName/gco:CharacterString/text()",
+        namespaces=NS,
+    )
     assert authors == f["people"]
     assert f["title_en"] in one(root, f"{cit}/gmd:otherCitationDetails/gco:CharacterString").text
     assert len(one(root, f"{IDENT}/gmd:abstract/gco:CharacterString").text) > 100
     assert one(root, f"{IDENT}/gmd:language/gmd:LanguageCode").text == "eng"
     assert one(root, f"{IDENT}/gmd:topicCategory/gmd:MD_TopicCategoryCode").text == "inlandWaters"
     box = f"{IDENT}/gmd:extent/gmd:EX_Extent/gmd:geographicElement/gmd:EX_GeographicBoundingBox"
-    edges = [float(one(root, f"{box}/gmd:{edge}/gco:Decimal").text)
-             for edge in ("westBoundLongitude", "southBoundLatitude", "eastBoundLongitude", "northBoundLatitude")]
+    edges = [
+        float(one(root, f"{box}/gmd:{edge}/gco:Decimal").text)
+        for edge in ("westBoundLongitude", "southBoundLatitude", "eastBoundLongitude", "northBoundLatitude")
+    ]
     assert tuple(edges) == tuple(f["extent"])
     period = f"{IDENT}/gmd:extent/gmd:EX_Extent/gmd:temporalElement/gmd:EX_TemporalExtent/gmd:extent/gml:TimePeriod"
     assert one(root, f"{period}/gml:beginPosition").text == f["start"].isoformat()
-    constraints = one(root, f"{IDENT}/gmd:resourceConstraints/gmd:MD_LegalConstraints/gmd:useLimitation"
-                            "/gco:CharacterString").text
+    constraints = one(
+        root, f"{IDENT}/gmd:resourceConstraints/gmd:MD_LegalConstraints/gmd:useLimitation/gco:CharacterString"
+    ).text
     assert constraints == (f["licence"] or "No licence stated by the source")
     assert f["landing"] in root.xpath("gmd:distributionInfo//gmd:linkage/gmd:URL/text()", namespaces=NS)
 
@@ -182,8 +207,15 @@ def check_datacite(body: bytes, f: dict) -> None:
     assert f["title_en"] in root.itertext()
 
 
-CHECKS = {"iso19139": check_iso, "dcat": check_dcat, "schemaorg": check_schemaorg, "csl": check_csl,
-          "ris": check_ris, "bibtex": check_bibtex, "datacite": check_datacite}
+CHECKS = {
+    "iso19139": check_iso,
+    "dcat": check_dcat,
+    "schemaorg": check_schemaorg,
+    "csl": check_csl,
+    "ris": check_ris,
+    "bibtex": check_bibtex,
+    "datacite": check_datacite,
+}
 
 
 def test_every_export_of_every_record_is_public_typed_and_reads_back(portal_url, catalog_dir):
@@ -197,8 +229,11 @@ def test_every_export_of_every_record_is_public_typed_and_reads_back(portal_url,
             assert response.headers["Content-Type"] == f"{MEDIA_TYPES[fmt]}; charset=utf-8"
             name = re.fullmatch(r'attachment; filename="([A-Za-z0-9._-]+)"', response.headers["Content-Disposition"])
             assert name and name.group(1).startswith(re.sub(r"[^A-Za-z0-9._-]+", "_", f["id"])), response.headers
-            assert name.group(1).endswith({"ris": ".ris", "bibtex": ".bib", "csl": ".json"}.get(
-                fmt, ".jsonld" if "json" in MEDIA_TYPES[fmt] else ".xml"))
+            assert name.group(1).endswith(
+                {"ris": ".ris", "bibtex": ".bib", "csl": ".json"}.get(
+                    fmt, ".jsonld" if "json" in MEDIA_TYPES[fmt] else ".xml"
+                )
+            )
             CHECKS[fmt](response.content, f)
 
 
@@ -213,10 +248,16 @@ def test_a_version_export_states_its_number_date_and_files(portal_url, et_run):
     doc = check_dcat(get(portal_url, ET, "dcat", version=n).content, f)
     assert doc["dcat:version"] == str(n) and doc["@id"] == f"{f['landing']}#version-{n}"
     assert doc["dct:issued"]["@value"] == published.isoformat()
-    assert {d["dcat:downloadURL"]["@id"]: (int(d["dcat:byteSize"]["@value"]), d["spdx:checksum"]["spdx:checksumValue"]
-            ["@value"]) for d in doc["dcat:distribution"]} == files
-    assert {d["spdx:checksum"]["spdx:algorithm"]["@id"] for d in doc["dcat:distribution"]} == \
-        {"spdx:checksumAlgorithm_sha256"}
+    assert {
+        d["dcat:downloadURL"]["@id"]: (
+            int(d["dcat:byteSize"]["@value"]),
+            d["spdx:checksum"]["spdx:checksumValue"]["@value"],
+        )
+        for d in doc["dcat:distribution"]
+    } == files
+    assert {d["spdx:checksum"]["spdx:algorithm"]["@id"] for d in doc["dcat:distribution"]} == {
+        "spdx:checksumAlgorithm_sha256"
+    }
     whole = check_dcat(get(portal_url, ET, "dcat").content, f)
     assert "dcat:version" not in whole and {"@id": f"{f['landing']}#version-{n}"} in whole["dcat:hasVersion"]
     assert whole["dct:issued"]["@value"] == created.isoformat()
@@ -228,8 +269,11 @@ def test_a_version_export_states_its_number_date_and_files(portal_url, et_run):
     assert "version" not in check_schemaorg(get(portal_url, ET, "schemaorg").content, f)
 
     item = check_csl(get(portal_url, ET, "csl", version=n).content, f)
-    assert item["version"] == str(n) and item["issued"]["date-parts"][0] == [published.year, published.month,
-                                                                               published.day]
+    assert item["version"] == str(n) and item["issued"]["date-parts"][0] == [
+        published.year,
+        published.month,
+        published.day,
+    ]
     assert "version" not in check_csl(get(portal_url, ET, "csl").content, f)
     tags = check_ris(get(portal_url, ET, "ris", version=n).content, f)
     assert tags["ET"] == str(n) and tags["DA"] == published.strftime("%Y/%m/%d")

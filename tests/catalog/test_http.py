@@ -6,6 +6,7 @@ published et_fusion version of the session setup, and ``cog_version``, a version
 moisture dataset holding a COG written by the product's own writer (committed for this module,
 removed after it). Job results go through Django's test client.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,8 +34,16 @@ from products.methods.files import sha256
 from products.registry import PRODUCTS
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 NC, CSV = "et_fusion_timeseries.nc", "et_basin_triple_collocation.csv"
 
 
@@ -57,8 +66,11 @@ def et_files(et_run) -> dict[str, tuple[str, Path, DatasetFile]]:
     out = {}
     for name in (NC, CSV):
         f = version.files.get(name=name)
-        out[name] = (f"/datasets/{version.dataset_id}/versions/{version.number}/files/{name}",
-                     Path(settings.DATA_ROOT) / f.path, f)
+        out[name] = (
+            f"/datasets/{version.dataset_id}/versions/{version.number}/files/{name}",
+            Path(settings.DATA_ROOT) / f.path,
+            f,
+        )
     return out
 
 
@@ -77,13 +89,25 @@ def cog_version(django_db_setup, django_db_blocker):
         relative = Path("products") / "http_test" / f"v{number}"
         folder = Path(settings.DATA_ROOT) / relative
         folder.mkdir(parents=True)
-        sm_1km.write_product(functools.partial(sm_1km.field_features, values=values), sm_1km.first_column,
-                             grid=grid, times=np.array(["2019-06-01", "2019-06-02"], dtype="datetime64[ns]"),
-                             tif_path=folder / "sm.tif", chunk=(120, 140), global_attrs={"data_kind": DataKind.SYNTHETIC})
+        sm_1km.write_product(
+            functools.partial(sm_1km.field_features, values=values),
+            sm_1km.first_column,
+            grid=grid,
+            times=np.array(["2019-06-01", "2019-06-02"], dtype="datetime64[ns]"),
+            tif_path=folder / "sm.tif",
+            chunk=(120, 140),
+            global_attrs={"data_kind": DataKind.SYNTHETIC},
+        )
         path = folder / "sm.tif"
         version = DatasetVersion.objects.create(dataset=dataset, number=number, directory=str(relative))
-        DatasetFile.objects.create(version=version, name="sm.tif", path=str(relative / "sm.tif"),
-                                   size=path.stat().st_size, sha256=sha256(path), media_type=media_type_for("sm.tif"))
+        DatasetFile.objects.create(
+            version=version,
+            name="sm.tif",
+            path=str(relative / "sm.tif"),
+            size=path.stat().st_size,
+            sha256=sha256(path),
+            media_type=media_type_for("sm.tif"),
+        )
     yield f"/datasets/{dataset.id}/versions/{number}/files/sm.tif", path
     with django_db_blocker.unblock():
         version.delete()
@@ -93,18 +117,31 @@ def cog_version(django_db_setup, django_db_blocker):
 # --------------------------------------------------------------------------- pure pieces
 
 
-@pytest.mark.parametrize(("header", "size", "expected"), [
-    ("bytes=0-9", 100, (0, 10)), ("bytes=90-", 100, (90, 100)), ("bytes=-10", 100, (90, 100)),
-    ("bytes=-500", 100, (0, 100)), ("bytes=95-500", 100, (95, 100)), ("BYTES = 5 - 6", 100, (5, 7)),
-    (None, 100, None), ("bytes=0-1,5-6", 100, None), ("items=0-1", 100, None), ("bytes=9-3", 100, None),
-    ("bytes=-", 100, None), ("bytes=１-２", 100, None),
-])
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        ("bytes=0-9", 100, (0, 10)),
+        ("bytes=90-", 100, (90, 100)),
+        ("bytes=-10", 100, (90, 100)),
+        ("bytes=-500", 100, (0, 100)),
+        ("bytes=95-500", 100, (95, 100)),
+        ("BYTES = 5 - 6", 100, (5, 7)),
+        (None, 100, None),
+        ("bytes=0-1,5-6", 100, None),
+        ("items=0-1", 100, None),
+        ("bytes=9-3", 100, None),
+        ("bytes=-", 100, None),
+        ("bytes=１-２", 100, None),
+    ],
+)
 def test_range_headers_give_the_bytes_asked_or_none_for_the_whole_file(header, size, expected):
     assert parse_range(header, size) == expected
 
 
-@pytest.mark.parametrize(("header", "size"), [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=-0", 100),
-                                              ("bytes=-5", 0), ("bytes=0-", 0)])
+@pytest.mark.parametrize(
+    ("header", "size"),
+    [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=-0", 100), ("bytes=-5", 0), ("bytes=0-", 0)],
+)
 def test_ranges_past_the_end_are_unsatisfiable(header, size):
     with pytest.raises(RangeNotSatisfiable):
         parse_range(header, size)
@@ -118,8 +155,12 @@ def test_every_format_has_its_media_type_and_only_text_like_ones_are_compressibl
     assert media_type_for("a.zarr.zip") == "application/zip" and media_type_for("a.json") == "application/json"
     assert media_type_for("a.bin") == "application/octet-stream" and media_type_for("a.bin", "x/y") == "x/y"
     assert {t for t in MEDIA_TYPES.values() if compressible(t)} == {
-        "text/csv; charset=utf-8", "application/prs.coverage+json", "application/json", "application/geo+json",
-        "text/plain; charset=utf-8"}
+        "text/csv; charset=utf-8",
+        "application/prs.coverage+json",
+        "application/json",
+        "application/geo+json",
+        "text/plain; charset=utf-8",
+    }
     assert compressible("text/html; charset=utf-8") and compressible("application/vnd.oai.openapi")
     assert not compressible(None) and not compressible("application/octet-stream")
 
@@ -137,15 +178,28 @@ def test_published_files_record_the_media_type_of_their_format(et_run):
 def test_the_api_opendap_and_files_allow_any_origin_without_credentials(portal_url, et_files, cog_version):
     origin = {"Origin": "https://notebook.example.org"}
     version = et_files[NC][2].version
-    for path in ("/api/datasets/", "/api/edr/", "/api/edr/collections", et_files[NC][0], et_files[CSV][0],
-                 cog_version[0], f"/opendap/{version.dataset_id}/v{version.number}/{NC}.das"):
+    for path in (
+        "/api/datasets/",
+        "/api/edr/",
+        "/api/edr/collections",
+        et_files[NC][0],
+        et_files[CSV][0],
+        cog_version[0],
+        f"/opendap/{version.dataset_id}/v{version.number}/{NC}.das",
+    ):
         status, headers, _ = fetch(portal_url + path, headers=origin)
         assert status in (200, 400, 404), path  # OPeNDAP serves grids only; its refusal is readable too
         assert headers["Access-Control-Allow-Origin"] == "*", path
         assert headers.get("Access-Control-Allow-Credentials") is None, path
         exposed = {h.strip().lower() for h in headers["Access-Control-Expose-Headers"].split(",")}
-        assert {"content-disposition", "content-range", "accept-ranges", "content-length", "etag",
-                "location"} <= exposed
+        assert {
+            "content-disposition",
+            "content-range",
+            "accept-ranges",
+            "content-length",
+            "etag",
+            "location",
+        } <= exposed
     # pages, the admin and the job page are not for other origins
     for path in ("/datasets/", "/admin/login/"):
         status, headers, _ = fetch(portal_url + path, headers=origin)
@@ -155,13 +209,21 @@ def test_the_api_opendap_and_files_allow_any_origin_without_credentials(portal_u
 @pytest.mark.django_db
 def test_a_preflight_allows_range_and_conditional_headers_but_no_credentials(portal_url, et_files):
     for path in ("/api/datasets/", et_files[NC][0]):
-        status, headers, body = fetch(portal_url + path, "OPTIONS", headers={
-            "Origin": "http://127.0.0.1:9", "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "range, if-none-match"})
+        status, headers, body = fetch(
+            portal_url + path,
+            "OPTIONS",
+            headers={
+                "Origin": "http://127.0.0.1:9",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "range, if-none-match",
+            },
+        )
         assert status == 200, (path, body)
         assert headers["Access-Control-Allow-Origin"] == "*"
         assert {"GET", "HEAD"} <= {m.strip() for m in headers["Access-Control-Allow-Methods"].split(",")}
-        assert {"range", "if-none-match", "if-range"} <= {h.strip() for h in headers["Access-Control-Allow-Headers"].split(",")}
+        assert {"range", "if-none-match", "if-range"} <= {
+            h.strip() for h in headers["Access-Control-Allow-Headers"].split(",")
+        }
         assert headers.get("Access-Control-Allow-Credentials") != "true"
 
 
@@ -192,8 +254,9 @@ def other_origin():
 
 @pytest.mark.browser
 @pytest.mark.django_db
-def test_a_page_on_another_origin_reads_the_api_and_file_ranges_in_chromium(portal_url, et_files, other_origin,
-                                                                          monkeypatch):
+def test_a_page_on_another_origin_reads_the_api_and_file_ranges_in_chromium(
+    portal_url, et_files, other_origin, monkeypatch
+):
     from playwright.sync_api import sync_playwright
 
     nc_url, nc_path, _ = et_files[NC]
@@ -222,8 +285,9 @@ def test_a_page_on_another_origin_reads_the_api_and_file_ranges_in_chromium(port
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(other_origin)
-            out = page.evaluate(script, {"api": f"{portal_url}/api/datasets/", "nc": portal_url + nc_url,
-                                         "csv": portal_url + csv_url})
+            out = page.evaluate(
+                script, {"api": f"{portal_url}/api/datasets/", "nc": portal_url + nc_url, "csv": portal_url + csv_url}
+            )
         finally:
             browser.close()
     local = nc_path.read_bytes()
@@ -242,8 +306,13 @@ def test_a_page_on_another_origin_reads_the_api_and_file_ranges_in_chromium(port
 def test_a_range_is_answered_206_with_exactly_its_bytes(portal_url, et_files):
     url, path, _ = et_files[NC]
     local, size = path.read_bytes(), path.stat().st_size
-    for header, start, stop in (("bytes=100-199", 100, 200), ("bytes=0-0", 0, 1), (f"bytes={size - 10}-", size - 10, size),
-                                ("bytes=-16", size - 16, size), (f"bytes={size - 5}-{size + 100}", size - 5, size)):
+    for header, start, stop in (
+        ("bytes=100-199", 100, 200),
+        ("bytes=0-0", 0, 1),
+        (f"bytes={size - 10}-", size - 10, size),
+        ("bytes=-16", size - 16, size),
+        (f"bytes={size - 5}-{size + 100}", size - 5, size),
+    ):
         status, headers, body = fetch(portal_url + url, headers={"Range": header, "Accept-Encoding": "gzip"})
         assert status == 206, header
         assert body == local[start:stop] and headers["Content-Length"] == str(stop - start)
@@ -268,8 +337,12 @@ def test_validators_answer_304_and_if_range_falls_back_to_the_whole_file(portal_
     status, headers, body = fetch(portal_url + url)
     etag, modified = headers["ETag"], headers["Last-Modified"]
     assert status == 200 and body == path.read_bytes() and etag == f'"{f.sha256}"'  # the checksum of the API
-    for condition in ({"If-None-Match": etag}, {"If-None-Match": f'"other", {etag}'}, {"If-None-Match": "*"},
-                      {"If-Modified-Since": modified}):
+    for condition in (
+        {"If-None-Match": etag},
+        {"If-None-Match": f'"other", {etag}'},
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": modified},
+    ):
         status, headers, body = fetch(portal_url + url, headers=condition)
         assert status == 304 and body == b"" and headers["ETag"] == etag, condition
         assert "immutable" in headers["Cache-Control"]
@@ -298,8 +371,11 @@ def test_head_gives_the_headers_of_the_file_without_its_body(portal_url, et_file
 
 @pytest.mark.django_db
 def test_published_files_are_cached_for_a_year_as_immutable_with_their_media_type(portal_url, et_files, cog_version):
-    for url, media_type in ((et_files[NC][0], "application/x-netcdf"), (et_files[CSV][0], "text/csv; charset=utf-8"),
-                            (cog_version[0], "image/tiff; application=geotiff; profile=cloud-optimized")):
+    for url, media_type in (
+        (et_files[NC][0], "application/x-netcdf"),
+        (et_files[CSV][0], "text/csv; charset=utf-8"),
+        (cog_version[0], "image/tiff; application=geotiff; profile=cloud-optimized"),
+    ):
         status, headers, _ = fetch(portal_url + url, "HEAD")
         assert status == 200 and headers["Content-Type"] == media_type, url
         directives = {d.strip() for d in headers["Cache-Control"].split(",")}
@@ -358,8 +434,9 @@ def test_the_published_geotiff_is_a_cog_that_gdal_reads_over_http(portal_url, co
         assert local.overviews(1) == [2, 4]  # 700 x 600 cells: halved until a 256-pixel tile holds it
         expected = local.read(window=window)
         expected_overview = local.read(1, out_shape=(150, 175))
-    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif",
-                      GDAL_HTTP_MAX_RETRY="0"):
+    with rasterio.Env(
+        GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif", GDAL_HTTP_MAX_RETRY="0"
+    ):
         with rasterio.open(f"/vsicurl/{portal_url}{url}") as remote:
             assert remote.profile["blockxsize"] == 256 and remote.overviews(1) == [2, 4]
             assert remote.scales == (0.001, 0.001) and remote.nodata == -9999
@@ -386,10 +463,22 @@ def done_job(et_run, tmp_path):
 
     job = SubsetJob.objects.create(
         owner_key=hash_key(JOB_KEY),  # an anonymous job: its owner presents the key
-        dataset=et_run.dataset, version=et_run.version, file_name=NC, kind="point", params={"lon": "1", "lat": "2"},
-        request_key="0" * 64, estimated_bytes=1, status=SubsetJob.Status.DONE, result_path=str(relative),
-        result_name="series 点.csv", media_type="text/csv", size=path.stat().st_size, sha256=sha256(path),
-        finished_at=timezone.now(), expires_at=timezone.now() + timedelta(hours=2))
+        dataset=et_run.dataset,
+        version=et_run.version,
+        file_name=NC,
+        kind="point",
+        params={"lon": "1", "lat": "2"},
+        request_key="0" * 64,
+        estimated_bytes=1,
+        status=SubsetJob.Status.DONE,
+        result_path=str(relative),
+        result_name="series 点.csv",
+        media_type="text/csv",
+        size=path.stat().st_size,
+        sha256=sha256(path),
+        finished_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(hours=2),
+    )
     yield job, path
     path.unlink()
 

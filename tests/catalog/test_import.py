@@ -1,4 +1,5 @@
 """Importing TPDC JSON records (the five real records in ../shared/catalog)."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,12 @@ def test_every_field_of_the_tpdc_record_has_a_home(tpdc_record):
     assert d.acq_start == _time(tpdc_record["ds_acq_start_time"]) and d.acq_end == _time(tpdc_record["ds_acq_end_time"])
     assert (d.acq_place_cn, d.acq_place_en) == (tpdc_record["ds_acq_place"], en["ds_acq_place"])
     assert d.bbox.srid == 4326
-    assert d.extent == (tpdc_record["ds_acq_lon_west"], tpdc_record["ds_acq_lat_south"],
-                        tpdc_record["ds_acq_lon_east"], tpdc_record["ds_acq_lat_north"])
+    assert d.extent == (
+        tpdc_record["ds_acq_lon_west"],
+        tpdc_record["ds_acq_lat_south"],
+        tpdc_record["ds_acq_lon_east"],
+        tpdc_record["ds_acq_lat_north"],
+    )
     assert (d.alt_low, d.alt_high) == (tpdc_record["ds_acq_alt_low"], tpdc_record["ds_acq_alt_high"])
     assert (d.space_res_cn, d.time_res_cn) == (tpdc_record["ds_space_res"], tpdc_record["ds_time_res"])
     assert (d.format_cn, d.format_en) == (tpdc_record["ds_format"], en["ds_format"])
@@ -56,7 +61,10 @@ def test_every_field_of_the_tpdc_record_has_a_home(tpdc_record):
     assert d.coordinate == tpdc_record["ds_coordinate"] and d.thumbnail == tpdc_record["ds_thumbnail"]
     assert d.thumb_from == tpdc_record["ds_thumb_from"]
     assert (d.service_contact, d.service_phone, d.service_email) == (
-        tpdc_record["ds_serv_man"], tpdc_record["ds_serv_phone"], tpdc_record["ds_serv_mail"])
+        tpdc_record["ds_serv_man"],
+        tpdc_record["ds_serv_phone"],
+        tpdc_record["ds_serv_mail"],
+    )
     assert d.organization_id == tpdc_record["organization_id"] and d.submit_center_id == tpdc_record["submit_center_id"]
     assert d.subject_codes == tpdc_record["subject_codes"]
     assert (d.quality_level, d.data_level) == (tpdc_record["quality_level"], tpdc_record["data_level"])
@@ -66,11 +74,21 @@ def test_every_field_of_the_tpdc_record_has_a_home(tpdc_record):
     assert d.category == tpdc_record["category"]
     assert d.time_tags == tpdc_record["ds_time_tags"]
     tags = {(t.kind, t.name) for t in d.tags.all()}
-    assert tags == ({("topic", n) for n in tpdc_record["ds_topic_tags"]} | {("place", n) for n in tpdc_record["ds_locus_tags"]}
-                    | {("subject", n) for n in tpdc_record["ds_subject_tags"]})
+    assert tags == (
+        {("topic", n) for n in tpdc_record["ds_topic_tags"]}
+        | {("place", n) for n in tpdc_record["ds_locus_tags"]}
+        | {("subject", n) for n in tpdc_record["ds_subject_tags"]}
+    )
     for field, role in [("ds_contributors", "contributor"), ("ds_meta_authors", "author"), ("ds_managers", "manager")]:
-        people = [{"true_name": r.person.true_name, "email": r.person.email, "work_for": r.person.work_for,
-                   "country": r.person.country} for r in d.roles.filter(role=role).order_by("order")]
+        people = [
+            {
+                "true_name": r.person.true_name,
+                "email": r.person.email,
+                "work_for": r.person.work_for,
+                "country": r.person.country,
+            }
+            for r in d.roles.filter(role=role).order_by("order")
+        ]
         assert people == tpdc_record[field]
     assert d.raw == tpdc_record
 
@@ -95,14 +113,17 @@ def test_html_is_sanitized_not_stripped_by_regex():
     assert "<b>b</b>" in cleaned and cleaned.startswith("<p>")
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("ds_acq_lat_north", "north", "a number"),
-    ("ds_acq_lon_east", 200.0, "a number in [-180, 180]"),
-    ("ds_acq_start_time", "2024/01/01", "a time 'YYYY-MM-DD HH:MM:SS'"),
-    ("ds_contributors", [{"email": "x@y"}], "a non-empty name"),
-    ("ds_time_tags", ["1940"], "a list of years"),
-    ("id", None, "a non-empty string"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("ds_acq_lat_north", "north", "a number"),
+        ("ds_acq_lon_east", 200.0, "a number in [-180, 180]"),
+        ("ds_acq_start_time", "2024/01/01", "a time 'YYYY-MM-DD HH:MM:SS'"),
+        ("ds_contributors", [{"email": "x@y"}], "a non-empty name"),
+        ("ds_time_tags", ["1940"], "a list of years"),
+        ("id", None, "a non-empty string"),
+    ],
+)
 def test_it_rejects_a_malformed_record_naming_file_and_field(tmp_path, tpdc_record, field, value, expected):
     good = dict(tpdc_record, id="good-new-record")
     bad = {**tpdc_record, "id": "bad-new-record", field: value}

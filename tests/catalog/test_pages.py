@@ -1,4 +1,5 @@
 """Public pages: list, bilingual search, detail, chart series, downloads, language switch."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,10 +34,18 @@ def test_the_list_shows_all_five_datasets_with_a_bounded_number_of_queries(clien
     assert "Global high-resolution evapotranspiration dataset" in response.content.decode()
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("evapotranspiration", ET), ("蒸散发", ET), ("冻融", FREEZE_THAW), ("freeze-thaw", FREEZE_THAW),
-    ("mascons reconstruction", TWS), ("陆地蓄水量", TWS), ("陆地储水", TWS),  # the last one is a tag only
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("evapotranspiration", ET),
+        ("蒸散发", ET),
+        ("冻融", FREEZE_THAW),
+        ("freeze-thaw", FREEZE_THAW),
+        ("mascons reconstruction", TWS),
+        ("陆地蓄水量", TWS),
+        ("陆地储水", TWS),  # the last one is a tag only
+    ],
+)
 def test_search_finds_the_right_dataset_in_either_language(client, query, expected):
     found = _ids(client.get(reverse("catalog:dataset_list"), {"q": query}))
     assert expected in found
@@ -57,11 +66,21 @@ def test_filters_by_category_and_time_range(client):
     assert ET in late and FREEZE_THAW not in late
 
 
-@pytest.mark.parametrize(("params", "status"), [
-    ({"time": "abc"}, 400), ({"time": "-5"}, 400), ({"q": "x" * 5000}, 200), ({"category": "<b>"}, 200),
-    ({"time": "9" * 5000}, 400), ({"start_year": "2000"}, 400), ({"page": "0"}, 400), ({"bbox": "1,2,3"}, 400),
-    ({"q": "\x00"}, 400), ({"category": "a\x00b"}, 400),  # NUL bytes: a 400 at the edge (portal/edge.py)
-])
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"time": "abc"}, 400),
+        ({"time": "-5"}, 400),
+        ({"q": "x" * 5000}, 200),
+        ({"category": "<b>"}, 200),
+        ({"time": "9" * 5000}, 400),
+        ({"start_year": "2000"}, 400),
+        ({"page": "0"}, 400),
+        ({"bbox": "1,2,3"}, 400),
+        ({"q": "\x00"}, 400),
+        ({"category": "a\x00b"}, 400),  # NUL bytes: a 400 at the edge (portal/edge.py)
+    ],
+)
 def test_bad_list_parameters_are_not_server_errors(client, params, status):
     assert client.get(reverse("catalog:dataset_list"), params).status_code == status
 
@@ -69,14 +88,17 @@ def test_bad_list_parameters_are_not_server_errors(client, params, status):
 def test_a_nul_byte_in_a_url_is_a_400_not_a_500(client, et_run):
     # PostgreSQL text cannot hold NUL: such a value must never reach a query (refused at the edge).
     f = et_run.version.files.first()
-    for url in [f"/datasets/{ET}%00/", f"/datasets/{ET}/versions/{f.version.number}/files/{f.name}%00",
-                "/datasets/a%00b/series.json?station=DE-Hai"]:
+    for url in [
+        f"/datasets/{ET}%00/",
+        f"/datasets/{ET}/versions/{f.version.number}/files/{f.name}%00",
+        "/datasets/a%00b/series.json?station=DE-Hai",
+    ]:
         assert client.get(url).status_code == 400, url
 
 
 def test_our_figures_stand_beside_the_published_ones(client, et_run):
     html = client.get(reverse("catalog:dataset_detail", args=[ET])).content.decode()
-    table = html[html.index('id="published-table"'):html.index("</table>", html.index('id="published-table"'))]
+    table = html[html.index('id="published-table"') : html.index("</table>", html.index('id="published-table"'))]
     version = Dataset.objects.get(id=ET).latest_version()
     pooled = ValidationResult.objects.get(version=version, split="validation", scope="pooled")
     towers = ValidationResult.objects.filter(version=version, split="validation", scope="site").count()
@@ -96,7 +118,7 @@ def test_the_detail_page_shows_metadata_and_the_stored_validation(client, et_run
     for tag in dataset.tags.all():
         assert tag.name in html
     pooled = ValidationResult.objects.get(version=dataset.latest_version(), split="validation", scope="pooled")
-    table = html[html.index('id="validation-table"'):]
+    table = html[html.index('id="validation-table"') :]
     assert f"<td>{pooled.n}</td><td>{pooled.kge:.3f}</td><td>{pooled.r:.3f}</td>" in table
     assert "0.857" in html and "0.726" in html  # the seed's published figures beside ours
     assert "What differs" in html
@@ -107,16 +129,17 @@ def test_the_detail_page_shows_metadata_and_the_stored_validation(client, et_run
 def test_the_detail_page_shows_fusion_beside_each_product_and_the_tc_diagnostic(client, et_run):
     html = client.get(reverse("catalog:dataset_detail", args=[ET])).content.decode()
     start = html.index('id="validation-fusion_held_out"')
-    table = html[start:html.index("</table>", start)]
+    table = html[start : html.index("</table>", start)]
     rows = ValidationResult.objects.filter(version=et_run.version, split="fusion_held_out", scope="pooled")
     assert rows.count() == 6
     for r in rows:
         assert f"<td>{r.variable}</td><td>{r.n}</td><td>{r.kge:.3f}</td>" in table
-    assert table.index("<td>et_fused</td>") < min(table.index(f"<td>{r.variable}</td>") for r in rows
-                                                  if r.variable != "et_fused")
+    assert table.index("<td>et_fused</td>") < min(
+        table.index(f"<td>{r.variable}</td>") for r in rows if r.variable != "et_fused"
+    )
     assert 'id="validation-reconstruction_held_out"' in html
     start = html.index('id="tc-diagnostic"')
-    tc = html[start:html.index("</table>", start)]
+    tc = html[start : html.index("</table>", start)]
     summary = et_run.summary["triple_collocation"]
     for p in summary["products"]:
         assert f"<td>{p}</td><td>{summary[f'median_tcr_{p}']:.3f}</td>" in tc
@@ -189,7 +212,6 @@ def test_the_language_switch_shows_chinese_ui_and_titles(client):
     assert "差异说明" in detail and "<td>时间步长</td><td>逐月</td><td>逐日</td>" in detail
     english = client.post(reverse("set_language"), {"language": "en", "next": "/"}, follow=True).content.decode()
     assert "Land-surface hydrology data portal" in english
-
 
 
 def test_the_favicon_is_served_by_the_portal(client):

@@ -1,6 +1,7 @@
 """The catalogue search (portal.catalog.search) on the five real records: every dataset is found from
 the words of its title in either language, with a typo, by abbreviation, by a box and by a period; facets
 count in both languages; the page and the API take the same filters; the map draws a box in Chromium."""
+
 from __future__ import annotations
 
 import re
@@ -55,21 +56,41 @@ def test_a_misspelt_title_word_still_finds_the_record(dataset_id):
     assert result.corrected or result.fallback  # the page says the words were corrected
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("ET", {ET}), ("SM", {SM, SM1}), ("TWS", {TWS}), ("TWSA", {TWS}), ("GRACE", {TWS}), ("FT", {FT}),
-    ("LightGBM", {ET, SM}), ("土壤水分", {SM, SM1}), ("土壤 水分", {SM, SM1}), ("冻融", {FT}), ("蒸散发", {ET}),
-    ("evapotranspration", {ET}), ("soil moisture global", {SM, SM1}), ("ＧＲＡＣＥ", {TWS}),  # full-width letters
-])
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("ET", {ET}),
+        ("SM", {SM, SM1}),
+        ("TWS", {TWS}),
+        ("TWSA", {TWS}),
+        ("GRACE", {TWS}),
+        ("FT", {FT}),
+        ("LightGBM", {ET, SM}),
+        ("土壤水分", {SM, SM1}),
+        ("土壤 水分", {SM, SM1}),
+        ("冻融", {FT}),
+        ("蒸散发", {ET}),
+        ("evapotranspration", {ET}),
+        ("soil moisture global", {SM, SM1}),
+        ("ＧＲＡＣＥ", {TWS}),  # full-width letters
+    ],
+)
 def test_words_abbreviations_and_typos_find_exactly_the_records_that_hold_them(query, expected):
     assert set(ids(q=query)) == expected
 
 
 def test_et_no_longer_matches_every_et_al():
     # "et" of "et al." is in many abstracts: the abbreviation counts only in titles and keywords
-    Dataset.objects.create(id="cites-others", title_en="Snow depth of the Alps",
-                           abstract_en="<p>As in Zhang et al. (2020), snow depth is mapped.</p>")
-    Dataset.objects.create(id="et-in-abstract", title_en="Flux tower records",
-                           abstract_en="<p>Latent heat and evapotranspiration at towers.</p>")
+    Dataset.objects.create(
+        id="cites-others",
+        title_en="Snow depth of the Alps",
+        abstract_en="<p>As in Zhang et al. (2020), snow depth is mapped.</p>",
+    )
+    Dataset.objects.create(
+        id="et-in-abstract",
+        title_en="Flux tower records",
+        abstract_en="<p>Latent heat and evapotranspiration at towers.</p>",
+    )
     search.index_datasets(["cites-others", "et-in-abstract"])
     assert SearchDocument.objects.filter(dataset_id="cites-others").exists()
     found = ids(q="ET")
@@ -85,7 +106,9 @@ def test_box_and_period_filters_with_antimeridian_and_facets_combined():
     assert set(ids(time="1940/1945")) == {TWS}
     assert FT not in ids(time="2021-01-01/..")  # the plateau record ends in 2020
     assert set(ids(time="2015")) == ALL
-    params = search.parse({"q": ["soil"], "bbox": ["80,30,90,35"], "time": ["2016/2017"], "temporal_resolution": ["daily"]})
+    params = search.parse(
+        {"q": ["soil"], "bbox": ["80,30,90,35"], "time": ["2016/2017"], "temporal_resolution": ["daily"]}
+    )
     assert {d.id for d in search.search(params).datasets} == {SM, SM1, FT}
 
 
@@ -147,11 +170,20 @@ def test_the_api_takes_the_same_filters_and_answers_facet_counts(client, django_
     assert api(client, keyword=["冻融", "蒸散发"])["count"] == 2
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"categories": "x"}, "categories"), ({"formaat": "x"}, "formaat"), ({"bbox": "1,2,3"}, "bbox"),
-    ({"bbox": "0,10,5,-10"}, "bbox"), ({"time": "2020-13"}, "time"), ({"time": "2020/2010"}, "time"),
-    ({"sort": "random"}, "sort"), ({"published": "maybe"}, "published"), ({"q": ["a", "b"]}, "q"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"categories": "x"}, "categories"),
+        ({"formaat": "x"}, "formaat"),
+        ({"bbox": "1,2,3"}, "bbox"),
+        ({"bbox": "0,10,5,-10"}, "bbox"),
+        ({"time": "2020-13"}, "time"),
+        ({"time": "2020/2010"}, "time"),
+        ({"sort": "random"}, "sort"),
+        ({"published": "maybe"}, "published"),
+        ({"q": ["a", "b"]}, "q"),
+    ],
+)
 def test_an_unknown_or_malformed_filter_is_a_400_naming_it(client, params, field):
     for url in ("/api/datasets/", "/datasets/"):
         response = client.get(url, params)
@@ -192,12 +224,15 @@ def test_drawing_a_box_on_the_list_page_map_filters_the_records(page, portal_url
 def test_renaming_a_keyword_in_the_admin_updates_its_records_search_documents(admin_client):
     tag = Tag.objects.filter(name="冻融").first()
     assert FT not in ids(q="frost heave")
-    response = admin_client.post(f"/admin/catalog/tag/{tag.pk}/change/",
-                                 {"kind": tag.kind, "name": tag.name, "name_en": "frost heave"})
+    response = admin_client.post(
+        f"/admin/catalog/tag/{tag.pk}/change/", {"kind": tag.kind, "name": tag.name, "name_en": "frost heave"}
+    )
     assert response.status_code == 302
     assert ids(q="frost heave") == [FT]
     with translation.override("en"):
-        labels = {v.key: v.label for f in search.search(search.parse({})).facets if f.name == "keyword" for v in f.values}
+        labels = {
+            v.key: v.label for f in search.search(search.parse({})).facets if f.name == "keyword" for v in f.values
+        }
     assert labels["冻融"] == "frost heave"
 
 

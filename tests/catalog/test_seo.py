@@ -1,4 +1,5 @@
 """sitemap.xml, robots.txt and the page head (canonical URL, description, OpenGraph) on a real gunicorn."""
+
 from __future__ import annotations
 
 import re
@@ -37,10 +38,22 @@ def test_robots_txt_allows_pages_and_keeps_crawlers_off_accounts_admin_jobs_and_
     ds = et_run.dataset
     f = et_run.version.files.first()
     pages = ["/", "/datasets/", f"/datasets/{ds.id}/", "/datasets/?q=soil", "/oai/?verb=Identify", "/api/docs/"]
-    private = ["/accounts/login/", "/accounts/profile/", "/admin/", "/api/jobs/", "/opendap/x/v1/y.nc.dods",
-               "/api/observations/?network=AmeriFlux", "/i18n/setlang/"]
-    data = [f"/datasets/{ds.id}/versions/{et_run.version.number}/files/{f.name}", f"/datasets/{ds.id}/series.json",
-            f"/api/datasets/{ds.id}/subset/", f"/api/datasets/{ds.id}/point/", f"/api/edr/collections/{ds.id}/cube"]
+    private = [
+        "/accounts/login/",
+        "/accounts/profile/",
+        "/admin/",
+        "/api/jobs/",
+        "/opendap/x/v1/y.nc.dods",
+        "/api/observations/?network=AmeriFlux",
+        "/i18n/setlang/",
+    ]
+    data = [
+        f"/datasets/{ds.id}/versions/{et_run.version.number}/files/{f.name}",
+        f"/datasets/{ds.id}/series.json",
+        f"/api/datasets/{ds.id}/subset/",
+        f"/api/datasets/{ds.id}/point/",
+        f"/api/edr/collections/{ds.id}/cube",
+    ]
     for path in pages:
         assert parser.can_fetch("*", CANONICAL + path) and rfc9309_allowed(robots, path), path
     for path in private:  # plain prefixes: Python's parser and RFC 9309 agree
@@ -54,8 +67,10 @@ def test_sitemap_lists_every_dataset_page_with_its_last_change(portal_url, et_ru
     answer = httpx2.get(f"{portal_url}/sitemap.xml", timeout=30)
     assert answer.status_code == 200 and "xml" in answer.headers["content-type"]
     root = etree.fromstring(answer.content)
-    entries = {u.findtext("s:loc", namespaces=SITEMAP_NS): u.findtext("s:lastmod", namespaces=SITEMAP_NS)
-               for u in root.iterfind("s:url", SITEMAP_NS)}
+    entries = {
+        u.findtext("s:loc", namespaces=SITEMAP_NS): u.findtext("s:lastmod", namespaces=SITEMAP_NS)
+        for u in root.iterfind("s:url", SITEMAP_NS)
+    }
     datasets = list(Dataset.objects.all())
     assert len(datasets) == 5
     assert set(entries) == {f"{CANONICAL}/datasets/"} | {f"{CANONICAL}/datasets/{d.id}/" for d in datasets}
@@ -72,9 +87,11 @@ def _head(portal_url: str, path: str, language: str) -> dict[str, str]:
     answer = httpx2.get(portal_url + path, headers={"Accept-Language": language}, timeout=60)
     assert answer.status_code == 200
     doc = html.fromstring(answer.content)
-    head = {"canonical": doc.xpath("string(//head/link[@rel='canonical']/@href)"),
-            "description": doc.xpath("string(//head/meta[@name='description']/@content)"),
-            "title": doc.xpath("string(//head/title)").strip()}
+    head = {
+        "canonical": doc.xpath("string(//head/link[@rel='canonical']/@href)"),
+        "description": doc.xpath("string(//head/meta[@name='description']/@content)"),
+        "title": doc.xpath("string(//head/title)").strip(),
+    }
     for meta in doc.xpath("//head/meta[starts-with(@property, 'og:')]"):
         head[meta.get("property")] = meta.get("content")
     assert len(doc.xpath("//head/link[@rel='canonical']")) == 1

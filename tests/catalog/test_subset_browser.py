@@ -1,6 +1,7 @@
 """The subset download form of the dataset page in headless Chromium (Debian's /usr/bin/chromium,
 driven by Playwright), against a real server on the test database and the SYNTHETIC committed
 0.5-degree grid of ``live_grid`` (values encode the cell: :func:`grid_values`)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,16 @@ from tests.grids import FT, grid_values, publish_grid
 pytestmark = pytest.mark.django_db  # also for the browser tests: the session then sets up the test database
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 BBOX = ("min_lon", "min_lat", "max_lon", "max_lat")
 DAYS = pd.date_range("2015-01-01", periods=20, freq="D")  # live_grid's time axis
 
@@ -36,8 +45,11 @@ def _expected(message) -> bool:
     """Chromium's console line for an API answer of 400 / 413 to the form's check (``estimate=1``):
     the form shows those answers (a bad field, a refusal); other console errors are problems."""
     url = (message.location or {}).get("url", "")
-    return (bool(re.match(r"Failed to load resource: the server responded with a status of 4(00|13)\b", message.text))
-            and "/api/datasets/" in url and "estimate=1" in url)
+    return (
+        bool(re.match(r"Failed to load resource: the server responded with a status of 4(00|13)\b", message.text))
+        and "/api/datasets/" in url
+        and "estimate=1" in url
+    )
 
 
 @pytest.fixture
@@ -53,12 +65,18 @@ def open_page(monkeypatch):
             page = browser.new_page(viewport={"width": 1300, "height": 1800}, accept_downloads=True)
             page.context.add_cookies([{"name": "django_language", "value": language, "url": base_url}])
             page.problems = []
-            page.on("console", lambda m: m.type == "error" and not _expected(m)
-                    and page.problems.append(f"console: {m.text}"))
+            page.on(
+                "console",
+                lambda m: m.type == "error" and not _expected(m) and page.problems.append(f"console: {m.text}"),
+            )
             page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: page.problems.append(f"request failed: {r.url} {r.failure}"))
-            page.on("request", lambda r: r.url.startswith(base_url) or r.url.startswith("data:")
-                    or page.problems.append(f"external request: {r.url}"))
+            page.on(
+                "request",
+                lambda r: r.url.startswith(base_url)
+                or r.url.startswith("data:")
+                or page.problems.append(f"external request: {r.url}"),
+            )
             page.goto(f"{base_url}/datasets/{FT}/")
             page.wait_for_selector("#subset-map .leaflet-land-pane path", state="attached")
             return page
@@ -105,21 +123,26 @@ def _wait_estimate(page, contains: str):
 @pytest.mark.browser
 def test_the_form_shows_the_grids_variables_period_and_formats(page, portal_url):
     assert page.is_visible("#subset-form")
-    assert page.locator("#subset-form input[name=variables]").evaluate_all("els => els.map(e => [e.value, e.checked])") \
-        == [["sm", True]]
+    assert page.locator("#subset-form input[name=variables]").evaluate_all(
+        "els => els.map(e => [e.value, e.checked])"
+    ) == [["sm", True]]
     assert "m3 m-3" in page.inner_text("#subset-form .subset-grid")
     assert "720 × 360" in page.inner_text("#subset-form .subset-grid")
     assert page.input_value("input[name=start]") == "2015-01-01"
     assert page.input_value("input[name=end]") == "2015-01-20"
     assert page.get_attribute("input[name=start]", "min") == "2015-01-01"
     # an empty box is the whole grid: 20 days x 360 x 720 float32, answered directly
-    whole = _estimate(portal_url, version="1", file="grid.nc", f="netcdf", variables="sm",
-                      time="2015-01-01/2015-01-20")
+    whole = _estimate(portal_url, version="1", file="grid.nc", f="netcdf", variables="sm", time="2015-01-01/2015-01-20")
     assert whole["mode"] == "direct"
     assert _human(whole["estimated_bytes"]) in _wait_estimate(page, "Estimated size")
     formats = "els => els.filter(e => !e.disabled).map(e => e.value)"
-    assert page.locator("select[name=f] option").evaluate_all(formats) == ["netcdf", "geotiff", "csv", "zarr",
-                                                                           "coveragejson"]
+    assert page.locator("select[name=f] option").evaluate_all(formats) == [
+        "netcdf",
+        "geotiff",
+        "csv",
+        "zarr",
+        "coveragejson",
+    ]
     page.select_option("select[name=f]", "geotiff")
     page.check("input[name=kind][value=point]")
     assert page.locator("select[name=f] option").evaluate_all(formats) == ["netcdf", "csv", "zarr", "coveragejson"]
@@ -152,21 +175,27 @@ def test_drawing_a_rectangle_with_the_mouse_fills_the_bbox_inputs(page, portal_u
     def origin():
         """The map's container point (0, 0) in the window: its box plus its border (Leaflet counts from inside it)."""
         box = page.locator("#subset-map").bounding_box()
-        border = page.evaluate("(() => { const e = document.getElementById('subset-map'); return [e.clientLeft, e.clientTop]; })()")
+        border = page.evaluate(
+            "(() => { const e = document.getElementById('subset-map'); return [e.clientLeft, e.clientTop]; })()"
+        )
         return box["x"] + border[0], box["y"] + border[1]
 
     def pixel(lat, lon):
         """The whole pixel of the window (mouse events land on whole pixels) nearest to lat, lon."""
-        point = page.evaluate(f"(() => {{ const p = window.portalSubset.map.latLngToContainerPoint([{lat}, {lon}]);"
-                              "return [p.x, p.y]; })()")
+        point = page.evaluate(
+            f"(() => {{ const p = window.portalSubset.map.latLngToContainerPoint([{lat}, {lon}]);"
+            "return [p.x, p.y]; })()"
+        )
         x0, y0 = origin()
         return round(x0 + point[0]), round(y0 + point[1])
 
     def lonlat(x, y):
         """Where the map puts that window pixel."""
         x0, y0 = origin()
-        return page.evaluate(f"(() => {{ const p = window.portalSubset.map.containerPointToLatLng([{x - x0}, {y - y0}]);"
-                             " return [p.lng, p.lat]; })()")
+        return page.evaluate(
+            f"(() => {{ const p = window.portalSubset.map.containerPointToLatLng([{x - x0}, {y - y0}]);"
+            " return [p.lng, p.lat]; })()"
+        )
 
     # the map in the middle of the window: at its edge, a fraction of a pixel of it lies outside
     page.evaluate("document.getElementById('subset-map').scrollIntoView({block: 'center'})")
@@ -175,15 +204,24 @@ def test_drawing_a_rectangle_with_the_mouse_fills_the_bbox_inputs(page, portal_u
     page.mouse.click(*start)
     page.mouse.move(*pixel(35, 30), steps=5)
     page.mouse.click(*end)
-    degrees_per_pixel = page.evaluate("(() => { const m = window.portalSubset.map;"
-                                      "return 360 / (m.latLngToContainerPoint([0, 180]).x - m.latLngToContainerPoint([0, -180]).x); })()")
+    degrees_per_pixel = page.evaluate(
+        "(() => { const m = window.portalSubset.map;"
+        "return 360 / (m.latLngToContainerPoint([0, 180]).x - m.latLngToContainerPoint([0, -180]).x); })()"
+    )
     values = [float(page.input_value(f"input[name={n}]")) for n in BBOX]
     assert np.allclose(values, [10, 20, 40, 50], atol=2 * degrees_per_pixel), values  # the box asked for
     assert np.allclose(values, [*lonlat(*start), *lonlat(*end)], atol=degrees_per_pixel), values  # where the mouse was
     assert page.is_checked("input[name=region][value=bbox]")
     # the request changed: the estimate follows
-    drawn = _estimate(portal_url, bbox=",".join(page.input_value(f"input[name={n}]") for n in BBOX), version="1",
-                      file="grid.nc", f="netcdf", variables="sm", time="2015-01-01/2015-01-20")
+    drawn = _estimate(
+        portal_url,
+        bbox=",".join(page.input_value(f"input[name={n}]") for n in BBOX),
+        version="1",
+        file="grid.nc",
+        f="netcdf",
+        variables="sm",
+        time="2015-01-01/2015-01-20",
+    )
     assert "direct download" in _wait_estimate(page, _human(drawn["estimated_bytes"]))
     page.locator("#subset").screenshot(path="/tmp/portal-subset.png")  # to look at
     assert page.problems == []
@@ -195,8 +233,10 @@ def test_typing_a_bbox_draws_it_and_updates_the_estimate(page, portal_url):
     _fill_bbox(page, 0, 0, 10, 10)
     small = _estimate(portal_url, bbox="0,0,10,10", **common)
     _wait_estimate(page, _human(small["estimated_bytes"]))
-    bounds = page.evaluate("(() => { const b = window.portalSubset.shape().getBounds();"
-                           "return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; })()")
+    bounds = page.evaluate(
+        "(() => { const b = window.portalSubset.shape().getBounds();"
+        "return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; })()"
+    )
     assert bounds == [0, 0, 10, 10]
     page.fill("input[name=max_lat]", "40")
     larger = _estimate(portal_url, bbox="0,0,10,40", **common)
@@ -206,8 +246,9 @@ def test_typing_a_bbox_draws_it_and_updates_the_estimate(page, portal_url):
     _fill_bbox(page, 170, -10, -170, 10)
     across = _estimate(portal_url, bbox="170,-10,-170,10", **common)
     _wait_estimate(page, _human(across["estimated_bytes"]))
-    bounds = page.evaluate("(() => { const b = window.portalSubset.shape().getBounds();"
-                           "return [b.getWest(), b.getEast()]; })()")
+    bounds = page.evaluate(
+        "(() => { const b = window.portalSubset.shape().getBounds();return [b.getWest(), b.getEast()]; })()"
+    )
     assert bounds == [170, 190]
     # the period and the format are part of the request too
     page.fill("input[name=end]", "2015-01-02")
@@ -269,8 +310,10 @@ def test_a_point_series_as_csv_holds_the_20_days_of_the_nearest_cell(page, tmp_p
 @pytest.mark.browser
 def test_a_drawn_polygon_and_an_area_mean_as_csv(page, tmp_path):
     def click(lat, lon):
-        point = page.evaluate(f"(() => {{ const p = window.portalSubset.map.latLngToContainerPoint([{lat}, {lon}]);"
-                              "return [p.x, p.y]; })()")
+        point = page.evaluate(
+            f"(() => {{ const p = window.portalSubset.map.latLngToContainerPoint([{lat}, {lon}]);"
+            "return [p.x, p.y]; })()"
+        )
         box = page.locator("#subset-map").bounding_box()
         page.mouse.click(box["x"] + point[0], box["y"] + point[1])
 
@@ -288,7 +331,9 @@ def test_a_drawn_polygon_and_an_area_mean_as_csv(page, tmp_path):
     ring = page.evaluate("window.portalSubset.shape().getLatLngs()[0].map(p => [p.lng, p.lat])")
     assert ring == [[0, 10], [20, 10], [10, 30]]
     page.check("input[name=kind][value=area]")
-    assert page.is_checked("input[name=region][value=polygon]") and page.input_value("textarea[name=polygon]") == triangle
+    assert (
+        page.is_checked("input[name=region][value=polygon]") and page.input_value("textarea[name=polygon]") == triangle
+    )
     page.select_option("select[name=f]", "csv")
     _wait_estimate(page, "direct download")
     with page.expect_download() as info:
@@ -311,8 +356,13 @@ def test_a_drawn_polygon_and_an_area_mean_as_csv(page, tmp_path):
 def test_a_small_box_downloads_in_every_format(page, tmp_path):
     _fill_bbox(page, 10, 20, 12, 23)
     page.fill("input[name=end]", "2015-01-02")
-    for fmt, suffix in (("netcdf", ".nc"), ("geotiff", ".tif"), ("csv", ".csv"), ("zarr", ".zarr.zip"),
-                        ("coveragejson", ".covjson")):
+    for fmt, suffix in (
+        ("netcdf", ".nc"),
+        ("geotiff", ".tif"),
+        ("csv", ".csv"),
+        ("zarr", ".zarr.zip"),
+        ("coveragejson", ".covjson"),
+    ):
         page.select_option("select[name=f]", fmt)
         _wait_estimate(page, "direct download")
         with page.expect_download() as info:
@@ -337,8 +387,9 @@ def test_placing_a_point_with_the_mouse_fills_lon_and_lat(page):
     page.check("input[name=kind][value=point]")
     page.locator("#subset-map").scroll_into_view_if_needed()
     page.click("#subset-map .leaflet-pm-icon-circle-marker")
-    point = page.evaluate("(() => { const p = window.portalSubset.map.latLngToContainerPoint([-30, 140]);"
-                          "return [p.x, p.y]; })()")
+    point = page.evaluate(
+        "(() => { const p = window.portalSubset.map.latLngToContainerPoint([-30, 140]);return [p.x, p.y]; })()"
+    )
     box = page.locator("#subset-map").bounding_box()
     page.mouse.click(box["x"] + point[0], box["y"] + point[1])
     lon, lat = float(page.input_value("input[name=lon]")), float(page.input_value("input[name=lat]"))
@@ -384,8 +435,9 @@ def small_limit_url(service_env, live_grid):  # noqa: F811
 
 @pytest.mark.browser
 @pytest.mark.worker
-def test_a_large_request_runs_as_a_job_and_the_form_goes_to_its_page(open_page, small_limit_url, celery_worker,
-                                                                      tmp_path):
+def test_a_large_request_runs_as_a_job_and_the_form_goes_to_its_page(
+    open_page, small_limit_url, celery_worker, tmp_path
+):
     page = open_page(small_limit_url)
     _fill_bbox(page, -60, -30, 60, 30)  # 240 x 120 cells x 20 days of float32: about 2.3 MB
     page.select_option("select[name=f]", "netcdf")
@@ -405,8 +457,9 @@ def test_a_large_request_runs_as_a_job_and_the_form_goes_to_its_page(open_page, 
     with xr.open_dataset(path) as ds:
         assert ds.sizes["lon"] == 240 and ds.sizes["lat"] == 120 and ds.sizes["time"] == 20
         lat, lon = ds["lat"].values[7], ds["lon"].values[11]
-        np.testing.assert_allclose(ds["sm"].sel(lat=lat, lon=lon).values, grid_values(np.arange(20), lat, lon),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            ds["sm"].sel(lat=lat, lon=lon).values, grid_values(np.arange(20), lat, lon), rtol=1e-6
+        )
     assert page.problems == []
 
 
@@ -415,22 +468,29 @@ def test_a_large_request_runs_as_a_job_and_the_form_goes_to_its_page(open_page, 
 
 def _write_stations(path):
     """A CF timeSeries (DSG) NetCDF: not a grid, so no form for it."""
-    xr.Dataset({"et": (("station", "time"), np.zeros((2, 3)))},
-               coords={"time": pd.date_range("2015-01-01", periods=3), "lat": ("station", [1.0, 2.0]),
-                       "lon": ("station", [3.0, 4.0])}).to_netcdf(path)
+    xr.Dataset(
+        {"et": (("station", "time"), np.zeros((2, 3)))},
+        coords={
+            "time": pd.date_range("2015-01-01", periods=3),
+            "lat": ("station", [1.0, 2.0]),
+            "lon": ("station", [3.0, 4.0]),
+        },
+    ).to_netcdf(path)
 
 
 def test_the_context_lists_the_grids_of_the_latest_version_only(client):
     from portal.catalog.models import Dataset, DatasetFile
     from portal.catalog.subset_form import subset_form_context
+
     version = publish_grid(days=3, step=1.0)
     folder = Path(settings.DATA_ROOT) / version.directory
     _write_stations(folder / "stations.nc")
     with xr.open_dataset(folder / "grid.nc") as ds:
         ds.isel(time=slice(0, 2)).rename({"sm": "swe"}).to_netcdf(folder / "grid2.nc")
     for name in ("stations.nc", "grid2.nc"):
-        DatasetFile.objects.create(version=version, name=name, path=f"{version.directory}/{name}", size=1,
-                                   sha256="0" * 64)
+        DatasetFile.objects.create(
+            version=version, name=name, path=f"{version.directory}/{name}", size=1, sha256="0" * 64
+        )
     context = subset_form_context(Dataset.objects.prefetch_related("versions__files").get(id=FT))
     assert context["version"] == version.number and context["api"] == f"/api/datasets/{FT}/"
     assert [g["file"] for g in context["grids"]] == ["grid.nc", "grid2.nc"]
@@ -459,10 +519,12 @@ def test_no_form_without_a_grid(client):
     folder = Path(settings.DATA_ROOT) / version.directory
     folder.mkdir(parents=True, exist_ok=True)
     _write_stations(folder / "stations.nc")
-    DatasetFile.objects.create(version=version, name="stations.nc", path=f"{version.directory}/stations.nc", size=1,
-                               sha256="0" * 64)
-    DatasetFile.objects.create(version=version, name="missing.nc", path=f"{version.directory}/missing.nc", size=1,
-                               sha256="0" * 64)
+    DatasetFile.objects.create(
+        version=version, name="stations.nc", path=f"{version.directory}/stations.nc", size=1, sha256="0" * 64
+    )
+    DatasetFile.objects.create(
+        version=version, name="missing.nc", path=f"{version.directory}/missing.nc", size=1, sha256="0" * 64
+    )
     assert subset_form_context(Dataset.objects.get(id=FT)) is None
     page = client.get(f"/datasets/{FT}/").content.decode()
     assert 'id="subset-form"' not in page and "gridded NetCDF" in page
@@ -479,8 +541,11 @@ def test_a_download_that_fails_after_a_good_estimate_shows_its_error_and_no_succ
     def refuse(route):
         if "estimate=1" in route.request.url:
             return route.continue_()
-        return route.fulfill(status=400, content_type="application/json",
-                             body=json.dumps({"field": "bbox", "detail": "bbox: refused while writing (test)"}))
+        return route.fulfill(
+            status=400,
+            content_type="application/json",
+            body=json.dumps({"field": "bbox", "detail": "bbox: refused while writing (test)"}),
+        )
 
     page.route("**/api/datasets/*/subset/*", refuse)
     downloads = []
@@ -492,8 +557,12 @@ def test_a_download_that_fails_after_a_good_estimate_shows_its_error_and_no_succ
     assert "Downloaded" not in page.inner_text("#subset-estimate") and downloads == []
 
 
-def test_the_job_page_cancels_a_queued_job_for_its_anonymous_owner_only(open_page, portal_url, live_grid,  # noqa: F811
-                                                                        django_db_blocker):
+def test_the_job_page_cancels_a_queued_job_for_its_anonymous_owner_only(
+    open_page,
+    portal_url,
+    live_grid,  # noqa: F811
+    django_db_blocker,
+):
     import secrets
 
     from portal.subsets.models import SubsetJob
@@ -502,8 +571,15 @@ def test_the_job_page_cancels_a_queued_job_for_its_anonymous_owner_only(open_pag
     key = secrets.token_urlsafe(32)
     with django_db_blocker.unblock():  # committed: the server sees it; no worker runs it
         job = SubsetJob.objects.create(
-            owner_key=hash_key(key), dataset_id=FT, version=live_grid, file_name="grid.nc", kind="subset",
-            params={"bbox": "0,0,1,1"}, request_key=secrets.token_hex(32), estimated_bytes=10)
+            owner_key=hash_key(key),
+            dataset_id=FT,
+            version=live_grid,
+            file_name="grid.nc",
+            kind="subset",
+            params={"bbox": "0,0,1,1"},
+            request_key=secrets.token_hex(32),
+            estimated_bytes=10,
+        )
     try:
         page = open_page(portal_url)
         assert page.goto(f"{portal_url}/jobs/{job.id}/").status == 404  # without the key: no such job

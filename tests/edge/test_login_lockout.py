@@ -3,6 +3,7 @@
 The limit is lowered to 3 here, below allauth's own limit of failed logins (5 per address in 5
 minutes), so the refusal seen is axes' and not allauth's.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,16 +32,13 @@ def test_the_login_page_refuses_even_the_right_password_after_the_failures(clien
     make_user("bystander@example.org")
     ip = fresh_ip()
     for _ in range(3):
-        response = client.post("/accounts/login/", {"login": "victim@example.org", "password": "guess"},
-                               REMOTE_ADDR=ip)
+        response = client.post("/accounts/login/", {"login": "victim@example.org", "password": "guess"}, REMOTE_ADDR=ip)
         assert response.status_code in (200, 429)
-    response = client.post("/accounts/login/", {"login": "Victim@Example.org", "password": PASSWORD},
-                           REMOTE_ADDR=ip)
+    response = client.post("/accounts/login/", {"login": "Victim@Example.org", "password": PASSWORD}, REMOTE_ADDR=ip)
     assert response.status_code == 429 and b"locked" in response.content.lower()
     assert not _logged_in(client)
     # another user from the same address is not locked
-    response = client.post("/accounts/login/", {"login": "bystander@example.org", "password": PASSWORD},
-                           REMOTE_ADDR=ip)
+    response = client.post("/accounts/login/", {"login": "bystander@example.org", "password": PASSWORD}, REMOTE_ADDR=ip)
     assert response.status_code == 302 and _logged_in(client)
 
 
@@ -58,13 +56,21 @@ def test_a_success_before_the_limit_forgets_the_failures(client):
     ip = fresh_ip()
     for _ in range(2):
         client.post("/accounts/login/", {"login": "forgetful@example.org", "password": "guess"}, REMOTE_ADDR=ip)
-    assert client.post("/accounts/login/", {"login": "forgetful@example.org", "password": PASSWORD},
-                       REMOTE_ADDR=ip).status_code == 302
+    assert (
+        client.post(
+            "/accounts/login/", {"login": "forgetful@example.org", "password": PASSWORD}, REMOTE_ADDR=ip
+        ).status_code
+        == 302
+    )
     client.logout()
     for _ in range(2):
         client.post("/accounts/login/", {"login": "forgetful@example.org", "password": "guess"}, REMOTE_ADDR=ip)
-    assert client.post("/accounts/login/", {"login": "forgetful@example.org", "password": PASSWORD},
-                       REMOTE_ADDR=ip).status_code == 302
+    assert (
+        client.post(
+            "/accounts/login/", {"login": "forgetful@example.org", "password": PASSWORD}, REMOTE_ADDR=ip
+        ).status_code
+        == 302
+    )
 
 
 def _basic(user: str, password: str) -> str:

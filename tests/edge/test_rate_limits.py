@@ -3,6 +3,7 @@
 The session's rates are high (tests/conftest.py); each test lowers them and uses clients of its own
 (an IP address, users) so that counts of other tests never reach it.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -147,15 +148,18 @@ def test_posts_to_the_login_have_a_stricter_rate_than_its_page(client, low_rates
     ip = fresh_ip(margin=40)  # a login POST hashes a password: seconds each on a busy machine
     fresh_window(f"ip:{ip}", margin=40)  # (no wait: the address was chosen with that margin)
     for _ in range(2):
-        assert client.post("/accounts/login/", {"login": "x@example.org", "password": "wrong"},
-                           REMOTE_ADDR=ip).status_code == 200  # the form again, with its error
+        assert (
+            client.post("/accounts/login/", {"login": "x@example.org", "password": "wrong"}, REMOTE_ADDR=ip).status_code
+            == 200
+        )  # the form again, with its error
     response = client.post("/accounts/login/", {"login": "x@example.org", "password": "wrong"}, REMOTE_ADDR=ip)
     assert response.status_code == 429 and int(response["Retry-After"]) >= 1
     assert client.get("/accounts/login/", REMOTE_ADDR=ip).status_code == 200  # reading the page: its own count
     response = client.post("/admin/login/", {"username": "x", "password": "wrong"}, REMOTE_ADDR=ip)
     assert response.status_code == 429  # the admin's login counts with the portal's: one count of guesses
-    assert client.post("/admin/login/", {"username": "x", "password": "wrong"},
-                       REMOTE_ADDR=fresh_ip()).status_code == 200
+    assert (
+        client.post("/admin/login/", {"username": "x", "password": "wrong"}, REMOTE_ADDR=fresh_ip()).status_code == 200
+    )
 
 
 def test_health_and_static_files_are_never_limited(client, low_rates):
@@ -173,9 +177,14 @@ def test_the_limiter_fails_open_when_the_cache_is_down(client, low_rates, monkey
         port = s.getsockname()[1]
     monkeypatch.setattr(limits, "_cache_down_until", 0.0)
     monkeypatch.setattr(search, "_cache_down_until", 0.0)  # the search's cache fails open too (restored after)
-    low_rates.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                    "LOCATION": f"redis://127.0.0.1:{port}/1", "KEY_PREFIX": "down",
-                                    "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+    low_rates.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/1",
+            "KEY_PREFIX": "down",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
     ip = fresh_ip()
     with caplog.at_level(logging.WARNING, logger="portal.limits"):
         statuses = [client.get("/api/datasets/", REMOTE_ADDR=ip).status_code for _ in range(5)]

@@ -1,4 +1,5 @@
 """Requests refused at the edge with a 4xx naming the problem: large bodies, NUL bytes, deep JSON, paging."""
+
 from __future__ import annotations
 
 import json
@@ -42,12 +43,15 @@ def test_too_many_form_fields_are_a_400_not_a_500(client, settings):
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize(("url", "field"), [
-    ("/api/datasets/a%00b/", "path"),
-    ("/api/datasets/?q=a%00", "q"),
-    ("/api/edr/collections?x%00y=1", "x\x00y"),
-    ("/opendap/x/v1/y.nc.das?a=%00", "a"),
-])
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/datasets/a%00b/", "path"),
+        ("/api/datasets/?q=a%00", "q"),
+        ("/api/edr/collections?x%00y=1", "x\x00y"),
+        ("/opendap/x/v1/y.nc.das?a=%00", "a"),
+    ],
+)
 def test_a_nul_byte_in_the_path_or_query_is_a_400_naming_where(client, url, field):
     response = client.get(url)
     assert response.status_code == 400
@@ -66,11 +70,14 @@ def test_the_depth_of_json_values():
     assert depth([[[]]] * 3) == 3
 
 
-@pytest.mark.parametrize("body", [
-    "[" * 40 + "]" * 40,  # deeper than JSON_MAX_DEPTH (32)
-    "[" * 100_000 + "]" * 100_000,  # deeper than Python's recursion limit
-    '{"a": ' * 33 + "1" + "}" * 33,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 40 + "]" * 40,  # deeper than JSON_MAX_DEPTH (32)
+        "[" * 100_000 + "]" * 100_000,  # deeper than Python's recursion limit
+        '{"a": ' * 33 + "1" + "}" * 33,
+    ],
+)
 def test_over_deep_json_is_a_400(client, body):
     response = client.post("/api/jobs/", body, content_type="application/json")
     assert response.status_code == 400, response.content
@@ -89,11 +96,21 @@ def test_json_within_the_depth_reaches_the_view(client):
     assert response.status_code in (400, 404) and "JSON parse error" not in json.dumps(response.json())
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"limit": "abc"}, "limit"), ({"limit": "٣"}, "limit"), ({"limit": "0"}, "limit"), ({"limit": "-1"}, "limit"),
-    ({"limit": "501"}, "limit"), ({"limit": "9" * 30}, "limit"), ({"offset": "-1"}, "offset"),
-    ({"offset": "1.5"}, "offset"), ({"offset": "99999999999999999999"}, "offset"), ({"offset": "1000000001"}, "offset"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "abc"}, "limit"),
+        ({"limit": "٣"}, "limit"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"limit": "9" * 30}, "limit"),
+        ({"offset": "-1"}, "offset"),
+        ({"offset": "1.5"}, "offset"),
+        ({"offset": "99999999999999999999"}, "offset"),
+        ({"offset": "1000000001"}, "offset"),
+    ],
+)
 def test_bad_paging_is_a_400_naming_the_parameter(client, params, field):
     response = client.get("/api/datasets/", params)
     assert response.status_code == 400

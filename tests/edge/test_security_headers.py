@@ -1,5 +1,6 @@
 """Security headers: the CSP and its friends on every answer, pages clean under it in headless Chromium,
 and `manage.py check --deploy` clean behind TLS."""
+
 from __future__ import annotations
 
 import os
@@ -85,29 +86,49 @@ def test_the_api_docs_render_under_the_policy(page, portal_url):
 
 
 def test_check_deploy_is_clean_behind_tls(tmp_path):
-    env = dict(os.environ, BEHIND_TLS="true", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(64),
-               ALLOWED_HOSTS="data.example.org")
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    env = dict(
+        os.environ,
+        BEHIND_TLS="true",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        ALLOWED_HOSTS="data.example.org",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
     # and without TLS, the same check names what is missing (the test would pass on an empty check list)
     env["BEHIND_TLS"] = "false"
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=settings.BASE_DIR, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = result.stdout + result.stderr
     assert "security.W004" in output and "security.W008" in output
 
 
 def test_behind_tls_redirects_to_https_and_sends_hsts(tmp_path):
-    code = ("import django, os; os.environ['DJANGO_SETTINGS_MODULE']='portal.settings'; django.setup();"
-            "from django.test import Client; c = Client();"
-            "r = c.get('/datasets/'); print(r.status_code, r['Location']);"
-            "r = c.get('/datasets/', headers={'X-Forwarded-Proto': 'https'}); print(r['Strict-Transport-Security']);"
-            "print(c.get('/health/').status_code != 301)")
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='portal.settings'; django.setup();"
+        "from django.test import Client; c = Client();"
+        "r = c.get('/datasets/'); print(r.status_code, r['Location']);"
+        "r = c.get('/datasets/', headers={'X-Forwarded-Proto': 'https'}); print(r['Strict-Transport-Security']);"
+        "print(c.get('/health/').status_code != 301)"
+    )
     env = dict(os.environ, BEHIND_TLS="true", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(64))
-    result = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
     lines = result.stdout.split("\n")
     assert lines[0] == "301 https://testserver/datasets/", result.stdout + result.stderr
     assert lines[1] == "max-age=31536000; includeSubDomains; preload"

@@ -4,6 +4,7 @@ The database down: a server whose DATABASE_URL names a port where nothing listen
 accepts and never answers; every answer is a 503 within seconds. Chunked bodies, the request-line
 limit and the Server banner need a real HTTP server too.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -19,6 +20,7 @@ from django.conf import settings
 
 pytestmark = pytest.mark.django_db  # the session's test database, which the servers use
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -29,8 +31,22 @@ def _free_port() -> int:
 def gunicorn(env: dict):
     """gunicorn -c portal/gunicorn.conf.py on a free port, ready when it answers anything; yields the port."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "portal/gunicorn.conf.py", "portal.wsgi",
-                             "--bind", f"127.0.0.1:{port}", "--log-level", "warning"], cwd=settings.BASE_DIR, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "portal/gunicorn.conf.py",
+            "portal.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -71,8 +87,12 @@ def test_the_database_down_is_a_503_everywhere_within_seconds(service_env, silen
     port = _free_port() if kind == "refused" else silent_database
     env = dict(service_env, DATABASE_URL=f"postgis://postgres@127.0.0.1:{port}/nothing", DATABASE_CONNECT_TIMEOUT="2")
     with gunicorn(env) as web:
-        for path, form in [("/api/datasets/", "json"), ("/opendap/x/v1/y.nc.das", "json"), ("/", "html"),
-                           ("/health/", "json")]:
+        for path, form in [
+            ("/api/datasets/", "json"),
+            ("/opendap/x/v1/y.nc.das", "json"),
+            ("/", "html"),
+            ("/health/", "json"),
+        ]:
             start = time.monotonic()
             status, headers, body = _request(web, "GET", path)
             took = time.monotonic() - start
@@ -112,20 +132,37 @@ def test_request_lines_up_to_8_kb_are_read(edge_server):
 
 def _chunks(data: bytes, size: int = 1000):
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 def test_a_chunked_body_is_capped_too(edge_server):
     big = json.dumps({"dataset": "x", "kind": "subset", "params": {"polygon": "1 2, " * 2000}}).encode()
-    status, _, body = _request(edge_server, "POST", "/api/jobs/", body=_chunks(big),
-                               headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}, chunked=True)
+    status, _, body = _request(
+        edge_server,
+        "POST",
+        "/api/jobs/",
+        body=_chunks(big),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        chunked=True,
+    )
     assert status == 413 and json.loads(body)["limit"] == 4096
     # a small chunked body reaches the view (Django alone would read it as empty)
     small = json.dumps({"dataset": "no-such-dataset", "kind": "subset", "params": {"bbox": "0,0,1,1"}}).encode()
-    status, _, body = _request(edge_server, "POST", "/api/jobs/", body=_chunks(small, 10),
-                               headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}, chunked=True)
+    status, _, body = _request(
+        edge_server,
+        "POST",
+        "/api/jobs/",
+        body=_chunks(small, 10),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        chunked=True,
+    )
     assert status in (400, 404) and b"no-such-dataset" in body, body[:300]
     # a body whose chunks are not framed is a 400, not a 500
-    status, _, body = _request(edge_server, "POST", "/api/jobs/", body=b"zz\r\n{}\r\n0\r\n\r\n",
-                               headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    status, _, body = _request(
+        edge_server,
+        "POST",
+        "/api/jobs/",
+        body=b"zz\r\n{}\r\n0\r\n\r\n",
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+    )
     assert status == 400, body[:300]

@@ -1,4 +1,5 @@
 """OGC API-EDR at `/api/edr/` on a published SYNTHETIC grid: metadata, position / area / cube queries, errors."""
+
 from __future__ import annotations
 
 import json
@@ -88,8 +89,10 @@ def test_a_published_grid_is_a_collection_whose_extent_is_the_grids(client, grid
 def test_a_dataset_without_a_published_grid_is_not_a_collection(client, grid_version):
     other = Dataset.objects.get(id=ET)  # published by the session setup: station series only, no grid
     assert other.versions.exists() and not any(
-        store.holds_grid(Path(settings.DATA_ROOT) / f.path) for f in other.versions.order_by("-number")[0].files.all()
-        if f.name.endswith(".nc"))
+        store.holds_grid(Path(settings.DATA_ROOT) / f.path)
+        for f in other.versions.order_by("-number")[0].files.all()
+        if f.name.endswith(".nc")
+    )
     ids = {c["id"] for c in client.get(f"{EDR}/collections").json()["collections"]}
     assert FT in ids and other.id not in ids
     response = client.get(f"{EDR}/collections/{other.id}")
@@ -110,8 +113,11 @@ def test_a_position_query_is_the_nearest_cells_point_series(client, grid_version
 
 
 def test_a_position_query_near_the_antimeridian_and_an_instant(client, grid_version):
-    doc = covjson(query(client, "position", coords="POINT(-179.9 -0.2)", datetime="2015-01-01T00:00:00Z",
-                        **{"parameter-name": "sm"}))
+    doc = covjson(
+        query(
+            client, "position", coords="POINT(-179.9 -0.2)", datetime="2015-01-01T00:00:00Z", **{"parameter-name": "sm"}
+        )
+    )
     assert doc["domain"]["axes"]["x"]["values"] == [-179.5] and doc["domain"]["axes"]["y"]["values"] == [-0.5]
     assert doc["ranges"]["sm"]["values"] == [source_value(0, -0.5, -179.5)]
 
@@ -182,27 +188,30 @@ def test_a_query_above_the_direct_limit_is_a_413_pointing_to_the_jobs_api(client
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("kind, params, parameter", [
-    ("position", {"coords": "POINT(10 20"}, "coords"),
-    ("position", {"coords": "LINESTRING(0 0, 1 1)"}, "coords"),
-    ("position", {"coords": "POINT(10 95)"}, "coords"),
-    ("position", {}, "coords"),
-    ("position", {"coords": "POINT(10 20)", "datetime": "yesterday"}, "datetime"),
-    ("position", {"coords": "POINT(10 20)", "datetime": "2030-01-01/2030-02-01"}, "datetime"),
-    ("position", {"coords": "POINT(10 20)", "datetime": "2015-01-03/2015-01-01"}, "datetime"),
-    ("position", {"coords": "POINT(10 20)", "parameter-name": "sm,et"}, "parameter-name"),
-    ("position", {"coords": "POINT(10 20)", "f": "xlsx"}, "f"),
-    ("position", {"coords": "POINT(10 20)", "crs": "EPSG:3857"}, "crs"),
-    ("position", {"coords": "POINT(10 20)", "z": "100"}, "z"),
-    ("area", {"coords": "POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))"}, "coords"),  # self-intersecting
-    ("area", {"coords": "POLYGON((10 89.6, 11 89.6, 11 89.9, 10 89.9, 10 89.6))"}, "coords"),  # no cell centre
-    ("area", {}, "coords"),
-    ("cube", {}, "bbox"),
-    ("cube", {"bbox": "10,20,14"}, "bbox"),
-    ("cube", {"bbox": "10,50,20,40"}, "bbox"),
-    ("cube", {"bbox": "10,89.6,11,89.9"}, "bbox"),  # empty: between the last row of centres and the pole
-    ("cube", {"bbox": "10,20,11,21", "datetime": "2014-12-01/2014-12-31"}, "datetime"),
-])
+@pytest.mark.parametrize(
+    "kind, params, parameter",
+    [
+        ("position", {"coords": "POINT(10 20"}, "coords"),
+        ("position", {"coords": "LINESTRING(0 0, 1 1)"}, "coords"),
+        ("position", {"coords": "POINT(10 95)"}, "coords"),
+        ("position", {}, "coords"),
+        ("position", {"coords": "POINT(10 20)", "datetime": "yesterday"}, "datetime"),
+        ("position", {"coords": "POINT(10 20)", "datetime": "2030-01-01/2030-02-01"}, "datetime"),
+        ("position", {"coords": "POINT(10 20)", "datetime": "2015-01-03/2015-01-01"}, "datetime"),
+        ("position", {"coords": "POINT(10 20)", "parameter-name": "sm,et"}, "parameter-name"),
+        ("position", {"coords": "POINT(10 20)", "f": "xlsx"}, "f"),
+        ("position", {"coords": "POINT(10 20)", "crs": "EPSG:3857"}, "crs"),
+        ("position", {"coords": "POINT(10 20)", "z": "100"}, "z"),
+        ("area", {"coords": "POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))"}, "coords"),  # self-intersecting
+        ("area", {"coords": "POLYGON((10 89.6, 11 89.6, 11 89.9, 10 89.9, 10 89.6))"}, "coords"),  # no cell centre
+        ("area", {}, "coords"),
+        ("cube", {}, "bbox"),
+        ("cube", {"bbox": "10,20,14"}, "bbox"),
+        ("cube", {"bbox": "10,50,20,40"}, "bbox"),
+        ("cube", {"bbox": "10,89.6,11,89.9"}, "bbox"),  # empty: between the last row of centres and the pole
+        ("cube", {"bbox": "10,20,11,21", "datetime": "2014-12-01/2014-12-31"}, "datetime"),
+    ],
+)
 def test_a_bad_query_is_a_400_naming_the_parameter(client, grid_version, kind, params, parameter):
     response = query(client, kind, **params)
     assert response.status_code == 400, response.content
@@ -225,15 +234,15 @@ def test_a_login_access_dataset_needs_a_login_for_queries(client, admin_client, 
     assert query(admin_client, "position", coords="POINT(10 20)").status_code == 200
 
 
-
 def test_a_version_with_two_grids_gives_one_collection_per_grid(client, grid_version):
     from portal.catalog.models import DatasetFile
 
     folder = Path(settings.DATA_ROOT) / grid_version.directory
     with xr.open_dataset(folder / "grid.nc") as ds:
         (ds * 2).assign_attrs(ds.attrs).to_netcdf(folder / "twin.nc")
-    DatasetFile.objects.create(version=grid_version, name="twin.nc", path=f"{grid_version.directory}/twin.nc",
-                               size=1, sha256="0" * 64)
+    DatasetFile.objects.create(
+        version=grid_version, name="twin.nc", path=f"{grid_version.directory}/twin.nc", size=1, sha256="0" * 64
+    )
     ids = {c["id"] for c in client.get(f"{EDR}/collections").json()["collections"]}
     assert {f"{FT}.grid", f"{FT}.twin"} <= ids and FT not in ids
     assert client.get(f"{EDR}/collections/{FT}.twin").json()["title"].endswith("(twin.nc)")

@@ -1,4 +1,5 @@
 """The typed environment helpers of portal/settings.py (no database): bad values name the variable."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,21 +8,33 @@ from django.core.exceptions import ImproperlyConfigured
 from portal import settings as portal_settings
 
 
-@pytest.mark.parametrize("url", ["postgres://alice:secret@db.example.org:5433/hydro",
-                                 "postgresql://alice:secret@db.example.org:5433/hydro",
-                                 "postgis://alice:secret@db.example.org:5433/hydro"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://alice:secret@db.example.org:5433/hydro",
+        "postgresql://alice:secret@db.example.org:5433/hydro",
+        "postgis://alice:secret@db.example.org:5433/hydro",
+    ],
+)
 def test_a_postgres_or_postgresql_url_uses_the_postgis_backend(monkeypatch, url):
     monkeypatch.setenv("TEST_DATABASE_URL", url)
     db = portal_settings.envdatabase("TEST_DATABASE_URL", "postgis://unused/unused", conn_max_age=60)
     assert db["ENGINE"] == "django.contrib.gis.db.backends.postgis"
     assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
-        "alice", "secret", "db.example.org", 5433, "hydro")
+        "alice",
+        "secret",
+        "db.example.org",
+        5433,
+        "hydro",
+    )
     assert db["CONN_MAX_AGE"] == 60
 
 
 def test_a_url_of_another_database_names_the_variable_and_the_schemes(monkeypatch):
     monkeypatch.setenv("TEST_DATABASE_URL", "mysql://alice@db.example.org/hydro")
-    with pytest.raises(ImproperlyConfigured, match=r"TEST_DATABASE_URL='mysql://.*postgis://, postgres:// or postgresql://"):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"TEST_DATABASE_URL='mysql://.*postgis://, postgres:// or postgresql://"
+    ):
         portal_settings.envdatabase("TEST_DATABASE_URL", "postgis://unused/unused")
 
 
@@ -34,9 +47,15 @@ def test_the_number_helpers_read_the_variable_or_the_default(monkeypatch):
     assert portal_settings.envint("TEST_SETTING", "3") == 3 and portal_settings.envfloat("TEST_SETTING", "0.5") == 0.5
 
 
-@pytest.mark.parametrize("helper, value, expected", [("envint", "1.5", "an integer"), ("envint", "many", "an integer"),
-                                                      ("envfloat", "fast", "a number"),
-                                                      ("envbool", "maybe", "a boolean")])
+@pytest.mark.parametrize(
+    "helper, value, expected",
+    [
+        ("envint", "1.5", "an integer"),
+        ("envint", "many", "an integer"),
+        ("envfloat", "fast", "a number"),
+        ("envbool", "maybe", "a boolean"),
+    ],
+)
 def test_a_bad_value_names_the_variable_and_what_was_expected(monkeypatch, helper, value, expected):
     monkeypatch.setenv("SUBSET_JOB_TTL_HOURS", value)
     with pytest.raises(ImproperlyConfigured, match=rf"SUBSET_JOB_TTL_HOURS='{value}': expected {expected}"):

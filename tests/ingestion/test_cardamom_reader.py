@@ -1,4 +1,5 @@
 """CARDAMOM-FluxVal reader on the real files (no database)."""
+
 import os
 import pickle
 import shutil
@@ -22,10 +23,18 @@ from ingestion.readers.cardamom import (
 DECODED_SITES = ["AR-SLu", "DE-Hai", "GL-ZaH", "US-Ha1", "ZM-Mon"]
 # DERIVED csv column -> (variable, units) of the long table, as specified for the portal
 EXPECTED_VARIABLES = {
-    "tmin_C": ("tmin", "degC"), "tmax_C": ("tmax", "degC"), "ssrd_MJm2d": ("ssrd", "MJ m-2 d-1"),
-    "co2_ppm": ("co2", "ppm"), "burned_area": ("burned_area", "1"), "vpd_hPa": ("vpd", "hPa"),
-    "precip_mmd": ("precip", "mm d-1"), "GPP": ("gpp", "g m-2 d-1"), "LAI": ("lai", "m2 m-2"),
-    "NBE": ("nbe", "g m-2 d-1"), "ABGB": ("abgb", "g m-2"), "ET": ("et", "mm d-1"),
+    "tmin_C": ("tmin", "degC"),
+    "tmax_C": ("tmax", "degC"),
+    "ssrd_MJm2d": ("ssrd", "MJ m-2 d-1"),
+    "co2_ppm": ("co2", "ppm"),
+    "burned_area": ("burned_area", "1"),
+    "vpd_hPa": ("vpd", "hPa"),
+    "precip_mmd": ("precip", "mm d-1"),
+    "GPP": ("gpp", "g m-2 d-1"),
+    "LAI": ("lai", "m2 m-2"),
+    "NBE": ("nbe", "g m-2 d-1"),
+    "ABGB": ("abgb", "g m-2"),
+    "ET": ("et", "mm d-1"),
 }
 
 
@@ -114,8 +123,9 @@ def test_validation_rows_equal_the_non_missing_values_of_the_validation_files(da
 def test_validation_months_are_not_training_targets(data):
     obs = data.observations
     targets = obs[obs["variable"].isin(["gpp", "et"])]
-    both = targets[targets["is_validation"]].merge(targets[~targets["is_validation"]],
-                                                   on=["station", "variable", "time"])
+    both = targets[targets["is_validation"]].merge(
+        targets[~targets["is_validation"]], on=["station", "variable", "time"]
+    )
     assert both.empty
     # drivers exist for every held-out month
     drivers = obs[(obs["variable"] == "tmin") & ~obs["is_validation"]]
@@ -133,8 +143,9 @@ def test_a_single_cbf_reads_like_the_whole_folder(cardamom_dir, data):
     one = read_cardamom_site(cardamom_dir / "cbf_files" / "flux_site_73.cbf")
     code = one.stations["code"].iloc[0]
     assert code == data.stations["code"].iloc[72]
-    pd.testing.assert_frame_equal(one.observations,
-                                  data.observations[data.observations["station"] == code].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        one.observations, data.observations[data.observations["station"] == code].reset_index(drop=True)
+    )
 
 
 def test_it_rejects_a_truncated_cbf(tmp_path, cardamom_dir):

@@ -4,6 +4,7 @@ Real files where the shared data has them (REddyProc DE-Tha, ECOSTRESS cal/val t
 AmeriFlux BASE files are written by the tests in the exact published layouts. Expected values are computed
 here independently of the readers (plain Python loops over the raw text, Henderson-Sellers lambda written out).
 """
+
 import csv
 import fnmatch
 import math
@@ -42,6 +43,7 @@ def by_variable(data: PointData, variable: str) -> pd.DataFrame:
 
 # --- layout-true synthetic files ------------------------------------------------------------------------
 
+
 def fluxnet_hh_frame(days=3, start="2005-06-01", seed=1):
     """Half-hours in the FLUXNET2015 FULLSET HH column layout (a subset of its columns, in its order)."""
     t = pd.date_range(start, periods=48 * days, freq="30min")
@@ -50,16 +52,42 @@ def fluxnet_hh_frame(days=3, start="2005-06-01", seed=1):
     def u(lo, hi):
         return np.round(rng.uniform(lo, hi, n), 3)
 
-    return pd.DataFrame({
-        "TIMESTAMP_START": t.strftime("%Y%m%d%H%M"), "TIMESTAMP_END": (t + pd.Timedelta("30min")).strftime("%Y%m%d%H%M"),
-        "TA_F_MDS": u(5, 25), "TA_F_MDS_QC": 0, "TA_ERA": u(5, 25), "TA_F": u(5, 25), "TA_F_QC": 0,
-        "SW_IN_POT": u(0, 1000), "SW_IN_F": u(0, 900), "SW_IN_F_QC": 0, "VPD_F": u(0, 20), "VPD_F_QC": 0,
-        "P_F": rng.choice([0.0, 0.0, 0.0, 0.2, 1.4], n), "P_F_QC": 0, "USTAR": u(0.05, 1.2), "RH": u(30, 100),
-        "NETRAD": u(-80, 600), "TS_F_MDS_1": u(8, 18), "TS_F_MDS_1_QC": 0, "SWC_F_MDS_1": u(20, 40),
-        "SWC_F_MDS_1_QC": 0, "G_F_MDS": u(-30, 60), "G_F_MDS_QC": 0, "LE_F_MDS": u(-20, 420), "LE_F_MDS_QC": 0,
-        "LE_CORR": u(-20, 500), "H_F_MDS": u(-50, 300), "H_F_MDS_QC": 0, "NEE_VUT_REF": u(-25, 8),
-        "NEE_VUT_REF_QC": 0, "RECO_NT_VUT_REF": u(1, 8), "GPP_NT_VUT_REF": u(0, 30),
-    })
+    return pd.DataFrame(
+        {
+            "TIMESTAMP_START": t.strftime("%Y%m%d%H%M"),
+            "TIMESTAMP_END": (t + pd.Timedelta("30min")).strftime("%Y%m%d%H%M"),
+            "TA_F_MDS": u(5, 25),
+            "TA_F_MDS_QC": 0,
+            "TA_ERA": u(5, 25),
+            "TA_F": u(5, 25),
+            "TA_F_QC": 0,
+            "SW_IN_POT": u(0, 1000),
+            "SW_IN_F": u(0, 900),
+            "SW_IN_F_QC": 0,
+            "VPD_F": u(0, 20),
+            "VPD_F_QC": 0,
+            "P_F": rng.choice([0.0, 0.0, 0.0, 0.2, 1.4], n),
+            "P_F_QC": 0,
+            "USTAR": u(0.05, 1.2),
+            "RH": u(30, 100),
+            "NETRAD": u(-80, 600),
+            "TS_F_MDS_1": u(8, 18),
+            "TS_F_MDS_1_QC": 0,
+            "SWC_F_MDS_1": u(20, 40),
+            "SWC_F_MDS_1_QC": 0,
+            "G_F_MDS": u(-30, 60),
+            "G_F_MDS_QC": 0,
+            "LE_F_MDS": u(-20, 420),
+            "LE_F_MDS_QC": 0,
+            "LE_CORR": u(-20, 500),
+            "H_F_MDS": u(-50, 300),
+            "H_F_MDS_QC": 0,
+            "NEE_VUT_REF": u(-25, 8),
+            "NEE_VUT_REF_QC": 0,
+            "RECO_NT_VUT_REF": u(1, 8),
+            "GPP_NT_VUT_REF": u(0, 30),
+        }
+    )
 
 
 def write_fluxnet(path: Path, frame: pd.DataFrame) -> Path:
@@ -73,14 +101,24 @@ def hh_file(tmp_path, frame=None, name=HH_NAME):
 
 def fluxnet_dd_frame():
     t = pd.date_range("2005-06-01", periods=4, freq="D")
-    return pd.DataFrame({
-        "TIMESTAMP": t.strftime("%Y%m%d"), "TA_F": [12.5, 14.0, 16.25, 11.0], "TA_F_QC": [1.0, 1.0, 0.9, 1.0],
-        "P_F": [0.0, 3.2, 11.6, -9999], "P_F_QC": [1.0, 1.0, 1.0, -9999], "LE_F_MDS": [80.0, 95.5, 60.25, 110.0],
-        "LE_F_MDS_QC": [1.0, 0.9583333, 0.5, 0.8125], "H_F_MDS": [40.0, 35.0, 20.0, 55.0],
-        "H_F_MDS_QC": [1.0, 1.0, 1.0, 0.7], "SWC_F_MDS_1": [31.0, 30.5, 35.0, 34.0],
-        "SWC_F_MDS_1_QC": [1.0, 1.0, 1.0, 1.0], "NEE_VUT_REF": [-3.1, -2.5, 0.4, -4.0],
-        "NEE_VUT_REF_QC": [0.9, 0.95, 0.7, 1.0], "GPP_NT_VUT_REF": [8.0, 7.1, 2.2, 9.5],
-    })
+    return pd.DataFrame(
+        {
+            "TIMESTAMP": t.strftime("%Y%m%d"),
+            "TA_F": [12.5, 14.0, 16.25, 11.0],
+            "TA_F_QC": [1.0, 1.0, 0.9, 1.0],
+            "P_F": [0.0, 3.2, 11.6, -9999],
+            "P_F_QC": [1.0, 1.0, 1.0, -9999],
+            "LE_F_MDS": [80.0, 95.5, 60.25, 110.0],
+            "LE_F_MDS_QC": [1.0, 0.9583333, 0.5, 0.8125],
+            "H_F_MDS": [40.0, 35.0, 20.0, 55.0],
+            "H_F_MDS_QC": [1.0, 1.0, 1.0, 0.7],
+            "SWC_F_MDS_1": [31.0, 30.5, 35.0, 34.0],
+            "SWC_F_MDS_1_QC": [1.0, 1.0, 1.0, 1.0],
+            "NEE_VUT_REF": [-3.1, -2.5, 0.4, -4.0],
+            "NEE_VUT_REF_QC": [0.9, 0.95, 0.7, 1.0],
+            "GPP_NT_VUT_REF": [8.0, 7.1, 2.2, 9.5],
+        }
+    )
 
 
 def write_ameriflux(path: Path, frame: pd.DataFrame, site="US-Ha1", version="15-5") -> Path:
@@ -93,17 +131,27 @@ def write_ameriflux(path: Path, frame: pd.DataFrame, site="US-Ha1", version="15-
 def ameriflux_frame(days=2, seed=2):
     t = pd.date_range("2016-07-01", periods=48 * days, freq="30min")
     n, rng = len(t), np.random.default_rng(seed)
-    return pd.DataFrame({
-        "TIMESTAMP_START": t.strftime("%Y%m%d%H%M"), "TIMESTAMP_END": (t + pd.Timedelta("30min")).strftime("%Y%m%d%H%M"),
-        "CO2_1_1_1": np.round(rng.uniform(380, 420, n), 2), "H": np.round(rng.uniform(-50, 300, n), 2),
-        "LE_2_1_1": np.round(rng.uniform(0, 50, n), 2), "LE_1_1_1": np.round(rng.uniform(-10, 400, n), 2),
-        "TA_1_1_1": np.round(rng.uniform(10, 30, n), 2), "TA_PI_F_1_1_1": 99.0, "RH_1_1_1": np.round(rng.uniform(30, 99, n), 1),
-        "P": rng.choice([0.0, 0.0, 0.5], n), "SWC_1_1_1": np.round(rng.uniform(10, 40, n), 1),
-        "SWC_2_1_1": 50.0, "NETRAD_1_1_1": np.round(rng.uniform(-80, 600, n), 1),
-    })
+    return pd.DataFrame(
+        {
+            "TIMESTAMP_START": t.strftime("%Y%m%d%H%M"),
+            "TIMESTAMP_END": (t + pd.Timedelta("30min")).strftime("%Y%m%d%H%M"),
+            "CO2_1_1_1": np.round(rng.uniform(380, 420, n), 2),
+            "H": np.round(rng.uniform(-50, 300, n), 2),
+            "LE_2_1_1": np.round(rng.uniform(0, 50, n), 2),
+            "LE_1_1_1": np.round(rng.uniform(-10, 400, n), 2),
+            "TA_1_1_1": np.round(rng.uniform(10, 30, n), 2),
+            "TA_PI_F_1_1_1": 99.0,
+            "RH_1_1_1": np.round(rng.uniform(30, 99, n), 1),
+            "P": rng.choice([0.0, 0.0, 0.5], n),
+            "SWC_1_1_1": np.round(rng.uniform(10, 40, n), 1),
+            "SWC_2_1_1": 50.0,
+            "NETRAD_1_1_1": np.round(rng.uniform(-80, 600, n), 1),
+        }
+    )
 
 
 # --- physics --------------------------------------------------------------------------------------------
+
 
 def test_latent_heat_equals_henderson_sellers_hand_values():
     # 1.91846e6 * (273.15 / 239.24)**2 and 1.91846e6 * (293.15 / 259.24)**2, computed with 30-digit decimals
@@ -126,6 +174,7 @@ def test_le_to_et_equals_a_hand_computed_value():
 
 
 # --- aggregate_daily ------------------------------------------------------------------------------------
+
 
 def _one_day(le, qc=None):
     index = pd.date_range("2010-05-01", periods=len(le), freq="30min")
@@ -170,6 +219,7 @@ def test_aggregate_daily_sums_et_as_the_mean_times_the_steps_of_a_day():
 
 # --- FLUXNET2015 ----------------------------------------------------------------------------------------
 
+
 def hand_daily(path, value_column, qc_column=None, good=(0, 1), per_day=48, transform=lambda row: None):
     """{date: daily mean} of a FLUXNET-style CSV computed with the csv module and loops."""
     days = {}
@@ -208,15 +258,33 @@ def test_fluxnet_hh_converts_swc_sums_precipitation_and_keeps_carbon_units(tmp_p
     path = hh_file(tmp_path)
     data = fluxnet.read(path, locations=LOCATIONS)
     swc = by_variable(data, "swc")
-    np.testing.assert_allclose(swc["value"], [v / 100 for v in hand_daily(path, "SWC_F_MDS_1", "SWC_F_MDS_1_QC").values()])
+    np.testing.assert_allclose(
+        swc["value"], [v / 100 for v in hand_daily(path, "SWC_F_MDS_1", "SWC_F_MDS_1_QC").values()]
+    )
     assert set(swc["units"]) == {"m3 m-3"} and swc["value"].max() < 0.41
     p = by_variable(data, "p")
     raw = pd.read_csv(path)
     np.testing.assert_allclose(p["value"], raw.groupby(raw["TIMESTAMP_START"] // 10000)["P_F"].sum(), rtol=1e-12)
     assert set(p["units"]) == {"mm d-1"}
     assert set(by_variable(data, "nee")["units"]) == {"umol m-2 s-1"}
-    assert set(data.observations["variable"]) == {"le", "h", "netrad", "g", "sw_in", "ta", "vpd", "rh", "p", "ts",
-                                                 "swc", "ustar", "nee", "gpp", "reco", "et"}
+    assert set(data.observations["variable"]) == {
+        "le",
+        "h",
+        "netrad",
+        "g",
+        "sw_in",
+        "ta",
+        "vpd",
+        "rh",
+        "p",
+        "ts",
+        "swc",
+        "ustar",
+        "nee",
+        "gpp",
+        "reco",
+        "et",
+    }
     assert data.observations["time"].dtype == "datetime64[ns]" and not data.observations["is_validation"].any()
 
 
@@ -243,15 +311,18 @@ def test_fluxnet_default_location_table_comes_from_shared_data_dir(tmp_path, mon
 
 def test_fluxnet_hr_file_aggregates_24_hours(tmp_path):
     frame = fluxnet_hh_frame(days=2).iloc[::2].reset_index(drop=True)
-    frame["TIMESTAMP_END"] = (pd.to_datetime(frame["TIMESTAMP_START"], format="%Y%m%d%H%M")
-                              + pd.Timedelta("1h")).dt.strftime("%Y%m%d%H%M")
+    frame["TIMESTAMP_END"] = (
+        pd.to_datetime(frame["TIMESTAMP_START"], format="%Y%m%d%H%M") + pd.Timedelta("1h")
+    ).dt.strftime("%Y%m%d%H%M")
     frame.loc[:4, "LE_F_MDS_QC"] = 3  # 19 of 24 good: 0.79, dropped
     path = write_fluxnet(tmp_path / HH_NAME.replace("_HH_", "_HR_"), frame)
     data = fluxnet.read(path, locations=LOCATIONS)
     et = by_variable(data, "et")
     assert list(et.index) == [pd.Timestamp("2005-06-02")]
     day2 = frame.iloc[24:]
-    expected = sum(float(le) * 3600 / hs_lambda(float(ta)) for le, ta in zip(day2["LE_F_MDS"], day2["TA_F"], strict=True))
+    expected = sum(
+        float(le) * 3600 / hs_lambda(float(ta)) for le, ta in zip(day2["LE_F_MDS"], day2["TA_F"], strict=True)
+    )
     assert et["value"].iloc[0] == pytest.approx(expected, rel=1e-12)
 
 
@@ -263,8 +334,11 @@ def test_fluxnet_dd_keeps_daily_values_and_drops_those_below_the_qc_fraction(tmp
     assert list(le["value"]) == [80.0, 95.5, 110.0]
     assert list(le["quality_flag"]) == ["1.000", "0.958", "0.812"]
     et = by_variable(data, "et")
-    np.testing.assert_allclose(et["value"], [80.0 * 86400 / hs_lambda(12.5), 95.5 * 86400 / hs_lambda(14.0),
-                                             110.0 * 86400 / hs_lambda(11.0)], rtol=1e-12)
+    np.testing.assert_allclose(
+        et["value"],
+        [80.0 * 86400 / hs_lambda(12.5), 95.5 * 86400 / hs_lambda(14.0), 110.0 * 86400 / hs_lambda(11.0)],
+        rtol=1e-12,
+    )
     assert set(et["units"]) == {"mm d-1"}
     nee = by_variable(data, "nee")
     assert list(nee["value"]) == [-3.1, -2.5, -4.0] and set(nee["units"]) == {"g m-2 d-1"}
@@ -275,16 +349,25 @@ def test_fluxnet_dd_keeps_daily_values_and_drops_those_below_the_qc_fraction(tmp
 
 
 def test_fluxnet_mm_file_is_stamped_on_the_first_day_of_each_month(tmp_path):
-    frame = pd.DataFrame({"TIMESTAMP": ["200501", "200502", "200503"], "LE_F_MDS": [20.0, 35.0, 50.0],
-                          "LE_F_MDS_QC": [0.9, 1.0, 0.95], "TA_F": [-2.0, 1.5, 6.0], "TA_F_QC": [1.0, 1.0, 1.0]})
-    data = fluxnet.read(write_fluxnet(tmp_path / "FLX_US-Ha1_FLUXNET2015_FULLSET_MM_2005-2005_1-4.csv", frame),
-                        locations=LOCATIONS)
+    frame = pd.DataFrame(
+        {
+            "TIMESTAMP": ["200501", "200502", "200503"],
+            "LE_F_MDS": [20.0, 35.0, 50.0],
+            "LE_F_MDS_QC": [0.9, 1.0, 0.95],
+            "TA_F": [-2.0, 1.5, 6.0],
+            "TA_F_QC": [1.0, 1.0, 1.0],
+        }
+    )
+    data = fluxnet.read(
+        write_fluxnet(tmp_path / "FLX_US-Ha1_FLUXNET2015_FULLSET_MM_2005-2005_1-4.csv", frame), locations=LOCATIONS
+    )
     et = by_variable(data, "et")
     assert list(et.index) == list(pd.to_datetime(["2005-01-01", "2005-02-01", "2005-03-01"]))
     assert et["value"].iloc[0] == pytest.approx(20.0 * 86400 / hs_lambda(-2.0), rel=1e-12)
 
 
 # --- AmeriFlux BASE -------------------------------------------------------------------------------------
+
 
 def test_ameriflux_daily_et_equals_a_hand_computed_sum(tmp_path):
     frame = ameriflux_frame()
@@ -294,8 +377,11 @@ def test_ameriflux_daily_et_equals_a_hand_computed_sum(tmp_path):
     et = by_variable(data, "et")
     expected = []
     for day in (frame.iloc[:48], frame.iloc[48:]):
-        steps = [float(le) * 1800 / hs_lambda(float(ta)) for le, ta in zip(day["LE_1_1_1"], day["TA_1_1_1"], strict=True)
-                 if le != -9999]
+        steps = [
+            float(le) * 1800 / hs_lambda(float(ta))
+            for le, ta in zip(day["LE_1_1_1"], day["TA_1_1_1"], strict=True)
+            if le != -9999
+        ]
         expected.append(sum(steps) / len(steps) * 48)
     np.testing.assert_allclose(et["value"], expected, rtol=1e-12)
     assert list(et["quality_flag"]) == ["1.000", "0.812"]
@@ -319,6 +405,7 @@ def test_it_rejects_an_ameriflux_site_line_that_disagrees_with_the_file_name(tmp
 
 
 # --- REddyProc (real example) ---------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tharandt() -> PointData:
@@ -377,6 +464,7 @@ def test_reddyproc_patterns_select_the_data_not_its_rd_documentation():
 
 # --- ECOSTRESS cal/val (real tables) --------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def eco() -> PointData:
     assert ECO_TABLE.is_file(), f"{ECO_TABLE} not found: set SHARED_DATA_DIR to the real sample data"
@@ -399,8 +487,14 @@ def test_ecostress_stations_come_from_the_tower_metadata(eco, eco_raw):
 
 def test_ecostress_tower_values_equal_the_csv_columns_at_the_overpass_time(eco, eco_raw):
     raw = eco_raw.assign(time=pd.to_datetime(eco_raw["eco_time_utc"])).set_index(["ID", "time"])
-    for variable, column, factor in (("le", "LE_filt", 1), ("le_ebc", "LEcorr50", 1), ("h", "H_filt", 1),
-                                     ("rh", "RH_percentage", 100), ("swc", "SM_surf", 1), ("lst", "LST", 1)):
+    for variable, column, factor in (
+        ("le", "LE_filt", 1),
+        ("le_ebc", "LEcorr50", 1),
+        ("h", "H_filt", 1),
+        ("rh", "RH_percentage", 100),
+        ("swc", "SM_surf", 1),
+        ("lst", "LST", 1),
+    ):
         got = eco.observations[eco.observations["variable"] == variable].set_index(["station", "time"])["value"]
         want = raw[column].dropna() * factor
         assert len(got) == len(want), variable
@@ -432,6 +526,7 @@ def test_ecostress_drops_model_fill_values(eco, eco_raw):
 
 # --- the bad-input corpus -------------------------------------------------------------------------------
 
+
 def test_it_rejects_a_csv_without_the_required_le_column(tmp_path):
     path = hh_file(tmp_path, fluxnet_hh_frame(1).drop(columns=["LE_F_MDS"]))
     with pytest.raises(ReaderError, match=rf"{HH_NAME}: line 1: field 'LE_F_MDS': expected column 'LE_F_MDS'"):
@@ -451,25 +546,36 @@ def test_it_rejects_a_reddyproc_units_row_declaring_le_in_mm(tmp_path):
     bad[4] = b"mm"  # LE
     path = tmp_path / "Example_DETha98.txt"
     path.write_bytes(b"\r".join([first, b"\t".join(bad), rest]))
-    with pytest.raises(ReaderError, match=r"Example_DETha98.txt: line 2: field 'LE': expected units W/m2 or Wm-2 in the "
-                                          r"units row, found 'mm'"):
+    with pytest.raises(
+        ReaderError,
+        match=r"Example_DETha98.txt: line 2: field 'LE': expected units W/m2 or Wm-2 in the "
+        r"units row, found 'mm'",
+    ):
         reddyproc.read(path)
 
 
 def test_it_rejects_timestamps_out_of_order(tmp_path):
     frame = fluxnet_hh_frame(1)
     frame.iloc[[5, 6]] = frame.iloc[[6, 5]].to_numpy()
-    with pytest.raises(ReaderError, match=rf"{HH_NAME}: line 8: field 'TIMESTAMP_START': timestamps out of order: "
-                                          r"2005-06-01 02:30:00 follows 2005-06-01 03:00:00"):
+    with pytest.raises(
+        ReaderError,
+        match=rf"{HH_NAME}: line 8: field 'TIMESTAMP_START': timestamps out of order: "
+        r"2005-06-01 02:30:00 follows 2005-06-01 03:00:00",
+    ):
         fluxnet.read(hh_file(tmp_path, frame), locations=LOCATIONS)
 
 
 def test_it_rejects_duplicated_timestamps(tmp_path):
     frame = ameriflux_frame(1)
-    frame = pd.concat([frame.iloc[:11], frame.iloc[10:]], ignore_index=True)  # row 10 twice: lines 14 and 15 (2 comment lines + header)
+    frame = pd.concat(
+        [frame.iloc[:11], frame.iloc[10:]], ignore_index=True
+    )  # row 10 twice: lines 14 and 15 (2 comment lines + header)
     path = write_ameriflux(tmp_path / "AMF_US-Ha1_BASE_HH_15-5.csv", frame)
-    with pytest.raises(ReaderError, match=r"line 15: field 'TIMESTAMP_START': duplicate timestamp 2016-07-01 05:00:00 "
-                                          r"\(also at line 14\)"):
+    with pytest.raises(
+        ReaderError,
+        match=r"line 15: field 'TIMESTAMP_START': duplicate timestamp 2016-07-01 05:00:00 "
+        r"\(also at line 14\)",
+    ):
         ameriflux.read(path, locations=LOCATIONS)
 
 
@@ -478,7 +584,9 @@ def test_it_rejects_duplicated_overpasses_of_one_tower(tmp_path):
     path = tmp_path / ECO_TABLE.name
     path.write_text("".join([*lines[:3], lines[2], *lines[3:]]))
     shutil.copy(ECO_DIR / "metadata_ebc_filt.csv", tmp_path)
-    with pytest.raises(ReaderError, match=r"combined_eco_flux_EC_filtered.csv: line 4: field 'eco_time_utc': duplicate"):
+    with pytest.raises(
+        ReaderError, match=r"combined_eco_flux_EC_filtered.csv: line 4: field 'eco_time_utc': duplicate"
+    ):
         ecostress.read(path)
 
 
@@ -514,8 +622,11 @@ def test_it_rejects_a_row_with_more_fields_than_the_header(tmp_path):
 def test_it_rejects_a_truncated_last_row(tmp_path):
     path = hh_file(tmp_path, fluxnet_hh_frame(1))
     path.write_bytes(path.read_bytes()[:-150])  # the download stopped inside line 49
-    with pytest.raises(ReaderError, match=rf"{HH_NAME}: line 49: field '\w+': expected 32 fields as in the header, "
-                                          r"found \d+ \(the line ends before this column\)"):
+    with pytest.raises(
+        ReaderError,
+        match=rf"{HH_NAME}: line 49: field '\w+': expected 32 fields as in the header, "
+        r"found \d+ \(the line ends before this column\)",
+    ):
         fluxnet.read(path, locations=LOCATIONS)
 
 
@@ -550,10 +661,17 @@ def test_it_rejects_reddyproc_coordinates_out_of_range():
 
 def test_it_rejects_tower_metadata_with_a_latitude_out_of_range(tmp_path):
     shutil.copy(ECO_TABLE, tmp_path)
-    text = (ECO_DIR / "metadata_ebc_filt.csv").read_text().replace("US-NC3,NC_Clearcut#3,35.799,", "US-NC3,NC_Clearcut#3,135.799,")
+    text = (
+        (ECO_DIR / "metadata_ebc_filt.csv")
+        .read_text()
+        .replace("US-NC3,NC_Clearcut#3,35.799,", "US-NC3,NC_Clearcut#3,135.799,")
+    )
     (tmp_path / "metadata_ebc_filt.csv").write_text(text)
-    with pytest.raises(ReaderError, match=r"metadata_ebc_filt.csv: line 2: field 'Lat': expected degrees in \[-90, 90\], "
-                                          r"found 135.799"):
+    with pytest.raises(
+        ReaderError,
+        match=r"metadata_ebc_filt.csv: line 2: field 'Lat': expected degrees in \[-90, 90\], "
+        r"found 135.799",
+    ):
         ecostress.read(tmp_path / ECO_TABLE.name)
 
 
@@ -585,8 +703,15 @@ def test_it_rejects_non_utf8_text_in_a_cr_terminated_reddyproc_file(tmp_path):
         reddyproc.read(path)
 
 
-@pytest.mark.parametrize("module, name", [(fluxnet, HH_NAME), (ameriflux, "AMF_US-Ha1_BASE_HH_15-5.csv"),
-                                          (reddyproc, "Example_DETha98.txt"), (ecostress, ECO_TABLE.name)])
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        (fluxnet, HH_NAME),
+        (ameriflux, "AMF_US-Ha1_BASE_HH_15-5.csv"),
+        (reddyproc, "Example_DETha98.txt"),
+        (ecostress, ECO_TABLE.name),
+    ],
+)
 def test_it_rejects_an_empty_file(tmp_path, module, name):
     path = tmp_path / name
     path.write_bytes(b"")
@@ -610,7 +735,9 @@ def test_it_rejects_a_half_hourly_file_with_no_rows_left_after_qc(tmp_path, how)
         frame["LE_F_MDS"] = -9999
     else:
         frame["LE_F_MDS_QC"] = 3
-    with pytest.raises(ReaderError, match=rf"{HH_NAME}: field 'LE_F_MDS': no day left with at least 80% of its 48 steps"):
+    with pytest.raises(
+        ReaderError, match=rf"{HH_NAME}: field 'LE_F_MDS': no day left with at least 80% of its 48 steps"
+    ):
         fluxnet.read(hh_file(tmp_path, frame), locations=LOCATIONS)
 
 
@@ -651,8 +778,14 @@ def test_it_rejects_more_columns_than_the_limit_even_in_a_short_header(tmp_path)
         fluxnet.read(path, locations=LOCATIONS)
 
 
-@pytest.mark.parametrize("name", ["FLX_US-Ha1_FLUXNET2015_FULLSET_YY_2005-2005_1-4.csv",
-                                  "FLX_US-Ha1_FLUXNET2015_FULLSET_HH_2005_1-4.csv", "US-Ha1_HH.csv"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "FLX_US-Ha1_FLUXNET2015_FULLSET_YY_2005-2005_1-4.csv",
+        "FLX_US-Ha1_FLUXNET2015_FULLSET_HH_2005_1-4.csv",
+        "US-Ha1_HH.csv",
+    ],
+)
 def test_it_rejects_a_file_name_that_does_not_parse(tmp_path, name):
     path = hh_file(tmp_path, name=name)
     with pytest.raises(ReaderError, match=rf"{name}: field 'file name': expected a file name FLX_<CC-XXX>"):

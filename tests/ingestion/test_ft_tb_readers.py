@@ -3,6 +3,7 @@
 No real file of these products is in the sample data: the files are written here in the documented
 layouts (see :mod:`ingestion.readers.freeze_thaw` and :mod:`ingestion.readers.amsr2`). No database.
 """
+
 from pathlib import Path
 
 import h5py
@@ -35,18 +36,32 @@ def write_smap_ft(folder: Path, date="20150105", shift_lat=0.0) -> Path:
     return path
 
 
-def write_smos_ft(folder: Path, name="W_XX-ESA,SMOS,NH_25KM_EASE2_20150105_O_20150106T000000_l3soilft.nc",
-                  shape=(720, 720), x_offset=0.0) -> Path:
+def write_smos_ft(
+    folder: Path,
+    name="W_XX-ESA,SMOS,NH_25KM_EASE2_20150105_O_20150106T000000_l3soilft.nc",
+    shape=(720, 720),
+    x_offset=0.0,
+) -> Path:
     path = folder / name
-    y, x = freeze_thaw.ease2_north_axes(shape) if shape == (720, 720) else (np.arange(shape[0]) * 25e3,
-                                                                           np.arange(shape[1]) * 25e3)
+    y, x = (
+        freeze_thaw.ease2_north_axes(shape)
+        if shape == (720, 720)
+        else (np.arange(shape[0]) * 25e3, np.arange(shape[1]) * 25e3)
+    )
     l3ft = np.full((1, *shape), 255, "u1")
     if shape == (720, 720):
         l3ft[0, 360, 360], l3ft[0, 100, 200], l3ft[0, 500, 600] = 2, 1, 0  # pole frozen, partial, thawed
-    ds = xr.Dataset({"L3FT": (("time", "y", "x"), l3ft, {"long_name": "soil state"}),
-                     "PM": (("time", "y", "x"), np.zeros((1, *shape), "u1"))},
-                    coords={"time": ("time", np.array(["2015-01-05"], "datetime64[ns]")),
-                            "y": ("y", y, {"units": "m"}), "x": ("x", x + x_offset, {"units": "m"})})
+    ds = xr.Dataset(
+        {
+            "L3FT": (("time", "y", "x"), l3ft, {"long_name": "soil state"}),
+            "PM": (("time", "y", "x"), np.zeros((1, *shape), "u1")),
+        },
+        coords={
+            "time": ("time", np.array(["2015-01-05"], "datetime64[ns]")),
+            "y": ("y", y, {"units": "m"}),
+            "x": ("x", x + x_offset, {"units": "m"}),
+        },
+    )
     ds["L3FT"].encoding["_FillValue"] = np.uint8(255)
     ds.to_netcdf(path, format="NETCDF4")
     return path

@@ -3,6 +3,7 @@
 No database. Values are checked against the raw files read another way (netCDF4, ecCodes, pyhdf,
 h5py, PROJ through rasterio).
 """
+
 import os
 import shutil
 from pathlib import Path
@@ -32,8 +33,14 @@ ERA5_GRIB = DATA / "xarray_data/era5-2mt-2019-03-uk.grib"
 ERA5_NC = DATA / "ecmwf_models_testdata/ERA5_example_downloaded_raw_2010-01-01.nc"
 ERA5_CITIES = DATA / "xclim_era5_cities/daily_surface_cancities_1990-1993.nc"
 MODIS_HDF = DATA / "modis_lsttools/MOD11A1.hdf"
-REAL_FILES = {GLDAS_NC: "gldas", GLDAS_GRB: "gldas", ERA5_GRIB: "era5", ERA5_NC: "era5", ERA5_CITIES: "era5",
-              MODIS_HDF: "modis"}
+REAL_FILES = {
+    GLDAS_NC: "gldas",
+    GLDAS_GRB: "gldas",
+    ERA5_GRIB: "era5",
+    ERA5_NC: "era5",
+    ERA5_CITIES: "era5",
+    MODIS_HDF: "modis",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -71,6 +78,7 @@ def assert_cf_grid(ds):
 
 # --- real files -------------------------------------------------------------------------------
 
+
 def test_gldas_netcdf_opens_on_the_025_degree_grid_with_the_values_of_the_file():
     ds = gldas.open_grid(GLDAS_NC)
     assert_cf_grid(ds)
@@ -86,8 +94,14 @@ def test_gldas_netcdf_opens_on_the_025_degree_grid_with_the_values_of_the_file()
     np.testing.assert_array_equal(np.isnan(sm.values[0]), np.isnan(raw))  # ocean/Antarctica masked as in the file
     d = gridtools.describe(ds)
     assert d["bbox"] == (-180.0, -60.0, 180.0, 90.0)
-    assert d["grid"] == {"kind": "regular", "dims": ("lat", "lon"), "shape": (600, 1440), "resolution": (0.25, 0.25),
-                         "resolution_units": "degree", "crs": "EPSG:4326"}
+    assert d["grid"] == {
+        "kind": "regular",
+        "dims": ("lat", "lon"),
+        "shape": (600, 1440),
+        "resolution": (0.25, 0.25),
+        "resolution_units": "degree",
+        "crs": "EPSG:4326",
+    }
     assert d["time"]["start"] == pd.Timestamp("2016-01-01 03:00") and d["time"]["steps"] == 1
 
 
@@ -109,7 +123,8 @@ def test_gldas_grib_maps_pds_85_layers_to_soil_temperature_with_the_values_ecCod
     for lat, lon in ((47.875, 16.375), (-3.125, -60.125), (64.125, 100.875)):
         assert float(st.sel(lat=lat, lon=lon).item()) == pytest.approx(grib_nearest(GLDAS_GRB, 1, lat, lon), abs=1e-3)
     assert float(ds["SoilTMP100_200cm_inst"].sel(lat=47.875, lon=16.375).item()) == pytest.approx(
-        grib_nearest(GLDAS_GRB, 4, 47.875, 16.375), abs=1e-3)
+        grib_nearest(GLDAS_GRB, 4, 47.875, 16.375), abs=1e-3
+    )
     with open(GLDAS_GRB, "rb") as f:
         h = eccodes.codes_grib_new_from_file(f)
         n_missing = eccodes.codes_get(h, "numberOfMissing")
@@ -122,8 +137,10 @@ def test_gldas_grib_maps_pds_85_layers_to_soil_temperature_with_the_values_ecCod
 def test_gldas_grib_layer_order_follows_depth():
     """The top layer follows the diurnal cycle (00 -> 12 UTC) far more than the deepest one."""
     first, noon = (gldas.open_grid(next(GLDAS_GRB_DIR.glob(f"*.{hhmm}.*.grb"))) for hhmm in ("0000", "1200"))
-    change = {k: float(np.nanmean(np.abs(noon[f"SoilTMP{k}_inst"].values - first[f"SoilTMP{k}_inst"].values)))
-              for k in gldas.LAYERS}
+    change = {
+        k: float(np.nanmean(np.abs(noon[f"SoilTMP{k}_inst"].values - first[f"SoilTMP{k}_inst"].values)))
+        for k in gldas.LAYERS
+    }
     assert change["0_10cm"] > change["10_40cm"] > change["40_100cm"] > change["100_200cm"]
     assert change["0_10cm"] > 10 * change["100_200cm"]
 
@@ -216,6 +233,7 @@ def test_open_any_recognises_files_by_content_when_the_name_says_nothing(tmp_pat
 
 # --- products written here in their documented layouts ------------------------------------------
 
+
 def write_grace(folder: Path) -> Path:
     path = folder / "GRCTellus.JPL.200204_200206.GLO.RL06.1M.MSCNv03CRI.nc"
     lat, lon = np.arange(-89.75, 90, 0.5), np.arange(0.25, 360, 0.5)
@@ -235,8 +253,10 @@ def write_grace(folder: Path) -> Path:
             v[:] = (np.arange(3)[:, None, None] * 100 + lat[None, :, None] + lon[None, None, :] / 1000).astype("f4")
         v = nc["lwe_thickness"]
         v[0, 0, 0] = -99999.0
-    for fname, name, values in (("LAND_MASK.CRI.nc", "land_mask", (lon[None, :] < 180) * np.ones((360, 1))),
-                                ("CLM4.SCALE_FACTOR.JPL.MSCNv03CRI.nc", "scale_factor", np.full((360, 720), 1.5))):
+    for fname, name, values in (
+        ("LAND_MASK.CRI.nc", "land_mask", (lon[None, :] < 180) * np.ones((360, 1))),
+        ("CLM4.SCALE_FACTOR.JPL.MSCNv03CRI.nc", "scale_factor", np.full((360, 720), 1.5)),
+    ):
         with netCDF4.Dataset(folder / fname, "w") as nc:
             nc.createDimension("lat", 360)
             nc.createDimension("lon", 720)
@@ -256,8 +276,9 @@ def test_grace_mascons_rotate_to_180_and_carry_their_land_mask_and_scale_factors
     assert ds["lon"].values[0] == -179.75 and ds["lon"].values[-1] == 179.75
     # the file's lon 359.75 (value lat + 0.35975) is now lon -0.25
     assert float(lwe.isel(time=1).sel(lat=10.25, lon=-0.25).item()) == pytest.approx(100 + 10.25 + 0.35975, abs=1e-4)
-    assert float(lwe.isel(time=0).sel(lat=-89.75, lon=0.25).item()) != float(lwe.isel(time=0).sel(lat=-89.75,
-                                                                                                 lon=0.75).item())
+    assert float(lwe.isel(time=0).sel(lat=-89.75, lon=0.25).item()) != float(
+        lwe.isel(time=0).sel(lat=-89.75, lon=0.75).item()
+    )
     assert np.isnan(lwe.isel(time=0).sel(lat=-89.75, lon=0.25).item())  # the fill value
     assert ds["land_mask"].dims == ("lat", "lon") and float(ds["land_mask"].sel(lat=0.25, lon=-0.25)) == 0.0
     assert float(ds["land_mask"].sel(lat=0.25, lon=0.25)) == 1.0 and float(ds["scale_factor"].mean()) == 1.5
@@ -280,13 +301,19 @@ def write_smap(folder: Path, date="20150401", shift_lat=0.0) -> Path:
         for group, suffix in smap.GROUPS.items():
             g = f.create_group(group)
             d = g.create_dataset("soil_moisture" + suffix, data=sm + (0.01 if suffix else 0) * (sm > 0))
-            d.attrs.update(units=np.bytes_("cm**3/cm**3"), _FillValue=np.float32(-9999.0),
-                           valid_min=np.float32(0.02), valid_max=np.float32(0.5),
-                           long_name=np.bytes_("Soil moisture"))
+            d.attrs.update(
+                units=np.bytes_("cm**3/cm**3"),
+                _FillValue=np.float32(-9999.0),
+                valid_min=np.float32(0.02),
+                valid_max=np.float32(0.5),
+                long_name=np.bytes_("Soil moisture"),
+            )
             q = g.create_dataset("retrieval_qual_flag" + suffix, data=np.where(sm > 0, 0, 65534).astype("u2"))
             q.attrs.update(_FillValue=np.uint16(65534), flag_masks=np.bytes_("1s, 2s, 4s, 8s"))
-            for name, values in (("latitude", np.repeat(lat[:, None], cols, 1)),
-                                 ("longitude", np.repeat(lon[None, :], rows, 0))):
+            for name, values in (
+                ("latitude", np.repeat(lat[:, None], cols, 1)),
+                ("longitude", np.repeat(lon[None, :], rows, 0)),
+            ):
                 g.create_dataset(name + suffix, data=np.where(sm > 0, values, -9999.0).astype("f4"))
     return path
 
@@ -307,7 +334,7 @@ def test_smap_l3_opens_on_the_ease2_36km_grid(tmp_path):
     e = np.sqrt(e2)
     k0 = np.cos(np.radians(30)) / np.sqrt(1 - e2 * np.sin(np.radians(30)) ** 2)
     s = np.sin(np.radians(ds["lat"].values))
-    q = (1 - e2) * (s / (1 - e2 * s ** 2) - np.log((1 - e * s) / (1 + e * s)) / (2 * e))
+    q = (1 - e2) * (s / (1 - e2 * s**2) - np.log((1 - e * s) / (1 + e * s)) / (2 * e))
     np.testing.assert_allclose(a * q / (2 * k0), ds["y"].values, atol=0.01)
     np.testing.assert_allclose(a * k0 * np.radians(ds["lon"].values), ds["x"].values, atol=0.01)
     np.testing.assert_allclose(np.diff(ds["x"].values), 36032.220840584)
@@ -339,8 +366,10 @@ def write_cci(folder: Path) -> Path:
         unc[0] = np.where(values > 0, 0.04, -9999.0)
         flag = nc.createVariable("flag", "i1", ("time", "lat", "lon"), zlib=True)
         flag.flag_masks = np.array([1, 2, 4, 8], "i1")
-        flag.flag_meanings = "snow_coverage_or_temperature_below_zero dense_vegetation others_no_convergence " \
-                             "soil_moisture_value_exceeds_physical_boundary"
+        flag.flag_meanings = (
+            "snow_coverage_or_temperature_below_zero dense_vegetation others_no_convergence "
+            "soil_moisture_value_exceeds_physical_boundary"
+        )
         flag[0] = np.where(values > 0, 0, 4)
         t0 = nc.createVariable("t0", "f8", ("time", "lat", "lon"), fill_value=-9999.0, zlib=True)
         t0.units = "days since 1970-01-01 00:00:00 UTC"
@@ -381,7 +410,11 @@ def test_amsr2_l3_brightness_temperatures_are_scaled_and_rotated_to_180(tmp_path
     ds = amsr2.open_grid(write_amsr2(tmp_path))
     assert_cf_grid(ds)
     tb = ds["tb_h"]
-    assert tb.shape == (1, 720, 1440) and tb.attrs["units"] == "K" and tb.attrs["standard_name"] == "brightness_temperature"
+    assert (
+        tb.shape == (1, 720, 1440)
+        and tb.attrs["units"] == "K"
+        and tb.attrs["standard_name"] == "brightness_temperature"
+    )
     # file row 0 / column 0 is the cell centred at 89.875 N, 0.125 E
     assert tb.sel(lat=89.875, lon=0.125).item() == pytest.approx(250.0, abs=1e-3)
     assert tb.sel(lat=89.875, lon=-0.125).item() == pytest.approx(260.0, abs=1e-3)  # last column: 359.875 E
@@ -404,12 +437,18 @@ def test_amsr2_l3_high_resolution_monthly_file_is_a_01_degree_grid(tmp_path):
 LATLON_TRANSFORM = Affine(0.5, 0, 10, 0, -0.5, 50)  # 0.5 degree cells, north-west corner at 10 E, 50 N
 
 
-def write_tiff(path: Path, crs="EPSG:4326", transform=LATLON_TRANSFORM, descriptions=("2015-01-01", "2015-01-02"),
-               units=("m3 m-3", "m3 m-3")) -> Path:
+def write_tiff(
+    path: Path,
+    crs="EPSG:4326",
+    transform=LATLON_TRANSFORM,
+    descriptions=("2015-01-01", "2015-01-02"),
+    units=("m3 m-3", "m3 m-3"),
+) -> Path:
     data = np.arange(2 * 4 * 6, dtype="int16").reshape(2, 4, 6)
     data[0, 0, 0] = -1
-    with rasterio.open(path, "w", driver="GTiff", width=6, height=4, count=2, dtype="int16", crs=crs,
-                       transform=transform, nodata=-1) as dst:
+    with rasterio.open(
+        path, "w", driver="GTiff", width=6, height=4, count=2, dtype="int16", crs=crs, transform=transform, nodata=-1
+    ) as dst:
         dst.write(data)
         dst.scales, dst.offsets = (0.001, 0.001), (0.05, 0.05)
         if units:
@@ -437,8 +476,13 @@ def test_geotiff_in_epsg4326_gives_lat_lon_and_dated_bands_become_time(tmp_path)
 
 
 def test_geotiff_in_a_projected_crs_keeps_x_y_and_band_numbers(tmp_path):
-    path = write_tiff(tmp_path / "lst.tif", crs="EPSG:3035", transform=Affine(1000, 0, 4000000, 0, -1000, 3000000),
-                      descriptions=("day", "night"), units=("K", "K"))
+    path = write_tiff(
+        tmp_path / "lst.tif",
+        crs="EPSG:3035",
+        transform=Affine(1000, 0, 4000000, 0, -1000, 3000000),
+        descriptions=("day", "night"),
+        units=("K", "K"),
+    )
     ds = geotiff.open_grid(path)
     assert ds["sm"].dims == ("band", "y", "x") and list(ds["band"].values) == [1, 2]
     assert list(ds["band_description"].values) == ["day", "night"] and ds.attrs["crs"] == "EPSG:3035"
@@ -451,12 +495,26 @@ def test_geotiff_in_a_projected_crs_keeps_x_y_and_band_numbers(tmp_path):
 
 # --- bad input --------------------------------------------------------------------------------
 
-def write_era5_like(path: Path, lat=(50.0, 51.0, 52.0), lon=(0.0, 1.0, 2.0), units="K",
-                    times=("2020-01-01", "2020-01-02"), fmt="NETCDF4") -> Path:
+
+def write_era5_like(
+    path: Path,
+    lat=(50.0, 51.0, 52.0),
+    lon=(0.0, 1.0, 2.0),
+    units="K",
+    times=("2020-01-01", "2020-01-02"),
+    fmt="NETCDF4",
+) -> Path:
     lat, lon = np.asarray(lat, "f8"), np.asarray(lon, "f8")
-    ds = xr.Dataset({"t2m": (("time", "latitude", "longitude"),
-                             np.full((len(times), lat.size, lon.size), 280.0, "f4"), {"units": units})},
-                    coords={"time": pd.DatetimeIndex(times), "latitude": lat, "longitude": lon})
+    ds = xr.Dataset(
+        {
+            "t2m": (
+                ("time", "latitude", "longitude"),
+                np.full((len(times), lat.size, lon.size), 280.0, "f4"),
+                {"units": units},
+            )
+        },
+        coords={"time": pd.DatetimeIndex(times), "latitude": lat, "longitude": lon},
+    )
     ds.to_netcdf(path, format=fmt)
     return path
 
@@ -470,8 +528,13 @@ def assert_rejected(exc_info, path, *words):
 
 @pytest.mark.parametrize("fmt", ["NETCDF4", "NETCDF3_64BIT"])
 def test_it_rejects_a_truncated_netcdf(tmp_path, fmt):
-    path = write_era5_like(tmp_path / "era5_cut.nc", lat=np.arange(-89.5, 90), lon=np.arange(0.5, 360),
-                           times=pd.date_range("2020-01-01", periods=4), fmt=fmt)
+    path = write_era5_like(
+        tmp_path / "era5_cut.nc",
+        lat=np.arange(-89.5, 90),
+        lon=np.arange(0.5, 360),
+        times=pd.date_range("2020-01-01", periods=4),
+        fmt=fmt,
+    )
     assert era5.open_grid(path)["t2m"].shape == (4, 180, 360)  # the complete file is fine
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -497,11 +560,14 @@ def regrid_message(message: bytes, step: float) -> bytes:
         eccodes.codes_set(h, "bitmapPresent", 0)
         eccodes.codes_set_long(h, "Ni", ni)
         eccodes.codes_set_long(h, "Nj", nj)
-        for key, value in (("iDirectionIncrementInDegrees", step), ("jDirectionIncrementInDegrees", step),
-                           ("latitudeOfFirstGridPointInDegrees", -60 + step / 2),
-                           ("longitudeOfFirstGridPointInDegrees", -180 + step / 2),
-                           ("latitudeOfLastGridPointInDegrees", 90 - step / 2),
-                           ("longitudeOfLastGridPointInDegrees", 180 - step / 2)):
+        for key, value in (
+            ("iDirectionIncrementInDegrees", step),
+            ("jDirectionIncrementInDegrees", step),
+            ("latitudeOfFirstGridPointInDegrees", -60 + step / 2),
+            ("longitudeOfFirstGridPointInDegrees", -180 + step / 2),
+            ("latitudeOfLastGridPointInDegrees", 90 - step / 2),
+            ("longitudeOfLastGridPointInDegrees", 180 - step / 2),
+        ):
             eccodes.codes_set_double(h, key, value)
         eccodes.codes_set_values(h, np.full(ni * nj, 280.0))
         return eccodes.codes_get_message(h)
@@ -545,11 +611,14 @@ def test_it_rejects_a_truncated_grib_file(tmp_path):
     assert_rejected(exc, path, "cannot be decoded", "expected complete GRIB messages")
 
 
-@pytest.mark.parametrize("coords, field, found", [
-    ({"lat": (50.0, 70.0, 95.0)}, "lat", "found 95"),
-    ({"lon": (0.0, 200.0, 400.0)}, "lon", "found 400"),
-    ({"lon": (-200.0, 0.0, 10.0)}, "lon", "found -200"),
-])
+@pytest.mark.parametrize(
+    "coords, field, found",
+    [
+        ({"lat": (50.0, 70.0, 95.0)}, "lat", "found 95"),
+        ({"lon": (0.0, 200.0, 400.0)}, "lon", "found 400"),
+        ({"lon": (-200.0, 0.0, 10.0)}, "lon", "found -200"),
+    ],
+)
 def test_it_rejects_coordinates_out_of_range(tmp_path, coords, field, found):
     path = write_era5_like(tmp_path / "era5_range.nc", **coords)
     with pytest.raises(ReaderError) as exc:
@@ -557,11 +626,14 @@ def test_it_rejects_coordinates_out_of_range(tmp_path, coords, field, found):
     assert_rejected(exc, path, f"field '{field}'", "expected degrees in", found)
 
 
-@pytest.mark.parametrize("coords, field", [
-    ({"lat": (50.0, 52.0, 51.0)}, "lat"),
-    ({"lon": (0.0, 2.0, 1.0)}, "lon"),
-    ({"times": ("2020-01-02", "2020-01-01")}, "time"),
-])
+@pytest.mark.parametrize(
+    "coords, field",
+    [
+        ({"lat": (50.0, 52.0, 51.0)}, "lat"),
+        ({"lon": (0.0, 2.0, 1.0)}, "lon"),
+        ({"times": ("2020-01-02", "2020-01-01")}, "time"),
+    ],
+)
 def test_it_rejects_non_monotonic_coordinates(tmp_path, coords, field):
     path = write_era5_like(tmp_path / "era5_order.nc", **coords)
     with pytest.raises(ReaderError) as exc:
@@ -606,13 +678,22 @@ def test_it_rejects_a_geotiff_without_units(tmp_path):
     assert geotiff.open_grid(path, units="m3 m-3")["sm"].attrs["units"] == "m3 m-3"
 
 
-@pytest.mark.parametrize("reader, name", [
-    (gldas, "GLDAS_NOAH025_3H.A20160101.0300.021.nc4"), (gldas, "GLDAS_NOAH025SUBP_3H.A2015001.0600.001.grb"),
-    (era5, "era5-2mt.grib"), (era5, "ERA5_2010.nc"), (modis, "MOD11A1.A2019305.h14v09.061.hdf"),
-    (geotiff, "sm.tif"), (grace, "GRCTellus.JPL.200204_202001.GLO.RL06.1M.MSCNv03CRI.nc"),
-    (smap, "SMAP_L3_SM_P_20150401_R18290_001.h5"), (esacci, "ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-2015.nc"),
-    (amsr2, "GW1AM2_20150701_01D_EQMA_L3SGT36LA2220220.h5"), (grids, "anything.nc"),
-])
+@pytest.mark.parametrize(
+    "reader, name",
+    [
+        (gldas, "GLDAS_NOAH025_3H.A20160101.0300.021.nc4"),
+        (gldas, "GLDAS_NOAH025SUBP_3H.A2015001.0600.001.grb"),
+        (era5, "era5-2mt.grib"),
+        (era5, "ERA5_2010.nc"),
+        (modis, "MOD11A1.A2019305.h14v09.061.hdf"),
+        (geotiff, "sm.tif"),
+        (grace, "GRCTellus.JPL.200204_202001.GLO.RL06.1M.MSCNv03CRI.nc"),
+        (smap, "SMAP_L3_SM_P_20150401_R18290_001.h5"),
+        (esacci, "ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-2015.nc"),
+        (amsr2, "GW1AM2_20150701_01D_EQMA_L3SGT36LA2220220.h5"),
+        (grids, "anything.nc"),
+    ],
+)
 def test_it_rejects_an_empty_file(tmp_path, reader, name):
     path = tmp_path / name
     path.touch()
@@ -639,9 +720,14 @@ def test_it_rejects_smap_coordinates_off_the_ease2_grid(tmp_path):
 
 def test_it_rejects_a_gldas_netcdf_on_another_grid(tmp_path):
     path = tmp_path / "GLDAS_NOAH025_3H.A20160101.0300.021.nc4"
-    xr.Dataset({"SoilMoi0_10cm_inst": (("time", "lat", "lon"), np.zeros((1, 150, 360), "f4"), {"units": "kg m-2"})},
-               coords={"time": [np.datetime64("2016-01-01T03:00", "ns")], "lat": np.arange(-59.5, 90),
-                       "lon": np.arange(-179.5, 180)}).to_netcdf(path)
+    xr.Dataset(
+        {"SoilMoi0_10cm_inst": (("time", "lat", "lon"), np.zeros((1, 150, 360), "f4"), {"units": "kg m-2"})},
+        coords={
+            "time": [np.datetime64("2016-01-01T03:00", "ns")],
+            "lat": np.arange(-59.5, 90),
+            "lon": np.arange(-179.5, 180),
+        },
+    ).to_netcdf(path)
     with pytest.raises(ReaderError) as exc:
         gldas.open_grid(path)
     assert_rejected(exc, path, "360 x 150 cells", "expected the GLDAS 0.25 degree")
@@ -667,11 +753,25 @@ def test_it_rejects_a_file_no_reader_recognises(tmp_path):
     assert_rejected(exc, path, "no gridded reader recognises")
 
 
-@pytest.mark.parametrize("units, expected", [
-    ("m**3 m**-3", "m3 m-3"), ("cm**3/cm**3", "m3 m-3"), ("(0 - 1)", "1"), ("W/m^2", "W m-2"),
-    ("kg m-2 s-1", "kg m-2 s-1"), ("kg/m^2/s", "kg m-2 s-1"), ("hrs", "h"), ("degC", "degC"), ("%", "%"),
-    ("days since 2002-01-01T00:00:00Z", "days since 2002-01-01T00:00:00Z"), ("furlongs", None), ("", None),
-    (None, None), ("K K", "K K"), ("m/s/s", "m s-1 s-1"),
-])
+@pytest.mark.parametrize(
+    "units, expected",
+    [
+        ("m**3 m**-3", "m3 m-3"),
+        ("cm**3/cm**3", "m3 m-3"),
+        ("(0 - 1)", "1"),
+        ("W/m^2", "W m-2"),
+        ("kg m-2 s-1", "kg m-2 s-1"),
+        ("kg/m^2/s", "kg m-2 s-1"),
+        ("hrs", "h"),
+        ("degC", "degC"),
+        ("%", "%"),
+        ("days since 2002-01-01T00:00:00Z", "days since 2002-01-01T00:00:00Z"),
+        ("furlongs", None),
+        ("", None),
+        (None, None),
+        ("K K", "K K"),
+        ("m/s/s", "m s-1 s-1"),
+    ],
+)
 def test_units_are_normalised_to_udunits_or_refused(units, expected):
     assert normalise_units(units) == expected

@@ -1,4 +1,5 @@
 """Loading the real CARDAMOM-FluxVal towers into PostGIS (COPY + merge, idempotent)."""
+
 from __future__ import annotations
 
 import csv
@@ -31,7 +32,10 @@ def test_the_session_ingest_loaded_every_tower_and_row(cardamom):
     assert sum(r.observations for r in runs) == len(expected)
     run = runs.get(source_path__endswith="/flux_site_1.cbf")
     assert len(run.checksum) == 64 and [Path(f["path"]).name for f in run.files] == [
-        "flux_site_1.cbf", "location_fluxnet.csv", "validation_AR-SLu.csv"]
+        "flux_site_1.cbf",
+        "location_fluxnet.csv",
+        "validation_AR-SLu.csv",
+    ]
 
 
 def test_held_out_validation_rows_are_marked(shared_data):
@@ -41,8 +45,9 @@ def test_held_out_validation_rows_are_marked(shared_data):
             expected += sum(1 for row in csv.DictReader(fh) if row["ET"] not in ("", "NA", "NaN", "-9999"))
     assert Observation.objects.filter(variable="et", is_validation=True).count() == expected
     # a held-out month is not also a training row of the same tower
-    training = Observation.objects.filter(variable="et", is_validation=False, station=OuterRef("station"),
-                                          time=OuterRef("time"))
+    training = Observation.objects.filter(
+        variable="et", is_validation=False, station=OuterRef("station"), time=OuterRef("time")
+    )
     assert not Observation.objects.filter(variable="et", is_validation=True).filter(Exists(training)).exists()
 
 
@@ -59,8 +64,7 @@ def test_reingesting_the_same_files_adds_nothing(shared_data, capsys):
     towers = Observation.objects.filter(ingest_run__kind="cardamom").count()
     call_command("ingest", "cardamom", str(shared_data / "cardamom_fluxval"), "--json")
     counts = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert counts == {"files": 204, "stations": 0, "observations": 0, "rejected_files": 0,
-                      "skipped_duplicates": towers}
+    assert counts == {"files": 204, "stations": 0, "observations": 0, "rejected_files": 0, "skipped_duplicates": towers}
     assert (Observation.objects.count(), Station.objects.count(), IngestRun.objects.count()) == before
 
 
@@ -119,8 +123,11 @@ def test_a_failure_in_file_k_of_n_keeps_the_others_and_says_which(shared_data, t
     failed = IngestRun.objects.get(source_path=str(target))
     assert failed.status == "failed" and "flux_site_2.cbf" in failed.errors
     loaded = Observation.objects.count() - before
-    assert loaded == sum(r.observations for r in IngestRun.objects.filter(source_path__startswith=str(copy),
-                                                                         status="succeeded")) > 0
+    assert (
+        loaded
+        == sum(r.observations for r in IngestRun.objects.filter(source_path__startswith=str(copy), status="succeeded"))
+        > 0
+    )
 
 
 def test_unknown_kinds_and_paths_are_refused_before_reading(tmp_path):

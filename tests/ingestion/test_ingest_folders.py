@@ -3,6 +3,7 @@
 (ASCAT/ERS, 6.5 million rows, is ingested by `make run` and its reader is tested in
 test_sm_basin_readers.py; loading it here would add two minutes to every test run.)
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,12 @@ from ingestion.services import cube_for, reader_module, source_files
 
 pytestmark = pytest.mark.django_db
 
-FOLDERS = [("reddyproc", "reddyproc_DE-Tha"), ("ecostress", "ecov002_calval_tables"), ("ismn", "ismn_testdata"),
-           ("basins", "lehmannfa_basin_water_budget")]
+FOLDERS = [
+    ("reddyproc", "reddyproc_DE-Tha"),
+    ("ecostress", "ecov002_calval_tables"),
+    ("ismn", "ismn_testdata"),
+    ("basins", "lehmannfa_basin_water_budget"),
+]
 
 
 def _run(kind, path, capsys) -> dict:
@@ -48,8 +53,13 @@ def test_a_real_folder_ingests_and_reingests_as_a_no_op(kind, folder, shared_dat
     assert Observation.objects.count() - before == new_rows
 
 
-GRID_FOLDERS = [("gldas_testdata", 11), ("xarray_data", 1), ("ecmwf_models_testdata", 1), ("xclim_era5_cities", 1),
-                ("modis_lsttools", 1)]
+GRID_FOLDERS = [
+    ("gldas_testdata", 11),
+    ("xarray_data", 1),
+    ("ecmwf_models_testdata", 1),
+    ("xclim_era5_cities", 1),
+    ("modis_lsttools", 1),
+]
 
 
 @pytest.mark.parametrize("folder, n_files", GRID_FOLDERS)

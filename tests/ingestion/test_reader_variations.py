@@ -16,6 +16,7 @@ A malformed file (a value that is not a number, a truncated line, a missing requ
 raise a :class:`~ingestion.readers.base.ReaderError` naming the file, the line and the field, also
 when the file carries all of the variations above (line numbers must not shift).
 """
+
 from __future__ import annotations
 
 import csv
@@ -42,9 +43,14 @@ ISMN = SHARED / "ismn_testdata"
 ARM1_DIR = ISMN / "Data_seperate_files_20170810_20180809/COSMOS/ARM-1"
 ARM1 = ARM1_DIR / "COSMOS_COSMOS_ARM-1_sm_0.000000_0.190000_Cosmic-ray-Probe_20170810_20180809.stm"
 ARM1_STATIC = ARM1_DIR / "COSMOS_COSMOS_ARM-1_static_variables.csv"
-NODE505 = ISMN / ("extracted/multinetwork_header_values/SOILSCAPE/node505/"
-                  "SOILSCAPE_SOILSCAPE_node505_sm_0.050000_0.050000_EC5_20070101_20131231.stm")
-NARBONNE = ISMN / "format_ceop_sep/SMOSMANIA/SMOSMANIA_SMOSMANIA_Narbonne_sm_0.050000_0.050000_ThetaProbe-ML2X_20070101_20070131.stm"
+NODE505 = ISMN / (
+    "extracted/multinetwork_header_values/SOILSCAPE/node505/"
+    "SOILSCAPE_SOILSCAPE_node505_sm_0.050000_0.050000_EC5_20070101_20131231.stm"
+)
+NARBONNE = (
+    ISMN
+    / "format_ceop_sep/SMOSMANIA/SMOSMANIA_SMOSMANIA_Narbonne_sm_0.050000_0.050000_ThetaProbe-ML2X_20070101_20070131.stm"
+)
 FLX_NAME = "FLX_DE-Tha_FLUXNET2015_FULLSET_HH_1998-1998_1-4.csv"
 AMF_NAME = "AMF_DE-Tha_BASE_HH_1-5.csv"
 EXTRA = "EXTRA_UNKNOWN"  # the name of the column a variant adds
@@ -59,6 +65,7 @@ def real_data():
 
 
 # --- a delimited text file taken apart and written back with variations -----------------------------------
+
 
 @dataclass
 class Layout:
@@ -91,10 +98,16 @@ def parse(raw: bytes, sep: str, *, preamble: int = 0, units_row: bool = False, m
     if final:
         lines.pop()
     head = preamble + 1 + int(units_row)
-    body = lines[head:] if max_rows is None else lines[head:head + max_rows]
-    return Layout(sep, lines[:preamble], _split(lines[preamble], sep),
-                  _split(lines[preamble + 1], sep) if units_row else None, [_split(s, sep) for s in body], newline,
-                  final or (max_rows is not None and len(lines) > head + max_rows))
+    body = lines[head:] if max_rows is None else lines[head : head + max_rows]
+    return Layout(
+        sep,
+        lines[:preamble],
+        _split(lines[preamble], sep),
+        _split(lines[preamble + 1], sep) if units_row else None,
+        [_split(s, sep) for s in body],
+        newline,
+        final or (max_rows is not None and len(lines) > head + max_rows),
+    )
 
 
 def excerpt(path: Path, sep: str, *, preamble: int = 0, units_row: bool = False, max_rows: int | None = None) -> bytes:
@@ -132,8 +145,10 @@ class Variant:
 def render(layout: Layout, v: Variant) -> bytes:
     """The bytes of ``layout`` written as ``v`` says; ``v.names`` gets the column order written."""
     sep, n = layout.sep, len(layout.rows)
-    columns = [[name, layout.units[i] if layout.units else None, [row[i] for row in layout.rows]]
-               for i, name in enumerate(layout.header)]
+    columns = [
+        [name, layout.units[i] if layout.units else None, [row[i] for row in layout.rows]]
+        for i, name in enumerate(layout.header)
+    ]
     if v.drop is not None:
         columns = [c for c in columns if c[0] != v.drop]
     if v.bad_cell is not None:
@@ -153,7 +168,7 @@ def render(layout: Layout, v: Variant) -> bytes:
     for k in range(n):
         cells = [_cell(c[2][k], sep) for c in columns]
         if k == v.truncate:
-            lines.append(sep.join(cells[:len(cells) // 2]))
+            lines.append(sep.join(cells[: len(cells) // 2]))
         else:
             lines.append(sep.join(cells) + (sep if v.trailing in ("data", "all") else ""))
     newline = v.newline or layout.newline
@@ -179,6 +194,7 @@ LINE_ENDS = {"\n": "LF line ends", "\r\n": "CRLF line ends", "\r": "CR line ends
 
 # --- the real files of each format ------------------------------------------------------------------------
 
+
 @functools.cache
 def reddyproc_layout() -> Layout:
     """The first 20 days (960 half-hours) of the REddyProc example, as published (tab-separated, CR line ends)."""
@@ -194,8 +210,9 @@ def _tharandt_rows(columns: dict[str, str], qc: set[str]) -> tuple[list[str], li
         header += [name, f"{name}_QC"] if name in qc else [name]
     rows = []
     for row in source.rows[:480]:
-        end = pd.Timestamp(int(row[index["Year"]]), 1, 1) + pd.Timedelta(days=float(row[index["DoY"]]) - 1,
-                                                                             hours=float(row[index["Hour"]]))
+        end = pd.Timestamp(int(row[index["Year"]]), 1, 1) + pd.Timedelta(
+            days=float(row[index["DoY"]]) - 1, hours=float(row[index["Hour"]])
+        )
         out = [f"{end - pd.Timedelta('30min'):%Y%m%d%H%M}", f"{end:%Y%m%d%H%M}"]
         for name, column in columns.items():
             value = row[index[column]]
@@ -207,18 +224,37 @@ def _tharandt_rows(columns: dict[str, str], qc: set[str]) -> tuple[list[str], li
 @functools.cache
 def fluxnet_layout() -> Layout:
     """Real DE-Tha half-hours in the FLUXNET2015 FULLSET HH layout (QC 0 where measured, -9999 where missing)."""
-    columns = {"TA_F": "Tair", "SW_IN_F": "Rg", "VPD_F": "VPD", "RH": "rH", "USTAR": "Ustar", "TS_F_MDS_1": "Tsoil",
-               "LE_F_MDS": "LE", "H_F_MDS": "H", "NEE_VUT_REF": "NEE"}
-    header, rows = _tharandt_rows(columns, {"TA_F", "SW_IN_F", "VPD_F", "TS_F_MDS_1", "LE_F_MDS", "H_F_MDS",
-                                            "NEE_VUT_REF"})
+    columns = {
+        "TA_F": "Tair",
+        "SW_IN_F": "Rg",
+        "VPD_F": "VPD",
+        "RH": "rH",
+        "USTAR": "Ustar",
+        "TS_F_MDS_1": "Tsoil",
+        "LE_F_MDS": "LE",
+        "H_F_MDS": "H",
+        "NEE_VUT_REF": "NEE",
+    }
+    header, rows = _tharandt_rows(
+        columns, {"TA_F", "SW_IN_F", "VPD_F", "TS_F_MDS_1", "LE_F_MDS", "H_F_MDS", "NEE_VUT_REF"}
+    )
     return Layout(",", [], header, None, rows)
 
 
 @functools.cache
 def ameriflux_layout() -> Layout:
     """Real DE-Tha half-hours in the AmeriFlux BASE layout (``# Site:``/``# Version:`` lines, position qualifiers)."""
-    columns = {"FC": "NEE", "H": "H", "LE_1_1_1": "LE", "TA_1_1_1": "Tair", "RH_1_1_1": "rH", "SW_IN": "Rg",
-               "VPD_PI": "VPD", "TS_1": "Tsoil", "USTAR": "Ustar"}
+    columns = {
+        "FC": "NEE",
+        "H": "H",
+        "LE_1_1_1": "LE",
+        "TA_1_1_1": "Tair",
+        "RH_1_1_1": "rH",
+        "SW_IN": "Rg",
+        "VPD_PI": "VPD",
+        "TS_1": "Tsoil",
+        "USTAR": "Ustar",
+    }
     header, rows = _tharandt_rows(columns, set())
     return Layout(",", ["# Site: DE-Tha", "# Version: 1-5"], header, None, rows)
 
@@ -279,36 +315,57 @@ class Case:
 
 
 CASES = {
-    "FLUXNET2015": Case({FLX_NAME: fluxnet_layout}, lambda d: fluxnet.read(d / FLX_NAME, locations=LOCATIONS),
-                        bad=(FLX_NAME, 130, "LE_F_MDS", "LE_F_MDS")),
-    "AmeriFlux BASE": Case({AMF_NAME: ameriflux_layout}, lambda d: ameriflux.read(d / AMF_NAME, locations=LOCATIONS),
-                           bad=(AMF_NAME, 200, "LE_1_1_1", "TIMESTAMP_END")),
-    "REddyProc": Case({REDDYPROC.name: reddyproc_layout}, lambda d: reddyproc.read(d / REDDYPROC.name),
-                      bad=(REDDYPROC.name, 300, "Tair", "LE")),
+    "FLUXNET2015": Case(
+        {FLX_NAME: fluxnet_layout},
+        lambda d: fluxnet.read(d / FLX_NAME, locations=LOCATIONS),
+        bad=(FLX_NAME, 130, "LE_F_MDS", "LE_F_MDS"),
+    ),
+    "AmeriFlux BASE": Case(
+        {AMF_NAME: ameriflux_layout},
+        lambda d: ameriflux.read(d / AMF_NAME, locations=LOCATIONS),
+        bad=(AMF_NAME, 200, "LE_1_1_1", "TIMESTAMP_END"),
+    ),
+    "REddyProc": Case(
+        {REDDYPROC.name: reddyproc_layout},
+        lambda d: reddyproc.read(d / REDDYPROC.name),
+        bad=(REDDYPROC.name, 300, "Tair", "LE"),
+    ),
     "ECOSTRESS cal/val": Case(
         {"combined_eco_flux_EC_filtered.csv": eco_table_layout, "metadata_ebc_filt.csv": eco_metadata_layout},
         lambda d: ecostress.read(d / "combined_eco_flux_EC_filtered.csv"),
-        bad=("combined_eco_flux_EC_filtered.csv", 41, "LE_filt", "LEcorr50")),
-    "basin table (GLEAM)": Case({"ET_GLEAM_monthly.csv": functools.partial(basin_layout, "ET_GLEAM_monthly.csv")},
-                                lambda d: basins.read(d / "ET_GLEAM_monthly.csv"),
-                                links={"basins.dbf": BASINS / "basins.dbf"},
-                                bad=("ET_GLEAM_monthly.csv", 17, "ET_GLEAM 1999-07-15", ""),
-                                first_column_names_missing=True),
+        bad=("combined_eco_flux_EC_filtered.csv", 41, "LE_filt", "LEcorr50"),
+    ),
+    "basin table (GLEAM)": Case(
+        {"ET_GLEAM_monthly.csv": functools.partial(basin_layout, "ET_GLEAM_monthly.csv")},
+        lambda d: basins.read(d / "ET_GLEAM_monthly.csv"),
+        links={"basins.dbf": BASINS / "basins.dbf"},
+        bad=("ET_GLEAM_monthly.csv", 17, "ET_GLEAM 1999-07-15", ""),
+        first_column_names_missing=True,
+    ),
     "basin table (ITSG)": Case(
         {"TWS_GRACE_ITSG_grid_monthly.csv": functools.partial(basin_layout, "TWS_GRACE_ITSG_grid_monthly.csv")},
-        lambda d: basins.read(d / "TWS_GRACE_ITSG_grid_monthly.csv"), links={"basins.xlsx": BASINS / "basins.xlsx"},
+        lambda d: basins.read(d / "TWS_GRACE_ITSG_grid_monthly.csv"),
+        links={"basins.xlsx": BASINS / "basins.xlsx"},
         bad=("TWS_GRACE_ITSG_grid_monthly.csv", 3, "TWS_GRACE_ITSG_grid 2005-03-15", "NAME"),
-        first_column_names_missing=True),
+        first_column_names_missing=True,
+    ),
     "CARDAMOM-FluxVal CSVs": Case(
-        {"location_fluxnet.csv": functools.partial(cardamom_layout, "location_fluxnet.csv"),
-         "validation_data/validation_AR-SLu.csv": functools.partial(cardamom_layout,
-                                                                     "validation_data/validation_AR-SLu.csv")},
+        {
+            "location_fluxnet.csv": functools.partial(cardamom_layout, "location_fluxnet.csv"),
+            "validation_data/validation_AR-SLu.csv": functools.partial(
+                cardamom_layout, "validation_data/validation_AR-SLu.csv"
+            ),
+        },
         lambda d: cardamom.read_cardamom_site(d / "cbf_files" / "flux_site_1.cbf"),
         links={"cbf_files/flux_site_1.cbf": CARDAMOM / "cbf_files" / "flux_site_1.cbf"},
-        bad=("validation_data/validation_AR-SLu.csv", 3, "GPP", "ET")),
-    "ISMN static variables": Case({ARM1_STATIC.name: ismn_static_layout}, lambda d: ismn.read(d / ARM1.name),
-                                  links={ARM1.name: ARM1},
-                                  bad=(ARM1_STATIC.name, 13, "value", "quantity_source_name")),  # CCI 2010 row
+        bad=("validation_data/validation_AR-SLu.csv", 3, "GPP", "ET"),
+    ),
+    "ISMN static variables": Case(
+        {ARM1_STATIC.name: ismn_static_layout},
+        lambda d: ismn.read(d / ARM1.name),
+        links={ARM1.name: ARM1},
+        bad=(ARM1_STATIC.name, 13, "value", "quantity_source_name"),
+    ),  # CCI 2010 row
 }
 REAL = {  # the published bytes each layout must reproduce when written without a variation
     "REddyProc": lambda: excerpt(REDDYPROC, "\t", units_row=True, max_rows=960),
@@ -320,17 +377,27 @@ REAL = {  # the published bytes each layout must reproduce when written without 
     "CARDAMOM validation file": lambda: (CARDAMOM / "validation_data/validation_AR-SLu.csv").read_bytes(),
     "ISMN static variables": lambda: ARM1_STATIC.read_bytes(),
 }
-LAYOUT_OF = {"REddyProc": reddyproc_layout, "ECOSTRESS cal/val": eco_table_layout,
-             "ECOSTRESS metadata": eco_metadata_layout,
-             "basin table (GLEAM)": functools.partial(basin_layout, "ET_GLEAM_monthly.csv"),
-             "basin table (ITSG)": functools.partial(basin_layout, "TWS_GRACE_ITSG_grid_monthly.csv"),
-             "CARDAMOM location table": functools.partial(cardamom_layout, "location_fluxnet.csv"),
-             "CARDAMOM validation file": functools.partial(cardamom_layout, "validation_data/validation_AR-SLu.csv"),
-             "ISMN static variables": ismn_static_layout}
+LAYOUT_OF = {
+    "REddyProc": reddyproc_layout,
+    "ECOSTRESS cal/val": eco_table_layout,
+    "ECOSTRESS metadata": eco_metadata_layout,
+    "basin table (GLEAM)": functools.partial(basin_layout, "ET_GLEAM_monthly.csv"),
+    "basin table (ITSG)": functools.partial(basin_layout, "TWS_GRACE_ITSG_grid_monthly.csv"),
+    "CARDAMOM location table": functools.partial(cardamom_layout, "location_fluxnet.csv"),
+    "CARDAMOM validation file": functools.partial(cardamom_layout, "validation_data/validation_AR-SLu.csv"),
+    "ISMN static variables": ismn_static_layout,
+}
 # line ends of the published files: a variation that changes nothing is not a test
-OWN_LINE_ENDS = {"FLUXNET2015": {"\n"}, "AmeriFlux BASE": {"\n"}, "REddyProc": {"\r"}, "ECOSTRESS cal/val": {"\n"},
-                 "basin table (GLEAM)": {"\r\n"}, "basin table (ITSG)": {"\r\n"}, "CARDAMOM-FluxVal CSVs": set(),
-                 "ISMN static variables": {"\r\n"}}
+OWN_LINE_ENDS = {
+    "FLUXNET2015": {"\n"},
+    "AmeriFlux BASE": {"\n"},
+    "REddyProc": {"\r"},
+    "ECOSTRESS cal/val": {"\n"},
+    "basin table (GLEAM)": {"\r\n"},
+    "basin table (ITSG)": {"\r\n"},
+    "CARDAMOM-FluxVal CSVs": set(),
+    "ISMN static variables": {"\r\n"},
+}
 
 
 def assert_same(got: PointData, want: PointData) -> None:
@@ -388,8 +455,15 @@ def test_a_malformed_file_is_rejected_naming_file_line_and_field(tmp_path, case,
     c = CASES[case]
     bad_file, row, number_column, required = c.bad
     base = Variant() if variation == "as published" else VARIATIONS[variation]
-    bad = replace(base, names=[], **{DEFECTS[0]: {"bad_cell": (row, number_column)}, DEFECTS[1]: {"truncate": row},
-                                     DEFECTS[2]: {"drop": required}}[defect])
+    bad = replace(
+        base,
+        names=[],
+        **{
+            DEFECTS[0]: {"bad_cell": (row, number_column)},
+            DEFECTS[1]: {"truncate": row},
+            DEFECTS[2]: {"drop": required},
+        }[defect],
+    )
     names = c.write(tmp_path, replace(base, names=[]), bad_file, bad)[bad_file]
     layout = c.files[bad_file]()
     with pytest.raises(ReaderError) as info:
@@ -421,9 +495,11 @@ STM_VARIATIONS = {
     "all at once": lambda lines, nl: BOM + b"\r\n".join(line + b" \t" for line in lines) + b"\r\n",
 }
 # file -> (path, lines read, its own line ends: that variation is the original and left out)
-STM_FILES = {"header+values (SOILSCAPE node505)": (NODE505, 400, "CR line ends"),
-             "CEOP separate (SMOSMANIA Narbonne)": (NARBONNE, 400, "CR line ends"),
-             "CEOP separate (COSMOS ARM-1)": (ARM1, 400, "CRLF line ends")}
+STM_FILES = {
+    "header+values (SOILSCAPE node505)": (NODE505, 400, "CR line ends"),
+    "CEOP separate (SMOSMANIA Narbonne)": (NARBONNE, 400, "CR line ends"),
+    "CEOP separate (COSMOS ARM-1)": (ARM1, 400, "CRLF line ends"),
+}
 
 
 def _stm_lines(path: Path, n: int) -> tuple[list[bytes], bytes]:
@@ -432,8 +508,10 @@ def _stm_lines(path: Path, n: int) -> tuple[list[bytes], bytes]:
     return [s for s in raw.split(newline) if s][:n], newline
 
 
-@pytest.mark.parametrize("stm, variation", [pytest.param(stm, v, id=f"{stm}-{v}") for stm in STM_FILES
-                                             for v in STM_VARIATIONS if v != STM_FILES[stm][2]])
+@pytest.mark.parametrize(
+    "stm, variation",
+    [pytest.param(stm, v, id=f"{stm}-{v}") for stm in STM_FILES for v in STM_VARIATIONS if v != STM_FILES[stm][2]],
+)
 def test_an_ismn_variant_reads_like_the_original(tmp_path, stm, variation):
     source, n, _ = STM_FILES[stm]
     lines, newline = _stm_lines(source, n)
@@ -450,15 +528,18 @@ def test_an_ismn_variant_reads_like_the_original(tmp_path, stm, variation):
 
 
 @pytest.mark.parametrize("variation", ["as published", "all at once"])
-@pytest.mark.parametrize("defect, line, field", [("a value that is not a number", 31, "value"),
-                                                 ("a truncated line", 31, "value"),
-                                                 ("a missing flag", 31, "flag")])
+@pytest.mark.parametrize(
+    "defect, line, field",
+    [("a value that is not a number", 31, "value"), ("a truncated line", 31, "value"), ("a missing flag", 31, "flag")],
+)
 def test_a_malformed_ismn_file_is_rejected_naming_file_line_and_field(tmp_path, variation, defect, line, field):
     lines, newline = _stm_lines(NODE505, 200)
     tokens = lines[line - 1].split()
-    lines[line - 1] = {"a value that is not a number": b"   ".join([*tokens[:2], BAD_NUMBER.encode(), *tokens[3:]]),
-                       "a truncated line": lines[line - 1][:14],
-                       "a missing flag": b"   ".join(tokens[:3])}[defect]
+    lines[line - 1] = {
+        "a value that is not a number": b"   ".join([*tokens[:2], BAD_NUMBER.encode(), *tokens[3:]]),
+        "a truncated line": lines[line - 1][:14],
+        "a missing flag": b"   ".join(tokens[:3]),
+    }[defect]
     data = newline.join(lines) + newline if variation == "as published" else STM_VARIATIONS[variation](lines, newline)
     path = tmp_path / NODE505.name
     path.write_bytes(data)
@@ -478,6 +559,7 @@ def test_ismn_static_variables_read_as_the_ismn_package_reads_them(static):
 
 # --- extra checks of the shared helpers ---------------------------------------------------------------------
 
+
 def test_a_trailing_delimiter_does_not_hide_a_row_with_a_surplus_value(tmp_path):
     layout = fluxnet_layout()
     v = Variant(trailing="all", names=[])
@@ -485,8 +567,11 @@ def test_a_trailing_delimiter_does_not_hide_a_row_with_a_surplus_value(tmp_path)
     text[9] = text[9] + "0.5"  # line 10: the trailing delimiter followed by a value is one field too many
     path = tmp_path / FLX_NAME
     path.write_text("\n".join(text))
-    with pytest.raises(ReaderError, match=rf"{FLX_NAME}: line 10: expected {len(layout.header)} fields as in the "
-                                          rf"header, found {len(layout.header) + 1}"):
+    with pytest.raises(
+        ReaderError,
+        match=rf"{FLX_NAME}: line 10: expected {len(layout.header)} fields as in the "
+        rf"header, found {len(layout.header) + 1}",
+    ):
         fluxnet.read(path, locations=LOCATIONS)
 
 
@@ -520,4 +605,3 @@ def test_unknown_columns_shaped_like_another_products_months_are_still_rejected(
     path.write_bytes(render(replace(layout, header=header), Variant(names=[])))
     with pytest.raises(ReaderError, match=r"line 1: field 'ET_FLUXCOM 1980-04-15': expected a column 'ET_GLEAM "):
         basins.read(path)
-

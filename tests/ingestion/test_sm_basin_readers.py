@@ -3,6 +3,7 @@
 Expected values are taken from the raw files here, independently of the readers (text lines split by
 hand, NetCDF variables read with netCDF4 without masking, CSV cells read with the csv module).
 """
+
 import csv
 import os
 import re
@@ -21,17 +22,33 @@ ISMN = DATA / "ismn_testdata"
 ASCAT_1358 = DATA / "pytesmo_testdata/sat/ascat/netcdf/55R12/TUW_METOP_ASCAT_WARP55R12_1358.nc"
 ERS_1395 = DATA / "pytesmo_testdata/sat/ers/55R11/TUW_ERS_AMI_SSM_WARP55R11_1395.nc"
 BASINS = DATA / "lehmannfa_basin_water_budget"
-ABRAMS = ISMN / ("extracted/multinetwork_header_values/SCAN/Abrams/"
-                 "SCAN_SCAN_Abrams_sm_0.050800_0.050800_Hydraprobe-Analog-(2.5-Volt)_20070101_20131231.stm")
-NODE505 = ISMN / ("extracted/multinetwork_header_values/SOILSCAPE/node505/"
-                  "SOILSCAPE_SOILSCAPE_node505_sm_0.050000_0.050000_EC5_20070101_20131231.stm")
-ARM1 = ISMN / ("Data_seperate_files_20170810_20180809/COSMOS/ARM-1/"
-               "COSMOS_COSMOS_ARM-1_sm_0.000000_0.190000_Cosmic-ray-Probe_20170810_20180809.stm")
-NARBONNE = ISMN / "format_ceop_sep/SMOSMANIA/SMOSMANIA_SMOSMANIA_Narbonne_sm_0.050000_0.050000_ThetaProbe-ML2X_20070101_20070131.stm"
+ABRAMS = ISMN / (
+    "extracted/multinetwork_header_values/SCAN/Abrams/"
+    "SCAN_SCAN_Abrams_sm_0.050800_0.050800_Hydraprobe-Analog-(2.5-Volt)_20070101_20131231.stm"
+)
+NODE505 = ISMN / (
+    "extracted/multinetwork_header_values/SOILSCAPE/node505/"
+    "SOILSCAPE_SOILSCAPE_node505_sm_0.050000_0.050000_EC5_20070101_20131231.stm"
+)
+ARM1 = ISMN / (
+    "Data_seperate_files_20170810_20180809/COSMOS/ARM-1/"
+    "COSMOS_COSMOS_ARM-1_sm_0.000000_0.190000_Cosmic-ray-Probe_20170810_20180809.stm"
+)
+NARBONNE = (
+    ISMN
+    / "format_ceop_sep/SMOSMANIA/SMOSMANIA_SMOSMANIA_Narbonne_sm_0.050000_0.050000_ThetaProbe-ML2X_20070101_20070131.stm"
+)
 # product file -> (variable, units, network, basins, first month, last month)
 PRODUCTS = {
     "TWS_GRACE_JPL_mascons_monthly.csv": ("tws_jpl", "mm", "GRDC-MRB", 204, "2002-04", "2020-09"),
-    "TWS_uncertainty_GRACE_JPL_mascons_monthly.csv": ("tws_jpl_uncertainty", "mm", "GRDC-MRB", 204, "2002-04", "2020-09"),
+    "TWS_uncertainty_GRACE_JPL_mascons_monthly.csv": (
+        "tws_jpl_uncertainty",
+        "mm",
+        "GRDC-MRB",
+        204,
+        "2002-04",
+        "2020-09",
+    ),
     "TWS_GRACE_CSR_mascons_monthly.csv": ("tws_csr", "mm", "GRDC-MRB", 204, "2002-04", "2020-08"),
     "TWS_GRACE_ITSG_grid_monthly.csv": ("tws_itsg", "mm", "GRDC-ITSG", 160, "2002-04", "2017-01"),
     "ET_ERA5_Land_monthly.csv": ("et_era5land", "mm month-1", "GRDC-MRB", 204, "1981-01", "2020-08"),
@@ -83,8 +100,13 @@ def test_it_reads_all_ten_ismn_files_of_both_layouts(stm_files, ismn_data):
     assert len(stm_files) == 10
     codes = [d.stations["code"].iloc[0] for d in ismn_data.values()]
     assert len(set(codes)) == 10 and "SCAN:AdamsRanch#1" in codes and "COSMOS:Barrow-ARM" in codes
-    assert {d.stations["network"].iloc[0] for d in ismn_data.values()} == {"COSMOS", "FR_Aqui", "SCAN", "SOILSCAPE",
-                                                                          "SMOSMANIA"}
+    assert {d.stations["network"].iloc[0] for d in ismn_data.values()} == {
+        "COSMOS",
+        "FR_Aqui",
+        "SCAN",
+        "SOILSCAPE",
+        "SMOSMANIA",
+    }
     layouts = {p.name: ismn.read_stm(p).layout for p in stm_files}
     assert sorted(layouts.values()).count("ceop_sep") == 4  # COSMOS x2, FR_Aqui fraye, SMOSMANIA Narbonne
     assert layouts[ABRAMS.name] == "header_values" and layouts[NARBONNE.name] == "ceop_sep"
@@ -121,8 +143,9 @@ def test_a_whole_ceop_file_matches_an_independent_parse(ismn_data):
     obs = ismn_data[NARBONNE.name].observations
     np.testing.assert_array_equal(obs["value"].to_numpy(), table[12].astype(float).to_numpy())
     np.testing.assert_array_equal(obs["quality_flag"].to_numpy(), table[13].to_numpy())
-    np.testing.assert_array_equal(obs["time"].to_numpy(),
-                                  pd.to_datetime(table[0] + " " + table[1], format="%Y/%m/%d %H:%M").to_numpy())
+    np.testing.assert_array_equal(
+        obs["time"].to_numpy(), pd.to_datetime(table[0] + " " + table[1], format="%Y/%m/%d %H:%M").to_numpy()
+    )
 
 
 def test_ismn_keeps_depth_sensor_and_combined_flags(ismn_data):
@@ -147,7 +170,10 @@ def test_ismn_land_cover_and_climate_come_from_the_static_variables(ismn_data, s
 
 def test_ismn_times_cover_the_files(ismn_data):
     obs = ismn_data[ABRAMS.name].observations
-    assert (obs["time"].min(), obs["time"].max()) == (pd.Timestamp("2007-01-01 00:00"), pd.Timestamp("2013-12-31 23:00"))
+    assert (obs["time"].min(), obs["time"].max()) == (
+        pd.Timestamp("2007-01-01 00:00"),
+        pd.Timestamp("2013-12-31 23:00"),
+    )
     assert obs["time"].dtype == "datetime64[ns]" and obs["time"].is_unique and not obs["is_validation"].any()
 
 
@@ -163,6 +189,7 @@ def _replace(index: int, text: str):
     def edit(lines):
         lines[index] = text
         return lines
+
     return edit
 
 
@@ -243,8 +270,10 @@ def ascat_data() -> PointData:
 def raw_1358() -> dict:
     with netCDF4.Dataset(ASCAT_1358) as ds:
         ds.set_auto_maskandscale(False)
-        return {k: ds[k][:] for k in ("gpi", "lat", "lon", "row_size", "time", "sm", "sm_noise", "proc_flag", "ssf",
-                                      "frozen", "snow")}
+        return {
+            k: ds[k][:]
+            for k in ("gpi", "lat", "lon", "row_size", "time", "sm", "sm_noise", "proc_flag", "ssf", "frozen", "snow")
+        }
 
 
 def test_ascat_cell_1358_has_its_490_grid_points(ascat_data, raw_1358):
@@ -271,16 +300,23 @@ def test_an_ascat_value_matches_the_raw_file(ascat_data, raw_1358):
 
 
 def test_ascat_drops_missing_values_and_repeated_records(ascat_data, raw_1358):
-    raw = pd.DataFrame({"gp": np.repeat(raw_1358["gpi"], raw_1358["row_size"]),
-                        "t": np.rint(raw_1358["time"] * 86400).astype("int64"), "sm": raw_1358["sm"]})
+    raw = pd.DataFrame(
+        {
+            "gp": np.repeat(raw_1358["gpi"], raw_1358["row_size"]),
+            "t": np.rint(raw_1358["time"] * 86400).astype("int64"),
+            "sm": raw_1358["sm"],
+        }
+    )
     raw = raw.drop_duplicates(["gp", "t"])
     obs = ascat_data.observations
     assert (obs["variable"] == "ssm").sum() == (raw["sm"] != -1).sum() == 1176192
     assert (obs["variable"] == "frozen_prob").sum() == len(raw) == 1184938 - 2030
     assert not obs.duplicated(["station", "variable", "time"]).any()
     assert obs["value"].between(0, 100).all()
-    assert (obs["time"].min(), obs["time"].max()) == (pd.Timestamp("2007-01-01 09:41:11"),
-                                                     pd.Timestamp("2013-07-12 20:39:06"))
+    assert (obs["time"].min(), obs["time"].max()) == (
+        pd.Timestamp("2007-01-01 09:41:11"),
+        pd.Timestamp("2013-07-12 20:39:06"),
+    )
 
 
 def test_ers_cell_1395_reads_as_its_own_network():
@@ -298,13 +334,18 @@ def _write_cell(path: Path, fmt="NETCDF4_CLASSIC", indexed=False, row_size=(3, 2
         ds.sensor, ds.title, ds.id = "ASCAT", "test cell", "9999.nc"
         for name, size in (("gp", 2), ("obs", 5), ("dayofyear", 366)):
             ds.createDimension(name, size)
-        values = {"gpi": ("i4", ("gp",), [11, 12]), "lat": ("f4", ("gp",), [40.5, 41.5]),
-                  "lon": ("f4", ("gp",), [5.5, 6.5]), "time": ("f8", ("obs",), [14000.5, 14001.5, 14002.5, 14000.25,
-                                                                                   14003.25]),
-                  "sm": ("i1", ("obs",), [10, -1, 30, 40, 50]), "proc_flag": ("i2", ("obs",), [0, 0, 1, 0, 2]),
-                  "frozen": ("i1", ("gp", "dayofyear"), np.tile(np.arange(366) % 100, (2, 1)))}
-        values["locationIndex" if indexed else "row_size"] = ("i4", ("obs",), [0, 0, 1, 1, 0]) if indexed \
-            else ("i4", ("gp",), list(row_size))
+        values = {
+            "gpi": ("i4", ("gp",), [11, 12]),
+            "lat": ("f4", ("gp",), [40.5, 41.5]),
+            "lon": ("f4", ("gp",), [5.5, 6.5]),
+            "time": ("f8", ("obs",), [14000.5, 14001.5, 14002.5, 14000.25, 14003.25]),
+            "sm": ("i1", ("obs",), [10, -1, 30, 40, 50]),
+            "proc_flag": ("i2", ("obs",), [0, 0, 1, 0, 2]),
+            "frozen": ("i1", ("gp", "dayofyear"), np.tile(np.arange(366) % 100, (2, 1))),
+        }
+        values["locationIndex" if indexed else "row_size"] = (
+            ("i4", ("obs",), [0, 0, 1, 1, 0]) if indexed else ("i4", ("gp",), list(row_size))
+        )
         for name, (dtype, dims, data) in values.items():
             var = ds.createVariable(name, dtype, dims)
             if name in ("sm", "frozen"):
@@ -416,6 +457,7 @@ def test_it_rejects_a_basin_csv_with_a_missing_column(tmp_path):
     def drop(rows):
         rows[3] = rows[3][:-1]
         return rows
+
     path = _bad_csv(tmp_path, "P_GPCC_monthly.csv", drop)
     _rejected(path, 4, "P_GPCC 2019-12-15", "expected 469 fields", "found 468")
 
@@ -429,6 +471,7 @@ def test_it_rejects_a_non_numeric_basin_value(tmp_path):
     def spoil(rows):
         rows[2][7] = "12,5 mm"
         return rows
+
     path = _bad_csv(tmp_path, "ET_GLEAM_monthly.csv", spoil)
     _rejected(path, 3, "ET_GLEAM 1980-07-15", "expected a finite number", "'12,5 mm'", "COPPER")
 
@@ -437,8 +480,8 @@ def test_it_rejects_a_month_column_of_another_product(tmp_path):
     def rename(rows):
         rows[0][4] = "ET_FLUXCOM 1980-04-15"
         return rows
-    _rejected(_bad_csv(tmp_path, "ET_GLEAM_monthly.csv", rename), 1, "ET_FLUXCOM 1980-04-15",
-              "'ET_GLEAM YYYY-MM-DD'")
+
+    _rejected(_bad_csv(tmp_path, "ET_GLEAM_monthly.csv", rename), 1, "ET_FLUXCOM 1980-04-15", "'ET_GLEAM YYYY-MM-DD'")
 
 
 def test_it_rejects_an_empty_basin_csv(tmp_path):

@@ -1,5 +1,6 @@
 """OAI-PMH 2.0 at /oai/ harvested by a real harvester (oaipmh-scythe) from a real gunicorn; every
 answer validated against OAI-PMH.xsd with the oai_dc, oai_datacite 1.1 and DataCite 4.5 schemas."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,8 +20,12 @@ from tests.xsd import oai_schema
 from .conftest import PAGE_SIZE, REPOSITORY
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
-NS = {"o": "http://www.openarchives.org/OAI/2.0/", "dc": "http://purl.org/dc/elements/1.1/",
-      "od": "http://schema.datacite.org/oai/oai-1.1/", "d": "http://datacite.org/schema/kernel-4"}
+NS = {
+    "o": "http://www.openarchives.org/OAI/2.0/",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "od": "http://schema.datacite.org/oai/oai-1.1/",
+    "d": "http://datacite.org/schema/kernel-4",
+}
 
 
 def valid(text: str) -> etree._Element:
@@ -45,23 +50,35 @@ def test_identify_metadata_formats_and_sets(oai_url):
     with Scythe(oai_url) as scythe:
         valid(scythe.harvest({"verb": "Identify"}).raw)
         identify = scythe.identify()
-        assert (identify.repositoryName, identify.baseURL, identify.protocolVersion) == \
-            ("Land-surface hydrology data portal", oai_url, "2.0")
-        assert (identify.granularity, identify.deletedRecord, identify.adminEmail) == \
-            ("YYYY-MM-DD", "no", "data@hydro.example.org")
+        assert (identify.repositoryName, identify.baseURL, identify.protocolVersion) == (
+            "Land-surface hydrology data portal",
+            oai_url,
+            "2.0",
+        )
+        assert (identify.granularity, identify.deletedRecord, identify.adminEmail) == (
+            "YYYY-MM-DD",
+            "no",
+            "data@hydro.example.org",
+        )
         assert identify.earliestDatestamp == min(stamps.values()).isoformat()
 
         valid(scythe.harvest({"verb": "ListMetadataFormats"}).raw)
         formats = {f.metadataPrefix: (f.metadataNamespace, f.schema) for f in scythe.list_metadata_formats()}
         assert formats == {
             "oai_dc": ("http://www.openarchives.org/OAI/2.0/oai_dc/", "http://www.openarchives.org/OAI/2.0/oai_dc.xsd"),
-            "oai_datacite": ("http://schema.datacite.org/oai/oai-1.1/", "http://schema.datacite.org/oai/oai-1.1/oai.xsd")}
+            "oai_datacite": (
+                "http://schema.datacite.org/oai/oai-1.1/",
+                "http://schema.datacite.org/oai/oai-1.1/oai.xsd",
+            ),
+        }
         some = next(iter(stamps))
         assert {f.metadataPrefix for f in scythe.list_metadata_formats(identifier=some)} == set(formats)
 
         valid(scythe.harvest({"verb": "ListSets"}).raw)
-        assert {s.setSpec: s.setName for s in scythe.list_sets()} == \
-            {"hydrology": "Hydrology / 水文", "cryosphere": "Cryosphere / 冰冻圈"}
+        assert {s.setSpec: s.setName for s in scythe.list_sets()} == {
+            "hydrology": "Hydrology / 水文",
+            "cryosphere": "Cryosphere / 冰冻圈",
+        }
         in_set = [h.identifier for h in scythe.list_identifiers(metadata_prefix="oai_dc", set_="cryosphere")]
         assert in_set == [f"oai:{REPOSITORY}:f52826e1-c61c-4b79-a43c-4ece3a8eca18"]
 
@@ -76,11 +93,15 @@ def test_list_records_in_pages_with_resumption_tokens(oai_url, prefix):
         pages = [valid(page.raw) for page in scythe.list_records(metadata_prefix=prefix)]
     assert len(pages) == pages_needed
     tokens = [page.find(f".//{OAI}resumptionToken") for page in pages]
-    assert [(t.get("completeListSize"), t.get("cursor")) for t in tokens] == \
-        [(str(len(stamps)), str(i * PAGE_SIZE)) for i in range(pages_needed)]
+    assert [(t.get("completeListSize"), t.get("cursor")) for t in tokens] == [
+        (str(len(stamps)), str(i * PAGE_SIZE)) for i in range(pages_needed)
+    ]
     assert [bool(t.text) for t in tokens] == [True] * (pages_needed - 1) + [False]  # the last token is empty
-    headers = {h.findtext(f"{OAI}identifier"): dt.date.fromisoformat(h.findtext(f"{OAI}datestamp"))
-               for page in pages for h in page.iterfind(f".//{OAI}record/{OAI}header")}
+    headers = {
+        h.findtext(f"{OAI}identifier"): dt.date.fromisoformat(h.findtext(f"{OAI}datestamp"))
+        for page in pages
+        for h in page.iterfind(f".//{OAI}record/{OAI}header")
+    }
     assert headers == stamps  # every record once, with its datestamp
 
     with Scythe(oai_url) as scythe:  # the harvester's records, followed across the pages
@@ -113,14 +134,18 @@ def test_get_record_and_from_until_at_day_granularity(oai_url, et_run):
 
         days = sorted(set(stamps.values()))
         middle = days[len(days) // 2]
-        for args, keep in (({"from_": middle.isoformat()}, lambda d: d >= middle),
-                           ({"until": middle.isoformat()}, lambda d: d <= middle),
-                           ({"from_": middle.isoformat(), "until": middle.isoformat()}, lambda d: d == middle)):
+        for args, keep in (
+            ({"from_": middle.isoformat()}, lambda d: d >= middle),
+            ({"until": middle.isoformat()}, lambda d: d <= middle),
+            ({"from_": middle.isoformat(), "until": middle.isoformat()}, lambda d: d == middle),
+        ):
             got = {h.identifier: h.datestamp for h in scythe.list_identifiers(metadata_prefix="oai_dc", **args)}
             assert got == {i: d.isoformat() for i, d in stamps.items() if keep(d)}, args
         assert 0 < len([d for d in stamps.values() if d >= middle]) < len(stamps)
         with pytest.raises(exceptions.NoRecordsMatch):
-            list(scythe.list_identifiers(metadata_prefix="oai_dc", from_=(max(days) + dt.timedelta(days=1)).isoformat()))
+            list(
+                scythe.list_identifiers(metadata_prefix="oai_dc", from_=(max(days) + dt.timedelta(days=1)).isoformat())
+            )
         with pytest.raises(exceptions.BadArgument):  # seconds: finer than the repository's granularity
             list(scythe.list_identifiers(metadata_prefix="oai_dc", from_=f"{middle.isoformat()}T00:00:00Z"))
         with pytest.raises(exceptions.BadArgument):
@@ -147,10 +172,18 @@ def test_every_error_is_the_protocols_error_element_with_http_200(oai_url):
         ({"verb": "ListRecords", "resumptionToken": "bm90IGEgdG9rZW4"}, exceptions.BadResumptionToken),
         ({"verb": "ListIdentifiers", "resumptionToken": "!!"}, exceptions.BadResumptionToken),
         ({"verb": "ListSets", "resumptionToken": "abc"}, exceptions.BadResumptionToken),
-        ({"verb": "GetRecord", "identifier": f"oai:{REPOSITORY}:no-such-record", "metadataPrefix": "oai_dc"},
-         exceptions.IdDoesNotExist),
-        ({"verb": "GetRecord", "identifier": "oai:other.example.org:f52826e1-c61c-4b79-a43c-4ece3a8eca18",
-          "metadataPrefix": "oai_dc"}, exceptions.IdDoesNotExist),
+        (
+            {"verb": "GetRecord", "identifier": f"oai:{REPOSITORY}:no-such-record", "metadataPrefix": "oai_dc"},
+            exceptions.IdDoesNotExist,
+        ),
+        (
+            {
+                "verb": "GetRecord",
+                "identifier": "oai:other.example.org:f52826e1-c61c-4b79-a43c-4ece3a8eca18",
+                "metadataPrefix": "oai_dc",
+            },
+            exceptions.IdDoesNotExist,
+        ),
         ({"verb": "ListMetadataFormats", "identifier": "not-an-oai-id"}, exceptions.IdDoesNotExist),
         ({"verb": "ListRecords", "metadataPrefix": "oai_dc", "set": "no-such-set"}, exceptions.NoRecordsMatch),
     ]
@@ -167,11 +200,13 @@ def test_every_error_is_the_protocols_error_element_with_http_200(oai_url):
 
     # raw HTTP: repeated arguments, status 200, schema-valid error documents, no echoed arguments
     with httpx2.Client(timeout=30) as http:
-        for query, code in ((b"verb=Identify&verb=Identify", "badVerb"),
-                            (b"verb=ListRecords&metadataPrefix=oai_dc&metadataPrefix=oai_dc", "badArgument"),
-                            (b"verb=ListIdentifiers&metadataPrefix=oai_dc&from=yesterday", "badArgument"),
-                            (b"verb=GetRecord&metadataPrefix=oai_dc&identifier=oai%3Ax%3Ay%01", "badArgument"),
-                            (b"verb=GetRecord&metadataPrefix=oai_dc&identifier=oai%3Ax%3Ay", "idDoesNotExist")):
+        for query, code in (
+            (b"verb=Identify&verb=Identify", "badVerb"),
+            (b"verb=ListRecords&metadataPrefix=oai_dc&metadataPrefix=oai_dc", "badArgument"),
+            (b"verb=ListIdentifiers&metadataPrefix=oai_dc&from=yesterday", "badArgument"),
+            (b"verb=GetRecord&metadataPrefix=oai_dc&identifier=oai%3Ax%3Ay%01", "badArgument"),
+            (b"verb=GetRecord&metadataPrefix=oai_dc&identifier=oai%3Ax%3Ay", "idDoesNotExist"),
+        ):
             answer = http.get(f"{oai_url}?{query.decode()}")
             assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/xml")
             root = valid(answer.text)

@@ -5,6 +5,7 @@ the end-to-end tests open the committed ``live_grid`` (0.5 degree, 20 days) on a
 server with ``xarray.open_dataset(url)`` (netCDF4 engine: netCDF-C's own DAP2 client) and compare
 with the NetCDF file.
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,13 +39,13 @@ def body(response) -> bytes:
 def xdr_arrays(data: bytes, types: list[str]) -> list[np.ndarray]:
     """Decode the DODS body ``data``: DAP2 arrays of the given big-endian types, in order."""
     marker = data.index(b"Data:\r\n")
-    rest, out = data[marker + len(b"Data:\r\n"):], []
+    rest, out = data[marker + len(b"Data:\r\n") :], []
     for kind in types:
         n, again = np.frombuffer(rest[:8], ">u4")
         assert n == again
         size = np.dtype(kind).itemsize * int(n)
-        out.append(np.frombuffer(rest[8:8 + size], kind))
-        rest = rest[8 + size:]
+        out.append(np.frombuffer(rest[8 : 8 + size], kind))
+        rest = rest[8 + size :]
     assert rest == b"", "bytes left after the declared arrays"
     return out
 
@@ -78,9 +79,9 @@ def test_the_das_carries_what_xarray_decodes(client, grid_version):
     response = client.get(url(grid_version, ".das"))
     text = response.content.decode()
     assert response.status_code == 200 and text.startswith("Attributes {")
-    sm = text[text.index("    sm {"):text.index("    }", text.index("    sm {"))]
+    sm = text[text.index("    sm {") : text.index("    }", text.index("    sm {"))]
     assert 'String units "m3 m-3";' in sm and "Float32 _FillValue NaN;" in sm
-    time = text[text.index("    time {"):text.index("    }", text.index("    time {"))]
+    time = text[text.index("    time {") : text.index("    }", text.index("    time {"))]
     assert 'String units "days since 2015-01-01' in time and 'String calendar "proleptic_gregorian";' in time
     assert 'String units "degrees_north";' in text and "NC_GLOBAL {" in text
 
@@ -101,9 +102,9 @@ def test_dods_values_follow_dap2_hyperslabs_with_strides(client, grid_version):
 @db
 def test_a_point_series_and_a_map_give_the_file_values(client, grid_version):
     # a point series and a coordinate alone
-    sm, = xdr_arrays(body(client.get(url(grid_version, ".dods", "sm.sm[0:2][50][60]"))), [">f4"])
+    (sm,) = xdr_arrays(body(client.get(url(grid_version, ".dods", "sm.sm[0:2][50][60]"))), [">f4"])
     np.testing.assert_array_equal(sm, grid_values(np.arange(3), 50 - 89.5, 60 - 179.5).astype("float32"))
-    lon, = xdr_arrays(body(client.get(url(grid_version, ".dods", "lon[358:359]"))), [">f8"])
+    (lon,) = xdr_arrays(body(client.get(url(grid_version, ".dods", "lon[358:359]"))), [">f8"])
     assert list(lon) == [178.5, 179.5]
 
 
@@ -114,16 +115,20 @@ def test_dods_streams_block_by_block(client, grid_version, monkeypatch):
     parts = list(response.streaming_content)
     values = [p for p in parts if len(p) == 180 * 360 * 4]
     assert len(values) == 3, "one block of values per day"
-    sm, = xdr_arrays(b"".join(parts), [">f4"])
+    (sm,) = xdr_arrays(b"".join(parts), [">f4"])
     lat, lon = np.arange(-89.5, 90), np.arange(-179.5, 180)
-    np.testing.assert_array_equal(sm.reshape(3, 180, 360), grid_values(
-        np.arange(3)[:, None, None], lat[None, :, None], lon[None, None, :]).astype("float32"))
+    np.testing.assert_array_equal(
+        sm.reshape(3, 180, 360),
+        grid_values(np.arange(3)[:, None, None], lat[None, :, None], lon[None, None, :]).astype("float32"),
+    )
 
 
 def test_a_point_series_is_read_from_the_time_chunked_store():
     cube = np.broadcast_to(np.float32(0), (20, 360, 720))
-    ds = xr.Dataset({"sm": (("time", "lat", "lon"), cube)},
-                    coords={"time": np.arange(20), "lat": np.arange(360.0), "lon": np.arange(720.0)})
+    ds = xr.Dataset(
+        {"sm": (("time", "lat", "lon"), cube)},
+        coords={"time": np.arange(20), "lat": np.arange(360.0), "lon": np.arange(720.0)},
+    )
     view = dap.DapView(ds, "grid.nc")
     assert _layout(view, dap.parse_constraint("sm.sm[0:19][10][20]", view.variables)) == "series"
     assert _layout(view, dap.parse_constraint("sm[3][0:359][0:719]", view.variables)) == "map"
@@ -131,21 +136,24 @@ def test_a_point_series_is_read_from_the_time_chunked_store():
 
 
 @db
-@pytest.mark.parametrize(("query", "named"), [
-    ("sm[0:1:3]", "outside dimension 'time'"),
-    ("sm[2:1]", "starts after it stops"),
-    ("sm[0:0:1]", "stride"),
-    ("sm[a:b]", "non-negative integers"),
-    ("sm[-1]", "non-negative integers"),
-    ("sm[0][0][0][0]", "4 hyperslabs"),
-    ("sm[", "expected name"),
-    ("nosuch", "no variable 'nosuch'"),
-    ("sm.nosuch", "not a member of 'sm'"),
-    ("lat.lat", "not a Grid"),
-    ("sm&time>1", "selections"),
-    ("sm,,lat", "empty item"),
-    ("max(sm)", "server functions"),
-])
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("sm[0:1:3]", "outside dimension 'time'"),
+        ("sm[2:1]", "starts after it stops"),
+        ("sm[0:0:1]", "stride"),
+        ("sm[a:b]", "non-negative integers"),
+        ("sm[-1]", "non-negative integers"),
+        ("sm[0][0][0][0]", "4 hyperslabs"),
+        ("sm[", "expected name"),
+        ("nosuch", "no variable 'nosuch'"),
+        ("sm.nosuch", "not a member of 'sm'"),
+        ("lat.lat", "not a Grid"),
+        ("sm&time>1", "selections"),
+        ("sm,,lat", "empty item"),
+        ("max(sm)", "server functions"),
+    ],
+)
 def test_a_malformed_constraint_is_a_dap_error_400_naming_it(client, grid_version, query, named):
     for suffix in (".dods", ".dds"):
         response = client.get(url(grid_version, suffix, query))
@@ -155,10 +163,16 @@ def test_a_malformed_constraint_is_a_dap_error_400_naming_it(client, grid_versio
 
 
 @db
-@pytest.mark.parametrize("path", [
-    "/opendap/{ds}/v{n}/other.nc.dds", "/opendap/{ds}/v999/grid.nc.dds", "/opendap/nosuch/v{n}/grid.nc.dds",
-    "/opendap/{ds}/v{n}/grid.nc.dmr", "/opendap/{ds}/v{n}/grid.nc.csv",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/opendap/{ds}/v{n}/other.nc.dds",
+        "/opendap/{ds}/v999/grid.nc.dds",
+        "/opendap/nosuch/v{n}/grid.nc.dds",
+        "/opendap/{ds}/v{n}/grid.nc.dmr",
+        "/opendap/{ds}/v{n}/grid.nc.csv",
+    ],
+)
 def test_unknown_dataset_version_or_file_is_404(client, grid_version, path):
     response = client.get(path.format(ds=FT, n=grid_version.number))
     assert response.status_code == 404 and response.content.startswith(b"Error {")
@@ -260,8 +274,11 @@ def test_login_access_over_http_with_credentials_in_the_url(portal_url, live_gri
         xr.open_dataset(live(portal_url, live_grid), engine="netcdf4")
     with pytest.raises(OSError):
         xr.open_dataset(live(portal_url.replace("://", f"://{username}:wrong@"), live_grid), engine="netcdf4")
-    with xr.open_dataset(live(portal_url.replace("://", f"://{username}:{password}@"), live_grid),
-                         engine="netcdf4") as remote, source(live_grid) as local:
+    with (
+        xr.open_dataset(
+            live(portal_url.replace("://", f"://{username}:{password}@"), live_grid), engine="netcdf4"
+        ) as remote,
+        source(live_grid) as local,
+    ):
         part = dict(time=slice(0, 2), lat=slice(100, 103), lon=slice(0, 5))
         xr.testing.assert_identical(remote["sm"].isel(part).load(), local["sm"].isel(part).load())
-

@@ -1,4 +1,5 @@
 """A regeneration requested while the broker is down: a clear error, and the run failed, not stuck "queued"."""
+
 from __future__ import annotations
 
 import socket

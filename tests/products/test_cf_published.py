@@ -7,6 +7,7 @@ runs on every ``.nc`` file of it: cfchecker without errors and the IOOS ``cf:1.8
 Grids also carry the ``crs`` grid mapping (EPSG:4326 WKT) and cell bounds; every file the record's
 discovery metadata.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,10 +25,16 @@ from tests.products.test_tws_rec import BASINS, TWS_FILES
 from tests.products.test_tws_rec import PARAMS as TWS_REC_PARAMS
 
 # compliance-checker 6.1 warns about its own API on every run (third-party deprecation, not ours)
-pytestmark = pytest.mark.filterwarnings("ignore:Passing the dataset to every single check is deprecated:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Passing the dataset to every single check is deprecated:DeprecationWarning"
+)
 
-PARAMS = {"sm_mlda": SM_MLDA_PARAMS, "freeze_thaw": FREEZE_THAW_PARAMS, "sm_1km": SM_1KM_PARAMS,
-          "tws_rec": TWS_REC_PARAMS}
+PARAMS = {
+    "sm_mlda": SM_MLDA_PARAMS,
+    "freeze_thaw": FREEZE_THAW_PARAMS,
+    "sm_1km": SM_1KM_PARAMS,
+    "tws_rec": TWS_REC_PARAMS,
+}
 
 
 def _inputs(product: str, request, shared_data) -> None:
@@ -102,8 +109,7 @@ TWS_FLOOR = 0.78
 def test_every_published_netcdf_file_reaches_the_acdd_target(published):
     product, version = published
     floor = TWS_FLOOR if product == "tws_rec" else ACDD_TARGET
-    failed = [_report(path).explain() for path in _netcdf_files(version)
-              if _report(path).score("acdd:1.3") < floor]
+    failed = [_report(path).explain() for path in _netcdf_files(version) if _report(path).score("acdd:1.3") < floor]
     assert not failed, "\n\n".join(failed)
 
 
@@ -112,8 +118,9 @@ def test_every_published_netcdf_file_reaches_the_acdd_target(published):
 @pytest.mark.django_db
 def test_the_water_storage_files_reach_the_acdd_target(published):
     _, version = published
-    failed = [_report(path).explain() for path in _netcdf_files(version)
-              if _report(path).score("acdd:1.3") < ACDD_TARGET]
+    failed = [
+        _report(path).explain() for path in _netcdf_files(version) if _report(path).score("acdd:1.3") < ACDD_TARGET
+    ]
     assert not failed, "\n\n".join(failed)
 
 

@@ -7,6 +7,7 @@ features and defaults (fewer trees) fitted on synthetic rows. The real GLDAS sam
 refuses it with the missing variables named, and run the ET grid on the real GLDAS grid and land
 mask (cells with soil moisture) with synthetic forcing.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,6 +29,7 @@ GLDAS_DAY = Path("gldas_testdata/img2ts_test/netcdf/2016/001")
 
 # --- synthetic inputs --------------------------------------------------------------------------
 
+
 def synthetic_model(n_estimators: int = 40, seed: int = 0) -> lightgbm.LGBMRegressor:
     """LightGBM on SYNTHETIC rows with the ET fusion features (plausible ranges, made-up ET)."""
     rng = np.random.default_rng(seed)
@@ -35,12 +37,24 @@ def synthetic_model(n_estimators: int = 40, seed: int = 0) -> lightgbm.LGBMRegre
     lat = rng.uniform(-60, 80, n)
     month = rng.integers(1, 13, n)
     tmax = rng.uniform(-30, 40, n)
-    frame = pd.DataFrame({"tmin": tmax - rng.uniform(2, 15, n), "tmax": tmax, "ssrd": rng.uniform(0, 30, n),
-                          "vpd": rng.uniform(0, 40, n), "precip": rng.exponential(2.5, n), "lat": lat,
-                          "time": pd.to_datetime({"year": 2016, "month": month, "day": 1})})
+    frame = pd.DataFrame(
+        {
+            "tmin": tmax - rng.uniform(2, 15, n),
+            "tmax": tmax,
+            "ssrd": rng.uniform(0, 30, n),
+            "vpd": rng.uniform(0, 40, n),
+            "precip": rng.exponential(2.5, n),
+            "lat": lat,
+            "time": pd.to_datetime({"year": 2016, "month": month, "day": 1}),
+        }
+    )
     et_fusion.add_calendar_features(frame)
-    et = (0.12 * frame["ssrd"] * np.clip(frame["tmax"] + 5, 0, None) / 30 + 0.05 * frame["vpd"]
-          + 0.2 * np.log1p(frame["precip"]) + rng.normal(0, 0.2, n)).clip(lower=0)
+    et = (
+        0.12 * frame["ssrd"] * np.clip(frame["tmax"] + 5, 0, None) / 30
+        + 0.05 * frame["vpd"]
+        + 0.2 * np.log1p(frame["precip"])
+        + rng.normal(0, 0.2, n)
+    ).clip(lower=0)
     params = {**et_fusion.DEFAULT_PARAMS, "n_estimators": n_estimators, "random_state": seed}
     return lightgbm.LGBMRegressor(**params).fit(frame[list(et_fusion.FEATURES)], et)
 
@@ -65,8 +79,11 @@ def synthetic_forcing(lat, lon, times, land, seed: int = 1) -> xr.Dataset:
     for name, (values, units) in fields.items():
         values = np.where(land[None], values, np.nan).astype("float32")
         data[name] = (("time", "lat", "lon"), values, {"units": units})
-    return xr.Dataset(data, coords={"time": np.asarray(times, dtype="datetime64[ns]"), "lat": lat, "lon": lon},
-                      attrs={"title": "SYNTHETIC forcing in the GLDAS-2.1 layout (test data)"})
+    return xr.Dataset(
+        data,
+        coords={"time": np.asarray(times, dtype="datetime64[ns]"), "lat": lat, "lon": lon},
+        attrs={"title": "SYNTHETIC forcing in the GLDAS-2.1 layout (test data)"},
+    )
 
 
 def small_land(shape, seed: int = 2) -> np.ndarray:
@@ -115,6 +132,7 @@ def read_et(path) -> xr.Dataset:
 
 # --- the generic chunker ------------------------------------------------------------------------
 
+
 def test_windows_cover_every_cell_exactly_once():
     counts = np.zeros((3, 10, 7), dtype=int)
     for w in chunked.windows(counts.shape, (2, 4, 3)):
@@ -135,17 +153,27 @@ def test_it_rejects_features_that_do_not_match_the_window():
 
 def _spec(shape=(2, 12, 20)) -> chunked.GridSpec:
     days = np.arange(shape[0]).astype("datetime64[D]").astype("datetime64[ns]")
-    return chunked.GridSpec(name="y", time=days, lat=np.linspace(-10, 10, shape[1]), lon=np.linspace(0, 30, shape[2]),
-                            attrs={"units": "1", "long_name": "test"}, global_attrs={"Conventions": "CF-1.8"},
-                            chunksizes=(1, 8, 8))
+    return chunked.GridSpec(
+        name="y",
+        time=days,
+        lat=np.linspace(-10, 10, shape[1]),
+        lon=np.linspace(0, 30, shape[2]),
+        attrs={"units": "1", "long_name": "test"},
+        global_attrs={"Conventions": "CF-1.8"},
+        chunksizes=(1, 8, 8),
+    )
 
 
 def _index_features(window: chunked.Window, fail_at: int | None = None):
     """Features = the flat cell index; cells with an even index are 'land'."""
     if window.index == fail_at:
         raise RuntimeError("reading window failed")
-    t, y, x = np.meshgrid(np.arange(window.time.start, window.time.stop), np.arange(window.lat.start, window.lat.stop),
-                          np.arange(window.lon.start, window.lon.stop), indexing="ij")
+    t, y, x = np.meshgrid(
+        np.arange(window.time.start, window.time.stop),
+        np.arange(window.lat.start, window.lat.stop),
+        np.arange(window.lon.start, window.lon.stop),
+        indexing="ij",
+    )
     flat = (t * 1000 + y * 100 + x).astype("float64")
     valid = flat % 2 == 0
     return flat[valid][:, None], valid
@@ -178,17 +206,20 @@ def test_a_failure_midway_leaves_no_output_and_keeps_the_previous_file(tmp_path,
 
     target = tmp_path / "y.nc"
     with pytest.raises(RuntimeError, match="reading window failed"):
-        chunked.apply_chunked(functools.partial(_index_features, fail_at=fail_at), _identity, _spec(), target,
-                              chunk=(1, 5, 7))
+        chunked.apply_chunked(
+            functools.partial(_index_features, fail_at=fail_at), _identity, _spec(), target, chunk=(1, 5, 7)
+        )
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
     target.write_bytes(b"previous version")
     with pytest.raises(RuntimeError):
-        chunked.apply_chunked(functools.partial(_index_features, fail_at=fail_at), _identity, _spec(), target,
-                              chunk=(1, 5, 7))
+        chunked.apply_chunked(
+            functools.partial(_index_features, fail_at=fail_at), _identity, _spec(), target, chunk=(1, 5, 7)
+        )
     assert target.read_bytes() == b"previous version" and list(tmp_path.iterdir()) == [target]
 
 
 # --- the ET grid on a small synthetic cube --------------------------------------------------------
+
 
 def test_the_chunked_et_grid_equals_predicting_the_whole_cube_at_once(tmp_path, model, small_cube):
     ds, land = small_cube
@@ -226,8 +257,9 @@ def test_cells_without_land_or_a_complete_day_of_forcing_are_fill(tmp_path, mode
 def test_the_et_grid_does_not_depend_on_the_chunk_size(tmp_path, model, small_cube, chunk, days_per_chunk):
     ds, _ = small_cube
     reference = read_et(et_grid.predict_et_grid(model, ds, tmp_path / "ref.nc", chunk=(7, 11)))["et"].values
-    other = read_et(et_grid.predict_et_grid(model, ds, tmp_path / "et.nc", chunk=chunk,
-                                            days_per_chunk=days_per_chunk))["et"].values
+    other = read_et(et_grid.predict_et_grid(model, ds, tmp_path / "et.nc", chunk=chunk, days_per_chunk=days_per_chunk))[
+        "et"
+    ].values
     np.testing.assert_array_equal(other, reference)
 
 
@@ -271,6 +303,7 @@ def test_daily_drivers_follow_the_documented_conversions():
 
 
 # --- the real GLDAS day ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def gldas_files() -> list[Path]:

@@ -1,4 +1,5 @@
 """The data-kind labels (one enum, the same strings as ever) and the direction twin -> generator (no database)."""
+
 from __future__ import annotations
 
 import ast
@@ -27,8 +28,9 @@ def test_no_generator_imports_a_twin_and_each_twin_imports_its_generator():
 
     def imported(path: Path) -> set[str]:
         tree = ast.parse(path.read_text())
-        return ({n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-                | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names})
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+        }
 
     for path in folder.glob("*.py"):
         assert not any(m.startswith("products.generators.twins") for m in imported(path)), path.name

@@ -1,4 +1,5 @@
 """Triple collocation of GLEAM, ERA5-Land and MOD16 ET at the real basins; monthly anomalies."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,11 @@ from products.generators.et_fusion import TC_PRODUCTS, basin_triple_collocation
 from products.methods.anomalies import monthly_anomalies, monthly_climatology
 from products.methods.triple_collocation import tc_metrics
 
-FILES = {"et_gleam": "ET_GLEAM_monthly.csv", "et_era5land": "ET_ERA5_Land_monthly.csv", "et_mod16": "ET_MOD16_monthly.csv"}
+FILES = {
+    "et_gleam": "ET_GLEAM_monthly.csv",
+    "et_era5land": "ET_ERA5_Land_monthly.csv",
+    "et_mod16": "ET_MOD16_monthly.csv",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +52,11 @@ def test_basin_tc_runs_on_every_basin_with_common_months(et_products):
 def test_basin_tc_equals_tc_of_anomalies_computed_another_way(et_products):
     table = basin_triple_collocation(et_products).set_index("station")
     basin = table[~table["too_few_samples"]].index[0]
-    wide = (et_products[et_products["station"] == basin]
-            .pivot(index="time", columns="variable", values="value")[list(TC_PRODUCTS)].dropna())
+    wide = (
+        et_products[et_products["station"] == basin]
+        .pivot(index="time", columns="variable", values="value")[list(TC_PRODUCTS)]
+        .dropna()
+    )
     anomalies = wide - wide.groupby(wide.index.month).transform("mean")
     expected = tc_metrics(*(anomalies[p].to_numpy() for p in TC_PRODUCTS))
     row = table.loc[basin]
@@ -99,8 +107,17 @@ def test_the_automl_fusion_is_validated_on_towers_it_never_saw(shared_data):
 @pytest.fixture(scope="module")
 def basin_table(shared_data) -> pd.DataFrame:
     folder = shared_data / "lehmannfa_basin_water_budget"
-    names = ["P_ERA5_Land", "P_GPCC", "P_MSWEP", "R_ERA5_Land", "ET_ERA5_Land", "ET_FLUXCOM", "ET_GLDAS21_NOAH36",
-             "ET_GLEAM", "ET_MOD16"]
+    names = [
+        "P_ERA5_Land",
+        "P_GPCC",
+        "P_MSWEP",
+        "R_ERA5_Land",
+        "ET_ERA5_Land",
+        "ET_FLUXCOM",
+        "ET_GLDAS21_NOAH36",
+        "ET_GLEAM",
+        "ET_MOD16",
+    ]
     obs = pd.concat([basins.read(folder / f"{n}_monthly.csv").observations for n in names], ignore_index=True)
     keep = sorted(obs["station"].unique())[::6]  # 34 basins keep the test quick
     return obs[obs["station"].isin(keep)]

@@ -1,4 +1,5 @@
 """ET fusion pipeline on a few real towers and the real ERA5 points (no database)."""
+
 import math
 import os
 from pathlib import Path
@@ -16,8 +17,20 @@ from products.generators import et_fusion, et_fusion_cf
 from products.methods import cf
 from products.methods.metrics import summary
 
-SITES = ["AU-How", "BE-Vie", "BR-Sa1", "CA-Oas", "DE-Hai", "FI-Hyy", "IT-Ren", "US-Ha1", "US-MMS", "US-Var",
-         "CN-Cha", "AU-Tum"]
+SITES = [
+    "AU-How",
+    "BE-Vie",
+    "BR-Sa1",
+    "CA-Oas",
+    "DE-Hai",
+    "FI-Hyy",
+    "IT-Ren",
+    "US-Ha1",
+    "US-MMS",
+    "US-Var",
+    "CN-Cha",
+    "AU-Tum",
+]
 SMALL = {"n_estimators": 40}
 
 
@@ -31,8 +44,10 @@ def data_dir() -> Path:
 @pytest.fixture(scope="module")
 def towers(data_dir):
     data = read_cardamom(data_dir / "cardamom_fluxval")
-    return (data.observations[data.observations["station"].isin(SITES)],
-            data.stations[data.stations["code"].isin(SITES)])
+    return (
+        data.observations[data.observations["station"].isin(SITES)],
+        data.stations[data.stations["code"].isin(SITES)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,23 +120,27 @@ def test_a_fold_model_refitted_on_its_reported_stations_gives_the_same_predictio
     train = table[table["station"].isin(result.fold_train_stations[k]) & ~table["is_validation"]]
     model = lightgbm.LGBMRegressor(**result.params).fit(train[list(et_fusion.FEATURES)], train["et"])
     rows = result.predictions["fold"] == k
-    np.testing.assert_allclose(model.predict(table.loc[rows, list(et_fusion.FEATURES)]),
-                               result.predictions.loc[rows, "et_pred"], rtol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(table.loc[rows, list(et_fusion.FEATURES)]), result.predictions.loc[rows, "et_pred"], rtol=1e-12
+    )
 
 
 def test_metrics_equal_metrics_recomputed_from_the_predictions(result):
     pred = result.predictions
     val, cv = pred[pred["is_validation"]], pred[~pred["is_validation"]]
-    assert result.metrics["validation"]["pooled"] == pytest.approx(summary(val["et_pred"], val["et_obs"]),
-                                                                   nan_ok=True)
+    assert result.metrics["validation"]["pooled"] == pytest.approx(summary(val["et_pred"], val["et_obs"]), nan_ok=True)
     assert result.metrics["cv"]["pooled"] == pytest.approx(summary(cv["et_pred"], cv["et_obs"]), nan_ok=True)
     for site, m in result.metrics["validation"]["site"].items():
         rows = val[val["station"] == site]
         assert m == pytest.approx(summary(rows["et_pred"], rows["et_obs"]), nan_ok=True)
     assert result.metrics["validation"]["pooled"]["n"] == len(val) > 0
     rows = et_fusion.metric_rows(result)
-    assert {(s, sc) for s, sc, _, _ in rows} == {("validation", "pooled"), ("validation", "site"),
-                                                 ("validation", "class"), ("cv", "pooled")}
+    assert {(s, sc) for s, sc, _, _ in rows} == {
+        ("validation", "pooled"),
+        ("validation", "site"),
+        ("validation", "class"),
+        ("cv", "pooled"),
+    }
     assert sum(1 for _, scope, _, _ in rows if scope == "site") == val["station"].nunique()
 
 
@@ -138,8 +157,10 @@ def test_era5_drivers_are_physically_sane(drivers, era5):
 def test_era5_drivers_equal_a_hand_computation_for_one_month(drivers, era5):
     day = era5.sel(location="Saskatoon", time="1991-07")
     tas, tdps = day["tas"].values.astype(float) - 273.15, day["tdps"].values.astype(float) - 273.15
-    vpd = [10 * (0.6108 * math.exp(17.27 * a / (a + 237.3)) - 0.6108 * math.exp(17.27 * d / (d + 237.3)))
-           for a, d in zip(tas, tdps, strict=True)]
+    vpd = [
+        10 * (0.6108 * math.exp(17.27 * a / (a + 237.3)) - 0.6108 * math.exp(17.27 * d / (d + 237.3)))
+        for a, d in zip(tas, tdps, strict=True)
+    ]
     row = drivers[(drivers["station"] == "Saskatoon") & (drivers["time"] == "1991-07-01")].iloc[0]
     assert row["vpd"] == pytest.approx(sum(max(v, 0) for v in vpd) / len(vpd), rel=1e-6)
     assert row["tmin"] == pytest.approx(float(day["tasmin"].mean()) - 273.15, rel=1e-5)
@@ -183,8 +204,9 @@ def test_the_cf_file_opens_with_the_required_metadata(result, drivers, tmp_path)
             flags = ds["is_validation"].isel(station=names.index(site)).sel(time=rows["time"].to_numpy())
             np.testing.assert_array_equal(flags, rows["is_validation"].astype(int))
         halifax = era5_pred[era5_pred["station"] == "Halifax"]
-        np.testing.assert_allclose(ds["et"].isel(station=names.index("Halifax")).sel(time=halifax["time"].to_numpy()),
-                                   halifax["et_pred"])
+        np.testing.assert_allclose(
+            ds["et"].isel(station=names.index("Halifax")).sel(time=halifax["time"].to_numpy()), halifax["et_pred"]
+        )
     with netCDF4.Dataset(path) as raw:
         assert raw["time"].units == "days since 1970-01-01"
         assert raw["time"].standard_name == "time"

@@ -1,4 +1,5 @@
 """The published ET version's stage-1, triple-collocation and stage-2 parts, on the real basins and towers."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,12 @@ def version_file(run, name: str) -> Path:
 
 def test_the_version_holds_every_part_with_lineage_of_every_input(et_run):
     names = set(et_run.version.files.values_list("name", flat=True))
-    assert names == {"et_fusion_timeseries.nc", "et_basin_reconstruction.nc", "et_basin_triple_collocation.csv",
-                     "et_fused_ecostress_towers.nc"}
+    assert names == {
+        "et_fusion_timeseries.nc",
+        "et_basin_reconstruction.nc",
+        "et_basin_triple_collocation.csv",
+        "et_fused_ecostress_towers.nc",
+    }
     kinds = {i.get("kind") for i in et_run.version.lineage["inputs"]}
     assert {"cardamom", "basins", "ecostress"} <= kinds
     assert all(len(i["sha256"]) == 64 for i in et_run.version.lineage["inputs"])
@@ -43,8 +48,14 @@ def test_reconstruction_file_keeps_the_products_and_fills_every_month(et_run):
         # the stored product is the ingested value, month by month
         basin = str(ds["station_name"].values[0])
         stored = ds["et_gleam"].isel(station=0).to_series().dropna()
-    db = pd.Series({pd.Timestamp(t).tz_localize(None): v for t, v in Observation.objects.filter(
-        station__network="GRDC-MRB", station__code=basin, variable="et_gleam").values_list("time", "value")})
+    db = pd.Series(
+        {
+            pd.Timestamp(t).tz_localize(None): v
+            for t, v in Observation.objects.filter(
+                station__network="GRDC-MRB", station__code=basin, variable="et_gleam"
+            ).values_list("time", "value")
+        }
+    )
     common = stored.index.intersection(db.index)
     assert len(common) == len(stored) > 100
     np.testing.assert_allclose(stored[common], db[common])
@@ -78,7 +89,9 @@ def test_fusion_and_each_product_are_scored_on_the_same_held_out_samples(et_run)
         frame["station"] = ds["station_name"].values
         assert ds["cv_fold"].to_series().groupby(frame["station"].to_numpy()).nunique().max() == 1
     assert frame["station"].nunique() == FEW_TOWERS
-    pooled = {r.variable: r for r in ValidationResult.objects.filter(run=et_run, split="fusion_held_out", scope="pooled")}
+    pooled = {
+        r.variable: r for r in ValidationResult.objects.filter(run=et_run, split="fusion_held_out", scope="pooled")
+    }
     assert set(pooled) == {"et_fused", *ECOSTRESS_PRODUCTS}
     for name, row in pooled.items():
         expected = summary(frame[name], frame["et_obs"])
@@ -86,8 +99,9 @@ def test_fusion_and_each_product_are_scored_on_the_same_held_out_samples(et_run)
         assert row.kge == pytest.approx(expected["kge"]) and row.rmse == pytest.approx(expected["rmse"])
     fusion = et_run.summary["fusion"]
     singles = [pooled[p] for p in ECOSTRESS_PRODUCTS]
-    assert fusion["beats_every_product"] == (all(pooled["et_fused"].kge > s.kge for s in singles)
-                                             and all(pooled["et_fused"].rmse < s.rmse for s in singles))
+    assert fusion["beats_every_product"] == (
+        all(pooled["et_fused"].kge > s.kge for s in singles) and all(pooled["et_fused"].rmse < s.rmse for s in singles)
+    )
     assert fusion["best_single_kge"] == pytest.approx(max(s.kge for s in singles))
 
 
@@ -112,11 +126,21 @@ def test_a_run_with_gridded_forcing_adds_a_chunked_daily_et_grid(et_run, tmp_pat
     land = np.zeros((lat.size, lon.size), dtype=bool)
     land[100:130, 1100:1150] = small_land((30, 50))
     forcing = synthetic_forcing(lat, lon, pd.date_range("2016-01-01", periods=8, freq="3h"), land)
-    forcing.to_netcdf(tmp_path / "GLDAS_NOAH025_3H.A20160101.0000.021.nc4",
-                      encoding={v: {"zlib": True, "complevel": 1} for v in forcing.data_vars})
-    params = {**et_test_parameters(), "sites": ["DE-Hai", "US-Ha1", "FI-Hyy"], "n_splits": 3,
-              "basins": et_test_parameters()["basins"][:6], "fusion_sites": et_test_parameters()["fusion_sites"][:4], "fusion_splits": 2,
-              "fusion_max_iter": 2, "forcing_grid": [str(tmp_path / "GLDAS_NOAH025_3H.A20160101.0000.021.nc4")], "forcing_data_kind": "synthetic"}
+    forcing.to_netcdf(
+        tmp_path / "GLDAS_NOAH025_3H.A20160101.0000.021.nc4",
+        encoding={v: {"zlib": True, "complevel": 1} for v in forcing.data_vars},
+    )
+    params = {
+        **et_test_parameters(),
+        "sites": ["DE-Hai", "US-Ha1", "FI-Hyy"],
+        "n_splits": 3,
+        "basins": et_test_parameters()["basins"][:6],
+        "fusion_sites": et_test_parameters()["fusion_sites"][:4],
+        "fusion_splits": 2,
+        "fusion_max_iter": 2,
+        "forcing_grid": [str(tmp_path / "GLDAS_NOAH025_3H.A20160101.0000.021.nc4")],
+        "forcing_data_kind": "synthetic",
+    }
     run = execute_run(create_run("et_fusion", parameters=params).id)
     assert run.status == "succeeded", run.error
     with xr.open_dataset(version_file(run, "et_grid_daily.nc")) as ds:

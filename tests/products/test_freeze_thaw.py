@@ -105,11 +105,19 @@ def test_the_state_grid_is_cf_flagged_uint8_written_window_by_window(twin, fitte
     data, split, res = fitted
     shape = twin.truth.shape
     path = tmp_path / "ft.nc"
-    grid = ft.write_state_grid(path, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
-                               data_kind=DataKind.SYNTHETIC, chunk=(1, 20, 40),
-                               extra={"ft_reference": (twin.truth, ft.STATE_ATTRS),
-                                      "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS)},
-                               attrs={"data_kind": "real"})
+    grid = ft.write_state_grid(
+        path,
+        predictors=twin.predictors,
+        features=twin.features,
+        predict=res.model.predict,
+        data_kind=DataKind.SYNTHETIC,
+        chunk=(1, 20, 40),
+        extra={
+            "ft_reference": (twin.truth, ft.STATE_ATTRS),
+            "split": (ft.grid_of(data, split, shape, ft.SPLIT_FILL, "i1"), ft.SPLIT_ATTRS),
+        },
+        attrs={"data_kind": "real"},
+    )
     assert grid["windows"] == 2 * 3 * 3 and grid["predicted"] == twin.truth.size
     assert [p.name for p in tmp_path.iterdir()] == ["ft.nc"]  # no temporary left
     with netCDF4.Dataset(path) as nc:  # CF-1.8 byte with _Unsigned: stored int8, flags of the same type
@@ -126,8 +134,9 @@ def test_the_state_grid_is_cf_flagged_uint8_written_window_by_window(twin, fitte
         assert ds.attrs["data_kind"] == "synthetic twin"  # attrs cannot relabel the data
         assert ds["split"].encoding["dtype"] == np.int8 and set(np.unique(raw(path, "split"))) == {0, 1, 2}
     with pytest.raises(ValueError, match="data_kind"):
-        ft.write_state_grid(path, predictors=twin.predictors, features=twin.features, predict=res.model.predict,
-                            data_kind="measured")
+        ft.write_state_grid(
+            path, predictors=twin.predictors, features=twin.features, predict=res.model.predict, data_kind="measured"
+        )
 
 
 def test_a_failing_window_leaves_no_file(twin, tmp_path):
@@ -135,8 +144,13 @@ def test_a_failing_window_leaves_no_file(twin, tmp_path):
         return np.full(len(matrix), 3)
 
     with pytest.raises(ValueError, match="other than 0"):
-        ft.write_state_grid(tmp_path / "x.nc", predictors=twin.predictors, features=twin.features, predict=bad,
-                            data_kind=DataKind.SYNTHETIC)
+        ft.write_state_grid(
+            tmp_path / "x.nc",
+            predictors=twin.predictors,
+            features=twin.features,
+            predict=bad,
+            data_kind=DataKind.SYNTHETIC,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -144,14 +158,24 @@ def test_missing_predictors_give_fill_in_the_grid(twin, fitted, tmp_path):
     _, _, res = fitted
     preds = twin.predictors.copy(deep=True)
     preds["tb_like"][0, :5, :5] = np.nan
-    ft.write_state_grid(tmp_path / "m.nc", predictors=preds, features=twin.features, predict=res.model.predict,
-                        data_kind=DataKind.SYNTHETIC)
+    ft.write_state_grid(
+        tmp_path / "m.nc",
+        predictors=preds,
+        features=twin.features,
+        predict=res.model.predict,
+        data_kind=DataKind.SYNTHETIC,
+    )
     state = raw(tmp_path / "m.nc", "ft_state")
     assert (state[0, :5, :5] == 255).all() and (state[1] != 255).all()
 
 
-PIPELINE_PARAMS = {"regions": ["tibetan_plateau"], "n_estimators": 20, "min_samples_leaf": [5],
-                   "twin_shape": [1, 40, 80], "seed": 7}
+PIPELINE_PARAMS = {
+    "regions": ["tibetan_plateau"],
+    "n_estimators": 20,
+    "min_samples_leaf": [5],
+    "twin_shape": [1, 40, 80],
+    "seed": 7,
+}
 
 
 @pytest.mark.django_db
@@ -164,8 +188,12 @@ def test_the_pipeline_publishes_labelled_proxy_and_twin_grids_with_metrics(setti
     assert run.status == "succeeded", run.error
     version = run.version
     names = set(version.files.values_list("name", flat=True))
-    assert names == {"freeze_thaw_proxy_tibetan_plateau.nc", "freeze_thaw_twin.nc", "freeze_thaw_metrics.csv",
-                     "freeze_thaw_metrics.json"}
+    assert names == {
+        "freeze_thaw_proxy_tibetan_plateau.nc",
+        "freeze_thaw_twin.nc",
+        "freeze_thaw_metrics.csv",
+        "freeze_thaw_metrics.json",
+    }
     root = settings.DATA_ROOT
     proxy = f"{root}/{version.files.get(name='freeze_thaw_proxy_tibetan_plateau.nc').path}"
     with xr.open_dataset(proxy) as ds:
@@ -190,10 +218,12 @@ def test_the_pipeline_publishes_labelled_proxy_and_twin_grids_with_metrics(setti
     assert "proxy_tibetan_plateau" in run.timings and version.lineage["summary"]["data_kind"]["proxy"] == DataKind.PROXY
     html = client.get(f"/datasets/{run.dataset_id}/").content.decode()
     start = html.index('id="classification-table"')
-    shown = html[start:html.index("</table>", start)]
+    shown = html[start : html.index("</table>", start)]
     test = tp["test"]
-    assert (f"<td>proxy: tibetan_plateau:gldas_soil</td><td>test</td><td>{test['n']}</td>"
-            f"<td>{test['overall_accuracy']:.3f}</td><td>{test['kappa']:.3f}</td>") in shown
+    assert (
+        f"<td>proxy: tibetan_plateau:gldas_soil</td><td>test</td><td>{test['n']}</td>"
+        f"<td>{test['overall_accuracy']:.3f}</td><td>{test['kappa']:.3f}</td>"
+    ) in shown
     assert "<td>synthetic twin</td><td>test</td>" in shown
 
 

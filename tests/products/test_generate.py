@@ -1,4 +1,5 @@
 """`generate et_fusion` end to end on real towers: file, CF conventions, stored metrics, lineage, atomicity."""
+
 from __future__ import annotations
 
 import hashlib
@@ -113,7 +114,9 @@ def test_a_failed_run_leaves_the_published_version_untouched(et_run, et_file, mo
 
 def test_a_run_with_no_input_fails_with_a_clear_reason():
     run = services.execute_run(services.create_run("et_fusion", parameters={"sites": ["XX-None"]}).id)
-    assert run.status == "failed" and "no FLUXNET2015 tower observations" in run.error and "ingest cardamom" in run.error
+    assert (
+        run.status == "failed" and "no FLUXNET2015 tower observations" in run.error and "ingest cardamom" in run.error
+    )
 
 
 def test_a_run_is_claimed_once(et_run):

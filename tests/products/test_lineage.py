@@ -1,4 +1,5 @@
 """The pipelines' toolkit (products.lineage) and the task names products.services enqueues."""
+
 from __future__ import annotations
 
 import ast
@@ -27,15 +28,39 @@ def test_json_safe_keeps_strings_that_hold_nan_as_they_are():
 
 
 def test_json_safe_gives_plain_json_types():
-    value = {1: np.float32(0.5), "i": np.int64(3), "b": np.bool_(True), "t": (1, np.float64(np.inf)),
-             "a": np.array([[1.0, np.nan], [-np.inf, 2.0]]), "s": np.str_("x"), "kind": DataKind.SYNTHETIC,
-             "when": pd.Timestamp("2020-01-02T03:04:05"), "day": dt.date(2020, 1, 2), "nat": pd.NaT,
-             "d64": np.datetime64("2020-01-02T00:00:00.000000000"), "p": Path("a/b.nc"), "none": None,
-             "nested": [{"x": np.nan}]}
+    value = {
+        1: np.float32(0.5),
+        "i": np.int64(3),
+        "b": np.bool_(True),
+        "t": (1, np.float64(np.inf)),
+        "a": np.array([[1.0, np.nan], [-np.inf, 2.0]]),
+        "s": np.str_("x"),
+        "kind": DataKind.SYNTHETIC,
+        "when": pd.Timestamp("2020-01-02T03:04:05"),
+        "day": dt.date(2020, 1, 2),
+        "nat": pd.NaT,
+        "d64": np.datetime64("2020-01-02T00:00:00.000000000"),
+        "p": Path("a/b.nc"),
+        "none": None,
+        "nested": [{"x": np.nan}],
+    }
     out = json_safe(value)
-    assert out == {"1": 0.5, "i": 3, "b": True, "t": [1, None], "a": [[1.0, None], [None, 2.0]], "s": "x",
-                   "kind": "synthetic twin", "when": "2020-01-02T03:04:05", "day": "2020-01-02", "nat": None,
-                   "d64": "2020-01-02T00:00:00", "p": "a/b.nc", "none": None, "nested": [{"x": None}]}
+    assert out == {
+        "1": 0.5,
+        "i": 3,
+        "b": True,
+        "t": [1, None],
+        "a": [[1.0, None], [None, 2.0]],
+        "s": "x",
+        "kind": "synthetic twin",
+        "when": "2020-01-02T03:04:05",
+        "day": "2020-01-02",
+        "nat": None,
+        "d64": "2020-01-02T00:00:00",
+        "p": "a/b.nc",
+        "none": None,
+        "nested": [{"x": None}],
+    }
     assert type(out["i"]) is int and type(out["b"]) is bool and type(out["s"]) is str and type(out["kind"]) is str
     assert type(out["1"]) is float and json_safe(np.array(2.5)) == 2.5
 
@@ -48,11 +73,19 @@ def test_metric_values_are_the_stored_columns_types():
 
 
 def test_a_validation_row_coerces_its_metrics_and_gives_its_columns():
-    row = ValidationRow("et", "mm d-1", "validation", "site", "US-Ha1", {"n": np.int64(5), "kge": np.nan},
-                        network="FLUXNET2015")
+    row = ValidationRow(
+        "et", "mm d-1", "validation", "site", "US-Ha1", {"n": np.int64(5), "kge": np.nan}, network="FLUXNET2015"
+    )
     assert row.metrics == {"n": 5, "kge": None}
-    assert row.fields() == {"variable": "et", "units": "mm d-1", "split": "validation", "scope": "site",
-                            "label": "US-Ha1", "n": 5, "kge": None}
+    assert row.fields() == {
+        "variable": "et",
+        "units": "mm d-1",
+        "split": "validation",
+        "scope": "site",
+        "label": "US-Ha1",
+        "n": 5,
+        "kge": None,
+    }
     with pytest.raises(AttributeError):
         row.label = "other"  # frozen
 
@@ -64,7 +97,10 @@ def _enqueued_names(module) -> set[str]:
     """The first argument of every ``enqueue_on_commit(...)`` call in ``module``, resolved to its value."""
     names = set()
     for node in ast.walk(ast.parse(inspect.getsource(module))):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "enqueue_on_commit":
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "enqueue_on_commit"
+        ):
             first = node.args[0]
             names.add(first.value if isinstance(first, ast.Constant) else getattr(module, first.id))
     return names
@@ -99,10 +135,14 @@ def test_publish_stores_typed_rows_and_a_json_safe_summary(et_run, monkeypatch):
         (workdir / "table.csv").write_text("a,b\n1,2\n")
         return ProductOutput(
             files={"table.csv": "a small table"},
-            validation=[ValidationRow("et", "mm d-1", "validation", "pooled", "all", {"n": np.int64(4), "kge": np.nan}),
-                        ValidationRow("et", "mm d-1", "validation", "site", "US-Ha1", {"n": 2, "kge": 0.5},
-                                      network="FLUXNET2015")],
-            summary={"text": "a string with NaN in it", "value": np.float64("nan"), "count": np.int64(2)})
+            validation=[
+                ValidationRow("et", "mm d-1", "validation", "pooled", "all", {"n": np.int64(4), "kge": np.nan}),
+                ValidationRow(
+                    "et", "mm d-1", "validation", "site", "US-Ha1", {"n": 2, "kge": 0.5}, network="FLUXNET2015"
+                ),
+            ],
+            summary={"text": "a string with NaN in it", "value": np.float64("nan"), "count": np.int64(2)},
+        )
 
     monkeypatch.setitem(PIPELINES, "et_fusion", pipeline)
     run = services.execute_run(services.create_run("et_fusion").id)

@@ -1,4 +1,5 @@
 """products.methods.geotiff: the one GeoTIFF profile and band metadata of the 1 km product and the subsets (no database)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,11 +20,23 @@ def test_a_packed_geotiff_written_by_window_then_made_a_cog_keeps_its_metadata(t
     values[0, :3, :4] = np.nan
     packed = cf.pack(values, scale_factor=0.001, dtype="int16", fill=np.int16(-9999), valid_range=(0, 1000))
     staging, cog = tmp_path / "staging.tif", tmp_path / "cog.tif"
-    with geotiff.create(staging, width=50, height=40, count=2, dtype="int16",
-                        transform=geotiff.north_up_transform(20.0, 10.0, 0.01, 0.01), nodata=-9999, predictor=2,
-                        bigtiff="IF_SAFER", scales=[0.001] * 2, offsets=[0.0] * 2, units=["m3 m-3"] * 2,
-                        descriptions=["sm 2019-06-01", "sm 2019-06-02"], band_tags=[{"time": "a"}, {"time": "b"}],
-                        tags={"data_kind": "synthetic twin", "history": 1, "dropped": None}) as dst:
+    with geotiff.create(
+        staging,
+        width=50,
+        height=40,
+        count=2,
+        dtype="int16",
+        transform=geotiff.north_up_transform(20.0, 10.0, 0.01, 0.01),
+        nodata=-9999,
+        predictor=2,
+        bigtiff="IF_SAFER",
+        scales=[0.001] * 2,
+        offsets=[0.0] * 2,
+        units=["m3 m-3"] * 2,
+        descriptions=["sm 2019-06-01", "sm 2019-06-02"],
+        band_tags=[{"time": "a"}, {"time": "b"}],
+        tags={"data_kind": "synthetic twin", "history": 1, "dropped": None},
+    ) as dst:
         for band in (1, 2):
             for rows in (slice(0, 20), slice(20, 40)):
                 dst.write(packed[band - 1, rows], band, window=Window(0, rows.start, 50, 20))
@@ -41,8 +54,16 @@ def test_a_packed_geotiff_written_by_window_then_made_a_cog_keeps_its_metadata(t
 
 
 def test_the_cog_driver_profile_and_a_float_band(tmp_path):
-    profile = geotiff.profile(width=3, height=2, count=1, dtype=np.dtype("float32"), nodata=float("nan"),
-                              transform=geotiff.north_up_transform(5, 50, 1, 1), driver="COG", blocksize=128)
+    profile = geotiff.profile(
+        width=3,
+        height=2,
+        count=1,
+        dtype=np.dtype("float32"),
+        nodata=float("nan"),
+        transform=geotiff.north_up_transform(5, 50, 1, 1),
+        driver="COG",
+        blocksize=128,
+    )
     assert profile["blocksize"] == 128 and "tiled" not in profile and profile["dtype"] == "float32"
     path = tmp_path / "f.tif"
     with geotiff.create(path, **{k: v for k, v in profile.items() if k not in ("crs", "compress")}) as dst:
@@ -53,5 +74,13 @@ def test_the_cog_driver_profile_and_a_float_band(tmp_path):
 
 def test_band_metadata_of_the_wrong_length_is_refused(tmp_path):
     with pytest.raises(ValueError):
-        geotiff.create(tmp_path / "x.tif", width=4, height=4, count=1, dtype="int16", nodata=0,
-                       transform=geotiff.north_up_transform(5, 50, 1, 1), scales=[1.0, 2.0])
+        geotiff.create(
+            tmp_path / "x.tif",
+            width=4,
+            height=4,
+            count=1,
+            dtype="int16",
+            nodata=0,
+            transform=geotiff.north_up_transform(5, 50, 1, 1),
+            scales=[1.0, 2.0],
+        )

@@ -1,4 +1,5 @@
 """Metrics checked against hydroeval, an independent implementation (no database)."""
+
 import hydroeval as he
 import numpy as np
 import pytest
@@ -68,8 +69,9 @@ def test_it_drops_pairs_with_nan_in_either_series():
     keep = ~(np.isnan(sim) | np.isnan(obs))
     out = metrics.summary(sim, obs)
     assert out["n"] == keep.sum() == 35
-    np.testing.assert_allclose([out["kge"], out["r"], out["alpha"], out["beta"]],
-                               _he(he.kge, sim[keep], obs[keep]), rtol=1e-12)
+    np.testing.assert_allclose(
+        [out["kge"], out["r"], out["alpha"], out["beta"]], _he(he.kge, sim[keep], obs[keep]), rtol=1e-12
+    )
     assert out["rmse"] == pytest.approx(_he(he.rmse, sim[keep], obs[keep])[0], rel=1e-12)
     assert out["nse"] == pytest.approx(_he(he.nse, sim[keep], obs[keep])[0], rel=1e-12)
 

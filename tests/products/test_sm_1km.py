@@ -1,5 +1,6 @@
 """1 km soil moisture: storage round trip, step 1 (CDF matching), the synthetic twin with a known truth,
 the real-data pieces (GLDAS day, MODIS tile) and the pipeline through ``execute_run``."""
+
 from __future__ import annotations
 
 import functools
@@ -26,7 +27,9 @@ def twin():
 @pytest.fixture(scope="module")
 def result(twin, tmp_path_factory):
     out = tmp_path_factory.mktemp("sm1km")
-    return sm_1km_twin.run_twin(twin, seed=3, params=SMALL, nc_path=out / "twin.nc", tif_path=out / "twin.tif", chunk=(60, 60))
+    return sm_1km_twin.run_twin(
+        twin, seed=3, params=SMALL, nc_path=out / "twin.nc", tif_path=out / "twin.tif", chunk=(60, 60)
+    )
 
 
 # --- storage ---------------------------------------------------------------------------------------
@@ -44,9 +47,16 @@ def test_packed_files_round_trip_within_half_a_unit_and_keep_the_gaps(tmp_path):
     values = _field()
     grid = sm_1km.Grid(10.0, 20.0, 70, 90, sm_1km.FINE_RES)
     times = np.array(["2019-06-01", "2019-06-02"], dtype="datetime64[ns]")
-    sm_1km.write_product(functools.partial(sm_1km.field_features, values=values), sm_1km.first_column, grid=grid,
-                         times=times, nc_path=tmp_path / "a.nc", tif_path=tmp_path / "a.tif", chunk=(30, 30),
-                         global_attrs={"data_kind": DataKind.SYNTHETIC})
+    sm_1km.write_product(
+        functools.partial(sm_1km.field_features, values=values),
+        sm_1km.first_column,
+        grid=grid,
+        times=times,
+        nc_path=tmp_path / "a.nc",
+        tif_path=tmp_path / "a.tif",
+        chunk=(30, 30),
+        global_attrs={"data_kind": DataKind.SYNTHETIC},
+    )
     with xr.open_dataset(tmp_path / "a.nc") as ds:
         sm = ds["sm"]
         assert sm.encoding["dtype"] == np.dtype("int16") and sm.encoding["scale_factor"] == pytest.approx(0.001)
@@ -87,8 +97,15 @@ def test_a_failing_window_leaves_no_file_and_keeps_an_older_one(tmp_path):
         return sm_1km.field_features(window, values=np.full((1, 60, 60), 0.2))
 
     with pytest.raises(RuntimeError, match="disk on fire"):
-        sm_1km.write_product(features, sm_1km.first_column, grid=grid, times=np.array(["2019-06-01"], "datetime64[ns]"),
-                             nc_path=tmp_path / "a.nc", tif_path=tmp_path / "a.tif", chunk=(30, 30))
+        sm_1km.write_product(
+            features,
+            sm_1km.first_column,
+            grid=grid,
+            times=np.array(["2019-06-01"], "datetime64[ns]"),
+            nc_path=tmp_path / "a.nc",
+            tif_path=tmp_path / "a.tif",
+            chunk=(30, 30),
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nc"] and (tmp_path / "a.nc").read_text() == "older"
 
 
@@ -219,8 +236,9 @@ def sm_run(django_db_setup, django_db_blocker, shared_data):
     with django_db_blocker.unblock():
         assert not ingest("ismn", shared_data / "ismn_testdata").failed
         # tests/products/test_cf_published.py may have published it already
-        run = GenerationRun.objects.filter(product="sm_1km", status="succeeded", parameters=PARAMS).first() \
-            or execute_run(create_run("sm_1km", parameters=PARAMS).id)
+        run = GenerationRun.objects.filter(
+            product="sm_1km", status="succeeded", parameters=PARAMS
+        ).first() or execute_run(create_run("sm_1km", parameters=PARAMS).id)
     assert run.status == "succeeded", run.error
     return run
 
@@ -233,8 +251,14 @@ def test_generate_publishes_real_and_synthetic_files_with_lineage(sm_run):
 
     version = sm_run.version
     names = set(version.files.values_list("name", flat=True))
-    assert names == {"sm_coarse_real.nc", "sm_coarse_real.tif", "sm_coarse_1km_real.nc", "sm_coarse_1km_real.tif",
-                     "sm_1km_twin.nc", "sm_1km_twin.tif"}
+    assert names == {
+        "sm_coarse_real.nc",
+        "sm_coarse_real.tif",
+        "sm_coarse_1km_real.nc",
+        "sm_coarse_1km_real.tif",
+        "sm_1km_twin.nc",
+        "sm_1km_twin.tif",
+    }
     root = Path(settings.DATA_ROOT)
     with xr.open_dataset(root / version.files.get(name="sm_coarse_real.nc").path) as ds:
         assert ds.attrs["data_kind"] == "real" and ds.sizes["lat"] == 600
@@ -265,7 +289,8 @@ def test_validation_rows_are_labelled_synthetic_and_beat_the_bilinear_baseline(s
     assert truth["sm_1km"]["rmse"] < truth["coarse_bilinear"]["rmse"]
     sites = pd.DataFrame(rows.filter(scope="site").values("label", "split"))
     assert set(sites.loc[sites["split"] == "twin_validation", "label"]).isdisjoint(
-        sites.loc[sites["split"] == "twin_cv", "label"])
+        sites.loc[sites["split"] == "twin_cv", "label"]
+    )
 
 
 @pytest.mark.django_db
@@ -274,7 +299,7 @@ def test_the_dataset_page_shows_the_twin_validation_beside_the_bilinear_baseline
 
     html = client.get(f"/datasets/{sm_run.dataset_id}/").content.decode()
     start = html.index('id="validation-twin_validation"')
-    table = html[start:html.index("</table>", start)]
+    table = html[start : html.index("</table>", start)]
     for row in ValidationResult.objects.filter(version=sm_run.version, split="twin_validation", scope="pooled"):
         assert f"<td>{row.variable}</td><td>{row.n}</td><td>{row.kge:.3f}</td><td>{row.r:.3f}</td>" in table
-    assert "SYNTHETIC twin" in html[html.rindex("<h3>", 0, start):start]
+    assert "SYNTHETIC twin" in html[html.rindex("<h3>", 0, start) : start]

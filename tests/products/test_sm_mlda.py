@@ -1,5 +1,6 @@
 """Soil moisture ML-DA: the chain on a synthetic twin with known answers, the real-data pieces, and
 `generate sm_mlda` end to end on real ISMN stations and the real ERS cell 1395."""
+
 from __future__ import annotations
 
 import json
@@ -97,8 +98,9 @@ def test_validation_stations_are_never_used_upstream(result, twin):
 
 
 def test_cross_validation_holds_every_training_pixel_out_once(result, twin):
-    folds = pd.DataFrame({"pixel": np.repeat(twin.pixels["pixel"].to_numpy(), twin.truth.shape[1]),
-                          "fold": result.fit.fold})
+    folds = pd.DataFrame(
+        {"pixel": np.repeat(twin.pixels["pixel"].to_numpy(), twin.truth.shape[1]), "fold": result.fit.fold}
+    )
     per_pixel = folds[folds["pixel"].isin(result.train_pixels)].groupby("pixel")["fold"].nunique()
     assert (per_pixel == 1).all() and folds["fold"].max() == 4
     assert result.cv["ml_cv"]["median"]["n_stations"] == len(result.train_pixels)
@@ -144,8 +146,11 @@ def test_withheld_retrievals_score_the_nudging_without_ever_nudging_it():
     anomaly = np.zeros((8, 600))
     for t in range(1, 600):
         anomaly[:, t] = 0.9 * anomaly[:, t - 1] + rng.normal(0, 3, 8)
-    obs = pd.DataFrame(np.where(rng.random((8, 600)) < 0.6, 50 + anomaly + rng.normal(0, 1, (8, 600)), np.nan),
-                       index=[f"p{i}" for i in range(8)], columns=days)
+    obs = pd.DataFrame(
+        np.where(rng.random((8, 600)) < 0.6, 50 + anomaly + rng.normal(0, 1, (8, 600)), np.nan),
+        index=[f"p{i}" for i in range(8)],
+        columns=days,
+    )
     background = pd.DataFrame(50.0, index=obs.index, columns=days)
     res, _ = sm_mlda.withheld_retrieval_check(background, obs, gain=0.7, memory_days=5, fraction=0.3, min_n=20)
     assert res["nudged"]["median"]["n_stations"] == 8
@@ -177,13 +182,18 @@ def test_ismn_daily_keeps_good_flags_full_days_and_the_shallowest_sensor():
 
 def test_screening_drops_frozen_snowy_and_flagged_retrievals():
     t = pd.Timestamp("2010-01-01 10:00")
-    obs = pd.DataFrame({
-        "station": ["1"] * 4 + ["2"] * 4 + ["3"],
-        "variable": ["ssm", "frozen_prob", "snow_prob", "ssm"] + ["ssm", "frozen_prob", "snow_prob", "ssm"] + ["ssm"],
-        "time": [t, t, t, t + pd.Timedelta(hours=1)] * 2 + [t],
-        "value": [40.0, 5, 0, 60.0, 40.0, 50, 0, 30.0, 70.0],
-        "units": ["%"] * 9,
-        "quality_flag": ["p0s1", "", "", "p0s1", "p0s1", "", "", "p1s1", "p0s2"]})
+    obs = pd.DataFrame(
+        {
+            "station": ["1"] * 4 + ["2"] * 4 + ["3"],
+            "variable": ["ssm", "frozen_prob", "snow_prob", "ssm"]
+            + ["ssm", "frozen_prob", "snow_prob", "ssm"]
+            + ["ssm"],
+            "time": [t, t, t, t + pd.Timedelta(hours=1)] * 2 + [t],
+            "value": [40.0, 5, 0, 60.0, 40.0, 50, 0, 30.0, 70.0],
+            "units": ["%"] * 9,
+            "quality_flag": ["p0s1", "", "", "p0s1", "p0s1", "", "", "p1s1", "p0s2"],
+        }
+    )
     daily = sm_mlda.screen_retrievals(obs)
     assert daily["station"].tolist() == ["1"] and daily["ssm"].tolist() == [50.0]
     assert daily["n_retrievals"].tolist() == [2]
@@ -264,14 +274,22 @@ def real_inputs(django_db_setup, django_db_blocker, shared_data):
     path = shared_data / ERS_CELL
     data = ascat.read(path)
     codes = sorted(data.stations["code"])[::40]
-    subset = PointData(data.stations[data.stations["code"].isin(codes)].reset_index(drop=True),
-                       data.observations[data.observations["station"].isin(codes)].reset_index(drop=True))
+    subset = PointData(
+        data.stations[data.stations["code"].isin(codes)].reset_index(drop=True),
+        data.observations[data.observations["station"].isin(codes)].reset_index(drop=True),
+    )
     with django_db_blocker.unblock():
         ismn = ingest("ismn", shared_data / "ismn_testdata")
         assert not ismn.failed
         files = file_checksums([path])
-        run = IngestRun.objects.create(kind="ascat", source_path=f"{path}#gpi-subset", checksum=files[0]["sha256"],
-                                       files=files, reader=ascat.__name__, reader_version=ascat.READER_VERSION)
+        run = IngestRun.objects.create(
+            kind="ascat",
+            source_path=f"{path}#gpi-subset",
+            checksum=files[0]["sha256"],
+            files=files,
+            reader=ascat.__name__,
+            reader_version=ascat.READER_VERSION,
+        )
         with transaction.atomic():
             run.stations, run.observations, run.skipped_duplicates = load_point_data(subset.validate(path), run)
         run.status = IngestRun.Status.SUCCEEDED
@@ -347,11 +365,11 @@ def test_the_dataset_page_shows_the_twin_and_real_tables_with_station_medians(sm
 
     html = client.get(reverse("catalog:dataset_detail", args=[sm_run.dataset_id])).content.decode()
     start = html.index('id="validation-twin_insitu"')
-    table = html[start:html.index("</table>", start)]
-    assert "SYNTHETIC twin" in html[html.rindex("<h3>", 0, start):start]
+    table = html[start : html.index("</table>", start)]
+    assert "SYNTHETIC twin" in html[html.rindex("<h3>", 0, start) : start]
     medians = sm_run.summary["twin"]["medians"]["ml_da"]
-    row = table[table.index("<td>sm_ml_da</td>"):]
-    row = row[:row.index("</tr>")]
+    row = table[table.index("<td>sm_ml_da</td>") :]
+    row = row[: row.index("</tr>")]
     assert f"<td>{int(medians['n_stations'])}</td><td>{medians['r']:.3f}</td><td>{medians['ubrmse']:.4f}</td>" in row
     assert 'id="validation-real_withheld"' in html
     assert 'id="classification-table"' not in html  # the freeze/thaw table only where there are classifications

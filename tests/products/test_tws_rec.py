@@ -1,6 +1,7 @@
 """TWS reconstruction: known answers for anomalies, detrending, filters, regions and the water balance;
 the model on a synthetic twin and on a small cube in the JPL mascon layout; `generate tws_rec` end to end
 on real GRDC basins."""
+
 from __future__ import annotations
 
 import json
@@ -53,9 +54,15 @@ def test_deseasonalising_removes_the_baseline_climatology_of_each_calendar_month
 
 
 def test_gap_filled_storage_values_become_gaps():
-    obs = pd.DataFrame({"station": ["A"] * 3, "variable": ["tws_jpl"] * 3,
-                        "time": pd.to_datetime(["2017-06-01", "2017-07-01", "2018-06-01"]),
-                        "value": [1.0, 2.0, 3.0], "quality_flag": ["", "gap_filled", "x,gap_filled"]})
+    obs = pd.DataFrame(
+        {
+            "station": ["A"] * 3,
+            "variable": ["tws_jpl"] * 3,
+            "time": pd.to_datetime(["2017-06-01", "2017-07-01", "2018-06-01"]),
+            "value": [1.0, 2.0, 3.0],
+            "quality_flag": ["", "gap_filled", "x,gap_filled"],
+        }
+    )
     kept = tws_rec.mask_gaps(obs)
     assert kept["value"].tolist() == [1.0]
     table = tws_rec.to_arrays(kept, ["tws_jpl"], start="2017-05-01", end="2018-07-01")["tws_jpl"]
@@ -114,10 +121,14 @@ def test_the_water_balance_closes_on_a_synthetic_basin_and_reports_a_known_imbal
 
 def test_region_means_are_area_weighted_and_need_most_of_the_area():
     index = monthly("2004-01-01", 3)
-    frame = pd.DataFrame({"a": [1.0, 1.0, np.nan], "b": [4.0, np.nan, 4.0], "c": [10.0, 10.0, 10.0],
-                          "x": [99.0, 99.0, 99.0]}, index=index)
-    attrs = pd.DataFrame({"continent": ["Europe", "Europe", "Africa", ""], "area_km2": [300.0, 100.0, 50.0, 10.0]},
-                         index=["a", "b", "c", "x"])
+    frame = pd.DataFrame(
+        {"a": [1.0, 1.0, np.nan], "b": [4.0, np.nan, 4.0], "c": [10.0, 10.0, 10.0], "x": [99.0, 99.0, 99.0]},
+        index=index,
+    )
+    attrs = pd.DataFrame(
+        {"continent": ["Europe", "Europe", "Africa", ""], "area_km2": [300.0, 100.0, 50.0, 10.0]},
+        index=["a", "b", "c", "x"],
+    )
     means, regions = tws_rec.region_means(frame, attrs, min_area_fraction=0.7)
     assert means.loc["2004-01-01", "Europe"] == pytest.approx((300 * 1 + 100 * 4) / 400)
     assert means.loc["2004-02-01", "Europe"] == pytest.approx(1.0)  # 75 % of the area present
@@ -154,8 +165,9 @@ def twin_observations(n_basins: int = 6, seed: int = 0) -> tuple[pd.DataFrame, p
         trend = 1.5 * (tws_rec.decimal_year(index) - 2010)
         for name, noise in (("tws_jpl", 2.0), ("tws_csr", 3.0)):
             values = storage + trend + rng.normal(0, noise, len(index))
-            rows.append(pd.DataFrame({"station": f"B{i}", "variable": name, "time": index[grace],
-                                      "value": values[grace]}))
+            rows.append(
+                pd.DataFrame({"station": f"B{i}", "variable": name, "time": index[grace], "value": values[grace]})
+            )
     obs = pd.concat(rows, ignore_index=True).assign(quality_flag="")
     return obs, pd.DataFrame(truth, index=index)
 
@@ -187,8 +199,9 @@ def test_every_basin_file_says_real_or_synthetic_and_is_cf(twin_result, tmp_path
     from products.methods.cf import write_netcdf
 
     result, _ = twin_result
-    attrs = pd.DataFrame({"continent": ["Europe"] * 6, "area_km2": np.arange(1.0, 7.0)},
-                         index=[f"B{i}" for i in range(6)])
+    attrs = pd.DataFrame(
+        {"continent": ["Europe"] * 6, "area_km2": np.arange(1.0, 7.0)}, index=[f"B{i}" for i in range(6)]
+    )
     path = write_netcdf(tws_rec.to_cf_basins(result, attrs, data_kind="synthetic"), tmp_path / "b.nc")
     with xr.open_dataset(path) as ds:
         assert ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3" and ds.attrs["featureType"] == "timeSeries"
@@ -246,9 +259,10 @@ def write_mascon_cube(folder: Path, n_lat: int = 4, n_lon: int = 6, seed: int = 
         nc.createVariable("lon", "f8", ("lon",))[:] = lon
         nc.createVariable("land_mask", "f4", ("lat", "lon"))[:] = land
     coords = {"time": months.to_numpy(), "lat": lat, "lon": lon}
-    fluxes = {name: xr.DataArray(values, dims=("time", "lat", "lon"), coords=coords, name=name,
-                                 attrs={"units": "mm month-1"})
-              for name, values in (("p", p), ("et", et), ("r", r))}
+    fluxes = {
+        name: xr.DataArray(values, dims=("time", "lat", "lon"), coords=coords, name=name, attrs={"units": "mm month-1"})
+        for name, values in (("p", p), ("et", et), ("r", r))
+    }
     return path, fluxes, xr.DataArray(truth, dims=("time", "lat", "lon"), coords=coords), land
 
 
@@ -258,8 +272,9 @@ def test_the_gridded_path_reconstructs_a_mascon_cube_chunk_by_chunk(tmp_path):
     path, fluxes, truth, land = write_mascon_cube(tmp_path)
     mascon = grace.open_grid(path)
     out = tmp_path / "tws_grid.nc"
-    info = tws_rec.reconstruct_grid(mascon, fluxes["p"], fluxes["et"], fluxes["r"], out, chunk=(3, 4),
-                                    params=SMALL, data_kind="synthetic")
+    info = tws_rec.reconstruct_grid(
+        mascon, fluxes["p"], fluxes["et"], fluxes["r"], out, chunk=(3, 4), params=SMALL, data_kind="synthetic"
+    )
     assert info["windows"] == 4 and info["in_sample"]["r"] > 0.9
     with xr.open_dataset(out) as ds:
         assert ds.attrs["data_kind"] == "synthetic" and ds.attrs["Conventions"] == "CF-1.8, ACDD-1.3"
@@ -287,10 +302,34 @@ def test_the_gridded_path_rejects_predictors_on_another_grid(tmp_path):
 
 # --- the pipeline on real basins --------------------------------------------------------------------
 
-TWS_FILES = ("TWS_GRACE_JPL_mascons_monthly.csv", "TWS_GRACE_CSR_mascons_monthly.csv",
-             "TWS_GRACE_ITSG_grid_monthly.csv")
-BASINS = ["AMUR", "CONGO", "DANUBE", "ELBE", "GANGES", "LENA", "MACKENZIE", "MEKONG", "MISSISSIPPI", "MURRAY",
-          "NIGER", "NILE", "OB", "ORINOCO", "PARANA", "RHINE", "VOLGA", "YUKON", "ZAMBEZI", "SENEGAL", "JAPURA"]
+TWS_FILES = (
+    "TWS_GRACE_JPL_mascons_monthly.csv",
+    "TWS_GRACE_CSR_mascons_monthly.csv",
+    "TWS_GRACE_ITSG_grid_monthly.csv",
+)
+BASINS = [
+    "AMUR",
+    "CONGO",
+    "DANUBE",
+    "ELBE",
+    "GANGES",
+    "LENA",
+    "MACKENZIE",
+    "MEKONG",
+    "MISSISSIPPI",
+    "MURRAY",
+    "NIGER",
+    "NILE",
+    "OB",
+    "ORINOCO",
+    "PARANA",
+    "RHINE",
+    "VOLGA",
+    "YUKON",
+    "ZAMBEZI",
+    "SENEGAL",
+    "JAPURA",
+]
 PARAMS = {"basins": BASINS, "seed": 3, "n_estimators": 60}
 
 
@@ -302,8 +341,13 @@ def tws_run(django_db_setup, django_db_blocker, shared_data):
 
     folder = shared_data / "lehmannfa_basin_water_budget"
     with django_db_blocker.unblock():
-        summary = ingest("basins", [folder / f for f in (*TWS_FILES, "R_ERA5_Land_monthly.csv",
-                                                          "ET_ERA5_Land_monthly.csv", "P_ERA5_Land_monthly.csv")])
+        summary = ingest(
+            "basins",
+            [
+                folder / f
+                for f in (*TWS_FILES, "R_ERA5_Land_monthly.csv", "ET_ERA5_Land_monthly.csv", "P_ERA5_Land_monthly.csv")
+            ],
+        )
         assert not summary.failed
         runs = GenerationRun.objects.filter(product="tws_rec", status="succeeded", parameters=PARAMS)
         if not runs.exists():  # tests/products/test_cf_published.py may have published it already
@@ -314,8 +358,11 @@ def tws_run(django_db_setup, django_db_blocker, shared_data):
 @pytest.mark.django_db
 def test_generate_publishes_basin_and_region_files_with_cf_attributes(tws_run):
     version = tws_run.version
-    assert set(version.files.values_list("name", flat=True)) == {"tws_rec_basins.nc", "tws_rec_regions.nc",
-                                                                 "tws_water_balance.csv"}
+    assert set(version.files.values_list("name", flat=True)) == {
+        "tws_rec_basins.nc",
+        "tws_rec_regions.nc",
+        "tws_water_balance.csv",
+    }
     root = Path(settings.DATA_ROOT)
     with xr.open_dataset(root / version.files.get(name="tws_rec_basins.nc").path) as ds:
         assert ds.attrs["data_kind"] == "real" and ds.attrs["featureType"] == "timeSeries"
@@ -364,7 +411,7 @@ def test_the_dataset_page_shows_held_out_years_itsg_and_water_balance(tws_run, c
     html = client.get(f"/datasets/{tws_run.dataset_id}/").content.decode()
     for split in ("year_held_out", "independent_itsg", "water_balance"):
         start = html.index(f'id="validation-{split}"')
-        table = html[start:html.index("</table>", start)]
+        table = html[start : html.index("</table>", start)]
         rows = ValidationResult.objects.filter(version=tws_run.version, split=split, scope="pooled")
         assert rows.exists()
         for row in rows:

@@ -1,4 +1,5 @@
 """The Celery path with a real worker process, on the session's test database."""
+
 from __future__ import annotations
 
 import time

@@ -5,6 +5,7 @@ published ET version; each is found by a word of its English and of its Chinese 
 (the Tibetan Plateau, the antimeridian), by period, by a queryable, by identifier, and paged
 through with limit=2 over the next links.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,9 +54,15 @@ def test_landing_conformance_catalogue_and_definition(records, api_url):
     assert {"self", "service-desc", "conformance", "data"} <= set(rels)
     assert rels["service-desc"]["type"] == "application/vnd.oai.openapi+json;version=3.0"
     conforms = set(records.conformance()["conformsTo"])
-    assert {f"{CONF}/core", f"{CONF}/record-core", f"{CONF}/record-collection", f"{CONF}/json", f"{CONF}/sorting",
-            "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-            "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson"} <= conforms
+    assert {
+        f"{CONF}/core",
+        f"{CONF}/record-core",
+        f"{CONF}/record-collection",
+        f"{CONF}/json",
+        f"{CONF}/sorting",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    } <= conforms
     assert f"{CONF}/html" not in conforms  # no HTML encoding here
     assert records.records() == ["datasets"]
     catalogue = records.collection("datasets")
@@ -103,11 +110,14 @@ def test_box_antimeridian_and_period(records):
     assert FT in ids(records.collection_items("datasets", bbox=[100, 20, -170, 45]))
     assert FT in ids(records.collection_items("datasets", bbox=[80, 30, 0, 90, 35, 5000]))  # 3D box: heights ignored
 
-    assert set(ids(records.collection_items("datasets", datetime_="2021-01-01/2021-12-31"))) & FIVE == {
-        ET_ID, SSM, TWS}
+    assert set(ids(records.collection_items("datasets", datetime_="2021-01-01/2021-12-31"))) & FIVE == {ET_ID, SSM, TWS}
     assert set(ids(records.collection_items("datasets", datetime_="../1945-12-31"))) & FIVE == {TWS}
     assert set(ids(records.collection_items("datasets", datetime_="2012-06-01T00:00:00Z"))) & FIVE == {
-        ET_ID, FT, SM1KM, TWS}
+        ET_ID,
+        FT,
+        SM1KM,
+        TWS,
+    }
     assert set(ids(records.collection_items("datasets", datetime_="2023-01-01/.."))) & FIVE == {ET_ID, SSM}
 
 
@@ -139,8 +149,16 @@ def test_paging_over_next_links_sees_every_record_once(records):
 
 def test_queryables_identifiers_sorting_and_type(records, django_db_blocker):
     queryables = records.collection_queryables("datasets")
-    assert set(queryables["properties"]) == {"category", "keyword", "variable", "spatial_resolution",
-                                             "temporal_resolution", "share_type", "format", "published"}
+    assert set(queryables["properties"]) == {
+        "category",
+        "keyword",
+        "variable",
+        "spatial_resolution",
+        "temporal_resolution",
+        "share_type",
+        "format",
+        "published",
+    }
     assert queryables["properties"]["share_type"]["enum"] == ["open-access", "login-access", "protected"]
     assert ids(records.collection_items("datasets", keyword="冻融")) == [FT]
     with django_db_blocker.unblock():  # ET, and what other tests of the suite published before this one
@@ -150,7 +168,9 @@ def test_queryables_identifiers_sorting_and_type(records, django_db_blocker):
     assert set(ids(records.collection_items("datasets", published="no"))) & FIVE == FIVE - published
     assert set(ids(records.collection_items("datasets", share_type="login-access"))) & FIVE == {TWS}
     assert set(ids(records.collection_items("datasets", variable="volume_fraction_of_condensed_water_in_soil"))) == {
-        SSM, SM1KM}
+        SSM,
+        SM1KM,
+    }
     assert ids(records.collection_items("datasets", keyword="冻融", bbox=[-100, 30, -90, 40])) == []  # filters combine
 
     assert set(ids(records.collection_items("datasets", ids=f"{FT},{TWS},no-such-record"))) == {FT, TWS}
@@ -195,8 +215,11 @@ def test_one_record_in_both_languages(records, api_url):
     assert ("describedby", "application/json", f"api/datasets/{TWS}/") in links
     assert ("describedby", "application/json", f"api/stac/collections/{TWS}") in links
     assert ("license", "text/html", "licenses/by/4.0/") in links
-    exports = {link["href"].rsplit("/", 1)[1]: link["type"] for link in tws["links"]
-               if link["rel"] == "describedby" and "/metadata/" in link["href"]}
+    exports = {
+        link["href"].rsplit("/", 1)[1]: link["type"]
+        for link in tws["links"]
+        if link["rel"] == "describedby" and "/metadata/" in link["href"]
+    }
     assert set(exports) == {"datacite", "iso19139", "dcat", "schemaorg", "csl", "ris", "bibtex"}
     # every link into the portal (record, page, API record, exports, STAC) answers with the type it names
     for link in tws["links"]:
@@ -244,10 +267,12 @@ def test_errors_name_the_parameter(records, api_url):
         records.collection_items("datasets", bbox=[0, 50, 10, 40])
     assert json.loads(str(raised.value))["parameter"] == "bbox"
 
-    for path, words in [("collections/datasets/items/no-such-record", "no record 'no-such-record'"),
-                        ("collections/services/items", "no catalogue 'services'"),
-                        ("collections/services", "no catalogue 'services'"),
-                        ("collections/services/queryables", "no catalogue")]:
+    for path, words in [
+        ("collections/datasets/items/no-such-record", "no record 'no-such-record'"),
+        ("collections/services/items", "no catalogue 'services'"),
+        ("collections/services", "no catalogue 'services'"),
+        ("collections/services/queryables", "no catalogue"),
+    ]:
         answer = requests.get(f"{api_url}{path}", timeout=30)
         assert answer.status_code == 404 and answer.json()["code"] == "NotFound", path
         assert words in answer.json()["description"], answer.json()
@@ -258,7 +283,9 @@ def test_errors_name_the_parameter(records, api_url):
     assert posted.status_code == 405 and posted.headers["Allow"] == "GET, HEAD" and posted.json()["code"]
     # an empty value counts as absent (Records /req/record-core-query-parameters/empty-value)
     everything = requests.get(items, params={"bbox": "", "datetime": "", "limit": ""}, timeout=30).json()
-    assert everything["numberMatched"] >= len(FIVE) and everything["numberReturned"] == min(10, everything["numberMatched"])
+    assert everything["numberMatched"] >= len(FIVE) and everything["numberReturned"] == min(
+        10, everything["numberMatched"]
+    )
 
 
 def test_cf_themes_are_cf_standard_names():

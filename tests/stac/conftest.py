@@ -1,4 +1,5 @@
 """Fixtures of the STAC API tests: SYNTHETIC grid versions committed for a real server, then removed."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,19 +32,32 @@ def grid_dataset(grid: Grid) -> xr.Dataset:
     lon = np.arange(grid.lon[0] + 0.5, grid.lon[1], 1.0)
     lat = np.arange(grid.lat[0] + 0.5, grid.lat[1], 1.0)
     time = pd.date_range(grid.start, periods=grid.days, freq="D")
-    values = (np.arange(grid.days)[:, None, None] * 100 + lat[None, :, None] + lon[None, None, :] / 1000)
+    values = np.arange(grid.days)[:, None, None] * 100 + lat[None, :, None] + lon[None, None, :] / 1000
     return xr.Dataset(
-        {"sm": (("time", "lat", "lon"), values.astype("float32"),
-                {"units": "m3 m-3", "long_name": "surface soil moisture (SYNTHETIC)"})},
-        coords={"time": time, "lat": ("lat", lat, {"units": "degrees_north"}),
-                "lon": ("lon", lon, {"units": "degrees_east"})})
+        {
+            "sm": (
+                ("time", "lat", "lon"),
+                values.astype("float32"),
+                {"units": "m3 m-3", "long_name": "surface soil moisture (SYNTHETIC)"},
+            )
+        },
+        coords={
+            "time": time,
+            "lat": ("lat", lat, {"units": "degrees_north"}),
+            "lon": ("lon", lon, {"units": "degrees_east"}),
+        },
+    )
 
 
 def publish_grids(dataset_id: str, grids: dict[str, Grid], notes: str = "") -> DatasetVersion:
     """Publish ``grids`` (file name -> Grid) as the next version of ``dataset_id`` through
     ``products.services.publish`` (:func:`tests.publishing.publish_version`: real checksums, cube stores built)."""
-    return publish_version(dataset_id, {name: grid_dataset(grid) for name, grid in grids.items()}, notes=notes,
-                           descriptions={name: f"SYNTHETIC grid {name}" for name in grids})
+    return publish_version(
+        dataset_id,
+        {name: grid_dataset(grid) for name, grid in grids.items()},
+        notes=notes,
+        descriptions={name: f"SYNTHETIC grid {name}" for name in grids},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +74,14 @@ def stac_versions(django_db_setup, django_db_blocker):
         logs = set(DownloadLog.objects.values_list("id", flat=True))
         tws = Dataset.objects.get(id=TWS)
         share_type = tws.share_type
-        sm = [publish_grids(SM1KM, {"sm.nc": Grid((80, 100), (28, 38), "2015-01-01")}, notes="Tibet 2015"),
-              publish_grids(SM1KM, {"sm.nc": Grid((80, 100), (28, 38), "2016-01-01")}, notes="Tibet 2016"),
-              publish_grids(SM1KM, {"sm.nc": Grid((170, 190), (-20, -10), "2017-01-01")}, notes="Pacific")]
-        two = publish_grids(TWS, {"a.nc": Grid((0, 10), (40, 50), "2018-01-01"),
-                                  "b.nc": Grid((20, 30), (40, 50), "2018-01-01")})
+        sm = [
+            publish_grids(SM1KM, {"sm.nc": Grid((80, 100), (28, 38), "2015-01-01")}, notes="Tibet 2015"),
+            publish_grids(SM1KM, {"sm.nc": Grid((80, 100), (28, 38), "2016-01-01")}, notes="Tibet 2016"),
+            publish_grids(SM1KM, {"sm.nc": Grid((170, 190), (-20, -10), "2017-01-01")}, notes="Pacific"),
+        ]
+        two = publish_grids(
+            TWS, {"a.nc": Grid((0, 10), (40, 50), "2018-01-01"), "b.nc": Grid((20, 30), (40, 50), "2018-01-01")}
+        )
         Dataset.objects.filter(id=TWS).update(share_type=Dataset.ShareType.LOGIN)
     try:
         yield {"sm": sm, "tws": two}

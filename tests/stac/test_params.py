@@ -1,4 +1,5 @@
 """Item Search parameters, the antimeridian and the offline validator, without a server or database."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,11 +20,23 @@ UTC = dt.UTC
 def test_datetime_instants_intervals_and_open_ends():
     assert params.parse_datetime("2015-01-02T08:00:00+08:00") == (dt.datetime(2015, 1, 2, tzinfo=UTC),) * 2
     start, end = params.parse_datetime("2015-01-02")  # a date covers its day
-    assert (start, end) == (dt.datetime(2015, 1, 2, tzinfo=UTC), dt.datetime(2015, 1, 2, 23, 59, 59, 999999, tzinfo=UTC))
-    assert params.parse_datetime("../2016-01-01T00:00:00.5Z") == (None, dt.datetime(2016, 1, 1, 0, 0, 0, 500000,
-                                                                                   tzinfo=UTC))
+    assert (start, end) == (
+        dt.datetime(2015, 1, 2, tzinfo=UTC),
+        dt.datetime(2015, 1, 2, 23, 59, 59, 999999, tzinfo=UTC),
+    )
+    assert params.parse_datetime("../2016-01-01T00:00:00.5Z") == (
+        None,
+        dt.datetime(2016, 1, 1, 0, 0, 0, 500000, tzinfo=UTC),
+    )
     assert params.parse_datetime("2016-01-01T00:00:00Z/")[1] is None
-    for bad in ("2016-02-30T00:00:00Z", "2016-01-01T00:00Z", "1/2/3", "../..", "2017-01-01/2016-01-01", "２０１６-01-01"):
+    for bad in (
+        "2016-02-30T00:00:00Z",
+        "2016-01-01T00:00Z",
+        "1/2/3",
+        "../..",
+        "2017-01-01/2016-01-01",
+        "２０１６-01-01",
+    ):
         with pytest.raises(params.BadParameter) as caught:
             params.parse_datetime(bad)
         assert caught.value.parameter == "datetime"
@@ -55,14 +68,19 @@ def test_boxes_and_periods_meet_across_the_antimeridian():
     assert not boxes_intersect(pacific, (150, -15, 160, -12)) and not boxes_intersect(pacific, (-160, -15, 0, -12))
     assert not boxes_intersect(pacific, (175, 0, 179, 5))
     day = dt.datetime(2016, 1, 1, tzinfo=UTC)
-    assert intervals_intersect((day, day), (None, day)) and not intervals_intersect((day, day), (None, day - dt.timedelta(1)))
+    assert intervals_intersect((day, day), (None, day)) and not intervals_intersect(
+        (day, day), (None, day - dt.timedelta(1))
+    )
     assert intervals_intersect((None, None), (day, day))
 
 
 def test_cube_description_and_offline_validation():
     cube = describe_dataset(grid_dataset(Grid((170, 190), (-20, -10), "2017-01-01", days=4)))
-    assert cube.dimensions["time"] == {"type": "temporal", "extent": ["2017-01-01T00:00:00Z", "2017-01-04T00:00:00Z"],
-                                       "step": "P1D"}
+    assert cube.dimensions["time"] == {
+        "type": "temporal",
+        "extent": ["2017-01-01T00:00:00Z", "2017-01-04T00:00:00Z"],
+        "step": "P1D",
+    }
     assert cube.dimensions["lon"]["extent"] == [170.5, 189.5] and cube.variables["sm"]["unit"] == "m3 m-3"
 
     item = pystac.Item("x", {"type": "Point", "coordinates": [0, 0]}, [0, 0, 0, 0], dt.datetime(2017, 1, 1), {})

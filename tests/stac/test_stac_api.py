@@ -3,6 +3,7 @@
 Data: the five imported records, the session's ET version (no grid: its extent comes from the
 files' ACDD attributes) and the SYNTHETIC grid versions of ``stac_versions`` (conftest).
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,13 @@ def test_landing_collections_and_items_validate_offline(api, stac_versions, ever
 
     client = Client.open(api)
     collections = {c.id: c for c in client.get_collections()}
-    assert set(collections) == {ET, SM1KM, TWS, "f52826e1-c61c-4b79-a43c-4ece3a8eca18",
-                                "ieee-dataport-spatiotemporal-seamless-global-surface-soil-moisture"}
+    assert set(collections) == {
+        ET,
+        SM1KM,
+        TWS,
+        "f52826e1-c61c-4b79-a43c-4ece3a8eca18",
+        "ieee-dataport-spatiotemporal-seamless-global-surface-soil-moisture",
+    }
     for collection_id in collections:
         document = requests.get(f"{api}collections/{collection_id}", timeout=30).json()
         assert validate(document)  # core collection schema (and scientific where a DOI or citation exists)
@@ -65,7 +71,7 @@ def test_landing_collections_and_items_validate_offline(api, stac_versions, ever
 
     # the collection's extent covers its items: the Tibet grids and the Pacific grid across the antimeridian
     sm = requests.get(f"{api}collections/{SM1KM}", timeout=30).json()
-    (west, south, east, north), = sm["extent"]["spatial"]["bbox"][:1]
+    ((west, south, east, north),) = sm["extent"]["spatial"]["bbox"][:1]
     assert south <= -20 and north >= 38
     start, end = sm["extent"]["temporal"]["interval"][0]
     assert start <= "2015-01-01T00:00:00Z" and (end is None or end >= "2017-01-03T00:00:00Z")
@@ -89,9 +95,13 @@ def test_items_describe_files_cubes_versions_and_model(api, stac_versions, every
     item = by_id[first]
     assert item["collection"] == SM1KM and item["properties"]["datetime"] is None
     assert (item["properties"]["start_datetime"], item["properties"]["end_datetime"]) == (
-        "2015-01-01T00:00:00Z", "2015-01-03T00:00:00Z")
+        "2015-01-01T00:00:00Z",
+        "2015-01-03T00:00:00Z",
+    )
     assert item["bbox"] == [80, 28, 100, 38] and item["geometry"]["type"] == "Polygon"
-    assert item["properties"]["version"] == str(sm[0].number) and item["properties"]["portal:share_type"] == "open-access"
+    assert (
+        item["properties"]["version"] == str(sm[0].number) and item["properties"]["portal:share_type"] == "open-access"
+    )
 
     grid = item["assets"]["sm.nc"]
     assert grid["href"].endswith(f"/datasets/{SM1KM}/versions/{sm[0].number}/files/sm.nc")
@@ -100,8 +110,11 @@ def test_items_describe_files_cubes_versions_and_model(api, stac_versions, every
     assert grid["file:checksum"] == "1220" + published.sha256 and grid["file:size"] == published.size > 0
     dims = grid["cube:dimensions"]
     assert dims["lon"]["axis"] == "x" and dims["lon"]["extent"] == [80.5, 99.5] and dims["lon"]["step"] == 1.0
-    assert dims["time"] == {"type": "temporal", "extent": ["2015-01-01T00:00:00Z", "2015-01-03T00:00:00Z"],
-                            "step": "P1D"}
+    assert dims["time"] == {
+        "type": "temporal",
+        "extent": ["2015-01-01T00:00:00Z", "2015-01-03T00:00:00Z"],
+        "step": "P1D",
+    }
     assert grid["cube:variables"]["sm"]["unit"] == "m3 m-3"
     assert grid["cube:variables"]["sm"]["dimensions"] == ["time", "lat", "lon"]
     assert item["properties"]["cube:dimensions"] == dims and DATACUBE in item["stac_extensions"]
@@ -161,14 +174,16 @@ def test_pystac_client_searches(api, stac_versions, method):
     assert found(bbox=[150, -15, 160, -12], collections=grids) == set()
     assert found(bbox=[-179, -15, -178, -12], collections=grids) == {pacific}
     assert found(datetime="2016-01-01T00:00:00Z/2016-12-31T23:59:59Z", collections=grids) == {
-        f"{SM1KM}-v{sm[1].number}"}
+        f"{SM1KM}-v{sm[1].number}"
+    }
     assert found(datetime="2017-06-01T00:00:00Z/..", collections=grids) == {
-        f"{TWS}-v{tws.number}-a", f"{TWS}-v{tws.number}-b"}
+        f"{TWS}-v{tws.number}-a",
+        f"{TWS}-v{tws.number}-b",
+    }
     assert found(datetime="../2015-01-02T12:00:00+08:00", collections=[SM1KM]) == {f"{SM1KM}-v{sm[0].number}"}
     assert found(collections=[TWS]) == {f"{TWS}-v{tws.number}-a", f"{TWS}-v{tws.number}-b"}
     assert found(ids=[pacific, f"{ET}-v1"]) == {pacific, f"{ET}-v1"}
-    assert found(intersects={"type": "Point", "coordinates": [25, 45]}, collections=grids) == {
-        f"{TWS}-v{tws.number}-b"}
+    assert found(intersects={"type": "Point", "coordinates": [25, 45]}, collections=grids) == {f"{TWS}-v{tws.number}-b"}
 
     # paging: the 5 grid items of this module, 2 per page -> 3 pages through 'next' links with a token
     search = client.search(method=method, ids=sorted(ours - {f"{ET}-v1"}), limit=2, max_items=None)
@@ -190,23 +205,26 @@ def test_collection_items_endpoint_pages(api, stac_versions):
     assert second["numberReturned"] == 1 and second["features"][0]["id"] != page.json()["features"][0]["id"]
 
 
-@pytest.mark.parametrize(("query", "parameter"), [
-    ({"bbox": "1,2,3"}, "bbox"),
-    ({"bbox": "a,b,c,d"}, "bbox"),
-    ({"bbox": "0,95,10,96"}, "bbox"),
-    ({"bbox": "0,10,10,5"}, "bbox"),
-    ({"bbox": "0,0,200,10"}, "bbox"),
-    ({"datetime": "yesterday"}, "datetime"),
-    ({"datetime": "../.."}, "datetime"),
-    ({"datetime": "2016-02-01T00:00:00Z/2016-01-01T00:00:00Z"}, "datetime"),
-    ({"datetime": "2016-13-01T00:00:00Z"}, "datetime"),
-    ({"limit": "0"}, "limit"),
-    ({"limit": "1001"}, "limit"),
-    ({"limit": "ten"}, "limit"),
-    ({"token": "not-a-token"}, "token"),
-    ({"intersects": "{\"type\": \"Circle\"}"}, "intersects"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ({"bbox": "1,2,3"}, "bbox"),
+        ({"bbox": "a,b,c,d"}, "bbox"),
+        ({"bbox": "0,95,10,96"}, "bbox"),
+        ({"bbox": "0,10,10,5"}, "bbox"),
+        ({"bbox": "0,0,200,10"}, "bbox"),
+        ({"datetime": "yesterday"}, "datetime"),
+        ({"datetime": "../.."}, "datetime"),
+        ({"datetime": "2016-02-01T00:00:00Z/2016-01-01T00:00:00Z"}, "datetime"),
+        ({"datetime": "2016-13-01T00:00:00Z"}, "datetime"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"token": "not-a-token"}, "token"),
+        ({"intersects": '{"type": "Circle"}'}, "intersects"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_search_parameters_are_400s_naming_them(api, query, parameter):
     answer = requests.get(api + "search", params=query, timeout=30)
     assert answer.status_code == 400, answer.text
@@ -217,12 +235,17 @@ def test_bad_search_parameters_are_400s_naming_them(api, query, parameter):
 def test_other_errors(api, stac_versions):
     post = requests.post(api + "search", data="{not json", headers={"Content-Type": "application/json"}, timeout=30)
     assert post.status_code == 400 and post.json()["description"].startswith("body:")
-    both = requests.post(api + "search", json={"bbox": [0, 0, 1, 1], "intersects": {"type": "Point",
-                                                                                   "coordinates": [0, 0]}}, timeout=30)
+    both = requests.post(
+        api + "search", json={"bbox": [0, 0, 1, 1], "intersects": {"type": "Point", "coordinates": [0, 0]}}, timeout=30
+    )
     assert both.status_code == 400 and "intersects" in both.json()["description"]
     assert requests.post(api + "search", json={"limit": 5000}, timeout=30).json()["description"].startswith("limit:")
-    for path in ("collections/no-such-dataset", "collections/no-such-dataset/items",
-                 f"collections/{SM1KM}/items/{SM1KM}-v999", "collections/x/items/y"):
+    for path in (
+        "collections/no-such-dataset",
+        "collections/no-such-dataset/items",
+        f"collections/{SM1KM}/items/{SM1KM}-v999",
+        "collections/x/items/y",
+    ):
         missing = requests.get(api + path, timeout=30)
         assert missing.status_code == 404 and missing.json()["code"] == "NotFound", path
     deleted = requests.delete(api + "collections", timeout=30)
@@ -250,8 +273,10 @@ def test_zarr_store_assets_are_readable_and_access_checked(api, stac_versions):
                 if chunk.status_code == 200:
                     keys[f"{array}/{'.'.join(map(str, index)) or '0'}"] = chunk.content
     buffers = {k: default_buffer_prototype().buffer.from_bytes(v) for k, v in keys.items()}
-    with xr.open_zarr(zarr.storage.MemoryStore(buffers), consolidated=True, zarr_format=2) as served, \
-            xr.open_dataset(f"{settings.DATA_ROOT}/{sm.directory}/sm.nc") as published:
+    with (
+        xr.open_zarr(zarr.storage.MemoryStore(buffers), consolidated=True, zarr_format=2) as served,
+        xr.open_dataset(f"{settings.DATA_ROOT}/{sm.directory}/sm.nc") as published,
+    ):
         np.testing.assert_array_equal(served["sm"].values, published["sm"].values)
 
     assert requests.get(root + "/../../../../sm.nc", timeout=30).status_code == 404

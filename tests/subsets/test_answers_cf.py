@@ -6,6 +6,7 @@ and ``freeze_thaw`` (flag variables). Each answer (API subset, point and area; E
 and area; a job's result) goes through cfchecker (0 errors), the IOOS ``cf:1.8`` suite (100 %) and
 ``acdd:1.3`` (90 % at least), and keeps the packing and flags of the published file.
 """
+
 from __future__ import annotations
 
 import netCDF4
@@ -66,8 +67,11 @@ def test_every_netcdf_answer_passes_the_checkers_and_keeps_the_packing(client, p
         "EDR area": client.get(f"{edr}/area", {"coords": polygon, "f": "NetCDF"}),
     }
     with netCDF4.Dataset(source) as nc:
-        published_vars = {v: (nc[v].dtype, {k: nc[v].getncattr(k) for k in nc[v].ncattrs()})
-                          for v in nc.variables if nc[v].dimensions == ("time", "lat", "lon")}
+        published_vars = {
+            v: (nc[v].dtype, {k: nc[v].getncattr(k) for k in nc[v].ncattrs()})
+            for v in nc.variables
+            if nc[v].dimensions == ("time", "lat", "lon")
+        }
     for what, response in answers.items():
         path = _save(response, tmp_path, f"{what.replace(' ', '_').replace('(', '').replace(')', '')}.nc")
         _assert_clean(path, what)

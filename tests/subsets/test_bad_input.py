@@ -1,4 +1,5 @@
 """Bad input at the subset front doors: a 4xx naming the parameter, and nothing left on disk."""
+
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,18 @@ def _tmp_files() -> set[Path]:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("query", "field"), [
-    ("subset/?bbox=١٠,0,20,10", "bbox"),  # Arabic-Indic digits: Python's float would read them
-    ("subset/?bbox=0,0,1e999,10", "bbox"),
-    ("subset/?bbox=0,0,10,10&time_stride=٣", "time_stride"),
-    ("subset/?bbox=0,0,10,10&time_stride=99999999999999999999", "time_stride"),
-    ("subset/?bbox=0,0,10,10&version=١", "version"),
-    ("point/?lon=1%00&lat=2", "lon"),
-    ("subset/?bbox=0,0,10,10&x%00y=1", "x\x00y"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("subset/?bbox=١٠,0,20,10", "bbox"),  # Arabic-Indic digits: Python's float would read them
+        ("subset/?bbox=0,0,1e999,10", "bbox"),
+        ("subset/?bbox=0,0,10,10&time_stride=٣", "time_stride"),
+        ("subset/?bbox=0,0,10,10&time_stride=99999999999999999999", "time_stride"),
+        ("subset/?bbox=0,0,10,10&version=١", "version"),
+        ("point/?lon=1%00&lat=2", "lon"),
+        ("subset/?bbox=0,0,10,10&x%00y=1", "x\x00y"),
+    ],
+)
 def test_bad_numbers_and_nul_bytes_are_a_400_naming_the_parameter(client, grid_version, query, field):
     before = _tmp_files()
     response = client.get(f"{API}/{query}")
@@ -39,16 +43,20 @@ def test_a_polygon_of_too_many_vertices_is_refused_before_reading(client, grid_v
     angles = np.linspace(0, 2 * np.pi, core.MAX_POLYGON_VERTICES + 10)[:-1]
     ring = ", ".join(f"{10 + 5 * np.cos(a):.5f} {10 + 5 * np.sin(a):.5f}" for a in angles)
     polygon = f"POLYGON(({ring}, {10 + 5:.5f} {10:.5f}))"
-    response = client.post("/api/jobs/", {"dataset": FT, "kind": "subset", "params": {"polygon": polygon}},
-                           content_type="application/json")
+    response = client.post(
+        "/api/jobs/", {"dataset": FT, "kind": "subset", "params": {"polygon": polygon}}, content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json()["field"] == "polygon" and "vertices" in response.json()["detail"]
 
 
 @pytest.mark.django_db
 def test_an_overlong_parameter_is_refused(client, grid_version):
-    response = client.post("/api/jobs/", {"dataset": FT, "kind": "subset", "params": {"polygon": "x" * 300_000}},
-                           content_type="application/json")
+    response = client.post(
+        "/api/jobs/",
+        {"dataset": FT, "kind": "subset", "params": {"polygon": "x" * 300_000}},
+        content_type="application/json",
+    )
     assert response.status_code == 400 and response.json()["field"] == "polygon"
 
 

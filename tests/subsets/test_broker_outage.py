@@ -1,4 +1,5 @@
 """A broker outage, on a Redis server of the test's own: job submission answers 503 and leaves no job "queued"."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,15 @@ def _free_port() -> int:
 
 
 def _redis(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
     for _ in range(50):
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip() == "PONG":
+        if (
+            subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True).stdout.strip()
+            == "PONG"
+        ):
             return proc
         time.sleep(0.1)
     proc.kill()
@@ -39,8 +45,9 @@ def _post(url: str, body: dict | None = None) -> tuple[int, dict, dict]:
         return e.code, json.loads(e.read()), dict(e.headers)
 
 
-def test_a_broker_outage_answers_503_and_a_retry_queues_the_job_once_it_is_back(service_env, live_grid,
-                                                                              django_db_blocker):
+def test_a_broker_outage_answers_503_and_a_retry_queues_the_job_once_it_is_back(
+    service_env, live_grid, django_db_blocker
+):
     from portal.subsets.models import SubsetJob
 
     port = _free_port()
@@ -49,17 +56,23 @@ def test_a_broker_outage_answers_503_and_a_retry_queues_the_job_once_it_is_back(
     created = []
     try:
         with web_server(env) as url:
-            status, job, _ = _post(f"{url}/api/jobs/", {"dataset": FT, "kind": "subset",
-                                                       "params": {"bbox": "0,0,5,5", "f": "csv"}})
+            status, job, _ = _post(
+                f"{url}/api/jobs/", {"dataset": FT, "kind": "subset", "params": {"bbox": "0,0,5,5", "f": "csv"}}
+            )
             assert status == 201 and job["status"] == "queued", job
             created.append(job["id"])
-            assert subprocess.run(["redis-cli", "-p", str(port), "llen", "celery"], capture_output=True,
-                                  text=True).stdout.strip() == "1"  # the message reached the broker
+            assert (
+                subprocess.run(
+                    ["redis-cli", "-p", str(port), "llen", "celery"], capture_output=True, text=True
+                ).stdout.strip()
+                == "1"
+            )  # the message reached the broker
 
             broker.terminate()
             broker.wait(timeout=10)
-            status, body, headers = _post(f"{url}/api/jobs/", {"dataset": FT, "kind": "subset",
-                                                              "params": {"bbox": "0,0,6,6", "f": "csv"}})
+            status, body, headers = _post(
+                f"{url}/api/jobs/", {"dataset": FT, "kind": "subset", "params": {"bbox": "0,0,6,6", "f": "csv"}}
+            )
             assert status == 503 and headers.get("Retry-After") == "60", body
             assert "queue is unavailable" in body["detail"]
             created.append(body["job"]["id"])

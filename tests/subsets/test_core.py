@@ -368,7 +368,9 @@ def box(cubes):
 
 
 def test_netcdf_is_compressed_cf_with_the_citation_and_the_cubes_values(cubes, box, tmp_path):
-    path = writers.to_netcdf(box, tmp_path / "out.nc", citation="Doe et al. (2024) doi:10.1234/x", attrs={"title": "ET"})
+    path = writers.to_netcdf(
+        box, tmp_path / "out.nc", citation="Doe et al. (2024) doi:10.1234/x", attrs={"title": "ET"}
+    )
     assert path == tmp_path / "out.nc"
     with xr.open_dataset(path) as ds:
         assert ds.attrs["citation"] == "Doe et al. (2024) doi:10.1234/x"
@@ -442,8 +444,13 @@ def test_geotiff_needs_one_variable(box, tmp_path):
 def test_csv_is_long_form_with_the_cubes_values(cubes, box, tmp_path):
     path = writers.to_csv(box, tmp_path / "out.csv")
     frame = pd.read_csv(path).rename(columns=lambda c: c.split(" [")[0])  # headers "name [units]"
-    assert list(pd.read_csv(path).columns) == ["time", "lat [degrees_north]", "lon [degrees_east]", "et [mm day-1]",
-                                               "sm [m3 m-3]"]
+    assert list(pd.read_csv(path).columns) == [
+        "time",
+        "lat [degrees_north]",
+        "lon [degrees_east]",
+        "et [mm day-1]",
+        "sm [m3 m-3]",
+    ]
     assert len(frame) == 3 * box.sizes["lat"] * box.sizes["lon"]
     assert frame.time.iloc[0] == "2001-01-01"
     cube = cubes["360"]
@@ -458,7 +465,9 @@ def test_csv_is_long_form_with_the_cubes_values(cubes, box, tmp_path):
 
 def test_csv_of_a_polygon_can_leave_out_the_cells_outside(cubes, tmp_path):
     sub = core.select(cubes["180"], SubsetRequest(variables=["et"], polygon="POLYGON ((0 0, 20 0.5, 5.5 15, 0 0))"))
-    frame = pd.read_csv(writers.to_csv(sub, tmp_path / "p.csv", drop_empty=True)).rename(columns=lambda c: c.split(" [")[0])
+    frame = pd.read_csv(writers.to_csv(sub, tmp_path / "p.csv", drop_empty=True)).rename(
+        columns=lambda c: c.split(" [")[0]
+    )
     assert all(inside_triangle(x, y) for x, y in zip(frame.lon, frame.lat, strict=True))
     assert len(frame) == int(np.isfinite(sub.et.values).sum())
 

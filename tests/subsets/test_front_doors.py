@@ -1,4 +1,5 @@
 """Every front door of the subset service refuses the same mistakes the same way, naming the parameter."""
+
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -21,12 +22,15 @@ def _body(response) -> dict:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("url", "sent", "field"), [
-    (f"{API}/subset/?bbox=0,0,10,10&format=csv", "format", "f"),
-    (f"{API}/point/?lon=1&lat=2&datetime=2015-01-01", "datetime", "time"),
-    (f"{API}/area/?bbox=0,0,10,10&varaibles=sm", "varaibles", "variables"),
-    (f"{API}/subset/?bbox=0,0,10,10&estimate=1&bboxx=1", "bboxx", "bbox"),
-])
+@pytest.mark.parametrize(
+    ("url", "sent", "field"),
+    [
+        (f"{API}/subset/?bbox=0,0,10,10&format=csv", "format", "f"),
+        (f"{API}/point/?lon=1&lat=2&datetime=2015-01-01", "datetime", "time"),
+        (f"{API}/area/?bbox=0,0,10,10&varaibles=sm", "varaibles", "variables"),
+        (f"{API}/subset/?bbox=0,0,10,10&estimate=1&bboxx=1", "bboxx", "bbox"),
+    ],
+)
 def test_the_api_refuses_unknown_parameters_naming_them(client, grid_version, url, sent, field):
     response = client.get(url)
     assert response.status_code == 400, response.content
@@ -40,19 +44,25 @@ def test_a_job_with_an_unknown_parameter_is_refused_and_none_is_queued(client, g
     from portal.subsets.models import SubsetJob
 
     before = SubsetJob.objects.count()
-    response = client.post("/api/jobs/", {"dataset": FT, "kind": "subset", "params": {"bbox": "0,0,1,1", "fmt": "csv"}},
-                           content_type="application/json")
+    response = client.post(
+        "/api/jobs/",
+        {"dataset": FT, "kind": "subset", "params": {"bbox": "0,0,1,1", "fmt": "csv"}},
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert response.json()["field"] == "fmt"
     assert SubsetJob.objects.count() == before
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("query", "sent", "hint"), [
-    ("position?coords=POINT(1 2)&parameter_names=sm", "parameter_names", "parameter-name"),
-    ("cube?bbox=0,0,10,10&time=2015-01-01", "time", "datetime"),
-    ("area?coords=POLYGON((0 0,10 0,10 10,0 0))&format=NetCDF", "format", "f"),
-])
+@pytest.mark.parametrize(
+    ("query", "sent", "hint"),
+    [
+        ("position?coords=POINT(1 2)&parameter_names=sm", "parameter_names", "parameter-name"),
+        ("cube?bbox=0,0,10,10&time=2015-01-01", "time", "datetime"),
+        ("area?coords=POLYGON((0 0,10 0,10 10,0 0))&format=NetCDF", "format", "f"),
+    ],
+)
 def test_edr_refuses_unknown_parameters_naming_the_edr_one(client, grid_version, query, sent, hint):
     response = client.get(f"{EDR}/{query}")
     assert response.status_code == 400, response.content
@@ -62,13 +72,16 @@ def test_edr_refuses_unknown_parameters_naming_the_edr_one(client, grid_version,
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("url", "parameter"), [
-    (f"{API}/subset/?bbox=0,0,10,10&time=2015-01-01T00:00:00Q/", "time"),
-    (f"{API}/point/?lon=1&lat=2&time=yesterday", "time"),
-    (f"{API}/area/?bbox=0,0,10,10&time=2015-02-30", "time"),
-    (f"{EDR}/cube?bbox=0,0,10,10&datetime=2015-01-01T00:00:00Q", "datetime"),
-    (f"{EDR}/position?coords=POINT(1 2)&datetime=..", "datetime"),
-])
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        (f"{API}/subset/?bbox=0,0,10,10&time=2015-01-01T00:00:00Q/", "time"),
+        (f"{API}/point/?lon=1&lat=2&time=yesterday", "time"),
+        (f"{API}/area/?bbox=0,0,10,10&time=2015-02-30", "time"),
+        (f"{EDR}/cube?bbox=0,0,10,10&datetime=2015-01-01T00:00:00Q", "datetime"),
+        (f"{EDR}/position?coords=POINT(1 2)&datetime=..", "datetime"),
+    ],
+)
 def test_a_bad_time_is_refused_everywhere_naming_the_parameter(client, grid_version, url, parameter):
     response = client.get(url)
     assert response.status_code == 400, response.content
@@ -79,7 +92,9 @@ def test_a_bad_time_is_refused_everywhere_naming_the_parameter(client, grid_vers
 @pytest.mark.django_db
 def test_a_time_with_an_offset_selects_the_same_steps_as_utc(client, grid_version, tmp_path):
     # 2015-01-02T06:00+08:00 is 2015-01-01T22:00Z: the first day's step (midnight) is before it, the second's after
-    shifted = client.get(f"{API}/subset/?bbox=0,0,2,2&f=csv&time=2015-01-01T00:00:00%2B08:00/2015-01-02T06:00:00%2B08:00")
+    shifted = client.get(
+        f"{API}/subset/?bbox=0,0,2,2&f=csv&time=2015-01-01T00:00:00%2B08:00/2015-01-02T06:00:00%2B08:00"
+    )
     utc = client.get(f"{API}/subset/?bbox=0,0,2,2&f=csv&time=2014-12-31T16:00:00Z/2015-01-01T22:00:00Z")
     assert shifted.status_code == utc.status_code == 200
     assert b"".join(shifted.streaming_content) == b"".join(utc.streaming_content)
@@ -124,8 +139,13 @@ def test_two_different_subsets_never_share_a_file_name(client, grid_version):
     # a version whose lineage names no product (published before the products existed): the dataset id names it
     DatasetVersion.objects.filter(id=grid_version.id).update(lineage={})
     names = set()
-    for query in ("bbox=0,0,10,10", "bbox=0,0,10,11", "bbox=0,0,10,10&time=2015-01-01/2015-01-02",
-                  "polygon=POLYGON((0 0,10 0,10 10,0 0))", "polygon=POLYGON((0 0,10 0,0 10,0 0))"):
+    for query in (
+        "bbox=0,0,10,10",
+        "bbox=0,0,10,11",
+        "bbox=0,0,10,10&time=2015-01-01/2015-01-02",
+        "polygon=POLYGON((0 0,10 0,10 10,0 0))",
+        "polygon=POLYGON((0 0,10 0,0 10,0 0))",
+    ):
         response = client.get(f"{API}/subset/?{query}&f=csv")
         assert response.status_code == 200, response.content
         disposition = response["Content-Disposition"]
@@ -141,16 +161,25 @@ def test_two_different_subsets_never_share_a_file_name(client, grid_version):
 
 @pytest.mark.django_db
 def test_no_front_door_answers_500_to_a_nul_byte(client, grid_version):
-    for url in (f"{API}/subset/?bbox=0,0,1,1&x%00=1", f"{API}/subset/?bbox=0,0,1,1&time=2015%00",
-                f"{EDR}/cube?bbox=0,0,1,1&datetime=2015%00", f"{API}/point/?lon=1%00&lat=2"):
+    for url in (
+        f"{API}/subset/?bbox=0,0,1,1&x%00=1",
+        f"{API}/subset/?bbox=0,0,1,1&time=2015%00",
+        f"{EDR}/cube?bbox=0,0,1,1&datetime=2015%00",
+        f"{API}/point/?lon=1%00&lat=2",
+    ):
         assert client.get(url).status_code == 400, url
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("query", "field", "hint"), [
-    ("network=AmeriFlux&networks=x", "networks", "network"), ("network=AmeriFlux&stations=x", "stations", "station"),
-    ("network=AmeriFlux&time=2015-01-01T00:00Q/", "time", None), ("network=AmeriFlux&format=csv", "format", "f"),
-])
+@pytest.mark.parametrize(
+    ("query", "field", "hint"),
+    [
+        ("network=AmeriFlux&networks=x", "networks", "network"),
+        ("network=AmeriFlux&stations=x", "stations", "station"),
+        ("network=AmeriFlux&time=2015-01-01T00:00Q/", "time", None),
+        ("network=AmeriFlux&format=csv", "format", "f"),
+    ],
+)
 def test_observations_refuse_unknown_parameters_and_bad_times_like_every_front_door(client, query, field, hint):
     response = client.get(f"/api/observations/?{query}")
     assert response.status_code == 400, response.content

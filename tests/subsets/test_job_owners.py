@@ -3,6 +3,7 @@
 Django's test client on real PostGIS and the SYNTHETIC grid of conftest.py (the matrix of every
 door and actor: tests/access/test_matrix.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,10 @@ def test_a_signed_in_users_script_sends_a_token_from_the_environment(grid_versio
     services.run_job(job_id, 1)
     status = client.get(f"/api/jobs/{job_id}/").json()
     assert "key=" not in status["download_url"]
-    for tool, header in (("curl", '-H "Authorization: Bearer $PORTAL_TOKEN"'),
-                         ("wget", '--header="Authorization: Bearer $PORTAL_TOKEN"')):
+    for tool, header in (
+        ("curl", '-H "Authorization: Bearer $PORTAL_TOKEN"'),
+        ("wget", '--header="Authorization: Bearer $PORTAL_TOKEN"'),
+    ):
         script = client.get(status["script_url"], {"tool": tool}).content.decode()
         assert header in script and "/accounts/profile/" in script and status["download_url"] in script
     _, plain = issue(verified_user, "script", ["read", "download"], 7)
@@ -96,7 +99,9 @@ def test_too_many_live_jobs_is_a_429_with_retry_after_and_the_quota(grid_version
     refused = post_job(client, {**JOB, "params": {"bbox": "0,0,4,4"}})
     assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
     body = refused.json()
-    assert body["quota"] == "concurrent_jobs" and body["limit"] == 2 and body["used"] == 2 and "cancel" in body["detail"]
+    assert (
+        body["quota"] == "concurrent_jobs" and body["limit"] == 2 and body["used"] == 2 and "cancel" in body["detail"]
+    )
     assert SubsetJob.objects.filter(params__bbox="0,0,4,4").count() == 0  # nothing created
     settings.SUBSET_SYNC_MAX_BYTES = 10  # a large GET becomes a job: the same quota
     assert client.get(f"{API}/subset/", {"bbox": "0,0,5,5"}).status_code == 429

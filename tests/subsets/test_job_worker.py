@@ -2,6 +2,7 @@
 
 On the committed SYNTHETIC grid ``live_grid`` (0.5 degree, 20 days) of tests/grids.py.
 """
+
 from __future__ import annotations
 
 import time
@@ -46,8 +47,9 @@ def test_a_worker_runs_a_job_and_reports_progress(live_grid, start_worker, djang
         SubsetJob.objects.filter(id=job_id).delete()
 
 
-def test_a_killed_worker_leaves_a_failed_job_that_a_retry_finishes(live_grid, start_worker, django_db_blocker,
-                                                                     settings):
+def test_a_killed_worker_leaves_a_failed_job_that_a_retry_finishes(
+    live_grid, start_worker, django_db_blocker, settings
+):
     settings.SUBSET_JOB_STALE_SECONDS = 3  # the worker writes a heartbeat every 0.5 s (service_env)
     worker = start_worker()
     with django_db_blocker.unblock():
@@ -67,8 +69,9 @@ def test_a_killed_worker_leaves_a_failed_job_that_a_retry_finishes(live_grid, st
         SubsetJob.objects.filter(id=job_id).delete()
 
 
-def test_a_running_job_cancelled_stops_at_its_next_heartbeat_and_leaves_no_file(live_grid, start_worker,
-                                                                                 django_db_blocker, settings):
+def test_a_running_job_cancelled_stops_at_its_next_heartbeat_and_leaves_no_file(
+    live_grid, start_worker, django_db_blocker, settings
+):
     from pathlib import Path
 
     start_worker()

@@ -6,6 +6,7 @@ ingested here (sensor depths in the variable names, ISMN quality flags). The che
 (:func:`tests.cfcheck.check`): cfchecker without errors, IOOS ``cf:1.8`` at 100 %, ``acdd:1.3`` at
 90 % or more.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,13 +21,16 @@ import xarray as xr
 from ingestion.models import Observation, Station
 from tests.cfcheck import check
 
-pytestmark = [pytest.mark.django_db,
-              pytest.mark.filterwarnings("ignore:Passing the dataset to every single check is deprecated")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.filterwarnings("ignore:Passing the dataset to every single check is deprecated"),
+]
 
-ISMN_FILES = ("format_ceop_sep/SMOSMANIA/SMOSMANIA_SMOSMANIA_Narbonne_sm_0.050000_0.050000_ThetaProbe-ML2X_"
-              "20070101_20070131.stm",
-              "extracted/multinetwork_header_values/SOILSCAPE/node505/SOILSCAPE_SOILSCAPE_node505_sm_0.050000_"
-              "0.050000_EC5_20070101_20131231.stm")
+ISMN_FILES = (
+    "format_ceop_sep/SMOSMANIA/SMOSMANIA_SMOSMANIA_Narbonne_sm_0.050000_0.050000_ThetaProbe-ML2X_20070101_20070131.stm",
+    "extracted/multinetwork_header_values/SOILSCAPE/node505/SOILSCAPE_SOILSCAPE_node505_sm_0.050000_"
+    "0.050000_EC5_20070101_20131231.stm",
+)
 
 
 @pytest.fixture
@@ -43,7 +47,9 @@ def ismn(shared_data, settings):
 def download(client, tmp_path, **params):
     response = client.get("/api/observations/", params)
     assert response.status_code == 200, response.content
-    path = tmp_path / {"netcdf": "observations.nc", "json": "observations.json"}.get(params.get("f"), "observations.csv")
+    path = tmp_path / {"netcdf": "observations.nc", "json": "observations.json"}.get(
+        params.get("f"), "observations.csv"
+    )
     path.write_bytes(b"".join(response.streaming_content))
     return path
 
@@ -53,17 +59,20 @@ def download(client, tmp_path, **params):
 # networks' own e-mails (creator_email), the extent of basins the sample data give no coordinates,
 # standard names of quantities CF has none for in the stored units (ET in mm d-1, basin products).
 # Stations still reach 90 %; basins (no coordinates at all) 70 %.
-UNKNOWABLE = re.compile(r"(\w+_resolution|geospatial_vertical_\w+|geospatial_bounds_vertical_crs|instrument\w*|program|"
-                        r"product_version|\w+_email) not present|"
-                        r"geospatial_(lat|lon|bounds)\w* not present|geospatial_(lat|lon)_extents_match|"
-                        r'variable "(et|et_\w+|p_\w+|r_\w+|tws_\w+)" missing the following attributes:: standard_name$')
+UNKNOWABLE = re.compile(
+    r"(\w+_resolution|geospatial_vertical_\w+|geospatial_bounds_vertical_crs|instrument\w*|program|"
+    r"product_version|\w+_email) not present|"
+    r"geospatial_(lat|lon|bounds)\w* not present|geospatial_(lat|lon)_extents_match|"
+    r'variable "(et|et_\w+|p_\w+|r_\w+|tws_\w+)" missing the following attributes:: standard_name$'
+)
 
 
 def acdd_gaps(report) -> list[str]:
     """The ACDD failures of ``report`` other than :data:`UNKNOWABLE` ones."""
     messages = [m.strip() for line in report.failures["acdd:1.3"] for m in line.split(";")]
     return [m for m in messages if m and not m.startswith("Global Attributes:") and not UNKNOWABLE.search(m)] + [
-        m for m in messages if m.startswith("Global Attributes:") and not UNKNOWABLE.search(m)]
+        m for m in messages if m.startswith("Global Attributes:") and not UNKNOWABLE.search(m)
+    ]
 
 
 def assert_passes(path, *, acdd: float = 0.9):
@@ -77,7 +86,9 @@ def assert_passes(path, *, acdd: float = 0.9):
 
 def test_soil_moisture_stations_are_a_dsg_with_depths_and_flags_that_passes_the_checkers(client, ismn, tmp_path):
     # two named stations (other tests may ingest more stations of these networks into the session database)
-    path = download(client, tmp_path, network=",".join(ismn), station="SMOSMANIA:Narbonne,SOILSCAPE:node505", f="netcdf")
+    path = download(
+        client, tmp_path, network=",".join(ismn), station="SMOSMANIA:Narbonne,SOILSCAPE:node505", f="netcdf"
+    )
     assert_passes(path)
     with xr.open_dataset(path) as ds:
         assert ds.attrs["featureType"] == "timeSeries" and ds["timeseries_id"].attrs["cf_role"] == "timeseries_id"
@@ -102,8 +113,10 @@ def test_soil_moisture_stations_are_a_dsg_with_depths_and_flags_that_passes_the_
             stored = dict(rows.values_list("time", "quality_flag"))
             codes = flag[feature].sel(time=times).values
             words = [meanings[list(flag.attrs["flag_values"]).index(c)] for c in codes]
-            assert words == [stored[t.astype("datetime64[us]").item().replace(tzinfo=next(iter(stored)).tzinfo)]
-                             .replace(",", "_") for t in times]
+            assert words == [
+                stored[t.astype("datetime64[us]").item().replace(tzinfo=next(iter(stored)).tzinfo)].replace(",", "_")
+                for t in times
+            ]
         assert "ThetaProbe-ML2X" in ds.attrs["instrument"] and ds.attrs["creator_name"] == "SMOSMANIA, SOILSCAPE"
         assert ds.attrs["geospatial_vertical_min"] == 0.05
     with netCDF4.Dataset(path) as nc:  # fixed-length character arrays, no int64, no fill on coordinates
@@ -114,8 +127,12 @@ def test_soil_moisture_stations_are_a_dsg_with_depths_and_flags_that_passes_the_
 @pytest.mark.parametrize(("network", "variables"), [("AmeriFlux", "le,h,ta"), ("FLUXNET2015", "et,gpp")])
 def test_tower_observations_pass_the_checkers(client, tmp_path, settings, network, variables):
     settings.PORTAL_URL = "https://hydro.example.org"
-    code = Station.objects.filter(network=network, observations__variable=variables.split(",")[0]) \
-        .order_by("code").values_list("code", flat=True).first()
+    code = (
+        Station.objects.filter(network=network, observations__variable=variables.split(",")[0])
+        .order_by("code")
+        .values_list("code", flat=True)
+        .first()
+    )
     path = download(client, tmp_path, network=network, station=code, variables=variables, f="netcdf")
     assert_passes(path, acdd=0.9)  # see UNKNOWABLE
     with xr.open_dataset(path) as ds:

@@ -1,4 +1,5 @@
 """The one parser of the subset front doors (pure: no database)."""
+
 import pandas as pd
 import pytest
 
@@ -6,21 +7,32 @@ from portal import extents
 from portal.subsets import core, params
 
 
-@pytest.mark.parametrize(("kind", "sent", "hint"), [
-    ("subset", "format", "f"), ("subset", "datetime", "time"), ("subset", "bbx", "bbox"),
-    ("point", "longitude", "lon"), ("area", "vars", "variables"), ("subset", "time-stride", "time_stride"),
-    ("subset", "fromat", "f"), ("point", "latitdue", "lat"),
-])
+@pytest.mark.parametrize(
+    ("kind", "sent", "hint"),
+    [
+        ("subset", "format", "f"),
+        ("subset", "datetime", "time"),
+        ("subset", "bbx", "bbox"),
+        ("point", "longitude", "lon"),
+        ("area", "vars", "variables"),
+        ("subset", "time-stride", "time_stride"),
+        ("subset", "fromat", "f"),
+        ("point", "latitdue", "lat"),
+    ],
+)
 def test_the_api_refuses_an_unknown_parameter_naming_it_and_the_right_one(kind, sent, hint):
     with pytest.raises(params.UnknownParameter) as err:
-        params.parse_api(kind, {sent: "x", "lon": "1", "lat": "2", "bbox": "0,0,1,1"} if kind != "subset"
-                         else {sent: "x"})
+        params.parse_api(
+            kind, {sent: "x", "lon": "1", "lat": "2", "bbox": "0,0,1,1"} if kind != "subset" else {sent: "x"}
+        )
     assert err.value.field == sent
     assert f"did you mean {hint!r}" in str(err.value)
 
 
-@pytest.mark.parametrize(("sent", "hint"), [("parameter_names", "parameter-name"), ("time", "datetime"),
-                                            ("format", "f"), ("parameter-nam", "parameter-name")])
+@pytest.mark.parametrize(
+    ("sent", "hint"),
+    [("parameter_names", "parameter-name"), ("time", "datetime"), ("format", "f"), ("parameter-nam", "parameter-name")],
+)
 def test_edr_refuses_an_unknown_parameter_naming_the_edr_one(sent, hint):
     with pytest.raises(params.UnknownParameter) as err:
         params.parse_edr("position", {"coords": "POINT(1 2)", sent: "et"})
@@ -33,23 +45,50 @@ def test_an_unknown_parameter_without_a_near_name_lists_the_accepted_ones():
         params.parse_api("subset", {"zzzzzz": "1"})
 
 
-@pytest.mark.parametrize("text", ["2001-02-03T04:05:06Z", "2001-02-03T12:05:06+08:00", "2001-02-03T12:05:06+0800",
-                                  "2001-02-03 04:05:06Z", "2001-02-03T04:05:06.000Z"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2001-02-03T04:05:06Z",
+        "2001-02-03T12:05:06+08:00",
+        "2001-02-03T12:05:06+0800",
+        "2001-02-03 04:05:06Z",
+        "2001-02-03T04:05:06.000Z",
+    ],
+)
 def test_times_with_z_or_an_offset_mean_the_same_instant(text):
     start, end = extents.parse_period(f"{text}/..", "time")
     assert start == pd.Timestamp("2001-02-03T04:05:06") and end is None
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2001-02", ("2001-02", "2001-02")), ("2001/2002-06", ("2001", "2002-06")), ("../2001-02-03", (None, "2001-02-03")),
-    ("2001-02-03/", ("2001-02-03", None)), ("/2001", (None, "2001")), ("../..", None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2001-02", ("2001-02", "2001-02")),
+        ("2001/2002-06", ("2001", "2002-06")),
+        ("../2001-02-03", (None, "2001-02-03")),
+        ("2001-02-03/", ("2001-02-03", None)),
+        ("/2001", (None, "2001")),
+        ("../..", None),
+        ("", None),
+    ],
+)
 def test_periods_are_instants_or_intervals_with_open_ends(text, expected):
     assert extents.parse_period(text, "time") == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2001-13-01", "2001-02-03T25:00Z", "03/02/2001/x", "..", "20010203T",
-                                  "2001-02-03T04:05:06 UTC", "1e10"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "2001-13-01",
+        "2001-02-03T25:00Z",
+        "03/02/2001/x",
+        "..",
+        "20010203T",
+        "2001-02-03T04:05:06 UTC",
+        "1e10",
+    ],
+)
 def test_a_bad_time_is_refused_naming_the_parameter(text):
     with pytest.raises(core.SubsetError) as err:
         extents.parse_period(text, "datetime", error=core.SubsetError)
@@ -63,20 +102,33 @@ def test_api_and_edr_read_the_same_time_the_same_way():
 
 
 def test_edr_queries_carry_the_equivalent_api_parameters():
-    query = params.parse_edr("area", {"coords": "POLYGON((0 0,1 0,1 1,0 0))", "parameter-name": "et,sm",
-                                      "datetime": "2001/2002", "f": "NetCDF"}, file="grid.nc")
+    query = params.parse_edr(
+        "area",
+        {"coords": "POLYGON((0 0,1 0,1 1,0 0))", "parameter-name": "et,sm", "datetime": "2001/2002", "f": "NetCDF"},
+        file="grid.nc",
+    )
     again = params.parse_api(query.kind, query.params)
     assert again.request.geometry.equals(query.request.geometry)
     assert (again.request.variables, again.request.time, again.request.format) == (
-        query.request.variables, query.request.time, query.request.format)
+        query.request.variables,
+        query.request.time,
+        query.request.format,
+    )
     assert query.params["file"] == "grid.nc" and query.params["variables"] == "et,sm"
 
 
-@pytest.mark.parametrize(("field", "door", "query_type", "public"), [
-    ("format", "api", "subset", "f"), ("time", "edr", "cube", "datetime"), ("variables", "edr", "cube", "parameter-name"),
-    ("bbox", "edr", "area", "coords"), ("bbox", "edr", "cube", "bbox"), ("lat", "edr", "position", "coords"),
-    ("bbox", "api", "subset", "bbox"),
-])
+@pytest.mark.parametrize(
+    ("field", "door", "query_type", "public"),
+    [
+        ("format", "api", "subset", "f"),
+        ("time", "edr", "cube", "datetime"),
+        ("variables", "edr", "cube", "parameter-name"),
+        ("bbox", "edr", "area", "coords"),
+        ("bbox", "edr", "cube", "bbox"),
+        ("lat", "edr", "position", "coords"),
+        ("bbox", "api", "subset", "bbox"),
+    ],
+)
 def test_errors_name_the_parameter_as_the_front_door_spells_it(field, door, query_type, public):
     assert params.public_name(field, door, query_type) == public
 

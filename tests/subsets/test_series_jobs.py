@@ -3,6 +3,7 @@
 On the SYNTHETIC published grid of tests/grids.py (values encode the cell). The real
 Celery worker (and a worker killed mid-job) is in test_job_worker.py.
 """
+
 from __future__ import annotations
 
 import io
@@ -42,7 +43,8 @@ def test_a_point_series_is_the_nearest_cell_with_its_centre(client, grid_version
     covjson = get(client, "point", lon="10.7", lat="-20.2", f="coveragejson", time="2015-01-02/")
     doc = json.loads(body(covjson))
     assert doc["domain"]["domainType"] == "PointSeries" and doc["ranges"]["sm"]["values"] == [
-        pytest.approx(v) for v in grid_values(np.arange(1, 3), -20.5, 10.5)]
+        pytest.approx(v) for v in grid_values(np.arange(1, 3), -20.5, 10.5)
+    ]
 
 
 def test_an_area_mean_is_the_cos_latitude_weighted_mean(client, grid_version, tmp_path):
@@ -108,8 +110,9 @@ def test_a_large_request_becomes_a_job_with_progress_link_checksum_and_log(clien
     (tmp_path / "job.nc").write_bytes(data)
     with xr.open_dataset(tmp_path / "job.nc") as out:
         assert out.sizes == {"time": 3, "lat": 20, "lon": 40, "nv": 2}  # nv: the bounds' vertices
-        expected = grid_values(np.arange(3)[:, None, None], out["lat"].values[None, :, None],
-                               out["lon"].values[None, None, :]).astype("float32")
+        expected = grid_values(
+            np.arange(3)[:, None, None], out["lat"].values[None, :, None], out["lon"].values[None, None, :]
+        ).astype("float32")
         np.testing.assert_array_equal(out["sm"].values, expected)
     log = DownloadLog.objects.get(job_id=job["id"])
     assert log.size == done.size and log.kind == "job" and log.params["bbox"] == "-20,-10,20,10"
@@ -184,7 +187,9 @@ def test_the_tasks_have_soft_and_hard_time_limits_from_settings():
 def test_a_job_that_fails_records_the_reason(client, grid_version, settings):
     settings.SUBSET_SYNC_MAX_BYTES = 1000
     job_id = get(client, "subset", bbox="-20,-10,20,10").json()["id"]
-    Path(settings.DATA_ROOT, grid_version.directory, "cube").rename(Path(settings.DATA_ROOT, grid_version.directory, "gone"))
+    Path(settings.DATA_ROOT, grid_version.directory, "cube").rename(
+        Path(settings.DATA_ROOT, grid_version.directory, "gone")
+    )
     Path(settings.DATA_ROOT, grid_version.directory, "grid.nc").unlink()
     job = services.run_job(job_id, 1)
     assert job.status == "failed" and "grid.nc" in job.error
@@ -192,8 +197,9 @@ def test_a_job_that_fails_records_the_reason(client, grid_version, settings):
 
 
 def test_jobs_by_post_and_login_access(client, admin_client, grid_version):
-    created = client.post("/api/jobs/", {"dataset": FT, "kind": "area", "params": {"bbox": "0,0,10,10"}},
-                          content_type="application/json")
+    created = client.post(
+        "/api/jobs/", {"dataset": FT, "kind": "area", "params": {"bbox": "0,0,10,10"}}, content_type="application/json"
+    )
     assert created.status_code == 201 and created.json()["kind"] == "area"
     assert client.post("/api/jobs/", {"dataset": "nope"}, content_type="application/json").json()["field"] == "dataset"
     bad = client.post("/api/jobs/", {"dataset": FT, "params": {"bbox": "1,2"}}, content_type="application/json")

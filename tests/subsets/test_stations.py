@@ -1,4 +1,5 @@
 """Point-collection subsets (/api/observations/): towers, stations and basins ingested from the real sample data."""
+
 from __future__ import annotations
 
 import io
@@ -34,11 +35,13 @@ def test_a_box_and_period_select_exactly_the_towers_inside(client):
     assert table["lon"].between(x - 1, x + 1).all() and table["lat"].between(y - 1, y + 1).all()
     times = pd.to_datetime(table["time"], utc=True)
     assert times.min() >= pd.Timestamp("2019-01-01", tz="UTC") and times.max() < pd.Timestamp("2022-01-01", tz="UTC")
-    expected = Observation.objects.filter(station__in=inside, time__gte="2019-01-01T00:00Z",
-                                          time__lt="2022-01-01T00:00Z").count()
+    expected = Observation.objects.filter(
+        station__in=inside, time__gte="2019-01-01T00:00Z", time__lt="2022-01-01T00:00Z"
+    ).count()
     assert len(table) == expected
-    assert DownloadLog.objects.filter(kind="stations").latest("created_at").size == len(body(get(
-        client, bbox=box, network="AmeriFlux", time="2019-01-01/2021-12-31")))
+    assert DownloadLog.objects.filter(kind="stations").latest("created_at").size == len(
+        body(get(client, bbox=box, network="AmeriFlux", time="2019-01-01/2021-12-31"))
+    )
 
 
 def test_a_network_as_netcdf_dsg_and_json(client, tmp_path, verified_user):

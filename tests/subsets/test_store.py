@@ -2,6 +2,7 @@
 
 SYNTHETIC cubes only (small, values known); the layout measurement is in tests/bench/test_bench_subsets.py.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,13 +20,23 @@ def _cube(path, nt=40, ny=30, nx=60, packed=True):
     lon = np.linspace(-179, 179, nx)
     time = pd.date_range("2001-01-01", periods=nt, freq="D")
     rng = np.random.default_rng(1)
-    sm = (0.2 + 0.1 * np.sin(np.arange(nt))[:, None, None] + 0.001 * lat[None, :, None]
-          + rng.normal(0, 0.01, (nt, ny, nx))).astype("float32")
+    sm = (
+        0.2
+        + 0.1 * np.sin(np.arange(nt))[:, None, None]
+        + 0.001 * lat[None, :, None]
+        + rng.normal(0, 0.01, (nt, ny, nx))
+    ).astype("float32")
     sm[:, :3, :5] = np.nan  # "ocean"
-    ds = xr.Dataset({"sm": (("time", "lat", "lon"), sm, {"units": "m3 m-3", "long_name": "soil moisture"}),
-                     "site_count": (("lat",), np.arange(ny))},  # not a (time, lat, lon) grid: not stored
-                    coords={"time": time, "lat": lat, "lon": lon})
-    encoding = {"sm": {"dtype": "int16", "scale_factor": 0.0001, "add_offset": 0.0, "_FillValue": -9999}} if packed else {}
+    ds = xr.Dataset(
+        {
+            "sm": (("time", "lat", "lon"), sm, {"units": "m3 m-3", "long_name": "soil moisture"}),
+            "site_count": (("lat",), np.arange(ny)),
+        },  # not a (time, lat, lon) grid: not stored
+        coords={"time": time, "lat": lat, "lon": lon},
+    )
+    encoding = (
+        {"sm": {"dtype": "int16", "scale_factor": 0.0001, "add_offset": 0.0, "_FillValue": -9999}} if packed else {}
+    )
     ds.to_netcdf(path, encoding=encoding)
     return path
 
@@ -65,7 +76,9 @@ def test_the_store_with_fewer_values_to_decompress_is_chosen():
     assert store.choose_layout(point, sizes) == "series"
     assert store.choose_layout(one_day, sizes) == "map"
     assert store.choose_layout(box_year, sizes) == "series"
-    assert store.chunks_touched(box_year, {"time": 1096, "lat": 31, "lon": 31}) == 1 * 2 * 2  # 300//31 = 9 .. 339//31 = 10
+    assert (
+        store.chunks_touched(box_year, {"time": 1096, "lat": 31, "lon": 31}) == 1 * 2 * 2
+    )  # 300//31 = 9 .. 339//31 = 10
     # a box across the antimeridian touches both edges' chunks
     wrap = {"time": np.arange(3), "lat": np.arange(10), "lon": np.r_[np.arange(1430, 1440), np.arange(10)]}
     assert store.chunks_touched(wrap, {"time": 1, "lat": 720, "lon": 720}) == 3 * 1 * 2

@@ -22,6 +22,7 @@ product's own. The product's own include ``platform`` / ``instrument`` (with voc
 vertical extent: ACDD 90 % on a one-variable answer needs them (the writers make every other ACDD
 attribute), see :func:`test_the_writers_leave_only_the_products_own_discovery_attributes_to_the_source`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,45 +50,77 @@ LAT = np.arange(-89.5, 90.0, 1.0)
 TIME = pd.date_range("2001-01-01", periods=4, freq="D")
 
 RECORD = {  # as portal.catalog.metadata.acdd_attributes returns them
-    "title": "Global high-resolution evapotranspiration dataset", "title_zh": "全球蒸散发数据集",
+    "title": "Global high-resolution evapotranspiration dataset",
+    "title_zh": "全球蒸散发数据集",
     "summary": "Daily evapotranspiration fused from 13 products with machine learning.",
-    "keywords": "evapotranspiration, land surface", "keywords_vocabulary": "TPDC:TPDC keywords",
-    "standard_name_vocabulary": "CF Standard Name Table v93", "id": "e22aef74-4534-4624-8e2e-f4eab129675b",
-    "naming_authority": "org.hydroportal", "doi": "10.11888/Terre.tpdc.000000",
-    "creator_name": "A. Author", "creator_type": "person", "creator_institution": "An Institute",
-    "creator_email": "author@example.org", "creator_url": "https://data.tpdc.ac.cn",
-    "contributor_name": "A. Author", "contributor_role": "contributor", "institution": "An Institute",
-    "publisher_name": "TPDC", "publisher_type": "institution", "publisher_institution": "TPDC",
-    "publisher_url": "https://data.tpdc.ac.cn", "publisher_email": "data@tpdc.ac.cn",
+    "keywords": "evapotranspiration, land surface",
+    "keywords_vocabulary": "TPDC:TPDC keywords",
+    "standard_name_vocabulary": "CF Standard Name Table v93",
+    "id": "e22aef74-4534-4624-8e2e-f4eab129675b",
+    "naming_authority": "org.hydroportal",
+    "doi": "10.11888/Terre.tpdc.000000",
+    "creator_name": "A. Author",
+    "creator_type": "person",
+    "creator_institution": "An Institute",
+    "creator_email": "author@example.org",
+    "creator_url": "https://data.tpdc.ac.cn",
+    "contributor_name": "A. Author",
+    "contributor_role": "contributor",
+    "institution": "An Institute",
+    "publisher_name": "TPDC",
+    "publisher_type": "institution",
+    "publisher_institution": "TPDC",
+    "publisher_url": "https://data.tpdc.ac.cn",
+    "publisher_email": "data@tpdc.ac.cn",
     "license": "CC-BY-4.0 (https://creativecommons.org/licenses/by/4.0/)",
-    "references": "https://doi.org/10.11888/Terre.tpdc.000000", "metadata_link": "https://doi.org/10.11888/x",
-    "acknowledgement": "Cite the dataset as given in citation.", "citation": "Author, A. (2024): ET. TPDC.",
-    "processing_level": "L4", "source": "machine learning fusion", "project": "Land-surface hydrology data portal",
-    "date_created": "2024-01-01T00:00:00+00:00", "date_modified": "2024-02-01T00:00:00+00:00",
-    "date_metadata_modified": "2024-02-01T00:00:00+00:00", "product_version": "v1",
+    "references": "https://doi.org/10.11888/Terre.tpdc.000000",
+    "metadata_link": "https://doi.org/10.11888/x",
+    "acknowledgement": "Cite the dataset as given in citation.",
+    "citation": "Author, A. (2024): ET. TPDC.",
+    "processing_level": "L4",
+    "source": "machine learning fusion",
+    "project": "Land-surface hydrology data portal",
+    "date_created": "2024-01-01T00:00:00+00:00",
+    "date_modified": "2024-02-01T00:00:00+00:00",
+    "date_metadata_modified": "2024-02-01T00:00:00+00:00",
+    "product_version": "v1",
     "date_issued": "2024-02-02T00:00:00+00:00",
 }
 PRODUCT = {  # a product's own discovery attributes (not in the record)
-    "platform": "Models/Analyses", "platform_vocabulary": "GCMD Platform Keywords",
-    "instrument": "Computer", "instrument_vocabulary": "GCMD Instrument Keywords",
-    "geospatial_vertical_min": 0.0, "geospatial_vertical_max": 0.0, "geospatial_vertical_units": "m",
+    "platform": "Models/Analyses",
+    "platform_vocabulary": "GCMD Platform Keywords",
+    "instrument": "Computer",
+    "instrument_vocabulary": "GCMD Instrument Keywords",
+    "geospatial_vertical_min": 0.0,
+    "geospatial_vertical_max": 0.0,
+    "geospatial_vertical_units": "m",
     "geospatial_vertical_positive": "up",
 }
 STALE = {  # the published grid's own extent: a subset must not repeat it
-    "geospatial_lat_min": -89.5, "geospatial_lat_max": 89.5, "geospatial_lon_min": -179.5,
-    "geospatial_lon_max": 179.5, "time_coverage_start": "2001-01-01T00:00:00Z", "history": "2024-02-02T00:00:00Z "
-    "published by products.services.publish", "data-kind": "synthetic twin",
+    "geospatial_lat_min": -89.5,
+    "geospatial_lat_max": 89.5,
+    "geospatial_lon_min": -179.5,
+    "geospatial_lon_max": 179.5,
+    "time_coverage_start": "2001-01-01T00:00:00Z",
+    "history": "2024-02-02T00:00:00Z published by products.services.publish",
+    "data-kind": "synthetic twin",
 }
-CRS_BAD_WKT = {"grid_mapping_name": "latitude_longitude", "semi_major_axis": 6378137.0,
-               "inverse_flattening": 298.257223563, "crs_wkt": 'GEOGCS["WGS 84",DATUM["WGS_1984"]]'}
+CRS_BAD_WKT = {
+    "grid_mapping_name": "latitude_longitude",
+    "semi_major_axis": 6378137.0,
+    "inverse_flattening": 298.257223563,
+    "crs_wkt": 'GEOGCS["WGS 84",DATUM["WGS_1984"]]',
+}
 POLYGON = "POLYGON ((0 0, 20 0.5, 5.5 15, 0 0))"
 SELECTIONS = ("box", "antimeridian", "polygon", "point", "area_box", "area_polygon")
 
 
 def _coords(bounds: bool) -> dict:
-    coords = {"time": ("time", TIME, {"standard_name": "time", "axis": "T"}),
-              "lat": ("lat", LAT, {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"}),
-              "lon": ("lon", LON, {"standard_name": "longitude", "units": "degrees_east", "axis": "X"})}
+    coords = {
+        "time": ("time", TIME, {"standard_name": "time", "axis": "T"}),
+        "lat": ("lat", LAT, {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"}),
+        "lon": ("lon", LON, {"standard_name": "longitude", "units": "degrees_east", "axis": "X"}),
+    }
     if bounds:
         for name in coords:
             coords[name][2]["bounds"] = f"{name}_bnds"
@@ -95,9 +128,11 @@ def _coords(bounds: bool) -> dict:
 
 
 def _bounds() -> dict:
-    return {"time_bnds": (("time", "nv"), np.stack([TIME.values, (TIME + pd.Timedelta(days=1)).values], axis=1)),
-            "lat_bnds": (("lat", "nv"), np.stack([LAT - 0.5, LAT + 0.5], axis=1)),
-            "lon_bnds": (("lon", "nv"), np.stack([LON - 0.5, LON + 0.5], axis=1))}
+    return {
+        "time_bnds": (("time", "nv"), np.stack([TIME.values, (TIME + pd.Timedelta(days=1)).values], axis=1)),
+        "lat_bnds": (("lat", "nv"), np.stack([LAT - 0.5, LAT + 0.5], axis=1)),
+        "lon_bnds": (("lon", "nv"), np.stack([LON - 0.5, LON + 0.5], axis=1)),
+    }
 
 
 TIME_ENCODING = {"units": "days since 1970-01-01", "dtype": "float64", "_FillValue": None}
@@ -114,40 +149,109 @@ def write_products(folder) -> dict[str, object]:
     et = rng.random(shape, dtype=np.float32) * 5
     et[0, 100, 100] = np.nan
     et[:, :3] = 0.139  # a value float32 cannot hold exactly
-    ds = xr.Dataset({"et": (("time", "lat", "lon"), et, {
-        "standard_name": "water_evapotranspiration_flux", "long_name": "evapotranspiration", "units": "kg m-2 d-1",
-        "cell_methods": "time: mean", "grid_mapping": "crs", "coverage_content_type": "modelResult"}),
-        "crs": ((), np.int32(0), CRS_BAD_WKT), **_bounds()}, coords=_coords(True), attrs=attrs)
+    ds = xr.Dataset(
+        {
+            "et": (
+                ("time", "lat", "lon"),
+                et,
+                {
+                    "standard_name": "water_evapotranspiration_flux",
+                    "long_name": "evapotranspiration",
+                    "units": "kg m-2 d-1",
+                    "cell_methods": "time: mean",
+                    "grid_mapping": "crs",
+                    "coverage_content_type": "modelResult",
+                },
+            ),
+            "crs": ((), np.int32(0), CRS_BAD_WKT),
+            **_bounds(),
+        },
+        coords=_coords(True),
+        attrs=attrs,
+    )
     paths["et"] = folder / "et.nc"
-    ds.to_netcdf(paths["et"], encoding={"time": TIME_ENCODING, "time_bnds": TIME_ENCODING, **no_fill,
-                                        "et": {"_FillValue": np.float32(np.nan)}})
+    ds.to_netcdf(
+        paths["et"],
+        encoding={
+            "time": TIME_ENCODING,
+            "time_bnds": TIME_ENCODING,
+            **no_fill,
+            "et": {"_FillValue": np.float32(np.nan)},
+        },
+    )
 
     sm = np.round(rng.random(shape) * 0.5, 3)
     sm[:, :20] = np.nan
     sm[1, 95, 10] = np.nan
-    ds = xr.Dataset({"sm_1km": (("time", "lat", "lon"), sm, {
-        "standard_name": "volume_fraction_of_condensed_water_in_soil", "long_name": "surface soil moisture",
-        "units": "m3 m-3", "grid_mapping": "crs", "valid_range": np.array([0, 1000], "int16")}),
-        "crs": ((), np.int32(0), CRS_BAD_WKT), "time_bnds": _bounds()["time_bnds"]},
-        coords={k: (v[0], v[1], {a: b for a, b in v[2].items() if k == "time" or a != "bounds"})
-                for k, v in _coords(True).items()}, attrs=attrs)
+    ds = xr.Dataset(
+        {
+            "sm_1km": (
+                ("time", "lat", "lon"),
+                sm,
+                {
+                    "standard_name": "volume_fraction_of_condensed_water_in_soil",
+                    "long_name": "surface soil moisture",
+                    "units": "m3 m-3",
+                    "grid_mapping": "crs",
+                    "valid_range": np.array([0, 1000], "int16"),
+                },
+            ),
+            "crs": ((), np.int32(0), CRS_BAD_WKT),
+            "time_bnds": _bounds()["time_bnds"],
+        },
+        coords={
+            k: (v[0], v[1], {a: b for a, b in v[2].items() if k == "time" or a != "bounds"})
+            for k, v in _coords(True).items()
+        },
+        attrs=attrs,
+    )
     paths["sm_1km"] = folder / "sm_1km.nc"
-    ds.to_netcdf(paths["sm_1km"], encoding={
-        "time": TIME_ENCODING, "time_bnds": TIME_ENCODING, "lat": {"_FillValue": None}, "lon": {"_FillValue": None},
-        "sm_1km": {"dtype": "int16", "scale_factor": np.float32(0.001), "add_offset": np.float32(0.0),
-                   "_FillValue": np.int16(-9999)}})
+    ds.to_netcdf(
+        paths["sm_1km"],
+        encoding={
+            "time": TIME_ENCODING,
+            "time_bnds": TIME_ENCODING,
+            "lat": {"_FillValue": None},
+            "lon": {"_FillValue": None},
+            "sm_1km": {
+                "dtype": "int16",
+                "scale_factor": np.float32(0.001),
+                "add_offset": np.float32(0.0),
+                "_FillValue": np.int16(-9999),
+            },
+        },
+    )
 
     ft = rng.integers(0, 2, shape).astype("uint8")
     ft[:, :30] = 255
     ft[2, 92, 5] = 255
-    ds = xr.Dataset({"ft_state": (("time", "lat", "lon"), ft, {
-        "long_name": "surface soil freeze/thaw state", "flag_values": np.array([0, 1], "u1"),
-        "flag_meanings": "thawed frozen", "valid_range": np.array([0, 1], "u1"), "units": "1"})},
-        coords=_coords(False), attrs=attrs)
+    ds = xr.Dataset(
+        {
+            "ft_state": (
+                ("time", "lat", "lon"),
+                ft,
+                {
+                    "long_name": "surface soil freeze/thaw state",
+                    "flag_values": np.array([0, 1], "u1"),
+                    "flag_meanings": "thawed frozen",
+                    "valid_range": np.array([0, 1], "u1"),
+                    "units": "1",
+                },
+            )
+        },
+        coords=_coords(False),
+        attrs=attrs,
+    )
     paths["ft"] = folder / "ft.nc"
-    ds.to_netcdf(paths["ft"], encoding={"time": TIME_ENCODING, "lat": {"_FillValue": None},
-                                        "lon": {"_FillValue": None},
-                                        "ft_state": {"dtype": "uint8", "_FillValue": np.uint8(255)}})
+    ds.to_netcdf(
+        paths["ft"],
+        encoding={
+            "time": TIME_ENCODING,
+            "lat": {"_FillValue": None},
+            "lon": {"_FillValue": None},
+            "ft_state": {"dtype": "uint8", "_FillValue": np.uint8(255)},
+        },
+    )
     return paths
 
 
@@ -195,8 +299,9 @@ def raw(path, name):
 @pytest.mark.parametrize("selection", SELECTIONS)
 @pytest.mark.parametrize("key", ["et", "sm_1km", "ft"])
 @pytest.mark.parametrize("opened", ["store", "netcdf"])
-def test_every_netcdf_answer_passes_cfchecker_and_the_ioos_cf_and_acdd_suites(products, key, opened, selection,
-                                                                              tmp_path):
+def test_every_netcdf_answer_passes_cfchecker_and_the_ioos_cf_and_acdd_suites(
+    products, key, opened, selection, tmp_path
+):
     path = writers.write(answer(products[key, opened], selection), tmp_path / "answer.nc", "netcdf", attrs=RECORD)
     report = check(path)
     assert report.cf_errors == [], report.explain()
@@ -212,8 +317,11 @@ def test_the_writers_leave_only_the_products_own_discovery_attributes_to_the_sou
     missing = " ".join(report.failures["acdd:1.3"])
     for name in ("platform", "instrument", "geospatial_vertical_min", "program"):
         assert f"{name} not present" in missing
-    others = [m for m in missing.split(";") if "not present" in m and not any(
-        k in m for k in ("platform", "instrument", "vertical", "program"))]
+    others = [
+        m
+        for m in missing.split(";")
+        if "not present" in m and not any(k in m for k in ("platform", "instrument", "vertical", "program"))
+    ]
     assert others == [], report.explain()
 
 
@@ -367,8 +475,11 @@ def test_csv_headers_give_units_and_values_keep_their_precision(products, tmp_pa
     rows = read_csv_text(writers.to_csv(sm, tmp_path / "sm.csv"))
     texts = [r["sm_1km [m3 m-3]"] for r in rows]
     assert all(t == "" or (len(t.split(".")[-1]) <= 3 and float(t) == round(float(t), 3)) for t in texts)
-    np.testing.assert_allclose([float(t) if t else np.nan for t in texts],
-                               sm["sm_1km"].transpose("time", "lat", "lon").values.ravel(), atol=1e-6)
+    np.testing.assert_allclose(
+        [float(t) if t else np.nan for t in texts],
+        sm["sm_1km"].transpose("time", "lat", "lon").values.ravel(),
+        atol=1e-6,
+    )
 
     ft = answer(products["ft", "store"], "polygon")
     rows = read_csv_text(writers.to_csv(ft, tmp_path / "ft.csv", drop_empty=True))
@@ -429,6 +540,7 @@ def test_the_zipped_zarr_opens_with_the_documented_line_and_holds_what_the_netcd
     ds = xr.open_zarr(zarr.storage.ZipStore(path, mode="r"))  # the line of to_zarr_zip's docstring
 
     with ds, xr.open_dataset(nc) as reference:
+
         def plain(attrs):
             return {k: np.asarray(v).tolist() for k, v in attrs.items()}
 
@@ -437,16 +549,20 @@ def test_the_zipped_zarr_opens_with_the_documented_line_and_holds_what_the_netcd
         assert ds["sm_1km"].encoding["dtype"] == np.int16 and ds["sm_1km"].encoding["scale_factor"] == np.float32(0.001)
         assert ds["lon_bnds"].shape == (sub.sizes["lon"], 2) and "crs_wkt" in ds["crs"].attrs
         assert {k: v for k, v in ds.attrs.items() if k not in ("date_created", "history")} == {
-            k: v for k, v in reference.attrs.items() if k not in ("date_created", "history")}
+            k: v for k, v in reference.attrs.items() if k not in ("date_created", "history")
+        }
 
 
-@pytest.mark.parametrize(("fmt", "check_file"), [
-    ("netcdf", lambda p: xr.open_dataset(p).close()),
-    ("geotiff", lambda p: p.read_bytes()[:2] in (b"II", b"MM")),
-    ("csv", lambda p: pd.read_csv(p)),
-    ("zarr", zipfile.is_zipfile),
-    ("coveragejson", lambda p: json.loads(p.read_text())["type"] == "Coverage"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "check_file"),
+    [
+        ("netcdf", lambda p: xr.open_dataset(p).close()),
+        ("geotiff", lambda p: p.read_bytes()[:2] in (b"II", b"MM")),
+        ("csv", lambda p: pd.read_csv(p)),
+        ("zarr", zipfile.is_zipfile),
+        ("coveragejson", lambda p: json.loads(p.read_text())["type"] == "Coverage"),
+    ],
+)
 def test_write_dispatches_to_the_writer_of_the_format(products, fmt, check_file, tmp_path):
     sub = answer(products["et", "store"], "box")
     path = writers.write(sub, tmp_path / "nested" / f"answer.{fmt}", fmt, attrs=RECORD)
@@ -463,11 +579,13 @@ def test_write_refuses_an_unknown_format_naming_f(products, tmp_path):
 
 
 def test_csv_text_of_packed_values_and_integers():
-    packed = xr.Variable(("x",), np.array([0.123, np.nan, 0.5], "float32"),
-                         encoding={"dtype": np.dtype("int16"), "scale_factor": np.float32(0.001), "_FillValue": -9999})
+    packed = xr.Variable(
+        ("x",),
+        np.array([0.123, np.nan, 0.5], "float32"),
+        encoding={"dtype": np.dtype("int16"), "scale_factor": np.float32(0.001), "_FillValue": -9999},
+    )
     assert list(writers.text_values(packed)) == ["0.123", "", "0.5"]
-    flags = xr.Variable(("x",), np.array([1.0, np.nan, 0.0], "float32"),
-                        attrs={"flag_values": np.array([0, 1], "u1")})
+    flags = xr.Variable(("x",), np.array([1.0, np.nan, 0.0], "float32"), attrs={"flag_values": np.array([0, 1], "u1")})
     assert list(writers.text_values(flags)) == ["1", "", "0"]
     assert list(writers.text_values(xr.Variable(("x",), np.array([0.1, 1 / 3])))) == ["0.1", "0.3333333333333333"]
     assert list(writers.text_values(xr.Variable(("x",), np.array([0.139], "float32")))) == ["0.139"]

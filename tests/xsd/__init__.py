@@ -1,4 +1,5 @@
 """XML schemas the tests validate against (vendored, see README.md), loaded once per process."""
+
 from __future__ import annotations
 
 from functools import cache

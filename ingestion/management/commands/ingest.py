@@ -26,12 +26,19 @@ class Command(BaseCommand):
                 self.stdout.write(f"{result.path}: already loaded (same checksum), nothing added")
             elif not as_json:
                 run = result.run
-                self.stdout.write(f"{result.path}: {run.stations} stations, {run.observations} observations added, "
-                                  f"{run.skipped_duplicates} already present ({run.seconds:.2f} s)")
+                self.stdout.write(
+                    f"{result.path}: {run.stations} stations, {run.observations} observations added, "
+                    f"{run.skipped_duplicates} already present ({run.seconds:.2f} s)"
+                )
         counts = summary.counts()
-        self.stdout.write(json.dumps(counts) if as_json else
-                          f"{counts['files']} files: {counts['observations']} observations added, "
-                          f"{counts['skipped_duplicates']} already present, {counts['rejected_files']} rejected")
+        self.stdout.write(
+            json.dumps(counts)
+            if as_json
+            else f"{counts['files']} files: {counts['observations']} observations added, "
+            f"{counts['skipped_duplicates']} already present, {counts['rejected_files']} rejected"
+        )
         if summary.failed:
-            raise CommandError(f"{len(summary.failed)} of {counts['files']} files were rejected: "
-                               + ", ".join(r.path for r in summary.failed[:10]))
+            raise CommandError(
+                f"{len(summary.failed)} of {counts['files']} files were rejected: "
+                + ", ".join(r.path for r in summary.failed[:10])
+            )

@@ -5,6 +5,7 @@ The page asks :func:`portal.catalog.access.decide` and shows, by its ``need``: a
 ``refused`` with the refusal and its reply), a pending notice (``pending``), the licence terms with
 an "I accept" button (``licence``), or nothing but the state of an approved application when allowed.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlencode

@@ -11,6 +11,7 @@ Modules: :mod:`.citation` (CSL-JSON, formatted citation, RIS, BibTeX), :mod:`.is
 :mod:`.linked_data` (DCAT and schema.org JSON-LD), :mod:`.datacite` (DataCite XML 4), :mod:`.record`
 (the facts they share).
 """
+
 from __future__ import annotations
 
 import json
@@ -145,11 +146,18 @@ def export(dataset_id: str, format: str, version: str | None = None) -> Document
     if version not in (None, ""):
         text = version.strip()
         if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
-            raise ExportError(400, f"parameter 'version': expected a version number (a whole number >= 1), "
-                                   f"got {version[:40]!r}", formats=formats)
+            raise ExportError(
+                400,
+                f"parameter 'version': expected a version number (a whole number >= 1), got {version[:40]!r}",
+                formats=formats,
+            )
         chosen = dataset.versions.filter(number=int(text)).first()
         if chosen is None:
             numbers = list(dataset.versions.order_by("number").values_list("number", flat=True))
-            raise ExportError(404, f"parameter 'version': dataset {dataset.id!r} has no version {int(text)}",
-                              versions=numbers, formats=formats)
+            raise ExportError(
+                404,
+                f"parameter 'version': dataset {dataset.id!r} has no version {int(text)}",
+                versions=numbers,
+                formats=formats,
+            )
     return Document(render(dataset, format, chosen), FORMATS[format][1], filename(dataset, format, chosen))

@@ -20,6 +20,7 @@ CSL 1.0.2 specification and CSL-JSON schema, https://citationstyles.org/
 RIS format (Research Information Systems), as documented by Clarivate (RefMan/EndNote tags).
 BibTeX (Patashnik, 1988), ``@misc`` with the ``version``/``doi``/``url``/``urldate`` fields biblatex reads.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -50,8 +51,9 @@ def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-def csl_item(dataset: Dataset, version: DatasetVersion | None = None, *, language: str = "en",
-             accessed: dt.date | None = None) -> dict:
+def csl_item(
+    dataset: Dataset, version: DatasetVersion | None = None, *, language: str = "en", accessed: dt.date | None = None
+) -> dict:
     """The CSL-JSON item (type ``dataset``) of ``dataset``, or of one of its versions.
 
     Parameters
@@ -118,15 +120,17 @@ def format_item(item: dict, *, language: str = "en") -> str:
     if not item.get("id"):
         raise ValueError("CSL item: 'id' is required")
     with _lock:  # citeproc-py keeps state in the parsed style while it formats
-        bibliography = CitationStylesBibliography(_style(_LOCALES[_lang(language)]), CiteProcJSON([item]),
-                                                  formatter.plain)
+        bibliography = CitationStylesBibliography(
+            _style(_LOCALES[_lang(language)]), CiteProcJSON([item]), formatter.plain
+        )
         bibliography.register(Citation([CitationItem(item["id"])]))
         entries = [str(entry) for entry in bibliography.bibliography()]
     return re.sub(r"\s+", " ", " ".join(entries)).strip()
 
 
-def formatted_citation(dataset: Dataset, version: DatasetVersion | None = None, *, language: str = "en",
-                       accessed: dt.date | None = None) -> str:
+def formatted_citation(
+    dataset: Dataset, version: DatasetVersion | None = None, *, language: str = "en", accessed: dt.date | None = None
+) -> str:
     """The formatted citation of ``dataset`` (or ``version``): :func:`csl_item` through :func:`format_item`.
 
     ``accessed`` adds the access date; the "How to cite" box passes today, the files' ``citation``
@@ -164,18 +168,36 @@ def ris(dataset: Dataset, version: DatasetVersion | None = None, *, accessed: dt
         y, m, d = item["issued"]["date-parts"][0]
         lines += [("PY", f"{y}"), ("DA", f"{y}/{m:02d}/{d:02d}")]
     y, m, d = item["accessed"]["date-parts"][0]
-    lines += [("PB", item["publisher"]), ("ET", item.get("version", "")), ("DO", item.get("DOI", "")),
-              ("UR", item["URL"]), ("Y2", f"{y}/{m:02d}/{d:02d}"), ("N1", item.get("note", "")),
-              *(("KW", k) for k in record.keywords(dataset)), ("AB", item.get("abstract", "")),
-              ("LA", item["language"]), ("M3", item["genre"])]
+    lines += [
+        ("PB", item["publisher"]),
+        ("ET", item.get("version", "")),
+        ("DO", item.get("DOI", "")),
+        ("UR", item["URL"]),
+        ("Y2", f"{y}/{m:02d}/{d:02d}"),
+        ("N1", item.get("note", "")),
+        *(("KW", k) for k in record.keywords(dataset)),
+        ("AB", item.get("abstract", "")),
+        ("LA", item["language"]),
+        ("M3", item["genre"]),
+    ]
     out = [f"{tag}  - {_ris_value(value)}" for tag, value in lines if _ris_value(value)]
     return "\r\n".join([*out, "ER  - ", ""])
 
 
 # BibTeX ----------------------------------------------------------------------------------------------------
 
-_BIBTEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "$": r"\$",
-                   "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_BIBTEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def bibtex_escape(value: str) -> str:

@@ -34,6 +34,7 @@ Mapping (DataCite property <- record):
 
 Source standard: DataCite Metadata Schema 4.5 (https://schema.datacite.org/meta/kernel-4.5/).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -105,8 +106,11 @@ def _organization(name: str, contributor_type: str | None = None) -> dict:
 
 def _titles(dataset: Dataset) -> list[dict]:
     first_en = (dataset.lang or "").startswith("en") or not dataset.title_cn
-    pairs = [("en", dataset.title_en), ("zh", dataset.title_cn)] if first_en else \
-        [("zh", dataset.title_cn), ("en", dataset.title_en)]
+    pairs = (
+        [("en", dataset.title_en), ("zh", dataset.title_cn)]
+        if first_en
+        else [("zh", dataset.title_cn), ("en", dataset.title_en)]
+    )
     titles = []
     for lang, title in pairs:
         if title.strip():
@@ -148,19 +152,32 @@ def _dates(dataset: Dataset, version: DatasetVersion | None) -> list[dict]:
         if version.published_at:
             dates.append({"date": _date(version.published_at), "dateType": "Issued"})
     else:
-        for value, kind in ((dataset.created, "Created"), (dataset.updated, "Updated"),
-                            (dataset.publish_time, "Issued")):
+        for value, kind in (
+            (dataset.created, "Created"),
+            (dataset.updated, "Updated"),
+            (dataset.publish_time, "Issued"),
+        ):
             if value:
                 dates.append({"date": _date(value), "dateType": kind})
     if dataset.protected_to:
-        dates.append({"date": _date(dataset.protected_to), "dateType": "Available",
-                      "dateInformation": "end of the protection period"})
+        dates.append(
+            {
+                "date": _date(dataset.protected_to),
+                "dateType": "Available",
+                "dateInformation": "end of the protection period",
+            }
+        )
     period = record.period(dataset)
     if period.start and period.end:
         dates.append({"date": f"{period.start.isoformat()}/{period.end.isoformat()}", "dateType": "Collected"})
     elif period.start or period.end:
-        dates.append({"date": (period.start or period.end).isoformat(), "dateType": "Collected",
-                      "dateInformation": "start of acquisition" if period.start else "end of acquisition"})
+        dates.append(
+            {
+                "date": (period.start or period.end).isoformat(),
+                "dateType": "Collected",
+                "dateInformation": "start of acquisition" if period.start else "end of acquisition",
+            }
+        )
     return dates
 
 
@@ -171,9 +188,15 @@ def _descriptions(dataset: Dataset, version: DatasetVersion | None) -> list[dict
             value = plain_text(getattr(dataset, field + suffix))
             if value:
                 out.append({"description": value, "descriptionType": kind, "lang": lang})
-    technical = "; ".join(f"{label}: {value.strip()}" for label, value in (
-        ("Spatial resolution", dataset.space_res_en), ("Temporal resolution", dataset.time_res_en),
-        ("Projection", dataset.projection_en)) if value.strip() and _lang(value) == "en")
+    technical = "; ".join(
+        f"{label}: {value.strip()}"
+        for label, value in (
+            ("Spatial resolution", dataset.space_res_en),
+            ("Temporal resolution", dataset.time_res_en),
+            ("Projection", dataset.projection_en),
+        )
+        if value.strip() and _lang(value) == "en"
+    )
     if technical:
         out.append({"description": technical, "descriptionType": "TechnicalInfo", "lang": "en"})
     if version is not None and version.notes.strip():
@@ -188,8 +211,13 @@ def _rights(dataset: Dataset) -> list[dict]:
         entry: dict[str, str] = {"rightsUri": url}
         spdx = spdx_licence(url)
         if spdx:
-            entry.update(rights=spdx[1], rightsIdentifier=spdx[0], rightsIdentifierScheme="SPDX",
-                         schemeUri="https://spdx.org/licenses/", lang="en")
+            entry.update(
+                rights=spdx[1],
+                rightsIdentifier=spdx[0],
+                rightsIdentifierScheme="SPDX",
+                schemeUri="https://spdx.org/licenses/",
+                lang="en",
+            )
         else:
             entry["rights"] = url
         rights.append(entry)
@@ -205,8 +233,12 @@ def _geolocations(dataset: Dataset) -> list[dict]:
         location["geoLocationPlace"] = place
     if dataset.extent:
         west, south, east, north = (float(v) for v in dataset.extent)
-        location["geoLocationBox"] = {"westBoundLongitude": west, "eastBoundLongitude": east,
-                                      "southBoundLatitude": south, "northBoundLatitude": north}
+        location["geoLocationBox"] = {
+            "westBoundLongitude": west,
+            "eastBoundLongitude": east,
+            "southBoundLatitude": south,
+            "northBoundLatitude": north,
+        }
     return [location] if location else []
 
 
@@ -254,18 +286,25 @@ def datacite_dict(dataset: Dataset, version: DatasetVersion | None = None) -> di
 
     creators = [_person(p) for p in _people(dataset, DatasetPerson.Role.CONTRIBUTOR) if p.true_name.strip()]
     if not creators:
-        creators = [_organization(record.publisher(dataset, version))] if version is not None else \
-            [{"name": UNAVAILABLE}]
+        creators = (
+            [_organization(record.publisher(dataset, version))] if version is not None else [{"name": UNAVAILABLE}]
+        )
     contributors = [_person(p, "DataCurator") for p in _people(dataset, DatasetPerson.Role.AUTHOR)]
     contributors += [_person(p, "DataManager") for p in _people(dataset, DatasetPerson.Role.MANAGER)]
     if dataset.service_contact.strip():
-        contributors.append({"name": dataset.service_contact.strip(), "nameType": "Personal",
-                             "contributorType": "ContactPerson"})
+        contributors.append(
+            {"name": dataset.service_contact.strip(), "nameType": "Personal", "contributorType": "ContactPerson"}
+        )
     contributors.append(_organization(record.PORTAL_NAME, "HostingInstitution"))
 
     issued = record.issued(dataset, version)
-    year = issued.year if issued else (dataset.updated or dataset.created).year if (dataset.updated or dataset.created) \
+    year = (
+        issued.year
+        if issued
+        else (dataset.updated or dataset.created).year
+        if (dataset.updated or dataset.created)
         else None
+    )
     alternates = []
     cstr = record.cstr_label(dataset).removeprefix("CSTR:")
     if cstr:
@@ -277,20 +316,38 @@ def datacite_dict(dataset: Dataset, version: DatasetVersion | None = None) -> di
     versions = _versions(dataset)
     if version is None:
         if dataset.source_url.strip():
-            related.append({"relatedIdentifier": dataset.source_url.strip(), "relatedIdentifierType": "URL",
-                            "relationType": "IsIdenticalTo"})
-        related += [{"relatedIdentifier": record.version_url(dataset, v), "relatedIdentifierType": "URL",
-                     "relationType": "HasVersion"} for v in versions]
+            related.append(
+                {
+                    "relatedIdentifier": dataset.source_url.strip(),
+                    "relatedIdentifierType": "URL",
+                    "relationType": "IsIdenticalTo",
+                }
+            )
+        related += [
+            {
+                "relatedIdentifier": record.version_url(dataset, v),
+                "relatedIdentifierType": "URL",
+                "relationType": "HasVersion",
+            }
+            for v in versions
+        ]
         files_ = []
     else:
         related.append({"relatedIdentifier": value, "relatedIdentifierType": kind, "relationType": "IsVersionOf"})
         previous = [v for v in versions if v.number < version.number]
         if previous:
-            related.append({"relatedIdentifier": record.version_url(dataset, previous[-1]),
-                            "relatedIdentifierType": "URL", "relationType": "IsNewVersionOf"})
+            related.append(
+                {
+                    "relatedIdentifier": record.version_url(dataset, previous[-1]),
+                    "relatedIdentifierType": "URL",
+                    "relationType": "IsNewVersionOf",
+                }
+            )
         files_ = sorted(version.files.all(), key=lambda f: f.name)
-        related += [{"relatedIdentifier": record.download_url(f), "relatedIdentifierType": "URL",
-                     "relationType": "HasPart"} for f in files_]
+        related += [
+            {"relatedIdentifier": record.download_url(f), "relatedIdentifierType": "URL", "relationType": "HasPart"}
+            for f in files_
+        ]
 
     if version is None:
         formats = [f.strip() for f in _SPLIT.split(dataset.format_en or dataset.format_cn) if f.strip()]
@@ -305,8 +362,10 @@ def datacite_dict(dataset: Dataset, version: DatasetVersion | None = None) -> di
 
     data: dict[str, Any] = {
         "identifier": identifier,
-        "types": {"resourceTypeGeneral": "Dataset",
-                  "resourceType": "Dataset version" if version is not None else "Dataset"},
+        "types": {
+            "resourceTypeGeneral": "Dataset",
+            "resourceType": "Dataset version" if version is not None else "Dataset",
+        },
         "creators": creators,
         "titles": _titles(dataset) or [{"title": dataset.id}],
         "publisher": {"name": record.publisher(dataset, version), "lang": "en"},

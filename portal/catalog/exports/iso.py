@@ -12,6 +12,7 @@ References
 ISO 19115:2003 Geographic information - Metadata; ISO/TS 19139:2007 XML schema implementation.
 pygeometa MCF, https://geopython.github.io/pygeometa/reference/mcf/
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,8 +26,12 @@ from . import record
 from .citation import formatted_citation
 from .record import PORTAL_NAME, PUBLISHERS
 
-NS = {"gmd": "http://www.isotc211.org/2005/gmd", "gco": "http://www.isotc211.org/2005/gco",
-      "gml": "http://www.opengis.net/gml", "xlink": "http://www.w3.org/1999/xlink"}
+NS = {
+    "gmd": "http://www.isotc211.org/2005/gmd",
+    "gco": "http://www.isotc211.org/2005/gco",
+    "gml": "http://www.opengis.net/gml",
+    "xlink": "http://www.w3.org/1999/xlink",
+}
 CODELISTS = "http://www.isotc211.org/2005/resources/Codelist/gmxCodelists.xml"
 NO_LICENCE = "No licence stated by the source"
 
@@ -65,46 +70,84 @@ def mcf(dataset: Dataset, version: DatasetVersion | None = None) -> dict:
     bilingual = bool(dataset.title_cn and dataset.title_en)
     period = record.period(dataset)
     published = record.issued(dataset, version)
-    dates = {"creation": _iso(dataset.created), "publication": _iso(published),
-             "revision": _iso(dataset.updated)}
+    dates = {"creation": _iso(dataset.created), "publication": _iso(published), "revision": _iso(dataset.updated)}
     licence = dataset.license_url.strip()
     extent = dataset.extent
-    spatial = [{"bbox": list(extent), "crs": 4326, "description": dataset.acq_place_en or dataset.acq_place_cn or None}] \
-        if extent else []
-    temporal = [{"begin": period.start.isoformat() if period.start else None,
-                 "end": period.end.isoformat() if period.end else None}] if (period.start or period.end) else []
-    portal = {"organization": PORTAL_NAME, "email": getattr(settings, "PORTAL_CONTACT_EMAIL", "") or None,
-              "url": record.base_url() + "/"}
+    spatial = (
+        [{"bbox": list(extent), "crs": 4326, "description": dataset.acq_place_en or dataset.acq_place_cn or None}]
+        if extent
+        else []
+    )
+    temporal = (
+        [
+            {
+                "begin": period.start.isoformat() if period.start else None,
+                "end": period.end.isoformat() if period.end else None,
+            }
+        ]
+        if (period.start or period.end)
+        else []
+    )
+    portal = {
+        "organization": PORTAL_NAME,
+        "email": getattr(settings, "PORTAL_CONTACT_EMAIL", "") or None,
+        "url": record.base_url() + "/",
+    }
     # the record's data service answers for the record; the portal for what it generated and when none is named
-    service = {"organization": PUBLISHERS.get(dataset.source_portal, (dataset.source_portal or None,))[0],
-               "individualname": dataset.service_contact, "phone": dataset.service_phone or None,
-               "email": dataset.service_email or None, "url": dataset.source_url or record.base_url() + "/"} \
-        if version is None and dataset.service_contact else portal
+    service = (
+        {
+            "organization": PUBLISHERS.get(dataset.source_portal, (dataset.source_portal or None,))[0],
+            "individualname": dataset.service_contact,
+            "phone": dataset.service_phone or None,
+            "email": dataset.service_email or None,
+            "url": dataset.source_url or record.base_url() + "/",
+        }
+        if version is None and dataset.service_contact
+        else portal
+    )
     distribution = {
-        f"file-{i}": {"url": record.download_url(f), "type": "WWW:DOWNLOAD-1.0-http--download", "name": f.name,
-                      "description": f.description or f.media_type, "function": "download"}
-        for i, f in enumerate(record.files(dataset, version), start=1)}
-    distribution["landing-page"] = {"url": record.version_url(dataset, version), "type": "WWW:LINK-1.0-http--link",
-                                    "name": "Landing page", "function": "information"}
+        f"file-{i}": {
+            "url": record.download_url(f),
+            "type": "WWW:DOWNLOAD-1.0-http--download",
+            "name": f.name,
+            "description": f.description or f.media_type,
+            "function": "download",
+        }
+        for i, f in enumerate(record.files(dataset, version), start=1)
+    }
+    distribution["landing-page"] = {
+        "url": record.version_url(dataset, version),
+        "type": "WWW:LINK-1.0-http--link",
+        "name": "Landing page",
+        "function": "information",
+    }
     lineage = _both_text(dataset, "process_way") or _both_text(dataset, "source")
     return {
         "mcf": {"version": "1.0"},
         "metadata": {
             "identifier": dataset.id if version is None else f"{dataset.id}-v{version.number}",
-            "language": "eng", "language_alternate": "chi" if bilingual else None, "charset": "utf8",
+            "language": "eng",
+            "language_alternate": "chi" if bilingual else None,
+            "charset": "utf8",
             "hierarchylevel": "dataset",
             "datestamp": _iso(dataset.updated or dataset.created) or dt.date.today().isoformat(),
             "dataseturi": record.version_url(dataset, version),
         },
         "spatial": {"datatype": "grid", "geomtype": "surface"},
         "identification": {
-            "language": "eng", "charset": "utf8",
+            "language": "eng",
+            "charset": "utf8",
             "title": _both(dataset, "title"),
             "abstract": _both_text(dataset, "abstract") or record.pick(dataset, "title", "en"),
             "edition": f"v{version.number}" if version is not None else None,
             "dates": {k: v for k, v in dates.items() if v},
-            "keywords": {"default": {"keywords": record.keywords(dataset) or ["hydrology"], "keywords_type": "theme",
-                                     "vocabulary": {"name": "TPDC keywords"}}},
+            "keywords": {
+                "default": {
+                    "keywords": record.keywords(dataset) or ["hydrology"],
+                    "keywords_type": "theme",
+                    "vocabulary": {"name": "TPDC keywords"},
+                }
+            },
             "topiccategory": ["inlandWaters"],
             "rights": licence or NO_LICENCE,
             "license": {"name": licence, "url": licence} if licence else {"name": NO_LICENCE},
@@ -160,12 +203,19 @@ def iso19139_xml(dataset: Dataset, version: DatasetVersion | None = None) -> byt
     for locale in root.iterfind("gmd:locale/gmd:PT_Locale", NS):
         locale.set("id", "chi")  # pygeometa names it "locale-fr" whatever the language
     citation = root.find("gmd:identificationInfo/gmd:MD_DataIdentification/gmd:citation/gmd:CI_Citation", NS)
-    identifiers = [(dataset.id, "org.hydroportal"), (record.doi_url(dataset), "DOI"),
-                   (record.cstr_label(dataset), "CSTR")]
+    identifiers = [
+        (dataset.id, "org.hydroportal"),
+        (record.doi_url(dataset), "DOI"),
+        (record.cstr_label(dataset), "CSTR"),
+    ]
     for code, space in identifiers:
         if code:
-            citation.append(_el("gmd:identifier", _el("gmd:RS_Identifier", _string("gmd:code", code),
-                                                      _string("gmd:codeSpace", space))))
+            citation.append(
+                _el(
+                    "gmd:identifier",
+                    _el("gmd:RS_Identifier", _string("gmd:code", code), _string("gmd:codeSpace", space)),
+                )
+            )
     for person in record.contributors(dataset):
         citation.append(_party("author", person=person.true_name, organisation=person.work_for))
     citation.append(_party("publisher", organisation=record.publisher(dataset, version, "en")))

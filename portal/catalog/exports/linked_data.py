@@ -12,6 +12,7 @@ W3C Data Catalog Vocabulary (DCAT) Version 3, https://www.w3.org/TR/vocab-dcat-3
 schema.org Dataset, https://schema.org/Dataset; Google's dataset structured data guidelines,
 https://developers.google.com/search/docs/appearance/structured-data/dataset
 """
+
 from __future__ import annotations
 
 import json
@@ -90,9 +91,14 @@ def dcat(dataset: Dataset, version: DatasetVersion | None = None) -> dict:
         literal = {"@value": wkt, "@type": "gsp:wktLiteral"}
         doc["dct:spatial"] = {"@type": "dct:Location", "locn:geometry": literal, "dcat:bbox": literal}
     if period.start or period.end:
-        doc["dct:temporal"] = {"@type": "dct:PeriodOfTime", **{
-            key: {"@value": value.isoformat(), "@type": "xsd:date"}
-            for key, value in (("dcat:startDate", period.start), ("dcat:endDate", period.end)) if value}}
+        doc["dct:temporal"] = {
+            "@type": "dct:PeriodOfTime",
+            **{
+                key: {"@value": value.isoformat(), "@type": "xsd:date"}
+                for key, value in (("dcat:startDate", period.start), ("dcat:endDate", period.end))
+                if value
+            },
+        }
     if licence:
         doc["dct:license"] = {"@id": licence}
     else:
@@ -105,20 +111,25 @@ def dcat(dataset: Dataset, version: DatasetVersion | None = None) -> dict:
         doc["dcat:version"] = str(version.number)
         doc["dct:isVersionOf"] = {"@id": record.landing_url(dataset)}
     elif not dataset._state.adding:
-        doc["dcat:hasVersion"] = [{"@id": record.version_url(dataset, v)}
-                                  for v in dataset.versions.order_by("number")]
-    doc["dcat:distribution"] = [{
-        "@type": "dcat:Distribution",
-        "dct:title": f.name,
-        "dct:description": f.description,
-        "dcat:downloadURL": {"@id": record.download_url(f)},
-        "dcat:accessURL": {"@id": record.version_url(dataset, f.version)},
-        "dcat:mediaType": {"@id": IANA_MEDIA_TYPES + f.media_type},
-        "dcat:byteSize": {"@value": str(f.size), "@type": "xsd:nonNegativeInteger"},
-        "spdx:checksum": {"@type": "spdx:Checksum", "spdx:algorithm": {"@id": "spdx:checksumAlgorithm_sha256"},
-                          "spdx:checksumValue": {"@value": f.sha256, "@type": "xsd:hexBinary"}},
-        **({"dct:license": {"@id": licence}} if licence else {}),
-    } for f in record.files(dataset, version)]
+        doc["dcat:hasVersion"] = [{"@id": record.version_url(dataset, v)} for v in dataset.versions.order_by("number")]
+    doc["dcat:distribution"] = [
+        {
+            "@type": "dcat:Distribution",
+            "dct:title": f.name,
+            "dct:description": f.description,
+            "dcat:downloadURL": {"@id": record.download_url(f)},
+            "dcat:accessURL": {"@id": record.version_url(dataset, f.version)},
+            "dcat:mediaType": {"@id": IANA_MEDIA_TYPES + f.media_type},
+            "dcat:byteSize": {"@value": str(f.size), "@type": "xsd:nonNegativeInteger"},
+            "spdx:checksum": {
+                "@type": "spdx:Checksum",
+                "spdx:algorithm": {"@id": "spdx:checksumAlgorithm_sha256"},
+                "spdx:checksumValue": {"@value": f.sha256, "@type": "xsd:hexBinary"},
+            },
+            **({"dct:license": {"@id": licence}} if licence else {}),
+        }
+        for f in record.files(dataset, version)
+    ]
     return {k: v for k, v in doc.items() if v not in ("", [], None)}
 
 
@@ -149,23 +160,39 @@ def schema_org(dataset: Dataset, version: DatasetVersion | None = None, *, langu
     name = record.pick(dataset, "title", "zh" if zh else "en")
     other = record.pick(dataset, "title", "en" if zh else "zh")
     description = plain_text(record.pick(dataset, "abstract", "zh" if zh else "en"), 5000) or name
-    publisher = {"@type": "Organization", "name": record.publisher(dataset, version, "en"),
-                 "url": (dataset.source_url if version is None and dataset.source_url else record.base_url() + "/")}
+    publisher = {
+        "@type": "Organization",
+        "name": record.publisher(dataset, version, "en"),
+        "url": (dataset.source_url if version is None and dataset.source_url else record.base_url() + "/"),
+    }
     identifiers = []
     if record.doi_url(dataset):
-        identifiers.append({"@type": "PropertyValue", "propertyID": "DOI", "value": dataset.doi.strip(),
-                            "url": record.doi_url(dataset)})
+        identifiers.append(
+            {
+                "@type": "PropertyValue",
+                "propertyID": "DOI",
+                "value": dataset.doi.strip(),
+                "url": record.doi_url(dataset),
+            }
+        )
     if record.cstr_label(dataset):
-        identifiers.append({"@type": "PropertyValue", "propertyID": "CSTR",
-                            "value": record.cstr_label(dataset).removeprefix("CSTR:")})
+        identifiers.append(
+            {"@type": "PropertyValue", "propertyID": "CSTR", "value": record.cstr_label(dataset).removeprefix("CSTR:")}
+        )
     identifiers.append(dataset.id)
-    creators = [{"@type": "Person", "name": p.true_name, **({"affiliation": {"@type": "Organization",
-                                                                              "name": p.work_for}} if p.work_for else {})}
-                for p in record.contributors(dataset)]
+    creators = [
+        {
+            "@type": "Person",
+            "name": p.true_name,
+            **({"affiliation": {"@type": "Organization", "name": p.work_for}} if p.work_for else {}),
+        }
+        for p in record.contributors(dataset)
+    ]
     period = record.period(dataset)
     issued = record.issued(dataset, version)
-    citations = [plain_text(v) for v in (dataset.ref_way_en, dataset.ref_way_cn, dataset.paper_ref_way)
-                 if plain_text(v)]
+    citations = [
+        plain_text(v) for v in (dataset.ref_way_en, dataset.ref_way_cn, dataset.paper_ref_way) if plain_text(v)
+    ]
     doc = {
         "@context": "https://schema.org/",
         "@type": "Dataset",
@@ -193,11 +220,22 @@ def schema_org(dataset: Dataset, version: DatasetVersion | None = None, *, langu
     if dataset.extent:
         w, s, e, n = (f"{v:g}" for v in dataset.extent)
         place = dataset.acq_place_en or dataset.acq_place_cn
-        doc["spatialCoverage"] = {"@type": "Place", **({"name": place} if place else {}),
-                                  "geo": {"@type": "GeoShape", "box": f"{s} {w} {n} {e}"}}
-    doc["distribution"] = [{"@type": "DataDownload", "name": f.name, "encodingFormat": f.media_type,
-                            "contentUrl": record.download_url(f), "contentSize": f"{f.size} B", "sha256": f.sha256}
-                           for f in record.files(dataset, version)]
+        doc["spatialCoverage"] = {
+            "@type": "Place",
+            **({"name": place} if place else {}),
+            "geo": {"@type": "GeoShape", "box": f"{s} {w} {n} {e}"},
+        }
+    doc["distribution"] = [
+        {
+            "@type": "DataDownload",
+            "name": f.name,
+            "encodingFormat": f.media_type,
+            "contentUrl": record.download_url(f),
+            "contentSize": f"{f.size} B",
+            "sha256": f.sha256,
+        }
+        for f in record.files(dataset, version)
+    ]
     return {k: v for k, v in doc.items() if v not in ("", [], None)}
 
 

@@ -7,6 +7,7 @@ who published what, when, and where it is.
 Links are absolute on ``settings.PORTAL_URL`` (the portal's canonical address, not the host a request
 happened to use): an export is a stable description of the record.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -68,8 +69,12 @@ def contributors(dataset: Dataset) -> list[Person]:
     """The record's contributors (TPDC ``ds_contributors``) in record order; none for an unsaved record."""
     if dataset._state.adding:
         return []
-    return [r.person for r in DatasetPerson.objects.filter(dataset=dataset, role=DatasetPerson.Role.CONTRIBUTOR)
-            .select_related("person").order_by("order", "id")]
+    return [
+        r.person
+        for r in DatasetPerson.objects.filter(dataset=dataset, role=DatasetPerson.Role.CONTRIBUTOR)
+        .select_related("person")
+        .order_by("order", "id")
+    ]
 
 
 def publisher(dataset: Dataset, version: DatasetVersion | None, language: str = "en") -> str:
@@ -131,8 +136,10 @@ class Period:
 
 def period(dataset: Dataset) -> Period:
     """The record's acquisition period (UTC dates)."""
+
     def day(value):
         return value.astimezone(dt.UTC).date() if value else None
+
     return Period(day(dataset.acq_start), day(dataset.acq_end))
 
 

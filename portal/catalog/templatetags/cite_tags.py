@@ -4,6 +4,7 @@ The detail view gives the template the record; these tags ask :mod:`portal.catal
 what is shown of it, in the active language (the citation is formatted in that language's terms,
 accessed today).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,8 +19,15 @@ from ..models import Dataset, DatasetVersion
 
 register = template.Library()
 
-FORMAT_LABELS = {"datacite": "DataCite XML", "iso19139": "ISO 19139 XML", "dcat": "DCAT (JSON-LD)",
-                 "schemaorg": "schema.org (JSON-LD)", "csl": "CSL-JSON", "ris": "RIS", "bibtex": "BibTeX"}
+FORMAT_LABELS = {
+    "datacite": "DataCite XML",
+    "iso19139": "ISO 19139 XML",
+    "dcat": "DCAT (JSON-LD)",
+    "schemaorg": "schema.org (JSON-LD)",
+    "csl": "CSL-JSON",
+    "ris": "RIS",
+    "bibtex": "BibTeX",
+}
 """Link texts of the exports (names of standards: not translated)."""
 
 
@@ -28,9 +36,15 @@ def metadata_links(dataset: Dataset, version: DatasetVersion | None = None) -> l
     """The exports of ``dataset`` (or ``version``): ``[{"name", "label", "url", "media_type"}]``, in
     :data:`~portal.catalog.exports.FORMATS` order; URLs relative to the site."""
     query = f"?version={version.number}" if version is not None else ""
-    return [{"name": name, "label": FORMAT_LABELS.get(name, name), "media_type": media_type,
-             "url": reverse("catalog:metadata", args=[dataset.id, name]) + query}
-            for name, (_, media_type, _) in FORMATS.items()]
+    return [
+        {
+            "name": name,
+            "label": FORMAT_LABELS.get(name, name),
+            "media_type": media_type,
+            "url": reverse("catalog:metadata", args=[dataset.id, name]) + query,
+        }
+        for name, (_, media_type, _) in FORMATS.items()
+    ]
 
 
 @register.inclusion_tag("catalog/_cite.html")

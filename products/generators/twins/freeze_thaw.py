@@ -14,6 +14,7 @@ References
 Geurts, P., Ernst, D., Wehenkel, L. (2006): Extremely randomized trees. Machine Learning 63, 3-42,
 doi:10.1007/s10994-006-6226-1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import xarray as xr
 from products.generators.freeze_thaw import FREEZING_POINT_K
 
 # --- synthetic twin ---------------------------------------------------------------------------
+
 
 @dataclass
 class Twin:
@@ -53,8 +55,16 @@ class Twin:
     tb_noise_k: float
 
 
-def make_twin(*, n_lat: int = 60, n_lon: int = 128, n_days: int = 2, res: float = 0.25,
-              origin: tuple[float, float] = (73.0, 25.0), tb_noise_k: float = 3.0, seed: int = 0) -> Twin:
+def make_twin(
+    *,
+    n_lat: int = 60,
+    n_lon: int = 128,
+    n_days: int = 2,
+    res: float = 0.25,
+    origin: tuple[float, float] = (73.0, 25.0),
+    tb_noise_k: float = 3.0,
+    seed: int = 0,
+) -> Twin:
     """Build a synthetic twin: frozen where a smooth synthetic temperature field is below 0 degC.
 
     Temperature (degC) = 22 - 0.6 (lat - 25) - 6.5 K km-1 x elevation + a day offset + smooth
@@ -114,11 +124,20 @@ def make_twin(*, n_lat: int = 60, n_lon: int = 128, n_days: int = 2, res: float 
     time = pd.date_range("2015-01-01", periods=n_days, freq="D").values.astype("datetime64[ns]")
     dims = ("time", "lat", "lon")
     predictors = xr.Dataset(
-        {"tb_like": (dims, tb.astype("float32"), {"units": "K", "long_name": "synthetic brightness-temperature-like "
-                                                   "reading: 0.9 (T + 273.15) + 20 + noise"}),
-         "elevation": (dims, elev_obs.astype("float32"), {"units": "m", "long_name": "synthetic elevation + noise"}),
-         "noise": (dims, noise.astype("float32"), {"units": "1", "long_name": "pure noise (must not matter)"})},
-        coords={"time": ("time", time), "lat": ("lat", lat), "lon": ("lon", lon)})
+        {
+            "tb_like": (
+                dims,
+                tb.astype("float32"),
+                {
+                    "units": "K",
+                    "long_name": "synthetic brightness-temperature-like reading: 0.9 (T + 273.15) + 20 + noise",
+                },
+            ),
+            "elevation": (dims, elev_obs.astype("float32"), {"units": "m", "long_name": "synthetic elevation + noise"}),
+            "noise": (dims, noise.astype("float32"), {"units": "1", "long_name": "pure noise (must not matter)"}),
+        },
+        coords={"time": ("time", time), "lat": ("lat", lat), "lon": ("lon", lon)},
+    )
     return Twin(predictors, temperature, truth, ["tb_like", "elevation", "lat", "noise"], float(tb_noise_k))
 
 

@@ -14,6 +14,7 @@ References
 Zheng, C., Jia, L., Zhao, T. (2023): A 21-year dataset (2000-2020) of gap-free global daily surface
 soil moisture at 1-km grid resolution. Scientific Data 10, 139, doi:10.1038/s41597-023-01991-w.
 """
+
 from __future__ import annotations
 
 import functools
@@ -65,14 +66,19 @@ def _wave_params(rng: np.random.Generator, n: int, wavelengths: tuple[float, flo
     lam = rng.uniform(*wavelengths, n)
     angle = rng.uniform(0, np.pi, n)
     k = 2 * np.pi / lam
-    return np.column_stack([k * np.cos(angle), k * np.sin(angle), rng.uniform(0, 2 * np.pi, n),
-                            rng.uniform(-omega, omega, n)])
+    return np.column_stack(
+        [k * np.cos(angle), k * np.sin(angle), rng.uniform(0, 2 * np.pi, n), rng.uniform(-omega, omega, n)]
+    )
 
 
 def _hash_noise(t, y, x, seed: int) -> np.ndarray:
     """Deterministic N(0, 1)-like noise per (day, row, col) cell, computable for any window."""
-    h = (np.asarray(t, dtype="uint64") * np.uint64(73856093) ^ np.asarray(y, dtype="uint64") * np.uint64(19349663)
-         ^ np.asarray(x, dtype="uint64") * np.uint64(83492791) ^ np.uint64(seed * 2654435761 % 2**32))
+    h = (
+        np.asarray(t, dtype="uint64") * np.uint64(73856093)
+        ^ np.asarray(y, dtype="uint64") * np.uint64(19349663)
+        ^ np.asarray(x, dtype="uint64") * np.uint64(83492791)
+        ^ np.uint64(seed * 2654435761 % 2**32)
+    )
     h = (h ^ (h >> np.uint64(13))) * np.uint64(0x5BD1E995) & np.uint64(0xFFFFFFFF)
     h = h ^ (h >> np.uint64(15))
     u = (h & np.uint64(0xFFFFFF)).astype("float64") / float(0x1000000)
@@ -110,9 +116,20 @@ class Twin(PredictorSource):
         Build the coarse products and stations (False: predictors and truth only, e.g. for a benchmark).
     """
 
-    def __init__(self, n_coarse_lat: int = 8, n_coarse_lon: int = 8, n_days: int = 30, n_stations: int = 120, *,
-                 seed: int = 42, gap_fraction: float = 0.3, north: float = 40.0, west: float = -100.0,
-                 start: str = "2019-06-01", with_coarse: bool = True):
+    def __init__(
+        self,
+        n_coarse_lat: int = 8,
+        n_coarse_lon: int = 8,
+        n_days: int = 30,
+        n_stations: int = 120,
+        *,
+        seed: int = 42,
+        gap_fraction: float = 0.3,
+        north: float = 40.0,
+        west: float = -100.0,
+        start: str = "2019-06-01",
+        with_coarse: bool = True,
+    ):
         rng = np.random.default_rng(seed)
         f = FINE_PER_COARSE
         self.seed = seed
@@ -146,8 +163,13 @@ class Twin(PredictorSource):
         noise = _hash_noise(t, y, x, self.seed)
         lst = 300 + 3 * np.cos(t / 5.0) - 30 * (truth - 0.22) - 0.0065 * (elevation - 400) + 0.5 * noise
         shape = truth.shape
-        return {"truth": truth, "lst": lst, "ndvi": np.broadcast_to(ndvi, shape),
-                "albedo": np.broadcast_to(albedo, shape), "elevation": np.broadcast_to(elevation, shape)}
+        return {
+            "truth": truth,
+            "lst": lst,
+            "ndvi": np.broadcast_to(ndvi, shape),
+            "albedo": np.broadcast_to(albedo, shape),
+            "elevation": np.broadcast_to(elevation, shape),
+        }
 
     def read(self, time: slice, lat: slice, lon: slice) -> dict[str, np.ndarray]:
         """SYNTHETIC predictors of a window (see :class:`PredictorSource`)."""
@@ -161,8 +183,10 @@ class Twin(PredictorSource):
     def block_truth(self) -> np.ndarray:
         """0.25 degree block means of the truth, float64 (time, coarse lat, coarse lon), built one row of blocks at a time."""
         f, n_t = FINE_PER_COARSE, len(self.times)
-        rows = [block_mean(self.truth(slice(0, n_t), slice(i * f, (i + 1) * f), slice(0, self.grid.n_lon)))
-                for i in range(self.coarse_grid.n_lat)]
+        rows = [
+            block_mean(self.truth(slice(0, n_t), slice(i * f, (i + 1) * f), slice(0, self.grid.n_lon)))
+            for i in range(self.coarse_grid.n_lat)
+        ]
         return np.concatenate(rows, axis=1)
 
     def _build_coarse(self, rng: np.random.Generator, gap_fraction: float) -> None:
@@ -178,8 +202,9 @@ class Twin(PredictorSource):
         cells = rng.choice(self.grid.n_lat * self.grid.n_lon, size=n, replace=False)
         rows, cols = np.divmod(cells, self.grid.n_lon)
         codes = [f"twin-{k:04d}" for k in range(n)]
-        self.stations = pd.DataFrame({"station": codes, "lat": self.grid.lat[rows], "lon": self.grid.lon[cols],
-                                      "row": rows, "col": cols})
+        self.stations = pd.DataFrame(
+            {"station": codes, "lat": self.grid.lat[rows], "lon": self.grid.lon[cols], "row": rows, "col": cols}
+        )
         n_t = len(self.times)
         frames = []
         for code, r, c in zip(codes, rows, cols, strict=True):
@@ -218,8 +243,13 @@ class _Moments:
         ms, mo = self.s / n, self.o / n
         vs, vo, cov = self.ss / n - ms * ms, self.oo / n - mo * mo, self.so / n - ms * mo
         mse = (self.ss - 2 * self.so + self.oo) / n
-        return {"n": n, "r": float(cov / np.sqrt(vs * vo)), "rmse": float(np.sqrt(max(mse, 0.0))),
-                "bias": float(ms - mo), "ubrmse": float(np.sqrt(max(vs + vo - 2 * cov, 0.0)))}
+        return {
+            "n": n,
+            "r": float(cov / np.sqrt(vs * vo)),
+            "rmse": float(np.sqrt(max(mse, 0.0))),
+            "bias": float(ms - mo),
+            "ubrmse": float(np.sqrt(max(vs + vo - 2 * cov, 0.0))),
+        }
 
 
 @dataclass
@@ -259,9 +289,18 @@ class TwinResult:
     write: WriteStats | None = None
 
 
-def run_twin(twin: Twin, *, seed: int = 42, validation_fraction: float = 0.3, n_splits: int = 5,
-             params: Mapping | None = None, nc_path=None, tif_path=None, chunk: tuple[int, int] = (120, 120),
-             attrs: Mapping | None = None) -> TwinResult:
+def run_twin(
+    twin: Twin,
+    *,
+    seed: int = 42,
+    validation_fraction: float = 0.3,
+    n_splits: int = 5,
+    params: Mapping | None = None,
+    nc_path=None,
+    tif_path=None,
+    chunk: tuple[int, int] = (120, 120),
+    attrs: Mapping | None = None,
+) -> TwinResult:
     """The whole chain on a synthetic twin: step 1, training, leave-station-out CV, 1 km grid, scores.
 
     Parameters
@@ -298,11 +337,14 @@ def run_twin(twin: Twin, *, seed: int = 42, validation_fraction: float = 0.3, n_
         raise ValueError("run_twin needs a twin with coarse products and stations (with_coarse=True)")
     seamless = seamless_coarse(satellite, reanalysis)
     gaps = np.isnan(satellite)
-    coarse_scores = {"matched": float(np.sqrt(np.nanmean((seamless.sm[gaps] - twin.block_mean_truth[gaps]) ** 2))),
-                     "raw": float(np.sqrt(np.nanmean((reanalysis[gaps] - twin.block_mean_truth[gaps]) ** 2)))}
+    coarse_scores = {
+        "matched": float(np.sqrt(np.nanmean((seamless.sm[gaps] - twin.block_mean_truth[gaps]) ** 2))),
+        "raw": float(np.sqrt(np.nanmean((reanalysis[gaps] - twin.block_mean_truth[gaps]) ** 2))),
+    }
     coarse = seamless.sm.astype("float64")
-    table = station_table(twin.stations, twin.insitu, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid,
-                          times=twin.times)
+    table = station_table(
+        twin.stations, twin.insitu, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid, times=twin.times
+    )
     codes = np.array(sorted(table["station"].unique()))
     if codes.size < max(2 * n_splits, 4):
         raise ValueError(f"{codes.size} twin stations with data: too few for {n_splits} folds and a validation set")
@@ -322,29 +364,45 @@ def run_twin(twin: Twin, *, seed: int = 42, validation_fraction: float = 0.3, n_
     cv = train[["station", "time", "insitu"]].assign(sm_1km=oof, coarse_bilinear=train["coarse"].to_numpy())
     model = fit_model(train, seed=seed, params=params)
     validation = val[["station", "time", "insitu"]].assign(
-        sm_1km=predict_matrix(val[list(FEATURES)].to_numpy(), model=model), coarse_bilinear=val["coarse"].to_numpy())
+        sm_1km=predict_matrix(val[list(FEATURES)].to_numpy(), model=model), coarse_bilinear=val["coarse"].to_numpy()
+    )
 
     features = functools.partial(window_features, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid)
     predict = functools.partial(predict_matrix, model=model)
     stats = None
     if nc_path is not None or tif_path is not None:
-        stats = write_product(features, predict, grid=twin.grid, times=twin.times, nc_path=nc_path, tif_path=tif_path,
-                              chunk=chunk, global_attrs=cf.merge_attrs(
-                                  {"title": "1 km surface soil moisture, SYNTHETIC twin experiment",
-                                   "data_kind": DataKind.SYNTHETIC,
-                                   "source": "products.generators.twins.sm_1km.Twin (analytic truth)",
-                                   "comment": "SYNTHETIC: coarse product = 0.25 degree block mean of a known truth + "
-                                              "noise with gaps, gap-filled by a CDF-matched biased reanalysis; "
-                                              "LightGBM downscaling trained on synthetic stations",
-                                   "train_stations": len(train_codes), "validation_stations": len(val_codes),
-                                   **cf.soil_layer_attributes(0.0, 0.05)}, attrs))
+        stats = write_product(
+            features,
+            predict,
+            grid=twin.grid,
+            times=twin.times,
+            nc_path=nc_path,
+            tif_path=tif_path,
+            chunk=chunk,
+            global_attrs=cf.merge_attrs(
+                {
+                    "title": "1 km surface soil moisture, SYNTHETIC twin experiment",
+                    "data_kind": DataKind.SYNTHETIC,
+                    "source": "products.generators.twins.sm_1km.Twin (analytic truth)",
+                    "comment": "SYNTHETIC: coarse product = 0.25 degree block mean of a known truth + "
+                    "noise with gaps, gap-filled by a CDF-matched biased reanalysis; "
+                    "LightGBM downscaling trained on synthetic stations",
+                    "train_stations": len(train_codes),
+                    "validation_stations": len(val_codes),
+                    **cf.soil_layer_attributes(0.0, 0.05),
+                },
+                attrs,
+            ),
+        )
     truth_scores = score_against_truth(twin, coarse, model=model, nc_path=nc_path, chunk=chunk)
-    return TwinResult(seamless, coarse_scores, list(train_codes), list(val_codes), cv, validation, truth_scores,
-                      model, stats)
+    return TwinResult(
+        seamless, coarse_scores, list(train_codes), list(val_codes), cv, validation, truth_scores, model, stats
+    )
 
 
-def score_against_truth(twin: Twin, coarse: np.ndarray, *, model=None, nc_path=None,
-                        chunk: tuple[int, int] = (120, 120)) -> dict:
+def score_against_truth(
+    twin: Twin, coarse: np.ndarray, *, model=None, nc_path=None, chunk: tuple[int, int] = (120, 120)
+) -> dict:
     """Pooled scores of the 1 km field and of the bilinear coarse field against the twin's truth, window by window.
 
     The 1 km values come from ``nc_path`` (decoded packed integers) when given, otherwise from
@@ -357,14 +415,20 @@ def score_against_truth(twin: Twin, coarse: np.ndarray, *, model=None, nc_path=N
             truth = twin.truth(window.time, window.lat, window.lon)
             _, valid = window_features(window, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid)
             lat, lon = twin.grid.lat[window.lat], twin.grid.lon[window.lon]
-            interp = np.stack([bilinear(coarse[t], twin.coarse_grid, lat[:, None], lon[None, :])
-                               for t in range(window.time.start, window.time.stop)])
+            interp = np.stack(
+                [
+                    bilinear(coarse[t], twin.coarse_grid, lat[:, None], lon[None, :])
+                    for t in range(window.time.start, window.time.stop)
+                ]
+            )
             if nc is not None:
                 values = np.ma.filled(nc["sm"][window.key].astype("float64"), np.nan)
             else:
                 values = chunked.predict_window(
-                    window, lambda w: window_features(w, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid),
-                    lambda m: predict_matrix(m, model=model)).astype("float64")
+                    window,
+                    lambda w: window_features(w, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid),
+                    lambda m: predict_matrix(m, model=model),
+                ).astype("float64")
                 values[values == float(chunked.FILL_VALUE)] = np.nan
             ours.add(values[valid], truth[valid])
             base.add(interp[valid], truth[valid])  # the same cells
@@ -381,4 +445,3 @@ def validation_frames(result: TwinResult) -> dict[tuple[str, str], pd.DataFrame]
         for variable in ("sm_1km", "coarse_bilinear"):
             out[split, variable] = frame[["station", "time"]].assign(sim=frame[variable], obs=frame["insitu"])
     return out
-

@@ -16,6 +16,7 @@ collocation, machine learning, and data assimilation. IEEE TGRS 63, doi:10.1109/
 McColl, K. A., et al. (2014), Geophys. Res. Lett. 41, 6229-6236, doi:10.1002/2014GL061322 (TCR).
 Houser, P. R., et al. (1998), Water Resour. Res. 34, 3405-3420 (nudging of soil moisture).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -87,9 +88,17 @@ class Twin:
     known_err_std: dict
 
 
-def make_twin(n_pixels: int = 60, n_days: int = 1095, *, seed: int = 42, validation_fraction: float = 0.3,
-              short_fraction: float = 0.1, start: str = "2015-04-01", spinup_days: int = 120,
-              precip_miss: float = 0.25) -> Twin:
+def make_twin(
+    n_pixels: int = 60,
+    n_days: int = 1095,
+    *,
+    seed: int = 42,
+    validation_fraction: float = 0.3,
+    short_fraction: float = 0.1,
+    start: str = "2015-04-01",
+    spinup_days: int = 120,
+    precip_miss: float = 0.25,
+) -> Twin:
     """Draw a synthetic twin: forcing, bucket-model truth, three products and in-situ stations.
 
     Truth (volumetric, m3 m-3): a bucket between the residual content r and the porosity phi of each
@@ -170,15 +179,17 @@ def make_twin(n_pixels: int = 60, n_days: int = 1095, *, seed: int = 42, validat
     role = np.full(n_pixels, "training", dtype=object)
     role[order[:n_val]] = "validation"
     short = np.zeros(n_pixels, dtype=bool)
-    short[order[n_val:n_val + round(short_fraction * (n_pixels - n_val))]] = True
+    short[order[n_val : n_val + round(short_fraction * (n_pixels - n_val))]] = True
     scale: dict[str, float | np.ndarray] = {"passive": 0.9, "active": 100.0 / porosity, "reanalysis": 0.6}
     offset = {"passive": 0.02, "active": 0.0, "reanalysis": 0.12}
     err_std = {"passive": 0.04, "active": 6.0, "reanalysis": 0.015}
     available = {"passive": 0.45, "active": 0.50, "reanalysis": 1.0}
     products = {}
     for name in PRODUCTS:
-        sc = np.broadcast_to(np.asarray(scale[name], dtype="float64").reshape(-1, 1) if np.ndim(scale[name])
-                             else scale[name], (n_pixels, 1))
+        sc = np.broadcast_to(
+            np.asarray(scale[name], dtype="float64").reshape(-1, 1) if np.ndim(scale[name]) else scale[name],
+            (n_pixels, 1),
+        )
         if name == "reanalysis":  # AR(1) errors: serially correlated, still independent of the other products
             rho, white = 0.7, rng.normal(0, err_std[name] * np.sqrt(1 - 0.7**2), shape)
             err = np.empty(shape)
@@ -192,22 +203,42 @@ def make_twin(n_pixels: int = 60, n_days: int = 1095, *, seed: int = 42, validat
         products[name] = np.where(rng.random(shape) < p, values, np.nan)
     insitu = truth + rng.normal(0, 0.02, (n_pixels, 1)) + rng.normal(0, 0.008, shape)
     insitu[role != "validation"] = np.nan
-    known = {name: err_std[name] * scale["passive"] / np.asarray(scale[name], dtype="float64") * np.ones(n_pixels)
-             for name in PRODUCTS}
+    known = {
+        name: err_std[name] * scale["passive"] / np.asarray(scale[name], dtype="float64") * np.ones(n_pixels)
+        for name in PRODUCTS
+    }
     ids = np.array([f"twin-{i:04d}" for i in range(n_pixels)], dtype=object)
-    pixels = pd.DataFrame({"pixel": ids, "lat": lat, "lon": lon, "climate": climate, "porosity": porosity,
-                           "residual": residual, "role": role, "short_record": short})
+    pixels = pd.DataFrame(
+        {
+            "pixel": ids,
+            "lat": lat,
+            "lon": lon,
+            "climate": climate,
+            "porosity": porosity,
+            "residual": residual,
+            "role": role,
+            "short_record": short,
+        }
+    )
     # The forcing the model sees is an imperfect product of the true forcing (as MSWEP/ERA5 are):
     # precipitation with multiplicative noise, 25 % of the wet days missed and a few false small events.
     seen = np.where(wet, rng.random((n_pixels, n_all)) >= precip_miss, rng.random((n_pixels, n_all)) < 0.03)
-    precip_seen = np.where(seen, np.where(wet, precip * rng.lognormal(0, 0.5, (n_pixels, n_all)),
-                                          rng.exponential(2.0, (n_pixels, n_all))), 0.0)
-    forcing = pd.DataFrame({"pixel": np.repeat(ids, shape[1]), "time": np.tile(times.to_numpy(), n_pixels),
-                            "tair": (tair + rng.normal(0, 1.0, tair.shape))[:, keep].ravel(), "rad": rad[:, keep].ravel(),
-                            "precip": precip_seen[:, keep].ravel(), "rh": rh[:, keep].ravel()})
+    precip_seen = np.where(
+        seen,
+        np.where(wet, precip * rng.lognormal(0, 0.5, (n_pixels, n_all)), rng.exponential(2.0, (n_pixels, n_all))),
+        0.0,
+    )
+    forcing = pd.DataFrame(
+        {
+            "pixel": np.repeat(ids, shape[1]),
+            "time": np.tile(times.to_numpy(), n_pixels),
+            "tair": (tair + rng.normal(0, 1.0, tair.shape))[:, keep].ravel(),
+            "rad": rad[:, keep].ravel(),
+            "precip": precip_seen[:, keep].ravel(),
+            "rh": rh[:, keep].ravel(),
+        }
+    )
     return Twin(pixels, times, forcing, truth, products, insitu, scale, offset, err_std, known)
-
-
 
 
 # --- the whole chain on the twin ------------------------------------------------------------------
@@ -262,8 +293,17 @@ def _rmse(a, b, mask=None):
     return float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2))) if ok.sum() else np.nan
 
 
-def run_twin(twin: Twin, *, n_splits: int = 10, seed: int = 42, params: dict | None = None, gain="tc",
-             memory_days: float = 3.0, min_samples: int = 100, tc_fallback: str = "exclude") -> TwinResult:
+def run_twin(
+    twin: Twin,
+    *,
+    n_splits: int = 10,
+    seed: int = 42,
+    params: dict | None = None,
+    gain="tc",
+    memory_days: float = 3.0,
+    min_samples: int = 100,
+    tc_fallback: str = "exclude",
+) -> TwinResult:
     """The whole ML-DA chain on a synthetic twin, with checks only a twin allows.
 
     Steps: :func:`tc_labels` (all pixels) -> :func:`fit_model` on the labelled training pixels ->
@@ -299,8 +339,7 @@ def run_twin(twin: Twin, *, n_splits: int = 10, seed: int = 42, params: dict | N
     pixels = twin.pixels
     is_val = (pixels["role"] == "validation").to_numpy()
     n_pix, n_t = twin.truth.shape
-    labels = tc_labels({name: twin.products[name] for name in PRODUCTS}, min_samples=min_samples,
-                       fallback=tc_fallback)
+    labels = tc_labels({name: twin.products[name] for name in PRODUCTS}, min_samples=min_samples, fallback=tc_fallback)
     table = add_features(twin.forcing)
     table["label"] = labels.labels.ravel()
     train_rows = np.repeat(~is_val, n_t)
@@ -308,7 +347,12 @@ def run_twin(twin: Twin, *, n_splits: int = 10, seed: int = 42, params: dict | N
     val_ids = pixels.loc[is_val, "pixel"].to_numpy()
     assert_disjoint(fit.train_pixels, val_ids)
     ml = fit.pred.reshape(n_pix, n_t)
-    obs_rescaled, gains, from_tc, oracle = np.full_like(ml, np.nan), np.empty(n_pix), np.zeros(n_pix, bool), np.empty(n_pix)
+    obs_rescaled, gains, from_tc, oracle = (
+        np.full_like(ml, np.nan),
+        np.empty(n_pix),
+        np.zeros(n_pix, bool),
+        np.empty(n_pix),
+    )
     for i in range(n_pix):
         p, a = twin.products["passive"][i], twin.products["active"][i]
         g, beta, ok = tc_nudging_gain(ml[i], p, a, min_samples=min_samples)
@@ -331,11 +375,22 @@ def run_twin(twin: Twin, *, n_splits: int = 10, seed: int = 42, params: dict | N
     ml_da = nudge_series(ml, obs_rescaled, gains, memory_days=memory_days)
     active_m3 = twin.products["active"] / 100.0 * pixels["porosity"].to_numpy()[:, None]
     series = {"ml": ml, "ml_da": ml_da, "obs_rescaled": obs_rescaled, "active_m3": active_m3}
-    compare = {"ml_da": ml_da, "ml": ml, "labels": labels.labels, "passive": twin.products["passive"],
-               "active_m3": active_m3, "reanalysis": twin.products["reanalysis"]}
-    frame = pd.DataFrame({"station": np.repeat(pixels["pixel"].to_numpy(), n_t),
-                          "climate": np.repeat(pixels["climate"].to_numpy(), n_t),
-                          "insitu": twin.insitu.ravel(), **{k: v.ravel() for k, v in compare.items()}})
+    compare = {
+        "ml_da": ml_da,
+        "ml": ml,
+        "labels": labels.labels,
+        "passive": twin.products["passive"],
+        "active_m3": active_m3,
+        "reanalysis": twin.products["reanalysis"],
+    }
+    frame = pd.DataFrame(
+        {
+            "station": np.repeat(pixels["pixel"].to_numpy(), n_t),
+            "climate": np.repeat(pixels["climate"].to_numpy(), n_t),
+            "insitu": twin.insitu.ravel(),
+            **{k: v.ravel() for k, v in compare.items()},
+        }
+    )
     frame = frame[np.repeat(is_val, n_t)]
     insitu_stations = frame.loc[frame["insitu"].notna(), "station"].unique()
     assert_disjoint(fit.train_pixels, insitu_stations)
@@ -344,23 +399,34 @@ def run_twin(twin: Twin, *, n_splits: int = 10, seed: int = 42, params: dict | N
     cv = validate_against_insitu(cv_frame[train_rows], ["ml_cv"], obs="label")
     has_obs = np.isfinite(obs_rescaled)
     truth_scores = {name: _rmse(v, twin.truth) for name, v in compare.items() if name != "active_m3"}
-    truth_scores.update({"ml_on_retrieval_days": _rmse(ml, twin.truth, has_obs),
-                         "ml_da_on_retrieval_days": _rmse(ml_da, twin.truth, has_obs),
-                         "ml_without_retrieval": _rmse(ml, twin.truth, ~has_obs),
-                         "ml_da_without_retrieval": _rmse(ml_da, twin.truth, ~has_obs)})
+    truth_scores.update(
+        {
+            "ml_on_retrieval_days": _rmse(ml, twin.truth, has_obs),
+            "ml_da_on_retrieval_days": _rmse(ml_da, twin.truth, has_obs),
+            "ml_without_retrieval": _rmse(ml, twin.truth, ~has_obs),
+            "ml_da_without_retrieval": _rmse(ml_da, twin.truth, ~has_obs),
+        }
+    )
     for name in PRODUCTS:  # each product rescaled to the truth units by its known linear relation
         sc = np.asarray(twin.scale[name], dtype="float64")
         sc = sc[:, None] if sc.ndim else sc
-        truth_scores[f"{name}_rescaled"] = _rmse((twin.products[name] - twin.offset[name]) / sc * 0.9 + 0.02,
-                                                 0.9 * twin.truth + 0.02)
+        truth_scores[f"{name}_rescaled"] = _rmse(
+            (twin.products[name] - twin.offset[name]) / sc * 0.9 + 0.02, 0.9 * twin.truth + 0.02
+        )
     truth_scores["labels_vs_reference_units"] = _rmse(labels.labels, 0.9 * twin.truth + 0.02)
     gain_table = pd.DataFrame({"pixel": pixels["pixel"], "gain": gains, "from_tc": from_tc, "oracle_gain": oracle})
-    settings = {"n_splits": n_splits, "seed": seed, "gain": gain, "memory_days": memory_days,
-                "min_samples": min_samples, "tc_fallback": tc_fallback, "params": fit.params}
-    return TwinResult(twin, labels, fit, series, gain_table, validation, cv, truth_scores, fit.train_pixels,
-                      val_ids, settings)
-
-
+    settings = {
+        "n_splits": n_splits,
+        "seed": seed,
+        "gain": gain,
+        "memory_days": memory_days,
+        "min_samples": min_samples,
+        "tc_fallback": tc_fallback,
+        "params": fit.params,
+    }
+    return TwinResult(
+        twin, labels, fit, series, gain_table, validation, cv, truth_scores, fit.train_pixels, val_ids, settings
+    )
 
 
 # --- CF output --------------------------------------------------------------------------------------
@@ -385,32 +451,56 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
     """
     twin, n_t = result.twin, result.twin.truth.shape[1]
     pix = twin.pixels.rename(columns={"pixel": "station"}).copy()
-    pix = pix.assign(tc_rule=result.labels.table["rule"].to_numpy(), nudging_gain=result.gain["gain"].to_numpy(),
-                     oracle_gain=result.gain["oracle_gain"].to_numpy())
-    station_vars = {"role": {"long_name": "pixel role: training (labels, model, gain) or validation (in-situ station)"},
-                    "climate": {"long_name": "synthetic climate class"},
-                    "tc_rule": {"long_name": "label rule: tc (TC-weighted merge), equal (fallback), excluded"},
-                    "nudging_gain": {"long_name": "nudging gain G used", "units": "1"},
-                    "oracle_gain": {"long_name": "optimal gain from the true error variances (twin only)", "units": "1"}}
+    pix = pix.assign(
+        tc_rule=result.labels.table["rule"].to_numpy(),
+        nudging_gain=result.gain["gain"].to_numpy(),
+        oracle_gain=result.gain["oracle_gain"].to_numpy(),
+    )
+    station_vars = {
+        "role": {"long_name": "pixel role: training (labels, model, gain) or validation (in-situ station)"},
+        "climate": {"long_name": "synthetic climate class"},
+        "tc_rule": {"long_name": "label rule: tc (TC-weighted merge), equal (fallback), excluded"},
+        "nudging_gain": {"long_name": "nudging gain G used", "units": "1"},
+        "oracle_gain": {"long_name": "optimal gain from the true error variances (twin only)", "units": "1"},
+    }
     for name in PRODUCTS:
         pix[f"tc_err_std_{name}"] = result.labels.table[f"err_std_{name}"].to_numpy()
         pix[f"known_err_std_{name}"] = twin.known_err_std[name]
-        station_vars[f"tc_err_std_{name}"] = {"long_name": f"TC error standard deviation of {name}, in passive units",
-                                              "units": "m3 m-3", "standard_name": SM_ERROR_STD_NAME,
-                                              "coverage_content_type": "qualityInformation"}
-        station_vars[f"known_err_std_{name}"] = {"long_name": f"known error standard deviation of {name}, in passive "
-                                                              "units", "units": "m3 m-3", "standard_name": SM_ERROR_STD_NAME,
-                                                 "coverage_content_type": "qualityInformation"}
-    frame = pd.DataFrame({"station": np.repeat(pix["station"].to_numpy(), n_t),
-                          "time": np.tile(twin.times.to_numpy(), len(pix)),
-                          "truth": twin.truth.ravel(), "insitu": twin.insitu.ravel(),
-                          **{k: v.ravel() for k, v in twin.products.items()},
-                          "labels": result.labels.labels.ravel(), "sm_ml": result.series["ml"].ravel(),
-                          "sm_mlda": result.series["ml_da"].ravel()})
+        station_vars[f"tc_err_std_{name}"] = {
+            "long_name": f"TC error standard deviation of {name}, in passive units",
+            "units": "m3 m-3",
+            "standard_name": SM_ERROR_STD_NAME,
+            "coverage_content_type": "qualityInformation",
+        }
+        station_vars[f"known_err_std_{name}"] = {
+            "long_name": f"known error standard deviation of {name}, in passive units",
+            "units": "m3 m-3",
+            "standard_name": SM_ERROR_STD_NAME,
+            "coverage_content_type": "qualityInformation",
+        }
+    frame = pd.DataFrame(
+        {
+            "station": np.repeat(pix["station"].to_numpy(), n_t),
+            "time": np.tile(twin.times.to_numpy(), len(pix)),
+            "truth": twin.truth.ravel(),
+            "insitu": twin.insitu.ravel(),
+            **{k: v.ravel() for k, v in twin.products.items()},
+            "labels": result.labels.labels.ravel(),
+            "sm_ml": result.series["ml"].ravel(),
+            "sm_mlda": result.series["ml_da"].ravel(),
+        }
+    )
     variables = {
-        "truth": {**SM_ATTRS, "long_name": "synthetic truth (bucket model)", "coverage_content_type": "referenceInformation"},
-        "insitu": {**SM_ATTRS, "long_name": "synthetic in-situ station (validation pixels only)",
-                   "coverage_content_type": "physicalMeasurement"},
+        "truth": {
+            **SM_ATTRS,
+            "long_name": "synthetic truth (bucket model)",
+            "coverage_content_type": "referenceInformation",
+        },
+        "insitu": {
+            **SM_ATTRS,
+            "long_name": "synthetic in-situ station (validation pixels only)",
+            "coverage_content_type": "physicalMeasurement",
+        },
         "passive": {**SM_ATTRS, "long_name": "synthetic passive-microwave retrieval (SMAP L3-like)"},
         "active": {**SATURATION_ATTRS, "long_name": "synthetic active-microwave degree of saturation (ASCAT-like)"},
         "reanalysis": {**SM_ATTRS, "long_name": "synthetic model/reanalysis soil moisture"},
@@ -419,10 +509,15 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
         "sm_mlda": {**SM_ATTRS, "long_name": "ML-DA soil moisture: LightGBM nudged toward the passive retrieval"},
     }
     med = {k: v["median"] for k, v in result.validation.items()}
-    a = {"data_kind": DataKind.SYNTHETIC, "title": "Soil moisture ML-DA twin experiment (synthetic truth, known errors)",
-         "comment": "SYNTHETIC: every value in this file is drawn from a synthetic twin (products.generators.twins."
-                    "sm_mlda.make_twin); it checks the method, it is not a soil-moisture product.",
-         "twin_median_r_ml_da": med["ml_da"]["r"], "twin_median_ubrmse_ml_da": med["ml_da"]["ubrmse"],
-         "twin_validation_stations": med["ml_da"]["n_stations"],
-         "settings": str({k: v for k, v in result.settings.items() if k != "params"}), **(attrs or {})}
+    a = {
+        "data_kind": DataKind.SYNTHETIC,
+        "title": "Soil moisture ML-DA twin experiment (synthetic truth, known errors)",
+        "comment": "SYNTHETIC: every value in this file is drawn from a synthetic twin (products.generators.twins."
+        "sm_mlda.make_twin); it checks the method, it is not a soil-moisture product.",
+        "twin_median_r_ml_da": med["ml_da"]["r"],
+        "twin_median_ubrmse_ml_da": med["ml_da"]["ubrmse"],
+        "twin_validation_stations": med["ml_da"]["n_stations"],
+        "settings": str({k: v for k, v in result.settings.items() if k != "params"}),
+        **(attrs or {}),
+    }
     return to_cf_timeseries(frame, variables, stations=pix, station_variables=station_vars, attrs=a)

@@ -13,11 +13,16 @@ class Command(BaseCommand):
         parser.add_argument("product", choices=sorted(PRODUCTS))
         parser.add_argument("--async", action="store_true", dest="enqueue", help="enqueue on Celery and return")
         parser.add_argument("--sites", help="comma-separated station codes (a quick run on a few sites)")
-        parser.add_argument("--if-missing", action="store_true",
-                            help="do nothing when a version of the product is already published")
+        parser.add_argument(
+            "--if-missing", action="store_true", help="do nothing when a version of the product is already published"
+        )
         parser.add_argument("--params", default="{}", help="JSON object of generator parameters")
-        parser.add_argument("--json", action="store_true", dest="as_json",
-                            help="print the run (id, status, version, summary, timings) as one JSON object")
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            dest="as_json",
+            help="print the run (id, status, version, summary, timings) as one JSON object",
+        )
 
     def handle(self, *args, product, enqueue, sites, params, if_missing, as_json, **options):
         try:
@@ -32,25 +37,41 @@ class Command(BaseCommand):
             if as_json:
                 self.stdout.write(json.dumps({"product": product, "status": "skipped", "version": version.number}))
             else:
-                self.stdout.write(f"{product}: {version} is already published; nothing to do (without --if-missing, "
-                                  "a new version is generated)")
+                self.stdout.write(
+                    f"{product}: {version} is already published; nothing to do (without --if-missing, "
+                    "a new version is generated)"
+                )
             return
         try:
             if enqueue:
                 run = request_run(product, parameters=parameters)
-                self.stdout.write(json.dumps({"product": product, "run": run.id, "status": run.status}) if as_json
-                                  else f"queued run {run.id} of {product}")
+                self.stdout.write(
+                    json.dumps({"product": product, "run": run.id, "status": run.status})
+                    if as_json
+                    else f"queued run {run.id} of {product}"
+                )
                 return
             run = execute_run(create_run(product, parameters=parameters).id)
         except RunError as exc:
             raise CommandError(str(exc)) from None
         if as_json:
-            self.stdout.write(json.dumps({
-                "product": product, "run": run.id, "status": run.status, "version": run.version.number if run.version else None,
-                "seconds": run.seconds, "summary": run.summary, "timings": run.timings,
-                "error": run.error.splitlines()[0] if run.error else None}))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "product": product,
+                        "run": run.id,
+                        "status": run.status,
+                        "version": run.version.number if run.version else None,
+                        "seconds": run.seconds,
+                        "summary": run.summary,
+                        "timings": run.timings,
+                        "error": run.error.splitlines()[0] if run.error else None,
+                    }
+                )
+            )
         if run.status != run.Status.SUCCEEDED:
             raise CommandError(f"run {run.id} failed: {run.error.splitlines()[0] if run.error else ''}")
         if not as_json:
-            self.stdout.write(f"run {run.id}: published {run.version} in {run.seconds:.1f} s; "
-                              f"summary {json.dumps(run.summary)}")
+            self.stdout.write(
+                f"run {run.id}: published {run.version} in {run.seconds:.1f} s; summary {json.dumps(run.summary)}"
+            )

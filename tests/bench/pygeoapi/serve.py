@@ -11,6 +11,7 @@ document pygeoapi needs (``pygeoapi openapi generate``), then replaces itself wi
 ``pygeoapi.flask_app:APP`` on 127.0.0.1:PORT (``--workers`` processes, default 2, as the portal's bench
 server). Stop it with SIGTERM.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,8 @@ def render(port: int, stores: dict[str, str], begin: str, end: str) -> dict:
         resource = copy.deepcopy(template)
         resource["extents"]["temporal"] = {  # datetimes, not strings: pygeoapi checks requests against them
             "begin": dt.datetime.fromisoformat(begin).replace(tzinfo=dt.UTC),
-            "end": dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC)}
+            "end": dt.datetime.fromisoformat(end).replace(tzinfo=dt.UTC),
+        }
         for provider in resource["providers"]:
             provider["data"] = path
         config["resources"][name] = resource
@@ -56,11 +58,28 @@ def main() -> None:
     config_path.write_text(yaml.safe_dump(render(args.port, stores, args.begin, args.end), sort_keys=False))
     env = dict(os.environ, PYGEOAPI_CONFIG=str(config_path), PYGEOAPI_OPENAPI=str(openapi_path))
     bin_dir = Path(sys.executable).parent
-    subprocess.run([str(bin_dir / "pygeoapi"), "openapi", "generate", str(config_path), "--output-file",
-                    str(openapi_path)], check=True, env=env, stdout=subprocess.DEVNULL)
-    os.execve(str(bin_dir / "gunicorn"), [str(bin_dir / "gunicorn"), "pygeoapi.flask_app:APP", "--bind",
-                                          f"127.0.0.1:{args.port}", "--workers", str(args.workers),
-                                          "--log-level", "warning", "--timeout", "600"], env)
+    subprocess.run(
+        [str(bin_dir / "pygeoapi"), "openapi", "generate", str(config_path), "--output-file", str(openapi_path)],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    os.execve(
+        str(bin_dir / "gunicorn"),
+        [
+            str(bin_dir / "gunicorn"),
+            "pygeoapi.flask_app:APP",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+            "--timeout",
+            "600",
+        ],
+        env,
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Build the cube stores of published grids that lack them (versions published before the stores existed)."""
+
 from pathlib import Path
 
 from django.conf import settings
