@@ -30,7 +30,7 @@ def test_a_token_cannot_change_its_account(verified_user):
     assert script.get("/accounts/profile/").status_code == 403  # and says why on the portal's own pages
 
 
-def test_basic_reads_but_writes_need_a_bearer_token(grid_version):  # noqa: F811
+def test_basic_reads_but_writes_need_a_bearer_token(grid_version):
     user = make_user("script@example.org")
     body = {"dataset": FT, "kind": "area", "params": {"bbox": "0,0,10,10"}}
     with_basic = Client(headers=basic(user.email))

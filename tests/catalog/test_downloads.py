@@ -19,7 +19,7 @@ def _sent(response) -> int:
     return len(b"".join(response.streaming_content))
 
 
-def test_whole_files_opendap_reads_and_subsets_are_logged_and_counted_per_version(client, admin_client, grid_version):  # noqa: F811
+def test_whole_files_opendap_reads_and_subsets_are_logged_and_counted_per_version(client, admin_client, grid_version):
     DownloadLog.objects.all().delete()  # what live servers committed earlier in the session (rolled back after)
     n = grid_version.number
     url = f"/datasets/{FT}/versions/{n}/files/grid.nc"
@@ -60,7 +60,7 @@ def test_whole_files_opendap_reads_and_subsets_are_logged_and_counted_per_versio
     assert f"v{n}: 4 (" in change
 
 
-def test_a_login_access_file_is_counted_only_when_sent(client, grid_version, verified_user):  # noqa: F811
+def test_a_login_access_file_is_counted_only_when_sent(client, grid_version, verified_user):
     DownloadLog.objects.all().delete()  # what live servers committed earlier in the session (rolled back after)
     grid_version.dataset.share_type = "login-access"
     grid_version.dataset.save()

@@ -86,7 +86,7 @@ def open_page(monkeypatch):
 
 
 @pytest.fixture
-def page(open_page, portal_url, live_grid):  # noqa: F811
+def page(open_page, portal_url, live_grid):
     return open_page(portal_url)
 
 
@@ -159,7 +159,7 @@ def test_the_form_shows_the_grids_variables_period_and_formats(page, portal_url)
 
 
 @pytest.mark.browser
-def test_the_form_speaks_chinese(open_page, portal_url, live_grid):  # noqa: F811
+def test_the_form_speaks_chinese(open_page, portal_url, live_grid):
     page = open_page(portal_url, "zh-hans")
     assert "获取内容" in page.inner_text("#subset-form .subset-kind legend")
     assert "估计大小" in _wait_estimate(page, "直接下载")
@@ -228,8 +228,14 @@ def test_drawing_a_rectangle_with_the_mouse_fills_the_bbox_inputs(page, portal_u
 
 
 @pytest.mark.browser
-def test_typing_a_bbox_draws_it_and_updates_the_estimate(page, portal_url):
-    common = {"version": "1", "file": "grid.nc", "f": "netcdf", "variables": "sm", "time": "2015-01-01/2015-01-20"}
+def test_typing_a_bbox_draws_it_and_updates_the_estimate(page, portal_url, live_grid):
+    common = {
+        "version": str(live_grid.number),
+        "file": "grid.nc",
+        "f": "netcdf",
+        "variables": "sm",
+        "time": "2015-01-01/2015-01-20",
+    }
     _fill_bbox(page, 0, 0, 10, 10)
     small = _estimate(portal_url, bbox="0,0,10,10", **common)
     _wait_estimate(page, _human(small["estimated_bytes"]))
@@ -427,7 +433,7 @@ def test_a_period_outside_the_grid_shows_the_error_naming_the_field_and_stays(pa
 
 
 @pytest.fixture
-def small_limit_url(service_env, live_grid):  # noqa: F811
+def small_limit_url(service_env, live_grid):
     """A second web server whose direct-download limit is 1 MB, so a box of the grid becomes a job."""
     with web_server(dict(service_env, SUBSET_SYNC_MAX_BYTES=str(10**6)), workers=1) as url:
         yield url
@@ -560,7 +566,7 @@ def test_a_download_that_fails_after_a_good_estimate_shows_its_error_and_no_succ
 def test_the_job_page_cancels_a_queued_job_for_its_anonymous_owner_only(
     open_page,
     portal_url,
-    live_grid,  # noqa: F811
+    live_grid,
     django_db_blocker,
 ):
     import secrets

@@ -66,7 +66,10 @@ def gunicorn(env: dict):
 def _request(port: int, method: str, path: str, body=None, headers=None, timeout=30, chunked=False):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
+        try:
+            conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered (a 413) and closed before the whole body was sent: its answer is read below
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:

@@ -16,21 +16,8 @@ from ingestion.readers.cardamom import read_cardamom
 from products.generators import et_fusion, et_fusion_cf
 from products.methods import cf
 from products.methods.metrics import summary
+from tests.conftest import FEW_SITES as SITES
 
-SITES = [
-    "AU-How",
-    "BE-Vie",
-    "BR-Sa1",
-    "CA-Oas",
-    "DE-Hai",
-    "FI-Hyy",
-    "IT-Ren",
-    "US-Ha1",
-    "US-MMS",
-    "US-Var",
-    "CN-Cha",
-    "AU-Tum",
-]
 SMALL = {"n_estimators": 40}
 
 
