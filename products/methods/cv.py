@@ -160,3 +160,50 @@ def assert_disjoint(train_groups, test_groups) -> None:
     both = np.intersect1d(np.asarray(train_groups), np.asarray(test_groups))
     if both.size:
         raise ValueError(f"{both.size} station(s) in both train and test: {both[:10].tolist()}")
+
+
+def year_blocks_held_out(times, block: int = 3, buffer: int = 2) -> Iterator[Split]:
+    """Blocks of consecutive calendar years held out, with a buffer of years left out of training on either side.
+
+    The years from the first year present are cut into blocks of ``block`` consecutive years
+    (``y0 .. y0+block-1``, ``y0+block ..``); each non-empty block is the test set of one fold, and
+    the training set is every row whose year is more than ``buffer`` years from the block, so no
+    training month lies within ``12 * buffer`` months of a test month. Use a buffer at least as long
+    as the predictors' (and the target's) memory: with one year held out and no buffer, features that
+    remember 12-24 months carry the neighbouring years' information into the test year.
+
+    Parameters
+    ----------
+    times : array_like
+        Shape (n_samples,), datetime64 (or anything ``pandas.DatetimeIndex`` accepts), UTC.
+    block : int, default 3
+        Years per held-out block (>= 1).
+    buffer : int, default 2
+        Years on either side of a block that neither train nor test in its fold (>= 0).
+
+    Yields
+    ------
+    train_idx, test_idx : numpy.ndarray
+        1-D int64 row positions, in increasing block order; each row is in the test set of exactly one
+        fold; the training set may be empty (a short record), callers skip such folds.
+
+    Raises
+    ------
+    ValueError
+        ``block`` < 1 or ``buffer`` < 0.
+
+    References
+    ----------
+    Roberts et al. (2017), doi:10.1111/ecog.02881 (blocked cross-validation with buffers).
+    """
+    if block < 1 or buffer < 0:
+        raise ValueError(f"block must be >= 1 and buffer >= 0, found block={block}, buffer={buffer}")
+    years = pd.DatetimeIndex(np.asarray(times)).year.to_numpy()
+    if not years.size:
+        return
+    ids = (years - years.min()) // block
+    for k in np.unique(ids):
+        test = np.flatnonzero(ids == k)
+        first, last = years.min() + k * block, years.min() + (k + 1) * block - 1
+        train = np.flatnonzero((years < first - buffer) | (years > last + buffer))
+        yield train.astype("int64"), test.astype("int64")
