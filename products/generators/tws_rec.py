@@ -22,12 +22,17 @@ evapotranspiration (ET) and runoff (R). Pipeline:
    month complete the table.
 4. :func:`reconstruct`: one LightGBM model per mascon solution and variant (``anomaly`` and
    ``dd``, detrended and deseasonalised, as the seed publishes both), trained on the GRACE months
-   pooled over basins; skill from held-out calendar years (:func:`products.methods.cv.year_held_out`),
-   the reconstruction from a model fitted on all GRACE months and predicted on every month with
-   predictors (ERA5-Land P, ET, R: 1981-01..2020-08).
+   pooled over basins; skill from blocks of 3 calendar years held out with 2 buffer years on either
+   side (:func:`held_out`, :func:`products.methods.cv.year_blocks_held_out`; the features remember up
+   to 24 months), and from single years without buffer beside it to show the inflation. Inside each
+   fold the target's baseline mean, climatology and trend are fitted on the training years only
+   (:func:`fit_target_statistics`) and applied to the held-out years; the reconstruction comes
+   from a model fitted on all GRACE months (statistics of the whole record) and predicted on every
+   month with predictors (ERA5-Land P, ET, R: 1981-01..2020-08).
 5. :func:`compare_to_reference` (held-out predictions against ITSG, which no model saw),
    :func:`region_means` (area-weighted means over the basins of each region),
-   :func:`water_balance` (dS/dt against P - ET - R per basin).
+   :func:`water_balance` (dS/dt against P - ET - R per basin: validation for GRACE storage, only a
+   consistency diagnostic for the reconstruction, which is built from P - ET - R).
 6. :func:`reconstruct_grid`: the same features and model on a mascon-layout cube (time x lat x lon,
    ``lwe_thickness`` in cm, :func:`ingestion.readers.grace.open_grid`), written chunk by chunk with
    :func:`products.methods.chunked.apply_chunked`.
@@ -67,7 +72,7 @@ from products.methods import cf
 from products.methods.anomalies import monthly_anomalies
 from products.methods.cf import CONVENTIONS, history_line, merge_attrs
 from products.methods.chunked import GridSpec, Window, apply_chunked, windows
-from products.methods.cv import assert_disjoint, year_held_out
+from products.methods.cv import assert_disjoint, year_blocks_held_out
 from products.methods.files import atomic_path
 from products.methods.metrics import pearson_r, summary
 
@@ -433,7 +438,173 @@ def stack(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return out.reorder_levels(["station", "time"]).sort_index()
 
 
+# --- statistics of the target, fitted on training months only --------------------------------------
+@dataclass(frozen=True)
+class TargetStatistics:
+    """The statistics that turn a storage record into a model target, fitted on one set of months.
+
+    Attributes
+    ----------
+    mean : pandas.Series
+        Per basin, mm: mean over the reference months (the anomaly's reference level).
+    climatology : pandas.DataFrame
+        Index calendar month 1..12, columns basins, mm: mean anomaly of each calendar month over the
+        reference months (NaN where the month is absent).
+    slope, intercept : pandas.Series
+        Per basin: least-squares line of the deseasonalised anomaly against decimal years over the
+        fitted months (mm year-1 and mm at year 0).
+    reference : str
+        Which months the mean and climatology come from (words, for the lineage and the summary).
+    """
+
+    mean: pd.Series
+    climatology: pd.DataFrame
+    slope: pd.Series
+    intercept: pd.Series
+    reference: str
+
+
+def fit_target_statistics(frame: pd.DataFrame, fitted, *, baseline: tuple[str, str] = BASELINE) -> TargetStatistics:
+    """Baseline mean, calendar-month climatology and trend of a storage table, from the ``fitted`` months only.
+
+    Inside a cross-validation fold ``fitted`` holds the training months: no held-out value shapes
+    the statistics that define its own target. The mean and climatology come from the fitted months
+    within ``baseline`` when these cover all twelve calendar months, else (the held-out block and
+    its buffer take the baseline) from all fitted months; the trend from all fitted months.
+    With every month fitted this gives exactly the statistics of :func:`variants`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        (time x basin) storage, mm, DatetimeIndex of month starts; NaN = gap.
+    fitted : array_like
+        bool, shape (n_times,): months whose values may be used.
+    baseline : (start, end)
+        Inclusive ISO dates of the preferred reference period.
+
+    Returns
+    -------
+    TargetStatistics
+
+    Raises
+    ------
+    ValueError
+        ``fitted`` does not match the rows of ``frame`` or selects no month.
+    """
+    fitted = np.asarray(fitted, dtype=bool)
+    if fitted.shape != (len(frame),) or not fitted.any():
+        raise ValueError("fitted: one bool per month of frame, at least one True")
+    index = pd.DatetimeIndex(frame.index)
+    present = frame.notna().any(axis=1).to_numpy()
+    reference = fitted & _baseline_rows(index, baseline)
+    if len(set(index.month[reference & present])) == 12:
+        words = f"fitted months within the baseline {baseline[0]}/{baseline[1]}"
+    else:
+        reference, words = fitted, "all fitted months (the baseline is held out or buffered)"
+    mean = frame[reference].mean()
+    anomaly = frame - mean
+    climatology = anomaly[reference].groupby(index[reference].month).mean().reindex(range(1, 13))
+    deseasonalised = anomaly - climatology.reindex(index.month).to_numpy()
+    lines = {c: linear_trend(deseasonalised[c].where(fitted)) for c in frame.columns}
+    slope = pd.Series({c: v[0] for c, v in lines.items()}, dtype="float64").reindex(frame.columns)
+    intercept = pd.Series({c: v[1] for c, v in lines.items()}, dtype="float64").reindex(frame.columns)
+    return TargetStatistics(mean, climatology, slope, intercept, words)
+
+
+def apply_target_statistics(frame: pd.DataFrame, statistics: TargetStatistics) -> dict[str, pd.DataFrame]:
+    """The ``anomaly``, ``deseasonalised`` and ``dd`` targets of every month from fitted statistics.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        (time x basin) storage, mm, DatetimeIndex of month starts.
+    statistics : TargetStatistics
+        From :func:`fit_target_statistics` (on the training months of a fold, or on all months).
+
+    Returns
+    -------
+    dict of str -> pandas.DataFrame
+        Like ``frame``, float64, mm: ``anomaly`` (minus the mean), ``deseasonalised`` (minus the
+        climatology), ``dd`` (also minus the trend line).
+    """
+    index = pd.DatetimeIndex(frame.index)
+    anomaly = (frame - statistics.mean).astype("float64")
+    deseasonalised = (anomaly - statistics.climatology.reindex(index.month).to_numpy()).astype("float64")
+    line = statistics.intercept.to_numpy()[None, :] + np.outer(decimal_year(index), statistics.slope.to_numpy())
+    return {"anomaly": anomaly, "deseasonalised": deseasonalised, "dd": (deseasonalised - line).astype("float64")}
+
+
 # --- the model ----------------------------------------------------------------------------------
+BLOCK_YEARS = 3
+BUFFER_YEARS = 2
+"""Years on either side of a held-out block left out of training: the longest memory of the features,
+``net_anom_ewm24`` (an e-folding time of 24 months; the other filters 3-12 months, lags 1-3 months), so
+more than 24 months separate every training month from every test month."""
+SPLITS = {"year_block_held_out": (BLOCK_YEARS, BUFFER_YEARS), "year_held_out": (1, 0)}
+"""Held-out splits, name -> (years per block, buffer years): blocks of 3 consecutive years with a 2-year buffer
+(the headline, the ``_cv`` series), and one year without buffer (leave-one-year-out, kept to show how much
+the features' memory inflates a one-year split)."""
+HEADLINE_SPLIT = "year_block_held_out"
+
+
+@dataclass
+class Fold:
+    """One fold of a held-out split: what was fitted without the test years.
+
+    Attributes
+    ----------
+    test_years, excluded_years : tuple of int
+        Years scored, and years kept out of fitting (the test years and their buffer).
+    statistics : TargetStatistics
+        Fitted on the months outside ``excluded_years``.
+    model : lightgbm.LGBMRegressor
+        Fitted on the training rows.
+    train_rows, test_rows : numpy.ndarray
+        int64 positions into the rows of :attr:`HeldOut.rows` (basin-months with storage and predictors).
+    """
+
+    test_years: tuple
+    excluded_years: tuple
+    statistics: TargetStatistics
+    model: lightgbm.LGBMRegressor
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+
+
+@dataclass
+class HeldOut:
+    """Held-out predictions of one (solution, variant, split).
+
+    Attributes
+    ----------
+    rows : pandas.MultiIndex
+        (station, time) of the basin-months with storage and predictors.
+    sim, obs : numpy.ndarray
+        float64 mm per row: the prediction of the fold that held the row out, and the row's target under
+        that fold's statistics (NaN where not scored).
+    folds : list of Fold
+    """
+
+    rows: pd.MultiIndex
+    sim: np.ndarray
+    obs: np.ndarray
+    folds: list
+
+    def frame(self) -> pd.DataFrame:
+        """``station``, ``time``, ``sim``, ``obs`` (mm) for the scored rows."""
+        out = pd.DataFrame({"sim": self.sim, "obs": self.obs}, index=self.rows).dropna()
+        return out.reset_index()
+
+
+@dataclass
+class ModelInputs:
+    """Tables every model of :func:`reconstruct` shares (see :func:`model_inputs`)."""
+
+    arrays: dict
+    table: pd.DataFrame
+    has_predictors: np.ndarray
+
+
 @dataclass
 class TwsResult:
     """Output of :func:`reconstruct`.
@@ -443,18 +614,21 @@ class TwsResult:
     series : pandas.DataFrame
         Index (station, time) over every month with predictors or storage; per solution s
         (``tws_jpl``, ``tws_csr``): ``s`` (observed anomaly, mm; NaN at gaps), ``s_dd`` (observed,
-        detrended and deseasonalised), ``s_rec`` and ``s_dd_rec`` (reconstructions, mm, every month
-        with predictors), ``s_cv`` and ``s_dd_cv`` (predictions for held-out years, GRACE months only);
-        ``net`` (P - ET - R, mm month-1).
+        detrended and deseasonalised; both with the statistics of the whole record), ``s_rec`` and
+        ``s_dd_rec`` (reconstructions, mm, every month with predictors), ``s_cv`` and ``s_dd_cv``
+        (predictions for held-out year blocks, :data:`HEADLINE_SPLIT`, GRACE months only, each relative
+        to its fold's statistics); ``net`` (P - ET - R, mm month-1).
     cv : pandas.DataFrame
-        One row per (solution, variant): :func:`products.methods.metrics.summary` of the held-out-year
-        predictions, ``basins``, ``folds``, training span and reconstructed span.
+        One row per (solution, variant, split): :func:`products.methods.metrics.summary` of the held-out
+        predictions against the fold targets, ``basins``, ``folds``, training span and reconstructed span.
     predictors : dict
         Role (p, et, r) -> variable.
     features : tuple of str
         Feature names in model order.
     models : dict
         (solution, variant) -> fitted ``lightgbm.LGBMRegressor`` (all GRACE months).
+    held_out : dict
+        (solution, variant, split) -> :class:`HeldOut` (predictions, targets and folds).
     """
 
     series: pd.DataFrame
@@ -462,12 +636,128 @@ class TwsResult:
     predictors: dict
     features: tuple
     models: dict = field(default_factory=dict)
+    held_out: dict = field(default_factory=dict)
 
 
 def _model_params(params: Mapping | None, seed: int) -> dict:
     # n_jobs 1: on a shared 2-core machine OpenMP threads that wait for each other made a 4000-row
     # fit ~45 times slower with n_jobs=2 than with 1 (measured); many small fits gain nothing from threads.
     return {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
+
+
+def model_inputs(
+    observations: pd.DataFrame,
+    *,
+    solutions: tuple[str, ...] = SOLUTIONS,
+    predictors: Mapping[str, str] = PREDICTORS,
+    baseline: tuple[str, str] = BASELINE,
+) -> ModelInputs:
+    """(time x basin) tables of the storage solutions and predictors, and the stacked feature table.
+
+    Parameters
+    ----------
+    observations : pandas.DataFrame
+        Long basin observations (``station``, ``variable``, ``time``, ``value``, ``quality_flag``);
+        storage flagged ``gap_filled`` is a gap.
+    solutions, predictors, baseline
+        As for :func:`reconstruct`.
+
+    Returns
+    -------
+    ModelInputs
+        ``arrays`` (variable -> (time x basin) DataFrame), ``table`` (features, index (station, time),
+        the columns of :data:`FEATURES`), ``has_predictors`` (bool per row of ``table``).
+
+    Raises
+    ------
+    ValueError
+        A solution or predictor has no values.
+    """
+    clean = mask_gaps(observations)
+    names = [*solutions, *predictors.values()]
+    missing = [n for n in names if not (clean["variable"] == n).any()]
+    if missing:
+        raise ValueError(f"observations: no values of {missing}")
+    arrays = to_arrays(clean, names)
+    features = flux_features(*(arrays[predictors[k]] for k in ("p", "et", "r")), baseline=baseline)
+    table = stack(features)
+    return ModelInputs(arrays, table, table[["p", "et", "r"]].notna().all(axis=1).to_numpy())
+
+
+def held_out(
+    inputs: ModelInputs,
+    solution: str,
+    variant: str,
+    *,
+    split: str = HEADLINE_SPLIT,
+    baseline: tuple[str, str] = BASELINE,
+    params: Mapping | None = None,
+    seed: int = 42,
+    min_train_years: int = 3,
+) -> HeldOut:
+    """Predictions for held-out years with every statistic and model fitted inside the fold.
+
+    In each fold the target's baseline mean, climatology and trend (:func:`fit_target_statistics`)
+    are fitted on the months outside the test years and their buffer, applied to every month, and
+    the model is trained on the training rows of that target; the test rows are scored against the
+    same fold's target. The predictors depend on P, ET and R only (known for every month, also
+    where storage is reconstructed), so they are computed once.
+
+    Parameters
+    ----------
+    inputs : ModelInputs
+        From :func:`model_inputs`.
+    solution : str
+        Storage variable of ``inputs.arrays``.
+    variant : {"anomaly", "dd"}
+    split : str
+        A key of :data:`SPLITS`.
+    baseline, params, seed, min_train_years
+        As for :func:`reconstruct`.
+
+    Returns
+    -------
+    HeldOut
+
+    Raises
+    ------
+    ValueError
+        Unknown ``variant`` or ``split``; a fold that would put a year in train and test.
+
+    References
+    ----------
+    :func:`products.methods.cv.year_blocks_held_out`; Roberts et al. (2017), doi:10.1111/ecog.02881.
+    """
+    if variant not in VARIANTS or split not in SPLITS:
+        raise ValueError(f"variant in {VARIANTS} and split in {tuple(SPLITS)}, found {variant!r}, {split!r}")
+    block, buffer = SPLITS[split]
+    raw = inputs.arrays[solution]
+    long = stack({"y": raw})["y"].reindex(inputs.table.index)
+    candidate = long.notna().to_numpy() & inputs.has_predictors
+    rows = inputs.table.index[candidate]
+    xs = inputs.table.loc[candidate, list(FEATURES)]
+    times = rows.get_level_values("time")
+    years = times.year.to_numpy()
+    month_years = pd.DatetimeIndex(raw.index).year.to_numpy()
+    sim, obs = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    folds = []
+    model_params = _model_params(params, seed)
+    for train, test in year_blocks_held_out(times.to_numpy(), block=block, buffer=buffer):
+        if len(np.unique(years[train])) < min_train_years:
+            continue
+        assert_disjoint(years[train], years[test])
+        test_years = np.unique(years[test])
+        excluded = np.arange(test_years.min() - buffer, test_years.max() + buffer + 1)
+        statistics = fit_target_statistics(raw, ~np.isin(month_years, excluded), baseline=baseline)
+        target = stack({"y": apply_target_statistics(raw, statistics)[variant]})["y"].reindex(rows).to_numpy()
+        train = train[np.isfinite(target[train])]
+        test = test[np.isfinite(target[test])]
+        model = lightgbm.LGBMRegressor(**model_params).fit(xs.iloc[train], target[train])
+        if len(test):
+            sim[test] = model.predict(xs.iloc[test])
+            obs[test] = target[test]
+        folds.append(Fold(tuple(test_years.tolist()), tuple(excluded.tolist()), statistics, model, train, test))
+    return HeldOut(rows, sim, obs, folds)
 
 
 def reconstruct(
@@ -501,11 +791,14 @@ def reconstruct(
     seed : int
         LightGBM random state.
     min_train_years : int
-        A held-out year is scored only when at least this many other years train the model.
+        A held-out block is scored only when at least this many other years train the model.
 
     Returns
     -------
     TwsResult
+        Held-out skill for every split of :data:`SPLITS` (statistics and model fitted inside each
+        fold, :func:`held_out`); the reconstruction from a model fitted on all GRACE months, its target
+        from the statistics of the whole record.
 
     Raises
     ------
@@ -515,77 +808,72 @@ def reconstruct(
     References
     ----------
     Yin et al. (2023), doi:10.5194/essd-15-5597-2023; Humphrey & Gudmundsson (2019),
-    doi:10.5194/essd-11-1153-2019; Ke et al. (2017); :func:`products.methods.cv.year_held_out`.
+    doi:10.5194/essd-11-1153-2019; Ke et al. (2017); :func:`products.methods.cv.year_blocks_held_out`.
     """
-    clean = mask_gaps(observations)
-    names = [*solutions, *predictors.values()]
-    missing = [n for n in names if not (clean["variable"] == n).any()]
-    if missing:
-        raise ValueError(f"observations: no values of {missing}")
-    arrays = to_arrays(clean, names)
-    features = flux_features(*(arrays[predictors[k]] for k in ("p", "et", "r")), baseline=baseline)
-    table = stack(features)
-    has_predictors = table[["p", "et", "r"]].notna().all(axis=1).to_numpy()
+    inputs = model_inputs(observations, solutions=solutions, predictors=predictors, baseline=baseline)
+    table, has_predictors = inputs.table, inputs.has_predictors
     x = table[list(FEATURES)]
     series = pd.DataFrame(index=table.index)
     series["net"] = table["net"]
     model_params = _model_params(params, seed)
-    cv_rows, models = {}, {}
+    rec_times = table.index.get_level_values("time")[has_predictors]
+    cv_rows, models, scored = {}, {}, {}
     for solution in solutions:
-        forms = variants(arrays[solution], baseline=baseline)
-        targets = {"anomaly": stack({"y": forms["anomaly"]})["y"], "dd": stack({"y": forms["dd"]})["y"]}
-        for variant, y in targets.items():
+        raw = inputs.arrays[solution]
+        forms = apply_target_statistics(
+            raw, fit_target_statistics(raw, np.ones(len(raw), dtype=bool), baseline=baseline)
+        )
+        for variant in VARIANTS:
             name = solution if variant == "anomaly" else f"{solution}_dd"
-            y = y.reindex(table.index)
+            y = stack({"y": forms[variant]})["y"].reindex(table.index)
             series[name] = y
             known = y.notna().to_numpy() & has_predictors
-            xs, ys = x[known], y.to_numpy()[known]
-            times = xs.index.get_level_values("time")
-            years = times.year.to_numpy()
-            predicted = np.full(len(ys), np.nan)
-            folds = 0
-            for train, test in year_held_out(times.to_numpy()):
-                if len(np.unique(years[train])) < min_train_years:
-                    continue
-                assert_disjoint(years[train], years[test])
-                model = lightgbm.LGBMRegressor(**model_params).fit(xs.iloc[train], ys[train])
-                predicted[test] = model.predict(xs.iloc[test])
-                folds += 1
-            final = lightgbm.LGBMRegressor(**model_params).fit(xs, ys)
+            final = lightgbm.LGBMRegressor(**model_params).fit(x[known], y.to_numpy()[known])
             models[solution, variant] = final
             rec = np.full(len(table), np.nan)
             rec[has_predictors] = final.predict(x[has_predictors])
             series[f"{name}_rec"] = rec
-            cv = np.full(len(table), np.nan)
-            cv[np.flatnonzero(known)] = predicted
-            series[f"{name}_cv"] = cv
-            rec_times = table.index.get_level_values("time")[has_predictors]
-            cv_rows[solution, variant] = {
-                **summary(predicted, ys),
-                "basins": int(xs.index.get_level_values("station").nunique()),
-                "folds": folds,
-                "train_start": times.min(),
-                "train_end": times.max(),
-                "reconstructed_start": rec_times.min(),
-                "reconstructed_end": rec_times.max(),
-            }
+            times = table.index.get_level_values("time")[known]
+            for split in SPLITS:
+                result = held_out(
+                    inputs,
+                    solution,
+                    variant,
+                    split=split,
+                    baseline=baseline,
+                    params=params,
+                    seed=seed,
+                    min_train_years=min_train_years,
+                )
+                scored[solution, variant, split] = result
+                if split == HEADLINE_SPLIT:
+                    series[f"{name}_cv"] = pd.Series(result.sim, index=result.rows).reindex(table.index)
+                ok = np.isfinite(result.sim)
+                cv_rows[solution, variant, split] = {
+                    **summary(result.sim[ok], result.obs[ok]),
+                    "basins": int(result.rows[ok].get_level_values("station").nunique()),
+                    "folds": len(result.folds),
+                    "train_start": times.min(),
+                    "train_end": times.max(),
+                    "reconstructed_start": rec_times.min(),
+                    "reconstructed_end": rec_times.max(),
+                }
     cv_table = pd.DataFrame.from_dict(cv_rows, orient="index")
-    cv_table.index = cv_table.index.set_names(["solution", "variant"])
+    cv_table.index = cv_table.index.set_names(["solution", "variant", "split"])
     keep = series.drop(columns="net").notna().any(axis=1).to_numpy()
-    return TwsResult(series[keep], cv_table, dict(predictors), FEATURES, models)
+    return TwsResult(series[keep], cv_table, dict(predictors), FEATURES, models, scored)
 
 
-def validation_frame(result: TwsResult, solution: str, variant: str) -> pd.DataFrame:
-    """Held-out-year predictions and the observed target of one model, one row per basin-month.
+def validation_frame(result: TwsResult, solution: str, variant: str, split: str = HEADLINE_SPLIT) -> pd.DataFrame:
+    """Held-out predictions and the fold's target of one model and split, one row per basin-month.
 
     Returns
     -------
     pandas.DataFrame
-        ``station``, ``time``, ``sim`` (held-out prediction, mm), ``obs`` (target, mm); rows where both exist.
+        ``station``, ``time``, ``sim`` (held-out prediction, mm), ``obs`` (the target under the statistics
+        of the fold that held the month out, mm); rows where both exist.
     """
-    name = solution if variant == "anomaly" else f"{solution}_dd"
-    frame = result.series[[f"{name}_cv", name]].rename(columns={f"{name}_cv": "sim", name: "obs"}).dropna()
-    return frame.reset_index()
+    return result.held_out[solution, variant, split].frame()
 
 
 # --- the independent solution (ITSG) --------------------------------------------------------------
@@ -824,7 +1112,11 @@ def _long_name(name: str) -> str:
     if name.endswith("_rec"):
         return f"{what}, LightGBM reconstruction trained on GRACE {solution} mascons"
     if name.endswith("_cv"):
-        return f"{what}, LightGBM prediction for years held out of training (GRACE {solution} mascons)"
+        return (
+            f"{what}, LightGBM prediction for blocks of {BLOCK_YEARS} years held out of training with a "
+            f"{BUFFER_YEARS}-year buffer, relative to the statistics of its fold's training years "
+            f"(GRACE {solution} mascons)"
+        )
     return f"{what}, GRACE/GRACE-FO {solution} mascons (basin mean; gaps kept)"
 
 
@@ -902,15 +1194,17 @@ def to_cf_basins(
         f"features {', '.join(result.features)}",
         "baseline": f"{BASELINE[0]}/{BASELINE[1]}",
         "comment": "Anomalies relative to the baseline mean of each calendar month present; *_rec are "
-        "reconstructions over the predictors' span, *_cv predictions for years held out of "
-        "training, *_dd the detrended and deseasonalised variants. GRDC basins carry no "
+        "reconstructions over the predictors' span, *_cv predictions for blocks of "
+        f"{BLOCK_YEARS} years held out of training ({BUFFER_YEARS}-year buffer on either side; baseline mean, "
+        "climatology and trend fitted on the training years of each fold), *_dd the detrended and "
+        "deseasonalised variants. GRDC basins carry no "
         "coordinates in the source tables, so the file has no latitude/longitude.",
         "references": REFERENCES,
         "history": history_line("products.generators.tws_rec"),
     }
-    for (solution, variant), row in result.cv.iterrows():
-        base[f"{solution}_{variant}_held_out_years_nse"] = float(row["nse"])
-        base[f"{solution}_{variant}_held_out_years_r"] = float(row["r"])
+    for (solution, variant, split), row in result.cv.iterrows():
+        base[f"{solution}_{variant}_{split}_nse"] = float(row["nse"])
+        base[f"{solution}_{variant}_{split}_r"] = float(row["r"])
     variables = {name: _storage_attrs(name) for name in frame.columns if name not in ("station", "time")}
     return cf.timeseries_dataset(
         frame,

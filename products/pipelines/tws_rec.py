@@ -33,6 +33,7 @@ METRICS = ("n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")
 # The seed's six land regions include Greenland and Antarctica; the GRDC basin attributes name six
 # other regions (CONTINENT of basins.dbf). No GRDC basin lies on Greenland or Antarctica.
 NOT_FORMED = ("Greenland", "Antarctica")
+BUDGET = "p_minus_et_minus_r"  # the obs of the water-balance rows: ERA5-Land P - ET - R per basin
 
 
 def _rows(frame: pd.DataFrame, *, variable: str, units: str, split: str, continent: dict) -> list[ValidationRow]:
@@ -63,11 +64,17 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     Outputs: ``tws_rec_basins.nc`` (CF-1.8 timeSeries, station x month), ``tws_rec_regions.nc``
     (CF-1.8 timeSeries, region x month), ``tws_water_balance.csv``; ValidationResult rows with the
-    splits ``year_held_out`` (each calendar year predicted by a model that never saw it),
-    ``independent_itsg`` (the same held-out predictions, and the mascon solutions themselves,
-    against ITSG-Grace2018, which no model saw) and ``water_balance`` (dS/dt as ``sim`` against
-    P - ET - R as ``obs``), each pooled, per basin (``site``, network GRDC-MRB) and per region
-    (``class``).
+    splits ``year_block_held_out`` (blocks of 3 calendar years predicted by a model that saw neither
+    them nor the 2 years on either side; the target's baseline mean, climatology and trend fitted
+    on the training years of each fold), ``year_held_out`` (the same with one year and no buffer,
+    kept to show how much a one-year split inflates the score), ``independent_itsg`` (the blocked
+    held-out predictions, and the mascon solutions themselves, against ITSG-Grace2018, which no
+    model saw), ``water_balance`` (variable ``dsdt_<solution>_vs_p_minus_et_minus_r``: dS/dt of
+    GRACE storage as ``sim`` against P - ET - R as ``obs``, independent storage against the budget)
+    and ``consistency_diagnostic`` (``dsdt_<solution>_rec_vs_p_minus_et_minus_r``: the
+    reconstruction is built from P - ET - R, so its agreement with the budget is a consistency
+    check of the model, not validation), each pooled, per basin (``site``, network GRDC-MRB) and
+    per region (``class``).
 
     Basin areas and regions are not stored on the Station rows (the reader returns them as extra
     columns that the loader does not keep), so they are read here from ``basins.dbf`` and
@@ -118,13 +125,13 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     with stages("validate"):
         continent = attributes["continent"].to_dict()
         validation: list[ValidationRow] = []
-        for (solution, variant), _ in result.cv.iterrows():
+        for (solution, variant, split), _ in result.cv.iterrows():
             name = solution if variant == "anomaly" else f"{solution}_dd"
             validation += _rows(
-                tws_rec.validation_frame(result, solution, variant),
+                tws_rec.validation_frame(result, solution, variant, split),
                 variable=f"{name}_rec",
                 units="mm",
-                split="year_held_out",
+                split=split,
                 continent=continent,
             )
         stations = sorted(result.series.index.get_level_values("station").unique())
@@ -142,16 +149,29 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         wide = result.series.unstack("station")
         net = wide["net"]
         balance = []
-        for series in (*solutions, f"{solutions[0]}_rec"):
+        # GRACE storage is independent of P - ET - R: its closure is validation (of the budget and the storage).
+        # The reconstruction is built from P - ET - R and its filtered sums: its closure is a consistency
+        # diagnostic of the model, never validation.
+        checks = [(s, "water_balance", "validation: independent storage (GRACE) against the budget") for s in solutions]
+        checks.append(
+            (
+                f"{solutions[0]}_rec",
+                "consistency_diagnostic",
+                "consistency diagnostic: the reconstruction is built from P - ET - R (not validation)",
+            )
+        )
+        for series, split, use in checks:
             table = tws_rec.water_balance(wide[series], net)
-            balance.append(table.assign(series=series, continent=table.index.map(continent).fillna("")).reset_index())
+            balance.append(
+                table.assign(series=series, use=use, continent=table.index.map(continent).fillna("")).reset_index()
+            )
             change = tws_rec.storage_change(wide[series])
             frame = tws_rec.stack({"sim": change, "obs": net.reindex_like(change)}).dropna().reset_index()
             validation += _rows(
-                frame, variable=f"{series}_dsdt", units="mm month-1", split="water_balance", continent=continent
+                frame, variable=f"dsdt_{series}_vs_{BUDGET}", units="mm month-1", split=split, continent=continent
             )
         balance = pd.concat(balance, ignore_index=True)[
-            ["series", "station", "continent", "n", "r", "std_ratio", "slope", "mean_imbalance", "rmse"]
+            ["series", "use", "station", "continent", "n", "r", "std_ratio", "slope", "mean_imbalance", "rmse"]
         ]
         balance.to_csv(workdir / "tws_water_balance.csv", index=False, float_format="%.6g")
 
@@ -175,27 +195,51 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         )
 
     cv = {
-        f"{s}_{v}": metric_values({k: row[k] for k in ("n", "kge", "r", "nse", "rmse")}) | {"folds": int(row["folds"])}
-        for (s, v), row in result.cv.iterrows()
+        split: {
+            f"{s}_{v}": metric_values({k: row[k] for k in ("n", "kge", "r", "nse", "rmse")})
+            | {"folds": int(row["folds"])}
+            for (s, v, p), row in result.cv.iterrows()
+            if p == split
+        }
+        for split in tws_rec.SPLITS
     }
     first = result.cv.iloc[0]
-    summary = {
-        "basins": len(stations),
-        "data_kind": DataKind.REAL,
-        "training_span": [f"{first['train_start']:%Y-%m}", f"{first['train_end']:%Y-%m}"],
-        "reconstructed_span": [f"{first['reconstructed_start']:%Y-%m}", f"{first['reconstructed_end']:%Y-%m}"],
-        "predictors": result.predictors,
-        "held_out_years": cv,
-        "itsg": itsg_summary,
-        "water_balance": {
+
+    def closure(use: str) -> dict:
+        return {
             s: {
                 "basins": int(g["r"].notna().sum()),
                 "median_r": json_safe(g["r"].median()),
                 "median_std_ratio": json_safe(g["std_ratio"].median()),
                 "median_mean_imbalance_mm_month-1": json_safe(g["mean_imbalance"].median()),
             }
-            for s, g in balance.groupby("series", sort=False)
+            for s, g in balance[balance["use"] == use].groupby("series", sort=False)
+        }
+
+    summary = {
+        "basins": len(stations),
+        "data_kind": DataKind.REAL,
+        "training_span": [f"{first['train_start']:%Y-%m}", f"{first['train_end']:%Y-%m}"],
+        "reconstructed_span": [f"{first['reconstructed_start']:%Y-%m}", f"{first['reconstructed_end']:%Y-%m}"],
+        "predictors": result.predictors,
+        "held_out_year_blocks": cv["year_block_held_out"],
+        "held_out_years": cv["year_held_out"],
+        "splits": {
+            "year_block_held_out": f"blocks of {tws_rec.BLOCK_YEARS} consecutive years held out, "
+            f"{tws_rec.BUFFER_YEARS} years on either side left out of training (the features remember up to "
+            "24 months); the headline",
+            "year_held_out": "one calendar year held out, no buffer: inflated by the features' memory, shown "
+            "beside the blocks to measure that",
         },
+        "statistics_fitted_on": {
+            "tws baseline, climatology, trend": "training years of each fold (outside the held-out block and its "
+            "buffer); for the reconstruction, the whole GRACE record",
+            "predictor anomalies, filters and basin means": "P, ET and R over the baseline (inputs known for "
+            "every month, no storage value)",
+        },
+        "itsg": itsg_summary,
+        "water_balance": closure(checks[0][2]),
+        "consistency_diagnostic": closure(checks[-1][2]),
         "regions": {str(k): int(v) for k, v in regions["basins"].items()} if regions is not None else {},
         "regions_not_formed": list(NOT_FORMED),
     }
@@ -206,13 +250,17 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "tws_rec_regions.nc": "CF-1.8 timeSeries (DSG): area-weighted means of the same series over the basins of each "
         "GRDC region and over all basins",
         "tws_water_balance.csv": "Water balance per basin: dS/dt (central difference) against P - ET - R (ERA5-Land): "
-        "n, r, std ratio, slope, mean imbalance and RMSE (mm month-1)",
+        "n, r, std ratio, slope, mean imbalance and RMSE (mm month-1); column use says which rows are validation "
+        "(GRACE storage) and which a consistency diagnostic (the reconstruction, built from P - ET - R)",
     }
     return ProductOutput(
         files=files,
         validation=validation,
         summary=summary,
         notes="Real data: GRACE JPL/CSR mascon basin means and ERA5-Land P, ET, R over GRDC major river basins "
-        "(lehmannfa/water_storage_changes). Skill from held-out calendar years and against ITSG-Grace2018, "
-        "which no model saw. KGE's bias ratio is ill-defined for anomalies (means near 0): read r and NSE.",
+        "(lehmannfa/water_storage_changes). Skill from blocks of 3 years held out with a 2-year buffer "
+        "(baseline, climatology and trend fitted on the training years of each fold; one-year hold-outs "
+        "shown beside them) and against ITSG-Grace2018, which no model saw. The water balance validates "
+        "GRACE storage against P - ET - R; the reconstruction's is a consistency diagnostic only (it is built "
+        "from P - ET - R). KGE's bias ratio is ill-defined for anomalies (means near 0): read r and NSE.",
     )

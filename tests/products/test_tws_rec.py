@@ -86,6 +86,29 @@ def test_detrending_removes_a_known_line_in_decimal_years():
     assert tws_rec.linear_trend(out)[0] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_statistics_fitted_on_every_month_are_those_of_variants_and_on_training_months_ignore_the_rest():
+    rng = np.random.default_rng(4)
+    index = monthly("2002-04-01", 18 * 12)
+    line, season = 3.0 * (tws_rec.decimal_year(index) - 2010), 20 * np.sin(index.month.to_numpy())
+    values = pd.DataFrame({b: line + season + rng.normal(0, 5, len(index)) for b in ("a", "b")}, index=index)
+    values.iloc[30:35, 0] = np.nan
+    every = tws_rec.apply_target_statistics(values, tws_rec.fit_target_statistics(values, np.ones(len(index), bool)))
+    expected = tws_rec.variants(values)
+    for name in ("anomaly", "deseasonalised", "dd"):
+        pd.testing.assert_frame_equal(every[name], expected[name], check_exact=True)
+    fitted = ~index.year.isin([2006, 2007])
+    statistics = tws_rec.fit_target_statistics(values, fitted)
+    changed = values.copy()
+    changed.loc[~fitted] += 500.0  # held-out years: nothing fitted may move
+    again = tws_rec.fit_target_statistics(changed, fitted)
+    pd.testing.assert_series_equal(statistics.mean, again.mean)
+    pd.testing.assert_series_equal(statistics.slope, again.slope)
+    assert statistics.reference.startswith("fitted months within the baseline")
+    assert tws_rec.fit_target_statistics(values, ~index.year.isin(range(2003, 2011))).reference.startswith("all")
+    with pytest.raises(ValueError, match="fitted"):
+        tws_rec.fit_target_statistics(values, np.zeros(len(index), bool))
+
+
 def test_the_exponential_filter_decays_geometrically():
     x = np.zeros((10, 2))
     x[0] = [1.0, 2.0]
@@ -181,9 +204,13 @@ def twin_result():
 def test_the_twin_is_reconstructed_on_held_out_years_and_before_grace(twin_result):
     result, truth = twin_result
     cv = result.cv
-    assert set(cv.index) == {(s, v) for s in tws_rec.SOLUTIONS for v in tws_rec.VARIANTS}
-    assert cv.loc[("tws_jpl", "anomaly"), "nse"] > 0.8 and cv.loc[("tws_jpl", "dd"), "r"] > 0.8
-    assert cv.loc[("tws_jpl", "anomaly"), "folds"] == 2020 - 2002 + 1  # one per year (2017, 2018 partly in the gap)
+    assert set(cv.index) == {(s, v, p) for s in tws_rec.SOLUTIONS for v in tws_rec.VARIANTS for p in tws_rec.SPLITS}
+    blocks, years = "year_block_held_out", "year_held_out"
+    assert cv.loc[("tws_jpl", "anomaly", blocks), "nse"] > 0.8 and cv.loc[("tws_jpl", "dd", blocks), "r"] > 0.8
+    assert cv.loc[("tws_jpl", "anomaly", years), "folds"] == 2020 - 2002 + 1  # one per year (2017, 2018 in the gap)
+    assert cv.loc[("tws_jpl", "anomaly", blocks), "folds"] == 7  # 2002-04, 2005-07, ..., 2017-19, 2020
+    # the features' memory carries neighbouring years into a one-year split: it scores higher than the blocks
+    assert cv.loc[("tws_jpl", "dd", years), "r"] > cv.loc[("tws_jpl", "dd", blocks), "r"]
     wide = result.series.unstack("station")
     before = wide["tws_jpl_rec"].loc[:"2001-12-01"]
     assert before.notna().all().all() and before.index[0] == pd.Timestamp("1990-01-01")
@@ -380,6 +407,8 @@ def test_generate_publishes_basin_and_region_files_with_cf_attributes(tws_run):
     balance = pd.read_csv(root / version.files.get(name="tws_water_balance.csv").path)
     assert set(balance["series"]) == {"tws_jpl", "tws_csr", "tws_jpl_rec"}
     assert balance.loc[balance["series"] == "tws_jpl", "r"].median() > 0.3
+    uses = balance.groupby("series")["use"].first()
+    assert uses["tws_jpl"].startswith("validation") and uses["tws_jpl_rec"].startswith("consistency diagnostic")
     roles = " ".join(i["role"] for i in tws_run.inputs)
     assert "basin TWS" in roles and "attributes" in roles
     assert all(i["sha256"] for i in tws_run.inputs)
@@ -390,9 +419,23 @@ def test_validation_rows_cover_held_out_years_itsg_and_the_water_balance(tws_run
     from products.models import ValidationResult
 
     rows = ValidationResult.objects.filter(version=tws_run.version)
-    assert set(rows.values_list("split", flat=True)) == {"year_held_out", "independent_itsg", "water_balance"}
+    assert set(rows.values_list("split", flat=True)) == {
+        "year_block_held_out",
+        "year_held_out",
+        "independent_itsg",
+        "water_balance",
+        "consistency_diagnostic",
+    }
     pooled = rows.get(split="year_held_out", variable="tws_jpl_rec", scope="pooled")
     assert pooled.n > 3000 and pooled.nse > 0.3 and pooled.r > 0.6
+    blocked = rows.get(split="year_block_held_out", variable="tws_jpl_rec", scope="pooled")
+    assert blocked.n == pooled.n and 0.6 < blocked.r < pooled.r  # blocks with a buffer: the lower, honest score
+    # only independent storage (GRACE) is validated against the budget; the reconstruction, built from
+    # P - ET - R, is a consistency diagnostic under that name
+    budget = set(rows.filter(split="water_balance", scope="pooled").values_list("variable", flat=True))
+    assert budget == {"dsdt_tws_jpl_vs_p_minus_et_minus_r", "dsdt_tws_csr_vs_p_minus_et_minus_r"}
+    diagnostic = set(rows.filter(split="consistency_diagnostic", scope="pooled").values_list("variable", flat=True))
+    assert diagnostic == {"dsdt_tws_jpl_rec_vs_p_minus_et_minus_r"}
     sites = rows.filter(split="year_held_out", variable="tws_jpl_rec", scope="site")
     assert sites.count() == len(BASINS) and all(s.station_id for s in sites)
     assert sites.first().station.network == "GRDC-MRB"
@@ -402,6 +445,9 @@ def test_validation_rows_cover_held_out_years_itsg_and_the_water_balance(tws_run
     assert itsg.get(variable="tws_jpl").r > itsg.get(variable="tws_jpl_rec").r > 0.4
     assert tws_run.summary["itsg"]["matched_basins"] >= 15
     assert tws_run.summary["held_out_years"]["tws_jpl_anomaly"]["folds"] >= 17
+    assert tws_run.summary["held_out_year_blocks"]["tws_jpl_anomaly"]["folds"] >= 6
+    assert set(tws_run.summary["water_balance"]) == {"tws_jpl", "tws_csr"}
+    assert set(tws_run.summary["consistency_diagnostic"]) == {"tws_jpl_rec"}
 
 
 @pytest.mark.django_db
@@ -409,7 +455,8 @@ def test_the_dataset_page_shows_held_out_years_itsg_and_water_balance(tws_run, c
     from products.models import ValidationResult
 
     html = client.get(f"/datasets/{tws_run.dataset_id}/").content.decode()
-    for split in ("year_held_out", "independent_itsg", "water_balance"):
+    splits = ("year_block_held_out", "year_held_out", "independent_itsg", "water_balance", "consistency_diagnostic")
+    for split in splits:
         start = html.index(f'id="validation-{split}"')
         table = html[start : html.index("</table>", start)]
         rows = ValidationResult.objects.filter(version=tws_run.version, split=split, scope="pooled")
