@@ -14,10 +14,12 @@ from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from portal.subsets.models import DownloadLog
+from products.data_kind import DataKind
 from products.lineage import public_path
 from products.models import ValidationResult
 from products.registry import product_for_dataset
 
+from . import splits
 from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion
 
 # Variables of the ET product's CF timeSeries file (products.generators.et_fusion_cf.to_cf_dataset).
@@ -38,23 +40,15 @@ PUBLISHED_LABELS = {
 }
 OURS_DESCRIBED = {"et_fusion": {"time_step": _("monthly"), "grid": _("tower points, no grid")}}
 PUBLISHED_WORDS = (gettext_noop("daily"),)
-# Further validation tables of a version (ValidationResult.split other than validation/cv), in page order.
-SPLIT_TITLES = {
-    "fusion_held_out": _("Fusion and each input product against the same towers (leave-tower-out)"),
-    "reconstruction_held_out": _("Stage 1: each product reconstructed from forcing, scored on basins left out"),
-    "twin_insitu": _("SYNTHETIC twin: every series against in-situ stations never used upstream"),
-    "twin_validation": _("SYNTHETIC twin: held-out stations never used in training"),
-    "twin_cv": _("SYNTHETIC twin: cross-validation grouped by station, on the training stations"),
-    "real_withheld": _("REAL: nudging toward ASCAT/ERS, scored on retrievals withheld from the nudging"),
-    "real_insitu": _("REAL: satellite series against collocated in-situ stations"),
-    "year_held_out": _(
-        "Reconstruction scored on GRACE years held out of training (r and NSE; KGE is not meaningful "
-        "for anomalies with a mean near zero)"
-    ),
-    "independent_itsg": _("Reconstruction against ITSG-Grace, a solution no model was trained on"),
-    "water_balance": _("Water balance: dS/dt of GRACE against P − ET − R per basin"),
+# The seed's published figures describe the product itself against real in-situ data: the one split and variable
+# of each product whose rows are comparable in kind (same quantity, same kind of reference, real data). A
+# product without one (a synthetic twin or a proxy experiment only) shows the seed's figures alone.
+SEED_COMPARABLE = {
+    "et_fusion": ("validation", "et"),
+    "sm_mlda": ("real_insitu", "sm_ml_da"),
+    "sm_1km": ("real_insitu", "sm_1km"),
 }
-MAIN_SPLITS = ("validation", "cv")  # text values of the registry, translated when shown
+MAIN_SPLIT = "validation"  # the ET tower model's held-out months: pooled and land-cover rows in one table
 
 
 class QueryError(ValueError):
@@ -73,9 +67,12 @@ class DatasetPage:
     stations: list[dict]
     product: object | None
     comparison: list[dict]
+    main: dict | None
     more: list[dict]
     diagnostics: dict
     classification: list[dict]
+    validated: bool
+    comparable: bool
     years: tuple[int, int] | None
     tags: list[str]
     download_counts: dict | None = None
@@ -101,13 +98,13 @@ def download_counts(dataset: Dataset | str) -> dict:
         .annotate(count=Count("id"), bytes=Sum("size"))
         .order_by("version_number")
     )
-    out = {"total": 0, "bytes": 0, "versions": {}}
+    total, size, versions = 0, 0, {}
     for row in rows:
-        out["total"] += row["count"]
-        out["bytes"] += row["bytes"] or 0
+        total += row["count"]
+        size += row["bytes"] or 0
         if row["version_number"] is not None:
-            out["versions"][row["version_number"]] = {"count": row["count"], "bytes": row["bytes"] or 0}
-    return out
+            versions[row["version_number"]] = {"count": row["count"], "bytes": row["bytes"] or 0}
+    return {"total": total, "bytes": size, "versions": versions}
 
 
 def public_lineage(lineage: dict | None) -> dict:
@@ -147,7 +144,7 @@ def dataset_page(dataset_id: str) -> DatasetPage:
     latest = versions[0] if versions else None
     results = (
         list(
-            ValidationResult.objects.filter(version=latest, split="validation")
+            ValidationResult.objects.filter(version=latest, split=MAIN_SPLIT)
             .select_related("station")
             .order_by("scope", "label")
         )
@@ -164,7 +161,15 @@ def dataset_page(dataset_id: str) -> DatasetPage:
         key=lambda s: (-s["n"], s["code"]),
     )
     pooled, sites = [r for r in results if r.scope == "pooled"], [r for r in results if r.scope == "site"]
+    classes = [r for r in results if r.scope == "class"]
+    main = split_facts(MAIN_SPLIT, [r.label for r in results if r.scope != "site"], len(sites)) if pooled else None
+    index = validation_index(versions)
+    for v in versions:  # shown in each version's lineage
+        v.validation_tables = index.get(v.pk, [])
     product = product_for_dataset(dataset.id)
+    comparable = comparable_row(product, latest) if latest else None
+    classification = classification_tables(latest) if latest else []
+    diagnostics = tc_diagnostic(latest) if latest else {}
     return DatasetPage(
         dataset=dataset,
         people=people,
@@ -172,17 +177,84 @@ def dataset_page(dataset_id: str) -> DatasetPage:
         latest=latest,
         pooled=pooled,
         sites=sites,
-        classes=[r for r in results if r.scope == "class"],
+        classes=classes,
         stations=stations,
         product=product,
-        comparison=compare_with_published(product, pooled[0] if pooled else None, sites),
+        comparison=compare_with_published(product, *(comparable or (None, []))),
+        main=main,
         more=more,
-        diagnostics=tc_diagnostic(latest) if latest else {},
-        classification=classification_tables(latest) if latest else [],
+        diagnostics=diagnostics,
+        classification=classification,
+        validated=bool(pooled or more or classification or diagnostics),
+        comparable=comparable is not None,
         years=(min(dataset.time_tags), max(dataset.time_tags)) if dataset.time_tags else None,
         tags=list(dict.fromkeys(t.name for t in dataset.tags.all())),  # a name can be a topic and a place tag
         download_counts=download_counts(dataset),
     )
+
+
+def split_facts(split: str, labels: list[str], scored: int | None) -> dict:
+    """What one validation table holds, as the page and the version lineage show it.
+
+    Parameters
+    ----------
+    split : str
+        A ``ValidationResult.split`` value.
+    labels : list of str
+        The labels of its pooled and class rows (they name the data kind where the pipeline wrote it).
+    scored : int or None
+        The number of units scored (its per-site rows: the held-out towers or stations of a split by
+        station, the basins of a split by year); None or 0 where the version stores none.
+
+    Returns
+    -------
+    dict with ``split``, ``title``, ``partition``, ``unit``, ``scored`` (int or None), ``reference``,
+    ``independent`` (bool), ``kind`` (a :class:`~products.data_kind.DataKind`), ``kind_name``
+    (translated) and ``limit`` (translated, may be empty); from :mod:`portal.catalog.splits`.
+    """
+    info = splits.split_info(split)
+    kind = splits.row_kind(split, labels)
+    return {
+        "split": split,
+        "title": info.title,
+        "partition": info.partition,
+        "unit": info.unit,
+        "scored": scored or None,
+        "reference": info.reference,
+        "independent": info.independent and kind == DataKind.REAL,
+        "kind": kind,
+        "kind_name": splits.KIND_NAMES.get(kind, kind),
+        "limit": info.limit,
+    }
+
+
+def validation_index(versions: list[DatasetVersion]) -> dict[int, list[dict]]:
+    """Per version, what each of its validation tables holds (one query for all versions).
+
+    Parameters
+    ----------
+    versions : list of DatasetVersion
+        With their ``lineage`` (a freeze/thaw version's classification experiments are read from it).
+
+    Returns
+    -------
+    dict
+        Version id -> list of :func:`split_facts` dicts in page order (the stored splits, then the
+        classification experiments of the lineage summary), ``[]`` for a version without validation.
+    """
+    rows = ValidationResult.objects.filter(version__in=versions).values_list("version_id", "split", "scope", "label")
+    found: dict[int, dict[str, tuple[list[str], set[str]]]] = {}
+    for version_id, split, scope, label in rows:
+        labels, sites = found.setdefault(version_id, {}).setdefault(split, ([], set()))
+        (sites.add if scope == ValidationResult.Scope.SITE else labels.append)(label)
+    out: dict[int, list[dict]] = {}
+    for v in versions:
+        tables = [
+            split_facts(split, labels, len(sites))
+            for split, (labels, sites) in sorted(found.get(v.pk, {}).items(), key=lambda i: splits.split_order(i[0]))
+        ]
+        out[v.pk] = tables + [t["facts"] for t in classification_tables(v)]
+    return out
 
 
 def tc_diagnostic(version: DatasetVersion) -> dict:
@@ -208,67 +280,108 @@ def classification_tables(version: DatasetVersion) -> list[dict]:
 
     Returns
     -------
-    list of dict with ``experiment`` (e.g. ``proxy: tibetan_plateau``, ``synthetic twin``) and
-    ``rows``: one dict per set (train, validation, test) with ``set``, ``n``, ``overall_accuracy``,
-    ``kappa``, ``recall_thawed``, ``recall_frozen``.
+    list of dict with ``experiment`` (e.g. ``proxy: tibetan_plateau``, ``synthetic twin``), ``rows``: one
+    dict per set (train, validation, test) with ``set``, ``n``, ``overall_accuracy``, ``kappa``,
+    ``recall_thawed``, ``recall_frozen``; and ``facts``: what the experiment holds, as :func:`split_facts`
+    (``split`` is the experiment, ``scored`` the test set's pixels, ``partition`` names the block size).
     """
     summary = version.lineage.get("summary") or {}
-    experiments = [(f"proxy: {name}", sets) for name, sets in (summary.get("proxy") or {}).items()]
+    experiments = [(f"proxy: {name}", DataKind.PROXY, sets) for name, sets in (summary.get("proxy") or {}).items()]
     if summary.get("twin"):
-        experiments.append(("synthetic twin", summary["twin"]))
+        experiments.append(("synthetic twin", DataKind.SYNTHETIC, summary["twin"]))
+    blocks = (summary.get("proxy_setup") or {}).get("block_deg")
     keys = ("n", "overall_accuracy", "kappa", "recall_thawed", "recall_frozen")
-    tables = [
-        {
-            "experiment": name,
-            "rows": [
-                {"set": s, **{k: sets[s].get(k) for k in keys}}
-                for s in ("train", "validation", "test")
-                if isinstance(sets.get(s), dict) and "overall_accuracy" in sets[s]
-            ],
+    tables = []
+    for name, kind, sets in experiments:
+        if not isinstance(sets, dict):
+            continue
+        rows = [
+            {"set": s, **{k: sets[s].get(k) for k in keys}}
+            for s in ("train", "validation", "test")
+            if isinstance(sets.get(s), dict) and "overall_accuracy" in sets[s]
+        ]
+        if not rows:  # other products' summaries have a "twin" too, without classification
+            continue
+        info = splits.CLASSIFICATION[kind]
+        region = name.removeprefix("proxy: ").split(":")[0]
+        block = blocks.get(region) if isinstance(blocks, dict) and kind == DataKind.PROXY else None
+        test = next((r["n"] for r in rows if r["set"] == "test"), None)
+        facts = {
+            "split": name,
+            "title": info.title,
+            "partition": f"{info.partition} ({block:g}°)" if isinstance(block, int | float) else info.partition,
+            "unit": info.unit,
+            "scored": test,
+            "reference": info.reference,
+            "independent": False,
+            "kind": kind,
+            "kind_name": splits.KIND_NAMES[kind],
+            "limit": info.limit,
         }
-        for name, sets in experiments
-        if isinstance(sets, dict)
-    ]
-    return [t for t in tables if t["rows"]]  # other products' summaries have a "twin" too, without classification
+        tables.append({"experiment": name, "rows": rows, "facts": facts})
+    return tables
 
 
 def further_validation(version: DatasetVersion) -> list[dict]:
-    """Pooled rows of a version's other validation splits, one table per split.
+    """Pooled rows of a version's validation splits other than the main one, one table per split.
 
     Returns
     -------
-    list of dict with ``split``, ``title`` (translated description), ``units`` and ``rows``
-    (pooled ValidationResult rows; a fused estimate first, then the inputs by name). Each row
+    list of dict with ``split``, ``title`` (translated description), ``units``, ``rows`` (pooled
+    ValidationResult rows; a fused estimate first, then the inputs by name) and ``facts`` (what the
+    table holds: :func:`split_facts`), in the order of :data:`portal.catalog.splits.SPLITS`. Each row
     carries ``n_sites``, ``median_r`` and ``median_ubrmse``: the medians over the split's per-station
     rows of the same variable (None without station rows), as the soil-moisture paper reports.
     """
-    rows = (
-        ValidationResult.objects.filter(
-            version=version, scope__in=[ValidationResult.Scope.POOLED, ValidationResult.Scope.SITE]
-        )
-        .exclude(split__in=MAIN_SPLITS)
-        .order_by("split", "variable")
-    )
+    rows = ValidationResult.objects.filter(version=version).exclude(split=MAIN_SPLIT).order_by("split", "variable")
     tables: dict[str, dict] = {}
+    labels: dict[str, list[str]] = {}
     per_site: dict[tuple[str, str], list[tuple]] = {}
+    sites: dict[str, set[str]] = {}
     for r in rows:
         if r.scope == ValidationResult.Scope.SITE:
             per_site.setdefault((r.split, r.variable), []).append((r.r, r.ubrmse))
+            sites.setdefault(r.split, set()).add(r.label)
             continue
-        table = tables.setdefault(
-            r.split, {"split": r.split, "title": SPLIT_TITLES.get(r.split, r.split), "units": r.units, "rows": []}
-        )
+        labels.setdefault(r.split, []).append(r.label)
+        if r.scope != ValidationResult.Scope.POOLED:
+            continue
+        table = tables.setdefault(r.split, {"split": r.split, "units": r.units, "rows": []})
         table["rows"].append(r)
-    for table in tables.values():
+    for split, table in tables.items():
+        table["facts"] = split_facts(split, labels.get(split, []), len(sites.get(split, ())))
+        table["title"] = table["facts"]["title"]
         table["rows"].sort(key=lambda r: (not r.variable.endswith("_fused"), r.variable))
         for r in table["rows"]:
-            sites = np.array(per_site.get((r.split, r.variable), []), dtype="float64").reshape(-1, 2)
-            r.n_sites = len(sites) or None
-            r.median_r, r.median_ubrmse = np.nanmedian(sites, axis=0).tolist() if len(sites) else (None, None)
-    order = list(SPLIT_TITLES)
-    return sorted(
-        tables.values(), key=lambda t: (order.index(t["split"]) if t["split"] in order else len(order), t["split"])
+            values = np.array(per_site.get((r.split, r.variable), []), dtype="float64").reshape(-1, 2)
+            r.n_sites = len(values) or None
+            r.median_r, r.median_ubrmse = np.nanmedian(values, axis=0).tolist() if len(values) else (None, None)
+    return sorted(tables.values(), key=lambda t: splits.split_order(t["split"]))
+
+
+def comparable_row(product, version: DatasetVersion) -> tuple[ValidationResult, list[ValidationResult]] | None:
+    """The pooled row of ``version`` comparable in kind with the seed's published figures, and its site rows.
+
+    Comparable means the product's own quantity (:data:`SEED_COMPARABLE`: split and variable) against
+    real data of the same kind of reference, never a synthetic twin or a proxy experiment.
+
+    Returns
+    -------
+    (pooled, sites) or None
+        None when the product has no published figures or the version holds no comparable row.
+    """
+    if product is None or not product.published or product.key not in SEED_COMPARABLE:
+        return None
+    split, variable = SEED_COMPARABLE[product.key]
+    rows = list(
+        ValidationResult.objects.filter(version=version, split=split, variable=variable).exclude(
+            scope=ValidationResult.Scope.CLASS
+        )
     )
+    pooled = [r for r in rows if r.scope == ValidationResult.Scope.POOLED]
+    if not pooled or splits.row_kind(split, [r.label for r in pooled]) != DataKind.REAL:
+        return None
+    return pooled[0], [r for r in rows if r.scope == ValidationResult.Scope.SITE]
 
 
 def compare_with_published(product, pooled: ValidationResult | None, sites: list[ValidationResult]) -> list[dict]:
@@ -277,24 +390,25 @@ def compare_with_published(product, pooled: ValidationResult | None, sites: list
     Parameters
     ----------
     product : products.registry.ProductSpec or None
-    pooled : the pooled held-out ValidationResult of the latest version, or None.
-    sites : the per-site held-out ValidationResult rows of that version.
+    pooled : the pooled row comparable in kind with the seed's figures (:func:`comparable_row`), or None.
+    sites : the per-site rows of the same split and variable.
 
     Returns
     -------
     list of dict with ``label``, ``units``, ``ours`` and ``theirs`` (display strings; ``ours`` is
-    "–" where this portal has no comparable figure).
+    "–" where this portal has no comparable figure: every row when ``pooled`` is None, so that no
+    synthetic-twin or proxy score ever stands beside a published figure).
     """
     if product is None or not product.published:
         return []
-    site_r = [s.r for s in sites if s.r is not None]
+    site_r = [s.r for s in sites if s.r is not None] if pooled else []
     ours = {
         "kge": pooled and pooled.kge,
         "rmse": pooled and pooled.rmse,
         "r": pooled and pooled.r,
         "ubrmse": pooled and pooled.ubrmse,
         "r_median": float(np.median(site_r)) if site_r else None,
-        "stations": len(sites) or None,
+        "stations": (len(sites) or None) if pooled else None,
         **(OURS_DESCRIBED.get(product.key, {}) if pooled else {}),
     }
 

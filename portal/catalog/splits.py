@@ -1,0 +1,281 @@
+"""What each validation split of a published version holds: the one place that says so, in both languages.
+
+A :class:`~products.models.ValidationResult` row names its ``split`` (``validation``, ``twin_cv``,
+``water_balance``, ...) and, in the pooled label of most products, its data kind
+(``"synthetic twin: all stations (pooled)"``). :data:`SPLITS` describes each split name the pipelines
+store: the table's title, how the held-out set was chosen, what unit is held out, what the reference
+is, whether it is independent of everything that made the scored numbers, the data kind when the
+rows do not say it, and the limits a reader must know beside the numbers. The page and the version
+lineage read only this mapping (:func:`split_info`, :func:`row_kind`); a split not listed here is
+shown under its own name and never called independent.
+
+Pure description (no database): translated lazily, so the page shows the visitor's language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from products.data_kind import DataKind
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """How one validation split was made and what its scores can show.
+
+    Attributes
+    ----------
+    title : str
+        The table's heading. "Against independent stations" only where ``independent`` is true.
+    partition : str
+        How the scored samples were held out (by station, basin, year, block of days, spatial block).
+    unit : str
+        What the split's per-site rows are (towers, basins, stations, grid points): the units scored,
+        counted where the version has those rows (the held-out units themselves for a split by station).
+    reference : str
+        What the scores are computed against.
+    independent : bool
+        True only where the reference took no part in making the scored numbers (held-out real
+        stations, basins or towers); synthetic twins, proxy experiments, withheld samples of the
+        series that was fitted and consistency diagnostics are False.
+    kind : DataKind
+        The data kind of the rows when their labels do not name one.
+    limit : str
+        What the scores do not show (empty when nothing needs saying).
+    """
+
+    title: str | Promise
+    partition: str | Promise
+    unit: str | Promise
+    reference: str | Promise
+    independent: bool
+    kind: DataKind
+    limit: str | Promise = ""
+
+
+SPLITS: dict[str, SplitInfo] = {
+    # --- evapotranspiration (et_fusion)
+    "validation": SplitInfo(
+        _(
+            "Against independent stations: validation months of every tower, each predicted by a model "
+            "trained without that tower (leave-site-out)"
+        ),
+        _("by station (leave-site-out), validation months only"),
+        _("towers"),
+        _("monthly flux-tower ET (FLUXNET2015, CARDAMOM-FluxVal), months never used in training"),
+        True,
+        DataKind.REAL,
+    ),
+    "cv": SplitInfo(
+        _(
+            "Against independent stations: training months of every tower, each predicted by the fold "
+            "that left that tower out (cross-validation grouped by station)"
+        ),
+        _("by station (cross-validation folds)"),
+        _("towers"),
+        _("monthly flux-tower ET of the training months"),
+        True,
+        DataKind.REAL,
+        _("The published model was trained on all these months; the fold models were not."),
+    ),
+    "fusion_held_out": SplitInfo(
+        _("Fusion and each input product against the same towers (leave-tower-out)"),
+        _("by station (leave-tower-out)"),
+        _("towers"),
+        _("ECOSTRESS cal/val tower ET at towers left out of training"),
+        True,
+        DataKind.REAL,
+        _(
+            "The fused model also takes radiation, air temperature and humidity measured at the tower it is "
+            "scored at: an upper bound of what it can do where there is no tower."
+        ),
+    ),
+    "reconstruction_held_out": SplitInfo(
+        _("Stage 1: each product reconstructed from forcing, scored on basins left out"),
+        _("by basin (leave-basin-out)"),
+        _("basins"),
+        _("each product's own monthly basin ET (a product, not an observation)"),
+        False,
+        DataKind.REAL,
+        _("It shows how well forcing reproduces each product, not how close either is to the true ET."),
+    ),
+    # --- soil moisture, ML-DA (sm_mlda) and 1 km (sm_1km)
+    "twin_insitu": SplitInfo(
+        _("SYNTHETIC twin: every series against in-situ stations never used upstream"),
+        _("by station"),
+        _("synthetic stations"),
+        _("synthetic in-situ series with a known truth"),
+        False,
+        DataKind.SYNTHETIC,
+        _("A synthetic twin checks the method on made-up data: not comparable with published figures."),
+    ),
+    "twin_validation": SplitInfo(
+        _("SYNTHETIC twin: held-out stations never used in training"),
+        _("by station"),
+        _("synthetic stations"),
+        _("synthetic in-situ series with a known truth"),
+        False,
+        DataKind.SYNTHETIC,
+        _("A synthetic twin checks the method on made-up data: not comparable with published figures."),
+    ),
+    "twin_cv": SplitInfo(
+        _("SYNTHETIC twin: cross-validation grouped by station, on the training stations"),
+        _("by station (cross-validation folds)"),
+        _("synthetic stations"),
+        _("synthetic in-situ series with a known truth"),
+        False,
+        DataKind.SYNTHETIC,
+        _("A synthetic twin checks the method on made-up data: not comparable with published figures."),
+    ),
+    "real_withheld": SplitInfo(
+        _("REAL: nudging toward ASCAT/ERS, scored on retrievals withheld from the nudging"),
+        _("by day: retrievals withheld from the nudging"),
+        _("grid points"),
+        _("ASCAT/ERS retrievals withheld from the same series the nudging uses"),
+        False,
+        DataKind.REAL,
+        _("The reference is the series nudged toward, on other days: a check of the nudging, not of soil moisture."),
+    ),
+    "real_insitu": SplitInfo(
+        _("REAL: satellite series against collocated in-situ stations"),
+        _("by station"),
+        _("stations"),
+        _("ISMN in-situ soil moisture at collocated stations"),
+        False,
+        DataKind.REAL,
+        _("Each series is rescaled to the station's own climatology first, so bias and spread are partly fitted."),
+    ),
+    # --- terrestrial water storage (tws_rec)
+    "year_held_out": SplitInfo(
+        _(
+            "Reconstruction scored on GRACE years held out of training (r and NSE; KGE is not meaningful "
+            "for anomalies with a mean near zero)"
+        ),
+        _("by year: one calendar year at a time"),
+        _("basins"),
+        _("GRACE mascon storage anomalies (JPL, CSR) of the held-out years"),
+        False,
+        DataKind.REAL,
+        _(
+            "Predictors remember 12-24 months, so a held-out year is not independent of the training years "
+            "beside it: these scores are inflated."
+        ),
+    ),
+    "year_block_held_out": SplitInfo(
+        _("Reconstruction scored on blocks of GRACE years held out with a buffer on either side"),
+        _("by year block, with buffer years left out of training"),
+        _("basins"),
+        _("GRACE mascon storage anomalies (JPL, CSR) of the held-out years"),
+        True,
+        DataKind.REAL,
+    ),
+    "independent_itsg": SplitInfo(
+        _("Reconstruction and the mascon solutions against ITSG-Grace2018, a solution no model was trained on"),
+        _("by year (the same held-out predictions)"),
+        _("basins"),
+        _("ITSG-Grace2018 storage anomalies of basins matched by name and area"),
+        False,
+        DataKind.REAL,
+        _("ITSG uses the same GRACE satellites as JPL and CSR: an alternative solution, not an independent check."),
+    ),
+    "water_balance": SplitInfo(
+        _("Water balance: dS/dt of GRACE storage against P − ET − R per basin"),
+        _("none: every basin-month"),
+        _("basins"),
+        _("P − ET − R of ERA5-Land per basin"),
+        True,
+        DataKind.REAL,
+        _(
+            "Nothing is held out: GRACE storage change against a budget made from other data, whose own errors "
+            "are in the differences. A row of the reconstruction here (…_rec_dsdt, older versions) is circular: "
+            "it is built from P − ET − R."
+        ),
+    ),
+    "consistency_diagnostic": SplitInfo(
+        _("Consistency diagnostic, not validation: dS/dt of the reconstruction against P − ET − R"),
+        _("none: every basin-month"),
+        _("basins"),
+        _("P − ET − R of ERA5-Land per basin, from which the reconstruction is built"),
+        False,
+        DataKind.REAL,
+        _("Circular: it measures the reconstruction's inputs, not its skill."),
+    ),
+}
+
+#: Data kinds as a visitor reads them.
+KIND_NAMES = {
+    DataKind.REAL: _("real data"),
+    DataKind.SYNTHETIC: _("synthetic twin"),
+    DataKind.PROXY: _("proxy experiment"),
+}
+
+#: Freeze/thaw classification experiments (stored in the run summary, not as ValidationResult rows).
+CLASSIFICATION = {
+    DataKind.PROXY: SplitInfo(
+        _("Proxy experiment: the GLDAS top layer predicted from its own deeper layers"),
+        _("spatial blocks of pixels (one day)"),
+        _("test pixels"),
+        _("GLDAS-2.1 0–10 cm soil temperature below 273.15 K"),
+        False,
+        DataKind.PROXY,
+        _("This accuracy measures the pipeline, not a freeze/thaw skill: not comparable with published figures."),
+    ),
+    DataKind.SYNTHETIC: SplitInfo(
+        _("SYNTHETIC twin: a made-up state with a known answer"),
+        _("spatial blocks of pixels"),
+        _("test pixels"),
+        _("the synthetic truth"),
+        False,
+        DataKind.SYNTHETIC,
+        _("A synthetic twin checks the method on made-up data: not comparable with published figures."),
+    ),
+}
+
+
+def split_info(split: str) -> SplitInfo:
+    """The description of ``split``; a name not in :data:`SPLITS` is its own title, never independent.
+
+    Parameters
+    ----------
+    split : str
+        A ``ValidationResult.split`` value.
+
+    Returns
+    -------
+    SplitInfo
+    """
+    if split in SPLITS:
+        return SPLITS[split]
+    return SplitInfo(split, "–", "–", "–", False, DataKind.REAL)
+
+
+def row_kind(split: str, labels: Iterable[str]) -> DataKind:
+    """The data kind of a split's rows: the kind their labels start with (``"synthetic twin: ..."``),
+    else the split's own (:data:`SPLITS`), else real.
+
+    Parameters
+    ----------
+    split : str
+        A ``ValidationResult.split`` value.
+    labels : iterable of str
+        The labels of its rows (pooled and class labels carry the kind where the pipeline writes it).
+
+    Returns
+    -------
+    DataKind
+    """
+    for label in labels:
+        for kind in DataKind:
+            if label.lower().startswith(f"{kind.value}:"):
+                return kind
+    return split_info(split).kind
+
+
+def split_order(split: str) -> tuple[int, str]:
+    """Sort key of a split's table on the page: the order of :data:`SPLITS`, unknown names last."""
+    order = list(SPLITS)
+    return (order.index(split) if split in order else len(order), split)
