@@ -150,6 +150,16 @@ SPLITS: dict[str, SplitInfo] = {
         _("Each series is rescaled to the station's own climatology first, so bias and spread are partly fitted."),
     ),
     # --- terrestrial water storage (tws_rec)
+    "year_block_held_out": SplitInfo(
+        _("Reconstruction scored on blocks of GRACE years held out with a buffer on either side"),
+        _(
+            "by year block: 3 years held out, 2 buffer years on either side left out of training (the predictors' longest memory is 24 months)"
+        ),
+        _("basins"),
+        _("GRACE mascon storage anomalies (JPL, CSR) of the held-out years"),
+        True,
+        DataKind.REAL,
+    ),
     "year_held_out": SplitInfo(
         _(
             "Reconstruction scored on GRACE years held out of training (r and NSE; KGE is not meaningful "
@@ -165,17 +175,9 @@ SPLITS: dict[str, SplitInfo] = {
             "beside it: these scores are inflated."
         ),
     ),
-    "year_block_held_out": SplitInfo(
-        _("Reconstruction scored on blocks of GRACE years held out with a buffer on either side"),
-        _("by year block, with buffer years left out of training"),
-        _("basins"),
-        _("GRACE mascon storage anomalies (JPL, CSR) of the held-out years"),
-        True,
-        DataKind.REAL,
-    ),
     "independent_itsg": SplitInfo(
         _("Reconstruction and the mascon solutions against ITSG-Grace2018, a solution no model was trained on"),
-        _("by year (the same held-out predictions)"),
+        _("by year block (the same blocked held-out predictions)"),
         _("basins"),
         _("ITSG-Grace2018 storage anomalies of basins matched by name and area"),
         False,
