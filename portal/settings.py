@@ -25,10 +25,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def envstr(name: str, default: str) -> str:
+    """Environment variable ``name`` as text, ``default`` when unset."""
     return os.environ.get(name, default)
 
 
 def envbool(name: str, default: str) -> bool:
+    """Environment variable ``name`` as a boolean (1/true/yes/on; 0/false/no/off or empty); ImproperlyConfigured otherwise."""
     value = os.environ.get(name, default).strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
@@ -38,6 +40,7 @@ def envbool(name: str, default: str) -> bool:
 
 
 def envint(name: str, default: str) -> int:
+    """Environment variable ``name`` as an integer; ImproperlyConfigured naming the variable otherwise."""
     value = os.environ.get(name, default)
     try:
         return int(value)
@@ -46,6 +49,7 @@ def envint(name: str, default: str) -> int:
 
 
 def envfloat(name: str, default: str) -> float:
+    """Environment variable ``name`` as a float; ImproperlyConfigured naming the variable otherwise."""
     value = os.environ.get(name, default)
     try:
         return float(value)
@@ -77,6 +81,7 @@ def envdatabase(name: str, default: str, **options) -> dict:
 
 
 def envpath(name: str, default: Path) -> Path:
+    """Environment variable ``name`` as an absolute path (``~`` expanded), ``default`` when unset."""
     return Path(os.environ.get(name, str(default))).expanduser().resolve()
 
 

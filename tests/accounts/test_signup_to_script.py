@@ -29,21 +29,10 @@ from playwright.sync_api import sync_playwright
 from portal.catalog.models import Dataset
 from tests.grids import FT, grid_values
 
-from ..conftest import make_user, web_server
+from ..conftest import CHROMIUM, CHROMIUM_ARGS, make_user, web_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NEWCOMER = "e2e.newcomer@example.org"
 MANAGER = "e2e.manager@example.org"
 PASSWORD = "a-l0ng-pass-phrase"
@@ -117,7 +106,7 @@ def test_sign_up_verify_apply_approve_and_download_with_a_token_from_a_script(se
     version = protected
     assert shutil.which(CHROMIUM), "Debian chromium is needed (make setup installs it)"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         problems = []
         user = browser.new_context().new_page()
         user.on("pageerror", lambda e: problems.append(f"page error: {e}"))

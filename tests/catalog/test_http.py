@@ -32,18 +32,8 @@ from products.data_kind import DataKind
 from products.generators import sm_1km
 from products.methods.files import sha256
 from products.registry import PRODUCTS
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NC, CSV = "et_fusion_timeseries.nc", "et_basin_triple_collocation.csv"
 
 
@@ -279,7 +269,7 @@ def test_a_page_on_another_origin_reads_the_api_and_file_ranges_in_chromium(
         return out;
     }"""
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             errors = []

@@ -21,22 +21,11 @@ import xarray as xr
 from django.conf import settings
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import wait_until, web_server
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, wait_until, web_server
 from tests.grids import FT, grid_values, publish_grid
 
 pytestmark = pytest.mark.django_db  # also for the browser tests: the session then sets up the test database
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BBOX = ("min_lon", "min_lat", "max_lon", "max_lat")
 DAYS = pd.date_range("2015-01-01", periods=20, freq="D")  # live_grid's time axis
 
@@ -59,7 +48,7 @@ def open_page(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     assert shutil.which(CHROMIUM), "Debian chromium is needed (make setup installs it)"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
         def open_page(base_url, language="en"):
             page = browser.new_page(viewport={"width": 1300, "height": 1800}, accept_downloads=True)

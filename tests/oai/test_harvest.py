@@ -141,7 +141,13 @@ def test_get_record_and_from_until_at_day_granularity(oai_url, et_run):
         ):
             got = {h.identifier: h.datestamp for h in scythe.list_identifiers(metadata_prefix="oai_dc", **args)}
             assert got == {i: d.isoformat() for i, d in stamps.items() if keep(d)}, args
-        assert 0 < len([d for d in stamps.values() if d >= middle]) < len(stamps)
+        if len(days) > 1:  # the filters above split the set (all five records share a day once this worker
+            # has published every product that day: the product tests commit their versions)
+            assert 0 < len([d for d in stamps.values() if d >= middle]) < len(stamps)
+        with pytest.raises(exceptions.NoRecordsMatch):  # until is applied, not ignored
+            list(
+                scythe.list_identifiers(metadata_prefix="oai_dc", until=(min(days) - dt.timedelta(days=1)).isoformat())
+            )
         with pytest.raises(exceptions.NoRecordsMatch):
             list(
                 scythe.list_identifiers(metadata_prefix="oai_dc", from_=(max(days) + dt.timedelta(days=1)).isoformat())
