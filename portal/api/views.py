@@ -168,13 +168,16 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
 
     def list(self, request, *args, **kwargs):
         """One search (:func:`portal.catalog.search.search`): a page of records, their count and facet counts."""
+        facets = request.query_params.get("facets", "1")
         try:
             params = search.parse(dict(request.query_params.lists()), also=("limit", "offset", "facets"))
+            if facets not in ("0", "1"):  # the schema's enum: anything else is a mistake, not a silent "1"
+                raise search.SearchError("facets", "expected 0 (leave the facet counts out) or 1")
         except search.SearchError as exc:
             return _problem(exc)
         paginator = CappedLimitOffsetPagination()
         limit, offset = paginator.get_limit(request), paginator.get_offset(request)
-        with_facets = request.query_params.get("facets", "1") != "0"
+        with_facets = facets == "1"
         result = search.search(params, offset=offset, limit=limit, facets=with_facets)
         paginator.count, paginator.limit, paginator.offset, paginator.request = result.total, limit, offset, request
         return Response(

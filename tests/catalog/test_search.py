@@ -167,6 +167,8 @@ def test_the_api_takes_the_same_filters_and_answers_facet_counts(client, django_
     paged = api(client, limit=2)
     assert paged["count"] == 5 and len(paged["results"]) == 2 and "offset=2" in paged["next"]
     assert api(client, facets="0")["facets"] == []
+    refused = client.get("/api/datasets/", {"facets": "yes"})  # the schema says 0 or 1 (schemathesis found it)
+    assert refused.status_code == 400 and refused.json()["field"] == "facets"
     assert api(client, keyword=["冻融", "蒸散发"])["count"] == 2
 
 
