@@ -174,12 +174,22 @@ class ProductOutput:
         :func:`json_safe`).
     notes : str
         The version's notes.
+    parameters : dict
+        Every parameter the run used, defaults included (the pipeline's ``DEFAULTS`` updated with
+        ``run.parameters``); stored in the version's lineage as ``parameters`` (what the caller asked
+        for stays there as ``parameters_requested``).
+    statistics_fitted_on : dict
+        For every statistic, scaler, model or hyper-parameter fitted on data: where it was fitted
+        (e.g. ``{"tws baseline, climatology, trend": "training years of each fold"}``); stored in the
+        lineage beside the parameters.
     """
 
     files: dict[str, str] = field(default_factory=dict)
     validation: list[ValidationRow] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     notes: str = ""
+    parameters: dict = field(default_factory=dict)
+    statistics_fitted_on: dict = field(default_factory=dict)
 
 
 def file_attributes(run: GenerationRun) -> dict[str, Any]:
