@@ -88,6 +88,9 @@ class EtFusionResult:
         Stations whose training rows fitted fold k's model (index k).
     n_splits, seed : int
         Cross-validation settings.
+    fold_models : list of lightgbm.LGBMRegressor
+        Fold k's fitted model (index k), kept so that what each fold fitted can be checked (the
+        leakage tests compare them after changing the held-out targets).
     """
 
     predictions: pd.DataFrame
@@ -97,6 +100,7 @@ class EtFusionResult:
     fold_train_stations: list[frozenset] = field(default_factory=list)
     n_splits: int = 10
     seed: int = 42
+    fold_models: list = field(default_factory=list)
 
 
 def add_calendar_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -251,16 +255,19 @@ def run(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 42, params: dict
     x, y = table[list(FEATURES)], table[TARGET].to_numpy(dtype="float64")
     stations, is_train = table["station"].to_numpy(), ~table["is_validation"].to_numpy(dtype=bool)
     predicted, fold = np.full(len(table), np.nan), np.full(len(table), -1)
-    fold_train_stations = []
+    fold_train_stations, fold_models = [], []
     for k, (train_idx, test_idx) in enumerate(leave_station_out(stations, n_splits)):
         train_idx = train_idx[is_train[train_idx]]  # training rows of the other stations only
         model = lightgbm.LGBMRegressor(**params).fit(x.iloc[train_idx], y[train_idx])
         predicted[test_idx], fold[test_idx] = model.predict(x.iloc[test_idx]), k
         fold_train_stations.append(frozenset(stations[train_idx]))
+        fold_models.append(model)
     final_model = lightgbm.LGBMRegressor(**params).fit(x[is_train], y[is_train])
     keep = ["station", "time", "lat", "lon", *(["land_cover"] if "land_cover" in table.columns else [])]
     predictions = table[keep].assign(et_obs=y, et_pred=predicted, is_validation=~is_train, fold=fold)
-    return EtFusionResult(predictions, final_model, _metrics(predictions), params, fold_train_stations, n_splits, seed)
+    return EtFusionResult(
+        predictions, final_model, _metrics(predictions), params, fold_train_stations, n_splits, seed, fold_models
+    )
 
 
 def metric_rows(result: EtFusionResult) -> list[tuple[str, str, str, dict]]:
@@ -548,7 +555,16 @@ def products_against_towers(
 
 
 # --- stage 2: AutoML fusion of the products at towers, validated by leaving towers out -------
-TOWER_FORCING = ("ta", "rh", "sw_in", "netrad", "lst", "ndvi", "albedo")
+# What a grid cell has without a tower: the satellite inputs of the ECOSTRESS products at the overpass
+# pixel (LST, NDVI, albedo), and gridded forcing sampled at the tower where it is ingested (the ECOSTRESS
+# L3 meteorology: GEOS-5 FP air temperature and humidity, and the ECOSTRESS net and global radiation; the
+# cal/val tables hold them as Ta, RH, Rn, Rg, which the ECOSTRESS reader does not ingest yet).
+SATELLITE_INPUTS = ("lst", "ndvi", "albedo")
+GRIDDED_FORCING = ("ta_geos5", "rh_geos5", "netrad_ecostress", "sw_in_ecostress")
+OFF_TOWER_INPUTS = (*SATELLITE_INPUTS, *GRIDDED_FORCING)
+# Measured at the very tower the fusion is scored at: only for the labelled upper bound.
+TOWER_MET = ("ta", "rh", "sw_in", "netrad")
+TOWER_FORCING = (*TOWER_MET, *SATELLITE_INPUTS)
 
 
 @dataclass
@@ -565,11 +581,20 @@ class TowerFusionResult:
         against the reference on the same samples (index: ``et_fused`` then the products).
     best_estimators : list of str
         FLAML's chosen learner per outer fold.
+    features : list of str
+        The model's inputs (the products, then the forcing variables present in the data).
+    best_configs : list of dict
+        FLAML's chosen hyper-parameters per outer fold (tuned on that fold's training towers).
+    fold_models : list of flaml.AutoML
+        Outer fold k's fitted model (index k), kept so that what each fold fitted can be checked.
     """
 
     predictions: pd.DataFrame
     table: pd.DataFrame
     best_estimators: list
+    features: list = field(default_factory=list)
+    best_configs: list = field(default_factory=list)
+    fold_models: list = field(default_factory=list)
 
 
 def fuse_at_towers(
@@ -577,13 +602,13 @@ def fuse_at_towers(
     *,
     reference: str = "et",
     products: tuple[str, ...] = ECOSTRESS_PRODUCTS,
-    forcing: tuple[str, ...] = TOWER_FORCING,
+    forcing: tuple[str, ...] = OFF_TOWER_INPUTS,
     n_splits: int = 5,
     inner_splits: int = 3,
     max_iter: int = 20,
     seed: int = 42,
 ) -> TowerFusionResult:
-    """Fuse several ET products and forcing into tower ET with AutoML, validated on unseen towers.
+    """Fuse several ET products (and forcing) into tower ET with AutoML, validated on unseen towers.
 
     Outer loop: :func:`products.methods.cv.leave_station_out` (each tower held out once). In each
     outer fold, FLAML ``AutoML`` (LightGBM search space, ``split_type="group"`` by tower for its
@@ -591,7 +616,13 @@ def fuse_at_towers(
     repeat) is fitted on the other towers' samples, from the products and the forcing to the
     tower ET, and predicts the held-out towers. Only samples with the reference and every
     product present are used, so the fused estimate and each product are scored on the same
-    samples; forcing may be missing (LightGBM handles NaN).
+    samples; forcing may be missing (LightGBM handles NaN), and forcing variables absent from
+    ``observations`` are left out (``TowerFusionResult.features`` lists what was used).
+
+    The default ``forcing`` (:data:`OFF_TOWER_INPUTS`) holds only inputs a grid cell without a
+    tower has, so the fused model can run anywhere and its comparison with the products is fair.
+    With :data:`TOWER_FORCING` (radiation, air temperature and humidity measured at the tower the
+    model is scored at) the result is an upper bound, not a product: no grid cell has those.
 
     Parameters
     ----------
@@ -633,7 +664,8 @@ def fuse_at_towers(
             f"n_splits={n_splits} needs at least max(n_splits, 3) towers with the reference and every "
             f"product; found {len(set(stations))}"
         )
-    fused, fold, chosen = np.full(len(data), np.nan), np.full(len(data), -1), []
+    fused, fold = np.full(len(data), np.nan), np.full(len(data), -1)
+    chosen, configs, models = [], [], []
     for k, (train, test) in enumerate(leave_station_out(stations, n_splits)):
         automl = AutoML()
         automl.fit(
@@ -652,11 +684,13 @@ def fuse_at_towers(
         )
         fused[test], fold[test] = automl.predict(data[features].iloc[test]), k
         chosen.append(automl.best_estimator)
+        configs.append(dict(automl.best_config))
+        models.append(automl)
     predictions = data[["station", "time", *names]].assign(et_fused=fused, fold=fold)
     table = pd.DataFrame.from_dict(
         {name: summary(predictions[name], predictions[reference]) for name in ["et_fused", *products]}, orient="index"
     )
-    return TowerFusionResult(predictions, table, chosen)
+    return TowerFusionResult(predictions, table, chosen, features, configs, models)
 
 
 # --- stage 1: reconstruct each ET product over the span of the predictors ---------------------

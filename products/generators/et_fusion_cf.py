@@ -102,6 +102,10 @@ def to_cf_dataset(
             "coverage_content_type": "modelResult",
             "long_name": "evapotranspiration predicted by LightGBM (towers: leave-site-out cross-validation model; "
             "ERA5 points: final model)",
+            "comment": "monthly mean; 1 kg m-2 d-1 = 1 mm d-1 of liquid water. At the ERA5 points (site_type = "
+            "era5_point) the values are predictions never validated at those points: there is no observation "
+            "there, and ERA5 drivers differ from the tower drivers the model learnt from.",
+            "validated_at_era5_points": "no",
         },
         "et_obs": {
             **et_attrs,
@@ -128,8 +132,10 @@ def to_cf_dataset(
         "history": history_line("products.generators.et_fusion"),
         "references": REFERENCES,
         "comment": "Validation scores use the CARDAMOM-FluxVal held-out months only, each predicted by a model "
-        "that did not see the tower. ERA5 VPD = e_s(tas) - e_a(tdps) (FAO-56 eq. 11), a daily-mean "
-        "approximation of the tower VPD.",
+        "that did not see the tower. The ERA5-point series (site_type = era5_point) are predictions of the final "
+        "model that have never been validated at those points (no observations there). ERA5 VPD = e_s(tas) - "
+        "e_a(tdps) (FAO-56 eq. 11), a daily-mean approximation of the tower VPD.",
+        "era5_points_validated": "no",
         "validation_n": pooled["n"],
         "validation_kge": pooled["kge"],
         "validation_rmse_mm_per_day": pooled["rmse"],
@@ -225,15 +231,24 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
 
 
 def fusion_to_cf(
-    fusion: TowerFusionResult, stations: pd.DataFrame, *, reference: str = "et", attrs: dict | None = None
+    fusion: TowerFusionResult,
+    stations: pd.DataFrame,
+    *,
+    reference: str = "et",
+    attrs: dict | None = None,
+    upper_bound: TowerFusionResult | None = None,
 ) -> xr.Dataset:
     """CF-1.8 ``point`` dataset of the stage-2 fusion at the towers (one row per overpass).
 
     Parameters
     ----------
     fusion : TowerFusionResult
-        From :func:`~products.generators.et_fusion.fuse_at_towers`; samples are instantaneous ET at
-        ECOSTRESS overpasses (mm h-1).
+        From :func:`~products.generators.et_fusion.fuse_at_towers` with inputs available off-tower
+        (the headline fused ET); samples are instantaneous ET at ECOSTRESS overpasses (mm h-1).
+    upper_bound : TowerFusionResult, optional
+        The same fusion with the tower's own meteorology among the inputs
+        (:data:`~products.generators.et_fusion.TOWER_FORCING`), stored as ``et_fused_tower_met``, an
+        upper bound; on the same samples as ``fusion``.
     stations : pandas.DataFrame
         ``code``, ``lat``, ``lon`` (degrees) of the towers.
     reference : tower ET column.
@@ -244,19 +259,28 @@ def fusion_to_cf(
     -------
     xarray.Dataset
         Dim ``obs`` (in time order): ``time``, ``lat``, ``lon``, ``station_name`` (coordinates), ``et_obs``,
-        ``et_fused`` and one ``et_<model>`` per product (float64, kg m-2 h-1 = mm h-1, NaN fill),
-        ``cv_fold`` (int16, outer fold that held the tower out).
+        ``et_fused``, ``et_fused_tower_met`` (with ``upper_bound``) and one ``et_<model>`` per product
+        (float64, kg m-2 h-1 = mm h-1, NaN fill), ``cv_fold`` (int16, outer fold that held the tower out).
 
     Raises
     ------
     ValueError
-        A tower of the predictions has no coordinates in ``stations``.
+        A tower of the predictions has no coordinates in ``stations``, or ``upper_bound`` is not on
+        the same samples.
 
     References
     ----------
     CF Conventions 1.8, section 9 (featureType point).
     """
-    rows = fusion.predictions.sort_values(["time", "station"], kind="stable")  # obs in time order (ACDD extents)
+    rows = fusion.predictions
+    if upper_bound is not None:
+        bound = upper_bound.predictions[["station", "time", "et_fused"]].rename(
+            columns={"et_fused": "et_fused_tower_met"}
+        )
+        rows = rows.merge(bound, on=["station", "time"], how="left", validate="one_to_one")
+        if len(bound) != len(rows) or rows["et_fused_tower_met"].isna().any():
+            raise ValueError("upper_bound: not on the samples of fusion")
+    rows = rows.sort_values(["time", "station"], kind="stable")  # obs in time order (ACDD extents)
     where = stations.set_index("code")[["lat", "lon"]]
     unknown = sorted(set(rows["station"]) - set(where.index))
     if unknown:
@@ -270,8 +294,18 @@ def fusion_to_cf(
     }
     data = {
         "et_obs": (reference, "evapotranspiration observed at the tower (LE converted to ET)"),
-        "et_fused": ("et_fused", "fused evapotranspiration (FLAML AutoML, model that never saw the tower)"),
+        "et_fused": (
+            "et_fused",
+            "fused evapotranspiration from inputs available off-tower (FLAML AutoML, model that never saw the "
+            f"tower; inputs {', '.join(fusion.features)})",
+        ),
     }
+    if upper_bound is not None:
+        data["et_fused_tower_met"] = (
+            "et_fused_tower_met",
+            "UPPER BOUND, not a product: fused evapotranspiration with the radiation, air temperature and "
+            f"humidity measured at the scored tower among the inputs ({', '.join(upper_bound.features)})",
+        )
     data.update(
         {
             p: (p, f"{p.removeprefix('et_').upper()} model evapotranspiration (ECOSTRESS cal/val tables)")
@@ -322,12 +356,25 @@ def fusion_to_cf(
         "featureType": "point",
         "data_kind": DataKind.REAL,
         "title": "Stage-2 ET fusion at ECOSTRESS cal/val towers, validated by leaving towers out",
-        "source": "FLAML AutoML (LightGBM) from the ECOSTRESS model ET estimates and tower forcing to tower ET",
+        "source": "FLAML AutoML (LightGBM) from the ECOSTRESS model ET estimates and inputs available off-tower "
+        f"({', '.join(fusion.features)}) to tower ET",
+        "comment": "et_fused uses only inputs a grid cell without a tower has (the products and their satellite "
+        "inputs); it is the headline fused ET. "
+        + (
+            "et_fused_tower_met also takes the radiation, air temperature and humidity measured at the tower it "
+            "is scored at: an upper bound of the method, not something that can run where there is no tower."
+            if upper_bound is not None
+            else ""
+        ),
         "references": REFERENCES,
+        "fused_inputs": ", ".join(fusion.features),
         "validation_n": int(fused["n"]),
         "validation_kge": float(fused["kge"]),
         "best_estimator_per_fold": ", ".join(map(str, fusion.best_estimators)),
         "history": history_line("products.generators.et_fusion"),
     }
+    if upper_bound is not None:
+        ds.attrs["upper_bound_inputs"] = ", ".join(upper_bound.features)
+        ds.attrs["upper_bound_validation_kge"] = float(upper_bound.table.loc["et_fused", "kge"])
     ds.attrs.update({k: v for k, v in (attrs or {}).items() if v is not None})
     return ds

@@ -78,13 +78,24 @@ GLDAS_FORCING = {
 }
 FORCING_UNITS = {"tair": "K", "swdown": "W m-2", "rainf": "kg m-2 s-1", "qair": "kg kg-1", "psurf": "Pa"}
 EPSILON = 0.622  # ratio of the gas constants of dry air and water vapour
+# Which model makes the grid (the page and the file say so): the tower model, not the stage-2 fusion.
+GRID_MODEL = (
+    "the five-driver LightGBM tower model (products.generators.et_fusion.run, final model: tmin, tmax, ssrd, "
+    "vpd, precip, month_sin, month_cos, lat), fitted on the training months of the CARDAMOM-FluxVal towers; "
+    "not the stage-2 fusion, whose inputs (the ECOSTRESS ET products) are not gridded here"
+)
+DAY_DEFINITION = (
+    "days are UTC calendar days of the forcing time stamps (00:00 to 24:00 UTC), not local solar days: "
+    "away from the prime meridian a day's mean mixes parts of two local days"
+)
 ET_ATTRS = {
     "standard_name": "water_evapotranspiration_flux",
     "units": "kg m-2 d-1",
-    "long_name": "evapotranspiration predicted by the LightGBM ET fusion model from gridded forcing",
+    "long_name": "evapotranspiration predicted by the five-driver LightGBM tower model from gridded forcing",
     "cell_methods": "time: mean",
-    "comment": "daily mean rate; 1 kg m-2 d-1 = 1 mm d-1 of liquid water. The model was trained on monthly "
-    "means of tower drivers and ET and is applied here to one day's drivers.",
+    "comment": "daily mean rate over a UTC calendar day (not a local solar day); 1 kg m-2 d-1 = 1 mm d-1 of "
+    "liquid water. The model was trained on monthly means of tower drivers and ET and is applied here to one "
+    "day's drivers.",
 }
 REFERENCES_GRID = (
     REFERENCES + "; GLDAS: Rodell et al. (2004), Bull. Amer. Meteor. Soc. 85, 381-394, "
@@ -450,9 +461,12 @@ def predict_et_grid(
                     f"({len(sources)} file(s), variables {', '.join(cube.variables.values())})",
                     "history": cf.history_line("products.generators.et_grid"),
                     "references": REFERENCES_GRID,
-                    "comment": "tmin/tmax from the sub-daily air temperature steps; ssrd, precip, vpd = means of the "
-                    "steps (vpd from specific humidity and surface pressure, FAO-56 eq. 11). Cells are "
-                    "missing where any forcing step of the day is missing.",
+                    "comment": f"ET from {GRID_MODEL}. Days: {DAY_DEFINITION}. tmin/tmax from the sub-daily "
+                    "air temperature steps; ssrd, precip, vpd = means of the steps (vpd from specific humidity "
+                    "and surface pressure, FAO-56 eq. 11). Cells are missing where any forcing step of the day "
+                    "is missing.",
+                    "model": GRID_MODEL,
+                    "day_definition": DAY_DEFINITION,
                     "forcing_steps_per_day": steps_per_day.astype("int32"),
                 },
                 attrs,
@@ -472,3 +486,102 @@ def predict_et_grid(
         for ds in opened:
             ds.close()
     return Path(out_path)
+
+
+# --- the grid itself against towers ---------------------------------------------------------------------
+def _cell_index(ds: xr.Dataset, axis: str, values: np.ndarray) -> np.ndarray:
+    """Index along ``axis`` of the cell holding each value (its ``<axis>_bnds`` if present, else the
+    nearest centre within half a spacing), -1 where no cell holds it."""
+    centres = ds[axis].values.astype("float64")
+    values = np.asarray(values, dtype="float64")
+    if f"{axis}_bnds" in ds:
+        bounds = np.sort(ds[f"{axis}_bnds"].values.astype("float64"), axis=1)
+        inside = (values[:, None] >= bounds[None, :, 0]) & (values[:, None] < bounds[None, :, 1])
+        return np.where(inside.any(axis=1), inside.argmax(axis=1), -1)
+    half = np.median(np.abs(np.diff(centres))) / 2 if centres.size > 1 else 0.0
+    nearest = np.abs(values[:, None] - centres[None, :]).argmin(axis=1)
+    return np.where(np.abs(centres[nearest] - values) <= half + 1e-9, nearest, -1)
+
+
+def sample_at_points(grid: str | os.PathLike | xr.Dataset, points: pd.DataFrame) -> pd.DataFrame:
+    """Daily gridded ET in the cell of each point (e.g. each tower).
+
+    Parameters
+    ----------
+    grid : path or xarray.Dataset
+        A file of :func:`predict_et_grid` (``et`` on (time, lat, lon), kg m-2 d-1 = mm d-1,
+        ``lat_bnds``/``lon_bnds``); longitudes in the convention of ``points``.
+    points : pandas.DataFrame
+        ``station``, ``lat`` (degrees_north), ``lon`` (degrees_east).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``station``, ``time`` (the grid's day, datetime64[ns], a UTC calendar day), ``et_grid``
+        (float64, mm d-1): one row per point and day with a finite value; points outside the grid
+        give no rows.
+    """
+    ds = grid if isinstance(grid, xr.Dataset) else xr.open_dataset(grid)
+    try:
+        i = _cell_index(ds, "lat", points["lat"].to_numpy())
+        j = _cell_index(ds, "lon", points["lon"].to_numpy())
+        inside = (i >= 0) & (j >= 0)
+        columns = ["station", "time", "et_grid"]
+        if not inside.any():
+            return pd.DataFrame(
+                {c: pd.Series(dtype=t) for c, t in zip(columns, ("object", "datetime64[ns]", "float64"), strict=True)}
+            )
+        values = (
+            ds["et"]
+            .isel(lat=xr.DataArray(i[inside], dims="point"), lon=xr.DataArray(j[inside], dims="point"))
+            .transpose("time", "point")
+            .values.astype("float64")
+        )
+        days = ds["time"].values.astype("datetime64[ns]")
+    finally:
+        if not isinstance(grid, xr.Dataset):
+            ds.close()
+    frame = pd.DataFrame(
+        {
+            "station": np.tile(points["station"].to_numpy()[inside].astype(object), days.size),
+            "time": np.repeat(days, inside.sum()),
+            "et_grid": values.ravel(),
+        }
+    )
+    return frame[np.isfinite(frame["et_grid"])].reset_index(drop=True)
+
+
+def grid_at_held_out_towers(daily: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """The gridded ET's monthly means beside the tower ET of the months the final model never saw.
+
+    The grid is made by the final tower model (fitted on the training months of every tower), so it
+    is scored on the held-out (validation) months only: held out in time at those towers, not in
+    space (the model saw other months of the same towers).
+
+    Parameters
+    ----------
+    daily : pandas.DataFrame
+        From :func:`sample_at_points` (``station``, ``time`` day, ``et_grid`` mm d-1).
+    predictions : pandas.DataFrame
+        ``EtFusionResult.predictions`` (``station``, ``time`` month start, ``et_obs`` mm d-1,
+        ``is_validation``, optionally ``land_cover``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per held-out tower month with at least one grid day: ``station``, ``time``,
+        ``et_obs`` (the tower's monthly mean), ``et_grid`` (mean of the grid days of that month
+        present in the forcing, mm d-1), ``n_days`` (int, how many), ``land_cover`` (empty string
+        when unknown). Empty when the forcing's days never fall in a held-out tower month.
+    """
+    held_out = predictions[predictions["is_validation"]]
+    keep = ["station", "time", "et_obs", *(["land_cover"] if "land_cover" in held_out.columns else [])]
+    monthly = (
+        daily.assign(time=daily["time"].dt.to_period("M").dt.to_timestamp())
+        .groupby(["station", "time"], as_index=False)
+        .agg(et_grid=("et_grid", "mean"), n_days=("et_grid", "size"))
+    )
+    frame = held_out[keep].merge(monthly, on=["station", "time"], how="inner")
+    if "land_cover" not in frame.columns:
+        frame["land_cover"] = ""
+    return frame.assign(land_cover=frame["land_cover"].fillna("").astype(str)).astype({"n_days": "int64"})

@@ -8,8 +8,7 @@ import xarray as xr
 from django.conf import settings
 
 from products.data_kind import DataKind
-from products.generators import et_fusion, et_fusion_cf
-from products.generators.et_grid import predict_et_grid
+from products.generators import et_fusion, et_fusion_cf, et_grid
 from products.lineage import (
     ProductOutput,
     RunError,
@@ -25,6 +24,7 @@ from products.lineage import (
     stations_frame,
 )
 from products.methods import cf
+from products.methods.aggregate import validation_rows
 from products.models import GenerationRun
 
 CARDAMOM_NETWORK = "FLUXNET2015"
@@ -39,9 +39,57 @@ FILES = {
     "LightGBM reconstructions over the predictors' span, GRDC major river basins",
     "et_basin_triple_collocation.csv": "Triple collocation of GLEAM, ERA5-Land and MOD16 monthly ET anomalies "
     "per basin: error std (mm month-1), TCR, SNR (dB), beta, flags",
-    "et_fused_ecostress_towers.nc": "CF-1.8 point: stage 2, fused ET and the five ECOSTRESS model ET estimates "
-    "against tower ET at ECOSTRESS cal/val towers (leave-tower-out)",
+    "et_fused_ecostress_towers.nc": "CF-1.8 point: stage 2, ET fused from inputs available off-tower and the five "
+    "ECOSTRESS model ET estimates against tower ET at ECOSTRESS cal/val towers (leave-tower-out); "
+    "et_fused_tower_met, with the tower's own meteorology, is an upper bound only",
 }
+
+
+# Every parameter the pipeline uses, with its default (stored resolved in the version's lineage).
+DEFAULTS = {
+    "sites": None,  # CARDAMOM towers (None: all)
+    "n_splits": 10,  # leave-site-out folds of the tower model
+    "seed": 42,
+    "basins": None,  # GRDC basin codes (None: all)
+    "basin_splits": 5,  # leave-basin-out folds of stage 1
+    "fusion_sites": None,  # ECOSTRESS towers (None: all)
+    "fusion_splits": 5,  # outer leave-tower-out folds of stage 2
+    "fusion_inner_splits": 3,  # FLAML's tuning folds (grouped by tower) inside each outer fold
+    "fusion_max_iter": 20,  # FLAML trials per outer fold
+    "fusion_upper_bound": True,  # also fit the labelled upper bound with the tower's own meteorology
+    "forcing_grid": [],  # sub-daily gridded forcing files (none in the shared sample data)
+    "forcing_data_kind": str(DataKind.REAL),
+    **et_fusion.DEFAULT_PARAMS,  # LightGBM parameters of the tower model (random_state = seed)
+}
+# LightGBM parameters a run may set for the tower model besides those of DEFAULT_PARAMS
+LIGHTGBM_EXTRA = ("max_depth", "reg_alpha", "reg_lambda", "min_split_gain", "min_child_weight", "max_bin")
+GRID_SPLIT = "grid_at_held_out_towers"
+UPPER_BOUND_SPLIT = "fusion_upper_bound_tower_met"
+STATISTICS_FITTED_ON = {
+    "LightGBM tower model (five drivers)": "training months of the training towers of each leave-site-out fold; "
+    "the published final model (ERA5 points, gridded ET) on the training months of all towers, never on the "
+    "validation months",
+    "stage-1 LightGBM reconstruction, one model per product": "training basins of each leave-basin-out fold; the "
+    "stored reconstruction from all basins",
+    "stage-1 basin-mean precipitation predictor": "each basin's own precipitation over all its months (a "
+    "predictor, not the target)",
+    "triple-collocation anomalies (calendar-month climatology)": "each basin's own common months (a diagnostic, "
+    "no held-out data)",
+    "stage-2 fusion model (FLAML LightGBM, off-tower inputs)": "training towers of each outer leave-tower-out fold",
+    "FLAML hyper-parameters": "inner folds grouped by tower within each outer fold's training towers",
+    "stage-2 upper bound (tower meteorology)": "as the fusion: training towers of each outer fold, hyper-parameters "
+    "on their inner grouped folds",
+}
+
+
+def _parameters(run: GenerationRun) -> dict:
+    """:data:`DEFAULTS` updated with the run's parameters; RunError naming any unknown one."""
+    unknown = set(run.parameters) - set(DEFAULTS) - set(LIGHTGBM_EXTRA)
+    if unknown:
+        raise RunError(
+            f"unknown et_fusion parameter(s) {sorted(unknown)}: expected some of {sorted({*DEFAULTS, *LIGHTGBM_EXTRA})}"
+        )
+    return {**DEFAULTS, **run.parameters}
 
 
 def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
@@ -49,58 +97,60 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     1. Tower model: monthly ET at the CARDAMOM-FluxVal towers from five drivers (LightGBM,
        leave-site-out), applied at the ERA5 points (``et_fusion_timeseries.nc``; split
-       ``validation``).
+       ``validation``; the ERA5-point series are never validated there, the file says so).
     2. Stage 1, reconstruction: each of the five basin ET products learned from precipitation and
        runoff and extended over the predictors' span (``et_basin_reconstruction.nc``; split
        ``reconstruction_held_out``, leave-basin-out).
     3. Triple collocation of GLEAM, ERA5-Land and MOD16 anomalies per basin, a diagnostic
        (``et_basin_triple_collocation.csv``; medians in the summary).
-    4. Stage 2, fusion: FLAML AutoML from the five ECOSTRESS model ET estimates and tower forcing
-       to tower ET, validated by leaving towers out, beside each single product on the same
-       samples (``et_fused_ecostress_towers.nc``; split ``fusion_held_out``).
+    4. Stage 2, fusion: FLAML AutoML from the five ECOSTRESS model ET estimates and inputs available
+       off-tower (their satellite inputs; gridded meteorology where ingested) to tower ET, validated
+       by leaving towers out, beside each single product on the same samples
+       (``et_fused_ecostress_towers.nc``; split ``fusion_held_out``). The same fusion with the
+       tower's own meteorology is kept only as a labelled upper bound (variable
+       ``et_fused_tower_met``, split ``fusion_upper_bound_tower_met``).
 
-    Parameters (``run.parameters``): ``sites`` (CARDAMOM towers), ``n_splits``, ``seed``;
-    ``basins`` (GRDC basin codes) and ``basin_splits``; ``fusion_sites`` (ECOSTRESS towers),
-    ``fusion_splits``, ``fusion_max_iter``; ``forcing_grid`` (sub-daily GLDAS-2.1-style forcing
-    files, absolute or relative to ``SHARED_DATA_DIR``) adds a daily ET grid predicted chunk by
-    chunk with the tower model (``et_grid_daily.nc``, :mod:`products.generators.et_grid`), labelled
-    with ``forcing_data_kind`` (default ``real``); any other key is a LightGBM parameter of the
-    tower model. The shared sample data hold no gridded forcing (the GLDAS sample files carry soil
-    moisture and soil temperature only), so a default run writes no grid.
+    Parameters (``run.parameters``): see :data:`DEFAULTS` (every one, with its default, is stored
+    in the version's lineage); ``forcing_grid`` (sub-daily GLDAS-2.1-style forcing files, absolute
+    or relative to ``SHARED_DATA_DIR``) adds a daily ET grid predicted chunk by chunk with the
+    five-driver tower model (``et_grid_daily.nc``, :mod:`products.generators.et_grid`), labelled
+    with ``forcing_data_kind``, and scored at the towers' held-out months (split
+    ``grid_at_held_out_towers``). The shared sample data hold no gridded forcing (the GLDAS sample
+    files carry soil moisture and soil temperature only), so a default run writes no grid.
 
     Raises
     ------
     RunError
-        An input is missing (names the ``manage.py ingest`` command that provides it).
+        An unknown parameter (named), or an input is missing (names the ``manage.py ingest``
+        command that provides it).
     """
-    params = dict(run.parameters)
-    sites = params.pop("sites", None)
-    seed = int(params.pop("seed", 42))
-    cv = {"n_splits": int(params.pop("n_splits", 10)), "seed": seed}
-    basins = params.pop("basins", None)
-    basin_splits = int(params.pop("basin_splits", 5))
-    fusion_sites = params.pop("fusion_sites", None)
-    forcing_grid = [Path(settings.SHARED_DATA_DIR) / f for f in params.pop("forcing_grid", [])]
-    forcing_kind = str(params.pop("forcing_data_kind", DataKind.REAL))
+    resolved = _parameters(run)
+    seed = int(resolved["seed"])
+    cv = {"n_splits": int(resolved["n_splits"]), "seed": seed}
+    lgbm = {k: resolved[k] for k in (*et_fusion.DEFAULT_PARAMS, *LIGHTGBM_EXTRA) if k in resolved}
+    basin_splits = int(resolved["basin_splits"])
+    forcing_grid = [Path(settings.SHARED_DATA_DIR) / f for f in resolved["forcing_grid"] or []]
+    forcing_kind = str(resolved["forcing_data_kind"])
     fusion = {
-        "n_splits": int(params.pop("fusion_splits", 5)),
-        "max_iter": int(params.pop("fusion_max_iter", 20)),
+        "n_splits": int(resolved["fusion_splits"]),
+        "inner_splits": int(resolved["fusion_inner_splits"]),
+        "max_iter": int(resolved["fusion_max_iter"]),
         "seed": seed,
     }
     stages = Stages(run)
     with stages("load_inputs"):
         obs, stations, era5_path, basin_obs, ecostress_obs, ecostress_stations = _inputs(
             run,
-            sites=sites,
-            basins=basins,
-            fusion_sites=fusion_sites,
+            sites=resolved["sites"],
+            basins=resolved["basins"],
+            fusion_sites=resolved["fusion_sites"],
             forcing_grid=forcing_grid,
             forcing_kind=forcing_kind,
         )
         table = et_fusion.build_training_table(obs, stations)
 
     with stages("tower_model"):
-        result = et_fusion.run(table, **cv, params=params or None)
+        result = et_fusion.run(table, **cv, params=lgbm)
 
     with stages("tower_predict_and_write"):
         with xr.open_dataset(era5_path) as era5:
@@ -110,18 +160,28 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         files = dict(FILES)
         cf.write_netcdf(et_fusion_cf.to_cf_dataset(result, drivers, attrs=attrs), workdir / "et_fusion_timeseries.nc")
 
+    grid_rows, grid_summary = (
+        [],
+        {
+            "model": et_grid.GRID_MODEL,
+            "written": bool(forcing_grid),
+            "day_definition": et_grid.DAY_DEFINITION,
+        },
+    )
     if forcing_grid:
         with stages("grid_predict_and_write"):
-            predict_et_grid(
+            et_grid.predict_et_grid(
                 result.final_model,
                 forcing_grid,
                 workdir / "et_grid_daily.nc",
                 attrs={**attrs, "data_kind": forcing_kind},
             )
             files["et_grid_daily.nc"] = (
-                f"CF-1.8 grid: daily ET predicted chunk by chunk from {forcing_kind} "
-                f"gridded forcing ({len(forcing_grid)} files) with the tower model"
+                f"CF-1.8 grid: daily ET (UTC calendar days) predicted chunk by chunk from {forcing_kind} "
+                f"gridded forcing ({len(forcing_grid)} files) with the five-driver tower model (not the fusion)"
             )
+        with stages("grid_at_held_out_towers"):
+            grid_rows, grid_summary["validation"] = _grid_validation(workdir / "et_grid_daily.nc", stations, result)
 
     with stages("stage1_reconstruction"):
         reconstruction = et_fusion.reconstruct_products(basin_obs, n_splits=basin_splits, seed=seed)
@@ -134,15 +194,21 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         tc.to_csv(workdir / "et_basin_triple_collocation.csv", index=False, float_format="%.6g")
 
     with stages("stage2_fusion"):
-        fused = et_fusion.fuse_at_towers(ecostress_obs, **fusion)
-        cf.write_netcdf(
-            et_fusion_cf.fusion_to_cf(fused, ecostress_stations, attrs=attrs), workdir / "et_fused_ecostress_towers.nc"
-        )
+        fused = et_fusion.fuse_at_towers(ecostress_obs, forcing=et_fusion.OFF_TOWER_INPUTS, **fusion)
+    upper = None
+    if resolved["fusion_upper_bound"]:
+        with stages("stage2_upper_bound_tower_met"):
+            upper = et_fusion.fuse_at_towers(ecostress_obs, forcing=et_fusion.TOWER_FORCING, **fusion)
+    cf.write_netcdf(
+        et_fusion_cf.fusion_to_cf(fused, ecostress_stations, attrs=attrs, upper_bound=upper),
+        workdir / "et_fused_ecostress_towers.nc",
+    )
 
     validation = [
         ValidationRow("et", "mm d-1", split, scope, label, metrics, network=CARDAMOM_NETWORK)
         for split, scope, label, metrics in et_fusion.metric_rows(result)
     ]
+    validation += grid_rows
     validation += [
         ValidationRow(
             f"{product}_rec",
@@ -159,6 +225,14 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         ValidationRow(variable, "mm h-1", "fusion_held_out", scope, label, metrics, network=ECOSTRESS_NETWORK)
         for variable, scope, label, metrics in et_fusion.fusion_metric_rows(fused, land_cover)
     ]
+    if upper is not None:
+        validation += [
+            ValidationRow(
+                "et_fused_tower_met", "mm h-1", UPPER_BOUND_SPLIT, scope, label, metrics, network=ECOSTRESS_NETWORK
+            )
+            for variable, scope, label, metrics in et_fusion.fusion_metric_rows(upper, land_cover)
+            if variable == "et_fused"
+        ]
     pooled = next(v.metrics for v in validation if v.split == "validation" and v.scope == "pooled")
     single = fused.table.drop(index="et_fused")
     usable = tc[~tc["too_few_samples"]]
@@ -170,6 +244,9 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "r": pooled["r"],
         "bias": pooled["bias"],
         "era5_points": int(drivers["station"].nunique()),
+        "era5_points_validated": False,
+        "gridded_et": grid_summary,
+        "day_definition": et_grid.DAY_DEFINITION,
         "reconstruction": {
             p: metric_values({"kge": row["kge"], "rmse": row["rmse"], "n": row["n"]})
             | {
@@ -193,9 +270,12 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             },
         },
         "fusion": {
+            "inputs": list(fused.features),
+            "inputs_available_off_tower": True,
             "towers": int(fused.predictions["station"].nunique()),
             "samples": int(fused.table.loc["et_fused", "n"]),
             "kge": json_safe(fused.table.loc["et_fused", "kge"]),
+            "r": json_safe(fused.table.loc["et_fused", "r"]),
             "rmse": json_safe(fused.table.loc["et_fused", "rmse"]),
             "best_single_product": str(single["kge"].idxmax()),
             "best_single_kge": json_safe(single["kge"].max()),
@@ -203,16 +283,74 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 (fused.table.loc["et_fused", "kge"] > single["kge"]).all()
                 and (fused.table.loc["et_fused", "rmse"] < single["rmse"]).all()
             ),
+            "best_config_per_fold": [json_safe(c) for c in fused.best_configs],
         },
     }
+    if upper is not None:
+        summary[UPPER_BOUND_SPLIT] = {
+            "inputs": list(upper.features),
+            "inputs_available_off_tower": False,
+            "samples": int(upper.table.loc["et_fused", "n"]),
+            "kge": json_safe(upper.table.loc["et_fused", "kge"]),
+            "r": json_safe(upper.table.loc["et_fused", "r"]),
+            "rmse": json_safe(upper.table.loc["et_fused", "rmse"]),
+            "note": "upper bound, not a product: takes the radiation, air temperature and humidity measured at "
+            "the tower it is scored at, which no grid cell has",
+        }
     return ProductOutput(
         files=files,
         validation=validation,
         summary=summary,
-        notes="Monthly ET (mm d-1) at flux towers and ERA5 points; stage-1 reconstruction of five ET products over "
-        "GRDC basins; triple collocation diagnostic; stage-2 AutoML fusion at ECOSTRESS towers. Every score "
-        "comes from towers or basins the scoring model never saw.",
+        notes="Monthly ET (mm d-1) at flux towers and ERA5 points (the ERA5-point series are never validated "
+        "there); stage-1 reconstruction of five ET products over GRDC basins; triple collocation diagnostic; "
+        "stage-2 AutoML fusion at ECOSTRESS towers from inputs available off-tower (with the tower-meteorology "
+        "variant only as a labelled upper bound). Gridded ET, when forcing is given, comes from the five-driver "
+        "tower model on UTC calendar days. Every score comes from towers, months or basins the scoring model "
+        "never saw.",
+        parameters=json_safe(resolved),
+        statistics_fitted_on=dict(STATISTICS_FITTED_ON),
     )
+
+
+def _grid_validation(grid_path: Path, stations, result) -> tuple[list[ValidationRow], dict]:
+    """Rows of split ``grid_at_held_out_towers`` and the summary of that check.
+
+    The grid's cell of each CARDAMOM tower, averaged over the grid days of each month, against the
+    tower's held-out (validation) months, which the final model that makes the grid never saw. When
+    the forcing's days fall in no held-out tower month, no row is stored and the summary says so.
+    """
+    daily = et_grid.sample_at_points(grid_path, stations.rename(columns={"code": "station"}))
+    frame = et_grid.grid_at_held_out_towers(daily, result.predictions)
+    held_out = result.predictions[result.predictions["is_validation"]]
+    with xr.open_dataset(grid_path) as ds:
+        days = ds["time"].values
+    info = {
+        "split": GRID_SPLIT,
+        "forcing_days": [str(days.min())[:10], str(days.max())[:10]] if days.size else [],
+        "held_out_tower_months": [f"{held_out['time'].min():%Y-%m}", f"{held_out['time'].max():%Y-%m}"]
+        if len(held_out)
+        else [],
+        "towers_in_grid": int(daily["station"].nunique()),
+        "held_out_in": "time (the validation months of each tower; the final model saw its other months)",
+    }
+    if frame.empty:
+        return [], info | {
+            "status": "no_overlap",
+            "reason": "the forcing's days fall in no held-out month of a tower inside the grid: the grid is "
+            "not validated at towers in this version",
+        }
+    rows = [
+        ValidationRow("et_grid", "mm d-1", GRID_SPLIT, scope, label, metrics, network=CARDAMOM_NETWORK)
+        for scope, label, metrics in validation_rows(frame, "et_grid", "et_obs", "station", "land_cover")
+    ]
+    pooled = rows[0].metrics
+    return rows, info | {
+        "status": "validated",
+        "towers": int(frame["station"].nunique()),
+        "months": int(len(frame)),
+        "median_days_per_month": float(frame["n_days"].median()),
+        **{k: json_safe(pooled[k]) for k in ("n", "kge", "r", "rmse", "bias")},
+    }
 
 
 def _inputs(run: GenerationRun, *, sites, basins, fusion_sites, forcing_grid: list[Path], forcing_kind: str):
@@ -242,7 +380,7 @@ def _inputs(run: GenerationRun, *, sites, basins, fusion_sites, forcing_grid: li
         stations=basins,
         variables=sorted({*et_fusion.BASIN_ET_PRODUCTS, *et_fusion.BASIN_PREDICTORS, *et_fusion.TC_PRODUCTS}),
     )
-    tower_names = ["et", *et_fusion.ECOSTRESS_PRODUCTS, *et_fusion.TOWER_FORCING]
+    tower_names = ["et", *et_fusion.ECOSTRESS_PRODUCTS, *et_fusion.OFF_TOWER_INPUTS, *et_fusion.TOWER_MET]
     ecostress_obs = observations_frame(network=ECOSTRESS_NETWORK, variables=tower_names, stations=fusion_sites)
     ecostress_stations = stations_frame(network=ECOSTRESS_NETWORK, stations=fusion_sites)
     for frame, what, command in (

@@ -180,6 +180,8 @@ def test_the_cf_file_opens_with_the_required_metadata(result, drivers, tmp_path)
         assert ds["et"].attrs["standard_name"] == "water_evapotranspiration_flux"
         assert ds["et"].attrs["units"] == "kg m-2 d-1"
         assert ds["et"].dims == ("station", "time")
+        assert ds.attrs["data_kind"] == "real" and ds.attrs["era5_points_validated"] == "no"
+        assert ds["et"].attrs["validated_at_era5_points"] == "no" and "never validated" in ds["et"].attrs["comment"]
         names = list(ds["station_name"].values)
         assert set(names) == set(SITES) | set(drivers["station"])
         assert int(ds["site_type"].sum()) == drivers["station"].nunique()

@@ -11,7 +11,14 @@ import xarray as xr
 from django.conf import settings
 
 from ingestion.models import Observation
-from products.generators.et_fusion import BASIN_ET_PRODUCTS, ECOSTRESS_PRODUCTS, TC_PRODUCTS
+from products.generators.et_fusion import (
+    BASIN_ET_PRODUCTS,
+    ECOSTRESS_PRODUCTS,
+    OFF_TOWER_INPUTS,
+    TC_PRODUCTS,
+    TOWER_MET,
+)
+from products.generators.et_grid import DAY_DEFINITION, GRID_MODEL
 from products.methods.metrics import summary
 from products.models import ValidationResult
 from tests.conftest import FEW_BASINS, FEW_TOWERS
@@ -35,7 +42,41 @@ def test_the_version_holds_every_part_with_lineage_of_every_input(et_run):
     kinds = {i.get("kind") for i in et_run.version.lineage["inputs"]}
     assert {"cardamom", "basins", "ecostress"} <= kinds
     assert all(len(i["sha256"]) == 64 for i in et_run.version.lineage["inputs"])
-    assert {"stage1_reconstruction", "triple_collocation", "stage2_fusion"} <= set(et_run.timings)
+    assert {"stage1_reconstruction", "triple_collocation", "stage2_fusion", "stage2_upper_bound_tower_met"} <= set(
+        et_run.timings
+    )
+
+
+def test_the_lineage_records_every_parameter_and_where_each_thing_was_fitted(et_run):
+    from products.pipelines.et_fusion import DEFAULTS
+
+    lineage = et_run.version.lineage
+    assert set(DEFAULTS) <= set(lineage["parameters"])
+    assert lineage["parameters"]["fusion_inner_splits"] == DEFAULTS["fusion_inner_splits"]  # a default, not asked
+    assert "fusion_inner_splits" not in lineage["parameters_requested"]
+    assert lineage["parameters"]["n_splits"] == lineage["parameters_requested"]["n_splits"]
+    fitted = lineage["statistics_fitted_on"]
+    assert "leave-site-out" in fitted["LightGBM tower model (five drivers)"]
+    assert "inner folds grouped by tower" in fitted["FLAML hyper-parameters"]
+
+
+def test_an_unknown_parameter_fails_the_run_naming_it(db):
+    from products.services import create_run, execute_run
+
+    run = execute_run(create_run("et_fusion", parameters={"n_split": 3}).id)
+    assert run.status == "failed" and "n_split" in run.error
+
+
+def test_every_file_says_its_data_kind_and_the_era5_points_are_not_validated(et_run):
+    for name in ("et_fusion_timeseries.nc", "et_basin_reconstruction.nc", "et_fused_ecostress_towers.nc"):
+        with xr.open_dataset(version_file(et_run, name)) as ds:
+            assert ds.attrs["data_kind"] == "real", name
+    with xr.open_dataset(version_file(et_run, "et_fusion_timeseries.nc")) as ds:
+        assert ds.attrs["era5_points_validated"] == "no" and "never been validated" in ds.attrs["comment"]
+        assert ds["et"].attrs["validated_at_era5_points"] == "no"
+    assert et_run.summary["era5_points_validated"] is False
+    assert et_run.summary["gridded_et"]["model"] == GRID_MODEL and not et_run.summary["gridded_et"]["written"]
+    assert et_run.summary["day_definition"] == DAY_DEFINITION
 
 
 def test_reconstruction_file_keeps_the_products_and_fills_every_month(et_run):
@@ -98,11 +139,30 @@ def test_fusion_and_each_product_are_scored_on_the_same_held_out_samples(et_run)
         assert row.n == expected["n"] == len(frame) and row.units == "mm h-1"
         assert row.kge == pytest.approx(expected["kge"]) and row.rmse == pytest.approx(expected["rmse"])
     fusion = et_run.summary["fusion"]
+    assert fusion["inputs"][: len(ECOSTRESS_PRODUCTS)] == list(ECOSTRESS_PRODUCTS)
+    assert set(fusion["inputs"]) <= {*ECOSTRESS_PRODUCTS, *OFF_TOWER_INPUTS} and not set(fusion["inputs"]) & set(
+        TOWER_MET
+    )
     singles = [pooled[p] for p in ECOSTRESS_PRODUCTS]
     assert fusion["beats_every_product"] == (
         all(pooled["et_fused"].kge > s.kge for s in singles) and all(pooled["et_fused"].rmse < s.rmse for s in singles)
     )
     assert fusion["best_single_kge"] == pytest.approx(max(s.kge for s in singles))
+
+
+def test_the_tower_meteorology_fusion_is_stored_only_as_a_labelled_upper_bound(et_run):
+    with xr.open_dataset(version_file(et_run, "et_fused_ecostress_towers.nc")) as ds:
+        assert "UPPER BOUND" in ds["et_fused_tower_met"].attrs["long_name"]
+        assert set(TOWER_MET) <= set(ds.attrs["upper_bound_inputs"].split(", "))
+        assert not set(TOWER_MET) & set(ds.attrs["fused_inputs"].split(", "))
+        bound = summary(ds["et_fused_tower_met"].values, ds["et_obs"].values)
+    row = ValidationResult.objects.get(
+        run=et_run, split="fusion_upper_bound_tower_met", scope="pooled", variable="et_fused_tower_met"
+    )
+    assert row.kge == pytest.approx(bound["kge"]) and row.n == bound["n"]
+    assert not ValidationResult.objects.filter(run=et_run, split="fusion_held_out", variable="et_fused_tower_met")
+    upper = et_run.summary["fusion_upper_bound_tower_met"]
+    assert upper["kge"] == pytest.approx(row.kge) and upper["inputs_available_off_tower"] is False
 
 
 def test_per_tower_rows_link_to_the_ecostress_tower_not_a_namesake(et_run):
@@ -146,4 +206,10 @@ def test_a_run_with_gridded_forcing_adds_a_chunked_daily_et_grid(et_run, tmp_pat
     with xr.open_dataset(version_file(run, "et_grid_daily.nc")) as ds:
         assert ds.attrs["data_kind"] == "synthetic" and ds["et"].dims == ("time", "lat", "lon")
         assert np.isfinite(ds["et"].values[0][land]).all() and np.isnan(ds["et"].values[0][~land]).all()
+        assert ds.attrs["day_definition"] == DAY_DEFINITION and ds.attrs["model"] == GRID_MODEL
     assert any(i["role"] == "gridded forcing (synthetic)" for i in run.inputs)
+    # the 2016 forcing day falls in no held-out tower month (the towers end in 2014): said, not faked
+    grid = run.summary["gridded_et"]
+    assert grid["written"] and grid["validation"]["status"] == "no_overlap"
+    assert grid["validation"]["forcing_days"] == ["2016-01-01", "2016-01-01"]
+    assert not ValidationResult.objects.filter(run=run, split="grid_at_held_out_towers").exists()
