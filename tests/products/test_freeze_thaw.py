@@ -70,6 +70,66 @@ def test_the_split_keeps_blocks_whole_and_near_70_15_15(twin):
         ft.block_split(data.lat, data.lon, 60.0)
 
 
+def test_the_empirical_variogram_is_half_the_mean_squared_difference_of_the_pairs_in_each_bin():
+    lat = np.array([0.0, 0.0, 0.0, 3.0])
+    lon = np.array([0.0, 1.0, 2.0, 0.0])
+    z = np.array([1.0, 2.0, 4.0, 0.0])
+    vg = ft.empirical_variogram(lat, lon, {"z": z}, n_bins=2, max_lag=4.0)
+    # pairs: d=1 (0-1: 1, 1-2: 4); d=2 (0-2: 9); d=3 (0-3: 1); d=sqrt(10) (1-3: 4); d=sqrt(13) (2-3: 16)
+    assert vg.pairs.tolist() == [2, 4] and vg.lags.tolist() == [1.0, 3.0]
+    var = z.var()
+    assert vg.variance["z"] == pytest.approx(var)
+    assert vg.gamma["z"] == pytest.approx([0.5 * (1 + 4) / 2 / var, 0.5 * (9 + 1 + 4 + 16) / 4 / var])
+    lon_wrap = ft.empirical_variogram(
+        [0.0, 0.0, 0.0], [179.0, -179.0, 0.0], {"z": [0.0, 1.0, 5.0]}, n_bins=1, max_lag=3
+    )
+    assert lon_wrap.pairs.tolist() == [1]  # 179 E and 179 W are 2 degrees apart, not 358
+    with pytest.raises(ValueError, match="finite"):
+        ft.empirical_variogram(lat, lon, {"z": [1.0, np.nan, 0.0, 1.0]})
+
+
+def test_the_practical_range_is_where_the_semivariance_reaches_95_percent_of_the_sill():
+    assert ft.variogram_range([1.0, 2.0, 3.0], [0.5, 0.9, 1.0]) == pytest.approx(2.5)
+    assert ft.variogram_range([1.0, 2.0], [0.5, 0.6]) is None  # longer than the largest lag
+    assert ft.variogram_range([1.0, 2.0, 3.0], [np.nan, 0.5, 1.0], fraction=0.75) == pytest.approx(
+        2.5
+    )  # empty bin skipped
+    assert ft.variogram_range([1.0], None) is None
+    with pytest.raises(ValueError, match="fraction"):
+        ft.variogram_range([1.0], [1.0], fraction=1.5)
+
+
+def test_blocks_sized_from_the_twins_variograms_are_at_least_the_range_and_ignore_noise(twin):
+    data = ft.samples(twin.predictors, twin.truth, twin.features)
+    split, info = ft.variogram_block_split(data, ["tb_like", "elevation", "noise"], seed=0)
+    ranges = info["variogram_range_deg"]
+    assert ranges["noise"] < 1.0 < ranges["tb_like"]  # white noise: no range; the smooth fields: degrees
+    assert info["range_deg"] == pytest.approx(max(ranges.values()))
+    assert info["block_deg"] >= info["range_deg"] and not info["block_below_range"]
+    assert info["block_deg"] % 0.5 == 0 and info["target_range_train_deg"] is not None
+    blocks = ft.block_ids(data.lat, data.lon, info["block_deg"])
+    for b in np.unique(blocks):
+        assert np.unique(split[blocks == b]).size == 1
+    assert sum(info["n_blocks"].values()) == np.unique(blocks).size and min(info["n_blocks"].values()) >= 1
+    with pytest.raises(ValueError, match="lat/lon"):
+        ft.variogram_block_split(data, ["lat"])
+
+
+def test_block_cv_holds_every_block_out_once_and_pools_the_held_out_predictions(twin):
+    data = ft.samples(twin.predictors, twin.truth, twin.features)
+    cv = ft.block_cv(data, 4.0, n_folds=3, n_estimators=10, min_samples_leaf=(5,), seed=0)
+    blocks = ft.block_ids(data.lat, data.lon, 4.0)
+    for b in np.unique(blocks):
+        assert np.unique(cv.fold[blocks == b]).size == 1
+    assert sorted(np.unique(cv.fold)) == [0, 1, 2] and len(cv.folds) == 3
+    for k, split in enumerate(cv.splits):
+        assert ((split == 2) == (cv.fold == k)).all() and ((split == 1) == (cv.fold == (k + 1) % 3)).all()
+    assert cv.metrics == ft.classification_metrics(data.y, cv.predicted)
+    assert sum(f["n"] for f in cv.fold_metrics) == data.y.size
+    with pytest.raises(ValueError, match="n_folds"):
+        ft.block_cv(data, 4.0, n_folds=2)
+
+
 def test_the_twin_classifier_beats_the_known_single_channel_rule_and_ignores_noise(twin, fitted):
     data, split, res = fitted
     test = res.metrics["test"]
@@ -175,6 +235,7 @@ PIPELINE_PARAMS = {
     "min_samples_leaf": [5],
     "twin_shape": [1, 40, 80],
     "seed": 7,
+    "cv_folds": 3,
 }
 
 
@@ -206,10 +267,41 @@ def test_the_pipeline_publishes_labelled_proxy_and_twin_grids_with_metrics(setti
     with xr.open_dataset(f"{root}/{version.files.get(name='freeze_thaw_twin.nc').path}") as ds:
         assert ds.attrs["data_kind"] == "synthetic twin"
     table = pd.read_csv(f"{root}/{version.files.get(name='freeze_thaw_metrics.csv').path}")
-    assert set(table["experiment"]) == {"tibetan_plateau:gldas_soil", "tibetan_plateau:deep_only", "twin"}
-    assert set(table["set"]) == {"train", "validation", "test"}
+    assert set(table["experiment"]) == {
+        "tibetan_plateau:gldas_soil",
+        "tibetan_plateau:deep_only",
+        "twin",
+        "tibetan_plateau:gldas_soil:fixed_blocks",
+        "twin:fixed_blocks",
+    }
+    assert set(table["set"]) >= {"train", "validation", "test"}
+    assert not any("seed" in c for c in table.columns)  # the seed's accuracy is not comparable: not in the rows
     tp = run.summary["proxy"]["tibetan_plateau:gldas_soil"]
     row = table[(table["experiment"] == "tibetan_plateau:gldas_soil") & (table["set"] == "test")].iloc[0]
+    # blocks sized from the predictors' variogram range, recorded in the summary, the CSV and the file
+    blocks = run.summary["proxy_setup"]["blocks"]["tibetan_plateau"]
+    assert blocks["block_deg"] == run.summary["proxy_setup"]["block_deg"]["tibetan_plateau"] == row["block_deg"]
+    assert blocks["block_deg"] >= blocks["range_deg"] > 2.0 and not blocks["block_below_range"]
+    with xr.open_dataset(proxy) as ds:
+        assert ds.attrs["block_deg"] == blocks["block_deg"] and "variogram_range_deg" in ds.attrs
+        assert ds.attrs["day_definition"].startswith("UTC calendar days")
+        assert ds.attrs["accuracy_measures"] == run.summary["accuracy_measures"]
+        assert "seed_overall_accuracy" not in ds.attrs
+    assert run.summary["accuracy_measures"].startswith("This accuracy measures the pipeline, not a freeze/thaw skill")
+    assert run.summary["day_definition"] == ft.DAY_DEFINITION and run.summary["proxy_setup"]["days"] == ["2015-01-01"]
+    assert run.summary["twin"]["block_deg"] == run.summary["twin"]["blocks"]["block_deg"] > 2.0
+    fixed = run.summary["fixed_blocks"]["tibetan_plateau:gldas_soil"]
+    assert fixed["block_deg"] == 2.0 and fixed["test"]["n"] > 0
+    cv = run.summary["block_cv"]["tibetan_plateau:gldas_soil"]
+    assert cv["test_pooled"]["n"] == sum(tp[s]["n"] for s in ("train", "validation", "test"))
+    cv_row = table[(table["experiment"] == "tibetan_plateau:gldas_soil") & (table["set"] == "test_block_cv")]
+    assert cv_row.iloc[0]["overall_accuracy"] == pytest.approx(cv["test_pooled"]["overall_accuracy"])
+    # lineage: every parameter, defaults included, and where each fitted thing was fitted
+    lineage = version.lineage
+    assert lineage["parameters"]["n_estimators"] == 20 and lineage["parameters"]["block_deg"] == "variogram"
+    assert set(lineage["parameters"]) >= {"cv_folds", "max_train_samples", "variogram_sill_fraction", "twin_tb_noise_k"}
+    assert any("validation blocks" in v for v in lineage["statistics_fitted_on"].values())
+    assert any(k.startswith("spatial block edge") for k in lineage["statistics_fitted_on"])
     assert row["overall_accuracy"] == pytest.approx(tp["test"]["overall_accuracy"])
     assert [[row["tn"], row["fp"]], [row["fn"], row["tp"]]] == tp["test"]["confusion_matrix"]
     assert run.summary["seed"]["overall_accuracy"].startswith("> 86 %")
