@@ -38,7 +38,7 @@ FILES = {
     "et_basin_reconstruction.nc": "CF-1.8 timeSeries (DSG): stage 1, the five basin ET products and their "
     "LightGBM reconstructions over the predictors' span, GRDC major river basins",
     "et_basin_triple_collocation.csv": "Triple collocation of GLEAM, ERA5-Land and MOD16 monthly ET anomalies "
-    "per basin: error std (mm month-1), TCR, SNR (dB), beta, flags",
+    "per basin: error std (mm month-1), TCR, SNR (dB), beta, flags, data_kind",
     "et_fused_ecostress_towers.nc": "CF-1.8 point: stage 2, ET fused from inputs available off-tower and the five "
     "ECOSTRESS model ET estimates against tower ET at ECOSTRESS cal/val towers (leave-tower-out); "
     "et_fused_tower_met, with the tower's own meteorology, is an upper bound only",
@@ -191,7 +191,9 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     with stages("triple_collocation"):
         tc = et_fusion.basin_triple_collocation(basin_obs)
-        tc.to_csv(workdir / "et_basin_triple_collocation.csv", index=False, float_format="%.6g")
+        tc.assign(data_kind=str(DataKind.REAL)).to_csv(  # a CSV has no global attributes: a column says it
+            workdir / "et_basin_triple_collocation.csv", index=False, float_format="%.6g"
+        )
 
     with stages("stage2_fusion"):
         fused = et_fusion.fuse_at_towers(ecostress_obs, forcing=et_fusion.OFF_TOWER_INPUTS, **fusion)

@@ -112,7 +112,7 @@ def test_reconstruction_skill_rows_per_product(et_run):
 
 def test_triple_collocation_table_and_its_medians(et_run):
     table = pd.read_csv(version_file(et_run, "et_basin_triple_collocation.csv"))
-    assert len(table) == FEW_BASINS
+    assert len(table) == FEW_BASINS and (table["data_kind"] == "real").all()
     tc = et_run.summary["triple_collocation"]
     assert tc["products"] == list(TC_PRODUCTS) and tc["basins"] == FEW_BASINS
     usable = table[~table["too_few_samples"]]
