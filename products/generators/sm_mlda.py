@@ -19,7 +19,10 @@ The chain of Xu et al. (2025) in four steps, each a function of this module:
 3. **Assimilation** (:func:`nudge_series`): Newtonian nudging (:func:`products.methods.nudging.nudge`)
    of the model series toward the satellite retrieval wherever it is valid, the retrieval first
    rescaled to the model climatology; gain G fixed or per pixel from TC error variances
-   (:func:`products.methods.nudging.tc_gain`, :func:`tc_nudging_gain`). With ``memory_days`` > 0 the
+   (:func:`products.methods.nudging.tc_gain`, :func:`tc_nudging_gain`) of a triplet whose errors are
+   independent: (ML, passive, active) with the cross-fitted ML series (:meth:`ModelFit.cross_fitted`:
+   at a training pixel the model of the fold that held it out, which never learnt the labels merged
+   from that pixel's passive and active retrievals), which is also the series nudged. With ``memory_days`` > 0 the
    analysis increment persists into the following days, decaying as exp(-1 day / memory_days): the
    nudged state is carried forward as a model with soil-water memory would (0 = pointwise nudging).
 4. **Validation** (:func:`validate_against_insitu`): in-situ stations never used upstream (asserted
@@ -41,7 +44,8 @@ What runs on which data
   :func:`withheld_retrieval_check`, :func:`collocate`, :func:`validate_collocated`): ISMN in-situ
   series (daily means of good-quality hourly values), ASCAT/ERS retrievals (screened for frozen soil,
   snow and processing flags, daily), nudging of a climatological background toward the real
-  retrievals scored on withheld real retrievals, and the collocation of satellite grid points with ISMN
+  retrievals scored on real retrievals withheld from both (:func:`withheld_check`: whole calendar
+  months with a buffer for the increment memory; random days beside it to show the inflation), and the collocation of satellite grid points with ISMN
   stations (rescaling to the in-situ climatology and validation where a pair exists). What the sample
   data do NOT allow, and why: no real triple of collocated SM products exists (so no real TC and no
   real TC-merged labels), no forcing time series exists at the SM points (so no real LightGBM model),
@@ -320,16 +324,21 @@ class ModelFit:
     Attributes
     ----------
     cv_pred : numpy.ndarray
-        (len(table),) float64, out-of-fold prediction at labelled pixels (NaN elsewhere), units of the labels.
+        (len(table),) float64, out-of-fold prediction at the training pixels (NaN elsewhere), units of the labels.
     pred : numpy.ndarray
         (len(table),) float64, final model's prediction at every row.
     fold : numpy.ndarray
-        (len(table),) int, the fold that held the pixel out (-1: not a training pixel).
+        (len(table),) int, the fold that held the pixel out (-1: not a training pixel). Folds are drawn
+        over the training pixels, labelled or not (a pixel without labels fits no model).
     model : lightgbm.LGBMRegressor
         Fitted on all labelled rows of the training pixels.
     train_pixels : numpy.ndarray
         Pixel ids whose labels fitted the final model.
     params : dict
+    fold_models : list of lightgbm.LGBMRegressor
+        The model of fold k, fitted on the labelled training pixels of the other folds only.
+    fold_train_rows : list of numpy.ndarray
+        Row positions (into the table) that fitted each fold's model.
     """
 
     cv_pred: np.ndarray
@@ -338,6 +347,17 @@ class ModelFit:
     model: lightgbm.LGBMRegressor
     train_pixels: np.ndarray
     params: dict = field(default_factory=dict)
+    fold_models: list = field(default_factory=list)
+    fold_train_rows: list = field(default_factory=list)
+
+    def cross_fitted(self) -> np.ndarray:
+        """Each row's prediction by a model that never saw its pixel's labels, (len(table),) float64.
+
+        The out-of-fold prediction at the training pixels, the final model's elsewhere (pixels it was
+        never fitted on). Its errors share nothing with the labels, hence with the retrieval errors,
+        of the pixel: the member a triple collocation with those retrievals needs.
+        """
+        return np.where(self.fold >= 0, self.cv_pred, self.pred)
 
 
 def fit_model(
@@ -353,7 +373,8 @@ def fit_model(
         bool (len(table),): rows allowed for fitting (the training pixels); rows with NaN labels are
         dropped from fitting in any case.
     n_splits : int
-        Folds of ``GroupKFold`` by pixel (2 <= n_splits <= number of labelled training pixels).
+        Folds of ``GroupKFold`` by pixel over the training pixels, labelled or not (2 <= n_splits <= number
+        of labelled training pixels).
     seed : int
         LightGBM ``random_state``.
     params : dict, optional
@@ -375,7 +396,9 @@ def fit_model(
     missing = [c for c in (*FEATURES, "label", "pixel") if c not in table.columns]
     if missing:
         raise ValueError(f"table: missing columns {missing}")
-    fit_rows = np.flatnonzero(np.asarray(train, dtype=bool) & np.isfinite(table["label"].to_numpy(dtype="float64")))
+    train_rows = np.flatnonzero(np.asarray(train, dtype=bool))
+    labelled = np.isfinite(table["label"].to_numpy(dtype="float64"))
+    fit_rows = train_rows[labelled[train_rows]]
     pixels = table["pixel"].to_numpy()
     n_groups = len(set(pixels[fit_rows]))
     if n_splits < 2 or n_splits > n_groups:
@@ -383,13 +406,29 @@ def fit_model(
     params = {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
     x, y = table[list(FEATURES)], table["label"].to_numpy(dtype="float64")
     cv_pred, fold = np.full(len(table), np.nan), np.full(len(table), -1)
-    for k, (tr, te) in enumerate(leave_station_out(pixels[fit_rows], n_splits)):
-        model = lightgbm.LGBMRegressor(**params).fit(x.iloc[fit_rows[tr]], y[fit_rows[tr]])
-        held = np.isin(pixels, np.unique(pixels[fit_rows[te]]))
+    fold_models, fold_rows = [], []
+    # Folds are drawn over the training pixels' rows whether labelled or not, so that which pixels of a
+    # held-out fold got labels (TC's minimum-sample rule and flags depend on the products' values there)
+    # cannot move pixels between folds: nothing about a fold's targets shapes the other folds.
+    for k, (tr, te) in enumerate(leave_station_out(pixels[train_rows], n_splits)):
+        rows = train_rows[tr][labelled[train_rows[tr]]]
+        if not rows.size:
+            raise ValueError(f"fold {k}: no labelled training pixel outside the fold (too few labelled pixels)")
+        model = lightgbm.LGBMRegressor(**params).fit(x.iloc[rows], y[rows])
+        held = np.isin(pixels, np.unique(pixels[train_rows[te]]))
         cv_pred[held], fold[held] = model.predict(x[held]), k
+        fold_models.append(model)
+        fold_rows.append(rows)
     model = lightgbm.LGBMRegressor(**params).fit(x.iloc[fit_rows], y[fit_rows])
     return ModelFit(
-        cv_pred, np.asarray(model.predict(x), dtype="float64"), fold, model, np.unique(pixels[fit_rows]), params
+        cv_pred,
+        np.asarray(model.predict(x), dtype="float64"),
+        fold,
+        model,
+        np.unique(pixels[fit_rows]),
+        params,
+        fold_models,
+        fold_rows,
     )
 
 
@@ -825,6 +864,220 @@ def climatology_background(wide: pd.DataFrame, *, window_days: int = 31, min_yea
     return pd.DataFrame(out, index=wide.index, columns=wide.columns)
 
 
+WITHHELD_BLOCKS = ("month", "day")
+"""How :func:`withheld_check` withholds retrievals: whole calendar months (the headline, split
+``real_withheld_months``) or single random days (split ``real_withheld``, kept beside it to show how much
+day-to-day autocorrelation inflates a random-day check)."""
+
+
+def memory_buffer_days(memory_days: float, *, residual: float = 0.05) -> int:
+    """Days after which the nudging increment has decayed below ``residual`` of its size: ceil(-memory_days ln residual).
+
+    Parameters
+    ----------
+    memory_days : float
+        e-folding time of the increment (:func:`nudge_series`), days (>= 0).
+    residual : float
+        Share of the increment left after the buffer, in (0, 1); 0.05 gives 3 e-folding times.
+
+    Returns
+    -------
+    int
+        Buffer length, days (0 when ``memory_days`` is 0).
+
+    Raises
+    ------
+    ValueError
+        ``memory_days`` < 0 or ``residual`` outside (0, 1).
+    """
+    if memory_days < 0 or not 0 < residual < 1:
+        raise ValueError(f"need memory_days >= 0 and 0 < residual < 1, found {memory_days}, {residual}")
+    return int(np.ceil(-memory_days * np.log(residual)))
+
+
+def withheld_masks(
+    valid: np.ndarray,
+    days,
+    *,
+    block: str = "month",
+    fraction: float = 0.2,
+    seed: int = 42,
+    buffer_days: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which retrievals are withheld from the nudging (and scored), and which are left out as a buffer.
+
+    ``block = "month"``: for each station (grid point) independently, round(``fraction`` x its months
+    with a retrieval) calendar months (at least one) are drawn at random and every retrieval in them is
+    withheld; the ``buffer_days`` days before each withheld month (outside withheld months) are
+    neither assimilated nor scored, so the nudging's increment memory cannot carry an assimilated
+    retrieval into the month (the nudging runs forward in time, :func:`nudge_series`: days after a
+    month never reach it). ``block = "day"``: each valid retrieval is withheld with probability
+    ``fraction``, no buffer (the pre-issue-16 check, inflated by day-to-day autocorrelation).
+
+    Parameters
+    ----------
+    valid : numpy.ndarray
+        (station, day) bool, where a retrieval (and a background) exists.
+    days : array_like
+        (day,) datetime64, consecutive days.
+    block : {"month", "day"}
+    fraction : float
+        Share of months (or of retrievals) withheld, in (0, 1).
+    seed : int
+        numpy random seed.
+    buffer_days : int
+        Days before each withheld month left out of the nudging (>= 0; month blocks only).
+
+    Returns
+    -------
+    withheld : numpy.ndarray
+        (station, day) bool, subset of ``valid``: scored, never assimilated.
+    buffer : numpy.ndarray
+        (station, day) bool, subset of ``valid``, disjoint from ``withheld``: neither assimilated nor scored.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``block``, ``fraction`` outside (0, 1), ``buffer_days`` < 0 or shapes that differ.
+
+    References
+    ----------
+    Roberts et al. (2017), doi:10.1111/ecog.02881 (blocked cross-validation with buffers).
+    """
+    if block not in WITHHELD_BLOCKS:
+        raise ValueError(f"block must be one of {WITHHELD_BLOCKS}, found {block!r}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), found {fraction}")
+    if buffer_days < 0:
+        raise ValueError(f"buffer_days must be >= 0, found {buffer_days}")
+    valid = np.asarray(valid, dtype=bool)
+    index = pd.DatetimeIndex(np.asarray(days))
+    if valid.ndim != 2 or valid.shape[1] != len(index):
+        raise ValueError(f"valid must be (station, day) with {len(index)} days, found {valid.shape}")
+    rng = np.random.default_rng(seed)
+    if block == "day":
+        return valid & (rng.random(valid.shape) < fraction), np.zeros_like(valid)
+    month = (index.year * 12 + index.month - 1).to_numpy()
+    withheld_days = np.zeros_like(valid)
+    for i in range(valid.shape[0]):
+        months = np.unique(month[valid[i]])
+        if months.size == 0:
+            continue
+        chosen = rng.choice(months, max(1, int(round(fraction * months.size))), replace=False)
+        withheld_days[i] = np.isin(month, chosen)
+    opens = withheld_days & ~np.concatenate([np.zeros((valid.shape[0], 1), bool), withheld_days[:, :-1]], axis=1)
+    before = np.zeros_like(valid)
+    for lag in range(1, min(buffer_days, valid.shape[1] - 1) + 1):  # day t is a buffer day if day t + lag opens a month
+        before[:, :-lag] |= opens[:, lag:]
+    return valid & withheld_days, valid & before & ~withheld_days
+
+
+@dataclass
+class WithheldCheck:
+    """Output of :func:`withheld_check` (all tables (station x day), the index and columns of ``obs``).
+
+    Attributes
+    ----------
+    results : dict
+        :func:`validate_against_insitu` layout for ``background`` and ``nudged`` against the withheld retrievals.
+    analysis, background : pandas.DataFrame
+        The nudged series and its background, units of ``obs``.
+    withheld, buffer, assimilated : pandas.DataFrame
+        bool: scored (never assimilated), left out as a buffer, assimilated.
+    block : str
+    buffer_days : int
+    """
+
+    results: dict
+    analysis: pd.DataFrame
+    background: pd.DataFrame
+    withheld: pd.DataFrame
+    buffer: pd.DataFrame
+    assimilated: pd.DataFrame
+    block: str
+    buffer_days: int
+
+
+def withheld_check(
+    obs: pd.DataFrame,
+    background,
+    *,
+    block: str = "month",
+    gain: float = 0.5,
+    memory_days: float = 3.0,
+    fraction: float = 0.2,
+    seed: int = 42,
+    buffer_days: int | None = None,
+    min_n: int = 30,
+) -> WithheldCheck:
+    """Score nudging toward retrievals on retrievals withheld from the nudging AND from its background.
+
+    Retrievals are withheld by :func:`withheld_masks` (whole calendar months with a memory buffer
+    before each, or random days); the background is fitted on the assimilated retrievals only (when
+    ``background`` is a function of them, e.g. :func:`climatology_background`), the series nudged
+    (:func:`nudge_series`) toward the assimilated retrievals, and background and analysis compared
+    with the withheld retrievals, which neither saw: changing them changes nothing fitted.
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        (station x day) retrievals, NaN where none (e.g. :func:`to_wide` of :func:`screen_retrievals`, %).
+    background : pandas.DataFrame or callable
+        A (station x day) table of the same index, columns and units fitted on nothing of ``obs``, or
+        a function of the assimilated retrievals (a table like ``obs``, NaN elsewhere) returning one.
+    block : {"month", "day"}
+        See :func:`withheld_masks`.
+    gain, memory_days
+        See :func:`nudge_series`.
+    fraction, seed
+        See :func:`withheld_masks`.
+    buffer_days : int, optional
+        Default :func:`memory_buffer_days` (``memory_days``) for month blocks (3 e-folding times:
+        under 5 % of an increment reaches the month), 0 for days.
+    min_n : int
+        Minimum withheld pairs per station.
+
+    Returns
+    -------
+    WithheldCheck
+
+    Raises
+    ------
+    ValueError
+        The background's index or columns differ from ``obs``, or a bad block, fraction or buffer.
+    """
+    if buffer_days is None:
+        buffer_days = memory_buffer_days(memory_days) if block == "month" else 0
+    y = obs.to_numpy(dtype="float64")
+    withheld, buffer = withheld_masks(
+        np.isfinite(y), obs.columns, block=block, fraction=fraction, seed=seed, buffer_days=buffer_days
+    )
+    assimilated = np.isfinite(y) & ~withheld & ~buffer
+    fitted_on = obs.where(assimilated)
+    bg = background(fitted_on) if callable(background) else background
+    if not bg.index.equals(obs.index) or not bg.columns.equals(obs.columns):
+        raise ValueError("background and obs must share stations and days")
+    b = bg.to_numpy(dtype="float64")
+    analysis = nudge_series(b, fitted_on.to_numpy(dtype="float64"), gain, memory_days=memory_days)
+    scored = withheld & np.isfinite(b)
+    frame = pd.DataFrame(
+        {
+            "station": np.repeat(obs.index.to_numpy().astype(str), y.shape[1]),
+            "withheld": np.where(scored, y, np.nan).ravel(),
+            "background": b.ravel(),
+            "nudged": analysis.ravel(),
+        }
+    )[scored.ravel()]
+    results = validate_against_insitu(frame, ["background", "nudged"], obs="withheld", min_n=min_n)
+
+    def table(values):
+        return pd.DataFrame(values, index=obs.index, columns=obs.columns)
+
+    return WithheldCheck(
+        results, table(analysis), bg, table(withheld), table(buffer), table(assimilated), block, int(buffer_days)
+    )
+
+
 def withheld_retrieval_check(
     background: pd.DataFrame,
     obs: pd.DataFrame,
@@ -834,64 +1087,32 @@ def withheld_retrieval_check(
     fraction: float = 0.2,
     seed: int = 42,
     min_n: int = 30,
+    block: str = "day",
+    buffer_days: int | None = None,
 ) -> tuple[dict, pd.DataFrame]:
-    """Score nudging toward retrievals on retrievals withheld from the nudging (real-data check).
+    """:func:`withheld_check` with a fixed background, returning (``results``, ``analysis``).
 
-    A random ``fraction`` of each station's valid retrievals is withheld; the background is nudged
-    (:func:`nudge_series`) toward the others; background and analysis are then compared with the
-    withheld retrievals, which neither saw. With ``memory_days`` = 0 the analysis equals the
-    background on withheld days; with memory the increments of nearby days carry information.
-
-    Parameters
-    ----------
-    background, obs : pandas.DataFrame
-        (station x day), same index/columns and units (e.g. :func:`climatology_background` and
-        :func:`to_wide` of :func:`screen_retrievals`, %).
-    gain, memory_days
-        See :func:`nudge_series`.
-    fraction : float
-        Share withheld, in (0, 1).
-    seed : int
-        Random seed of the choice.
-    min_n : int
-        Minimum withheld pairs per station.
-
-    Returns
-    -------
-    results : dict
-        :func:`validate_against_insitu` layout for ``background`` and ``nudged`` against the withheld
-        retrievals.
-    analysis : pandas.DataFrame
-        (station x day) nudged series.
+    With ``memory_days`` = 0 the analysis equals the background on withheld days; with memory the
+    increments of nearby assimilated days carry information (which a month block with a buffer
+    removes). See :func:`withheld_check` for the parameters; ``block`` defaults to random days here.
 
     Raises
     ------
     ValueError
         Indices or columns differ, or ``fraction`` out of range.
     """
-    if not background.index.equals(obs.index) or not background.columns.equals(obs.columns):
-        raise ValueError("background and obs must share stations and days")
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be in (0, 1), found {fraction}")
-    rng = np.random.default_rng(seed)
-    b, y = background.to_numpy(dtype="float64"), obs.to_numpy(dtype="float64")
-    valid = np.isfinite(y) & np.isfinite(b)
-    withheld = valid & (rng.random(y.shape) < fraction)
-    assimilated = np.where(valid & ~withheld, y, np.nan)
-    analysis = nudge_series(np.where(np.isfinite(b), b, np.nan), assimilated, gain, memory_days=memory_days)
-    assert not np.any(withheld & np.isfinite(assimilated))  # a withheld retrieval never nudges
-    station = np.repeat(background.index.to_numpy().astype(str), y.shape[1])
-    frame = pd.DataFrame(
-        {
-            "station": station,
-            "withheld": np.where(withheld, y, np.nan).ravel(),
-            "background": b.ravel(),
-            "nudged": analysis.ravel(),
-        }
+    check = withheld_check(
+        obs,
+        background,
+        block=block,
+        gain=gain,
+        memory_days=memory_days,
+        fraction=fraction,
+        seed=seed,
+        buffer_days=buffer_days,
+        min_n=min_n,
     )
-    frame = frame[withheld.ravel()]
-    results = validate_against_insitu(frame, ["background", "nudged"], obs="withheld", min_n=min_n)
-    return results, pd.DataFrame(analysis, index=background.index, columns=background.columns)
+    return check.results, check.analysis
 
 
 def collocate(stations: pd.DataFrame, points: pd.DataFrame, *, max_km: float = 12.5) -> pd.DataFrame:

@@ -31,7 +31,11 @@ estimates error cross-covariances, but each error covariance adds an unknown and
 four collocated products (one more than the number of correlated pairs to be resolved). This portal
 uses three products from three independent families (active satellite, passive satellite, model),
 which is the setting in which classical TC is unbiased, and has no fourth product, so EC is not
-implemented here.
+implemented here. A machine-learning model trained on labels merged from two members is NOT independent
+of them where it learnt those labels (its errors partly copy theirs): the soil-moisture nudging gain
+therefore collocates the retrievals with a cross-fitted model, one that never saw the pixel's labels
+(:data:`products.generators.twins.sm_mlda.TRIPLETS`), and the bias of the dependent triplet is measured
+on the synthetic twin, where the truth is known.
 
 References
 ----------

@@ -5,9 +5,14 @@ What runs on real data (``data_kind = "real"`` in ``sm_mlda_real.nc``, splits ``
 * ISMN in-situ soil moisture (reader kind ``ismn``; essential): daily means of good-quality hourly
   surface values (:func:`products.generators.sm_mlda.ismn_daily`), written as station series.
 * ASCAT/ERS surface soil moisture (reader kind ``ascat``; optional): screening for frozen soil, snow
-  and processing flags, daily means, a leave-year-out climatological background, Newtonian nudging
-  of that background toward the real retrievals (fixed gain: no independent third product exists at
-  those points for a TC gain), scored on withheld real retrievals (split ``real_withheld``, units %).
+  and processing flags, daily means, a leave-year-out climatological background fitted on the
+  retrievals assimilated only, Newtonian nudging of that background toward the real retrievals (fixed
+  gain: no independent third product exists at those points for a TC gain), scored on real retrievals
+  withheld from both: whole calendar months (about ``holdout_fraction`` of each grid point's months,
+  drawn at random per point) with a buffer of ``holdout_buffer_days`` days before each left out of
+  the nudging, so neither day-to-day autocorrelation nor the increment memory carries an assimilated
+  retrieval into the scored month (split ``real_withheld_months``, the headline, units %); and, beside
+  it to show the inflation, random single days (split ``real_withheld``, as before issue 16).
 * Collocation of the satellite grid points with the ISMN stations; where a pair exists the satellite
   and nudged series, rescaled to the in-situ climatology, are validated on the station (split
   ``real_insitu``). In the sample data no pair exists (the ASCAT/ERS cells lie in Europe, away from
@@ -65,17 +70,101 @@ DEFAULTS = {
     "satellite_points": 100,
     "real_gain": 0.5,
     "holdout_fraction": 0.2,
+    "holdout_buffer_days": None,
     "collocation_km": 12.5,
+    "triplet": "independent",
 }
+"""Every parameter of a run. ``holdout_buffer_days`` None: three e-folding times of ``memory_days``
+(:func:`products.generators.sm_mlda.memory_buffer_days`, 9 days for 3), resolved in the lineage;
+``triplet``: the ML member of the TC triplet that sets the twin's nudging gain
+(:data:`products.generators.twins.sm_mlda.TRIPLETS`)."""
+WITHHELD_SPLITS = {"month": "real_withheld_months", "day": "real_withheld"}
 ROW_KEYS = ("variable", "units", "split", "scope", "label")
 
 
 def _parameters(run: GenerationRun) -> dict:
-    """:data:`DEFAULTS` updated with the run's parameters (``sites`` is ignored); RunError for an unknown one."""
+    """:data:`DEFAULTS` updated with the run's parameters (``sites`` is ignored), the buffer resolved; RunError
+    for an unknown parameter or triplet."""
     unknown = set(run.parameters) - set(DEFAULTS) - {"sites"}
     if unknown:
         raise RunError(f"unknown sm_mlda parameter(s) {sorted(unknown)}: expected some of {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **{k: v for k, v in run.parameters.items() if k != "sites"}}
+    params = {**DEFAULTS, **{k: v for k, v in run.parameters.items() if k != "sites"}}
+    if params["triplet"] not in sm_mlda_twin.TRIPLETS:
+        raise RunError(f"triplet must be one of {list(sm_mlda_twin.TRIPLETS)}, found {params['triplet']!r}")
+    if params["holdout_buffer_days"] is None:
+        params["holdout_buffer_days"] = sm_mlda.memory_buffer_days(float(params["memory_days"]))
+    return params
+
+
+STATISTICS_FITTED_ON = {
+    "twin: TC error variances and TC-merged labels": "per pixel, on the collocated days of its three products "
+    "(the labels are the training target; in-situ stations never enter)",
+    "twin: LightGBM models (split twin_cv)": "each fold: the labelled training pixels of the other folds "
+    "(grouped by pixel); the held-out fold's labels never fit it",
+    "twin: final LightGBM model": "every labelled training pixel; validation pixels (split twin_insitu) excluded",
+    "twin: LightGBM hyper-parameters": "fixed (DEFAULT_PARAMS, n_estimators), not tuned on any data",
+    "twin: nudging gain, TC of (ML, passive, active)": "per pixel, on its own series; ML member (and the series "
+    "nudged): the model of the fold that held the pixel out at training pixels, the final model elsewhere "
+    "(triplet = independent); in-situ stations never enter",
+    "twin: rescaling of the passive retrieval to the ML climatology": "per pixel, TC rescaling factor over "
+    "the days with all three series (no in-situ data)",
+    "twin: in-situ validation (split twin_insitu)": "nothing fitted: raw series against the stations",
+    "real: climatological background (splits real_withheld_months, real_withheld)": "per grid point, "
+    "leave-year-out day-of-year climatology of the retrievals assimilated only (withheld retrievals and "
+    "buffer days excluded)",
+    "real: nudging gain": "fixed (real_gain), not fitted",
+    "real: rescaling to the in-situ climatology (split real_insitu)": "per station, mean and standard deviation "
+    "matched on the same days that are scored (so bias is 0 by construction and ubRMSE partly fitted; R "
+    "unaffected); no station is collocated in the sample data, so no such row is published",
+}
+"""Where each statistic, scaler, model and hyper-parameter of a run is fitted (the version's lineage), with
+the default ``triplet`` (see :func:`statistics_fitted_on`)."""
+
+
+def statistics_fitted_on(params: dict) -> dict:
+    """:data:`STATISTICS_FITTED_ON` for a run's parameters (the ML member of the gain's triplet, a fixed gain)."""
+    out = dict(STATISTICS_FITTED_ON)
+    key = "twin: nudging gain, TC of (ML, passive, active)"
+    if params["gain"] != "tc":
+        out[key] = f"fixed gain {params['gain']}, not fitted"
+    elif params["triplet"] == "dependent":
+        out[key] = (
+            "per pixel, on its own series; ML member (and the series nudged): the final model, which at the "
+            "training pixels learnt from labels merged from the same passive and active retrievals (triplet = "
+            "dependent: errors not independent, gain biased; see tc_gain_bias_twin)"
+        )
+    return out
+
+
+def tc_gain_bias_twin(result) -> dict:
+    """The TC nudging gain of the dependent and independent triplets against the oracle gain, on the twin.
+
+    Medians over the twin's training pixels (where the final model learnt from labels merged from the
+    passive and active retrievals it is collocated with), from
+    :attr:`products.generators.twins.sm_mlda.TwinResult.tc_gain_bias`.
+
+    Returns
+    -------
+    dict
+        ``dependent`` and ``independent``: the median TC gain; ``oracle``: per triplet, the median gain
+        that minimises the analysis error (from the truth); ``bias``: per triplet, the median of TC -
+        oracle per pixel; ``err_var_ml_ratio``: TC / true ML error variance; ``rmse_vs_truth_ml_da``:
+        the nudged series of each choice against the truth (m3 m-3); ``pixels``: how many; ``used``: the
+        triplet the run used.
+    """
+    b = {t: result.tc_gain_bias[t]["training_pixels"] for t in sm_mlda_twin.TRIPLETS}
+    return json_safe(
+        {
+            **{t: b[t]["tc_gain"] for t in b},
+            "oracle": {t: b[t]["oracle_gain"] for t in b},
+            "bias": {t: b[t]["gain_bias"] for t in b},
+            "err_var_ml_ratio": {t: b[t]["err_var_ml_ratio"] for t in b},
+            "rmse_vs_truth_ml_da": {t: b[t]["rmse_vs_truth_ml_da"] for t in b},
+            "pixels": "twin training pixels",
+            "n_pixels": b["independent"]["n_pixels"],
+            "used": result.settings["triplet"],
+        }
+    )
 
 
 def _rows(results: dict, **kwargs) -> list[ValidationRow]:
@@ -151,25 +240,29 @@ def _satellite(params: dict, ismn_stations: pd.DataFrame) -> dict | None:
             "snow and processing-flag screening"
         )
     wide = sm_mlda.to_wide(daily, "ssm")
-    background = sm_mlda.climatology_background(wide)
-    keep = background.notna().any(axis=1)
-    results, analysis = sm_mlda.withheld_retrieval_check(
-        background[keep],
-        wide[keep],
-        gain=float(params["real_gain"]),
-        memory_days=float(params["memory_days"]),
-        fraction=float(params["holdout_fraction"]),
-        seed=int(params["seed"]),
-    )
+    wide = wide[sm_mlda.climatology_background(wide).notna().any(axis=1)]  # points with >= 2 years of retrievals
+    checks = {
+        block: sm_mlda.withheld_check(
+            wide,
+            sm_mlda.climatology_background,  # fitted on the retrievals assimilated only
+            block=block,
+            gain=float(params["real_gain"]),
+            memory_days=float(params["memory_days"]),
+            fraction=float(params["holdout_fraction"]),
+            seed=int(params["seed"]),
+            buffer_days=int(params["holdout_buffer_days"]) if block == "month" else 0,
+        )
+        for block in WITHHELD_SPLITS
+    }
     return {
         "networks": networks,
         "points": points[points["code"].isin(wide.index)],
         "pairs": pairs,
         "nearest_km": nearest_km,
         "wide": wide,
-        "background": background,
-        "analysis": analysis,
-        "withheld": results,
+        "checks": checks,
+        "background": checks["month"].background,
+        "analysis": checks["month"].analysis,
         "n_candidates": len(points),
     }
 
@@ -187,10 +280,12 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
     }
     if sat is not None:
         long = []
+        month = sat["checks"]["month"]
         for name, table in (
             ("ssm", sat["wide"]),
             ("ssm_background", sat["background"]),
             ("ssm_nudged", sat["analysis"]),
+            ("ssm_withheld", sat["wide"].where(month.withheld)),
         ):
             table = table.loc[sat["analysis"].index]
             s = table.stack(future_stack=True).rename(name)
@@ -213,11 +308,19 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
                 },
                 "ssm_background": {
                     **sm_mlda.SATURATION_ATTRS,
-                    "long_name": "leave-year-out day-of-year climatology of ssm (REAL)",
+                    "long_name": "leave-year-out day-of-year climatology of the ssm retrievals assimilated "
+                    "(withheld months and their buffer days excluded) (REAL)",
                 },
                 "ssm_nudged": {
                     **sm_mlda.SATURATION_ATTRS,
-                    "long_name": "climatological background nudged toward the retrievals not withheld (REAL)",
+                    "long_name": "climatological background nudged toward the retrievals assimilated (not in a "
+                    "withheld month or its buffer) (REAL)",
+                },
+                "ssm_withheld": {
+                    **sm_mlda.SATURATION_ATTRS,
+                    "long_name": "ssm retrievals of the withheld months: scored (split real_withheld_months), "
+                    "never assimilated nor used in the background (REAL)",
+                    "coverage_content_type": "referenceInformation",
                 },
             }
         )
@@ -279,6 +382,7 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             memory_days=float(params["memory_days"]),
             min_samples=int(params["min_samples"]),
             tc_fallback=str(params["tc_fallback"]),
+            triplet=str(params["triplet"]),
         )
 
     with stages("write"):
@@ -330,15 +434,19 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             ),
             "gain_median": json_safe(result.gain["gain"].median()),
             "oracle_gain_median": json_safe(result.gain["oracle_gain"].median()),
+            "triplet": result.settings["triplet"],
+            "tc_gain_bias": json_safe(result.tc_gain_bias),
             "rmse_vs_truth": metric_values(result.truth_scores),
         },
         "real": {"ismn_stations": int(insitu["station"].nunique()), "ismn_days": int(len(insitu))},
         "seed": sm_mlda.SEED_FIGURES,
+        "tc_gain_bias_twin": tc_gain_bias_twin(result),
     }
     if sat is not None:
-        validation += _rows(
-            sat["withheld"], split="real_withheld", kind=DataKind.REAL, units="%", variable_prefix="ssm"
-        )
+        for block, split in WITHHELD_SPLITS.items():
+            validation += _rows(
+                sat["checks"][block].results, split=split, kind=DataKind.REAL, units="%", variable_prefix="ssm"
+            )
         collocated = sm_mlda.validate_collocated(
             sat["pairs"], insitu, {"ascat": sat["wide"], "ascat_nudged": sat["analysis"]}
         )
@@ -349,9 +457,21 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 "satellite_networks": sat["networks"],
                 "satellite_points_available": int(sat["n_candidates"]),
                 "satellite_points_used": int(len(sat["analysis"])),
-                "withheld_medians": {
-                    k: metric_values({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
-                    for k, v in sat["withheld"].items()
+                "withheld_medians": {  # per split: real_withheld_months (headline), real_withheld (random days)
+                    split: {
+                        k: metric_values({m: v["median"][m] for m in ("n_stations", "r", "ubrmse")})
+                        for k, v in sat["checks"][block].results.items()
+                    }
+                    for block, split in WITHHELD_SPLITS.items()
+                },
+                "withheld_retrievals": {
+                    split: {
+                        "withheld": int(sat["checks"][block].withheld.to_numpy().sum()),
+                        "buffer": int(sat["checks"][block].buffer.to_numpy().sum()),
+                        "assimilated": int(sat["checks"][block].assimilated.to_numpy().sum()),
+                        "buffer_days": sat["checks"][block].buffer_days,
+                    }
+                    for block, split in WITHHELD_SPLITS.items()
                 },
                 "collocated_stations": int(len(sat["pairs"])),
                 "nearest_station_point_km": json_safe(sat["nearest_km"]),
@@ -368,9 +488,11 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         summary=summary,
         notes=(
             f"Soil moisture ML-DA. SYNTHETIC twin ({len(twin.pixels)} pixels): median R {med['r']:.3f}, ubRMSE "
-            f"{med['ubrmse']:.4f} m3 m-3 over {med['n_stations']} held-out twin stations (seed, real: 0.741 / 0.0437 "
-            "over 1094 ISMN stations). REAL: ISMN daily series"
-            + (", ASCAT/ERS nudging scored on withheld retrievals" if sat else "")
+            f"{med['ubrmse']:.4f} m3 m-3 over {med['n_stations']} held-out twin stations (a check of the method on "
+            "made-up data, not comparable with published figures). REAL: ISMN daily series"
+            + (", ASCAT/ERS nudging scored on whole withheld months" if sat else "")
             + "; no real ML-DA series (no collocated product triple or forcing at the stations)."
         ),
+        parameters={**params, "lightgbm": result.fit.params},
+        statistics_fitted_on=statistics_fitted_on(params),
     )

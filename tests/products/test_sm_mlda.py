@@ -90,6 +90,23 @@ def test_ml_da_beats_the_model_alone_at_independent_stations(result):
     assert set(v["ml_da"]["class"]) <= {"dry", "wet"}
 
 
+def test_the_independent_triplet_nudges_a_series_that_never_saw_the_pixel_and_measures_the_bias(result, twin):
+    fit, n_t = result.fit, twin.truth.shape[1]
+    training = np.repeat(twin.pixels["pixel"].isin(fit.train_pixels).to_numpy(), n_t)
+    assert result.settings["triplet"] == "independent"
+    np.testing.assert_array_equal(result.series["ml"].ravel()[training], fit.cv_pred[training])
+    np.testing.assert_array_equal(
+        result.series["ml"].ravel()[~training & (fit.fold < 0)], fit.pred[~training & (fit.fold < 0)]
+    )
+    bias = {t: result.tc_gain_bias[t]["training_pixels"] for t in sm_mlda_twin.TRIPLETS}
+    assert bias["independent"]["n_pixels"] == bias["dependent"]["n_pixels"] >= 20
+    # the final model learnt the training pixels' labels (merged from passive and active): TC, which assumes
+    # independent errors, underestimates its error variance more than that of the cross-fitted model
+    assert bias["dependent"]["err_var_ml_ratio"] < bias["independent"]["err_var_ml_ratio"]
+    assert abs(bias["independent"]["gain_bias"]) < abs(bias["dependent"]["gain_bias"])
+    assert abs(bias["independent"]["gain_bias"]) < 0.02
+
+
 def test_validation_stations_are_never_used_upstream(result, twin):
     assert not set(result.train_pixels) & set(result.validation_pixels)
     val = twin.pixels["role"].to_numpy() == "validation"
@@ -157,6 +174,63 @@ def test_withheld_retrievals_score_the_nudging_without_ever_nudging_it():
     assert res["nudged"]["median"]["ubrmse"] < res["background"]["median"]["ubrmse"]
     res0, _ = sm_mlda.withheld_retrieval_check(background, obs, gain=0.7, memory_days=0, fraction=0.3, min_n=20)
     assert res0["nudged"]["pooled"]["rmse"] == pytest.approx(res0["background"]["pooled"]["rmse"])
+
+
+def test_the_memory_buffer_is_three_e_folding_times_of_the_increment():
+    assert sm_mlda.memory_buffer_days(3.0) == 9 and sm_mlda.memory_buffer_days(0.0) == 0
+    assert np.exp(-sm_mlda.memory_buffer_days(5.0) / 5.0) <= 0.05
+    with pytest.raises(ValueError, match="memory_days"):
+        sm_mlda.memory_buffer_days(-1.0)
+
+
+def test_month_blocks_withhold_whole_months_with_a_buffer_before_each():
+    days = pd.date_range("2010-01-01", "2012-12-31", freq="D")
+    rng = np.random.default_rng(4)
+    valid = rng.random((6, len(days))) < 0.5
+    valid[5] = False  # a point without retrievals withholds nothing
+    withheld, buffer = sm_mlda.withheld_masks(valid, days, block="month", fraction=0.2, seed=1, buffer_days=9)
+    assert not (withheld & buffer).any() and not ((withheld | buffer) & ~valid).any()
+    month = pd.Series(days.to_period("M"))
+    for i in range(5):
+        held = sorted(set(month[withheld[i]]))
+        assert len(held) == round(0.2 * 36)  # about a fifth of its months, drawn per point
+        in_held = month.isin(held).to_numpy()
+        np.testing.assert_array_equal(withheld[i], valid[i] & in_held)  # every retrieval of a held month
+        for t in np.flatnonzero(buffer[i]):  # a buffer day lies within 9 days before a held month
+            assert not in_held[t] and in_held[t + 1 : t + 10].any()
+        for m in held:  # and every retrieval of the 9 days before a held month is a buffer day (or held)
+            start = np.flatnonzero((month == m).to_numpy())[0]
+            window = slice(max(start - 9, 0), start)
+            assert ((buffer[i] | withheld[i])[window] == valid[i][window]).all()
+    assert not withheld[5].any()
+    day, none = sm_mlda.withheld_masks(valid, days, block="day", fraction=0.2, seed=1)
+    assert not none.any() and 0.15 < day.sum() / valid.sum() < 0.25
+    with pytest.raises(ValueError, match="block"):
+        sm_mlda.withheld_masks(valid, days, block="year")
+
+
+def test_withheld_months_remove_the_inflation_of_withheld_days():
+    """On a strongly autocorrelated series the nudging's memory bridges a one-day gap, not a month: the
+    random-day check credits the nudging with skill that the month check (with its buffer) does not."""
+    rng = np.random.default_rng(1)
+    days = pd.date_range("2010-01-01", periods=1095, freq="D")
+    anomaly = np.zeros((8, len(days)))
+    for t in range(1, len(days)):
+        anomaly[:, t] = 0.9 * anomaly[:, t - 1] + rng.normal(0, 3, 8)
+    obs = pd.DataFrame(
+        np.where(rng.random(anomaly.shape) < 0.6, 50 + anomaly + rng.normal(0, 1, anomaly.shape), np.nan),
+        index=[f"p{i}" for i in range(8)],
+        columns=days,
+    )
+    gains = {}
+    for block in sm_mlda.WITHHELD_BLOCKS:
+        res = sm_mlda.withheld_check(obs, sm_mlda.climatology_background, block=block, gain=0.7, memory_days=5)
+        med = {k: res.results[k]["median"]["ubrmse"] for k in ("background", "nudged")}
+        gains[block] = med["background"] - med["nudged"]
+        assert res.results["nudged"]["median"]["n_stations"] == 8
+        assert res.buffer_days == (15 if block == "month" else 0)
+        assert not (res.assimilated & res.withheld).to_numpy().any()
+    assert gains["day"] > 0.5 and abs(gains["month"]) < 0.2 * gains["day"]
 
 
 def test_collocation_uses_great_circle_distances():
@@ -333,6 +407,8 @@ def test_generate_publishes_a_version_with_real_and_synthetic_files(sm_run):
         assert float(insitu["insitu"].min()) >= 0 and float(insitu["insitu"].max()) <= 0.6
         sat = ds.sel(station=ds["site_type"] == "satellite_point")
         assert sat.sizes["station"] > 0 and np.isfinite(sat["ssm_nudged"]).any()
+        withheld = np.isfinite(sat["ssm_withheld"].values)
+        assert withheld.any() and (sat["ssm_withheld"].values[withheld] == sat["ssm"].values[withheld]).all()
         assert float(sat["lon"].min()) >= 10 and float(sat["lat"].min()) >= 45  # ERS cell 1395
     assert sm_run.summary["real"]["collocated_stations"] == 0
     assert sm_run.summary["real"]["nearest_station_point_km"] > 100
@@ -346,7 +422,7 @@ def test_validation_rows_are_stored_and_labelled_real_or_synthetic(sm_run):
 
     rows = ValidationResult.objects.filter(version=sm_run.version)
     splits = set(rows.values_list("split", flat=True))
-    assert splits == {"twin_insitu", "twin_cv", "real_withheld"}
+    assert splits == {"twin_insitu", "twin_cv", "real_withheld_months", "real_withheld"}
     for row in rows.filter(scope__in=["pooled", "class"]):
         expected = "real: " if row.split.startswith("real") else "synthetic twin: "
         assert row.label.startswith(expected), row.label
@@ -355,8 +431,29 @@ def test_validation_rows_are_stored_and_labelled_real_or_synthetic(sm_run):
     assert sites.count() == summary["n_stations"] >= 5
     assert summary["r"] == pytest.approx(float(np.median([s.r for s in sites])))
     assert summary["ubrmse"] == pytest.approx(float(np.median([s.ubrmse for s in sites])))
-    real = rows.filter(split="real_withheld", scope="pooled")
-    assert {r.variable for r in real} == {"ssm_background", "ssm_nudged"} and all(r.units == "%" for r in real)
+    for split in ("real_withheld_months", "real_withheld"):
+        real = rows.filter(split=split, scope="pooled")
+        assert {r.variable for r in real} == {"ssm_background", "ssm_nudged"} and all(r.units == "%" for r in real)
+    withheld = sm_run.summary["real"]["withheld_retrievals"]
+    assert withheld["real_withheld_months"]["buffer_days"] == 9 and withheld["real_withheld_months"]["buffer"] > 0
+    assert withheld["real_withheld"]["buffer"] == 0
+
+
+@pytest.mark.django_db
+def test_the_lineage_records_every_parameter_and_where_each_statistic_was_fitted(sm_run):
+    from products.pipelines.sm_mlda import DEFAULTS
+
+    lineage = sm_run.version.lineage
+    used = lineage["parameters"]
+    assert set(DEFAULTS) <= set(used) and {**PARAMS}.items() <= used.items()
+    assert used["holdout_buffer_days"] == 9 and used["triplet"] == "independent"  # resolved, not None
+    assert used["lightgbm"]["n_estimators"] == PARAMS["n_estimators"] and "num_leaves" in used["lightgbm"]
+    fitted = lineage["statistics_fitted_on"]
+    assert any("background" in k and "assimilated only" in v for k, v in fitted.items())
+    assert any("twin_cv" in k and "other folds" in v for k, v in fitted.items())
+    assert any("in-situ climatology" in k and "same days" in v for k, v in fitted.items())
+    bias = sm_run.summary["tc_gain_bias_twin"]
+    assert {"dependent", "independent", "oracle", "bias"} <= set(bias) and bias["used"] == "independent"
 
 
 @pytest.mark.django_db

@@ -42,6 +42,7 @@ from products.generators.sm_mlda import (
     to_cf_timeseries,
     validate_against_insitu,
 )
+from products.methods import triple_collocation as tc
 from products.methods.cv import assert_disjoint
 
 # --- the synthetic twin ---------------------------------------------------------------------------
@@ -256,12 +257,22 @@ class TwinResult:
         comparison only: they never fit the model).
     fit : ModelFit
     series : dict of str to numpy.ndarray
-        (pixel, time) float64, m3 m-3: ``ml`` (final model), ``ml_da`` (nudged), ``obs_rescaled`` (the
+        (pixel, time) float64, m3 m-3: ``ml`` (the ML member of the triplet, nudged: cross-fitted by
+        default, see :data:`TRIPLETS`), ``ml_da`` (nudged), ``obs_rescaled`` (the
         passive retrieval rescaled to the model climatology), ``active_m3`` (active converted with the
         porosity: ssm / 100 * porosity).
     gain : pandas.DataFrame
         Per pixel: ``gain`` used, ``from_tc`` (bool), ``oracle_gain`` (from the true error variances of
-        the model and the rescaled retrieval, computable only in a twin).
+        the nudged model series and the rescaled retrieval, computable only in a twin), ``training``
+        (bool: the pixel's labels fitted the final model), and for each triplet t of :data:`TRIPLETS`
+        ``tc_gain_<t>``, ``oracle_gain_<t>``, ``tc_err_var_ml_<t>``, ``oracle_err_var_ml_<t>``
+        ((m3 m-3)**2, in the model's units): what TC of (ML, passive, active) estimates with that ML
+        series, and the truth.
+    tc_gain_bias : dict
+        Per triplet: medians over the training pixels (where the dependent triplet shares errors) and
+        over all pixels with a TC gain of the TC gain, the oracle gain, their difference and the ratio
+        of the TC to the oracle model error variance (:func:`gain_bias`); at the training pixels also
+        the RMSE against the truth (m3 m-3) of that triplet's ML series and of its nudged series.
     validation : dict
         :func:`validate_against_insitu` of ``ml_da``, ``ml``, ``labels``, ``passive``, ``active_m3``,
         ``reanalysis`` at the validation stations.
@@ -286,6 +297,83 @@ class TwinResult:
     train_pixels: np.ndarray
     validation_pixels: np.ndarray
     settings: dict
+    tc_gain_bias: dict
+
+
+TRIPLETS = ("independent", "dependent")
+"""The ML member of the TC triplet (ML, passive, active) that sets the nudging gain. ``independent``: the
+cross-fitted series (:meth:`products.generators.sm_mlda.ModelFit.cross_fitted`: at a training pixel the
+model of the fold that held the pixel out, which never saw that pixel's labels, hence its passive and
+active errors; elsewhere the final model), which is also the series nudged. ``dependent`` (before issue
+16): the final model everywhere, which at a training pixel learnt from labels merged from the very
+passive and active retrievals it is collocated with, so its errors are correlated with theirs (TC
+assumes they are not)."""
+
+
+def oracle_gain(model, obs, truth) -> tuple[float, float, float]:
+    """Optimal nudging gain from the true errors (twin only): error variances and covariance about the
+    truth after removing each series' own linear scaling, the observation's in the model's units.
+
+    Parameters
+    ----------
+    model, obs, truth : numpy.ndarray
+        (time,) float64, m3 m-3 (``obs`` rescaled to the model climatology), NaN where missing.
+
+    Returns
+    -------
+    gain : float
+        The gain that minimises the analysis error variance, (s2_model - c) / (s2_model + s2_obs - 2 c)
+        with c the covariance of the two errors (0 when they are independent: s2_model / (s2_model +
+        s2_obs), what TC assumes), clipped to [0, 1]; NaN with 3 or fewer common days.
+    err_var_model, err_var_obs : float
+        (m3 m-3)**2, in the model's units (as TC with the model as reference reports them).
+    """
+    ok_m = np.isfinite(model) & np.isfinite(truth)
+    ok_o = ok_m & np.isfinite(obs)
+    if ok_o.sum() <= 3:
+        return np.nan, np.nan, np.nan
+    bm = np.polyfit(truth[ok_m], model[ok_m], 1)
+    em = model - np.polyval(bm, truth)
+    vm = float(np.var(em[ok_m]))
+    bo = np.polyfit(truth[ok_o], obs[ok_o], 1)
+    eo = (obs - np.polyval(bo, truth)) * (bm[0] / bo[0])
+    vo = float(np.var(eo[ok_o]))
+    c = float(np.mean((em[ok_o] - em[ok_o].mean()) * (eo[ok_o] - eo[ok_o].mean())))
+    return float(np.clip((vm - c) / (vm + vo - 2 * c), 0, 1)), vm, vo
+
+
+def gain_bias(table: pd.DataFrame) -> dict:
+    """Medians of TC gain, oracle gain, their difference and the TC / oracle model error variance, per triplet.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :attr:`TwinResult.gain`.
+
+    Returns
+    -------
+    dict
+        ``{triplet: {"training_pixels": {...}, "all_pixels": {...}}}``, each with ``n_pixels``,
+        ``tc_gain``, ``oracle_gain``, ``gain_bias`` (median of tc - oracle per pixel) and
+        ``err_var_ml_ratio`` (median of TC / oracle model error variance) over the pixels with a finite
+        TC gain.
+    """
+    out = {}
+    for t in TRIPLETS:
+        tc_g, or_g = table[f"tc_gain_{t}"], table[f"oracle_gain_{t}"]
+        ratio = table[f"tc_err_var_ml_{t}"] / table[f"oracle_err_var_ml_{t}"]
+        item = {}
+        for scope, rows in (("training_pixels", table["training"]), ("all_pixels", np.ones(len(table), bool))):
+            ok = np.asarray(rows, bool) & np.isfinite(tc_g) & np.isfinite(or_g)
+            item[scope] = {
+                "n_pixels": int(ok.sum()),
+                "tc_gain": float(tc_g[ok].median()),
+                "oracle_gain": float(or_g[ok].median()),
+                "gain_bias": float((tc_g - or_g)[ok].median()),
+                "err_var_ml_ratio": float(ratio[ok].median()),
+            }
+        out[t] = item
+    return out
 
 
 def _rmse(a, b, mask=None):
@@ -303,13 +391,17 @@ def run_twin(
     memory_days: float = 3.0,
     min_samples: int = 100,
     tc_fallback: str = "exclude",
+    triplet: str = "independent",
 ) -> TwinResult:
     """The whole ML-DA chain on a synthetic twin, with checks only a twin allows.
 
     Steps: :func:`tc_labels` (all pixels) -> :func:`fit_model` on the labelled training pixels ->
-    per-pixel :func:`tc_nudging_gain` (or a fixed gain) and :func:`nudge_series` of the final model
-    toward the passive retrieval -> :func:`validate_against_insitu` at the validation pixels, never used
-    for labels, training or gain estimation (:func:`products.methods.cv.assert_disjoint`).
+    per-pixel :func:`tc_nudging_gain` of the (ML, passive, active) triplet (or a fixed gain) and
+    :func:`nudge_series` of the ML series toward the passive retrieval -> :func:`validate_against_insitu`
+    at the validation pixels, never used for labels, training or gain estimation
+    (:func:`products.methods.cv.assert_disjoint`). The ML series is the member named by ``triplet``
+    (:data:`TRIPLETS`); the TC gain and the oracle gain of both members are computed at every pixel
+    either way, so the bias of the dependent triplet is measured (:attr:`TwinResult.tc_gain_bias`).
 
     Parameters
     ----------
@@ -324,6 +416,8 @@ def run_twin(
         Increment memory of :func:`nudge_series`.
     min_samples, tc_fallback
         See :func:`tc_labels`.
+    triplet : {"independent", "dependent"}
+        ML member of the TC triplet and the series nudged (:data:`TRIPLETS`).
 
     Returns
     -------
@@ -336,6 +430,8 @@ def run_twin(
     """
     if not (gain == "tc" or (isinstance(gain, int | float) and 0 <= float(gain) <= 1)):
         raise ValueError(f"gain must be 'tc' or a number in [0, 1], found {gain!r}")
+    if triplet not in TRIPLETS:
+        raise ValueError(f"triplet must be one of {TRIPLETS}, found {triplet!r}")
     pixels = twin.pixels
     is_val = (pixels["role"] == "validation").to_numpy()
     n_pix, n_t = twin.truth.shape
@@ -346,33 +442,37 @@ def run_twin(
     fit = fit_model(table, train=train_rows, n_splits=n_splits, seed=seed, params=params)
     val_ids = pixels.loc[is_val, "pixel"].to_numpy()
     assert_disjoint(fit.train_pixels, val_ids)
-    ml = fit.pred.reshape(n_pix, n_t)
-    obs_rescaled, gains, from_tc, oracle = (
-        np.full_like(ml, np.nan),
-        np.empty(n_pix),
-        np.zeros(n_pix, bool),
-        np.empty(n_pix),
+    members = {"independent": fit.cross_fitted().reshape(n_pix, n_t), "dependent": fit.pred.reshape(n_pix, n_t)}
+    per: dict[str, dict[str, np.ndarray]] = {}
+    for t, member in members.items():  # the gain each triplet gives, its nudged series, and the truth (twin only)
+        d = {
+            "obs_rescaled": np.full_like(member, np.nan),
+            "gain": np.empty(n_pix),
+            "from_tc": np.zeros(n_pix, bool),
+            **{k: np.full(n_pix, np.nan) for k in ("tc_gain", "oracle_gain", "tc_err_var_ml", "oracle_err_var_ml")},
+        }
+        for i in range(n_pix):
+            p, a = twin.products["passive"][i], twin.products["active"][i]
+            res = tc.tc_metrics(member[i], p, a, min_samples=min_samples)
+            g, beta, ok = tc_nudging_gain(member[i], p, a, min_samples=min_samples)
+            if ok:
+                d["tc_gain"][i], d["tc_err_var_ml"][i] = g, res.err_var[0]
+            d["gain"][i], d["from_tc"][i] = (g, ok) if gain == "tc" else (float(gain), False)
+            d["obs_rescaled"][i] = rescale_to(p, member[i], beta)
+            d["oracle_gain"][i], d["oracle_err_var_ml"][i], _ = oracle_gain(
+                member[i], d["obs_rescaled"][i], twin.truth[i]
+            )
+        d["ml_da"] = nudge_series(member, d["obs_rescaled"], d["gain"], memory_days=memory_days)
+        per[t] = d
+    ml, chosen = members[triplet], per[triplet]
+    obs_rescaled, gains, from_tc, oracle, ml_da = (
+        chosen[k] for k in ("obs_rescaled", "gain", "from_tc", "oracle_gain", "ml_da")
     )
-    for i in range(n_pix):
-        p, a = twin.products["passive"][i], twin.products["active"][i]
-        g, beta, ok = tc_nudging_gain(ml[i], p, a, min_samples=min_samples)
-        if gain != "tc":
-            g = float(gain)
-        gains[i], from_tc[i] = g, ok and gain == "tc"
-        obs_rescaled[i] = rescale_to(p, ml[i], beta)
-        err_o = obs_rescaled[i] - twin.truth[i]
-        # oracle: error variances about the truth after removing each series' own linear scaling
-        bm = np.polyfit(twin.truth[i], ml[i], 1)
-        em = ml[i] - np.polyval(bm, twin.truth[i])
-        ok_o = np.isfinite(err_o)
-        bo = np.polyfit(twin.truth[i][ok_o], obs_rescaled[i][ok_o], 1) if ok_o.sum() > 3 else None
-        if bo is None:
-            oracle[i] = np.nan
-        else:
-            eo = obs_rescaled[i][ok_o] - np.polyval(bo, twin.truth[i][ok_o])
-            vm, vo = np.var(em), np.var(eo) * (bm[0] / bo[0]) ** 2
-            oracle[i] = vm / (vm + vo)
-    ml_da = nudge_series(ml, obs_rescaled, gains, memory_days=memory_days)
+    bias_cols = {
+        f"{k}_{t}": per[t][k]
+        for t in TRIPLETS
+        for k in ("tc_gain", "oracle_gain", "tc_err_var_ml", "oracle_err_var_ml")
+    }
     active_m3 = twin.products["active"] / 100.0 * pixels["porosity"].to_numpy()[:, None]
     series = {"ml": ml, "ml_da": ml_da, "obs_rescaled": obs_rescaled, "active_m3": active_m3}
     compare = {
@@ -414,7 +514,21 @@ def run_twin(
             (twin.products[name] - twin.offset[name]) / sc * 0.9 + 0.02, 0.9 * twin.truth + 0.02
         )
     truth_scores["labels_vs_reference_units"] = _rmse(labels.labels, 0.9 * twin.truth + 0.02)
-    gain_table = pd.DataFrame({"pixel": pixels["pixel"], "gain": gains, "from_tc": from_tc, "oracle_gain": oracle})
+    gain_table = pd.DataFrame(
+        {
+            "pixel": pixels["pixel"],
+            "gain": gains,
+            "from_tc": from_tc,
+            "oracle_gain": oracle,
+            "training": pixels["pixel"].isin(fit.train_pixels).to_numpy(),
+            **bias_cols,
+        }
+    )
+    bias = gain_bias(gain_table)
+    training = gain_table["training"].to_numpy()[:, None]
+    for t in TRIPLETS:  # what each choice does to the series at the training pixels, against the truth
+        bias[t]["training_pixels"]["rmse_vs_truth_ml"] = _rmse(members[t], twin.truth, training)
+        bias[t]["training_pixels"]["rmse_vs_truth_ml_da"] = _rmse(per[t]["ml_da"], twin.truth, training)
     settings = {
         "n_splits": n_splits,
         "seed": seed,
@@ -422,10 +536,22 @@ def run_twin(
         "memory_days": memory_days,
         "min_samples": min_samples,
         "tc_fallback": tc_fallback,
+        "triplet": triplet,
         "params": fit.params,
     }
     return TwinResult(
-        twin, labels, fit, series, gain_table, validation, cv, truth_scores, fit.train_pixels, val_ids, settings
+        twin,
+        labels,
+        fit,
+        series,
+        gain_table,
+        validation,
+        cv,
+        truth_scores,
+        fit.train_pixels,
+        val_ids,
+        settings,
+        bias,
     )
 
 
@@ -505,7 +631,13 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
         "active": {**SATURATION_ATTRS, "long_name": "synthetic active-microwave degree of saturation (ASCAT-like)"},
         "reanalysis": {**SM_ATTRS, "long_name": "synthetic model/reanalysis soil moisture"},
         "labels": {**SM_ATTRS, "long_name": "TC-weighted merge of passive, active, reanalysis (training labels)"},
-        "sm_ml": {**SM_ATTRS, "long_name": "LightGBM soil moisture from forcing, no assimilation"},
+        "sm_ml": {
+            **SM_ATTRS,
+            "long_name": "LightGBM soil moisture from forcing, no assimilation; at training pixels the model of the "
+            "fold that held the pixel out (cross-fitted)"
+            if result.settings.get("triplet") == "independent"
+            else "LightGBM soil moisture from forcing, no assimilation (final model)",
+        },
         "sm_mlda": {**SM_ATTRS, "long_name": "ML-DA soil moisture: LightGBM nudged toward the passive retrieval"},
     }
     med = {k: v["median"] for k, v in result.validation.items()}
