@@ -73,8 +73,8 @@ STATISTICS_FITTED_ON = {
     "stored reconstruction from all basins",
     "stage-1 basin-mean precipitation predictor": "each basin's own precipitation over all its months (a "
     "predictor, not the target)",
-    "triple-collocation anomalies (calendar-month climatology)": "each basin's own common months (a diagnostic, "
-    "no held-out data)",
+    "triple-collocation anomalies (calendar-month climatology)": "each basin's own common months of each triplet (a "
+    "diagnostic, no held-out data)",
     "stage-2 fusion model (FLAML LightGBM, off-tower inputs)": "training towers of each outer leave-tower-out fold",
     "FLAML hyper-parameters": "inner folds grouped by tower within each outer fold's training towers",
     "stage-2 upper bound (tower meteorology)": "as the fusion: training towers of each outer fold, hyper-parameters "
@@ -102,7 +102,9 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
        runoff and extended over the predictors' span (``et_basin_reconstruction.nc``; split
        ``reconstruction_held_out``, leave-basin-out).
     3. Triple collocation of GLEAM, ERA5-Land and MOD16 anomalies per basin, a diagnostic
-       (``et_basin_triple_collocation.csv``; medians in the summary).
+       (``et_basin_triple_collocation.csv``; medians in the summary, with the limit of that triplet,
+       GLEAM and ERA5-Land sharing ERA5 forcing, and the medians of a triplet with separate
+       meteorology, ERA5-Land / GLDAS-2.1 Noah / MOD16, as its sensitivity).
     4. Stage 2, fusion: FLAML AutoML from the five ECOSTRESS model ET estimates and inputs available
        off-tower (their satellite inputs; gridded meteorology where ingested) to tower ET, validated
        by leaving towers out, beside each single product on the same samples
@@ -191,6 +193,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     with stages("triple_collocation"):
         tc = et_fusion.basin_triple_collocation(basin_obs)
+        tc_sensitivity = et_fusion.basin_triple_collocation(basin_obs, products=et_fusion.TC_SENSITIVITY_PRODUCTS)
         tc.assign(data_kind=str(DataKind.REAL)).to_csv(  # a CSV has no global attributes: a column says it
             workdir / "et_basin_triple_collocation.csv", index=False, float_format="%.6g"
         )
@@ -237,7 +240,6 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         ]
     pooled = next(v.metrics for v in validation if v.split == "validation" and v.scope == "pooled")
     single = fused.table.drop(index="et_fused")
-    usable = tc[~tc["too_few_samples"]]
     summary = {
         "towers": int(table["station"].nunique()),
         "validation_rows": int(pooled["n"]),
@@ -259,16 +261,13 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             for p, row in reconstruction.cv.iterrows()
         },
         "triple_collocation": {
-            "products": list(et_fusion.TC_PRODUCTS),
-            "basins": int(len(tc)),
-            "basins_used": int(len(usable)),
-            **{
-                f"median_tcr_{p}": json_safe(usable.loc[~usable[f"flag_{p}"], f"tcr_{p}"].median())
-                for p in et_fusion.TC_PRODUCTS
-            },
-            **{
-                f"median_err_std_{p}": json_safe(usable.loc[~usable[f"flag_{p}"], f"err_std_{p}"].median())
-                for p in et_fusion.TC_PRODUCTS
+            **_tc_medians(tc, et_fusion.TC_PRODUCTS),
+            "limits": et_fusion.TC_LIMITS,
+            "sensitivity": _tc_medians(tc_sensitivity, et_fusion.TC_SENSITIVITY_PRODUCTS)
+            | {
+                "note": "members with separate meteorology: ERA5-Land (ECMWF ERA5), GLDAS-2.1 Noah (NCEP GDAS, "
+                "GPCP precipitation, AGRMET radiation), MOD16 (NASA GMAO, MODIS); error std in units of the "
+                "first member's anomalies, so compare TCR across triplets"
             },
         },
         "fusion": {
@@ -312,6 +311,21 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         parameters=json_safe(resolved),
         statistics_fitted_on=dict(STATISTICS_FITTED_ON),
     )
+
+
+def _tc_medians(tc, products) -> dict:
+    """Summary of a triple-collocation table: members, basins, medians of TCR and error std over unflagged basins."""
+    usable = tc[~tc["too_few_samples"]]
+    return {
+        "products": list(products),
+        "basins": int(len(tc)),
+        "basins_used": int(len(usable)),
+        **{f"median_tcr_{p}": json_safe(usable.loc[~usable[f"flag_{p}"], f"tcr_{p}"].median()) for p in products},
+        **{
+            f"median_err_std_{p}": json_safe(usable.loc[~usable[f"flag_{p}"], f"err_std_{p}"].median())
+            for p in products
+        },
+    }
 
 
 def _grid_validation(grid_path: Path, stations, result) -> tuple[list[ValidationRow], dict]:

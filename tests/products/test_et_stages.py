@@ -16,6 +16,7 @@ from products.generators.et_fusion import (
     ECOSTRESS_PRODUCTS,
     OFF_TOWER_INPUTS,
     TC_PRODUCTS,
+    TC_SENSITIVITY_PRODUCTS,
     TOWER_MET,
 )
 from products.generators.et_grid import DAY_DEFINITION, GRID_MODEL
@@ -121,6 +122,12 @@ def test_triple_collocation_table_and_its_medians(et_run):
         ok = usable[~usable[f"flag_{p}"]]
         assert tc[f"median_tcr_{p}"] == pytest.approx(ok[f"tcr_{p}"].median())
         assert 0 < tc[f"median_tcr_{p}"] <= 1
+    assert "ERA5" in tc["limits"] and "correlated" in tc["limits"]
+    sensitivity = tc["sensitivity"]
+    assert sensitivity["products"] == list(TC_SENSITIVITY_PRODUCTS) and "et_gleam" not in sensitivity["products"]
+    assert sensitivity["basins"] == FEW_BASINS and all(
+        0 < sensitivity[f"median_tcr_{p}"] <= 1 for p in TC_SENSITIVITY_PRODUCTS
+    )
 
 
 def test_fusion_and_each_product_are_scored_on_the_same_held_out_samples(et_run):
