@@ -183,7 +183,9 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 f"gridded forcing ({len(forcing_grid)} files) with the five-driver tower model (not the fusion)"
             )
         with stages("grid_at_held_out_towers"):
-            grid_rows, grid_summary["validation"] = _grid_validation(workdir / "et_grid_daily.nc", stations, result)
+            grid_rows, grid_summary["validation"] = _grid_validation(
+                workdir / "et_grid_daily.nc", stations, result, forcing_kind
+            )
 
     with stages("stage1_reconstruction"):
         reconstruction = et_fusion.reconstruct_products(basin_obs, n_splits=basin_splits, seed=seed)
@@ -328,12 +330,13 @@ def _tc_medians(tc, products) -> dict:
     }
 
 
-def _grid_validation(grid_path: Path, stations, result) -> tuple[list[ValidationRow], dict]:
+def _grid_validation(grid_path: Path, stations, result, forcing_kind: str) -> tuple[list[ValidationRow], dict]:
     """Rows of split ``grid_at_held_out_towers`` and the summary of that check.
 
     The grid's cell of each CARDAMOM tower, averaged over the grid days of each month, against the
     tower's held-out (validation) months, which the final model that makes the grid never saw. When
     the forcing's days fall in no held-out tower month, no row is stored and the summary says so.
+    The pooled row's label names the forcing's data kind when it is not real (``"synthetic: all"``).
     """
     daily = et_grid.sample_at_points(grid_path, stations.rename(columns={"code": "station"}))
     frame = et_grid.grid_at_held_out_towers(daily, result.predictions)
@@ -356,7 +359,15 @@ def _grid_validation(grid_path: Path, stations, result) -> tuple[list[Validation
             "not validated at towers in this version",
         }
     rows = [
-        ValidationRow("et_grid", "mm d-1", GRID_SPLIT, scope, label, metrics, network=CARDAMOM_NETWORK)
+        ValidationRow(
+            "et_grid",
+            "mm d-1",
+            GRID_SPLIT,
+            scope,
+            f"{forcing_kind}: {label}" if scope == "pooled" and forcing_kind != DataKind.REAL else label,
+            metrics,
+            network=CARDAMOM_NETWORK,
+        )
         for scope, label, metrics in validation_rows(frame, "et_grid", "et_obs", "station", "land_cover")
     ]
     pooled = rows[0].metrics

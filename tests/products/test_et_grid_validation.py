@@ -92,3 +92,34 @@ def test_no_overlap_gives_no_rows(grid):
         {"station": "A", "time": pd.to_datetime(["2014-01-01"]), "et_obs": [1.0], "is_validation": [True]}
     )
     assert et_grid.grid_at_held_out_towers(daily, predictions).empty
+
+
+def test_the_pipeline_stores_the_grid_rows_and_says_when_there_is_no_overlap(grid):
+    from types import SimpleNamespace
+
+    from products.pipelines.et_fusion import GRID_SPLIT, _grid_validation
+
+    path, land, lat, lon = grid
+    points = [land_point(land, lat, lon, k) for k in (0, 40)]
+    stations = pd.DataFrame({"code": ["A", "B"], "lat": [p[0] for p in points], "lon": [p[1] for p in points]})
+    months = pd.to_datetime(["2016-01-01", "2016-02-01"])
+    predictions = pd.DataFrame(
+        {
+            "station": ["A", "A", "B", "B"],
+            "time": [*months, *months],
+            "et_obs": [1.0, 2.0, 1.5, 2.5],
+            "is_validation": True,
+            "land_cover": ["ENF", "ENF", "GRA", "GRA"],
+        }
+    )
+    rows, info = _grid_validation(path, stations, SimpleNamespace(predictions=predictions), "synthetic")
+    assert info["status"] == "validated" and info["towers"] == 2 and info["months"] == 4
+    pooled = next(r for r in rows if r.scope == "pooled")
+    assert pooled.split == GRID_SPLIT and pooled.variable == "et_grid" and pooled.units == "mm d-1"
+    assert pooled.label == "synthetic: all" and pooled.metrics["n"] == 4 == info["n"]
+    assert {r.label for r in rows if r.scope == "site"} == {"A", "B"}
+
+    earlier = predictions.assign(time=predictions["time"] - pd.DateOffset(years=3))
+    rows, info = _grid_validation(path, stations, SimpleNamespace(predictions=earlier), "real")
+    assert rows == [] and info["status"] == "no_overlap" and info["forcing_days"] == ["2016-01-31", "2016-02-02"]
+    assert info["held_out_tower_months"] == ["2013-01", "2013-02"] and "not validated" in info["reason"]
