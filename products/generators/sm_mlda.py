@@ -1151,7 +1151,49 @@ def collocate(stations: pd.DataFrame, points: pd.DataFrame, *, max_km: float = 1
     )
 
 
-def validate_collocated(pairs: pd.DataFrame, insitu: pd.DataFrame, series: dict, *, min_n: int = 30) -> dict:
+RESCALINGS = ("leave_year_out", "same_days")
+"""How :func:`validate_collocated` rescales a satellite series to the in-situ climatology: with the mean and
+standard deviation of the station's OTHER years (the scored year's in-situ values never fit its rescaling),
+or of the very days scored (the common practice, which fits bias and spread on the reference)."""
+
+
+def rescale_leave_year_out(values, reference, times) -> np.ndarray:
+    """Mean-standard-deviation matching of ``values`` to ``reference``, each year's parameters fitted on the other years.
+
+    Parameters
+    ----------
+    values, reference : array_like
+        (time,) float, NaN where missing; any units (the result is in those of ``reference``).
+    times : array_like
+        (time,) datetime64.
+
+    Returns
+    -------
+    numpy.ndarray
+        (time,) float64; NaN in a year whose other years have fewer than 3 common time steps (a
+        one-year record is never rescaled, hence never scored) or a constant series.
+
+    References
+    ----------
+    Gruber et al. (2016), doi:10.1016/j.jag.2015.09.002 (rescaling); leave-year-out as in
+    :func:`products.methods.cv.year_held_out`.
+    """
+    v, r = np.asarray(values, dtype="float64"), np.asarray(reference, dtype="float64")
+    years = pd.DatetimeIndex(np.asarray(times)).year.to_numpy()
+    both = np.isfinite(v) & np.isfinite(r)
+    out = np.full_like(v, np.nan)
+    for year in np.unique(years):
+        fit = both & (years != year)
+        if fit.sum() < 3 or np.std(v[fit]) == 0:
+            continue
+        sel = years == year
+        out[sel] = r[fit].mean() + (v[sel] - v[fit].mean()) * (r[fit].std() / v[fit].std())
+    return out
+
+
+def validate_collocated(
+    pairs: pd.DataFrame, insitu: pd.DataFrame, series: dict, *, min_n: int = 30, rescaling: str = "leave_year_out"
+) -> dict:
     """Satellite-derived series rescaled to each station's in-situ climatology, scored against it.
 
     Parameters
@@ -1164,14 +1206,25 @@ def validate_collocated(pairs: pd.DataFrame, insitu: pd.DataFrame, series: dict,
         Named (point x day) tables, e.g. ``{"ascat": obs, "ascat_nudged": analysis}`` (%).
     min_n : int
         Minimum common days per station.
+    rescaling : {"leave_year_out", "same_days"}
+        ``leave_year_out`` (default): each year is rescaled with the mean and standard deviation fitted
+        on the station's other years (:func:`rescale_leave_year_out`), so the scored in-situ values never
+        fit their own rescaling; a station with one year of common data is not scored. ``same_days``:
+        mean-std matching over the very days scored (the usual practice for % saturation retrievals,
+        which makes the bias 0 and ubRMSE depend on the matched variance; R is unaffected either way).
 
     Returns
     -------
     dict
-        :func:`validate_against_insitu` layout (m3 m-3 after mean-std matching to the in-situ series
-        over the common days, which makes the bias 0 and ubRMSE depend on the matched variance, the
-        usual practice for % saturation retrievals; R is unaffected). Empty when ``pairs`` is empty.
+        :func:`validate_against_insitu` layout, m3 m-3. Empty when ``pairs`` is empty.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``rescaling``.
     """
+    if rescaling not in RESCALINGS:
+        raise ValueError(f"rescaling must be one of {RESCALINGS}, found {rescaling!r}")
     if pairs.empty:
         return {}
     rows = []
@@ -1181,7 +1234,11 @@ def validate_collocated(pairs: pd.DataFrame, insitu: pd.DataFrame, series: dict,
         for name, table in series.items():
             if point in table.index:
                 sat = table.loc[point].reindex(ref.index).to_numpy(dtype="float64")
-                row[name] = rescale_to(sat, ref.to_numpy(dtype="float64"))
+                row[name] = (
+                    rescale_leave_year_out(sat, ref.to_numpy(dtype="float64"), ref.index)
+                    if rescaling == "leave_year_out"
+                    else rescale_to(sat, ref.to_numpy(dtype="float64"))
+                )
             else:
                 row[name] = np.nan
         rows.append(row)

@@ -14,9 +14,10 @@ What runs on real data (``data_kind = "real"`` in ``sm_mlda_real.nc``, splits ``
   retrieval into the scored month (split ``real_withheld_months``, the headline, units %); and, beside
   it to show the inflation, random single days (split ``real_withheld``, as before issue 16).
 * Collocation of the satellite grid points with the ISMN stations; where a pair exists the satellite
-  and nudged series, rescaled to the in-situ climatology, are validated on the station (split
-  ``real_insitu``). In the sample data no pair exists (the ASCAT/ERS cells lie in Europe, away from
-  the ISMN test stations), which the summary states with the distances.
+  and nudged series, rescaled to the in-situ climatology (mean and spread fitted on the station's
+  other years), are validated on the station (split ``real_insitu``). In the sample data no pair
+  exists (the ASCAT/ERS cells lie in Europe, away from the ISMN test stations), which the summary
+  states with the distances.
 
 What could not run on real data, and why: TC-merged labels (no triple of collocated SM products),
 the LightGBM model (no forcing series at the SM points) and therefore the ML-DA product itself and its
@@ -113,9 +114,9 @@ STATISTICS_FITTED_ON = {
     "leave-year-out day-of-year climatology of the retrievals assimilated only (withheld retrievals and "
     "buffer days excluded)",
     "real: nudging gain": "fixed (real_gain), not fitted",
-    "real: rescaling to the in-situ climatology (split real_insitu)": "per station, mean and standard deviation "
-    "matched on the same days that are scored (so bias is 0 by construction and ubRMSE partly fitted; R "
-    "unaffected); no station is collocated in the sample data, so no such row is published",
+    "real: rescaling to the in-situ climatology (split real_insitu)": "per station and year, mean and standard "
+    "deviation fitted on the station's other years (leave-year-out; a one-year record is not scored); no "
+    "station is collocated in the sample data, so no such row is published",
 }
 """Where each statistic, scaler, model and hyper-parameter of a run is fitted (the version's lineage), with
 the default ``triplet`` (see :func:`statistics_fitted_on`)."""

@@ -241,6 +241,30 @@ def test_collocation_uses_great_circle_distances():
     assert pairs["distance_km"].iloc[0] == pytest.approx(11.12, abs=0.01)
 
 
+def test_the_in_situ_rescaling_of_a_year_is_fitted_on_the_other_years():
+    days = pd.date_range("2015-01-01", "2017-12-31", freq="D")
+    rng = np.random.default_rng(3)
+    truth = 0.25 + 0.05 * np.sin(2 * np.pi * days.dayofyear.to_numpy() / 365.25) + rng.normal(0, 0.02, len(days))
+    ref = truth + 0.01
+    sat = 40 + 200 * truth + rng.normal(0, 2, len(days))
+    out = sm_mlda.rescale_leave_year_out(sat, ref, days)
+    changed = np.where(days.year == 2016, ref + 0.2, ref)  # the scored year's in-situ values
+    again = sm_mlda.rescale_leave_year_out(sat, changed, days)
+    y2016 = np.asarray(days.year == 2016)
+    np.testing.assert_array_equal(out[y2016], again[y2016])  # never fit their own rescaling
+    assert not np.allclose(out[~y2016], again[~y2016])  # they do fit the other years'
+    assert abs(np.nanmean(out - ref)) < 0.005 and np.corrcoef(out, ref)[0, 1] > 0.8
+    one_year = days.year == 2015
+    assert np.isnan(sm_mlda.rescale_leave_year_out(sat[one_year], ref[one_year], days[one_year])).all()
+    pairs = pd.DataFrame({"station": ["s"], "point": ["p"], "distance_km": [1.0]})
+    insitu = pd.DataFrame({"station": "s", "time": days, "insitu": ref})
+    table = pd.DataFrame([sat], index=["p"], columns=days)
+    res = sm_mlda.validate_collocated(pairs, insitu, {"sat": table})
+    assert res["sat"]["median"]["n_stations"] == 1 and res["sat"]["pooled"]["n"] == len(days)
+    with pytest.raises(ValueError, match="rescaling"):
+        sm_mlda.validate_collocated(pairs, insitu, {"sat": table}, rescaling="cdf")
+
+
 def test_ismn_daily_keeps_good_flags_full_days_and_the_shallowest_sensor():
     hours = pd.date_range("2018-01-01", periods=48, freq="h")
     rows = [("S:a", "sm_0.05_0.05", t, 0.2 if t.day == 1 else 0.3, "m3 m-3", "G") for t in hours]
@@ -451,7 +475,7 @@ def test_the_lineage_records_every_parameter_and_where_each_statistic_was_fitted
     fitted = lineage["statistics_fitted_on"]
     assert any("background" in k and "assimilated only" in v for k, v in fitted.items())
     assert any("twin_cv" in k and "other folds" in v for k, v in fitted.items())
-    assert any("in-situ climatology" in k and "same days" in v for k, v in fitted.items())
+    assert any("in-situ climatology" in k and "other years" in v for k, v in fitted.items())
     bias = sm_run.summary["tc_gain_bias_twin"]
     assert {"dependent", "independent", "oracle", "bias"} <= set(bias) and bias["used"] == "independent"
 
