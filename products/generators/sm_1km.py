@@ -63,6 +63,7 @@ from rasterio.windows import Window as RasterWindow
 
 from ingestion.readers.modis import RADIUS
 from products.methods import cf, chunked, geotiff
+from products.methods.cv import assert_disjoint, block_ids, leave_station_out
 from products.methods.metrics import summary
 from products.registry import PRODUCTS as REGISTRY
 
@@ -852,3 +853,399 @@ def lonlat_grid_for(lat_min: float, lat_max: float, lon_min: float, lon_max: flo
     west = math.floor(lon_min / COARSE_RES) * COARSE_RES
     east = math.ceil(lon_max / COARSE_RES) * COARSE_RES
     return Grid(north, west, int(round((north - south) / res)), int(round((east - west) / res)), res)
+
+
+# --- spatial hold-out: blocks sized from the data, with a buffer ------------------------------------
+
+EARTH_RADIUS_KM = 6371.0088
+"""Mean Earth radius (IUGG), km, for great-circle distances between stations."""
+RANGE_BINS_KM = (0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 150.0, 200.0)
+"""Distance classes (km) of :func:`empirical_variogram`."""
+
+
+def great_circle_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Haversine distance (km) between points, broadcast; degrees in, float64 out (sphere of :data:`EARTH_RADIUS_KM`)."""
+    p1, p2 = np.deg2rad(np.asarray(lat1, dtype="float64")), np.deg2rad(np.asarray(lat2, dtype="float64"))
+    dl = np.deg2rad(np.asarray(lon2, dtype="float64") - np.asarray(lon1, dtype="float64"))
+    h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def empirical_variogram(values, lat, lon, bins_km=RANGE_BINS_KM) -> pd.DataFrame:
+    """Empirical semivariogram of a field sampled at points, from pairs of points on the same day.
+
+    Parameters
+    ----------
+    values : array_like
+        float (n_days, n_points), any units (the semivariance is in those units squared); NaN skipped.
+    lat, lon : array_like
+        (n_points,), degrees.
+    bins_km : sequence of float
+        Increasing distance class edges, km.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per class: ``lower``, ``upper``, ``centre`` (km), ``gamma`` (mean of
+        ``(v_i - v_j)**2 / 2`` over the pairs of the class and the days), ``pairs`` (point pairs x
+        days); ``attrs["sill"]``: the variance of the values about each day's mean, pooled over days
+        (the semivariance of uncorrelated pairs).
+
+    Raises
+    ------
+    ValueError
+        ``values`` is not 2-D with one column per point.
+
+    References
+    ----------
+    Cressie, N. (1993): Statistics for Spatial Data, Wiley, section 2.4 (the classical estimator).
+    """
+    v = np.atleast_2d(np.asarray(values, dtype="float64"))
+    lat, lon = np.asarray(lat, dtype="float64"), np.asarray(lon, dtype="float64")
+    if v.ndim != 2 or v.shape[1] != lat.size or lon.size != lat.size:
+        raise ValueError(f"values must be (n_days, n_points) with {lat.size} points, found {v.shape}")
+    iu = np.triu_indices(lat.size, 1)
+    dist = great_circle_km(lat[iu[0]], lon[iu[0]], lat[iu[1]], lon[iu[1]])
+    edges = np.asarray(bins_km, dtype="float64")
+    cls = np.digitize(dist, edges) - 1
+    inside = (cls >= 0) & (cls < edges.size - 1)
+    sums, counts = np.zeros(edges.size - 1), np.zeros(edges.size - 1)
+    for day in v:
+        d2 = (day[iu[0]] - day[iu[1]]) ** 2 / 2
+        ok = np.isfinite(d2) & inside
+        sums += np.bincount(cls[ok], weights=d2[ok], minlength=edges.size - 1)
+        counts += np.bincount(cls[ok], minlength=edges.size - 1)
+    out = pd.DataFrame(
+        {
+            "lower": edges[:-1],
+            "upper": edges[1:],
+            "centre": (edges[:-1] + edges[1:]) / 2,
+            "gamma": np.where(counts > 0, sums / np.maximum(counts, 1), np.nan),
+            "pairs": counts.astype("int64"),
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN days
+        anomalies = v - np.nanmean(v, axis=1, keepdims=True)
+    out.attrs["sill"] = float(np.nanmean(anomalies**2)) if np.isfinite(anomalies).any() else float("nan")
+    return out
+
+
+def practical_range_km(variogram: pd.DataFrame, fraction: float = 0.95, min_pairs: int = 30) -> float:
+    """The distance (km) beyond which the semivariance stays at or above ``fraction`` of the sill.
+
+    The upper edge of the last distance class whose semivariance is below ``fraction`` x sill (every
+    farther class reaches it: pairs that far apart are correlated by less than ``1 - fraction``).
+    "Stays" rather than "first reaches": periodic fields dip again after a first peak (the hole effect).
+    Classes with fewer than ``min_pairs`` pairs are skipped. When even the last class is below, its
+    upper edge is returned (a lower bound of the range); when every class is above, the first class's
+    upper edge. NaN without a sill.
+
+    References
+    ----------
+    Cressie (1993), section 2.3.1 (sill, range); Roberts et al. (2017), doi:10.1111/ecog.02881 (blocks at
+    least the range of the residuals' autocorrelation).
+    """
+    sill = variogram.attrs.get("sill", np.nan)
+    usable = variogram[(variogram["pairs"] >= min_pairs) & variogram["gamma"].notna()]
+    if not np.isfinite(sill) or sill <= 0 or usable.empty:
+        return float("nan")
+    below = np.flatnonzero(usable["gamma"].to_numpy() < fraction * sill)
+    return float(usable["upper"].iloc[below[-1] if below.size else 0])
+
+
+def block_size_deg(range_km: float, step: float = COARSE_RES) -> float:
+    """Block edge (degrees) at least ``range_km`` along a meridian, rounded up to whole ``step`` (coarse cells)."""
+    if not np.isfinite(range_km) or range_km <= 0:
+        raise ValueError(f"a block needs a positive finite range, found {range_km}")
+    degrees = range_km / (np.pi * EARTH_RADIUS_KM / 180.0)
+    return float(math.ceil(round(degrees / step, 9)) * step)
+
+
+def _beyond(lat, lon, test: np.ndarray, buffer_km: float) -> np.ndarray:
+    """bool (n,): not in ``test`` and farther than ``buffer_km`` from every station of ``test``."""
+    lat, lon = np.asarray(lat, dtype="float64"), np.asarray(lon, dtype="float64")
+    if not test.any():
+        return np.ones(lat.size, dtype=bool)
+    nearest = great_circle_km(lat[:, None], lon[:, None], lat[None, test], lon[None, test]).min(axis=1)
+    return ~test & (nearest > buffer_km)
+
+
+def block_holdout(lat, lon, *, block_deg: float, buffer_km: float, fraction: float = 0.3, seed: int = 0) -> np.ndarray:
+    """Hold out a compact cluster of whole spatial blocks, and leave a buffer around it out of training.
+
+    Stations are binned into ``block_deg`` blocks (:func:`products.methods.cv.block_ids`). From a
+    start block, blocks are added nearest first (distance between block centres) until the held-out
+    stations reach ``fraction`` of all; training stations are the others farther than ``buffer_km``
+    from every held-out station; those within it are ``buffer`` (used nowhere). The start block is the
+    one that leaves the most training stations (ties: a seeded order). Only the station positions are
+    read, never a value, so the split cannot depend on the held-out targets.
+
+    Parameters
+    ----------
+    lat, lon : array_like
+        (n_stations,), degrees.
+    block_deg : float
+        Block edge, degrees (> 0): at least the correlation range (:func:`block_size_deg`).
+    buffer_km : float
+        Minimum distance (km, >= 0) between a training and a held-out station.
+    fraction : float
+        Share of the stations held out (0 < fraction < 1).
+    seed : int
+        Order of the candidate start blocks (ties only).
+
+    Returns
+    -------
+    numpy.ndarray
+        int8 (n_stations,): 0 training, 1 held out, 2 buffer.
+
+    Raises
+    ------
+    ValueError
+        Bad ``fraction`` or ``buffer_km``, fewer than two blocks, or no split leaves a training station.
+
+    References
+    ----------
+    Roberts et al. (2017), doi:10.1111/ecog.02881 (blocked cross-validation with buffers).
+    """
+    if not 0 < fraction < 1 or buffer_km < 0:
+        raise ValueError(f"fraction must be in (0, 1) and buffer_km >= 0, found {fraction}, {buffer_km}")
+    lat, lon = np.asarray(lat, dtype="float64"), np.asarray(lon, dtype="float64")
+    ids = block_ids(lat, lon, block_deg)
+    blocks, inverse = np.unique(ids, return_inverse=True)
+    if blocks.size < 2:
+        raise ValueError(f"{blocks.size} block(s) of {block_deg} degree: a block hold-out needs at least two")
+    clat = np.array([lat[inverse == b].mean() for b in range(blocks.size)])
+    clon = np.array([lon[inverse == b].mean() for b in range(blocks.size)])
+    counts = np.bincount(inverse, minlength=blocks.size)
+    best: np.ndarray | None = None
+    for start in np.random.default_rng(seed).permutation(blocks.size):
+        order = np.argsort(great_circle_km(clat[start], clon[start], clat, clon), kind="stable")
+        n_take = int(np.searchsorted(np.cumsum(counts[order]), fraction * lat.size) + 1)
+        test = np.isin(inverse, order[: min(n_take, blocks.size - 1)])
+        train = _beyond(lat, lon, test, buffer_km)
+        labels = np.where(test, 1, np.where(train, 0, 2)).astype("int8")
+        if best is None or (labels == 0).sum() > (best == 0).sum():
+            best = labels
+    if best is None or not (best == 0).any():
+        raise ValueError(f"no block hold-out leaves a training station beyond {buffer_km} km")
+    return best
+
+
+def buffered_block_folds(lat, lon, *, block_deg: float, buffer_km: float):
+    """Leave-one-block-out folds over stations with a buffer: each block is the test set of one fold.
+
+    Parameters
+    ----------
+    lat, lon : array_like
+        (n_stations,), degrees.
+    block_deg : float
+        Block edge, degrees.
+    buffer_km : float
+        Training stations of a fold are farther than this from every test station (km).
+
+    Yields
+    ------
+    train, test : numpy.ndarray
+        int64 station positions; folds whose training set is empty are skipped.
+
+    References
+    ----------
+    Roberts et al. (2017), doi:10.1111/ecog.02881 (buffered leave-one-block-out).
+    """
+    ids = block_ids(lat, lon, block_deg)
+    for block in np.unique(ids):
+        test = ids == block
+        train = _beyond(lat, lon, test, buffer_km)
+        if train.any():
+            yield np.flatnonzero(train).astype("int64"), np.flatnonzero(test).astype("int64")
+
+
+# --- the held-out splits of the downscaling model -------------------------------------------------
+
+SPLITS = {
+    "block": "whole spatial blocks held out, training stations beyond a buffer of the residual's range",
+    "random": "stations held out at random (neighbours of training stations: inflated, shown for comparison)",
+}
+
+
+@dataclass
+class FoldFit:
+    """One fitted fold: who trained and who was held out, the model and its predictions.
+
+    Attributes
+    ----------
+    train_stations, test_stations, buffer_stations : list of str
+        Disjoint station codes; buffer stations are neither trained on nor scored in this fold.
+    model : lightgbm.LGBMRegressor
+        Fitted on the training stations' rows only.
+    train_prediction, test_prediction : numpy.ndarray
+        float64, the 1 km values (m3 m-3) the model gives the training rows and the held-out rows
+        (in the order of the table's rows of those stations).
+    """
+
+    train_stations: list
+    test_stations: list
+    buffer_stations: list
+    model: lightgbm.LGBMRegressor
+    train_prediction: np.ndarray
+    test_prediction: np.ndarray
+
+
+@dataclass
+class HeldOut:
+    """Output of :func:`fit_held_out`.
+
+    Attributes
+    ----------
+    block_deg, buffer_km : float
+        The spatial blocks (degrees) and the buffer (km) of the block splits.
+    labels : pandas.Series
+        int8 per station code: 0 training, 1 held out (block validation), 2 buffer.
+    validation : dict
+        ``{"block": FoldFit, "random": FoldFit}``: one hold-out each (the block one's model writes the grid).
+    cv : dict
+        ``{"block": [FoldFit, ...], "random": [FoldFit, ...]}``: buffered leave-one-block-out folds and
+        station-grouped folds, over that split's training stations only.
+    frames : dict
+        ``{(split, "validation" | "cv"): DataFrame}`` with ``station``, ``time``, ``insitu``, ``sm_1km``,
+        ``coarse_bilinear`` (held-out rows; out-of-fold for the CV).
+    """
+
+    block_deg: float
+    buffer_km: float
+    labels: pd.Series
+    validation: dict
+    cv: dict
+    frames: dict
+
+
+def _fit_fold(table: pd.DataFrame, train, test, buffer, *, seed: int, params) -> FoldFit:
+    assert_disjoint(train, test)
+    assert_disjoint(train, buffer)
+    tr = table[table["station"].isin(train)]
+    te = table[table["station"].isin(test)]
+    model = fit_model(tr, seed=seed, params=params)
+    return FoldFit(
+        sorted(train),
+        sorted(test),
+        sorted(buffer),
+        model,
+        predict_matrix(tr[list(FEATURES)].to_numpy(), model=model),
+        predict_matrix(te[list(FEATURES)].to_numpy(), model=model),
+    )
+
+
+def _held_out_frame(table: pd.DataFrame, fits: list[FoldFit]) -> pd.DataFrame:
+    parts = []
+    for fit in fits:
+        te = table[table["station"].isin(fit.test_stations)]
+        parts.append(
+            te[["station", "time", "insitu"]].assign(
+                sm_1km=fit.test_prediction, coarse_bilinear=te["coarse"].to_numpy()
+            )
+        )
+    columns = ["station", "time", "insitu", "sm_1km", "coarse_bilinear"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
+def fit_held_out(
+    table: pd.DataFrame,
+    stations: pd.DataFrame,
+    *,
+    block_deg: float,
+    buffer_km: float,
+    validation_fraction: float = 0.3,
+    n_splits: int = 5,
+    seed: int = 42,
+    params: Mapping | None = None,
+) -> HeldOut:
+    """Fit the downscaling model on every split: a spatial-block hold-out and a random one, each with its CV.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`station_table` rows (``station``, ``time``, ``insitu`` m3 m-3, :data:`FEATURES`).
+    stations : pandas.DataFrame
+        ``station``, ``lat``, ``lon`` (degrees) of the stations of ``table``.
+    block_deg, buffer_km : float
+        Spatial blocks (:func:`block_size_deg`) and buffer (km), both at least the correlation range of
+        the model's target (``insitu - coarse``), chosen without any station value.
+    validation_fraction : float
+        Share of stations held out by each hold-out.
+    n_splits : int
+        Station-grouped folds of the random CV (the block CV leaves one block out per fold).
+    seed : int
+        Random station draw, block order on ties and model seed.
+    params : mapping, optional
+        LightGBM parameters over :data:`DEFAULT_PARAMS`.
+
+    Returns
+    -------
+    HeldOut
+        Every model is fitted on its fold's training stations only; the split depends on the
+        station positions and ``seed`` only (no value of a held-out station is read before scoring).
+
+    Raises
+    ------
+    ValueError
+        Too few stations or blocks for the splits, a fold with fewer than 20 training rows.
+
+    References
+    ----------
+    Roberts et al. (2017), doi:10.1111/ecog.02881.
+    """
+    codes = np.array(sorted(table["station"].unique()))
+    if codes.size < max(2 * n_splits, 4):
+        raise ValueError(f"{codes.size} stations with data: too few for {n_splits} folds and a validation set")
+    pos = stations.drop_duplicates("station").set_index("station").loc[codes]
+    lat, lon = pos["lat"].to_numpy(dtype="float64"), pos["lon"].to_numpy(dtype="float64")
+
+    # spatial blocks with a buffer (the headline)
+    labels = pd.Series(
+        block_holdout(lat, lon, block_deg=block_deg, buffer_km=buffer_km, fraction=validation_fraction, seed=seed),
+        index=codes,
+        name="block_label",
+    )
+    train_codes = codes[labels.to_numpy() == 0]
+    block_val = _fit_fold(
+        table, train_codes, codes[labels.to_numpy() == 1], codes[labels.to_numpy() == 2], seed=seed, params=params
+    )
+    in_train = labels.to_numpy() == 0
+    block_cv = []
+    for tr, te in buffered_block_folds(lat[in_train], lon[in_train], block_deg=block_deg, buffer_km=buffer_km):
+        rest = np.setdiff1d(np.arange(in_train.sum()), np.concatenate([tr, te]))
+        block_cv.append(_fit_fold(table, train_codes[tr], train_codes[te], train_codes[rest], seed=seed, params=params))
+
+    # stations at random (as before issue 16; inflated by neighbours, kept beside the blocks)
+    rng = np.random.default_rng(seed)
+    n_val = max(1, int(round(validation_fraction * codes.size)))
+    random_val = np.array(sorted(rng.choice(codes, n_val, replace=False)))
+    random_train = np.array(sorted(set(codes) - set(random_val)))
+    rand_val = _fit_fold(table, random_train, random_val, [], seed=seed, params=params)
+    train = table[table["station"].isin(random_train)].reset_index(drop=True)
+    rand_cv = [
+        _fit_fold(
+            table,
+            np.unique(train["station"].iloc[tr]),
+            np.unique(train["station"].iloc[te]),
+            [],
+            seed=seed,
+            params=params,
+        )
+        for tr, te in leave_station_out(train["station"], n_splits=n_splits)
+    ]
+    frames = {
+        ("block", "validation"): _held_out_frame(table, [block_val]),
+        ("block", "cv"): _held_out_frame(table, block_cv),
+        ("random", "validation"): _held_out_frame(table, [rand_val]),
+        ("random", "cv"): _held_out_frame(table, rand_cv),
+    }
+    return HeldOut(
+        float(block_deg),
+        float(buffer_km),
+        labels,
+        {"block": block_val, "random": rand_val},
+        {"block": block_cv, "random": rand_cv},
+        frames,
+    )

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from scipy import ndimage
 
 from products.data_kind import DataKind
 from products.generators import sm_1km
 from products.generators.twins import sm_1km as sm_1km_twin
 from products.methods import chunked
-from products.methods.cv import assert_disjoint
+from products.methods.cv import assert_disjoint, block_ids
 
 SMALL = {"n_estimators": 60}
 
@@ -186,7 +187,8 @@ def test_the_twin_recovers_the_1km_truth_better_than_the_bilinear_coarse_field(r
 
 def test_validation_stations_are_never_in_training_and_score_better_than_bilinear(result):
     assert_disjoint(result.train_stations, result.validation_stations)
-    assert set(result.cv["station"]) == set(result.train_stations)
+    assert_disjoint(result.train_stations + result.validation_stations, result.buffer_stations)
+    assert set(result.cv["station"]) <= set(result.train_stations) and result.cv["station"].nunique() > 10
     assert set(result.validation["station"]) == set(result.validation_stations)
     v = result.validation
     ours = sm_1km.summary(v["sm_1km"].to_numpy(), v["insitu"].to_numpy())
@@ -200,6 +202,83 @@ def test_the_written_twin_file_is_labelled_and_matches_the_model(result):
         assert ds.attrs["data_kind"] == "synthetic twin" and ds["sm"].dims == ("time", "lat", "lon")
         assert ds.sizes["lat"] == 120 and np.isfinite(ds["sm"].values).all()
     assert result.write.max_window_cells == 60 * 60
+
+
+# --- spatial blocks sized from the target's variogram ----------------------------------------------
+
+
+def _variogram(ratios, sill=2.0, pairs=100):
+    edges = np.arange(len(ratios) + 1) * 10.0
+    frame = pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "gamma": np.asarray(ratios) * sill, "pairs": pairs})
+    frame.attrs["sill"] = sill
+    return frame
+
+
+def test_the_practical_range_is_where_the_semivariance_stays_at_the_sill():
+    assert sm_1km.practical_range_km(_variogram([0.2, 0.6, 0.9, 0.97, 1.0])) == 30.0
+    # a dip after a first peak (hole effect) moves the range out to where it stays
+    assert sm_1km.practical_range_km(_variogram([0.5, 1.0, 0.8, 0.97, 1.0])) == 30.0
+    assert sm_1km.practical_range_km(_variogram([0.2, 0.5, 0.7])) == 30.0  # never reached: a lower bound
+    thin = _variogram([0.2, 0.5, 0.99, 0.4, 1.0])
+    thin.loc[3, "pairs"] = 5  # too few pairs to count
+    assert sm_1km.practical_range_km(thin) == 20.0
+    assert np.isnan(sm_1km.practical_range_km(_variogram([0.5, 1.0], sill=0.0)))
+
+
+def test_the_empirical_variogram_of_uncorrelated_and_of_smooth_fields():
+    rng = np.random.default_rng(0)
+    lat, lon = 40 + rng.uniform(0, 1.5, 300), -100 + rng.uniform(0, 2.0, 300)
+    noise = sm_1km.empirical_variogram(rng.normal(0, 1, (4, 300)), lat, lon)
+    assert noise.attrs["sill"] == pytest.approx(1.0, rel=0.1)
+    assert sm_1km.practical_range_km(noise) <= 10.0
+    # white noise smoothed with a Gaussian of sigma = 8 cells of 1/120 degree: correlation exp(-h^2 / (4 sigma^2))
+    # falls under 5 % at about 26 km along a meridian
+    grid = sm_1km.Grid(40.0, -100.0, 240, 240, sm_1km.FINE_RES)
+    fields = np.stack([ndimage.gaussian_filter(rng.normal(0, 1, grid.shape), 8.0, mode="wrap") for _ in range(4)])
+    rows, cols = rng.integers(0, 240, 600), rng.integers(0, 240, 600)
+    smooth = sm_1km.empirical_variogram(fields[:, rows, cols], grid.lat[rows], grid.lon[cols])
+    assert 15.0 <= sm_1km.practical_range_km(smooth) <= 40.0
+    with pytest.raises(ValueError, match="n_days, n_points"):
+        sm_1km.empirical_variogram(np.zeros((2, 5)), lat, lon)
+
+
+def test_a_block_is_at_least_the_range_in_whole_coarse_cells():
+    assert sm_1km.block_size_deg(15.0) == 0.25 and sm_1km.block_size_deg(27.7) == 0.25
+    assert sm_1km.block_size_deg(28.0) == 0.5
+    with pytest.raises(ValueError):
+        sm_1km.block_size_deg(float("nan"))
+
+
+def test_the_block_hold_out_keeps_whole_blocks_and_a_buffer():
+    rng = np.random.default_rng(1)
+    lat, lon = 40 - rng.uniform(0, 1.0, 120), -100 + rng.uniform(0, 1.0, 120)
+    labels = sm_1km.block_holdout(lat, lon, block_deg=0.25, buffer_km=15.0, fraction=0.3, seed=2)
+    ids = block_ids(lat, lon, 0.25)
+    held = set(ids[labels == 1])
+    assert held.isdisjoint(ids[labels != 1])  # whole blocks
+    assert 0.25 <= (labels == 1).mean() <= 0.45 and (labels == 0).sum() >= 40
+    d = sm_1km.great_circle_km(lat[labels == 0][:, None], lon[labels == 0][:, None], lat[labels == 1], lon[labels == 1])
+    assert d.min() > 15.0 and (labels == 2).any()
+    np.testing.assert_array_equal(labels, sm_1km.block_holdout(lat, lon, block_deg=0.25, buffer_km=15.0, seed=2))
+    folds = list(sm_1km.buffered_block_folds(lat, lon, block_deg=0.25, buffer_km=15.0))
+    assert sorted(np.concatenate([te for _, te in folds])) == list(range(120))
+    for tr, te in folds:
+        assert len(set(ids[te])) == 1
+        assert sm_1km.great_circle_km(lat[tr][:, None], lon[tr][:, None], lat[te], lon[te]).min() > 15.0
+    with pytest.raises(ValueError, match="at least two"):
+        sm_1km.block_holdout(lat, lon, block_deg=10.0, buffer_km=1.0)
+
+
+def test_the_twin_blocks_are_sized_from_the_targets_range_and_beat_the_bilinear_field(result):
+    assert 5.0 <= result.range_km <= 60.0 and result.held_out.buffer_km == result.range_km
+    assert result.held_out.block_deg == sm_1km.block_size_deg(result.range_km)
+    frames = result.held_out.frames
+    scores = {k: sm_1km.summary(f["sm_1km"].to_numpy(), f["insitu"].to_numpy()) for k, f in frames.items()}
+    assert all(s["n"] > 50 for s in scores.values())
+    base = sm_1km.summary(
+        frames["block", "validation"]["coarse_bilinear"].to_numpy(), frames["block", "validation"]["insitu"].to_numpy()
+    )
+    assert scores["block", "validation"]["ubrmse"] < base["ubrmse"]
 
 
 # --- real data: the pieces that exist ---------------------------------------------------------------
@@ -280,17 +359,37 @@ def test_validation_rows_are_labelled_synthetic_and_beat_the_bilinear_baseline(s
     from products.models import ValidationResult
 
     rows = ValidationResult.objects.filter(version=sm_run.version)
-    assert set(rows.values_list("split", flat=True)) == {"twin_cv", "twin_validation"}
+    assert set(rows.values_list("split", flat=True)) == {
+        "twin_block_validation",
+        "twin_block_cv",
+        "twin_validation",
+        "twin_cv",
+    }
     for row in rows.filter(scope="pooled"):
         assert row.label.startswith("synthetic twin: ") and row.units == "m3 m-3"
-    pooled = {r.variable: r for r in rows.filter(scope="pooled", split="twin_validation")}
-    assert pooled["sm_1km"].ubrmse < pooled["coarse_bilinear"].ubrmse
+    for split in ("twin_block_validation", "twin_validation"):
+        pooled = {r.variable: r for r in rows.filter(scope="pooled", split=split)}
+        assert pooled["sm_1km"].ubrmse < pooled["coarse_bilinear"].ubrmse
     truth = sm_run.summary["twin"]["truth_scores"]
     assert truth["sm_1km"]["rmse"] < truth["coarse_bilinear"]["rmse"]
     sites = pd.DataFrame(rows.filter(scope="site").values("label", "split"))
-    assert set(sites.loc[sites["split"] == "twin_validation", "label"]).isdisjoint(
-        sites.loc[sites["split"] == "twin_cv", "label"]
-    )
+    for held, cv in (("twin_block_validation", "twin_block_cv"), ("twin_validation", "twin_cv")):
+        assert set(sites.loc[sites["split"] == held, "label"]).isdisjoint(sites.loc[sites["split"] == cv, "label"])
+
+
+@pytest.mark.django_db
+def test_the_lineage_records_every_parameter_and_where_each_statistic_was_fitted(sm_run):
+    from products.pipelines.sm_1km import DEFAULTS
+
+    lineage = sm_run.version.lineage
+    used, blocks = lineage["parameters"], sm_run.summary["twin"]["spatial_blocks"]
+    assert {**DEFAULTS, **PARAMS}.items() <= used.items()  # defaults included, not only what was asked
+    assert used["lightgbm"]["n_estimators"] == PARAMS["n_estimators"] and "num_leaves" in used["lightgbm"]
+    assert used["buffer_km (measured)"] == blocks["buffer_km"] == blocks["residual_range_km"] > 0
+    assert used["block_deg (measured)"] == blocks["block_deg"] >= blocks["residual_range_km"] / 111.2
+    fitted = lineage["statistics_fitted_on"]
+    assert any("twin_block_validation" in k and "training stations only" in v for k, v in fitted.items())
+    assert any(k.startswith("residual range") and "no station value" in v for k, v in fitted.items())
 
 
 @pytest.mark.django_db
@@ -298,8 +397,8 @@ def test_the_dataset_page_shows_the_twin_validation_beside_the_bilinear_baseline
     from products.models import ValidationResult
 
     html = client.get(f"/datasets/{sm_run.dataset_id}/").content.decode()
-    start = html.index('id="validation-twin_validation"')
+    start = html.index('id="validation-twin_block_validation"')
     table = html[start : html.index("</table>", start)]
-    for row in ValidationResult.objects.filter(version=sm_run.version, split="twin_validation", scope="pooled"):
+    for row in ValidationResult.objects.filter(version=sm_run.version, split="twin_block_validation", scope="pooled"):
         assert f"<td>{row.variable}</td><td>{row.n}</td><td>{row.kge:.3f}</td><td>{row.r:.3f}</td>" in table
-    assert "SYNTHETIC twin" in html[html.rindex("<h3>", 0, start) : start]
+    assert 'data-kind="synthetic twin"' in html[html.rindex("<h3>", 0, start) : start]

@@ -3,7 +3,7 @@
 :class:`Twin` is a world with a known 1 km truth whose every field is analytic, so any window can be
 read alone (a :class:`products.generators.sm_1km.PredictorSource`); it also draws a coarse
 satellite product with gaps, a biased reanalysis and stations. :func:`run_twin` runs the whole
-chain of the generator on it (step 1, training, leave-station-out CV, the 1 km grid written window
+chain of the generator on it (step 1, training, spatial-block and random hold-outs, the 1 km grid written window
 by window) and :func:`score_against_truth` scores the result against the truth. Every output of it
 is labelled :attr:`products.data_kind.DataKind.SYNTHETIC`.
 
@@ -30,17 +30,20 @@ from scipy import ndimage
 from products.data_kind import DataKind
 from products.generators.sm_1km import (
     COARSE_RES,
-    FEATURES,
     FINE_PER_COARSE,
     FINE_RES,
     PREDICTORS,
     Grid,
+    HeldOut,
     PredictorSource,
     Seamless,
     WriteStats,
     bilinear,
     block_mean,
-    fit_model,
+    block_size_deg,
+    empirical_variogram,
+    fit_held_out,
+    practical_range_km,
     predict_matrix,
     seamless_coarse,
     station_table,
@@ -48,7 +51,11 @@ from products.generators.sm_1km import (
     write_product,
 )
 from products.methods import cf, chunked
-from products.methods.cv import assert_disjoint, leave_station_out
+
+VARIOGRAM_POINTS = 1500
+"""Random 1 km cells of :meth:`Twin.residual_variogram` (about 1.1 million pairs a day)."""
+VARIOGRAM_DAYS = 5
+"""Days of :meth:`Twin.residual_variogram`, spread over the record."""
 
 # --- the synthetic twin --------------------------------------------------------------------------
 
@@ -189,6 +196,40 @@ class Twin(PredictorSource):
         ]
         return np.concatenate(rows, axis=1)
 
+    def residual_variogram(
+        self, coarse: np.ndarray, *, n_points: int = VARIOGRAM_POINTS, n_days: int = VARIOGRAM_DAYS, seed: int = 0
+    ):
+        """Empirical variogram of the downscaling target ``truth - coarse bilinear`` at random 1 km cells.
+
+        The model learns this residual, so its correlation range is the distance over which a training
+        station can tell the answer at a held-out one. Read from the known truth over the whole grid (no
+        station value), at ``n_points`` random cells (seeded) on ``n_days`` days spread over the record.
+
+        Parameters
+        ----------
+        coarse : numpy.ndarray
+            float (time, coarse lat, coarse lon), the seamless coarse field, m3 m-3.
+        n_points, n_days : int
+            Sample size (pairs grow as ``n_points**2 / 2`` per day).
+        seed : int
+            Cell sample.
+
+        Returns
+        -------
+        pandas.DataFrame
+            :func:`products.generators.sm_1km.empirical_variogram` (semivariance in (m3 m-3)^2).
+        """
+        rng = np.random.default_rng(seed)
+        rows = rng.integers(0, self.grid.n_lat, n_points)
+        cols = rng.integers(0, self.grid.n_lon, n_points)
+        lat, lon = self.grid.lat[rows], self.grid.lon[cols]
+        days = np.unique(np.linspace(0, len(self.times) - 1, min(n_days, len(self.times))).round().astype(int))
+        values = []
+        for t in days:
+            truth = self.truth(slice(t, t + 1), slice(0, self.grid.n_lat), slice(0, self.grid.n_lon))[0]
+            values.append(truth[rows, cols] - bilinear(coarse[t], self.coarse_grid, lat, lon))
+        return empirical_variogram(np.array(values), lat, lon)
+
     def _build_coarse(self, rng: np.random.Generator, gap_fraction: float) -> None:
         bm = self.block_truth()
         sat = bm + rng.normal(0, 0.02, bm.shape)
@@ -263,30 +304,86 @@ class TwinResult:
     coarse_scores : dict
         RMSE (m3 m-3) against the 0.25 degree block-mean truth on the satellite gaps: ``matched`` (the
         CDF-matched reanalysis that fills them) and ``raw`` (the reanalysis as it is).
-    train_stations, validation_stations : list of str
-        Disjoint (checked with :func:`products.methods.cv.assert_disjoint`).
-    cv : pandas.DataFrame
-        Out-of-fold predictions at the training stations (leave-station-out), columns ``station``,
-        ``time``, ``insitu``, ``sm_1km``, ``coarse_bilinear``.
-    validation : pandas.DataFrame
-        The final model's 1 km values at the validation stations (never in training), same columns.
+    range_km : float
+        Practical range (km) of the target ``truth - coarse bilinear`` (:meth:`Twin.residual_variogram`,
+        :func:`products.generators.sm_1km.practical_range_km`): the buffer, and the least block edge.
+    variogram : pandas.DataFrame
+        That variogram.
+    held_out : HeldOut
+        Every split's fits (:func:`products.generators.sm_1km.fit_held_out`).
+    train_stations, validation_stations, buffer_stations : list of str
+        The spatial-block hold-out (disjoint; buffer stations are used nowhere).
+    cv, validation : pandas.DataFrame
+        The block splits' held-out rows (out-of-fold for ``cv``), columns ``station``, ``time``,
+        ``insitu``, ``sm_1km``, ``coarse_bilinear``.
     truth_scores : dict
         ``sm_1km`` and ``coarse_bilinear`` against the known truth over every cell and day (pooled
         n, r, rmse, bias, ubrmse), read back from the written NetCDF file when one was written.
     model : lightgbm.LGBMRegressor
-        Fitted on all training stations.
+        The block hold-out's model (training stations only), which writes the 1 km grid.
     write : WriteStats or None
     """
 
     seamless: Seamless
     coarse_scores: dict
+    range_km: float
+    variogram: pd.DataFrame
+    held_out: HeldOut
     train_stations: list
     validation_stations: list
+    buffer_stations: list
     cv: pd.DataFrame
     validation: pd.DataFrame
     truth_scores: dict
     model: lightgbm.LGBMRegressor
     write: WriteStats | None = None
+
+
+def twin_held_out(
+    twin: Twin,
+    *,
+    seed: int = 42,
+    validation_fraction: float = 0.3,
+    n_splits: int = 5,
+    params: Mapping | None = None,
+    range_fraction: float = 0.95,
+):
+    """Step 1, the station table, the residual's range and every split's fits on a twin (no grid written).
+
+    Returns
+    -------
+    (Seamless, numpy.ndarray, pandas.DataFrame, float, pandas.DataFrame, HeldOut)
+        Step 1, the coarse field (float64 (time, lat, lon)), the station table, the range (km), its
+        variogram and the fits. The blocks are :func:`products.generators.sm_1km.block_size_deg` of
+        the range and the buffer is the range; both come from the truth and the coarse field, never
+        from a station value.
+
+    Raises
+    ------
+    ValueError
+        A twin built without coarse products, or too few stations for the splits.
+    """
+    satellite, reanalysis = twin.satellite, twin.reanalysis
+    if satellite is None or reanalysis is None:
+        raise ValueError("run_twin needs a twin with coarse products and stations (with_coarse=True)")
+    seamless = seamless_coarse(satellite, reanalysis)
+    coarse = seamless.sm.astype("float64")
+    table = station_table(
+        twin.stations, twin.insitu, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid, times=twin.times
+    )
+    variogram = twin.residual_variogram(coarse, seed=seed)
+    range_km = practical_range_km(variogram, range_fraction)
+    held = fit_held_out(
+        table,
+        twin.stations,
+        block_deg=block_size_deg(range_km),
+        buffer_km=range_km,
+        validation_fraction=validation_fraction,
+        n_splits=n_splits,
+        seed=seed,
+        params=params,
+    )
+    return seamless, coarse, table, range_km, variogram, held
 
 
 def run_twin(
@@ -300,8 +397,9 @@ def run_twin(
     tif_path=None,
     chunk: tuple[int, int] = (120, 120),
     attrs: Mapping | None = None,
+    range_fraction: float = 0.95,
 ) -> TwinResult:
-    """The whole chain on a synthetic twin: step 1, training, leave-station-out CV, 1 km grid, scores.
+    """The whole chain on a synthetic twin: step 1, training, spatial-block and random hold-outs, 1 km grid, scores.
 
     Parameters
     ----------
@@ -310,18 +408,20 @@ def run_twin(
     seed : int
         Station split and model seed.
     validation_fraction : float
-        Share of stations kept out of training for validation.
+        Share of stations kept out of training for validation (by each hold-out).
     n_splits : int
-        Leave-station-out folds over the training stations.
+        Station-grouped folds of the random CV (the block CV leaves one block out per fold).
     params : mapping, optional
         LightGBM parameters.
     nc_path, tif_path : path, optional
-        Write the 1 km product (:func:`write_product`); the truth scores are then read back from the
-        NetCDF file (so they include the packing).
+        Write the 1 km product (:func:`write_product`) with the block hold-out's model; the truth
+        scores are then read back from the NetCDF file (so they include the packing).
     chunk : (int, int)
         Window (lat, lon) cells.
     attrs : mapping, optional
         Extra file attributes; ``data_kind`` is set to :attr:`products.data_kind.DataKind.SYNTHETIC`.
+    range_fraction : float
+        Share of the sill that defines the residual's range (:func:`products.generators.sm_1km.practical_range_km`).
 
     Returns
     -------
@@ -332,41 +432,21 @@ def run_twin(
     ValueError
         Too few stations for the split, or a twin built without coarse products (``with_coarse=False``).
     """
-    satellite, reanalysis = twin.satellite, twin.reanalysis
-    if satellite is None or reanalysis is None:
-        raise ValueError("run_twin needs a twin with coarse products and stations (with_coarse=True)")
-    seamless = seamless_coarse(satellite, reanalysis)
-    gaps = np.isnan(satellite)
+    seamless, coarse, table, range_km, variogram, held = twin_held_out(
+        twin,
+        seed=seed,
+        validation_fraction=validation_fraction,
+        n_splits=n_splits,
+        params=params,
+        range_fraction=range_fraction,
+    )
+    gaps = np.isnan(twin.satellite)
     coarse_scores = {
         "matched": float(np.sqrt(np.nanmean((seamless.sm[gaps] - twin.block_mean_truth[gaps]) ** 2))),
-        "raw": float(np.sqrt(np.nanmean((reanalysis[gaps] - twin.block_mean_truth[gaps]) ** 2))),
+        "raw": float(np.sqrt(np.nanmean((twin.reanalysis[gaps] - twin.block_mean_truth[gaps]) ** 2))),
     }
-    coarse = seamless.sm.astype("float64")
-    table = station_table(
-        twin.stations, twin.insitu, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid, times=twin.times
-    )
-    codes = np.array(sorted(table["station"].unique()))
-    if codes.size < max(2 * n_splits, 4):
-        raise ValueError(f"{codes.size} twin stations with data: too few for {n_splits} folds and a validation set")
-    rng = np.random.default_rng(seed)
-    n_val = max(1, int(round(validation_fraction * codes.size)))
-    val_codes = sorted(rng.choice(codes, n_val, replace=False))
-    train_codes = sorted(set(codes) - set(val_codes))
-    assert_disjoint(train_codes, val_codes)
-    train = table[table["station"].isin(train_codes)].reset_index(drop=True)
-    val = table[table["station"].isin(val_codes)].reset_index(drop=True)
-
-    oof = np.full(len(train), np.nan)
-    for tr, te in leave_station_out(train["station"], n_splits=n_splits):
-        assert_disjoint(train["station"].iloc[tr], train["station"].iloc[te])
-        model = fit_model(train.iloc[tr], seed=seed, params=params)
-        oof[te] = predict_matrix(train.iloc[te][list(FEATURES)].to_numpy(), model=model)
-    cv = train[["station", "time", "insitu"]].assign(sm_1km=oof, coarse_bilinear=train["coarse"].to_numpy())
-    model = fit_model(train, seed=seed, params=params)
-    validation = val[["station", "time", "insitu"]].assign(
-        sm_1km=predict_matrix(val[list(FEATURES)].to_numpy(), model=model), coarse_bilinear=val["coarse"].to_numpy()
-    )
-
+    fit = held.validation["block"]
+    model = fit.model
     features = functools.partial(window_features, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid)
     predict = functools.partial(predict_matrix, model=model)
     stats = None
@@ -386,9 +466,11 @@ def run_twin(
                     "source": "products.generators.twins.sm_1km.Twin (analytic truth)",
                     "comment": "SYNTHETIC: coarse product = 0.25 degree block mean of a known truth + "
                     "noise with gaps, gap-filled by a CDF-matched biased reanalysis; "
-                    "LightGBM downscaling trained on synthetic stations",
-                    "train_stations": len(train_codes),
-                    "validation_stations": len(val_codes),
+                    "LightGBM downscaling trained on the synthetic stations outside the held-out "
+                    f"spatial blocks ({held.block_deg} degree) and their {range_km:g} km buffer",
+                    "train_stations": len(fit.train_stations),
+                    "validation_stations": len(fit.test_stations),
+                    "buffer_stations": len(fit.buffer_stations),
                     **cf.soil_layer_attributes(0.0, 0.05),
                 },
                 attrs,
@@ -396,7 +478,19 @@ def run_twin(
         )
     truth_scores = score_against_truth(twin, coarse, model=model, nc_path=nc_path, chunk=chunk)
     return TwinResult(
-        seamless, coarse_scores, list(train_codes), list(val_codes), cv, validation, truth_scores, model, stats
+        seamless,
+        coarse_scores,
+        range_km,
+        variogram,
+        held,
+        list(fit.train_stations),
+        list(fit.test_stations),
+        list(fit.buffer_stations),
+        held.frames["block", "cv"],
+        held.frames["block", "validation"],
+        truth_scores,
+        model,
+        stats,
     )
 
 
@@ -438,10 +532,24 @@ def score_against_truth(
     return {"sm_1km": ours.result(), "coarse_bilinear": base.result()}
 
 
+SPLIT_NAMES = {
+    ("block", "validation"): "twin_block_validation",
+    ("block", "cv"): "twin_block_cv",
+    ("random", "validation"): "twin_validation",
+    ("random", "cv"): "twin_cv",
+}
+"""Validation split of each (hold-out, kind): the spatial-block splits are the headline, the random ones
+(stations at random, as before issue 16) are kept beside them to show the inflation."""
+
+
 def validation_frames(result: TwinResult) -> dict[tuple[str, str], pd.DataFrame]:
-    """Long frames (``station``, ``sim``, ``obs``) per (split, variable) for :func:`products.methods.aggregate.validation_rows`."""
+    """Long frames (``station``, ``sim``, ``obs``) per (split, variable) for :func:`products.methods.aggregate.validation_rows`.
+
+    Splits: :data:`SPLIT_NAMES`; variables ``sm_1km`` and ``coarse_bilinear``.
+    """
     out = {}
-    for split, frame in (("twin_cv", result.cv), ("twin_validation", result.validation)):
+    for key, split in SPLIT_NAMES.items():
+        frame = result.held_out.frames[key]
         for variable in ("sm_1km", "coarse_bilinear"):
             out[split, variable] = frame[["station", "time"]].assign(sim=frame[variable], obs=frame["insitu"])
     return out
