@@ -9,7 +9,7 @@ class ValidationResultInline(admin.TabularInline):
     model = ValidationResult
     extra = 0
     can_delete = False
-    fields = ["split", "scope", "label", "n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse"]
+    fields = ["split", "scope", "label", "n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "not_meaningful"]
     readonly_fields = fields
     max_num = 0
 

@@ -89,7 +89,7 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def metric_values(metrics: Mapping[str, Any]) -> dict[str, int | float | None]:
+def metric_values(metrics: Mapping[str, Any]) -> dict[str, int | float | str | None]:
     """Scores as a :class:`~products.models.ValidationResult` row stores them.
 
     Parameters
@@ -100,12 +100,15 @@ def metric_values(metrics: Mapping[str, Any]) -> dict[str, int | float | None]:
     Returns
     -------
     dict
-        ``n`` as ``int`` (the row's integer column), every other score as ``float``; NaN (and None)
-        as None (SQL ``NULL``). An infinite score stays (a float column holds it; the summary's
-        :func:`json_safe` makes it None).
+        ``n`` as ``int`` (the row's integer column), ``not_meaningful`` as ``str`` ('' when absent:
+        why ``kge`` and ``beta`` are no numbers, :func:`products.methods.metrics.mean_ratio_reason`),
+        every other score as ``float``; NaN (and None) as None (SQL ``NULL``). An infinite score stays
+        (a float column holds it; the summary's :func:`json_safe` makes it None).
     """
-    out: dict[str, int | float | None] = {}
+    out: dict[str, int | float | str | None] = {"not_meaningful": str(metrics.get("not_meaningful") or "")}
     for key, value in metrics.items():
+        if key == "not_meaningful":
+            continue
         number = float(value) if value is not None else None
         out[key] = None if number is None or number != number else (int(number) if key == "n" else number)
     return out
@@ -141,7 +144,7 @@ class ValidationRow:
     split: str
     scope: str
     label: str
-    metrics: Mapping[str, int | float | None]
+    metrics: Mapping[str, int | float | str | None]
     network: str | None = None
 
     def __post_init__(self) -> None:

@@ -86,6 +86,12 @@ class ValidationResult(models.Model):
     bias = models.FloatField(null=True)
     ubrmse = models.FloatField(null=True)
     nse = models.FloatField(null=True)
+    not_meaningful = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="why kge and beta are no numbers for this reference (e.g. zero-mean anomaly); empty when they are",
+    )
 
     class Meta:
         ordering = ["split", "scope", "label"]

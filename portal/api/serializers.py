@@ -41,6 +41,7 @@ class ValidationSerializer(serializers.ModelSerializer):
             "bias",
             "ubrmse",
             "nse",
+            "not_meaningful",
         ]
 
 

@@ -100,7 +100,7 @@ DEFAULT_PARAMS = {
     "force_col_wise": True,
 }
 """LightGBM parameters of the reconstruction models, tws_rec's own (the values the ET fusion uses, which it
-borrowed before; ``n_jobs`` 1, see :func:`_model_params`)."""
+borrowed before; ``n_jobs`` 1, see :func:`model_parameters`)."""
 REFERENCES = (
     "Yin et al. (2023), ESSD 15, 5597-5615, doi:10.5194/essd-15-5597-2023 (GTWS-MLrec, the seed); "
     "Humphrey & Gudmundsson (2019), ESSD 11, 1153-1170, doi:10.5194/essd-11-1153-2019 (GRACE-REC); "
@@ -639,7 +639,8 @@ class TwsResult:
     held_out: dict = field(default_factory=dict)
 
 
-def _model_params(params: Mapping | None, seed: int) -> dict:
+def model_parameters(params: Mapping | None, seed: int) -> dict:
+    """The LightGBM parameters of a run: :data:`DEFAULT_PARAMS`, ``random_state=seed``, then ``params`` (dict)."""
     # n_jobs 1: on a shared 2-core machine OpenMP threads that wait for each other made a 4000-row
     # fit ~45 times slower with n_jobs=2 than with 1 (measured); many small fits gain nothing from threads.
     return {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
@@ -741,7 +742,7 @@ def held_out(
     month_years = pd.DatetimeIndex(raw.index).year.to_numpy()
     sim, obs = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
     folds = []
-    model_params = _model_params(params, seed)
+    model_params = model_parameters(params, seed)
     for train, test in year_blocks_held_out(times.to_numpy(), block=block, buffer=buffer):
         if len(np.unique(years[train])) < min_train_years:
             continue
@@ -815,7 +816,7 @@ def reconstruct(
     x = table[list(FEATURES)]
     series = pd.DataFrame(index=table.index)
     series["net"] = table["net"]
-    model_params = _model_params(params, seed)
+    model_params = model_parameters(params, seed)
     rec_times = table.index.get_level_values("time")[has_predictors]
     cv_rows, models, scored = {}, {}, {}
     for solution in solutions:
@@ -850,7 +851,7 @@ def reconstruct(
                     series[f"{name}_cv"] = pd.Series(result.sim, index=result.rows).reindex(table.index)
                 ok = np.isfinite(result.sim)
                 cv_rows[solution, variant, split] = {
-                    **summary(result.sim[ok], result.obs[ok]),
+                    **summary(result.sim[ok], result.obs[ok], anomaly=True),
                     "basins": int(result.rows[ok].get_level_values("station").nunique()),
                     "folds": len(result.folds),
                     "train_start": times.min(),
@@ -1465,8 +1466,8 @@ def reconstruct_grid(
     if len(y) > max_training_rows:
         pick = np.sort(rng.choice(len(y), max_training_rows, replace=False))
         x, y = x[pick], y[pick]
-    model = lightgbm.LGBMRegressor(**_model_params(params, seed)).fit(pd.DataFrame(x, columns=list(FEATURES)), y)
-    in_sample = summary(_predict(x, model=model), y)
+    model = lightgbm.LGBMRegressor(**model_parameters(params, seed)).fit(pd.DataFrame(x, columns=list(FEATURES)), y)
+    in_sample = summary(_predict(x, model=model), y, anomaly=True)
     name = "tws_rec" if variant == "anomaly" else "tws_dd_rec"
     spec = GridSpec(
         name=name,

@@ -16,7 +16,9 @@ from products.methods.metrics import summary
 SCORES = ("kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")
 
 
-def per_group(frame: pd.DataFrame, sim: str, obs: str, by: str | list[str], min_n: int = 2) -> pd.DataFrame:
+def per_group(
+    frame: pd.DataFrame, sim: str, obs: str, by: str | list[str], min_n: int = 2, *, anomaly: bool = False
+) -> pd.DataFrame:
     """Metrics of :func:`~products.methods.metrics.summary` for each group (e.g. each station).
 
     Parameters
@@ -29,20 +31,23 @@ def per_group(frame: pd.DataFrame, sim: str, obs: str, by: str | list[str], min_
         Grouping column(s), e.g. ``"station"``.
     min_n : int, default 2
         Groups with fewer valid (both finite) pairs are dropped.
+    anomaly : bool, default False
+        The reference is zero-mean by construction (:func:`products.methods.metrics.mean_ratio_reason`).
 
     Returns
     -------
     pandas.DataFrame
         Indexed by the group key(s), columns ``n`` (int) and the float scores ``kge``, ``r``, ``alpha``,
-        ``beta``, ``rmse``, ``bias``, ``ubrmse`` (units of the inputs), ``nse``; empty when no group qualifies.
+        ``beta``, ``rmse``, ``bias``, ``ubrmse`` (units of the inputs), ``nse``, and ``not_meaningful``
+        (str, why ``kge`` and ``beta`` are NaN, else ''); empty when no group qualifies.
 
     Raises
     ------
     KeyError
         A column is missing.
     """
-    rows = {k: summary(g[sim].to_numpy(), g[obs].to_numpy()) for k, g in frame.groupby(by, sort=True)}
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=["n", *SCORES])
+    rows = {k: summary(g[sim].to_numpy(), g[obs].to_numpy(), anomaly=anomaly) for k, g in frame.groupby(by, sort=True)}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["n", *SCORES, "not_meaningful"])
     table.index.names = [by] if isinstance(by, str) else by
     return table[table["n"] >= min_n].astype({"n": "int64"})
 
@@ -106,7 +111,14 @@ def per_class(frame: pd.DataFrame, sim: str, obs: str, group: str, cls: str, min
 
 
 def validation_rows(
-    frame: pd.DataFrame, sim: str, obs: str, group: str, cls: str | None = None, min_n: int = 2
+    frame: pd.DataFrame,
+    sim: str,
+    obs: str,
+    group: str,
+    cls: str | None = None,
+    min_n: int = 2,
+    *,
+    anomaly: bool = False,
 ) -> list[tuple[str, str, dict]]:
     """``(scope, label, metrics)`` rows for storage: pooled, one per station, one per class.
 
@@ -121,6 +133,8 @@ def validation_rows(
         Class column; no ``class`` rows without it. Empty labels are skipped.
     min_n : int, default 2
         Stations and classes with fewer valid pairs are left out.
+    anomaly : bool, default False
+        The reference is zero-mean by construction (:func:`products.methods.metrics.mean_ratio_reason`).
 
     Returns
     -------
@@ -128,10 +142,10 @@ def validation_rows(
         ``("pooled", "all", summary)``, then ``("site", station, summary)`` and
         ``("class", label, summary)`` rows, ``summary`` as :func:`products.methods.metrics.summary`.
     """
-    rows = [("pooled", "all", summary(frame[sim].to_numpy(), frame[obs].to_numpy()))]
+    rows = [("pooled", "all", summary(frame[sim].to_numpy(), frame[obs].to_numpy(), anomaly=anomaly))]
     for scope, key in (("site", group), ("class", cls)):
         if key is None:
             continue
-        table = per_group(frame[frame[key].astype(str) != ""], sim, obs, key, min_n=min_n)
+        table = per_group(frame[frame[key].astype(str) != ""], sim, obs, key, min_n=min_n, anomaly=anomaly)
         rows.extend((scope, str(label), metrics) for label, metrics in table.to_dict(orient="index").items())
     return rows

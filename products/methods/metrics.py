@@ -5,6 +5,12 @@ either value is NaN (or infinite), and returns NaN when fewer than 2 valid pairs
 Standard deviations use ddof = 0. Scores are pooled over all pairs passed in; aggregate per
 station by calling the functions per station.
 
+Scores that divide by the observed mean (KGE through its bias ratio beta, :data:`MEAN_RATIO_SCORES`)
+mean nothing when that mean is zero by construction (anomalies, detrended or deseasonalised series,
+storage changes) or near zero against the spread: beta = mean_sim / mean_obs then takes any value
+(a KGE of -5e10 for a detrended anomaly). :func:`summary` gives them as NaN and says why in
+``not_meaningful`` (:func:`mean_ratio_reason`); r, NSE, RMSE, ubRMSE, bias and alpha stay.
+
 References
 ----------
 Gupta, H. V., Kling, H., Yilmaz, K. K., Martinez, G. F. (2009): Decomposition of the mean squared
@@ -25,6 +31,12 @@ from typing import NamedTuple
 import numpy as np
 
 MIN_PAIRS = 2
+#: Scores that divide by the observed mean: no number where :func:`mean_ratio_reason` gives a reason.
+MEAN_RATIO_SCORES = ("kge", "beta")
+#: |mean(obs)| below this fraction of std(obs): the observed mean counts as zero against its spread.
+NEAR_ZERO_MEAN = 0.1
+ZERO_MEAN_ANOMALY = "zero-mean anomaly"
+NEAR_ZERO_MEAN_REASON = f"observed mean near zero against its spread (|mean| < {NEAR_ZERO_MEAN:g} standard deviation)"
 
 
 class KGE(NamedTuple):
@@ -265,19 +277,51 @@ def kge_prime(sim, obs) -> KGEPrime:
     return KGEPrime(float(1 - np.sqrt((r - 1) ** 2 + (gamma - 1) ** 2 + (beta - 1) ** 2)), r, float(gamma), float(beta))
 
 
-def summary(sim, obs) -> dict:
+def mean_ratio_reason(obs, *, anomaly: bool = False) -> str:
+    """Why a ratio over the observed mean means nothing for ``obs`` ('' when it does mean something).
+
+    Parameters
+    ----------
+    obs : array_like
+        The reference's valid values (any shape; NaN ignored), any units.
+    anomaly : bool, default False
+        The series is zero-mean by construction (an anomaly, a detrended or deseasonalised series, a
+        storage change): the reason is :data:`ZERO_MEAN_ANOMALY` whatever the sample's mean.
+
+    Returns
+    -------
+    str
+        :data:`ZERO_MEAN_ANOMALY`; :data:`NEAR_ZERO_MEAN_REASON` when ``|mean| < NEAR_ZERO_MEAN * std``
+        (ddof = 0) and the spread is not zero; else ''. '' with fewer than 2 finite values (every
+        score is NaN then anyway).
+    """
+    o = np.asarray(obs, dtype="float64").ravel()
+    o = o[np.isfinite(o)]
+    if o.size < MIN_PAIRS:
+        return ""
+    if anomaly:
+        return ZERO_MEAN_ANOMALY
+    spread = o.std()
+    return NEAR_ZERO_MEAN_REASON if spread > 0 and abs(o.mean()) < NEAR_ZERO_MEAN * spread else ""
+
+
+def summary(sim, obs, *, anomaly: bool = False) -> dict:
     """All scores of one comparison, as stored in a ValidationResult row.
 
     Parameters
     ----------
     sim, obs : array_like
         Product and reference, same shape and units.
+    anomaly : bool, default False
+        The reference is zero-mean by construction (see :func:`mean_ratio_reason`).
 
     Returns
     -------
     dict
         ``n`` (int, valid pairs), ``kge``, ``r``, ``alpha``, ``beta`` (:func:`kge`), ``rmse``,
         ``bias``, ``ubrmse`` (units of the inputs), ``nse``; Python floats, NaN when n < 2.
+        ``not_meaningful`` (str): '' or why the :data:`MEAN_RATIO_SCORES` (``kge``, ``beta``) are
+        NaN although there are pairs (:func:`mean_ratio_reason`).
 
     Raises
     ------
@@ -286,7 +330,7 @@ def summary(sim, obs) -> dict:
     """
     s, o = valid_pairs(sim, obs)
     k = kge(s, o)
-    return {
+    out = {
         "n": int(s.size),
         "kge": k.kge,
         "r": k.r,
@@ -296,4 +340,8 @@ def summary(sim, obs) -> dict:
         "bias": bias(s, o),
         "ubrmse": ubrmse(s, o),
         "nse": nse(s, o),
+        "not_meaningful": mean_ratio_reason(o, anomaly=anomaly),
     }
+    if out["not_meaningful"]:
+        out.update(dict.fromkeys(MEAN_RATIO_SCORES, np.nan))
+    return out

@@ -29,7 +29,15 @@ from products.models import GenerationRun
 
 BASIN_NETWORK, ITSG_NETWORK = "GRDC-MRB", "GRDC-ITSG"
 BASIN_FOLDER = "lehmannfa_basin_water_budget"
-METRICS = ("n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse")
+METRICS = ("n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse", "not_meaningful")
+# Every parameter of a run and its default; any other key is a LightGBM parameter (tws_rec.DEFAULT_PARAMS).
+DEFAULTS = {
+    "basins": None,  # all GRDC-MRB basins with observations
+    "seed": 42,
+    "solutions": list(tws_rec.SOLUTIONS),
+    "itsg_area_tolerance": 0.2,
+    "min_area_fraction": 0.9,
+}
 # The seed's six land regions include Greenland and Antarctica; the GRDC basin attributes name six
 # other regions (CONTINENT of basins.dbf). No GRDC basin lies on Greenland or Antarctica.
 NOT_FORMED = ("Greenland", "Antarctica")
@@ -37,7 +45,10 @@ BUDGET = "p_minus_et_minus_r"  # the obs of the water-balance rows: ERA5-Land P 
 
 
 def _rows(frame: pd.DataFrame, *, variable: str, units: str, split: str, continent: dict) -> list[ValidationRow]:
-    """Pooled, per-basin (``site``, network GRDC-MRB) and per-region (``class``) rows of ``sim`` against ``obs``."""
+    """Pooled, per-basin (``site``, network GRDC-MRB) and per-region (``class``) rows of ``sim`` against ``obs``.
+
+    Every series scored here (storage anomalies, their detrended-deseasonalised form, dS/dt) is zero-mean by
+    construction: KGE and beta are stored as reasons, not numbers (``not_meaningful``)."""
     frame = frame.assign(continent=frame["station"].map(continent).fillna("").astype(str))
     return [
         ValidationRow(
@@ -49,7 +60,7 @@ def _rows(frame: pd.DataFrame, *, variable: str, units: str, split: str, contine
             {k: metrics[k] for k in METRICS},
             network=BASIN_NETWORK if scope == "site" else None,
         )
-        for scope, label, metrics in validation_rows(frame, "sim", "obs", "station", "continent")
+        for scope, label, metrics in validation_rows(frame, "sim", "obs", "station", "continent", anomaly=True)
     ]
 
 
@@ -86,12 +97,22 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     RunError
         Basin observations or the basin attribute files are missing.
     """
-    params = dict(run.parameters)
-    basins = params.pop("basins", None)
-    seed = int(params.pop("seed", 42))
-    solutions = tuple(params.pop("solutions", tws_rec.SOLUTIONS))
-    tolerance = float(params.pop("itsg_area_tolerance", 0.2))
-    min_area_fraction = float(params.pop("min_area_fraction", 0.9))
+    params = {**DEFAULTS, **run.parameters}
+    basins = params.pop("basins")
+    seed = int(params.pop("seed"))
+    solutions = tuple(params.pop("solutions"))
+    tolerance = float(params.pop("itsg_area_tolerance"))
+    min_area_fraction = float(params.pop("min_area_fraction"))
+    used = {
+        "basins": basins,
+        "seed": seed,
+        "solutions": list(solutions),
+        "itsg_area_tolerance": tolerance,
+        "min_area_fraction": min_area_fraction,
+        "lightgbm": tws_rec.model_parameters(params or None, seed),
+        "block_years": tws_rec.BLOCK_YEARS,
+        "buffer_years": tws_rec.BUFFER_YEARS,
+    }
     stages = Stages(run)
 
     with stages("load_inputs"):
@@ -196,7 +217,7 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
 
     cv = {
         split: {
-            f"{s}_{v}": metric_values({k: row[k] for k in ("n", "kge", "r", "nse", "rmse")})
+            f"{s}_{v}": metric_values({k: row[k] for k in ("n", "kge", "r", "nse", "rmse", "not_meaningful")})
             | {"folds": int(row["folds"])}
             for (s, v, p), row in result.cv.iterrows()
             if p == split
@@ -231,12 +252,6 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "year_held_out": "one calendar year held out, no buffer: inflated by the features' memory, shown "
             "beside the blocks to measure that",
         },
-        "statistics_fitted_on": {
-            "tws baseline, climatology, trend": "training years of each fold (outside the held-out block and its "
-            "buffer); for the reconstruction, the whole GRACE record",
-            "predictor anomalies, filters and basin means": "P, ET and R over the baseline (inputs known for "
-            "every month, no storage value)",
-        },
         "itsg": itsg_summary,
         "water_balance": closure(checks[0][2]),
         "consistency_diagnostic": closure(checks[-1][2]),
@@ -257,10 +272,19 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         files=files,
         validation=validation,
         summary=summary,
+        parameters=used,
+        statistics_fitted_on={
+            "tws baseline, climatology, trend": "training years of each fold (outside the held-out block and its "
+            "buffer); for the reconstruction, the whole GRACE record",
+            "LightGBM models": "training years of each fold; the reconstruction's on every GRACE month",
+            "predictor anomalies, filters and basin means": "P, ET and R over the baseline (inputs known for "
+            "every month, no storage value)",
+        },
         notes="Real data: GRACE JPL/CSR mascon basin means and ERA5-Land P, ET, R over GRDC major river basins "
         "(lehmannfa/water_storage_changes). Skill from blocks of 3 years held out with a 2-year buffer "
         "(baseline, climatology and trend fitted on the training years of each fold; one-year hold-outs "
         "shown beside them) and against ITSG-Grace2018, which no model saw. The water balance validates "
         "GRACE storage against P - ET - R; the reconstruction's is a consistency diagnostic only (it is built "
-        "from P - ET - R). KGE's bias ratio is ill-defined for anomalies (means near 0): read r and NSE.",
+        "from P - ET - R). KGE and its bias ratio mean nothing for zero-mean anomalies and are not computed: "
+        "read r, NSE and RMSE.",
     )

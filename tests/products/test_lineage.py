@@ -67,8 +67,10 @@ def test_json_safe_gives_plain_json_types():
 
 def test_metric_values_are_the_stored_columns_types():
     out = metric_values({"n": np.float64(12.0), "kge": np.float32(0.25), "r": np.nan, "rmse": None, "bias": 1})
-    assert out == {"n": 12, "kge": 0.25, "r": None, "rmse": None, "bias": 1.0}
+    assert out == {"n": 12, "kge": 0.25, "r": None, "rmse": None, "bias": 1.0, "not_meaningful": ""}
     assert type(out["n"]) is int and type(out["bias"]) is float
+    reason = metric_values({"n": 3, "kge": np.nan, "not_meaningful": "zero-mean anomaly"})
+    assert reason == {"n": 3, "kge": None, "not_meaningful": "zero-mean anomaly"}
     assert math.isinf(metric_values({"beta": np.inf})["beta"])  # a float column holds it, as before
 
 
@@ -76,7 +78,7 @@ def test_a_validation_row_coerces_its_metrics_and_gives_its_columns():
     row = ValidationRow(
         "et", "mm d-1", "validation", "site", "US-Ha1", {"n": np.int64(5), "kge": np.nan}, network="FLUXNET2015"
     )
-    assert row.metrics == {"n": 5, "kge": None}
+    assert row.metrics == {"n": 5, "kge": None, "not_meaningful": ""}
     assert row.fields() == {
         "variable": "et",
         "units": "mm d-1",
@@ -85,6 +87,7 @@ def test_a_validation_row_coerces_its_metrics_and_gives_its_columns():
         "label": "US-Ha1",
         "n": 5,
         "kge": None,
+        "not_meaningful": "",
     }
     with pytest.raises(AttributeError):
         row.label = "other"  # frozen

@@ -88,8 +88,8 @@ def test_a_perfect_match_scores_perfectly():
 def test_it_returns_nan_with_fewer_than_two_valid_pairs():
     sim, obs = np.array([1.0, np.nan, 3.0]), np.array([2.0, 2.0, np.nan])
     out = metrics.summary(sim, obs)
-    assert out["n"] == 1
-    assert all(np.isnan(v) for k, v in out.items() if k != "n")
+    assert out["n"] == 1 and out["not_meaningful"] == ""
+    assert all(np.isnan(v) for k, v in out.items() if k not in ("n", "not_meaningful"))
     assert all(np.isnan(metrics.kge_prime(sim, obs)))
 
 
@@ -101,8 +101,59 @@ def test_it_rejects_arrays_of_different_shapes():
 def test_summary_equals_the_single_metrics():
     sim, obs = _et_like_pair(9)
     out = metrics.summary(sim, obs)
-    assert set(out) == {"n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse"}
+    assert set(out) == {"n", "kge", "r", "alpha", "beta", "rmse", "bias", "ubrmse", "nse", "not_meaningful"}
+    assert out["not_meaningful"] == ""  # ET-like: a positive quantity, KGE means something
     assert out["n"] == sim.size
     assert (out["kge"], out["r"], out["alpha"], out["beta"]) == tuple(metrics.kge(sim, obs))
     assert out["rmse"] == metrics.rmse(sim, obs) and out["ubrmse"] == metrics.ubrmse(sim, obs)
     assert out["bias"] == metrics.bias(sim, obs) and out["nse"] == metrics.nse(sim, obs)
+
+
+def test_kge_and_beta_of_a_zero_mean_anomaly_are_reasons_not_numbers():
+    rng = np.random.default_rng(3)
+    obs = rng.normal(0.0, 50.0, 400)
+    obs -= obs.mean() - 1e-9  # a detrended anomaly: mean ~ 0 (KGE of ~ -1e10 before)
+    sim = obs + rng.normal(0.0, 10.0, 400)
+    assert abs(metrics.kge(sim, obs).kge) > 1e3  # what the raw formula gives
+    out = metrics.summary(sim, obs)
+    assert out["not_meaningful"] == metrics.NEAR_ZERO_MEAN_REASON
+    assert np.isnan(out["kge"]) and np.isnan(out["beta"])
+    # the metrics that apply stay, unchanged
+    assert out["r"] == metrics.pearson_r(sim, obs) and out["nse"] == metrics.nse(sim, obs) > 0.9
+    assert out["rmse"] == metrics.rmse(sim, obs) and out["ubrmse"] == metrics.ubrmse(sim, obs)
+    assert out["alpha"] == metrics.kge(sim, obs).alpha
+
+
+def test_a_declared_anomaly_gives_the_reason_whatever_the_sample_mean():
+    rng = np.random.default_rng(4)
+    obs = rng.normal(30.0, 50.0, 100)  # a held-out block of an anomaly need not average zero
+    sim = obs + rng.normal(0.0, 5.0, 100)
+    assert metrics.summary(sim, obs)["not_meaningful"] == ""
+    out = metrics.summary(sim, obs, anomaly=True)
+    assert out["not_meaningful"] == metrics.ZERO_MEAN_ANOMALY and np.isnan(out["kge"]) and np.isnan(out["beta"])
+    assert np.isfinite(out["r"]) and np.isfinite(out["nse"])
+
+
+def test_no_reason_without_pairs_or_for_a_positive_quantity():
+    assert metrics.mean_ratio_reason([1.0]) == "" and metrics.mean_ratio_reason([np.nan, np.nan], anomaly=True) == ""
+    assert metrics.mean_ratio_reason(np.array([0.2, 0.5, 3.0, 4.0])) == ""
+    assert metrics.mean_ratio_reason(np.zeros(5)) == ""  # no spread: every ratio is NaN anyway
+
+
+def test_per_group_keeps_the_reason_per_station():
+    import pandas as pd
+
+    from products.methods.aggregate import per_group
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(0.0, 1.0, 50)
+    frame = pd.DataFrame(
+        {
+            "station": ["anom"] * 50 + ["flux"] * 50,
+            "obs": np.r_[a - a.mean(), rng.uniform(1, 5, 50)],
+        }
+    )
+    frame["sim"] = frame["obs"] + rng.normal(0.0, 0.1, 100)
+    table = per_group(frame, "sim", "obs", "station")
+    assert table.loc["anom", "not_meaningful"] and np.isnan(table.loc["anom", "kge"])
+    assert table.loc["flux", "not_meaningful"] == "" and table.loc["flux", "kge"] > 0.8

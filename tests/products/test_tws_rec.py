@@ -448,6 +448,13 @@ def test_validation_rows_cover_held_out_years_itsg_and_the_water_balance(tws_run
     assert tws_run.summary["held_out_year_blocks"]["tws_jpl_anomaly"]["folds"] >= 6
     assert set(tws_run.summary["water_balance"]) == {"tws_jpl", "tws_csr"}
     assert set(tws_run.summary["consistency_diagnostic"]) == {"tws_jpl_rec"}
+    # every TWS series is zero-mean by construction: KGE and beta are reasons, not numbers (issue 16)
+    assert not rows.filter(not_meaningful="").exists()
+    assert not rows.filter(kge__isnull=False).exists() and not rows.filter(beta__isnull=False).exists()
+    assert not rows.filter(r__isnull=True, scope="pooled").exists()
+    lineage = tws_run.version.lineage
+    assert lineage["parameters"]["itsg_area_tolerance"] == 0.2 and lineage["parameters"]["lightgbm"]["n_estimators"]
+    assert "tws baseline, climatology, trend" in lineage["statistics_fitted_on"]
 
 
 @pytest.mark.django_db
@@ -463,3 +470,5 @@ def test_the_dataset_page_shows_held_out_years_itsg_and_water_balance(tws_run, c
         assert rows.exists()
         for row in rows:
             assert f"<td>{row.variable}</td><td>{row.n}</td>" in table
+        assert 'class="not-meaningful"' in table and "e+" not in table  # no KGE of -1e10
+    assert "zero-mean anomaly" in html and "Statistics fitted on" in html
