@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +76,7 @@ class DatasetPage:
     years: tuple[int, int] | None
     tags: list[str]
     download_counts: dict | None = None
+    not_meaningful: list = field(default_factory=list)
 
 
 def download_counts(dataset: Dataset | str) -> dict:
@@ -190,6 +191,7 @@ def dataset_page(dataset_id: str) -> DatasetPage:
         years=(min(dataset.time_tags), max(dataset.time_tags)) if dataset.time_tags else None,
         tags=list(dict.fromkeys(t.name for t in dataset.tags.all())),  # a name can be a topic and a place tag
         download_counts=download_counts(dataset),
+        not_meaningful=splits.not_meaningful_reasons([*pooled, *classes]),
     )
 
 
@@ -281,7 +283,8 @@ def classification_tables(version: DatasetVersion) -> list[dict]:
     Returns
     -------
     list of dict with ``experiment`` (e.g. ``proxy: tibetan_plateau``, ``synthetic twin``), ``rows``: one
-    dict per set (train, validation, test) with ``set``, ``n``, ``overall_accuracy``, ``kappa``,
+    dict per set (train, validation, test, and ``test_block_cv``: the pooled held-out pixels of the block
+    cross-validation, every block held out once, when the summary has it) with ``set``, ``n``, ``overall_accuracy``, ``kappa``,
     ``recall_thawed``, ``recall_frozen``; and ``facts``: what the experiment holds, as :func:`split_facts`
     (``split`` is the experiment, ``scored`` the test set's pixels, ``partition`` names the block size).
     """
@@ -302,6 +305,10 @@ def classification_tables(version: DatasetVersion) -> list[dict]:
         ]
         if not rows:  # other products' summaries have a "twin" too, without classification
             continue
+        # the pooled block cross-validation: every block held out once (the fixed test set holds 1-2 blocks)
+        cv = (summary.get("block_cv") or {}).get(name.removeprefix("proxy: ") if kind == DataKind.PROXY else "twin")
+        if isinstance(cv, dict) and isinstance(cv.get("test_pooled"), dict):
+            rows.append({"set": "test_block_cv", **{k: cv["test_pooled"].get(k) for k in keys}})
         info = splits.CLASSIFICATION[kind]
         region = name.removeprefix("proxy: ").split(":")[0]
         block = blocks.get(region) if isinstance(blocks, dict) and kind == DataKind.PROXY else None
@@ -329,7 +336,9 @@ def further_validation(version: DatasetVersion) -> list[dict]:
     -------
     list of dict with ``split``, ``title`` (translated description), ``units``, ``rows`` (pooled
     ValidationResult rows; a fused estimate first, then the inputs by name) and ``facts`` (what the
-    table holds: :func:`split_facts`), in the order of :data:`portal.catalog.splits.SPLITS`. Each row
+    table holds: :func:`split_facts`), ``not_meaningful`` (translated reasons why some rows' KGE and beta are
+    no numbers, :func:`portal.catalog.splits.not_meaningful_reasons`), in the order of
+    :data:`portal.catalog.splits.SPLITS`. Each row
     carries ``n_sites``, ``median_r`` and ``median_ubrmse``: the medians over the split's per-station
     rows of the same variable (None without station rows), as the soil-moisture paper reports.
     """
@@ -352,6 +361,7 @@ def further_validation(version: DatasetVersion) -> list[dict]:
         table["facts"] = split_facts(split, labels.get(split, []), len(sites.get(split, ())))
         table["title"] = table["facts"]["title"]
         table["rows"].sort(key=lambda r: (not r.variable.endswith("_fused"), r.variable))
+        table["not_meaningful"] = splits.not_meaningful_reasons(table["rows"])
         for r in table["rows"]:
             values = np.array(per_site.get((r.split, r.variable), []), dtype="float64").reshape(-1, 2)
             r.n_sites = len(values) or None

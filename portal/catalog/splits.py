@@ -21,6 +21,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from products.data_kind import DataKind
+from products.methods.metrics import NEAR_ZERO_MEAN, NEAR_ZERO_MEAN_REASON, ZERO_MEAN_ANOMALY
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,44 @@ SPLITS: dict[str, SplitInfo] = {
         _("The published model was trained on all these months; the fold models were not."),
     ),
     "fusion_held_out": SplitInfo(
-        _("Fusion and each input product against the same towers (leave-tower-out)"),
+        _("Fusion from inputs available off-tower and each input product against the same towers (leave-tower-out)"),
         _("by station (leave-tower-out)"),
         _("towers"),
-        _("ECOSTRESS cal/val tower ET at towers left out of training"),
+        _("ECOSTRESS cal/val tower ET at towers left out of training and tuning"),
         True,
         DataKind.REAL,
         _(
-            "The fused model also takes radiation, air temperature and humidity measured at the tower it is "
-            "scored at: an upper bound of what it can do where there is no tower."
+            "Instantaneous ET at the satellite overpass (mm h-1). The fused model takes only the ECOSTRESS "
+            "products and their land-surface temperature, NDVI and albedo at the tower pixel: inputs that exist "
+            "where there is no tower. The gridded ET of this dataset is made by the five-driver tower model, not "
+            "by this fusion."
+        ),
+    ),
+    "fusion_upper_bound_tower_met": SplitInfo(
+        _(
+            "Upper bound, not a product: fusion that also takes the radiation, air temperature and humidity "
+            "measured at the scored tower"
+        ),
+        _("by station (leave-tower-out)"),
+        _("towers"),
+        _("ECOSTRESS cal/val tower ET at towers left out of training and tuning"),
+        False,
+        DataKind.REAL,
+        _(
+            "No grid cell has these inputs: it shows what the method could do with tower meteorology, not what "
+            "the product does."
+        ),
+    ),
+    "grid_at_held_out_towers": SplitInfo(
+        _("Gridded ET (five-driver tower model) at the towers' held-out months"),
+        _("by time: the validation months of each tower"),
+        _("towers"),
+        _("monthly flux-tower ET (FLUXNET2015, CARDAMOM-FluxVal) in the cell of each tower"),
+        False,
+        DataKind.REAL,
+        _(
+            "The model saw other months of the same towers. Monthly means of the grid cover only the forcing days "
+            "of the month; days are UTC calendar days."
         ),
     ),
     "reconstruction_held_out": SplitInfo(
@@ -219,16 +249,16 @@ KIND_NAMES = {
 CLASSIFICATION = {
     DataKind.PROXY: SplitInfo(
         _("Proxy experiment: the GLDAS top layer predicted from its own deeper layers"),
-        _("spatial blocks of pixels (one day)"),
+        _("spatial blocks as wide as the predictors' variogram range (one day)"),
         _("test pixels"),
-        _("GLDAS-2.1 0–10 cm soil temperature below 273.15 K"),
+        _("GLDAS-1 Noah 0–10 cm soil temperature (UTC daily mean) below 273.15 K"),
         False,
         DataKind.PROXY,
         _("This accuracy measures the pipeline, not a freeze/thaw skill: not comparable with published figures."),
     ),
     DataKind.SYNTHETIC: SplitInfo(
         _("SYNTHETIC twin: a made-up state with a known answer"),
-        _("spatial blocks of pixels"),
+        _("spatial blocks as wide as the predictors' variogram range"),
         _("test pixels"),
         _("the synthetic truth"),
         False,
@@ -281,3 +311,27 @@ def split_order(split: str) -> tuple[int, str]:
     """Sort key of a split's table on the page: the order of :data:`SPLITS`, unknown names last."""
     order = list(SPLITS)
     return (order.index(split) if split in order else len(order), split)
+
+
+#: Why KGE and beta of a row are no numbers (``ValidationResult.not_meaningful``), in the visitor's language.
+NOT_MEANINGFUL: dict[str, str | Promise] = {
+    ZERO_MEAN_ANOMALY: _("zero-mean anomaly"),
+    NEAR_ZERO_MEAN_REASON: _("observed mean near zero against its spread (|mean| < %(fraction)s standard deviation)")
+    % {"fraction": f"{NEAR_ZERO_MEAN:g}"},
+}
+
+
+def not_meaningful_reasons(rows: Iterable) -> list[str | Promise]:
+    """The distinct reasons (translated; an unknown one as stored) why rows give KGE and beta as no numbers.
+
+    Parameters
+    ----------
+    rows : iterable of objects with a ``not_meaningful`` attribute (ValidationResult rows).
+
+    Returns
+    -------
+    list
+        In order of first appearance; empty when every row's KGE and beta are numbers.
+    """
+    seen = dict.fromkeys(r.not_meaningful for r in rows if r.not_meaningful)
+    return [NOT_MEANINGFUL.get(reason, reason) for reason in seen]

@@ -39,19 +39,25 @@ NO_VERSION = "No version of this dataset has been generated and validated here y
 INDEPENDENT = "Against independent stations"
 
 
-def _metrics(n: int, r: float) -> dict:
+def _metrics(n: int, r: float, anomaly: bool = False) -> dict:
+    if anomaly:  # what metrics.summary gives for a zero-mean reference: KGE and beta are reasons, not numbers
+        return {"n": n, "kge": None, "r": r, "alpha": 1.1, "beta": None, "rmse": 0.05, "bias": 0.01, "ubrmse": 0.04}
     return {"n": n, "kge": r - 0.2, "r": r, "alpha": 1.1, "beta": 0.97, "rmse": 0.05, "bias": 0.01, "ubrmse": 0.04}
 
 
-def _rows(split: str, variables: list[str], *, units: str, kind: str | None, sites: int) -> list[ValidationRow]:
+def _rows(
+    split: str, variables: list[str], *, units: str, kind: str | None, sites: int, anomaly: bool = False
+) -> list[ValidationRow]:
     """Pooled and per-site rows as the product's pipeline stores them (label ``"<kind>: all stations (pooled)"``
-    where the pipeline names the kind, ``"all"`` where it does not)."""
+    where the pipeline names the kind, ``"all"`` where it does not); ``anomaly``: a zero-mean reference."""
     pooled = f"{kind}: all stations (pooled)" if kind else "all"
+    reason = {"not_meaningful": "zero-mean anomaly"} if anomaly else {}
     rows = []
     for i, variable in enumerate(variables):
-        rows.append(ValidationRow(variable, units, split, "pooled", pooled, _metrics(100 * sites, 0.61 + i / 100)))
+        metrics = _metrics(100 * sites, 0.61 + i / 100, anomaly) | reason
+        rows.append(ValidationRow(variable, units, split, "pooled", pooled, metrics))
         rows += [
-            ValidationRow(variable, units, split, "site", f"X{s:03d}", _metrics(100, 0.5 + s / 100))
+            ValidationRow(variable, units, split, "site", f"X{s:03d}", _metrics(100, 0.5 + s / 100, anomaly) | reason)
             for s in range(sites)
         ]
     return rows
@@ -80,17 +86,21 @@ STORED = {
         + _rows("twin_cv", ["sm_1km"], units="m3 m-3", kind=DataKind.SYNTHETIC, sites=12),
     ),
     "tws_rec": ProductOutput(
-        validation=_rows("year_held_out", ["tws_jpl_rec", "tws_csr_rec"], units="mm", kind=None, sites=4)
-        + _rows("independent_itsg", ["tws_jpl", "tws_jpl_rec"], units="mm", kind=None, sites=3)
-        + _rows("water_balance", ["tws_jpl_dsdt"], units="mm month-1", kind=None, sites=4),
+        validation=_rows("year_held_out", ["tws_jpl_rec", "tws_csr_rec"], units="mm", kind=None, sites=4, anomaly=True)
+        + _rows("independent_itsg", ["tws_jpl", "tws_jpl_rec"], units="mm", kind=None, sites=3, anomaly=True)
+        + _rows("water_balance", ["tws_jpl_dsdt"], units="mm month-1", kind=None, sites=4, anomaly=True),
     ),
     "freeze_thaw": ProductOutput(
         summary={
             "data_kind": {"proxy": DataKind.PROXY, "twin": DataKind.SYNTHETIC},
             "seed": {"overall_accuracy": "> 86 %"},
             "proxy": {"tibetan_plateau:gldas_soil": _classification(500)},
-            "proxy_setup": {"block_deg": {"tibetan_plateau": 2.0, "global": 5.0}},
+            "proxy_setup": {"block_deg": {"tibetan_plateau": 8.0, "global": 63.5}},
             "twin": _classification(300),
+            "block_cv": {
+                "tibetan_plateau:gldas_soil": {"block_deg": 8.0, "test_pooled": _classification(2000)["test"]},
+                "twin": {"block_deg": 8.5, "test_pooled": _classification(1500)["test"]},
+            },
         }
     ),
 }
@@ -136,11 +146,23 @@ def test_every_split_of_the_version_has_its_table_and_no_no_version_message(clie
     for split in set(ValidationResult.objects.filter(version=stored[key]).values_list("split", flat=True)):
         table = _table(html, f"validation-{split}")
         for row in ValidationResult.objects.filter(version=stored[key], split=split, scope="pooled"):
-            assert f"<td>{row.variable}</td><td>{row.n}</td><td>{row.kge:.3f}</td><td>{row.r:.3f}</td>" in table
+            if row.not_meaningful:  # a reason in the KGE and beta cells, never a number
+                kge = beta = f'<td class="not-meaningful" title="{row.not_meaningful}">not meaningful</td>'
+                assert row.kge is None and row.beta is None
+            else:
+                kge, beta = f"<td>{row.kge:.3f}</td>", f"<td>{row.beta:.3f}</td>"
+            cells = f"<td>{row.variable}</td><td>{row.n}</td>{kge}<td>{row.r:.3f}</td><td>{row.alpha:.3f}</td>{beta}"
+            assert cells in table
         facts = _heading(html, f"validation-{split}")
         assert escape(str(splits.SPLITS[split].title)) in facts and escape(str(splits.SPLITS[split].reference)) in facts
     if key == "freeze_thaw":
         assert "<td>proxy: tibetan_plateau:gldas_soil</td><td>test</td><td>1000</td>" in html
+        # the block cross-validation's pooled held-out pixels: every block held out once
+        assert "<td>proxy: tibetan_plateau:gldas_soil</td><td>test_block_cv</td><td>4000</td>" in html
+        assert "<td>synthetic twin</td><td>test_block_cv</td><td>3000</td>" in html
+    if key == "tws_rec":  # zero-mean anomalies: the reason is said once under each table
+        assert html.count("KGE and β are not given as numbers") == 3 and "zero-mean anomaly" in html
+        assert "e+" not in _table(html, "validation-year_held_out")
 
 
 @pytest.mark.parametrize("key", sorted(STORED))
@@ -183,7 +205,8 @@ def test_the_freeze_thaw_seed_accuracy_stands_alone_once(client, stored):
     assert "<td>overall accuracy</td><td>–</td><td>&gt; 86 %</td>" in _table(html, "published-table")
     assert 'id="published-alone"' in html
     proxy = html[html.index("<h4>proxy: tibetan_plateau:gldas_soil") : html.index('id="classification-table"')]
-    assert "(2°)" in proxy and "1000 test pixels" in proxy and "measures the pipeline" in proxy
+    assert "(8°)" in proxy and "1000 test pixels" in proxy and "measures the pipeline" in proxy
+    assert "variogram range" in proxy and "GLDAS-1 Noah" in proxy
 
 
 def test_the_version_lists_each_validation_table_with_its_split_units_reference_and_kind(client, stored):
@@ -213,7 +236,10 @@ def test_the_et_page_calls_only_its_held_out_tower_splits_independent(client, db
     assert INDEPENDENT in _heading(html, "validation-table") and INDEPENDENT in _heading(html, "validation-cv")
     assert INDEPENDENT not in _heading(html, "validation-reconstruction_held_out")
     assert "(not independent)" in _heading(html, "validation-reconstruction_held_out")
-    assert "upper bound" in _heading(html, "validation-fusion_held_out")
+    assert "off-tower" in _heading(html, "validation-fusion_held_out")
+    assert INDEPENDENT not in _heading(html, "validation-fusion_upper_bound_tower_met")
+    assert "Upper bound, not a product" in _heading(html, "validation-fusion_upper_bound_tower_met")
+    assert "(not independent)" in _heading(html, "validation-fusion_upper_bound_tower_met")
     towers = ValidationResult.objects.filter(version=et_run.version, split="validation", scope="site").count()
     assert f"{towers} towers" in _heading(html, "validation-table")
     assert 'id="published-alone"' not in html  # the tower months are comparable in kind with the seed's figures
