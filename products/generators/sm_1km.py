@@ -975,8 +975,8 @@ def block_holdout(lat, lon, *, block_deg: float, buffer_km: float, fraction: flo
     """Hold out a compact cluster of whole spatial blocks, and leave a buffer around it out of training.
 
     Stations are binned into ``block_deg`` blocks (:func:`products.methods.cv.block_ids`). From a
-    start block, blocks are added nearest first (distance between block centres) until the held-out
-    stations reach ``fraction`` of all; training stations are the others farther than ``buffer_km``
+    start block, blocks are added nearest first (distance between block centres), as many as bring
+    the held-out stations closest to ``fraction`` of all (at least one block); training stations are the others farther than ``buffer_km``
     from every held-out station; those within it are ``buffer`` (used nowhere). The start block is the
     one that leaves the most training stations (ties: a seeded order). Only the station positions are
     read, never a value, so the split cannot depend on the held-out targets.
@@ -1021,7 +1021,7 @@ def block_holdout(lat, lon, *, block_deg: float, buffer_km: float, fraction: flo
     best: np.ndarray | None = None
     for start in np.random.default_rng(seed).permutation(blocks.size):
         order = np.argsort(great_circle_km(clat[start], clon[start], clat, clon), kind="stable")
-        n_take = int(np.searchsorted(np.cumsum(counts[order]), fraction * lat.size) + 1)
+        n_take = int(np.argmin(np.abs(np.cumsum(counts[order]) - fraction * lat.size)) + 1)
         test = np.isin(inverse, order[: min(n_take, blocks.size - 1)])
         train = _beyond(lat, lon, test, buffer_km)
         labels = np.where(test, 1, np.where(train, 0, 2)).astype("int8")
