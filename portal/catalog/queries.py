@@ -264,16 +264,27 @@ def tc_diagnostic(version: DatasetVersion) -> dict:
 
     Returns
     -------
-    dict with ``basins``, ``basins_used`` and ``products``: list of (name, median TCR, median
-    error std in mm month-1) in the stored product order.
+    dict with ``basins``, ``basins_used``, ``products``: list of (name, median TCR, median error std in
+    mm month-1) in the stored product order; ``limited`` (True when the summary names the triplet's
+    correlated errors: the page then says so beside the numbers) and ``sensitivity``: the same for the
+    triplet with separate meteorology (``{}`` when not stored).
     """
     tc = (version.lineage.get("summary") or {}).get("triple_collocation")
     if not tc:
         return {}
+
+    def members(table: dict) -> list[tuple]:
+        return [(p, table.get(f"median_tcr_{p}"), table.get(f"median_err_std_{p}")) for p in table.get("products", [])]
+
+    sensitivity = tc.get("sensitivity") or {}
     return {
         "basins": tc.get("basins"),
         "basins_used": tc.get("basins_used"),
-        "products": [(p, tc.get(f"median_tcr_{p}"), tc.get(f"median_err_std_{p}")) for p in tc.get("products", [])],
+        "products": members(tc),
+        "limited": bool(tc.get("limits")),
+        "sensitivity": {"basins_used": sensitivity.get("basins_used"), "products": members(sensitivity)}
+        if sensitivity.get("products")
+        else {},
     }
 
 

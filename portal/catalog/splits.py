@@ -143,14 +143,41 @@ SPLITS: dict[str, SplitInfo] = {
         DataKind.SYNTHETIC,
         _("A synthetic twin checks the method on made-up data: not comparable with published figures."),
     ),
-    "twin_validation": SplitInfo(
-        _("SYNTHETIC twin: held-out stations never used in training"),
-        _("by station"),
+    "twin_block_validation": SplitInfo(
+        _("SYNTHETIC twin: stations held out in whole spatial blocks, none within the buffer of a training station"),
+        _(
+            "by spatial block: blocks and a buffer as wide as the distance over which the model's target stays "
+            "correlated (its variogram on the twin)"
+        ),
+        _("synthetic stations"),
+        _("synthetic in-situ series with a known truth"),
+        False,
+        DataKind.SYNTHETIC,
+        _(
+            "A synthetic twin checks the method on made-up data: not comparable with published figures. Stations "
+            "inside the buffer are used nowhere."
+        ),
+    ),
+    "twin_block_cv": SplitInfo(
+        _("SYNTHETIC twin: leave-one-block-out cross-validation with a buffer, on the training stations"),
+        _("by spatial block (cross-validation folds, with a buffer)"),
         _("synthetic stations"),
         _("synthetic in-situ series with a known truth"),
         False,
         DataKind.SYNTHETIC,
         _("A synthetic twin checks the method on made-up data: not comparable with published figures."),
+    ),
+    "twin_validation": SplitInfo(
+        _("SYNTHETIC twin: stations held out at random, never used in training (inflated)"),
+        _("by station, at random"),
+        _("synthetic stations"),
+        _("synthetic in-situ series with a known truth"),
+        False,
+        DataKind.SYNTHETIC,
+        _(
+            "Stations held out at random have training neighbours within the target's correlation range: "
+            "inflated; read the spatial-block table. A synthetic twin: not comparable with published figures."
+        ),
     ),
     "twin_cv": SplitInfo(
         _("SYNTHETIC twin: cross-validation grouped by station, on the training stations"),
@@ -159,16 +186,38 @@ SPLITS: dict[str, SplitInfo] = {
         _("synthetic in-situ series with a known truth"),
         False,
         DataKind.SYNTHETIC,
-        _("A synthetic twin checks the method on made-up data: not comparable with published figures."),
+        _(
+            "A synthetic twin checks the method on made-up data: not comparable with published figures. Where a "
+            "spatial-block table is beside it, folds of stations at random are inflated by neighbours."
+        ),
+    ),
+    "real_withheld_months": SplitInfo(
+        _("REAL: nudging toward ASCAT/ERS, scored on whole calendar months withheld from the nudging"),
+        _(
+            "by calendar month: about 20 % of each grid point's months withheld at random; the retrievals of the 9 "
+            "days before each month are left out of the nudging (3 e-folding times of its 3-day memory); the "
+            "background climatology is fitted on the assimilated retrievals only"
+        ),
+        _("grid points"),
+        _("the ASCAT/ERS retrievals of the withheld months"),
+        False,
+        DataKind.REAL,
+        _("The reference is the series nudged toward, in other months: a check of the nudging, not of soil moisture."),
     ),
     "real_withheld": SplitInfo(
-        _("REAL: nudging toward ASCAT/ERS, scored on retrievals withheld from the nudging"),
-        _("by day: retrievals withheld from the nudging"),
+        _("REAL: nudging toward ASCAT/ERS, scored on single retrieval days withheld from the nudging (inflated)"),
+        _(
+            "by day: a random 20 % of retrievals withheld, no buffer; the background is fitted on the assimilated "
+            "retrievals only"
+        ),
         _("grid points"),
         _("ASCAT/ERS retrievals withheld from the same series the nudging uses"),
         False,
         DataKind.REAL,
-        _("The reference is the series nudged toward, on other days: a check of the nudging, not of soil moisture."),
+        _(
+            "Day-to-day autocorrelation and the 3-day memory carry neighbouring retrievals into a withheld day: "
+            "inflated; compare with the whole-month table."
+        ),
     ),
     "real_insitu": SplitInfo(
         _("REAL: satellite series against collocated in-situ stations"),
@@ -177,7 +226,10 @@ SPLITS: dict[str, SplitInfo] = {
         _("ISMN in-situ soil moisture at collocated stations"),
         False,
         DataKind.REAL,
-        _("Each series is rescaled to the station's own climatology first, so bias and spread are partly fitted."),
+        _(
+            "Each year is rescaled with the mean and spread of the station's other years (never the scored year): r "
+            "is unaffected, bias and ubRMSE depend on the rescaling; a one-year record is not scored."
+        ),
     ),
     # --- terrestrial water storage (tws_rec)
     "year_block_held_out": SplitInfo(

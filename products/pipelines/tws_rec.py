@@ -191,8 +191,20 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             validation += _rows(
                 frame, variable=f"dsdt_{series}_vs_{BUDGET}", units="mm month-1", split=split, continent=continent
             )
-        balance = pd.concat(balance, ignore_index=True)[
-            ["series", "use", "station", "continent", "n", "r", "std_ratio", "slope", "mean_imbalance", "rmse"]
+        balance = pd.concat(balance, ignore_index=True).assign(data_kind=str(DataKind.REAL))[
+            [
+                "series",
+                "use",
+                "station",
+                "continent",
+                "n",
+                "r",
+                "std_ratio",
+                "slope",
+                "mean_imbalance",
+                "rmse",
+                "data_kind",  # a CSV has no global attributes: a column says it
+            ]
         ]
         balance.to_csv(workdir / "tws_water_balance.csv", index=False, float_format="%.6g")
 

@@ -143,6 +143,12 @@ def test_the_detail_page_shows_fusion_beside_each_product_and_the_tc_diagnostic(
     summary = et_run.summary["triple_collocation"]
     for p in summary["products"]:
         assert f"<td>{p}</td><td>{summary[f'median_tcr_{p}']:.3f}</td>" in tc
+    # GLEAM and ERA5-Land share ERA5 forcing: the limit is said beside the numbers, the other triplet shown
+    assert "independent ET products" not in html and 'id="tc-limit"' in html
+    start = html.index('id="tc-sensitivity"')
+    sensitivity, stored = html[start : html.index("</table>", start)], summary["sensitivity"]
+    for p in stored["products"]:
+        assert f"<td>{p}</td><td>{stored[f'median_tcr_{p}']:.3f}</td>" in sensitivity
 
 
 def test_unknown_dataset_is_404(client):

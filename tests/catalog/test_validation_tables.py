@@ -76,13 +76,16 @@ STORED = {
     "sm_mlda": ProductOutput(
         validation=_rows("twin_insitu", ["sm_ml_da", "sm_background"], units="m3 m-3", kind=DataKind.SYNTHETIC, sites=6)
         + _rows("twin_cv", ["sm_ml_da"], units="m3 m-3", kind=DataKind.SYNTHETIC, sites=8)
+        + _rows("real_withheld_months", ["ssm_background", "ssm_nudged"], units="%", kind=DataKind.REAL, sites=3)
         + _rows("real_withheld", ["ssm_background", "ssm_nudged"], units="%", kind=DataKind.REAL, sites=3),
         summary={"twin": {"medians": {}}},
     ),
     "sm_1km": ProductOutput(
         validation=_rows(
-            "twin_validation", ["sm_1km", "coarse_bilinear"], units="m3 m-3", kind=DataKind.SYNTHETIC, sites=5
+            "twin_block_validation", ["sm_1km", "coarse_bilinear"], units="m3 m-3", kind=DataKind.SYNTHETIC, sites=5
         )
+        + _rows("twin_block_cv", ["sm_1km"], units="m3 m-3", kind=DataKind.SYNTHETIC, sites=12)
+        + _rows("twin_validation", ["sm_1km", "coarse_bilinear"], units="m3 m-3", kind=DataKind.SYNTHETIC, sites=5)
         + _rows("twin_cv", ["sm_1km"], units="m3 m-3", kind=DataKind.SYNTHETIC, sites=12),
     ),
     "tws_rec": ProductOutput(
@@ -174,12 +177,19 @@ def test_no_table_of_a_twin_proxy_or_non_independent_split_says_independent_stat
 
 def test_synthetic_twin_tables_say_so_in_their_heading_and_facts(client, stored):
     html = _page(client, "sm_1km")
-    for split in ("twin_validation", "twin_cv"):
+    # the spatial-block tables come first; the random ones after them, saying they are inflated
+    assert html.index('id="validation-twin_block_validation"') < html.index('id="validation-twin_validation"')
+    assert "inflated" in _heading(html, "validation-twin_validation")
+    for split in ("twin_block_validation", "twin_block_cv", "twin_validation", "twin_cv"):
         facts = _heading(html, f"validation-{split}")
         assert "SYNTHETIC twin" in facts and 'data-kind="synthetic twin"' in facts
         assert "Data kind: synthetic twin" in facts and "(not independent)" in facts
-    facts = _heading(_page(client, "sm_mlda"), "validation-real_withheld")
+    html = _page(client, "sm_mlda")
+    facts = _heading(html, "validation-real_withheld")
     assert 'data-kind="real"' in facts and "Data kind: real data" in facts and "3 grid points" in facts
+    # the whole-month hold-out is the headline, the single-day one comes after it and says it is inflated
+    assert html.index('id="validation-real_withheld_months"') < html.index('id="validation-real_withheld"')
+    assert "inflated" in facts and "by calendar month" in _heading(html, "validation-real_withheld_months")
 
 
 @pytest.mark.parametrize("key", ["sm_1km", "sm_mlda"])
@@ -190,7 +200,7 @@ def test_a_twin_table_has_no_seed_figure_beside_it(client, stored, key):
     ours = re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td><td>[^<]*</td></tr>", compare)
     assert ours and set(ours) == {"–"}  # the twin's scores are never in the "this portal" column
     assert 'id="published-alone"' in html
-    for split in ("twin_validation", "twin_insitu", "twin_cv"):
+    for split in ("twin_block_validation", "twin_block_cv", "twin_validation", "twin_insitu", "twin_cv"):
         if f'id="validation-{split}"' in html:
             section = _heading(html, f"validation-{split}") + _table(html, f"validation-{split}")
             for key_, value in seed.items():
@@ -226,7 +236,7 @@ def test_the_version_lists_each_validation_table_with_its_split_units_reference_
 def test_the_tables_speak_chinese(client, stored):
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
     html = _page(client, "sm_1km")
-    assert "合成孪生：从未用于训练的保留站点" in html and "数据类型" in html and "本版本的验证表" in html
+    assert "合成孪生：按整块空间区块留出的站点" in html and "数据类型" in html and "本版本的验证表" in html
     assert "No table of this version" not in html and "绝不与合成孪生" in html
 
 

@@ -159,6 +159,37 @@ def test_published_files_carry_the_records_discovery_metadata(published):
 
 
 @pytest.mark.django_db
+def test_every_published_file_says_its_data_kind(published):
+    """Issue 16: every output file carries its data kind (real, synthetic twin, proxy experiment): NetCDF and
+    GeoTIFF as an attribute or tag, a CSV as a column (it has no global attributes), JSON by key."""
+    import json
+
+    import pandas as pd
+    import rasterio
+
+    from products.data_kind import DataKind
+
+    kinds = {k.value for k in DataKind}
+    product, version = published
+    for f in version.files.all():
+        path = Path(settings.DATA_ROOT) / f.path
+        if f.name.endswith(".nc"):
+            with netCDF4.Dataset(path) as nc:
+                assert nc.getncattr("data_kind") in kinds, f.name
+        elif f.name.endswith(".tif"):
+            with rasterio.open(path) as tif:
+                assert tif.tags().get("data_kind") in kinds, f.name
+        elif f.name.endswith(".csv"):
+            column = pd.read_csv(path)["data_kind"]
+            assert len(column) and set(column) <= kinds, f.name
+        elif f.name.endswith(".json"):
+            document = json.loads(path.read_text())
+            assert document.get("data_kind") in kinds or set(document) & kinds, f.name
+        else:
+            raise AssertionError(f"{f.name}: no data-kind check for this kind of file")
+
+
+@pytest.mark.django_db
 def test_a_second_stamp_renumbers_the_file_and_replaces_the_publish_history_line(published, tmp_path):
     import shutil
 
