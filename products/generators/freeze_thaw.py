@@ -466,9 +466,10 @@ class Variogram:
     ----------
     lags : numpy.ndarray
         float64 (n_bins,), centre of each distance bin (degrees, see :func:`empirical_variogram`).
-    gamma : dict of str to numpy.ndarray
+    gamma : dict of str to numpy.ndarray or None
         Field name -> float64 (n_bins,), semivariance of the bin divided by the field's variance over
-        the sampled points (1 = no more alike than two points drawn at random); NaN in an empty bin.
+        the sampled points (1 = no more alike than two points drawn at random); NaN in an empty bin;
+        None for a field constant over the sampled points (no variance to divide by).
     pairs : numpy.ndarray
         int64 (n_bins,), pairs of points in each bin.
     variance : dict of str to float
@@ -480,7 +481,7 @@ class Variogram:
     """
 
     lags: np.ndarray
-    gamma: dict[str, np.ndarray]
+    gamma: dict[str, np.ndarray | None]
     pairs: np.ndarray
     variance: dict[str, float]
     max_lag: float
@@ -798,7 +799,7 @@ class FitResult:
         Training rows actually used (after ``max_train_samples``).
     """
 
-    model: object
+    model: ExtraTreesClassifier
     params: dict
     metrics: dict
     selection: list[dict]

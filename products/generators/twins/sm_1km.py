@@ -440,6 +440,8 @@ def run_twin(
         params=params,
         range_fraction=range_fraction,
     )
+    if twin.satellite is None or twin.reanalysis is None:
+        raise ValueError("the twin was built without coarse products (with_coarse=False)")
     gaps = np.isnan(twin.satellite)
     coarse_scores = {
         "matched": float(np.sqrt(np.nanmean((seamless.sm[gaps] - twin.block_mean_truth[gaps]) ** 2))),
