@@ -190,6 +190,10 @@ INSTALLED_APPS = [
     "portal.catalog",
     "portal.api",
     "portal.subsets",
+    "portal.maps",
+    "portal.validation",
+    "portal.compare",
+    "portal.closure",
     "ingestion",
     "products",
 ]

@@ -18,6 +18,11 @@ urlpatterns = [
     path("accounts/", include("portal.accounts.urls", namespace="accounts")),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    # issue 17: each package's urls.py holds full paths (pages and their /api/ answers)
+    path("", include("portal.maps.urls", namespace="maps")),
+    path("", include("portal.validation.urls", namespace="validation")),
+    path("", include("portal.compare.urls", namespace="compare")),
+    path("", include("portal.closure.urls", namespace="closure")),
     path("api/edr/", include("portal.edr.urls", namespace="edr")),
     path("api/records/", include("portal.records.urls", namespace="records")),
     path("api/stac/", include("portal.stac.urls", namespace="stac")),

@@ -1,0 +1,1 @@
+"""closure (issue 17): see the module docstrings."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ClosureConfig(AppConfig):
+    name = "portal.closure"
+    label = "portal_closure"

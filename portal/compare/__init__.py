@@ -1,0 +1,1 @@
+"""compare (issue 17): see the module docstrings."""

@@ -1,0 +1,1 @@
+"""maps (issue 17): see the module docstrings."""

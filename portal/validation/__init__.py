@@ -1,0 +1,1 @@
+"""validation (issue 17): see the module docstrings."""
