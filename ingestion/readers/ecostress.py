@@ -10,7 +10,9 @@ Folder ``ECOv002_calval_tables/``:
   ``SM_surf``, ``SM_rz`` (m3 m-3). Satellite: ``LST`` (K), ``NDVI``, ``albedo``. Model
   instantaneous LE (W m-2): ``STICinst``, ``BESSinst``, ``MOD16inst``, ``PTJPLSMinst``, ``JET``
   (the median of the four, as the package's ``plot_funcs`` computes it) and ``ETinst`` (PT-JPL
-  Collection 1). ``Ta`` is the ECOSTRESS (GEOS-5 FP) air temperature.
+  Collection 1). Gridded meteorology at the tower's pixel, the inputs of the ECOSTRESS models (no tower
+  data): ``Ta`` (degC) and ``RH`` (fraction 0-1), the GEOS-5 FP air temperature and relative humidity,
+  and ``Rn``, ``Rg`` (W m-2), the ECOSTRESS net radiation and incoming shortwave (global) radiation.
 * ``metadata_ebc_filt.csv`` -- the companion: ``Site ID``, ``Name``, ``Lat``, ``Long``, ``Elev`` (m),
   ``Veg`` (IGBP) of 121 towers.
 * ``orbit_scene_tile.csv`` -- ECOSTRESS orbit/scene/tile per overpass; not read.
@@ -35,7 +37,7 @@ from .base import PointData, ReaderError
 from .flux import check_time_order, finish, le_to_et, long_table, station_table
 from .tables import read_table
 
-READER_VERSION = "1.0"
+READER_VERSION = "1.1"
 FILE_PATTERNS = ("combined_eco_flux_EC_filtered.csv",)
 METADATA = "metadata_ebc_filt.csv"
 NETWORK = "AmeriFlux"
@@ -57,6 +59,14 @@ OBSERVED = {
     "NDVI": ("ndvi", "1", 1.0),
     "albedo": ("albedo", "1", 1.0),
 }
+# column -> (variable, units, factor); gridded meteorology at the tower's pixel (available without a tower). The
+# names are those products.generators.et_fusion.GRIDDED_FORCING expects.
+GRIDDED = {
+    "Ta": ("ta_geos5", "degC", 1.0),
+    "RH": ("rh_geos5", "%", 100.0),
+    "Rn": ("netrad_ecostress", "W m-2", 1.0),
+    "Rg": ("sw_in_ecostress", "W m-2", 1.0),
+}
 # model column -> suffix of le_<model> / et_<model>
 MODELS = {
     "STICinst": "stic",
@@ -69,6 +79,18 @@ MODELS = {
 # values that mark no retrieval (0 W m-2 in every model on failed scenes) or BESS' cap, dropped as the package's
 # quick_look_plots_filt does
 FILL_VALUES = {"BESSinst": (0.0, 1000.0), **{c: (0.0,) for c in MODELS if c != "BESSinst"}}
+# Rn exactly 0 W m-2 marks the same failed scenes (every model 0 there; a daytime net radiation is never exactly 0)
+FILL_VALUES["Rn"] = (0.0,)
+# Relative humidity columns hold fractions: above 1.5 the file is in %, an error; otherwise outside [0, 1] the
+# value is impossible and dropped.
+RH_FRACTIONS = ("RH_percentage", "RH")
+RH_UNIT_LIMIT = 1.5
+# Incoming shortwave below -SW_NOISE W m-2 is impossible (not sensor or model noise around 0) and dropped.
+SHORTWAVE = ("SW_IN", "Rg")
+SW_NOISE = 10.0
+# Air temperature columns (degC): outside this range the file is in K or corrupt, an error.
+AIR_TEMPERATURE = ("AirTempC", "Ta")
+TA_RANGE_DEGC = (-90.0, 70.0)
 REQUIRED = ("ID", TIME_COLUMN, "LE_filt", "LEcorr50", "Ta", *MODELS)
 
 
@@ -126,6 +148,32 @@ def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
     )
 
 
+def plausible(column: str, values: np.ndarray) -> np.ndarray:
+    """A column's values with fill values and physically impossible values set to NaN.
+
+    Parameters
+    ----------
+    column : str
+        The CSV column (decides the rule: :data:`FILL_VALUES`, :data:`RH_FRACTIONS`, :data:`SHORTWAVE`).
+    values : numpy.ndarray of float, shape (n,)
+        The column's values in the file's units (RH as a fraction 0-1, radiation in W m-2).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n,)
+        A copy; NaN where the value is a fill value of the column, a relative humidity outside [0, 1],
+        or an incoming shortwave below ``-SW_NOISE`` W m-2.
+    """
+    v = np.asarray(values, dtype="float64").copy()
+    drop = np.isin(v, FILL_VALUES.get(column, ()))
+    if column in RH_FRACTIONS:
+        drop |= (v < 0) | (v > 1)
+    if column in SHORTWAVE:
+        drop |= v < -SW_NOISE
+    v[drop] = np.nan
+    return v
+
+
 def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None = None) -> PointData:
     """Read the ECOSTRESS cal/val overpass table with its tower metadata.
 
@@ -148,6 +196,10 @@ def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None =
           ``netrad``, ``g``, ``sw_in`` (W m-2), ``ta`` (degC), ``rh`` (%, from the fraction
           RH_percentage), ``swc`` (surface), ``swc_rz`` (root zone) (m3 m-3);
         * satellite: ``lst`` (K), ``ndvi``, ``albedo`` (1);
+        * gridded meteorology at the tower's pixel (no tower data; the inputs of the ECOSTRESS models):
+          ``ta_geos5`` (degC, Ta) and ``rh_geos5`` (%, from the fraction RH), GEOS-5 FP;
+          ``netrad_ecostress`` (Rn) and ``sw_in_ecostress`` (Rg), ECOSTRESS net and incoming shortwave
+          radiation (W m-2); Rn = 0 (failed scene, every model 0) dropped;
         * models, LE in W m-2: ``le_stic``, ``le_bess``, ``le_mod16``, ``le_ptjplsm``, ``le_jet``,
           ``le_ptjpl`` (ETinst, PT-JPL Collection 1); values 0 (no retrieval) and BESS 1000 (cap)
           dropped;
@@ -155,12 +207,17 @@ def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None =
           ``et``, ``et_ebc``, ``et_stic``, ``et_bess``, ``et_mod16``, ``et_ptjplsm``, ``et_jet``,
           ``et_ptjpl``; T = tower AirTempC, else the ECOSTRESS air temperature ``Ta``.
 
+        Physically impossible values are dropped, as fill values are: relative humidity (RH_percentage,
+        RH) outside the fraction range [0, 1], incoming shortwave (SW_IN, Rg) below ``-SW_NOISE``
+        (-10 W m-2; smaller negatives are kept as noise around 0).
+
     Raises
     ------
     ReaderError
         Header over the size limits, non-UTF-8 text, a missing column, an unparsable overpass time,
-        a tower with duplicated or out-of-order overpass times, RH_percentage above 1.5 (not a
-        fraction), a tower missing from the metadata, or an error of :func:`read_metadata`.
+        a tower with duplicated or out-of-order overpass times, RH_percentage or RH above 1.5 (not a
+        fraction), AirTempC or Ta outside -90 to 70 degC (not degC), a tower missing from the metadata,
+        or an error of :func:`read_metadata`.
 
     References
     ----------
@@ -168,7 +225,9 @@ def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None =
     """
     path = Path(path)
     metadata = Path(metadata) if metadata is not None else path.with_name(METADATA)
-    table = read_table(path, required=REQUIRED, optional=OBSERVED, text=("ID", TIME_COLUMN), what="ECOSTRESS cal/val")
+    table = read_table(
+        path, required=REQUIRED, optional={**OBSERVED, **GRIDDED}, text=("ID", TIME_COLUMN), what="ECOSTRESS cal/val"
+    )
     d = table.data
     codes = d["ID"].fillna("").str.strip()
     raw = d[TIME_COLUMN].astype("string").str.strip()
@@ -192,13 +251,23 @@ def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None =
     for code in pd.unique(codes):
         rows = np.flatnonzero((codes == code).to_numpy())
         check_time_order(path, time[rows], lines[rows], TIME_COLUMN)
-    if "RH_percentage" in d and (bad := np.flatnonzero(d["RH_percentage"] > 1.5)).size:
-        raise ReaderError(
-            path,
-            f"expected relative humidity as a fraction 0-1, found {d['RH_percentage'].iloc[bad[0]]}",
-            line=table.line(bad[0]),
-            field="RH_percentage",
-        )
+    for column in (c for c in RH_FRACTIONS if c in d):
+        if (bad := np.flatnonzero(d[column] > RH_UNIT_LIMIT)).size:
+            raise ReaderError(
+                path,
+                f"expected relative humidity as a fraction 0-1, found {d[column].iloc[bad[0]]}",
+                line=table.line(bad[0]),
+                field=column,
+            )
+    for column in (c for c in AIR_TEMPERATURE if c in d):
+        low, high = TA_RANGE_DEGC
+        if (bad := np.flatnonzero((d[column] < low) | (d[column] > high))).size:
+            raise ReaderError(
+                path,
+                f"expected air temperature in degC ({low:g} to {high:g}), found {d[column].iloc[bad[0]]}",
+                line=table.line(bad[0]),
+                field=column,
+            )
     towers = read_metadata(metadata).set_index("code")
     if (missing := np.flatnonzero(~codes.isin(towers.index).to_numpy())).size:
         i = int(missing[0])
@@ -208,7 +277,9 @@ def read_ecostress(path: str | os.PathLike, metadata: str | os.PathLike | None =
     for code in pd.unique(codes):
         rows = np.flatnonzero((codes == code).to_numpy())
         series = [
-            (var, d[c].to_numpy()[rows] * factor, units, "") for c, (var, units, factor) in OBSERVED.items() if c in d
+            (var, plausible(c, d[c].to_numpy()[rows]) * factor, units, "")
+            for c, (var, units, factor) in {**OBSERVED, **GRIDDED}.items()
+            if c in d
         ]
         for c, model in MODELS.items():
             v = d[c].to_numpy()[rows]

@@ -524,6 +524,78 @@ def test_ecostress_drops_model_fill_values(eco, eco_raw):
     assert not bess["value"].isin([0.0, 1000.0]).any()
 
 
+def test_ecostress_gridded_meteorology_equals_the_csv_columns(eco, eco_raw):
+    # Ta, RH (GEOS-5 FP) and Rn, Rg (ECOSTRESS) at the tower's pixel: inputs a grid cell without a tower has
+    raw = eco_raw.assign(time=pd.to_datetime(eco_raw["eco_time_utc"])).set_index(["ID", "time"])
+    kept = {
+        "ta_geos5": (raw["Ta"], "degC"),
+        "rh_geos5": (raw["RH"] * 100, "%"),
+        "netrad_ecostress": (raw["Rn"][raw["Rn"] != 0], "W m-2"),  # 0: failed scene (every model 0 there too)
+        "sw_in_ecostress": (raw["Rg"][raw["Rg"] >= -10], "W m-2"),  # below -10 W m-2: impossible, dropped
+    }
+    for variable, (want, units) in kept.items():
+        got = eco.observations[eco.observations["variable"] == variable]
+        assert set(got["units"]) == {units}, variable
+        got = got.set_index(["station", "time"])["value"]
+        assert len(got) == len(want), variable
+        np.testing.assert_allclose(got.sort_index(), want.sort_index(), rtol=1e-12, err_msg=variable)
+    # what the real table holds: two failed scenes (Rn 0, every model 0) and one Rg of -23.8 W m-2 (US-MMS, 08 h)
+    assert (eco_raw["Rn"] == 0).sum() == 2 and (eco_raw.loc[eco_raw["Rn"] == 0, "JET"] == 0).all()
+    assert (eco_raw["Rg"] < -10).sum() == 1
+    assert eco_raw["RH"].between(0, 1).all()
+
+
+def test_ecostress_gridded_meteorology_has_the_names_the_fusion_expects(eco):
+    from products.generators import et_fusion
+
+    present = set(eco.observations["variable"])
+    assert set(et_fusion.GRIDDED_FORCING) <= present
+    assert set(et_fusion.OFF_TOWER_INPUTS) <= present
+    # the gridded series are not the tower's own: GEOS-5 Ta differs from the tower AirTempC at most overpasses
+    wide = eco.observations.pivot_table(index=["station", "time"], columns="variable", values="value")
+    assert (wide["ta_geos5"] - wide["ta"]).abs().median() > 0.5
+
+
+def eco_copy(tmp_path, **changes) -> Path:
+    """The real ECOSTRESS table with ``changes`` {column: {row: value}} written to tmp_path (metadata beside it)."""
+    frame = pd.read_csv(ECO_TABLE)
+    for column, rows in changes.items():
+        for row, value in rows.items():
+            frame.loc[row, column] = value
+    path = tmp_path / ECO_TABLE.name
+    frame.to_csv(path, index=False)
+    shutil.copy(ECO_DIR / "metadata_ebc_filt.csv", tmp_path)
+    return path
+
+
+def test_ecostress_drops_physically_impossible_meteorology(tmp_path):
+    # row 0 is US-NC3 2019-10-02 19:09:40
+    path = eco_copy(tmp_path, RH={0: 1.2}, Rg={0: -50.0, 1: -5.0}, RH_percentage={1: -0.1}, SW_IN={2: -40.0})
+    obs = ecostress.read(path).observations.set_index(["station", "time", "variable"])["value"]
+    raw = pd.read_csv(path)
+    key = [(raw.loc[i, "ID"], pd.Timestamp(raw.loc[i, "eco_time_utc"])) for i in range(3)]
+    assert (*key[0], "rh_geos5") not in obs.index  # RH fraction 1.2: impossible
+    assert (*key[0], "sw_in_ecostress") not in obs.index  # -50 W m-2: beyond noise
+    assert obs[(*key[1], "sw_in_ecostress")] == -5.0  # -5 W m-2: noise around 0, kept
+    assert (*key[1], "rh") not in obs.index
+    assert (*key[2], "sw_in") not in obs.index
+    assert obs[(*key[0], "ta_geos5")] == pytest.approx(raw.loc[0, "Ta"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "column, value, pattern",
+    [
+        ("RH", 56.0, r"line 3: field 'RH': expected relative humidity as a fraction 0-1, found 56.0"),
+        ("RH_percentage", 63.7, r"line 3: field 'RH_percentage': expected relative humidity as a fraction 0-1"),
+        ("Ta", 297.4, r"line 3: field 'Ta': expected air temperature in degC \(-90 to 70\), found 297.4"),
+        ("AirTempC", -300.0, r"line 3: field 'AirTempC': expected air temperature in degC"),
+    ],
+)
+def test_ecostress_rejects_meteorology_in_the_wrong_units(tmp_path, column, value, pattern):
+    with pytest.raises(ReaderError, match=rf"combined_eco_flux_EC_filtered.csv: {pattern}"):
+        ecostress.read(eco_copy(tmp_path, **{column: {1: value}}))
+
+
 # --- the bad-input corpus -------------------------------------------------------------------------------
 
 
