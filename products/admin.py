@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
 
 from .models import GenerationRun, ValidationResult
@@ -37,6 +38,7 @@ class GenerationRunAdmin(admin.ModelAdmin):
         "log",
         "error",
         "version",
+        "compare_with_previous",
     ]
     inlines = [ValidationResultInline]
     actions = ["regenerate"]
@@ -49,6 +51,16 @@ class GenerationRunAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
         return format_html('<span class="run-status run-{}">{}</span>', obj.status, obj.get_status_display())
+
+    @admin.display(description="compare")
+    def compare_with_previous(self, obj):
+        """A link to the comparison of the run's version with the dataset's previous version (portal.compare)."""
+        version = obj.version
+        previous = version and version.dataset.versions.filter(number__lt=version.number).order_by("-number").first()
+        if not previous:
+            return "-"
+        url = reverse("compare:page", args=[version.dataset_id]) + f"?a={previous.number}&b={version.number}"
+        return format_html('<a href="{}">v{} against v{}</a>', url, version.number, previous.number)
 
     @admin.action(description="Run the same product again (enqueue a Celery run)")
     def regenerate(self, request, queryset):

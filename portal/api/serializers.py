@@ -49,10 +49,19 @@ class VersionSerializer(serializers.ModelSerializer):
     files = DatasetFileSerializer(many=True, read_only=True)
     validation = serializers.SerializerMethodField()
     lineage = serializers.SerializerMethodField()
+    superseded_by = serializers.SerializerMethodField()
 
     class Meta:
         model = DatasetVersion
-        fields = ["number", "published_at", "lineage", "files", "validation"]
+        fields = ["number", "published_at", "superseded_by", "lineage", "files", "validation"]
+
+    def get_superseded_by(self, obj) -> int | None:
+        """The number of the dataset's latest version when this one is not it (superseded), else None.
+
+        Every published version stays downloadable, subsettable and queryable (``version=`` of the
+        grid actions); compare two at ``/api/datasets/{id}/compare/?a=&b=``."""
+        latest = max(v.number for v in obj.dataset.versions.all())  # prefetched with the record
+        return latest if latest != obj.number else None
 
     def get_lineage(self, obj) -> dict:
         """The run's lineage; input paths relative to the data root (no server path is published)."""
