@@ -43,7 +43,9 @@ def subset_form_context(dataset: Dataset) -> dict | None:
         ``{"name", "units", "long_name"}``), ``lon`` / ``lat`` (cell-edge extent, degrees),
         ``resolution`` ((dlon, dlat) degrees), ``shape`` ((n_lon, n_lat)), ``time`` ((first,
         last) ISO dates) and ``steps``. None when the dataset has no version or the latest
-        version holds no readable grid.
+        version holds no readable grid. ``versions``: the latest number and those of the older
+        versions the same form can cut (the same grid files, variables and grid; their period may
+        differ: the subset API says so, naming ``time``), newest first.
     """
     versions = sorted(dataset.versions.all(), key=lambda v: -v.number)
     if not versions:
@@ -54,12 +56,27 @@ def subset_form_context(dataset: Dataset) -> dict | None:
         return None
     return {
         "version": version.number,
+        "versions": [version.number, *_same_form(versions[1:], grids)],
         "api": reverse("api:dataset-detail", args=[dataset.id]),
         "login": dataset.share_type == Dataset.ShareType.LOGIN,
         "grids": grids,
         "kinds": KIND_FORMATS,
         "formats": [(f, FORMAT_LABELS.get(f, f)) for f in core.FORMATS],
     }
+
+
+def _same_form(older: list[DatasetVersion], grids: list[dict]) -> list[int]:
+    """The numbers of the ``older`` versions whose grids match the latest's ``grids`` (files, variables, cells)."""
+    shape = [(g["file"], [v["name"] for v in g["variables"]], g["shape"], g["resolution"]) for g in grids]
+    same = []
+    for version in older:
+        try:
+            theirs = [g for g in (_grid(f) for f in _netcdf_files(version)) if g is not None]
+        except core.SubsetError:
+            continue
+        if [(g["file"], [v["name"] for v in g["variables"]], g["shape"], g["resolution"]) for g in theirs] == shape:
+            same.append(version.number)
+    return same
 
 
 def _netcdf_files(version: DatasetVersion) -> list[DatasetFile]:
