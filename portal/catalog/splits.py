@@ -91,10 +91,10 @@ SPLITS: dict[str, SplitInfo] = {
         True,
         DataKind.REAL,
         _(
-            "Instantaneous ET at the satellite overpass (mm h-1). The fused model takes only the ECOSTRESS "
-            "products and their land-surface temperature, NDVI and albedo at the tower pixel: inputs that exist "
-            "where there is no tower. The gridded ET of this dataset is made by the five-driver tower model, not "
-            "by this fusion."
+            "Instantaneous ET at the satellite overpass (mm h-1). The fused model takes only inputs that exist "
+            "where there is no tower, at the tower's pixel: the ECOSTRESS products and their land-surface "
+            "temperature, NDVI and albedo, GEOS-5 FP air temperature and humidity and ECOSTRESS net and shortwave "
+            "radiation. The gridded ET of this dataset is made by the five-driver tower model, not by this fusion."
         ),
     ),
     "fusion_upper_bound_tower_met": SplitInfo(
