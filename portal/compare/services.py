@@ -197,8 +197,8 @@ def _selected_grid(
         chosen = (fa, fb, ds_a, ds_b, variable or common[0], times)
     if file and file not in names:
         raise CompareError("file", f"file: expected one of {names} (NetCDF grids in both versions)")
-    if chosen is None:
-        for ds in opened:
+    for ds in opened:  # every store opened but the chosen pair's (closed by the caller)
+        if chosen is None or (ds is not chosen[2] and ds is not chosen[3]):
             ds.close()
     return grids, chosen
 
