@@ -1,0 +1,414 @@
+"""Map previews of published grids: layers, rendering one time step to PNG, legends, values at a point.
+
+The services layer behind the dataset page's map, the PNG endpoints and OGC WMS (:mod:`portal.maps.wms`).
+Values are read from the map-chunked cube store (:func:`portal.subsets.services.open_cube` with
+``layout="map"``: one chunk per time step for grids up to 2**21 cells), only the rows and columns
+under the requested pixels (orthogonal indexing), and drawn by the pure :mod:`portal.maps.render`.
+
+Caching: published versions are immutable, so a rendered PNG is kept as a file under
+``DATA_ROOT/maps-cache/<sha256 of the NetCDF>/`` keyed by (variable, time step, bbox, size) and written
+atomically (:func:`products.methods.files.atomic_path`); the colour range of a variable (sampled once
+from three time steps) is kept there too. The key holds the file's checksum, so a new version (or a
+file replaced in tests) never reads a stale image. No access checks here: the views check
+:func:`portal.catalog.access.decide` before calling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+
+from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
+from portal.subsets import services as subsets
+from portal.subsets.grids import GridInfo, grid_info
+from products.methods.files import atomic_path
+
+from . import render
+
+SAMPLE_CELLS = 2**18
+"""Cells read per sampled time step to fit a colour range (strided)."""
+
+
+class MapError(ValueError):
+    """A bad map request: ``field`` names the parameter, ``code`` the OGC WMS exception code."""
+
+    def __init__(self, field: str, message: str, code: str = "InvalidParameterValue", status: int = 400):
+        super().__init__(message)
+        self.field, self.code, self.status = field, code, status
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One drawable variable of a published grid.
+
+    Attributes
+    ----------
+    name : str
+        ``<dataset id>:<variable>``, or ``<dataset id>:<file stem>:<variable>`` when the version holds
+        several grids.
+    dataset, version, file : the records
+    variable : str
+    info : GridInfo
+    attrs : dict
+        The variable's CF attributes (units, long_name, flag_values, flag_meanings, ...).
+    """
+
+    name: str
+    dataset: Dataset
+    version: DatasetVersion
+    file: DatasetFile
+    variable: str
+    info: GridInfo
+    attrs: dict
+
+    @property
+    def title(self) -> str:
+        label = self.attrs.get("long_name") or self.variable
+        return f"{self.dataset.title_en or self.dataset.title_cn or self.dataset.id}: {label}"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def version_layers(version: DatasetVersion) -> list[Layer]:
+    """The layers of a version: one per ``(time, lat, lon)`` variable of each gridded NetCDF."""
+    grids = [
+        (f, info)
+        for f in sorted(version.files.all(), key=lambda f: f.name)
+        if f.name.endswith(".nc") and (info := grid_info(f)) is not None
+    ]
+    layers = []
+    for f, info in grids:
+        meta = subsets.planning_view(f)
+        for variable, _kind, _attrs in info.parameters:
+            prefix = version.dataset_id if len(grids) == 1 else f"{version.dataset_id}:{Path(f.name).stem}"
+            attrs = {k: _plain(v) for k, v in meta[variable].attrs.items()}
+            layers.append(Layer(f"{prefix}:{variable}", version.dataset, version, f, variable, info, attrs))
+    return layers
+
+
+def dataset_layers(dataset: Dataset, number: str | int | None = None) -> list[Layer]:
+    """The layers of version ``number`` of ``dataset`` (the latest when empty); [] without a grid.
+
+    Raises
+    ------
+    MapError
+        ``version``: not a version number or no such published version.
+    """
+    try:
+        version = subsets.latest_version(dataset, number)
+    except ValueError as exc:
+        if number in (None, ""):
+            return []
+        raise MapError("version", str(exc)) from None
+    return version_layers(version)
+
+
+def find_layer(dataset: Dataset, variable: str | None, number=None, file: str | None = None) -> Layer:
+    """The layer of ``variable`` (the first when empty) in version ``number`` (``file``: the NetCDF name).
+
+    Raises
+    ------
+    MapError
+        ``version`` as :func:`dataset_layers`; ``variable`` (code LayerNotDefined) when no such layer.
+    """
+    layers = dataset_layers(dataset, number)
+    if file:
+        layers = [la for la in layers if la.file.name == file]
+    if variable:
+        layers = [la for la in layers if la.variable == variable]
+    if not layers:
+        raise MapError(
+            "variable",
+            f"{dataset.id} has no map layer {variable or ''} {('in ' + file) if file else ''}".strip(),
+            "LayerNotDefined",
+            404,
+        )
+    return layers[0]
+
+
+def layer_by_name(name: str) -> tuple[Dataset, Layer]:
+    """The layer named ``name`` in WMS (``<dataset id>:<variable>`` or ``<dataset id>:<stem>:<variable>``).
+
+    Raises
+    ------
+    MapError
+        ``LAYERS``, code LayerNotDefined.
+    """
+    parts = name.split(":")
+    dataset = Dataset.objects.filter(id=parts[0]).first() if len(parts) in (2, 3) else None
+    if dataset is not None:
+        for layer in dataset_layers(dataset):
+            if layer.name == name:
+                return dataset, layer
+    raise MapError("LAYERS", f"no layer {name[:200]!r}: see GetCapabilities", "LayerNotDefined")
+
+
+# --------------------------------------------------------------------------- time steps
+
+
+def time_steps(layer: Layer) -> list[pd.Timestamp]:
+    """The layer's time steps."""
+    return [pd.Timestamp(t) for t in subsets.planning_view(layer.file)["time"].values]
+
+
+def time_index(layer: Layer, text: str | None, field: str = "time") -> int:
+    """Index of the time step ``text`` names (ISO 8601 instant or date; empty or "current": the last).
+
+    A date names the step that falls on it. Raises :class:`MapError` (InvalidDimensionValue) otherwise.
+    """
+    steps = time_steps(layer)
+    if text in (None, "", "current"):
+        return len(steps) - 1
+    try:
+        when = pd.Timestamp(str(text).strip())
+    except (ValueError, TypeError):
+        raise MapError(field, f"expected an ISO 8601 time, got {str(text)[:40]!r}", "InvalidDimensionValue") from None
+    if when.tzinfo is not None:
+        when = when.tz_convert("UTC").tz_localize(None)
+    for i, step in enumerate(steps):
+        if step == when:
+            return i
+    if len(str(text).strip()) <= 10:  # a date: the step on that day
+        for i, step in enumerate(steps):
+            if step.normalize() == when.normalize():
+                return i
+    raise MapError(
+        field,
+        f"{str(text)[:40]} is not a time step of {layer.name} ({steps[0]:%Y-%m-%d} .. {steps[-1]:%Y-%m-%d})",
+        "InvalidDimensionValue",
+    )
+
+
+# --------------------------------------------------------------------------- styles and caching
+
+
+def cache_dir(layer: Layer) -> Path:
+    """Where the layer's rendered images live (per file checksum: immutable)."""
+    key = layer.file.sha256 or hashlib.sha256(f"{layer.file.path}:{layer.file.size}".encode()).hexdigest()
+    return Path(settings.DATA_ROOT) / "maps-cache" / key[:32] / layer.variable
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+_STYLES: dict[tuple[str, str], tuple[render.Style, float, float]] = {}
+
+
+def style(layer: Layer) -> tuple[render.Style, float, float]:
+    """The layer's :class:`~portal.maps.render.Style` and colour range, fixed per version.
+
+    Sampled once from the first, middle and last time steps (strided to about ``SAMPLE_CELLS``
+    cells each), then kept in memory and as ``style.json`` beside the images.
+    """
+    key = (str(cache_dir(layer)), layer.variable)
+    if key in _STYLES:
+        return _STYLES[key]
+    path = cache_dir(layer) / "style.json"
+    if path.exists():
+        vmin, vmax, lo, hi = json.loads(path.read_text())
+    else:
+        steps = layer.info.steps
+        ny, nx = layer.info.shape[1], layer.info.shape[0]
+        stride = max(1, int(np.ceil(np.sqrt(ny * nx / SAMPLE_CELLS))))
+        with subsets.open_cube(layer.file, layout="map") as ds:
+            da = ds[layer.variable]
+            samples = np.concatenate(
+                [
+                    np.asarray(
+                        da.isel(time=t, lat=slice(None, None, stride), lon=slice(None, None, stride)).values,
+                        dtype=float,
+                    ).ravel()
+                    for t in sorted({0, steps // 2, steps - 1})
+                ]
+            )
+        finite = samples[np.isfinite(samples)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        first = render.choose_style(layer.variable, layer.attrs, (lo, hi))
+        vmin, vmax = render.value_range(samples, first, layer.attrs)
+        _write_atomic(path, json.dumps([vmin, vmax, lo, hi]).encode())
+    result = (render.choose_style(layer.variable, layer.attrs, (lo, hi)), vmin, vmax)
+    _STYLES[key] = result
+    return result
+
+
+def legend(layer: Layer) -> dict[str, Any]:
+    """The layer's legend as JSON (see :func:`portal.maps.render.legend`), with its name and variable."""
+    st, vmin, vmax = style(layer)
+    return {"layer": layer.name, "variable": layer.variable, **render.legend(st, vmin, vmax)}
+
+
+def legend_png(layer: Layer) -> bytes:
+    """The layer's legend image (cached file)."""
+    path = cache_dir(layer) / "legend.png"
+    if not path.exists():
+        _write_atomic(path, render.legend_png(*style(layer)))
+    return path.read_bytes()
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def check_size(width: Any, height: Any, names: tuple[str, str] = ("width", "height")) -> tuple[int, int]:
+    """Parse pixel sizes (1..:data:`portal.maps.render.MAX_PIXELS`). Raises :class:`MapError` naming the field."""
+    out = []
+    for name, value in zip(names, (width, height), strict=True):
+        text = str(value).strip() if value is not None else ""
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= render.MAX_PIXELS:
+            raise MapError(name, f"expected a whole number of pixels from 1 to {render.MAX_PIXELS}, got {text[:20]!r}")
+        out.append(int(text))
+    return out[0], out[1]
+
+
+def check_bbox(text: Any, field: str = "bbox", *, lat_first: bool = False) -> tuple[float, float, float, float]:
+    """Parse ``west,south,east,north`` (``south,west,north,east`` when ``lat_first``) in degrees.
+
+    ``east`` may be up to 540 (a map across the antimeridian); latitudes within -90..90.
+    Raises :class:`MapError` naming ``field``.
+    """
+    parts = str(text or "").split(",")
+    try:
+        if len(parts) != 4 or not all(p.strip().isascii() for p in parts):
+            raise ValueError
+        values = [float(p) for p in parts]
+    except ValueError:
+        order = "min_lat,min_lon,max_lat,max_lon" if lat_first else "min_lon,min_lat,max_lon,max_lat"
+        raise MapError(field, f"expected four numbers {order}, got {str(text)[:80]!r}") from None
+    west, south, east, north = (values[1], values[0], values[3], values[2]) if lat_first else values
+    if not all(np.isfinite(values)) or not (-90 <= south < north <= 90) or not (-540 <= west < east <= 540):
+        raise MapError(field, f"expected a box with min < max, latitudes in -90..90, got {str(text)[:80]!r}")
+    if east - west > 720:
+        raise MapError(field, "the box spans more than two turns of longitude")
+    return west, south, east, north
+
+
+def default_bbox(layer: Layer) -> tuple[float, float, float, float]:
+    """The grid's cell-edge extent (east beyond 180 across the antimeridian)."""
+    west, south, east, north = layer.info.bbox
+    return (west, south, east + 360 if east <= west else east, north)
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+def read_window(layer: Layer, t: int, bbox, width: int, height: int) -> np.ndarray:
+    """The ``(height, width)`` field under the pixels of ``bbox`` at time step ``t`` (nearest cell; NaN off the grid).
+
+    Reads only the rows and columns under the pixels from the map-chunked store.
+    """
+    meta = subsets.planning_view(layer.file)
+    lat, lon = np.asarray(meta["lat"].values, float), np.asarray(meta["lon"].values, float)
+    rows, cols = render.resample_plan(lat, lon, bbox, width, height)
+    used_rows, used_cols = np.unique(rows[rows >= 0]), np.unique(cols[cols >= 0])
+    if used_rows.size == 0 or used_cols.size == 0:
+        return np.full((height, width), np.nan)
+    with subsets.open_cube(layer.file, layout="map") as ds:
+        da = ds[layer.variable].isel(time=t)
+        r = slice(used_rows[0], used_rows[-1] + 1) if used_rows.size == used_rows[-1] - used_rows[0] + 1 else used_rows
+        c = slice(used_cols[0], used_cols[-1] + 1) if used_cols.size == used_cols[-1] - used_cols[0] + 1 else used_cols
+        block = np.asarray(da.isel(lat=r, lon=c).values, dtype=float)
+    return render.gather(block, rows, cols, used_rows, used_cols)
+
+
+def render_png(layer: Layer, t: int, bbox, width: int, height: int) -> bytes:
+    """PNG of time step ``t`` of ``layer`` over ``bbox`` (CRS84, west,south,east,north) at ``width`` x ``height``.
+
+    Cached as a file per (variable, step, bbox, size) of the version's file: a second call reads it back.
+    """
+    bbox = tuple(round(float(v), 6) for v in bbox)
+    path = cache_dir(layer) / f"{t}" / f"{_key(bbox, width, height)}.png"
+    if path.exists():
+        return path.read_bytes()
+    st, vmin, vmax = style(layer)
+    data = render.encode_png(render.colourise(read_window(layer, t, bbox, width, height), st, vmin, vmax))
+    _write_atomic(path, data)
+    return data
+
+
+def value_at(layer: Layer, t: int, lon: float, lat: float) -> dict[str, Any]:
+    """The value of the cell nearest to (``lon``, ``lat``) at step ``t``, with the cell's centre.
+
+    Returns
+    -------
+    dict
+        ``{"layer", "variable", "time", "lon", "lat", "value", "units"}``; ``value`` None off the grid or
+        where missing; for flags also ``"meaning"``.
+    """
+    meta = subsets.planning_view(layer.file)
+    lats, lons = np.asarray(meta["lat"].values, float), np.asarray(meta["lon"].values, float)
+    r = int(render.nearest_indices(lats, np.array([lat]))[0])
+    c = int(render.nearest_indices(lons, np.array([lon]), periodic=True)[0])
+    when = time_steps(layer)[t]
+    answer: dict[str, Any] = {
+        "layer": layer.name,
+        "variable": layer.variable,
+        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "units": str(layer.attrs.get("units", "")),
+        "lon": None,
+        "lat": None,
+        "value": None,
+    }
+    if r < 0 or c < 0:
+        return answer
+    with subsets.open_cube(layer.file, layout="map") as ds:
+        value = float(ds[layer.variable].isel(time=t, lat=r, lon=c).values)
+    answer.update(lon=float(lons[c]), lat=float(lats[r]), value=value if np.isfinite(value) else None)
+    flags = dict(render.parse_flags(layer.attrs))
+    if flags and answer["value"] is not None:
+        answer["meaning"] = next((m for v, m in flags.items() if np.isclose(v, value)), None)
+    return answer
+
+
+QUICKLOOK_SIZE = (360, 180)
+
+
+def quicklook_layer(version: DatasetVersion) -> Layer | None:
+    """The layer a version's quicklook shows (its first grid's first variable), or None without a grid."""
+    layers = version_layers(version)
+    return layers[0] if layers else None
+
+
+def quicklook(version: DatasetVersion) -> bytes | None:
+    """A quicklook PNG of a published grid version: its first variable's last time step over the grid's extent."""
+    layer = quicklook_layer(version)
+    if layer is None:
+        return None
+    return render_png(layer, layer.info.steps - 1, default_bbox(layer), *QUICKLOOK_SIZE)
+
+
+def page_config(version: DatasetVersion) -> dict[str, Any] | None:
+    """What the dataset page's map needs (JSON): the layers with their time steps and extent; None without a grid."""
+    layers = version_layers(version)
+    if not layers:
+        return None
+    out = []
+    for layer in layers:
+        steps = time_steps(layer)
+        out.append(
+            {
+                "name": layer.name,
+                "variable": layer.variable,
+                "file": layer.file.name,
+                "label": str(layer.attrs.get("long_name") or layer.variable),
+                "units": str(layer.attrs.get("units", "")),
+                "bbox": list(default_bbox(layer)),
+                "times": [s.strftime("%Y-%m-%d") if s == s.normalize() else s.isoformat() for s in steps],
+            }
+        )
+    return {"dataset": version.dataset_id, "version": version.number, "layers": out}
