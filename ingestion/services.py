@@ -154,7 +154,9 @@ def ingest_file(kind: str, path: Path, *, module: ModuleType | None = None, netw
         return FileResult(str(path), None, error=f"{path.name}: {exc}")
     checksum = combined_checksum(files)
     previous = IngestRun.objects.filter(kind=kind, source_path=str(path), status=IngestRun.Status.SUCCEEDED).first()
-    if previous and previous.checksum == checksum:
+    version = getattr(module, "READER_VERSION", "1")
+    # the same bytes read by the same reader version: nothing new; a newer reader (more variables) reads it again
+    if previous and previous.checksum == checksum and previous.reader_version == version:
         return FileResult(str(path), previous, skipped=True)
     run = IngestRun.objects.create(
         kind=kind,
@@ -162,7 +164,7 @@ def ingest_file(kind: str, path: Path, *, module: ModuleType | None = None, netw
         checksum=checksum,
         files=files,
         reader=module.__name__,
-        reader_version=getattr(module, "READER_VERSION", "1"),
+        reader_version=version,
     )
     try:
         if kind == "grid":

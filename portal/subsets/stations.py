@@ -267,6 +267,19 @@ VARIABLES: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "sw_in": ("incoming shortwave radiation", "surface_downwelling_shortwave_flux_in_air", ("W m-2",)),
     "ssrd": ("surface solar radiation downwards", "surface_downwelling_shortwave_flux_in_air", ("MJ m-2 d-1", "W m-2")),
     "rh": ("relative humidity", "relative_humidity", ("%", "1")),
+    # gridded meteorology at a tower's pixel (ECOSTRESS cal/val tables), not measured at the tower
+    "ta_geos5": ("air temperature, GEOS-5 FP at the tower's pixel", "air_temperature", ("degC", "K")),
+    "rh_geos5": ("relative humidity, GEOS-5 FP at the tower's pixel", "relative_humidity", ("%", "1")),
+    "netrad_ecostress": (
+        "net radiation, ECOSTRESS at the tower's pixel",
+        "surface_net_downward_radiative_flux",
+        ("W m-2",),
+    ),
+    "sw_in_ecostress": (
+        "incoming shortwave radiation, ECOSTRESS at the tower's pixel",
+        "surface_downwelling_shortwave_flux_in_air",
+        ("W m-2",),
+    ),
     "vpd": ("vapour pressure deficit", "water_vapor_saturation_deficit_in_air", ("hPa", "Pa")),
     "ustar": ("friction velocity", "magnitude_of_surface_friction_velocity_in_air", ("m s-1",)),
     "lai": ("leaf area index", "leaf_area_index", ("m2 m-2", "1")),

@@ -566,9 +566,9 @@ def products_against_towers(
 
 # --- stage 2: AutoML fusion of the products at towers, validated by leaving towers out -------
 # What a grid cell has without a tower: the satellite inputs of the ECOSTRESS products at the overpass
-# pixel (LST, NDVI, albedo), and gridded forcing sampled at the tower where it is ingested (the ECOSTRESS
+# pixel (LST, NDVI, albedo), and gridded forcing sampled at the tower (the ECOSTRESS
 # L3 meteorology: GEOS-5 FP air temperature and humidity, and the ECOSTRESS net and global radiation; the
-# cal/val tables hold them as Ta, RH, Rn, Rg, which the ECOSTRESS reader does not ingest yet).
+# cal/val tables hold them as Ta, RH, Rn, Rg, ingested by the ECOSTRESS reader since READER_VERSION 1.1).
 SATELLITE_INPUTS = ("lst", "ndvi", "albedo")
 GRIDDED_FORCING = ("ta_geos5", "rh_geos5", "netrad_ecostress", "sw_in_ecostress")
 OFF_TOWER_INPUTS = (*SATELLITE_INPUTS, *GRIDDED_FORCING)

@@ -106,7 +106,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
        GLEAM and ERA5-Land sharing ERA5 forcing, and the medians of a triplet with separate
        meteorology, ERA5-Land / GLDAS-2.1 Noah / MOD16, as its sensitivity).
     4. Stage 2, fusion: FLAML AutoML from the five ECOSTRESS model ET estimates and inputs available
-       off-tower (their satellite inputs; gridded meteorology where ingested) to tower ET, validated
+       off-tower (their satellite inputs; the gridded meteorology at the tower's pixel) to tower ET, validated
        by leaving towers out, beside each single product on the same samples
        (``et_fused_ecostress_towers.nc``; split ``fusion_held_out``). The same fusion with the
        tower's own meteorology is kept only as a labelled upper bound (variable

@@ -88,6 +88,20 @@ def test_files_already_loaded_from_elsewhere_merge_without_duplicating(shared_da
     assert Observation.objects.count() == before
 
 
+def test_a_newer_reader_reads_an_unchanged_file_again_and_replaces_its_rows(shared_data, tmp_path):
+    # e.g. ECOSTRESS READER_VERSION 1.1 reads four more columns of the same bytes: skipping it would keep them out
+    copy = _small_copy(shared_data, tmp_path, sites=(1,))
+    first = ingest("cardamom", copy, network="TEST").results[0]
+    assert ingest("cardamom", copy, network="TEST").results[0].skipped  # same bytes, same reader
+    IngestRun.objects.filter(id=first.run.id).update(reader_version="0.9")  # as if an older reader had read it
+    station = Station.objects.get(network="TEST", code="AR-SLu")
+    n_rows = Observation.objects.filter(station=station).count()
+    again = ingest("cardamom", copy, network="TEST").results[0]
+    assert not again.skipped and again.run.id != first.run.id and again.run.reader_version != "0.9"
+    assert Observation.objects.filter(station=station).count() == n_rows
+    assert set(Observation.objects.filter(station=station).values_list("ingest_run", flat=True)) == {again.run.id}
+
+
 def test_a_changed_file_replaces_the_rows_of_its_previous_run(shared_data, tmp_path):
     copy = _small_copy(shared_data, tmp_path, sites=(1,))
     first = ingest("cardamom", copy, network="TEST").results[0]
