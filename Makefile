@@ -58,23 +58,31 @@ db:
 
 run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PORT)/
 	mkdir -p $(VAR)
-	echo "importing the catalog records, ingesting every real data folder, generating the products"
+	echo "[run 1/10] importing the catalog records"
 	$(PY) manage.py import_records $(CATALOG)/*.json
+	echo "[run 2/10] ingesting every real data folder (per-file progress below; files already loaded are skipped)"
 	$(MAKE) --no-print-directory ingest
+	echo "[run 3/10] generating ET fusion (et_fusion; stages below; skipped when already published)"
 	$(PY) manage.py generate et_fusion --if-missing
+	echo "[run 4/10] generating soil moisture (sm_mlda)"
 	$(PY) manage.py generate sm_mlda --if-missing
+	echo "[run 5/10] generating freeze/thaw (freeze_thaw)"
 	$(PY) manage.py generate freeze_thaw --if-missing
+	echo "[run 6/10] generating 1 km soil moisture (sm_1km)"
 	$(PY) manage.py generate sm_1km --if-missing
+	echo "[run 7/10] generating terrestrial water storage (tws_rec)"
 	$(PY) manage.py generate tws_rec --if-missing
+	echo "[run 8/10] building the cube stores of the published grids"
 	$(PY) manage.py build_cubes
 	$(MAKE) --no-print-directory stop
-	echo "starting the Celery worker and the web server"
+	echo "[run 9/10] starting the Celery worker and the web server"
 	.venv/bin/celery -A portal worker --beat --schedule $(VAR)/celerybeat-schedule --detach --loglevel=INFO \
 	  --concurrency=1 --pidfile=$(VAR)/celery.pid --logfile=$(VAR)/celery.log
 	.venv/bin/gunicorn -c portal/gunicorn.conf.py portal.wsgi --bind $(HOST):$(PORT) --daemon --capture-output \
 	  --pid $(VAR)/gunicorn.pid --access-logfile $(VAR)/access.log --error-logfile $(VAR)/gunicorn.log
 	for i in $$(seq 30); do curl -sf -o /dev/null http://$(HOST):$(PORT)/ && break; sleep 1; done
 	curl -sf -o /dev/null http://$(HOST):$(PORT)/
+	echo "[run 10/10] making sure the admin account exists"
 	$(PY) manage.py ensure_admin --password-file $(VAR)/admin-password
 	echo "The portal is up at http://$(HOST):$(PORT)/ (admin: http://$(HOST):$(PORT)/admin/, user 'admin', password in $(VAR)/admin-password: $$(cat $(VAR)/admin-password))"
 	echo "Logs (500s with their traceback): $(VAR)/gunicorn.log, Celery: $(VAR)/celery.log; health: http://$(HOST):$(PORT)/health/; stop both with 'make stop'."

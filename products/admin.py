@@ -33,6 +33,7 @@ class GenerationRunAdmin(admin.ModelAdmin):
         "created_at",
         "started_at",
         "finished_at",
+        "progress",
         "timings",
         "summary",
         "log",
@@ -51,6 +52,24 @@ class GenerationRunAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
         return format_html('<span class="run-status run-{}">{}</span>', obj.status, obj.get_status_display())
+
+    @admin.display(description="current stage")
+    def progress(self, obj):
+        """Where the run is (``summary["progress"]``, kept by products.lineage.Stages): stage, n of m, share done."""
+        p = (obj.summary or {}).get("progress") if obj.status != obj.Status.SUCCEEDED else None
+        if not p:
+            return "-" if obj.status != obj.Status.QUEUED else "queued"
+        where = f"{p['number']} of {p['of']}" if p.get("of") else str(p["number"])
+        share = f", about {p['fraction']:.0%} of the last run's time" if p.get("fraction") is not None else ""
+        state = "failed in" if obj.status == obj.Status.FAILED else p["state"]
+        return format_html(
+            '<span class="run-progress">stage {} ({}): {}{}; done: {}</span>',
+            where,
+            state,
+            p["stage"],
+            share,
+            ", ".join(p.get("done") or []) or "-",
+        )
 
     @admin.display(description="compare")
     def compare_with_previous(self, obj):

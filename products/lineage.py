@@ -371,26 +371,74 @@ def append_log(run_id: int, message: str) -> None:
 
 
 class Stages:
-    """The stage timings of a run: ``with stages("tower_model"): ...`` times one stage.
+    """The stage timings and progress of a run: ``with stages("tower_model"): ...`` times one stage.
 
     Each stage that finishes stores its seconds (rounded to ms) under its name in
     ``GenerationRun.timings`` at once and logs "<name> done in <s> s"; a stage that raises records
-    nothing.
+    nothing. While the run goes on, ``GenerationRun.summary["progress"]`` says where it is (the
+    admin's run page shows it; the pipeline's own summary replaces it when the run is published, a
+    failed run keeps it, naming the stage that failed):
+
+    ``stage`` (the current or last stage), ``state`` (``running`` or ``done``), ``number`` (1-based),
+    ``of`` (the stages of the product's last succeeded run, None before the first), ``done`` (the
+    finished stages), ``fraction`` (0-1, the share of the last succeeded run's time spent in the
+    stages finished so far, None when unknown) and ``updated_at`` (ISO 8601, UTC).
+
+    Every callable in :attr:`listeners` is called with that dict at each change (the ``generate``
+    command draws its progress bar from it); a listener that raises is logged and ignored.
 
     Attributes
     ----------
     timings : dict
         Stage name -> seconds, in the order the stages finished.
+    progress : dict
+        The last progress stored.
     """
+
+    listeners: list = []
 
     def __init__(self, run: GenerationRun) -> None:
         self.run_id = run.id
         self.timings: dict[str, float] = {}
+        previous = (
+            GenerationRun.objects.filter(product=run.product, status=GenerationRun.Status.SUCCEEDED)
+            .exclude(id=run.id)
+            .order_by("-finished_at")
+            .values_list("timings", flat=True)
+            .first()
+        )
+        self.previous: dict[str, float] = {
+            k: float(v) for k, v in (previous or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)
+        }
+        self.progress: dict = {}
+
+    def _report(self, name: str, state: str) -> None:
+        total = sum(self.previous.values())
+        known = total > 0 and all(stage in self.previous for stage in self.timings)
+        self.progress = {
+            "stage": name,
+            "state": state,
+            "number": len(self.timings) + (1 if state == "running" else 0),
+            "of": len(self.previous) or None,
+            "done": list(self.timings),
+            "fraction": round(min(sum(self.previous[s] for s in self.timings) / total, 1.0), 3) if known else None,
+            "updated_at": timezone.now().isoformat(),
+        }
+        run = GenerationRun.objects.filter(id=self.run_id)
+        summary = run.values_list("summary", flat=True).first() or {}
+        run.update(summary={**summary, "progress": self.progress})
+        for listener in list(self.listeners):
+            try:
+                listener(dict(self.progress))
+            except Exception:  # a display must never fail a run
+                logger.exception("progress listener %r failed", listener)
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
+        self._report(name, "running")
         yield
         self.timings[name] = round(time.perf_counter() - started, 3)
         GenerationRun.objects.filter(id=self.run_id).update(timings=self.timings)
         append_log(self.run_id, f"{name} done in {self.timings[name]:.1f} s")
+        self._report(name, "done")

@@ -1,9 +1,45 @@
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
 
+from products.lineage import Stages
 from products.registry import PRODUCTS
 from products.services import RunError, create_run, execute_run, latest_version, request_run
+
+
+class StageProgress:
+    """Shows a run's stages as :class:`products.lineage.Stages` reports them: a tqdm bar on a terminal
+    (one step per stage, out of the stages of the product's last succeeded run when known), plain lines
+    ("<product>: stage 2/5 train started", "... done") otherwise. Writes to ``stream`` (stderr), so
+    that ``--json`` output stays one JSON object on stdout."""
+
+    def __init__(self, product: str, stream, *, terminal: bool | None = None):
+        self.product, self.stream = product, stream
+        self.terminal = stream.isatty() if terminal is None else terminal
+        self.bar: tqdm | None = None
+
+    def __call__(self, progress: dict) -> None:
+        of, number, stage, state = progress["of"], progress["number"], progress["stage"], progress["state"]
+        if not self.terminal:
+            where = f"{number}/{of}" if of else f"{number}"
+            fraction = (
+                f" ({progress['fraction']:.0%} of the last run's time)" if progress["fraction"] is not None else ""
+            )
+            self.stream.write(f"{self.product}: stage {where} {stage} {state}{fraction}\n")
+            self.stream.flush()
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=of, desc=self.product, unit="stage", file=self.stream, dynamic_ncols=True)
+        if of and number > (self.bar.total or 0):  # more stages than the last run had
+            self.bar.total = number
+        self.bar.set_postfix_str(f"{stage} {state}", refresh=False)
+        self.bar.n = len(progress["done"])
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class Command(BaseCommand):
@@ -51,7 +87,13 @@ class Command(BaseCommand):
                     else f"queued run {run.id} of {product}"
                 )
                 return
-            run = execute_run(create_run(product, parameters=parameters).id)
+            progress = StageProgress(product, self.stderr._out)
+            Stages.listeners.append(progress)
+            try:
+                run = execute_run(create_run(product, parameters=parameters).id)
+            finally:
+                Stages.listeners.remove(progress)
+                progress.close()
         except RunError as exc:
             raise CommandError(str(exc)) from None
         if as_json:
