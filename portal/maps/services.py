@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
+from django.urls import reverse
 
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.subsets import services as subsets
@@ -378,15 +379,37 @@ def value_at(layer: Layer, t: int, lon: float, lat: float) -> dict[str, Any]:
 QUICKLOOK_SIZE = (360, 180)
 
 
-def quicklook_layer(version: DatasetVersion) -> Layer | None:
-    """The layer a version's quicklook shows (its first grid's first variable), or None without a grid."""
-    layers = version_layers(version)
+def quicklook_layer(version: DatasetVersion, file: str | None = None) -> Layer | None:
+    """The layer a version's quicklook shows (the first variable of its first grid, or of the grid ``file``),
+    or None without a grid."""
+    layers = [la for la in version_layers(version) if not file or la.file.name == file]
     return layers[0] if layers else None
 
 
-def quicklook(version: DatasetVersion) -> bytes | None:
-    """A quicklook PNG of a published grid version: its first variable's last time step over the grid's extent."""
-    layer = quicklook_layer(version)
+def quicklook_paths(datasets) -> dict[str, str]:
+    """``{dataset id: path of its latest version's quicklook}`` for those of ``datasets`` whose latest version
+    holds a grid (one query: the files of their versions; grids recognised by :func:`grid_info`, cached)."""
+    ids = [d.id for d in datasets]
+    if not ids:
+        return {}
+    latest: dict[str, tuple[int, list[DatasetFile]]] = {}
+    for f in DatasetFile.objects.filter(version__dataset_id__in=ids).select_related("version"):
+        number, current = f.version.number, latest.get(f.version.dataset_id)
+        if current is None or number > current[0]:
+            latest[f.version.dataset_id] = current = (number, [])
+        if number == current[0] and f.name.endswith(".nc"):
+            current[1].append(f)
+    return {
+        dataset_id: reverse("maps:quicklook", args=[dataset_id, number])
+        for dataset_id, (number, files) in latest.items()
+        if any(grid_info(f) is not None for f in files)
+    }
+
+
+def quicklook(version: DatasetVersion, file: str | None = None) -> bytes | None:
+    """A quicklook PNG of a published grid version (360 x 180 for a global grid): its first variable's
+    (of grid ``file`` when given) last time step over the grid's extent; None without such a grid."""
+    layer = quicklook_layer(version, file)
     if layer is None:
         return None
     return render_png(layer, layer.info.steps - 1, default_bbox(layer), *QUICKLOOK_SIZE)

@@ -85,9 +85,11 @@ def quicklook(request, dataset_id: str, number: int):
     version = get_object_or_404(DatasetVersion, dataset_id=dataset_id, number=number)
     if denied := _allowed(request, version.dataset):
         return denied
-    data = services.quicklook(version)
+    data = services.quicklook(version, request.GET.get("file") or None)
     if data is None:
-        return JsonResponse({"detail": f"version {number} of {dataset_id} holds no grid"}, status=404)
+        return JsonResponse(
+            {"field": "file", "detail": f"version {number} of {dataset_id} holds no such grid"}, status=404
+        )
     return _cache_control(HttpResponse(data, content_type="image/png"), version.dataset)
 
 

@@ -638,6 +638,28 @@ def _add_assets(item: pystac.Item, ref: ItemRef, urls: Urls) -> None:
             item.add_asset(f"{Path(f.name).stem}-{layout}.zarr", zarr)
             if cube is not None:
                 DatacubeExtension.ext(zarr, add_if_missing=True).apply(**cube)
+    _add_thumbnail(item, ref, urls)
+
+
+def _add_thumbnail(item: pystac.Item, ref: ItemRef, urls: Urls) -> None:
+    """A "thumbnail" asset (the map previews' quicklook PNG, rendered on first request and cached) for an
+    Item about a grid: the last time step of its first variable (``portal.maps``)."""
+    grids = [f for f in ref.files if f.id in ref.grids]
+    if not grids:
+        return
+    path = reverse("maps:quicklook", args=[ref.version.dataset_id, ref.version.number])
+    if ref.grid is not None or len(grids) > 1:
+        path += "?" + urlencode({"file": grids[0].name})
+    item.add_asset(
+        "thumbnail",
+        pystac.Asset(
+            urls.absolute(path),
+            title="Quicklook",
+            description=f"The last time step of the first variable of {grids[0].name} (PNG)",
+            media_type=pystac.MediaType.PNG,
+            roles=["thumbnail"],
+        ),
+    )
 
 
 def _add_version(item: pystac.Item, ref: ItemRef, urls: Urls) -> None:

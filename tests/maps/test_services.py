@@ -173,3 +173,21 @@ def test_wms_errors_are_exception_reports_with_the_right_code(client, grid_versi
     assert report.tag == f"{OGC}ServiceExceptionReport" and report.get("version") == "1.3.0"
     exc = report.find(f"{OGC}ServiceException")
     assert (exc.get("code"), exc.get("locator")) == (code, locator), exc.text
+
+
+def test_the_quicklook_is_in_the_dataset_list_and_a_stac_thumbnail(client, grid_version):
+    page = client.get("/", {"q": "freeze"}).content.decode()
+    card = page.split(f'data-id="{FT}"', 1)[1].split("</li>", 1)[0]
+    src = f'src="/datasets/{FT}/versions/{grid_version.number}/quicklook.png"'
+    assert 'class="quicklook"' in card and src in card
+    item = client.get(f"/api/stac/collections/{FT}/items/{FT}-v{grid_version.number}").json()
+    thumbnail = item["assets"]["thumbnail"]
+    assert thumbnail["roles"] == ["thumbnail"] and thumbnail["type"] == "image/png"
+    assert thumbnail["href"].endswith(f"/datasets/{FT}/versions/{grid_version.number}/quicklook.png")
+    assert png(client.get(thumbnail["href"].split("testserver", 1)[1])).shape == (180, 360, 4)
+
+
+def test_the_list_shows_no_quicklook_to_those_who_may_not_see_it(client, grid_version):
+    Dataset.objects.filter(id=FT).update(share_type=Dataset.ShareType.LOGIN)
+    page = client.get("/", {"q": "freeze"}).content.decode()
+    assert f'data-id="{FT}"' in page and "quicklook.png" not in page

@@ -24,6 +24,13 @@ def map_config(version, user=None):
 
 
 @register.simple_tag
-def quicklook_available(version) -> bool:
-    """Whether ``version`` holds a grid to draw a quicklook of."""
-    return version is not None and services.quicklook_layer(version) is not None
+def quicklook_urls(datasets, user=None) -> dict[str, str]:
+    """``{dataset id: quicklook URL}`` for the datasets of a list page whose latest version holds a grid that
+    ``user`` may see (one query for the whole page: the NetCDF files of their versions)."""
+    return services.quicklook_paths([d for d in datasets if access.can_download(user, d)])
+
+
+@register.filter
+def lookup(mapping, key):
+    """``mapping[key]`` in a template ("" when missing)."""
+    return mapping.get(key, "") if mapping else ""
