@@ -27,6 +27,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Mapping, Sequence
@@ -189,10 +190,14 @@ def value_range(samples: np.ndarray, style: Style, attrs: Mapping[str, Any] | No
     return (lo, hi)
 
 
+@functools.lru_cache(maxsize=16)
 def _lut(cmap: str) -> np.ndarray:
+    """The 256 RGBA colours of a Matplotlib colour map (uint8), kept per process (read-only)."""
     import matplotlib as mpl
 
-    return (mpl.colormaps[cmap](np.linspace(0, 1, 256)) * 255).round().astype(np.uint8)
+    lut = (mpl.colormaps[cmap](np.linspace(0, 1, 256)) * 255).round().astype(np.uint8)
+    lut.flags.writeable = False
+    return lut
 
 
 def _hex_rgba(colour: str) -> tuple[int, int, int, int]:
@@ -229,11 +234,12 @@ def colourise(values: np.ndarray, style: Style, vmin: float, vmax: float) -> np.
 
 
 def encode_png(rgba: np.ndarray) -> bytes:
-    """PNG bytes of an ``(ny, nx, 4)`` uint8 RGBA array (Pillow, zlib level 6)."""
+    """PNG bytes of an ``(ny, nx, 4)`` uint8 RGBA array (Pillow, zlib level 1: twice as fast as level 6
+    for a 720 x 360 map, 3 % larger on noise)."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba), mode="RGBA").save(buffer, format="PNG", compress_level=6)
+    Image.fromarray(np.ascontiguousarray(rgba), mode="RGBA").save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
