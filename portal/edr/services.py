@@ -12,7 +12,9 @@ Django site.
 
 Collections: one per dataset whose latest published version holds exactly one gridded NetCDF
 (data variables on ``(time, lat, lon)``); the collection id is the dataset id
-(``<dataset id>.<file stem>`` per grid when the version holds several).
+(``<dataset id>.<file stem>`` per grid when the version holds several). Any earlier published version
+is the collection ``<that id>@v<number>`` (EDR has no version parameter): not listed at ``/collections``,
+linked from the latest collection (``predecessor-version``) and linking to it (``latest-version``).
 
 References
 ----------
@@ -68,31 +70,47 @@ def _latest_version(dataset: Dataset):
     return max(versions, key=lambda v: v.number) if versions else None
 
 
+VERSION_MARK = "@v"  # <collection id>@v<number>: a collection of an earlier version
+
+
 class Collection(NamedTuple):
-    """An EDR collection: ``id``, its ``dataset``, the grid ``file`` and its ``info``."""
+    """An EDR collection: ``id``, its ``dataset``, the grid ``file``, its ``info`` and the ``version``
+    number when the collection is an earlier version's (None: the latest)."""
 
     id: str
     dataset: Dataset
     file: DatasetFile
     info: GridInfo
+    version: int | None = None
 
 
-def dataset_collections(dataset: Dataset) -> list[Collection]:
-    """The collections of ``dataset``: one per gridded NetCDF of its latest version.
+def dataset_collections(dataset: Dataset, version: int | None = None) -> list[Collection]:
+    """The collections of ``dataset``: one per gridded NetCDF of its latest version (or of ``version``).
 
     The id is the dataset id when the version holds one grid, ``<dataset id>.<file stem>`` for
-    each grid when it holds several (e.g. the freeze/thaw proxy and twin grids).
+    each grid when it holds several (e.g. the freeze/thaw proxy and twin grids); ``@v<version>``
+    follows it when ``version`` is given.
 
     Parameters
     ----------
     dataset : Dataset
+    version : int, optional
+        A published version number; default the latest.
 
     Returns
     -------
     list of Collection
-        Empty without a published version or without a gridded NetCDF.
+        Empty without that published version or without a gridded NetCDF.
     """
-    version = _latest_version(dataset)
+    if version is None:
+        chosen = _latest_version(dataset)
+    else:
+        chosen = next((v for v in dataset.versions.all() if v.number == version), None)
+    suffix = f"{VERSION_MARK}{version}" if version is not None else ""
+    return [c._replace(id=c.id + suffix, version=version) for c in _grid_collections(dataset, chosen)]
+
+
+def _grid_collections(dataset: Dataset, version) -> list[Collection]:
     if version is None:
         return []
     grids = [
@@ -117,15 +135,42 @@ def collections() -> list[Collection]:
 
 
 def get_collection(collection_id: str) -> Collection | None:
-    """The collection ``collection_id`` (a dataset id, or ``<dataset id>.<file stem>``), or None."""
-    candidates = [collection_id] + ([collection_id.rsplit(".", 1)[0]] if "." in collection_id else [])
+    """The collection ``collection_id`` (a dataset id, or ``<dataset id>.<file stem>``, either followed by
+    ``@v<number>`` for an earlier version), or None."""
+    base, version = collection_id, None
+    if VERSION_MARK in collection_id:
+        base, _, number = collection_id.rpartition(VERSION_MARK)
+        if not number.isdigit():
+            return None
+        version = int(number)
+    candidates = [base] + ([base.rsplit(".", 1)[0]] if "." in base else [])
     for dataset_id in candidates:
         dataset = Dataset.objects.filter(id=dataset_id).prefetch_related("versions__files", "tags").first()
         if dataset is not None:
-            match = [c for c in dataset_collections(dataset) if c.id == collection_id]
+            match = [c for c in dataset_collections(dataset, version) if c.id == collection_id]
             if match:
                 return match[0]
     return None
+
+
+def version_links(collection: Collection) -> list[tuple[str, str, str]]:
+    """``(rel, collection id, title)`` of the collections of the same grid in other versions.
+
+    An earlier version's collection links to the latest (``latest-version``); every collection links to
+    the one of the version before it (``predecessor-version``) where that version holds the same grid.
+    """
+    base = collection.id.rpartition(VERSION_MARK)[0] if collection.version is not None else collection.id
+    numbers = sorted((v.number for v in collection.dataset.versions.all()), reverse=True)
+    current = collection.version if collection.version is not None else (numbers[0] if numbers else None)
+    links = []
+    if collection.version is not None and numbers and collection.version != numbers[0]:
+        links.append(("latest-version", base, "The latest version of this collection"))
+    earlier = [n for n in numbers if current is not None and n < current]
+    if earlier and any(
+        c.id == f"{base}{VERSION_MARK}{earlier[0]}" for c in dataset_collections(collection.dataset, earlier[0])
+    ):
+        links.append(("predecessor-version", f"{base}{VERSION_MARK}{earlier[0]}", f"Version {earlier[0]}"))
+    return links
 
 
 def _parameter(name: str, kind: str, attrs: Mapping[str, str]) -> dict[str, Any]:

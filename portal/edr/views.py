@@ -192,6 +192,7 @@ class _EdrView(APIView):
                 "type": JSON,
                 "title": "The dataset record",
             },
+            *(self.link("collection", rel, title, other) for rel, other, title in services.version_links(collection)),
         ]
         return services.collection_document(collection, self.url("collection", collection.id), links)
 
@@ -275,7 +276,7 @@ class Query(_EdrView):
     query_type = ""
 
     def get(self, request, collection_id):
-        _, dataset, f, info = self.collection(collection_id)
+        _, dataset, f, info, version = self.collection(collection_id)
         params = {k: request.query_params.get(k) for k in request.query_params}
         try:
             answer = subsets.handle(
@@ -284,6 +285,7 @@ class Query(_EdrView):
                 params,
                 user=request.user,
                 file=f.name,
+                version=version,
                 client=request.META.get("REMOTE_ADDR"),
                 front_door="edr",
                 accept=request.headers.get("Accept"),

@@ -359,7 +359,13 @@ def _time_text(value: Any) -> str:
     return value.isoformat() if isinstance(value, pd.Timestamp) else str(value)
 
 
-def parse_edr(query_type: str, params: Mapping[str, str], accept: str | None = None, file: str | None = None) -> Query:
+def parse_edr(
+    query_type: str,
+    params: Mapping[str, str],
+    accept: str | None = None,
+    file: str | None = None,
+    version: int | None = None,
+) -> Query:
     """A :class:`Query` from the parameters of an EDR ``position``, ``area`` or ``cube`` query.
 
     Parameters
@@ -375,6 +381,8 @@ def parse_edr(query_type: str, params: Mapping[str, str], accept: str | None = N
         HTTP Accept header, used when ``f`` is absent.
     file : str, optional
         The collection's grid file (kept in ``params``, as the dataset API names it).
+    version : int, optional
+        The version of an earlier version's collection (kept in ``params`` as ``version``); default the latest.
 
     Returns
     -------
@@ -411,6 +419,8 @@ def parse_edr(query_type: str, params: Mapping[str, str], accept: str | None = N
     api: dict[str, str] = {"f": fmt}
     if file:
         api["file"] = file
+    if version is not None:
+        api["version"] = str(version)
     if variables:
         api["variables"] = ",".join(variables)
     if request.time is not None:

@@ -337,6 +337,7 @@ def handle(
     front_door: str = "api",
     accept: str | None = None,
     file: str | None = None,
+    version: int | None = None,
     jobs: bool = True,
     force_job: bool = False,
     owner_key: Callable[[], str] | None = None,
@@ -363,6 +364,8 @@ def handle(
         HTTP Accept header (EDR chooses the format from it when ``f`` is absent).
     file : str, optional
         The grid file of an EDR collection (EDR has no ``file`` parameter).
+    version : int, optional
+        The version of an EDR collection (EDR has no version parameter); default the latest.
     jobs : bool
         Whether a request above the direct limit may become a job (EDR answers only directly: it
         gets :class:`SubsetTooLarge` with the equivalent job request in ``job``).
@@ -394,7 +397,7 @@ def handle(
     query_type = kind
     try:
         if front_door == "edr":
-            query = params_module.parse_edr(kind, params, accept, file=file)
+            query = params_module.parse_edr(kind, params, accept, file=file, version=version)
         else:
             query = params_module.parse_api(kind, params)
         version = latest_version(dataset, query.params.get("version"))

@@ -250,3 +250,28 @@ def test_a_version_with_two_grids_gives_one_collection_per_grid(client, grid_ver
     two = covjson(client.get(f"{EDR}/collections/{FT}.twin/position", {"coords": "POINT(10.3 20.8)"}))
     assert two["ranges"]["sm"]["values"] == [2 * v for v in one["ranges"]["sm"]["values"]]
     assert client.get(f"{EDR}/collections/{FT}.nope").status_code == 404
+
+
+def test_an_earlier_version_is_its_own_collection_and_queries_read_that_version(client, grid_version):
+    from tests.grids import publish_grid
+
+    newer = publish_grid(days=5)  # the latest now: 5 days; grid_version keeps 3
+    old = f"{FT}@v{grid_version.number}"
+    ids = {c["id"] for c in client.get(f"{EDR}/collections").json()["collections"]}
+    assert FT in ids and old not in ids  # earlier versions are not listed, only linked
+    latest = client.get(f"{EDR}/collections/{FT}").json()
+    assert {"rel": "predecessor-version"}.items() <= next(
+        link for link in latest["links"] if link["rel"] == "predecessor-version"
+    ).items()
+    assert any(link["href"].endswith(f"/collections/{old}") for link in latest["links"])
+    earlier = client.get(f"{EDR}/collections/{old}").json()
+    assert earlier["id"] == old
+    assert any(
+        link["rel"] == "latest-version" and link["href"].endswith(f"/collections/{FT}") for link in earlier["links"]
+    )
+    new_days = covjson(query(client, "position", coords="POINT(10.3 20.8)"))["domain"]["axes"]["t"]["values"]
+    old_days = covjson(query(client, "position", collection=old, coords="POINT(10.3 20.8)"))["domain"]["axes"]["t"]
+    assert len(new_days) == 5 and len(old_days["values"]) == 3 and newer.number > grid_version.number
+    for bad in (f"{FT}@v999", f"{FT}@vx", f"{FT}@v"):
+        assert client.get(f"{EDR}/collections/{bad}").status_code == 404
+        assert query(client, "position", collection=bad, coords="POINT(10.3 20.8)").status_code == 404
