@@ -235,6 +235,8 @@ def test_the_version_lists_each_validation_table_with_its_split_units_reference_
 
 def test_the_tables_speak_chinese(client, stored):
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    tws = _page(client, "tws_rec")
+    assert 'class="not-meaningful" title="零均值距平">无意义</td>' in tws and "请参阅 r、NSE" in tws
     html = _page(client, "sm_1km")
     assert "合成孪生：按整块空间区块留出的站点" in html and "数据类型" in html and "本版本的验证表" in html
     assert "No table of this version" not in html and "绝不与合成孪生" in html
