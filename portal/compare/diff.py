@@ -14,19 +14,20 @@ References
   squared error and NSE performance criteria, J. Hydrol. 377, 80-91 (KGE, alpha, beta).
 * Entekhabi, D., Reichle, R. H., Koster, R. D. and Crow, W. T. (2010), Performance metrics for soil
   moisture retrievals and application requirements, J. Hydrometeorol. 11, 832-840 (ubRMSE).
-* PNG (Portable Network Graphics) Specification, W3C Recommendation, 2nd ed., 2003
-  (the difference map is written as an 8-bit RGBA PNG by :func:`png_rgba`).
+* The difference map is drawn with the map previews' colouring and PNG encoder
+  (:func:`portal.maps.render.colourise`, :func:`portal.maps.render.encode_png`; Matplotlib's RdBu_r).
 """
 
 from __future__ import annotations
 
 import math
-import struct
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from portal.maps import render
+from products.methods.metrics import MEAN_RATIO_SCORES
 
 METRICS = ("kge", "r", "nse", "rmse", "ubrmse", "bias", "alpha", "beta")
 """The metrics compared (columns of a validation row), in the order shown."""
@@ -37,7 +38,7 @@ IDEAL = {"kge": 1.0, "r": 1.0, "nse": 1.0, "rmse": 0.0, "ubrmse": 0.0, "bias": 0
 VERDICT_METRICS = ("r", "kge", "ubrmse")
 """The metrics a station's verdict (better / worse / mixed / unchanged) is taken from."""
 
-REASON_METRICS = ("kge", "beta")
+REASON_METRICS = MEAN_RATIO_SCORES
 """The metrics that a row's ``not_meaningful`` reason replaces (no number for a zero-mean reference)."""
 
 TOLERANCE = 1e-9
@@ -372,23 +373,12 @@ def symmetric_limit(values: np.ndarray, percentile: float = 98.0) -> float:
     return float(np.percentile(finite, percentile))
 
 
-# A diverging blue - white - red ramp (ColorBrewer RdBu, 7 classes, reversed: blue is negative).
-_RDBU = np.array(
-    [
-        [33, 102, 172],
-        [103, 169, 207],
-        [209, 229, 240],
-        [247, 247, 247],
-        [253, 219, 199],
-        [239, 138, 98],
-        [178, 24, 43],
-    ],
-    dtype="float64",
-)
+DIFFERENCE_STYLE = render.Style("diverging", "RdBu_r", "", "difference (b - a)")
+"""Blue below zero, white at zero, red above (Matplotlib's RdBu reversed)."""
 
 
-def diverging_rgba(values: np.ndarray, limit: float) -> np.ndarray:
-    """Colours of a difference field: blue below 0, white at 0, red above, transparent for NaN.
+def difference_png(values: np.ndarray, limit: float, scale: int = 1) -> bytes:
+    """A difference field as a PNG: blue below 0, white at 0, red above, transparent for NaN.
 
     Parameters
     ----------
@@ -397,56 +387,23 @@ def diverging_rgba(values: np.ndarray, limit: float) -> np.ndarray:
         north is up.
     limit : float
         Values at or beyond ``+-limit`` take the end colours (0: every valid cell is white).
-
-    Returns
-    -------
-    numpy.ndarray, shape (ny, nx, 4), uint8
-        RGBA, north up.
-    """
-    scaled = np.zeros(values.shape) if limit <= 0 else np.clip(values / limit, -1.0, 1.0)
-    scaled = np.nan_to_num(scaled, nan=0.0)
-    pos = (scaled + 1.0) / 2.0 * (len(_RDBU) - 1)
-    lo = np.clip(np.floor(pos).astype(int), 0, len(_RDBU) - 2)
-    frac = (pos - lo)[..., None]
-    rgb = _RDBU[lo] * (1 - frac) + _RDBU[lo + 1] * frac
-    alpha = np.where(np.isfinite(values), 255, 0)[..., None]
-    rgba = np.concatenate([rgb, alpha], axis=-1).round().astype("uint8")
-    return rgba[::-1]
-
-
-def ramp_css(steps: int = 7) -> str:
-    """The diverging ramp as a CSS ``linear-gradient`` (the page's legend), left = negative."""
-    stops = ", ".join(f"rgb({r:.0f},{g:.0f},{b:.0f})" for r, g, b in _RDBU[:steps])
-    return f"linear-gradient(to right, {stops})"
-
-
-def png_rgba(rgba: np.ndarray, scale: int = 1) -> bytes:
-    """Encode an RGBA image as PNG (8-bit, colour type 6, no interlace), each pixel ``scale`` x ``scale``.
-
-    Parameters
-    ----------
-    rgba : numpy.ndarray, shape (height, width, 4), uint8
     scale : int >= 1
+        Each cell becomes ``scale`` x ``scale`` pixels.
 
     Returns
     -------
     bytes
-        A complete PNG file.
-
-    Raises
-    ------
-    ValueError
-        ``rgba`` is not (h, w, 4) uint8, or is empty.
+        A PNG file (:func:`portal.maps.render.encode_png`).
     """
-    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8 or rgba.size == 0:
-        raise ValueError(f"expected a non-empty (height, width, 4) uint8 array, got {rgba.shape} {rgba.dtype}")
+    bound = limit if limit > 0 else 1.0
+    rgba = render.colourise(np.asarray(values, dtype=float)[::-1], DIFFERENCE_STYLE, -bound, bound)
     if scale > 1:
         rgba = rgba.repeat(scale, axis=0).repeat(scale, axis=1)
-    h, w = rgba.shape[:2]
-    raw = b"".join(b"\x00" + rgba[y].tobytes() for y in range(h))
+    return render.encode_png(rgba)
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    header = struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+def ramp_css(steps: int = 7) -> str:
+    """The difference map's colours as a CSS ``linear-gradient`` (the page's legend), left = negative."""
+    colours = render.colourise(np.linspace(-1.0, 1.0, steps)[None, :], DIFFERENCE_STYLE, -1.0, 1.0)[0]
+    stops = ", ".join(f"rgb({r},{g},{b})" for r, g, b, _ in colours)
+    return f"linear-gradient(to right, {stops})"

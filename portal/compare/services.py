@@ -369,4 +369,4 @@ def difference_png(
     finally:
         chosen[2].close(), chosen[3].close()
     scale = max(1, 720 // max(field.shape[1], 1))
-    return diff.png_rgba(diff.diverging_rgba(field, answer["map"]["limit"]), scale=min(scale, 8))
+    return diff.difference_png(field, answer["map"]["limit"], scale=min(scale, 8))

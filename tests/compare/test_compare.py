@@ -302,7 +302,12 @@ def test_metric_deltas_pure():
     assert diff.movement("bias", -0.3, 0.2) == "better" and diff.movement("beta", 1.1, 0.8) == "worse"
 
 
-def test_png_encoder_roundtrip():
-    rgba = np.random.default_rng(0).integers(0, 255, (5, 7, 4), dtype=np.uint8)
-    back = np.asarray(Image.open(io.BytesIO(diff.png_rgba(rgba, scale=2))).convert("RGBA"))
-    assert back.shape == (10, 14, 4) and np.array_equal(back[::2, ::2], rgba)
+def test_the_difference_map_is_blue_below_white_at_red_above_zero_north_up_and_scaled():
+    values = np.array([[-2.0, 0.0, 2.0], [np.nan, -0.5, 9.0]])  # row 0 is the south
+    back = np.asarray(Image.open(io.BytesIO(diff.difference_png(values, limit=2.0, scale=2))).convert("RGBA"))
+    assert back.shape == (4, 6, 4)
+    south, north = back[2::2, ::2], back[0:2:2, ::2]  # flipped: north up
+    blue, white, red = south[0]
+    assert blue[2] > blue[0] and red[0] > red[2] and white.min() > 230 and (south[:, :, 3] == 255).all()
+    assert north[0, 0, 3] == 0 and north[0, 2].tolist() == red.tolist()  # NaN transparent, 9 clipped to +limit
+    assert diff.ramp_css(3).startswith("linear-gradient(to right, rgb(")
