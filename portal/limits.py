@@ -155,6 +155,7 @@ FRONT_DOORS = (
     (re.compile(r"^/(static/|health/|favicon\.ico$)"), None),
     (re.compile(r"^/api/edr(/|$)"), "edr"),
     (re.compile(r"^/api(/|$)"), "api"),
+    (re.compile(r"^/wms(/|$)"), "api"),  # OGC WMS: map clients ask many tiles, as API clients do
     (re.compile(r"^/opendap(/|$)"), "opendap"),
     (re.compile(r"^/datasets/[^/]+/versions/[^/]+/files/"), "files"),
     (re.compile(r"^/jobs(/|$)"), "jobs"),

@@ -77,6 +77,7 @@ def test_front_doors_are_classified_by_path():
     assert limits.front_door("/admin/login/") == "accounts"
     assert limits.front_door("/admin/catalog/") == "pages"
     assert limits.front_door("/api/edr") == "edr" and limits.front_door("/api/edrx/") == "api"
+    assert limits.front_door("/wms/") == "api" and limits.front_door("/wmsx/") == "pages"
     assert limits.front_door("/health/") is None and limits.front_door("/static/css/portal.css") is None
     assert limits.front_door("/datasets/x/series.json") == "pages"
 
