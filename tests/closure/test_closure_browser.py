@@ -40,11 +40,12 @@ def committed(django_db_blocker, service_env):
     yield versions
     with django_db_blocker.unblock():
         Station.objects.filter(id__in=[s.id for s in stations]).delete()
-        for version in versions:
-            unpublish(version)
+        # the rules first: unpublishing rebuilds the records' search documents, which must carry them again
         for dataset_id, share in shares.items():
             Dataset.objects.filter(id=dataset_id).update(share_type=share)
         NetworkAccess.objects.filter(network=services.NETWORK).update(share_type=network)
+        for version in versions:
+            unpublish(version)
 
 
 def test_the_page_draws_the_chosen_basins_residual_with_the_portals_own_assets(committed, page, portal_url):

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from ingestion.models import Observation, Station
-from portal.catalog.models import Dataset, NetworkAccess
+from portal.catalog.models import Dataset, DatasetVersion, NetworkAccess
 from portal.closure import budget, services
 from tests.closure.synthetic import BASINS, MONTHS, et_file, terms, tws_file
 from tests.closure.test_budget import by_hand
@@ -150,11 +150,17 @@ def test_the_series_of_a_closed_network_does_not_leak(published):
     assert Client().get("/api/water-balance/").status_code == 200
 
 
-def test_without_a_published_version_the_answer_is_404(django_db_setup):
+@pytest.mark.django_db
+def test_without_a_published_version_the_answer_is_404():
+    # other tests of the session may have published TWS versions (committed): none here, in this transaction;
+    # both records open, so that the answer is about the missing version, not about access
     cache.clear()
+    DatasetVersion.objects.filter(dataset_id=TWS_ID).delete()
+    Dataset.objects.filter(id__in=[TWS_ID, ET_ID]).update(share_type=Dataset.ShareType.OPEN)
     response = Client().get("/api/water-balance/")
     assert response.status_code == 404 and "tws_rec" in response.json()["detail"]
     assert Client().get("/water-balance/").status_code == 404
+    cache.clear()
 
 
 def test_the_page_lists_basins_regions_and_charts_the_chosen_one(published):

@@ -1,5 +1,7 @@
 """OGC WMS 1.3.0 at /wms/ through a real gunicorn (``portal_url``), driven by OWSLib's WebMapService client
-as QGIS-style clients use it, on the committed SYNTHETIC 0.5-degree grid of 20 days (``live_grid``)."""
+as QGIS-style clients use it, on a committed SYNTHETIC 0.5-degree grid of 20 days made the latest version of
+the freeze/thaw record for this module (``wms_grid``: WMS serves latest versions, and the product tests of the
+same worker may have published real freeze/thaw versions after the session's ``live_grid``)."""
 
 from __future__ import annotations
 
@@ -14,14 +16,21 @@ from owslib.wms import WebMapService
 from PIL import Image
 
 from portal.maps import render
-from tests.grids import FT, grid_values
+from tests.grids import FT, committed_grid, grid_values
 
 pytestmark = pytest.mark.django_db
 LAYER = f"{FT}:sm"
 
 
+@pytest.fixture(scope="module")
+def wms_grid(django_db_setup, django_db_blocker):
+    """The latest version of FT while this module runs (committed: the server is another process)."""
+    with committed_grid(django_db_blocker, FT, days=20, step=0.5) as version:
+        yield version
+
+
 @pytest.fixture
-def wms(portal_url, live_grid) -> WebMapService:
+def wms(portal_url, wms_grid) -> WebMapService:
     return WebMapService(f"{portal_url}/wms/", version="1.3.0", timeout=60)
 
 

@@ -90,7 +90,7 @@ def test_each_ecostress_product_is_scored_against_the_towers_on_common_samples(s
 
 def test_the_automl_fusion_is_validated_on_towers_it_never_saw(shared_data):
     from ingestion.readers import ecostress
-    from products.generators.et_fusion import ECOSTRESS_PRODUCTS, SATELLITE_INPUTS, TOWER_MET, fuse_at_towers
+    from products.generators.et_fusion import ECOSTRESS_PRODUCTS, OFF_TOWER_INPUTS, TOWER_MET, fuse_at_towers
     from products.methods.metrics import summary
 
     path = next((shared_data / "ecov002_calval_tables").rglob("combined_eco_flux_EC_filtered.csv"))
@@ -102,8 +102,9 @@ def test_the_automl_fusion_is_validated_on_towers_it_never_saw(shared_data):
     assert result.table["n"].nunique() == 1  # every estimate scored on the same samples
     assert result.table.loc["et_fused", "kge"] == pytest.approx(summary(p["et_fused"], p["et"])["kge"])
     assert len(result.best_estimators) == 3 and len(result.best_configs) == 3
-    # the headline fusion takes only inputs a grid cell without a tower has: no tower meteorology
-    assert result.features == [*ECOSTRESS_PRODUCTS, *SATELLITE_INPUTS] and not set(result.features) & set(TOWER_MET)
+    # the headline fusion takes only inputs a grid cell without a tower has (the products, their satellite inputs
+    # and the gridded meteorology at the tower's pixel, all in the ECOSTRESS tables): no tower meteorology
+    assert result.features == [*ECOSTRESS_PRODUCTS, *OFF_TOWER_INPUTS] and not set(result.features) & set(TOWER_MET)
 
 
 @pytest.fixture(scope="module")

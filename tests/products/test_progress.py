@@ -37,6 +37,10 @@ def test_plain_lines_off_a_terminal_and_a_bar_on_one():
 def test_stages_store_where_the_run_is_and_estimate_from_the_last_run(django_db_setup):
     seen = []
     Stages.listeners.append(seen.append)
+    # no earlier succeeded run (other tests of the session may have committed one): only in this transaction
+    GenerationRun.objects.filter(product="tws_rec", status=GenerationRun.Status.SUCCEEDED).update(
+        status=GenerationRun.Status.FAILED
+    )
     try:
         first = services.create_run("tws_rec")
         stages = Stages(first)
