@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -340,6 +341,33 @@ def render_png(layer: Layer, t: int, bbox, width: int, height: int) -> bytes:
     data = render.encode_png(render.colourise(read_window(layer, t, bbox, width, height), st, vmin, vmax))
     _write_atomic(path, data)
     return data
+
+
+def map_png(dataset: Dataset, params: Mapping[str, str]) -> bytes:
+    """The map image a ``GET /api/datasets/<id>/map.png`` asks for (the one call of its view).
+
+    Parameters
+    ----------
+    dataset : Dataset
+    params : mapping of str to str
+        ``variable``, ``time`` (ISO date or instant; default the last step), ``bbox``
+        (min_lon,min_lat,max_lon,max_lat; default the grid's extent), ``width``, ``height`` (pixels, default
+        720 x 360), ``version`` (default the latest), ``file`` (the NetCDF, when the version holds several).
+
+    Returns
+    -------
+    bytes
+        A PNG (:func:`render_png`).
+
+    Raises
+    ------
+    MapError
+        Naming the parameter (:func:`find_layer`, :func:`check_bbox`, :func:`check_size`, :func:`time_index`).
+    """
+    layer = find_layer(dataset, params.get("variable"), params.get("version"), params.get("file"))
+    bbox = check_bbox(params["bbox"]) if params.get("bbox") else default_bbox(layer)
+    width, height = check_size(params.get("width", "720"), params.get("height", "360"))
+    return render_png(layer, time_index(layer, params.get("time")), bbox, width, height)
 
 
 def value_at(layer: Layer, t: int, lon: float, lat: float) -> dict[str, Any]:

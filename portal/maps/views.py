@@ -51,13 +51,8 @@ def map_png(request, dataset_id: str):
     dataset = get_object_or_404(Dataset, id=dataset_id)
     if denied := _allowed(request, dataset):
         return denied
-    q = request.GET
     try:
-        layer = services.find_layer(dataset, q.get("variable"), q.get("version"), q.get("file"))
-        bbox = services.check_bbox(q["bbox"]) if q.get("bbox") else services.default_bbox(layer)
-        width, height = services.check_size(q.get("width", "720"), q.get("height", "360"))
-        t = services.time_index(layer, q.get("time"))
-        data = services.render_png(layer, t, bbox, width, height)
+        data = services.map_png(dataset, request.GET)
     except services.MapError as exc:
         return _problem(exc)
     return _cache_control(HttpResponse(data, content_type="image/png"), dataset)
