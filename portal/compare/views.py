@@ -44,23 +44,28 @@ def _denied_json(decision: access.Decision) -> JsonResponse:
     return response
 
 
-@require_safe
-def compare_api(request, dataset_id: str):
-    """``GET /api/datasets/<id>/compare/?a=&b=[&file=&variable=&time=]``: :func:`services.compare_versions` as JSON."""
+def _answer(request, dataset_id: str, service):
+    """``(dataset, a, b, service's answer)``, or ``(None, None, None, error response)``: a and b parsed, one access
+    check (the download rule), one service call; a bad parameter is a 400 naming it, an unknown version a 404."""
     dataset = _dataset(dataset_id)
     try:
         a, b = _numbers(request)
-    except services.CompareError as exc:
-        return JsonResponse({"field": exc.field, "detail": str(exc)}, status=400)
-    decision = access.decide(request.user, dataset)
-    if not decision.allowed:
-        return _denied_json(decision)
-    try:
-        answer = services.compare_versions(dataset, a, b, **_options(request))
+        decision = access.decide(request.user, dataset)
+        if not decision.allowed:
+            return None, None, None, _denied_json(decision)
+        return dataset, a, b, service(dataset, a, b, **_options(request))
     except services.VersionNotFound as exc:
-        return JsonResponse({"detail": str(exc)}, status=404)
+        return None, None, None, JsonResponse({"detail": str(exc)}, status=404)
     except services.CompareError as exc:
-        return JsonResponse({"field": exc.field, "detail": str(exc)}, status=400)
+        return None, None, None, JsonResponse({"field": exc.field, "detail": str(exc)}, status=400)
+
+
+@require_safe
+def compare_api(request, dataset_id: str):
+    """``GET /api/datasets/<id>/compare/?a=&b=[&file=&variable=&time=]``: :func:`services.compare_versions` as JSON."""
+    dataset, a, b, answer = _answer(request, dataset_id, services.compare_versions)
+    if dataset is None:
+        return answer
     query = urlencode({"a": a, "b": b, **{k: v for k, v in _options(request).items() if v}})
     answer["links"] = {
         "page": request.build_absolute_uri(reverse("compare:page", args=[dataset.id]) + "?" + query),
@@ -72,20 +77,9 @@ def compare_api(request, dataset_id: str):
 @require_safe
 def difference_png(request, dataset_id: str):
     """``GET /datasets/<id>/compare/difference.png?a=&b=``: the difference map ``b - a`` as a PNG."""
-    dataset = _dataset(dataset_id)
-    try:
-        a, b = _numbers(request)
-    except services.CompareError as exc:
-        return JsonResponse({"field": exc.field, "detail": str(exc)}, status=400)
-    decision = access.decide(request.user, dataset)
-    if not decision.allowed:
-        return _denied_json(decision)
-    try:
-        png = services.difference_png(dataset, a, b, **_options(request))
-    except services.VersionNotFound as exc:
-        return JsonResponse({"detail": str(exc)}, status=404)
-    except services.CompareError as exc:
-        return JsonResponse({"field": exc.field, "detail": str(exc)}, status=400)
+    dataset, _, _, png = _answer(request, dataset_id, services.difference_png)
+    if dataset is None:
+        return png
     response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "private, max-age=86400"  # versions are immutable; private: access-checked
     return response

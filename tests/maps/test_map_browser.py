@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 
 from tests.conftest import wait_until
-from tests.grids import FT, grid_values
+from tests.grids import FT, committed_grid, grid_values
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
@@ -25,7 +25,15 @@ def _loaded(page) -> str:
     return page.locator(IMAGE).get_attribute("src")
 
 
-def test_the_map_draws_the_day_and_a_click_shows_the_series(page, portal_url, live_grid, tmp_path):
+@pytest.fixture(scope="module")
+def latest_grid(django_db_setup, django_db_blocker):
+    """The same grid as ``live_grid``, made the LATEST freeze/thaw version for this module (the page maps the
+    latest version; product tests of the same worker may have published real ones after ``live_grid``)."""
+    with committed_grid(django_db_blocker, FT, days=20, step=0.5) as version:
+        yield version
+
+
+def test_the_map_draws_the_day_and_a_click_shows_the_series(page, portal_url, latest_grid, tmp_path):
     page.goto(f"{portal_url}/datasets/{FT}/")
     page.wait_for_selector("#map-preview-map .leaflet-land-pane path", state="attached")
     first = urllib.parse.parse_qs(urllib.parse.urlparse(_loaded(page)).query)
