@@ -32,7 +32,12 @@ FIXTURE_PARAMETERS = {"written_by": "tests/publishing.py"}
 
 
 def publish_version(
-    dataset_id: str, files: Mapping[str, xr.Dataset], *, notes: str = "", descriptions: Mapping[str, str] | None = None
+    dataset_id: str,
+    files: Mapping[str, xr.Dataset],
+    *,
+    notes: str = "",
+    descriptions: Mapping[str, str] | None = None,
+    summary: Mapping | None = None,
 ) -> DatasetVersion:
     """Publish ``files`` as the next version of record ``dataset_id``, through ``products.services.publish``.
 
@@ -46,6 +51,8 @@ def publish_version(
         The version's notes.
     descriptions : mapping of str to str, optional
         File name -> the file's description (default "").
+    summary : mapping, optional
+        The run's summary (copied into the version's lineage), e.g. its ``uncertainty`` entries.
 
     Returns
     -------
@@ -71,7 +78,7 @@ def publish_version(
     for name, content in files.items():
         content.to_netcdf(workdir / name)
     described = {name: (descriptions or {}).get(name, "") for name in files}
-    return publish(run, workdir, ProductOutput(files=described, notes=notes))
+    return publish(run, workdir, ProductOutput(files=described, notes=notes, summary=dict(summary or {})))
 
 
 def unpublish(version: DatasetVersion) -> None:

@@ -2,6 +2,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from portal.catalog import uncertainty
 from portal.catalog.exports import FORMATS
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.catalog.queries import download_counts, public_lineage
@@ -50,10 +51,11 @@ class VersionSerializer(serializers.ModelSerializer):
     validation = serializers.SerializerMethodField()
     lineage = serializers.SerializerMethodField()
     superseded_by = serializers.SerializerMethodField()
+    uncertainty = serializers.SerializerMethodField()
 
     class Meta:
         model = DatasetVersion
-        fields = ["number", "published_at", "superseded_by", "lineage", "files", "validation"]
+        fields = ["number", "published_at", "superseded_by", "lineage", "files", "validation", "uncertainty"]
 
     def get_superseded_by(self, obj) -> int | None:
         """The number of the dataset's latest version when this one is not it (superseded), else None.
@@ -66,6 +68,11 @@ class VersionSerializer(serializers.ModelSerializer):
     def get_lineage(self, obj) -> dict:
         """The run's lineage; input paths relative to the data root (no server path is published)."""
         return public_lineage(obj.lineage)
+
+    def get_uncertainty(self, obj) -> list[dict]:
+        """The uncertainty variables beside the estimates: how each is obtained and its measured
+        calibration at held-out observations (:func:`portal.catalog.uncertainty.entries`)."""
+        return uncertainty.entries(obj)
 
     def get_validation(self, obj) -> list[dict]:
         return ValidationSerializer(obj.validation_results.exclude(scope="site"), many=True).data

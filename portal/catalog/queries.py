@@ -19,7 +19,7 @@ from products.lineage import public_path
 from products.models import ValidationResult
 from products.registry import product_for_dataset
 
-from . import splits
+from . import splits, uncertainty
 from .models import Dataset, DatasetFile, DatasetPerson, DatasetVersion
 
 # Variables of the ET product's CF timeSeries file (products.generators.et_fusion_cf.to_cf_dataset).
@@ -167,6 +167,7 @@ def dataset_page(dataset_id: str) -> DatasetPage:
     index = validation_index(versions)
     for v in versions:  # shown in each version's lineage
         v.validation_tables = index.get(v.pk, [])
+        v.uncertainty = uncertainty.entries(v)
     product = product_for_dataset(dataset.id)
     comparable = comparable_row(product, latest) if latest else None
     classification = classification_tables(latest) if latest else []

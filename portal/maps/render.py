@@ -9,6 +9,8 @@ Colour maps (chosen from the variable's CF attributes by :func:`choose_style`):
   freeze/thaw state): one colour per flag value, a legend naming each meaning;
 * **diverging** (``RdBu``, centred on zero, symmetric range) for anomalies (the name, ``long_name``
   or ``standard_name`` says "anomaly", or the sampled range straddles zero);
+* **sequential** ``magma`` for a standard error and ``cividis`` for a class probability
+  (:func:`uncertainty_kind`), whatever the estimate's sign;
 * **sequential** otherwise: ``YlGnBu`` for soil moisture and water (wetter is bluer), ``viridis``
   for fluxes such as evapotranspiration (perceptually uniform, colour-blind safe).
 
@@ -112,6 +114,18 @@ def parse_flags(attrs: Mapping[str, Any]) -> list[tuple[float, str]]:
     return list(zip(numbers, words, strict=True))
 
 
+def uncertainty_kind(name: str, attrs: Mapping[str, Any]) -> str | None:
+    """``"standard_error"``, ``"probability"`` or None: whether a variable states the uncertainty
+    of another (:mod:`products.methods.uncertainty`: the CF modifier ``standard_error`` in its
+    standard name, or the ``uncertainty_method`` attribute the products write)."""
+    standard_name = str(attrs.get("standard_name", ""))
+    if standard_name.endswith(" standard_error") or name.endswith("_standard_error"):
+        return "standard_error"
+    if name.startswith("probability") or str(attrs.get("long_name", "")).startswith("probability"):
+        return "probability"
+    return "standard_error" if attrs.get("uncertainty_method") else None
+
+
 def choose_style(name: str, attrs: Mapping[str, Any], sample_range: tuple[float, float] | None = None) -> Style:
     """The colour map fit for a variable, from its name and CF attributes.
 
@@ -141,6 +155,11 @@ def choose_style(name: str, attrs: Mapping[str, Any], sample_range: tuple[float,
             tuple((v, m, c) for (v, m), c in zip(flags, colours, strict=False)),
         )
     words = _words(name, attrs)
+    kind = uncertainty_kind(name, attrs)
+    if kind == "standard_error":  # never negative, whatever the estimate's sign: bigger is more uncertain
+        return Style("sequential", "magma", units, label)
+    if kind == "probability":
+        return Style("sequential", "cividis", units or "1", label)
     signed = sample_range is not None and sample_range[0] < 0 < sample_range[1]
     if "anomal" in words or "difference" in words or signed:
         return Style("diverging", "RdBu", units, label)

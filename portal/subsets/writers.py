@@ -90,8 +90,9 @@ def _cf_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def data_variables(ds: xr.Dataset) -> list[str]:
-    """Names of the data variables of an answer: those that are not bounds, grid mappings,
-    instance variables (``cf_role``) or ancillary (quality) variables of others.
+    """Names of the data variables of an answer: those that are not bounds, grid mappings or
+    instance variables (``cf_role``). Ancillary variables (a standard error, a class probability,
+    a quality flag) are data variables too (CF 3.4): asked for, they are written like the estimate.
 
     Parameters
     ----------
@@ -106,7 +107,7 @@ def data_variables(ds: xr.Dataset) -> list[str]:
     """
     companions = set()
     for var in ds.variables.values():
-        for key in ("bounds", "grid_mapping", "ancillary_variables"):
+        for key in ("bounds", "grid_mapping"):
             value = var.attrs.get(key)
             if isinstance(value, str):
                 companions.update(value.split())
@@ -115,6 +116,19 @@ def data_variables(ds: xr.Dataset) -> list[str]:
         for n, v in ds.data_vars.items()
         if str(n) not in companions and "cf_role" not in v.attrs and "grid_mapping_name" not in v.attrs
     ]
+
+
+def _drop_missing_ancillaries(ds: xr.Dataset) -> None:
+    """Keep in each ``ancillary_variables`` attribute only the variables the answer holds (an
+    estimate asked for without its standard error must not name it: CF 3.4). In place."""
+    for var in ds.variables.values():
+        value = var.attrs.get("ancillary_variables")
+        if isinstance(value, str):
+            kept = [n for n in value.split() if n in ds.variables]
+            if kept:
+                var.attrs["ancillary_variables"] = " ".join(kept)
+            else:
+                del var.attrs["ancillary_variables"]
 
 
 def _kind(ds: xr.Dataset, names: list[str]) -> str:
@@ -345,6 +359,7 @@ def cf_dataset(ds: xr.Dataset, attrs: Mapping[str, Any] | None = None, *, now: d
     for var in out.variables.values():
         var.attrs = _cf_attrs(var.attrs)
     names = data_variables(out)
+    _drop_missing_ancillaries(out)
     kind = _kind(out, names)
     if kind in ("grid", "point"):
         out = _set_grid_mapping(out, names)

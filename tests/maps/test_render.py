@@ -80,3 +80,16 @@ def test_png_and_legends():
     assert legend.size[0] > 100
     flags = render.choose_style("ft", {"flag_values": [0, 1], "flag_meanings": "frozen thawed"})
     assert [c["meaning"] for c in render.legend(flags, 0, 1)["categories"]] == ["frozen", "thawed"]
+
+
+def test_uncertainty_is_drawn_sequential_whatever_the_estimate_sign():
+    se = render.choose_style(
+        "tws_anomaly_standard_error",
+        {"units": "mm", "long_name": "standard error of the TWS anomaly", "standard_name": "x standard_error"},
+        (-1.0, 5.0),  # a sampled range across zero would make any other variable diverging
+    )
+    probability = render.choose_style("probability_frozen", {"units": "1", "long_name": "probability that..."})
+    assert (se.kind, se.cmap) == ("sequential", "magma")
+    assert (probability.kind, probability.cmap) == ("sequential", "cividis")
+    assert render.uncertainty_kind("sm", {"units": "m3 m-3"}) is None
+    assert render.uncertainty_kind("err", {"uncertainty_method": "member_spread"}) == "standard_error"
