@@ -23,7 +23,11 @@ in each set. This module is that chain on whatever predictors and reference it i
 4. :func:`write_state_grid` -- the daily state grid (uint8: 0 thawed, 1 frozen, 255 fill; CF
    ``flag_values``/``flag_meanings``; stored as a CF-1.8 byte with ``_Unsigned = "true"``, read back
    as uint8), with the ``crs`` grid mapping and cell bounds, predicted window by window with
-   :func:`products.methods.chunked.predict_window` and written atomically;
+   :func:`products.methods.chunked.predict_window` and written atomically; beside it
+   ``probability_frozen`` (float32, [0, 1]), the selected model's probability of the class frozen
+   (:func:`class_probability`), linked through ``ancillary_variables`` (issue 17); how well such
+   probabilities are calibrated is measured out-of-fold in the block cross-validation
+   (:func:`block_cv_reliability`);
 5. :func:`products.generators.twins.freeze_thaw.make_twin` -- a synthetic twin with a known answer
    (frozen where a synthetic temperature field is below 0 degC, noisy predictors) to show that the
    classifier and the split work.
@@ -71,6 +75,7 @@ from sklearn.model_selection import GroupKFold
 
 from products.data_kind import DataKind
 from products.methods import cf, chunked
+from products.methods import uncertainty as unc
 from products.methods.cv import block_ids
 from products.methods.files import atomic_path
 from products.registry import PRODUCTS as REGISTRY
@@ -111,6 +116,10 @@ STATE_ATTRS = {
     "valid_range": np.array([THAWED, FROZEN], "u1"),
     "units": "1",
 }
+STATE_NAME = "ft_state"
+"""The freeze/thaw state variable of the grids."""
+PROBABILITY_NAME = "probability_frozen"
+"""The variable holding the probability of the class ``frozen`` beside ``ft_state`` (issue 17)."""
 SPLIT_ATTRS = {
     "long_name": "sample set of the pixel (spatial blocks)",
     "flag_values": np.array([0, 1, 2], "i1"),
@@ -776,6 +785,75 @@ def classification_metrics(y_true, y_pred) -> dict:
     }
 
 
+def class_code(meaning: str, attrs: Mapping = STATE_ATTRS) -> int:
+    """The stored value of a class as a flag variable codes it (CF ``flag_values`` / ``flag_meanings``).
+
+    Parameters
+    ----------
+    meaning : str
+        A word of ``attrs["flag_meanings"]`` (``"frozen"``).
+    attrs : mapping, default :data:`STATE_ATTRS`
+        The flag variable's attributes.
+
+    Returns
+    -------
+    int
+        The ``flag_values`` entry at the position of ``meaning`` in ``flag_meanings`` (1 for
+        ``"frozen"`` in :data:`STATE_ATTRS`).
+
+    Raises
+    ------
+    ValueError
+        ``meaning`` is not a flag meaning, or the two attributes differ in length.
+    """
+    meanings = str(attrs["flag_meanings"]).split()
+    values = np.asarray(attrs["flag_values"]).reshape(-1).tolist()
+    if len(meanings) != len(values):
+        raise ValueError(f"flag_meanings {meanings} and flag_values {values} differ in length")
+    if meaning not in meanings:
+        raise ValueError(f"class {meaning!r} is not one of the flag meanings {meanings}")
+    return int(values[meanings.index(meaning)])
+
+
+def class_probability(model, X, meaning: str = "frozen", attrs: Mapping = STATE_ATTRS) -> np.ndarray:
+    """Probability of one class from a fitted classifier's ``predict_proba``.
+
+    The column is the one whose ``model.classes_`` entry equals the class's code in the state
+    variable's flags (:func:`class_code`), not a fixed position. For
+    :class:`sklearn.ensemble.ExtraTreesClassifier` the probability is the trees' mean class
+    fraction in the leaf each row falls into (Geurts et al. 2006; scikit-learn ``predict_proba``);
+    ``predict`` is the class of the largest probability (ties: the first class, thawed), so a
+    cell predicted frozen has a probability of at least 0.5.
+
+    Parameters
+    ----------
+    model : fitted classifier
+        With ``classes_`` and ``predict_proba``.
+    X : numpy.ndarray
+        float (n, n_features), the model's feature columns.
+    meaning, attrs
+        The class and the flag attributes that code it (default ``"frozen"``, :data:`STATE_ATTRS`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n,), in [0, 1] (unit 1).
+
+    Raises
+    ------
+    ValueError
+        The model never saw the class (it cannot give its probability).
+    """
+    code = class_code(meaning, attrs)
+    classes = np.asarray(model.classes_).tolist()
+    if code not in classes:
+        raise ValueError(f"the model was fitted without the class {meaning!r} (code {code}); its classes: {classes}")
+    X = np.asarray(X)
+    if not len(X):
+        return np.empty(0, dtype="float64")
+    return np.asarray(model.predict_proba(X), dtype="float64")[:, classes.index(code)]
+
+
 # --- model ------------------------------------------------------------------------------------
 
 
@@ -918,6 +996,10 @@ class BlockCV:
         int8 (n,), the fold whose test set holds each sample.
     predicted : numpy.ndarray
         uint8 (n,), each sample's prediction by the model of the fold that held it out.
+    probability : numpy.ndarray
+        float64 (n,), in [0, 1]: each sample's probability of the class frozen
+        (:func:`class_probability`) by the model of the fold that held it out (out-of-fold; what
+        :func:`block_cv_reliability` scores).
     metrics : dict
         :func:`classification_metrics` of ``predicted`` against the reference over every sample (the
         pooled held-out score).
@@ -929,6 +1011,7 @@ class BlockCV:
     splits: list
     fold: np.ndarray
     predicted: np.ndarray
+    probability: np.ndarray
     metrics: dict
     fold_metrics: list
 
@@ -978,6 +1061,7 @@ def block_cv(data: Samples, block_deg: float, *, n_folds: int = 5, seed: int = 0
         fold[test] = k
     folds, splits, rows = [], [], []
     predicted = np.empty(data.y.size, dtype="u1")
+    probability = np.full(data.y.size, np.nan, dtype="float64")
     for k in range(n_folds):
         split = np.zeros(data.y.size, dtype="i1")
         split[fold == (k + 1) % n_folds] = 1
@@ -985,6 +1069,7 @@ def block_cv(data: Samples, block_deg: float, *, n_folds: int = 5, seed: int = 0
         res = fit_select(data, split, seed=seed, **fit_kw)
         test = split == 2
         predicted[test] = res.model.predict(data.X[test])
+        probability[test] = class_probability(res.model, data.X[test])
         folds.append(res)
         splits.append(split)
         m = res.metrics["test"]
@@ -998,7 +1083,45 @@ def block_cv(data: Samples, block_deg: float, *, n_folds: int = 5, seed: int = 0
                 "blocks": int(np.unique(ids[test]).size),
             }
         )
-    return BlockCV(folds, splits, fold, predicted, classification_metrics(data.y, predicted), rows)
+    return BlockCV(folds, splits, fold, predicted, probability, classification_metrics(data.y, predicted), rows)
+
+
+def block_cv_reliability(data: Samples, cv: BlockCV, *, bins: int = 10, block_deg: float | None = None):
+    """Reliability of the out-of-fold probability of the class frozen over every sample of a block CV.
+
+    Each sample's probability is the one of the fold model that never saw its block
+    (``cv.probability``), so the figures are held-out: :func:`products.methods.uncertainty.reliability`
+    with ``split = "block_cv"``.
+
+    Parameters
+    ----------
+    data : Samples
+        The samples ``cv`` was run on (its ``y`` the reference).
+    cv : BlockCV
+    bins : int, default 10
+        Equal-width probability bins of the expected calibration error.
+    block_deg : float, optional
+        The block edge, for the note.
+
+    Returns
+    -------
+    products.methods.uncertainty.Reliability
+        Brier score, expected calibration error, ``n`` = every sample, the bins.
+
+    Raises
+    ------
+    ValueError
+        ``cv`` holds another number of samples than ``data``.
+    """
+    if cv.probability.shape != data.y.shape:
+        raise ValueError(f"block CV of {cv.probability.size} samples for {data.y.size}")
+    edge = f" of {block_deg:g} degrees" if block_deg is not None else ""
+    note = (
+        f"out-of-fold: every sample's probability of frozen from the model of the {len(cv.folds)}-fold spatial-block "
+        f"cross-validation (blocks{edge}) that held its block out, pooled over the folds; the published "
+        "probability_frozen comes from the model fitted on the 70/15/15 training blocks with the same procedure"
+    )
+    return unc.reliability(cv.probability, data.y == class_code("frozen"), bins=int(bins), split="block_cv", note=note)
 
 
 def metrics_table(
@@ -1073,6 +1196,8 @@ def write_state_grid(
     extra: Mapping[str, tuple[np.ndarray, dict]] | None = None,
     attrs: Mapping | None = None,
     chunk: Sequence[int] = (1, 128, 256),
+    probability: Callable[[np.ndarray], np.ndarray] | None = None,
+    probability_comment: str = "",
 ) -> dict:
     """Predict the daily freeze/thaw state window by window and write a CF NetCDF-4 grid atomically.
 
@@ -1081,6 +1206,13 @@ def write_state_grid(
     :func:`products.methods.chunked.predict_window` and written before the next one is read, so
     memory is bounded by the window. The file is written under a temporary name in the target
     folder and moved into place only when complete.
+
+    With ``probability``, the same window's features also give :data:`PROBABILITY_NAME`
+    (``probability_frozen``): float32, unit 1, ``valid_range`` [0, 1], ``_FillValue``
+    :data:`products.methods.chunked.FILL_VALUE` where the state is fill, attributes from
+    :func:`products.methods.uncertainty.probability_attributes` (no ``flag_values``: it is a
+    continuous field, not a class), named in ``ft_state``'s ``ancillary_variables`` (appended to
+    any link already there, :func:`products.methods.uncertainty.link_ancillary`).
 
     CF-1.8 has no unsigned types: uint8 grids are stored as ``byte`` with ``_Unsigned = "true"``
     (:func:`products.methods.cf.unsigned_byte`), ``_FillValue`` -1 and int8 ``flag_values``; netCDF4
@@ -1107,17 +1239,25 @@ def write_state_grid(
         Global attributes (dicts/lists stored as JSON strings).
     chunk : (int, int, int)
         Window and NetCDF chunk shape.
+    probability : callable, optional
+        ``probability(matrix) -> p`` (float in [0, 1], one per row): the probability of the class
+        frozen from the model that ``predict`` uses, e.g. ``functools.partial(class_probability,
+        model)``. None: no probability variable.
+    probability_comment : str
+        Appended to the probability's ``comment`` (how well it is calibrated, measured at held-out
+        samples: :func:`products.methods.uncertainty.calibration_comment`).
 
     Returns
     -------
     dict
         ``path``, ``windows``, ``cells``, ``predicted`` (cells with a state), ``frozen`` (cells
-        predicted frozen).
+        predicted frozen), ``probability`` (cells with a probability; 0 without ``probability``).
 
     Raises
     ------
     ValueError
-        Unknown ``data_kind``, predictions other than 0/1, extra arrays of the wrong shape or dtype.
+        Unknown ``data_kind``, predictions other than 0/1, probabilities outside [0, 1], extra
+        arrays of the wrong shape or dtype.
     """
     if data_kind not in DATA_KINDS:
         raise ValueError(f"data_kind must be one of {DATA_KINDS}, found {data_kind!r}")
@@ -1133,16 +1273,19 @@ def write_state_grid(
         fills[name] = STATE_FILL if arr.dtype == np.dtype("u1") else SPLIT_FILL
     todo = chunked.windows(shape, chunk)
     chunks = tuple(max(1, min(int(c), n)) for c, n in zip(chunk, shape, strict=True))
-    counts = {"predicted": 0, "frozen": 0}
-
-    def features_of(window):
-        return feature_matrix(predictors, features, window)
+    counts = {"predicted": 0, "frozen": 0, "probability": 0}
 
     def checked(matrix):
         labels = np.asarray(predict(matrix))
         if labels.size and not np.isin(labels, (THAWED, FROZEN)).all():
             raise ValueError("predictions other than 0 (thawed) and 1 (frozen)")
         return labels
+
+    def checked_probability(matrix):
+        p = np.asarray(probability(matrix), dtype="float64")
+        if np.any((p < 0.0) | (p > 1.0)):
+            raise ValueError("probabilities outside [0, 1]")
+        return p
 
     global_attrs = _netcdf_attrs(
         {
@@ -1167,7 +1310,7 @@ def write_state_grid(
     with atomic_path(path) as tmp:
         with cf.create_grid_netcdf(tmp, coords) as nc:
             state = nc.createVariable(
-                "ft_state",
+                STATE_NAME,
                 "i1",
                 ("time", "lat", "lon"),
                 zlib=True,
@@ -1175,17 +1318,40 @@ def write_state_grid(
                 chunksizes=chunks,
                 fill_value=cf.unsigned_byte_fill(STATE_FILL),
             )
-            state.setncatts(
-                cf.grid_variable_attributes(
-                    cf.unsigned_byte(
-                        {
-                            **STATE_ATTRS,
-                            "long_name": f"surface soil freeze/thaw state (Extremely Randomized Trees; {data_kind})",
-                        }
-                    ),
-                    coverage_content_type="thematicClassification",
-                )
+            state_attrs = cf.grid_variable_attributes(
+                cf.unsigned_byte(
+                    {
+                        **STATE_ATTRS,
+                        "long_name": f"surface soil freeze/thaw state (Extremely Randomized Trees; {data_kind})",
+                    }
+                ),
+                coverage_content_type="thematicClassification",
             )
+            prob = None
+            if probability is not None:
+                prob = nc.createVariable(
+                    PROBABILITY_NAME,
+                    "f4",
+                    ("time", "lat", "lon"),
+                    zlib=True,
+                    complevel=4,
+                    shuffle=True,
+                    chunksizes=chunks,
+                    fill_value=chunked.FILL_VALUE,
+                )
+                prob.setncatts(
+                    cf.grid_variable_attributes(
+                        unc.probability_attributes(
+                            "frozen",
+                            extra=f"Probability of the ft_state class coded {class_code('frozen')} (flag meaning frozen). "
+                            f"{probability_comment}",
+                        ),
+                        coverage_content_type="qualityInformation",
+                    )
+                )
+                prob.set_auto_mask(False)
+                state_attrs = _with_ancillary(state_attrs, PROBABILITY_NAME)
+            state.setncatts(state_attrs)
             state.set_auto_maskandscale(False)
             out_vars = {}
             for name, (arr, vattrs) in extra.items():
@@ -1209,14 +1375,34 @@ def write_state_grid(
                 v.set_auto_maskandscale(False)
                 out_vars[name] = v
             for window in todo:
-                values = chunked.predict_window(window, features_of, checked)
+                matrix, valid = feature_matrix(predictors, features, window)
+
+                def given(_window, matrix=matrix, valid=valid):  # the window's features, read once
+                    return matrix, valid
+
+                values = chunked.predict_window(window, given, checked)
                 labels = np.where(values == chunked.FILL_VALUE, STATE_FILL, values).astype("u1")
                 state[window.key] = labels.view("i1")
                 counts["predicted"] += int((labels != STATE_FILL).sum())
                 counts["frozen"] += int((labels == FROZEN).sum())
+                if prob is not None:
+                    p = chunked.predict_window(window, given, checked_probability)
+                    prob[window.key] = p
+                    counts["probability"] += int((p != chunked.FILL_VALUE).sum())
+                del matrix, valid
                 for name, (arr, _) in extra.items():
                     out_vars[name][window.key] = arr[window.key].view("i1")
     return {"path": str(path), "windows": len(todo), "cells": int(np.prod(shape)), **counts}
+
+
+def _with_ancillary(attrs: Mapping, *names: str) -> dict:
+    """``attrs`` of a netCDF4 variable with ``names`` appended once to its ``ancillary_variables``.
+
+    The rule is :func:`products.methods.uncertainty.link_ancillary`'s (which works on an xarray
+    Dataset), applied to attributes about to be written with netCDF4.
+    """
+    holder = xr.Dataset({"estimate": ((), 0, dict(attrs)), **{n: ((), 0) for n in names}})
+    return dict(unc.link_ancillary(holder, "estimate", *names)["estimate"].attrs)
 
 
 def grid_of(data: Samples, values: np.ndarray, shape: tuple[int, int, int], fill, dtype) -> np.ndarray:

@@ -34,7 +34,11 @@ SMAP FT file** (readers for both exist: :mod:`ingestion.readers.amsr2`,
   one: the chain must beat the known single-channel rule and ignore the noise.
 
 Outputs: one daily state grid per experiment (``ft_state`` uint8 0 thawed / 1 frozen / 255 fill,
-CF flags, with ``ft_reference`` and the ``split`` of each pixel), ``freeze_thaw_metrics.csv`` (one
+CF flags, with ``ft_reference`` and the ``split`` of each pixel, and ``probability_frozen``: the
+selected model's probability of the class frozen, float32 in [0, 1], named in ``ft_state``'s
+``ancillary_variables``; its calibration -- Brier score and expected calibration error of the
+out-of-fold probabilities of the block cross-validation, ``split = "block_cv"`` -- is in the
+variable's comment and in ``summary["uncertainty"]``, issue 17), ``freeze_thaw_metrics.csv`` (one
 row per experiment and set: confusion matrix, overall accuracy, Cohen's kappa, per-class recall) and
 ``freeze_thaw_metrics.json`` (the same with model selection and feature importances). Classification
 metrics do not fit the KGE-style ValidationResult columns, so no ValidationResult rows are written;
@@ -43,9 +47,11 @@ the figures are in the version's summary (lineage) and these files.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 from django.conf import settings
@@ -65,6 +71,7 @@ from products.lineage import (
     twin_input,
 )
 from products.methods import cf
+from products.methods import uncertainty as unc
 from products.models import GenerationRun
 
 GLDAS_DAY = "gldas_testdata/img2ts_test/grib/2015/001"
@@ -93,6 +100,7 @@ DEFAULTS = {
     "twin_shape": [2, 60, 128],
     "twin_tb_noise_k": 3.0,
     "gldas_folder": GLDAS_DAY,
+    "reliability_bins": 10,
 }
 
 
@@ -107,6 +115,9 @@ def _parameters(run: GenerationRun) -> dict:
         raise RunError(f"unknown region(s) {bad}: expected some of {sorted(REGIONS)}")
     if not (params["block_deg"] == "variogram" or isinstance(params["block_deg"], int | float | dict)):
         raise RunError(f"block_deg must be 'variogram', a number or a dict per region, found {params['block_deg']!r}")
+    bins = params["reliability_bins"]
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise RunError(f"reliability_bins must be a positive integer, found {bins!r}")
     return params
 
 
@@ -225,7 +236,9 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     beside, per region / ``twin``; empty: none), ``n_estimators``, ``min_samples_leaf`` (candidates
     chosen on the validation set), ``max_train_samples``, ``n_jobs``, ``seed``, ``ablation`` (also fit
     the ``deep_only`` feature set), ``twin``, ``twin_shape`` ([days, lat, lon]), ``twin_tb_noise_k``,
-    ``gldas_folder`` (one folder of one day, or a list of them, relative to ``SHARED_DATA_DIR``).
+    ``gldas_folder`` (one folder of one day, or a list of them, relative to ``SHARED_DATA_DIR``),
+    ``reliability_bins`` (equal-width probability bins of the expected calibration error of
+    ``probability_frozen``).
 
     Raises
     ------
@@ -270,12 +283,30 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         days = [str(d)[:10] for d in predictors["time"].values]
 
     def cv_of(data, block):
+        """(the summary's brief or None, the BlockCV or None, why there is none)."""
         if not n_folds:
-            return None
+            return None, None, "the run set cv_folds = 0, so no block cross-validation gave held-out probabilities"
         try:
-            return _cv_brief(ft.block_cv(data, block, n_folds=n_folds, **fit_kw), block)
+            cv = ft.block_cv(data, block, n_folds=n_folds, **fit_kw)
         except ValueError as exc:  # fewer blocks than folds, or a fold with one class in training
-            return {"block_deg": block, "not_run": str(exc)}
+            return {"block_deg": block, "not_run": str(exc)}, None, f"the block cross-validation could not run: {exc}"
+        return _cv_brief(cv, block), cv, ""
+
+    def probability_of(file, data, split, res, cv, why, block):
+        """The probability's calibration figures (:func:`_calibration`) and the comment sentence; appends the
+        file's ``summary["uncertainty"]`` entry (headline: out-of-fold probabilities of the block CV)."""
+        figures, headline = _calibration(data, split, res, cv, block, bins)
+        entry = unc.summary_entry(
+            file=file,
+            variable=ft.PROBABILITY_NAME,
+            estimate=ft.STATE_NAME,
+            kind=unc.PROBABILITY,
+            method="class_probability",
+            calibration=headline,
+            not_calibrated_reason=why if headline is None else "",
+        )
+        uncertainty.append(entry)
+        return figures, unc.calibration_comment(headline, why)
 
     def fixed_of(data, key):
         block = fixed_blocks.get(key)
@@ -288,6 +319,9 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     block_cv: dict[str, dict] = {}
     fixed: dict[str, dict] = {}
     blocks: dict[str, dict] = {}
+    bins = int(params["reliability_bins"])
+    uncertainty: list[dict] = []
+    calibration: dict[str, dict] = {}
     out_files: dict[str, str] = {}
     grids: dict[str, dict] = {}
     for region in params["regions"]:
@@ -311,23 +345,26 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 res = ft.fit_select(data, split, **fit_kw)
                 name = f"{region}:{fs_name}"
                 results[DataKind.PROXY][name] = res
-                cv = cv_of(data, blocks[region]["block_deg"])
-                if cv is not None:
-                    block_cv[name] = cv
+                cv_brief, cv, why = cv_of(data, blocks[region]["block_deg"])
+                if cv_brief is not None:
+                    block_cv[name] = cv_brief
                 if fs_name == "gldas_soil":
-                    main = (data, split, res, features)
+                    main = (data, split, res, features, cv, why)
                     comparison = fixed_of(data, region)
                     if comparison is not None:
                         fixed[name] = comparison
-            data, split, res, features = main
+            data, split, res, features, cv, why = main
             info = blocks[region]
             name = f"freeze_thaw_proxy_{region}.nc"
+            calibration[region], calibration_text = probability_of(name, data, split, res, cv, why, info["block_deg"])
             shape = tuple(sub.sizes[d] for d in ("time", "lat", "lon"))
             grids[region] = ft.write_state_grid(
                 workdir / name,
                 predictors=sub,
                 features=features,
                 predict=res.model.predict,
+                probability=functools.partial(ft.class_probability, res.model),
+                probability_comment=calibration_text,
                 data_kind=DataKind.PROXY,
                 extra={
                     "ft_reference": (
@@ -348,7 +385,9 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                     "temperatures and latitude (no elevation-like field is derivable). Split 70/15/15 by "
                     f"{info['block_deg']:g}-degree spatial blocks of pixels, the edge sized from the predictors' "
                     f"variogram range ({info['range_deg']:.1f} degrees); one day: no split by year. "
-                    + ft.ACCURACY_MEASURES,
+                    + ft.ACCURACY_MEASURES
+                    + " "
+                    + _probability_sentence(calibration_text),
                     "accuracy_measures": ft.ACCURACY_MEASURES,
                     "block_deg": info["block_deg"],
                     "variogram_range_deg": info["variogram_range_deg"],
@@ -380,9 +419,9 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 raise RunError(f"twin: {exc}") from exc
             res = ft.fit_select(data, split, **fit_kw)
             results[DataKind.SYNTHETIC]["twin"] = res
-            cv = cv_of(data, twin_info["block_deg"])
-            if cv is not None:
-                block_cv["twin"] = cv
+            cv_brief, cv, why = cv_of(data, twin_info["block_deg"])
+            if cv_brief is not None:
+                block_cv["twin"] = cv_brief
             comparison = fixed_of(data, "twin")
             if comparison is not None:
                 fixed["twin"] = comparison
@@ -390,11 +429,16 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             test_mask = ft.grid_of(data, split == 2, shape, False, bool)
             baseline = ft_twin.twin_baseline_accuracy(twin, test_mask)
             name = "freeze_thaw_twin.nc"
+            calibration["twin"], calibration_text = probability_of(
+                name, data, split, res, cv, why, twin_info["block_deg"]
+            )
             grids["twin"] = ft.write_state_grid(
                 workdir / name,
                 predictors=twin.predictors,
                 features=twin.features,
                 predict=res.model.predict,
+                probability=functools.partial(ft.class_probability, res.model),
+                probability_comment=calibration_text,
                 data_kind=DataKind.SYNTHETIC,
                 extra={
                     "ft_reference": (twin.truth, {**ft.STATE_ATTRS, "long_name": "synthetic truth: T < 0 degC"}),
@@ -406,7 +450,7 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                     "comment": "SYNTHETIC TWIN with a known answer: frozen where a synthetic temperature field is "
                     "below 0 degC; predictors a noisy brightness-like channel, noisy elevation, latitude "
                     f"and pure noise. Split 70/15/15 by {twin_info['block_deg']:g}-degree spatial blocks sized from "
-                    "the predictors' variogram range.",
+                    "the predictors' variogram range. " + _probability_sentence(calibration_text),
                     "test_baseline_overall_accuracy": baseline,
                     "block_deg": twin_info["block_deg"],
                     "variogram_range_deg": twin_info["variogram_range_deg"],
@@ -477,6 +521,7 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                         "seed": ft.SEED_FIGURES,
                         "accuracy_measures": ft.ACCURACY_MEASURES,
                         "day_definition": ft.DAY_DEFINITION,
+                        "probability_calibration": calibration,
                         **detail,
                     }
                 ),
@@ -510,6 +555,8 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         },
         "block_cv": block_cv,
         "fixed_blocks": fixed,
+        "uncertainty": uncertainty,
+        "probability_calibration": calibration,
         "twin": (
             {
                 **brief(results[DataKind.SYNTHETIC]["twin"]),
@@ -541,6 +588,11 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "fold's blocks",
         "reference threshold 273.15 K": "fixed, not fitted",
         "feature scaling": "none (trees need no scaler)",
+        "probability_frozen (published)": "the selected model's trees (training blocks of the 70/15/15 split): "
+        "predict_proba, the trees' mean class fractions in the leaves",
+        "probability calibration (summary uncertainty, split block_cv)": "out-of-fold probabilities: each sample's "
+        "from the block-CV fold model that never saw its block (trees on the training folds, leaf size on the next "
+        "fold); reliability bins fixed by reliability_bins, nothing fitted to the outcomes",
     }
     return ProductOutput(
         files=out_files,
@@ -575,6 +627,46 @@ def _row(m: dict) -> dict:
         "tp": tp,
         "frozen_fraction_reference": (fn + tp) / m["n"],
     }
+
+
+def _calibration(
+    data: ft.Samples, split, res: ft.FitResult, cv: ft.BlockCV | None, block: float, bins: int
+) -> tuple[dict, unc.Reliability | None]:
+    """How well the probability of frozen holds at held-out samples.
+
+    Returns
+    -------
+    figures : dict
+        ``headline`` (``"block_cv"``); ``block_cv``: the reliability of the out-of-fold probabilities of
+        the spatial-block cross-validation (:func:`products.generators.freeze_thaw.block_cv_reliability`;
+        None without a block CV); ``test``: the published (selected) model's own probabilities on the
+        test blocks of its 70/15/15 split (``split = "test"``, fewer blocks; a cross-check that the
+        published file itself lets anyone recompute from ``probability_frozen``, ``ft_reference`` and
+        ``split``).
+    headline : products.methods.uncertainty.Reliability or None
+        The ``block_cv`` figures, for the summary entry and the file's comment.
+    """
+    headline = ft.block_cv_reliability(data, cv, bins=bins, block_deg=block) if cv is not None else None
+    test = np.asarray(split) == 2
+    own = unc.reliability(
+        ft.class_probability(res.model, data.X[test]).astype("float32"),  # as the file stores them
+        data.y[test] == ft.class_code("frozen"),
+        bins=bins,
+        split="test",
+        note="the published model's probabilities (float32, as stored in probability_frozen) on the test blocks "
+        "of its 70/15/15 split (held out from its fit and its leaf-size choice)",
+    )
+    figures = {"headline": "block_cv", "block_cv": headline.as_dict() if headline else None, "test": own.as_dict()}
+    return figures, headline
+
+
+def _probability_sentence(calibration_text: str) -> str:
+    """The sentence of a grid's global ``comment`` on ``probability_frozen`` and its measured calibration."""
+    return (
+        f"Uncertainty: {ft.PROBABILITY_NAME} is the probability of the class frozen from the selected model's "
+        f"predict_proba (the trees' mean leaf class fractions, fitted on the training blocks only), linked from "
+        f"{ft.STATE_NAME} by ancillary_variables. {calibration_text.rstrip('.')}."
+    )
 
 
 def _split_attrs(info: dict) -> dict:
