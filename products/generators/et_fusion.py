@@ -34,6 +34,7 @@ from products.methods.anomalies import monthly_anomalies
 from products.methods.cv import leave_station_out
 from products.methods.metrics import summary
 from products.methods.triple_collocation import tc_metrics
+from products.methods.uncertainty import NOMINAL, Coverage, interval_coverage, quantile_standard_error
 
 DRIVERS = ("tmin", "tmax", "ssrd", "vpd", "precip")
 # Signed latitude: with month_sin/month_cos it lets the trees tell the seasons of the two hemispheres apart.
@@ -54,6 +55,10 @@ DEFAULT_PARAMS = {
     "deterministic": True,
     "force_col_wise": True,
 }
+# The quantile pair beside each point model: the 16th and 84th percentiles of the predictive distribution
+# (a central 68.27 % interval, +-1 sigma of a normal), turned into a standard error by
+# products.methods.uncertainty.quantile_standard_error.
+QUANTILES = (0.16, 0.84)
 REFERENCES = (
     "CARDAMOM-FluxVal v1.0 (Yang et al., in prep., Geosci. Model Dev. Discuss.); "
     "FLUXNET2015: Pastorello et al. (2020), Sci. Data 7, 225, doi:10.1038/s41597-020-0534-3; "
@@ -74,7 +79,9 @@ class EtFusionResult:
         One row per row of the training table: ``station``, ``time``, ``lat``, ``lon``
         (``land_cover`` when the table has it), ``et_obs`` and ``et_pred`` (float64, mm d-1),
         ``is_validation`` (bool), ``fold`` (int, the cross-validation fold that left the
-        station out; ``et_pred`` comes from that fold's model).
+        station out; ``et_pred`` comes from that fold's model), ``et_q16``, ``et_q84`` (float64,
+        mm d-1, that fold's quantile pair) and ``et_standard_error`` (float64, mm d-1,
+        ``(et_q84 - et_q16) / 2``, :func:`products.methods.uncertainty.quantile_standard_error`).
     final_model : lightgbm.LGBMRegressor
         Fitted on all training (non-validation) rows of all stations; for new places.
     metrics : dict
@@ -91,6 +98,16 @@ class EtFusionResult:
     fold_models : list of lightgbm.LGBMRegressor
         Fold k's fitted model (index k), kept so that what each fold fitted can be checked (the
         leakage tests compare them after changing the held-out targets).
+    fold_quantile_models : list of tuple
+        Fold k's quantile pair (lower, upper): ``LGBMRegressor`` with ``objective="quantile"`` and
+        ``alpha`` = :data:`QUANTILES`, fitted on the same rows with the same parameters as
+        ``fold_models[k]``. They give ``et_q16``, ``et_q84`` and ``et_standard_error`` of the
+        predictions (out-of-fold, like ``et_pred``).
+    final_quantile_models : tuple
+        The quantile pair fitted on the rows of ``final_model`` (all training rows of all stations):
+        the standard error of every prediction at new places (ERA5 points, the grid).
+    quantiles : tuple of float
+        The pair's ``alpha`` values.
     """
 
     predictions: pd.DataFrame
@@ -101,6 +118,9 @@ class EtFusionResult:
     n_splits: int = 10
     seed: int = 42
     fold_models: list = field(default_factory=list)
+    fold_quantile_models: list = field(default_factory=list)
+    final_quantile_models: tuple = ()
+    quantiles: tuple = QUANTILES
 
 
 def add_calendar_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -209,7 +229,23 @@ def _metrics(predictions: pd.DataFrame) -> dict:
     return out
 
 
-def run(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 42, params: dict | None = None) -> EtFusionResult:
+def check_quantiles(quantiles) -> tuple[float, float]:
+    """``(lower, upper)`` as floats when they are a central pair ``0 < lower < 0.5 < upper < 1`` with
+    ``lower + upper = 1``; ValueError naming them otherwise."""
+    lo, hi = (float(q) for q in quantiles)
+    if not (0.0 < lo < 0.5 < hi < 1.0 and abs(lo + hi - 1.0) < 1e-9):
+        raise ValueError(f"quantiles must be a central pair (q, 1 - q) with 0 < q < 0.5, found {list(quantiles)}")
+    return lo, hi
+
+
+def run(
+    table: pd.DataFrame,
+    *,
+    n_splits: int = 10,
+    seed: int = 42,
+    params: dict | None = None,
+    quantiles: tuple[float, float] = QUANTILES,
+) -> EtFusionResult:
     """Leave-site-out cross-validation of a LightGBM ET model, and a final model on all towers.
 
     ``sklearn.model_selection.GroupKFold`` with the station as group puts every station in the
@@ -218,6 +254,12 @@ def run(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 42, params: dict
     (training and held-out validation) of the stations in fold k, so each prediction comes from
     a model that never saw that station. The final model is fitted on the training rows of
     all stations; validation rows are never used for fitting.
+
+    Beside each point model, a quantile pair (:func:`fit_quantile_pair`: the same parameters with the
+    pinball loss at the 16th and 84th percentiles) is fitted on the same rows, so the standard error
+    ``et_standard_error = (q84 - q16) / 2`` of each prediction is out-of-fold like the prediction
+    itself, and its calibration at the held-out towers (:func:`tower_calibration`) is honest. That
+    is three fits per fold instead of one.
 
     Parameters
     ----------
@@ -230,16 +272,19 @@ def run(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 42, params: dict
         ``random_state`` of LightGBM (row and column subsampling).
     params : dict, optional
         ``lightgbm.LGBMRegressor`` parameters overriding :data:`DEFAULT_PARAMS`.
+    quantiles : (float, float)
+        ``alpha`` of the quantile pair, a central pair (default :data:`QUANTILES`, 0.16 and 0.84).
 
     Returns
     -------
     EtFusionResult
-        Predictions (mm d-1) with fold numbers, final model, metrics, parameters.
+        Predictions (mm d-1) with fold numbers and standard errors, final model and quantile pair,
+        metrics, parameters.
 
     Raises
     ------
     ValueError
-        Fewer stations than ``n_splits``, or a missing feature column.
+        Fewer stations than ``n_splits``, a missing feature column, or ``quantiles`` not a central pair.
 
     References
     ----------
@@ -251,22 +296,155 @@ def run(table: pd.DataFrame, *, n_splits: int = 10, seed: int = 42, params: dict
     n_stations = table["station"].nunique()
     if n_splits < 2 or n_stations < n_splits:
         raise ValueError(f"n_splits must be in 2..{n_stations} (number of stations), found {n_splits}")
+    quantiles = check_quantiles(quantiles)
     params = {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
     x, y = table[list(FEATURES)], table[TARGET].to_numpy(dtype="float64")
     stations, is_train = table["station"].to_numpy(), ~table["is_validation"].to_numpy(dtype=bool)
     predicted, fold = np.full(len(table), np.nan), np.full(len(table), -1)
-    fold_train_stations, fold_models = [], []
+    bounds = np.full((2, len(table)), np.nan)
+    fold_train_stations, fold_models, fold_quantile_models = [], [], []
     for k, (train_idx, test_idx) in enumerate(leave_station_out(stations, n_splits)):
         train_idx = train_idx[is_train[train_idx]]  # training rows of the other stations only
         model = lightgbm.LGBMRegressor(**params).fit(x.iloc[train_idx], y[train_idx])
+        pair = fit_quantile_pair(params, x.iloc[train_idx], y[train_idx], quantiles)
         predicted[test_idx], fold[test_idx] = model.predict(x.iloc[test_idx]), k
+        bounds[:, test_idx] = [q.predict(x.iloc[test_idx]) for q in pair]
         fold_train_stations.append(frozenset(stations[train_idx]))
         fold_models.append(model)
+        fold_quantile_models.append(pair)
     final_model = lightgbm.LGBMRegressor(**params).fit(x[is_train], y[is_train])
+    final_pair = fit_quantile_pair(params, x[is_train], y[is_train], quantiles)
     keep = ["station", "time", "lat", "lon", *(["land_cover"] if "land_cover" in table.columns else [])]
-    predictions = table[keep].assign(et_obs=y, et_pred=predicted, is_validation=~is_train, fold=fold)
+    predictions = table[keep].assign(
+        et_obs=y,
+        et_pred=predicted,
+        is_validation=~is_train,
+        fold=fold,
+        et_q16=bounds[0],
+        et_q84=bounds[1],
+        et_standard_error=quantile_standard_error(bounds[0], bounds[1], nominal=quantiles[1] - quantiles[0]),
+    )
     return EtFusionResult(
-        predictions, final_model, _metrics(predictions), params, fold_train_stations, n_splits, seed, fold_models
+        predictions,
+        final_model,
+        _metrics(predictions),
+        params,
+        fold_train_stations,
+        n_splits,
+        seed,
+        fold_models,
+        fold_quantile_models,
+        final_pair,
+        quantiles,
+    )
+
+
+def quantile_params(params: dict, alpha: float) -> dict:
+    """The point model's LightGBM parameters with the quantile (pinball) loss at ``alpha``.
+
+    Parameters
+    ----------
+    params : dict
+        ``lightgbm.LGBMRegressor`` parameters of the point model (any ``objective``/``alpha`` in them
+        is replaced).
+    alpha : float in (0, 1)
+        The quantile.
+
+    Returns
+    -------
+    dict
+        ``params`` with ``objective="quantile"`` and ``alpha``.
+    """
+    return {**params, "objective": "quantile", "alpha": float(alpha)}
+
+
+def fit_quantile_pair(params: dict, x, y, quantiles: tuple[float, float] = QUANTILES) -> tuple:
+    """Fit the lower and upper quantile models on the rows a point model is fitted on.
+
+    Parameters
+    ----------
+    params : dict
+        The point model's ``lightgbm.LGBMRegressor`` parameters (same trees, learning rate, seed).
+    x : pandas.DataFrame or numpy.ndarray, shape (n, n_features)
+        Training features (NaN allowed: LightGBM's missing-value handling).
+    y : array_like, float, shape (n,)
+        Training target.
+    quantiles : (float, float)
+        ``alpha`` of the lower and upper model (default :data:`QUANTILES`, the 16th and 84th percentiles).
+
+    Returns
+    -------
+    tuple of lightgbm.LGBMRegressor
+        (lower, upper), fitted.
+
+    References
+    ----------
+    Koenker, R. & Bassett, G. (1978) Regression quantiles. Econometrica 46, 33-50 (pinball loss);
+    LightGBM ``objective="quantile"`` (Ke et al. 2017).
+    """
+    return tuple(lightgbm.LGBMRegressor(**quantile_params(params, a)).fit(x, y) for a in quantiles)
+
+
+def predict_standard_error(pair, drivers: pd.DataFrame) -> np.ndarray:
+    """Standard error (mm d-1) of the point model's ET from a fitted quantile pair.
+
+    Parameters
+    ----------
+    pair : (lightgbm.LGBMRegressor, lightgbm.LGBMRegressor)
+        E.g. ``EtFusionResult.final_quantile_models``.
+    drivers : pandas.DataFrame
+        With the columns of :data:`FEATURES` (see :func:`predict`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (len(drivers),), ``|q84 - q16| / 2`` in mm d-1, non-negative.
+
+    Raises
+    ------
+    ValueError
+        A feature column is missing.
+    """
+    lower, upper = (predict(model, drivers) for model in pair)
+    return quantile_standard_error(lower, upper, nominal=_pair_nominal(pair))
+
+
+def _pair_nominal(pair) -> float:
+    """The central interval a fitted quantile pair spans (``alpha`` of the upper minus the lower)."""
+    return float(pair[1].get_params()["alpha"]) - float(pair[0].get_params()["alpha"])
+
+
+def tower_calibration(result: EtFusionResult, *, split: str = "validation", nominal: float = NOMINAL) -> Coverage:
+    """Coverage of the 90 % interval ``et_pred +- 1.645 et_standard_error`` at held-out towers.
+
+    Every row of ``result.predictions`` comes from a fold that never saw its tower; the rows scored
+    are the held-out validation months (``is_validation``), the rows of the stored split
+    ``validation``. With ``split="cv"`` the cross-validated training months are scored instead
+    (also out-of-fold for their tower).
+
+    Parameters
+    ----------
+    result : EtFusionResult
+        From :func:`run`.
+    split : {"validation", "cv"}
+    nominal : float in (0, 1)
+        The interval's stated coverage (default 0.90, z = 1.645).
+
+    Returns
+    -------
+    products.methods.uncertainty.Coverage
+        With ``split`` and a note saying no observation error is assumed.
+    """
+    pred = result.predictions
+    rows = pred[pred["is_validation"] if split == "validation" else ~pred["is_validation"]]
+    return interval_coverage(
+        rows["et_pred"],
+        rows["et_standard_error"],
+        rows["et_obs"],
+        nominal=nominal,
+        split=split,
+        note="leave-tower-out: each tower's months predicted by the fold models (point and quantile pair) that "
+        "never saw the tower; tower ET taken as exact (no observation error added)",
     )
 
 
@@ -597,6 +775,13 @@ class TowerFusionResult:
         FLAML's chosen hyper-parameters per outer fold (tuned on that fold's training towers).
     fold_models : list of flaml.AutoML
         Outer fold k's fitted model (index k), kept so that what each fold fitted can be checked.
+    fold_quantile_models : list of tuple
+        Outer fold k's quantile pair (lower, upper): LightGBM with the parameters of fold k's fitted
+        model (FLAML's choice) and ``objective="quantile"``, fitted on the same training towers; they
+        give ``et_fused_q16``, ``et_fused_q84`` and ``et_fused_standard_error`` of the predictions.
+        Empty when :func:`fuse_at_towers` was asked for no quantiles.
+    quantiles : tuple of float
+        The pair's ``alpha`` values (empty without a pair).
     """
 
     predictions: pd.DataFrame
@@ -605,6 +790,8 @@ class TowerFusionResult:
     features: list = field(default_factory=list)
     best_configs: list = field(default_factory=list)
     fold_models: list = field(default_factory=list)
+    fold_quantile_models: list = field(default_factory=list)
+    quantiles: tuple = ()
 
 
 def fuse_at_towers(
@@ -617,6 +804,7 @@ def fuse_at_towers(
     inner_splits: int = 3,
     max_iter: int = 20,
     seed: int = 42,
+    quantiles: tuple[float, float] | None = QUANTILES,
 ) -> TowerFusionResult:
     """Fuse several ET products (and forcing) into tower ET with AutoML, validated on unseen towers.
 
@@ -644,6 +832,12 @@ def fuse_at_towers(
     inner_splits : FLAML's tuning folds (grouped by tower; fewer when an outer fold trains on fewer towers).
     max_iter : FLAML trials per outer fold.
     seed : random seed of FLAML and LightGBM.
+    quantiles : (float, float) or None
+        A central pair of quantiles (default :data:`QUANTILES`): in each outer fold a LightGBM
+        quantile pair with the parameters of the fold's fitted model (FLAML's chosen configuration,
+        ``objective="quantile"``) is fitted on the same training towers and predicts the held-out
+        ones, giving the out-of-fold standard error ``et_fused_standard_error = (q84 - q16) / 2``
+        (:func:`fusion_calibration`). None: no pair (the upper bound needs none).
 
     Returns
     -------
@@ -652,7 +846,8 @@ def fuse_at_towers(
     Raises
     ------
     ValueError
-        The reference or a product is missing, or fewer than ``max(n_splits, 3)`` towers.
+        The reference or a product is missing, fewer than ``max(n_splits, 3)`` towers, or
+        ``quantiles`` not a central pair.
 
     References
     ----------
@@ -674,8 +869,10 @@ def fuse_at_towers(
             f"n_splits={n_splits} needs at least max(n_splits, 3) towers with the reference and every "
             f"product; found {len(set(stations))}"
         )
+    quantiles = check_quantiles(quantiles) if quantiles is not None else ()
     fused, fold = np.full(len(data), np.nan), np.full(len(data), -1)
-    chosen, configs, models = [], [], []
+    bounds = np.full((2, len(data)), np.nan)
+    chosen, configs, models, pairs = [], [], [], []
     for k, (train, test) in enumerate(leave_station_out(stations, n_splits)):
         automl = AutoML()
         automl.fit(
@@ -696,11 +893,64 @@ def fuse_at_towers(
         chosen.append(automl.best_estimator)
         configs.append(dict(automl.best_config))
         models.append(automl)
+        if quantiles:
+            # the parameters of the fitted LGBMRegressor of FLAML's choice, seeded like the run
+            params = {**automl.model.estimator.get_params(), "random_state": seed}
+            pair = fit_quantile_pair(
+                params, data[features].iloc[train], data[reference].iloc[train].to_numpy(), quantiles
+            )
+            bounds[:, test] = [q.predict(data[features].iloc[test]) for q in pair]
+            pairs.append(pair)
     predictions = data[["station", "time", *names]].assign(et_fused=fused, fold=fold)
+    if quantiles:
+        predictions = predictions.assign(
+            et_fused_q16=bounds[0],
+            et_fused_q84=bounds[1],
+            et_fused_standard_error=quantile_standard_error(bounds[0], bounds[1], nominal=quantiles[1] - quantiles[0]),
+        )
     table = pd.DataFrame.from_dict(
         {name: summary(predictions[name], predictions[reference]) for name in ["et_fused", *products]}, orient="index"
     )
-    return TowerFusionResult(predictions, table, chosen, features, configs, models)
+    return TowerFusionResult(predictions, table, chosen, features, configs, models, pairs, quantiles)
+
+
+def fusion_calibration(
+    fusion: TowerFusionResult, *, reference: str = "et", split: str = "fusion_held_out", nominal: float = NOMINAL
+) -> Coverage:
+    """Coverage of the interval ``et_fused +- z et_fused_standard_error`` at the held-out towers.
+
+    Every sample of ``fusion.predictions`` was predicted by the outer fold (point model and quantile
+    pair) that held its tower out, so all of them are scored: the samples of the stored split
+    ``fusion_held_out``.
+
+    Parameters
+    ----------
+    fusion : TowerFusionResult
+        From :func:`fuse_at_towers` with quantiles.
+    reference : tower ET column.
+    split : the stored split's name.
+    nominal : float in (0, 1)
+        The interval's stated coverage (default 0.90).
+
+    Returns
+    -------
+    products.methods.uncertainty.Coverage
+
+    Raises
+    ------
+    KeyError
+        ``fusion`` has no standard error (fitted without quantiles).
+    """
+    pred = fusion.predictions
+    return interval_coverage(
+        pred["et_fused"],
+        pred["et_fused_standard_error"],
+        pred[reference],
+        nominal=nominal,
+        split=split,
+        note="leave-tower-out: each overpass predicted by the outer fold's fused model and quantile pair, which "
+        "never saw the tower; tower ET (from LE) taken as exact (no observation error added)",
+    )
 
 
 # --- stage 1: reconstruct each ET product over the span of the predictors ---------------------

@@ -29,17 +29,30 @@ from products.generators.et_fusion import (
     EtFusionResult,
     ReconstructionResult,
     TowerFusionResult,
+    fusion_calibration,
+    tower_calibration,
 )
 from products.methods.cf import CONVENTIONS, history_line, merge_attrs, time_encoding, timeseries_dataset
+from products.methods.uncertainty import Coverage, calibration_comment, link_ancillary, standard_error_attributes
+
+SE_FILL = np.float32(np.nan)
 
 
 def to_cf_dataset(
-    result: EtFusionResult, era5_predictions: pd.DataFrame | None = None, *, attrs: dict | None = None
+    result: EtFusionResult,
+    era5_predictions: pd.DataFrame | None = None,
+    *,
+    attrs: dict | None = None,
+    coverage: Coverage | None = None,
 ) -> xr.Dataset:
     """CF-1.8 discrete sampling geometry (timeSeries, orthogonal multidimensional array) of ET.
 
     Towers carry the observed ET and the leave-site-out prediction of the fold that held the
     tower out (``EtFusionResult.predictions``); ERA5 points carry the final model's prediction.
+    Beside ``et`` is its standard error ``et_standard_error`` (named in ``et``'s
+    ``ancillary_variables``): at the towers from the quantile pair of the same fold, at the ERA5
+    points from the final quantile pair; its ``comment`` gives the coverage measured at the
+    held-out towers (:func:`~products.generators.et_fusion.tower_calibration`).
 
     ET is stored as ``water_evapotranspiration_flux`` in ``kg m-2 d-1``: CF allows any units
     convertible to the canonical kg m-2 s-1, and 1 kg m-2 d-1 of water is 1 mm d-1, so the
@@ -53,9 +66,15 @@ def to_cf_dataset(
     era5_predictions : pandas.DataFrame, optional
         ``station``, ``time``, ``lat``, ``lon``, ``et_pred`` (mm d-1), e.g. the output of
         :func:`~products.generators.et_fusion.era5_monthly_drivers` with
-        :func:`~products.generators.et_fusion.predict` added as ``et_pred``.
+        :func:`~products.generators.et_fusion.predict` added as ``et_pred``, and optionally
+        ``et_standard_error`` (mm d-1, :func:`~products.generators.et_fusion.predict_standard_error`
+        with the final quantile pair; NaN there without it).
     attrs : dict, optional
         Global attributes added last (override the defaults); None values are dropped.
+    coverage : products.methods.uncertainty.Coverage, optional
+        The standard error's calibration written in its comment; default
+        :func:`~products.generators.et_fusion.tower_calibration` of ``result`` (90 % interval, split
+        ``validation``).
 
     Returns
     -------
@@ -63,6 +82,7 @@ def to_cf_dataset(
         Dims (station, time) [and nv = 2]: ``station_name`` (cf_role timeseries_id), ``lat``
         (degrees_north), ``lon`` (degrees_east), ``time`` (month start, encoded as days since
         1970-01-01, bounds ``time_bnds``), ``et`` and ``et_obs`` (float64, kg m-2 d-1, NaN fill),
+        ``et_standard_error`` (float32, kg m-2 d-1, NaN fill),
         ``is_validation`` (int8 flag, -1 fill), ``site_type`` (int8 flag: flux_tower,
         era5_point), ``cv_fold`` (int16, -1 for ERA5 points).
 
@@ -76,11 +96,14 @@ def to_cf_dataset(
     CF Conventions 1.8, section 9 (Discrete Sampling Geometries) and appendix H.2.1.
     """
     towers = result.predictions
+    coverage = coverage if coverage is not None else tower_calibration(result)
     frames = [towers.assign(site_type=0)]
     if era5_predictions is not None:
         if set(era5_predictions["station"]) & set(towers["station"]):
             raise ValueError("era5_predictions: station names collide with tower codes")
-        frames.append(era5_predictions[["station", "time", "lat", "lon", "et_pred"]].assign(site_type=1, fold=-1))
+        columns = ["station", "time", "lat", "lon", "et_pred"]
+        columns += ["et_standard_error"] if "et_standard_error" in era5_predictions.columns else []
+        frames.append(era5_predictions[columns].assign(site_type=1, fold=-1))
     rows = pd.concat(frames, ignore_index=True)
     if rows.duplicated(["station", "time"]).any():
         raise ValueError("predictions: a (station, month) appears twice")
@@ -88,6 +111,7 @@ def to_cf_dataset(
     rows = rows.assign(
         et=rows["et_pred"],
         et_obs=rows["et_obs"] if "et_obs" in rows else np.nan,
+        et_standard_error=rows["et_standard_error"] if "et_standard_error" in rows else np.nan,
         is_validation=rows["is_validation"].map({False: 0, True: 1}).fillna(-1).astype("int8"),
     )
     et_attrs = {
@@ -107,6 +131,23 @@ def to_cf_dataset(
             "there, and ERA5 drivers differ from the tower drivers the model learnt from.",
             "validated_at_era5_points": "no",
         },
+        "et_standard_error": {
+            **standard_error_attributes(
+                {**et_attrs, "long_name": "evapotranspiration predicted by LightGBM"},
+                method="quantile_regression",
+                extra=f"Quantiles {result.quantiles[0]:g} and {result.quantiles[1]:g} from LightGBM quantile models with the "
+                "point model's parameters; at the towers the pair of the fold that left the tower out, at the ERA5 "
+                "points the pair fitted on all training towers (not validated there). "
+                + calibration_comment(coverage)
+                + (
+                    " (the interval covers less than it states: the standard error is too small)"
+                    if coverage.too_narrow and coverage.n
+                    else ""
+                ),
+            ),
+            "cell_methods": "time: mean",
+            "_FillValue": SE_FILL,
+        },
         "et_obs": {
             **et_attrs,
             "long_name": "evapotranspiration observed at the flux tower (FLUXNET2015 via CARDAMOM-FluxVal v1.0)",
@@ -123,6 +164,10 @@ def to_cf_dataset(
     }
     pooled = result.metrics["validation"]["pooled"]
     base = {
+        "uncertainty_coverage_nominal": coverage.nominal,
+        "uncertainty_coverage_measured": coverage.measured,
+        "uncertainty_coverage_n": coverage.n,
+        "uncertainty_coverage_split": coverage.split,
         "data_kind": DataKind.REAL,
         "title": "Monthly evapotranspiration at FLUXNET2015 towers and ERA5 points (LightGBM ET fusion)",
         "institution": "data portal ET fusion pipeline",
@@ -142,7 +187,7 @@ def to_cf_dataset(
         "validation_bias_mm_per_day": pooled["bias"],
         "validation_r": pooled["r"],
     }
-    return timeseries_dataset(
+    ds = timeseries_dataset(
         rows,
         variables,
         stations=sites.astype({"site_type": "int8"}).assign(cv_fold=sites["fold"].astype("int16")),
@@ -168,6 +213,7 @@ def to_cf_dataset(
         time_step="MS",
         attrs=merge_attrs(base, merge_attrs(attrs)),
     )
+    return link_ancillary(ds, "et", "et_standard_error")
 
 
 def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | None = None) -> xr.Dataset:
@@ -237,6 +283,7 @@ def fusion_to_cf(
     reference: str = "et",
     attrs: dict | None = None,
     upper_bound: TowerFusionResult | None = None,
+    coverage: Coverage | None = None,
 ) -> xr.Dataset:
     """CF-1.8 ``point`` dataset of the stage-2 fusion at the towers (one row per overpass).
 
@@ -254,13 +301,18 @@ def fusion_to_cf(
     reference : tower ET column.
     attrs : dict, optional
         Global attributes added last; None values dropped.
+    coverage : products.methods.uncertainty.Coverage, optional
+        The calibration written in the standard error's comment; default
+        :func:`~products.generators.et_fusion.fusion_calibration` of ``fusion``.
 
     Returns
     -------
     xarray.Dataset
         Dim ``obs`` (in time order): ``time``, ``lat``, ``lon``, ``station_name`` (coordinates), ``et_obs``,
         ``et_fused``, ``et_fused_tower_met`` (with ``upper_bound``) and one ``et_<model>`` per product
-        (float64, kg m-2 h-1 = mm h-1, NaN fill), ``cv_fold`` (int16, outer fold that held the tower out).
+        (float64, kg m-2 h-1 = mm h-1, NaN fill), ``cv_fold`` (int16, outer fold that held the tower out),
+        and, when ``fusion`` has its quantile pair, ``et_fused_standard_error`` (float32, kg m-2 h-1, NaN
+        fill; named in ``et_fused``'s ``ancillary_variables``).
 
     Raises
     ------
@@ -349,6 +401,30 @@ def fusion_to_cf(
     ds["et_obs"].attrs["coverage_content_type"] = "physicalMeasurement"
     for name in data:
         ds[name].encoding["_FillValue"] = np.nan
+    if "et_fused_standard_error" in rows.columns:
+        coverage = coverage if coverage is not None else fusion_calibration(fusion, reference=reference)
+        ds["et_fused_standard_error"] = (
+            "obs",
+            rows["et_fused_standard_error"].to_numpy(dtype="float32"),
+            {
+                **standard_error_attributes(
+                    {**et_attrs, "long_name": "fused evapotranspiration"},
+                    method="quantile_regression",
+                    extra=f"Quantiles {fusion.quantiles[0]:g} and {fusion.quantiles[1]:g} from LightGBM quantile "
+                    "models with the parameters FLAML chose for the outer fold's fused model, fitted on that "
+                    "fold's training towers. "
+                    + calibration_comment(coverage)
+                    + (
+                        " (the interval covers less than it states: the standard error is too small)"
+                        if coverage.too_narrow and coverage.n
+                        else ""
+                    ),
+                ),
+                "coordinates": et_attrs["coordinates"],
+            },
+        )
+        ds["et_fused_standard_error"].encoding["_FillValue"] = SE_FILL
+        link_ancillary(ds, "et_fused", "et_fused_standard_error")
     ds["time"].encoding.update(time_encoding("seconds since 1970-01-01"))
     fused = fusion.table.loc["et_fused"]
     ds.attrs = {

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -62,11 +63,19 @@ from products.generators.et_fusion import (
     REFERENCES,
     add_calendar_features,
     predict,
+    predict_standard_error,
     saturation_vapour_pressure,
 )
 from products.methods import cf
-from products.methods.chunked import GridSpec, Window, apply_chunked
+from products.methods.chunked import FILL_VALUE, GridSpec, Window, apply_chunked, windows
 from products.methods.files import atomic_path
+from products.methods.uncertainty import (
+    Coverage,
+    calibration_comment,
+    interval_coverage,
+    link_ancillary,
+    standard_error_attributes,
+)
 
 # driver role -> GLDAS-2.1 variable name; Rainf_f_tavg is total precipitation (Rainf_tavg: rain only)
 GLDAS_FORCING = {
@@ -97,6 +106,12 @@ ET_ATTRS = {
     "liquid water. The model was trained on monthly means of tower drivers and ET and is applied here to one "
     "day's drivers.",
 }
+SE_NAME = "et_standard_error"
+SE_METHOD = "quantile_regression"
+SE_TEXT = (
+    "From the final quantile pair (LightGBM quantile models at {0:g} and {1:g} with the point model's parameters, "
+    "fitted on the training months of all towers), applied to the same daily drivers chunk by chunk like et"
+)
 REFERENCES_GRID = (
     REFERENCES + "; GLDAS: Rodell et al. (2004), Bull. Amer. Meteor. Soc. 85, 381-394, "
     "doi:10.1175/BAMS-85-3-381; vapour pressure: FAO-56 eq. 11 (Allen et al. 1998)"
@@ -338,6 +353,77 @@ def predict_matrix(matrix: np.ndarray, *, model: lightgbm.LGBMRegressor) -> np.n
     return predict(model, pd.DataFrame(matrix, columns=list(FEATURES), copy=False))
 
 
+def standard_error_matrix(matrix: np.ndarray, *, pair: tuple) -> np.ndarray:
+    """:func:`products.generators.et_fusion.predict_standard_error` on a feature matrix in :data:`FEATURES`
+    order: ``|q84 - q16| / 2`` of the quantile pair, float64 (n_rows,), mm d-1, non-negative."""
+    return predict_standard_error(pair, pd.DataFrame(matrix, columns=list(FEATURES), copy=False))
+
+
+def standard_error_attrs(quantiles, calibration: Coverage | None = None, reason: str = "") -> dict:
+    """CF attributes of :data:`SE_NAME`: the CF ``standard_error`` modifier of ET, its method, the pair's
+    ``quantiles`` (float64 attribute) and its calibration (measured at held-out tower months) or why there
+    is none."""
+    lo, hi = (float(q) for q in quantiles)
+    return {
+        **standard_error_attributes(
+            {**ET_ATTRS, "long_name": "evapotranspiration predicted from gridded forcing"},
+            method=SE_METHOD,
+            extra=SE_TEXT.format(lo, hi) + ". " + calibration_comment(calibration, reason or "not yet measured"),
+        ),
+        "cell_methods": ET_ATTRS["cell_methods"],
+        "quantiles": np.array([lo, hi], dtype="float64"),
+    }
+
+
+def _merge_variable(source: Path, target: Path, name: str) -> None:
+    """Copy the (time, lat, lon) float32 variable ``name`` of ``source`` into ``target`` (same grid), with
+    its attributes, chunking and compression, slab by slab (memory bounded by one slab)."""
+    import netCDF4
+
+    with netCDF4.Dataset(source) as src, netCDF4.Dataset(target, "a") as dst:
+        var = src[name]
+        filters = var.filters() or {}
+        out = dst.createVariable(
+            name,
+            "f4",
+            ("time", "lat", "lon"),
+            zlib=bool(filters.get("zlib")),
+            complevel=int(filters.get("complevel") or 4),
+            shuffle=bool(filters.get("shuffle")),
+            chunksizes=var.chunking() if var.chunking() != "contiguous" else None,
+            fill_value=FILL_VALUE,
+        )
+        out.setncatts({k: var.getncattr(k) for k in var.ncattrs() if k != "_FillValue"})
+        var.set_auto_mask(False)
+        out.set_auto_mask(False)
+        for window in windows(var.shape, (1, 1024, 1024)):
+            values = var[window.key]
+            if np.any(values != FILL_VALUE):  # all-fill slabs keep their chunks unallocated
+                out[window.key] = values
+
+
+def describe_standard_error(path: str | os.PathLike, calibration: Coverage | None, reason: str = "") -> None:
+    """Write the measured calibration (or the reason there is none) into the grid's standard error, in place.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file of :func:`predict_et_grid` written with ``quantile_models``.
+    calibration : products.methods.uncertainty.Coverage or None
+        From :func:`grid_calibration`; None with a ``reason``.
+
+    Raises
+    ------
+    KeyError
+        The file has no :data:`SE_NAME`.
+    """
+    import netCDF4
+
+    with netCDF4.Dataset(path, "a") as nc:
+        quantiles = np.asarray(nc[SE_NAME].getncattr("quantiles"), dtype="float64").reshape(-1)
+        nc[SE_NAME].setncattr("comment", standard_error_attrs(quantiles, calibration, reason)["comment"])
+
+
 def open_forcing(forcing) -> tuple[list[xr.Dataset], list[xr.Dataset]]:
     """The datasets of ``forcing`` (see :func:`predict_et_grid`) and those opened here, to be closed."""
     items = [forcing] if isinstance(forcing, xr.Dataset | str | os.PathLike) else list(forcing)
@@ -366,6 +452,7 @@ def predict_et_grid(
     variables: Mapping[str, str] = GLDAS_FORCING,
     workers: int = 1,
     attrs: Mapping | None = None,
+    quantile_models: tuple | None = None,
 ) -> Path:
     """Daily ET grid from a fitted ET fusion model and a sub-daily forcing cube, chunk by chunk.
 
@@ -399,6 +486,13 @@ def predict_et_grid(
         with ``workers > 1`` pass paths, not in-memory datasets.
     attrs : mapping, optional
         Global attributes added last (e.g. ``data_kind``, validation scores); None values dropped.
+    quantile_models : (lightgbm.LGBMRegressor, lightgbm.LGBMRegressor), optional
+        The final quantile pair (``EtFusionResult.final_quantile_models``): adds
+        :data:`SE_NAME` (``et_standard_error``, float32, kg m-2 d-1, same fill and grid as ``et``,
+        CF ``water_evapotranspiration_flux standard_error``, named in ``et``'s
+        ``ancillary_variables``), predicted window by window like ``et`` in a second chunked pass
+        over the same forcing. Its ``comment`` says the calibration is not yet measured until
+        :func:`describe_standard_error` writes it.
 
     Returns
     -------
@@ -481,11 +575,46 @@ def predict_et_grid(
                 chunk=(days_per_chunk, *chunk),
                 workers=workers,
             )
+            if quantile_models is not None:
+                # chunked.py writes one variable per file: the standard error goes through the same windows
+                # into a file of its own beside the output, then into the output (removed on any error)
+                with tempfile.TemporaryDirectory(dir=Path(tmp).parent, prefix=".et_standard_error.") as folder:
+                    se_path = Path(folder) / "et_standard_error.nc"
+                    apply_chunked(
+                        features,
+                        functools.partial(standard_error_matrix, pair=tuple(quantile_models)),
+                        GridSpec(
+                            name=SE_NAME,
+                            time=days,
+                            lat=cube.lat,
+                            lon=cube.lon,
+                            attrs=standard_error_attrs([m.get_params()["alpha"] for m in quantile_models]),
+                        ),
+                        se_path,
+                        chunk=(days_per_chunk, *chunk),
+                        workers=workers,
+                    )
+                    _merge_variable(se_path, Path(tmp), SE_NAME)
+                _link_in_file(tmp, "et", SE_NAME)
             cf.complete_grid_file(tmp, time_step="1D")  # bounds, crs grid mapping, ACDD extents
     finally:
         for ds in opened:
             ds.close()
     return Path(out_path)
+
+
+def _link_in_file(path, estimate: str, name: str) -> None:
+    """:func:`products.methods.uncertainty.link_ancillary` on a file written by netCDF4: ``estimate`` names
+    ``name`` in its ``ancillary_variables``."""
+    import netCDF4
+
+    with netCDF4.Dataset(path, "a") as nc:
+        have = xr.Dataset(
+            {estimate: ((), 0, {"ancillary_variables": getattr(nc[estimate], "ancillary_variables", "")}), name: 0}
+        )
+        nc[estimate].setncattr(
+            "ancillary_variables", link_ancillary(have, estimate, name)[estimate].attrs["ancillary_variables"]
+        )
 
 
 # --- the grid itself against towers ---------------------------------------------------------------------
@@ -518,6 +647,7 @@ def sample_at_points(grid: str | os.PathLike | xr.Dataset, points: pd.DataFrame)
     -------
     pandas.DataFrame
         ``station``, ``time`` (the grid's day, datetime64[ns], a UTC calendar day), ``et_grid``
+        (float64, mm d-1) and, when the grid has :data:`SE_NAME`, ``et_grid_standard_error``
         (float64, mm d-1): one row per point and day with a finite value; points outside the grid
         give no rows.
     """
@@ -526,17 +656,16 @@ def sample_at_points(grid: str | os.PathLike | xr.Dataset, points: pd.DataFrame)
         i = _cell_index(ds, "lat", points["lat"].to_numpy())
         j = _cell_index(ds, "lon", points["lon"].to_numpy())
         inside = (i >= 0) & (j >= 0)
-        columns = ["station", "time", "et_grid"]
+        names = {"et": "et_grid", **({SE_NAME: "et_grid_standard_error"} if SE_NAME in ds else {})}
+        columns = ["station", "time", *names.values()]
         if not inside.any():
-            return pd.DataFrame(
-                {c: pd.Series(dtype=t) for c, t in zip(columns, ("object", "datetime64[ns]", "float64"), strict=True)}
-            )
-        values = (
-            ds["et"]
-            .isel(lat=xr.DataArray(i[inside], dims="point"), lon=xr.DataArray(j[inside], dims="point"))
-            .transpose("time", "point")
-            .values.astype("float64")
-        )
+            types = ("object", "datetime64[ns]", *(["float64"] * len(names)))
+            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(columns, types, strict=True)})
+        cells = {"lat": xr.DataArray(i[inside], dims="point"), "lon": xr.DataArray(j[inside], dims="point")}
+        values = {
+            column: ds[name].isel(cells).transpose("time", "point").values.astype("float64").ravel()
+            for name, column in names.items()
+        }
         days = ds["time"].values.astype("datetime64[ns]")
     finally:
         if not isinstance(grid, xr.Dataset):
@@ -545,7 +674,7 @@ def sample_at_points(grid: str | os.PathLike | xr.Dataset, points: pd.DataFrame)
         {
             "station": np.tile(points["station"].to_numpy()[inside].astype(object), days.size),
             "time": np.repeat(days, inside.sum()),
-            "et_grid": values.ravel(),
+            **values,
         }
     )
     return frame[np.isfinite(frame["et_grid"])].reset_index(drop=True)
@@ -572,16 +701,54 @@ def grid_at_held_out_towers(daily: pd.DataFrame, predictions: pd.DataFrame) -> p
         One row per held-out tower month with at least one grid day: ``station``, ``time``,
         ``et_obs`` (the tower's monthly mean), ``et_grid`` (mean of the grid days of that month
         present in the forcing, mm d-1), ``n_days`` (int, how many), ``land_cover`` (empty string
-        when unknown). Empty when the forcing's days never fall in a held-out tower month.
+        when unknown); with ``et_grid_standard_error`` in ``daily``, its mean over the same days
+        (the standard error of the monthly mean if the daily errors are fully correlated within the
+        month, as a model's error mostly is). Empty when the forcing's days never fall in a held-out
+        tower month.
     """
     held_out = predictions[predictions["is_validation"]]
     keep = ["station", "time", "et_obs", *(["land_cover"] if "land_cover" in held_out.columns else [])]
+    extra = {"et_grid_standard_error": ("et_grid_standard_error", "mean")} if "et_grid_standard_error" in daily else {}
     monthly = (
         daily.assign(time=daily["time"].dt.to_period("M").dt.to_timestamp())
         .groupby(["station", "time"], as_index=False)
-        .agg(et_grid=("et_grid", "mean"), n_days=("et_grid", "size"))
+        .agg(et_grid=("et_grid", "mean"), n_days=("et_grid", "size"), **extra)
     )
     frame = held_out[keep].merge(monthly, on=["station", "time"], how="inner")
     if "land_cover" not in frame.columns:
         frame["land_cover"] = ""
     return frame.assign(land_cover=frame["land_cover"].fillna("").astype(str)).astype({"n_days": "int64"})
+
+
+def grid_calibration(frame: pd.DataFrame, *, split: str, nominal: float = 0.90) -> Coverage:
+    """Coverage of ``et_grid +- z et_grid_standard_error`` against the tower ET of held-out months.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        From :func:`grid_at_held_out_towers` of a grid with :data:`SE_NAME` (``et_grid``,
+        ``et_grid_standard_error``, ``et_obs``, mm d-1), non-empty.
+    split : str
+        The stored split's name (``grid_at_held_out_towers``).
+    nominal : float in (0, 1)
+        The interval's stated coverage.
+
+    Returns
+    -------
+    products.methods.uncertainty.Coverage
+
+    Raises
+    ------
+    KeyError
+        ``frame`` has no ``et_grid_standard_error``.
+    """
+    return interval_coverage(
+        frame["et_grid"],
+        frame["et_grid_standard_error"],
+        frame["et_obs"],
+        nominal=nominal,
+        split=split,
+        note="held out in time only: the tower months the final model and its quantile pair never saw (they saw "
+        "other months of the same towers); grid monthly mean of the forcing days present, its standard error the "
+        "mean of the daily ones; tower ET taken as exact",
+    )

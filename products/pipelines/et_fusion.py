@@ -24,6 +24,7 @@ from products.lineage import (
     stations_frame,
 )
 from products.methods import cf
+from products.methods import uncertainty as unc
 from products.methods.aggregate import validation_rows
 from products.models import GenerationRun
 
@@ -59,12 +60,22 @@ DEFAULTS = {
     "fusion_upper_bound": True,  # also fit the labelled upper bound with the tower's own meteorology
     "forcing_grid": [],  # sub-daily gridded forcing files (none in the shared sample data)
     "forcing_data_kind": str(DataKind.REAL),
+    # the uncertainty beside the estimates: the quantile pair's alphas (a central pair) and the stated interval
+    # whose coverage is measured at held-out towers
+    "uncertainty_quantiles": list(et_fusion.QUANTILES),
+    "uncertainty_nominal_coverage": unc.NOMINAL,
     **et_fusion.DEFAULT_PARAMS,  # LightGBM parameters of the tower model (random_state = seed)
 }
 # LightGBM parameters a run may set for the tower model besides those of DEFAULT_PARAMS
 LIGHTGBM_EXTRA = ("max_depth", "reg_alpha", "reg_lambda", "min_split_gain", "min_child_weight", "max_bin")
 GRID_SPLIT = "grid_at_held_out_towers"
 UPPER_BOUND_SPLIT = "fusion_upper_bound_tower_met"
+FUSION_SPLIT = "fusion_held_out"
+TOWER_SPLIT = "validation"
+BASIN_SE_REASON = (
+    "no independent basin ET: the five products are the only basin ET there is, so the spread between their "
+    "reconstructions cannot be checked against an observation"
+)
 STATISTICS_FITTED_ON = {
     "LightGBM tower model (five drivers)": "training months of the training towers of each leave-site-out fold; "
     "the published final model (ERA5 points, gridded ET) on the training months of all towers, never on the "
@@ -79,6 +90,11 @@ STATISTICS_FITTED_ON = {
     "FLAML hyper-parameters": "inner folds grouped by tower within each outer fold's training towers",
     "stage-2 upper bound (tower meteorology)": "as the fusion: training towers of each outer fold, hyper-parameters "
     "on their inner grouped folds",
+    "tower model quantile pair (et_standard_error)": "the rows of the point model: training months of the training "
+    "towers of each leave-site-out fold (out-of-fold standard errors, calibrated on the held-out towers' validation "
+    "months); the final pair (ERA5 points, grid) on the training months of all towers",
+    "stage-2 fusion quantile pair (et_fused_standard_error)": "training towers of each outer leave-tower-out fold, "
+    "with the parameters FLAML chose for that fold's fused model",
 }
 
 
@@ -133,6 +149,13 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     basin_splits = int(resolved["basin_splits"])
     forcing_grid = [Path(settings.SHARED_DATA_DIR) / f for f in resolved["forcing_grid"] or []]
     forcing_kind = str(resolved["forcing_data_kind"])
+    try:
+        quantiles = et_fusion.check_quantiles(resolved["uncertainty_quantiles"])
+        nominal = float(resolved["uncertainty_nominal_coverage"])
+        if not 0.0 < nominal < 1.0:
+            raise ValueError(f"the nominal coverage must lie in (0, 1), found {nominal}")
+    except (TypeError, ValueError) as error:
+        raise RunError(f"uncertainty_quantiles / uncertainty_nominal_coverage: {error}") from error
     fusion = {
         "n_splits": int(resolved["fusion_splits"]),
         "inner_splits": int(resolved["fusion_inner_splits"]),
@@ -152,15 +175,30 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         table = et_fusion.build_training_table(obs, stations)
 
     with stages("tower_model"):
-        result = et_fusion.run(table, **cv, params=lgbm)
+        result = et_fusion.run(table, **cv, params=lgbm, quantiles=quantiles)
+        tower_coverage = et_fusion.tower_calibration(result, split=TOWER_SPLIT, nominal=nominal)
 
     with stages("tower_predict_and_write"):
         with xr.open_dataset(era5_path) as era5:
             drivers = et_fusion.era5_monthly_drivers(era5)
         drivers["et_pred"] = et_fusion.predict(result.final_model, drivers)
+        drivers["et_standard_error"] = et_fusion.predict_standard_error(result.final_quantile_models, drivers)
         attrs = file_attributes(run)
         files = dict(FILES)
-        cf.write_netcdf(et_fusion_cf.to_cf_dataset(result, drivers, attrs=attrs), workdir / "et_fusion_timeseries.nc")
+        cf.write_netcdf(
+            et_fusion_cf.to_cf_dataset(result, drivers, attrs=attrs, coverage=tower_coverage),
+            workdir / "et_fusion_timeseries.nc",
+        )
+    uncertainty = [
+        unc.summary_entry(
+            file="et_fusion_timeseries.nc",
+            variable="et_standard_error",
+            estimate="et",
+            kind=unc.STANDARD_ERROR,
+            method="quantile_regression",
+            calibration=tower_coverage,
+        )
+    ]
 
     grid_rows, grid_summary = (
         [],
@@ -177,6 +215,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 forcing_grid,
                 workdir / "et_grid_daily.nc",
                 attrs={**attrs, "data_kind": forcing_kind},
+                quantile_models=result.final_quantile_models,
             )
             files["et_grid_daily.nc"] = (
                 f"CF-1.8 grid: daily ET (UTC calendar days) predicted chunk by chunk from {forcing_kind} "
@@ -185,6 +224,19 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         with stages("grid_at_held_out_towers"):
             grid_rows, grid_summary["validation"] = _grid_validation(
                 workdir / "et_grid_daily.nc", stations, result, forcing_kind
+            )
+            grid_coverage, reason = _grid_calibration(workdir / "et_grid_daily.nc", stations, result, nominal)
+            et_grid.describe_standard_error(workdir / "et_grid_daily.nc", grid_coverage, reason)
+            uncertainty.append(
+                unc.summary_entry(
+                    file="et_grid_daily.nc",
+                    variable=et_grid.SE_NAME,
+                    estimate="et",
+                    kind=unc.STANDARD_ERROR,
+                    method=et_grid.SE_METHOD,
+                    calibration=grid_coverage,
+                    not_calibrated_reason=reason,
+                )
             )
 
     with stages("stage1_reconstruction"):
@@ -201,14 +253,27 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         )
 
     with stages("stage2_fusion"):
-        fused = et_fusion.fuse_at_towers(ecostress_obs, forcing=et_fusion.OFF_TOWER_INPUTS, **fusion)
+        fused = et_fusion.fuse_at_towers(
+            ecostress_obs, forcing=et_fusion.OFF_TOWER_INPUTS, quantiles=quantiles, **fusion
+        )
+        fusion_coverage = et_fusion.fusion_calibration(fused, split=FUSION_SPLIT, nominal=nominal)
     upper = None
     if resolved["fusion_upper_bound"]:
         with stages("stage2_upper_bound_tower_met"):
-            upper = et_fusion.fuse_at_towers(ecostress_obs, forcing=et_fusion.TOWER_FORCING, **fusion)
+            upper = et_fusion.fuse_at_towers(ecostress_obs, forcing=et_fusion.TOWER_FORCING, quantiles=None, **fusion)
     cf.write_netcdf(
-        et_fusion_cf.fusion_to_cf(fused, ecostress_stations, attrs=attrs, upper_bound=upper),
+        et_fusion_cf.fusion_to_cf(fused, ecostress_stations, attrs=attrs, upper_bound=upper, coverage=fusion_coverage),
         workdir / "et_fused_ecostress_towers.nc",
+    )
+    uncertainty.append(
+        unc.summary_entry(
+            file="et_fused_ecostress_towers.nc",
+            variable="et_fused_standard_error",
+            estimate="et_fused",
+            kind=unc.STANDARD_ERROR,
+            method="quantile_regression",
+            calibration=fusion_coverage,
+        )
     )
 
     validation = [
@@ -229,7 +294,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     ]
     land_cover = dict(zip(ecostress_stations["code"], ecostress_stations["land_cover"], strict=True))
     validation += [
-        ValidationRow(variable, "mm h-1", "fusion_held_out", scope, label, metrics, network=ECOSTRESS_NETWORK)
+        ValidationRow(variable, "mm h-1", FUSION_SPLIT, scope, label, metrics, network=ECOSTRESS_NETWORK)
         for variable, scope, label, metrics in et_fusion.fusion_metric_rows(fused, land_cover)
     ]
     if upper is not None:
@@ -240,7 +305,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             for variable, scope, label, metrics in et_fusion.fusion_metric_rows(upper, land_cover)
             if variable == "et_fused"
         ]
-    pooled = next(v.metrics for v in validation if v.split == "validation" and v.scope == "pooled")
+    pooled = next(v.metrics for v in validation if v.split == TOWER_SPLIT and v.scope == "pooled")
     single = fused.table.drop(index="et_fused")
     summary = {
         "towers": int(table["station"].nunique()),
@@ -300,6 +365,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "note": "upper bound, not a product: takes the radiation, air temperature and humidity measured at "
             "the tower it is scored at, which no grid cell has",
         }
+    summary["uncertainty"] = uncertainty
     return ProductOutput(
         files=files,
         validation=validation,
@@ -378,6 +444,25 @@ def _grid_validation(grid_path: Path, stations, result, forcing_kind: str) -> tu
         "median_days_per_month": float(frame["n_days"].median()),
         **{k: json_safe(pooled[k]) for k in ("n", "kge", "r", "rmse", "bias")},
     }
+
+
+def _grid_calibration(grid_path: Path, stations, result, nominal: float) -> tuple[unc.Coverage | None, str]:
+    """The grid's standard error against the towers' held-out months (split ``grid_at_held_out_towers``).
+
+    Returns
+    -------
+    tuple
+        (:class:`~products.methods.uncertainty.Coverage`, "") when the forcing's days fall in held-out tower
+        months, else (None, the reason).
+    """
+    daily = et_grid.sample_at_points(grid_path, stations.rename(columns={"code": "station"}))
+    frame = et_grid.grid_at_held_out_towers(daily, result.predictions)
+    if frame.empty:
+        return None, (
+            "the forcing's days fall in no held-out month of a tower inside the grid, so the grid's interval "
+            "could not be checked at held-out towers in this version"
+        )
+    return et_grid.grid_calibration(frame, split=GRID_SPLIT, nominal=nominal), ""
 
 
 def _inputs(run: GenerationRun, *, sites, basins, fusion_sites, forcing_grid: list[Path], forcing_kind: str):
