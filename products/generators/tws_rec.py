@@ -36,6 +36,15 @@ evapotranspiration (ET) and runoff (R). Pipeline:
 6. :func:`reconstruct_grid`: the same features and model on a mascon-layout cube (time x lat x lon,
    ``lwe_thickness`` in cm, :func:`ingestion.readers.grace.open_grid`), written chunk by chunk with
    :func:`products.methods.chunked.apply_chunked`.
+7. Uncertainty (:func:`mascon_spread`): the standard error of each reconstruction is the spread
+   (sample standard deviation, ddof=1; with two members ``|JPL - CSR| / sqrt(2)``) between the
+   reconstructions trained on each mascon solution, published as ``<estimate>_standard_error`` and
+   named in the estimate's ``ancillary_variables``; for the regions, the spread between the
+   area-weighted region means of those reconstructions. Its calibration is measured on the held-out
+   year blocks (:func:`held_out_coverage`, :func:`held_out_region_coverage`): the out-of-fold
+   predictions of every solution give the spread, and their coverage of the GRACE anomalies of
+   those years is counted. The spread shows only how much the solutions disagree, not the model's
+   error, so it is expected to be too narrow; the files and the run summary say how narrow.
 
 Storage values are mm of liquid water equivalent (1 mm = 1 kg m-2); fluxes mm month-1.
 
@@ -58,6 +67,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +85,15 @@ from products.methods.chunked import GridSpec, Window, apply_chunked, windows
 from products.methods.cv import assert_disjoint, year_blocks_held_out
 from products.methods.files import atomic_path
 from products.methods.metrics import pearson_r, summary
+from products.methods.uncertainty import (
+    NOMINAL,
+    Coverage,
+    calibration_comment,
+    interval_coverage,
+    link_ancillary,
+    member_spread,
+    standard_error_attributes,
+)
 
 BASELINE = ("2004-01-01", "2009-12-31")  # 2004.0-2009.999, the GRACE mascon reference period
 SOLUTIONS = ("tws_jpl", "tws_csr")  # one reconstruction per mascon solution (the seed: JPL, CSR, GSFC)
@@ -1102,6 +1121,300 @@ def water_balance(
     return out.astype({"n": "int64"})
 
 
+# --- uncertainty: the spread between the mascon solutions' reconstructions --------------------------
+UNCERTAINTY_METHOD = "mascon_spread"
+"""Key of :data:`products.methods.uncertainty.METHODS` the files and the run summary name."""
+STANDARD_ERROR_SUFFIX = "_standard_error"
+
+
+def standard_error_name(estimate: str) -> str:
+    """``<estimate>_standard_error``: the name of an estimate's standard error in the published files."""
+    return f"{estimate}{STANDARD_ERROR_SUFFIX}"
+
+
+def series_name(solution: str, variant: str) -> str:
+    """The storage series of a solution and variant: ``tws_jpl`` (anomaly) or ``tws_jpl_dd``."""
+    return solution if variant == "anomaly" else f"{solution}_dd"
+
+
+def members(names, suffix: str = "_rec") -> dict[str, list[str]]:
+    """The members of each variant's ensemble: the names ending with ``suffix``, grouped by variant.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Series names (``tws_jpl_rec``, ``tws_csr_dd_rec``, ``tws_jpl_cv``, ...); other names are ignored.
+    suffix : str
+        ``"_rec"`` (reconstructions) or ``"_cv"`` (held-out predictions).
+
+    Returns
+    -------
+    dict
+        ``"anomaly"`` / ``"dd"`` -> the member names in the order given (one per solution).
+    """
+    out: dict[str, list[str]] = {}
+    for name in names:
+        name = str(name)
+        if name.endswith(suffix) and not name.endswith(STANDARD_ERROR_SUFFIX):
+            variant = "dd" if name[: -len(suffix)].endswith("_dd") else "anomaly"
+            out.setdefault(variant, []).append(name)
+    return out
+
+
+def _spread(stacked) -> np.ndarray:
+    """:func:`products.methods.uncertainty.member_spread` along axis 0, without numpy's warning for the
+    cells where fewer than two members are finite (NaN there, as documented; months without predictors,
+    region-months below the area fraction)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
+        return member_spread(stacked)
+
+
+def _like(template, values: np.ndarray):
+    if isinstance(template, pd.DataFrame):
+        return pd.DataFrame(values, index=template.index, columns=template.columns)
+    if isinstance(template, pd.Series):
+        return pd.Series(values, index=template.index, name=template.name)
+    return values
+
+
+def mascon_spread(tables: Mapping, suffix: str = "_rec") -> dict:
+    """Standard error of every reconstruction: the spread between the reconstructions of its variant
+    trained on each mascon solution.
+
+    The spread (:func:`products.methods.uncertainty.member_spread`: sample standard deviation,
+    ddof=1; with two members ``|a - b| / sqrt(2)``) is the same for every member of a variant, and
+    each member gets it under its own name, since each is a published estimate.
+
+    Parameters
+    ----------
+    tables : mapping
+        Series name -> values (pandas.Series, pandas.DataFrame or numpy.ndarray, mm), the members of a
+        variant on the same labels (pandas objects are aligned on the first member's labels): the
+        basin series (index (station, time)) or the region means (time x region).
+    suffix : str
+        Which members: ``"_rec"`` (reconstructions) or ``"_cv"`` (held-out predictions).
+
+    Returns
+    -------
+    dict
+        Member name -> its standard error, the type and labels of the first member, float64, mm;
+        NaN where fewer than two members are finite. Variants with a single member are left out
+        (no spread).
+    """
+    out = {}
+    for names in members(tables, suffix).values():
+        if len(names) < 2:
+            continue
+        first = tables[names[0]]
+        stack_ = [
+            tables[n].reindex_like(first) if isinstance(first, (pd.Series, pd.DataFrame)) else tables[n] for n in names
+        ]
+        spread = _spread(np.stack([np.asarray(t, dtype="float64") for t in stack_]))
+        for name in names:
+            out[name] = _like(first, spread)
+    return out
+
+
+def _solutions(result: TwsResult) -> list[str]:
+    return list(dict.fromkeys(result.cv.index.get_level_values("solution")))
+
+
+def held_out_predictions(result: TwsResult, variant: str, split: str = HEADLINE_SPLIT) -> pd.DataFrame:
+    """Out-of-fold predictions of every solution's model, side by side, with the spread between them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index (station, time) over the rows any solution scored; one column per solution (its
+        held-out prediction, mm, NaN where it was not scored) and ``spread`` (member spread, mm, NaN
+        where fewer than two solutions were scored).
+
+    Raises
+    ------
+    KeyError
+        ``result`` holds no held-out predictions of ``variant`` and ``split``.
+    """
+    sims = {}
+    for solution in _solutions(result):
+        held = result.held_out[solution, variant, split]
+        sims[solution] = pd.Series(held.sim, index=held.rows)
+    frame = pd.DataFrame(sims)
+    frame["spread"] = _spread(frame[list(sims)].to_numpy().T)
+    return frame
+
+
+def _coverage_note(solution: str, split: str, what: str = "out-of-fold predictions") -> str:
+    block, buffer = SPLITS[split]
+    return (
+        f"{what} of the {solution} model for blocks of {block} year(s) held out "
+        f"({buffer}-year buffer), each with the spread between the out-of-fold predictions of the models trained "
+        f"on each mascon solution, against the GRACE {solution.split('_')[-1].upper()} anomalies of those years "
+        "under the statistics of each fold's training years; no observation error assumed"
+    )
+
+
+def held_out_coverage(
+    result: TwsResult, solution: str, variant: str, *, split: str = HEADLINE_SPLIT, nominal: float = NOMINAL
+) -> Coverage:
+    """Coverage of ``estimate +- z * spread`` at the held-out basin-months of one solution's model.
+
+    The estimate is the out-of-fold prediction of ``solution``'s model, the standard error the
+    spread between the out-of-fold predictions of every solution's model for the same basin-month
+    (:func:`held_out_predictions`), the observation ``solution``'s GRACE anomaly under the fold's
+    statistics (:attr:`HeldOut.obs`): nothing here was fitted on the month it scores.
+
+    Parameters
+    ----------
+    result : TwsResult
+        With held-out predictions of at least two solutions.
+    solution : str
+    variant : {"anomaly", "dd"}
+    split : str
+        A key of :data:`SPLITS` (default the headline, ``year_block_held_out``).
+    nominal : float in (0, 1)
+        Central interval whose coverage is counted (0.90).
+
+    Returns
+    -------
+    products.methods.uncertainty.Coverage
+        Over the basin-months where the prediction, the spread and the observation are finite.
+    """
+    held = result.held_out[solution, variant, split]
+    spread = held_out_predictions(result, variant, split)["spread"].reindex(held.rows).to_numpy()
+    return interval_coverage(
+        held.sim, spread, held.obs, nominal=nominal, split=split, note=_coverage_note(solution, split)
+    )
+
+
+def held_out_region_coverage(
+    result: TwsResult,
+    attributes: pd.DataFrame,
+    solution: str,
+    variant: str,
+    *,
+    split: str = HEADLINE_SPLIT,
+    min_area_fraction: float = 0.9,
+    nominal: float = NOMINAL,
+) -> Coverage:
+    """Coverage of the region means' ``estimate +- z * spread`` at the held-out months.
+
+    The out-of-fold predictions of every solution's model and ``solution``'s fold targets are
+    averaged over the basins of each region as the published region means are (:func:`region_means`,
+    area-weighted, ``min_area_fraction``); the standard error is the spread between the solutions'
+    region means (the method of the published region files), the estimate ``solution``'s region
+    mean, the observation the region mean of its GRACE anomalies under each fold's statistics.
+    Every region series of the file counts, ``All basins`` included.
+
+    Parameters
+    ----------
+    result : TwsResult
+    attributes : pandas.DataFrame
+        Index basin; ``continent`` (str) and ``area_km2`` (km2), as for :func:`region_means`.
+    solution, variant, split, nominal
+        As for :func:`held_out_coverage`.
+    min_area_fraction : float
+        As for :func:`region_means` (the run's value).
+
+    Returns
+    -------
+    products.methods.uncertainty.Coverage
+        Over the region-months where all three are finite.
+    """
+    stations = sorted(result.series.index.get_level_values("station").unique())
+    times = result.series.index.get_level_values("time").unique().sort_values()
+
+    def wide(values, rows) -> pd.DataFrame:
+        table = pd.Series(values, index=rows).unstack("station")
+        return table.reindex(index=times, columns=stations)
+
+    means = {}
+    for s in _solutions(result):
+        held = result.held_out[s, variant, split]
+        means[s], _ = region_means(wide(held.sim, held.rows), attributes, min_area_fraction=min_area_fraction)
+    held = result.held_out[solution, variant, split]
+    observed, _ = region_means(wide(held.obs, held.rows), attributes, min_area_fraction=min_area_fraction)
+    estimate = means[solution]
+    spread = _spread(np.stack([means[s].reindex_like(estimate).to_numpy() for s in means]))
+    note = _coverage_note(solution, split, "area-weighted region means of the out-of-fold predictions")
+    return interval_coverage(
+        estimate.to_numpy(),
+        spread,
+        observed.reindex_like(estimate).to_numpy(),
+        nominal=nominal,
+        split=split,
+        note=note + "; every region series of the file, All basins included",
+    )
+
+
+def uncertainty_comment(calibration: Coverage | None, estimate_members=(), *, reason: str = "") -> str:
+    """The sentences appended to the standard error's ``comment``: the members, the measured coverage
+    (:func:`products.methods.uncertainty.calibration_comment`) and what the measurement says.
+
+    Parameters
+    ----------
+    calibration : Coverage or None
+        None: not measured, ``reason`` says why.
+    estimate_members : sequence of str
+        The reconstructions whose spread it is.
+    """
+    parts = []
+    if estimate_members:
+        parts.append(f"Members: {', '.join(estimate_members)} (with two members the spread is |a - b| / sqrt(2))")
+    if calibration is None:
+        parts.append(calibration_comment(None, reason or "no held-out predictions were given"))
+        return ". ".join(parts)
+    parts.append(calibration_comment(calibration))
+    if calibration.n:
+        if calibration.calibrated:
+            verdict = "within the tolerance"
+        elif calibration.too_narrow:
+            verdict = "too narrow: the interval understates the reconstruction's error"
+        else:
+            verdict = "too wide: the interval overstates the reconstruction's error"
+        parts.append(
+            "The spread shows only how much the reconstructions trained on the mascon solutions disagree, not the "
+            f"model's own error: at the same held-out months the RMSE against GRACE is {calibration.rmse:.1f} mm "
+            f"and the mean standard error {calibration.mean_standard_error:.1f} mm ({verdict}). The published "
+            "standard error is the spread of the final models (all GRACE months); its calibration is that of the "
+            "same spread between the out-of-fold models"
+        )
+    return ". ".join(parts)
+
+
+def _with_standard_errors(
+    frame: pd.DataFrame,
+    variables: dict,
+    calibration: Mapping[str, Coverage | None] | None,
+    reason: str,
+) -> tuple[pd.DataFrame, dict, list[str]]:
+    """Add ``<estimate>_standard_error`` columns (float32) and their CF attributes after each reconstruction."""
+    columns = [c for c in frame.columns if c in variables]
+    spread = mascon_spread({c: frame[c] for c in columns})
+    groups = members(columns)
+    out_vars: dict = {}
+    added = []
+    new_columns = {}
+    for name, attrs in variables.items():
+        out_vars[name] = attrs
+        if name not in spread:
+            continue
+        se = standard_error_name(name)
+        group = next(g for g in groups.values() if name in g)
+        cov = (calibration or {}).get(name)
+        out_vars[se] = {
+            **standard_error_attributes(
+                attrs,
+                method=UNCERTAINTY_METHOD,
+                extra=uncertainty_comment(cov, group, reason=reason),
+            ),
+            "_FillValue": np.float32(np.nan),
+        }
+        new_columns[se] = spread[name].astype("float32")
+        added.append(name)
+    return frame.assign(**new_columns), out_vars, added
+
+
 # --- CF output --------------------------------------------------------------------------------
 def _long_name(name: str) -> str:
     solution = name.split("_")[1].upper()
@@ -1138,8 +1451,10 @@ def to_cf_basins(
     *,
     data_kind: str = DataKind.REAL,
     attrs: Mapping | None = None,
+    calibration: Mapping[str, Coverage | None] | None = None,
 ) -> xr.Dataset:
-    """CF-1.8 ``timeSeries`` of the basin series: observed, reconstructed and held-out storage anomalies.
+    """CF-1.8 ``timeSeries`` of the basin series: observed, reconstructed and held-out storage anomalies,
+    and the standard error of each reconstruction.
 
     Parameters
     ----------
@@ -1150,13 +1465,20 @@ def to_cf_basins(
         A :class:`products.data_kind.DataKind` (global attribute).
     attrs : mapping, optional
         Global attributes added last; None values dropped.
+    calibration : mapping, optional
+        Reconstruction name (``tws_jpl_rec``) -> its measured :class:`~products.methods.uncertainty.Coverage`
+        (written in the standard error's comment); default :func:`held_out_coverage` of each, at the
+        headline split.
 
     Returns
     -------
     xarray.Dataset
-        Dims (station, time): every storage column of ``result.series`` (float64, mm, NaN fill),
-        ``station_name`` (cf_role timeseries_id), ``continent``, ``area`` (km2), ``time`` (month start,
-        bounds ``time_bnds``). Basins carry no coordinates in the source: no lat/lon.
+        Dims (station, time): every storage column of ``result.series`` (float64, mm, NaN fill);
+        ``<reconstruction>_standard_error`` after each reconstruction (float32, mm, NaN fill: the
+        spread between the reconstructions of the same variant trained on each mascon solution,
+        :func:`mascon_spread`; named in the reconstruction's ``ancillary_variables``; absent with a
+        single solution); ``station_name`` (cf_role timeseries_id), ``continent``, ``area`` (km2),
+        ``time`` (month start, bounds ``time_bnds``). Basins carry no coordinates in the source: no lat/lon.
 
     References
     ----------
@@ -1207,7 +1529,23 @@ def to_cf_basins(
         base[f"{solution}_{variant}_{split}_nse"] = float(row["nse"])
         base[f"{solution}_{variant}_{split}_r"] = float(row["r"])
     variables = {name: _storage_attrs(name) for name in frame.columns if name not in ("station", "time")}
-    return cf.timeseries_dataset(
+    if calibration is None and len(_solutions(result)) > 1:
+        calibration = {
+            f"{series_name(s, v)}_rec": held_out_coverage(result, s, v)
+            for s in _solutions(result)
+            for v in VARIANTS
+            if (s, v, HEADLINE_SPLIT) in result.held_out
+        }
+    frame, variables, estimates = _with_standard_errors(
+        frame, variables, calibration, "no held-out predictions of every solution"
+    )
+    if estimates:
+        base["comment"] += (
+            " *_rec_standard_error: the spread between the reconstructions trained on each mascon solution "
+            "(it shows how much the solutions disagree, not the model's error; the measured coverage of its "
+            "interval at held-out year blocks is in its comment)."
+        )
+    ds = cf.timeseries_dataset(
         frame,
         variables,
         stations=stations,
@@ -1217,6 +1555,9 @@ def to_cf_basins(
         time_step="MS",
         attrs=merge_attrs(base, merge_attrs(attrs)),
     )
+    for name in estimates:
+        link_ancillary(ds, name, standard_error_name(name))
+    return ds
 
 
 def to_cf_regions(
@@ -1225,8 +1566,10 @@ def to_cf_regions(
     *,
     data_kind: str = DataKind.REAL,
     attrs: Mapping | None = None,
+    calibration: Mapping[str, Coverage | None] | None = None,
 ) -> xr.Dataset:
-    """CF-1.8 ``timeSeries`` of region means, one variable per storage series.
+    """CF-1.8 ``timeSeries`` of region means, one variable per storage series, and the standard error of
+    each reconstruction's region mean.
 
     Parameters
     ----------
@@ -1234,11 +1577,17 @@ def to_cf_regions(
         Variable name -> (time x region) DataFrame (mm), e.g. from :func:`region_means`.
     regions : pandas.DataFrame
         Per region ``basins`` and ``area_km2``.
+    calibration : mapping, optional
+        Reconstruction name -> its measured coverage (:func:`held_out_region_coverage`), written in
+        the standard error's comment; missing ones are said to be not measured.
 
     Returns
     -------
     xarray.Dataset
-        Dims (region, time): one float64 variable (mm) per entry of ``means``; ``region_name``
+        Dims (region, time): one float64 variable (mm) per entry of ``means``;
+        ``<reconstruction>_standard_error`` after each reconstruction (float32, mm: the spread between
+        the region means of the reconstructions of the same variant trained on each mascon solution,
+        :func:`mascon_spread`; named in its ``ancillary_variables``); ``region_name``
         (cf_role timeseries_id), ``n_basins``, ``basin_area`` (km2).
     """
     names = list(regions.index)
@@ -1276,8 +1625,17 @@ def to_cf_regions(
         "references": REFERENCES,
         "history": history_line("products.generators.tws_rec"),
     }
-    return cf.timeseries_dataset(
-        frame.reset_index(),
+    frame, variables, estimates = _with_standard_errors(
+        frame.reset_index(), variables, calibration, "no held-out region means were given"
+    )
+    if estimates:
+        base["comment"] += (
+            "; *_rec_standard_error: the spread between the region means of the reconstructions trained on each "
+            "mascon solution (how much the solutions disagree, not the model's error; its measured coverage at "
+            "held-out year blocks is in its comment)"
+        )
+    ds = cf.timeseries_dataset(
+        frame,
         variables,
         stations=stations,
         station_col="region",
@@ -1288,6 +1646,9 @@ def to_cf_regions(
         time_step="MS",
         attrs=merge_attrs(base, attrs),
     )
+    for name in estimates:
+        link_ancillary(ds, name, standard_error_name(name))
+    return ds
 
 
 # --- gridded path (mascon-layout cubes) -------------------------------------------------------------

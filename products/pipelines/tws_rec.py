@@ -25,6 +25,7 @@ from products.lineage import (
 )
 from products.methods.aggregate import validation_rows
 from products.methods.cf import write_netcdf
+from products.methods.uncertainty import NOMINAL, TOLERANCE, summary_entry
 from products.models import GenerationRun
 
 BASIN_NETWORK, ITSG_NETWORK = "GRDC-MRB", "GRDC-ITSG"
@@ -42,6 +43,7 @@ DEFAULTS = {
 # other regions (CONTINENT of basins.dbf). No GRDC basin lies on Greenland or Antarctica.
 NOT_FORMED = ("Greenland", "Antarctica")
 BUDGET = "p_minus_et_minus_r"  # the obs of the water-balance rows: ERA5-Land P - ET - R per basin
+BASINS_FILE, REGIONS_FILE = "tws_rec_basins.nc", "tws_rec_regions.nc"
 
 
 def _rows(frame: pd.DataFrame, *, variable: str, units: str, split: str, continent: dict) -> list[ValidationRow]:
@@ -74,10 +76,18 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
     ``min_area_fraction`` (0.9, region means); any other key is a LightGBM parameter.
 
     Outputs: ``tws_rec_basins.nc`` (CF-1.8 timeSeries, station x month), ``tws_rec_regions.nc``
-    (CF-1.8 timeSeries, region x month), ``tws_water_balance.csv``; ValidationResult rows with the
-    splits ``year_block_held_out`` (blocks of 3 calendar years predicted by a model that saw neither
-    them nor the 2 years on either side; the target's baseline mean, climatology and trend fitted
-    on the training years of each fold), ``year_held_out`` (the same with one year and no buffer,
+    (CF-1.8 timeSeries, region x month), ``tws_water_balance.csv``. Beside every reconstruction of
+    both NetCDF files, ``<reconstruction>_standard_error``: the spread (ddof=1) between the
+    reconstructions of the same variant trained on each mascon solution (for the regions, between
+    their area-weighted region means), named in the reconstruction's ``ancillary_variables``; its
+    coverage at the held-out year blocks (``year_block_held_out``: out-of-fold predictions of each
+    solution's model against that solution's GRACE anomalies) is measured and written in its comment
+    and in ``summary["uncertainty"]`` (one entry per standard error and file). With a single
+    solution there is no spread: no standard error is written and the summary says so.
+
+    ValidationResult rows with the splits ``year_block_held_out`` (blocks of 3 calendar years
+    predicted by a model that saw neither them nor the 2 years on either side; the target's baseline
+    mean, climatology and trend fitted on the training years of each fold), ``year_held_out`` (the same with one year and no buffer,
     kept to show how much a one-year split inflates the score), ``independent_itsg`` (the blocked
     held-out predictions, and the mascon solutions themselves, against ITSG-Grace2018, which no
     model saw), ``water_balance`` (variable ``dsdt_<solution>_vs_p_minus_et_minus_r``: dS/dt of
@@ -112,6 +122,14 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "lightgbm": tws_rec.model_parameters(params or None, seed),
         "block_years": tws_rec.BLOCK_YEARS,
         "buffer_years": tws_rec.BUFFER_YEARS,
+        "uncertainty": {
+            "method": tws_rec.UNCERTAINTY_METHOD,
+            "members": list(solutions),
+            "ddof": 1,
+            "nominal_coverage": NOMINAL,
+            "tolerance": TOLERANCE,
+            "calibration_split": tws_rec.HEADLINE_SPLIT,
+        },
     }
     stages = Stages(run)
 
@@ -208,11 +226,23 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         ]
         balance.to_csv(workdir / "tws_water_balance.csv", index=False, float_format="%.6g")
 
+        # Uncertainty: the spread between the solutions' models, calibrated on the held-out year blocks only.
+        reconstructions = (
+            [(s, v, f"{tws_rec.series_name(s, v)}_rec") for s in solutions for v in tws_rec.VARIANTS]
+            if len(solutions) > 1
+            else []
+        )
+        basin_coverage = {name: tws_rec.held_out_coverage(result, s, v) for s, v, name in reconstructions}
+        region_coverage = {
+            name: tws_rec.held_out_region_coverage(result, attributes, s, v, min_area_fraction=min_area_fraction)
+            for s, v, name in reconstructions
+        }
+
     with stages("write"):
         attrs = file_attributes(run)
         write_netcdf(
-            tws_rec.to_cf_basins(result, attributes, data_kind=DataKind.REAL, attrs=attrs),
-            workdir / "tws_rec_basins.nc",
+            tws_rec.to_cf_basins(result, attributes, data_kind=DataKind.REAL, attrs=attrs, calibration=basin_coverage),
+            workdir / BASINS_FILE,
         )
         means, regions = {}, None
         for column in [c for c in wide.columns.get_level_values(0).unique() if not c.endswith("_cv") and c != "net"]:
@@ -223,8 +253,10 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "six regions include both); basins without a basins.dbf row (the Amazon sub-basins) are left out",
         }
         write_netcdf(
-            tws_rec.to_cf_regions(means, regions, data_kind=DataKind.REAL, attrs=region_attrs),
-            workdir / "tws_rec_regions.nc",
+            tws_rec.to_cf_regions(
+                means, regions, data_kind=DataKind.REAL, attrs=region_attrs, calibration=region_coverage
+            ),
+            workdir / REGIONS_FILE,
         )
 
     cv = {
@@ -269,13 +301,30 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "consistency_diagnostic": closure(checks[-1][2]),
         "regions": {str(k): int(v) for k, v in regions["basins"].items()} if regions is not None else {},
         "regions_not_formed": list(NOT_FORMED),
+        "uncertainty": [
+            summary_entry(
+                file=file,
+                variable=tws_rec.standard_error_name(name),
+                estimate=name,
+                kind="standard_error",
+                method=tws_rec.UNCERTAINTY_METHOD,
+                calibration=coverage[name],
+            )
+            for file, coverage in ((BASINS_FILE, basin_coverage), (REGIONS_FILE, region_coverage))
+            for _, _, name in reconstructions
+        ],
     }
+    if not reconstructions:
+        summary["uncertainty_note"] = (
+            f"one mascon solution ({', '.join(solutions)}): no spread between solutions, no standard error written"
+        )
     files = {
-        "tws_rec_basins.nc": "CF-1.8 timeSeries (DSG): monthly TWS anomalies (mm) per GRDC major river basin: GRACE "
+        BASINS_FILE: "CF-1.8 timeSeries (DSG): monthly TWS anomalies (mm) per GRDC major river basin: GRACE "
         "JPL/CSR mascons (gaps kept), LightGBM reconstructions 1981 onwards (anomaly and "
-        "detrended-deseasonalised) and held-out-year predictions",
-        "tws_rec_regions.nc": "CF-1.8 timeSeries (DSG): area-weighted means of the same series over the basins of each "
-        "GRDC region and over all basins",
+        "detrended-deseasonalised) with their standard errors (the spread between the reconstructions trained on "
+        "each mascon solution; coverage at held-out year blocks in each comment) and held-out-year predictions",
+        REGIONS_FILE: "CF-1.8 timeSeries (DSG): area-weighted means of the same series over the basins of each "
+        "GRDC region and over all basins, with the spread between the solutions' region means as standard error",
         "tws_water_balance.csv": "Water balance per basin: dS/dt (central difference) against P - ET - R (ERA5-Land): "
         "n, r, std ratio, slope, mean imbalance and RMSE (mm month-1); column use says which rows are validation "
         "(GRACE storage) and which a consistency diagnostic (the reconstruction, built from P - ET - R)",
@@ -291,6 +340,8 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "LightGBM models": "training years of each fold; the reconstruction's on every GRACE month",
             "predictor anomalies, filters and basin means": "P, ET and R over the baseline (inputs known for "
             "every month, no storage value)",
+            "standard errors (mascon spread)": "nothing fitted: the spread between the final models' reconstructions; "
+            "its coverage from the out-of-fold predictions of the held-out year blocks only",
         },
         notes="Real data: GRACE JPL/CSR mascon basin means and ERA5-Land P, ET, R over GRDC major river basins "
         "(lehmannfa/water_storage_changes). Skill from blocks of 3 years held out with a 2-year buffer "
@@ -298,5 +349,7 @@ def tws_rec_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         "shown beside them) and against ITSG-Grace2018, which no model saw. The water balance validates "
         "GRACE storage against P - ET - R; the reconstruction's is a consistency diagnostic only (it is built "
         "from P - ET - R). KGE and its bias ratio mean nothing for zero-mean anomalies and are not computed: "
-        "read r, NSE and RMSE.",
+        "read r, NSE and RMSE. The standard error of each reconstruction is the spread between the reconstructions "
+        "trained on JPL and CSR: it shows how much the solutions disagree, not the model's error, and its interval's "
+        "coverage at the held-out year blocks is measured (see summary['uncertainty']).",
     )
