@@ -17,6 +17,13 @@ The method of Zheng, Jia and Zhao (2023) in two steps:
    is ``coarse_bilinear + model``. The model family is our choice (the paper's own model is
    described in its methods); the residual target keeps the 1 km field consistent with the coarse
    field where the predictors say nothing.
+3. **Standard error (issue 17).** Two LightGBM quantile models (pinball loss, levels
+   :data:`QUANTILE_ALPHAS` = 0.16 and 0.84) are fitted on the same training rows as the point model
+   (:func:`fit_quantile_models`); the standard error is half their distance
+   (:func:`predict_standard_error`), predicted window by window beside the estimate and written as
+   ``sm_standard_error`` (float32) in the NetCDF file, named in the estimate's ``ancillary_variables``.
+   Its calibration is the coverage of ``estimate +- 1.645 se`` at held-out stations
+   (:func:`held_out_coverage`).
 
 Memory: a global 1 km day is 43200 x 21600 cells. :func:`write_product` cuts the grid into
 :class:`products.methods.chunked.Window` s (:func:`products.methods.chunked.windows`) and handles one
@@ -59,10 +66,11 @@ import lightgbm
 import netCDF4
 import numpy as np
 import pandas as pd
+import xarray as xr
 from rasterio.windows import Window as RasterWindow
 
 from ingestion.readers.modis import RADIUS
-from products.methods import cf, chunked, geotiff
+from products.methods import cf, chunked, geotiff, uncertainty
 from products.methods.cv import assert_disjoint, block_ids, leave_station_out
 from products.methods.metrics import summary
 from products.registry import PRODUCTS as REGISTRY
@@ -107,6 +115,12 @@ SM_ATTRS = {
     "units": UNITS,
     "long_name": "surface soil moisture (0-5 cm)",
 }
+QUANTILE_ALPHAS = (0.16, 0.84)
+"""Quantiles of the two LightGBM quantile models whose half distance is the standard error (issue 17)."""
+QUANTILE_NOMINAL = QUANTILE_ALPHAS[1] - QUANTILE_ALPHAS[0]
+"""Central share between :data:`QUANTILE_ALPHAS` (0.68: the half width is one standard error, z = 0.994)."""
+SE_SUFFIX = "_" + uncertainty.STANDARD_ERROR
+"""The standard error of variable ``v`` is written as ``v + SE_SUFFIX`` (``sm_standard_error``)."""
 
 
 # --- grids ---------------------------------------------------------------------------------------
@@ -507,6 +521,86 @@ def fit_model(table: pd.DataFrame, *, seed: int = 42, params: Mapping | None = N
     return model.fit(rows[list(FEATURES)], rows["insitu"] - rows["coarse"])
 
 
+def fit_quantile_models(
+    table: pd.DataFrame, *, seed: int = 42, params: Mapping | None = None, alphas: tuple = QUANTILE_ALPHAS
+) -> tuple[lightgbm.LGBMRegressor, ...]:
+    """Fit one LightGBM quantile model per ``alphas`` on the rows :func:`fit_model` trains on (issue 17).
+
+    Same target (``insitu - coarse``), features, rows and parameters as the point model, with the
+    pinball loss (``objective="quantile"``, ``alpha``): the conditional quantiles of the station value
+    about the coarse field, in-situ noise included.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows of :func:`station_table` (the fold's training stations only).
+    seed : int
+        Random state.
+    params : mapping, optional
+        LightGBM parameters over :data:`DEFAULT_PARAMS` (``objective`` and ``alpha`` are set here).
+    alphas : tuple of float in (0, 1)
+        Increasing quantile levels; default :data:`QUANTILE_ALPHAS`.
+
+    Returns
+    -------
+    tuple of lightgbm.LGBMRegressor
+        One per alpha, in the order of ``alphas``.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 20 complete rows, or ``alphas`` not increasing inside (0, 1).
+
+    References
+    ----------
+    Koenker, R. & Bassett, G. (1978) Regression quantiles. Econometrica 46, 33-50; LightGBM
+    ``objective="quantile"`` (Ke et al. 2017).
+    """
+    a = np.asarray(alphas, dtype="float64")
+    if a.ndim != 1 or a.size < 2 or not np.all((a > 0) & (a < 1)) or not np.all(np.diff(a) > 0):
+        raise ValueError(f"quantile levels must increase inside (0, 1), found {alphas}")
+    ok = table[list(FEATURES) + ["insitu"]].notna().all(axis=1)
+    if ok.sum() < 20:
+        raise ValueError(f"only {int(ok.sum())} complete station rows; the quantile models need at least 20")
+    rows = table[ok]
+    out = []
+    for alpha in a:
+        model = lightgbm.LGBMRegressor(
+            **{**DEFAULT_PARAMS, **(params or {}), "objective": "quantile", "alpha": float(alpha), "random_state": seed}
+        )
+        out.append(model.fit(rows[list(FEATURES)], rows["insitu"] - rows["coarse"]))
+    return tuple(out)
+
+
+def predict_standard_error(matrix: np.ndarray, *, models: tuple, nominal: float = QUANTILE_NOMINAL) -> np.ndarray:
+    """Standard error (m3 m-3, float64) of the 1 km value from the outer two quantile models.
+
+    ``lower = clip(coarse + q_lo)`` and ``upper = clip(coarse + q_hi)`` (clipped to 0..1 m3 m-3 as
+    :func:`predict_matrix`), then :func:`products.methods.uncertainty.quantile_standard_error`:
+    ``|upper - lower| / (2 z)``, ``z`` the normal quantile of ``0.5 + nominal / 2`` (1 for 0.16/0.84).
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        float (n, len(FEATURES)), column 0 the coarse field.
+    models : tuple of lightgbm.LGBMRegressor
+        :func:`fit_quantile_models` (the first and last are used).
+    nominal : float
+        Central share between their levels.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n,), non-negative.
+    """
+    if len(matrix) == 0:
+        return np.zeros(0)
+    frame = pd.DataFrame(matrix, columns=list(FEATURES), copy=False)
+    lower = np.clip(matrix[:, 0] + models[0].predict(frame), 0.0, 1.0)
+    upper = np.clip(matrix[:, 0] + models[-1].predict(frame), 0.0, 1.0)
+    return uncertainty.quantile_standard_error(lower, upper, nominal)
+
+
 def station_table(
     stations: pd.DataFrame,
     insitu: pd.DataFrame,
@@ -612,7 +706,14 @@ def _tmp(path: Path) -> Path:
 
 
 def _create_netcdf(
-    path: Path, grid: Grid, times: np.ndarray, name: str, attrs: Mapping, global_attrs: Mapping, chunk: tuple[int, int]
+    path: Path,
+    grid: Grid,
+    times: np.ndarray,
+    name: str,
+    attrs: Mapping,
+    global_attrs: Mapping,
+    chunk: tuple[int, int],
+    se_attrs: Mapping | None = None,
 ) -> netCDF4.Dataset:
     coords = cf.grid_coordinates(
         times, grid.lat, grid.lon, time_step="1D", resolution={"lat": grid.res, "lon": grid.res}, attrs=global_attrs
@@ -630,10 +731,13 @@ def _create_netcdf(
             chunksizes=chunks,
             fill_value=FILL_INT,
         )
+        var_attrs = dict(attrs)
+        if se_attrs is not None:
+            var_attrs = _linked(name, var_attrs, name + SE_SUFFIX)
         var.setncatts(
             cf.grid_variable_attributes(
                 {
-                    **attrs,
+                    **var_attrs,
                     "scale_factor": np.float32(SCALE_FACTOR),
                     "add_offset": np.float32(ADD_OFFSET),
                     "valid_range": np.array(VALID_RANGE, dtype="int16"),
@@ -641,10 +745,41 @@ def _create_netcdf(
             )
         )
         var.set_auto_maskandscale(False)  # packed ints are written as they are
+        if se_attrs is not None:
+            se = ds.createVariable(
+                name + SE_SUFFIX,
+                "f4",
+                ("time", "lat", "lon"),
+                zlib=True,
+                complevel=4,
+                shuffle=True,
+                chunksizes=chunks,
+                fill_value=chunked.FILL_VALUE,
+            )
+            se.setncatts(
+                cf.grid_variable_attributes(
+                    {**se_attrs, "valid_min": np.float32(0.0)},
+                    coverage_content_type=se_attrs.get("coverage_content_type", "qualityInformation"),
+                )
+            )
+            se.set_auto_maskandscale(False)  # float32 with FILL_VALUE already in place
     except BaseException:
         ds.close()
         raise
     return ds
+
+
+def _linked(name: str, attrs: Mapping, se_name: str) -> dict:
+    """``attrs`` of ``name`` with ``se_name`` in its ``ancillary_variables``
+    (:func:`products.methods.uncertainty.link_ancillary` on an empty stand-in dataset)."""
+    stand_in = xr.Dataset({name: ((), 0.0, dict(attrs)), se_name: ((), 0.0)})
+    return dict(uncertainty.link_ancillary(stand_in, name, se_name)[name].attrs)
+
+
+def standard_error_attrs(extra: str, attrs: Mapping | None = None) -> dict:
+    """CF attributes of ``sm_standard_error``: :func:`products.methods.uncertainty.standard_error_attributes`
+    of :data:`SM_ATTRS` (or ``attrs``), method ``quantile_regression``, ``extra`` appended to its comment."""
+    return uncertainty.standard_error_attributes(attrs or SM_ATTRS, method="quantile_regression", extra=extra)
 
 
 def write_product(
@@ -659,6 +794,8 @@ def write_product(
     attrs: Mapping | None = None,
     global_attrs: Mapping | None = None,
     chunk: tuple[int, int] = (240, 240),
+    standard_error: chunked.PredictFunction | None = None,
+    se_attrs: Mapping | None = None,
 ) -> WriteStats:
     """Predict the grid window by window and write packed-integer NetCDF-4 and/or GeoTIFF files atomically.
 
@@ -685,10 +822,20 @@ def write_product(
         Window in (lat, lon) cells; one day per window. Use multiples of :data:`FINE_PER_COARSE`
         (the coarse-cell anomalies are computed inside a window) and of 16 for GeoTIFF tiles where
         possible. Memory: a few windows of predictors and features.
+    standard_error : callable, optional
+        ``standard_error(matrix) -> values`` (m3 m-3, one per row), called on the same feature
+        matrix as ``predict`` in each window (e.g. :func:`predict_standard_error`). With
+        ``se_attrs``, the NetCDF file gets ``name + "_standard_error"``: float32 (time, lat, lon),
+        the estimate's chunks, ``_FillValue`` -9999 (:data:`products.methods.chunked.FILL_VALUE`)
+        wherever the estimate is missing or the standard error is not finite, ``valid_min`` 0, named
+        in the estimate's ``ancillary_variables``. The GeoTIFF holds the estimate only.
+    se_attrs : mapping, optional
+        Attributes of the standard error (:func:`standard_error_attrs`); required with ``standard_error``.
 
     Returns
     -------
     WriteStats
+        ``extra["n_standard_error"]``: cells with a standard error written (when one is).
 
     Raises
     ------
@@ -701,6 +848,9 @@ def write_product(
     targets = [Path(p) for p in (nc_path, tif_path) if p is not None]
     if not targets:
         raise ValueError("write_product: give nc_path, tif_path or both")
+    if (standard_error is None) != (se_attrs is None):
+        raise ValueError("write_product: give standard_error and se_attrs together")
+    with_se = standard_error is not None and nc_path is not None
     start = time.perf_counter()
     times = np.asarray(times, dtype="datetime64[ns]")
     todo = chunked.windows((len(times), grid.n_lat, grid.n_lon), (1, *chunk))
@@ -708,11 +858,20 @@ def write_product(
     tif_target = Path(tif_path) if tif_path is not None else None
     staging = _tmp(tif_target) if tif_target is not None else None  # tiled GeoTIFF, rewritten as a COG
     nc = tif = None
-    n_valid = 0
+    n_valid = n_se = 0
     gattrs = cf.global_attributes(global_attrs, module="products.generators.sm_1km")
     try:
         if nc_path is not None:
-            nc = _create_netcdf(tmps[Path(nc_path)], grid, times, name, attrs or SM_ATTRS, gattrs, (256, 256))
+            nc = _create_netcdf(
+                tmps[Path(nc_path)],
+                grid,
+                times,
+                name,
+                attrs or SM_ATTRS,
+                gattrs,
+                (256, 256),
+                se_attrs=se_attrs if with_se else None,
+            )
         if staging is not None:
             tif = geotiff.create(
                 staging,
@@ -731,12 +890,22 @@ def write_product(
                 tags=gattrs,
             )
         for window in todo:
-            values = chunked.predict_window(window, features, predict)
+            matrix, valid = features(window)  # once per window, for the estimate and its standard error
+
+            def computed(_window, matrix=matrix, valid=valid):
+                return matrix, valid
+
+            values = chunked.predict_window(window, computed, predict)
             packed = encode(values)
             n = int(np.count_nonzero(packed != FILL_INT))
             n_valid += n
             if nc is not None and n:
                 nc[name][window.key] = packed
+            if with_se and n:
+                se = chunked.predict_window(window, computed, standard_error)
+                se[(packed == FILL_INT) | ~(se >= 0)] = chunked.FILL_VALUE
+                n_se += int(np.count_nonzero(se != chunked.FILL_VALUE))
+                nc[name + SE_SUFFIX][window.key] = se
             if tif is not None:
                 rw = RasterWindow(window.lon.start, window.lat.start, window.shape[2], window.shape[1])
                 tif.write(packed[0], window.time.start + 1, window=rw)
@@ -764,6 +933,7 @@ def write_product(
         len(times) * grid.n_lat * grid.n_lon,
         max((math.prod(w.shape) for w in todo), default=0),
         time.perf_counter() - start,
+        {"n_standard_error": n_se} if with_se else {},
     )
 
 
@@ -793,6 +963,41 @@ def interp_features(window: chunked.Window, *, grid: Grid, coarse: np.ndarray, c
 
 
 # --- statistics of station frames -------------------------------------------------------------
+
+IN_SITU_NOTE = (
+    "observed: the in-situ values of the held-out stations; no in-situ error added (obs_error_std = 0): "
+    "the quantile models are fitted to station values, so their spread already holds the in-situ error"
+)
+"""The ``note`` of the coverage at held-out stations (what was compared, and why no error is added)."""
+
+
+def held_out_coverage(frame: pd.DataFrame, *, split: str, nominal: float = uncertainty.NOMINAL):
+    """Coverage of ``sm_1km +- z * sm_1km_standard_error`` at the held-out rows of a split (issue 17).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        A frame of :attr:`HeldOut.frames`: ``sm_1km``, ``sm_1km_standard_error``, ``insitu`` (m3 m-3),
+        held-out (or out-of-fold) rows only.
+    split : str
+        The validation split's name as stored (``twin_block_validation``).
+    nominal : float
+        Stated coverage of the interval (default 0.90, z = 1.645).
+
+    Returns
+    -------
+    products.methods.uncertainty.Coverage
+        Against the in-situ values as they are (``obs_error_std`` 0, see :data:`IN_SITU_NOTE`).
+    """
+    return uncertainty.interval_coverage(
+        frame["sm_1km"].to_numpy(dtype="float64"),
+        frame["sm_1km_standard_error"].to_numpy(dtype="float64"),
+        frame["insitu"].to_numpy(dtype="float64"),
+        nominal=nominal,
+        obs_error_std=0.0,
+        split=split,
+        note=IN_SITU_NOTE,
+    )
 
 
 def station_medians(frame: pd.DataFrame) -> dict:
@@ -1082,6 +1287,10 @@ class FoldFit:
     train_prediction, test_prediction : numpy.ndarray
         float64, the 1 km values (m3 m-3) the model gives the training rows and the held-out rows
         (in the order of the table's rows of those stations).
+    quantile_models : tuple of lightgbm.LGBMRegressor
+        :func:`fit_quantile_models` on the same training rows (levels :data:`QUANTILE_ALPHAS`).
+    train_standard_error, test_standard_error : numpy.ndarray
+        float64, :func:`predict_standard_error` of the training rows and of the held-out rows (m3 m-3).
     """
 
     train_stations: list
@@ -1090,6 +1299,9 @@ class FoldFit:
     model: lightgbm.LGBMRegressor
     train_prediction: np.ndarray
     test_prediction: np.ndarray
+    quantile_models: tuple = ()
+    train_standard_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    test_standard_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -1109,7 +1321,8 @@ class HeldOut:
         station-grouped folds, over that split's training stations only.
     frames : dict
         ``{(split, "validation" | "cv"): DataFrame}`` with ``station``, ``time``, ``insitu``, ``sm_1km``,
-        ``coarse_bilinear`` (held-out rows; out-of-fold for the CV).
+        ``coarse_bilinear``, ``sm_1km_standard_error`` (held-out rows; out-of-fold for the CV: the
+        quantile models of the fold that held the row out).
     """
 
     block_deg: float
@@ -1126,13 +1339,18 @@ def _fit_fold(table: pd.DataFrame, train, test, buffer, *, seed: int, params) ->
     tr = table[table["station"].isin(train)]
     te = table[table["station"].isin(test)]
     model = fit_model(tr, seed=seed, params=params)
+    quantiles = fit_quantile_models(tr, seed=seed, params=params)  # the same training rows (issue 17)
+    x_tr, x_te = tr[list(FEATURES)].to_numpy(), te[list(FEATURES)].to_numpy()
     return FoldFit(
         sorted(train),
         sorted(test),
         sorted(buffer),
         model,
-        predict_matrix(tr[list(FEATURES)].to_numpy(), model=model),
-        predict_matrix(te[list(FEATURES)].to_numpy(), model=model),
+        predict_matrix(x_tr, model=model),
+        predict_matrix(x_te, model=model),
+        quantiles,
+        predict_standard_error(x_tr, models=quantiles),
+        predict_standard_error(x_te, models=quantiles),
     )
 
 
@@ -1142,10 +1360,12 @@ def _held_out_frame(table: pd.DataFrame, fits: list[FoldFit]) -> pd.DataFrame:
         te = table[table["station"].isin(fit.test_stations)]
         parts.append(
             te[["station", "time", "insitu"]].assign(
-                sm_1km=fit.test_prediction, coarse_bilinear=te["coarse"].to_numpy()
+                sm_1km=fit.test_prediction,
+                coarse_bilinear=te["coarse"].to_numpy(),
+                sm_1km_standard_error=fit.test_standard_error,
             )
         )
-    columns = ["station", "time", "insitu", "sm_1km", "coarse_bilinear"]
+    columns = ["station", "time", "insitu", "sm_1km", "coarse_bilinear", "sm_1km_standard_error"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
@@ -1183,7 +1403,8 @@ def fit_held_out(
     Returns
     -------
     HeldOut
-        Every model is fitted on its fold's training stations only; the split depends on the
+        Every model (the point model and its two quantile models, :func:`fit_quantile_models`) is
+        fitted on its fold's training stations only; the split depends on the
         station positions and ``seed`` only (no value of a held-out station is read before scoring).
 
     Raises

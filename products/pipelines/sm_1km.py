@@ -24,6 +24,14 @@ within the buffer, both sized from the variogram range of the model's target on 
 ``twin_block_cv`` (buffered leave-one-block-out over the training stations); ``twin_validation`` and
 ``twin_cv`` hold stations out at random, as before issue 16, and stay beside them to show the inflation
 (a random held-out station has training neighbours inside the target's correlation range).
+
+Uncertainty (issue 17): ``sm_standard_error`` beside ``sm`` in every NetCDF grid (GeoTIFFs hold the
+estimate only). On the twin it is half the distance between two LightGBM quantile models (0.16, 0.84)
+fitted on the same training stations as the point model, predicted window by window like the estimate;
+its calibration is the coverage of ``sm +- 1.645 se`` at the held-out block stations
+(``twin_block_validation``) against their in-situ values (no in-situ error added: the quantile models
+learn station values). On the real files it is missing everywhere and not calibrated
+(:data:`REAL_SE_REASON`). ``summary["uncertainty"]`` lists one entry per file.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from django.conf import settings
+from scipy.stats import norm
 
 from ingestion.readers import gldas, modis
 from products.data_kind import DataKind
@@ -53,7 +62,7 @@ from products.lineage import (
     source_frames,
     twin_input,
 )
-from products.methods import cf
+from products.methods import cf, uncertainty
 from products.methods.aggregate import validation_rows
 from products.models import GenerationRun
 
@@ -72,6 +81,26 @@ DEFAULTS = {
     "real": True,
     "range_fraction": 0.95,
 }
+
+
+REAL_SE_REASON = (
+    "no standard error on real data (every value of sm_standard_error is missing): the quantile models, like "
+    "the downscaling model, need NDVI, albedo and terrain grids that the sample data lack and training rows "
+    "from in-situ stations, and no ISMN station has an observation on the grids' day (2016-01-01) or lies "
+    "inside the 1 km grid (the MODIS tile's box); for the same reason no coverage can be measured"
+)
+"""Why the real files' ``sm_standard_error`` holds no value and is not calibrated (issue 17)."""
+CALIBRATION_SPLIT = "twin_block_validation"
+"""The held-out split whose stations measure the coverage of the twin's standard error."""
+
+
+def _no_standard_error(matrix: np.ndarray) -> np.ndarray:
+    """``standard_error`` of the real grids: missing everywhere (see :data:`REAL_SE_REASON`)."""
+    return np.full(len(matrix), np.nan)
+
+
+def _real_se_attrs() -> dict:
+    return sm_1km.standard_error_attrs(uncertainty.calibration_comment(None, REAL_SE_REASON) + ". REAL")
 
 
 def _parameters(run: GenerationRun) -> dict:
@@ -117,6 +146,8 @@ def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
         nc_path=workdir / "sm_coarse_real.nc",
         tif_path=workdir / "sm_coarse_real.tif",
         chunk=(300, 720),
+        standard_error=_no_standard_error,
+        se_attrs=_real_se_attrs(),
         global_attrs={
             **attrs,
             "data_kind": DataKind.REAL,
@@ -162,6 +193,8 @@ def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
         nc_path=workdir / "sm_coarse_1km_real.nc",
         tif_path=workdir / "sm_coarse_1km_real.tif",
         chunk=(240, 240),
+        standard_error=_no_standard_error,
+        se_attrs=_real_se_attrs(),
         global_attrs={
             **attrs,
             "data_kind": DataKind.REAL,
@@ -270,17 +303,23 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             coarse = _real_coarse(gldas_files, workdir, attrs)
             files["sm_coarse_real.nc"] = (
                 "REAL: step 1, 0.25 degree seamless field from GLDAS-2.1 of 2016-01-01 (no "
-                "satellite product to CDF-match: reanalysis as it is), NetCDF-4 int16 x 0.001"
+                "satellite product to CDF-match: reanalysis as it is), NetCDF-4 int16 x 0.001; "
+                "sm_standard_error is there but missing everywhere (no model or station on real data)"
             )
             files["sm_coarse_real.tif"] = (
-                "REAL: the same field as a tiled, deflate GeoTIFF (int16, scale 0.001, nodata -9999)"
+                "REAL: the same field as a tiled, deflate GeoTIFF (int16, scale 0.001, nodata -9999); "
+                "the estimate only (the standard error is a NetCDF variable)"
             )
             fine = _real_fine(tile, coarse, workdir, attrs)
             files["sm_coarse_1km_real.nc"] = (
                 "REAL: the GLDAS coarse field bilinearly interpolated to 1 km over the MODIS "
-                "tile's box (step-2 input, not downscaled), NetCDF-4 int16 x 0.001"
+                "tile's box (step-2 input, not downscaled), NetCDF-4 int16 x 0.001; "
+                "sm_standard_error is there but missing everywhere (no model or station on real data)"
             )
-            files["sm_coarse_1km_real.tif"] = "REAL: the same 1 km field as a tiled, deflate GeoTIFF"
+            files["sm_coarse_1km_real.tif"] = (
+                "REAL: the same 1 km field as a tiled, deflate GeoTIFF; the estimate only (the standard error "
+                "is a NetCDF variable)"
+            )
             real = {
                 "gldas": {k: v for k, v in coarse.items() if k not in ("field", "grid")},
                 "modis": fine,
@@ -310,9 +349,13 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         files["sm_1km_twin.nc"] = (
             "SYNTHETIC twin: 1 km daily surface soil moisture downscaled from a gap-filled coarse "
             "field (LightGBM on the synthetic stations outside the held-out spatial blocks and their "
-            "buffer), NetCDF-4 int16 x 0.001"
+            "buffer), NetCDF-4 int16 x 0.001, with sm_standard_error (float32, m3 m-3) from LightGBM "
+            "quantile regression (0.16, 0.84) on the same stations"
         )
-        files["sm_1km_twin.tif"] = "SYNTHETIC twin: the same 1 km field as a tiled GeoTIFF, one band per day"
+        files["sm_1km_twin.tif"] = (
+            "SYNTHETIC twin: the same 1 km field as a tiled GeoTIFF, one band per day; the estimate only (the "
+            "standard error is in the NetCDF file)"
+        )
 
     frames = sm_1km_twin.validation_frames(result)
     for (split, variable), frame in frames.items():
@@ -350,7 +393,34 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "max_window_cells": result.write.max_window_cells,
             "seconds": round(result.write.seconds, 3),
         },
+        "standard_error": {
+            "coverage_at_held_out_stations": {split: c.as_dict() for split, c in result.coverage.items()},
+            "coverage_against_the_truth": result.truth_coverage,
+            "cells_with_standard_error": result.write.extra.get("n_standard_error"),
+        },
     }
+    headline = result.coverage[CALIBRATION_SPLIT]
+    summary["uncertainty"] = [
+        uncertainty.summary_entry(
+            file="sm_1km_twin.nc",
+            variable="sm_standard_error",
+            estimate="sm",
+            kind=uncertainty.STANDARD_ERROR,
+            method="quantile_regression",
+            calibration=headline,
+        )
+    ] + [
+        uncertainty.summary_entry(
+            file=name,
+            variable="sm_standard_error",
+            estimate="sm",
+            kind=uncertainty.STANDARD_ERROR,
+            method="quantile_regression",
+            not_calibrated_reason=REAL_SE_REASON,
+        )
+        for name in ("sm_coarse_real.nc", "sm_coarse_1km_real.nc")
+        if name in files
+    ]
 
     def pooled(split: str, variable: str) -> dict:
         return next(
@@ -376,6 +446,11 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             if params["real"]
             else "Real part skipped (parameter real=false)."
         )
+        + f" Standard error (twin, LightGBM quantile regression 0.16/0.84 on the training stations): the "
+        f"{headline.nominal:.0%} interval held {headline.measured:.1%} of {headline.n} held-out block station-days "
+        f"({'calibrated' if headline.calibrated else 'not calibrated'}"
+        f"{', too narrow' if headline.too_narrow and not headline.calibrated else ''})"
+        + ("; no standard error on the real files (no model or station there)." if params["real"] else ".")
     )
     used = {
         **params,
@@ -391,6 +466,18 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "range_fraction": params["range_fraction"],
         },
         "cdf_matching": {"min_samples": 30, "n_quantiles": 21},
+        "uncertainty": {
+            "variable": "sm_standard_error",
+            "method": "quantile_regression",
+            "quantile_alphas": list(sm_1km.QUANTILE_ALPHAS),
+            "standard_error": f"(q84 - q16) / (2 z), z = {norm.ppf(0.5 + sm_1km.QUANTILE_NOMINAL / 2):.4f} for the "
+            f"central {sm_1km.QUANTILE_NOMINAL:.0%} between the two quantiles",
+            "lightgbm": "the point model's parameters with objective='quantile' and alpha",
+            "interval_nominal_coverage": uncertainty.NOMINAL,
+            "interval_z": headline.z,
+            "obs_error_std": 0.0,
+            "calibration_split": CALIBRATION_SPLIT,
+        },
         "block_deg (measured)": held.block_deg,
         "buffer_km (measured)": held.buffer_km,
     }
@@ -412,6 +499,9 @@ def sm_1km_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "buffer",
             "LightGBM models of twin_validation and twin_cv": "the random split's training stations (each CV fold's "
             "training stations)",
+            "LightGBM quantile models (0.16, 0.84) of sm_standard_error": "in every split and fold, the same "
+            "training stations as that fold's point model; the grid's from twin_block_validation's training "
+            "stations; its coverage measured at the held-out block stations only",
             "hyper-parameters": "none selected on data (fixed LightGBM parameters, see parameters)",
             "real data": "nothing fitted on stations (no real training rows)",
         },

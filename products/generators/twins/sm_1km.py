@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightgbm
 import netCDF4
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+from scipy.stats import norm
 
 from products.data_kind import DataKind
 from products.generators.sm_1km import (
@@ -43,14 +44,17 @@ from products.generators.sm_1km import (
     block_size_deg,
     empirical_variogram,
     fit_held_out,
+    held_out_coverage,
     practical_range_km,
     predict_matrix,
+    predict_standard_error,
     seamless_coarse,
+    standard_error_attrs,
     station_table,
     window_features,
     write_product,
 )
-from products.methods import cf, chunked
+from products.methods import cf, chunked, uncertainty
 
 VARIOGRAM_POINTS = 1500
 """Random 1 km cells of :meth:`Twin.residual_variogram` (about 1.1 million pairs a day)."""
@@ -322,6 +326,15 @@ class TwinResult:
     model : lightgbm.LGBMRegressor
         The block hold-out's model (training stations only), which writes the 1 km grid.
     write : WriteStats or None
+    coverage : dict
+        Split name (:data:`SPLIT_NAMES`) -> :class:`products.methods.uncertainty.Coverage` of the
+        90 % interval ``sm_1km +- 1.645 se`` at that split's held-out (out-of-fold) station rows
+        against the in-situ values (:func:`products.generators.sm_1km.held_out_coverage`).
+    truth_coverage : dict
+        The same interval against the twin's known truth: ``"held_out_stations"`` (the
+        ``twin_block_validation`` rows, truth at the station cell and day) and ``"grid"`` (every
+        cell and day of the written file, read back; only when a NetCDF file was written), each
+        ``{"nominal", "measured", "n"}``.
     """
 
     seamless: Seamless
@@ -337,6 +350,8 @@ class TwinResult:
     truth_scores: dict
     model: lightgbm.LGBMRegressor
     write: WriteStats | None = None
+    coverage: dict = field(default_factory=dict)
+    truth_coverage: dict = field(default_factory=dict)
 
 
 def twin_held_out(
@@ -451,6 +466,8 @@ def run_twin(
     model = fit.model
     features = functools.partial(window_features, source=twin, coarse=coarse, coarse_grid=twin.coarse_grid)
     predict = functools.partial(predict_matrix, model=model)
+    coverage = {name: held_out_coverage(held.frames[key], split=name) for key, name in SPLIT_NAMES.items()}
+    headline = coverage[SPLIT_NAMES["block", "validation"]]
     stats = None
     if nc_path is not None or tif_path is not None:
         stats = write_product(
@@ -461,6 +478,11 @@ def run_twin(
             nc_path=nc_path,
             tif_path=tif_path,
             chunk=chunk,
+            standard_error=functools.partial(predict_standard_error, models=fit.quantile_models),
+            se_attrs=standard_error_attrs(
+                "Fitted on the same training stations as the estimate's model (outside the held-out blocks "
+                f"and their buffer). {uncertainty.calibration_comment(headline)}; {headline.note}. SYNTHETIC twin"
+            ),
             global_attrs=cf.merge_attrs(
                 {
                     "title": "1 km surface soil moisture, SYNTHETIC twin experiment",
@@ -469,7 +491,9 @@ def run_twin(
                     "comment": "SYNTHETIC: coarse product = 0.25 degree block mean of a known truth + "
                     "noise with gaps, gap-filled by a CDF-matched biased reanalysis; "
                     "LightGBM downscaling trained on the synthetic stations outside the held-out "
-                    f"spatial blocks ({held.block_deg} degree) and their {range_km:g} km buffer",
+                    f"spatial blocks ({held.block_deg} degree) and their {range_km:g} km buffer; "
+                    "sm_standard_error from two LightGBM quantile models (0.16, 0.84) on the same "
+                    "stations",
                     "train_stations": len(fit.train_stations),
                     "validation_stations": len(fit.test_stations),
                     "buffer_stations": len(fit.buffer_stations),
@@ -479,6 +503,10 @@ def run_twin(
             ),
         )
     truth_scores = score_against_truth(twin, coarse, model=model, nc_path=nc_path, chunk=chunk)
+    grid_coverage = truth_scores.pop("interval", None)
+    truth_coverage = {"held_out_stations": _truth_coverage_at_stations(twin, held.frames["block", "validation"])}
+    if grid_coverage is not None:
+        truth_coverage["grid"] = grid_coverage
     return TwinResult(
         seamless,
         coarse_scores,
@@ -493,7 +521,26 @@ def run_twin(
         truth_scores,
         model,
         stats,
+        coverage,
+        truth_coverage,
     )
+
+
+def _truth_coverage_at_stations(twin: Twin, frame: pd.DataFrame, nominal: float = uncertainty.NOMINAL) -> dict:
+    """Coverage of ``sm_1km +- z se`` of held-out rows against the twin's truth at the station cell and day."""
+    cells = twin.stations.set_index("station").loc[frame["station"], ["row", "col"]].to_numpy()
+    day = pd.Series(np.arange(len(twin.times)), index=pd.DatetimeIndex(twin.times))
+    days = day.loc[pd.DatetimeIndex(frame["time"])].to_numpy()
+    truth = np.array(
+        [
+            twin.truth(slice(t, t + 1), slice(r, r + 1), slice(c, c + 1)).item()
+            for t, (r, c) in zip(days, cells, strict=True)
+        ]
+    )
+    cov = uncertainty.interval_coverage(
+        frame["sm_1km"].to_numpy(), frame["sm_1km_standard_error"].to_numpy(), truth, nominal=nominal
+    )
+    return {"nominal": cov.nominal, "measured": cov.measured, "n": cov.n}
 
 
 def score_against_truth(
@@ -502,10 +549,15 @@ def score_against_truth(
     """Pooled scores of the 1 km field and of the bilinear coarse field against the twin's truth, window by window.
 
     The 1 km values come from ``nc_path`` (decoded packed integers) when given, otherwise from
-    ``model``. Returns ``{"sm_1km": {...}, "coarse_bilinear": {...}}`` with n, r, rmse, bias, ubrmse.
+    ``model``. Returns ``{"sm_1km": {...}, "coarse_bilinear": {...}}`` with n, r, rmse, bias, ubrmse;
+    when the file holds ``sm_standard_error`` also ``"interval"``: ``{"nominal", "measured", "n"}``,
+    the share of cells (every day) whose truth lies in ``sm +- 1.645 sm_standard_error``.
     """
     ours, base = _Moments(), _Moments()
     nc = netCDF4.Dataset(nc_path) if nc_path is not None else None
+    with_se = nc is not None and "sm_standard_error" in nc.variables
+    z = float(norm.ppf(0.5 + uncertainty.NOMINAL / 2))  # 1.645: the 90 % interval
+    inside = counted = 0
     try:
         for window in chunked.windows((len(twin.times), *twin.grid.shape), (1, *chunk)):
             truth = twin.truth(window.time, window.lat, window.lon)
@@ -519,6 +571,11 @@ def score_against_truth(
             )
             if nc is not None:
                 values = np.ma.filled(nc["sm"][window.key].astype("float64"), np.nan)
+                if with_se:
+                    se = np.ma.filled(nc["sm_standard_error"][window.key].astype("float64"), np.nan)
+                    ok = valid & np.isfinite(values) & np.isfinite(se)
+                    inside += int(np.count_nonzero(np.abs(values[ok] - truth[ok]) <= z * se[ok]))
+                    counted += int(ok.sum())
             else:
                 values = chunked.predict_window(
                     window,
@@ -531,7 +588,14 @@ def score_against_truth(
     finally:
         if nc is not None:
             nc.close()
-    return {"sm_1km": ours.result(), "coarse_bilinear": base.result()}
+    out = {"sm_1km": ours.result(), "coarse_bilinear": base.result()}
+    if with_se:
+        out["interval"] = {
+            "nominal": uncertainty.NOMINAL,
+            "measured": inside / counted if counted else float("nan"),
+            "n": counted,
+        }
+    return out
 
 
 SPLIT_NAMES = {
