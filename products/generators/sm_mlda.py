@@ -1,6 +1,6 @@
 """Soil moisture ML-DA, second product: TC-merged labels, LightGBM, Newtonian nudging (no Django).
 
-The chain of Xu et al. (2025) in four steps, each a function of this module:
+The chain of Xu et al. (2025) in four steps and the uncertainty beside it, each a function of this module:
 
 1. **Labels** (:func:`tc_labels`): per pixel/station, classical triple collocation
    (:func:`products.methods.triple_collocation.tc_metrics`) of three soil-moisture products of
@@ -25,7 +25,17 @@ The chain of Xu et al. (2025) in four steps, each a function of this module:
    from that pixel's passive and active retrievals), which is also the series nudged. With ``memory_days`` > 0 the
    analysis increment persists into the following days, decaying as exp(-1 day / memory_days): the
    nudged state is carried forward as a model with soil-water memory would (0 = pointwise nudging).
-4. **Validation** (:func:`validate_against_insitu`): in-situ stations never used upstream (asserted
+4. **Uncertainty** (:func:`nudged_error_series`, :func:`lagged_tc`, :func:`withheld_uncertainty`): the
+   standard error published beside the nudged estimate is the TC error standard deviation of the
+   background (s_b) and of the retrieval (s_o) propagated through the nudging,
+   ``sqrt((1-G)^2 s_b^2 + G^2 s_o^2)`` (:func:`products.methods.uncertainty.nudged_error_std`) with G = 0 on
+   days without a retrieval; with increment memory the error is carried forward as the state is (the
+   background's error taken as persistent over the memory time scale, the retrieval errors as white).
+   On the twin s_b and s_o come from the TC of the nudging's triplet; on the real points, which have no
+   second independent product, from the TC of the innovation with its own previous and next values
+   (:func:`lagged_tc`). TC error variances describe random error about each series' own linear scale:
+   an amplitude or offset error of the background is not in them (measured on the twin).
+5. **Validation** (:func:`validate_against_insitu`): in-situ stations never used upstream (asserted
    with :func:`products.methods.cv.assert_disjoint`): per-station R and ubRMSE
    (:func:`products.methods.metrics.summary`), their medians with station counts
    (:func:`products.methods.aggregate.median_of_groups`), per class
@@ -88,6 +98,8 @@ from products.methods.cf import history_line, merge_attrs, timeseries_dataset
 from products.methods.cv import leave_station_out
 from products.methods.metrics import summary
 from products.methods.nudging import nudge, tc_gain
+from products.methods.uncertainty import interval_coverage as coverage
+from products.methods.uncertainty import nudged_error_std
 from products.registry import PRODUCTS as REGISTRY
 
 FORCING = ("tair", "rad", "precip", "rh", "api_fast", "api_slow")
@@ -548,6 +560,174 @@ def nudge_series(model, obs, gain, *, memory_days: float = 0.0) -> np.ndarray:
         out[:, t] = nudge(background, y2[:, t], g)
         increment = np.nan_to_num(out[:, t] - m2[:, t])
     return out[0] if squeeze else out
+
+
+# --- uncertainty: TC error standard deviations propagated through the nudging ---------------------------
+
+
+def nudged_error_series(err_std_model, err_std_obs, gain, has_obs, *, memory_days: float = 0.0, defined=None):
+    """Error standard deviation of the :func:`nudge_series` analysis, propagated as the state is.
+
+    Each day the analysis error is that of a nudging update, :func:`products.methods.uncertainty.nudged_error_std`
+    (``sqrt((1-G)^2 s_b^2 + G^2 s_o^2)``) with G the gain on days with a retrieval and 0 without one.
+    With ``memory_days`` > 0 the background of day t is the model plus the previous increment decayed
+    by ``a = exp(-1 / memory_days)`` (:func:`nudge_series`), so its error is
+    ``e_b(t) = e_m + a (e_a(t-1) - e_m)``; it is propagated under two assumptions, stated in the files:
+    the model's error ``e_m`` persists over the memory time scale (a forcing-driven model or a
+    climatology errs for weeks, not days), and the retrieval errors are white and independent of it.
+    The analysis error is then ``c(t) e_m + (retrieval errors)`` with ``c_b(t) = 1 - a + a c(t-1)``,
+    ``c(t) = (1 - G_t) c_b(t)`` and the retrieval part's variance ``v(t) = (1-G_t)^2 a^2 v(t-1) + G_t^2 s_o^2``,
+    so ``s_b(t)^2 = c_b(t)^2 s_m^2 + a^2 v(t-1)`` and ``s_a(t) = nudged_error_std(s_b(t), s_o, G_t)``.
+    With ``memory_days`` = 0 this is the pointwise ``nudged_error_std(s_m, s_o, G)`` on retrieval days and
+    ``s_m`` elsewhere. Where the analysis is not defined the increment restarts at 0 (as in
+    :func:`nudge_series`): ``c = 1``, ``v = 0``.
+
+    Parameters
+    ----------
+    err_std_model, err_std_obs : float or array_like
+        Error standard deviations of the model (background) and of the retrieval rescaled to the
+        model, e.g. from triple collocation; scalar or (pixel,), float, the model's units, >= 0.
+    gain : float or array_like
+        G in [0, 1], scalar or (pixel,), the gain :func:`nudge_series` used.
+    has_obs : array_like
+        (pixel, time) or (time,) bool: the days a retrieval was assimilated (finite ``obs`` of
+        :func:`nudge_series`).
+    memory_days : float
+        e-folding time of the increment, days (>= 0), as in :func:`nudge_series`.
+    defined : array_like, optional
+        bool, shape of ``has_obs``: where the analysis exists (default everywhere); NaN elsewhere.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape of ``has_obs``: the analysis error standard deviation, the model's units; NaN where
+        not ``defined`` or where a needed error standard deviation is NaN.
+
+    Raises
+    ------
+    ValueError
+        ``memory_days`` < 0, a gain outside [0, 1], or a ``defined`` of another shape.
+
+    References
+    ----------
+    Gelb, A. (1974): Applied Optimal Estimation, MIT Press (error propagation of a linear update);
+    Gruber et al. (2016), doi:10.1016/j.jag.2015.09.002 (TC error variances).
+    """
+    if memory_days < 0:
+        raise ValueError(f"memory_days must be >= 0, found {memory_days}")
+    obs_days = np.asarray(has_obs, dtype=bool)
+    squeeze = obs_days.ndim == 1
+    obs2 = np.atleast_2d(obs_days)
+    n_pix, n_t = obs2.shape
+    ok = np.ones_like(obs2) if defined is None else np.atleast_2d(np.asarray(defined, dtype=bool))
+    if ok.shape != obs2.shape:
+        raise ValueError(f"defined must have the shape of has_obs {obs2.shape}, found {ok.shape}")
+    g = np.broadcast_to(np.asarray(gain, dtype="float64"), (n_pix,))
+    if not np.all(np.isfinite(g) & (g >= 0) & (g <= 1)):
+        raise ValueError("gain must be finite and within [0, 1]")
+    sm = np.broadcast_to(np.asarray(err_std_model, dtype="float64"), (n_pix,))
+    so = np.broadcast_to(np.asarray(err_std_obs, dtype="float64"), (n_pix,))
+    a = np.exp(-1.0 / memory_days) if memory_days > 0 else 0.0
+    out = np.full((n_pix, n_t), np.nan)
+    c, v = np.ones(n_pix), np.zeros(n_pix)
+    for t in range(n_t):
+        gt = np.where(obs2[:, t], g, 0.0)
+        c_b, v_b = 1.0 - a + a * c, a**2 * v
+        s_b = np.sqrt(c_b**2 * sm**2 + v_b)
+        s_o = np.where(gt > 0, so, 0.0)  # no retrieval: its error does not enter
+        out[:, t] = np.where(ok[:, t], nudged_error_std(s_b, s_o, gt), np.nan)
+        c = np.where(ok[:, t], (1.0 - gt) * c_b, 1.0)
+        v = np.where(ok[:, t], (1.0 - gt) ** 2 * v_b + gt**2 * s_o**2, 0.0)
+    return out[0] if squeeze else out
+
+
+def propagation_note(memory_days: float) -> str:
+    """One sentence for the files: how the error is propagated through :func:`nudge_series` with ``memory_days``."""
+    if memory_days == 0:
+        return "pointwise nudging: sqrt((1-G)^2 s_b^2 + G^2 s_o^2) with G = 0 on days without a retrieval."
+    return (
+        f"propagated as the nudged state is (increment memory, e-folding {memory_days:g} days; "
+        "products.generators.sm_mlda.nudged_error_series): G = 0 on days without a retrieval, the background's "
+        "error assumed persistent over the memory time scale and the retrieval errors white and independent of it."
+    )
+
+
+def lagged_tc(innovation, *, max_gap_days: int = 5, min_samples: int = 100) -> pd.DataFrame:
+    """Error standard deviations of a retrieval and of its background from one series: triple collocation
+    of the innovation with its own previous and next values.
+
+    Where no second independent product exists (the real ASCAT/ERS points), the innovation
+    ``d = y - b`` (retrieval minus background) at each retrieval day is collocated
+    (:func:`products.methods.triple_collocation.tc_metrics`) with ``d`` at the station's previous and next
+    retrieval days, each within ``max_gap_days``. The innovation is the background's error
+    ``theta - b`` plus the retrieval's error; with that background error autocorrelated as
+    ``exp(-lag / T)`` (first-order Markov, Delworth & Manabe 1988) and the retrieval errors white and
+    independent of it, the TC "signal" variance ``C_xy C_xz / C_yz`` is the background's error variance
+    and the TC error variance of the first member is the retrieval's (the lag-instrument idea of
+    Su et al. 2014); with independent gaps before and after a day this holds for gaps of any length.
+    A slowly varying part of the background error (a year's anomaly) makes the signal variance low
+    and the retrieval's error variance high (a conservative bias).
+
+    Parameters
+    ----------
+    innovation : pandas.DataFrame
+        (station x day) retrieval minus background on consecutive days, NaN where nothing was
+        assimilated (the retrievals used must be the assimilated ones only), units of the retrieval.
+    max_gap_days : int
+        Largest gap, days, to the previous and to the next retrieval (>= 1).
+    min_samples : int
+        TC minimum-sample rule (collocated triples).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index the stations; ``n`` (int, triples), ``err_std_obs`` and ``err_std_background`` (float64,
+        units of the retrieval), ``from_tc`` (bool): the station's own triples passed the rule (at least
+        ``min_samples``, a positive error variance and R2 within [0, 1]); ``source``: ``station``, else
+        ``pooled`` (the TC of every station's triples together, the values the station gets) or ``none``
+        (NaN: the pooled TC failed too). ``table.attrs`` holds ``n_pooled`` and the pooled estimates.
+
+    Raises
+    ------
+    ValueError
+        ``max_gap_days`` < 1.
+
+    References
+    ----------
+    Su, C.-H., Ryu, D., Crow, W. T., Western, A. W. (2014): Beyond triple collocation: applications to soil
+    moisture monitoring. J. Geophys. Res. Atmos. 119, 6419-6439, doi:10.1002/2013JD021043.
+    Delworth, T. L., Manabe, S. (1988), J. Climate 1, 523-547 (first-order Markov soil moisture anomalies).
+    McColl et al. (2014), doi:10.1002/2014GL061322.
+    """
+    if max_gap_days < 1:
+        raise ValueError(f"max_gap_days must be >= 1, found {max_gap_days}")
+    values = innovation.to_numpy(dtype="float64")
+    triples = []
+    for i in range(values.shape[0]):
+        idx = np.flatnonzero(np.isfinite(values[i]))
+        mid = np.arange(1, max(idx.size - 1, 1))
+        if idx.size >= 3:
+            mid = mid[((idx[mid] - idx[mid - 1]) <= max_gap_days) & ((idx[mid + 1] - idx[mid]) <= max_gap_days)]
+        else:
+            mid = mid[:0]
+        triples.append(np.vstack([values[i, idx[mid + k]] for k in (0, -1, 1)]) if mid.size else np.empty((3, 0)))
+
+    def collocate(d):
+        res = tc.tc_metrics(d[0], d[1], d[2], min_samples=min_samples)
+        if res.too_few_samples or not res.valid[0]:
+            return res.n, np.nan, np.nan, False
+        signal = float(res.r2[0] * np.var(d[0], ddof=1))  # C_xy C_xz / C_yz: the background's error variance
+        return res.n, float(res.err_std[0]), float(np.sqrt(signal)), True
+
+    rows = [
+        dict(zip(("n", "err_std_obs", "err_std_background", "from_tc"), collocate(d), strict=True)) for d in triples
+    ]
+    table = pd.DataFrame(rows, index=innovation.index)
+    n_pooled, s_o, s_b, ok = collocate(np.hstack(triples) if triples else np.empty((3, 0)))
+    table["source"] = np.where(table["from_tc"], "station", "pooled" if ok else "none")
+    table.loc[~table["from_tc"], ["err_std_obs", "err_std_background"]] = (s_o, s_b)
+    table.attrs.update({"n_pooled": int(n_pooled), "err_std_obs_pooled": s_o, "err_std_background_pooled": s_b})
+    return table
 
 
 # --- step 4: validation on independent stations --------------------------------------------------
@@ -1113,6 +1293,111 @@ def withheld_retrieval_check(
         min_n=min_n,
     )
     return check.results, check.analysis
+
+
+@dataclass
+class WithheldUncertainty:
+    """Output of :func:`withheld_uncertainty`.
+
+    Attributes
+    ----------
+    standard_error : pandas.DataFrame
+        (station x day) float64, units of the retrievals: the analysis error standard deviation.
+    tc : pandas.DataFrame
+        :func:`lagged_tc` of the assimilated innovations (per station; pooled figures in ``tc.attrs``).
+    coverage : products.methods.uncertainty.Coverage
+        At the withheld retrievals, the retrieval's TC error std as ``obs_error_std``.
+    coverage_assimilated : products.methods.uncertainty.Coverage
+        The same on the assimilated retrievals (in sample: the analysis was nudged toward them; a
+        contrast, never a calibration).
+    """
+
+    standard_error: pd.DataFrame
+    tc: pd.DataFrame
+    coverage: object
+    coverage_assimilated: object
+
+
+def withheld_uncertainty(
+    check: WithheldCheck,
+    obs: pd.DataFrame,
+    *,
+    gain: float,
+    memory_days: float,
+    max_gap_days: int = 5,
+    min_samples: int = 100,
+    nominal: float = 0.90,
+    split: str = "real_withheld_months",
+) -> WithheldUncertainty:
+    """Standard error of the nudged retrievals of :func:`withheld_check` and its coverage at the withheld ones.
+
+    The background's and the retrieval's error standard deviations come from :func:`lagged_tc` of the
+    innovation on the assimilated retrievals only (withheld and buffer days never enter); they are
+    propagated through the nudging with the gain it used (:func:`nudged_error_series`). The coverage of
+    the central ``nominal`` interval is measured at the withheld retrievals with the retrieval's own TC
+    error std added (``obs_error_std``): a retrieval is not the truth, and since the analysis on a
+    withheld day is (within the buffer's 5 %) its background, this tests ``s_b^2 + s_o^2`` together,
+    not how TC splits it.
+
+    Parameters
+    ----------
+    check : WithheldCheck
+        From :func:`withheld_check` (its ``background``, ``analysis``, ``assimilated``, ``withheld``).
+    obs : pandas.DataFrame
+        (station x day) the retrievals given to :func:`withheld_check`, units of the retrievals (%).
+    gain, memory_days : float
+        As passed to :func:`withheld_check`.
+    max_gap_days, min_samples : int
+        See :func:`lagged_tc`.
+    nominal : float
+        Central interval whose coverage is measured, in (0, 1).
+    split : str
+        The split the withheld retrievals are stored under.
+
+    Returns
+    -------
+    WithheldUncertainty
+
+    Raises
+    ------
+    ValueError
+        ``obs`` does not share the check's stations and days, or bad ``max_gap_days`` / ``nominal``.
+    """
+    if not obs.index.equals(check.analysis.index) or not obs.columns.equals(check.analysis.columns):
+        raise ValueError("obs and the check must share stations and days")
+    assimilated = check.assimilated.to_numpy(dtype=bool)
+    table = lagged_tc((obs - check.background).where(assimilated), max_gap_days=max_gap_days, min_samples=min_samples)
+    analysis, y = check.analysis.to_numpy(dtype="float64"), obs.to_numpy(dtype="float64")
+    se = nudged_error_series(
+        table["err_std_background"].to_numpy(),
+        table["err_std_obs"].to_numpy(),
+        gain,
+        assimilated,
+        memory_days=memory_days,
+        defined=np.isfinite(analysis),
+    )
+    s_o = np.broadcast_to(table["err_std_obs"].to_numpy()[:, None], se.shape)
+    scored = check.withheld.to_numpy(dtype=bool) & np.isfinite(check.background.to_numpy(dtype="float64"))
+    note = (
+        "against the withheld retrievals (whole months, never assimilated nor in the background), the "
+        "retrieval's TC error std (lagged TC) added as obs_error_std: the retrieval is not independent truth"
+    )
+    return WithheldUncertainty(
+        pd.DataFrame(se, index=obs.index, columns=obs.columns),
+        table,
+        coverage(
+            analysis[scored], se[scored], y[scored], nominal=nominal, obs_error_std=s_o[scored], split=split, note=note
+        ),
+        coverage(
+            analysis[assimilated],
+            se[assimilated],
+            y[assimilated],
+            nominal=nominal,
+            obs_error_std=s_o[assimilated],
+            split="assimilated (in sample)",
+            note="in sample: the retrievals the analysis was nudged toward; a contrast, not a calibration",
+        ),
+    )
 
 
 def collocate(stations: pd.DataFrame, points: pd.DataFrame, *, max_km: float = 12.5) -> pd.DataFrame:

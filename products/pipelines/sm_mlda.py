@@ -19,6 +19,15 @@ What runs on real data (``data_kind = "real"`` in ``sm_mlda_real.nc``, splits ``
   exists (the ASCAT/ERS cells lie in Europe, away from the ISMN test stations), which the summary
   states with the distances.
 
+Uncertainty (issue 17): each file publishes a standard error beside its nudged estimate
+(``sm_mlda_standard_error`` in the twin, ``ssm_nudged_standard_error`` in the real file, linked through
+``ancillary_variables``): TC error standard deviations of background and retrieval propagated through the
+nudging (:func:`products.generators.sm_mlda.nudged_error_series`). Its coverage of the central
+``uncertainty_nominal`` interval is measured at held-out samples only: the twin's validation pixels against
+the synthetic truth (and, in the summary, against the twin stations with their known error added), the real
+withheld months against the withheld retrievals with the retrieval's TC error added (the retrieval is not
+independent truth). The run summary lists both under ``uncertainty``.
+
 What could not run on real data, and why: TC-merged labels (no triple of collocated SM products),
 the LightGBM model (no forcing series at the SM points) and therefore the ML-DA product itself and its
 in-situ validation. The whole chain runs on the synthetic twin instead (``sm_mlda_twin.nc``,
@@ -51,6 +60,7 @@ from products.lineage import (
     stations_frame,
     twin_input,
 )
+from products.methods import uncertainty as unc
 from products.methods.cf import write_netcdf
 from products.models import GenerationRun
 
@@ -74,11 +84,18 @@ DEFAULTS = {
     "holdout_buffer_days": None,
     "collocation_km": 12.5,
     "triplet": "independent",
+    "uncertainty_nominal": unc.NOMINAL,
+    "real_tc_max_gap_days": 5,
+    "real_tc_min_samples": 100,
 }
 """Every parameter of a run. ``holdout_buffer_days`` None: three e-folding times of ``memory_days``
 (:func:`products.generators.sm_mlda.memory_buffer_days`, 9 days for 3), resolved in the lineage;
 ``triplet``: the ML member of the TC triplet that sets the twin's nudging gain
-(:data:`products.generators.twins.sm_mlda.TRIPLETS`)."""
+(:data:`products.generators.twins.sm_mlda.TRIPLETS`); ``uncertainty_nominal``: the central interval whose
+coverage is measured for the standard errors; ``real_tc_max_gap_days``, ``real_tc_min_samples``: the lagged
+triple collocation of the real innovations (:func:`products.generators.sm_mlda.lagged_tc`)."""
+REAL_SE_NAME = "ssm_nudged_standard_error"
+"""The real file's uncertainty variable: the standard error of ``ssm_nudged``."""
 WITHHELD_SPLITS = {"month": "real_withheld_months", "day": "real_withheld"}
 ROW_KEYS = ("variable", "units", "split", "scope", "label")
 
@@ -114,6 +131,13 @@ STATISTICS_FITTED_ON = {
     "leave-year-out day-of-year climatology of the retrievals assimilated only (withheld retrievals and "
     "buffer days excluded)",
     "real: nudging gain": "fixed (real_gain), not fitted",
+    "twin: standard error of sm_mlda (sm_mlda_standard_error)": "TC error variances of the nudging triplet per "
+    "pixel (its own satellite series; no in-situ value, no truth), propagated through the nudging; coverage "
+    "measured at the validation pixels only (split twin_insitu)",
+    "real: standard error of ssm_nudged (ssm_nudged_standard_error)": "lagged triple collocation of the "
+    "innovation (retrieval minus background) on the assimilated retrievals only (withheld months and buffer "
+    "days excluded), per grid point or pooled over the points, propagated through the nudging; coverage "
+    "measured at the withheld retrievals only (split real_withheld_months)",
     "real: rescaling to the in-situ climatology (split real_insitu)": "per station and year, mean and standard "
     "deviation fitted on the station's other years (leave-year-out; a one-year record is not scored); no "
     "station is collocated in the sample data, so no such row is published",
@@ -207,7 +231,8 @@ def _satellite(params: dict, ismn_stations: pd.DataFrame) -> dict | None:
     dict or None
         None when no ASCAT/ERS station is ingested; else the networks, points, collocated pairs,
         nearest distance (km), the screened daily series (``wide``), ``background``, ``analysis``,
-        the ``withheld`` scores and the number of candidate points.
+        the ``withheld`` scores, the number of candidate points and the ``uncertainty``
+        (:func:`products.generators.sm_mlda.withheld_uncertainty` of the month check).
 
     Raises
     ------
@@ -255,9 +280,20 @@ def _satellite(params: dict, ismn_stations: pd.DataFrame) -> dict | None:
         )
         for block in WITHHELD_SPLITS
     }
+    uncertainty = sm_mlda.withheld_uncertainty(
+        checks["month"],
+        wide,
+        gain=float(params["real_gain"]),
+        memory_days=float(params["memory_days"]),
+        max_gap_days=int(params["real_tc_max_gap_days"]),
+        min_samples=int(params["real_tc_min_samples"]),
+        nominal=float(params["uncertainty_nominal"]),
+        split=WITHHELD_SPLITS["month"],
+    )
     return {
         "networks": networks,
         "points": points[points["code"].isin(wide.index)],
+        "uncertainty": uncertainty,
         "pairs": pairs,
         "nearest_km": nearest_km,
         "wide": wide,
@@ -268,8 +304,12 @@ def _satellite(params: dict, ismn_stations: pd.DataFrame) -> dict | None:
     }
 
 
-def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict | None, attrs: dict):
-    """The real series (ISMN in situ; ASCAT/ERS screened, background and nudged when ingested) as a CF timeSeries."""
+def _real_dataset(
+    insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict | None, attrs: dict, params: dict | None = None
+):
+    """The real series (ISMN in situ; ASCAT/ERS screened, background, nudged and its standard error when
+    ingested) as a CF timeSeries; ``params`` (the run's, default :data:`DEFAULTS`) describe the standard error."""
+    params = {**DEFAULTS, **(params or {})}
     frames = [insitu[["station", "time", "insitu"]]]
     sites = [ismn_stations.rename(columns={"code": "station"})[["station", "lat", "lon"]].assign(site_type="in_situ")]
     variables = {
@@ -286,6 +326,7 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
             ("ssm", sat["wide"]),
             ("ssm_background", sat["background"]),
             ("ssm_nudged", sat["analysis"]),
+            (REAL_SE_NAME, sat["uncertainty"].standard_error),
             ("ssm_withheld", sat["wide"].where(month.withheld)),
         ):
             table = table.loc[sat["analysis"].index]
@@ -295,9 +336,12 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
         sat_frame = pd.concat(long, axis=1).reset_index()
         frames.append(sat_frame)
         pts = sat["points"].rename(columns={"code": "station"})
+        tc_table = sat["uncertainty"].tc
         sites.append(
             pts[pts["station"].isin(sat["analysis"].index)][["station", "lat", "lon"]].assign(
-                site_type="satellite_point"
+                site_type="satellite_point",
+                ssm_err_std_obs=lambda d: tc_table["err_std_obs"].reindex(d["station"]).to_numpy(),
+                ssm_err_std_background=lambda d: tc_table["err_std_background"].reindex(d["station"]).to_numpy(),
             )
         )
         variables.update(
@@ -317,6 +361,10 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
                     "long_name": "climatological background nudged toward the retrievals assimilated (not in a "
                     "withheld month or its buffer) (REAL)",
                 },
+                REAL_SE_NAME: {
+                    **real_standard_error_attrs(sat, params),
+                    "_FillValue": np.float32(np.nan),
+                },
                 "ssm_withheld": {
                     **sm_mlda.SATURATION_ATTRS,
                     "long_name": "ssm retrievals of the withheld months: scored (split real_withheld_months), "
@@ -331,12 +379,61 @@ def _real_dataset(insitu: pd.DataFrame, ismn_stations: pd.DataFrame, sat: dict |
             frame[name] = np.nan
     stations = pd.concat(sites, ignore_index=True).drop_duplicates("station")
     frame = frame[frame["station"].isin(stations["station"])]
-    return sm_mlda.to_cf_timeseries(
-        frame,
-        variables,
-        stations=stations,
-        station_variables={"site_type": {"long_name": "in_situ or satellite_point"}},
-        attrs=attrs,
+    station_variables = {"site_type": {"long_name": "in_situ or satellite_point"}}
+    if sat is not None:
+        station_variables.update(
+            {
+                f"ssm_err_std_{m}": {
+                    **sm_mlda.SATURATION_ATTRS,
+                    "standard_name": f"{sm_mlda.SATURATION_ATTRS['standard_name']} standard_error",
+                    "long_name": f"error standard deviation of the {what} from lagged triple collocation of the "
+                    "assimilated innovations (the point's own, or pooled over the points; satellite points only)",
+                    "coverage_content_type": "qualityInformation",
+                }
+                for m, what in (("obs", "ssm retrieval"), ("background", "climatological background"))
+            }
+        )
+    ds = sm_mlda.to_cf_timeseries(frame, variables, stations=stations, station_variables=station_variables, attrs=attrs)
+    return unc.link_ancillary(ds, "ssm_nudged", REAL_SE_NAME) if sat is not None else ds
+
+
+def real_standard_error_attrs(sat: dict, params: dict) -> dict:
+    """CF attributes of :data:`REAL_SE_NAME`: how it is obtained (lagged TC, propagation) and its coverage.
+
+    Parameters
+    ----------
+    sat : dict
+        From :func:`_satellite`.
+    params : dict
+        The run's parameters.
+
+    Returns
+    -------
+    dict
+        From :func:`products.methods.uncertainty.standard_error_attributes` (method ``tc_nudging``).
+    """
+    u = sat["uncertainty"]
+    tc_attrs, cov, ins = u.tc.attrs, u.coverage, u.coverage_assimilated
+    sources = u.tc["source"].value_counts().to_dict()
+    extra = (
+        "No second independent product exists at the ERS/ASCAT points, so the triple is the innovation (retrieval "
+        "minus background) of the assimilated retrievals with its own previous and next values within "
+        f"{int(params['real_tc_max_gap_days'])} days (products.generators.sm_mlda.lagged_tc: background error "
+        "first-order Markov, retrieval errors white); pooled over the points "
+        f"({tc_attrs['n_pooled']} triples): retrieval error std {tc_attrs['err_std_obs_pooled']:.2f} %, background "
+        f"error std {tc_attrs['err_std_background_pooled']:.2f} %; points with their own estimate: "
+        f"{sources.get('station', 0)} of {len(u.tc)}. Fixed gain {float(params['real_gain']):g} (not the TC gain); "
+        f"{sm_mlda.propagation_note(float(params['memory_days']))} {unc.calibration_comment(cov)}: against the "
+        "withheld retrievals with the retrieval's TC error std added (obs_error_std); a retrieval is not the truth, "
+        "and this tests the background and retrieval error variances together, not how TC splits them. On the "
+        f"assimilated retrievals (in sample, not a calibration): {ins.measured:.1%} of {ins.n}"
+    )
+    return unc.standard_error_attributes(
+        {**sm_mlda.SATURATION_ATTRS},
+        method="tc_nudging",
+        long_name="standard error of the nudged ASCAT/ERS surface soil moisture (TC error standard deviations "
+        "propagated through the nudging) (REAL)",
+        extra=extra,
     )
 
 
@@ -384,6 +481,7 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             min_samples=int(params["min_samples"]),
             tc_fallback=str(params["tc_fallback"]),
             triplet=str(params["triplet"]),
+            nominal=float(params["uncertainty_nominal"]),
         )
 
     with stages("write"):
@@ -406,7 +504,7 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             "ascat_ingested": "yes" if sat else "no",
         }
         real_name = "sm_mlda_real.nc"
-        write_netcdf(_real_dataset(insitu, ismn_stations, sat, real_attrs), workdir / real_name)
+        write_netcdf(_real_dataset(insitu, ismn_stations, sat, real_attrs, params), workdir / real_name)
         files[real_name] = "REAL data, CF-1.8 timeSeries (DSG): ISMN daily in-situ soil moisture" + (
             "; ASCAT/ERS screened retrievals, climatological background and nudged series" if sat else ""
         )
@@ -482,6 +580,46 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         summary["real"]["satellite"] = (
             "ASCAT/ERS not ingested: run 'manage.py ingest ascat <folder>' for the real nudging"
         )
+    u = result.uncertainty
+    summary["twin"]["uncertainty"] = {
+        "coverage_insitu": u["coverage_insitu"].as_dict(),
+        "coverage_truth_own_scale": u["coverage_truth_own_scale"].as_dict(),
+        "err_std_ml_median": json_safe(float(np.median(u["err_std_ml"]))),
+        "err_std_obs_median": json_safe(float(np.median(u["err_std_obs"]))),
+        "pixels_from_tc": int(u["from_tc"].sum()),
+    }
+    summary["uncertainty"] = [
+        unc.summary_entry(
+            file=twin_name,
+            variable=sm_mlda_twin.SE_NAME,
+            estimate="sm_mlda",
+            kind=unc.STANDARD_ERROR,
+            method="tc_nudging",
+            calibration=u["coverage_truth"],
+        )
+    ]
+    if sat is not None:
+        su = sat["uncertainty"]
+        summary["real"]["uncertainty"] = {
+            "coverage_assimilated_in_sample": su.coverage_assimilated.as_dict(),
+            "lagged_tc": json_safe(
+                {
+                    **su.tc.attrs,
+                    "max_gap_days": int(params["real_tc_max_gap_days"]),
+                    "sources": {str(k): int(v) for k, v in su.tc["source"].value_counts().items()},
+                }
+            ),
+        }
+        summary["uncertainty"].append(
+            unc.summary_entry(
+                file=real_name,
+                variable=REAL_SE_NAME,
+                estimate="ssm_nudged",
+                kind=unc.STANDARD_ERROR,
+                method="tc_nudging",
+                calibration=su.coverage,
+            )
+        )
     med = result.validation["ml_da"]["median"]
     return ProductOutput(
         files=files,
@@ -492,7 +630,14 @@ def sm_mlda_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
             f"{med['ubrmse']:.4f} m3 m-3 over {med['n_stations']} held-out twin stations (a check of the method on "
             "made-up data, not comparable with published figures). REAL: ISMN daily series"
             + (", ASCAT/ERS nudging scored on whole withheld months" if sat else "")
-            + "; no real ML-DA series (no collocated product triple or forcing at the stations)."
+            + "; no real ML-DA series (no collocated product triple or forcing at the stations). Standard error "
+            + f"(TC through the nudging): coverage of the {float(params['uncertainty_nominal']):.0%} interval "
+            + "; ".join(
+                f"{e['file']} {e['calibration']['measured']:.1%} ({e['calibration']['split']}, n {e['calibration']['n']})"
+                for e in summary["uncertainty"]
+                if e["calibration"] and e["calibration"]["measured"] is not None
+            )
+            + "."
         ),
         parameters={**params, "lightgbm": result.fit.params},
         statistics_fitted_on=statistics_fitted_on(params),

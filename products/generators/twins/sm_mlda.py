@@ -4,7 +4,8 @@ A bucket model driven by synthetic forcing is the truth at N pixels; three produ
 scalings and independent errors of known variance, and in-situ stations (truth + small error) are
 drawn from it (:func:`make_twin`), so the TC error standard deviations, the optimal nudging gain and
 the ranking of the results are known in advance. :func:`run_twin` runs the whole chain of the
-generator on it, with the checks only a twin allows; :func:`twin_dataset` writes it as a CF
+generator on it, with the checks only a twin allows (:func:`twin_uncertainty`: the standard error of the
+nudged series and its coverage of the truth at the validation pixels); :func:`twin_dataset` writes it as a CF
 timeSeries file. Every output of it is labelled :attr:`products.data_kind.DataKind.SYNTHETIC`.
 
 This module imports the generator it tests (downward); the generator never imports it.
@@ -19,7 +20,7 @@ Houser, P. R., et al. (1998), Water Resour. Res. 34, 3405-3420 (nudging of soil 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,8 @@ from products.generators.sm_mlda import (
     add_features,
     fit_model,
     nudge_series,
+    nudged_error_series,
+    propagation_note,
     rescale_to,
     tc_labels,
     tc_nudging_gain,
@@ -43,7 +46,16 @@ from products.generators.sm_mlda import (
     validate_against_insitu,
 )
 from products.methods import triple_collocation as tc
+from products.methods import uncertainty as unc
 from products.methods.cv import assert_disjoint
+
+INSITU_OFFSET_STD = 0.02
+"""Standard deviation of the twin stations' constant offset from the truth, m3 m-3 (:func:`make_twin`)."""
+INSITU_NOISE_STD = 0.008
+"""Standard deviation of the twin stations' daily noise, m3 m-3 (:func:`make_twin`)."""
+INSITU_ERROR_STD = float(np.hypot(INSITU_OFFSET_STD, INSITU_NOISE_STD))
+"""The twin station's error standard deviation about the truth, m3 m-3 (known by construction): the
+``obs_error_std`` of the in-situ coverage of the standard error."""
 
 # --- the synthetic twin ---------------------------------------------------------------------------
 
@@ -202,7 +214,7 @@ def make_twin(
         values = offset[name] + sc * truth + err
         p = np.where(short[:, None] & (name != "reanalysis"), 0.03, available[name])
         products[name] = np.where(rng.random(shape) < p, values, np.nan)
-    insitu = truth + rng.normal(0, 0.02, (n_pixels, 1)) + rng.normal(0, 0.008, shape)
+    insitu = truth + rng.normal(0, INSITU_OFFSET_STD, (n_pixels, 1)) + rng.normal(0, INSITU_NOISE_STD, shape)
     insitu[role != "validation"] = np.nan
     known = {
         name: err_std[name] * scale["passive"] / np.asarray(scale[name], dtype="float64") * np.ones(n_pixels)
@@ -284,6 +296,9 @@ class TwinResult:
     train_pixels, validation_pixels : numpy.ndarray
         Disjoint pixel ids (asserted).
     settings : dict
+    uncertainty : dict
+        From :func:`twin_uncertainty`: the standard error of ``ml_da`` and its coverage at the validation
+        pixels.
     """
 
     twin: Twin
@@ -298,6 +313,7 @@ class TwinResult:
     validation_pixels: np.ndarray
     settings: dict
     tc_gain_bias: dict
+    uncertainty: dict = field(default_factory=dict)
 
 
 TRIPLETS = ("independent", "dependent")
@@ -381,6 +397,114 @@ def _rmse(a, b, mask=None):
     return float(np.sqrt(np.mean((a[ok] - b[ok]) ** 2))) if ok.sum() else np.nan
 
 
+def twin_uncertainty(
+    twin: Twin,
+    model: np.ndarray,
+    ml_da: np.ndarray,
+    has_obs: np.ndarray,
+    gain: np.ndarray,
+    *,
+    err_var_ml: np.ndarray,
+    err_var_obs: np.ndarray,
+    tc_ok: np.ndarray,
+    memory_days: float,
+    nominal: float = unc.NOMINAL,
+) -> dict:
+    """Standard error of the twin's ML-DA series and its coverage at the validation pixels.
+
+    The TC error standard deviations of the nudging's triplet (the ML member and the passive retrieval
+    rescaled to it, (m3 m-3), per pixel, from the pixel's own satellite series: no in-situ value and no
+    truth enters) are propagated through the nudging (:func:`products.generators.sm_mlda.nudged_error_series`:
+    gain G on retrieval days, 0 without one, the increment memory carried as the state is). Pixels where
+    TC failed the rule or flagged a member get the median over the pixels where it did not.
+
+    Parameters
+    ----------
+    twin : Twin
+    model, ml_da : numpy.ndarray
+        (pixel, time) float64, m3 m-3: the ML member (the background) and the nudged series.
+    has_obs : numpy.ndarray
+        (pixel, time) bool: the days a retrieval was assimilated.
+    gain : numpy.ndarray
+        (pixel,) float64, the gains used.
+    err_var_ml, err_var_obs : numpy.ndarray
+        (pixel,) float64, (m3 m-3)**2: TC error variances of the ML member and of the retrieval in its units.
+    tc_ok : numpy.ndarray
+        (pixel,) bool: TC passed the rule and both variances are valid.
+    memory_days : float
+    nominal : float
+        The central interval whose coverage is measured.
+
+    Returns
+    -------
+    dict
+        ``standard_error`` ((pixel, time) float64, m3 m-3, NaN where ``ml_da`` is), ``err_std_ml``,
+        ``err_std_obs`` ((pixel,), m3 m-3), ``from_tc`` ((pixel,) bool), and three
+        :class:`products.methods.uncertainty.Coverage` at the validation pixels (split ``twin_insitu``,
+        never used for labels, model, gain or TC): ``coverage_truth`` (against the synthetic truth, the
+        headline), ``coverage_insitu`` (against the twin stations, their known error std
+        :data:`INSITU_ERROR_STD` added as ``obs_error_std``) and ``coverage_truth_own_scale`` (a twin-only
+        diagnostic: against the truth rescaled per pixel to the ML member's own linear scale, least squares
+        on the truth, i.e. the random error TC describes, without the amplitude and offset error of the
+        ML series, which TC by construction does not count).
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ (from the propagation).
+    """
+    ok = np.asarray(tc_ok, bool) & (np.asarray(err_var_ml) > 0) & (np.asarray(err_var_obs) > 0)
+    s_m, s_o = (
+        np.where(ok, np.sqrt(np.where(ok, v, 1.0)), np.nanmedian(np.sqrt(np.asarray(v)[ok])) if ok.any() else np.nan)
+        for v in (err_var_ml, err_var_obs)
+    )
+    se = nudged_error_series(s_m, s_o, gain, has_obs, memory_days=memory_days, defined=np.isfinite(ml_da))
+    val = (twin.pixels["role"] == "validation").to_numpy()
+    k = int(val.sum())
+    where = f"the {k} validation pixels (split twin_insitu: never used for labels, model, gain or TC)"
+    own_scale = np.full_like(twin.truth, np.nan)
+    for i in np.flatnonzero(val):
+        fit = np.isfinite(model[i]) & np.isfinite(twin.truth[i])
+        if fit.sum() >= 3:
+            own_scale[i] = np.polyval(np.polyfit(twin.truth[i, fit], model[i, fit], 1), twin.truth[i])
+    return {
+        "standard_error": se,
+        "err_std_ml": s_m,
+        "err_std_obs": s_o,
+        "from_tc": ok,
+        "coverage_truth": unc.interval_coverage(
+            ml_da[val],
+            se[val],
+            twin.truth[val],
+            nominal=nominal,
+            split="twin_insitu",
+            note=f"against the synthetic truth at {where}; obs_error_std 0 (the truth has no error); n counts "
+            "pixel-days",
+        ),
+        "coverage_insitu": unc.interval_coverage(
+            ml_da[val],
+            se[val],
+            twin.insitu[val],
+            nominal=nominal,
+            obs_error_std=INSITU_ERROR_STD,
+            split="twin_insitu",
+            note=f"against the synthetic in-situ stations at {where}; obs_error_std {INSITU_ERROR_STD:.4f} m3 m-3, "
+            f"the stations' known error (offset sd {INSITU_OFFSET_STD}, noise sd {INSITU_NOISE_STD}, in quadrature)",
+        ),
+        "coverage_truth_own_scale": unc.interval_coverage(
+            ml_da[val],
+            se[val],
+            own_scale[val],
+            nominal=nominal,
+            split="twin_insitu",
+            note=f"diagnostic (twin only): against the truth rescaled, per pixel, to the ML member's own linear "
+            f"scale (least squares of the ML series on the truth) at {where}: the random error about that scale, "
+            "which is what TC error variances describe; the difference from coverage_truth is the ML series' "
+            "amplitude and offset error, which TC does not count",
+        ),
+    }
+
+
 def run_twin(
     twin: Twin,
     *,
@@ -392,6 +516,7 @@ def run_twin(
     min_samples: int = 100,
     tc_fallback: str = "exclude",
     triplet: str = "independent",
+    nominal: float = unc.NOMINAL,
 ) -> TwinResult:
     """The whole ML-DA chain on a synthetic twin, with checks only a twin allows.
 
@@ -418,6 +543,8 @@ def run_twin(
         See :func:`tc_labels`.
     triplet : {"independent", "dependent"}
         ML member of the TC triplet and the series nudged (:data:`TRIPLETS`).
+    nominal : float
+        Central interval whose coverage is measured (:func:`twin_uncertainty`).
 
     Returns
     -------
@@ -449,14 +576,19 @@ def run_twin(
             "obs_rescaled": np.full_like(member, np.nan),
             "gain": np.empty(n_pix),
             "from_tc": np.zeros(n_pix, bool),
-            **{k: np.full(n_pix, np.nan) for k in ("tc_gain", "oracle_gain", "tc_err_var_ml", "oracle_err_var_ml")},
+            "tc_ok": np.zeros(n_pix, bool),
+            **{
+                k: np.full(n_pix, np.nan)
+                for k in ("tc_gain", "oracle_gain", "tc_err_var_ml", "oracle_err_var_ml", "tc_err_var_obs")
+            },
         }
         for i in range(n_pix):
             p, a = twin.products["passive"][i], twin.products["active"][i]
             res = tc.tc_metrics(member[i], p, a, min_samples=min_samples)
             g, beta, ok = tc_nudging_gain(member[i], p, a, min_samples=min_samples)
             if ok:
-                d["tc_gain"][i], d["tc_err_var_ml"][i] = g, res.err_var[0]
+                d["tc_gain"][i], d["tc_err_var_ml"][i], d["tc_err_var_obs"][i] = g, res.err_var[0], res.err_var[1]
+                d["tc_ok"][i] = True
             d["gain"][i], d["from_tc"][i] = (g, ok) if gain == "tc" else (float(gain), False)
             d["obs_rescaled"][i] = rescale_to(p, member[i], beta)
             d["oracle_gain"][i], d["oracle_err_var_ml"][i], _ = oracle_gain(
@@ -529,6 +661,18 @@ def run_twin(
     for t in TRIPLETS:  # what each choice does to the series at the training pixels, against the truth
         bias[t]["training_pixels"]["rmse_vs_truth_ml"] = _rmse(members[t], twin.truth, training)
         bias[t]["training_pixels"]["rmse_vs_truth_ml_da"] = _rmse(per[t]["ml_da"], twin.truth, training)
+    uncertainty = twin_uncertainty(
+        twin,
+        ml,
+        ml_da,
+        has_obs,
+        gains,
+        err_var_ml=chosen["tc_err_var_ml"],
+        err_var_obs=chosen["tc_err_var_obs"],
+        tc_ok=chosen["tc_ok"],
+        memory_days=memory_days,
+        nominal=nominal,
+    )
     settings = {
         "n_splits": n_splits,
         "seed": seed,
@@ -537,6 +681,7 @@ def run_twin(
         "min_samples": min_samples,
         "tc_fallback": tc_fallback,
         "triplet": triplet,
+        "nominal": nominal,
         "params": fit.params,
     }
     return TwinResult(
@@ -552,6 +697,7 @@ def run_twin(
         val_ids,
         settings,
         bias,
+        uncertainty,
     )
 
 
@@ -581,6 +727,8 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
         tc_rule=result.labels.table["rule"].to_numpy(),
         nudging_gain=result.gain["gain"].to_numpy(),
         oracle_gain=result.gain["oracle_gain"].to_numpy(),
+        nudging_err_std_ml=result.uncertainty["err_std_ml"],
+        nudging_err_std_obs=result.uncertainty["err_std_obs"],
     )
     station_vars = {
         "role": {"long_name": "pixel role: training (labels, model, gain) or validation (in-situ station)"},
@@ -588,6 +736,16 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
         "tc_rule": {"long_name": "label rule: tc (TC-weighted merge), equal (fallback), excluded"},
         "nudging_gain": {"long_name": "nudging gain G used", "units": "1"},
         "oracle_gain": {"long_name": "optimal gain from the true error variances (twin only)", "units": "1"},
+        **{
+            f"nudging_err_std_{m}": {
+                "long_name": f"TC error standard deviation of the {what} in the nudging triplet (ML, passive, active), "
+                "in ML units; median of the other pixels where TC failed",
+                "units": "m3 m-3",
+                "standard_name": SM_ERROR_STD_NAME,
+                "coverage_content_type": "qualityInformation",
+            }
+            for m, what in (("ml", "ML member (background)"), ("obs", "passive retrieval rescaled to the ML member"))
+        },
     }
     for name in PRODUCTS:
         pix[f"tc_err_std_{name}"] = result.labels.table[f"err_std_{name}"].to_numpy()
@@ -614,6 +772,7 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
             "labels": result.labels.labels.ravel(),
             "sm_ml": result.series["ml"].ravel(),
             "sm_mlda": result.series["ml_da"].ravel(),
+            SE_NAME: result.uncertainty["standard_error"].ravel(),
         }
     )
     variables = {
@@ -640,6 +799,7 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
         },
         "sm_mlda": {**SM_ATTRS, "long_name": "ML-DA soil moisture: LightGBM nudged toward the passive retrieval"},
     }
+    variables[SE_NAME] = {**standard_error_attrs(result, variables["sm_mlda"]), "_FillValue": np.float32(np.nan)}
     med = {k: v["median"] for k, v in result.validation.items()}
     a = {
         "data_kind": DataKind.SYNTHETIC,
@@ -652,4 +812,45 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
         "settings": str({k: v for k, v in result.settings.items() if k != "params"}),
         **(attrs or {}),
     }
-    return to_cf_timeseries(frame, variables, stations=pix, station_variables=station_vars, attrs=a)
+    ds = to_cf_timeseries(frame, variables, stations=pix, station_variables=station_vars, attrs=a)
+    return unc.link_ancillary(ds, "sm_mlda", SE_NAME)
+
+
+SE_NAME = "sm_mlda_standard_error"
+"""The twin file's uncertainty variable: the standard error of ``sm_mlda``."""
+
+
+def standard_error_attrs(result: TwinResult, estimate_attrs: dict) -> dict:
+    """CF attributes of :data:`SE_NAME`: how it is obtained and its coverages at the validation pixels.
+
+    Parameters
+    ----------
+    result : TwinResult
+    estimate_attrs : dict
+        The attributes of ``sm_mlda`` (standard name, units, long name).
+
+    Returns
+    -------
+    dict
+        From :func:`products.methods.uncertainty.standard_error_attributes` (method ``tc_nudging``).
+    """
+    u, memory = result.uncertainty, result.settings["memory_days"]
+    cov, ins, own = u["coverage_truth"], u["coverage_insitu"], u["coverage_truth_own_scale"]
+    extra = (
+        "Error standard deviations: triple collocation of (ML, passive, active) per pixel on its satellite series "
+        f"(no in-situ value, no truth); {propagation_note(memory)} "
+        f"{unc.calibration_comment(cov)}: against the synthetic truth at the validation pixels "
+        f"(RMSE {cov.rmse:.4f} against a mean standard error {cov.mean_standard_error:.4f} m3 m-3"
+        f"{'; the interval is too narrow' if cov.too_narrow else ''}). Against the synthetic in-situ stations, "
+        f"their known error std {INSITU_ERROR_STD:.4f} m3 m-3 added in quadrature: {ins.measured:.1%} of {ins.n}. "
+        f"Against the truth rescaled to the ML series' own linear scale (twin-only diagnostic): {own.measured:.1%}: "
+        "TC error variances describe the random error about each series' own scale, not the amplitude and offset "
+        "error of the LightGBM series, which is why the interval is narrower than the error against the truth"
+    )
+    return unc.standard_error_attributes(
+        estimate_attrs,
+        method="tc_nudging",
+        long_name="standard error of the ML-DA soil moisture (TC error standard deviations propagated through "
+        "the nudging)",
+        extra=extra,
+    )
