@@ -33,9 +33,21 @@ from products.generators.et_fusion import (
     tower_calibration,
 )
 from products.methods.cf import CONVENTIONS, history_line, merge_attrs, time_encoding, timeseries_dataset
-from products.methods.uncertainty import Coverage, calibration_comment, link_ancillary, standard_error_attributes
+from products.methods.uncertainty import (
+    Coverage,
+    calibration_comment,
+    link_ancillary,
+    member_spread,
+    standard_error_attributes,
+)
 
 SE_FILL = np.float32(np.nan)
+BASIN_ENSEMBLE = "et_rec_mean"
+BASIN_SE_REASON = (
+    "no independent basin ET: the five products are the only basin ET there is (the water balance P - R - dS/dt "
+    "shares the precipitation and runoff the reconstructions are learnt from), so the spread between their "
+    "reconstructions cannot be checked against an observation"
+)
 
 
 def to_cf_dataset(
@@ -232,9 +244,13 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
     xarray.Dataset
         Dims (station, time): per product ``p``, ``p`` (the product, NaN where it has no value)
         and ``p_rec`` (the reconstruction), float64, ``water_evapotranspiration_amount`` in
-        kg m-2 per month (``cell_methods: time: sum``); ``station_name`` (GRDC basin,
-        cf_role timeseries_id), ``time`` (month start, bounds ``time_bnds``). Basins have no
-        coordinates in the source, so there are no lat/lon variables.
+        kg m-2 per month (``cell_methods: time: sum``); ``et_rec_mean`` (float64, the mean of the
+        reconstructions) and ``et_rec_mean_standard_error`` (float32, NaN fill: the spread of the
+        reconstructions, :func:`products.methods.uncertainty.member_spread`, ddof=1, not divided by
+        the square root of their number since their errors are not independent; not calibrated,
+        :data:`BASIN_SE_REASON`; named in ``et_rec_mean``'s ``ancillary_variables``);
+        ``station_name`` (GRDC basin, cf_role timeseries_id), ``time`` (month start, bounds
+        ``time_bnds``). Basins have no coordinates in the source, so there are no lat/lon variables.
 
     References
     ----------
@@ -256,6 +272,38 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
         for name in reconstruction.series.columns
         if name not in ("station", "time")
     }
+    series = reconstruction.series
+    members = [name for name in series.columns if name.endswith("_rec")]
+    values = series[members].to_numpy(dtype="float64").T  # (n_members, n_rows)
+    complete = np.isfinite(values).all(axis=0)  # the ensemble only where every member has a value
+    series = series.assign(
+        **{
+            BASIN_ENSEMBLE: np.where(complete, values.mean(axis=0), np.nan),
+            f"{BASIN_ENSEMBLE}_standard_error": np.where(complete, member_spread(values, axis=0), np.nan),
+        }
+    )
+    amount = {
+        "standard_name": "water_evapotranspiration_amount",
+        "units": "kg m-2",
+        "cell_methods": "time: sum (interval: 1 month)",
+        "long_name": f"mean of the {len(members)} reconstructed ET products",
+    }
+    variables[BASIN_ENSEMBLE] = {
+        **amount,
+        "coverage_content_type": "modelResult",
+        "comment": f"1 kg m-2 = 1 mm of liquid water; mean of {', '.join(members)} where all of them have a value",
+    }
+    variables[f"{BASIN_ENSEMBLE}_standard_error"] = {
+        **standard_error_attributes(
+            amount,
+            method="member_spread",
+            extra=f"Members: {', '.join(members)}; the spread itself, not divided by the square root of their "
+            "number (their errors share forcing and are not independent). "
+            + calibration_comment(None, BASIN_SE_REASON),
+        ),
+        "cell_methods": amount["cell_methods"],
+        "_FillValue": SE_FILL,
+    }
     base = {
         "data_kind": DataKind.REAL,
         "title": "Stage-1 reconstruction of five ET products over GRDC major river basins",
@@ -266,14 +314,15 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
         "references": REFERENCES,
         "history": history_line("products.generators.et_fusion"),
     }
-    return timeseries_dataset(
-        reconstruction.series,
+    ds = timeseries_dataset(
+        series,
         variables,
         id_attrs={"long_name": "GRDC major river basin"},
         time_attrs={"long_name": "start of the month"},
         time_step="MS",
         attrs=merge_attrs(base, merge_attrs(attrs)),
     )
+    return link_ancillary(ds, BASIN_ENSEMBLE, f"{BASIN_ENSEMBLE}_standard_error")
 
 
 def fusion_to_cf(

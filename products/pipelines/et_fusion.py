@@ -37,7 +37,8 @@ FILES = {
     "et_fusion_timeseries.nc": "CF-1.8 timeSeries (DSG): monthly ET observed and predicted at FLUXNET2015 towers "
     "(CARDAMOM-FluxVal) and predicted at five ERA5 points, 1990-1993",
     "et_basin_reconstruction.nc": "CF-1.8 timeSeries (DSG): stage 1, the five basin ET products and their "
-    "LightGBM reconstructions over the predictors' span, GRDC major river basins",
+    "LightGBM reconstructions over the predictors' span, GRDC major river basins, with their mean and the spread "
+    "between them as its standard error",
     "et_basin_triple_collocation.csv": "Triple collocation of GLEAM, ERA5-Land and MOD16 monthly ET anomalies "
     "per basin: error std (mm month-1), TCR, SNR (dB), beta, flags, data_kind",
     "et_fused_ecostress_towers.nc": "CF-1.8 point: stage 2, ET fused from inputs available off-tower and the five "
@@ -72,10 +73,6 @@ GRID_SPLIT = "grid_at_held_out_towers"
 UPPER_BOUND_SPLIT = "fusion_upper_bound_tower_met"
 FUSION_SPLIT = "fusion_held_out"
 TOWER_SPLIT = "validation"
-BASIN_SE_REASON = (
-    "no independent basin ET: the five products are the only basin ET there is, so the spread between their "
-    "reconstructions cannot be checked against an observation"
-)
 STATISTICS_FITTED_ON = {
     "LightGBM tower model (five drivers)": "training months of the training towers of each leave-site-out fold; "
     "the published final model (ERA5 points, gridded ET) on the training months of all towers, never on the "
@@ -243,6 +240,16 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
         reconstruction = et_fusion.reconstruct_products(basin_obs, n_splits=basin_splits, seed=seed)
         cf.write_netcdf(
             et_fusion_cf.reconstruction_to_cf(reconstruction, attrs=attrs), workdir / "et_basin_reconstruction.nc"
+        )
+        uncertainty.append(
+            unc.summary_entry(
+                file="et_basin_reconstruction.nc",
+                variable=f"{et_fusion_cf.BASIN_ENSEMBLE}_standard_error",
+                estimate=et_fusion_cf.BASIN_ENSEMBLE,
+                kind=unc.STANDARD_ERROR,
+                method="member_spread",
+                not_calibrated_reason=et_fusion_cf.BASIN_SE_REASON,
+            )
         )
 
     with stages("triple_collocation"):

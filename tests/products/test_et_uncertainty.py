@@ -322,13 +322,50 @@ def test_the_grid_calibration_at_held_out_tower_months_and_its_comment(grid, tmp
         )
 
 
+# --- stage 1: the spread of the five reconstructions (SYNTHETIC series) ---------------------------------
+def test_the_basin_file_states_the_spread_of_the_reconstructions_as_not_calibrated(tmp_path):
+    rng = np.random.default_rng(5)
+    time = pd.date_range("2003-01-01", periods=24, freq="MS")
+    series = pd.DataFrame({"station": np.repeat(["B1", "B2"], 24), "time": np.tile(time, 2)})
+    for i, p in enumerate(et_fusion.BASIN_ET_PRODUCTS):
+        series[f"{p}_rec"] = 40 + 5 * i + rng.normal(0, 3, len(series))
+        series[p] = series[f"{p}_rec"].where(rng.random(len(series)) > 0.3)
+    series.loc[3, "et_gleam_rec"] = np.nan  # a month one member misses: no ensemble there
+    path = cf.write_netcdf(
+        et_fusion_cf.reconstruction_to_cf(et_fusion.ReconstructionResult(series, pd.DataFrame())),
+        tmp_path / "basins.nc",
+    )
+    members = series[[f"{p}_rec" for p in et_fusion.BASIN_ET_PRODUCTS]].to_numpy()
+    with xr.open_dataset(path) as ds:
+        se, mean = ds["et_rec_mean_standard_error"], ds["et_rec_mean"]
+        assert se.dtype == np.float32 and se.dims == mean.dims == ("station", "time")
+        assert se.attrs["standard_name"] == "water_evapotranspiration_amount standard_error"
+        assert (
+            se.attrs["units"] == mean.attrs["units"] == "kg m-2" and se.attrs["uncertainty_method"] == "member_spread"
+        )
+        assert mean.attrs["ancillary_variables"] == "et_rec_mean_standard_error"
+        assert "Calibration not measured: no independent basin ET" in se.attrs["comment"]
+        got = se.values.reshape(-1)  # station-major, as the series
+        np.testing.assert_allclose(got[4:], np.std(members[4:], axis=1, ddof=1), rtol=1e-6)
+        np.testing.assert_allclose(mean.values.reshape(-1)[4:], members[4:].mean(axis=1))
+        assert np.isnan(got[3]) and np.isnan(mean.values.reshape(-1)[3])
+        assert np.array_equal(np.isfinite(got), np.isfinite(mean.values.reshape(-1))) and (got[4:] > 0).all()
+
+
 # --- the published version (REAL data, the session's ET run) -----------------------------------------
 @pytest.mark.django_db
 def test_the_run_summary_states_each_uncertainty_as_measured_in_the_files(et_run):
     from django.conf import settings
 
     entries = {e["file"]: e for e in et_run.summary["uncertainty"]}
-    assert set(entries) == {"et_fusion_timeseries.nc", "et_fused_ecostress_towers.nc"}  # no grid in a default run
+    # no grid in a default run
+    assert set(entries) == {"et_fusion_timeseries.nc", "et_fused_ecostress_towers.nc", "et_basin_reconstruction.nc"}
+    basins = entries["et_basin_reconstruction.nc"]
+    assert basins["method"] == "member_spread" and basins["calibration"] is None
+    assert (
+        basins["variable"] == "et_rec_mean_standard_error"
+        and "no independent basin ET" in basins["not_calibrated_reason"]
+    )
     folder = Path(settings.DATA_ROOT)
     files = {f.name: folder / f.path for f in et_run.version.files.all()}
     for name, estimate, variable, held_out in (
@@ -345,6 +382,7 @@ def test_the_run_summary_states_each_uncertainty_as_measured_in_the_files(et_run
             assert ds[variable].attrs["standard_name"] == ET_SE_NAME
             se, est, obs = ds[variable].values, ds[estimate].values, ds["et_obs"].values
             assert (se[np.isfinite(est)] >= 0).all() and np.isfinite(se[np.isfinite(est)]).all()
+            assert np.isnan(se[~np.isfinite(est)]).all()
             rows = np.ones(est.shape, dtype=bool)
             if name == "et_fusion_timeseries.nc":
                 rows = (ds["is_validation"].values == 1) & (ds["site_type"].values[:, None] == 0)
@@ -355,3 +393,8 @@ def test_the_run_summary_states_each_uncertainty_as_measured_in_the_files(et_run
     assert parameters["uncertainty_quantiles"] == list(et_fusion.QUANTILES)
     assert parameters["uncertainty_nominal_coverage"] == 0.9
     assert "tower model quantile pair (et_standard_error)" in et_run.version.lineage["statistics_fitted_on"]
+    with xr.open_dataset(files["et_basin_reconstruction.nc"]) as ds:
+        se = ds["et_rec_mean_standard_error"].values
+        members = np.stack([ds[f"{p}_rec"].values for p in et_fusion.BASIN_ET_PRODUCTS])
+        assert "et_rec_mean_standard_error" in ds["et_rec_mean"].attrs["ancillary_variables"].split()
+    np.testing.assert_allclose(se, np.std(members, axis=0, ddof=1), rtol=1e-5)
