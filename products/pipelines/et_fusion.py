@@ -125,6 +125,16 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
        tower's own meteorology is kept only as a labelled upper bound (variable
        ``et_fused_tower_met``, split ``fusion_upper_bound_tower_met``).
 
+    Uncertainty beside each estimate (``summary["uncertainty"]``, one entry per variable): a LightGBM
+    quantile pair (``uncertainty_quantiles``, default 0.16 and 0.84, the point model's parameters) fitted
+    in the same folds as the tower model and as each outer fold of the fusion gives out-of-fold standard
+    errors (``et_standard_error``, ``et_fused_standard_error``), whose coverage of the
+    ``uncertainty_nominal_coverage`` interval is measured at the held-out towers (splits ``validation``
+    and ``fusion_held_out``); the final pair gives the ERA5 points' and the grid's (calibrated on split
+    ``grid_at_held_out_towers`` when the forcing overlaps held-out tower months). The basin file states
+    the spread of the five reconstructions as the standard error of their mean, not calibrated (no
+    independent basin ET).
+
     Parameters (``run.parameters``): see :data:`DEFAULTS` (every one, with its default, is stored
     in the version's lineage); ``forcing_grid`` (sub-daily GLDAS-2.1-style forcing files, absolute
     or relative to ``SHARED_DATA_DIR``) adds a daily ET grid predicted chunk by chunk with the
