@@ -84,8 +84,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def version_layers(version: DatasetVersion) -> list[Layer]:
-    """The layers of a version: one per ``(time, lat, lon)`` variable of each gridded NetCDF."""
+VERSION_MARK = "@v"
+"""Layer names of an earlier (superseded) version: ``<dataset id>@v<number>:...`` (as EDR's collections)."""
+
+
+def version_layers(version: DatasetVersion, *, earlier: bool = False) -> list[Layer]:
+    """The layers of a version: one per ``(time, lat, lon)`` variable of each gridded NetCDF.
+
+    ``earlier``: name them as layers of an earlier version (``<dataset id>@v<number>:...``)."""
     grids = [
         (f, info)
         for f in sorted(version.files.all(), key=lambda f: f.name)
@@ -95,7 +101,8 @@ def version_layers(version: DatasetVersion) -> list[Layer]:
     for f, info in grids:
         meta = subsets.planning_view(f)
         for variable, _kind, _attrs in info.parameters:
-            prefix = version.dataset_id if len(grids) == 1 else f"{version.dataset_id}:{Path(f.name).stem}"
+            dataset = f"{version.dataset_id}{VERSION_MARK}{version.number}" if earlier else version.dataset_id
+            prefix = dataset if len(grids) == 1 else f"{dataset}:{Path(f.name).stem}"
             attrs = {k: _plain(v) for k, v in meta[variable].attrs.items()}
             layers.append(Layer(f"{prefix}:{variable}", version.dataset, version, f, variable, info, attrs))
     return layers
@@ -142,7 +149,8 @@ def find_layer(dataset: Dataset, variable: str | None, number=None, file: str | 
 
 
 def layer_by_name(name: str) -> tuple[Dataset, Layer]:
-    """The layer named ``name`` in WMS (``<dataset id>:<variable>`` or ``<dataset id>:<stem>:<variable>``).
+    """The layer named ``name`` in WMS (``<dataset id>:<variable>`` or ``<dataset id>:<stem>:<variable>``;
+    ``<dataset id>@v<number>:...`` for a superseded version).
 
     Raises
     ------
@@ -150,12 +158,22 @@ def layer_by_name(name: str) -> tuple[Dataset, Layer]:
         ``LAYERS``, code LayerNotDefined.
     """
     parts = name.split(":")
-    dataset = Dataset.objects.filter(id=parts[0]).first() if len(parts) in (2, 3) else None
-    if dataset is not None:
-        for layer in dataset_layers(dataset):
+    dataset_id, mark, number = parts[0].rpartition(VERSION_MARK) if VERSION_MARK in parts[0] else (parts[0], "", "")
+    dataset = Dataset.objects.filter(id=dataset_id).first() if len(parts) in (2, 3) else None
+    if dataset is not None and (not mark or number.isdigit()):
+        for layer in earlier_layers(dataset, int(number)) if mark else dataset_layers(dataset):
             if layer.name == name:
                 return dataset, layer
     raise MapError("LAYERS", f"no layer {name[:200]!r}: see GetCapabilities", "LayerNotDefined")
+
+
+def earlier_layers(dataset: Dataset, number: int | None = None) -> list[Layer]:
+    """The layers of the dataset's superseded versions (of version ``number`` only when given), named
+    ``<dataset id>@v<number>:...``; the latest version's layers are :func:`dataset_layers`."""
+    versions = list(dataset.versions.order_by("-number"))
+    return [
+        layer for v in versions[1:] if number is None or v.number == number for layer in version_layers(v, earlier=True)
+    ]
 
 
 # --------------------------------------------------------------------------- time steps
@@ -408,9 +426,10 @@ QUICKLOOK_SIZE = (360, 180)
 
 
 def quicklook_layer(version: DatasetVersion, file: str | None = None) -> Layer | None:
-    """The layer a version's quicklook shows (the first variable of its first grid, or of the grid ``file``),
-    or None without a grid."""
+    """The layer a version's quicklook shows (the first estimate, not an uncertainty, of its first grid, or of
+    the grid ``file``), or None without a grid."""
     layers = [la for la in version_layers(version) if not file or la.file.name == file]
+    layers.sort(key=lambda la: render.uncertainty_kind(la.variable, la.attrs) is not None)  # an estimate first
     return layers[0] if layers else None
 
 

@@ -2,7 +2,8 @@
 
 The protocol layer of ``/wms/`` (no HTTP objects here: :func:`respond` takes the query parameters,
 the user and the service URL, and returns status, media type and body). One layer per ``(time, lat,
-lon)`` variable of each dataset's latest published version (named as :class:`portal.maps.services.Layer`),
+lon)`` variable of each dataset's published versions (named as :class:`portal.maps.services.Layer`: the
+latest under the dataset's id, a superseded one as ``<dataset id>@v<number>:...``),
 with the ``time`` dimension (ISO 8601, default the last step), CRS:84 and EPSG:4326. Mind the axis
 order: in WMS 1.3.0 ``BBOX`` follows the CRS's axes, so ``CRS=EPSG:4326`` takes
 ``min_lat,min_lon,max_lat,max_lon`` and ``CRS=CRS:84`` takes ``min_lon,min_lat,max_lon,max_lat``
@@ -126,9 +127,15 @@ def _layer_xml(layer: services.Layer, url: str) -> str:
 
 
 def visible_layers(user) -> list[services.Layer]:
-    """Every layer of the latest published versions of the datasets ``user`` may download."""
+    """Every layer of the published versions of the datasets ``user`` may download: the latest version's
+    under the dataset's name, then each superseded version's as ``<dataset id>@v<number>:...``."""
     datasets = Dataset.objects.filter(versions__isnull=False).distinct().order_by("id")
-    return [layer for d in datasets if access.can_download(user, d) for layer in services.dataset_layers(d)]
+    return [
+        layer
+        for d in datasets
+        if access.can_download(user, d)
+        for layer in [*services.dataset_layers(d), *services.earlier_layers(d)]
+    ]
 
 
 def capabilities(user, url: str) -> str:

@@ -1,4 +1,4 @@
-"""``{% map_config version as config %}``: what the dataset page's map needs (None without a grid)."""
+"""``{% map_config versions user chosen as config %}``: what the dataset page's map needs (None without a grid)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,21 @@ register = template.Library()
 
 
 @register.simple_tag
-def map_config(version, user=None):
-    """:func:`portal.maps.services.page_config` of ``version`` (None for no version or no grid), with
-    ``allowed`` (whether ``user`` may download, so see the map) and ``need`` (what would let them in)."""
-    if version is None:
+def map_config(versions, user=None, chosen=None):
+    """:func:`portal.maps.services.page_config` of the version numbered ``chosen`` among ``versions``
+    (the page's ``?map_version=``; the latest when empty or not one of them), None without a grid, with
+    ``allowed`` (whether ``user`` may download, so see the map), ``need`` (what would let them in),
+    ``latest`` (the latest version's number) and ``choices`` (the numbers of the versions with a grid,
+    newest first, for the page's version choice)."""
+    versions = sorted(versions or [], key=lambda v: v.number, reverse=True)
+    if not versions:
         return None
+    version = next((v for v in versions if str(v.number) == str(chosen or "").strip()), versions[0])
     config = services.page_config(version)
     if config is not None:
         decision = access.decide(user, version.dataset)
-        config.update(allowed=decision.allowed, need=decision.need)
+        choices = [v.number for v in versions if v is version or services.version_layers(v)]
+        config.update(allowed=decision.allowed, need=decision.need, latest=versions[0].number, choices=choices)
     return config
 
 
