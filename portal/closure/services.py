@@ -94,13 +94,16 @@ def _open(source: Source, variables: list[str] | None = None) -> xr.Dataset:
 
 
 def _choices(source: Source, *, exclude_suffix: tuple[str, ...] = (), exclude_part: str = "") -> list[str]:
-    """The (station, time) variables of a file (read lazily: names only)."""
+    """The (station, time) estimates of a file (read lazily: names only), not the uncertainty variables
+    beside them (a standard error is no storage or flux to close a balance with)."""
     with xr.open_dataset(Path(settings.DATA_ROOT) / source.file.path) as ds:
         return sorted(
             str(name)
             for name, da in ds.data_vars.items()
             if "time" in da.dims
             and da.ndim == 2
+            and "uncertainty_method" not in da.attrs
+            and not str(da.attrs.get("standard_name", "")).endswith(" standard_error")
             and not str(name).endswith(exclude_suffix)
             and not (exclude_part and exclude_part in str(name))
         )
@@ -192,7 +195,7 @@ def water_balance(user, *, basin: str | None = None, region: str | None = None, 
     choices = {
         # detrended-deseasonalised storage (*_dd*) has no budget to close against
         "storage": _choices(tws, exclude_part="_dd"),
-        "et": _choices(et, exclude_suffix=("_rec",)),
+        "et": _choices(et, exclude_suffix=("_rec", "_rec_mean")),  # reconstructions learn P - R: circular
         "p": list(PRECIPITATION),
         "r": list(RUNOFF),
     }

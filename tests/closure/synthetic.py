@@ -47,15 +47,30 @@ def _timeseries(variables: dict[str, pd.DataFrame], **extra) -> xr.Dataset:
     return ds
 
 
+def _with_error(ds: xr.Dataset, estimate: str) -> xr.Dataset:
+    """``<estimate>_standard_error`` beside ``estimate``, as the products publish it (never a choice to close with)."""
+    name = f"{estimate}_standard_error"
+    ds[name] = ds[estimate].copy(data=np.full(ds[estimate].shape, 3.0))
+    ds[name].attrs = {"units": "mm", "uncertainty_method": "member_spread"}
+    ds[estimate].attrs["ancillary_variables"] = name
+    return ds
+
+
 def tws_file(t: dict[str, pd.DataFrame]) -> xr.Dataset:
-    """Like ``tws_rec_basins.nc``: GRACE storage ``tws_jpl``, a reconstruction ``tws_jpl_rec``, regions and areas."""
-    return _timeseries(
+    """Like ``tws_rec_basins.nc``: GRACE storage ``tws_jpl``, a reconstruction ``tws_jpl_rec`` with its standard
+    error, regions and areas."""
+    ds = _timeseries(
         {"tws_jpl": t["s"], "tws_jpl_rec": t["s"].interpolate(limit_area="inside")},
         continent=np.array([REGIONS[b] for b in BASINS], dtype=object),
         area=np.array([AREAS[b] for b in BASINS]),
     )
+    return _with_error(ds, "tws_jpl_rec")
 
 
 def et_file(t: dict[str, pd.DataFrame]) -> xr.Dataset:
-    """Like ``et_basin_reconstruction.nc``: products and their reconstructions (mm month-1)."""
-    return _timeseries({"et_era5land": t["et"], "et_gleam": t["et_gleam"], "et_era5land_rec": t["et"] + 1.0})
+    """Like ``et_basin_reconstruction.nc``: products, their reconstructions and the reconstructions' mean with its
+    standard error (mm month-1)."""
+    ds = _timeseries(
+        {"et_era5land": t["et"], "et_gleam": t["et_gleam"], "et_era5land_rec": t["et"] + 1.0, "et_rec_mean": t["et"]}
+    )
+    return _with_error(ds, "et_rec_mean")

@@ -68,6 +68,7 @@ def test_the_api_gives_every_basin_and_region_with_the_numbers_and_sources(publi
         "kind": "ingested basin observations",
     }
     assert answer["choices"]["et"] == ["et_era5land", "et_gleam"]  # the reconstructions are not offered
+    assert answer["choices"]["storage"] == ["tws_jpl", "tws_jpl_rec"]  # nor a standard error
     rows = {row["name"]: row for row in answer["basins"]}
     assert set(rows) == set(BASINS) and rows["B1"]["region"] == "North"
     for basin in BASINS:
