@@ -377,7 +377,12 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", "false")
-CELERY_BEAT_SCHEDULE = {"subset-housekeeping": {"task": "subsets.housekeeping", "schedule": 300.0}}
+CELERY_BEAT_SCHEDULE = {
+    "subset-housekeeping": {"task": "subsets.housekeeping", "schedule": 300.0},
+    "maps-housekeeping": {"task": "maps.housekeeping", "schedule": 300.0},
+}
+MAPS_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS = envfloat("MAPS_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS", "240")
+MAPS_HOUSEKEEPING_TIME_LIMIT_SECONDS = envfloat("MAPS_HOUSEKEEPING_TIME_LIMIT_SECONDS", "280")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

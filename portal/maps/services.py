@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,8 +218,47 @@ def time_index(layer: Layer, text: str | None, field: str = "time") -> int:
 
 def cache_dir(layer: Layer) -> Path:
     """Where the layer's rendered images live (per file checksum: immutable)."""
-    key = layer.file.sha256 or hashlib.sha256(f"{layer.file.path}:{layer.file.size}".encode()).hexdigest()
-    return Path(settings.DATA_ROOT) / "maps-cache" / key[:32] / layer.variable
+    return Path(settings.DATA_ROOT) / "maps-cache" / _cache_key(layer.file) / layer.variable
+
+
+def _cache_key(f: DatasetFile) -> str:
+    return (f.sha256 or hashlib.sha256(f"{f.path}:{f.size}".encode()).hexdigest())[:32]
+
+
+def prune_cache() -> int:
+    """Remove the cached images of files no published version holds any more (an unpublished or deleted
+    version: versions are immutable, so nothing else goes stale); returns how many files' caches went."""
+    root = Path(settings.DATA_ROOT) / "maps-cache"
+    if not root.is_dir():
+        return 0
+    keep = {_cache_key(f) for f in DatasetFile.objects.only("sha256", "path", "size")}
+    gone = 0
+    for folder in root.iterdir():
+        if folder.name not in keep:
+            shutil.rmtree(folder, ignore_errors=True) if folder.is_dir() else folder.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
+def warm_quicklooks() -> int:
+    """Draw the quicklook of every latest version with a grid that has none cached yet (the list pages and
+    STAC then never wait for one); returns how many were drawn."""
+    drawn = 0
+    for dataset in Dataset.objects.filter(versions__isnull=False).distinct():
+        version = dataset.versions.order_by("-number").first()
+        layer = quicklook_layer(version) if version is not None else None
+        if (
+            layer is not None
+            and not _image_path(layer, layer.info.steps - 1, default_bbox(layer), *QUICKLOOK_SIZE).exists()
+        ):
+            quicklook(version)  # drawn and cached by render_png
+            drawn += 1
+    return drawn
+
+
+def housekeeping() -> dict[str, int]:
+    """The maps' periodic pass (Celery beat): stale caches pruned, missing quicklooks drawn."""
+    return {"pruned": prune_cache(), "quicklooks": warm_quicklooks()}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -346,13 +386,17 @@ def read_window(layer: Layer, t: int, bbox, width: int, height: int) -> np.ndarr
     return render.gather(block, rows, cols, used_rows, used_cols)
 
 
+def _image_path(layer: Layer, t: int, bbox, width: int, height: int) -> Path:
+    bbox = tuple(round(float(v), 6) for v in bbox)
+    return cache_dir(layer) / f"{t}" / f"{_key(bbox, width, height)}.png"
+
+
 def render_png(layer: Layer, t: int, bbox, width: int, height: int) -> bytes:
     """PNG of time step ``t`` of ``layer`` over ``bbox`` (CRS84, west,south,east,north) at ``width`` x ``height``.
 
     Cached as a file per (variable, step, bbox, size) of the version's file: a second call reads it back.
     """
-    bbox = tuple(round(float(v), 6) for v in bbox)
-    path = cache_dir(layer) / f"{t}" / f"{_key(bbox, width, height)}.png"
+    path = _image_path(layer, t, bbox, width, height)
     if path.exists():
         return path.read_bytes()
     st, vmin, vmax = style(layer)

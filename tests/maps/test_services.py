@@ -191,3 +191,19 @@ def test_the_list_shows_no_quicklook_to_those_who_may_not_see_it(client, grid_ve
     Dataset.objects.filter(id=FT).update(share_type=Dataset.ShareType.LOGIN)
     page = client.get("/", {"q": "freeze"}).content.decode()
     assert f'data-id="{FT}"' in page and "quicklook.png" not in page
+
+
+def test_housekeeping_draws_missing_quicklooks_and_prunes_caches_of_files_gone(grid_version, settings):
+    from pathlib import Path
+
+    layer = services.quicklook_layer(grid_version)
+    cached = services.cache_dir(layer).parent  # maps-cache/<file key>
+    assert not cached.exists()
+    stray = Path(settings.DATA_ROOT) / "maps-cache" / ("0" * 32)
+    (stray / "sm" / "0").mkdir(parents=True)
+    (stray / "sm" / "0" / "x.png").write_bytes(b"stale")
+    done = services.housekeeping()
+    assert done["quicklooks"] >= 1 and done["pruned"] >= 1
+    assert not stray.exists() and any(cached.rglob("*.png"))  # the published file's quicklook drawn and kept
+    again = services.housekeeping()
+    assert again == {"pruned": 0, "quicklooks": 0}

@@ -116,6 +116,12 @@ def test_every_task_name_the_services_enqueue_is_registered_in_the_celery_app():
     assert current_app.tasks["products.generate"].name == services.GENERATE_TASK
 
 
+def test_every_periodic_task_is_registered_with_time_limits(settings):
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        task = current_app.tasks[entry["task"]]
+        assert task.soft_time_limit and task.time_limit and task.soft_time_limit < task.time_limit
+
+
 # --- Stages and publish on the database ----------------------------------------------------------------
 
 
