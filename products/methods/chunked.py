@@ -21,6 +21,17 @@ or a Zarr store that accepts parallel writers). With ``workers=1`` the reading a
 next/previous window run on one I/O thread while the model predicts the current one (LightGBM and
 the netCDF-C library release the GIL), so I/O is hidden behind prediction where cores allow.
 
+The same windows run on a ``dask.distributed`` cluster when ``client`` is given (``"local"``: a
+:class:`distributed.LocalCluster` started for the run; a scheduler address such as the portal's
+``DASK_SCHEDULER_ADDRESS``, read by the caller; or a :class:`distributed.Client`), see
+:mod:`products.methods.cluster`. ``features`` and ``predict`` (the fitted model) are scattered to
+every worker once (:meth:`distributed.Client.scatter`, ``broadcast=True``), each window is one
+task (:func:`predict_window`), at most two per worker thread are in flight, and this process, the
+one writer, writes each window's values into the file as its task finishes and then lets the task
+go: no process holds the grid, the driver holds one window at a time. Output is the same as in
+one process (the same :func:`predict_window` on the same windows; only the order in which the
+file's chunks are written differs).
+
 The file is written under a temporary name in the target folder and moved into place with
 :func:`os.replace` only when every window is written: readers never see a partial product, and a
 failure leaves no output (and an older file at the target untouched).
@@ -31,6 +42,7 @@ Eaton, B., et al. (2020): NetCDF Climate and Forecast (CF) Metadata Conventions,
 https://cfconventions.org/ (sections 2.5.1 missing data, 4 coordinates, 7.1 cell boundaries).
 Unidata netCDF-4 / HDF5 chunking and deflate: https://docs.unidata.ucar.edu/netcdf-c/current/
 (netcdf4-python ``Dataset.createVariable``: ``zlib``, ``complevel``, ``chunksizes``, ``fill_value``).
+Dask distributed, https://distributed.dask.org/ (``Client.scatter``, ``Client.submit``, ``as_completed``).
 """
 
 from __future__ import annotations
@@ -41,16 +53,20 @@ import math
 import multiprocessing
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import netCDF4
 import numpy as np
 
 from products.methods.cf import CALENDAR, TIME_UNITS
 from products.methods.files import atomic_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 FILL_VALUE = np.float32(-9999.0)
 
@@ -348,6 +364,7 @@ def apply_chunked(
     *,
     chunk: Sequence[int] = (1, 256, 256),
     workers: int = 1,
+    client: Client | str | None = None,
 ) -> ChunkedRunStats:
     """Predict every window of ``spec``'s grid and write the CF NetCDF-4 file atomically.
 
@@ -372,6 +389,18 @@ def apply_chunked(
         1: windows in this process (feature reading and file writing on one I/O thread, overlapped
         with prediction). N > 1: windows computed in N spawned processes (at most 2N in flight),
         written here in completion order. Results do not depend on ``chunk`` or ``workers``.
+        With ``client="local"``: the number of worker processes of the local cluster; ignored
+        with another ``client`` (a running cluster has its own workers).
+    client : distributed.Client or str, optional
+        None (default): no Dask, as ``workers`` says. Otherwise the windows are tasks on a
+        ``dask.distributed`` cluster (see :func:`products.methods.cluster.connect`): ``"local"``
+        starts a :class:`distributed.LocalCluster` of ``workers`` processes for this run; any other
+        string is a scheduler address (e.g. ``tcp://10.0.0.5:8786``, the caller's
+        ``DASK_SCHEDULER_ADDRESS`` setting) whose client is opened for this run; a
+        :class:`distributed.Client` is used as it is. What is opened here is closed on every path
+        (success, error, interrupt); a given Client is left open. ``features`` and ``predict`` are
+        scattered to every worker once and must pickle (cloudpickle); on separate hosts the paths
+        ``features`` reads must be the same on every worker. Same output as without ``client``.
 
     Returns
     -------
@@ -384,8 +413,15 @@ def apply_chunked(
         Bad ``chunk``/``workers``, or a window whose features or predictions do not fit (see
         :func:`predict_window`).
     Exception
-        Whatever ``features`` or ``predict`` raise. In every case the temporary file is removed
-        and nothing is written at ``path``.
+        Whatever ``features`` or ``predict`` raise, of the same type, with a note naming the
+        window (index and index ranges; :pep:`678` ``__notes__``), also when it was raised on a Dask
+        worker (``distributed.KilledWorker`` when a worker died on it). In every case the
+        temporary file is removed, nothing is written at ``path`` and the remaining tasks are
+        cancelled.
+    TypeError
+        ``client`` is neither None, a string nor a :class:`distributed.Client`.
+    OSError
+        The scheduler at a ``client`` address cannot be reached.
     """
     start = time.perf_counter()
     path = Path(path)
@@ -396,7 +432,12 @@ def apply_chunked(
         ds = create_output(tmp, spec)
         try:
             var = ds[spec.name]
-            if workers == 1:
+            if client is not None:
+                from products.methods.cluster import connect
+
+                with connect(client, n_workers=workers) as opened:
+                    n_valid = _run_dask(todo, features, predict, var, opened)
+            elif workers == 1:
                 n_valid = _run_local(todo, features, predict, var)
             else:
                 n_valid = _run_pool(todo, features, predict, var, workers)
@@ -426,10 +467,14 @@ def _run_local(todo: list[Window], features: FeatureFunction, predict: PredictFu
         pending_features = io.submit(features, todo[0])
         pending_write: concurrent.futures.Future[int] | None = None
         for i, window in enumerate(todo):
-            matrix, valid = pending_features.result()
-            if i + 1 < len(todo):
-                pending_features = io.submit(features, todo[i + 1])
-            values = predict_window(window, functools.partial(_given, matrix, valid), predict)
+            try:
+                matrix, valid = pending_features.result()
+                if i + 1 < len(todo):
+                    pending_features = io.submit(features, todo[i + 1])
+                values = predict_window(window, functools.partial(_given, matrix, valid), predict)
+            except Exception as exc:
+                _note(exc, window, "in this process")
+                raise
             del matrix, valid
             if pending_write is not None:
                 n_valid += pending_write.result()
@@ -459,10 +504,80 @@ def _run_pool(todo: list[Window], features: FeatureFunction, predict: PredictFun
                 done, _ = concurrent.futures.wait(in_flight, return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in done:
                     window = in_flight.pop(future)
-                    n_valid += _write(var, window, future.result())
+                    try:
+                        values = future.result()
+                    except Exception as exc:
+                        _note(exc, window, "in a worker process")
+                        raise
+                    n_valid += _write(var, window, values)
                     submit_next()
         except BaseException:
             for future in in_flight:
                 future.cancel()
             raise
+    return n_valid
+
+
+def _note(exc: BaseException, window: Window, where: str) -> None:
+    """Name the window that failed on ``exc`` (:pep:`678` note; the exception keeps its type and message)."""
+    exc.add_note(
+        f"apply_chunked: window {window.index} (time {window.time.start}:{window.time.stop}, "
+        f"lat {window.lat.start}:{window.lat.stop}, lon {window.lon.start}:{window.lon.stop}) failed {where}"
+    )
+
+
+def _run_dask(todo: list[Window], features: FeatureFunction, predict: PredictFunction, var, client: Client) -> int:
+    """Windows as tasks on a Dask cluster; this process writes each result as it arrives.
+
+    ``features`` and ``predict`` go to every worker once (scattered, broadcast) and the tasks refer
+    to them by key. At most two tasks per worker thread are in flight, so finished windows waiting
+    for the writer stay bounded on the workers; each result is fetched, written and released (the
+    future dropped) before the next task is submitted. On any error the tasks in flight are
+    cancelled and the scattered objects released.
+    """
+    from distributed import as_completed
+
+    from products.methods.cluster import total_threads
+
+    if not todo:
+        return 0
+    run = uuid.uuid4().hex[:12]
+    shipped = client.scatter([features, predict], broadcast=True, hash=False)
+    features_ref, predict_ref = shipped
+    queue: Iterator[Window] = iter(todo)
+    in_flight: dict = {}
+    completed = as_completed(loop=client.loop)
+    n_valid = 0
+
+    def submit_next() -> None:
+        window = next(queue, None)
+        if window is not None:
+            future = client.submit(
+                predict_window, window, features_ref, predict_ref, key=f"chunked-window-{run}-{window.index}"
+            )
+            in_flight[future] = window
+            completed.add(future)
+
+    try:
+        for _ in range(2 * total_threads(client)):
+            submit_next()
+        for future in completed:
+            window = in_flight.pop(future)
+            try:
+                values = future.result()
+            except Exception as exc:
+                _note(exc, window, "on a Dask worker")
+                raise
+            del future
+            n_valid += _write(var, window, values)
+            del values
+            submit_next()
+    except BaseException:
+        if in_flight:
+            client.cancel(list(in_flight))
+        in_flight.clear()
+        raise
+    finally:
+        completed.clear()
+        client.cancel(shipped)
     return n_valid
