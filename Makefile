@@ -75,9 +75,16 @@ run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PO
 	echo "[run 8/10] building the cube stores of the published grids"
 	$(PY) manage.py build_cubes
 	$(MAKE) --no-print-directory stop
-	echo "[run 9/10] starting the Celery worker and the web server"
-	.venv/bin/celery -A portal worker --beat --schedule $(VAR)/celerybeat-schedule --detach --loglevel=INFO \
-	  --concurrency=1 --pidfile=$(VAR)/celery.pid --logfile=$(VAR)/celery.log
+	echo "[run 9/10] starting the Celery workers (one per queue: generation, subsets, housekeeping with beat) and the web server"
+	# each takes its queue's concurrency and time limits from settings (QUEUE_<ROLE>_*, portal/celery.py);
+	# a second host runs the same lines without --beat (README: Scaling out)
+	.venv/bin/celery -A portal worker -Q $${QUEUE_GENERATION:-generation} -n generation@%h --detach --loglevel=INFO \
+	  --pidfile=$(VAR)/celery-generation.pid --logfile=$(VAR)/celery-generation.log
+	.venv/bin/celery -A portal worker -Q $${QUEUE_SUBSETS:-subsets} -n subsets@%h --detach --loglevel=INFO \
+	  --pidfile=$(VAR)/celery-subsets.pid --logfile=$(VAR)/celery-subsets.log
+	.venv/bin/celery -A portal worker -Q $${QUEUE_HOUSEKEEPING:-housekeeping},$${QUEUE_DEFAULT:-default} -n housekeeping@%h \
+	  --detach --loglevel=INFO --beat --schedule $(VAR)/celerybeat-schedule \
+	  --pidfile=$(VAR)/celery-housekeeping.pid --logfile=$(VAR)/celery-housekeeping.log
 	.venv/bin/gunicorn -c portal/gunicorn.conf.py portal.wsgi --bind $(HOST):$(PORT) --daemon --capture-output \
 	  --pid $(VAR)/gunicorn.pid --access-logfile $(VAR)/access.log --error-logfile $(VAR)/gunicorn.log
 	for i in $$(seq 30); do curl -sf -o /dev/null http://$(HOST):$(PORT)/ && break; sleep 1; done
@@ -85,7 +92,7 @@ run: setup  ## the portal on the real sample data, served at http://$(HOST):$(PO
 	echo "[run 10/10] making sure the admin account exists"
 	$(PY) manage.py ensure_admin --password-file $(VAR)/admin-password
 	echo "The portal is up at http://$(HOST):$(PORT)/ (admin: http://$(HOST):$(PORT)/admin/, user 'admin', password in $(VAR)/admin-password: $$(cat $(VAR)/admin-password))"
-	echo "Logs (500s with their traceback): $(VAR)/gunicorn.log, Celery: $(VAR)/celery.log; health: http://$(HOST):$(PORT)/health/; stop both with 'make stop'."
+	echo "Logs (500s with their traceback): $(VAR)/gunicorn.log, Celery: $(VAR)/celery-<queue>.log; health: http://$(HOST):$(PORT)/health/; stop both with 'make stop'."
 
 ingest:  ## every real folder of SHARED_DATA_DIR: point data loaded, grids registered (same files are skipped)
 	$(PY) manage.py ingest cardamom $(SHARED_DATA_DIR)/cardamom_fluxval
@@ -97,8 +104,9 @@ ingest:  ## every real folder of SHARED_DATA_DIR: point data loaded, grids regis
 	$(PY) manage.py ingest grid $(SHARED_DATA_DIR)/gldas_testdata $(SHARED_DATA_DIR)/xarray_data \
 	  $(SHARED_DATA_DIR)/ecmwf_models_testdata $(SHARED_DATA_DIR)/xclim_era5_cities $(SHARED_DATA_DIR)/modis_lsttools
 
-stop:  ## stop the web server and the Celery worker started by `make run`
-	for pidfile in $(VAR)/gunicorn.pid $(VAR)/celery.pid; do
+stop:  ## stop the web server and the Celery workers started by `make run`
+	for pidfile in $(VAR)/gunicorn.pid $(VAR)/celery.pid $(VAR)/celery-generation.pid $(VAR)/celery-subsets.pid \
+	  $(VAR)/celery-housekeeping.pid; do
 	  if [ -f $$pidfile ]; then
 	    pid=$$(cat $$pidfile); kill $$pid 2>/dev/null || true
 	    for i in $$(seq 20); do kill -0 $$pid 2>/dev/null || break; sleep 0.5; done

@@ -384,6 +384,72 @@ CELERY_BEAT_SCHEDULE = {
 MAPS_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS = envfloat("MAPS_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS", "240")
 MAPS_HOUSEKEEPING_TIME_LIMIT_SECONDS = envfloat("MAPS_HOUSEKEEPING_TIME_LIMIT_SECONDS", "280")
 
+# Worker queues: generation, subset jobs and housekeeping each on a Celery queue of its own, consumed by a
+# worker of its own (`make run` starts one per queue), so that an hour-long generation never holds up a
+# subset job, nor a burst of jobs the housekeeping. Each queue has a name (QUEUE_<ROLE>), a concurrency
+# (QUEUE_<ROLE>_CONCURRENCY) and soft/hard time limits (QUEUE_<ROLE>_SOFT_TIME_LIMIT_SECONDS,
+# QUEUE_<ROLE>_TIME_LIMIT_SECONDS): a worker started with `-Q <name>` takes them (portal/celery.py, on
+# ``celeryd_init``; its own command-line options win). The limits are the worker's defaults, for a task
+# that sets none; a task's own limits are its settings (SUBSET_JOB_*, *_HOUSEKEEPING_*), and the
+# generation queue's are products.generate's own (CELERY_TASK_ANNOTATIONS). Anything not routed below
+# goes to the default queue, which `make run`'s housekeeping worker consumes too.
+from kombu import Queue  # noqa: E402  (here, beside the only settings that use it)
+
+WORKER_QUEUES = {
+    "generation": {
+        "queue": envstr("QUEUE_GENERATION", "generation"),
+        "concurrency": envint("QUEUE_GENERATION_CONCURRENCY", "1"),
+        "soft_time_limit": envfloat("QUEUE_GENERATION_SOFT_TIME_LIMIT_SECONDS", "3000"),
+        "time_limit": envfloat("QUEUE_GENERATION_TIME_LIMIT_SECONDS", "3600"),
+    },
+    "subsets": {
+        "queue": envstr("QUEUE_SUBSETS", "subsets"),
+        "concurrency": envint("QUEUE_SUBSETS_CONCURRENCY", "2"),
+        "soft_time_limit": envfloat("QUEUE_SUBSETS_SOFT_TIME_LIMIT_SECONDS", str(SUBSET_JOB_SOFT_TIME_LIMIT_SECONDS)),
+        "time_limit": envfloat("QUEUE_SUBSETS_TIME_LIMIT_SECONDS", str(SUBSET_JOB_TIME_LIMIT_SECONDS)),
+    },
+    "housekeeping": {
+        "queue": envstr("QUEUE_HOUSEKEEPING", "housekeeping"),
+        "concurrency": envint("QUEUE_HOUSEKEEPING_CONCURRENCY", "1"),
+        "soft_time_limit": envfloat(
+            "QUEUE_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS",
+            str(max(SUBSET_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS, MAPS_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS)),
+        ),
+        "time_limit": envfloat(
+            "QUEUE_HOUSEKEEPING_TIME_LIMIT_SECONDS",
+            str(max(SUBSET_HOUSEKEEPING_TIME_LIMIT_SECONDS, MAPS_HOUSEKEEPING_TIME_LIMIT_SECONDS)),
+        ),
+    },
+    "default": {
+        "queue": envstr("QUEUE_DEFAULT", "default"),
+        "concurrency": envint("QUEUE_DEFAULT_CONCURRENCY", "1"),
+        "soft_time_limit": envfloat("QUEUE_DEFAULT_SOFT_TIME_LIMIT_SECONDS", "600"),
+        "time_limit": envfloat("QUEUE_DEFAULT_TIME_LIMIT_SECONDS", "660"),
+    },
+}
+for _role, _options in WORKER_QUEUES.items():
+    if not 0 < _options["soft_time_limit"] < _options["time_limit"] or _options["concurrency"] < 1:
+        raise ImproperlyConfigured(
+            f"queue {_role}: expected a concurrency of at least 1 and 0 < soft time limit < time limit, got {_options}"
+        )
+if len({options["queue"] for options in WORKER_QUEUES.values()}) != len(WORKER_QUEUES):
+    raise ImproperlyConfigured(f"QUEUE_*: each queue needs a name of its own, got {WORKER_QUEUES}")
+# routed by task name (the names the tasks register with); the queues are direct exchanges of their own name
+CELERY_TASK_ROUTES = {
+    "products.generate": {"queue": WORKER_QUEUES["generation"]["queue"]},
+    "subsets.run_job": {"queue": WORKER_QUEUES["subsets"]["queue"]},
+    "subsets.housekeeping": {"queue": WORKER_QUEUES["housekeeping"]["queue"]},
+    "maps.housekeeping": {"queue": WORKER_QUEUES["housekeeping"]["queue"]},
+}
+CELERY_TASK_QUEUES = tuple(Queue(options["queue"], routing_key=options["queue"]) for options in WORKER_QUEUES.values())
+CELERY_TASK_DEFAULT_QUEUE = WORKER_QUEUES["default"]["queue"]
+CELERY_TASK_ANNOTATIONS = {
+    "products.generate": {
+        "soft_time_limit": WORKER_QUEUES["generation"]["soft_time_limit"],
+        "time_limit": WORKER_QUEUES["generation"]["time_limit"],
+    }
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.accounts.authentication.HeaderAuthentication",

@@ -444,10 +444,14 @@ def web_server(env: dict, workers: int = 2, log: Path | None = None):
 @pytest.fixture
 def start_worker(service_env, tmp_path):
     """Start real Celery worker processes (solo pool) on the session's test database: ``start_worker()``
-    returns the process (``.log_path`` is its log); every one still running is stopped after the test."""
+    returns the process (``.log_path`` is its log); every one still running is stopped after the test.
+
+    A worker consumes every queue of ``settings.WORKER_QUEUES`` (generation, subsets, housekeeping, default),
+    or only ``start_worker(queues=[...])`` (names as in the settings)."""
     procs = []
 
-    def start():
+    def start(queues=None):
+        names = queues or [options["queue"] for options in settings.WORKER_QUEUES.values()]
         path = tmp_path / f"worker{len(procs)}.log"
         log = path.open("w")
         proc = subprocess.Popen(
@@ -463,6 +467,8 @@ def start_worker(service_env, tmp_path):
                 "--without-heartbeat",
                 "--without-mingle",
                 "--without-gossip",
+                "--queues",
+                ",".join(names),
             ],
             cwd=settings.BASE_DIR,
             env=service_env,
