@@ -5,6 +5,8 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 
+from .tokens import BEARER_CHALLENGE
+
 
 class HeaderAuthentication(BaseAuthentication):
     """The user the ``Authorization`` header named (token or Basic), already checked by the middleware.
@@ -19,7 +21,7 @@ class HeaderAuthentication(BaseAuthentication):
         return None
 
     def authenticate_header(self, request):
-        return 'Bearer realm="data portal"'
+        return BEARER_CHALLENGE
 
 
 class HeaderAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from django.http import JsonResponse
 
-from .tokens import InvalidCredentials, from_request
+from .tokens import BEARER_CHALLENGE, InvalidCredentials, from_request
 
 SESSION_ONLY = ("/accounts/", "/admin/")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -34,9 +34,7 @@ class TokenAuthenticationMiddleware:
         try:
             credentials = from_request(request)
         except InvalidCredentials as exc:
-            return JsonResponse(
-                {"detail": str(exc)}, status=401, headers={"WWW-Authenticate": 'Bearer realm="data portal"'}
-            )
+            return JsonResponse({"detail": str(exc)}, status=401, headers={"WWW-Authenticate": BEARER_CHALLENGE})
         if credentials is None:
             return self.get_response(request)
         if credentials.scheme == "basic" and request.method not in SAFE_METHODS:
@@ -46,7 +44,7 @@ class TokenAuthenticationMiddleware:
                     "'Authorization: Bearer <API token>'"
                 },
                 status=401,
-                headers={"WWW-Authenticate": 'Bearer realm="data portal"'},
+                headers={"WWW-Authenticate": BEARER_CHALLENGE},
             )
         user = credentials.user
         if credentials.token is not None:

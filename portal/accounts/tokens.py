@@ -24,6 +24,8 @@ from .models import ApiToken
 PREFIX = "hp_"
 ALL_SCOPES = (ApiToken.Scope.READ.value, ApiToken.Scope.DOWNLOAD.value)
 MAX_DAYS = 366
+BEARER_CHALLENGE = 'Bearer realm="data portal"'
+"""What a 401 asks for (``WWW-Authenticate``, RFC 9110 section 11.6.1): a session or a personal API token."""
 
 
 class InvalidCredentials(Exception):

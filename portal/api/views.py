@@ -297,8 +297,9 @@ def _answer(request, dataset: Dataset, kind: str, params, *, force_job: bool = F
 
 def _denied(exc: AccessDenied) -> Response:
     """401 (sign in or send a token) or 403 (what the user lacks: verification, application, licence, scope)."""
-    headers = {"WWW-Authenticate": 'Bearer realm="data portal"'} if exc.status == 401 else None
-    return Response({"detail": str(exc), "need": exc.decision.need}, status=exc.status, headers=headers)
+    return Response(
+        {"detail": str(exc), "need": exc.decision.need}, status=exc.status, headers=access.challenge(exc.status)
+    )
 
 
 def _quota(exc: limits.QuotaExceeded) -> Response:

@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from allauth.account.models import EmailAddress
+from django.http import JsonResponse
 
 from portal.accounts.models import AccessApplication, LicenceAcceptance
-from portal.accounts.tokens import scopes_of
+from portal.accounts.tokens import BEARER_CHALLENGE, scopes_of
 
 from .models import Dataset, NetworkAccess
 
@@ -60,6 +61,18 @@ class AccessDenied(PermissionError):
 
 
 ALLOWED = Decision(True)
+
+
+def challenge(status: int) -> dict[str, str] | None:
+    """The ``WWW-Authenticate`` header a refusal with ``status`` carries (on a 401 only), else None."""
+    return {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
+
+
+def denied_json(decision: Decision) -> JsonResponse:
+    """The refusal every JSON front door answers: 401 (sign in or send a token, with the challenge) or
+    403, ``{"detail": why, "need": what would let the user in}``."""
+    body = {"detail": decision.message, "need": decision.need}
+    return JsonResponse(body, status=decision.status, headers=challenge(decision.status))
 
 
 def is_verified(user) -> bool:

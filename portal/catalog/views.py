@@ -59,14 +59,6 @@ def dataset_detail(request, dataset_id: str):
     )
 
 
-def _denied(decision: access.Decision) -> JsonResponse:
-    """The access policy's refusal as JSON: 401 (sign in or send a token) or 403 (what the user lacks)."""
-    response = JsonResponse({"detail": decision.message, "need": decision.need}, status=decision.status)
-    if decision.status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="data portal"'
-    return response
-
-
 def _wants_html(request) -> bool:
     """A browser following a link (it asks for HTML and sends no credentials); scripts get a 401 instead."""
     return "HTTP_AUTHORIZATION" not in request.META and "text/html" in request.headers.get("Accept", "")
@@ -87,7 +79,7 @@ def series(request, dataset_id: str):
         return JsonResponse({"error": "this dataset has no published version yet"}, status=404)
     decision = access.decide(request.user, dataset)
     if not decision.allowed:
-        return _denied(decision)
+        return access.denied_json(decision)
     station = request.GET.get("station", "").strip()
     if not station:
         return JsonResponse({"error": "parameter 'station' is required (a site code)"}, status=400)
@@ -111,7 +103,7 @@ def download(request, dataset_id: str, number: int, name: str):
     if decision.status == 401 and _wants_html(request):  # a browser: to the login page, back here after
         return redirect_to_login(request.get_full_path())
     if not decision.allowed:
-        return _denied(decision)
+        return access.denied_json(decision)
     try:
         return send_published(
             request,

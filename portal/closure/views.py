@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from portal.catalog import access
 from portal.catalog.access import AccessDenied
 
 from . import services
@@ -36,8 +37,7 @@ def water_balance_api(request):
     except services.ClosureError as exc:
         return JsonResponse({"detail": str(exc), "parameter": exc.parameter}, status=400)
     except AccessDenied as exc:
-        headers = {"WWW-Authenticate": 'Bearer realm="data portal"'} if exc.status == 401 else None
-        return JsonResponse({"detail": str(exc), "need": exc.decision.need}, status=exc.status, headers=headers)
+        return access.denied_json(exc.decision)
     except services.ClosureUnavailable as exc:
         return JsonResponse({"detail": str(exc)}, status=404)
     return JsonResponse(answer)

@@ -37,13 +37,6 @@ def _options(request) -> dict[str, str | None]:
     return {name: request.GET.get(name) or None for name in _OPTIONS}
 
 
-def _denied_json(decision: access.Decision) -> JsonResponse:
-    response = JsonResponse({"detail": decision.message, "need": decision.need}, status=decision.status)
-    if decision.status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="data portal"'
-    return response
-
-
 def _answer(request, dataset_id: str, service):
     """``(dataset, a, b, service's answer)``, or ``(None, None, None, error response)``: a and b parsed, one access
     check (the download rule), one service call; a bad parameter is a 400 naming it, an unknown version a 404."""
@@ -52,7 +45,7 @@ def _answer(request, dataset_id: str, service):
         a, b = _numbers(request)
         decision = access.decide(request.user, dataset)
         if not decision.allowed:
-            return None, None, None, _denied_json(decision)
+            return None, None, None, access.denied_json(decision)
         return dataset, a, b, service(dataset, a, b, **_options(request))
     except services.VersionNotFound as exc:
         return None, None, None, JsonResponse({"detail": str(exc)}, status=404)

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import limits
+from portal.catalog import access
 from portal.catalog.access import AccessDenied
 from portal.files import stream_temporary
 from portal.subsets import core
@@ -293,8 +294,8 @@ class Query(_EdrView):
             )
         except AccessDenied as exc:
             response = _error(exc.status, str(exc))
-            if exc.status == 401:
-                response["WWW-Authenticate"] = 'Bearer realm="data portal"'
+            for name, value in (access.challenge(exc.status) or {}).items():
+                response[name] = value
             return response
         except limits.QuotaExceeded as exc:
             response = _error(429, str(exc))

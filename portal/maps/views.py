@@ -27,20 +27,13 @@ def _cache_control(response: HttpResponse, dataset: Dataset) -> HttpResponse:
     return response
 
 
-def _denied(decision: access.Decision) -> JsonResponse:
-    response = JsonResponse({"detail": decision.message, "need": decision.need}, status=decision.status)
-    if decision.status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="data portal"'
-    return response
-
-
 def _problem(exc: services.MapError) -> JsonResponse:
     return JsonResponse({"field": exc.field, "detail": str(exc)}, status=exc.status)
 
 
 def _allowed(request, dataset: Dataset):
     decision = access.decide(request.user, dataset)
-    return None if decision.allowed else _denied(decision)
+    return None if decision.allowed else access.denied_json(decision)
 
 
 @require_safe
@@ -92,7 +85,4 @@ def quicklook(request, dataset_id: str, number: int):
 def wms_endpoint(request):
     """OGC WMS 1.3.0 (see :mod:`portal.maps.wms`)."""
     status, media_type, body = wms.respond(request.GET, request.user, request.build_absolute_uri(request.path))
-    response = HttpResponse(body, content_type=media_type, status=status)
-    if status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="data portal"'
-    return response
+    return HttpResponse(body, content_type=media_type, status=status, headers=access.challenge(status))

@@ -161,8 +161,7 @@ def store(request, dataset_id: str, number: str, name: str, layout: str, key: st
     f, path = services.store_file(dataset_id, int(number), name, layout, key)
     decision = access.decide(request.user, f.version.dataset)
     if not decision.allowed:
-        headers = {"WWW-Authenticate": 'Bearer realm="data portal"'} if decision.status == 401 else None
-        return _error(decision.status, decision.message, headers=headers)
+        return _error(decision.status, decision.message, headers=access.challenge(decision.status))
     content_type = JSON if path.name in (".zmetadata", ".zattrs", ".zarray", ".zgroup") else media_type_for(path.name)
     try:
         return send_published(

@@ -7,6 +7,8 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from portal.catalog import access
+
 from . import filters, services
 
 _MEASURES = ("n", *filters.METRICS, "alpha", "beta")
@@ -115,10 +117,7 @@ def station_api(request, dataset_id: str, number: int, code: str):
         return JsonResponse({"detail": str(exc)}, status=404)
     decision = context["decision"]
     if not decision.allowed:
-        response = JsonResponse({"detail": decision.message, "need": decision.need}, status=decision.status)
-        if decision.status == 401:
-            response["WWW-Authenticate"] = 'Bearer realm="data portal"'
-        return response
+        return access.denied_json(decision)
     return JsonResponse(
         {
             "dataset": dataset_id,
