@@ -1350,7 +1350,7 @@ def write_state_grid(
                     )
                 )
                 prob.set_auto_mask(False)
-                state_attrs = _with_ancillary(state_attrs, PROBABILITY_NAME)
+                state_attrs = unc.ancillary_attributes(state_attrs, PROBABILITY_NAME)
             state.setncatts(state_attrs)
             state.set_auto_maskandscale(False)
             out_vars = {}
@@ -1393,16 +1393,6 @@ def write_state_grid(
                 for name, (arr, _) in extra.items():
                     out_vars[name][window.key] = arr[window.key].view("i1")
     return {"path": str(path), "windows": len(todo), "cells": int(np.prod(shape)), **counts}
-
-
-def _with_ancillary(attrs: Mapping, *names: str) -> dict:
-    """``attrs`` of a netCDF4 variable with ``names`` appended once to its ``ancillary_variables``.
-
-    The rule is :func:`products.methods.uncertainty.link_ancillary`'s (which works on an xarray
-    Dataset), applied to attributes about to be written with netCDF4.
-    """
-    holder = xr.Dataset({"estimate": ((), 0, dict(attrs)), **{n: ((), 0) for n in names}})
-    return dict(unc.link_ancillary(holder, "estimate", *names)["estimate"].attrs)
 
 
 def grid_of(data: Samples, values: np.ndarray, shape: tuple[int, int, int], fill, dtype) -> np.ndarray:

@@ -66,7 +66,6 @@ import lightgbm
 import netCDF4
 import numpy as np
 import pandas as pd
-import xarray as xr
 from rasterio.windows import Window as RasterWindow
 
 from ingestion.readers.modis import RADIUS
@@ -733,7 +732,7 @@ def _create_netcdf(
         )
         var_attrs = dict(attrs)
         if se_attrs is not None:
-            var_attrs = _linked(name, var_attrs, name + SE_SUFFIX)
+            var_attrs = uncertainty.ancillary_attributes(var_attrs, name + SE_SUFFIX)
         var.setncatts(
             cf.grid_variable_attributes(
                 {
@@ -767,13 +766,6 @@ def _create_netcdf(
         ds.close()
         raise
     return ds
-
-
-def _linked(name: str, attrs: Mapping, se_name: str) -> dict:
-    """``attrs`` of ``name`` with ``se_name`` in its ``ancillary_variables``
-    (:func:`products.methods.uncertainty.link_ancillary` on an empty stand-in dataset)."""
-    stand_in = xr.Dataset({name: ((), 0.0, dict(attrs)), se_name: ((), 0.0)})
-    return dict(uncertainty.link_ancillary(stand_in, name, se_name)[name].attrs)
 
 
 def standard_error_attrs(extra: str, attrs: Mapping | None = None) -> dict:

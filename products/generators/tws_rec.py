@@ -67,7 +67,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1161,15 +1160,6 @@ def members(names, suffix: str = "_rec") -> dict[str, list[str]]:
     return out
 
 
-def _spread(stacked) -> np.ndarray:
-    """:func:`products.methods.uncertainty.member_spread` along axis 0, without numpy's warning for the
-    cells where fewer than two members are finite (NaN there, as documented; months without predictors,
-    region-months below the area fraction)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Degrees of freedom <= 0", RuntimeWarning)
-        return member_spread(stacked)
-
-
 def _like(template, values: np.ndarray):
     if isinstance(template, pd.DataFrame):
         return pd.DataFrame(values, index=template.index, columns=template.columns)
@@ -1210,7 +1200,7 @@ def mascon_spread(tables: Mapping, suffix: str = "_rec") -> dict:
         stack_ = [
             tables[n].reindex_like(first) if isinstance(first, (pd.Series, pd.DataFrame)) else tables[n] for n in names
         ]
-        spread = _spread(np.stack([np.asarray(t, dtype="float64") for t in stack_]))
+        spread = member_spread(np.stack([np.asarray(t, dtype="float64") for t in stack_]))
         for name in names:
             out[name] = _like(first, spread)
     return out
@@ -1240,7 +1230,7 @@ def held_out_predictions(result: TwsResult, variant: str, split: str = HEADLINE_
         held = result.held_out[solution, variant, split]
         sims[solution] = pd.Series(held.sim, index=held.rows)
     frame = pd.DataFrame(sims)
-    frame["spread"] = _spread(frame[list(sims)].to_numpy().T)
+    frame["spread"] = member_spread(frame[list(sims)].to_numpy().T)
     return frame
 
 
@@ -1335,7 +1325,7 @@ def held_out_region_coverage(
     held = result.held_out[solution, variant, split]
     observed, _ = region_means(wide(held.obs, held.rows), attributes, min_area_fraction=min_area_fraction)
     estimate = means[solution]
-    spread = _spread(np.stack([means[s].reindex_like(estimate).to_numpy() for s in means]))
+    spread = member_spread(np.stack([means[s].reindex_like(estimate).to_numpy() for s in means]))
     note = _coverage_note(solution, split, "area-weighted region means of the out-of-fold predictions")
     return interval_coverage(
         estimate.to_numpy(),

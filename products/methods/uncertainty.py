@@ -151,6 +151,13 @@ def probability_attributes(class_meaning: str, *, method: str = "class_probabili
     }
 
 
+def ancillary_attributes(attrs: Mapping, *names: str) -> dict:
+    """A copy of a variable's ``attrs`` with ``names`` appended once to its ``ancillary_variables``
+    (for writers that set attributes with netCDF4 rather than xarray)."""
+    have = str(attrs.get("ancillary_variables", "")).split()
+    return {**attrs, "ancillary_variables": " ".join(have + [n for n in dict.fromkeys(names) if n not in have])}
+
+
 def link_ancillary(ds: xr.Dataset, estimate: str, *names: str) -> xr.Dataset:
     """Name ``names`` in the ``ancillary_variables`` attribute of ``ds[estimate]`` (appended, once).
 
@@ -167,8 +174,7 @@ def link_ancillary(ds: xr.Dataset, estimate: str, *names: str) -> xr.Dataset:
     missing = [n for n in (estimate, *names) if n not in ds.variables]
     if missing:
         raise UncertaintyError(f"ancillary_variables: {missing} not in the dataset")
-    have = str(ds[estimate].attrs.get("ancillary_variables", "")).split()
-    ds[estimate].attrs["ancillary_variables"] = " ".join(have + [n for n in names if n not in have])
+    ds[estimate].attrs = ancillary_attributes(ds[estimate].attrs, *names)
     return ds
 
 

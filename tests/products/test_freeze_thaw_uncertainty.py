@@ -214,13 +214,6 @@ def test_probabilities_outside_0_1_leave_no_file(twin, fitted, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_ancillary_link_keeps_the_links_already_there():
-    attrs = ft._with_ancillary({"long_name": "x", "ancillary_variables": "quality_flag"}, ft.PROBABILITY_NAME)
-    assert attrs["ancillary_variables"] == f"quality_flag {ft.PROBABILITY_NAME}" and attrs["long_name"] == "x"
-    again = ft._with_ancillary(attrs, ft.PROBABILITY_NAME)
-    assert again["ancillary_variables"] == attrs["ancillary_variables"]
-
-
 # --- the pipeline -----------------------------------------------------------------------------------
 
 

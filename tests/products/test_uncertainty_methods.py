@@ -95,3 +95,10 @@ def test_summary_entry_needs_a_calibration_or_a_reason():
         u.summary_entry(file="a.nc", variable="v", estimate="x", kind="range", method="member_spread", calibration=cov)
     assert "not measured" in u.calibration_comment(None, "no held-out stations")
     assert "100.0%" in u.calibration_comment(cov)
+
+
+def test_ancillary_attributes_for_netcdf4_writers_append_once():
+    attrs = {"units": "1", "ancillary_variables": "quality"}
+    out = u.ancillary_attributes(attrs, "probability_frozen", "quality", "probability_frozen")
+    assert out["ancillary_variables"] == "quality probability_frozen" and out["units"] == "1"
+    assert attrs["ancillary_variables"] == "quality"  # a copy
