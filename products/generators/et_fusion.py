@@ -869,7 +869,7 @@ def fuse_at_towers(
             f"n_splits={n_splits} needs at least max(n_splits, 3) towers with the reference and every "
             f"product; found {len(set(stations))}"
         )
-    quantiles = check_quantiles(quantiles) if quantiles is not None else ()
+    levels: tuple[float, float] | tuple[()] = check_quantiles(quantiles) if quantiles is not None else ()
     fused, fold = np.full(len(data), np.nan), np.full(len(data), -1)
     bounds = np.full((2, len(data)), np.nan)
     chosen, configs, models, pairs = [], [], [], []
@@ -893,25 +893,23 @@ def fuse_at_towers(
         chosen.append(automl.best_estimator)
         configs.append(dict(automl.best_config))
         models.append(automl)
-        if quantiles:
+        if levels:
             # the parameters of the fitted LGBMRegressor of FLAML's choice, seeded like the run
             params = {**automl.model.estimator.get_params(), "random_state": seed}
-            pair = fit_quantile_pair(
-                params, data[features].iloc[train], data[reference].iloc[train].to_numpy(), quantiles
-            )
+            pair = fit_quantile_pair(params, data[features].iloc[train], data[reference].iloc[train].to_numpy(), levels)
             bounds[:, test] = [q.predict(data[features].iloc[test]) for q in pair]
             pairs.append(pair)
     predictions = data[["station", "time", *names]].assign(et_fused=fused, fold=fold)
-    if quantiles:
+    if levels:
         predictions = predictions.assign(
             et_fused_q16=bounds[0],
             et_fused_q84=bounds[1],
-            et_fused_standard_error=quantile_standard_error(bounds[0], bounds[1], nominal=quantiles[1] - quantiles[0]),
+            et_fused_standard_error=quantile_standard_error(bounds[0], bounds[1], nominal=levels[1] - levels[0]),
         )
     table = pd.DataFrame.from_dict(
         {name: summary(predictions[name], predictions[reference]) for name in ["et_fused", *products]}, orient="index"
     )
-    return TowerFusionResult(predictions, table, chosen, features, configs, models, pairs, quantiles)
+    return TowerFusionResult(predictions, table, chosen, features, configs, models, pairs, levels)
 
 
 def fusion_calibration(

@@ -16,6 +16,8 @@ CF Conventions 1.8, section 9 (Discrete Sampling Geometries) and appendix H.
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightgbm
 import numpy as np
 import pandas as pd
@@ -256,7 +258,7 @@ def reconstruction_to_cf(reconstruction: ReconstructionResult, *, attrs: dict | 
     ----------
     CF Conventions 1.8, section 9 (featureType timeSeries).
     """
-    variables = {
+    variables: dict[str, dict[str, Any]] = {
         name: {
             "standard_name": "water_evapotranspiration_amount",
             "units": "kg m-2",

@@ -383,7 +383,7 @@ def _merge_variable(source: Path, target: Path, name: str) -> None:
     with netCDF4.Dataset(source) as src, netCDF4.Dataset(target, "a") as dst:
         var = src[name]
         filters = var.filters() or {}
-        out = dst.createVariable(
+        out = dst.createVariable(  # type: ignore[call-overload]  # the stubs want complevel as a Literal
             name,
             "f4",
             ("time", "lat", "lon"),

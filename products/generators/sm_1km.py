@@ -894,6 +894,7 @@ def write_product(
             if nc is not None and n:
                 nc[name][window.key] = packed
             if with_se and n:
+                assert standard_error is not None and nc is not None  # with_se says so
                 se = chunked.predict_window(window, computed, standard_error)
                 se[(packed == FILL_INT) | ~(se >= 0)] = chunked.FILL_VALUE
                 n_se += int(np.count_nonzero(se != chunked.FILL_VALUE))

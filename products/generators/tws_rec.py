@@ -1530,7 +1530,7 @@ def to_cf_basins(
         frame, variables, calibration, "no held-out predictions of every solution"
     )
     if estimates:
-        base["comment"] += (
+        base["comment"] = str(base["comment"]) + (
             " *_rec_standard_error: the spread between the reconstructions trained on each mascon solution "
             "(it shows how much the solutions disagree, not the model's error; the measured coverage of its "
             "interval at held-out year blocks is in its comment)."

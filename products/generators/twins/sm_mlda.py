@@ -21,6 +21,7 @@ Houser, P. R., et al. (1998), Water Resour. Res. 34, 3405-3420 (nudging of soil 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -775,7 +776,7 @@ def twin_dataset(result: TwinResult, *, attrs: dict | None = None) -> xr.Dataset
             SE_NAME: result.uncertainty["standard_error"].ravel(),
         }
     )
-    variables = {
+    variables: dict[str, dict[str, Any]] = {
         "truth": {
             **SM_ATTRS,
             "long_name": "synthetic truth (bucket model)",
