@@ -85,6 +85,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _physical(da) -> dict[str, Any]:
+    """A variable's attributes, with ``valid_min`` / ``valid_max`` / ``valid_range`` in the units of its values:
+    CF states them in the stored (packed) units, which decoding with ``scale_factor`` / ``add_offset`` leaves as
+    they are (a soil moisture packed as int16 x 0.001 has valid_range 0..1000 for values 0..1)."""
+    attrs = {k: _plain(v) for k, v in da.attrs.items()}
+    scale, offset = da.encoding.get("scale_factor"), da.encoding.get("add_offset")
+    if scale is None and offset is None:
+        return attrs
+    for key in ("valid_min", "valid_max", "valid_range"):
+        if key in attrs:
+            value = np.asarray(attrs[key], dtype="float64") * float(1.0 if scale is None else scale)
+            attrs[key] = _plain(value + float(offset or 0.0))
+    return attrs
+
+
 VERSION_MARK = "@v"
 """Layer names of an earlier (superseded) version: ``<dataset id>@v<number>:...`` (as EDR's collections)."""
 
@@ -104,7 +119,7 @@ def version_layers(version: DatasetVersion, *, earlier: bool = False) -> list[La
         for variable, _kind, _attrs in info.parameters:
             dataset = f"{version.dataset_id}{VERSION_MARK}{version.number}" if earlier else version.dataset_id
             prefix = dataset if len(grids) == 1 else f"{dataset}:{Path(f.name).stem}"
-            attrs = {k: _plain(v) for k, v in meta[variable].attrs.items()}
+            attrs = _physical(meta[variable])
             layers.append(Layer(f"{prefix}:{variable}", version.dataset, version, f, variable, info, attrs))
     return layers
 
@@ -221,8 +236,13 @@ def cache_dir(layer: Layer) -> Path:
     return Path(settings.DATA_ROOT) / "maps-cache" / _cache_key(layer.file) / layer.variable
 
 
+RENDER_VERSION = 2
+"""Bumped when the images of an unchanged file would be drawn differently (2: packed valid ranges unpacked);
+the caches of earlier renderings are then pruned by :func:`prune_cache`."""
+
+
 def _cache_key(f: DatasetFile) -> str:
-    return (f.sha256 or hashlib.sha256(f"{f.path}:{f.size}".encode()).hexdigest())[:32]
+    return (f.sha256 or hashlib.sha256(f"{f.path}:{f.size}".encode()).hexdigest())[:32] + f"-r{RENDER_VERSION}"
 
 
 def prune_cache() -> int:

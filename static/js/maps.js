@@ -149,7 +149,7 @@
       const data = {
         labels: rows.map((r) => r[t].slice(0, 10)),
         datasets: [{ label: `${l.variable} [${units}]`, data: rows.map((r) => (r[v] === "" ? null : Number(r[v]))),
-                     borderColor: "#1f5fa8", pointRadius: 0, borderWidth: 1.2, spanGaps: false }],
+                     borderColor: "#1f5fa8", pointRadius: rows.length < 3 ? 3 : 0, borderWidth: 1.2, spanGaps: false }],
       };
       if (chart) chart.destroy();
       chart = new Chart(document.getElementById("map-series-chart"), {

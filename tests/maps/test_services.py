@@ -207,3 +207,23 @@ def test_housekeeping_draws_missing_quicklooks_and_prunes_caches_of_files_gone(g
     assert not stray.exists() and any(cached.rglob("*.png"))  # the published file's quicklook drawn and kept
     again = services.housekeeping()
     assert again == {"pruned": 0, "quicklooks": 0}
+
+
+def test_a_packed_variable_is_coloured_over_its_valid_range_in_physical_units(django_db_setup):
+    """CF gives valid_range in packed units (int16 x 0.001: 0..1000 for 0..1 m3 m-3); the colours must span 0..1."""
+    import pandas as pd
+    import xarray as xr
+
+    from tests.publishing import publish_version
+
+    lat, lon = np.arange(-89.5, 90, 1.0), np.arange(-179.5, 180, 1.0)
+    values = np.random.default_rng(0).uniform(0.05, 0.45, (2, lat.size, lon.size))
+    ds = xr.Dataset(
+        {"sm": (("time", "lat", "lon"), values, {"units": "m3 m-3", "valid_range": np.array([0, 1000], "i2")})},
+        coords={"time": pd.date_range("2015-01-01", periods=2), "lat": lat, "lon": lon},
+    )
+    ds["sm"].encoding = {"dtype": "int16", "scale_factor": 0.001, "_FillValue": np.int16(-9999)}
+    version = publish_version(FT, {"packed.nc": ds})
+    layer = services.find_layer(version.dataset, "sm", version.number)
+    legend = services.legend(layer)
+    assert (legend["vmin"], legend["vmax"]) == pytest.approx((0.0, 1.0))
