@@ -1329,16 +1329,7 @@ def write_state_grid(
             )
             prob = None
             if probability is not None:
-                prob = nc.createVariable(
-                    PROBABILITY_NAME,
-                    "f4",
-                    ("time", "lat", "lon"),
-                    zlib=True,
-                    complevel=4,
-                    shuffle=True,
-                    chunksizes=chunks,
-                    fill_value=chunked.FILL_VALUE,
-                )
+                prob = chunked.float_grid_variable(nc, PROBABILITY_NAME, chunks)
                 prob.setncatts(
                     cf.grid_variable_attributes(
                         unc.probability_attributes(

@@ -745,16 +745,7 @@ def _create_netcdf(
         )
         var.set_auto_maskandscale(False)  # packed ints are written as they are
         if se_attrs is not None:
-            se = ds.createVariable(
-                name + SE_SUFFIX,
-                "f4",
-                ("time", "lat", "lon"),
-                zlib=True,
-                complevel=4,
-                shuffle=True,
-                chunksizes=chunks,
-                fill_value=chunked.FILL_VALUE,
-            )
+            se = chunked.float_grid_variable(ds, name + SE_SUFFIX, chunks)
             se.setncatts(
                 cf.grid_variable_attributes(
                     {**se_attrs, "valid_min": np.float32(0.0)},

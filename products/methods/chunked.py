@@ -186,6 +186,24 @@ class GridSpec:
         return (len(self.time), len(self.lat), len(self.lon))
 
 
+def float_grid_variable(nc: netCDF4.Dataset, name: str, chunks, attrs=None, *, complevel: Complevel = 4):
+    """A ``(time, lat, lon)`` float32 variable of an open grid file, deflated, shuffled, chunked as ``chunks``,
+    :data:`FILL_VALUE` for missing cells, with ``attrs`` (None values left out). The one way the product
+    writers make a float grid (estimate, standard error, probability)."""
+    var = nc.createVariable(
+        name,
+        "f4",
+        ("time", "lat", "lon"),
+        zlib=True,
+        complevel=complevel,
+        shuffle=True,
+        chunksizes=chunks,
+        fill_value=FILL_VALUE,
+    )
+    var.setncatts({k: v for k, v in (attrs or {}).items() if v is not None})
+    return var
+
+
 def days_since_epoch(times: np.ndarray) -> np.ndarray:
     """Times as float64 days since 1970-01-01 (the :data:`TIME_UNITS` of the outputs); any shape."""
     return (np.asarray(times, dtype="datetime64[ns]") - np.datetime64("1970-01-01", "ns")) / np.timedelta64(1, "D")
@@ -251,17 +269,7 @@ def create_output(path: str | os.PathLike, spec: GridSpec) -> netCDF4.Dataset:
         lon = ds.createVariable("lon", "f8", ("lon",))
         lon.setncatts({"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X"})
         lon[:] = np.asarray(spec.lon, dtype="float64")
-        var = ds.createVariable(
-            spec.name,
-            "f4",
-            ("time", "lat", "lon"),
-            zlib=True,
-            complevel=spec.complevel,
-            shuffle=True,
-            chunksizes=chunks,
-            fill_value=FILL_VALUE,
-        )
-        var.setncatts({k: v for k, v in spec.attrs.items() if v is not None})
+        var = float_grid_variable(ds, spec.name, chunks, spec.attrs, complevel=spec.complevel)
         ds.setncatts({k: v for k, v in spec.global_attrs.items() if v is not None})
         var.set_auto_mask(False)  # windows are written as plain float32 with FILL_VALUE already in place
     except BaseException:
