@@ -48,6 +48,8 @@ def _post(url: str, body: dict | None = None) -> tuple[int, dict, dict]:
 def test_a_broker_outage_answers_503_and_a_retry_queues_the_job_once_it_is_back(
     service_env, live_grid, django_db_blocker
 ):
+    from django.conf import settings
+
     from portal.subsets.models import SubsetJob
 
     port = _free_port()
@@ -65,10 +67,12 @@ def test_a_broker_outage_answers_503_and_a_retry_queues_the_job_once_it_is_back(
             created.append(job["id"])
             assert (
                 subprocess.run(
-                    ["redis-cli", "-p", str(port), "llen", "celery"], capture_output=True, text=True
+                    ["redis-cli", "-p", str(port), "llen", settings.WORKER_QUEUES["subsets"]["queue"]],
+                    capture_output=True,
+                    text=True,
                 ).stdout.strip()
                 == "1"
-            )  # the message reached the broker
+            )  # the message reached the broker, on the subset jobs' queue
 
             broker.terminate()
             broker.wait(timeout=10)
