@@ -526,6 +526,22 @@ def quicklook(version: DatasetVersion, file: str | None = None) -> bytes | None:
     return render_png(layer, layer.info.steps - 1, default_bbox(layer), *QUICKLOOK_SIZE)
 
 
+def chosen_page_config(versions, chosen: Any = None) -> dict[str, Any] | None:
+    """:func:`page_config` of the version numbered ``chosen`` among ``versions`` (a dataset's published
+    versions; the latest when ``chosen`` is empty or names none of them), with ``latest`` (the latest number),
+    ``choices`` (the numbers of the versions with a grid, newest first) and ``record`` (the dataset, for the
+    caller's access check); None without versions or without a grid."""
+    versions = sorted(versions or [], key=lambda v: v.number, reverse=True)
+    if not versions:
+        return None
+    version = next((v for v in versions if str(v.number) == str(chosen or "").strip()), versions[0])
+    config = page_config(version)
+    if config is not None:
+        choices = [v.number for v in versions if v is version or version_layers(v)]
+        config.update(latest=versions[0].number, choices=choices, record=version.dataset)
+    return config
+
+
 def page_config(version: DatasetVersion) -> dict[str, Any] | None:
     """What the dataset page's map needs (JSON): the layers with their time steps and extent; None without a grid."""
     layers = version_layers(version)

@@ -12,20 +12,15 @@ register = template.Library()
 
 @register.simple_tag
 def map_config(versions, user=None, chosen=None):
-    """:func:`portal.maps.services.page_config` of the version numbered ``chosen`` among ``versions``
+    """:func:`portal.maps.services.chosen_page_config`: the map of the version numbered ``chosen`` among ``versions``
     (the page's ``?map_version=``; the latest when empty or not one of them), None without a grid, with
     ``allowed`` (whether ``user`` may download, so see the map), ``need`` (what would let them in),
     ``latest`` (the latest version's number) and ``choices`` (the numbers of the versions with a grid,
     newest first, for the page's version choice)."""
-    versions = sorted(versions or [], key=lambda v: v.number, reverse=True)
-    if not versions:
-        return None
-    version = next((v for v in versions if str(v.number) == str(chosen or "").strip()), versions[0])
-    config = services.page_config(version)
+    config = services.chosen_page_config(versions, chosen)
     if config is not None:
-        decision = access.decide(user, version.dataset)
-        choices = [v.number for v in versions if v is version or services.version_layers(v)]
-        config.update(allowed=decision.allowed, need=decision.need, latest=versions[0].number, choices=choices)
+        decision = access.decide(user, config.pop("record"))
+        config.update(allowed=decision.allowed, need=decision.need)
     return config
 
 
