@@ -57,7 +57,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import netCDF4
 import numpy as np
@@ -72,6 +72,10 @@ FILL_VALUE = np.float32(-9999.0)
 
 FeatureFunction = Callable[["Window"], "tuple[np.ndarray, np.ndarray]"]
 PredictFunction = Callable[[np.ndarray], np.ndarray]
+ComputeFunction = Callable[["Window", np.ndarray, np.ndarray], Any]
+"""``compute(window, matrix, valid) -> result``: the CPU part of a window (prediction), picklable."""
+WriteFunction = Callable[["Window", Any], int]
+"""``write(window, result) -> n_valid``: stores a window's result; runs in the calling process only."""
 Complevel = Literal[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
 """A zlib deflate level (netCDF4's ``complevel``)."""
 
@@ -358,6 +362,7 @@ def _given(matrix: np.ndarray, valid: np.ndarray, _window: Window) -> tuple[np.n
 
 
 def _write(var, window: Window, values: np.ndarray) -> int:
+    """Write one window of float32 values into ``var``; returns the valid cells."""
     valid = int(np.count_nonzero(values != FILL_VALUE))
     if valid:  # an all-fill window keeps its chunks unallocated
         var[window.key] = values
@@ -439,16 +444,14 @@ def apply_chunked(
     with atomic_path(path) as tmp:
         ds = create_output(tmp, spec)
         try:
-            var = ds[spec.name]
-            if client is not None:
-                from products.methods.cluster import connect
-
-                with connect(client, n_workers=workers) as opened:
-                    n_valid = _run_dask(todo, features, predict, var, opened)
-            elif workers == 1:
-                n_valid = _run_local(todo, features, predict, var)
-            else:
-                n_valid = _run_pool(todo, features, predict, var, workers)
+            n_valid = run_windows(
+                todo,
+                features,
+                functools.partial(predict_given, predict=predict),
+                functools.partial(_write, ds[spec.name]),
+                workers=workers,
+                client=client,
+            )
         finally:
             ds.close()
     return ChunkedRunStats(
@@ -461,39 +464,121 @@ def apply_chunked(
     )
 
 
-def _run_local(todo: list[Window], features: FeatureFunction, predict: PredictFunction, var) -> int:
-    """One process: an I/O thread reads window i+1 and writes window i-1 while window i is predicted.
+def predict_given(window: Window, matrix: np.ndarray, valid: np.ndarray, *, predict: PredictFunction) -> np.ndarray:
+    """:func:`predict_window` on features already read: the ``compute`` of :func:`apply_chunked`."""
+    return predict_window(window, functools.partial(_given, matrix, valid), predict)
 
-    All netCDF/HDF5 calls (reading inside ``features``, writing here) run on that single thread, one
-    after another, because HDF5 builds are in general not thread-safe; only ``predict`` runs on
-    the calling thread. At most two windows of features and two of results exist at a time.
+
+def compute_window(window: Window, features: FeatureFunction, compute: ComputeFunction) -> Any:
+    """``compute(window, *features(window))``: the unit of work a worker process or a Dask task runs."""
+    matrix, valid = features(window)
+    return compute(window, matrix, valid)
+
+
+def run_windows(
+    todo: Sequence[Window],
+    features: FeatureFunction,
+    compute: ComputeFunction,
+    write: WriteFunction,
+    *,
+    workers: int = 1,
+    client: Client | str | None = None,
+) -> int:
+    """Read, compute and write every window, in this process, in local processes or on a Dask cluster.
+
+    The engine under :func:`apply_chunked`, for writers that store more than one float32 variable
+    per window (packed integers, class labels, a probability beside a state, a GeoTIFF band): the
+    caller creates its outputs, passes ``write`` and closes them afterwards.
+
+    Parameters
+    ----------
+    todo : sequence of Window
+        The windows (:func:`windows`).
+    features : callable
+        ``features(window) -> (matrix, valid)``, see :func:`predict_window`; it reads inputs.
+    compute : callable
+        ``compute(window, matrix, valid) -> result``: the prediction(s) of one window (e.g.
+        :func:`predict_given`, or a function returning several arrays). Pure CPU, no file access.
+    write : callable
+        ``write(window, result) -> int`` (valid cells written), always called in this process, one
+        window after another (never concurrently), in completion order.
+    workers, client
+        As for :func:`apply_chunked`: ``client`` None and ``workers`` 1: one process, ``features``
+        and ``write`` on one I/O thread overlapped with ``compute`` on the calling thread (reads and
+        writes never run at the same time, HDF5 not being thread-safe); ``workers`` N > 1: N spawned
+        processes run :func:`compute_window`; a ``client``: windows are tasks on a Dask cluster
+        (``features`` and ``compute`` scattered to every worker once, both must pickle).
+
+    Returns
+    -------
+    int
+        The sum of what ``write`` returned.
+
+    Raises
+    ------
+    ValueError
+        ``workers`` below 1.
+    Exception
+        Whatever ``features``, ``compute`` or ``write`` raise, with a :pep:`678` note naming the window;
+        remaining windows are cancelled.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, found {workers}")
+    todo = list(todo)
+    if client is not None:
+        from products.methods.cluster import connect
+
+        with connect(client, n_workers=workers) as opened:
+            return _run_dask(todo, features, compute, write, opened)
+    if workers == 1:
+        return _run_local(todo, features, compute, write)
+    return _run_pool(todo, features, compute, write, workers)
+
+
+def _run_local(todo: list[Window], features: FeatureFunction, compute: ComputeFunction, write: WriteFunction) -> int:
+    """One process: an I/O thread reads window i+1 and writes window i-1 while window i is computed.
+
+    All netCDF/HDF5 calls (reading inside ``features``, writing in ``write``) run on that single
+    thread, one after another, because HDF5 builds are in general not thread-safe; only ``compute``
+    runs on the calling thread. At most two windows of features and two of results exist at a time.
     """
     if not todo:
         return 0
     n_valid = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunked-io") as io:
         pending_features = io.submit(features, todo[0])
-        pending_write: concurrent.futures.Future[int] | None = None
+        pending_write: tuple[concurrent.futures.Future[int], Window] | None = None
         for i, window in enumerate(todo):
             try:
                 matrix, valid = pending_features.result()
                 if i + 1 < len(todo):
                     pending_features = io.submit(features, todo[i + 1])
-                values = predict_window(window, functools.partial(_given, matrix, valid), predict)
+                result = compute(window, matrix, valid)
             except Exception as exc:
                 _note(exc, window, "in this process")
                 raise
             del matrix, valid
             if pending_write is not None:
-                n_valid += pending_write.result()
-            pending_write = io.submit(_write, var, window, values)
+                n_valid += _written(*pending_write)
+            pending_write = (io.submit(write, window, result), window)
+            del result
         if pending_write is not None:
-            n_valid += pending_write.result()
+            n_valid += _written(*pending_write)
     return n_valid
 
 
-def _run_pool(todo: list[Window], features: FeatureFunction, predict: PredictFunction, var, workers: int) -> int:
-    """N spawned processes compute windows (:func:`predict_window`); this process writes them."""
+def _written(future: concurrent.futures.Future[int], window: Window) -> int:
+    try:
+        return int(future.result())
+    except Exception as exc:
+        _note(exc, window, "while writing")
+        raise
+
+
+def _run_pool(
+    todo: list[Window], features: FeatureFunction, compute: ComputeFunction, write: WriteFunction, workers: int
+) -> int:
+    """N spawned processes compute windows (:func:`compute_window`); this process writes them."""
     n_valid = 0
     context = multiprocessing.get_context("spawn")  # fork is unsafe after OpenMP (LightGBM) threads started
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
@@ -503,7 +588,7 @@ def _run_pool(todo: list[Window], features: FeatureFunction, predict: PredictFun
         def submit_next() -> None:
             window = next(queue, None)
             if window is not None:
-                in_flight[pool.submit(predict_window, window, features, predict)] = window
+                in_flight[pool.submit(compute_window, window, features, compute)] = window
 
         try:
             for _ in range(2 * workers):
@@ -513,17 +598,25 @@ def _run_pool(todo: list[Window], features: FeatureFunction, predict: PredictFun
                 for future in done:
                     window = in_flight.pop(future)
                     try:
-                        values = future.result()
+                        result = future.result()
                     except Exception as exc:
                         _note(exc, window, "in a worker process")
                         raise
-                    n_valid += _write(var, window, values)
+                    n_valid += _write_noted(write, window, result)
                     submit_next()
         except BaseException:
             for future in in_flight:
                 future.cancel()
             raise
     return n_valid
+
+
+def _write_noted(write: WriteFunction, window: Window, result: Any) -> int:
+    try:
+        return int(write(window, result))
+    except Exception as exc:
+        _note(exc, window, "while writing")
+        raise
 
 
 def _note(exc: BaseException, window: Window, where: str) -> None:
@@ -534,10 +627,12 @@ def _note(exc: BaseException, window: Window, where: str) -> None:
     )
 
 
-def _run_dask(todo: list[Window], features: FeatureFunction, predict: PredictFunction, var, client: Client) -> int:
+def _run_dask(
+    todo: list[Window], features: FeatureFunction, compute: ComputeFunction, write: WriteFunction, client: Client
+) -> int:
     """Windows as tasks on a Dask cluster; this process writes each result as it arrives.
 
-    ``features`` and ``predict`` go to every worker once (scattered, broadcast) and the tasks refer
+    ``features`` and ``compute`` go to every worker once (scattered, broadcast) and the tasks refer
     to them by key. At most two tasks per worker thread are in flight, so finished windows waiting
     for the writer stay bounded on the workers; each result is fetched, written and released (the
     future dropped) before the next task is submitted. On any error the tasks in flight are
@@ -550,8 +645,8 @@ def _run_dask(todo: list[Window], features: FeatureFunction, predict: PredictFun
     if not todo:
         return 0
     run = uuid.uuid4().hex[:12]
-    shipped = client.scatter([features, predict], broadcast=True, hash=False)
-    features_ref, predict_ref = shipped
+    shipped = client.scatter([features, compute], broadcast=True, hash=False)
+    features_ref, compute_ref = shipped
     queue: Iterator[Window] = iter(todo)
     in_flight: dict = {}
     completed = as_completed(loop=client.loop)
@@ -561,7 +656,7 @@ def _run_dask(todo: list[Window], features: FeatureFunction, predict: PredictFun
         window = next(queue, None)
         if window is not None:
             future = client.submit(
-                predict_window, window, features_ref, predict_ref, key=f"chunked-window-{run}-{window.index}"
+                compute_window, window, features_ref, compute_ref, key=f"chunked-window-{run}-{window.index}"
             )
             in_flight[future] = window
             completed.add(future)
@@ -577,7 +672,7 @@ def _run_dask(todo: list[Window], features: FeatureFunction, predict: PredictFun
                 _note(exc, window, "on a Dask worker")
                 raise
             del future
-            n_valid += _write(var, window, values)
+            n_valid += _write_noted(write, window, values)
             del values
             submit_next()
     except BaseException:
