@@ -29,10 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe, quote_etag
+
+from portal import storage
 
 ONE_YEAR = 365 * 24 * 3600
 
@@ -297,32 +300,97 @@ _log = logging.getLogger(__name__)
 
 
 def per_file_version(
-    path: Path,
+    relative: str,
     cache: dict,
-    compute: Callable[[Path], T],
+    compute: Callable[[str], T],
     errors: tuple[type[Exception], ...],
     what: str,
     limit: int = 1024,
 ) -> T | None:
-    """``compute(path)`` remembered per version of the file (its path, mtime and size) in ``cache``.
+    """``compute(relative)`` remembered per version of the file at ``relative`` under the data root
+    (its path and :func:`portal.storage.version_token`: mtime and size on disk, ETag and size on S3)
+    in ``cache``.
 
     Returns None, logged, for a missing file or one ``compute`` fails on with one of ``errors``;
     the cache is emptied when it holds ``limit`` entries (published files are immutable: a stale
     entry is only ever one of a replaced file).
     """
     try:
-        stat = path.stat()
+        token = storage.version_token(relative)
     except OSError:
-        _log.warning("published file %s is missing", path)
+        _log.warning("published file %s is missing", relative)
         return None
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    key = (storage.root(), str(relative), *token)
     if key not in cache:
         try:
-            value = compute(path)
+            value = compute(relative)
         except errors as exc:
-            _log.warning("cannot %s %s: %s", what, path, exc)
+            _log.warning("cannot %s %s: %s", what, relative, exc)
             value = None
         if len(cache) >= limit:
             cache.clear()
         cache[key] = value
     return cache[key]
+
+
+def stored_file_response(
+    request: HttpRequest,
+    relative: str,
+    *,
+    filename: str,
+    content_type: str | None = None,
+    immutable: bool,
+    private: bool = False,
+    max_age: int | None = None,
+    sha256: str | None = None,
+) -> HttpResponseBase:
+    """:func:`file_response` of the file at ``relative`` under the data root (:mod:`portal.storage`).
+
+    On local disk: the file itself. On S3: a file of at least ``settings.DOWNLOAD_REDIRECT_MIN_BYTES``
+    is answered with a 302 redirect to a pre-signed GET URL (valid ``settings.DOWNLOAD_PRESIGNED_SECONDS``,
+    naming the file and its media type for the client; the object store then serves ranges itself); a
+    smaller one is streamed from the read-through local copy, with ranges and validators. The redirect's
+    ``bytes_sent`` attribute is the file's size (:func:`bytes_sent`).
+
+    Raises
+    ------
+    Http404
+        No file at ``relative`` (or a path outside the data root).
+    """
+    try:
+        size = storage.size(relative)
+    except (OSError, storage.StorageError):
+        raise Http404("the file is missing on the server") from None
+    content_type = content_type or media_type_for(filename)
+    if storage.is_remote() and size >= settings.DOWNLOAD_REDIRECT_MIN_BYTES:
+        target = storage.presigned_url(
+            relative,
+            settings.DOWNLOAD_PRESIGNED_SECONDS,
+            disposition=content_disposition_header(True, filename),
+            content_type=content_type,
+        )
+        response = HttpResponseRedirect(target)
+        patch_cache_control(response, private=True, no_store=True)
+        response.bytes_sent = size  # type: ignore[attr-defined]
+        return response
+    try:
+        path = storage.local_path(relative)
+    except OSError:
+        raise Http404("the file is missing on the server") from None
+    return file_response(
+        request,
+        path,
+        filename=filename,
+        content_type=content_type,
+        immutable=immutable,
+        private=private,
+        max_age=max_age,
+        sha256=sha256,
+    )
+
+
+def bytes_sent(response: HttpResponseBase) -> int:
+    """The bytes a download response hands the client: its ``Content-Length``, or the file's size for a
+    redirect to a pre-signed URL (:func:`stored_file_response`)."""
+    redirected = getattr(response, "bytes_sent", None)
+    return int(redirected) if redirected is not None else int(response["Content-Length"])

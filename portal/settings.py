@@ -99,7 +99,22 @@ ALLOWED_HOSTS = [h.strip() for h in envstr("ALLOWED_HOSTS", "127.0.0.1,localhost
 
 # Where the real sample data live (read-only) and where the portal writes products.
 SHARED_DATA_DIR = envpath("SHARED_DATA_DIR", BASE_DIR.parent / "shared" / "data")
-DATA_ROOT = envpath("DATA_ROOT", BASE_DIR / "var" / "data")
+# DATA_ROOT may be an S3-compatible URL, s3://bucket/prefix (README "Object storage", portal/storage.py): its
+# server from DATA_ROOT_S3_ENDPOINT_URL (else AWS_ENDPOINT_URL, else AWS), credentials from the standard AWS
+# variables. Scratch files (run work directories, temporary answers, map caches, the S3 read-through cache)
+# stay on local disk under WORK_ROOT (default: DATA_ROOT when it is local, else var/work).
+DATA_ROOT: Path | str = (
+    os.environ["DATA_ROOT"].rstrip("/")
+    if os.environ.get("DATA_ROOT", "").startswith("s3://")
+    else envpath("DATA_ROOT", BASE_DIR / "var" / "data")
+)
+DATA_ROOT_S3_ENDPOINT_URL = envstr("DATA_ROOT_S3_ENDPOINT_URL", "")
+DATA_ROOT_S3_REGION = envstr("DATA_ROOT_S3_REGION", "")
+WORK_ROOT = envpath("WORK_ROOT", BASE_DIR) if os.environ.get("WORK_ROOT") else None
+# Downloads from an S3 data root of at least this many bytes are redirected (302) to a pre-signed URL valid
+# DOWNLOAD_PRESIGNED_SECONDS; smaller ones are streamed by the portal (with ranges and validators).
+DOWNLOAD_REDIRECT_MIN_BYTES = envint("DOWNLOAD_REDIRECT_MIN_BYTES", str(8 * 2**20))
+DOWNLOAD_PRESIGNED_SECONDS = envint("DOWNLOAD_PRESIGNED_SECONDS", "600")
 # The portal's public address and contact, written into every file it publishes (ACDD publisher_url,
 # metadata_link, publisher_email); set both on a public deployment.
 PORTAL_URL = envstr("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -383,6 +398,15 @@ CELERY_BEAT_SCHEDULE = {
 }
 MAPS_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS = envfloat("MAPS_HOUSEKEEPING_SOFT_TIME_LIMIT_SECONDS", "240")
 MAPS_HOUSEKEEPING_TIME_LIMIT_SECONDS = envfloat("MAPS_HOUSEKEEPING_TIME_LIMIT_SECONDS", "280")
+
+# Where generation computes its chunked grid windows (README "Scaling out"): empty = in the Celery
+# worker's own process; "local" = a Dask LocalCluster of DASK_LOCAL_WORKERS processes started for each
+# run; anything else = the address of a running Dask scheduler (tcp://host:8786) whose workers see the
+# same SHARED_DATA_DIR paths. The worker process still writes the product files.
+DASK_SCHEDULER_ADDRESS = envstr("DASK_SCHEDULER_ADDRESS", "").strip()
+DASK_LOCAL_WORKERS = envint("DASK_LOCAL_WORKERS", "2")
+if DASK_LOCAL_WORKERS < 1:
+    raise ImproperlyConfigured(f"DASK_LOCAL_WORKERS: expected at least 1, got {DASK_LOCAL_WORKERS}")
 
 # Worker queues: generation, subset jobs and housekeeping each on a Celery queue of its own, consumed by a
 # worker of its own (`make run` starts one per queue), so that an hour-long generation never holds up a

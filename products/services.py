@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import shutil
 import subprocess
 import time
@@ -32,6 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ingestion.models import Station
+from portal import storage
 from portal.catalog.metadata import acdd_attributes
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.files import media_type_for
@@ -146,7 +146,7 @@ def execute_run(run_id: int) -> GenerationRun:
     run = GenerationRun.objects.get(id=run_id)
     if not claimed:
         return run
-    workdir = Path(settings.DATA_ROOT) / "tmp" / f"{run.product}-run{run.id}-{uuid.uuid4().hex[:8]}"
+    workdir = storage.work_root() / "tmp" / f"{run.product}-run{run.id}-{uuid.uuid4().hex[:8]}"
     try:
         workdir.mkdir(parents=True)
         pipeline = PIPELINES[run.product]
@@ -167,8 +167,9 @@ def execute_run(run_id: int) -> GenerationRun:
 def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> DatasetVersion:
     """Move a run's work directory into place and record the new version, all or nothing.
 
-    The version directory is ``DATA_ROOT/products/<product>/v<number>``; the rename happens
-    inside the transaction, after every row is written, and is undone if the commit fails.
+    The version directory is ``DATA_ROOT/products/<product>/v<number>``; the files are placed there
+    (:func:`portal.storage.put_tree`: a rename on local disk, an upload to S3) inside the transaction,
+    after every row is written, and removed again if the commit fails.
     First every NetCDF file gets the record's discovery metadata (:func:`stamp_netcdf`), then
     sizes and checksums are taken and the cube stores built, so all three describe the files as
     published. Should another version be published in between, the files are stamped again with
@@ -230,15 +231,11 @@ def publish(run: GenerationRun, workdir: Path, output: ProductOutput) -> Dataset
             GenerationRun.objects.filter(id=run.id).update(
                 status=GenerationRun.Status.SUCCEEDED, finished_at=timezone.now(), version=version, summary=summary
             )
-            final = Path(settings.DATA_ROOT) / relative
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():  # left by a run whose commit failed: no row refers to it
-                logger.warning("removing orphan directory %s", final)
-                shutil.rmtree(final)
-            os.replace(workdir, final)
+            final = relative
+            storage.put_tree(workdir, relative)  # local: renamed into place; S3: uploaded (see portal.storage)
     except Exception:
-        if final is not None and final.exists() and not workdir.exists():
-            os.replace(final, workdir)  # the commit failed after the move: put it back for cleanup
+        if final is not None and not workdir.exists():
+            storage.delete(final)  # the commit failed after the files were placed: no row refers to them
         raise
     return version
 

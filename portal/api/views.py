@@ -17,7 +17,7 @@ from portal import limits
 from portal.catalog import access, search
 from portal.catalog.access import AccessDenied
 from portal.catalog.models import Dataset
-from portal.files import OCTET_STREAM, file_response, media_type_for, stream_temporary
+from portal.files import OCTET_STREAM, bytes_sent, media_type_for, stored_file_response, stream_temporary
 from portal.subsets import core as subset_core
 from portal.subsets import ownership
 from portal.subsets import services as subsets
@@ -445,9 +445,9 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 return _quota(exc)
         # Ranges and validators as for published files; private, cached until the file expires.
         left = int((job.expires_at - timezone.now()).total_seconds()) if job.expires_at else 0
-        response = file_response(
+        response = stored_file_response(  # on S3, a large file: a redirect to a pre-signed URL
             request,
-            subsets.job_file(job),
+            job.result_path,
             filename=job.result_name,
             content_type=media_type_for(job.result_name, default=job.media_type or OCTET_STREAM),
             immutable=False,
@@ -455,13 +455,13 @@ class JobViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             max_age=max(left, 0),
             sha256=job.sha256 or None,
         )
-        if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
+        if request.method == "GET" and response.status_code in (200, 206, 302):  # not HEAD, 304 or 416
             f = subsets.gridded_file(job.version, job.file_name)
             subsets.log_download(
                 user=request.user,
                 f=f,
                 query=None,
-                size=int(response["Content-Length"]),
+                size=bytes_sent(response),
                 seconds=0.0,
                 job=job,
                 client=_client(request),

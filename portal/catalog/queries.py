@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import xarray as xr
-from django.conf import settings
 from django.db.models import Count, Prefetch, Sum
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from portal import storage
 from portal.subsets.models import DownloadLog
 from products.data_kind import DataKind
 from products.lineage import public_path
@@ -452,11 +450,13 @@ def compare_with_published(product, pooled: ValidationResult | None, sites: list
 
 
 def version_file_path(dataset_id: str, number: int, name: str):
-    """The DatasetFile and its absolute path. Raises DatasetFile.DoesNotExist when unknown."""
+    """The DatasetFile and its path relative to the data root (:mod:`portal.storage`).
+
+    Raises DatasetFile.DoesNotExist when unknown."""
     f = DatasetFile.objects.select_related("version__dataset").get(
         version__dataset_id=dataset_id, version__number=number, name=name
     )
-    return f, Path(settings.DATA_ROOT) / f.path
+    return f, f.path
 
 
 def tower_series(version: DatasetVersion, station: str) -> dict:
@@ -482,7 +482,7 @@ def tower_series(version: DatasetVersion, station: str) -> dict:
     f = version.files.filter(name=SERIES_FILE).first()
     if f is None:
         raise DatasetFile.DoesNotExist(f"{version} has no NetCDF time series")
-    with xr.open_dataset(Path(settings.DATA_ROOT) / f.path) as ds:
+    with storage.open_dataset(f.path) as ds:
         if not {SERIES_STATION, SERIES_OBSERVED, SERIES_GENERATED} <= set(ds.variables):
             raise DatasetFile.DoesNotExist(f"{f.name} is not a tower time-series file")
         names = [str(n) for n in ds[SERIES_STATION].values]

@@ -96,7 +96,7 @@ def download(request, dataset_id: str, number: int, name: str):
     """A published file of a version: access policy, the day's byte quota, ranges; a GET answered
     200/206 is logged with the bytes sent (``Content-Length``)."""
     try:
-        f, path = queries.version_file_path(dataset_id, number, name)
+        f, relative = queries.version_file_path(dataset_id, number, name)
     except DatasetFile.DoesNotExist:
         raise Http404("no such file") from None
     decision = access.decide(request.user, f.version.dataset)
@@ -108,7 +108,7 @@ def download(request, dataset_id: str, number: int, name: str):
         return send_published(
             request,
             f,
-            path,
+            relative,
             kind="file",
             content_type=media_type_for(f.name, default=f.media_type),
             filename=f.name,

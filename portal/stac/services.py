@@ -63,7 +63,6 @@ import numpy as np
 import pandas as pd
 import pystac
 import xarray as xr
-from django.conf import settings
 from django.contrib.gis.geos import GEOSException, GEOSGeometry, MultiPolygon, Polygon
 from django.db.models import Q
 from django.urls import reverse
@@ -72,6 +71,7 @@ from pystac.extensions.file import FileExtension
 from pystac.extensions.scientific import ScientificExtension
 from pystac.extensions.version import VersionExtension
 
+from portal import storage
 from portal.catalog import access
 from portal.catalog import vocabulary as vocab
 from portal.catalog.html import plain_text
@@ -329,12 +329,12 @@ _CUBES: dict[tuple[str, int, int], FileCube | None] = {}
 def file_cube(f: DatasetFile) -> FileCube | None:
     """:func:`describe_dataset` of a published NetCDF, cached per file version; None if unreadable."""
 
-    def describe(path: Path) -> FileCube:
-        with xr.open_dataset(path, decode_times=True) as ds:
+    def describe(relative: str) -> FileCube:
+        with storage.open_dataset(relative, decode_times=True) as ds:
             return describe_dataset(ds)
 
     return per_file_version(
-        Path(settings.DATA_ROOT) / f.path,
+        f.path,
         _CUBES,
         describe,
         (OSError, ValueError, RuntimeError, KeyError, TypeError),
@@ -624,9 +624,9 @@ def _add_assets(item: pystac.Item, ref: ItemRef, urls: Urls) -> None:
             DatacubeExtension.ext(asset, add_if_missing=True).apply(**cube)
         if f.id not in ref.grids:
             continue
-        paths = store.store_paths(Path(settings.DATA_ROOT) / f.path)
+        paths = store.store_paths(f.path)
         for layout, path in paths.items():
-            if not (path / ".zmetadata").is_file():
+            if not storage.is_file(f"{path.as_posix()}/.zmetadata"):
                 continue
             zarr = pystac.Asset(
                 urls.store(f, layout),
@@ -1005,7 +1005,7 @@ def get_item(collection_id: str, item_id: str, urls: Urls) -> dict[str, Any]:
 # --------------------------------------------------------------------------- Zarr stores
 
 
-def store_file(dataset_id: str, number: int, name: str, layout: str, key: str) -> tuple[DatasetFile, Path]:
+def store_file(dataset_id: str, number: int, name: str, layout: str, key: str) -> tuple[DatasetFile, str]:
     """A file of a published grid's Zarr store (``.zmetadata``, ``.zattrs``, a chunk ...).
 
     Parameters
@@ -1018,8 +1018,9 @@ def store_file(dataset_id: str, number: int, name: str, layout: str, key: str) -
 
     Returns
     -------
-    (DatasetFile, pathlib.Path)
-        The NetCDF the store copies (for the access policy and the download log) and the file.
+    (DatasetFile, str)
+        The NetCDF the store copies (for the access policy and the download log) and the file's path
+        relative to the data root (:mod:`portal.storage`).
 
     Raises
     ------
@@ -1038,12 +1039,7 @@ def store_file(dataset_id: str, number: int, name: str, layout: str, key: str) -
     )
     if f is None or not name.endswith(".nc"):
         raise NotFound(f"no grid {name!r} in {dataset_id} v{number}")
-    root = store.store_paths(Path(settings.DATA_ROOT) / f.path)[layout]
-    path = root.joinpath(*parts)
-    try:
-        inside = path.resolve().is_relative_to(root.resolve())
-    except OSError:
-        inside = False
-    if not inside or not path.is_file():
+    relative = store.store_paths(f.path)[layout].joinpath(*parts).as_posix()  # parts: no "..", "." or ""
+    if not storage.is_file(relative):
         raise NotFound(f"no key {key!r} in the {layout} store of {name}")
-    return f, path
+    return f, relative

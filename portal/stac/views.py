@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import PurePosixPath
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -158,7 +159,8 @@ def store(request, dataset_id: str, number: str, name: str, layout: str, key: st
     """``GET /api/stac/stores/{datasetId}/v{number}/{file}/{layout}.zarr/{key}``: a file of a grid's
     read-only Zarr store (the href of a Zarr asset), under the dataset's access policy and the day's
     byte quota; each GET answered 200/206 is logged (kind ``zarr``)."""
-    f, path = services.store_file(dataset_id, int(number), name, layout, key)
+    f, relative = services.store_file(dataset_id, int(number), name, layout, key)
+    path = PurePosixPath(relative)
     decision = access.decide(request.user, f.version.dataset)
     if not decision.allowed:
         return _error(decision.status, decision.message, headers=access.challenge(decision.status))
@@ -167,7 +169,7 @@ def store(request, dataset_id: str, number: str, name: str, layout: str, key: st
         return send_published(
             request,
             f,
-            path,
+            relative,
             kind="zarr",
             content_type=content_type,
             filename=path.name,

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from django.conf import settings
 
 from portal.catalog.models import DatasetFile
 from portal.files import per_file_version
@@ -168,12 +166,12 @@ def grid_info(f: DatasetFile) -> GridInfo | None:
         None for a file that is not a ``(time, lat, lon)`` cube or cannot be read (logged).
     """
 
-    def describe(path: Path) -> GridInfo:
+    def describe(relative: str) -> GridInfo:
         with services.open_cube(f) as ds:
             return describe_grid(ds)
 
     return per_file_version(
-        Path(settings.DATA_ROOT) / f.path,
+        f.path,
         _INFO,
         describe,
         (OSError, ValueError, RuntimeError, KeyError),

@@ -45,10 +45,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from portal import limits, queue
+from portal import limits, queue, storage
 from portal.catalog import access, metadata
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
-from portal.files import file_response, media_type_for
+from portal.files import bytes_sent, media_type_for, stored_file_response
 from products.methods.files import sha256
 
 from . import core, ownership, store, writers
@@ -226,17 +226,46 @@ def open_cube(
     A version published before the cube stores existed is read from its NetCDF until
     ``manage.py build_cubes`` has built them.
     """
-    nc = Path(settings.DATA_ROOT) / f.path
-    paths = store.store_paths(nc)
     chunks = {} if chunked else None
-    if not paths["map"].exists():
-        return xr.open_dataset(nc, mask_and_scale=True, chunks=chunks)
+    source, _ = cube_source(f)
+    if source == f.path:
+        return storage.open_dataset(f.path, mask_and_scale=True, chunks=chunks)
     if layout is None:
         layout = "map"
         if request is not None:
             meta = planning_view(f)
             layout = store.choose_layout(core.selection_indices(meta, request), meta.sizes)
-    return store.open_store(paths[layout], chunks=chunks)
+    return storage.open_zarr(store.store_paths(f.path)[layout].as_posix(), chunks=chunks)
+
+
+def cube_source(f: DatasetFile) -> tuple[str, tuple]:
+    """What plans and reads of the grid ``f`` open first: the map store, or the NetCDF of a version
+    without stores, as ``(path relative to the data root, version token)``.
+
+    On disk the token is the target's modification time and size (checked on every call, as a
+    rebuilt store changes it); on S3 published objects never change, so the answer is remembered
+    per file and checksum (no request to the store).
+
+    Raises
+    ------
+    FileNotFoundError
+        The published file is missing.
+    """
+    target = store.store_paths(f.path)["map"].as_posix()
+    if storage.is_remote():
+        return _remote_source(storage.root(), f.path, target, f.sha256)
+    if not storage.exists(target):
+        target = f.path
+    return target, storage.version_token(target)
+
+
+@functools.lru_cache(maxsize=256)
+def _remote_source(root: str, nc: str, target: str, sha256: str) -> tuple[str, tuple]:
+    if storage.is_file(f"{target}/.zmetadata"):
+        return target, (sha256,)
+    if not storage.is_file(nc):
+        raise FileNotFoundError(f"{nc} is not in the data root")
+    return nc, (sha256,)
 
 
 def planning_view(f: DatasetFile) -> xr.Dataset:
@@ -250,18 +279,15 @@ def planning_view(f: DatasetFile) -> xr.Dataset:
     FileNotFoundError
         The published file is missing.
     """
-    nc = Path(settings.DATA_ROOT) / f.path
-    target = store.store_paths(nc)["map"]
-    if not target.exists():
-        target = nc
-    return _opened(str(target), target.stat().st_mtime_ns)
+    target, token = cube_source(f)
+    return _opened(storage.root(), target, token)
 
 
 @functools.lru_cache(maxsize=32)
-def _opened(path: str, mtime_ns: int) -> xr.Dataset:
-    if path.endswith(".zarr"):
-        return store.open_store(path)
-    return xr.open_dataset(path, mask_and_scale=True)
+def _opened(root: str, relative: str, token: tuple) -> xr.Dataset:
+    if relative.endswith(".zarr"):
+        return storage.open_zarr(relative)
+    return storage.open_dataset(relative, mask_and_scale=True)
 
 
 # --------------------------------------------------------------------------- planning and answering
@@ -559,7 +585,7 @@ def answer_directly(f: DatasetFile, query: Query, estimate: Plan | None = None) 
     portal.subsets.core.SubsetError
         As :func:`answer`; nothing is left behind.
     """
-    tmp_dir = Path(settings.DATA_ROOT) / "tmp"
+    tmp_dir = storage.work_root() / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     name, media_type = result_name(f, query)
     fd, tmp = tempfile.mkstemp(suffix=Path(name).suffix, dir=tmp_dir)
@@ -576,7 +602,7 @@ def answer_directly(f: DatasetFile, query: Query, estimate: Plan | None = None) 
 def send_published(
     request,
     f: DatasetFile,
-    path: Path,
+    relative: str,
     *,
     kind: str,
     content_type: str,
@@ -597,17 +623,21 @@ def send_published(
     """
     client = request.META.get("REMOTE_ADDR")
     if request.method == "GET":
-        limits.check_bytes(request.user, client, path.stat().st_size if path.is_file() else 0)
-    response = file_response(
+        try:
+            planned = storage.size(relative)
+        except (OSError, storage.StorageError):
+            planned = 0  # answered 404 below
+        limits.check_bytes(request.user, client, planned)
+    response = stored_file_response(
         request,
-        path,
+        relative,
         filename=filename,
         content_type=content_type,
         immutable=True,
         private=not access.public_anonymously(f.version.dataset),
         sha256=sha256,
     )
-    if request.method == "GET" and response.status_code in (200, 206):  # not HEAD, 304 or 416
+    if request.method == "GET" and response.status_code in (200, 206, 302):  # not HEAD, 304 or 416
         params = {
             **(params or {}),
             **({"range": request.META["HTTP_RANGE"][:200]} if response.status_code == 206 else {}),
@@ -616,7 +646,7 @@ def send_published(
             user=request.user,
             f=f,
             query=None,
-            size=int(response["Content-Length"]),
+            size=bytes_sent(response),
             seconds=0.0,
             client=client,
             kind=kind,
@@ -852,7 +882,8 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
 
     beat = threading.Thread(target=heartbeat, name=f"job-{job.id}-heartbeat", daemon=True)
     beat.start()
-    folder = Path(settings.DATA_ROOT) / "jobs" / str(job.id)
+    relative_folder = f"jobs/{job.id}"
+    folder = storage.work_root() / relative_folder  # on local disk the data root's own job folder
     try:
         f = gridded_file(job.version, job.file_name)
         query = params_module.parse_api(job.kind, job.params)
@@ -875,6 +906,20 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
     stop.set()
     beat.join()
     path = folder / name
+    nbytes, checksum = path.stat().st_size, sha256(path)
+    try:
+        storage.put_file(path, f"{relative_folder}/{name}")  # local: in place already; S3: uploaded
+    except Exception as exc:  # noqa: BLE001 - the store failed: the job fails with the reason
+        logger.exception("job %s: the result could not be stored", job.id)
+        _remove_folder(folder)
+        SubsetJob.objects.filter(id=job.id, attempt=attempt).exclude(status=SubsetJob.Status.CANCELLED).update(
+            status=SubsetJob.Status.FAILED,
+            error=f"the result could not be stored: {exc}",
+            finished_at=timezone.now(),
+        )
+        return SubsetJob.objects.get(id=job.id)
+    if storage.is_remote():
+        _remove_folder(folder)
     finished = timezone.now()
     done = (
         SubsetJob.objects.filter(id=job.id, attempt=attempt)
@@ -884,17 +929,18 @@ def run_job(job_id: str, attempt: int) -> SubsetJob:
             progress=1.0,
             finished_at=finished,
             heartbeat_at=finished,
-            result_path=str(path.relative_to(settings.DATA_ROOT)),
+            result_path=f"{relative_folder}/{name}",
             result_name=name,
             media_type=media_type,
-            size=path.stat().st_size,
-            sha256=sha256(path),
+            size=nbytes,
+            sha256=checksum,
             expires_at=finished + timedelta(hours=settings.SUBSET_JOB_TTL_HOURS),
         )
     )
     if not done:  # cancelled after the last heartbeat: the file is not kept
         logger.info("job %s attempt %s: cancelled as it finished", job.id, attempt)
         _remove_folder(folder)
+        storage.delete(relative_folder)
     return SubsetJob.objects.get(id=job.id)
 
 
@@ -940,11 +986,12 @@ def expire_jobs() -> int:
         ):
             continue  # another pass took it
         if job.result_path:
-            (Path(settings.DATA_ROOT) / job.result_path).unlink(missing_ok=True)
-            try:
-                (Path(settings.DATA_ROOT) / job.result_path).parent.rmdir()
-            except OSError:
-                pass
+            storage.delete(job.result_path)
+            if not storage.is_remote():  # an object store has no empty folders
+                try:
+                    Path(storage.url(job.result_path)).parent.rmdir()
+                except OSError:
+                    pass
         n += 1
     return n
 
@@ -958,7 +1005,7 @@ def remove_orphans(max_age_seconds: float | None = None) -> int:
     """
     limit = time.time() - (settings.SUBSET_TMP_MAX_AGE_SECONDS if max_age_seconds is None else max_age_seconds)
     n = 0
-    for path in (Path(settings.DATA_ROOT) / "tmp").glob("*"):
+    for path in (storage.work_root() / "tmp").glob("*"):
         try:
             if path.is_file() and path.stat().st_mtime < limit:
                 path.unlink()
@@ -975,8 +1022,15 @@ def housekeeping() -> dict[str, int]:
 
 
 def job_file(job: SubsetJob) -> Path:
-    """The finished job's result file."""
-    return Path(settings.DATA_ROOT) / job.result_path
+    """The finished job's result file as a local file (on S3: the read-through copy, see
+    :func:`portal.storage.local_path`).
+
+    Raises
+    ------
+    FileNotFoundError
+        The file is gone.
+    """
+    return storage.local_path(job.result_path)
 
 
 def download_script(job: SubsetJob, url: str, tool: str, *, profile_url: str = "") -> str:
