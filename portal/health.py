@@ -7,14 +7,13 @@ removed). JSON ``{"status": "ok"|"unavailable", "checks": {name: {"ok": bool, "d
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import redis
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
+
+from portal import storage
 
 
 def _database() -> str:
@@ -34,10 +33,7 @@ def _broker() -> str:
 
 
 def _data_root() -> str:
-    root = Path(settings.DATA_ROOT)
-    with tempfile.NamedTemporaryFile(dir=root, prefix=".health-"):
-        pass
-    return f"writable ({root.name})"
+    return storage.describe()  # local disk or S3-compatible object storage: a file written and removed
 
 
 CHECKS = {"database": _database, "broker": _broker, "data_root": _data_root}

@@ -12,15 +12,13 @@ Used by the fixtures of tests/subsets (``publish_grid``) and tests/stac (``publi
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
 
 import xarray as xr
-from django.conf import settings
 from django.utils import timezone
 
+from portal import storage
 from portal.catalog.models import DatasetVersion
 from products.lineage import ProductOutput
 from products.models import GenerationRun
@@ -73,7 +71,7 @@ def publish_version(
     run = create_run(spec.key, parameters=dict(FIXTURE_PARAMETERS))
     # started as execute_run starts a run (publish records the start time in the version's lineage)
     GenerationRun.objects.filter(id=run.id).update(status=GenerationRun.Status.RUNNING, started_at=timezone.now())
-    workdir = Path(settings.DATA_ROOT) / "tmp" / f"{spec.key}-fixture{run.id}-{uuid.uuid4().hex[:8]}"
+    workdir = storage.work_root() / "tmp" / f"{spec.key}-fixture{run.id}-{uuid.uuid4().hex[:8]}"
     workdir.mkdir(parents=True)
     for name, content in files.items():
         content.to_netcdf(workdir / name)
@@ -83,7 +81,6 @@ def publish_version(
 
 def unpublish(version: DatasetVersion) -> None:
     """Remove a version made by :func:`publish_version` and committed: its run, its rows and its folder."""
-    folder = Path(settings.DATA_ROOT) / version.directory
     GenerationRun.objects.filter(version=version).delete()
     version.delete()
-    shutil.rmtree(folder, ignore_errors=True)
+    storage.delete(version.directory)

@@ -12,13 +12,12 @@ the computed closure is cached per pair of versions and choice of terms.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import xarray as xr
-from django.conf import settings
 from django.core.cache import cache
 
+from portal import storage
 from portal.catalog.access import check_download, check_networks
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from products.lineage import observations_frame
@@ -85,8 +84,7 @@ def _source(product: str, name: str) -> Source:
 
 def _open(source: Source, variables: list[str] | None = None) -> xr.Dataset:
     """The file's ``variables`` (all when None) and its basin names, areas and regions, loaded."""
-    path = Path(settings.DATA_ROOT) / source.file.path
-    with xr.open_dataset(path) as ds:
+    with storage.open_dataset(source.file.path) as ds:
         if variables is not None:
             keep = [v for v in (*variables, "station_name", "continent", "area") if v in ds]
             ds = ds[keep]
@@ -96,7 +94,7 @@ def _open(source: Source, variables: list[str] | None = None) -> xr.Dataset:
 def _choices(source: Source, *, exclude_suffix: tuple[str, ...] = (), exclude_part: str = "") -> list[str]:
     """The (station, time) estimates of a file (read lazily: names only), not the uncertainty variables
     beside them (a standard error is no storage or flux to close a balance with)."""
-    with xr.open_dataset(Path(settings.DATA_ROOT) / source.file.path) as ds:
+    with storage.open_dataset(source.file.path) as ds:
         return sorted(
             str(name)
             for name, da in ds.data_vars.items()

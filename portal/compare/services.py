@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from django.conf import settings
 from django.core.cache import cache
 
+from portal import storage
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.subsets import store
 from products.lineage import json_safe, public_path
@@ -121,12 +120,11 @@ def _rows(version: DatasetVersion) -> list[dict]:
 
 
 def _open(f: DatasetFile) -> xr.Dataset | None:
-    nc = Path(settings.DATA_ROOT) / f.path
-    target = store.store_paths(nc)["map"]
-    if target.exists():
-        return store.open_store(target)
-    if nc.exists():
-        ds = xr.open_dataset(nc, mask_and_scale=True)
+    target = store.store_paths(f.path)["map"].as_posix()
+    if storage.is_file(f"{target}/.zmetadata"):
+        return storage.open_zarr(target)
+    if storage.is_file(f.path):
+        ds = storage.open_dataset(f.path, mask_and_scale=True)
         if store.is_gridded(ds):
             return ds
         ds.close()

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.conf import settings
 from django.urls import reverse
 
+from portal import storage
 from portal.catalog.models import Dataset, DatasetFile, DatasetVersion
 from portal.subsets import services as subsets
 from portal.subsets.grids import GridInfo, grid_info
@@ -233,7 +233,7 @@ def time_index(layer: Layer, text: str | None, field: str = "time") -> int:
 
 def cache_dir(layer: Layer) -> Path:
     """Where the layer's rendered images live (per file checksum: immutable)."""
-    return Path(settings.DATA_ROOT) / "maps-cache" / _cache_key(layer.file) / layer.variable
+    return storage.work_root() / "maps-cache" / _cache_key(layer.file) / layer.variable
 
 
 RENDER_VERSION = 2
@@ -248,7 +248,7 @@ def _cache_key(f: DatasetFile) -> str:
 def prune_cache() -> int:
     """Remove the cached images of files no published version holds any more (an unpublished or deleted
     version: versions are immutable, so nothing else goes stale); returns how many files' caches went."""
-    root = Path(settings.DATA_ROOT) / "maps-cache"
+    root = storage.work_root() / "maps-cache"
     if not root.is_dir():
         return 0
     keep = {_cache_key(f) for f in DatasetFile.objects.only("sha256", "path", "size")}

@@ -42,7 +42,7 @@ from django.contrib.gis.geos import Polygon
 from django.db.models import Count, Max, Q
 
 from ingestion.models import Observation, Station
-from portal import extents
+from portal import extents, storage
 from portal.catalog import access
 from products.methods.files import atomic_path
 
@@ -707,7 +707,7 @@ def write(query: StationQuery, path: Path) -> int:
 def write_temporary(query: StationQuery) -> tuple[Path, str, str]:
     """:func:`write` to a temporary file the caller streams and deletes: ``(path, filename, media type)``."""
     suffix, media_type = FORMATS[query.format]
-    folder = Path(settings.DATA_ROOT) / "tmp"
+    folder = storage.work_root() / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(suffix=suffix, dir=folder)
     os.close(fd)

@@ -14,13 +14,10 @@ Access: the metrics follow the dataset page (shown to everyone, as on the page a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import xarray as xr
-from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from portal import storage
 from portal.catalog import access, queries, splits
 from portal.catalog.models import DatasetVersion
 from products.data_kind import DataKind
@@ -242,7 +239,7 @@ def _series(version: DatasetVersion, split: str, code: str) -> dict | None:
     f = version.files.filter(name=name).first()
     if f is None:
         return None
-    with xr.open_dataset(Path(settings.DATA_ROOT) / f.path) as ds:
+    with storage.open_dataset(f.path) as ds:
         if not {"station_name", "et_obs", estimate} <= set(ds.variables):
             return None
         if "station" in ds["station_name"].dims:

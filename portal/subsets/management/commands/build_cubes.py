@@ -1,10 +1,8 @@
 """Build the cube stores of published grids that lack them (versions published before the stores existed)."""
 
-from pathlib import Path
-
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from portal import storage
 from portal.catalog.models import DatasetFile
 from portal.subsets import store
 
@@ -18,11 +16,14 @@ class Command(BaseCommand):
     def handle(self, *args, force=False, **options):
         built = 0
         for f in DatasetFile.objects.filter(name__endswith=".nc").select_related("version"):
-            path = Path(settings.DATA_ROOT) / f.path
-            if not path.is_file() or (store.store_paths(path)["map"].exists() and not force):
+            folder = store.store_paths(f.path)["map"].parent.as_posix()  # relative to the data root
+            if not storage.is_file(f.path) or (storage.exists(folder) and not force):
                 continue
+            path = storage.local_path(f.path)  # on S3: the read-through local copy
             if store.holds_grid(path):
-                store.build_stores(path, source_sha256=f.sha256)
+                made = store.build_stores(path, source_sha256=f.sha256)
+                if storage.is_remote():  # built beside the local copy: uploaded, metadata last
+                    storage.put_tree(made["map"].parent, folder)
                 built += 1
                 self.stdout.write(f"built cube stores of {f.version.dataset_id} v{f.version.number} {f.name}")
         self.stdout.write(f"{built} grid(s) stored as cubes")
