@@ -264,7 +264,10 @@ def local_path(relative: str | os.PathLike) -> Path:
         No file at ``relative``.
     """
     if not is_remote():
-        return Path(url(relative))
+        path = Path(url(relative))
+        if not path.is_file():
+            raise FileNotFoundError(f"{relative} is not a file in the data root")
+        return path
     etag, nbytes = version_token(relative)
     rel = _relative(relative)
     digest = hashlib.sha256(f"{root()}/{rel}\0{etag}\0{nbytes}".encode()).hexdigest()[:32]
