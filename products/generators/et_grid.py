@@ -44,11 +44,13 @@ kg m-2 s-1: any physically equivalent units are allowed, here kg m-2 d-1 = mm d-
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightgbm
 import numpy as np
@@ -76,6 +78,9 @@ from products.methods.uncertainty import (
     link_ancillary,
     standard_error_attributes,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 # driver role -> GLDAS-2.1 variable name; Rainf_f_tavg is total precipitation (Rainf_tavg: rain only)
 GLDAS_FORCING = {
@@ -453,6 +458,7 @@ def predict_et_grid(
     workers: int = 1,
     attrs: Mapping | None = None,
     quantile_models: tuple | None = None,
+    client: Client | str | None = None,
 ) -> Path:
     """Daily ET grid from a fitted ET fusion model and a sub-daily forcing cube, chunk by chunk.
 
@@ -493,6 +499,12 @@ def predict_et_grid(
         ``ancillary_variables``), predicted window by window like ``et`` in a second chunked pass
         over the same forcing. Its ``comment`` says the calibration is not yet measured until
         :func:`describe_standard_error` writes it.
+    client : distributed.Client or str, optional
+        Compute the windows on a Dask cluster (see :func:`products.methods.chunked.apply_chunked`):
+        ``"local"`` (a :class:`distributed.LocalCluster` of ``workers`` processes, started once for
+        both passes), a scheduler address (e.g. the portal's ``DASK_SCHEDULER_ADDRESS``) or a client.
+        Pass forcing paths, not in-memory datasets, so the workers open the files themselves. Same
+        output as in one process.
 
     Returns
     -------
@@ -566,37 +578,45 @@ def predict_et_grid(
                 attrs,
             ),
         )
-        with atomic_path(out_path) as tmp:
-            apply_chunked(
-                features,
-                functools.partial(predict_matrix, model=model),
-                spec,
-                tmp,
-                chunk=(days_per_chunk, *chunk),
-                workers=workers,
-            )
-            if quantile_models is not None:
-                # chunked.py writes one variable per file: the standard error goes through the same windows
-                # into a file of its own beside the output, then into the output (removed on any error)
-                with tempfile.TemporaryDirectory(dir=Path(tmp).parent, prefix=".et_standard_error.") as folder:
-                    se_path = Path(folder) / "et_standard_error.nc"
-                    apply_chunked(
-                        features,
-                        functools.partial(standard_error_matrix, pair=tuple(quantile_models)),
-                        GridSpec(
-                            name=SE_NAME,
-                            time=days,
-                            lat=cube.lat,
-                            lon=cube.lon,
-                            attrs=standard_error_attrs([m.get_params()["alpha"] for m in quantile_models]),
-                        ),
-                        se_path,
-                        chunk=(days_per_chunk, *chunk),
-                        workers=workers,
-                    )
-                    _merge_variable(se_path, Path(tmp), SE_NAME)
-                _link_in_file(tmp, "et", SE_NAME)
-            cf.complete_grid_file(tmp, time_step="1D")  # bounds, crs grid mapping, ACDD extents
+        with contextlib.ExitStack() as stack:
+            dask = client
+            if client is not None:
+                from products.methods.cluster import connect
+
+                dask = stack.enter_context(connect(client, n_workers=workers))  # one cluster for both passes
+            with atomic_path(out_path) as tmp:
+                apply_chunked(
+                    features,
+                    functools.partial(predict_matrix, model=model),
+                    spec,
+                    tmp,
+                    chunk=(days_per_chunk, *chunk),
+                    workers=workers,
+                    client=dask,
+                )
+                if quantile_models is not None:
+                    # chunked.py writes one variable per file: the standard error goes through the same windows
+                    # into a file of its own beside the output, then into the output (removed on any error)
+                    with tempfile.TemporaryDirectory(dir=Path(tmp).parent, prefix=".et_standard_error.") as folder:
+                        se_path = Path(folder) / "et_standard_error.nc"
+                        apply_chunked(
+                            features,
+                            functools.partial(standard_error_matrix, pair=tuple(quantile_models)),
+                            GridSpec(
+                                name=SE_NAME,
+                                time=days,
+                                lat=cube.lat,
+                                lon=cube.lon,
+                                attrs=standard_error_attrs([m.get_params()["alpha"] for m in quantile_models]),
+                            ),
+                            se_path,
+                            chunk=(days_per_chunk, *chunk),
+                            workers=workers,
+                            client=dask,
+                        )
+                        _merge_variable(se_path, Path(tmp), SE_NAME)
+                    _link_in_file(tmp, "et", SE_NAME)
+                cf.complete_grid_file(tmp, time_step="1D")  # bounds, crs grid mapping, ACDD extents
     finally:
         for ds in opened:
             ds.close()

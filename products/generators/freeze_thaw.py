@@ -59,11 +59,13 @@ CF Conventions 1.8, section 3.5 (flags: ``flag_values``, ``flag_meanings``).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -79,6 +81,9 @@ from products.methods import uncertainty as unc
 from products.methods.cv import block_ids
 from products.methods.files import atomic_path
 from products.registry import PRODUCTS as REGISTRY
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 DATA_KINDS = (DataKind.PROXY.value, DataKind.SYNTHETIC.value, DataKind.REAL.value)
 """The data kinds a freeze/thaw file may carry (:class:`products.data_kind.DataKind` values)."""
@@ -1198,6 +1203,8 @@ def write_state_grid(
     chunk: Sequence[int] = (1, 128, 256),
     probability: Callable[[np.ndarray], np.ndarray] | None = None,
     probability_comment: str = "",
+    workers: int = 1,
+    client: Client | str | None = None,
 ) -> dict:
     """Predict the daily freeze/thaw state window by window and write a CF NetCDF-4 grid atomically.
 
@@ -1246,6 +1253,13 @@ def write_state_grid(
     probability_comment : str
         Appended to the probability's ``comment`` (how well it is calibrated, measured at held-out
         samples: :func:`products.methods.uncertainty.calibration_comment`).
+    workers, client
+        Where the windows are computed (:func:`products.methods.chunked.run_windows`): in this process
+        (default; the next window's predictors are read and the previous window written on an I/O
+        thread while the current one is predicted), in ``workers`` local processes, or on a Dask
+        cluster (``client``: ``"local"``, a scheduler address or a ``distributed.Client``;
+        ``predictors``, ``predict`` and ``probability`` must then pickle). This process writes the
+        file; the output does not depend on where windows were computed.
 
     Returns
     -------
@@ -1274,18 +1288,6 @@ def write_state_grid(
     todo = chunked.windows(shape, chunk)
     chunks = tuple(max(1, min(int(c), n)) for c, n in zip(chunk, shape, strict=True))
     counts = {"predicted": 0, "frozen": 0, "probability": 0}
-
-    def checked(matrix):
-        labels = np.asarray(predict(matrix))
-        if labels.size and not np.isin(labels, (THAWED, FROZEN)).all():
-            raise ValueError("predictions other than 0 (thawed) and 1 (frozen)")
-        return labels
-
-    def checked_probability(matrix):
-        p = np.asarray(probability(matrix), dtype="float64")
-        if np.any((p < 0.0) | (p > 1.0)):
-            raise ValueError("probabilities outside [0, 1]")
-        return p
 
     global_attrs = _netcdf_attrs(
         {
@@ -1365,25 +1367,85 @@ def write_state_grid(
                 )
                 v.set_auto_maskandscale(False)
                 out_vars[name] = v
-            for window in todo:
-                matrix, valid = feature_matrix(predictors, features, window)
 
-                def given(_window, matrix=matrix, valid=valid):  # the window's features, read once
-                    return matrix, valid
-
-                values = chunked.predict_window(window, given, checked)
-                labels = np.where(values == chunked.FILL_VALUE, STATE_FILL, values).astype("u1")
+            def write(window: chunked.Window, result: tuple[np.ndarray, np.ndarray | None]) -> int:
+                labels, p = result
                 state[window.key] = labels.view("i1")
-                counts["predicted"] += int((labels != STATE_FILL).sum())
+                n = int((labels != STATE_FILL).sum())
                 counts["frozen"] += int((labels == FROZEN).sum())
-                if prob is not None:
-                    p = chunked.predict_window(window, given, checked_probability)
+                if prob is not None and p is not None:
                     prob[window.key] = p
                     counts["probability"] += int((p != chunked.FILL_VALUE).sum())
-                del matrix, valid
                 for name, (arr, _) in extra.items():
                     out_vars[name][window.key] = arr[window.key].view("i1")
+                return n
+
+            counts["predicted"] = chunked.run_windows(
+                todo,
+                functools.partial(window_features, predictors=predictors, features=tuple(features)),
+                functools.partial(window_state, predict=predict, probability=probability),
+                write,
+                workers=workers,
+                client=client,
+            )
     return {"path": str(path), "windows": len(todo), "cells": int(np.prod(shape)), **counts}
+
+
+def window_features(
+    window: chunked.Window, *, predictors: xr.Dataset, features: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`feature_matrix` of one window: the ``features`` of :func:`write_state_grid`."""
+    return feature_matrix(predictors, features, window)
+
+
+def checked_labels(matrix: np.ndarray, *, predict: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``predict(matrix)``, raising ValueError on a label other than 0 (thawed) or 1 (frozen)."""
+    labels = np.asarray(predict(matrix))
+    if labels.size and not np.isin(labels, (THAWED, FROZEN)).all():
+        raise ValueError("predictions other than 0 (thawed) and 1 (frozen)")
+    return labels
+
+
+def checked_probability(matrix: np.ndarray, *, probability: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``probability(matrix)`` as float64, raising ValueError on a value outside [0, 1]."""
+    p = np.asarray(probability(matrix), dtype="float64")
+    if np.any((p < 0.0) | (p > 1.0)):
+        raise ValueError("probabilities outside [0, 1]")
+    return p
+
+
+def window_state(
+    window: chunked.Window,
+    matrix: np.ndarray,
+    valid: np.ndarray,
+    *,
+    predict: Callable[[np.ndarray], np.ndarray],
+    probability: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``compute`` of :func:`write_state_grid`: one window's state and probability of frozen.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        uint8 ``window.shape``: 0 thawed, 1 frozen, :data:`STATE_FILL` where no prediction.
+    p : numpy.ndarray or None
+        float32 ``window.shape``, probability of frozen, :data:`products.methods.chunked.FILL_VALUE`
+        where the state is fill; None without ``probability``.
+
+    Raises
+    ------
+    ValueError
+        Labels other than 0/1, probabilities outside [0, 1] (and see
+        :func:`products.methods.chunked.predict_window`).
+    """
+    values = chunked.predict_given(window, matrix, valid, predict=functools.partial(checked_labels, predict=predict))
+    labels = np.where(values == chunked.FILL_VALUE, STATE_FILL, values).astype("u1")
+    if probability is None:
+        return labels, None
+    p = chunked.predict_given(
+        window, matrix, valid, predict=functools.partial(checked_probability, probability=probability)
+    )
+    return labels, p
 
 
 def grid_of(data: Samples, values: np.ndarray, shape: tuple[int, int, int], fill, dtype) -> np.ndarray:

@@ -53,6 +53,7 @@ GDAL COG driver (OVERVIEWS, OVERVIEW_RESAMPLING), https://gdal.org/drivers/raste
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import tempfile
@@ -61,6 +62,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightgbm
 import netCDF4
@@ -73,6 +75,9 @@ from products.methods import cf, chunked, geotiff, uncertainty
 from products.methods.cv import assert_disjoint, block_ids, leave_station_out
 from products.methods.metrics import summary
 from products.registry import PRODUCTS as REGISTRY
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 SCALE_FACTOR = 0.001
 ADD_OFFSET = 0.0
@@ -779,6 +784,8 @@ def write_product(
     chunk: tuple[int, int] = (240, 240),
     standard_error: chunked.PredictFunction | None = None,
     se_attrs: Mapping | None = None,
+    workers: int = 1,
+    client: Client | str | None = None,
 ) -> WriteStats:
     """Predict the grid window by window and write packed-integer NetCDF-4 and/or GeoTIFF files atomically.
 
@@ -814,6 +821,13 @@ def write_product(
         in the estimate's ``ancillary_variables``. The GeoTIFF holds the estimate only.
     se_attrs : mapping, optional
         Attributes of the standard error (:func:`standard_error_attrs`); required with ``standard_error``.
+    workers, client
+        Where the windows are computed (:func:`products.methods.chunked.run_windows`): in this process
+        (default; the next window is read and the previous one written on an I/O thread while the
+        current one is predicted), in ``workers`` local processes, or on a Dask cluster (``client``:
+        ``"local"``, a scheduler address or a ``distributed.Client``; ``features``, ``predict`` and
+        ``standard_error`` must then pickle). The files are written by this process only; the output
+        does not depend on where windows were computed.
 
     Returns
     -------
@@ -872,27 +886,30 @@ def write_product(
                 descriptions=[f"{name} {np.datetime_as_string(t, unit='D')}" for t in times],
                 tags=gattrs,
             )
-        for window in todo:
-            matrix, valid = features(window)  # once per window, for the estimate and its standard error
+        counted = {"se": 0}
 
-            def computed(_window, matrix=matrix, valid=valid):
-                return matrix, valid
-
-            values = chunked.predict_window(window, computed, predict)
-            packed = encode(values)
+        def write(window: chunked.Window, result: tuple[np.ndarray, np.ndarray | None]) -> int:
+            packed, se = result
             n = int(np.count_nonzero(packed != FILL_INT))
-            n_valid += n
             if nc is not None and n:
                 nc[name][window.key] = packed
-            if with_se and n:
-                assert standard_error is not None and nc is not None  # with_se says so
-                se = chunked.predict_window(window, computed, standard_error)
-                se[(packed == FILL_INT) | ~(se >= 0)] = chunked.FILL_VALUE
-                n_se += int(np.count_nonzero(se != chunked.FILL_VALUE))
+            if se is not None and nc is not None:
+                counted["se"] += int(np.count_nonzero(se != chunked.FILL_VALUE))
                 nc[name + SE_SUFFIX][window.key] = se
             if tif is not None:
                 rw = RasterWindow(window.lon.start, window.lat.start, window.shape[2], window.shape[1])
                 tif.write(packed[0], window.time.start + 1, window=rw)
+            return n
+
+        n_valid = chunked.run_windows(
+            todo,
+            features,
+            functools.partial(window_values, predict=predict, standard_error=standard_error if with_se else None),
+            write,
+            workers=workers,
+            client=client,
+        )
+        n_se = counted["se"]
         for handle in (nc, tif):
             if handle is not None:
                 handle.close()
@@ -919,6 +936,33 @@ def write_product(
         time.perf_counter() - start,
         {"n_standard_error": n_se} if with_se else {},
     )
+
+
+def window_values(
+    window: chunked.Window,
+    matrix: np.ndarray,
+    valid: np.ndarray,
+    *,
+    predict: chunked.PredictFunction,
+    standard_error: chunked.PredictFunction | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``compute`` of :func:`write_product`: one window's packed estimate and its standard error.
+
+    Returns
+    -------
+    packed : numpy.ndarray
+        int16 ``window.shape`` (:func:`encode` of the prediction; :data:`FILL_INT` where missing).
+    se : numpy.ndarray or None
+        float32 ``window.shape``, m3 m-3, :data:`products.methods.chunked.FILL_VALUE` where the
+        estimate is missing or the standard error is not finite or negative; None without
+        ``standard_error`` or when the window has no estimate.
+    """
+    packed = encode(chunked.predict_given(window, matrix, valid, predict=predict))
+    if standard_error is None or not np.any(packed != FILL_INT):
+        return packed, None
+    se = chunked.predict_given(window, matrix, valid, predict=standard_error)
+    se[(packed == FILL_INT) | ~(se >= 0)] = chunked.FILL_VALUE
+    return packed, se
 
 
 def field_features(window: chunked.Window, *, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -70,6 +70,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightgbm
 import numpy as np
@@ -93,6 +94,9 @@ from products.methods.uncertainty import (
     member_spread,
     standard_error_attributes,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
 
 BASELINE = ("2004-01-01", "2009-12-31")  # 2004.0-2009.999, the GRACE mascon reference period
 SOLUTIONS = ("tws_jpl", "tws_csr")  # one reconstruction per mascon solution (the seed: JPL, CSR, GSFC)
@@ -1751,6 +1755,8 @@ def reconstruct_grid(
     seed: int = 42,
     data_kind: str = DataKind.REAL,
     attrs: Mapping | None = None,
+    workers: int = 1,
+    client: Client | str | None = None,
 ) -> dict:
     """The TWS reconstruction on a mascon-layout grid, trained on its GRACE months and written chunk by chunk.
 
@@ -1773,6 +1779,10 @@ def reconstruct_grid(
     params, seed : LightGBM parameters and random state.
     data_kind : str
         A :class:`products.data_kind.DataKind` (global attribute).
+    workers, client
+        Where the windows are predicted (:func:`products.methods.chunked.apply_chunked`): in this
+        process (default), ``workers`` local processes, or a Dask cluster (``"local"``, a scheduler
+        address or a ``distributed.Client``). Same output everywhere.
 
     Returns
     -------
@@ -1852,7 +1862,13 @@ def reconstruct_grid(
     features = functools.partial(grid_features, p=p, et=et, r=r, times=times, baseline=baseline, mask=mask)
     with atomic_path(out_path) as tmp:
         stats = apply_chunked(
-            features, functools.partial(_predict, model=model), spec, tmp, chunk=(full.shape[0], *chunk)
+            features,
+            functools.partial(_predict, model=model),
+            spec,
+            tmp,
+            chunk=(full.shape[0], *chunk),
+            workers=workers,
+            client=client,
         )
         cf.complete_grid_file(tmp, time_step="MS")  # bounds, crs grid mapping, ACDD extents
     return {

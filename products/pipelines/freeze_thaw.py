@@ -73,6 +73,7 @@ from products.lineage import (
 from products.methods import cf
 from products.methods import uncertainty as unc
 from products.models import GenerationRun
+from products.pipelines.compute import grid_compute
 
 GLDAS_DAY = "gldas_testdata/img2ts_test/grib/2015/001"
 REFERENCE_FIELD = "SoilTMP0_10cm_inst"
@@ -365,6 +366,7 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 predict=res.model.predict,
                 probability=functools.partial(ft.class_probability, res.model),
                 probability_comment=calibration_text,
+                **grid_compute(),
                 data_kind=DataKind.PROXY,
                 extra={
                     "ft_reference": (
@@ -439,6 +441,7 @@ def freeze_thaw_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 predict=res.model.predict,
                 probability=functools.partial(ft.class_probability, res.model),
                 probability_comment=calibration_text,
+                **grid_compute(),
                 data_kind=DataKind.SYNTHETIC,
                 extra={
                     "ft_reference": (twin.truth, {**ft.STATE_ATTRS, "long_name": "synthetic truth: T < 0 degC"}),

@@ -65,6 +65,7 @@ from products.lineage import (
 from products.methods import cf, uncertainty
 from products.methods.aggregate import validation_rows
 from products.models import GenerationRun
+from products.pipelines.compute import grid_compute
 
 GLDAS_DAY = "gldas_testdata/img2ts_test/netcdf/2016/001"
 MODIS_TILE = "modis_lsttools/MOD11A1.hdf"
@@ -148,6 +149,7 @@ def _real_coarse(files: list[Path], workdir: Path, attrs: dict) -> dict:
         chunk=(300, 720),
         standard_error=_no_standard_error,
         se_attrs=_real_se_attrs(),
+        **grid_compute(),
         global_attrs={
             **attrs,
             "data_kind": DataKind.REAL,
@@ -195,6 +197,7 @@ def _real_fine(tile: Path, coarse: dict, workdir: Path, attrs: dict) -> dict:
         chunk=(240, 240),
         standard_error=_no_standard_error,
         se_attrs=_real_se_attrs(),
+        **grid_compute(),
         global_attrs={
             **attrs,
             "data_kind": DataKind.REAL,
