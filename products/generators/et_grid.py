@@ -76,11 +76,14 @@ from products.methods.uncertainty import (
     calibration_comment,
     interval_coverage,
     link_ancillary,
+    quantile_standard_error,
     standard_error_attributes,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
+
+    from products.methods.compiled_trees import CompiledTrees
 
 # driver role -> GLDAS-2.1 variable name; Rainf_f_tavg is total precipitation (Rainf_tavg: rain only)
 GLDAS_FORCING = {
@@ -364,6 +367,47 @@ def standard_error_matrix(matrix: np.ndarray, *, pair: tuple) -> np.ndarray:
     return predict_standard_error(pair, pd.DataFrame(matrix, columns=list(FEATURES), copy=False))
 
 
+def compiled_matrix(matrix: np.ndarray, *, trees: CompiledTrees) -> np.ndarray:
+    """ET (mm d-1, float64 (n_rows,)) of a feature matrix in :data:`FEATURES` order from the compiled model."""
+    return trees.predict(matrix)
+
+
+def compiled_standard_error_matrix(
+    matrix: np.ndarray, *, lower: CompiledTrees, upper: CompiledTrees, nominal: float
+) -> np.ndarray:
+    """:func:`standard_error_matrix` from the compiled quantile pair (``nominal``: the pair's central interval)."""
+    return quantile_standard_error(lower.predict(matrix), upper.predict(matrix), nominal=nominal)
+
+
+def _compiled_predictors(model, quantile_models, cache, predict_et, predict_se):
+    """The compiled ``predict`` functions where every model compiles and checks, else the given ones; and
+    the ``prediction_engine`` attribute saying which."""
+    from products.methods import compiled_trees
+
+    models = [model, *(quantile_models or ())]
+    compiled, reasons = [], []
+    for m in models:
+        trees, why = compiled_trees.compiled_or_none(m, cache_dir=cache)
+        compiled.append(trees)
+        if trees is None:
+            reasons.append(why)
+    if reasons:
+        return predict_et, predict_se, f"LightGBM {lightgbm.__version__} (compiled trees not used: {reasons[0]})"
+    predict_et = functools.partial(compiled_matrix, trees=compiled[0])
+    if quantile_models is not None:
+        lo, hi = (float(m.get_params()["alpha"]) for m in quantile_models)
+        predict_se = functools.partial(
+            compiled_standard_error_matrix, lower=compiled[1], upper=compiled[2], nominal=hi - lo
+        )
+    worst = max(t.max_difference for t in compiled)
+    return (
+        predict_et,
+        predict_se,
+        f"{compiled_trees.versions()} compiled forest of the LightGBM {lightgbm.__version__} model(s), checked "
+        f"against LightGBM on {compiled_trees.CHECK_ROWS} rows each (largest difference {worst:.2g} mm d-1)",
+    )
+
+
 def standard_error_attrs(quantiles, calibration: Coverage | None = None, reason: str = "") -> dict:
     """CF attributes of :data:`SE_NAME`: the CF ``standard_error`` modifier of ET, its method, the pair's
     ``quantiles`` (float64 attribute) and its calibration (measured at held-out tower months) or why there
@@ -459,6 +503,8 @@ def predict_et_grid(
     attrs: Mapping | None = None,
     quantile_models: tuple | None = None,
     client: Client | str | None = None,
+    compiled_trees: bool = False,
+    trees_cache: str | os.PathLike | None = None,
 ) -> Path:
     """Daily ET grid from a fitted ET fusion model and a sub-daily forcing cube, chunk by chunk.
 
@@ -505,6 +551,16 @@ def predict_et_grid(
         both passes), a scheduler address (e.g. the portal's ``DASK_SCHEDULER_ADDRESS``) or a client.
         Pass forcing paths, not in-memory datasets, so the workers open the files themselves. Same
         output as in one process.
+    compiled_trees : bool
+        Predict with the models compiled to machine code (:mod:`products.methods.compiled_trees`,
+        lleaves; 3 to 5 times faster than LightGBM's predict), each checked against LightGBM on rows
+        spanning its training range before use (float64 differences of about 1e-14; the float32
+        values written are the same but for rare last-bit roundings). Where compiling is not possible
+        (lleaves missing, an error, a mismatch) LightGBM predicts. The global attribute
+        ``prediction_engine`` says which did and why.
+    trees_cache : str or os.PathLike, optional
+        Folder of compiled models reused across runs (compiling the ET model takes seconds; loading
+        it milliseconds). None: compile for this call only.
 
     Returns
     -------
@@ -549,6 +605,17 @@ def predict_et_grid(
         )
         steps_per_day = np.diff(starts)
         sources = sorted(set(cube.sources))
+        predict_et = functools.partial(predict_matrix, model=model)
+        predict_se = (
+            functools.partial(standard_error_matrix, pair=tuple(quantile_models))
+            if quantile_models is not None
+            else None
+        )
+        engine = None
+        if compiled_trees:
+            predict_et, predict_se, engine = _compiled_predictors(
+                model, quantile_models, trees_cache, predict_et, predict_se
+            )
         spec = GridSpec(
             name="et",
             time=days,
@@ -574,6 +641,7 @@ def predict_et_grid(
                     "model": GRID_MODEL,
                     "day_definition": DAY_DEFINITION,
                     "forcing_steps_per_day": steps_per_day.astype("int32"),
+                    "prediction_engine": engine,
                 },
                 attrs,
             ),
@@ -587,21 +655,21 @@ def predict_et_grid(
             with atomic_path(out_path) as tmp:
                 apply_chunked(
                     features,
-                    functools.partial(predict_matrix, model=model),
+                    predict_et,
                     spec,
                     tmp,
                     chunk=(days_per_chunk, *chunk),
                     workers=workers,
                     client=dask,
                 )
-                if quantile_models is not None:
+                if quantile_models is not None and predict_se is not None:
                     # chunked.py writes one variable per file: the standard error goes through the same windows
                     # into a file of its own beside the output, then into the output (removed on any error)
                     with tempfile.TemporaryDirectory(dir=Path(tmp).parent, prefix=".et_standard_error.") as folder:
                         se_path = Path(folder) / "et_standard_error.nc"
                         apply_chunked(
                             features,
-                            functools.partial(standard_error_matrix, pair=tuple(quantile_models)),
+                            predict_se,
                             GridSpec(
                                 name=SE_NAME,
                                 time=days,
