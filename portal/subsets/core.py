@@ -343,6 +343,31 @@ def iso_time(value: Any) -> str:
     return text[:10] if text.endswith("T00:00:00") else text
 
 
+def iso_times(values: Any) -> list[str]:
+    """:func:`iso_time` of every value of an array of times, vectorised for ``datetime64`` ones.
+
+    Parameters
+    ----------
+    values : array-like, shape (n,) or scalar
+        ``datetime64`` values (any unit) or cftime / datetime objects.
+
+    Returns
+    -------
+    list of str, length n
+        The same texts as ``[iso_time(v) for v in values]`` (a point series of 27,000 days is formatted
+        in one NumPy call instead of 27,000 pandas Timestamps; formatting was a fifth of a point request).
+    """
+    array = np.atleast_1d(np.asarray(values))
+    if array.dtype.kind != "M":
+        return [iso_time(v) for v in array]
+    seconds = array.astype("datetime64[s]")
+    if (seconds != array).any():  # sub-second values: pandas' text (microseconds, nanoseconds)
+        return [iso_time(v) for v in array]
+    text = np.datetime_as_string(seconds, unit="s")
+    midnight = np.char.endswith(text, "T00:00:00")
+    return np.where(midnight, np.char.ljust(text.astype("<U10"), 10), text).tolist()
+
+
 def _show(value: TimeBound) -> str:
     if value is None:
         return ""

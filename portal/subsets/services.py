@@ -679,19 +679,26 @@ def log_download(
     elif query is not None:
         kind, params, format = query.kind, query.params, query.request.format
     params = dict(params or {})
-    return DownloadLog.objects.create(
-        user=user if getattr(user, "is_authenticated", False) else None,
-        dataset_id=f.version.dataset_id if f else None,
-        version_number=f.version.number if f else None,
-        file_name=f.name if f else "",
-        kind=kind,
-        params=params,
-        format=format or params.get("f", ""),
-        size=size,
-        seconds=seconds,
-        job=job,
-        client=client,
-    )
+    with transaction.atomic():
+        # Asynchronous commit (PostgreSQL 30.4): the log entry does not wait for its WAL flush, a 4 ms
+        # fsync on this machine's disk, a quarter of a request's budget above raw reading. A database
+        # crash may lose the last fraction of a second of entries (never corrupt them): their bytes are
+        # then missing from the day's quota, which is acceptable for a log.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        return DownloadLog.objects.create(
+            user=user if getattr(user, "is_authenticated", False) else None,
+            dataset_id=f.version.dataset_id if f else None,
+            version_number=f.version.number if f else None,
+            file_name=f.name if f else "",
+            kind=kind,
+            params=params,
+            format=format or params.get("f", ""),
+            size=size,
+            seconds=seconds,
+            job=job,
+            client=client,
+        )
 
 
 # --------------------------------------------------------------------------- jobs

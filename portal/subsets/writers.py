@@ -58,7 +58,7 @@ import xarray as xr
 from products.methods import cf, geotiff
 from products.methods.files import atomic_path
 
-from .core import FORMATS, SubsetError, geospatial_bounds, iso_time, region_of
+from .core import FORMATS, SubsetError, geospatial_bounds, iso_time, iso_times, region_of
 
 CONVENTIONS = cf.CONVENTIONS
 """The ``Conventions`` global attribute of every NetCDF and Zarr answer."""
@@ -663,7 +663,7 @@ def to_csv(ds: xr.Dataset, path: str | os.PathLike[str], *, drop_empty: bool = F
             continue
         coord = ds[dim]
         text = (
-            np.asarray([iso_time(t) for t in np.atleast_1d(coord.values)], dtype=object)
+            np.asarray(iso_times(coord.values), dtype=object)
             if dim == "time"
             else text_values(coord).astype(object).reshape(-1)
         )
@@ -769,7 +769,7 @@ def to_geotiff(
     else:
         data, dtype, nodata = values.astype("float32"), np.dtype("float32"), float("nan")
         scale, offset = 1.0, 0.0
-    times = [iso_time(t) for t in da["time"].values]
+    times = iso_times(da["time"].values)
     count = len(times)
     tags = {
         "variable": variable,
@@ -854,7 +854,7 @@ def to_coveragejson(ds: xr.Dataset) -> dict[str, Any]:
     OGC CoverageJSON Community Standard 21-069r2, https://docs.ogc.org/cs/21-069r2/21-069r2.html
     (9.3 categorical parameters: categories and categoryEncoding)
     """
-    times = [iso_time(t) for t in np.atleast_1d(ds["time"].values)] if "time" in ds.coords else []
+    times = iso_times(ds["time"].values) if "time" in ds.coords else []
     first = np.atleast_1d(ds["time"].values)[0] if "time" in ds.coords and ds["time"].size else None
     calendar = getattr(first, "calendar", None) or "Gregorian"  # cftime values carry theirs
     crs = {"type": "GeographicCRS", "id": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}

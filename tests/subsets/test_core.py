@@ -4,6 +4,7 @@ import json
 import pickle
 import zipfile
 
+import cftime
 import numpy as np
 import pandas as pd
 import pytest
@@ -518,3 +519,17 @@ def test_a_failing_writer_leaves_no_file_and_keeps_the_previous_one(box, tmp_pat
     with pytest.raises(SubsetError):
         writers.to_geotiff(box.isel(lat=[0]), tmp_path / "out.tif", variable="et")
     assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array(["2000-01-01", "2000-01-02T12:00", "1999-12-31T23:59:59", "NaT"], dtype="datetime64[ns]"),
+        np.array(["2000-01-01T00:00:00.5", "2000-01-02"], dtype="datetime64[ns]"),  # sub-second: pandas' text
+        np.array(["2001-02-03"], dtype="datetime64[D]"),
+        np.datetime64("2001-02-03T06"),  # a scalar
+        np.array([cftime.DatetimeNoLeap(2000, 2, 28), cftime.DatetimeNoLeap(2000, 3, 1, 6)], dtype=object),
+    ],
+)
+def test_iso_times_writes_what_iso_time_writes_for_each_value(values):
+    assert core.iso_times(values) == [core.iso_time(v) for v in np.atleast_1d(values)]
