@@ -16,14 +16,14 @@ class Command(BaseCommand):
     def handle(self, *args, force=False, **options):
         built = 0
         for f in DatasetFile.objects.filter(name__endswith=".nc").select_related("version"):
-            folder = store.store_paths(f.path)["map"].parent.as_posix()  # relative to the data root
-            if not storage.is_file(f.path) or (storage.exists(folder) and not force):
+            target = store.store_paths(f.path)["map"]  # relative to the data root
+            if not storage.is_file(f.path) or (storage.exists(target.as_posix()) and not force):
                 continue
             path = storage.local_path(f.path)  # on S3: the read-through local copy
             if store.holds_grid(path):
                 made = store.build_stores(path, source_sha256=f.sha256)
                 if storage.is_remote():  # built beside the local copy: uploaded, metadata last
-                    storage.put_tree(made["map"].parent, folder)
+                    storage.put_tree(made["map"].parent, target.parent.as_posix())
                 built += 1
                 self.stdout.write(f"built cube stores of {f.version.dataset_id} v{f.version.number} {f.name}")
         self.stdout.write(f"{built} grid(s) stored as cubes")
