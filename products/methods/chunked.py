@@ -72,8 +72,11 @@ FILL_VALUE = np.float32(-9999.0)
 
 FeatureFunction = Callable[["Window"], "tuple[np.ndarray, np.ndarray]"]
 PredictFunction = Callable[[np.ndarray], np.ndarray]
-ComputeFunction = Callable[["Window", np.ndarray, np.ndarray], Any]
-"""``compute(window, matrix, valid) -> result``: the CPU part of a window (prediction), picklable."""
+ReadFunction = Callable[["Window"], "tuple[Any, Any]"]
+"""``read(window) -> (a, b)``: what :func:`run_windows` hands to ``compute`` (a :data:`FeatureFunction`'s
+``(matrix, valid)``, or raw inputs that ``compute`` turns into features)."""
+ComputeFunction = Callable[["Window", Any, Any], Any]
+"""``compute(window, a, b) -> result``: the CPU part of a window (features, prediction), picklable."""
 WriteFunction = Callable[["Window", Any], int]
 """``write(window, result) -> n_valid``: stores a window's result; runs in the calling process only."""
 Complevel = Literal[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
@@ -469,7 +472,7 @@ def predict_given(window: Window, matrix: np.ndarray, valid: np.ndarray, *, pred
     return predict_window(window, functools.partial(_given, matrix, valid), predict)
 
 
-def compute_window(window: Window, features: FeatureFunction, compute: ComputeFunction) -> Any:
+def compute_window(window: Window, features: ReadFunction, compute: ComputeFunction) -> Any:
     """``compute(window, *features(window))``: the unit of work a worker process or a Dask task runs."""
     matrix, valid = features(window)
     return compute(window, matrix, valid)
@@ -477,7 +480,7 @@ def compute_window(window: Window, features: FeatureFunction, compute: ComputeFu
 
 def run_windows(
     todo: Sequence[Window],
-    features: FeatureFunction,
+    features: ReadFunction,
     compute: ComputeFunction,
     write: WriteFunction,
     *,
@@ -495,9 +498,11 @@ def run_windows(
     todo : sequence of Window
         The windows (:func:`windows`).
     features : callable
-        ``features(window) -> (matrix, valid)``, see :func:`predict_window`; it reads inputs.
+        ``features(window) -> (a, b)``: reads the window's inputs, e.g. a :data:`FeatureFunction`
+        (``(matrix, valid)``, see :func:`predict_window`), or the raw inputs only, so that turning them
+        into features happens in ``compute``, off the I/O thread.
     compute : callable
-        ``compute(window, matrix, valid) -> result``: the prediction(s) of one window (e.g.
+        ``compute(window, a, b) -> result``: the prediction(s) of one window (e.g.
         :func:`predict_given`, or a function returning several arrays). Pure CPU, no file access.
     write : callable
         ``write(window, result) -> int`` (valid cells written), always called in this process, one
@@ -535,7 +540,7 @@ def run_windows(
     return _run_pool(todo, features, compute, write, workers)
 
 
-def _run_local(todo: list[Window], features: FeatureFunction, compute: ComputeFunction, write: WriteFunction) -> int:
+def _run_local(todo: list[Window], features: ReadFunction, compute: ComputeFunction, write: WriteFunction) -> int:
     """One process: an I/O thread reads window i+1 and writes window i-1 while window i is computed.
 
     All netCDF/HDF5 calls (reading inside ``features``, writing in ``write``) run on that single
@@ -576,7 +581,7 @@ def _written(future: concurrent.futures.Future[int], window: Window) -> int:
 
 
 def _run_pool(
-    todo: list[Window], features: FeatureFunction, compute: ComputeFunction, write: WriteFunction, workers: int
+    todo: list[Window], features: ReadFunction, compute: ComputeFunction, write: WriteFunction, workers: int
 ) -> int:
     """N spawned processes compute windows (:func:`compute_window`); this process writes them."""
     n_valid = 0
@@ -628,7 +633,7 @@ def _note(exc: BaseException, window: Window, where: str) -> None:
 
 
 def _run_dask(
-    todo: list[Window], features: FeatureFunction, compute: ComputeFunction, write: WriteFunction, client: Client
+    todo: list[Window], features: ReadFunction, compute: ComputeFunction, write: WriteFunction, client: Client
 ) -> int:
     """Windows as tasks on a Dask cluster; this process writes each result as it arrives.
 

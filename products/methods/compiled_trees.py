@@ -163,30 +163,41 @@ def _booster(model):
     return model.booster_ if hasattr(model, "booster_") else model
 
 
-def check_rows(booster, n: int = CHECK_ROWS, seed: int = 0) -> np.ndarray:
-    """Rows spanning each feature's training range (``feature_infos`` of the model), a few NaN, float64 (n, n_features).
-
-    Uniform between each feature's min and max, plus each split threshold's exact value in turn (the
-    cells where a comparison flips) and 1 % missing values.
-    """
-    dump = booster.dump_model(num_iteration=-1)
-    names = dump["feature_names"]
-    rng = np.random.default_rng(seed)
-    rows = np.empty((n, len(names)))
-    for j, name in enumerate(names):
-        info = dump.get("feature_infos", {}).get(name, {})
-        lo, hi = float(info.get("min_value", -1.0)), float(info.get("max_value", 1.0))
-        rows[:, j] = rng.uniform(lo, hi, n) if hi > lo else lo
+def _ranges_and_thresholds(text: str) -> tuple[list[tuple[float, float]], list[tuple[int, float]]]:
+    """Each feature's training range (``feature_infos``) and every (feature, threshold) split of a LightGBM
+    model text (read from the text: ``Booster.dump_model`` takes half a second on a 300-tree model)."""
+    ranges: list[tuple[float, float]] = []
     thresholds: list[tuple[int, float]] = []
+    split_feature: list[int] | None = None
+    for line in text.splitlines():
+        if line.startswith("feature_infos=") and not ranges:
+            for item in line.split("=", 1)[1].split():
+                lo, _, hi = item.strip("[]").partition(":")
+                try:
+                    ranges.append((float(lo), float(hi)) if item.startswith("[") else (-1.0, 1.0))
+                except ValueError:  # not a numeric range
+                    ranges.append((-1.0, 1.0))
+        elif line.startswith("split_feature="):
+            split_feature = [int(v) for v in line.split("=", 1)[1].split()]
+        elif line.startswith("threshold=") and split_feature is not None:
+            thresholds += zip(split_feature, (float(v) for v in line.split("=", 1)[1].split()), strict=False)
+            split_feature = None
+        elif line.startswith("end of trees"):
+            break
+    return ranges, thresholds
 
-    def walk(node):
-        if "split_feature" in node:
-            thresholds.append((int(node["split_feature"]), float(node["threshold"])))
-            walk(node["left_child"])
-            walk(node["right_child"])
 
-    for tree in dump["tree_info"]:
-        walk(tree["tree_structure"])
+def check_rows(text: str, n: int = CHECK_ROWS, seed: int = 0) -> np.ndarray:
+    """Rows spanning each feature's training range of a LightGBM model text, a few NaN: float64 (n, n_features).
+
+    Uniform between each feature's min and max, then, row by row, each split threshold's exact value
+    in its feature (where a comparison flips; up to half the rows) and 1 % missing values.
+    """
+    ranges, thresholds = _ranges_and_thresholds(text)
+    rng = np.random.default_rng(seed)
+    rows = np.empty((n, len(ranges)))
+    for j, (lo, hi) in enumerate(ranges):
+        rows[:, j] = rng.uniform(lo, hi, n) if hi > lo else lo
     for i, (j, value) in enumerate(thresholds[: n // 2]):
         rows[i, j] = value
     rows[rng.random(rows.shape) < 0.01] = np.nan
@@ -236,7 +247,7 @@ def compile_lightgbm(
         cache = Path(cache_dir) / f"lleaves-{key}.o"
     compiled, code = _compile(text, cache)
     trees = CompiledTrees(text, compiled, code, host, key, n_jobs or os.cpu_count() or 1, 0.0)
-    rows = check_rows(booster)
+    rows = check_rows(text)
     expected = np.asarray(booster.predict(rows), dtype="float64")
     got = trees.predict(rows)
     difference = np.abs(got - expected)

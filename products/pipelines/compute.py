@@ -1,4 +1,4 @@
-"""Where a pipeline's chunked grid windows are computed: the portal's Dask settings as generator arguments.
+"""Where and how a pipeline computes its chunked grids: the portal's Dask and compiled-trees settings as generator arguments.
 
 The generators (:mod:`products.generators`) take ``workers`` and ``client`` (see
 :func:`products.methods.chunked.run_windows`) and never read settings; the pipelines pass
@@ -35,3 +35,12 @@ def grid_compute() -> dict:
     if address == LOCAL:
         return {"workers": max(1, int(getattr(settings, "DASK_LOCAL_WORKERS", 2))), "client": LOCAL}
     return {"workers": 1, "client": address}
+
+
+def tree_options() -> dict:
+    """``{"compiled_trees": bool, "trees_cache": path}`` from ``GENERATION_COMPILED_TREES`` and
+    ``GENERATION_TREES_CACHE``, for :func:`products.generators.et_grid.predict_et_grid`."""
+    return {
+        "compiled_trees": bool(getattr(settings, "GENERATION_COMPILED_TREES", False)),
+        "trees_cache": getattr(settings, "GENERATION_TREES_CACHE", None),
+    }

@@ -27,7 +27,7 @@ from products.methods import cf
 from products.methods import uncertainty as unc
 from products.methods.aggregate import validation_rows
 from products.models import GenerationRun
-from products.pipelines.compute import grid_compute
+from products.pipelines.compute import grid_compute, tree_options
 
 CARDAMOM_NETWORK = "FLUXNET2015"
 ERA5_POINTS = "xclim_era5_cities/daily_surface_cancities_1990-1993.nc"
@@ -225,6 +225,7 @@ def et_fusion_pipeline(run: GenerationRun, workdir: Path) -> ProductOutput:
                 attrs={**attrs, "data_kind": forcing_kind},
                 quantile_models=result.final_quantile_models,
                 **grid_compute(),
+                **tree_options(),
             )
             files["et_grid_daily.nc"] = (
                 f"CF-1.8 grid: daily ET (UTC calendar days) predicted chunk by chunk from {forcing_kind} "

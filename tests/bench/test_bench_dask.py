@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import resource
 import threading
 import time
 
@@ -155,6 +156,11 @@ def test_dask_local_cluster_one_and_two_workers_against_one_process(tmp_path):
         lines.append(f"  LocalCluster {n} worker(s): start-up with imports {starts_s[n]:.2f} s (not in the time above)")
     one, two = results["LocalCluster 1 worker(s)"][0], results["LocalCluster 2 worker(s)"][0]
     lines.append(f"  speed-up 1 -> 2 workers {one / two:.2f}x; 2 workers against one process {baseline / two:.2f}x")
+    lines.append(
+        f"  max RSS (ru_maxrss): this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MiB, "
+        f"finished children {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**10:,.0f} MiB (the workers "
+        "above: sampled, since a spawned worker's ru_maxrss starts from its parent's)"
+    )
     print("\n".join(lines))
     reference = read(tmp_path / "et_local.nc")
     assert np.count_nonzero(reference != chunked.FILL_VALUE) == n_land

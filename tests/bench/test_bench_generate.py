@@ -17,10 +17,13 @@ Measured in the same run on the same cells: the baseline is one
 ``model.predict(DataFrame)`` call on the whole feature matrix of the land cells (built beforehand,
 untimed); the pipeline is :func:`products.generators.et_grid.predict_et_grid` from the cube file
 to the finished CF NetCDF (reading, daily drivers, per-window predict, compressed writing, atomic
-move). Prints cells/s, the overhead ratio (goal of issue 4: at most 1.30) and the peak memory
+move). The same with the model compiled to machine code (:mod:`products.methods.compiled_trees`, lleaves;
+compiling timed apart, once, then loaded from its cache as a run would): its raw predict and its
+pipeline. Prints cells/s, the overhead ratio (goal of issue 4: at most 1.30) and the peak memory
 (tracemalloc: NumPy/Python allocations, which hold the windows; HDF5 and LightGBM internals are
-not traced) beside the size of the whole feature matrix. Asserts only that both predicted the
-same cells with the same values. Run with ``make bench``.
+not traced) beside the size of the whole feature matrix, and the peak resident set of this process
+and of its finished children (``ru_maxrss``). Asserts only that every path predicted the same cells
+with the same values (compiled: within float32 rounding). Run with ``make bench``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import xarray as xr
 from scipy import ndimage
 
 from products.generators import et_fusion, et_grid
-from products.methods import chunked
+from products.methods import chunked, compiled_trees
 
 RESOLUTIONS = [float(r) for r in os.environ.get("BENCH_GRID_RESOLUTIONS", "0.25,0.1").split(",")]
 CHUNK = tuple(int(n) for n in os.environ.get("BENCH_GRID_CHUNK", "256,256").split(","))
@@ -164,14 +167,31 @@ def test_gridded_generation_rate_against_raw_predict(tmp_path, resolution):
             start = time.perf_counter()
             out = et_grid.predict_et_grid(model, ds, tmp_path / "et.nc", chunk=CHUNK)
             pipeline.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        trees = compiled_trees.compile_lightgbm(model, cache_dir=tmp_path / "trees")
+        compile_seconds = time.perf_counter() - start
+        compiled_raw, compiled_pipeline = [], []
+        matrix = x.to_numpy()
+        for _ in range(REPEAT):
+            start = time.perf_counter()
+            predicted_compiled = trees.predict(matrix)
+            compiled_raw.append(time.perf_counter() - start)
+            start = time.perf_counter()  # the cached forest is loaded (milliseconds) and checked again
+            out_compiled = et_grid.predict_et_grid(
+                model, ds, tmp_path / "et_compiled.nc", chunk=CHUNK, compiled_trees=True, trees_cache=tmp_path / "trees"
+            )
+            compiled_pipeline.append(time.perf_counter() - start)
         tracemalloc.start()
         et_grid.predict_et_grid(model, ds, tmp_path / "et_mem.nc", chunk=CHUNK)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         n_cells = ds.sizes["lat"] * ds.sizes["lon"]
-    with xr.open_dataset(out) as result:
+    with xr.open_dataset(out) as result, xr.open_dataset(out_compiled) as result_compiled:
         values = result["et"].values[0]
+        values_compiled = result_compiled["et"].values[0]
+        engine = result_compiled.attrs.get("prediction_engine", "")
     baseline, measured = min(raw), min(pipeline)
+    compiled_alone, compiled_measured = min(compiled_raw), min(compiled_pipeline)
     print(
         f"\n[bench generate] SYNTHETIC global {resolution:g} degree day, {n_cells:,} cells, {n_land:,} land cells, "
         f"window {CHUNK[0]}x{CHUNK[1]}, best of {REPEAT}, LightGBM {lightgbm.__version__} n_jobs="
@@ -181,13 +201,22 @@ def test_gridded_generation_rate_against_raw_predict(tmp_path, resolution):
         f"  pipeline (cube -> drivers -> predict -> CF NetCDF) {measured:.2f} s ({n_land / measured:,.0f} cells/s)\n"
         f"  ratio {measured / baseline:.2f} of the raw predict time (overhead {100 * (measured / baseline - 1):+.0f} %; "
         f"goal <= +30 %)\n"
+        f"  compiled trees ({compiled_trees.versions()}; compiling {compile_seconds:.1f} s once per model and CPU, "
+        f"cached): predict alone {compiled_alone:.2f} s ({compiled_alone / baseline:.2f} of LightGBM's), "
+        f"largest |difference| from LightGBM {np.nanmax(np.abs(predicted_compiled - predicted)):.2g}\n"
+        f"  pipeline with compiled trees {compiled_measured:.2f} s: {compiled_measured / baseline:.2f} of LightGBM's "
+        f"raw predict, {compiled_measured / compiled_alone:.2f} of the compiled raw predict\n"
         f"  of which reading + daily drivers alone (untimed above, one pass) {features_alone:.2f} s "
         f"({features_alone / baseline:.2f} of the raw predict time)\n"
         f"  peak traced memory of the pipeline {peak / 2**20:,.0f} MiB; whole feature matrix alone "
         f"{x.to_numpy().nbytes / 2**20:,.0f} MiB; whole forcing day in float64 "
-        f"{8 * 5 * n_cells * 8 / 2**20:,.0f} MiB; process max RSS so far "
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MiB"
+        f"{8 * 5 * n_cells * 8 / 2**20:,.0f} MiB\n"
+        f"  peak resident memory (ru_maxrss): this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f}"
+        f" MiB (the generation worker: everything above ran in it), its finished children "
+        f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**10:,.0f} MiB"
     )
+    assert engine.startswith("lleaves")
+    np.testing.assert_allclose(values_compiled, values, rtol=2e-7, equal_nan=True)
     finite = np.isfinite(values)
     assert finite.sum() == n_land
     np.testing.assert_allclose(np.sort(values[finite]), np.sort(predicted.astype("float32")), rtol=1e-6)

@@ -145,7 +145,8 @@ def test_windowed_1km_generation_memory_and_rate_against_the_whole_grid(tmp_path
             f"pipeline {n_tiles} tile(s) ({cells:,} cells, {stats.n_windows} windows): {rate:,.0f} cells/s "
             f"(x{rate / base_rate:.2f} of baseline), peak traced {peak / 2**20:,.1f} MiB (x{peak / base_peak:.2f} of "
             f"baseline, x{peak / first_peak:.2f} of 1 tile), files {size / 2**20:,.1f} MiB, "
-            f"max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB"
+            f"max RSS (ru_maxrss) this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB, "
+            f"finished children {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:,.0f} MiB"
         )
         assert stats.n_valid == cells
         if n_tiles == 1:

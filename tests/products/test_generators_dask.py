@@ -119,7 +119,7 @@ def test_the_packed_1km_grid_and_its_geotiff_on_two_dask_workers_match_one_proce
 def test_the_pipelines_take_where_to_compute_from_the_settings():
     from django.test import override_settings
 
-    from products.pipelines.compute import grid_compute
+    from products.pipelines.compute import grid_compute, tree_options
 
     with override_settings(DASK_SCHEDULER_ADDRESS="", DASK_LOCAL_WORKERS=3):
         assert grid_compute() == {"workers": 1, "client": None}
@@ -127,3 +127,5 @@ def test_the_pipelines_take_where_to_compute_from_the_settings():
         assert grid_compute() == {"workers": 3, "client": "local"}
     with override_settings(DASK_SCHEDULER_ADDRESS=" tcp://10.0.0.5:8786 ", DASK_LOCAL_WORKERS=3):
         assert grid_compute() == {"workers": 1, "client": "tcp://10.0.0.5:8786"}
+    with override_settings(GENERATION_COMPILED_TREES=False, GENERATION_TREES_CACHE="/somewhere"):
+        assert tree_options() == {"compiled_trees": False, "trees_cache": "/somewhere"}
