@@ -28,6 +28,9 @@ class ObservationAdmin(admin.ModelAdmin):
     list_select_related = ["station"]
     raw_id_fields = ["station", "ingest_run"]
     show_full_result_count = False
+    # The observation's identity (the table's primary key index): a total order the list pages through by
+    # index, where Django's default (-pk) would sort every row (ids have a BRIN index only).
+    ordering = ["station_id", "variable", "time", "is_validation"]
 
 
 @admin.register(IngestRun)

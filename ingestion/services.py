@@ -1,9 +1,11 @@
 """Ingestion: every source file read by its reader, checked, and loaded all or nothing.
 
-Point data (stations + long observation tables) are loaded with PostgreSQL ``COPY`` (psycopg 3)
-into a staging table and merged with ``INSERT ... ON CONFLICT DO NOTHING``, in one transaction
-per file. Gridded files are registered (:class:`GridFile`: variables, extent, time span, grid),
-their values stay in the files. Every file gets an :class:`IngestRun`; a file whose checksum
+Point data (stations + long observation tables) are loaded with PostgreSQL binary ``COPY``
+(psycopg 3, rows built by :mod:`ingestion.pgcopy`), in one transaction per file: a large file of
+new stations into a partition of its own (indexed after the load, then attached), any other
+into a staging table merged with ``INSERT ... ON CONFLICT DO NOTHING`` (:func:`load_point_data`).
+Gridded files are registered (:class:`GridFile`: variables, extent, time span, grid), their
+values stay in the files. Every file gets an :class:`IngestRun`; a file whose checksum
 (over the file and its companions) was already loaded is skipped, and a changed file replaces
 the rows of its previous run.
 """
@@ -12,22 +14,24 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pandas as pd
-from django.conf import settings
 from django.contrib.gis.geos import Point, Polygon
 from django.db import connection, transaction
 from django.utils import timezone
 
+from portal import storage
 from products.methods.files import sha256
 
 from .models import GridFile, IngestRun, Observation, Station
+from .pgcopy import Column, binary_copy
 from .readers import ameriflux, ascat, basins, cardamom, ecostress, fluxnet, grids, ismn, reddyproc
 from .readers.base import PointData
 from .readers.gridtools import describe
@@ -229,60 +233,191 @@ def upsert_stations(stations) -> dict[tuple[str, str], int]:
     return {(station.network, station.code): station.id for station in saved}
 
 
-def load_point_data(data: PointData, run: IngestRun) -> tuple[int, int, int]:
-    """Upsert stations, COPY observations into a staging table and merge them (call inside a transaction).
+# Observations of a run at least this large, whose stations have no observations yet, load into a partition of
+# their own (indexes built after the load, foreign keys checked in one query); smaller runs merge through the parent.
+PARTITION_MIN_ROWS = 100_000
+# Serialises the choice and attachment of new observation partitions (pg_advisory_xact_lock key).
+PARTITION_LOCK = 7_301_018
+OBSERVATION_COLUMNS = (
+    "station_id",
+    "variable",
+    "time",
+    "value",
+    "units",
+    "quality_flag",
+    "is_validation",
+    "ingest_run_id",
+)
+IDENTITY = ["station_id", "variable", "time", "is_validation"]
+_RANGE_BOUND = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
+
+
+def observation_rows(data: PointData, station_id: dict[str, int], run_id: int) -> pd.DataFrame:
+    """The observation table of a PointData as the database columns (:data:`OBSERVATION_COLUMNS`).
+
+    ``station_id`` maps each station code to its Station id; ``time`` stays datetime64 (naive UTC),
+    a missing quality flag becomes "".
+    """
+    obs = data.observations
+    return pd.DataFrame(
+        {
+            "station_id": obs["station"].map(station_id).to_numpy(dtype=np.int64),
+            "variable": obs["variable"].to_numpy(dtype=object),
+            "time": obs["time"].to_numpy(dtype="datetime64[us]"),
+            "value": obs["value"].to_numpy(dtype=np.float64),
+            "units": obs["units"].to_numpy(dtype=object),
+            "quality_flag": obs["quality_flag"].fillna("").to_numpy(dtype=object),
+            "is_validation": obs["is_validation"].to_numpy(dtype=bool),
+            "ingest_run_id": np.full(len(obs), run_id, dtype=np.int64),
+        }
+    )
+
+
+def _copy_rows(cursor, table: str, rows: pd.DataFrame) -> None:
+    """Binary COPY of ``rows`` (columns :data:`OBSERVATION_COLUMNS`) into ``table``."""
+    types = {"station_id": "int8", "time": "timestamptz", "value": "float8", "is_validation": "bool"}
+    columns = [
+        Column(name, types.get(name, "text" if name != "ingest_run_id" else "int8"), rows[name])
+        for name in OBSERVATION_COLUMNS
+    ]
+    with cursor.copy(f"COPY {table} ({', '.join(OBSERVATION_COLUMNS)}) FROM STDIN (FORMAT binary)") as copy:
+        for block in binary_copy(columns):
+            copy.write(block)
+
+
+def _free_station_range(cursor, station_ids: np.ndarray) -> tuple[int, int] | None:
+    """``(lo, hi)`` (hi exclusive) spanning ``station_ids`` when no observation of any station id in it exists
+    and no partition covers any of it; None otherwise."""
+    lo, hi = int(station_ids.min()), int(station_ids.max()) + 1
+    cursor.execute(
+        "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'ingestion_observation'::regclass"
+    )
+    for (bound,) in cursor.fetchall():
+        match = _RANGE_BOUND.search(bound)
+        if match and int(match[1]) < hi and lo < int(match[2]):
+            return None
+    cursor.execute(
+        "SELECT EXISTS (SELECT 1 FROM ingestion_observation WHERE station_id >= %s AND station_id < %s)", [lo, hi]
+    )
+    return None if cursor.fetchone()[0] else (lo, hi)
+
+
+def _load_partition(cursor, rows: pd.DataFrame, bounds: tuple[int, int], run: IngestRun, timings: dict) -> int:
+    """COPY ``rows`` (no duplicate identities) into a new table, index it, check its keys, attach it."""
+    table = f"ingestion_observation_r{run.id}"
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
+    cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    cursor.execute(f"CREATE TABLE {table} (LIKE ingestion_observation INCLUDING DEFAULTS)")
+    _copy_rows(cursor, table, rows)
+    lap("copy")
+    cursor.execute(
+        f"ALTER TABLE {table} ADD CONSTRAINT {table}_identity PRIMARY KEY (station_id, variable, time, is_validation)"
+    )
+    cursor.execute(f"CREATE INDEX {table}_id_brin ON {table} USING brin (id)")
+    lap("indexes")
+    # the parent's foreign keys, checked here in one query each (not row by row at commit)
+    cursor.execute(
+        f"ALTER TABLE {table} "
+        f"ADD CONSTRAINT {table}_station_fk FOREIGN KEY (station_id) REFERENCES ingestion_station (id) "
+        "DEFERRABLE INITIALLY DEFERRED, "
+        f"ADD CONSTRAINT {table}_run_fk FOREIGN KEY (ingest_run_id) REFERENCES ingestion_ingestrun (id) "
+        "DEFERRABLE INITIALLY DEFERRED"
+    )
+    lap("foreign_keys")
+    lo, hi = bounds
+    cursor.execute(f"ALTER TABLE ingestion_observation ATTACH PARTITION {table} FOR VALUES FROM ({lo}) TO ({hi})")
+    lap("attach")
+    return len(rows)
+
+
+def _merge(cursor, rows: pd.DataFrame, timings: dict) -> int:
+    """COPY ``rows`` into a staging table and insert those whose identity is new (ON CONFLICT DO NOTHING)."""
+    clock = time.perf_counter()
+    cursor.execute("DROP TABLE IF EXISTS observation_staging")
+    cursor.execute(
+        "CREATE TEMP TABLE observation_staging (station_id bigint, variable text, time timestamptz, "
+        "value double precision, units text, quality_flag text, is_validation boolean, ingest_run_id bigint) "
+        "ON COMMIT DROP"
+    )
+    _copy_rows(cursor, "observation_staging", rows)
+    timings["copy"] = timings.get("copy", 0.0) + time.perf_counter() - clock
+    clock = time.perf_counter()
+    cursor.execute(
+        f"INSERT INTO ingestion_observation ({', '.join(OBSERVATION_COLUMNS)}) "
+        f"SELECT {', '.join(OBSERVATION_COLUMNS)} FROM observation_staging "
+        "ON CONFLICT (station_id, variable, time, is_validation) DO NOTHING"
+    )
+    inserted = cursor.rowcount
+    cursor.execute("DROP TABLE observation_staging")
+    timings["merge"] = timings.get("merge", 0.0) + time.perf_counter() - clock
+    return inserted
+
+
+def load_point_data(
+    data: PointData, run: IngestRun, *, timings: dict[str, float] | None = None
+) -> tuple[int, int, int]:
+    """Upsert stations and load observations (call inside a transaction).
+
+    A run of at least :data:`PARTITION_MIN_ROWS` observations whose stations (and every station id
+    between the smallest and largest of them) have no observation yet, and whose station id range
+    no partition covers, is COPYed into a table of its own, indexed after the load, its foreign
+    keys checked in one query each, and attached as the partition of that station id range. Any
+    other run is COPYed into a staging table and merged into the parent with ``INSERT ... ON
+    CONFLICT DO NOTHING`` (its rows go to the partition of their station, else the default one).
+    Either way an observation whose identity (station, variable, time, validation flag) is already
+    stored, or repeated in the file, is kept once, as first stored.
 
     Parameters
     ----------
     data : validated PointData (stations and long-form observations).
     run : the IngestRun the new rows are attributed to.
+    timings : dict, optional
+        Filled with the seconds of each step: ``stations``, ``format``, ``check`` (a run large
+        enough for a partition of its own), then ``dedupe``, ``copy``, ``indexes``,
+        ``foreign_keys`` and ``attach`` for a new partition, or ``copy`` (into staging) and
+        ``merge`` otherwise. A new partition is not ANALYZEd here: autovacuum analyzes it
+        after the commit, as any table with that many new rows.
 
     Returns
     -------
     (stations, inserted, skipped): stations upserted, observations inserted, and observations
-    already present (same station, variable, time and validation flag), which are left as they are.
+    already present or repeated, which are left as they are.
     """
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
     ids = upsert_stations(data.stations)
     station_id = {
         code: ids[(network, code)]
         for code, network in zip(data.stations["code"], data.stations["network"], strict=True)
     }
-    obs = data.observations
-    # Integers format much faster than timestamps: time travels as epoch seconds (UTC).
-    table = pd.DataFrame(
-        {
-            "station_id": obs["station"].map(station_id),
-            "variable": obs["variable"],
-            "time": obs["time"].to_numpy().astype("datetime64[s]").astype("int64"),
-            "value": obs["value"],
-            "units": obs["units"],
-            "quality_flag": obs["quality_flag"],
-            "is_validation": obs["is_validation"],
-        }
-    )
-    buffer = io.StringIO()
-    table.to_csv(buffer, index=False, header=False)
-    buffer.seek(0)
+    timings["stations"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    rows = observation_rows(data, station_id, run.id)
+    timings["format"] = time.perf_counter() - clock
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS observation_staging")
-        cursor.execute(
-            "CREATE TEMP TABLE observation_staging (station_id bigint, variable text, time bigint, "
-            "value double precision, units text, quality_flag text, is_validation boolean) ON COMMIT DROP"
-        )
-        with cursor.cursor.copy("COPY observation_staging FROM STDIN (FORMAT csv)") as copy:
-            while block := buffer.read(1 << 22):
-                copy.write(block)
-        cursor.execute(
-            "INSERT INTO ingestion_observation "
-            "(station_id, variable, time, value, units, quality_flag, is_validation, ingest_run_id) "
-            "SELECT station_id, variable, to_timestamp(time), value, units, coalesce(quality_flag, ''), "
-            "is_validation, %s FROM observation_staging "
-            "ON CONFLICT (station_id, variable, time, is_validation) DO NOTHING",
-            [run.id],
-        )
-        inserted = cursor.rowcount
-        cursor.execute("DROP TABLE observation_staging")
-    return len(ids), inserted, len(table) - inserted
+        bounds = None
+        if len(rows) >= PARTITION_MIN_ROWS:
+            clock = time.perf_counter()
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITION_LOCK])
+            bounds = _free_station_range(cursor, rows["station_id"].to_numpy())
+            timings["check"] = time.perf_counter() - clock
+        if bounds is not None:
+            clock = time.perf_counter()
+            repeated = rows.duplicated(IDENTITY)  # the first of each identity is kept, as the merge keeps it
+            rows_new = rows[~repeated] if repeated.any() else rows
+            timings["dedupe"] = time.perf_counter() - clock
+            inserted = _load_partition(cursor.cursor, rows_new, bounds, run, timings)
+        else:
+            inserted = _merge(cursor.cursor, rows, timings)
+    return len(ids), inserted, len(rows) - inserted
 
 
 def register_grid(ds, *, run: IngestRun, path: Path) -> GridFile:
@@ -311,7 +446,8 @@ def register_grid(ds, *, run: IngestRun, path: Path) -> GridFile:
 def cube_for(grid: GridFile) -> Path:
     """The chunked, compressed NetCDF4 copy of a registered grid, written on first use.
 
-    Products read their gridded inputs from this store (``DATA_ROOT/cubes/<sha256>.nc``) rather
+    Products read their gridded inputs from this store (``DATA_ROOT/cubes/<sha256>.nc``, see
+    :mod:`portal.storage`; on S3 a local read-through copy is returned) rather
     than from the source files: one layout and one reader for every source format. Variables
     are chunked one time step by at most 256 x 256 cells (map-oriented; the layout for serving
     point series is chosen with the subset service) and deflated (zlib level 4). The file is
@@ -327,9 +463,10 @@ def cube_for(grid: GridFile) -> Path:
     ReaderError
         The source file no longer opens as it did when registered.
     """
-    target = Path(settings.DATA_ROOT) / "cubes" / f"{grid.sha256}.nc"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
+    relative = f"cubes/{grid.sha256}.nc"
+    if not storage.is_file(relative):
+        partial = storage.work_root() / "tmp" / f"cube-{grid.sha256}.tmp{os.getpid()}.nc"  # local scratch
+        partial.parent.mkdir(parents=True, exist_ok=True)
         with grids.open_any(grid.path) as ds:
             encoding = {}
             for name, var in ds.data_vars.items():
@@ -339,12 +476,10 @@ def cube_for(grid: GridFile) -> Path:
                     1 if dim == "time" else min(size, 256) for dim, size in zip(var.dims, var.shape, strict=True)
                 )
                 encoding[name] = {"zlib": True, "complevel": 4, "chunksizes": chunks}
-            partial = target.with_suffix(f".tmp{os.getpid()}")
             ds.attrs["source_file"], ds.attrs["source_sha256"] = grid.path, grid.sha256
             ds.to_netcdf(partial, format="NETCDF4", encoding=encoding)
-        os.replace(partial, target)
-    relative = str(target.relative_to(settings.DATA_ROOT))
+        storage.put_file(partial, relative)  # local: renamed into place; S3: uploaded whole
     if grid.cube_path != relative:
         GridFile.objects.filter(id=grid.id).update(cube_path=relative)
         grid.cube_path = relative
-    return target
+    return storage.local_path(relative)  # on S3 the read-through local copy (the readers need a file)
