@@ -9,7 +9,8 @@ and each request (a 720 x 360 global image; a 256 x 256 regional one, as a panni
   :func:`portal.maps.services.render_png` does on a first request, minus Django);
 * warm: the written PNG read back (the file cache answering a repeated request).
 
-Printed: median and 95th percentile of each, and cold/raw and warm/raw as ratios of medians. No timed
+Printed: median and 95th percentile of each, and cold/raw and warm/raw as ratios of medians, and the peak
+resident memory of this process so far (:mod:`tests.bench.memory`; the grid is built in it too). No timed
 assertions: only that the image has the requested size and that the cold path read the raw window.
 Run with ``make bench`` or ``.venv/bin/pytest tests/bench/test_bench_maps.py -s -q``.
 """
@@ -29,6 +30,7 @@ from PIL import Image
 
 from portal.maps import render
 from portal.subsets import store
+from tests.bench import memory
 
 DAYS = int(os.environ.get("BENCH_MAPS_DAYS", "30"))
 CASES = [((-180, -90, 180, 90), 720, 360), ((70, 20, 110, 50), 256, 256)]
@@ -87,5 +89,6 @@ def test_render_times_against_the_raw_window_read(grid):
         print(
             f"\nmap {w}x{h} {bbox}, {DAYS} days: raw read median {rm * 1e3:.1f} ms p95 {rp * 1e3:.1f}; "
             f"cold render median {cm * 1e3:.1f} ms p95 {cp * 1e3:.1f} (x{cm / rm:.2f} raw); "
-            f"warm median {wm * 1e3:.2f} ms p95 {wp * 1e3:.2f} (x{wm / rm:.3f} raw)"
+            f"warm median {wm * 1e3:.2f} ms p95 {wp * 1e3:.2f} (x{wm / rm:.3f} raw); {memory.summary()} "
+            "(the renders run in this process, as in a web worker)"
         )

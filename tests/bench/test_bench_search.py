@@ -18,6 +18,10 @@ Figures per type:
   ``catalog_dataset``, joined with tags) with its count, first page and category counts, run in the
   bench process on the same database (no such endpoint exists any more).
 
+Peak resident memory beside the times (:mod:`tests.bench.memory`): of each gunicorn process (master and web
+workers, ``VmHWM`` read before the server stops) and of the bench process (which loads the records and runs
+the baseline).
+
 Results go to ``var/bench/search/results.json`` and are printed. No timed assertion: only that every
 request answered 200 and found records where it must.
 """
@@ -37,7 +41,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.bench import synthetic_catalog
+from tests.bench import memory, synthetic_catalog
 from tests.conftest import web_server
 
 pytestmark = pytest.mark.django_db
@@ -227,7 +231,16 @@ def test_search_at_catalogue_scale(service_env, synthetic_records, django_db_blo
                     "cold_over_baseline_p95": round(_percentiles(cold)["p95"] / _percentiles(baseline)["p95"], 2),
                     "median_matches": int(statistics.median(totals)),
                 }
+            server = memory.tree("gunicorn")  # the master and its workers, read while they still run
+            results["memory"] = {
+                "web_processes": [
+                    {"pid": p.pid, "rss_mib": p.rss // memory.MIB, "peak_mib": p.peak // memory.MIB} for p in server
+                ],
+                "bench_process_peak_mib": memory.peak_rss_self() // memory.MIB,
+            }
         out = Path(os.environ.get("BENCH_SEARCH_DIR", Path(settings.BASE_DIR) / "var" / "bench" / "search"))
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))
         print(json.dumps(results, indent=2))
+        print(f"[bench search] {memory.summary(server)}")
+        assert server, "no gunicorn process found below this one"

@@ -19,6 +19,10 @@ reading it slowly (``BENCH_SLOW_READ_BYTES_PER_S``, default 1 MiB/s, so about 20
 64 KiB receive window; the p95 of
 both and their ratio are printed and saved. No timed assertion: only that every home page answered 200.
 
+Beside the times, each test saves and prints the peak and current resident memory of every gunicorn
+process (master and web workers, from ``/proc``, read while the server runs) and of the bench process
+(:mod:`tests.bench.memory`).
+
 Results go to ``var/bench/load/`` (``BENCH_LOAD_DIR``): locust's CSV files and ``results.json``.
 Run with ``make bench`` or ``.venv/bin/python -m pytest tests/bench/test_load.py -p no:cacheprovider -q -s``;
 ``BENCH_LOAD_SECONDS=30`` for a quick try.
@@ -43,6 +47,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
+from tests.bench import memory
 from tests.conftest import web_server
 from tests.grids import FT, committed_grid
 
@@ -138,6 +143,7 @@ def test_twenty_users_for_three_minutes_without_an_error(load_url, load_grid):
             "seconds": SECONDS,
             "stats": summary,
             "rate_limits": "raised for the run: " + ", ".join(f"{k}={v}" for k, v in NO_LIMITS.items()),
+            "memory": _memory(),
         },
     )
     print(
@@ -149,11 +155,24 @@ def test_twenty_users_for_three_minutes_without_an_error(load_url, load_grid):
             f"  {name:24s} n={s['requests']:6d} fail={s['failures']:4d} median={s['median_ms']:7.0f} ms "
             f"p95={s['p95_ms']:7.0f} ms max={s['max_ms']:7.0f} ms"
         )
+    print(f"  {memory.summary(memory.tree('gunicorn'))}")
     if Path(f"{prefix}_failures.csv").exists():
         print(Path(f"{prefix}_failures.csv").read_text()[:3000])
     assert int(total["Request Count"]) > USERS, "locust made (almost) no request"
     assert int(total["Failure Count"]) == 0, "failed requests (above and in locust_failures.csv)"
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _memory() -> dict:
+    """Peak and current RSS of each gunicorn process (master and web workers, read while they run) and the peak
+    of this process, in MiB (:mod:`tests.bench.memory`)."""
+    return {
+        "web_processes": [
+            {"pid": p.pid, "rss_mib": p.rss // memory.MIB, "peak_mib": p.peak // memory.MIB}
+            for p in memory.tree("gunicorn")
+        ],
+        "bench_process_peak_mib": memory.peak_rss_self() // memory.MIB,
+    }
 
 
 def _home_times(url: str, n: int, keep_going=lambda: True) -> list[float]:
@@ -232,12 +251,14 @@ def test_home_page_p95_while_two_heavy_downloads_run(load_url, load_grid):
         "slow_read_bytes_per_s": SLOW_READ,
     }
     result["p95_ratio"] = result["home_p95_with_downloads_s"] / result["home_p95_alone_s"]
+    result["memory"] = _memory()
     _save("home_with_heavy_downloads", result)
     print(
         f"\nhome page p95: {result['home_p95_alone_s'] * 1000:.0f} ms alone, "
         f"{result['home_p95_with_downloads_s'] * 1000:.0f} ms during two slow downloads of the grid file "
         f"({len(busy)} samples): ratio {result['p95_ratio']:.1f}; downloads: "
         + ", ".join(f"{r.get('bytes', 0) / 2**20:.0f} MiB in {r.get('seconds', 0):.1f} s" for r in records)
+        + f"\n  {memory.summary(memory.tree('gunicorn'))}"
     )
     size = (Path(settings.DATA_ROOT) / load_grid.files.get().path).stat().st_size
     assert all(r.get("status") == 200 and r.get("bytes") == size for r in records), (size, records)
