@@ -1,5 +1,5 @@
-"""Binary COPY rows built with NumPy (ingestion.pgcopy), decoded back here field by field (no database).
-
+"""Binary COPY rows built with NumPy (ingestion.pgcopy), decoded back here field by field, and the identity
+order a new partition is loaded in (ingestion.services.identity_order); no database.
 SYNTHETIC values.
 """
 
@@ -116,3 +116,43 @@ def test_bad_columns_are_refused_with_their_name(bad, message):
 def test_columns_of_different_lengths_are_refused():
     with pytest.raises(ValueError, match="different lengths"):
         b"".join(binary_copy([Column("a", "int8", np.arange(3)), Column("b", "float8", np.arange(4.0))]))
+
+
+def _rows(stations, variables, hours, flags, values) -> dict[str, np.ndarray]:
+    n = len(stations)
+    return {
+        "station_id": np.array(stations, dtype=np.int64),
+        "variable": np.array(variables, dtype=object),
+        "time": (np.datetime64("2001-01-01T00:00", "us") + np.array(hours) * np.timedelta64(1, "h")),
+        "value": np.array(values, dtype=float),
+        "units": np.array(["1"] * n, dtype=object),
+        "quality_flag": np.array([""] * n, dtype=object),
+        "is_validation": np.array(flags, dtype=bool),
+        "ingest_run_id": np.full(n, 9, dtype=np.int64),
+    }
+
+
+def test_rows_are_put_in_identity_order_keeping_the_first_of_a_repeated_identity():
+    from ingestion.services import identity_order
+
+    rows = _rows(
+        stations=[2, 1, 2, 1, 1, 2],
+        variables=["ta", "ta", "et", "ta", "ta", "ta"],
+        hours=[0, 1, 5, 0, 1, 0],
+        flags=[False, False, False, False, False, True],
+        values=[1, 2, 3, 4, 5, 6],
+    )
+    out = identity_order(rows)
+    assert out["station_id"].tolist() == [1, 1, 2, 2, 2]
+    assert out["variable"].tolist() == ["ta", "ta", "et", "ta", "ta"]
+    assert out["value"].tolist() == [4, 2, 3, 1, 6]  # station 1 ta hour 1: the first given (2), not 5
+    assert out["is_validation"].tolist() == [False, False, False, False, True]
+
+
+def test_rows_already_in_identity_order_are_only_checked():
+    from ingestion.services import identity_order
+
+    rows = _rows([1, 1, 2], ["et", "ta", "et"], [0, 0, 0], [False, False, False], [1, 2, 3])
+    assert identity_order(rows) is rows
+    repeated = _rows([1, 1, 2], ["et", "et", "et"], [0, 0, 0], [False, False, False], [1, 2, 3])
+    assert identity_order(repeated)["value"].tolist() == [1, 3]
