@@ -27,6 +27,7 @@ import xarray as xr
 from django.conf import settings
 from django.test import override_settings
 
+from portal import storage
 from tests.conftest import web_server
 from tests.grids import FT, committed_grid, grid_values
 
@@ -75,7 +76,7 @@ def s3_portal(s3_server, service_env, django_db_blocker, tmp_path_factory):
         "SUBSET_SYNC_MAX_BYTES": "10000",
     }
     try:
-        with committed_grid(django_db_blocker) as version, web_server(env) as url:
+        with committed_grid(django_db_blocker) as version, web_server(env, workers=1) as url:
             with django_db_blocker.unblock():
                 files = {f.name: (f.size, f.sha256) for f in version.files.all()}
             yield Portal(url, env, version, prefix, work, files)
@@ -91,6 +92,10 @@ def test_publish_places_the_version_in_the_bucket_and_nothing_on_local_disk(s3_p
     assert {"grid.nc", "cube/grid/map.zarr/.zmetadata", "cube/grid/series.zarr/.zmetadata"} <= names
     data = fs.cat_file(f"{base}/grid.nc")
     assert (len(data), hashlib.sha256(data).hexdigest()) == s3_portal.files["grid.nc"]
+    with storage.open_dataset(f"{version.directory}/grid.nc") as remote:  # range reads, h5netcdf
+        published = xr.open_dataset(storage.local_path(f"{version.directory}/grid.nc"), engine="netcdf4")
+        with published:
+            xr.testing.assert_identical(remote.load(), published.load())  # the stamped product file, both engines
     assert not list((s3_portal.work / "tests" / "tmp").glob("*"))  # the run's work folder went once uploaded
     assert not (session_data_root / version.directory).exists()  # the session's local data root: untouched
 

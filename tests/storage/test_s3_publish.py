@@ -1,13 +1,20 @@
-"""Publishing into an S3 data root all or nothing (moto's real S3 server, tests/storage/conftest.py).
+"""Writing into an S3 data root (moto's real S3 server, tests/storage/conftest.py): versions all or nothing, the
+input cube store.
 
 A version whose upload or commit fails leaves no object in the bucket and no row; one that succeeds leaves
-the work folder nowhere. SYNTHETIC grid of tests/grids.py.
+the work folder nowhere (SYNTHETIC grid of tests/grids.py). A registered input grid's chunked cube goes to the
+bucket and the generators get a local copy of it (a real GLDAS file).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import xarray as xr
 
+from ingestion.models import GridFile
+from ingestion.readers.grids import open_any
+from ingestion.services import cube_for, ingest
 from portal import storage
 from portal.catalog.models import DatasetVersion
 from tests.grids import FT, publish_grid
@@ -61,3 +68,18 @@ def test_an_upload_that_fails_leaves_no_object_and_no_row(s3_root, s3_server, mo
         publish_grid(FT, days=2, step=10.0)
     assert len(calls) == 3 and _objects(s3_server, s3_root) == []
     assert DatasetVersion.objects.filter(dataset_id=FT).count() == before
+
+
+def test_an_input_cube_is_stored_in_the_bucket_and_read_through_a_local_copy(s3_root, s3_server, shared_data):
+    source = sorted((shared_data / "gldas_testdata").rglob("*.nc4"))[0]
+    ingest("grid", source)
+    grid = GridFile.objects.get(path=str(source))
+    cube = cube_for(grid)
+    assert grid.cube_path == f"cubes/{grid.sha256}.nc" and storage.is_file(grid.cube_path)
+    assert cube.is_relative_to(storage.work_root() / "s3-cache") and cube.stat().st_size == storage.size(grid.cube_path)
+    with xr.open_dataset(cube) as stored, open_any(source) as original:
+        name = "SoilMoi0_10cm_inst"
+        np.testing.assert_array_equal(stored[name].values, original[name].values)
+        assert stored.attrs["source_sha256"] == grid.sha256
+    assert cube_for(grid) == cube  # the object and the copy are reused
+    assert not list((storage.work_root() / "tmp").glob("*"))  # the partial went up and away

@@ -80,6 +80,17 @@ def test_s3_reads_equal_the_netcdf4_engine_on_the_local_file(s3_root, tmp_path):
         xr.testing.assert_identical(remote.load(), reference)
 
 
+def test_a_real_netcdf4_file_reads_the_same_over_s3_as_with_netcdf4(s3_root, shared_data):
+    source = sorted((shared_data / "gldas_testdata").rglob("*.nc4"))[0]  # real GLDAS Noah 0.25 degree, NetCDF-4
+    local = storage.work_root() / "tmp" / source.name
+    local.parent.mkdir(parents=True)
+    local.write_bytes(source.read_bytes())
+    storage.put_file(local, f"cubes/{source.name}")
+    reference = xr.open_dataset(source, engine="netcdf4").load()
+    with storage.open_dataset(f"cubes/{source.name}") as remote:
+        xr.testing.assert_identical(remote.load(), reference)
+
+
 def test_a_tree_is_placed_whole_with_zarr_metadata_last(backend, tmp_path, monkeypatch):
     tree = storage.work_root() / "tmp" / "run"
     synthetic_grid().to_zarr(tree / "cube" / "map.zarr", zarr_format=2, consolidated=True)
