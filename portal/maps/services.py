@@ -6,7 +6,7 @@ Values are read from the map-chunked cube store (:func:`portal.subsets.services.
 under the requested pixels (orthogonal indexing), and drawn by the pure :mod:`portal.maps.render`.
 
 Caching: published versions are immutable, so a rendered PNG is kept as a file under
-``DATA_ROOT/maps-cache/<sha256 of the NetCDF>/`` keyed by (variable, time step, bbox, size) and written
+``WORK_ROOT/maps-cache/<sha256 of the NetCDF>/`` keyed by (variable, time step, bbox, size) and written
 atomically (:func:`products.methods.files.atomic_path`); the colour range of a variable (sampled once
 from three time steps) is kept there too. The key holds the file's checksum, so a new version (or a
 file replaced in tests) never reads a stale image. No access checks here: the views check

@@ -1004,8 +1004,9 @@ def expire_jobs() -> int:
 
 
 def remove_orphans(max_age_seconds: float | None = None) -> int:
-    """Delete temporary answer files (``DATA_ROOT/tmp``) older than ``max_age_seconds``
-    (default ``settings.SUBSET_TMP_MAX_AGE_SECONDS``): what a killed worker left. Returns how many.
+    """Delete temporary answer files (``WORK_ROOT/tmp`` on local disk, :func:`portal.storage.work_root`) older
+    than ``max_age_seconds`` (default ``settings.SUBSET_TMP_MAX_AGE_SECONDS``): what a killed worker left.
+    Returns how many.
 
     A direct answer's file is unlinked as soon as its response opens it, so a file this old
     belongs to no request.
