@@ -69,7 +69,9 @@ from products.generators.et_fusion import (
 from products.methods import cf
 from products.methods.chunked import (
     FILL_VALUE,
+    ComputeFunction,
     GridSpec,
+    ReadFunction,
     Window,
     create_output,
     float_grid_variable,
@@ -415,6 +417,18 @@ def grid_values(
         ``standard_error``.
     """
     matrix, valid = forcing_features(window, forcing, lat=lat, starts=starts, month_sin=month_sin, month_cos=month_cos)
+    return matrix_values(window, matrix, valid, predict=predict, standard_error=standard_error)
+
+
+def matrix_values(
+    window: Window,
+    matrix: np.ndarray,
+    valid: np.ndarray,
+    *,
+    predict: Callable[[np.ndarray], np.ndarray],
+    standard_error: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """ET and its standard error of one window from its features (:func:`window_features`); see :func:`grid_values`."""
     et = predict_given(window, matrix, valid, predict=predict)
     se = None if standard_error is None else predict_given(window, matrix, valid, predict=standard_error)
     return et, se
@@ -676,15 +690,23 @@ def predict_et_grid(
                 attrs,
             ),
         )
-        compute = functools.partial(
-            grid_values,
-            lat=cube.lat,
-            starts=starts,
-            month_sin=calendar["month_sin"].to_numpy(),
-            month_cos=calendar["month_cos"].to_numpy(),
-            predict=predict_et,
-            standard_error=predict_se,
-        )
+        calendar_features = {
+            "starts": starts,
+            "month_sin": calendar["month_sin"].to_numpy(),
+            "month_cos": calendar["month_cos"].to_numpy(),
+        }
+        features: ReadFunction
+        compute: ComputeFunction
+        if engine is not None and engine.startswith("lleaves"):
+            # a fast predict: the daily drivers go to the compute thread, the I/O thread only reads and writes
+            features = functools.partial(read_forcing, cube=cube, starts=starts)
+            compute = functools.partial(
+                grid_values, lat=cube.lat, **calendar_features, predict=predict_et, standard_error=predict_se
+            )
+        else:
+            # LightGBM's predict is the long part: the I/O thread also builds the features, beside it
+            features = functools.partial(window_features, cube=cube, **calendar_features)
+            compute = functools.partial(matrix_values, predict=predict_et, standard_error=predict_se)
         with atomic_path(out_path) as tmp:
             nc = create_output(tmp, spec)
             try:
@@ -706,7 +728,7 @@ def predict_et_grid(
                 # one pass: each window's forcing is read once (on the I/O thread when in process) for both
                 run_windows(
                     windows(spec.shape, (days_per_chunk, *chunk)),
-                    functools.partial(read_forcing, cube=cube, starts=starts),
+                    features,
                     compute,
                     write,
                     workers=workers,
