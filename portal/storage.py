@@ -254,8 +254,8 @@ def open_zarr(relative: str | os.PathLike, chunks: dict | None = None) -> xr.Dat
 def local_path(relative: str | os.PathLike) -> Path:
     """A local file with the bytes of the file at ``relative``, for code that needs a real file.
 
-    Local: the file itself. S3: a read-through copy under ``<work_root>/s3-cache/``, named by a hash
-    of the path, size and ETag, downloaded once (into a temporary name, then renamed: never half
+    Local: the file itself. S3: a read-through copy ``<work_root>/s3-cache/<hash>/<relative>``, the
+    hash of the path, size and ETag, downloaded once (into a temporary name, then renamed: never half
     there) and reused while the object is unchanged.
 
     Raises
@@ -271,7 +271,7 @@ def local_path(relative: str | os.PathLike) -> Path:
     etag, nbytes = version_token(relative)
     rel = _relative(relative)
     digest = hashlib.sha256(f"{root()}/{rel}\0{etag}\0{nbytes}".encode()).hexdigest()[:32]
-    cached = work_root() / "s3-cache" / digest / PurePosixPath(rel).name
+    cached = work_root() / "s3-cache" / digest / rel  # ends with the relative path (lineage names it so)
     if cached.is_file() and cached.stat().st_size == nbytes:
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,11 @@ import pytest
 import xarray as xr
 from django.conf import settings
 from django.test import override_settings
+from django.utils import timezone
 
 from portal import storage
+from portal.subsets import services as subset_services
+from portal.subsets.models import SubsetJob
 from tests.conftest import web_server
 from tests.grids import FT, committed_grid, grid_values
 
@@ -131,7 +135,9 @@ def _worker(env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def test_a_job_runs_on_the_worker_and_its_file_is_fetched_by_a_presigned_url(s3_portal, s3_server, tmp_path):
+def test_a_job_runs_on_the_worker_and_its_file_is_fetched_by_a_presigned_url(
+    s3_portal, s3_server, tmp_path, django_db_blocker
+):
     query = urllib.parse.urlencode({"bbox": "-20,-10,20,10", "f": "netcdf", "variables": "sm"})
     status, _, body = get(f"{s3_portal.url}/api/datasets/{FT}/subset/?{query}")
     assert status == 202, body[:300]
@@ -155,6 +161,10 @@ def test_a_job_runs_on_the_worker_and_its_file_is_fetched_by_a_presigned_url(s3_
     assert status == 302 and headers["Location"].startswith(s3_server.endpoint + "/"), headers
     status, headers, data = get(headers["Location"])  # a real HTTP client to the S3 server
     assert status == 200 and len(data) == state["size"] and hashlib.sha256(data).hexdigest() == state["sha256"]
+    with django_db_blocker.unblock():  # the job past its expiry: housekeeping deletes the object
+        SubsetJob.objects.filter(id=job["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+        assert subset_services.expire_jobs() >= 1 and SubsetJob.objects.get(id=job["id"]).status == "expired"
+    assert not s3_server.filesystem().find(key)
     (tmp_path / "job.nc").write_bytes(data)
     with xr.open_dataset(tmp_path / "job.nc") as out:
         assert out.sizes["time"] == 3 and out.sizes["lat"] == 20 and out.sizes["lon"] == 40
