@@ -115,6 +115,8 @@ WORK_ROOT = envpath("WORK_ROOT", BASE_DIR) if os.environ.get("WORK_ROOT") else N
 # DOWNLOAD_PRESIGNED_SECONDS; smaller ones are streamed by the portal (with ranges and validators).
 DOWNLOAD_REDIRECT_MIN_BYTES = envint("DOWNLOAD_REDIRECT_MIN_BYTES", str(8 * 2**20))
 DOWNLOAD_PRESIGNED_SECONDS = envint("DOWNLOAD_PRESIGNED_SECONDS", "600")
+# The read-through local copies of S3 objects (WORK_ROOT/s3-cache) are pruned, least recently used first, above this.
+S3_CACHE_MAX_BYTES = envint("S3_CACHE_MAX_BYTES", str(20 * 2**30))
 # The portal's public address and contact, written into every file it publishes (ACDD publisher_url,
 # metadata_link, publisher_email); set both on a public deployment.
 PORTAL_URL = envstr("PORTAL_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -13,7 +13,8 @@ root goes through this module, with paths relative to the root (``DatasetFile.pa
 * :func:`local_path` gives a local file for code that needs one (netCDF4 writers, GDAL, byte-range
   file responses). Local: the file itself. S3: a read-through copy under
   ``<WORK_ROOT>/s3-cache``, keyed by the object's path, size and ETag (published files never
-  change, so a copy stays valid), fetched once into a temporary name and moved into place.
+  change, so a copy stays valid), fetched once into a temporary name and moved into place; the least
+  recently used copies are deleted beyond ``settings.S3_CACHE_MAX_BYTES`` (:func:`prune_cache`).
 * :func:`put_file` and :func:`put_tree` place finished work. Local: an atomic rename (as the
   portal always did). S3: an upload; one object appears whole or not at all (S3 PUT and multipart
   completion are atomic), a tree's Zarr metadata files are uploaded last (a reader that finds a
@@ -44,6 +45,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path, PurePosixPath
 
@@ -273,6 +275,7 @@ def local_path(relative: str | os.PathLike) -> Path:
     digest = hashlib.sha256(f"{root()}/{rel}\0{etag}\0{nbytes}".encode()).hexdigest()[:32]
     cached = work_root() / "s3-cache" / digest / rel  # ends with the relative path (lineage names it so)
     if cached.is_file() and cached.stat().st_size == nbytes:
+        os.utime(cached)  # recently used: pruned last
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_name(f".{cached.name}.{uuid.uuid4().hex[:8]}")
@@ -281,7 +284,43 @@ def local_path(relative: str | os.PathLike) -> Path:
         os.replace(partial, cached)
     finally:
         partial.unlink(missing_ok=True)
+    global _last_prune
+    if time.monotonic() - _last_prune >= PRUNE_INTERVAL_SECONDS:
+        _last_prune = time.monotonic()
+        prune_cache(keep=cached)
     return cached
+
+
+PRUNE_INTERVAL_SECONDS = 60.0  # a process prunes the read-through copies at most this often (after a download)
+_last_prune = float("-inf")
+
+
+def prune_cache(max_bytes: int | None = None, keep: Path | None = None) -> int:
+    """Delete the least recently used read-through copies (:func:`local_path`) until they hold at most
+    ``max_bytes`` (default ``settings.S3_CACHE_MAX_BYTES``); ``keep`` is never deleted. Returns how many
+    files went. A copy in use by an open file stays readable until closed (POSIX unlink)."""
+    limit = settings.S3_CACHE_MAX_BYTES if max_bytes is None else max_bytes
+    root = work_root() / "s3-cache"
+    if not root.is_dir():
+        return 0
+    files = []
+    for path in root.rglob("*"):
+        try:
+            if path.is_file():
+                stat = path.stat()
+                files.append((stat.st_mtime, stat.st_size, path))
+        except FileNotFoundError:  # pruned by another process meanwhile
+            continue
+    total, gone = sum(size for _, size, _ in files), 0
+    for _, size, path in sorted(files, key=lambda item: item[0]):
+        if total <= limit:
+            break
+        if keep is not None and path == keep:
+            continue
+        path.unlink(missing_ok=True)
+        total -= size
+        gone += 1
+    return gone
 
 
 def presigned_url(

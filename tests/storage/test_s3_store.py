@@ -8,6 +8,8 @@ copy reused. All data SYNTHETIC.
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -173,3 +175,17 @@ def test_downloads_stream_small_files_and_redirect_large_ones_on_s3(s3_root, s3_
 def test_health_reports_the_store(backend):
     detail = storage.describe()
     assert ("object storage" in detail) == (backend == "s3") and detail.startswith("writable")
+
+
+def test_the_read_through_copies_are_pruned_least_recently_used_first(s3_root, settings, tmp_path):
+    for i in range(3):
+        local = storage.work_root() / "tmp" / f"f{i}.bin"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(bytes([i]) * 1000)  # SYNTHETIC bytes
+        storage.put_file(local, f"jobs/{i}/f.bin")
+    copies = [storage.local_path(f"jobs/{i}/f.bin") for i in range(3)]
+    for age, copy in zip((300, 100, 200), copies, strict=True):  # f0 least recently used, then f2, then f1
+        os.utime(copy, (time.time() - age, time.time() - age))
+    assert storage.prune_cache(max_bytes=2500) == 1 and [c.exists() for c in copies] == [False, True, True]
+    assert storage.prune_cache(max_bytes=1000) == 1 and [c.exists() for c in copies] == [False, True, False]
+    assert storage.local_path("jobs/0/f.bin").read_bytes() == bytes([0]) * 1000  # fetched again when needed
