@@ -611,10 +611,12 @@ def send_published(
     params: Mapping[str, str] | None = None,
     format: str = "",
 ):
-    """A file of a published version (the file itself, or a file of its Zarr stores), once the access
-    policy has let the user in: the day's byte quota (GET), ranges and validators (versions are
-    immutable: a year's immutable cache, private unless anyone may download; ``sha256`` as the
-    ``Digest``), and a GET answered 200/206 logged with the bytes sent (and the range of a 206).
+    """A file of a published version (the file itself, or a file of its Zarr stores) at ``relative`` under
+    the data root, once the access policy has let the user in: the day's byte quota (GET), ranges and
+    validators (versions are immutable: a year's immutable cache, private unless anyone may download;
+    ``sha256`` as the ``Digest``), and a GET answered 200/206 logged with the bytes sent (and the range of
+    a 206). On S3 a large file is a 302 to a pre-signed URL (:func:`portal.files.stored_file_response`),
+    logged with the file's size.
 
     Raises
     ------
