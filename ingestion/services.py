@@ -277,29 +277,39 @@ def identity_order(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     each identity once (the first given, as the merge keeps it).
 
     Rows copied in this order make the primary key's build a pass over presorted input and lay each
-    station's series out contiguously. Rows already in that order (most readers write them so) are
-    only checked, not sorted. Variables are ordered by code point, as the database's C.UTF-8 collation
-    orders them.
+    station's series out contiguously. Rows already in that order are only checked; rows given series
+    by series, each in time order (most readers write them so), have their series moved into place
+    whole; anything else is sorted (stable). Variables are ordered by code point, as the database's
+    C.UTF-8 collation orders them.
     """
-    codes, uniques = pd.factorize(rows["variable"], sort=True)
-    keys = [rows["station_id"], codes, rows["time"].view(np.int64), rows["is_validation"].astype(np.int8)]
-    n = len(codes)
+    n = len(rows["station_id"])
     if n == 0:
         return rows
-    # lexicographic comparison of each row with the previous one: -1, 0 or 1
-    step = np.zeros(n - 1, dtype=np.int8)
-    for key in reversed(keys):
-        diff = np.sign(key[1:].astype(np.int64) - key[:-1].astype(np.int64)).astype(np.int8)
-        step = np.where(diff != 0, diff, step)
-    if (step < 0).any():
-        order = np.lexsort(keys[::-1])  # stable: the first of equal identities stays first
-        keys = [key[order] for key in keys]
-        rows = {name: values[order] for name, values in rows.items()}
-        same = np.ones(n - 1, dtype=bool)
-        for key in keys:
-            same &= key[1:] == key[:-1]
+    variable, _ = pd.factorize(rows["variable"], sort=True)
+    station, _ = pd.factorize(rows["station_id"], sort=True)
+    series = station.astype(np.int64) * (int(variable.max()) + 1) + variable  # (station, variable), in order
+    when, flag = rows["time"].view(np.int64), rows["is_validation"].astype(np.int8)
+    same_series = series[1:] == series[:-1]
+    step = np.where(when[1:] != when[:-1], np.sign(when[1:] - when[:-1]), flag[1:] - flag[:-1])
+    order = None
+    if (step[same_series] >= 0).all():  # each run of one series is in order
+        starts = np.flatnonzero(np.r_[True, ~same_series])
+        run_series = series[starts]
+        if (np.diff(run_series) <= 0).any():
+            if len(np.unique(run_series)) == len(run_series):  # one run per series: move the runs
+                lengths = np.diff(np.r_[starts, n])
+                by = np.argsort(run_series)
+                moved_starts, moved_lengths = starts[by], lengths[by]
+                shift = moved_starts - np.r_[0, np.cumsum(moved_lengths)[:-1]]
+                order = np.repeat(shift, moved_lengths) + np.arange(n)
+            else:
+                order = np.lexsort((flag, when, series))
     else:
-        same = step == 0
+        order = np.lexsort((flag, when, series))  # stable: the first of equal identities stays first
+    if order is not None:
+        rows = {name: values[order] for name, values in rows.items()}
+        series, when, flag = series[order], when[order], flag[order]
+    same = (series[1:] == series[:-1]) & (when[1:] == when[:-1]) & (flag[1:] == flag[:-1])
     if same.any():
         keep = np.r_[True, ~same]
         rows = {name: values[keep] for name, values in rows.items()}

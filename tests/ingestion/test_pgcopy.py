@@ -156,3 +156,17 @@ def test_rows_already_in_identity_order_are_only_checked():
     assert identity_order(rows) is rows
     repeated = _rows([1, 1, 2], ["et", "et", "et"], [0, 0, 0], [False, False, False], [1, 2, 3])
     assert identity_order(repeated)["value"].tolist() == [1, 3]
+
+
+def test_series_given_one_after_another_in_time_order_are_moved_whole():
+    from ingestion.services import identity_order
+
+    rows = _rows([2, 2, 1, 1, 1, 1], ["ta", "ta", "ta", "ta", "ta", "et"], [0, 1, 0, 1, 1, 3], [False] * 6, range(6))
+    out = identity_order(rows)
+    assert list(zip(out["station_id"].tolist(), out["variable"].tolist(), out["value"].tolist(), strict=True)) == [
+        (1, "et", 5),
+        (1, "ta", 2),
+        (1, "ta", 3),
+        (2, "ta", 0),
+        (2, "ta", 1),
+    ]
