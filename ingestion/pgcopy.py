@@ -140,11 +140,10 @@ def binary_copy(columns: Sequence[Column], *, block_rows: int = 1 << 18) -> Iter
         dtype, text = layouts[key]
         size = (segment.stop - segment.start) if isinstance(segment, slice) else len(segment)
         for start in range(0, size, block_rows):
+            block: slice | np.ndarray
             if isinstance(segment, slice):
-                block: slice | np.ndarray = slice(
-                    segment.start + start, min(segment.stop, segment.start + start + block_rows)
-                )
-                m = block.stop - block.start
+                low, high = segment.start + start, min(segment.stop, segment.start + start + block_rows)
+                block, m = slice(low, high), high - low
             else:
                 block = segment[start : start + block_rows]
                 m = len(block)
