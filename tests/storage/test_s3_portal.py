@@ -10,6 +10,7 @@ published file (302 to a pre-signed URL, followed by a real HTTP client to the S
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -28,6 +29,7 @@ import xarray as xr
 from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
+from PIL import Image
 
 from portal import storage
 from portal.subsets import services as subset_services
@@ -115,7 +117,7 @@ def test_a_direct_subset_over_http_is_read_from_the_bucket(s3_portal, tmp_path):
         np.testing.assert_array_equal(out["sm"].values, expected.astype("float32"))
 
 
-def test_edr_and_opendap_read_the_bucket(s3_portal):
+def test_edr_opendap_and_map_previews_read_the_bucket(s3_portal, s3_server):
     query = urllib.parse.urlencode({"coords": "POINT(10.3 20.8)", "datetime": "2015-01-02/.."})
     status, _, body = get(f"{s3_portal.url}/api/edr/collections/{FT}/position?{query}")
     assert status == 200, body[:300]
@@ -126,6 +128,12 @@ def test_edr_and_opendap_read_the_bucket(s3_portal):
     with xr.open_dataset(f"{s3_portal.url}/opendap/{FT}/v{number}/grid.nc", engine="netcdf4") as remote:
         cell = remote["sm"].sel(lat=-44.5, lon=100.5).values
         np.testing.assert_array_equal(cell, grid_values(np.arange(3), -44.5, 100.5).astype("float32"))
+    query = urllib.parse.urlencode({"time": "2015-01-02", "bbox": "10,20,14,22", "width": 4, "height": 2})
+    status, headers, body = get(f"{s3_portal.url}/api/datasets/{FT}/map.png?{query}")
+    assert status == 200 and headers["Content-Type"] == "image/png", body[:300]
+    assert Image.open(io.BytesIO(body)).size == (4, 2)
+    assert list((s3_portal.work / "web" / "maps-cache").rglob("*.png"))  # images cached on local disk ...
+    assert not s3_server.filesystem().find(f"{s3_server.bucket}/{s3_portal.prefix}/maps-cache")  # ... not in S3
 
 
 def _worker(env: dict, log: Path) -> subprocess.Popen:
