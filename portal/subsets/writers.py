@@ -931,6 +931,10 @@ def to_coveragejson(ds: xr.Dataset) -> dict[str, Any]:
     }
 
 
+WITH_GLOBAL_ATTRIBUTES = frozenset({"netcdf", "zarr"})
+"""The formats of :func:`write` that carry the record's global attributes (``attrs``); the others ignore them."""
+
+
 def write(
     ds: xr.Dataset, path: str | os.PathLike[str], fmt: str, *, attrs: Mapping[str, str], drop_empty: bool = False
 ) -> Path:
