@@ -51,10 +51,8 @@ LAND_FRACTION = 0.30e6 / (1440 * 600)  # ~0.3 million land cells at 0.25 degree,
 DAY = pd.Timestamp("2016-01-01")
 
 
-def synthetic_model() -> lightgbm.LGBMRegressor:
-    """SYNTHETIC training rows with the ET fusion features; the ET fusion default parameters."""
-    rng = np.random.default_rng(0)
-    n = 20_000
+def synthetic_features(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """SYNTHETIC rows of the ET fusion drivers (plausible ranges, made up) with its calendar features."""
     tmax = rng.uniform(-30, 40, n)
     frame = pd.DataFrame(
         {
@@ -68,6 +66,14 @@ def synthetic_model() -> lightgbm.LGBMRegressor:
         }
     )
     et_fusion.add_calendar_features(frame)
+    return frame
+
+
+def synthetic_model() -> lightgbm.LGBMRegressor:
+    """SYNTHETIC training rows with the ET fusion features; the ET fusion default parameters."""
+    rng = np.random.default_rng(0)
+    n = 20_000
+    frame = synthetic_features(n, rng)
     et = (
         0.12 * frame["ssrd"] * np.clip(frame["tmax"] + 5, 0, None) / 30
         + 0.05 * frame["vpd"]

@@ -309,24 +309,10 @@ def test_storage_per_product_and_layout(tmp_path):
 
 
 def test_predict_rate_of_the_et_model():
-    from tests.bench.test_bench_generate import synthetic_model
+    from tests.bench.test_bench_generate import synthetic_features, synthetic_model
 
     model = synthetic_model()
-    rng = np.random.default_rng(2)
-    tmax = rng.uniform(-30, 40, ROWS)
-    frame = pd.DataFrame(
-        {
-            "tmin": tmax - rng.uniform(2, 15, ROWS),
-            "tmax": tmax,
-            "ssrd": rng.uniform(0, 30, ROWS),
-            "vpd": rng.uniform(0, 40, ROWS),
-            "precip": rng.exponential(2.5, ROWS),
-            "lat": rng.uniform(-60, 80, ROWS),
-            "time": pd.to_datetime({"year": 2016, "month": rng.integers(1, 13, ROWS), "day": 1}),
-        }
-    )
-    et_fusion.add_calendar_features(frame)
-    x = frame[list(et_fusion.FEATURES)]
+    x = synthetic_features(ROWS, np.random.default_rng(2))[list(et_fusion.FEATURES)]
     seconds = []
     for _ in range(3):
         start = time.perf_counter()
