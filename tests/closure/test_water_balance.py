@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from ingestion.models import Observation, Station
@@ -22,9 +21,15 @@ TWS_ID, ET_ID = services.dataset_ids()
 
 
 @pytest.fixture
-def published(django_db_setup):
+def uncached(monkeypatch):
+    """No closure answer is kept in the cache (timeout 0) during the test. (Not ``cache.clear()``: Redis's
+    FLUSHDB would also empty the other test process's rate-limit counters, whatever their key prefix.)"""
+    monkeypatch.setattr(services, "CACHE_SECONDS", 0)
+
+
+@pytest.fixture
+def published(django_db_setup, uncached):
     """Both versions published (inside the test's transaction) and P, R of the basins ingested as rows."""
-    cache.clear()
     t = terms(3)
     tws = publish_version(TWS_ID, {services.TWS_FILE: tws_file(t)}, notes="synthetic")
     et = publish_version(ET_ID, {services.ET_FILE: et_file(t)}, notes="synthetic")
@@ -42,7 +47,6 @@ def published(django_db_setup):
     client = Client()
     client.force_login(make_user("closure@example.org"))
     yield {"terms": t, "tws": tws, "et": et, "client": client}
-    cache.clear()
 
 
 def test_the_api_gives_every_basin_and_region_with_the_numbers_and_sources(published):
@@ -152,16 +156,14 @@ def test_the_series_of_a_closed_network_does_not_leak(published):
 
 
 @pytest.mark.django_db
-def test_without_a_published_version_the_answer_is_404():
+def test_without_a_published_version_the_answer_is_404(uncached):
     # other tests of the session may have published TWS versions (committed): none here, in this transaction;
     # both records open, so that the answer is about the missing version, not about access
-    cache.clear()
     DatasetVersion.objects.filter(dataset_id=TWS_ID).delete()
     Dataset.objects.filter(id__in=[TWS_ID, ET_ID]).update(share_type=Dataset.ShareType.OPEN)
     response = Client().get("/api/water-balance/")
     assert response.status_code == 404 and "tws_rec" in response.json()["detail"]
     assert Client().get("/water-balance/").status_code == 404
-    cache.clear()
 
 
 def test_the_page_lists_basins_regions_and_charts_the_chosen_one(published):
