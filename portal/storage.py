@@ -243,13 +243,26 @@ def open_zarr(relative: str | os.PathLike, chunks: dict | None = None) -> xr.Dat
     ``chunks={}``: dask arrays of the store's chunks. On S3 each chunk is one GET.
     """
     location, options = zarr_location(relative)
+    return open_zarr_at(location, chunks=chunks, storage_options=options or None)
+
+
+def open_zarr_at(location: str | os.PathLike, chunks: dict | None = None, storage_options: dict | None = None):
+    """Open the cube store (Zarr v2, consolidated metadata) at a local path or URL, CF-decoded: the one
+    set of opening options, for :func:`open_zarr` (a store under the data root) and
+    :func:`portal.subsets.store.open_store` (a store at any path: builds, tests, benchmarks).
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy: ``chunks=None`` lazily indexed arrays, ``chunks={}`` dask arrays of the store's chunks.
+    """
     return xr.open_zarr(
         location,
         chunks=chunks,
         consolidated=True,
         zarr_format=2,
         mask_and_scale=True,
-        storage_options=options or None,
+        storage_options=storage_options,
     )
 
 

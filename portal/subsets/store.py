@@ -52,6 +52,7 @@ import numcodecs
 import numpy as np
 import xarray as xr
 
+from portal import storage
 from products.methods.files import atomic_path, sha256
 
 LAYOUTS = ("map", "series")
@@ -202,7 +203,7 @@ def open_store(path: str | os.PathLike, chunks: dict | None = None) -> xr.Datase
     ``chunks=None``: lazily indexed backend arrays (indexing reads only the chunks it touches);
     ``chunks={}``: dask arrays of the store's chunks.
     """
-    return xr.open_zarr(path, chunks=chunks, consolidated=True, zarr_format=2, mask_and_scale=True)
+    return storage.open_zarr_at(path, chunks=chunks)
 
 
 def chunks_touched(indices: Mapping[str, np.ndarray], chunks: Mapping[str, int]) -> int:
